@@ -1,0 +1,194 @@
+//! The one error type of crm-core.
+//!
+//! Variants are grouped by meaning, not by origin: a storage adapter maps a unique
+//! violation to [`Error::Conflict`], a stale write to [`Error::VersionConflict`], and
+//! anything it cannot classify to [`Error::Internal`]. No driver type appears here.
+
+use std::fmt;
+
+/// A `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One offending input field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// The field, in API (camelCase) spelling, dotted for nested values (`products.0.name`).
+    pub field: String,
+    /// A stable machine code: `required`, `too_long`, `invalid_format`, `invalid_value`,
+    /// `unknown_field`, `unknown_operator`, `not_found`, `out_of_range`, …
+    pub code: &'static str,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// All errors of crm-core and its adapters.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The record does not exist, or it lies outside the caller's scope (no existence leak).
+    #[error("{entity} not found")]
+    NotFound {
+        /// The entity name (`contact`, `deal`, …).
+        entity: &'static str,
+    },
+    /// A uniqueness or state conflict (duplicate email, restoring onto a taken key, …).
+    #[error("conflict: {message}")]
+    Conflict {
+        /// What collided.
+        message: String,
+        /// The field concerned, when one is.
+        field: Option<String>,
+    },
+    /// An update or delete named a version that is no longer current.
+    #[error("version conflict: the record is at version {current}")]
+    VersionConflict {
+        /// The record's current version.
+        current: i64,
+    },
+    /// The input is invalid; every offending field is listed.
+    #[error("validation failed: {}", display_fields(.0))]
+    Validation(Vec<FieldError>),
+    /// No (valid) credentials.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// The caller is known but not allowed to do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Too many attempts; try again after the given number of seconds.
+    #[error("rate limited; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
+    /// Anything else. The message is for logs, never for API clients.
+    #[error("internal error: {message}")]
+    Internal {
+        /// What went wrong, for the log.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+fn display_fields(fields: &[FieldError]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// The stable machine code of this error, as used by the HTTP API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "not_found",
+            Error::Conflict { .. } => "conflict",
+            Error::VersionConflict { .. } => "version_conflict",
+            Error::Validation(_) => "validation_failed",
+            Error::Unauthenticated => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Internal { .. } => "internal",
+        }
+    }
+
+    /// A validation error on one field.
+    pub fn invalid(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Error::Validation(vec![FieldError::new(field, code, message)])
+    }
+
+    /// An internal error wrapping a source error.
+    pub fn internal<E>(message: impl Into<String>, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Internal {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// An internal error with a message only.
+    pub fn internal_msg(message: impl Into<String>) -> Self {
+        Error::Internal {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A forbidden error.
+    pub fn forbidden(message: impl fmt::Display) -> Self {
+        Error::Forbidden(message.to_string())
+    }
+
+    /// The field errors, when this is a validation error.
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            Error::Validation(f) => f,
+            _ => &[],
+        }
+    }
+}
+
+/// Collects field errors so that one response can name every bad field at once.
+#[derive(Debug, Default)]
+pub struct Errors(Vec<FieldError>);
+
+impl Errors {
+    /// An empty collector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one error.
+    pub fn add(&mut self, field: impl Into<String>, code: &'static str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, code, message));
+    }
+
+    /// Records the field errors of a nested validation error; other errors are kept
+    /// as an error on `field`.
+    pub fn absorb(&mut self, field: &str, err: Error) {
+        match err {
+            Error::Validation(list) => self.0.extend(list),
+            other => self.add(field, other.code(), other.to_string()),
+        }
+    }
+
+    /// Takes the value of a validation step, recording its error.
+    pub fn take<T>(&mut self, field: &str, r: Result<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.absorb(field, e);
+                None
+            }
+        }
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` when nothing was recorded, else the validation error.
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(self.0))
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Companies: the organisations contacts work for and deals are won from.
+
+use serde::{Deserialize, Serialize};
+
+use super::{impl_record, record_columns, search_words, JsonObject, RecordMeta};
+use crate::ids::{CompanyId, TeamId, UserId};
+use crate::policy::Ownership;
+use crate::schema::{Column, ColumnType as T, EntityKind};
+use crate::values::{Domain, Email, Phone};
+
+/// How to reach a company.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactDetails {
+    /// General email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Email>,
+    /// Switchboard number, E.164.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<Phone>,
+    /// Web site URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    /// Postal address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<JsonObject>,
+}
+
+/// An organisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Company {
+    /// Id.
+    pub id: CompanyId,
+    /// Name.
+    pub name: String,
+    /// Web domain, unique among live companies (`acme.com`).
+    pub domain: Option<Domain>,
+    /// Industry.
+    pub industry: Option<String>,
+    /// Number of employees.
+    pub size: Option<i64>,
+    /// Country, ISO 3166-1 alpha-2.
+    pub country: Option<String>,
+    /// How to reach it.
+    pub contact_details: ContactDetails,
+    /// The user who owns the account.
+    pub owner_id: UserId,
+    /// The owner's team when the owner was set.
+    pub team_id: Option<TeamId>,
+    /// Custom fields.
+    pub custom_fields: JsonObject,
+    /// Bookkeeping.
+    #[serde(flatten)]
+    pub meta: RecordMeta,
+}
+
+impl Company {
+    /// The size bucket used by reports (`1-10`, `11-50`, `51-200`, `201-1000`, `1001+`, `unknown`).
+    pub fn size_bucket(&self) -> &'static str {
+        match self.size {
+            None => "unknown",
+            Some(n) if n <= 10 => "1-10",
+            Some(n) if n <= 50 => "11-50",
+            Some(n) if n <= 200 => "51-200",
+            Some(n) if n <= 1000 => "201-1000",
+            Some(_) => "1001+",
+        }
+    }
+}
+
+impl_record!(
+    Company,
+    EntityKind::Company,
+    |c| Ownership { owner: Some(c.owner_id), team: c.team_id, assignee: None },
+    |c| search_words([Some(c.name.as_str()), c.domain.as_ref().map(|d| d.as_str())])
+);
+
+/// Storage columns of companies.
+pub static COLUMNS: &[Column] = record_columns![
+    Column::new("id", "id", T::Uuid).sort(),
+    Column::new("name", "name", T::Text).sort(),
+    Column::new("domain", "domain", T::Text).null().sort().lower(),
+    Column::new("industry", "industry", T::Text).null().sort(),
+    Column::new("size", "size", T::Int).null().sort(),
+    Column::new("country", "country", T::Text).null().sort(),
+    Column::new("contact_details", "contactDetails", T::Json),
+    Column::new("owner_id", "ownerId", T::Uuid).filter(),
+    Column::new("team_id", "teamId", T::Uuid).null().filter(),
+    Column::new("custom_fields", "customFields", T::Json),
+    Column::new("search_text", "", T::Text),
+];

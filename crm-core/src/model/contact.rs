@@ -1,0 +1,101 @@
+//! Contacts: people the business deals with.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{impl_record, record_columns, search_words, string_enum, JsonObject, RecordMeta};
+use crate::ids::{CompanyId, ContactId, TeamId, UserId};
+use crate::policy::Ownership;
+use crate::schema::{Column, ColumnType as T, EntityKind};
+use crate::values::{Email, Phone};
+
+string_enum! {
+    /// Where a contact stands in the funnel (HubSpot's lifecycle stages).
+    LifecycleStage {
+        /// Gets the newsletter.
+        Subscriber = "subscriber",
+        /// Showed interest.
+        Lead = "lead",
+        /// Marketing-qualified lead.
+        Mql = "mql",
+        /// Sales-qualified lead.
+        Sql = "sql",
+        /// In an open deal.
+        Opportunity = "opportunity",
+        /// Bought.
+        Customer = "customer",
+    }
+}
+
+/// A person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    /// Id.
+    pub id: ContactId,
+    /// Full name.
+    pub name: String,
+    /// Email address, unique among live contacts.
+    pub email: Option<Email>,
+    /// Phone number, E.164.
+    pub phone_number: Option<Phone>,
+    /// Job title.
+    pub job_title: Option<String>,
+    /// The company they work for.
+    pub company_id: Option<CompanyId>,
+    /// The user who owns the relationship.
+    pub owner_id: UserId,
+    /// The owner's team when the owner was set.
+    pub team_id: Option<TeamId>,
+    /// Where the lead came from (`web`, `referral`, …).
+    pub lead_source: Option<String>,
+    /// Funnel stage.
+    pub lifecycle_stage: LifecycleStage,
+    /// When the contact first became a customer.
+    pub converted_at: Option<DateTime<Utc>>,
+    /// Free labels.
+    pub tags: Vec<String>,
+    /// Communication preferences.
+    pub preferences: JsonObject,
+    /// Social profiles.
+    pub social: JsonObject,
+    /// Postal address.
+    pub address: JsonObject,
+    /// Custom fields.
+    pub custom_fields: JsonObject,
+    /// Bookkeeping.
+    #[serde(flatten)]
+    pub meta: RecordMeta,
+}
+
+impl_record!(
+    Contact,
+    EntityKind::Contact,
+    |c| Ownership { owner: Some(c.owner_id), team: c.team_id, assignee: None },
+    |c| search_words([
+        Some(c.name.as_str()),
+        c.email.as_ref().map(|e| e.as_str()),
+        c.phone_number.as_ref().map(|p| p.as_str()),
+    ])
+);
+
+/// Storage columns of contacts.
+pub static COLUMNS: &[Column] = record_columns![
+    Column::new("id", "id", T::Uuid).sort(),
+    Column::new("name", "name", T::Text).sort(),
+    Column::new("email", "email", T::Text).null().sort().lower(),
+    Column::new("phone_number", "phoneNumber", T::Text).null().sort(),
+    Column::new("job_title", "jobTitle", T::Text).null().sort(),
+    Column::new("company_id", "companyId", T::Uuid).null().filter(),
+    Column::new("owner_id", "ownerId", T::Uuid).filter(),
+    Column::new("team_id", "teamId", T::Uuid).null().filter(),
+    Column::new("lead_source", "leadSource", T::Text).null().sort(),
+    Column::new("lifecycle_stage", "lifecycleStage", T::Text).sort().choices(LifecycleStage::CHOICES),
+    Column::new("converted_at", "convertedAt", T::Timestamp).null().sort(),
+    Column::new("tags", "tags", T::TextList).filter(),
+    Column::new("preferences", "preferences", T::Json),
+    Column::new("social", "social", T::Json),
+    Column::new("address", "address", T::Json),
+    Column::new("custom_fields", "customFields", T::Json),
+    Column::new("search_text", "", T::Text),
+];

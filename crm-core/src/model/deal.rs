@@ -1,0 +1,182 @@
+//! Deals: sales opportunities moving through the pipeline, with line items and history.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{impl_record, record_columns, search_words, string_enum, RecordMeta};
+use crate::ids::{CompanyId, ContactId, DealId, TeamId, UserId};
+use crate::policy::Ownership;
+use crate::schema::{Column, ColumnType as T, EntityKind, Persist};
+use crate::values::{Currency, Percent};
+
+string_enum! {
+    /// Pipeline stage, in pipeline order.
+    DealStage {
+        /// Finding out whether there is a need.
+        Prospecting = "prospecting",
+        /// Qualifying budget, authority, need, timing.
+        Qualification = "qualification",
+        /// A proposal is out.
+        Proposal = "proposal",
+        /// Negotiating terms.
+        Negotiation = "negotiation",
+        /// Won.
+        ClosedWon = "closed_won",
+        /// Lost.
+        ClosedLost = "closed_lost",
+    }
+}
+
+impl DealStage {
+    /// The default win probability of the stage, in percent.
+    pub fn probability(&self) -> i64 {
+        match self {
+            DealStage::Prospecting => 10,
+            DealStage::Qualification => 20,
+            DealStage::Proposal => 40,
+            DealStage::Negotiation => 60,
+            DealStage::ClosedWon => 100,
+            DealStage::ClosedLost => 0,
+        }
+    }
+
+    /// Is the deal closed (won or lost)?
+    pub fn is_closed(&self) -> bool {
+        matches!(self, DealStage::ClosedWon | DealStage::ClosedLost)
+    }
+}
+
+/// A product or service on a deal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineItem {
+    /// What is sold.
+    pub name: String,
+    /// How many (at least 1).
+    pub quantity: i64,
+    /// Price of one, in minor units of the deal's currency.
+    pub unit_price: i64,
+    /// Discount on the line.
+    #[serde(default)]
+    pub discount_percent: Percent,
+    /// Tax on the discounted line.
+    #[serde(default)]
+    pub tax_percent: Percent,
+    /// quantity × unit price − discount + tax, in minor units (computed).
+    #[serde(default)]
+    pub total: i64,
+}
+
+impl LineItem {
+    /// Computes the line total; `None` on overflow.
+    pub fn compute_total(&self) -> Option<i64> {
+        let gross = self.quantity.checked_mul(self.unit_price)?;
+        let net = gross.checked_sub(self.discount_percent.of(gross)?)?;
+        net.checked_add(self.tax_percent.of(net)?)
+    }
+}
+
+/// A sales opportunity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deal {
+    /// Id.
+    pub id: DealId,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Value in minor units of `currency`.
+    pub amount: Option<i64>,
+    /// ISO 4217 currency.
+    pub currency: Currency,
+    /// Pipeline stage.
+    pub stage: DealStage,
+    /// Win probability in percent (the stage's unless set).
+    pub probability: i64,
+    /// When it is expected to close.
+    pub expected_close_date: Option<NaiveDate>,
+    /// When it closed (won or lost).
+    pub closed_at: Option<DateTime<Utc>>,
+    /// When the stage last changed.
+    pub stage_changed_at: DateTime<Utc>,
+    /// The people involved; the first is the primary contact.
+    pub contact_ids: Vec<ContactId>,
+    /// The buying company.
+    pub company_id: Option<CompanyId>,
+    /// The salesperson.
+    pub owner_id: UserId,
+    /// The owner's team.
+    pub team_id: Option<TeamId>,
+    /// Line items.
+    pub products: Vec<LineItem>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// Why it was lost.
+    pub lost_reason: Option<String>,
+    /// Bookkeeping.
+    #[serde(flatten)]
+    pub meta: RecordMeta,
+}
+
+impl_record!(
+    Deal,
+    EntityKind::Deal,
+    |d| Ownership { owner: Some(d.owner_id), team: d.team_id, assignee: None },
+    |d| search_words([Some(d.name.as_str())])
+);
+
+/// Storage columns of deals.
+pub static COLUMNS: &[Column] = record_columns![
+    Column::new("id", "id", T::Uuid).sort(),
+    Column::new("name", "name", T::Text).sort(),
+    Column::new("description", "description", T::Text).null(),
+    Column::new("amount", "amount", T::Int).null().sort(),
+    Column::new("currency", "currency", T::Text).sort(),
+    Column::new("stage", "stage", T::Text).sort().choices(DealStage::CHOICES),
+    Column::new("probability", "probability", T::Int).sort(),
+    Column::new("expected_close_date", "expectedCloseDate", T::Date).null().sort(),
+    Column::new("closed_at", "closedAt", T::Timestamp).null().sort(),
+    Column::new("stage_changed_at", "stageChangedAt", T::Timestamp).sort(),
+    Column::new("contact_ids", "contactIds", T::UuidList).filter(),
+    Column::new("company_id", "companyId", T::Uuid).null().filter(),
+    Column::new("owner_id", "ownerId", T::Uuid).filter(),
+    Column::new("team_id", "teamId", T::Uuid).null().filter(),
+    Column::new("products", "products", T::Json),
+    Column::new("notes", "notes", T::Text).null(),
+    Column::new("lost_reason", "lostReason", T::Text).null().filter(),
+    Column::new("search_text", "", T::Text),
+];
+
+/// One entry of a deal's stage history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DealStageChange {
+    /// Id.
+    pub id: Uuid,
+    /// The deal.
+    pub deal_id: DealId,
+    /// The stage before (absent for the first entry, written when the deal is created).
+    pub from_stage: Option<DealStage>,
+    /// The stage entered.
+    pub to_stage: DealStage,
+    /// When.
+    pub changed_at: DateTime<Utc>,
+    /// By whom.
+    pub changed_by: Option<UserId>,
+}
+
+impl Persist for DealStageChange {
+    const KIND: EntityKind = EntityKind::DealStageChange;
+}
+
+/// Storage columns of the stage history.
+pub static HISTORY_COLUMNS: &[Column] = &[
+    Column::new("id", "id", T::Uuid).sort(),
+    Column::new("deal_id", "dealId", T::Uuid).filter(),
+    Column::new("from_stage", "fromStage", T::Text).null().filter().choices(DealStage::CHOICES),
+    Column::new("to_stage", "toStage", T::Text).filter().choices(DealStage::CHOICES),
+    Column::new("changed_at", "changedAt", T::Timestamp).sort(),
+    Column::new("changed_by", "changedBy", T::Uuid).null().filter(),
+];

@@ -1,0 +1,471 @@
+//! The persisted shape of every entity: its table, its typed columns, its unique keys.
+//!
+//! Core owns this description so that backends stay thin translations: a backend maps
+//! [`ColumnType`]s to its own types and [`Value`]s to its own parameters, and
+//! [`to_row`]/[`from_row`] (shared by all) turn domain structs into rows and back. A field
+//! without a column is an error, never silently dropped.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Map;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::policy::Resource;
+
+/// The type of a persisted column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColumnType {
+    /// A UUID.
+    Uuid,
+    /// UTF-8 text (compared and sorted by bytes on every backend).
+    Text,
+    /// A 64-bit integer.
+    Int,
+    /// A boolean.
+    Bool,
+    /// A UTC timestamp with millisecond precision.
+    Timestamp,
+    /// A calendar date.
+    Date,
+    /// A JSON document (object or array); not filterable.
+    Json,
+    /// A JSON array of UUIDs; filters test membership.
+    UuidList,
+    /// A JSON array of strings; filters test membership.
+    TextList,
+}
+
+impl ColumnType {
+    /// The element type of a list column.
+    pub fn element(&self) -> Option<ColumnType> {
+        match self {
+            ColumnType::UuidList => Some(ColumnType::Uuid),
+            ColumnType::TextList => Some(ColumnType::Text),
+            _ => None,
+        }
+    }
+
+    /// Is this stored as a JSON document?
+    pub fn is_json(&self) -> bool {
+        matches!(self, ColumnType::Json | ColumnType::UuidList | ColumnType::TextList)
+    }
+}
+
+/// One persisted column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    /// The storage name (`lifecycle_stage`).
+    pub name: &'static str,
+    /// The API name (`lifecycleStage`); `parent.child` for a member of a nested object;
+    /// empty for a column computed by core (`search_text`).
+    pub field: &'static str,
+    /// The type.
+    pub ty: ColumnType,
+    /// May it be NULL?
+    pub nullable: bool,
+    /// May list queries filter on it?
+    pub filterable: bool,
+    /// May list queries sort by it?
+    pub sortable: bool,
+    /// The allowed values of an enumerated text column.
+    pub choices: &'static [&'static str],
+    /// Are values lower-cased (emails, domains), so filter values are lower-cased too?
+    pub lowercase: bool,
+}
+
+impl Column {
+    /// A non-null column, neither filterable nor sortable.
+    pub const fn new(name: &'static str, field: &'static str, ty: ColumnType) -> Self {
+        Self {
+            name,
+            field,
+            ty,
+            nullable: false,
+            filterable: false,
+            sortable: false,
+            choices: &[],
+            lowercase: false,
+        }
+    }
+    /// May be NULL.
+    pub const fn null(mut self) -> Self {
+        self.nullable = true;
+        self
+    }
+    /// Filterable.
+    pub const fn filter(mut self) -> Self {
+        self.filterable = true;
+        self
+    }
+    /// Filterable and sortable.
+    pub const fn sort(mut self) -> Self {
+        self.filterable = true;
+        self.sortable = true;
+        self
+    }
+    /// Limited to these values.
+    pub const fn choices(mut self, c: &'static [&'static str]) -> Self {
+        self.choices = c;
+        self
+    }
+    /// Values are lower-case.
+    pub const fn lower(mut self) -> Self {
+        self.lowercase = true;
+        self
+    }
+    /// Is this the computed free-text search column?
+    pub fn is_computed(&self) -> bool {
+        self.field.is_empty()
+    }
+}
+
+/// A unique key. `live_only` keys ignore soft-deleted rows (a partial index where the
+/// backend has them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UniqueKey {
+    /// The constraint or index name, the same on every backend.
+    pub name: &'static str,
+    /// The storage column.
+    pub column: &'static str,
+    /// Only among rows that are not soft-deleted.
+    pub live_only: bool,
+}
+
+/// A typed value of a column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// NULL.
+    Null,
+    /// A UUID.
+    Uuid(Uuid),
+    /// Text.
+    Text(String),
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A timestamp.
+    Timestamp(DateTime<Utc>),
+    /// A date.
+    Date(NaiveDate),
+    /// A JSON document.
+    Json(serde_json::Value),
+}
+
+impl Value {
+    /// Is this NULL?
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+}
+
+/// One stored record: values in the order of its kind's columns.
+pub type Row = Vec<Value>;
+
+/// Every kind of stored entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntityKind {
+    /// User accounts.
+    User,
+    /// Teams.
+    Team,
+    /// Companies.
+    Company,
+    /// Contacts.
+    Contact,
+    /// Deals.
+    Deal,
+    /// Deal stage history entries.
+    DealStageChange,
+    /// Tasks.
+    Task,
+    /// Interactions (calls, emails, meetings, notes) logged on contacts.
+    Interaction,
+    /// Audit events.
+    AuditEvent,
+    /// Outbox events.
+    OutboxEvent,
+}
+
+impl EntityKind {
+    /// Every kind, in dependency order.
+    pub const ALL: [EntityKind; 10] = [
+        EntityKind::Team,
+        EntityKind::User,
+        EntityKind::Company,
+        EntityKind::Contact,
+        EntityKind::Deal,
+        EntityKind::DealStageChange,
+        EntityKind::Task,
+        EntityKind::Interaction,
+        EntityKind::AuditEvent,
+        EntityKind::OutboxEvent,
+    ];
+
+    /// The table (collection) name.
+    pub fn table(&self) -> &'static str {
+        match self {
+            EntityKind::User => "users",
+            EntityKind::Team => "teams",
+            EntityKind::Company => "companies",
+            EntityKind::Contact => "contacts",
+            EntityKind::Deal => "deals",
+            EntityKind::DealStageChange => "deal_stage_history",
+            EntityKind::Task => "tasks",
+            EntityKind::Interaction => "interactions",
+            EntityKind::AuditEvent => "audit_events",
+            EntityKind::OutboxEvent => "outbox_events",
+        }
+    }
+
+    /// The singular name, as used in errors and event names.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EntityKind::User => "user",
+            EntityKind::Team => "team",
+            EntityKind::Company => "company",
+            EntityKind::Contact => "contact",
+            EntityKind::Deal => "deal",
+            EntityKind::DealStageChange => "deal_stage_change",
+            EntityKind::Task => "task",
+            EntityKind::Interaction => "interaction",
+            EntityKind::AuditEvent => "audit_event",
+            EntityKind::OutboxEvent => "outbox_event",
+        }
+    }
+
+    /// The policy resource guarding this kind.
+    pub fn resource(&self) -> Resource {
+        match self {
+            EntityKind::User => Resource::Users,
+            EntityKind::Team => Resource::Teams,
+            EntityKind::Company => Resource::Companies,
+            EntityKind::Contact => Resource::Contacts,
+            EntityKind::Deal | EntityKind::DealStageChange => Resource::Deals,
+            EntityKind::Task => Resource::Tasks,
+            EntityKind::Interaction => Resource::Interactions,
+            EntityKind::AuditEvent | EntityKind::OutboxEvent => Resource::Audit,
+        }
+    }
+
+    /// The columns, `id` first.
+    pub fn columns(&self) -> &'static [Column] {
+        use crate::model;
+        match self {
+            EntityKind::User => model::user::COLUMNS,
+            EntityKind::Team => model::team::COLUMNS,
+            EntityKind::Company => model::company::COLUMNS,
+            EntityKind::Contact => model::contact::COLUMNS,
+            EntityKind::Deal => model::deal::COLUMNS,
+            EntityKind::DealStageChange => model::deal::HISTORY_COLUMNS,
+            EntityKind::Task => model::task::COLUMNS,
+            EntityKind::Interaction => model::interaction::COLUMNS,
+            EntityKind::AuditEvent => crate::audit::COLUMNS,
+            EntityKind::OutboxEvent => crate::outbox::COLUMNS,
+        }
+    }
+
+    /// The unique keys besides the id.
+    pub fn unique_keys(&self) -> &'static [UniqueKey] {
+        const USER: &[UniqueKey] = &[
+            UniqueKey { name: "users_username_key", column: "username", live_only: false },
+            UniqueKey { name: "users_email_key", column: "email", live_only: false },
+        ];
+        const TEAM: &[UniqueKey] = &[UniqueKey { name: "teams_name_key", column: "name", live_only: true }];
+        const CONTACT: &[UniqueKey] = &[UniqueKey { name: "contacts_email_key", column: "email", live_only: true }];
+        const COMPANY: &[UniqueKey] = &[UniqueKey { name: "companies_domain_key", column: "domain", live_only: true }];
+        const AUDIT: &[UniqueKey] = &[UniqueKey { name: "audit_events_seq_key", column: "seq", live_only: false }];
+        match self {
+            EntityKind::User => USER,
+            EntityKind::Team => TEAM,
+            EntityKind::Contact => CONTACT,
+            EntityKind::Company => COMPANY,
+            EntityKind::AuditEvent => AUDIT,
+            _ => &[],
+        }
+    }
+
+    /// The storage columns the policy's scopes test: (owner, team, assignee). They hold
+    /// the same values as [`crate::model::Record::ownership`].
+    pub fn ownership_columns(&self) -> (Option<&'static str>, Option<&'static str>, Option<&'static str>) {
+        match self {
+            EntityKind::User => (Some("id"), Some("team_id"), None),
+            EntityKind::Team => (Some("manager_id"), Some("id"), None),
+            EntityKind::Task => (Some("owner_id"), Some("team_id"), Some("assigned_user")),
+            EntityKind::AuditEvent => (Some("actor_id"), None, None),
+            EntityKind::DealStageChange | EntityKind::OutboxEvent => (None, None, None),
+            _ => (Some("owner_id"), Some("team_id"), None),
+        }
+    }
+
+    /// Does the kind have `deleted_at` (soft delete)?
+    pub fn soft_deletes(&self) -> bool {
+        self.column("deleted_at").is_some()
+    }
+
+    /// Does the kind have `version` (optimistic concurrency)?
+    pub fn versioned(&self) -> bool {
+        self.column("version").is_some()
+    }
+
+    /// A column by storage name.
+    pub fn column(&self, name: &str) -> Option<&'static Column> {
+        self.columns().iter().find(|c| c.name == name)
+    }
+
+    /// A column by API field name.
+    pub fn field(&self, field: &str) -> Option<&'static Column> {
+        self.columns().iter().find(|c| !c.is_computed() && c.field == field)
+    }
+
+    /// The position of a column in a row.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.columns().iter().position(|c| c.name == name)
+    }
+
+    /// The unique key, if any, a constraint name or a storage column names.
+    pub fn unique_field(&self, constraint_or_column: &str) -> Option<&'static str> {
+        self.unique_keys()
+            .iter()
+            .find(|k| k.name == constraint_or_column || k.column == constraint_or_column)
+            .and_then(|k| self.column(k.column))
+            .map(|c| c.field)
+    }
+}
+
+/// A type stored as rows of one [`EntityKind`].
+pub trait Persist: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Its kind.
+    const KIND: EntityKind;
+    /// The text the computed `search_text` column holds (lower-cased by [`to_row`]).
+    fn search_text(&self) -> String {
+        String::new()
+    }
+}
+
+fn bad_row(kind: EntityKind, why: impl std::fmt::Display) -> Error {
+    Error::internal_msg(format!("{} row: {why}", kind.name()))
+}
+
+/// Turns a value into a row of its kind.
+pub fn to_row<T: Persist>(item: &T) -> Result<Row> {
+    let kind = T::KIND;
+    let json = serde_json::to_value(item).map_err(|e| Error::internal("serialising a record", e))?;
+    let serde_json::Value::Object(obj) = json else {
+        return Err(bad_row(kind, "not a JSON object"));
+    };
+    let mut used = 0usize;
+    let mut row = Vec::with_capacity(kind.columns().len());
+    let mut nested_seen: Vec<&str> = Vec::new();
+    for col in kind.columns() {
+        if col.is_computed() {
+            row.push(Value::Text(item.search_text().to_lowercase()));
+            continue;
+        }
+        let found = match col.field.split_once('.') {
+            Some((parent, child)) => {
+                let v = obj.get(parent);
+                if v.is_some() && !nested_seen.contains(&parent) {
+                    nested_seen.push(parent);
+                    used += 1;
+                }
+                v.and_then(|p| p.get(child))
+            }
+            None => {
+                let v = obj.get(col.field);
+                if v.is_some() {
+                    used += 1;
+                }
+                v
+            }
+        };
+        let value = match found {
+            None | Some(serde_json::Value::Null) => Value::Null,
+            Some(v) => json_to_value(col, v).ok_or_else(|| bad_row(kind, format!("{}: {v} is not {:?}", col.field, col.ty)))?,
+        };
+        if value.is_null() && !col.nullable {
+            return Err(bad_row(kind, format!("{} may not be null", col.field)));
+        }
+        row.push(value);
+    }
+    if used != obj.len() {
+        let unmapped: Vec<&String> = obj
+            .keys()
+            .filter(|k| !kind.columns().iter().any(|c| c.field == k.as_str() || c.field.split('.').next() == Some(k.as_str())))
+            .collect();
+        return Err(bad_row(kind, format!("fields without a column: {unmapped:?}")));
+    }
+    Ok(row)
+}
+
+/// Turns a row back into a value of its kind.
+pub fn from_row<T: Persist>(row: Row) -> Result<T> {
+    let kind = T::KIND;
+    let cols = kind.columns();
+    if row.len() != cols.len() {
+        return Err(bad_row(kind, format!("{} values for {} columns", row.len(), cols.len())));
+    }
+    let mut obj = Map::with_capacity(cols.len());
+    for (col, value) in cols.iter().zip(row) {
+        if col.is_computed() {
+            continue;
+        }
+        let json = value_to_json(value);
+        match col.field.split_once('.') {
+            Some((parent, child)) => {
+                let entry = obj.entry(parent).or_insert_with(|| serde_json::Value::Object(Map::new()));
+                if let serde_json::Value::Object(m) = entry {
+                    if !json.is_null() {
+                        m.insert(child.to_string(), json);
+                    }
+                }
+            }
+            None => {
+                obj.insert(col.field.to_string(), json);
+            }
+        }
+    }
+    // A nested object whose members are all NULL is absent.
+    for col in cols {
+        if let Some((parent, _)) = col.field.split_once('.') {
+            if obj.get(parent).and_then(|v| v.as_object()).is_some_and(|m| m.is_empty()) {
+                obj.insert(parent.to_string(), serde_json::Value::Null);
+            }
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| bad_row(kind, e))
+}
+
+/// Converts a JSON value to the column's typed value.
+pub fn json_to_value(col: &Column, v: &serde_json::Value) -> Option<Value> {
+    Some(match col.ty {
+        ColumnType::Uuid => Value::Uuid(Uuid::parse_str(v.as_str()?).ok()?),
+        ColumnType::Text => Value::Text(v.as_str()?.to_string()),
+        ColumnType::Int => Value::Int(v.as_i64()?),
+        ColumnType::Bool => Value::Bool(v.as_bool()?),
+        ColumnType::Timestamp => Value::Timestamp(DateTime::parse_from_rfc3339(v.as_str()?).ok()?.with_timezone(&Utc)),
+        ColumnType::Date => Value::Date(NaiveDate::parse_from_str(v.as_str()?, "%Y-%m-%d").ok()?),
+        ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => Value::Json(v.clone()),
+    })
+}
+
+/// Converts a typed value to JSON, as the domain types' serde expects.
+pub fn value_to_json(v: Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Uuid(u) => serde_json::Value::String(u.to_string()),
+        Value::Text(s) => serde_json::Value::String(s),
+        Value::Int(i) => serde_json::Value::from(i),
+        Value::Bool(b) => serde_json::Value::Bool(b),
+        Value::Timestamp(t) => serde_json::Value::String(format_ts(&t)),
+        Value::Date(d) => serde_json::Value::String(d.format("%Y-%m-%d").to_string()),
+        Value::Json(j) => j,
+    }
+}
+
+/// The one timestamp format of crm-rs: RFC 3339, UTC, milliseconds.
+pub fn format_ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,252 @@
+//! The contacts service.
+
+use serde::Deserialize;
+
+use super::input::{self, nullable};
+use super::records::check_version;
+use super::Crm;
+use crate::error::{Errors, Result};
+use crate::ids::{CompanyId, ContactId, UserId};
+use crate::model::company::Company;
+use crate::model::contact::{Contact, LifecycleStage};
+use crate::model::{JsonObject, RecordMeta};
+use crate::policy::{Action, Actor, Resource};
+use crate::query::{ListQuery, Page};
+use crate::schema::EntityKind;
+use crate::store::Write;
+
+/// Input of [`ContactService::create`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewContact {
+    /// Full name (required).
+    pub name: String,
+    /// Email address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Phone number in any common notation.
+    #[serde(default)]
+    pub phone_number: Option<String>,
+    /// Job title.
+    #[serde(default)]
+    pub job_title: Option<String>,
+    /// Company.
+    #[serde(default)]
+    pub company_id: Option<CompanyId>,
+    /// Owner (default: the caller; another user needs the right to give records).
+    #[serde(default)]
+    pub owner_id: Option<UserId>,
+    /// Lead source.
+    #[serde(default)]
+    pub lead_source: Option<String>,
+    /// Lifecycle stage (default `lead`).
+    #[serde(default)]
+    pub lifecycle_stage: Option<LifecycleStage>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Preferences.
+    #[serde(default)]
+    pub preferences: JsonObject,
+    /// Social profiles.
+    #[serde(default)]
+    pub social: JsonObject,
+    /// Address.
+    #[serde(default)]
+    pub address: JsonObject,
+    /// Custom fields.
+    #[serde(default)]
+    pub custom_fields: JsonObject,
+}
+
+/// Input of [`ContactService::update`]: absent fields stay, `null` clears.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactPatch {
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Email.
+    #[serde(default, deserialize_with = "nullable")]
+    pub email: Option<Option<String>>,
+    /// Phone.
+    #[serde(default, deserialize_with = "nullable")]
+    pub phone_number: Option<Option<String>>,
+    /// Job title.
+    #[serde(default, deserialize_with = "nullable")]
+    pub job_title: Option<Option<String>>,
+    /// Company.
+    #[serde(default, deserialize_with = "nullable")]
+    pub company_id: Option<Option<CompanyId>>,
+    /// Owner.
+    #[serde(default)]
+    pub owner_id: Option<UserId>,
+    /// Lead source.
+    #[serde(default, deserialize_with = "nullable")]
+    pub lead_source: Option<Option<String>>,
+    /// Lifecycle stage.
+    #[serde(default)]
+    pub lifecycle_stage: Option<LifecycleStage>,
+    /// Tags (replace).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Preferences (replace).
+    #[serde(default)]
+    pub preferences: Option<JsonObject>,
+    /// Social profiles (replace).
+    #[serde(default)]
+    pub social: Option<JsonObject>,
+    /// Address (replace).
+    #[serde(default)]
+    pub address: Option<JsonObject>,
+    /// Custom fields (replace).
+    #[serde(default)]
+    pub custom_fields: Option<JsonObject>,
+    /// The version the change is based on; a stale one is a conflict.
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
+/// Contacts: people.
+#[derive(Debug, Clone, Copy)]
+pub struct ContactService<'a> {
+    pub(super) crm: &'a Crm,
+}
+
+impl ContactService<'_> {
+    /// Creates a contact.
+    pub async fn create(&self, actor: &Actor, input: NewContact) -> Result<Contact> {
+        let crm = self.crm;
+        crm.policy().require(actor, Resource::Contacts, Action::Create)?;
+        let region = crm.config().default_phone_region.as_deref();
+        let mut errs = Errors::new();
+        let name = input::required(&mut errs, "name", &input.name, 200);
+        let email = input::email(&mut errs, "email", input.email);
+        let phone_number = input::phone(&mut errs, "phoneNumber", input.phone_number, region);
+        let job_title = input::text(&mut errs, "jobTitle", input.job_title, 200, false);
+        let lead_source = input::text(&mut errs, "leadSource", input.lead_source, 100, false);
+        let tags = input::tags(&mut errs, "tags", input.tags);
+        let preferences = input::object(&mut errs, "preferences", input.preferences);
+        let social = input::object(&mut errs, "social", input.social);
+        let address = input::object(&mut errs, "address", input.address);
+        let custom_fields = input::object(&mut errs, "customFields", input.custom_fields);
+        if let Some(c) = input.company_id {
+            crm.check_ref::<Company>(actor, c.as_uuid(), "companyId", &mut errs).await?;
+        }
+        let (owner_id, team_id) = crm
+            .resolve_owner(actor, Resource::Contacts, Action::Create, input.owner_id, &mut errs)
+            .await?;
+        errs.finish()?;
+        let now = crm.now();
+        let stage = input.lifecycle_stage.unwrap_or(LifecycleStage::Lead);
+        let contact = Contact {
+            id: ContactId(crm.new_id(now)),
+            name,
+            email,
+            phone_number,
+            job_title,
+            company_id: input.company_id,
+            owner_id,
+            team_id,
+            lead_source,
+            lifecycle_stage: stage,
+            converted_at: (stage == LifecycleStage::Customer).then_some(now),
+            tags,
+            preferences,
+            social,
+            address,
+            custom_fields,
+            meta: RecordMeta::new(now, Some(actor.user_id)),
+        };
+        crm.commit_insert(actor, &contact, Default::default()).await?;
+        Ok(contact)
+    }
+
+    /// A live contact the actor may read.
+    pub async fn get(&self, actor: &Actor, id: ContactId) -> Result<Contact> {
+        self.crm.authorized(actor, id.as_uuid(), Action::Read).await
+    }
+
+    /// A page of contacts the actor may read.
+    pub async fn list(&self, actor: &Actor, query: ListQuery) -> Result<Page<Contact>> {
+        self.crm.list_records(actor, query).await
+    }
+
+    /// Changes the fields the patch names.
+    pub async fn update(&self, actor: &Actor, id: ContactId, patch: ContactPatch) -> Result<Contact> {
+        let crm = self.crm;
+        let before: Contact = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
+        check_version(patch.version, before.meta.version)?;
+        let region = crm.config().default_phone_region.as_deref();
+        let mut errs = Errors::new();
+        let mut c = before.clone();
+        if let Some(n) = patch.name {
+            c.name = input::required(&mut errs, "name", &n, 200);
+        }
+        if let Some(e) = patch.email {
+            c.email = input::email(&mut errs, "email", e);
+        }
+        if let Some(p) = patch.phone_number {
+            c.phone_number = input::phone(&mut errs, "phoneNumber", p, region);
+        }
+        if let Some(j) = patch.job_title {
+            c.job_title = input::text(&mut errs, "jobTitle", j, 200, false);
+        }
+        if let Some(l) = patch.lead_source {
+            c.lead_source = input::text(&mut errs, "leadSource", l, 100, false);
+        }
+        if let Some(t) = patch.tags {
+            c.tags = input::tags(&mut errs, "tags", t);
+        }
+        if let Some(o) = patch.preferences {
+            c.preferences = input::object(&mut errs, "preferences", o);
+        }
+        if let Some(o) = patch.social {
+            c.social = input::object(&mut errs, "social", o);
+        }
+        if let Some(o) = patch.address {
+            c.address = input::object(&mut errs, "address", o);
+        }
+        if let Some(o) = patch.custom_fields {
+            c.custom_fields = input::object(&mut errs, "customFields", o);
+        }
+        if let Some(company) = patch.company_id {
+            if let Some(cid) = company.filter(|cid| Some(*cid) != before.company_id) {
+                crm.check_ref::<Company>(actor, cid.as_uuid(), "companyId", &mut errs).await?;
+            }
+            c.company_id = company;
+        }
+        if let Some(stage) = patch.lifecycle_stage {
+            c.lifecycle_stage = stage;
+            if stage == LifecycleStage::Customer && c.converted_at.is_none() {
+                c.converted_at = Some(crm.now());
+            }
+        }
+        if let Some(owner) = patch.owner_id.filter(|o| *o != before.owner_id) {
+            crm.authorized::<Contact>(actor, id.as_uuid(), Action::Assign).await?;
+            let (o, t) = crm
+                .resolve_owner(actor, Resource::Contacts, Action::Assign, Some(owner), &mut errs)
+                .await?;
+            c.owner_id = o;
+            c.team_id = t;
+        }
+        errs.finish()?;
+        crm.commit_update(actor, &before, c, "updated", Default::default()).await
+    }
+
+    /// Soft-deletes a contact.
+    pub async fn delete(&self, actor: &Actor, id: ContactId, expected_version: Option<i64>) -> Result<Contact> {
+        self.crm.soft_delete(actor, id.as_uuid(), expected_version).await
+    }
+
+    /// Restores a soft-deleted contact.
+    pub async fn restore(&self, actor: &Actor, id: ContactId) -> Result<Contact> {
+        self.crm.restore_record(actor, id.as_uuid()).await
+    }
+
+    /// Removes a contact for good, with its interactions.
+    pub async fn purge(&self, actor: &Actor, id: ContactId) -> Result<()> {
+        let cascade = vec![Write::Purge { kind: EntityKind::Interaction, column: "contact_id", id: id.as_uuid() }];
+        self.crm.purge_record::<Contact>(actor, id.as_uuid(), cascade).await
+    }
+}

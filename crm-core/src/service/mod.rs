@@ -1,0 +1,227 @@
+//! Services: the public API of crm-core.
+//!
+//! Every call takes the [`Actor`] it acts for and is authorized here, so an embedding
+//! program gets the same policy, validation, audit and outbox as the HTTP API. Every
+//! mutation is one [`Changeset`] applied atomically: the record writes, one audit event
+//! and its domain events.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::audit::{verify_chain, ChainStatus};
+use crate::clock::{Clock, IdSource, SystemClock, V7Ids};
+use crate::error::Result;
+use crate::policy::Policy;
+use crate::store::Store;
+use crate::values::Currency;
+
+mod audit_log;
+mod companies;
+mod contacts;
+pub(crate) mod input;
+mod interactions;
+mod records;
+mod tasks;
+mod teams;
+mod users;
+mod deals;
+
+pub use audit_log::AuditService;
+pub use companies::{CompanyPatch, CompanyService, NewCompany};
+pub use contacts::{ContactPatch, ContactService, NewContact};
+pub use deals::{DealPatch, DealService, NewDeal, NewLineItem};
+pub use interactions::{InteractionPatch, InteractionService, NewInteraction};
+pub use tasks::{NewTask, TaskPatch, TaskService};
+pub use teams::{NewTeam, TeamPatch, TeamService};
+pub use users::{NewUser, UserPatch, UserService};
+
+/// Settings of the services.
+#[derive(Debug, Clone)]
+pub struct CrmConfig {
+    /// The currency of deals that name none.
+    pub default_currency: Currency,
+    /// The region (ISO 3166 alpha-2) for phone numbers written without a country code;
+    /// `None` requires the international `+` form.
+    pub default_phone_region: Option<String>,
+}
+
+impl Default for CrmConfig {
+    fn default() -> Self {
+        Self {
+            default_currency: Currency::default(),
+            default_phone_region: None,
+        }
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    policy: Policy,
+    config: CrmConfig,
+}
+
+/// The CRM engine: a cheap, cloneable handle on a store, a clock, an id source, the
+/// policy and the configuration.
+///
+/// ```
+/// # async fn demo(store: std::sync::Arc<dyn crm_core::Store>) -> crm_core::Result<()> {
+/// use crm_core::{Crm, ListQuery, EntityKind};
+/// use crm_core::service::NewContact;
+///
+/// let crm = Crm::new(store);
+/// let admin = crm.users().bootstrap_admin("admin", "admin@example.com").await?.actor();
+/// let ann = crm.contacts().create(&admin, NewContact { name: "Ann Lee".into(), ..Default::default() }).await?;
+/// let page = crm.contacts().list(&admin, ListQuery::new().filter_str(EntityKind::Contact, "name[startsWith]:Ann")?).await?;
+/// assert_eq!(page.data[0].id, ann.id);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Crm {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Crm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crm").field("backend", &self.inner.store.backend()).finish()
+    }
+}
+
+/// Builds a [`Crm`] with a non-default clock, id source, policy or configuration.
+pub struct CrmBuilder {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    policy: Policy,
+    config: CrmConfig,
+}
+
+impl CrmBuilder {
+    /// Uses this clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses this id source.
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Uses this access matrix.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Uses this configuration.
+    pub fn config(mut self, config: CrmConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> Crm {
+        Crm {
+            inner: Arc::new(Inner {
+                store: self.store,
+                clock: self.clock,
+                ids: self.ids,
+                policy: self.policy,
+                config: self.config,
+            }),
+        }
+    }
+}
+
+impl Crm {
+    /// An engine on a store with the system clock, UUIDv7 ids, the standard policy and
+    /// the default configuration.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::builder(store).build()
+    }
+
+    /// A builder.
+    pub fn builder(store: Arc<dyn Store>) -> CrmBuilder {
+        CrmBuilder {
+            store,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(V7Ids::new()),
+            policy: Policy::standard(),
+            config: CrmConfig::default(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CrmConfig {
+        &self.inner.config
+    }
+
+    /// The injected clock's time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn new_id(&self, at: DateTime<Utc>) -> Uuid {
+        self.inner.ids.new_id(at)
+    }
+
+    /// Contacts.
+    pub fn contacts(&self) -> ContactService<'_> {
+        ContactService { crm: self }
+    }
+
+    /// Companies.
+    pub fn companies(&self) -> CompanyService<'_> {
+        CompanyService { crm: self }
+    }
+
+    /// Deals.
+    pub fn deals(&self) -> DealService<'_> {
+        DealService { crm: self }
+    }
+
+    /// Tasks.
+    pub fn tasks(&self) -> TaskService<'_> {
+        TaskService { crm: self }
+    }
+
+    /// Interactions logged on contacts.
+    pub fn interactions(&self) -> InteractionService<'_> {
+        InteractionService { crm: self }
+    }
+
+    /// User accounts.
+    pub fn users(&self) -> UserService<'_> {
+        UserService { crm: self }
+    }
+
+    /// Teams.
+    pub fn teams(&self) -> TeamService<'_> {
+        TeamService { crm: self }
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> AuditService<'_> {
+        AuditService { crm: self }
+    }
+
+    /// Recomputes the whole audit chain (see [`verify_chain`]).
+    pub async fn verify_audit_chain(&self) -> Result<ChainStatus> {
+        verify_chain(self.store()).await
+    }
+}

@@ -1,0 +1,374 @@
+//! The machinery every aggregate's service shares: scoped loads and lists, and the
+//! insert/update/delete/restore/purge write paths with their audit and outbox events.
+
+use serde_json::{json, Map, Value as Json};
+use uuid::Uuid;
+
+use super::Crm;
+use crate::audit::NewAuditEvent;
+use crate::error::{Error, Errors, Result};
+use crate::ids::{TeamId, UserId};
+use crate::model::user::User;
+use crate::model::Record;
+use crate::outbox::OutboxEvent;
+use crate::policy::{Action, Actor, Ownership, Resource, Scope};
+use crate::query::{
+    and_opt, decode_cursor, encode_cursor, id_key, keyset_filter, Cmp, Direction, Filter, ListQuery, Page, PageInfo,
+    Pattern, Predicate, SortKey, StoreQuery, DEFAULT_LIMIT, MAX_LIMIT,
+};
+use crate::schema::{from_row, to_row, EntityKind, Persist, Value};
+use crate::store::{Changeset, StoreExt, Write};
+
+/// Fields left out of audit diffs: they change on every write.
+const NOT_DIFFED: [&str; 3] = ["version", "updatedAt", "updatedBy"];
+/// Fields whose values never reach the audit log or the outbox.
+const SECRET: [&str; 1] = ["passwordHash"];
+
+/// `{field: {before, after}}` of the fields that differ.
+pub(crate) fn diff(before: Option<&Json>, after: Option<&Json>) -> Json {
+    let empty = Map::new();
+    let b = before.and_then(|v| v.as_object()).unwrap_or(&empty);
+    let a = after.and_then(|v| v.as_object()).unwrap_or(&empty);
+    let mut out = Map::new();
+    for key in b.keys().chain(a.keys().filter(|k| !b.contains_key(*k))) {
+        if NOT_DIFFED.contains(&key.as_str()) {
+            continue;
+        }
+        let (old, new) = (b.get(key).unwrap_or(&Json::Null), a.get(key).unwrap_or(&Json::Null));
+        if old == new {
+            continue;
+        }
+        let shown = |v: &Json| {
+            if SECRET.contains(&key.as_str()) && !v.is_null() {
+                json!("[redacted]")
+            } else {
+                v.clone()
+            }
+        };
+        out.insert(key.clone(), json!({"before": shown(old), "after": shown(new)}));
+    }
+    Json::Object(out)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Json> {
+    serde_json::to_value(v).map_err(|e| Error::internal("serialising a record", e))
+}
+
+/// A write's version check: a stale version given by the caller is a conflict.
+pub(crate) fn check_version(expected: Option<i64>, current: i64) -> Result<()> {
+    match expected {
+        Some(v) if v != current => Err(Error::VersionConflict { current }),
+        _ => Ok(()),
+    }
+}
+
+impl Crm {
+    /// A record by id, whatever its state, without authorization.
+    pub(crate) async fn load<R: Record>(&self, id: Uuid) -> Result<Option<R>> {
+        self.store().get_as::<R>(id).await
+    }
+
+    /// A record the actor may do `action` on. Soft-deleted records are found only for
+    /// restore and purge; out-of-scope ones answer `NotFound`.
+    pub(crate) async fn authorized<R: Record>(&self, actor: &Actor, id: Uuid, action: Action) -> Result<R> {
+        let kind = R::KIND;
+        let rec = self.load::<R>(id).await?.ok_or(Error::NotFound { entity: kind.name() })?;
+        let deleted_visible = matches!(action, Action::Restore | Action::Purge);
+        if rec.meta().is_deleted() && !deleted_visible {
+            return Err(Error::NotFound { entity: kind.name() });
+        }
+        self.policy()
+            .authorize_record(actor, kind.resource(), action, &rec.ownership(), kind.name())?;
+        Ok(rec)
+    }
+
+    /// Records an error on `field` unless `id` names a live record the actor may read.
+    pub(crate) async fn check_ref<R: Record>(&self, actor: &Actor, id: Uuid, field: &str, errs: &mut Errors) -> Result<()> {
+        let ok = match self.load::<R>(id).await? {
+            Some(r) => {
+                !r.meta().is_deleted()
+                    && self
+                        .policy()
+                        .scope(actor.role, R::KIND.resource(), Action::Read)
+                        .covers(actor, &r.ownership())
+            }
+            None => false,
+        };
+        if !ok {
+            errs.add(field, "not_found", format!("no {} with id {id}", R::KIND.name()));
+        }
+        Ok(())
+    }
+
+    /// The owner (and their team) of a new record: the actor unless another user is
+    /// named, who must be assignable and within the actor's `action` scope.
+    pub(crate) async fn resolve_owner(
+        &self,
+        actor: &Actor,
+        resource: Resource,
+        action: Action,
+        requested: Option<UserId>,
+        errs: &mut Errors,
+    ) -> Result<(UserId, Option<TeamId>)> {
+        let Some(owner) = requested.filter(|o| *o != actor.user_id) else {
+            return Ok((actor.user_id, actor.team_id));
+        };
+        match self.load::<User>(owner.as_uuid()).await? {
+            Some(u) if u.is_assignable() => {
+                let own = Ownership { owner: Some(u.id), team: u.team_id, assignee: None };
+                if !self.policy().scope(actor.role, resource, action).covers(actor, &own) {
+                    return Err(Error::forbidden(format!(
+                        "role {} may not give records to this user",
+                        actor.role.as_str()
+                    )));
+                }
+                Ok((u.id, u.team_id))
+            }
+            _ => {
+                errs.add("ownerId", "not_found", format!("no active user with id {owner}"));
+                Ok((owner, None))
+            }
+        }
+    }
+
+    /// Checks that `user` names an assignable user, recording an error on `field`.
+    pub(crate) async fn check_user(&self, user: UserId, field: &str, errs: &mut Errors) -> Result<Option<User>> {
+        match self.load::<User>(user.as_uuid()).await? {
+            Some(u) if u.is_assignable() => Ok(Some(u)),
+            _ => {
+                errs.add(field, "not_found", format!("no active user with id {user}"));
+                Ok(None)
+            }
+        }
+    }
+
+    /// A page of records the actor may read.
+    pub(crate) async fn list_records<R: Record>(&self, actor: &Actor, q: ListQuery) -> Result<Page<R>> {
+        let kind = R::KIND;
+        let created = kind.column("created_at").map(|c| SortKey { column: c, direction: Direction::Desc });
+        self.list_page(actor, kind, q, created.into_iter().collect(), None).await
+    }
+
+    /// The list machinery shared by records and logs: scope, search, sort, keyset, count.
+    pub(crate) async fn list_page<T: Persist>(
+        &self,
+        actor: &Actor,
+        kind: EntityKind,
+        q: ListQuery,
+        default_sort: Vec<SortKey>,
+        extra: Option<Filter>,
+    ) -> Result<Page<T>> {
+        let resource = kind.resource();
+        let scope = self.policy().require(actor, resource, Action::Read)?;
+        let mut errs = Errors::new();
+        if q.include_deleted && self.policy().scope(actor.role, resource, Action::Restore) == Scope::None {
+            return Err(Error::forbidden("only managers and admins see deleted records"));
+        }
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            errs.add("limit", "out_of_range", format!("limit is from 1 to {MAX_LIMIT}"));
+        }
+        let mut sort = if q.sort.is_empty() { default_sort } else { q.sort };
+        if !sort.iter().any(|k| k.column.name == "id") {
+            let dir = sort.last().map(|k| k.direction).unwrap_or(Direction::Asc);
+            sort.push(id_key(kind, dir));
+        }
+        let position = match &q.after {
+            Some(c) => errs.take("after", decode_cursor(&sort, c)),
+            None => None,
+        };
+        let search = match q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) if s.chars().count() > 200 => {
+                errs.add("q", "too_long", "search text has at most 200 characters");
+                None
+            }
+            Some(s) => kind.column("search_text").map(|column| {
+                Filter::Cmp(Cmp { column, pred: Predicate::Like(Pattern::contains(&s.to_lowercase())) })
+            }),
+            None => None,
+        };
+        errs.finish()?;
+        let base = and_opt([q.filter, search, extra, scope_filter(kind, scope, actor)]);
+        let page_filter = and_opt([base.clone(), position.and_then(|p| keyset_filter(&sort, &p))]);
+        let store_q = StoreQuery {
+            filter: page_filter,
+            sort: sort.clone(),
+            limit: limit + 1,
+            include_deleted: q.include_deleted,
+        };
+        let mut rows = self.store().list(kind, &store_q).await?;
+        let has_next_page = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let end_cursor = match rows.last() {
+            Some(last) => {
+                let mut vals = Vec::with_capacity(sort.len());
+                for key in &sort {
+                    let i = kind
+                        .position(key.column.name)
+                        .ok_or_else(|| Error::internal_msg("sort column missing from row"))?;
+                    vals.push(last.get(i).cloned().unwrap_or(Value::Null));
+                }
+                Some(encode_cursor(&sort, &vals))
+            }
+            None => None,
+        };
+        let total_count = if q.count {
+            Some(self.store().count(kind, base.as_ref(), q.include_deleted).await?)
+        } else {
+            None
+        };
+        let data = rows.into_iter().map(from_row).collect::<Result<Vec<T>>>()?;
+        Ok(Page { data, page_info: PageInfo { has_next_page, end_cursor }, total_count })
+    }
+
+    /// An audit event by the actor.
+    pub(crate) fn audit_event(&self, actor: &Actor, action: String, kind: EntityKind, id: Option<Uuid>, changes: Json) -> NewAuditEvent {
+        let at = self.now();
+        NewAuditEvent {
+            id: self.new_id(at),
+            at,
+            actor_id: Some(actor.user_id),
+            actor_role: Some(actor.role.as_str().to_string()),
+            action,
+            entity_type: kind.name().to_string(),
+            entity_id: id,
+            changes,
+            request: serde_json::to_value(&actor.meta).unwrap_or(Json::Null),
+        }
+    }
+
+    /// An outbox insert for a domain event.
+    pub(crate) fn event(&self, topic: String, kind: EntityKind, id: Uuid, payload: Json) -> Result<Write> {
+        let at = self.now();
+        let ev = OutboxEvent {
+            id: self.new_id(at),
+            topic,
+            entity_type: kind.name().to_string(),
+            entity_id: Some(id),
+            payload,
+            created_at: at,
+            available_at: at,
+            attempts: 0,
+            delivered_at: None,
+            last_error: None,
+            version: 1,
+        };
+        Ok(Write::Insert { kind: EntityKind::OutboxEvent, row: to_row(&ev)? })
+    }
+
+    /// Stores a new record with its `<kind>.created` audit and outbox events, plus `extra`.
+    pub(crate) async fn commit_insert<R: Record>(&self, actor: &Actor, rec: &R, mut extra: Changeset) -> Result<()> {
+        let kind = R::KIND;
+        let id = rec.id();
+        let after = to_json(rec)?;
+        let changes = diff(None, Some(&after));
+        let action = format!("{}.created", kind.name());
+        let mut cs = Changeset::default();
+        cs.writes.push(Write::Insert { kind, row: to_row(rec)? });
+        cs.writes.push(self.event(action.clone(), kind, id, json!({"id": id, "actorId": actor.user_id, "changes": changes}))?);
+        cs.writes.append(&mut extra.writes);
+        cs.audit.push(self.audit_event(actor, action, kind, Some(id), changes));
+        cs.audit.append(&mut extra.audit);
+        self.store().apply(cs).await
+    }
+
+    /// Stores a changed record (version raised, `<kind>.<verb>` audit and outbox events),
+    /// plus `extra`. A change that changes nothing writes nothing.
+    pub(crate) async fn commit_update<R: Record>(
+        &self,
+        actor: &Actor,
+        before: &R,
+        mut after: R,
+        verb: &str,
+        mut extra: Changeset,
+    ) -> Result<R> {
+        let kind = R::KIND;
+        let id = before.id();
+        let changes = diff(Some(&to_json(before)?), Some(&to_json(&after)?));
+        if changes.as_object().is_some_and(|m| m.is_empty()) && extra.is_empty() {
+            return Ok(before.clone());
+        }
+        let meta = after.meta_mut();
+        meta.version = before.meta().version + 1;
+        meta.updated_at = self.now();
+        meta.updated_by = Some(actor.user_id);
+        let action = format!("{}.{verb}", kind.name());
+        let mut cs = Changeset::default();
+        cs.writes.push(Write::Update { kind, row: to_row(&after)?, expected_version: before.meta().version });
+        cs.writes.push(self.event(action.clone(), kind, id, json!({"id": id, "actorId": actor.user_id, "changes": changes}))?);
+        cs.writes.append(&mut extra.writes);
+        cs.audit.push(self.audit_event(actor, action, kind, Some(id), changes));
+        cs.audit.append(&mut extra.audit);
+        self.store().apply(cs).await?;
+        Ok(after)
+    }
+
+    /// Soft-deletes a record.
+    pub(crate) async fn soft_delete<R: Record>(&self, actor: &Actor, id: Uuid, expected_version: Option<i64>) -> Result<R> {
+        let before: R = self.authorized(actor, id, Action::Delete).await?;
+        check_version(expected_version, before.meta().version)?;
+        let mut after = before.clone();
+        after.meta_mut().deleted_at = Some(self.now());
+        after.meta_mut().deleted_by = Some(actor.user_id);
+        self.commit_update(actor, &before, after, "deleted", Changeset::default()).await
+    }
+
+    /// Restores a soft-deleted record (a live one is returned as it is). A unique key now
+    /// held by another record is a conflict.
+    pub(crate) async fn restore_record<R: Record>(&self, actor: &Actor, id: Uuid) -> Result<R> {
+        let before: R = self.authorized(actor, id, Action::Restore).await?;
+        if !before.meta().is_deleted() {
+            return Ok(before);
+        }
+        let mut after = before.clone();
+        after.meta_mut().deleted_at = None;
+        after.meta_mut().deleted_by = None;
+        self.commit_update(actor, &before, after, "restored", Changeset::default()).await
+    }
+
+    /// Removes a record for good, with `cascade` writes (children, references). The audit
+    /// event keeps that it happened, not the data.
+    pub(crate) async fn purge_record<R: Record>(&self, actor: &Actor, id: Uuid, cascade: Vec<Write>) -> Result<()> {
+        let kind = R::KIND;
+        let _rec: R = self.authorized(actor, id, Action::Purge).await?;
+        let action = format!("{}.purged", kind.name());
+        let mut cs = Changeset::default();
+        cs.writes.push(Write::Purge { kind, column: "id", id });
+        cs.writes.extend(cascade);
+        cs.writes.push(self.event(action.clone(), kind, id, json!({"id": id, "actorId": actor.user_id}))?);
+        cs.audit.push(self.audit_event(actor, action, kind, Some(id), json!({})));
+        self.store().apply(cs).await
+    }
+}
+
+/// The filter that keeps a list inside the actor's scope (`None` for `All`).
+pub(crate) fn scope_filter(kind: EntityKind, scope: Scope, actor: &Actor) -> Option<Filter> {
+    let col_eq = |name: Option<&'static str>, v: Uuid| {
+        name.and_then(|n| kind.column(n))
+            .map(|column| Filter::Cmp(Cmp { column, pred: Predicate::Eq(Value::Uuid(v)) }))
+    };
+    let (owner, team, assignee) = kind.ownership_columns();
+    let mut any: Vec<Filter> = Vec::new();
+    if scope >= Scope::Own {
+        any.extend(col_eq(owner, actor.user_id.as_uuid()));
+        any.extend(col_eq(assignee, actor.user_id.as_uuid()));
+    }
+    if scope >= Scope::Team {
+        if let Some(t) = actor.team_id {
+            any.extend(col_eq(team, t.as_uuid()));
+        }
+    }
+    match scope {
+        Scope::All => None,
+        _ if any.is_empty() => {
+            // No column can match: nothing is visible.
+            let column = kind.columns().first()?;
+            Some(Filter::And(vec![
+                Filter::Cmp(Cmp { column, pred: Predicate::IsNull }),
+                Filter::Cmp(Cmp { column, pred: Predicate::IsNotNull }),
+            ]))
+        }
+        _ if any.len() == 1 => any.pop(),
+        _ => Some(Filter::Or(any)),
+    }
+}

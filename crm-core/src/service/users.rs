@@ -1,0 +1,238 @@
+//! The users service: accounts, roles and teams. Authentication flows build on it.
+
+use serde::Deserialize;
+
+use super::input::{self, nullable};
+use super::records::check_version;
+use super::Crm;
+use crate::error::{Error, Errors, Result};
+use crate::ids::{TeamId, UserId};
+use crate::model::team::Team;
+use crate::model::user::{User, UserStatus};
+use crate::model::{JsonObject, RecordMeta};
+use crate::policy::{Action, Actor, Ownership, Resource, Role};
+use crate::query::{ListQuery, Page};
+use crate::schema::EntityKind;
+
+/// Input of [`UserService::create`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewUser {
+    /// Login name: 3–50 characters of a–z, 0–9, `.`, `_`, `-` (lower-cased).
+    pub username: String,
+    /// Email.
+    pub email: String,
+    /// Role (default `user`; managers may create only `user`s).
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Team (managers: their own team).
+    #[serde(default)]
+    pub team_id: Option<TeamId>,
+}
+
+/// Input of [`UserService::update`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserPatch {
+    /// Login name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Email.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Role (admins only).
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Team (admins only).
+    #[serde(default, deserialize_with = "nullable")]
+    pub team_id: Option<Option<TeamId>>,
+    /// Settings (replace).
+    #[serde(default)]
+    pub settings: Option<JsonObject>,
+    /// The version the change is based on.
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
+fn username(errs: &mut Errors, raw: &str) -> String {
+    let u = raw.trim().to_lowercase();
+    let ok = (3..=50).contains(&u.chars().count())
+        && u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        errs.add("username", "invalid_format", "3 to 50 characters: letters a-z, digits, '.', '_' or '-'");
+    }
+    u
+}
+
+fn required_email(errs: &mut Errors, raw: &str) -> Option<crate::values::Email> {
+    if raw.trim().is_empty() {
+        errs.add("email", "required", "email is required");
+        return None;
+    }
+    input::email(errs, "email", Some(raw.to_string()))
+}
+
+/// User accounts.
+#[derive(Debug, Clone, Copy)]
+pub struct UserService<'a> {
+    pub(super) crm: &'a Crm,
+}
+
+impl UserService<'_> {
+    /// Creates the first admin of an empty store (the set-up step of a new installation).
+    /// Fails with a conflict once any user exists.
+    pub async fn bootstrap_admin(&self, username_raw: &str, email_raw: &str) -> Result<User> {
+        let crm = self.crm;
+        if crm.store().count(EntityKind::User, None, true).await? > 0 {
+            return Err(Error::Conflict { message: "users exist already; an admin creates the others".into(), field: None });
+        }
+        let mut errs = Errors::new();
+        let username = username(&mut errs, username_raw);
+        let email = required_email(&mut errs, email_raw);
+        errs.finish()?;
+        let Some(email) = email else { return Err(Error::internal_msg("validated email missing")) };
+        let now = crm.now();
+        let id = UserId(crm.new_id(now));
+        let user = self.new_user(id, username, email, Role::Admin, None, Some(id));
+        crm.commit_insert(&user.actor(), &user, Default::default()).await?;
+        Ok(user)
+    }
+
+    fn new_user(
+        &self,
+        id: UserId,
+        username: String,
+        email: crate::values::Email,
+        role: Role,
+        team_id: Option<TeamId>,
+        by: Option<UserId>,
+    ) -> User {
+        let now = self.crm.now();
+        User {
+            id,
+            username,
+            email,
+            password_hash: None,
+            role,
+            team_id,
+            status: UserStatus::Active,
+            email_verified_at: None,
+            suspended_until: None,
+            suspension_reason: None,
+            last_login_at: None,
+            failed_logins: 0,
+            locked_until: None,
+            session_epoch: 0,
+            profile_picture: None,
+            settings: JsonObject::new(),
+            meta: RecordMeta::new(now, by),
+        }
+    }
+
+    /// Creates an account for someone else (admins; managers for `user`s of their team).
+    pub async fn create(&self, actor: &Actor, input: NewUser) -> Result<User> {
+        let crm = self.crm;
+        crm.policy().require(actor, Resource::Users, Action::Create)?;
+        let role = input.role.unwrap_or(Role::User);
+        if role > Role::User {
+            actor.require_role(Role::Admin)?;
+        }
+        let mut errs = Errors::new();
+        let username = username(&mut errs, &input.username);
+        let email = required_email(&mut errs, &input.email);
+        if let Some(t) = input.team_id {
+            crm.check_ref::<Team>(actor, t.as_uuid(), "teamId", &mut errs).await?;
+        }
+        errs.finish()?;
+        let Some(email) = email else { return Err(Error::internal_msg("validated email missing")) };
+        let now = crm.now();
+        let id = UserId(crm.new_id(now));
+        let own = Ownership { owner: Some(id), team: input.team_id, assignee: None };
+        if !crm.policy().scope(actor.role, Resource::Users, Action::Create).covers(actor, &own) {
+            return Err(Error::forbidden("managers create users in their own team only"));
+        }
+        let user = self.new_user(id, username, email, role, input.team_id, Some(actor.user_id));
+        crm.commit_insert(actor, &user, Default::default()).await?;
+        Ok(user)
+    }
+
+    /// A live account the actor may read.
+    pub async fn get(&self, actor: &Actor, id: UserId) -> Result<User> {
+        self.crm.authorized(actor, id.as_uuid(), Action::Read).await
+    }
+
+    /// A page of accounts the actor may read.
+    pub async fn list(&self, actor: &Actor, query: ListQuery) -> Result<Page<User>> {
+        self.crm.list_records(actor, query).await
+    }
+
+    /// Changes an account. Role and team changes need an admin; nobody changes their own role.
+    pub async fn update(&self, actor: &Actor, id: UserId, patch: UserPatch) -> Result<User> {
+        let crm = self.crm;
+        let before: User = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
+        check_version(patch.version, before.meta.version)?;
+        if patch.role.is_some_and(|r| r != before.role) || patch.team_id.is_some_and(|t| t != before.team_id) {
+            actor.require_role(Role::Admin)?;
+            if id == actor.user_id && patch.role.is_some_and(|r| r != before.role) {
+                return Err(Error::forbidden("nobody changes their own role"));
+            }
+        }
+        let mut errs = Errors::new();
+        let mut u = before.clone();
+        if let Some(n) = patch.username {
+            u.username = username(&mut errs, &n);
+        }
+        if let Some(e) = patch.email {
+            if let Some(email) = input::email(&mut errs, "email", Some(e)) {
+                if email != before.email {
+                    u.email = email;
+                    u.email_verified_at = None;
+                }
+            }
+        }
+        if let Some(r) = patch.role {
+            u.role = r;
+        }
+        if let Some(t) = patch.team_id {
+            if let Some(team) = t {
+                crm.check_ref::<Team>(actor, team.as_uuid(), "teamId", &mut errs).await?;
+            }
+            u.team_id = t;
+        }
+        if let Some(s) = patch.settings {
+            u.settings = input::object(&mut errs, "settings", s);
+        }
+        errs.finish()?;
+        crm.commit_update(actor, &before, u, "updated", Default::default()).await
+    }
+
+    /// Deactivates an account (soft delete): it can no longer log in or be assigned.
+    pub async fn deactivate(&self, actor: &Actor, id: UserId, expected_version: Option<i64>) -> Result<User> {
+        let crm = self.crm;
+        if id == actor.user_id {
+            return Err(Error::forbidden("nobody deactivates their own account"));
+        }
+        let before: User = crm.authorized(actor, id.as_uuid(), Action::Delete).await?;
+        check_version(expected_version, before.meta.version)?;
+        let mut u = before.clone();
+        u.status = UserStatus::Deactivated;
+        u.session_epoch += 1;
+        u.meta.deleted_at = Some(crm.now());
+        u.meta.deleted_by = Some(actor.user_id);
+        crm.commit_update(actor, &before, u, "deactivated", Default::default()).await
+    }
+
+    /// Restores a deactivated account.
+    pub async fn restore(&self, actor: &Actor, id: UserId) -> Result<User> {
+        let crm = self.crm;
+        let before: User = crm.authorized(actor, id.as_uuid(), Action::Restore).await?;
+        if !before.meta.is_deleted() {
+            return Ok(before);
+        }
+        let mut u = before.clone();
+        u.status = UserStatus::Active;
+        u.meta.deleted_at = None;
+        u.meta.deleted_by = None;
+        crm.commit_update(actor, &before, u, "restored", Default::default()).await
+    }
+}

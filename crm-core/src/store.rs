@@ -1,0 +1,133 @@
+//! The storage contract every backend implements.
+//!
+//! A backend implements [`Store`]: a handful of generic methods over [`EntityKind`]s and
+//! typed [`Row`]s. The typed, per-aggregate conveniences live in [`StoreExt`], a blanket
+//! extension, so no backend can get one aggregate subtly wrong. All writes go through
+//! [`Store::apply`], which commits the record writes, the audit events and the outbox
+//! events of one [`Changeset`] together, or none of them.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::audit::{AuditHead, NewAuditEvent};
+use crate::error::Result;
+use crate::query::{Filter, StoreQuery};
+use crate::schema::{from_row, EntityKind, Persist, Row};
+
+/// One record write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Insert a new row. A unique key collision is [`crate::Error::Conflict`] naming the field.
+    Insert {
+        /// Kind.
+        kind: EntityKind,
+        /// The row, in the kind's column order.
+        row: Row,
+    },
+    /// Replace a row, only if its stored version is `expected_version`; otherwise
+    /// [`crate::Error::VersionConflict`] with the current version (or `NotFound`).
+    Update {
+        /// Kind.
+        kind: EntityKind,
+        /// The new row (its `version` already raised by core).
+        row: Row,
+        /// The version the change was computed from.
+        expected_version: i64,
+    },
+    /// Delete, for good, every row whose `column` equals `id`.
+    Purge {
+        /// Kind.
+        kind: EntityKind,
+        /// Storage column (`id`, or a parent reference such as `deal_id`).
+        column: &'static str,
+        /// The id.
+        id: Uuid,
+    },
+    /// Set `column` to NULL (and raise `version`, set `updated_at`) on every row whose
+    /// `column` equals `id`: references to a purged record.
+    ClearReference {
+        /// Kind.
+        kind: EntityKind,
+        /// Storage column.
+        column: &'static str,
+        /// The id no longer referenced.
+        id: Uuid,
+        /// The time of the change.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Everything one service call changes: committed together or not at all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changeset {
+    /// Record writes, in order (outbox events are inserts of [`EntityKind::OutboxEvent`]).
+    pub writes: Vec<Write>,
+    /// Audit events, sealed into the chain by the store in this order.
+    pub audit: Vec<NewAuditEvent>,
+}
+
+impl Changeset {
+    /// Is there nothing to do?
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.audit.is_empty()
+    }
+}
+
+/// A storage backend.
+///
+/// Contract for implementors (checked by the conformance suite in `tests/`):
+/// - rows are in the column order of their kind; values round-trip exactly;
+/// - `get` returns soft-deleted rows too (core decides what callers see);
+/// - `list` applies the filter, hides soft-deleted rows unless asked, sorts by the keys
+///   with NULL as the smallest value, and returns at most `limit` rows;
+/// - text compares and sorts by bytes (binary collation);
+/// - `apply` is atomic: the audit head is locked, each audit event is sealed after it
+///   and stored, the writes run in order, and the head moves, in one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The backend's name (`sqlite`, `postgres`, `mongo`).
+    fn backend(&self) -> &'static str;
+
+    /// One row by id.
+    async fn get(&self, kind: EntityKind, id: Uuid) -> Result<Option<Row>>;
+
+    /// Rows matching a query.
+    async fn list(&self, kind: EntityKind, query: &StoreQuery) -> Result<Vec<Row>>;
+
+    /// How many rows match a filter.
+    async fn count(&self, kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> Result<u64>;
+
+    /// Commits a changeset atomically.
+    async fn apply(&self, changes: Changeset) -> Result<()>;
+
+    /// The end of the audit chain.
+    async fn audit_head(&self) -> Result<AuditHead>;
+
+    /// Is the store reachable?
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Typed conveniences over any [`Store`].
+#[async_trait]
+pub trait StoreExt: Store {
+    /// One record by id, typed.
+    async fn get_as<T: Persist>(&self, id: Uuid) -> Result<Option<T>> {
+        match self.get(T::KIND, id).await? {
+            Some(row) => Ok(Some(from_row(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records matching a query, typed.
+    async fn list_as<T: Persist>(&self, query: &StoreQuery) -> Result<Vec<T>> {
+        self.list(T::KIND, query).await?.into_iter().map(from_row).collect()
+    }
+
+    /// A counter that moves on every change (the audit sequence), for caches.
+    async fn change_counter(&self) -> Result<i64> {
+        Ok(self.audit_head().await?.seq)
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}
