@@ -187,10 +187,16 @@ pub async fn verify_chain(store: &dyn Store) -> Result<ChainStatus> {
         for row in rows {
             let e: AuditEvent = from_row(row)?;
             if e.seq != prev.seq + 1 {
-                return Ok(ChainStatus::Broken { seq: prev.seq + 1, reason: format!("event {} is missing", prev.seq + 1) });
+                return Ok(ChainStatus::Broken {
+                    seq: prev.seq + 1,
+                    reason: format!("event {} is missing", prev.seq + 1),
+                });
             }
             if e.prev_hash != prev.hash {
-                return Ok(ChainStatus::Broken { seq: e.seq, reason: "its link to the previous event does not match".into() });
+                return Ok(ChainStatus::Broken {
+                    seq: e.seq,
+                    reason: "its link to the previous event does not match".into(),
+                });
             }
             if e.compute_hash() != e.hash {
                 return Ok(ChainStatus::Broken { seq: e.seq, reason: "its content was altered".into() });

@@ -24,11 +24,7 @@ pub struct FieldError {
 impl FieldError {
     /// A field error.
     pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
+        Self { field: field.into(), code, message: message.into() }
     }
 }
 
@@ -83,11 +79,7 @@ pub enum Error {
 }
 
 fn display_fields(fields: &[FieldError]) -> String {
-    fields
-        .iter()
-        .map(|f| format!("{}: {}", f.field, f.message))
-        .collect::<Vec<_>>()
-        .join("; ")
+    fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
 }
 
 impl Error {
@@ -115,18 +107,12 @@ impl Error {
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        Error::Internal {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
+        Error::Internal { message: message.into(), source: Some(Box::new(source)) }
     }
 
     /// An internal error with a message only.
     pub fn internal_msg(message: impl Into<String>) -> Self {
-        Error::Internal {
-            message: message.into(),
-            source: None,
-        }
+        Error::Internal { message: message.into(), source: None }
     }
 
     /// A forbidden error.

@@ -75,13 +75,8 @@ impl Resource {
     ];
 
     /// The CRM records (as opposed to users, teams and the audit log).
-    pub const CRM: [Resource; 5] = [
-        Resource::Contacts,
-        Resource::Companies,
-        Resource::Deals,
-        Resource::Tasks,
-        Resource::Interactions,
-    ];
+    pub const CRM: [Resource; 5] =
+        [Resource::Contacts, Resource::Companies, Resource::Deals, Resource::Tasks, Resource::Interactions];
 }
 
 /// What is done.
@@ -196,12 +191,7 @@ pub struct Actor {
 impl Actor {
     /// An actor with no request metadata.
     pub fn new(user_id: UserId, role: Role, team_id: Option<TeamId>) -> Self {
-        Self {
-            user_id,
-            role,
-            team_id,
-            meta: RequestMeta::default(),
-        }
+        Self { user_id, role, team_id, meta: RequestMeta::default() }
     }
 
     /// The same actor with request metadata.
@@ -299,10 +289,9 @@ impl Policy {
     /// The actor's scope for the action, or `Forbidden` when it is `None`.
     pub fn require(&self, actor: &Actor, resource: Resource, action: Action) -> Result<Scope> {
         match self.scope(actor.role, resource, action) {
-            Scope::None => Err(Error::forbidden(format!(
-                "role {} may not {action:?} {resource:?}",
-                actor.role.as_str()
-            ))),
+            Scope::None => {
+                Err(Error::forbidden(format!("role {} may not {action:?} {resource:?}", actor.role.as_str())))
+            }
             s => Ok(s),
         }
     }
@@ -321,10 +310,7 @@ impl Policy {
             return Ok(());
         }
         if action != Action::Read && self.scope(actor.role, resource, Action::Read).covers(actor, record) {
-            return Err(Error::forbidden(format!(
-                "role {} may not {action:?} this {entity}",
-                actor.role.as_str()
-            )));
+            return Err(Error::forbidden(format!("role {} may not {action:?} this {entity}", actor.role.as_str())));
         }
         Err(Error::NotFound { entity })
     }

@@ -78,16 +78,7 @@ pub struct Column {
 impl Column {
     /// A non-null column, neither filterable nor sortable.
     pub const fn new(name: &'static str, field: &'static str, ty: ColumnType) -> Self {
-        Self {
-            name,
-            field,
-            ty,
-            nullable: false,
-            filterable: false,
-            sortable: false,
-            choices: &[],
-            lowercase: false,
-        }
+        Self { name, field, ty, nullable: false, filterable: false, sortable: false, choices: &[], lowercase: false }
     }
     /// May be NULL.
     pub const fn null(mut self) -> Self {
@@ -383,7 +374,9 @@ pub fn to_row<T: Persist>(item: &T) -> Result<Row> {
         };
         let value = match found {
             None | Some(serde_json::Value::Null) => Value::Null,
-            Some(v) => json_to_value(col, v).ok_or_else(|| bad_row(kind, format!("{}: {v} is not {:?}", col.field, col.ty)))?,
+            Some(v) => {
+                json_to_value(col, v).ok_or_else(|| bad_row(kind, format!("{}: {v} is not {:?}", col.field, col.ty)))?
+            }
         };
         if value.is_null() && !col.nullable {
             return Err(bad_row(kind, format!("{} may not be null", col.field)));
@@ -393,7 +386,9 @@ pub fn to_row<T: Persist>(item: &T) -> Result<Row> {
     if used != obj.len() {
         let unmapped: Vec<&String> = obj
             .keys()
-            .filter(|k| !kind.columns().iter().any(|c| c.field == k.as_str() || c.field.split('.').next() == Some(k.as_str())))
+            .filter(|k| {
+                !kind.columns().iter().any(|c| c.field == k.as_str() || c.field.split('.').next() == Some(k.as_str()))
+            })
             .collect();
         return Err(bad_row(kind, format!("fields without a column: {unmapped:?}")));
     }

@@ -28,7 +28,9 @@ impl Email {
         if local.is_empty() || local.len() > 64 {
             return Err(bad("the part before @ must have 1 to 64 characters"));
         }
-        if local.contains('@') || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',') {
+        if local.contains('@')
+            || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
+        {
             return Err(bad("it holds characters an address cannot have"));
         }
         Domain::check(domain).map_err(|_| bad("the domain is not valid"))?;
@@ -152,10 +154,9 @@ impl Phone {
     pub fn parse(raw: &str, default_region: Option<&str>) -> Result<Self> {
         let bad = |why: String| Error::invalid("phoneNumber", "invalid_format", why);
         let region = match default_region {
-            Some(r) => Some(
-                r.parse::<phonenumber::country::Id>()
-                    .map_err(|_| bad(format!("unknown default region '{r}'")))?,
-            ),
+            Some(r) => {
+                Some(r.parse::<phonenumber::country::Id>().map_err(|_| bad(format!("unknown default region '{r}'")))?)
+            }
             None => None,
         };
         let parsed = phonenumber::parse(region, raw.trim()).map_err(|e| bad(format!("not a phone number: {e}")))?;
@@ -203,9 +204,9 @@ pub struct Currency(iso_currency::Currency);
 impl Currency {
     /// Parses a code, case-insensitively.
     pub fn parse(code: &str) -> Result<Self> {
-        iso_currency::Currency::from_code(&code.trim().to_uppercase())
-            .map(Currency)
-            .ok_or_else(|| Error::invalid("currency", "invalid_value", format!("'{code}' is not an ISO 4217 currency code")))
+        iso_currency::Currency::from_code(&code.trim().to_uppercase()).map(Currency).ok_or_else(|| {
+            Error::invalid("currency", "invalid_value", format!("'{code}' is not an ISO 4217 currency code"))
+        })
     }
 
     /// The three-letter code.
@@ -352,9 +353,7 @@ pub fn check_text(field: &str, value: &str, max: usize, multiline: bool) -> Resu
     if value.chars().count() > max {
         return Err(Error::invalid(field, "too_long", format!("at most {max} characters")));
     }
-    let bad = value
-        .chars()
-        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t' || c == '\r')));
+    let bad = value.chars().any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t' || c == '\r')));
     if bad {
         return Err(Error::invalid(field, "invalid_value", "control characters are not allowed"));
     }

@@ -120,12 +120,9 @@ pub struct Deal {
     pub meta: RecordMeta,
 }
 
-impl_record!(
-    Deal,
-    EntityKind::Deal,
-    |d| Ownership { owner: Some(d.owner_id), team: d.team_id, assignee: None },
-    |d| search_words([Some(d.name.as_str())])
-);
+impl_record!(Deal, EntityKind::Deal, |d| Ownership { owner: Some(d.owner_id), team: d.team_id, assignee: None }, |d| {
+    search_words([Some(d.name.as_str())])
+});
 
 /// Storage columns of deals.
 pub static COLUMNS: &[Column] = record_columns![

@@ -24,12 +24,9 @@ pub struct Team {
     pub meta: RecordMeta,
 }
 
-impl_record!(
-    Team,
-    EntityKind::Team,
-    |t| Ownership { owner: t.manager_id, team: Some(t.id), assignee: None },
-    |t| search_words([Some(t.name.as_str())])
-);
+impl_record!(Team, EntityKind::Team, |t| Ownership { owner: t.manager_id, team: Some(t.id), assignee: None }, |t| {
+    search_words([Some(t.name.as_str())])
+});
 
 /// Storage columns of teams.
 pub static COLUMNS: &[Column] = record_columns![

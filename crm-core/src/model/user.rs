@@ -74,16 +74,14 @@ impl User {
 
     /// May this account be named as an owner or assignee?
     pub fn is_assignable(&self) -> bool {
-        !self.meta.is_deleted() && matches!(self.status, UserStatus::Active | UserStatus::Pending | UserStatus::Suspended)
+        !self.meta.is_deleted()
+            && matches!(self.status, UserStatus::Active | UserStatus::Pending | UserStatus::Suspended)
     }
 }
 
-impl_record!(
-    User,
-    EntityKind::User,
-    |u| Ownership { owner: Some(u.id), team: u.team_id, assignee: None },
-    |u| search_words([Some(u.username.as_str()), Some(u.email.as_str())])
-);
+impl_record!(User, EntityKind::User, |u| Ownership { owner: Some(u.id), team: u.team_id, assignee: None }, |u| {
+    search_words([Some(u.username.as_str()), Some(u.email.as_str())])
+});
 
 /// Storage columns of users.
 pub static COLUMNS: &[Column] = record_columns![

@@ -255,7 +255,9 @@ impl ListQuery {
         if let Some(l) = raw.limit {
             match l.trim().parse::<u32>() {
                 Ok(n) => q.limit = Some(n),
-                Err(_) => errs.add("limit", "invalid_value", format!("'{l}' is not a whole number from 1 to {MAX_LIMIT}")),
+                Err(_) => {
+                    errs.add("limit", "invalid_value", format!("'{l}' is not a whole number from 1 to {MAX_LIMIT}"))
+                }
             }
         }
         q.search = raw.q.map(str::to_string);
@@ -336,12 +338,7 @@ pub struct StoreQuery {
 impl StoreQuery {
     /// Every live row in id order, `limit` at a time.
     pub fn all(kind: EntityKind, limit: u32) -> Self {
-        Self {
-            filter: None,
-            sort: vec![id_key(kind, Direction::Asc)],
-            limit,
-            include_deleted: false,
-        }
+        Self { filter: None, sort: vec![id_key(kind, Direction::Asc)], limit, include_deleted: false }
     }
 }
 
@@ -388,10 +385,9 @@ pub fn keyset_filter(sort: &[SortKey], values: &[Value]) -> Option<Filter> {
         let after = match (key.direction, v.is_null()) {
             (Direction::Asc, false) => Some(cmp(key.column, Predicate::Gt(v.clone()))),
             (Direction::Asc, true) => Some(cmp(key.column, Predicate::IsNotNull)),
-            (Direction::Desc, false) if key.column.nullable => Some(Filter::Or(vec![
-                cmp(key.column, Predicate::Lt(v.clone())),
-                cmp(key.column, Predicate::IsNull),
-            ])),
+            (Direction::Desc, false) if key.column.nullable => {
+                Some(Filter::Or(vec![cmp(key.column, Predicate::Lt(v.clone())), cmp(key.column, Predicate::IsNull)]))
+            }
             (Direction::Desc, false) => Some(cmp(key.column, Predicate::Lt(v.clone()))),
             (Direction::Desc, true) => None,
         };
@@ -410,10 +406,7 @@ pub fn keyset_filter(sort: &[SortKey], values: &[Value]) -> Option<Filter> {
         // Nothing sorts after a position whose every key is the last possible value;
         // an impossible comparison keeps the result empty on every backend.
         let key = sort.first()?;
-        return Some(Filter::And(vec![
-            cmp(key.column, Predicate::IsNull),
-            cmp(key.column, Predicate::IsNotNull),
-        ]));
+        return Some(Filter::And(vec![cmp(key.column, Predicate::IsNull), cmp(key.column, Predicate::IsNotNull)]));
     }
     let mut all = Filter::Or(alternatives);
     if let (Some(first), Some(v)) = (sort.first(), values.first()) {
@@ -454,10 +447,9 @@ pub fn and_opt(parts: impl IntoIterator<Item = Option<Filter>>) -> Option<Filter
 impl Filter {
     /// `column = value`, by API field name. Panics on nothing; unknown fields are errors.
     pub fn eq(kind: EntityKind, field: &str, value: Value) -> Result<Filter> {
-        let column = kind
-            .field(field)
-            .filter(|c| c.filterable)
-            .ok_or_else(|| Error::invalid("filter", "unknown_field", format!("{} has no filterable field '{field}'", kind.name())))?;
+        let column = kind.field(field).filter(|c| c.filterable).ok_or_else(|| {
+            Error::invalid("filter", "unknown_field", format!("{} has no filterable field '{field}'", kind.name()))
+        })?;
         Ok(cmp(column, Predicate::Eq(value)))
     }
 }
@@ -510,7 +502,9 @@ impl fmt::Display for Filter {
                 let (op, val) = match pred {
                     Predicate::Eq(v) => ("eq", render_value(v)),
                     Predicate::Neq(v) => ("neq", render_value(v)),
-                    Predicate::In(vs) => ("in", format!("[{}]", vs.iter().map(render_value).collect::<Vec<_>>().join(","))),
+                    Predicate::In(vs) => {
+                        ("in", format!("[{}]", vs.iter().map(render_value).collect::<Vec<_>>().join(",")))
+                    }
                     Predicate::Gt(v) => ("gt", render_value(v)),
                     Predicate::Gte(v) => ("gte", render_value(v)),
                     Predicate::Lt(v) => ("lt", render_value(v)),

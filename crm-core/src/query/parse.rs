@@ -59,9 +59,8 @@ pub fn parse_sort(kind: EntityKind, input: &str) -> Result<Vec<SortKey>> {
         } else {
             (part, Direction::Asc)
         };
-        let column = kind
-            .field(name)
-            .ok_or_else(|| bad("unknown_field", format!("{} has no field '{name}'", kind.name())))?;
+        let column =
+            kind.field(name).ok_or_else(|| bad("unknown_field", format!("{} has no field '{name}'", kind.name())))?;
         if !column.sortable {
             return Err(bad("invalid_value", format!("cannot sort by '{name}'")));
         }
@@ -163,7 +162,9 @@ impl Parser<'_> {
                     "and" => super::and(parts),
                     "or" if parts.len() == 1 => parts.into_iter().next().unwrap_or(Filter::Or(vec![])),
                     "or" => Filter::Or(parts),
-                    _ if parts.len() == 1 => Filter::Not(Box::new(parts.into_iter().next().unwrap_or(Filter::And(vec![])))),
+                    _ if parts.len() == 1 => {
+                        Filter::Not(Box::new(parts.into_iter().next().unwrap_or(Filter::And(vec![]))))
+                    }
                     _ => Filter::Not(Box::new(Filter::And(parts))),
                 })
             }
@@ -329,7 +330,9 @@ fn typed(column: &Column, raw: &Raw) -> Result<Value> {
             _ => return Err(bad("true or false")),
         }),
         ColumnType::Timestamp => Value::Timestamp(parse_timestamp(s).ok_or_else(|| bad("an RFC 3339 timestamp"))?),
-        ColumnType::Date => Value::Date(NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad("a YYYY-MM-DD date"))?),
+        ColumnType::Date => {
+            Value::Date(NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad("a YYYY-MM-DD date"))?)
+        }
         ColumnType::Text => {
             if !column.choices.is_empty() && !column.choices.contains(&s) {
                 return Err(err(
@@ -351,10 +354,7 @@ pub(crate) fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
 }
 
 #[cfg(test)]

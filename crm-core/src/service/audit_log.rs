@@ -18,9 +18,7 @@ pub struct AuditService<'a> {
 }
 
 fn eq(column: &str, v: Uuid) -> Option<Filter> {
-    EntityKind::AuditEvent
-        .column(column)
-        .map(|column| Filter::Cmp(Cmp { column, pred: Predicate::Eq(Value::Uuid(v)) }))
+    EntityKind::AuditEvent.column(column).map(|column| Filter::Cmp(Cmp { column, pred: Predicate::Eq(Value::Uuid(v)) }))
 }
 
 fn newest_first() -> Vec<SortKey> {
@@ -40,9 +38,7 @@ impl AuditService<'_> {
 
     /// The activity of one user (self, or an admin asking).
     pub async fn for_user(&self, actor: &Actor, user: UserId, query: ListQuery) -> Result<Page<AuditEvent>> {
-        self.crm
-            .list_page(actor, EntityKind::AuditEvent, query, newest_first(), eq("actor_id", user.as_uuid()))
-            .await
+        self.crm.list_page(actor, EntityKind::AuditEvent, query, newest_first(), eq("actor_id", user.as_uuid())).await
     }
 
     /// The history of one record, for anyone who may read the record.

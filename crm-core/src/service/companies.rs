@@ -140,9 +140,8 @@ impl CompanyService<'_> {
         let country = country(&mut errs, input.country);
         let contact_details = details(crm, &mut errs, input.contact_details);
         let custom_fields = input::object(&mut errs, "customFields", input.custom_fields);
-        let (owner_id, team_id) = crm
-            .resolve_owner(actor, Resource::Companies, Action::Create, input.owner_id, &mut errs)
-            .await?;
+        let (owner_id, team_id) =
+            crm.resolve_owner(actor, Resource::Companies, Action::Create, input.owner_id, &mut errs).await?;
         errs.finish()?;
         let now = crm.now();
         let company = Company {
@@ -202,9 +201,7 @@ impl CompanyService<'_> {
         }
         if let Some(owner) = patch.owner_id.filter(|o| *o != before.owner_id) {
             crm.authorized::<Company>(actor, id.as_uuid(), Action::Assign).await?;
-            let (o, t) = crm
-                .resolve_owner(actor, Resource::Companies, Action::Assign, Some(owner), &mut errs)
-                .await?;
+            let (o, t) = crm.resolve_owner(actor, Resource::Companies, Action::Assign, Some(owner), &mut errs).await?;
             c.owner_id = o;
             c.team_id = t;
         }

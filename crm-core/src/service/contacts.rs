@@ -133,9 +133,8 @@ impl ContactService<'_> {
         if let Some(c) = input.company_id {
             crm.check_ref::<Company>(actor, c.as_uuid(), "companyId", &mut errs).await?;
         }
-        let (owner_id, team_id) = crm
-            .resolve_owner(actor, Resource::Contacts, Action::Create, input.owner_id, &mut errs)
-            .await?;
+        let (owner_id, team_id) =
+            crm.resolve_owner(actor, Resource::Contacts, Action::Create, input.owner_id, &mut errs).await?;
         errs.finish()?;
         let now = crm.now();
         let stage = input.lifecycle_stage.unwrap_or(LifecycleStage::Lead);
@@ -224,9 +223,7 @@ impl ContactService<'_> {
         }
         if let Some(owner) = patch.owner_id.filter(|o| *o != before.owner_id) {
             crm.authorized::<Contact>(actor, id.as_uuid(), Action::Assign).await?;
-            let (o, t) = crm
-                .resolve_owner(actor, Resource::Contacts, Action::Assign, Some(owner), &mut errs)
-                .await?;
+            let (o, t) = crm.resolve_owner(actor, Resource::Contacts, Action::Assign, Some(owner), &mut errs).await?;
             c.owner_id = o;
             c.team_id = t;
         }

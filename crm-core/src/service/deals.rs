@@ -251,16 +251,16 @@ impl DealService<'_> {
             None => crm.config().default_currency,
         };
         let products = line_items(&mut errs, input.products);
-        let amount = amount(&mut errs, input.amount.or_else(|| (!products.is_empty()).then(|| sum(&products)).flatten()));
+        let amount =
+            amount(&mut errs, input.amount.or_else(|| (!products.is_empty()).then(|| sum(&products)).flatten()));
         let stage = input.stage.unwrap_or(DealStage::Prospecting);
         let probability = probability(&mut errs, input.probability.unwrap_or(stage.probability()));
         let contact_ids = self.check_contacts(actor, &input.contact_ids, &mut errs).await?;
         if let Some(c) = input.company_id {
             crm.check_ref::<Company>(actor, c.as_uuid(), "companyId", &mut errs).await?;
         }
-        let (owner_id, team_id) = crm
-            .resolve_owner(actor, Resource::Deals, Action::Create, input.owner_id, &mut errs)
-            .await?;
+        let (owner_id, team_id) =
+            crm.resolve_owner(actor, Resource::Deals, Action::Create, input.owner_id, &mut errs).await?;
         errs.finish()?;
         let now = crm.now();
         let deal = Deal {
@@ -387,7 +387,10 @@ impl DealService<'_> {
         let mut out = Vec::new();
         let mut query = crate::query::StoreQuery {
             filter: Some(Filter::Cmp(Cmp { column: deal_col, pred: Predicate::Eq(Value::Uuid(id.as_uuid())) })),
-            sort: vec![SortKey { column: at_col, direction: Direction::Asc }, crate::query::id_key(kind, Direction::Asc)],
+            sort: vec![
+                SortKey { column: at_col, direction: Direction::Asc },
+                crate::query::id_key(kind, Direction::Asc),
+            ],
             limit: 1000,
             include_deleted: false,
         };

@@ -40,7 +40,13 @@ pub(crate) fn required(errs: &mut Errors, field: &str, value: &str, max: usize) 
 }
 
 /// An optional text: trimmed; empty means absent.
-pub(crate) fn text(errs: &mut Errors, field: &str, value: Option<String>, max: usize, multiline: bool) -> Option<String> {
+pub(crate) fn text(
+    errs: &mut Errors,
+    field: &str,
+    value: Option<String>,
+    max: usize,
+    multiline: bool,
+) -> Option<String> {
     let v = value?;
     let v = v.trim();
     if v.is_empty() {
@@ -124,7 +130,11 @@ pub(crate) fn object(errs: &mut Errors, field: &str, value: JsonObject) -> JsonO
             serde_json::Value::Object(m) => {
                 for (k, v) in m {
                     if k.is_empty() || k.starts_with('$') || k.contains('.') || k.contains('\0') {
-                        errs.add(format!("{field}.{k}"), "invalid_key", "keys may not be empty, start with $ or hold a dot");
+                        errs.add(
+                            format!("{field}.{k}"),
+                            "invalid_key",
+                            "keys may not be empty, start with $ or hold a dot",
+                        );
                     }
                     walk(errs, field, v, depth + 1);
                 }

@@ -20,13 +20,13 @@ use crate::values::Currency;
 mod audit_log;
 mod companies;
 mod contacts;
+mod deals;
 pub(crate) mod input;
 mod interactions;
 mod records;
 mod tasks;
 mod teams;
 mod users;
-mod deals;
 
 pub use audit_log::AuditService;
 pub use companies::{CompanyPatch, CompanyService, NewCompany};
@@ -38,22 +38,13 @@ pub use teams::{NewTeam, TeamPatch, TeamService};
 pub use users::{NewUser, UserPatch, UserService};
 
 /// Settings of the services.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CrmConfig {
     /// The currency of deals that name none.
     pub default_currency: Currency,
     /// The region (ISO 3166 alpha-2) for phone numbers written without a country code;
     /// `None` requires the international `+` form.
     pub default_phone_region: Option<String>,
-}
-
-impl Default for CrmConfig {
-    fn default() -> Self {
-        Self {
-            default_currency: Currency::default(),
-            default_phone_region: None,
-        }
-    }
 }
 
 struct Inner {

@@ -74,23 +74,30 @@ impl Crm {
         let kind = R::KIND;
         let rec = self.load::<R>(id).await?.ok_or(Error::NotFound { entity: kind.name() })?;
         let deleted_visible = matches!(action, Action::Restore | Action::Purge);
-        if rec.meta().is_deleted() && !deleted_visible {
-            return Err(Error::NotFound { entity: kind.name() });
+        if rec.meta().is_deleted() {
+            // A deleted record exists only for those who may see deleted records.
+            let sees_deleted =
+                self.policy().scope(actor.role, kind.resource(), Action::Restore).covers(actor, &rec.ownership());
+            if !deleted_visible || !sees_deleted {
+                return Err(Error::NotFound { entity: kind.name() });
+            }
         }
-        self.policy()
-            .authorize_record(actor, kind.resource(), action, &rec.ownership(), kind.name())?;
+        self.policy().authorize_record(actor, kind.resource(), action, &rec.ownership(), kind.name())?;
         Ok(rec)
     }
 
     /// Records an error on `field` unless `id` names a live record the actor may read.
-    pub(crate) async fn check_ref<R: Record>(&self, actor: &Actor, id: Uuid, field: &str, errs: &mut Errors) -> Result<()> {
+    pub(crate) async fn check_ref<R: Record>(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        field: &str,
+        errs: &mut Errors,
+    ) -> Result<()> {
         let ok = match self.load::<R>(id).await? {
             Some(r) => {
                 !r.meta().is_deleted()
-                    && self
-                        .policy()
-                        .scope(actor.role, R::KIND.resource(), Action::Read)
-                        .covers(actor, &r.ownership())
+                    && self.policy().scope(actor.role, R::KIND.resource(), Action::Read).covers(actor, &r.ownership())
             }
             None => false,
         };
@@ -182,9 +189,9 @@ impl Crm {
                 errs.add("q", "too_long", "search text has at most 200 characters");
                 None
             }
-            Some(s) => kind.column("search_text").map(|column| {
-                Filter::Cmp(Cmp { column, pred: Predicate::Like(Pattern::contains(&s.to_lowercase())) })
-            }),
+            Some(s) => kind
+                .column("search_text")
+                .map(|column| Filter::Cmp(Cmp { column, pred: Predicate::Like(Pattern::contains(&s.to_lowercase())) })),
             None => None,
         };
         errs.finish()?;
@@ -212,17 +219,21 @@ impl Crm {
             }
             None => None,
         };
-        let total_count = if q.count {
-            Some(self.store().count(kind, base.as_ref(), q.include_deleted).await?)
-        } else {
-            None
-        };
+        let total_count =
+            if q.count { Some(self.store().count(kind, base.as_ref(), q.include_deleted).await?) } else { None };
         let data = rows.into_iter().map(from_row).collect::<Result<Vec<T>>>()?;
         Ok(Page { data, page_info: PageInfo { has_next_page, end_cursor }, total_count })
     }
 
     /// An audit event by the actor.
-    pub(crate) fn audit_event(&self, actor: &Actor, action: String, kind: EntityKind, id: Option<Uuid>, changes: Json) -> NewAuditEvent {
+    pub(crate) fn audit_event(
+        &self,
+        actor: &Actor,
+        action: String,
+        kind: EntityKind,
+        id: Option<Uuid>,
+        changes: Json,
+    ) -> NewAuditEvent {
         let at = self.now();
         NewAuditEvent {
             id: self.new_id(at),
@@ -265,7 +276,12 @@ impl Crm {
         let action = format!("{}.created", kind.name());
         let mut cs = Changeset::default();
         cs.writes.push(Write::Insert { kind, row: to_row(rec)? });
-        cs.writes.push(self.event(action.clone(), kind, id, json!({"id": id, "actorId": actor.user_id, "changes": changes}))?);
+        cs.writes.push(self.event(
+            action.clone(),
+            kind,
+            id,
+            json!({"id": id, "actorId": actor.user_id, "changes": changes}),
+        )?);
         cs.writes.append(&mut extra.writes);
         cs.audit.push(self.audit_event(actor, action, kind, Some(id), changes));
         cs.audit.append(&mut extra.audit);
@@ -295,7 +311,12 @@ impl Crm {
         let action = format!("{}.{verb}", kind.name());
         let mut cs = Changeset::default();
         cs.writes.push(Write::Update { kind, row: to_row(&after)?, expected_version: before.meta().version });
-        cs.writes.push(self.event(action.clone(), kind, id, json!({"id": id, "actorId": actor.user_id, "changes": changes}))?);
+        cs.writes.push(self.event(
+            action.clone(),
+            kind,
+            id,
+            json!({"id": id, "actorId": actor.user_id, "changes": changes}),
+        )?);
         cs.writes.append(&mut extra.writes);
         cs.audit.push(self.audit_event(actor, action, kind, Some(id), changes));
         cs.audit.append(&mut extra.audit);
@@ -304,7 +325,12 @@ impl Crm {
     }
 
     /// Soft-deletes a record.
-    pub(crate) async fn soft_delete<R: Record>(&self, actor: &Actor, id: Uuid, expected_version: Option<i64>) -> Result<R> {
+    pub(crate) async fn soft_delete<R: Record>(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<R> {
         let before: R = self.authorized(actor, id, Action::Delete).await?;
         check_version(expected_version, before.meta().version)?;
         let mut after = before.clone();
@@ -344,8 +370,7 @@ impl Crm {
 /// The filter that keeps a list inside the actor's scope (`None` for `All`).
 pub(crate) fn scope_filter(kind: EntityKind, scope: Scope, actor: &Actor) -> Option<Filter> {
     let col_eq = |name: Option<&'static str>, v: Uuid| {
-        name.and_then(|n| kind.column(n))
-            .map(|column| Filter::Cmp(Cmp { column, pred: Predicate::Eq(Value::Uuid(v)) }))
+        name.and_then(|n| kind.column(n)).map(|column| Filter::Cmp(Cmp { column, pred: Predicate::Eq(Value::Uuid(v)) }))
     };
     let (owner, team, assignee) = kind.ownership_columns();
     let mut any: Vec<Filter> = Vec::new();

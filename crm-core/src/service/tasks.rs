@@ -123,9 +123,8 @@ impl TaskService<'_> {
         if let Some(r) = &input.related {
             self.check_related(actor, r, &mut errs).await?;
         }
-        let (owner_id, team_id) = crm
-            .resolve_owner(actor, Resource::Tasks, Action::Create, input.owner_id, &mut errs)
-            .await?;
+        let (owner_id, team_id) =
+            crm.resolve_owner(actor, Resource::Tasks, Action::Create, input.owner_id, &mut errs).await?;
         errs.finish()?;
         let now = crm.now();
         let status = input.status.unwrap_or(TaskStatus::Open);

@@ -84,7 +84,10 @@ impl UserService<'_> {
     pub async fn bootstrap_admin(&self, username_raw: &str, email_raw: &str) -> Result<User> {
         let crm = self.crm;
         if crm.store().count(EntityKind::User, None, true).await? > 0 {
-            return Err(Error::Conflict { message: "users exist already; an admin creates the others".into(), field: None });
+            return Err(Error::Conflict {
+                message: "users exist already; an admin creates the others".into(),
+                field: None,
+            });
         }
         let mut errs = Errors::new();
         let username = username(&mut errs, username_raw);

@@ -1,0 +1,348 @@
+//! Builds SQL with sea-query from crm-core's typed queries and writes. Table and column
+//! names come only from crm-core's static schema; every value is a bound parameter.
+
+use crm_core::query::{Cmp, Direction, Filter, Pattern, PatternPart, Predicate, StoreQuery};
+use crm_core::schema::{Column, EntityKind};
+use crm_core::{Result, Value};
+use sea_query::{
+    Alias, Asterisk, Cond, Expr, Func, LikeExpr, NullOrdering, Order, PostgresQueryBuilder, Query, SimpleExpr,
+    SqliteQueryBuilder, Values,
+};
+use uuid::Uuid;
+
+use crate::values::{to_sq, Dialect};
+
+fn col(c: &Column) -> Expr {
+    Expr::col(Alias::new(c.name))
+}
+
+fn val(v: &Value, c: &Column, d: Dialect) -> SimpleExpr {
+    Expr::val(to_sq(v, c.ty, d)).into()
+}
+
+fn build<Q: sea_query::QueryStatementBuilder>(q: &Q, d: Dialect) -> (String, Values) {
+    match d {
+        Dialect::Postgres => q.build_any(&PostgresQueryBuilder),
+        Dialect::Sqlite => q.build_any(&SqliteQueryBuilder),
+    }
+}
+
+/// A custom SQL expression: each `{}` in `template` takes the next of `args`, as the
+/// dialect's placeholder (`?` for SQLite, `$n` for PostgreSQL), so sea-query renders the
+/// arguments (columns or bound values) in place.
+fn custom(template: &str, args: Vec<SimpleExpr>, d: Dialect) -> SimpleExpr {
+    let mut out = String::with_capacity(template.len() + 8);
+    for (i, piece) in template.split("{}").enumerate() {
+        if i > 0 {
+            match d {
+                Dialect::Sqlite => out.push('?'),
+                Dialect::Postgres => out.push_str(&format!("${i}")),
+            }
+        }
+        out.push_str(piece);
+    }
+    Expr::cust_with_exprs(out, args)
+}
+
+/// A list element as it appears inside the stored JSON array.
+fn element_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Uuid(u) => serde_json::Value::String(u.to_string()),
+        Value::Text(s) => serde_json::Value::String(s.clone()),
+        Value::Int(i) => serde_json::Value::from(*i),
+        _ => serde_json::Value::Null,
+    }
+}
+
+fn list_contains(c: &Column, v: &Value, d: Dialect) -> SimpleExpr {
+    match d {
+        Dialect::Postgres => custom(
+            "{} @> {}",
+            vec![
+                col(c).into(),
+                Expr::val(sea_query::Value::Json(Some(Box::new(serde_json::json!([element_json(v)]))))).into(),
+            ],
+            d,
+        ),
+        Dialect::Sqlite => {
+            let elem = match element_json(v) {
+                serde_json::Value::String(s) => sea_query::Value::String(Some(Box::new(s))),
+                other => sea_query::Value::String(Some(Box::new(other.to_string()))),
+            };
+            custom(
+                "EXISTS (SELECT 1 FROM json_each({}) WHERE json_each.value = {})",
+                vec![col(c).into(), Expr::val(elem).into()],
+                d,
+            )
+        }
+    }
+}
+
+fn list_empty(c: &Column, d: Dialect) -> SimpleExpr {
+    let f = match d {
+        Dialect::Postgres => "jsonb_array_length({}) = 0",
+        Dialect::Sqlite => "json_array_length({}) = 0",
+    };
+    custom(f, vec![col(c).into()], d)
+}
+
+/// A SQLite GLOB pattern: `*` and `?` wildcards, literal metacharacters in brackets.
+fn glob(p: &Pattern) -> String {
+    let mut out = String::new();
+    for part in &p.0 {
+        match part {
+            PatternPart::AnyMany => out.push('*'),
+            PatternPart::AnyOne => out.push('?'),
+            PatternPart::Lit(s) => {
+                for ch in s.chars() {
+                    match ch {
+                        '*' | '?' | '[' => {
+                            out.push('[');
+                            out.push(ch);
+                            out.push(']');
+                        }
+                        c => out.push(c),
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The smallest string greater than every string starting with `p`, if any.
+fn prefix_successor(p: &str) -> Option<String> {
+    let mut chars: Vec<char> = p.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if (0xD800..=0xDFFF).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+fn cmp(c: &Cmp, d: Dialect) -> SimpleExpr {
+    let column = c.column;
+    let is_list = column.ty.element().is_some();
+    match &c.pred {
+        Predicate::Eq(v) if is_list => list_contains(column, v, d),
+        Predicate::Neq(v) if is_list => list_contains(column, v, d).not(),
+        Predicate::In(vs) if is_list => {
+            vs.iter().fold(Cond::any(), |acc, v| acc.add(list_contains(column, v, d))).into()
+        }
+        Predicate::IsNull if is_list => list_empty(column, d),
+        Predicate::IsNotNull if is_list => list_empty(column, d).not(),
+        Predicate::Eq(v) => col(column).eq(val(v, column, d)),
+        Predicate::Neq(v) if column.nullable => {
+            Cond::any().add(col(column).ne(val(v, column, d))).add(col(column).is_null()).into()
+        }
+        Predicate::Neq(v) => col(column).ne(val(v, column, d)),
+        Predicate::In(vs) => col(column).is_in(vs.iter().map(|v| val(v, column, d))),
+        Predicate::Gt(v) => col(column).gt(val(v, column, d)),
+        Predicate::Gte(v) => col(column).gte(val(v, column, d)),
+        Predicate::Lt(v) => col(column).lt(val(v, column, d)),
+        Predicate::Lte(v) => col(column).lte(val(v, column, d)),
+        Predicate::StartsWith(p) if p.is_empty() => col(column).is_not_null(),
+        Predicate::StartsWith(p) => {
+            let lo = col(column).gte(val(&Value::Text(p.clone()), column, d));
+            match prefix_successor(p) {
+                Some(hi) => lo.and(col(column).lt(val(&Value::Text(hi), column, d))),
+                None => lo,
+            }
+        }
+        Predicate::Like(p) => match d {
+            Dialect::Postgres => col(column).like(LikeExpr::new(p.to_like()).escape('\\')),
+            Dialect::Sqlite => custom("{} GLOB {}", vec![col(column).into(), val(&Value::Text(glob(p)), column, d)], d),
+        },
+        Predicate::ILike(p) => match d {
+            // sea-query wraps `ILIKE (x ESCAPE e)` in parentheses PostgreSQL rejects.
+            Dialect::Postgres => custom(
+                "{} ILIKE {} ESCAPE E'\\\\'",
+                vec![col(column).into(), val(&Value::Text(p.to_like()), column, d)],
+                d,
+            ),
+            // SQLite's LIKE ignores case (ASCII letters only).
+            Dialect::Sqlite => col(column).like(LikeExpr::new(p.to_like()).escape('\\')),
+        },
+        Predicate::IsNull => col(column).is_null(),
+        Predicate::IsNotNull => col(column).is_not_null(),
+    }
+}
+
+/// Translates a filter tree.
+pub(crate) fn filter(f: &Filter, d: Dialect) -> SimpleExpr {
+    match f {
+        Filter::And(parts) => parts.iter().fold(Cond::all(), |acc, p| acc.add(filter(p, d))).into(),
+        Filter::Or(parts) => parts.iter().fold(Cond::any(), |acc, p| acc.add(filter(p, d))).into(),
+        Filter::Not(inner) => filter(inner, d).not(),
+        Filter::Cmp(c) => cmp(c, d),
+    }
+}
+
+fn where_clause(kind: EntityKind, f: Option<&Filter>, include_deleted: bool, d: Dialect) -> Cond {
+    let mut cond = Cond::all();
+    if !include_deleted && kind.soft_deletes() {
+        cond = cond.add(Expr::col(Alias::new("deleted_at")).is_null());
+    }
+    if let Some(f) = f {
+        cond = cond.add(filter(f, d));
+    }
+    cond
+}
+
+fn all_columns(kind: EntityKind) -> Vec<Alias> {
+    kind.columns().iter().map(|c| Alias::new(c.name)).collect()
+}
+
+/// `SELECT <columns> FROM <table> WHERE id = ?`.
+pub(crate) fn get(kind: EntityKind, id: Uuid, d: Dialect) -> (String, Values) {
+    let id_col = &kind.columns()[0];
+    let q = Query::select()
+        .columns(all_columns(kind))
+        .from(Alias::new(kind.table()))
+        .and_where(col(id_col).eq(val(&Value::Uuid(id), id_col, d)))
+        .to_owned();
+    build(&q, d)
+}
+
+/// The list query.
+pub(crate) fn list(kind: EntityKind, q: &StoreQuery, d: Dialect) -> (String, Values) {
+    let mut sel = Query::select();
+    sel.columns(all_columns(kind))
+        .from(Alias::new(kind.table()))
+        .cond_where(where_clause(kind, q.filter.as_ref(), q.include_deleted, d))
+        .limit(u64::from(q.limit));
+    for key in &q.sort {
+        let order = match key.direction {
+            Direction::Asc => Order::Asc,
+            Direction::Desc => Order::Desc,
+        };
+        // NULL is the smallest value on every backend; PostgreSQL needs telling.
+        if key.column.nullable && d == Dialect::Postgres {
+            let nulls = match key.direction {
+                Direction::Asc => NullOrdering::First,
+                Direction::Desc => NullOrdering::Last,
+            };
+            sel.order_by_with_nulls(Alias::new(key.column.name), order, nulls);
+        } else {
+            sel.order_by(Alias::new(key.column.name), order);
+        }
+    }
+    build(&sel, d)
+}
+
+/// The count query.
+pub(crate) fn count(kind: EntityKind, f: Option<&Filter>, include_deleted: bool, d: Dialect) -> (String, Values) {
+    let q = Query::select()
+        .expr(Func::count(Expr::col(Asterisk)))
+        .from(Alias::new(kind.table()))
+        .cond_where(where_clause(kind, f, include_deleted, d))
+        .to_owned();
+    build(&q, d)
+}
+
+fn row_values(kind: EntityKind, row: &[Value], d: Dialect) -> Vec<SimpleExpr> {
+    kind.columns().iter().zip(row).map(|(c, v)| val(v, c, d)).collect()
+}
+
+/// Multi-row insert (the caller keeps batches under the parameter limits).
+pub(crate) fn insert(kind: EntityKind, rows: &[&[Value]], d: Dialect) -> Result<(String, Values)> {
+    let mut q = Query::insert();
+    q.into_table(Alias::new(kind.table())).columns(all_columns(kind));
+    for row in rows {
+        q.values(row_values(kind, row, d)).map_err(|e| crm_core::Error::internal("building an insert", e))?;
+    }
+    Ok(build(&q, d))
+}
+
+/// `UPDATE … SET every column WHERE id = ? AND version = ?`.
+pub(crate) fn update(kind: EntityKind, row: &[Value], expected_version: i64, d: Dialect) -> (String, Values) {
+    let cols = kind.columns();
+    let mut q = Query::update();
+    q.table(Alias::new(kind.table()));
+    q.values(cols.iter().zip(row).skip(1).map(|(c, v)| (Alias::new(c.name), val(v, c, d))).collect::<Vec<_>>());
+    let id = &cols[0];
+    q.and_where(col(id).eq(val(&row[0], id, d)));
+    if let Some(vc) = kind.column("version") {
+        q.and_where(col(vc).eq(val(&Value::Int(expected_version), vc, d)));
+    }
+    build(&q, d)
+}
+
+/// `SELECT version FROM … WHERE id = ?`.
+pub(crate) fn current_version(kind: EntityKind, id: &Value, d: Dialect) -> (String, Values) {
+    let id_col = &kind.columns()[0];
+    let q = Query::select()
+        .column(Alias::new("version"))
+        .from(Alias::new(kind.table()))
+        .and_where(col(id_col).eq(val(id, id_col, d)))
+        .to_owned();
+    build(&q, d)
+}
+
+/// `DELETE FROM … WHERE column = ?`.
+pub(crate) fn purge(kind: EntityKind, column: &str, id: Uuid, d: Dialect) -> Result<(String, Values)> {
+    let c = kind
+        .column(column)
+        .ok_or_else(|| crm_core::Error::internal_msg(format!("{} has no column {column}", kind.name())))?;
+    let q = Query::delete()
+        .from_table(Alias::new(kind.table()))
+        .and_where(col(c).eq(val(&Value::Uuid(id), c, d)))
+        .to_owned();
+    Ok(build(&q, d))
+}
+
+/// `UPDATE … SET column = NULL, version = version + 1, updated_at = ? WHERE column = ?`.
+pub(crate) fn clear_reference(
+    kind: EntityKind,
+    column: &str,
+    id: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+    d: Dialect,
+) -> Result<(String, Values)> {
+    let c = kind
+        .column(column)
+        .ok_or_else(|| crm_core::Error::internal_msg(format!("{} has no column {column}", kind.name())))?;
+    let mut q = Query::update();
+    q.table(Alias::new(kind.table())).value(Alias::new(c.name), val(&Value::Null, c, d)).and_where(col(c).eq(val(
+        &Value::Uuid(id),
+        c,
+        d,
+    )));
+    if let Some(v) = kind.column("version") {
+        q.value(Alias::new(v.name), col(v).add(1));
+    }
+    if let Some(u) = kind.column("updated_at") {
+        q.value(Alias::new(u.name), val(&Value::Timestamp(at), u, d));
+    }
+    Ok(build(&q, d))
+}
+
+/// The largest number of rows in one multi-row insert of `kind`, under both dialects'
+/// parameter limits (SQLite 32,766; PostgreSQL 65,535).
+pub(crate) fn insert_batch_rows(kind: EntityKind) -> usize {
+    (30_000 / kind.columns().len().max(1)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_of_prefix() {
+        assert_eq!(prefix_successor("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        assert_eq!(prefix_successor("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+    }
+
+    #[test]
+    fn glob_escapes_metacharacters() {
+        assert_eq!(glob(&Pattern::parse("a*b?%_[x")), "a[*]b[?]*?[[]x");
+    }
+}

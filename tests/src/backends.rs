@@ -1,0 +1,92 @@
+//! Fresh databases for each test: a new SQLite file, a new PostgreSQL schema.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use crm_core::Store;
+use crm_storage_sql::{SqlOptions, SqlStore};
+use uuid::Uuid;
+
+use crate::TestBackend;
+
+/// The PostgreSQL server the suite uses: `CRM_TEST_POSTGRES_URL`, or the local one.
+pub fn postgres_url() -> String {
+    std::env::var("CRM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A SQL store under test.
+pub struct SqlBackend {
+    store: Arc<SqlStore>,
+    file: Option<PathBuf>,
+    schema: Option<String>,
+}
+
+impl SqlBackend {
+    /// The concrete store.
+    pub fn sql(&self) -> &SqlStore {
+        &self.store
+    }
+}
+
+#[async_trait]
+impl TestBackend for SqlBackend {
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    async fn tamper_audit_event(&self, seq: i64) {
+        let n = self
+            .store
+            .execute_unchecked(&format!("UPDATE audit_events SET action = 'contact.tampered' WHERE seq = {seq}"))
+            .await
+            .expect("tamper");
+        assert_eq!(n, 1, "no audit event {seq} to tamper with");
+    }
+
+    async fn delete_audit_event(&self, seq: i64) {
+        let n = self
+            .store
+            .execute_unchecked(&format!("DELETE FROM audit_events WHERE seq = {seq}"))
+            .await
+            .expect("delete audit event");
+        assert_eq!(n, 1, "no audit event {seq} to delete");
+    }
+
+    async fn cleanup(&self) {
+        self.store.close().await;
+        if let Some(f) = &self.file {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = f.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        if let Some(s) = &self.schema {
+            let _ = SqlStore::drop_pg_schema(&postgres_url(), s).await;
+        }
+    }
+}
+
+/// A fresh SQLite file.
+pub async fn sqlite() -> Box<SqlBackend> {
+    let file = std::env::temp_dir().join(format!("crm-test-{}.db", Uuid::now_v7().simple()));
+    let store = SqlStore::connect(&format!("sqlite://{}", file.display())).await.expect("open a SQLite file");
+    Box::new(SqlBackend { store: Arc::new(store), file: Some(file), schema: None })
+}
+
+/// A fresh schema on the PostgreSQL server. Panics, failing the test, when the server
+/// cannot be reached: a backend that is not tested is not skipped silently.
+pub async fn postgres() -> Box<SqlBackend> {
+    let url = postgres_url();
+    let schema = format!("crm_test_{}", Uuid::now_v7().simple());
+    let opts = SqlOptions { pg_schema: Some(schema.clone()), max_connections: 8, ..Default::default() };
+    let store = match SqlStore::connect_with(&url, opts).await {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "PostgreSQL at {url} cannot be reached ({e}). Start it (scripts/test does) or point \
+             CRM_TEST_POSTGRES_URL at a server."
+        ),
+    };
+    Box::new(SqlBackend { store: Arc::new(store), file: None, schema: Some(schema) })
+}

@@ -1,0 +1,39 @@
+//! The conformance cases. Each panics on a failed expectation.
+
+use crm_core::{EntityKind, Error, ListQuery, Page};
+
+mod crud;
+mod integrity;
+mod policy;
+mod query;
+
+pub use crud::*;
+pub use integrity::*;
+pub use policy::*;
+pub use query::*;
+
+/// A list query with a filter in the API grammar.
+pub(crate) fn q(kind: EntityKind, filter: &str) -> ListQuery {
+    ListQuery::new().filter_str(kind, filter).unwrap_or_else(|e| panic!("bad test filter {filter}: {e}"))
+}
+
+/// The names of a page's records, via a projection.
+pub(crate) fn names<T>(page: &Page<T>, f: impl Fn(&T) -> &str) -> Vec<String> {
+    page.data.iter().map(|x| f(x).to_string()).collect()
+}
+
+/// Asserts an error's stable code.
+pub(crate) fn assert_code<T: std::fmt::Debug>(r: Result<T, Error>, code: &str) -> Error {
+    match r {
+        Ok(v) => panic!("expected {code}, got Ok({v:?})"),
+        Err(e) => {
+            assert_eq!(e.code(), code, "unexpected error: {e}");
+            e
+        }
+    }
+}
+
+/// The fields named by a validation error.
+pub(crate) fn fields(e: &Error) -> Vec<String> {
+    e.field_errors().iter().map(|f| f.field.clone()).collect()
+}
