@@ -1,1 +1,92 @@
-//! placeholder
+//! Shared set-up of the crm-rs benchmarks: a CRM on a fresh store of each backend,
+//! seeded with a realistic contact base through the public services.
+
+use crm_core::service::{NewCompany, NewContact, NewUser};
+use crm_core::{Actor, CompanyId, ContactId, Crm, LifecycleStage, Result, Role};
+
+/// How many contacts the benchmarks seed: `CRM_BENCH_ROWS`, default 100,000.
+pub fn bench_rows() -> usize {
+    std::env::var("CRM_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)
+}
+
+/// A seeded CRM: the admin, a plain user who owns a share of the contacts, and the ids.
+pub struct Seeded {
+    /// The bootstrap admin.
+    pub admin: Actor,
+    /// A sales rep owning about a tenth of the contacts.
+    pub rep: Actor,
+    /// Every seeded contact's id, in creation order.
+    pub contacts: Vec<ContactId>,
+}
+
+const STAGES: [LifecycleStage; 6] = [
+    LifecycleStage::Subscriber,
+    LifecycleStage::Lead,
+    LifecycleStage::Mql,
+    LifecycleStage::Sql,
+    LifecycleStage::Opportunity,
+    LifecycleStage::Customer,
+];
+const FIRST: [&str; 12] =
+    ["Ann", "Bob", "Carla", "Dev", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jon", "Kira", "Luis"];
+const LAST: [&str; 10] = ["Lee", "Stone", "Díaz", "Patel", "Müller", "Okafor", "Rossi", "Nguyen", "Smith", "Kowalski"];
+
+/// A contact input numbered `i` (unique email; names, stages and tags spread).
+pub fn contact_input(i: usize, company: Option<CompanyId>, owner: Option<crm_core::UserId>) -> NewContact {
+    let first = FIRST[i % FIRST.len()];
+    let last = LAST[(i / FIRST.len()) % LAST.len()];
+    NewContact {
+        name: format!("{first} {last} {i}"),
+        email: Some(format!("{}.{}.{i}@example{}.com", first.to_lowercase(), i % 97, i % 13)),
+        phone_number: (i % 3 == 0).then(|| format!("+4420794{:05}", i % 100_000)),
+        job_title: Some(["CEO", "CTO", "Buyer", "Engineer", "Head of Sales"][i % 5].to_string()),
+        lead_source: Some(["web", "referral", "event", "ads"][i % 4].to_string()),
+        lifecycle_stage: Some(STAGES[i % STAGES.len()]),
+        tags: if i % 4 == 0 { vec!["vip".into()] } else { vec![] },
+        company_id: company,
+        owner_id: owner,
+        ..Default::default()
+    }
+}
+
+/// Creates an admin, a rep, 200 companies and `rows` contacts (in batches of 1,000).
+pub async fn seed(crm: &Crm, rows: usize) -> Result<Seeded> {
+    let admin = crm.users().bootstrap_admin("admin", "admin@example.com").await?.actor();
+    let rep = crm
+        .users()
+        .create(
+            &admin,
+            NewUser { username: "rep".into(), email: "rep@example.com".into(), role: Some(Role::User), team_id: None },
+        )
+        .await?
+        .actor();
+    let mut companies = Vec::new();
+    for i in 0..200 {
+        let c = crm
+            .companies()
+            .create(
+                &admin,
+                NewCompany {
+                    name: format!("Company {i}"),
+                    domain: Some(format!("company{i}.com")),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        companies.push(c.id);
+    }
+    let mut contacts = Vec::with_capacity(rows);
+    let mut i = 0;
+    while i < rows {
+        let end = (i + crm_core::service::MAX_BATCH).min(rows);
+        let batch = (i..end)
+            .map(|n| {
+                let owner = (n % 10 == 0).then_some(rep.user_id);
+                contact_input(n, (n % 5 != 0).then(|| companies[n % companies.len()]), owner)
+            })
+            .collect();
+        contacts.extend(crm.contacts().create_many(&admin, batch).await?.into_iter().map(|c| c.id));
+        i = end;
+    }
+    Ok(Seeded { admin, rep, contacts })
+}

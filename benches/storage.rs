@@ -1,1 +1,101 @@
-fn main() {}
+//! Storage hot paths on a seeded contact base (100,000 by default, `CRM_BENCH_ROWS`),
+//! on SQLite and on PostgreSQL (`CRM_TEST_POSTGRES_URL`, default the local server),
+//! through the public services (policy, validation, audit and outbox included):
+//!
+//! - `get_by_id`: one contact;
+//! - `list_page_50`: a page of 50 customers sorted by name, as the admin;
+//! - `list_page_50_as_user`: a page of 50 of a rep's own leads, newest first;
+//! - `insert_single`: one contact per call (one transaction with its audit and outbox rows);
+//! - `insert_batch_1000`: `create_many` of 1,000 contacts (one transaction).
+//!
+//! `cargo bench -p crm-benches --bench storage`; figures in `benches/README.md`.
+
+#![allow(clippy::expect_used)] // a benchmark that cannot run its set-up should stop loudly
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
+use crm_benches::{bench_rows, contact_input, seed};
+use crm_core::{Crm, EntityKind, ListQuery};
+use crm_tests::TestBackend;
+
+fn storage(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rows = bench_rows();
+    for name in ["sqlite", "postgres"] {
+        let backend: Box<dyn TestBackend> = rt.block_on(async {
+            match name {
+                "sqlite" => crm_tests::backends::sqlite().await as Box<dyn TestBackend>,
+                _ => crm_tests::backends::postgres().await as Box<dyn TestBackend>,
+            }
+        });
+        let crm = Crm::new(backend.store());
+        let started = std::time::Instant::now();
+        let seeded = rt.block_on(seed(&crm, rows)).expect("seed");
+        let secs = started.elapsed().as_secs_f64();
+        println!("{name}: seeded {rows} contacts in {secs:.1} s ({:.0} contacts/s)", rows as f64 / secs);
+
+        let mut g = c.benchmark_group(name);
+        g.sample_size(30).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(2));
+
+        let next = AtomicUsize::new(0);
+        g.bench_function("get_by_id", |b| {
+            b.to_async(&rt).iter(|| async {
+                let i = next.fetch_add(7919, Ordering::Relaxed) % seeded.contacts.len();
+                crm.contacts().get(&seeded.admin, seeded.contacts[i]).await.expect("get")
+            })
+        });
+
+        let customers = ListQuery::new()
+            .filter_str(EntityKind::Contact, "lifecycleStage[eq]:customer")
+            .and_then(|q| q.sort_str(EntityKind::Contact, "name[asc]"))
+            .expect("query")
+            .limit(50);
+        g.bench_function("list_page_50", |b| {
+            b.to_async(&rt).iter(|| async {
+                let page = crm.contacts().list(&seeded.admin, customers.clone()).await.expect("list");
+                assert_eq!(page.data.len(), 50);
+                page
+            })
+        });
+
+        let own_leads =
+            ListQuery::new().filter_str(EntityKind::Contact, "lifecycleStage[in]:[lead,mql]").expect("query").limit(50);
+        g.bench_function("list_page_50_as_user", |b| {
+            b.to_async(&rt).iter(|| async {
+                let page = crm.contacts().list(&seeded.rep, own_leads.clone()).await.expect("list");
+                assert!(!page.data.is_empty());
+                page
+            })
+        });
+
+        let serial = AtomicUsize::new(10_000_000);
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("insert_single", |b| {
+            b.to_async(&rt).iter(|| async {
+                let n = serial.fetch_add(1, Ordering::Relaxed);
+                crm.contacts().create(&seeded.admin, contact_input(n, None, None)).await.expect("insert")
+            })
+        });
+
+        g.throughput(Throughput::Elements(1_000));
+        g.sample_size(10).measurement_time(Duration::from_secs(10));
+        g.bench_with_input(BenchmarkId::new("insert_batch", 1_000), &1_000usize, |b, &size| {
+            b.to_async(&rt).iter(|| async {
+                let start = serial.fetch_add(size, Ordering::Relaxed);
+                let batch = (start..start + size).map(|n| contact_input(n, None, None)).collect();
+                crm.contacts().create_many(&seeded.admin, batch).await.expect("batch")
+            })
+        });
+        g.finish();
+        rt.block_on(backend.cleanup());
+    }
+}
+
+mod harness {
+    #![allow(missing_docs)] // criterion_group! makes an undocumented public fn
+    criterion::criterion_group!(benches, super::storage);
+}
+
+criterion_main!(harness::benches);

@@ -164,6 +164,14 @@ impl Errors {
         }
     }
 
+    /// Records another collector's errors under `prefix` (`3` makes `email` `3.email`).
+    pub fn nest(&mut self, prefix: &str, other: Errors) {
+        self.0.extend(other.0.into_iter().map(|mut e| {
+            e.field = format!("{prefix}.{}", e.field);
+            e
+        }));
+    }
+
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

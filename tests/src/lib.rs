@@ -101,6 +101,7 @@ macro_rules! conformance_suite {
             purge_company_clears_references,
             validation_reports_every_field,
             rejected_input_writes_nothing,
+            contact_import_is_all_or_nothing,
             references_must_be_live_and_visible,
             contact_email_unique_among_live,
             company_domain_unique,

@@ -1,12 +1,14 @@
 //! The contacts service.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 
 use super::input::{self, nullable};
 use super::records::check_version;
-use super::Crm;
-use crate::error::{Errors, Result};
-use crate::ids::{CompanyId, ContactId, UserId};
+use super::{Crm, MAX_BATCH};
+use crate::error::{Error, Errors, Result};
+use crate::ids::{CompanyId, ContactId, TeamId, UserId};
 use crate::model::company::Company;
 use crate::model::contact::{Contact, LifecycleStage};
 use crate::model::{JsonObject, RecordMeta};
@@ -107,6 +109,9 @@ pub struct ContactPatch {
     pub version: Option<i64>,
 }
 
+/// A record's owner and the owner's team.
+type Owner = (UserId, Option<TeamId>);
+
 /// Contacts: people.
 #[derive(Debug, Clone, Copy)]
 pub struct ContactService<'a> {
@@ -118,35 +123,101 @@ impl ContactService<'_> {
     pub async fn create(&self, actor: &Actor, input: NewContact) -> Result<Contact> {
         let crm = self.crm;
         crm.policy().require(actor, Resource::Contacts, Action::Create)?;
-        let region = crm.config().default_phone_region.as_deref();
         let mut errs = Errors::new();
-        let name = input::required(&mut errs, "name", &input.name, 200);
-        let email = input::email(&mut errs, "email", input.email);
-        let phone_number = input::phone(&mut errs, "phoneNumber", input.phone_number, region);
-        let job_title = input::text(&mut errs, "jobTitle", input.job_title, 200, false);
-        let lead_source = input::text(&mut errs, "leadSource", input.lead_source, 100, false);
-        let tags = input::tags(&mut errs, "tags", input.tags);
-        let preferences = input::object(&mut errs, "preferences", input.preferences);
-        let social = input::object(&mut errs, "social", input.social);
-        let address = input::object(&mut errs, "address", input.address);
-        let custom_fields = input::object(&mut errs, "customFields", input.custom_fields);
         if let Some(c) = input.company_id {
             crm.check_ref::<Company>(actor, c.as_uuid(), "companyId", &mut errs).await?;
         }
-        let (owner_id, team_id) =
-            crm.resolve_owner(actor, Resource::Contacts, Action::Create, input.owner_id, &mut errs).await?;
+        let owner = crm.resolve_owner(actor, Resource::Contacts, Action::Create, input.owner_id, &mut errs).await?;
+        let contact = self.build(actor, input, owner, &mut errs);
         errs.finish()?;
+        crm.commit_insert(actor, &contact, Default::default()).await?;
+        Ok(contact)
+    }
+
+    /// Creates up to [`MAX_BATCH`] contacts at once (an import): all of them in one atomic
+    /// write, or none. Every bad field of every item is reported, named `<index>.<field>`
+    /// (`3.email`); two items with the same email are a validation error too. Each contact
+    /// gets its own audit and outbox events, as if created one by one.
+    pub async fn create_many(&self, actor: &Actor, inputs: Vec<NewContact>) -> Result<Vec<Contact>> {
+        let crm = self.crm;
+        crm.policy().require(actor, Resource::Contacts, Action::Create)?;
+        if inputs.len() > MAX_BATCH {
+            return Err(Error::invalid("items", "too_long", format!("at most {MAX_BATCH} contacts at once")));
+        }
+        let mut errs = Errors::new();
+        // References are checked once per distinct id, not once per item.
+        let mut companies: HashMap<CompanyId, bool> = HashMap::new();
+        let mut owners: HashMap<Option<UserId>, (Owner, bool)> = HashMap::new();
+        let mut emails: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.into_iter().enumerate() {
+            let mut item = Errors::new();
+            if let Some(c) = input.company_id {
+                let ok = match companies.get(&c) {
+                    Some(ok) => *ok,
+                    None => {
+                        let mut probe = Errors::new();
+                        crm.check_ref::<Company>(actor, c.as_uuid(), "companyId", &mut probe).await?;
+                        *companies.entry(c).or_insert(probe.is_empty())
+                    }
+                };
+                if !ok {
+                    item.add("companyId", "not_found", format!("no company with id {c}"));
+                }
+            }
+            let (owner, ok) = match owners.get(&input.owner_id) {
+                Some(known) => *known,
+                None => {
+                    let mut probe = Errors::new();
+                    let owner = crm
+                        .resolve_owner(actor, Resource::Contacts, Action::Create, input.owner_id, &mut probe)
+                        .await?;
+                    *owners.entry(input.owner_id).or_insert((owner, probe.is_empty()))
+                }
+            };
+            if !ok {
+                item.add("ownerId", "not_found", format!("no active user with id {}", owner.0));
+            }
+            let contact = self.build(actor, input, owner, &mut item);
+            if let Some(email) = &contact.email {
+                if let Some(first) = emails.insert(email.as_str().to_string(), i) {
+                    item.add("email", "duplicate", format!("the same email as item {first}"));
+                }
+            }
+            errs.nest(&i.to_string(), item);
+            out.push(contact);
+        }
+        errs.finish()?;
+        crm.commit_inserts(actor, &out).await?;
+        Ok(out)
+    }
+
+    /// Validates an input into a new contact, recording every bad field in `errs` (the
+    /// returned contact is meaningful only when `errs` stays empty).
+    fn build(&self, actor: &Actor, input: NewContact, owner: Owner, errs: &mut Errors) -> Contact {
+        let crm = self.crm;
+        let region = crm.config().default_phone_region.as_deref();
+        let name = input::required(errs, "name", &input.name, 200);
+        let email = input::email(errs, "email", input.email);
+        let phone_number = input::phone(errs, "phoneNumber", input.phone_number, region);
+        let job_title = input::text(errs, "jobTitle", input.job_title, 200, false);
+        let lead_source = input::text(errs, "leadSource", input.lead_source, 100, false);
+        let tags = input::tags(errs, "tags", input.tags);
+        let preferences = input::object(errs, "preferences", input.preferences);
+        let social = input::object(errs, "social", input.social);
+        let address = input::object(errs, "address", input.address);
+        let custom_fields = input::object(errs, "customFields", input.custom_fields);
         let now = crm.now();
         let stage = input.lifecycle_stage.unwrap_or(LifecycleStage::Lead);
-        let contact = Contact {
+        Contact {
             id: ContactId(crm.new_id(now)),
             name,
             email,
             phone_number,
             job_title,
             company_id: input.company_id,
-            owner_id,
-            team_id,
+            owner_id: owner.0,
+            team_id: owner.1,
             lead_source,
             lifecycle_stage: stage,
             converted_at: (stage == LifecycleStage::Customer).then_some(now),
@@ -156,9 +227,7 @@ impl ContactService<'_> {
             address,
             custom_fields,
             meta: RecordMeta::new(now, Some(actor.user_id)),
-        };
-        crm.commit_insert(actor, &contact, Default::default()).await?;
-        Ok(contact)
+        }
     }
 
     /// A live contact the actor may read.

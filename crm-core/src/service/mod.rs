@@ -37,6 +37,9 @@ pub use tasks::{NewTask, TaskPatch, TaskService};
 pub use teams::{NewTeam, TeamPatch, TeamService};
 pub use users::{NewUser, UserPatch, UserService};
 
+/// The most records one batch call (`create_many`) takes.
+pub const MAX_BATCH: usize = 1_000;
+
 /// Settings of the services.
 #[derive(Debug, Clone, Default)]
 pub struct CrmConfig {

@@ -267,14 +267,13 @@ impl Crm {
         Ok(Write::Insert { kind: EntityKind::OutboxEvent, row: to_row(&ev)? })
     }
 
-    /// Stores a new record with its `<kind>.created` audit and outbox events, plus `extra`.
-    pub(crate) async fn commit_insert<R: Record>(&self, actor: &Actor, rec: &R, mut extra: Changeset) -> Result<()> {
+    /// The writes and audit event that create `rec`: the row, its `<kind>.created`
+    /// outbox event and audit event.
+    fn insert_changes<R: Record>(&self, actor: &Actor, rec: &R, cs: &mut Changeset) -> Result<()> {
         let kind = R::KIND;
         let id = rec.id();
-        let after = to_json(rec)?;
-        let changes = diff(None, Some(&after));
+        let changes = diff(None, Some(&to_json(rec)?));
         let action = format!("{}.created", kind.name());
-        let mut cs = Changeset::default();
         cs.writes.push(Write::Insert { kind, row: to_row(rec)? });
         cs.writes.push(self.event(
             action.clone(),
@@ -282,10 +281,34 @@ impl Crm {
             id,
             json!({"id": id, "actorId": actor.user_id, "changes": changes}),
         )?);
-        cs.writes.append(&mut extra.writes);
         cs.audit.push(self.audit_event(actor, action, kind, Some(id), changes));
+        Ok(())
+    }
+
+    /// Stores a new record with its `<kind>.created` audit and outbox events, plus `extra`.
+    pub(crate) async fn commit_insert<R: Record>(&self, actor: &Actor, rec: &R, mut extra: Changeset) -> Result<()> {
+        let mut cs = Changeset::default();
+        self.insert_changes(actor, rec, &mut cs)?;
+        cs.writes.append(&mut extra.writes);
         cs.audit.append(&mut extra.audit);
         self.store().apply(cs).await
+    }
+
+    /// Stores many new records, each with its own events, in one atomic write. Rows of one
+    /// kind go first, so the store can send them as multi-row inserts.
+    pub(crate) async fn commit_inserts<R: Record>(&self, actor: &Actor, recs: &[R]) -> Result<()> {
+        let mut rows = Changeset::default();
+        let mut events = Vec::with_capacity(recs.len());
+        for rec in recs {
+            let mut one = Changeset::default();
+            self.insert_changes(actor, rec, &mut one)?;
+            let mut writes = one.writes.into_iter();
+            rows.writes.extend(writes.next());
+            events.extend(writes);
+            rows.audit.append(&mut one.audit);
+        }
+        rows.writes.append(&mut events);
+        self.store().apply(rows).await
     }
 
     /// Stores a changed record (version raised, `<kind>.<verb>` audit and outbox events),

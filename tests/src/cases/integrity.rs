@@ -99,6 +99,60 @@ pub async fn rejected_input_writes_nothing(b: &dyn TestBackend) {
     assert_eq!(h.crm.contacts().get(&h.admin, c.id).await.expect("get").name, "ok");
 }
 
+/// A batch import writes every contact with its own events, or nothing; its errors name
+/// the item and the field.
+pub async fn contact_import_is_all_or_nothing(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let store = b.store();
+    let acme =
+        h.crm.companies().create(&h.admin, NewCompany { name: "Acme".into(), ..Default::default() }).await.expect("co");
+    let before = counts(store.as_ref()).await;
+    let item = |name: &str, email: Option<&str>| NewContact {
+        name: name.into(),
+        email: email.map(str::to_string),
+        company_id: Some(acme.id),
+        ..Default::default()
+    };
+    let e = assert_code(
+        h.crm
+            .contacts()
+            .create_many(
+                &h.admin,
+                vec![
+                    item("Ann", Some("ann@acme.com")),
+                    item("", Some("bad")),
+                    item("Ann again", Some("ANN@acme.com")),
+                    NewContact { company_id: Some(CompanyId(uuid::Uuid::now_v7())), ..item("Ghost", None) },
+                ],
+            )
+            .await,
+        "validation_failed",
+    );
+    let mut named = fields(&e);
+    named.sort();
+    assert_eq!(named, vec!["1.email", "1.name", "2.email", "3.companyId"]);
+    assert_eq!(counts(store.as_ref()).await, before, "a rejected batch writes nothing");
+    let batch: Vec<NewContact> = (0..250).map(|i| item(&format!("P{i:03}"), Some(&format!("p{i}@acme.com")))).collect();
+    let made = h.crm.contacts().create_many(&h.admin, batch).await.expect("import");
+    assert_eq!(made.len(), 250);
+    assert_eq!(counts(store.as_ref()).await, (before.0 + 250, before.1 + 250, before.2 + 250));
+    let page =
+        h.crm.contacts().list(&h.admin, q(EntityKind::Contact, "name[startsWith]:P").count(true)).await.expect("list");
+    assert_eq!(page.total_count, Some(250));
+    assert!(matches!(h.crm.verify_audit_chain().await.expect("verify"), ChainStatus::Intact { .. }));
+    // A collision with a stored contact fails the whole batch.
+    assert_code(
+        h.crm
+            .contacts()
+            .create_many(&h.admin, vec![item("New", Some("new@acme.com")), item("Dup", Some("p7@acme.com"))])
+            .await,
+        "conflict",
+    );
+    assert_eq!(counts(store.as_ref()).await.0, before.0 + 250);
+    let too_many: Vec<NewContact> = (0..=service::MAX_BATCH).map(|i| item(&format!("x{i}"), None)).collect();
+    assert_code(h.crm.contacts().create_many(&h.admin, too_many).await, "validation_failed");
+}
+
 /// References must name live records the caller can read.
 pub async fn references_must_be_live_and_visible(b: &dyn TestBackend) {
     let h = Harness::new(b).await;
