@@ -340,16 +340,17 @@ fn bad_row(kind: EntityKind, why: impl std::fmt::Display) -> Error {
     Error::internal_msg(format!("{} row: {why}", kind.name()))
 }
 
-/// Turns a value into a row of its kind.
+/// Turns a value into a row of its kind. Values move out of the serialised form, so
+/// large JSON documents are not copied; a field without a column is an error.
 pub fn to_row<T: Persist>(item: &T) -> Result<Row> {
     let kind = T::KIND;
     let json = serde_json::to_value(item).map_err(|e| Error::internal("serialising a record", e))?;
-    let serde_json::Value::Object(obj) = json else {
+    let serde_json::Value::Object(mut obj) = json else {
         return Err(bad_row(kind, "not a JSON object"));
     };
-    let mut used = 0usize;
     let mut row = Vec::with_capacity(kind.columns().len());
-    let mut nested_seen: Vec<&str> = Vec::new();
+    // Nested objects (`contactDetails.email`), taken out of `obj` when first met.
+    let mut parents: Vec<(&str, Map<String, serde_json::Value>)> = Vec::new();
     for col in kind.columns() {
         if col.is_computed() {
             row.push(Value::Text(item.search_text().to_lowercase()));
@@ -357,39 +358,36 @@ pub fn to_row<T: Persist>(item: &T) -> Result<Row> {
         }
         let found = match col.field.split_once('.') {
             Some((parent, child)) => {
-                let v = obj.get(parent);
-                if v.is_some() && !nested_seen.contains(&parent) {
-                    nested_seen.push(parent);
-                    used += 1;
-                }
-                v.and_then(|p| p.get(child))
+                let at = match parents.iter().position(|(p, _)| *p == parent) {
+                    Some(i) => Some(i),
+                    None => match obj.remove(parent) {
+                        Some(serde_json::Value::Object(m)) => {
+                            parents.push((parent, m));
+                            Some(parents.len() - 1)
+                        }
+                        None | Some(serde_json::Value::Null) => None,
+                        Some(other) => return Err(bad_row(kind, format!("{parent}: {other} is not an object"))),
+                    },
+                };
+                at.and_then(|i| parents[i].1.remove(child))
             }
-            None => {
-                let v = obj.get(col.field);
-                if v.is_some() {
-                    used += 1;
-                }
-                v
-            }
+            None => obj.remove(col.field),
         };
         let value = match found {
             None | Some(serde_json::Value::Null) => Value::Null,
-            Some(v) => {
-                json_to_value(col, v).ok_or_else(|| bad_row(kind, format!("{}: {v} is not {:?}", col.field, col.ty)))?
-            }
+            Some(v) => json_into_value(col, v)
+                .ok_or_else(|| bad_row(kind, format!("{} does not hold a {:?}", col.field, col.ty)))?,
         };
         if value.is_null() && !col.nullable {
             return Err(bad_row(kind, format!("{} may not be null", col.field)));
         }
         row.push(value);
     }
-    if used != obj.len() {
-        let unmapped: Vec<&String> = obj
-            .keys()
-            .filter(|k| {
-                !kind.columns().iter().any(|c| c.field == k.as_str() || c.field.split('.').next() == Some(k.as_str()))
-            })
-            .collect();
+    let mut unmapped: Vec<String> = obj.keys().cloned().collect();
+    for (parent, rest) in &parents {
+        unmapped.extend(rest.keys().map(|k| format!("{parent}.{k}")));
+    }
+    if !unmapped.is_empty() {
         return Err(bad_row(kind, format!("fields without a column: {unmapped:?}")));
     }
     Ok(row)
@@ -435,14 +433,23 @@ pub fn from_row<T: Persist>(row: Row) -> Result<T> {
 
 /// Converts a JSON value to the column's typed value.
 pub fn json_to_value(col: &Column, v: &serde_json::Value) -> Option<Value> {
-    Some(match col.ty {
-        ColumnType::Uuid => Value::Uuid(Uuid::parse_str(v.as_str()?).ok()?),
-        ColumnType::Text => Value::Text(v.as_str()?.to_string()),
-        ColumnType::Int => Value::Int(v.as_i64()?),
-        ColumnType::Bool => Value::Bool(v.as_bool()?),
-        ColumnType::Timestamp => Value::Timestamp(DateTime::parse_from_rfc3339(v.as_str()?).ok()?.with_timezone(&Utc)),
-        ColumnType::Date => Value::Date(NaiveDate::parse_from_str(v.as_str()?, "%Y-%m-%d").ok()?),
-        ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => Value::Json(v.clone()),
+    json_into_value(col, v.clone())
+}
+
+/// Converts a JSON value to the column's typed value, taking it.
+pub fn json_into_value(col: &Column, v: serde_json::Value) -> Option<Value> {
+    use serde_json::Value as J;
+    Some(match (col.ty, v) {
+        (ColumnType::Uuid, J::String(s)) => Value::Uuid(Uuid::parse_str(&s).ok()?),
+        (ColumnType::Text, J::String(s)) => Value::Text(s),
+        (ColumnType::Int, v) => Value::Int(v.as_i64()?),
+        (ColumnType::Bool, J::Bool(b)) => Value::Bool(b),
+        (ColumnType::Timestamp, J::String(s)) => {
+            Value::Timestamp(DateTime::parse_from_rfc3339(&s).ok()?.with_timezone(&Utc))
+        }
+        (ColumnType::Date, J::String(s)) => Value::Date(NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok()?),
+        (ColumnType::Json | ColumnType::UuidList | ColumnType::TextList, v) => Value::Json(v),
+        _ => return None,
     })
 }
 

@@ -2,7 +2,7 @@
 //! names come only from crm-core's static schema; every value is a bound parameter.
 
 use crm_core::query::{Cmp, Direction, Filter, Pattern, PatternPart, Predicate, StoreQuery};
-use crm_core::schema::{Column, EntityKind};
+use crm_core::schema::{Column, EntityKind, Row};
 use crm_core::{Result, Value};
 use sea_query::{
     Alias, Asterisk, Cond, Expr, Func, LikeExpr, NullOrdering, Order, PostgresQueryBuilder, Query, SimpleExpr,
@@ -10,7 +10,7 @@ use sea_query::{
 };
 use uuid::Uuid;
 
-use crate::values::{to_sq, Dialect};
+use crate::values::{into_sq, to_sq, Dialect};
 
 fn col(c: &Column) -> Expr {
     Expr::col(Alias::new(c.name))
@@ -246,16 +246,14 @@ pub(crate) fn count(kind: EntityKind, f: Option<&Filter>, include_deleted: bool,
     build(&q, d)
 }
 
-fn row_values(kind: EntityKind, row: &[Value], d: Dialect) -> Vec<SimpleExpr> {
-    kind.columns().iter().zip(row).map(|(c, v)| val(v, c, d)).collect()
-}
-
 /// Multi-row insert (the caller keeps batches under the parameter limits).
-pub(crate) fn insert(kind: EntityKind, rows: &[&[Value]], d: Dialect) -> Result<(String, Values)> {
+pub(crate) fn insert(kind: EntityKind, rows: Vec<Row>, d: Dialect) -> Result<(String, Values)> {
     let mut q = Query::insert();
     q.into_table(Alias::new(kind.table())).columns(all_columns(kind));
     for row in rows {
-        q.values(row_values(kind, row, d)).map_err(|e| crm_core::Error::internal("building an insert", e))?;
+        let values = kind.columns().iter().zip(row).map(|(c, v)| Expr::val(into_sq(v, c.ty, d)).into());
+        q.values(values.collect::<Vec<SimpleExpr>>())
+            .map_err(|e| crm_core::Error::internal("building an insert", e))?;
     }
     Ok(build(&q, d))
 }

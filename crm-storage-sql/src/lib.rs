@@ -332,10 +332,12 @@ impl Tx for Transaction<'static, Sqlite> {
 }
 
 /// Inserts rows of one kind in as few statements as the parameter limits allow.
-async fn insert_rows(tx: &mut dyn Tx, kind: EntityKind, rows: &[Row]) -> Result<()> {
-    for chunk in rows.chunks(build::insert_batch_rows(kind)) {
-        let refs: Vec<&[Value]> = chunk.iter().map(|r| r.as_slice()).collect();
-        let q = build::insert(kind, &refs, tx.dialect())?;
+async fn insert_rows(tx: &mut dyn Tx, kind: EntityKind, rows: Vec<Row>) -> Result<()> {
+    let per_statement = build::insert_batch_rows(kind);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Row> = rows.by_ref().take(per_statement).collect();
+        let q = build::insert(kind, chunk, tx.dialect())?;
         tx.exec(kind, q).await?;
     }
     Ok(())
@@ -353,7 +355,7 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<()> {
             rows.push(to_row(&sealed)?);
             head = next;
         }
-        insert_rows(tx, EntityKind::AuditEvent, &rows).await?;
+        insert_rows(tx, EntityKind::AuditEvent, rows).await?;
         tx.set_head(&head).await?;
     }
     let mut pending: Option<(EntityKind, Vec<Row>)> = None;
@@ -364,7 +366,7 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<()> {
                 Some((k, rows)) if *k == kind => rows.push(row),
                 _ => {
                     if let Some((k, rows)) = pending.take() {
-                        insert_rows(tx, k, &rows).await?;
+                        insert_rows(tx, k, rows).await?;
                     }
                     pending = Some((kind, vec![row]));
                 }
@@ -372,7 +374,7 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<()> {
             continue;
         }
         if let Some((k, rows)) = pending.take() {
-            insert_rows(tx, k, &rows).await?;
+            insert_rows(tx, k, rows).await?;
         }
         match w {
             Write::Insert { .. } => {}
@@ -395,7 +397,7 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<()> {
         }
     }
     if let Some((k, rows)) = pending.take() {
-        insert_rows(tx, k, &rows).await?;
+        insert_rows(tx, k, rows).await?;
     }
     Ok(())
 }

@@ -43,18 +43,23 @@ fn micros(t: &DateTime<Utc>) -> i64 {
 
 /// A crm-core value as a sea-query parameter for a column of type `ty`.
 pub(crate) fn to_sq(v: &Value, ty: ColumnType, d: Dialect) -> Sq {
+    into_sq(v.clone(), ty, d)
+}
+
+/// [`to_sq`], taking the value (rows to insert are not copied).
+pub(crate) fn into_sq(v: Value, ty: ColumnType, d: Dialect) -> Sq {
     match (v, d) {
         (Value::Null, _) => null_of(ty, d),
-        (Value::Uuid(u), Dialect::Postgres) => Sq::Uuid(Some(Box::new(*u))),
+        (Value::Uuid(u), Dialect::Postgres) => Sq::Uuid(Some(Box::new(u))),
         (Value::Uuid(u), Dialect::Sqlite) => Sq::Bytes(Some(Box::new(u.as_bytes().to_vec()))),
-        (Value::Text(s), _) => Sq::String(Some(Box::new(s.clone()))),
-        (Value::Int(i), _) => Sq::BigInt(Some(*i)),
-        (Value::Bool(b), _) => Sq::Bool(Some(*b)),
-        (Value::Timestamp(t), Dialect::Postgres) => Sq::ChronoDateTimeUtc(Some(Box::new(*t))),
-        (Value::Timestamp(t), Dialect::Sqlite) => Sq::BigInt(Some(micros(t))),
-        (Value::Date(x), Dialect::Postgres) => Sq::ChronoDate(Some(Box::new(*x))),
+        (Value::Text(s), _) => Sq::String(Some(Box::new(s))),
+        (Value::Int(i), _) => Sq::BigInt(Some(i)),
+        (Value::Bool(b), _) => Sq::Bool(Some(b)),
+        (Value::Timestamp(t), Dialect::Postgres) => Sq::ChronoDateTimeUtc(Some(Box::new(t))),
+        (Value::Timestamp(t), Dialect::Sqlite) => Sq::BigInt(Some(micros(&t))),
+        (Value::Date(x), Dialect::Postgres) => Sq::ChronoDate(Some(Box::new(x))),
         (Value::Date(x), Dialect::Sqlite) => Sq::String(Some(Box::new(x.format("%Y-%m-%d").to_string()))),
-        (Value::Json(j), Dialect::Postgres) => Sq::Json(Some(Box::new(j.clone()))),
+        (Value::Json(j), Dialect::Postgres) => Sq::Json(Some(Box::new(j))),
         (Value::Json(j), Dialect::Sqlite) => Sq::String(Some(Box::new(j.to_string()))),
     }
 }
