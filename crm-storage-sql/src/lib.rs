@@ -25,6 +25,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -69,7 +70,13 @@ enum Backend {
 /// A SQLite or PostgreSQL store.
 pub struct SqlStore {
     backend: Backend,
+    /// SQLite: the audit sequence (the change count) at which planner statistics are
+    /// next refreshed; it doubles each time, so the cost stays a small share of writes.
+    next_analyze: AtomicI64,
 }
+
+/// The fewest changes before SQLite's first statistics refresh.
+const FIRST_ANALYZE: i64 = 1_000;
 
 impl std::fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,7 +143,7 @@ impl SqlStore {
                 .connect_with(base.read_only(true))
                 .await
                 .map_err(unavailable)?;
-            SqlStore { backend: Backend::Sqlite { read, write } }
+            SqlStore { backend: Backend::Sqlite { read, write }, next_analyze: AtomicI64::new(FIRST_ANALYZE) }
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut pg = PgConnectOptions::from_str(url)
                 .map_err(|e| Error::invalid("databaseUrl", "invalid_value", format!("bad PostgreSQL URL: {e}")))?;
@@ -161,7 +168,7 @@ impl SqlStore {
                 .connect_with(pg)
                 .await
                 .map_err(unavailable)?;
-            SqlStore { backend: Backend::Postgres(pool) }
+            SqlStore { backend: Backend::Postgres(pool), next_analyze: AtomicI64::new(i64::MAX) }
         } else {
             return Err(Error::invalid(
                 "databaseUrl",
@@ -170,7 +177,37 @@ impl SqlStore {
             ));
         };
         store.migrate().await?;
+        if store.dialect() == Dialect::Sqlite {
+            // Good plans need statistics (a filter on a few-valued column against a
+            // sort index, say); an existing database gets them at open.
+            let seq = store.audit_head().await?.seq;
+            if seq > 0 {
+                store.analyze().await?;
+            }
+            store.next_analyze.store((seq * 2).max(FIRST_ANALYZE), Ordering::Relaxed);
+        }
         Ok(store)
+    }
+
+    /// Refreshes the query planner's statistics (`ANALYZE`). SQLite stores do this on
+    /// their own at open and whenever the number of changes has doubled; on PostgreSQL
+    /// autovacuum does it. Call it after a bulk load to get good plans at once.
+    pub async fn analyze(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite { write, .. } => sqlx::query("ANALYZE").execute(write).await.map(|_| ()),
+            Backend::Postgres(pool) => sqlx::query("ANALYZE").execute(pool).await.map(|_| ()),
+        }
+        .map_err(|e| Error::internal("refreshing planner statistics", e))
+    }
+
+    /// Refreshes SQLite's statistics once the change count `seq` reaches the next mark.
+    async fn maybe_analyze(&self, seq: i64) -> Result<()> {
+        let due = self.next_analyze.load(Ordering::Relaxed);
+        if seq < due || self.next_analyze.compare_exchange(due, seq * 2, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return Ok(());
+        }
+        self.analyze().await
     }
 
     /// The dialect.
@@ -343,10 +380,12 @@ async fn insert_rows(tx: &mut dyn Tx, kind: EntityKind, rows: Vec<Row>) -> Resul
     Ok(())
 }
 
-/// The body of `apply`, the same for both dialects.
-async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<()> {
+/// The body of `apply`, the same for both dialects. Returns the new end of the audit
+/// chain, when the changeset moved it.
+async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<Option<i64>> {
     let d = tx.dialect();
     let Changeset { writes, audit } = cs;
+    let mut moved = None;
     if !audit.is_empty() {
         let mut head = tx.lock_head().await?;
         let mut rows = Vec::with_capacity(audit.len());
@@ -357,6 +396,7 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<()> {
         }
         insert_rows(tx, EntityKind::AuditEvent, rows).await?;
         tx.set_head(&head).await?;
+        moved = Some(head.seq);
     }
     let mut pending: Option<(EntityKind, Vec<Row>)> = None;
     for w in writes {
@@ -399,7 +439,7 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<()> {
     if let Some((k, rows)) = pending.take() {
         insert_rows(tx, k, rows).await?;
     }
-    Ok(())
+    Ok(moved)
 }
 
 #[async_trait]
@@ -443,8 +483,12 @@ impl Store for SqlStore {
         match &self.backend {
             Backend::Sqlite { write, .. } => {
                 let mut tx = write.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
-                apply_in(&mut tx, changes).await?;
-                tx.commit().await.map_err(unavailable)
+                let seq = apply_in(&mut tx, changes).await?;
+                tx.commit().await.map_err(unavailable)?;
+                match seq {
+                    Some(seq) => self.maybe_analyze(seq).await,
+                    None => Ok(()),
+                }
             }
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(unavailable)?;

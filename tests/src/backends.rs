@@ -27,6 +27,15 @@ impl SqlBackend {
     pub fn sql(&self) -> &SqlStore {
         &self.store
     }
+
+    /// Where the data lives: the SQLite file, or the PostgreSQL schema.
+    pub fn location(&self) -> String {
+        match (&self.file, &self.schema) {
+            (Some(f), _) => f.display().to_string(),
+            (_, Some(s)) => format!("schema {s} at {}", postgres_url()),
+            _ => String::new(),
+        }
+    }
 }
 
 #[async_trait]

@@ -82,7 +82,7 @@ impl Harness {
 }
 
 /// Instantiates every conformance case as a test using `$factory` (an async fn returning
-/// a boxed [`TestBackend`]). Call it inside `mod <backend> { … }`.
+/// a boxed backend). Call it inside `mod <backend> { … }`.
 #[macro_export]
 macro_rules! conformance_suite {
     ($factory:path) => {
@@ -144,9 +144,15 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let backend = $factory().await;
-                $crate::cases::$case(&*backend).await;
-                $crate::TestBackend::cleanup(&*backend).await;
+                let backend: std::sync::Arc<dyn $crate::TestBackend> = std::sync::Arc::new(*$factory().await);
+                let run = backend.clone();
+                // The case runs in its own task so that the database is removed even when
+                // it fails; then its panic is the test's.
+                let outcome = tokio::spawn(async move { $crate::cases::$case(&*run).await }).await;
+                backend.cleanup().await;
+                if let Err(e) = outcome {
+                    std::panic::resume_unwind(e.into_panic());
+                }
             }
         )*
     };
