@@ -3,9 +3,11 @@
 //! through the public services (policy, validation, audit and outbox included):
 //!
 //! - `get_by_id`: one contact;
-//! - `list_page_50`: a page of 50 customers sorted by name, as the admin;
+//! - `list_page_50`: a page of 50 customers, newest first, as the admin;
+//! - `list_page_50_by_name`: a page of 50 customers sorted by name, as the admin;
 //! - `list_page_50_as_user`: a page of 50 of a rep's own leads, newest first;
 //! - `insert_single`: one contact per call (one transaction with its audit and outbox rows);
+//! - `insert_single_16_callers`: the same from 16 concurrent callers (throughput);
 //! - `insert_batch_1000`: `create_many` of 1,000 contacts (one transaction).
 //!
 //! `cargo bench -p crm-benches --bench storage`; figures in `benches/README.md`.
@@ -54,18 +56,20 @@ fn storage(c: &mut Criterion) {
             })
         });
 
-        let customers = ListQuery::new()
-            .filter_str(EntityKind::Contact, "lifecycleStage[eq]:customer")
-            .and_then(|q| q.sort_str(EntityKind::Contact, "name[asc]"))
-            .expect("query")
-            .limit(50);
-        g.bench_function("list_page_50", |b| {
-            b.to_async(&rt).iter(|| async {
-                let page = crm.contacts().list(&seeded.admin, customers.clone()).await.expect("list");
-                assert_eq!(page.data.len(), 50);
-                page
-            })
-        });
+        for (bench, sort) in [("list_page_50", "createdAt[desc]"), ("list_page_50_by_name", "name[asc]")] {
+            let customers = ListQuery::new()
+                .filter_str(EntityKind::Contact, "lifecycleStage[eq]:customer")
+                .and_then(|q| q.sort_str(EntityKind::Contact, sort))
+                .expect("query")
+                .limit(50);
+            g.bench_function(bench, |b| {
+                b.to_async(&rt).iter(|| async {
+                    let page = crm.contacts().list(&seeded.admin, customers.clone()).await.expect("list");
+                    assert_eq!(page.data.len(), 50);
+                    page
+                })
+            });
+        }
 
         let own_leads =
             ListQuery::new().filter_str(EntityKind::Contact, "lifecycleStage[in]:[lead,mql]").expect("query").limit(50);
@@ -83,6 +87,31 @@ fn storage(c: &mut Criterion) {
             b.to_async(&rt).iter(|| async {
                 let n = serial.fetch_add(1, Ordering::Relaxed);
                 crm.contacts().create(&seeded.admin, contact_input(n, None, None)).await.expect("insert")
+            })
+        });
+
+        // The same single inserts from 16 callers at once (an HTTP server's load).
+        let serial = std::sync::Arc::new(serial);
+        g.bench_function("insert_single_16_callers", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (crm, admin, serial) = (crm.clone(), seeded.admin.clone(), serial.clone());
+                async move {
+                    let started = std::time::Instant::now();
+                    let mut callers = tokio::task::JoinSet::new();
+                    for c in 0..16u64 {
+                        let (crm, admin, serial) = (crm.clone(), admin.clone(), serial.clone());
+                        callers.spawn(async move {
+                            for _ in 0..(iters / 16 + u64::from(c < iters % 16)) {
+                                let n = serial.fetch_add(1, Ordering::Relaxed);
+                                crm.contacts().create(&admin, contact_input(n, None, None)).await.expect("insert");
+                            }
+                        });
+                    }
+                    while let Some(done) = callers.join_next().await {
+                        done.expect("caller");
+                    }
+                    started.elapsed()
+                }
             })
         });
 

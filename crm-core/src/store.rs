@@ -82,8 +82,8 @@ impl Changeset {
 /// - `list` applies the filter, hides soft-deleted rows unless asked, sorts by the keys
 ///   with NULL as the smallest value, and returns at most `limit` rows;
 /// - text compares and sorts by bytes (binary collation);
-/// - `apply` is atomic: the audit head is locked, each audit event is sealed after it
-///   and stored, the writes run in order, and the head moves, in one transaction.
+/// - `apply` is atomic: the writes run in order, then the audit head is locked, each
+///   audit event is sealed after it and stored, and the head moves, in one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The backend's name (`sqlite`, `postgres`, `mongo`).

@@ -6,9 +6,13 @@
 //! string is ever spliced into SQL) and binds every value as a parameter.
 //!
 //! - **SQLite**: a file in WAL mode with a busy timeout; reads use a pool, writes one
-//!   connection with `BEGIN IMMEDIATE`, so writers queue instead of failing.
-//! - **PostgreSQL**: a pool; `apply` locks the audit head row, so changesets commit in
-//!   audit-chain order.
+//!   connection with `BEGIN IMMEDIATE`.
+//! - **PostgreSQL**: a pool; `apply` locks the audit head row after the record writes,
+//!   so changesets commit in audit-chain order and hold the lock briefly.
+//!
+//! - **Both**: every write goes through one writer task that commits the changesets of
+//!   concurrent callers together (group commit), each in its own savepoint, so one
+//!   caller's conflict never fails another's write.
 //!
 //! Migrations are embedded per dialect and run on connect.
 //!
@@ -25,23 +29,25 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use crm_core::audit::{AuditHead, NewAuditEvent};
+use crm_core::audit::AuditHead;
 use crm_core::query::{Filter, StoreQuery};
-use crm_core::schema::{to_row, EntityKind, Row};
-use crm_core::{Changeset, Error, Result, Store, Value, Write};
+use crm_core::schema::{EntityKind, Row};
+use crm_core::{Changeset, Error, Result, Store};
 use sea_query::Values;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Postgres, Row as _, Sqlite, Transaction};
 use uuid::Uuid;
 
 mod build;
 mod values;
+mod writer;
+
+use tokio::sync::{mpsc, oneshot};
+use writer::{Job, WritePool};
 
 pub use values::Dialect;
 
@@ -67,12 +73,23 @@ enum Backend {
     Postgres(PgPool),
 }
 
+impl Backend {
+    fn write_pool(&self) -> WritePool {
+        match self {
+            Backend::Sqlite { write, .. } => WritePool::Sqlite(write.clone()),
+            Backend::Postgres(pool) => WritePool::Postgres(pool.clone()),
+        }
+    }
+}
+
 /// A SQLite or PostgreSQL store.
+///
+/// Writes go through a writer task on the Tokio runtime the store was opened on, which
+/// commits the changesets of concurrent callers together (see `apply`); keep that
+/// runtime alive as long as the store.
 pub struct SqlStore {
     backend: Backend,
-    /// SQLite: the audit sequence (the change count) at which planner statistics are
-    /// next refreshed; it doubles each time, so the cost stays a small share of writes.
-    next_analyze: AtomicI64,
+    writer: mpsc::Sender<Job>,
 }
 
 /// The fewest changes before SQLite's first statistics refresh.
@@ -86,6 +103,14 @@ impl std::fmt::Debug for SqlStore {
 
 fn unavailable(e: sqlx::Error) -> Error {
     Error::internal("the database is unavailable", e)
+}
+
+async fn migrate(pool: &WritePool) -> Result<()> {
+    let r = match pool {
+        WritePool::Sqlite(p) => migrator(Dialect::Sqlite).run(p).await,
+        WritePool::Postgres(p) => migrator(Dialect::Postgres).run(p).await,
+    };
+    r.map_err(|e| Error::internal("migrating the database", e))
 }
 
 fn migrator(d: Dialect) -> Migrator {
@@ -116,7 +141,7 @@ impl SqlStore {
 
     /// Connects with options, and migrates.
     pub async fn connect_with(url: &str, opts: SqlOptions) -> Result<Self> {
-        let store = if url.starts_with("sqlite:") {
+        let backend = if url.starts_with("sqlite:") {
             if url.contains(":memory:") || url.contains("mode=memory") {
                 return Err(Error::invalid(
                     "databaseUrl",
@@ -143,7 +168,7 @@ impl SqlStore {
                 .connect_with(base.read_only(true))
                 .await
                 .map_err(unavailable)?;
-            SqlStore { backend: Backend::Sqlite { read, write }, next_analyze: AtomicI64::new(FIRST_ANALYZE) }
+            Backend::Sqlite { read, write }
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut pg = PgConnectOptions::from_str(url)
                 .map_err(|e| Error::invalid("databaseUrl", "invalid_value", format!("bad PostgreSQL URL: {e}")))?;
@@ -168,7 +193,7 @@ impl SqlStore {
                 .connect_with(pg)
                 .await
                 .map_err(unavailable)?;
-            SqlStore { backend: Backend::Postgres(pool), next_analyze: AtomicI64::new(i64::MAX) }
+            Backend::Postgres(pool)
         } else {
             return Err(Error::invalid(
                 "databaseUrl",
@@ -176,38 +201,31 @@ impl SqlStore {
                 "the database URL must start with sqlite:// or postgres://",
             ));
         };
-        store.migrate().await?;
-        if store.dialect() == Dialect::Sqlite {
+        let pool = backend.write_pool();
+        migrate(&pool).await?;
+        let mut next_analyze = i64::MAX;
+        if let WritePool::Sqlite(p) = &pool {
             // Good plans need statistics (a filter on a few-valued column against a
-            // sort index, say); an existing database gets them at open.
-            let seq = store.audit_head().await?.seq;
+            // sort index, say): an existing database gets them at open, a growing one
+            // each time its change count (the audit sequence) doubles.
+            let seq: i64 = sqlx::query_scalar("SELECT seq FROM audit_head WHERE id = 1")
+                .fetch_one(p)
+                .await
+                .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
             if seq > 0 {
-                store.analyze().await?;
+                pool.analyze().await?;
             }
-            store.next_analyze.store((seq * 2).max(FIRST_ANALYZE), Ordering::Relaxed);
+            next_analyze = (seq * 2).max(FIRST_ANALYZE);
         }
-        Ok(store)
+        let writer = writer::spawn(pool, next_analyze);
+        Ok(SqlStore { backend, writer })
     }
 
     /// Refreshes the query planner's statistics (`ANALYZE`). SQLite stores do this on
     /// their own at open and whenever the number of changes has doubled; on PostgreSQL
     /// autovacuum does it. Call it after a bulk load to get good plans at once.
     pub async fn analyze(&self) -> Result<()> {
-        match &self.backend {
-            Backend::Sqlite { write, .. } => sqlx::query("ANALYZE").execute(write).await.map(|_| ()),
-            Backend::Postgres(pool) => sqlx::query("ANALYZE").execute(pool).await.map(|_| ()),
-        }
-        .map_err(|e| Error::internal("refreshing planner statistics", e))
-    }
-
-    /// Refreshes SQLite's statistics once the change count `seq` reaches the next mark.
-    async fn maybe_analyze(&self, seq: i64) -> Result<()> {
-        let due = self.next_analyze.load(Ordering::Relaxed);
-        if seq < due || self.next_analyze.compare_exchange(due, seq * 2, Ordering::Relaxed, Ordering::Relaxed).is_err()
-        {
-            return Ok(());
-        }
-        self.analyze().await
+        self.backend.write_pool().analyze().await
     }
 
     /// The dialect.
@@ -220,12 +238,7 @@ impl SqlStore {
 
     /// Applies the embedded migrations not yet applied (connect does this).
     pub async fn migrate(&self) -> Result<()> {
-        let m = migrator(self.dialect());
-        let r = match &self.backend {
-            Backend::Sqlite { write, .. } => m.run(write).await,
-            Backend::Postgres(pool) => m.run(pool).await,
-        };
-        r.map_err(|e| Error::internal("migrating the database", e))
+        migrate(&self.backend.write_pool()).await
     }
 
     /// Closes the pools.
@@ -287,161 +300,6 @@ fn map_err(kind: EntityKind, e: sqlx::Error) -> Error {
     }
 }
 
-/// What `apply` needs from a transaction, for either dialect.
-#[async_trait]
-trait Tx: Send {
-    fn dialect(&self) -> Dialect;
-    async fn exec(&mut self, kind: EntityKind, q: (String, Values)) -> Result<u64>;
-    async fn fetch_version(&mut self, kind: EntityKind, q: (String, Values)) -> Result<Option<i64>>;
-    async fn lock_head(&mut self) -> Result<AuditHead>;
-    async fn set_head(&mut self, head: &AuditHead) -> Result<()>;
-}
-
-#[async_trait]
-impl Tx for Transaction<'static, Postgres> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-    async fn exec(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<u64> {
-        let args = values::pg_args(vals)?;
-        sqlx::query_with(&sql, args).execute(&mut **self).await.map(|r| r.rows_affected()).map_err(|e| map_err(kind, e))
-    }
-    async fn fetch_version(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<Option<i64>> {
-        let args = values::pg_args(vals)?;
-        let row = sqlx::query_with(&sql, args).fetch_optional(&mut **self).await.map_err(|e| map_err(kind, e))?;
-        row.map(|r| r.try_get::<i64, _>(0)).transpose().map_err(|e| map_err(kind, e))
-    }
-    async fn lock_head(&mut self) -> Result<AuditHead> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut **self)
-            .await
-            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
-        Ok(AuditHead {
-            seq: row.try_get(0).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
-            hash: row.try_get(1).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
-        })
-    }
-    async fn set_head(&mut self, head: &AuditHead) -> Result<()> {
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(head.seq)
-            .bind(&head.hash)
-            .execute(&mut **self)
-            .await
-            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Tx for Transaction<'static, Sqlite> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-    async fn exec(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<u64> {
-        let args = values::sqlite_args(vals)?;
-        sqlx::query_with(&sql, args).execute(&mut **self).await.map(|r| r.rows_affected()).map_err(|e| map_err(kind, e))
-    }
-    async fn fetch_version(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<Option<i64>> {
-        let args = values::sqlite_args(vals)?;
-        let row = sqlx::query_with(&sql, args).fetch_optional(&mut **self).await.map_err(|e| map_err(kind, e))?;
-        row.map(|r| r.try_get::<i64, _>(0)).transpose().map_err(|e| map_err(kind, e))
-    }
-    async fn lock_head(&mut self) -> Result<AuditHead> {
-        // BEGIN IMMEDIATE already holds the write lock.
-        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&mut **self)
-            .await
-            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
-        Ok(AuditHead {
-            seq: row.try_get(0).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
-            hash: row.try_get(1).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
-        })
-    }
-    async fn set_head(&mut self, head: &AuditHead) -> Result<()> {
-        sqlx::query("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
-            .bind(head.seq)
-            .bind(&head.hash)
-            .execute(&mut **self)
-            .await
-            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
-        Ok(())
-    }
-}
-
-/// Inserts rows of one kind in as few statements as the parameter limits allow.
-async fn insert_rows(tx: &mut dyn Tx, kind: EntityKind, rows: Vec<Row>) -> Result<()> {
-    let per_statement = build::insert_batch_rows(kind);
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<Row> = rows.by_ref().take(per_statement).collect();
-        let q = build::insert(kind, chunk, tx.dialect())?;
-        tx.exec(kind, q).await?;
-    }
-    Ok(())
-}
-
-/// The body of `apply`, the same for both dialects. Returns the new end of the audit
-/// chain, when the changeset moved it.
-async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<Option<i64>> {
-    let d = tx.dialect();
-    let Changeset { writes, audit } = cs;
-    let mut moved = None;
-    if !audit.is_empty() {
-        let mut head = tx.lock_head().await?;
-        let mut rows = Vec::with_capacity(audit.len());
-        for ev in audit {
-            let (sealed, next) = NewAuditEvent::seal(ev, &head);
-            rows.push(to_row(&sealed)?);
-            head = next;
-        }
-        insert_rows(tx, EntityKind::AuditEvent, rows).await?;
-        tx.set_head(&head).await?;
-        moved = Some(head.seq);
-    }
-    let mut pending: Option<(EntityKind, Vec<Row>)> = None;
-    for w in writes {
-        // Consecutive inserts of one kind go out as multi-row statements.
-        if let Write::Insert { kind, row } = w {
-            match &mut pending {
-                Some((k, rows)) if *k == kind => rows.push(row),
-                _ => {
-                    if let Some((k, rows)) = pending.take() {
-                        insert_rows(tx, k, rows).await?;
-                    }
-                    pending = Some((kind, vec![row]));
-                }
-            }
-            continue;
-        }
-        if let Some((k, rows)) = pending.take() {
-            insert_rows(tx, k, rows).await?;
-        }
-        match w {
-            Write::Insert { .. } => {}
-            Write::Update { kind, row, expected_version } => {
-                let id = row.first().cloned().unwrap_or(Value::Null);
-                let n = tx.exec(kind, build::update(kind, &row, expected_version, d)).await?;
-                if n == 0 {
-                    return Err(match tx.fetch_version(kind, build::current_version(kind, &id, d)).await? {
-                        Some(current) => Error::VersionConflict { current },
-                        None => Error::NotFound { entity: kind.name() },
-                    });
-                }
-            }
-            Write::Purge { kind, column, id } => {
-                tx.exec(kind, build::purge(kind, column, id, d)?).await?;
-            }
-            Write::ClearReference { kind, column, id, at } => {
-                tx.exec(kind, build::clear_reference(kind, column, id, at, d)?).await?;
-            }
-        }
-    }
-    if let Some((k, rows)) = pending.take() {
-        insert_rows(tx, k, rows).await?;
-    }
-    Ok(moved)
-}
-
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
@@ -476,26 +334,16 @@ impl Store for SqlStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Queues the changeset for the writer task, which commits it (with whatever other
+    /// changesets are waiting) and answers once it is durable or has failed.
     async fn apply(&self, changes: Changeset) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
-        match &self.backend {
-            Backend::Sqlite { write, .. } => {
-                let mut tx = write.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
-                let seq = apply_in(&mut tx, changes).await?;
-                tx.commit().await.map_err(unavailable)?;
-                match seq {
-                    Some(seq) => self.maybe_analyze(seq).await,
-                    None => Ok(()),
-                }
-            }
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(unavailable)?;
-                apply_in(&mut tx, changes).await?;
-                tx.commit().await.map_err(|e| map_err(EntityKind::AuditEvent, e))
-            }
-        }
+        let (done, outcome) = oneshot::channel();
+        let closed = || Error::internal_msg("the store's writer has stopped (its Tokio runtime is gone)");
+        self.writer.send(Job { changes, done }).await.map_err(|_| closed())?;
+        outcome.await.map_err(|_| closed())?
     }
 
     async fn audit_head(&self) -> Result<AuditHead> {

@@ -108,6 +108,7 @@ macro_rules! conformance_suite {
             username_and_user_email_unique,
             stale_version_is_a_conflict,
             no_lost_update_under_20_writers,
+            concurrent_failures_stay_with_their_caller,
             filter_eq_neq_in,
             filter_ordering_operators,
             filter_text_patterns,

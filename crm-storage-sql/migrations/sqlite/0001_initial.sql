@@ -108,6 +108,8 @@ CREATE INDEX contacts_created_idx ON contacts (created_at, id) WHERE deleted_at 
 CREATE INDEX contacts_updated_idx ON contacts (updated_at, id) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_name_idx ON contacts (name, id) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_stage_idx ON contacts (lifecycle_stage, created_at, id) WHERE deleted_at IS NULL;
+-- "Customers A to Z": a stage filter with a name sort is an ordered range scan.
+CREATE INDEX contacts_stage_name_idx ON contacts (lifecycle_stage, name, id) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_owner_idx ON contacts (owner_id, created_at, id);
 CREATE INDEX contacts_team_idx ON contacts (team_id, created_at, id);
 CREATE INDEX contacts_company_idx ON contacts (company_id);

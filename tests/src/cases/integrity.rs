@@ -300,6 +300,46 @@ pub async fn stale_version_is_a_conflict(b: &dyn TestBackend) {
     assert_eq!(s.get(&h.admin, d.id).await.expect("get").name, "D2");
 }
 
+/// Many writers at once, half of them doomed (a duplicate email): each failure is its
+/// caller's alone, writes nothing, and leaves the others' writes and the chain whole.
+pub async fn concurrent_failures_stay_with_their_caller(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let store = b.store();
+    h.crm
+        .contacts()
+        .create(&h.admin, NewContact { name: "Taken".into(), email: Some("taken@x.io".into()), ..Default::default() })
+        .await
+        .expect("c");
+    let before = counts(store.as_ref()).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (crm, admin) = (h.crm.clone(), h.admin.clone());
+        tasks.push(tokio::spawn(async move {
+            let email = if i % 2 == 0 { "taken@x.io".to_string() } else { format!("free{i}@x.io") };
+            crm.contacts()
+                .create(&admin, NewContact { name: format!("W{i}"), email: Some(email), ..Default::default() })
+                .await
+        }));
+    }
+    let (mut ok, mut conflicts) = (0, 0);
+    for t in tasks {
+        match t.await.expect("join") {
+            Ok(c) => {
+                ok += 1;
+                assert!(c.email.is_some_and(|e| e.as_str().starts_with("free")));
+            }
+            Err(Error::Conflict { field, .. }) => {
+                conflicts += 1;
+                assert_eq!(field.as_deref(), Some("email"));
+            }
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (20, 20));
+    assert_eq!(counts(store.as_ref()).await, (before.0 + 20, before.1 + 20, before.2 + 20));
+    assert!(matches!(h.crm.verify_audit_chain().await.expect("verify"), ChainStatus::Intact { .. }));
+}
+
 /// 20 writers adding one tag each, retrying on conflicts: every tag lands.
 pub async fn no_lost_update_under_20_writers(b: &dyn TestBackend) {
     let h = Harness::new(b).await;

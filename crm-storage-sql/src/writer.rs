@@ -1,0 +1,341 @@
+//! The one write path. [`crate::SqlStore`]'s `apply` hands its changeset to a writer
+//! task; the writer takes every changeset waiting at that moment (up to [`MAX_GROUP`])
+//! and commits them in one transaction, each in its own savepoint, so one that fails
+//! (a version conflict, a duplicate email) is rolled back alone and its caller gets its
+//! error while the others commit. Many callers writing at once thus share one commit
+//! (group commit) instead of queueing for the write lock one by one, and the audit
+//! chain stays in commit order.
+
+use async_trait::async_trait;
+use crm_core::audit::{AuditHead, NewAuditEvent};
+use crm_core::schema::{to_row, EntityKind, Row};
+use crm_core::{Changeset, Error, Result, Value, Write};
+use sea_query::Values;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use sqlx::{Postgres, Row as _, Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::values::{self, Dialect};
+use crate::{build, map_err, unavailable};
+
+/// The most changesets one transaction commits.
+pub(crate) const MAX_GROUP: usize = 128;
+
+/// A changeset waiting for the writer, and where its outcome goes.
+pub(crate) struct Job {
+    pub(crate) changes: Changeset,
+    pub(crate) done: oneshot::Sender<Result<()>>,
+}
+
+/// The connections the writer commits on.
+#[derive(Clone)]
+pub(crate) enum WritePool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl WritePool {
+    /// Refreshes the planner statistics. On SQLite, other connections load statistics
+    /// with the schema, so a dummy table's create and drop (each a schema change) make
+    /// the reader pool reload them.
+    pub(crate) async fn analyze(&self) -> Result<()> {
+        match self {
+            WritePool::Sqlite(p) => {
+                sqlx::raw_sql("ANALYZE; CREATE TABLE crm_stats_epoch (x INTEGER); DROP TABLE crm_stats_epoch;")
+                    .execute(p)
+                    .await
+                    .map(|_| ())
+            }
+            WritePool::Postgres(p) => sqlx::query("ANALYZE").execute(p).await.map(|_| ()),
+        }
+        .map_err(|e| Error::internal("refreshing planner statistics", e))
+    }
+}
+
+/// Starts the writer on the current Tokio runtime. SQLite statistics are refreshed
+/// when the audit sequence (the change count) reaches `next_analyze`, then at each
+/// doubling; PostgreSQL's autovacuum does that there.
+pub(crate) fn spawn(pool: WritePool, next_analyze: i64) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(writer(pool, rx, next_analyze));
+    tx
+}
+
+async fn writer(pool: WritePool, mut rx: mpsc::Receiver<Job>, mut next_analyze: i64) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let (changes, replies): (Vec<Changeset>, Vec<_>) = jobs.into_iter().map(|j| (j.changes, j.done)).unzip();
+        let (outcomes, seq) = commit_group(&pool, changes).await;
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            // A caller that stopped waiting no longer needs the answer.
+            let _ = reply.send(outcome);
+        }
+        if let (WritePool::Sqlite(_), Some(seq)) = (&pool, seq) {
+            if seq >= next_analyze {
+                next_analyze = seq.saturating_mul(2);
+                // Statistics only steer plans; a failure here costs speed, not data.
+                let _ = pool.analyze().await;
+            }
+        }
+    }
+}
+
+/// Commits a group, returning each changeset's outcome and the new end of the audit chain.
+async fn commit_group(pool: &WritePool, changes: Vec<Changeset>) -> (Vec<Result<()>>, Option<i64>) {
+    let n = changes.len();
+    match pool {
+        WritePool::Sqlite(p) => match p.begin_with("BEGIN IMMEDIATE").await {
+            Ok(mut tx) => {
+                let (out, seq) = run_group(&mut tx, changes).await;
+                if n == 1 && out[0].is_err() {
+                    let _ = tx.rollback().await;
+                    return (out, None);
+                }
+                finish(out, seq, tx.commit().await.map_err(unavailable))
+            }
+            Err(e) => (all_fail(&unavailable(e), n), None),
+        },
+        WritePool::Postgres(p) => match p.begin().await {
+            Ok(mut tx) => {
+                let (out, seq) = run_group(&mut tx, changes).await;
+                if n == 1 && out[0].is_err() {
+                    let _ = tx.rollback().await;
+                    return (out, None);
+                }
+                finish(out, seq, tx.commit().await.map_err(|e| map_err(EntityKind::AuditEvent, e)))
+            }
+            Err(e) => (all_fail(&unavailable(e), n), None),
+        },
+    }
+}
+
+/// A failed commit fails every changeset of the group.
+fn finish(out: Vec<Result<()>>, seq: Option<i64>, commit: Result<()>) -> (Vec<Result<()>>, Option<i64>) {
+    match commit {
+        Ok(()) => (out, seq),
+        Err(e) => (out.into_iter().map(|r| r.and_then(|()| Err(copy(&e)))).collect(), None),
+    }
+}
+
+/// One failure (of a begin or a commit) for every changeset of a group.
+fn all_fail(e: &Error, n: usize) -> Vec<Result<()>> {
+    (0..n).map(|_| Err(copy(e))).collect()
+}
+
+/// The same error again (errors carry their source and are not `Clone`).
+fn copy(e: &Error) -> Error {
+    match e {
+        Error::Conflict { message, field } => Error::Conflict { message: message.clone(), field: field.clone() },
+        Error::Internal { message, source: Some(source) } => Error::internal_msg(format!("{message}: {source}")),
+        Error::Internal { message, source: None } => Error::internal_msg(message.clone()),
+        other => Error::internal_msg(other.to_string()),
+    }
+}
+
+/// Applies each changeset of a group; with more than one, each in its own savepoint.
+async fn run_group(tx: &mut dyn Tx, changes: Vec<Changeset>) -> (Vec<Result<()>>, Option<i64>) {
+    let savepoints = changes.len() > 1;
+    let mut out = Vec::with_capacity(changes.len());
+    let mut seq = None;
+    for cs in changes {
+        if savepoints {
+            if let Err(e) = tx.run("SAVEPOINT crm_changeset").await {
+                out.push(Err(e));
+                continue;
+            }
+        }
+        let outcome = match apply_in(tx, cs).await {
+            Ok(moved) => {
+                if savepoints {
+                    if let Err(e) = tx.run("RELEASE SAVEPOINT crm_changeset").await {
+                        out.push(Err(e));
+                        continue;
+                    }
+                }
+                seq = moved.or(seq);
+                Ok(())
+            }
+            Err(e) => {
+                if savepoints {
+                    // When these fail the connection is gone, and so is the commit.
+                    let _ = tx.run("ROLLBACK TO SAVEPOINT crm_changeset").await;
+                    let _ = tx.run("RELEASE SAVEPOINT crm_changeset").await;
+                }
+                Err(e)
+            }
+        };
+        out.push(outcome);
+    }
+    (out, seq)
+}
+
+/// What `apply` needs from a transaction, for either dialect.
+#[async_trait]
+trait Tx: Send {
+    fn dialect(&self) -> Dialect;
+    async fn exec(&mut self, kind: EntityKind, q: (String, Values)) -> Result<u64>;
+    async fn fetch_version(&mut self, kind: EntityKind, q: (String, Values)) -> Result<Option<i64>>;
+    async fn lock_head(&mut self) -> Result<AuditHead>;
+    async fn set_head(&mut self, head: &AuditHead) -> Result<()>;
+    /// Runs a fixed statement (the savepoints of a group).
+    async fn run(&mut self, sql: &'static str) -> Result<()>;
+}
+
+#[async_trait]
+impl Tx for Transaction<'static, Postgres> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+    async fn run(&mut self, sql: &'static str) -> Result<()> {
+        sqlx::query(sql).execute(&mut **self).await.map(|_| ()).map_err(unavailable)
+    }
+    async fn exec(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<u64> {
+        let args = values::pg_args(vals)?;
+        sqlx::query_with(&sql, args).execute(&mut **self).await.map(|r| r.rows_affected()).map_err(|e| map_err(kind, e))
+    }
+    async fn fetch_version(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<Option<i64>> {
+        let args = values::pg_args(vals)?;
+        let row = sqlx::query_with(&sql, args).fetch_optional(&mut **self).await.map_err(|e| map_err(kind, e))?;
+        row.map(|r| r.try_get::<i64, _>(0)).transpose().map_err(|e| map_err(kind, e))
+    }
+    async fn lock_head(&mut self) -> Result<AuditHead> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut **self)
+            .await
+            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
+        Ok(AuditHead {
+            seq: row.try_get(0).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
+            hash: row.try_get(1).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
+        })
+    }
+    async fn set_head(&mut self, head: &AuditHead) -> Result<()> {
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(head.seq)
+            .bind(&head.hash)
+            .execute(&mut **self)
+            .await
+            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Tx for Transaction<'static, Sqlite> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    async fn run(&mut self, sql: &'static str) -> Result<()> {
+        sqlx::query(sql).execute(&mut **self).await.map(|_| ()).map_err(unavailable)
+    }
+    async fn exec(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<u64> {
+        let args = values::sqlite_args(vals)?;
+        sqlx::query_with(&sql, args).execute(&mut **self).await.map(|r| r.rows_affected()).map_err(|e| map_err(kind, e))
+    }
+    async fn fetch_version(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<Option<i64>> {
+        let args = values::sqlite_args(vals)?;
+        let row = sqlx::query_with(&sql, args).fetch_optional(&mut **self).await.map_err(|e| map_err(kind, e))?;
+        row.map(|r| r.try_get::<i64, _>(0)).transpose().map_err(|e| map_err(kind, e))
+    }
+    async fn lock_head(&mut self) -> Result<AuditHead> {
+        // BEGIN IMMEDIATE already holds the write lock.
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut **self)
+            .await
+            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
+        Ok(AuditHead {
+            seq: row.try_get(0).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
+            hash: row.try_get(1).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
+        })
+    }
+    async fn set_head(&mut self, head: &AuditHead) -> Result<()> {
+        sqlx::query("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
+            .bind(head.seq)
+            .bind(&head.hash)
+            .execute(&mut **self)
+            .await
+            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
+        Ok(())
+    }
+}
+
+/// Inserts rows of one kind in as few statements as the parameter limits allow.
+async fn insert_rows(tx: &mut dyn Tx, kind: EntityKind, rows: Vec<Row>) -> Result<()> {
+    let per_statement = build::insert_batch_rows(kind);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Row> = rows.by_ref().take(per_statement).collect();
+        let q = build::insert(kind, chunk, tx.dialect())?;
+        tx.exec(kind, q).await?;
+    }
+    Ok(())
+}
+
+/// The body of `apply`, the same for both dialects. Returns the new end of the audit
+/// chain, when the changeset moved it.
+async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<Option<i64>> {
+    let d = tx.dialect();
+    let Changeset { writes, audit } = cs;
+    let mut pending: Option<(EntityKind, Vec<Row>)> = None;
+    for w in writes {
+        // Consecutive inserts of one kind go out as multi-row statements.
+        if let Write::Insert { kind, row } = w {
+            match &mut pending {
+                Some((k, rows)) if *k == kind => rows.push(row),
+                _ => {
+                    if let Some((k, rows)) = pending.take() {
+                        insert_rows(tx, k, rows).await?;
+                    }
+                    pending = Some((kind, vec![row]));
+                }
+            }
+            continue;
+        }
+        if let Some((k, rows)) = pending.take() {
+            insert_rows(tx, k, rows).await?;
+        }
+        match w {
+            Write::Insert { .. } => {}
+            Write::Update { kind, row, expected_version } => {
+                let id = row.first().cloned().unwrap_or(Value::Null);
+                let n = tx.exec(kind, build::update(kind, &row, expected_version, d)).await?;
+                if n == 0 {
+                    return Err(match tx.fetch_version(kind, build::current_version(kind, &id, d)).await? {
+                        Some(current) => Error::VersionConflict { current },
+                        None => Error::NotFound { entity: kind.name() },
+                    });
+                }
+            }
+            Write::Purge { kind, column, id } => {
+                tx.exec(kind, build::purge(kind, column, id, d)?).await?;
+            }
+            Write::ClearReference { kind, column, id, at } => {
+                tx.exec(kind, build::clear_reference(kind, column, id, at, d)?).await?;
+            }
+        }
+    }
+    if let Some((k, rows)) = pending.take() {
+        insert_rows(tx, k, rows).await?;
+    }
+    if audit.is_empty() {
+        return Ok(None);
+    }
+    // The audit head is taken last: a write that fails (a version conflict, a duplicate)
+    // never reaches it, and PostgreSQL holds its row lock only until the commit.
+    let mut head = tx.lock_head().await?;
+    let mut rows = Vec::with_capacity(audit.len());
+    for ev in audit {
+        let (sealed, next) = NewAuditEvent::seal(ev, &head);
+        rows.push(to_row(&sealed)?);
+        head = next;
+    }
+    insert_rows(tx, EntityKind::AuditEvent, rows).await?;
+    tx.set_head(&head).await?;
+    Ok(Some(head.seq))
+}
