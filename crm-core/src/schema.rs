@@ -444,8 +444,9 @@ pub fn json_into_value(col: &Column, v: serde_json::Value) -> Option<Value> {
         (ColumnType::Text, J::String(s)) => Value::Text(s),
         (ColumnType::Int, v) => Value::Int(v.as_i64()?),
         (ColumnType::Bool, J::Bool(b)) => Value::Bool(b),
+        // Stored to the millisecond on every backend, as cursors and the API show them.
         (ColumnType::Timestamp, J::String(s)) => {
-            Value::Timestamp(DateTime::parse_from_rfc3339(&s).ok()?.with_timezone(&Utc))
+            timestamp_value(DateTime::parse_from_rfc3339(&s).ok()?.with_timezone(&Utc))
         }
         (ColumnType::Date, J::String(s)) => Value::Date(NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok()?),
         (ColumnType::Json | ColumnType::UuidList | ColumnType::TextList, v) => Value::Json(v),
@@ -465,6 +466,17 @@ pub fn value_to_json(v: Value) -> serde_json::Value {
         Value::Date(d) => serde_json::Value::String(d.format("%Y-%m-%d").to_string()),
         Value::Json(j) => j,
     }
+}
+
+/// A timestamp as stored: cut to whole milliseconds, the precision of the API, of
+/// cursors and of every backend.
+pub fn timestamp_value(t: DateTime<Utc>) -> Value {
+    Value::Timestamp(crate::clock::truncate_ms(t))
+}
+
+/// An optional value as stored: `Null` when absent.
+pub fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
+    v.map_or(Value::Null, f)
 }
 
 /// The one timestamp format of crm-rs: RFC 3339, UTC, milliseconds.

@@ -155,17 +155,20 @@ impl SqlStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(opts.busy_timeout)
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // Savepoint journals (one per changeset of a group) stay in memory.
+                .pragma("temp_store", "memory");
+            // Page caches (negative: KiB): the writer touches every index of a table.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(opts.busy_timeout * 3)
-                .connect_with(base.clone())
+                .connect_with(base.clone().pragma("cache_size", "-65536"))
                 .await
                 .map_err(unavailable)?;
             let read = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.busy_timeout)
-                .connect_with(base.read_only(true))
+                .connect_with(base.read_only(true).pragma("cache_size", "-16384"))
                 .await
                 .map_err(unavailable)?;
             Backend::Sqlite { read, write }

@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use crm_core::audit::{AuditHead, NewAuditEvent};
-use crm_core::schema::{to_row, EntityKind, Row};
+use crm_core::schema::{EntityKind, Row};
 use crm_core::{Changeset, Error, Result, Value, Write};
 use sea_query::Values;
 use sqlx::postgres::PgPool;
@@ -332,7 +332,7 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<Option<i64>> {
     let mut rows = Vec::with_capacity(audit.len());
     for ev in audit {
         let (sealed, next) = NewAuditEvent::seal(ev, &head);
-        rows.push(to_row(&sealed)?);
+        rows.push(sealed.into_row());
         head = next;
     }
     insert_rows(tx, EntityKind::AuditEvent, rows).await?;

@@ -120,6 +120,7 @@ macro_rules! conformance_suite {
             sort_by_several_fields_with_nulls,
             cursor_paging_1000_rows_with_concurrent_inserts,
             cursor_paging_descending_nullable_sort,
+            sub_millisecond_times_page_whole,
             cursor_from_another_sort_is_rejected,
             limit_bounds_and_total_count,
             failed_write_leaves_no_audit_or_outbox,

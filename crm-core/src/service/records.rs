@@ -264,7 +264,7 @@ impl Crm {
             last_error: None,
             version: 1,
         };
-        Ok(Write::Insert { kind: EntityKind::OutboxEvent, row: to_row(&ev)? })
+        Ok(Write::Insert { kind: EntityKind::OutboxEvent, row: ev.into_row() })
     }
 
     /// The writes and audit event that create `rec`: the row, its `<kind>.created`

@@ -341,6 +341,38 @@ pub async fn cursor_paging_1000_rows_with_concurrent_inserts(b: &dyn TestBackend
     writer.await.expect("writer");
 }
 
+/// Records made less than a millisecond apart (a clock finer than the store) page
+/// without loss: times are kept to the millisecond everywhere, ties go by id.
+pub async fn sub_millisecond_times_page_whole(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    for i in 0..60 {
+        h.clock.advance(Duration::microseconds(170));
+        h.crm
+            .contacts()
+            .create(&h.admin, NewContact { name: format!("T{i:02}"), ..Default::default() })
+            .await
+            .expect("c");
+    }
+    let all = h.crm.contacts().list(&h.admin, ListQuery::new().limit(100)).await.expect("all");
+    assert_eq!(all.data.len(), 60);
+    assert!(all.data.iter().all(|c| c.meta.created_at.timestamp_subsec_micros() % 1000 == 0), "kept to the ms");
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut q = ListQuery::new().limit(7);
+        if let Some(a) = after.take() {
+            q = q.after(a);
+        }
+        let page = h.crm.contacts().list(&h.admin, q).await.expect("page");
+        paged.extend(page.data.iter().map(|c| c.id));
+        if !page.page_info.has_next_page {
+            break;
+        }
+        after = page.page_info.end_cursor;
+    }
+    assert_eq!(paged, all.data.iter().map(|c| c.id).collect::<Vec<_>>());
+}
+
 /// Descending over a nullable key: NULLs come last and paging crosses into them.
 pub async fn cursor_paging_descending_nullable_sort(b: &dyn TestBackend) {
     let h = Harness::new(b).await;
