@@ -8,7 +8,9 @@
 //! - `list_page_50_as_user`: a page of 50 of a rep's own leads, newest first;
 //! - `insert_single`: one contact per call (one transaction with its audit and outbox rows);
 //! - `insert_single_16_callers`: the same from 16 concurrent callers (throughput);
-//! - `insert_batch_1000`: `create_many` of 1,000 contacts (one transaction).
+//! - `insert_batch_1000`: `create_many` of 1,000 contacts (one transaction);
+//! - `store_insert_batch_1000`: 1,000 contact rows through `Store::apply` alone (no
+//!   validation, audit or outbox): the storage layer's own ceiling.
 //!
 //! `cargo bench -p crm-benches --bench storage`; figures in `benches/README.md`.
 //! `CRM_BENCH_KEEP=1` keeps the seeded databases for a look at the query plans.
@@ -20,7 +22,8 @@ use std::time::Duration;
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use crm_benches::{bench_rows, contact_input, seed};
-use crm_core::{Crm, EntityKind, ListQuery};
+use crm_core::schema::to_row;
+use crm_core::{Changeset, ContactId, Crm, Email, EntityKind, ListQuery, Write};
 use crm_tests::TestBackend;
 
 fn storage(c: &mut Criterion) {
@@ -122,6 +125,24 @@ fn storage(c: &mut Criterion) {
                 let start = serial.fetch_add(size, Ordering::Relaxed);
                 let batch = (start..start + size).map(|n| contact_input(n, None, None)).collect();
                 crm.contacts().create_many(&seeded.admin, batch).await.expect("batch")
+            })
+        });
+        // The storage layer alone: 1,000 contact rows in one `Store::apply`, without the
+        // services' validation, audit and outbox (the ceiling the services work under).
+        let template = rt.block_on(crm.contacts().get(&seeded.admin, seeded.contacts[0])).expect("template");
+        let store = backend.store();
+        g.bench_with_input(BenchmarkId::new("store_insert_batch", 1_000), &1_000usize, |b, &size| {
+            b.to_async(&rt).iter(|| async {
+                let start = serial.fetch_add(size, Ordering::Relaxed);
+                let mut cs = Changeset::default();
+                for n in start..start + size {
+                    let mut c = template.clone();
+                    c.id = ContactId(uuid::Uuid::now_v7());
+                    c.name = format!("Row {n}");
+                    c.email = Some(Email::parse(&format!("row{n}@example.org")).expect("email"));
+                    cs.writes.push(Write::Insert { kind: EntityKind::Contact, row: to_row(&c).expect("row") });
+                }
+                store.apply(cs).await.expect("apply")
             })
         });
         g.finish();
