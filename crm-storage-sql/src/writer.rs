@@ -188,82 +188,64 @@ trait Tx: Send {
     async fn run(&mut self, sql: &'static str) -> Result<()>;
 }
 
-#[async_trait]
-impl Tx for Transaction<'static, Postgres> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-    async fn run(&mut self, sql: &'static str) -> Result<()> {
-        sqlx::query(sql).execute(&mut **self).await.map(|_| ()).map_err(unavailable)
-    }
-    async fn exec(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<u64> {
-        let args = values::pg_args(vals)?;
-        sqlx::query_with(&sql, args).execute(&mut **self).await.map(|r| r.rows_affected()).map_err(|e| map_err(kind, e))
-    }
-    async fn fetch_version(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<Option<i64>> {
-        let args = values::pg_args(vals)?;
-        let row = sqlx::query_with(&sql, args).fetch_optional(&mut **self).await.map_err(|e| map_err(kind, e))?;
-        row.map(|r| r.try_get::<i64, _>(0)).transpose().map_err(|e| map_err(kind, e))
-    }
-    async fn lock_head(&mut self) -> Result<AuditHead> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut **self)
-            .await
-            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
-        Ok(AuditHead {
-            seq: row.try_get(0).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
-            hash: row.try_get(1).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
-        })
-    }
-    async fn set_head(&mut self, head: &AuditHead) -> Result<()> {
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(head.seq)
-            .bind(&head.hash)
-            .execute(&mut **self)
-            .await
-            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
-        Ok(())
-    }
+/// Implements [`Tx`] for one dialect's transactions: they differ only in how parameters
+/// are bound and in how the audit head row is locked.
+macro_rules! impl_tx {
+    ($db:ty, $dialect:expr, $args:path, $lock_head:literal, $set_head:literal) => {
+        #[async_trait]
+        impl Tx for Transaction<'static, $db> {
+            fn dialect(&self) -> Dialect {
+                $dialect
+            }
+            async fn run(&mut self, sql: &'static str) -> Result<()> {
+                sqlx::query(sql).execute(&mut **self).await.map(|_| ()).map_err(unavailable)
+            }
+            async fn exec(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<u64> {
+                let args = $args(vals)?;
+                let done = sqlx::query_with(&sql, args).execute(&mut **self).await;
+                done.map(|r| r.rows_affected()).map_err(|e| map_err(kind, e))
+            }
+            async fn fetch_version(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<Option<i64>> {
+                let args = $args(vals)?;
+                let row =
+                    sqlx::query_with(&sql, args).fetch_optional(&mut **self).await.map_err(|e| map_err(kind, e))?;
+                row.map(|r| r.try_get::<i64, _>(0)).transpose().map_err(|e| map_err(kind, e))
+            }
+            async fn lock_head(&mut self) -> Result<AuditHead> {
+                let (seq, hash) = sqlx::query_as($lock_head)
+                    .fetch_one(&mut **self)
+                    .await
+                    .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
+                Ok(AuditHead { seq, hash })
+            }
+            async fn set_head(&mut self, head: &AuditHead) -> Result<()> {
+                sqlx::query($set_head)
+                    .bind(head.seq)
+                    .bind(&head.hash)
+                    .execute(&mut **self)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| map_err(EntityKind::AuditEvent, e))
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl Tx for Transaction<'static, Sqlite> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-    async fn run(&mut self, sql: &'static str) -> Result<()> {
-        sqlx::query(sql).execute(&mut **self).await.map(|_| ()).map_err(unavailable)
-    }
-    async fn exec(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<u64> {
-        let args = values::sqlite_args(vals)?;
-        sqlx::query_with(&sql, args).execute(&mut **self).await.map(|r| r.rows_affected()).map_err(|e| map_err(kind, e))
-    }
-    async fn fetch_version(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<Option<i64>> {
-        let args = values::sqlite_args(vals)?;
-        let row = sqlx::query_with(&sql, args).fetch_optional(&mut **self).await.map_err(|e| map_err(kind, e))?;
-        row.map(|r| r.try_get::<i64, _>(0)).transpose().map_err(|e| map_err(kind, e))
-    }
-    async fn lock_head(&mut self) -> Result<AuditHead> {
-        // BEGIN IMMEDIATE already holds the write lock.
-        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&mut **self)
-            .await
-            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
-        Ok(AuditHead {
-            seq: row.try_get(0).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
-            hash: row.try_get(1).map_err(|e| map_err(EntityKind::AuditEvent, e))?,
-        })
-    }
-    async fn set_head(&mut self, head: &AuditHead) -> Result<()> {
-        sqlx::query("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
-            .bind(head.seq)
-            .bind(&head.hash)
-            .execute(&mut **self)
-            .await
-            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
-        Ok(())
-    }
-}
+impl_tx!(
+    Postgres,
+    Dialect::Postgres,
+    values::pg_args,
+    "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+    "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1"
+);
+// BEGIN IMMEDIATE already holds SQLite's write lock.
+impl_tx!(
+    Sqlite,
+    Dialect::Sqlite,
+    values::sqlite_args,
+    "SELECT seq, hash FROM audit_head WHERE id = 1",
+    "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1"
+);
 
 /// Inserts rows of one kind in as few statements as the parameter limits allow.
 async fn insert_rows(tx: &mut dyn Tx, kind: EntityKind, rows: Vec<Row>) -> Result<()> {
