@@ -275,12 +275,21 @@ impl Crm {
         let changes = diff(None, Some(&to_json(rec)?));
         let action = format!("{}.created", kind.name());
         cs.writes.push(Write::Insert { kind, row: to_row(rec)? });
-        cs.writes.push(self.event(
-            action.clone(),
-            kind,
-            id,
-            json!({"id": id, "actorId": actor.user_id, "changes": changes}),
-        )?);
+        self.change_events(actor, action, kind, id, changes, cs)
+    }
+
+    /// The outbox event and the audit event of one change to a record, both with its diff.
+    fn change_events(
+        &self,
+        actor: &Actor,
+        action: String,
+        kind: EntityKind,
+        id: Uuid,
+        changes: Json,
+        cs: &mut Changeset,
+    ) -> Result<()> {
+        let payload = json!({"id": id, "actorId": actor.user_id, "changes": changes});
+        cs.writes.push(self.event(action.clone(), kind, id, payload)?);
         cs.audit.push(self.audit_event(actor, action, kind, Some(id), changes));
         Ok(())
     }
@@ -334,14 +343,8 @@ impl Crm {
         let action = format!("{}.{verb}", kind.name());
         let mut cs = Changeset::default();
         cs.writes.push(Write::Update { kind, row: to_row(&after)?, expected_version: before.meta().version });
-        cs.writes.push(self.event(
-            action.clone(),
-            kind,
-            id,
-            json!({"id": id, "actorId": actor.user_id, "changes": changes}),
-        )?);
+        self.change_events(actor, action, kind, id, changes, &mut cs)?;
         cs.writes.append(&mut extra.writes);
-        cs.audit.push(self.audit_event(actor, action, kind, Some(id), changes));
         cs.audit.append(&mut extra.audit);
         self.store().apply(cs).await?;
         Ok(after)
