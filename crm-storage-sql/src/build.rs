@@ -160,14 +160,19 @@ fn cmp(c: &Cmp, d: Dialect) -> SimpleExpr {
             Dialect::Sqlite => custom("{} GLOB {}", vec![col(column).into(), val(&Value::Text(glob(p)), column, d)], d),
         },
         Predicate::ILike(p) => match d {
-            // sea-query wraps `ILIKE (x ESCAPE e)` in parentheses PostgreSQL rejects.
+            // The columns sort by bytes ("C"), whose ILIKE folds ASCII only; `crm_fold` (see
+            // the migration) folds all of Unicode. (sea-query's own ILIKE ... ESCAPE is
+            // parenthesised in a way PostgreSQL rejects.)
             Dialect::Postgres => custom(
-                "{} ILIKE {} ESCAPE E'\\\\'",
+                "({} COLLATE crm_fold) ILIKE {} ESCAPE E'\\\\'",
                 vec![col(column).into(), val(&Value::Text(p.to_like()), column, d)],
                 d,
             ),
-            // SQLite's LIKE ignores case (ASCII letters only).
-            Dialect::Sqlite => col(column).like(LikeExpr::new(p.to_like()).escape('\\')),
+            // SQLite's LIKE folds ASCII letters only; REGEXP (the regex crate, registered
+            // on every connection) folds all of Unicode, as PostgreSQL's ILIKE does.
+            Dialect::Sqlite => {
+                custom("{} REGEXP {}", vec![col(column).into(), val(&Value::Text(p.to_regex(true)), column, d)], d)
+            }
         },
         Predicate::IsNull => col(column).is_null(),
         Predicate::IsNotNull => col(column).is_not_null(),

@@ -156,6 +156,8 @@ impl SqlStore {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(opts.busy_timeout)
                 .foreign_keys(true)
+                // `ilike` on SQLite: a Unicode-aware regular expression function.
+                .with_regexp()
                 // Savepoint journals (one per changeset of a group) stay in memory.
                 .pragma("temp_store", "memory");
             // Page caches (negative: KiB): the writer touches every index of a table.

@@ -147,6 +147,22 @@ impl Pattern {
         out
     }
 
+    /// The same pattern as a regular expression matching the whole text (Rust `regex`
+    /// syntax, which MongoDB's PCRE reads the same way for these constructs): `%` is
+    /// `.*`, `_` is `.`, literals are escaped; `ignore_case` folds all of Unicode.
+    pub fn to_regex(&self, ignore_case: bool) -> String {
+        let mut out = String::from(if ignore_case { "(?is)^" } else { "(?s)^" });
+        for p in &self.0 {
+            match p {
+                PatternPart::AnyMany => out.push_str(".*"),
+                PatternPart::AnyOne => out.push('.'),
+                PatternPart::Lit(s) => regex_syntax::escape_into(s, &mut out),
+            }
+        }
+        out.push('$');
+        out
+    }
+
     /// The same pattern with literals lower-cased.
     pub fn lowercase(&self) -> Self {
         Pattern(

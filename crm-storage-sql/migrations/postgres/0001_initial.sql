@@ -2,6 +2,17 @@
 -- Text compares by bytes (COLLATE "C") so sorting and keyset paging agree with every
 -- other backend. Column order matches crm-core's schema tables.
 
+-- Case-insensitive matching (ilike) folds all of Unicode, which the "C" collation of the
+-- columns does not: ICU's root locale where the server has ICU, else the C.UTF-8 locale.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu') THEN
+        CREATE COLLATION crm_fold (provider = icu, locale = 'und');
+    ELSE
+        CREATE COLLATION crm_fold (provider = libc, locale = 'C.UTF-8');
+    END IF;
+END $$;
+
 CREATE TABLE teams (
     id UUID PRIMARY KEY NOT NULL,
     name TEXT COLLATE "C" NOT NULL,

@@ -130,6 +130,10 @@ pub async fn filter_text_patterns(b: &dyn TestBackend) {
     assert_eq!(names_for(&h, "name[ilike]:\"%LEE\"").await, vec!["Ann Lee"]);
     assert_eq!(names_for(&h, "name[ilike]:\"DAVE%\"").await, vec!["dave low"]);
     assert_eq!(names_for(&h, "name[startsWith]:\"É\"").await, vec!["Émile Zola"]);
+    assert_eq!(names_for(&h, "name[ilike]:\"émile%\"").await, vec!["Émile Zola"], "ilike folds all of Unicode");
+    assert_eq!(names_for(&h, "name[ilike]:\"CARLA DÍAZ\"").await, vec!["Carla Díaz"]);
+    assert!(names_for(&h, "email[ilike]:\"%@acmeXcom\"").await.is_empty(), "pattern text is literal");
+    assert!(names_for(&h, "name[ilike]:\"%(.*)%\"").await.is_empty(), "regex syntax is literal");
 }
 
 /// is:null and is:notnull.
