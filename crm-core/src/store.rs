@@ -44,6 +44,14 @@ pub enum Write {
         /// The id.
         id: Uuid,
     },
+    /// Fail the changeset with [`crate::Error::Conflict`] unless `kind` has no rows at
+    /// all (soft-deleted ones included). Checked under the same lock that orders audit
+    /// events, so two changesets asserting the same can never both pass (the first
+    /// admin of an empty store).
+    AssertEmpty {
+        /// Kind.
+        kind: EntityKind,
+    },
     /// Set `column` to NULL (and raise `version`, set `updated_at`) on every row whose
     /// `column` equals `id`: references to a purged record.
     ClearReference {

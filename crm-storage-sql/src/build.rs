@@ -288,6 +288,12 @@ pub(crate) fn current_version(kind: EntityKind, id: &Value, d: Dialect) -> (Stri
     build(&q, d)
 }
 
+/// `SELECT 1 FROM … LIMIT 1`: is there any row at all?
+pub(crate) fn any_row(kind: EntityKind, d: Dialect) -> (String, Values) {
+    let q = Query::select().expr(Expr::val(1i64)).from(Alias::new(kind.table())).limit(1).to_owned();
+    build(&q, d)
+}
+
 /// `DELETE FROM … WHERE column = ?`.
 pub(crate) fn purge(kind: EntityKind, column: &str, id: Uuid, d: Dialect) -> Result<(String, Values)> {
     let c = kind

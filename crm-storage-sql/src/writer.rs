@@ -181,7 +181,8 @@ async fn run_group(tx: &mut dyn Tx, changes: Vec<Changeset>) -> (Vec<Result<()>>
 trait Tx: Send {
     fn dialect(&self) -> Dialect;
     async fn exec(&mut self, kind: EntityKind, q: (String, Values)) -> Result<u64>;
-    async fn fetch_version(&mut self, kind: EntityKind, q: (String, Values)) -> Result<Option<i64>>;
+    /// The first column of the first row, an integer, if there is a row.
+    async fn fetch_int(&mut self, kind: EntityKind, q: (String, Values)) -> Result<Option<i64>>;
     async fn lock_head(&mut self) -> Result<AuditHead>;
     async fn set_head(&mut self, head: &AuditHead) -> Result<()>;
     /// Runs a fixed statement (the savepoints of a group).
@@ -205,7 +206,7 @@ macro_rules! impl_tx {
                 let done = sqlx::query_with(&sql, args).execute(&mut **self).await;
                 done.map(|r| r.rows_affected()).map_err(|e| map_err(kind, e))
             }
-            async fn fetch_version(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<Option<i64>> {
+            async fn fetch_int(&mut self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<Option<i64>> {
                 let args = $args(vals)?;
                 let row =
                     sqlx::query_with(&sql, args).fetch_optional(&mut **self).await.map_err(|e| map_err(kind, e))?;
@@ -288,7 +289,7 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<Option<i64>> {
                 let id = row.first().cloned().unwrap_or(Value::Null);
                 let n = tx.exec(kind, build::update(kind, &row, expected_version, d)).await?;
                 if n == 0 {
-                    return Err(match tx.fetch_version(kind, build::current_version(kind, &id, d)).await? {
+                    return Err(match tx.fetch_int(kind, build::current_version(kind, &id, d)).await? {
                         Some(current) => Error::VersionConflict { current },
                         None => Error::NotFound { entity: kind.name() },
                     });
@@ -299,6 +300,16 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<Option<i64>> {
             }
             Write::ClearReference { kind, column, id, at } => {
                 tx.exec(kind, build::clear_reference(kind, column, id, at, d)?).await?;
+            }
+            Write::AssertEmpty { kind } => {
+                // The head lock orders this check with every other writer, in any process.
+                tx.lock_head().await?;
+                if tx.fetch_int(kind, build::any_row(kind, d)).await?.is_some() {
+                    return Err(Error::Conflict {
+                        message: format!("{} records exist already", kind.name()),
+                        field: None,
+                    });
+                }
             }
         }
     }

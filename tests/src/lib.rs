@@ -138,6 +138,7 @@ macro_rules! conformance_suite {
             out_of_scope_is_not_found,
             users_cannot_give_records_away,
             nobody_raises_their_own_role,
+            only_one_bootstrap_admin,
             change_counter_moves_on_every_change,
             free_form_objects_reject_operator_keys,
         );

@@ -269,7 +269,7 @@ impl Crm {
 
     /// The writes and audit event that create `rec`: the row, its `<kind>.created`
     /// outbox event and audit event.
-    fn insert_changes<R: Record>(&self, actor: &Actor, rec: &R, cs: &mut Changeset) -> Result<()> {
+    pub(crate) fn insert_changes<R: Record>(&self, actor: &Actor, rec: &R, cs: &mut Changeset) -> Result<()> {
         let kind = R::KIND;
         let id = rec.id();
         let changes = diff(None, Some(&to_json(rec)?));

@@ -13,6 +13,7 @@ use crate::model::{JsonObject, RecordMeta};
 use crate::policy::{Action, Actor, Ownership, Resource, Role};
 use crate::query::{ListQuery, Page};
 use crate::schema::EntityKind;
+use crate::store::{Changeset, Write};
 
 /// Input of [`UserService::create`].
 #[derive(Debug, Clone, Deserialize)]
@@ -84,10 +85,7 @@ impl UserService<'_> {
     pub async fn bootstrap_admin(&self, username_raw: &str, email_raw: &str) -> Result<User> {
         let crm = self.crm;
         if crm.store().count(EntityKind::User, None, true).await? > 0 {
-            return Err(Error::Conflict {
-                message: "users exist already; an admin creates the others".into(),
-                field: None,
-            });
+            return Err(already_bootstrapped());
         }
         let mut errs = Errors::new();
         let username = username(&mut errs, username_raw);
@@ -97,7 +95,14 @@ impl UserService<'_> {
         let now = crm.now();
         let id = UserId(crm.new_id(now));
         let user = self.new_user(id, username, email, Role::Admin, None, Some(id));
-        crm.commit_insert(&user.actor(), &user, Default::default()).await?;
+        // The count above gives a clear answer; this makes two bootstraps racing each
+        // other safe: only one finds the table empty.
+        let mut cs = Changeset { writes: vec![Write::AssertEmpty { kind: EntityKind::User }], audit: vec![] };
+        crm.insert_changes(&user.actor(), &user, &mut cs)?;
+        crm.store().apply(cs).await.map_err(|e| match e {
+            Error::Conflict { .. } => already_bootstrapped(),
+            other => other,
+        })?;
         Ok(user)
     }
 
@@ -238,4 +243,8 @@ impl UserService<'_> {
         u.meta.deleted_by = None;
         crm.commit_update(actor, &before, u, "restored", Default::default()).await
     }
+}
+
+fn already_bootstrapped() -> Error {
+    Error::Conflict { message: "users exist already; an admin creates the others".into(), field: None }
 }

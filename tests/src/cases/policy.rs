@@ -197,3 +197,28 @@ pub async fn nobody_raises_their_own_role(b: &dyn TestBackend) {
         .expect("audit");
     assert!(ev.data.iter().any(|e| e.changes.get("role").is_some()), "role change audited");
 }
+
+/// The first admin of an empty store is made once, however many callers race for it.
+pub async fn only_one_bootstrap_admin(b: &dyn TestBackend) {
+    let crm = Crm::new(b.store());
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let crm = crm.clone();
+        tasks.push(tokio::spawn(async move {
+            crm.users().bootstrap_admin(&format!("admin{i}"), &format!("admin{i}@example.com")).await
+        }));
+    }
+    let mut made = 0;
+    for t in tasks {
+        match t.await.expect("join") {
+            Ok(u) => {
+                made += 1;
+                assert_eq!(u.role, Role::Admin);
+            }
+            Err(e) => assert_eq!(e.code(), "conflict", "{e}"),
+        }
+    }
+    assert_eq!(made, 1);
+    assert_eq!(b.store().count(EntityKind::User, None, true).await.expect("count"), 1);
+    assert_code(crm.users().bootstrap_admin("late", "late@example.com").await, "conflict");
+}
