@@ -124,6 +124,7 @@ CREATE INDEX contacts_stage_name_idx ON contacts (lifecycle_stage, name, id) WHE
 CREATE INDEX contacts_owner_idx ON contacts (owner_id, created_at, id);
 CREATE INDEX contacts_team_idx ON contacts (team_id, created_at, id);
 CREATE INDEX contacts_company_idx ON contacts (company_id);
+CREATE INDEX contacts_tags_idx ON contacts USING GIN (tags jsonb_path_ops);
 CREATE INDEX contacts_deleted_idx ON contacts (deleted_at) WHERE deleted_at IS NOT NULL;
 
 CREATE TABLE deals (
@@ -160,6 +161,8 @@ CREATE INDEX deals_amount_idx ON deals (amount) WHERE deleted_at IS NULL;
 CREATE INDEX deals_owner_idx ON deals (owner_id, created_at, id);
 CREATE INDEX deals_team_idx ON deals (team_id, created_at, id);
 CREATE INDEX deals_company_idx ON deals (company_id);
+-- "The deals of this contact": membership tests (`contact_ids @> [id]`) use it.
+CREATE INDEX deals_contacts_idx ON deals USING GIN (contact_ids jsonb_path_ops);
 CREATE INDEX deals_deleted_idx ON deals (deleted_at) WHERE deleted_at IS NOT NULL;
 
 CREATE TABLE deal_stage_history (
