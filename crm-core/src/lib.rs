@@ -27,6 +27,7 @@
 //! ```
 
 pub mod audit;
+pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod ids;

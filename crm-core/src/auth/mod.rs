@@ -1,0 +1,10 @@
+//! Authentication building blocks: password hashing and policy, opaque tokens.
+//!
+//! The flows (registration, login, sessions, resets, third-party login) build on these;
+//! see issue 4. Nothing here touches the store.
+
+pub mod password;
+pub mod token;
+
+pub use password::{PasswordHasher, PasswordPolicy, Verified};
+pub use token::SecretToken;
