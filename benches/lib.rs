@@ -38,12 +38,12 @@ pub fn contact_input(i: usize, company: Option<CompanyId>, owner: Option<crm_cor
     NewContact {
         name: format!("{first} {last} {i}"),
         email: Some(format!("{}.{}.{i}@example{}.com", first.to_lowercase(), i % 97, i % 13)),
-        phone_number: (i % 3 == 0).then(|| format!("+4420794{:05}", i % 100_000)),
+        phone_number: i.is_multiple_of(3).then(|| format!("+4420794{:05}", i % 100_000)),
         job_title: Some(["CEO", "CTO", "Buyer", "Engineer", "Head of Sales"][i % 5].to_string()),
         lead_source: Some(["web", "referral", "event", "ads"][i % 4].to_string()),
         // Scrambled so that stages do not follow the order of names or of creation.
         lifecycle_stage: Some(STAGES[(i.wrapping_mul(2_654_435_761) >> 8) % STAGES.len()]),
-        tags: if i % 4 == 0 { vec!["vip".into()] } else { vec![] },
+        tags: if i.is_multiple_of(4) { vec!["vip".into()] } else { vec![] },
         company_id: company,
         owner_id: owner,
         ..Default::default()
