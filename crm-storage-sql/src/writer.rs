@@ -92,28 +92,33 @@ async fn commit_group(pool: &WritePool, changes: Vec<Changeset>) -> (Vec<Result<
     let n = changes.len();
     match pool {
         WritePool::Sqlite(p) => match p.begin_with("BEGIN IMMEDIATE").await {
-            Ok(mut tx) => {
-                let (out, seq) = run_group(&mut tx, changes).await;
-                if n == 1 && out[0].is_err() {
-                    let _ = tx.rollback().await;
-                    return (out, None);
-                }
-                finish(out, seq, tx.commit().await.map_err(unavailable))
-            }
+            Ok(tx) => run_and_commit(tx, changes, unavailable).await,
             Err(e) => (all_fail(&unavailable(e), n), None),
         },
         WritePool::Postgres(p) => match p.begin().await {
-            Ok(mut tx) => {
-                let (out, seq) = run_group(&mut tx, changes).await;
-                if n == 1 && out[0].is_err() {
-                    let _ = tx.rollback().await;
-                    return (out, None);
-                }
-                finish(out, seq, tx.commit().await.map_err(|e| map_err(EntityKind::AuditEvent, e)))
-            }
+            Ok(tx) => run_and_commit(tx, changes, |e| map_err(EntityKind::AuditEvent, e)).await,
             Err(e) => (all_fail(&unavailable(e), n), None),
         },
     }
+}
+
+/// Applies a group in an open transaction and commits it. A lone changeset that failed
+/// is rolled back instead (it ran without a savepoint).
+async fn run_and_commit<DB: sqlx::Database>(
+    mut tx: Transaction<'static, DB>,
+    changes: Vec<Changeset>,
+    commit_err: fn(sqlx::Error) -> Error,
+) -> (Vec<Result<()>>, Option<i64>)
+where
+    Transaction<'static, DB>: Tx,
+{
+    let lone = changes.len() == 1;
+    let (out, seq) = run_group(&mut tx, changes).await;
+    if lone && out[0].is_err() {
+        let _ = tx.rollback().await;
+        return (out, None);
+    }
+    finish(out, seq, tx.commit().await.map_err(commit_err))
 }
 
 /// A failed commit fails every changeset of the group.
