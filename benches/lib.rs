@@ -57,7 +57,13 @@ pub async fn seed(crm: &Crm, rows: usize) -> Result<Seeded> {
         .users()
         .create(
             &admin,
-            NewUser { username: "rep".into(), email: "rep@example.com".into(), role: Some(Role::User), team_id: None },
+            NewUser {
+                username: "rep".into(),
+                email: "rep@example.com".into(),
+                role: Some(Role::User),
+                team_id: None,
+                password: None,
+            },
         )
         .await?
         .actor();

@@ -67,6 +67,15 @@ pub enum Error {
         /// Seconds until a retry may succeed.
         retry_after_secs: u64,
     },
+    /// Too many failed logins: the account is locked for the given number of seconds.
+    #[error("account locked; retry after {retry_after_secs} s")]
+    AccountLocked {
+        /// Seconds until the lock ends.
+        retry_after_secs: u64,
+    },
+    /// The password was right but the email address is not confirmed yet.
+    #[error("the email address is not verified yet")]
+    EmailNotVerified,
     /// Anything else. The message is for logs, never for API clients.
     #[error("internal error: {message}")]
     Internal {
@@ -93,6 +102,8 @@ impl Error {
             Error::Unauthenticated => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
+            Error::AccountLocked { .. } => "account_locked",
+            Error::EmailNotVerified => "email_not_verified",
             Error::Internal { .. } => "internal",
         }
     }

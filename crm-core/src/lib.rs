@@ -31,6 +31,7 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod ids;
+pub mod mail;
 pub mod model;
 pub mod outbox;
 pub mod policy;

@@ -178,11 +178,19 @@ pub enum EntityKind {
     AuditEvent,
     /// Outbox events.
     OutboxEvent,
+    /// Login sessions.
+    Session,
+    /// Refresh tokens of sessions.
+    RefreshToken,
+    /// Single-use tokens sent by email.
+    AuthToken,
+    /// Third-party identities linked to users.
+    Identity,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 10] = [
+    pub const ALL: [EntityKind; 14] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -193,6 +201,10 @@ impl EntityKind {
         EntityKind::Interaction,
         EntityKind::AuditEvent,
         EntityKind::OutboxEvent,
+        EntityKind::Session,
+        EntityKind::RefreshToken,
+        EntityKind::AuthToken,
+        EntityKind::Identity,
     ];
 
     /// The table (collection) name.
@@ -208,6 +220,10 @@ impl EntityKind {
             EntityKind::Interaction => "interactions",
             EntityKind::AuditEvent => "audit_events",
             EntityKind::OutboxEvent => "outbox_events",
+            EntityKind::Session => "sessions",
+            EntityKind::RefreshToken => "refresh_tokens",
+            EntityKind::AuthToken => "auth_tokens",
+            EntityKind::Identity => "identities",
         }
     }
 
@@ -224,6 +240,10 @@ impl EntityKind {
             EntityKind::Interaction => "interaction",
             EntityKind::AuditEvent => "audit_event",
             EntityKind::OutboxEvent => "outbox_event",
+            EntityKind::Session => "session",
+            EntityKind::RefreshToken => "refresh_token",
+            EntityKind::AuthToken => "auth_token",
+            EntityKind::Identity => "identity",
         }
     }
 
@@ -238,6 +258,9 @@ impl EntityKind {
             EntityKind::Task => Resource::Tasks,
             EntityKind::Interaction => Resource::Interactions,
             EntityKind::AuditEvent | EntityKind::OutboxEvent => Resource::Audit,
+            EntityKind::Session | EntityKind::RefreshToken | EntityKind::AuthToken | EntityKind::Identity => {
+                Resource::Users
+            }
         }
     }
 
@@ -255,6 +278,10 @@ impl EntityKind {
             EntityKind::Interaction => model::interaction::COLUMNS,
             EntityKind::AuditEvent => crate::audit::COLUMNS,
             EntityKind::OutboxEvent => crate::outbox::COLUMNS,
+            EntityKind::Session => model::auth::SESSION_COLUMNS,
+            EntityKind::RefreshToken => model::auth::REFRESH_COLUMNS,
+            EntityKind::AuthToken => model::auth::TOKEN_COLUMNS,
+            EntityKind::Identity => model::auth::IDENTITY_COLUMNS,
         }
     }
 
@@ -268,12 +295,22 @@ impl EntityKind {
         const CONTACT: &[UniqueKey] = &[UniqueKey { name: "contacts_email_key", column: "email", live_only: true }];
         const COMPANY: &[UniqueKey] = &[UniqueKey { name: "companies_domain_key", column: "domain", live_only: true }];
         const AUDIT: &[UniqueKey] = &[UniqueKey { name: "audit_events_seq_key", column: "seq", live_only: false }];
+        const REFRESH: &[UniqueKey] =
+            &[UniqueKey { name: "refresh_tokens_hash_key", column: "token_hash", live_only: false }];
+        const TOKEN: &[UniqueKey] =
+            &[UniqueKey { name: "auth_tokens_hash_key", column: "token_hash", live_only: false }];
+        // (provider, subject): the error names the subject.
+        const IDENTITY: &[UniqueKey] =
+            &[UniqueKey { name: "identities_provider_subject_key", column: "subject", live_only: false }];
         match self {
             EntityKind::User => USER,
             EntityKind::Team => TEAM,
             EntityKind::Contact => CONTACT,
             EntityKind::Company => COMPANY,
             EntityKind::AuditEvent => AUDIT,
+            EntityKind::RefreshToken => REFRESH,
+            EntityKind::AuthToken => TOKEN,
+            EntityKind::Identity => IDENTITY,
             _ => &[],
         }
     }
@@ -286,6 +323,9 @@ impl EntityKind {
             EntityKind::Team => (Some("manager_id"), Some("id"), None),
             EntityKind::Task => (Some("owner_id"), Some("team_id"), Some("assigned_user")),
             EntityKind::AuditEvent => (Some("actor_id"), None, None),
+            EntityKind::Session | EntityKind::RefreshToken | EntityKind::AuthToken | EntityKind::Identity => {
+                (Some("user_id"), None, None)
+            }
             EntityKind::DealStageChange | EntityKind::OutboxEvent => (None, None, None),
             _ => (Some("owner_id"), Some("team_id"), None),
         }

@@ -114,22 +114,32 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 }
 
 fn migrator(d: Dialect) -> Migrator {
-    let sql = match d {
-        Dialect::Sqlite => include_str!("../migrations/sqlite/0001_initial.sql"),
-        Dialect::Postgres => include_str!("../migrations/postgres/0001_initial.sql"),
-    };
-    Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
+    // (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
+    const MIGRATIONS: [(i64, &str, &str, &str); 2] = [
+        (
             1,
-            Cow::Borrowed("initial"),
-            MigrationType::Simple,
-            Cow::Borrowed(sql),
-            false,
-        )]),
-        ignore_missing: false,
-        locking: true,
-        no_tx: false,
-    }
+            "initial",
+            include_str!("../migrations/sqlite/0001_initial.sql"),
+            include_str!("../migrations/postgres/0001_initial.sql"),
+        ),
+        (
+            2,
+            "auth",
+            include_str!("../migrations/sqlite/0002_auth.sql"),
+            include_str!("../migrations/postgres/0002_auth.sql"),
+        ),
+    ];
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, name, sqlite, postgres)| {
+            let sql = match d {
+                Dialect::Sqlite => sqlite,
+                Dialect::Postgres => postgres,
+            };
+            Migration::new(*version, Cow::Borrowed(name), MigrationType::Simple, Cow::Borrowed(sql), false)
+        })
+        .collect();
+    Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }
 }
 
 impl SqlStore {

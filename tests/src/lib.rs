@@ -12,11 +12,29 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
+use crm_core::auth::{AuthSettings, JwtConfig, JwtKeys, Sealer};
+use crm_core::mail::{DeliveryReport, MailConfig, MailWorker};
 use crm_core::service::{NewTeam, NewUser};
 use crm_core::{Actor, Crm, FakeClock, Role, Store, TeamId, User};
 
 pub mod backends;
 pub mod cases;
+pub mod mail;
+
+/// The access-token signing key of the harness (tests forge tokens with it).
+pub const TEST_JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret-0123456789";
+/// Its key id.
+pub const TEST_KID: &str = "test-1";
+/// The public URL links in emails start with.
+pub const PUBLIC_URL: &str = "https://crm.test.example";
+
+/// An address no other test (or earlier run) uses, so the shared SMTP sink can tell
+/// the messages of each test apart.
+pub fn unique_email(name: &str) -> String {
+    // The random tail of a v7 id.
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("{name}.{}@example.com", &id[id.len() - 14..])
+}
 
 /// A store under test, with the few backend-specific powers the suite needs.
 #[async_trait]
@@ -47,7 +65,9 @@ impl Harness {
     /// Builds the harness on a backend.
     pub async fn new(backend: &dyn TestBackend) -> Self {
         let clock = Arc::new(FakeClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).single().unwrap_or_default()));
-        let crm = Crm::builder(backend.store()).clock(clock.clone()).build();
+        let keys = JwtKeys::new(JwtConfig::default(), TEST_KID, TEST_JWT_SECRET).expect("jwt keys");
+        let auth = AuthSettings::with_keys(keys, Sealer::new(&[42; 32]));
+        let crm = Crm::builder(backend.store()).clock(clock.clone()).auth(auth).build();
         let admin_user = crm.users().bootstrap_admin("admin", "admin@example.com").await.expect("bootstrap admin");
         Harness { admin: admin_user.actor(), admin_user, crm, clock }
     }
@@ -62,6 +82,17 @@ impl Harness {
             .id
     }
 
+    /// Sends every queued email to the SMTP sink (see [`mail`]).
+    pub async fn deliver_mail(&self) -> DeliveryReport {
+        let config = MailConfig {
+            public_url: PUBLIC_URL.into(),
+            from: "crm-rs <no-reply@crm.test.example>".parse().expect("from address"),
+            app_name: "crm-rs".into(),
+        };
+        let worker = MailWorker::new(self.crm.clone(), Arc::new(mail::sink_mailer()), config);
+        worker.run_once().await.expect("mail delivery")
+    }
+
     /// Creates a user and returns the actor acting as them.
     pub async fn user(&self, name: &str, role: Role, team: Option<TeamId>) -> Actor {
         self.crm
@@ -73,6 +104,7 @@ impl Harness {
                     email: format!("{name}@example.com"),
                     role: Some(role),
                     team_id: team,
+                    password: None,
                 },
             )
             .await
@@ -141,6 +173,20 @@ macro_rules! conformance_suite {
             only_one_bootstrap_admin,
             change_counter_moves_on_every_change,
             free_form_objects_reject_operator_keys,
+            register_confirm_login_refresh_logout,
+            refresh_reuse_revokes_the_family,
+            access_token_attacks_are_refused_and_audited,
+            lockout_and_its_expiry,
+            no_account_enumeration,
+            reset_token_is_single_use_and_ends_sessions,
+            change_password_ends_other_sessions,
+            sessions_list_revoke_and_logout_all,
+            suspended_users_live_token_is_rejected,
+            raising_own_role_is_refused_and_audited,
+            raw_tokens_are_absent_from_the_database,
+            invitation_sets_the_first_password,
+            emails_are_localized,
+            failed_sends_are_retried,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

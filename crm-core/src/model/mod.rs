@@ -8,6 +8,7 @@ use crate::ids::UserId;
 use crate::policy::Ownership;
 use crate::schema::Persist;
 
+pub mod auth;
 pub mod company;
 pub mod contact;
 pub mod deal;

@@ -11,13 +11,15 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::audit::{verify_chain, ChainStatus};
+use crate::auth::{AuthSettings, AuthState};
 use crate::clock::{Clock, IdSource, SystemClock, V7Ids};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::policy::Policy;
 use crate::store::Store;
 use crate::values::Currency;
 
 mod audit_log;
+mod auth;
 mod companies;
 mod contacts;
 mod deals;
@@ -29,6 +31,7 @@ mod teams;
 mod users;
 
 pub use audit_log::AuditService;
+pub use auth::{AuthService, Authenticated, Registration, TokenPair};
 pub use companies::{CompanyPatch, CompanyService, NewCompany};
 pub use contacts::{ContactPatch, ContactService, NewContact};
 pub use deals::{DealPatch, DealService, NewDeal, NewLineItem};
@@ -56,6 +59,8 @@ struct Inner {
     ids: Arc<dyn IdSource>,
     policy: Policy,
     config: CrmConfig,
+    auth: Option<AuthSettings>,
+    auth_state: AuthState,
 }
 
 /// The CRM engine: a cheap, cloneable handle on a store, a clock, an id source, the
@@ -91,9 +96,16 @@ pub struct CrmBuilder {
     ids: Arc<dyn IdSource>,
     policy: Policy,
     config: CrmConfig,
+    auth: Option<AuthSettings>,
 }
 
 impl CrmBuilder {
+    /// Uses these authentication settings (keys, hashing, lifetimes, lockout).
+    pub fn auth(mut self, auth: AuthSettings) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
     /// Uses this clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -127,6 +139,9 @@ impl CrmBuilder {
                 ids: self.ids,
                 policy: self.policy,
                 config: self.config,
+                // Without settings, random keys: sessions then last as long as the process.
+                auth: self.auth.or_else(|| AuthSettings::ephemeral().ok()),
+                auth_state: AuthState::default(),
             }),
         }
     }
@@ -147,6 +162,7 @@ impl Crm {
             ids: Arc::new(V7Ids::new()),
             policy: Policy::standard(),
             config: CrmConfig::default(),
+            auth: None,
         }
     }
 
@@ -163,6 +179,20 @@ impl Crm {
     /// The configuration.
     pub fn config(&self) -> &CrmConfig {
         &self.inner.config
+    }
+
+    /// The authentication settings.
+    pub fn auth_settings(&self) -> Result<&AuthSettings> {
+        self.inner.auth.as_ref().ok_or_else(|| Error::internal_msg("authentication is not configured"))
+    }
+
+    pub(crate) fn auth_state(&self) -> &AuthState {
+        &self.inner.auth_state
+    }
+
+    /// Authentication: registration, login, sessions, passwords.
+    pub fn auth(&self) -> AuthService<'_> {
+        AuthService { crm: self }
     }
 
     /// The injected clock's time.

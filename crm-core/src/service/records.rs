@@ -64,7 +64,7 @@ pub(crate) fn check_version(expected: Option<i64>, current: i64) -> Result<()> {
 
 impl Crm {
     /// A record by id, whatever its state, without authorization.
-    pub(crate) async fn load<R: Record>(&self, id: Uuid) -> Result<Option<R>> {
+    pub(crate) async fn load<R: Persist>(&self, id: Uuid) -> Result<Option<R>> {
         self.store().get_as::<R>(id).await
     }
 
@@ -326,28 +326,69 @@ impl Crm {
         &self,
         actor: &Actor,
         before: &R,
-        mut after: R,
+        after: R,
         verb: &str,
         mut extra: Changeset,
     ) -> Result<R> {
+        match self.update_changes(actor, before, after, verb, &mut extra)? {
+            Some(after) => {
+                self.store().apply(extra).await?;
+                Ok(after)
+            }
+            None => Ok(before.clone()),
+        }
+    }
+
+    /// Adds to `cs` the write and events of a change to a record (version raised,
+    /// `<kind>.<verb>` audit and outbox events) and answers the changed record; `None`
+    /// when nothing changed and `cs` holds nothing else either.
+    pub(crate) fn update_changes<R: Record>(
+        &self,
+        actor: &Actor,
+        before: &R,
+        mut after: R,
+        verb: &str,
+        cs: &mut Changeset,
+    ) -> Result<Option<R>> {
         let kind = R::KIND;
         let id = before.id();
         let changes = diff(Some(&to_json(before)?), Some(&to_json(&after)?));
-        if changes.as_object().is_some_and(|m| m.is_empty()) && extra.is_empty() {
-            return Ok(before.clone());
+        if changes.as_object().is_some_and(|m| m.is_empty()) && cs.is_empty() {
+            return Ok(None);
         }
         let meta = after.meta_mut();
         meta.version = before.meta().version + 1;
         meta.updated_at = self.now();
         meta.updated_by = Some(actor.user_id);
         let action = format!("{}.{verb}", kind.name());
-        let mut cs = Changeset::default();
-        cs.writes.push(Write::Update { kind, row: to_row(&after)?, expected_version: before.meta().version });
-        self.change_events(actor, action, kind, id, changes, &mut cs)?;
-        cs.writes.append(&mut extra.writes);
-        cs.audit.append(&mut extra.audit);
-        self.store().apply(cs).await?;
-        Ok(after)
+        cs.writes.insert(0, Write::Update { kind, row: to_row(&after)?, expected_version: before.meta().version });
+        let mut events = Changeset::default();
+        self.change_events(actor, action, kind, id, changes, &mut events)?;
+        cs.writes.extend(events.writes);
+        // The record's own event first, then whatever the caller added.
+        for (i, ev) in events.audit.into_iter().enumerate() {
+            cs.audit.insert(i, ev);
+        }
+        Ok(Some(after))
+    }
+
+    /// The first row of `T` whose `column` equals `value` (soft-deleted rows included).
+    pub(crate) async fn find_by<T: Persist>(&self, column: &str, value: Value) -> Result<Option<T>> {
+        Ok(self.find_all_by::<T>(column, value, 1).await?.pop())
+    }
+
+    /// Up to `limit` rows of `T` whose `column` equals `value`, in id order.
+    pub(crate) async fn find_all_by<T: Persist>(&self, column: &str, value: Value, limit: u32) -> Result<Vec<T>> {
+        let kind = T::KIND;
+        let column =
+            kind.column(column).ok_or_else(|| Error::internal_msg(format!("{} has no {column}", kind.name())))?;
+        let q = StoreQuery {
+            filter: Some(Filter::Cmp(Cmp { column, pred: Predicate::Eq(value) })),
+            sort: vec![id_key(kind, Direction::Asc)],
+            limit,
+            include_deleted: true,
+        };
+        self.store().list_as::<T>(&q).await
     }
 
     /// Soft-deletes a record.

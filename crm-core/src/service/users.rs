@@ -1,5 +1,6 @@
 //! The users service: accounts, roles and teams. Authentication flows build on it.
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::input::{self, nullable};
@@ -7,6 +8,8 @@ use super::records::check_version;
 use super::Crm;
 use crate::error::{Error, Errors, Result};
 use crate::ids::{TeamId, UserId};
+use crate::mail::MailTemplate;
+use crate::model::auth::TokenPurpose;
 use crate::model::team::Team;
 use crate::model::user::{User, UserStatus};
 use crate::model::{JsonObject, RecordMeta};
@@ -29,6 +32,9 @@ pub struct NewUser {
     /// Team (managers: their own team).
     #[serde(default)]
     pub team_id: Option<TeamId>,
+    /// A first password. Without one, the user is mailed an invitation to choose it.
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 /// Input of [`UserService::update`].
@@ -55,7 +61,7 @@ pub struct UserPatch {
     pub version: Option<i64>,
 }
 
-fn username(errs: &mut Errors, raw: &str) -> String {
+pub(crate) fn username(errs: &mut Errors, raw: &str) -> String {
     let u = raw.trim().to_lowercase();
     let ok = (3..=50).contains(&u.chars().count())
         && u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
@@ -65,7 +71,7 @@ fn username(errs: &mut Errors, raw: &str) -> String {
     u
 }
 
-fn required_email(errs: &mut Errors, raw: &str) -> Option<crate::values::Email> {
+pub(crate) fn required_email(errs: &mut Errors, raw: &str) -> Option<crate::values::Email> {
     if raw.trim().is_empty() {
         errs.add("email", "required", "email is required");
         return None;
@@ -94,7 +100,7 @@ impl UserService<'_> {
         let Some(email) = email else { return Err(Error::internal_msg("validated email missing")) };
         let now = crm.now();
         let id = UserId(crm.new_id(now));
-        let user = self.new_user(id, username, email, Role::Admin, None, Some(id));
+        let user = self.blank(id, username, email, Role::Admin, None, Some(id));
         // The count above gives a clear answer; this makes two bootstraps racing each
         // other safe: only one finds the table empty.
         let mut cs = Changeset { writes: vec![Write::AssertEmpty { kind: EntityKind::User }], audit: vec![] };
@@ -106,7 +112,7 @@ impl UserService<'_> {
         Ok(user)
     }
 
-    fn new_user(
+    pub(crate) fn blank(
         &self,
         id: UserId,
         username: String,
@@ -159,8 +165,30 @@ impl UserService<'_> {
         if !crm.policy().scope(actor.role, Resource::Users, Action::Create).covers(actor, &own) {
             return Err(Error::forbidden("managers create users in their own team only"));
         }
-        let user = self.new_user(id, username, email, role, input.team_id, Some(actor.user_id));
-        crm.commit_insert(actor, &user, Default::default()).await?;
+        let mut user = self.blank(id, username, email, role, input.team_id, Some(actor.user_id));
+        let auth = crm.auth();
+        let mut extra = Changeset::default();
+        match input.password {
+            Some(p) => {
+                let s = crm.auth_settings()?;
+                s.password_policy.check("password", &p, &[&user.username, user.email.local_part()])?;
+                user.password_hash = Some(s.hasher.hash(&p).await?);
+            }
+            None => {
+                user.status = UserStatus::Pending;
+                let (secret, insert) = auth.new_token(&user, TokenPurpose::Invitation, user.email.as_str())?;
+                let ttl = crm.auth_settings()?.invite_ttl;
+                extra.writes.push(insert);
+                extra.writes.push(auth.mail(
+                    &user,
+                    user.email.as_str(),
+                    MailTemplate::Invitation,
+                    Some((&secret, ttl)),
+                    |_| {},
+                )?);
+            }
+        }
+        crm.commit_insert(actor, &user, extra).await?;
         Ok(user)
     }
 
@@ -179,10 +207,31 @@ impl UserService<'_> {
         let crm = self.crm;
         let before: User = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
         check_version(patch.version, before.meta.version)?;
-        if patch.role.is_some_and(|r| r != before.role) || patch.team_id.is_some_and(|t| t != before.team_id) {
-            actor.require_role(Role::Admin)?;
-            if id == actor.user_id && patch.role.is_some_and(|r| r != before.role) {
-                return Err(Error::forbidden("nobody changes their own role"));
+        let role_change = patch.role.filter(|r| *r != before.role);
+        if role_change.is_some() || patch.team_id.is_some_and(|t| t != before.team_id) {
+            let refusal = match actor.require_role(Role::Admin) {
+                Err(e) => Some(e),
+                Ok(()) if id == actor.user_id && role_change.is_some() => {
+                    Some(Error::forbidden("nobody changes their own role"))
+                }
+                Ok(()) => None,
+            };
+            if let Some(err) = refusal {
+                // A refused attempt at a role or team is a security event of its own.
+                let changes = serde_json::json!({
+                    "role": role_change.map(|r| r.as_str()),
+                    "teamId": patch.team_id,
+                    "reason": err.to_string(),
+                });
+                let ev = crm.audit_event(
+                    actor,
+                    "user.role_change_denied".into(),
+                    EntityKind::User,
+                    Some(id.as_uuid()),
+                    changes,
+                );
+                crm.store().apply(Changeset { writes: vec![], audit: vec![ev] }).await?;
+                return Err(err);
             }
         }
         let mut errs = Errors::new();
@@ -227,7 +276,64 @@ impl UserService<'_> {
         u.session_epoch += 1;
         u.meta.deleted_at = Some(crm.now());
         u.meta.deleted_by = Some(actor.user_id);
-        crm.commit_update(actor, &before, u, "deactivated", Default::default()).await
+        let after = crm.commit_update(actor, &before, u, "deactivated", Default::default()).await?;
+        crm.auth_state().forget_sessions();
+        Ok(after)
+    }
+
+    /// Suspends an account (admins): its sessions end at once and it cannot log in
+    /// until `until` (for good while absent) or until unsuspended. The user is mailed.
+    pub async fn suspend(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        until: Option<DateTime<Utc>>,
+        reason: Option<String>,
+    ) -> Result<User> {
+        let crm = self.crm;
+        actor.require_role(Role::Admin)?;
+        if id == actor.user_id {
+            return Err(Error::forbidden("nobody suspends their own account"));
+        }
+        let before: User = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
+        let mut errs = Errors::new();
+        let now = crm.now();
+        if until.is_some_and(|u| u <= now) {
+            errs.add("until", "out_of_range", "the end of a suspension is in the future");
+        }
+        let reason = input::text(&mut errs, "reason", reason, 500, true);
+        if matches!(before.status, UserStatus::Deactivated | UserStatus::Erased) {
+            errs.add("status", "invalid_value", format!("a {} account cannot be suspended", before.status));
+        }
+        errs.finish()?;
+        let mut u = before.clone();
+        u.status = UserStatus::Suspended;
+        u.suspended_until = until.map(crate::clock::truncate_ms);
+        u.suspension_reason = reason.clone();
+        u.session_epoch += 1;
+        let mail = crm.auth().mail(&before, before.email.as_str(), MailTemplate::AccountSuspended, None, |m| {
+            m.until = until;
+            m.reason = reason;
+        })?;
+        let after =
+            crm.commit_update(actor, &before, u, "suspended", Changeset { writes: vec![mail], audit: vec![] }).await?;
+        crm.auth_state().forget_sessions();
+        Ok(after)
+    }
+
+    /// Lifts a suspension (admins).
+    pub async fn unsuspend(&self, actor: &Actor, id: UserId) -> Result<User> {
+        let crm = self.crm;
+        actor.require_role(Role::Admin)?;
+        let before: User = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
+        if before.status != UserStatus::Suspended {
+            return Ok(before);
+        }
+        let mut u = before.clone();
+        u.status = UserStatus::Active;
+        u.suspended_until = None;
+        u.suspension_reason = None;
+        crm.commit_update(actor, &before, u, "unsuspended", Default::default()).await
     }
 
     /// Restores a deactivated account.

@@ -461,7 +461,13 @@ pub async fn team_and_user_crud(b: &dyn TestBackend) {
         .users()
         .create(
             &h.admin,
-            NewUser { username: "Bob.Smith".into(), email: "BOB@example.com".into(), role: None, team_id: Some(team) },
+            NewUser {
+                username: "Bob.Smith".into(),
+                email: "BOB@example.com".into(),
+                role: None,
+                team_id: Some(team),
+                password: None,
+            },
         )
         .await
         .expect("user");

@@ -254,7 +254,13 @@ pub async fn username_and_user_email_unique(b: &dyn TestBackend) {
             .users()
             .create(
                 &h.admin,
-                NewUser { username: "ADMIN".into(), email: "other@example.com".into(), role: None, team_id: None },
+                NewUser {
+                    username: "ADMIN".into(),
+                    email: "other@example.com".into(),
+                    role: None,
+                    team_id: None,
+                    password: None,
+                },
             )
             .await,
         "conflict",
@@ -265,7 +271,13 @@ pub async fn username_and_user_email_unique(b: &dyn TestBackend) {
             .users()
             .create(
                 &h.admin,
-                NewUser { username: "other".into(), email: "Admin@Example.com".into(), role: None, team_id: None },
+                NewUser {
+                    username: "other".into(),
+                    email: "Admin@Example.com".into(),
+                    role: None,
+                    team_id: None,
+                    password: None,
+                },
             )
             .await,
         "conflict",

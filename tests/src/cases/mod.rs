@@ -2,11 +2,13 @@
 
 use crm_core::{EntityKind, Error, ListQuery, Page};
 
+mod auth;
 mod crud;
 mod integrity;
 mod policy;
 mod query;
 
+pub use auth::*;
 pub use crud::*;
 pub use integrity::*;
 pub use policy::*;

@@ -61,7 +61,13 @@ pub async fn managers_see_their_team(b: &dyn TestBackend) {
         .users()
         .create(
             &boss,
-            NewUser { username: "newbie".into(), email: "n@example.com".into(), role: None, team_id: Some(red) },
+            NewUser {
+                username: "newbie".into(),
+                email: "n@example.com".into(),
+                role: None,
+                team_id: Some(red),
+                password: None,
+            },
         )
         .await
         .expect("create user");
@@ -75,6 +81,7 @@ pub async fn managers_see_their_team(b: &dyn TestBackend) {
                     email: "xx1@example.com".into(),
                     role: Some(Role::Manager),
                     team_id: Some(red),
+                    password: None,
                 },
             )
             .await,
@@ -85,7 +92,13 @@ pub async fn managers_see_their_team(b: &dyn TestBackend) {
             .users()
             .create(
                 &boss,
-                NewUser { username: "xx2".into(), email: "xx2@example.com".into(), role: None, team_id: Some(blue) },
+                NewUser {
+                    username: "xx2".into(),
+                    email: "xx2@example.com".into(),
+                    role: None,
+                    team_id: Some(blue),
+                    password: None,
+                },
             )
             .await,
         "forbidden",

@@ -1,0 +1,312 @@
+//! The account emails, localized (en, fr, ar; Arabic right-to-left), rendered with
+//! minijinja into a plain-text and an HTML part. The wording lives in one table per
+//! language; two layouts (text, HTML) place it. Values are HTML-escaped by the HTML
+//! layout; links come from the configured public URL only.
+
+use minijinja::{context, Environment};
+
+use crate::error::{Error, Result};
+use crate::model::string_enum;
+
+string_enum! {
+    /// Which account email.
+    MailTemplate {
+        /// Confirm an email address.
+        VerifyEmail = "verify_email",
+        /// Set the first password of an account someone made for you.
+        Invitation = "invitation",
+        /// Choose a new password.
+        PasswordReset = "password_reset",
+        /// Your password was changed.
+        PasswordChanged = "password_changed",
+        /// Your account was suspended.
+        AccountSuspended = "account_suspended",
+    }
+}
+
+impl MailTemplate {
+    /// The page of the public URL the email's link opens, when it has one.
+    pub fn link_path(&self) -> Option<&'static str> {
+        match self {
+            MailTemplate::VerifyEmail => Some("/verify-email"),
+            MailTemplate::Invitation => Some("/accept-invitation"),
+            MailTemplate::PasswordReset => Some("/reset-password"),
+            MailTemplate::PasswordChanged | MailTemplate::AccountSuspended => None,
+        }
+    }
+}
+
+/// The languages emails are written in.
+pub const LANGUAGES: [&str; 3] = ["en", "fr", "ar"];
+
+/// The wording of one email in one language: subject, greeting, body, button, footer.
+struct Wording {
+    subject: &'static str,
+    body: &'static str,
+    action: &'static str,
+}
+
+struct Common {
+    greeting: &'static str,
+    ignore: &'static str,
+    expires: &'static str,
+    signature: &'static str,
+    until: &'static str,
+    reason: &'static str,
+}
+
+fn common(lang: &str) -> Common {
+    match lang {
+        "fr" => Common {
+            greeting: "Bonjour {{ username }},",
+            ignore: "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message.",
+            expires: "Ce lien expire dans {{ expires }}.",
+            signature: "L'équipe {{ app }}",
+            until: "Jusqu'au",
+            reason: "Motif",
+        },
+        "ar" => Common {
+            greeting: "مرحبًا {{ username }}،",
+            ignore: "إذا لم تطلب ذلك، يمكنك تجاهل هذه الرسالة.",
+            expires: "تنتهي صلاحية هذا الرابط خلال {{ expires }}.",
+            signature: "فريق {{ app }}",
+            until: "حتى",
+            reason: "السبب",
+        },
+        _ => Common {
+            greeting: "Hello {{ username }},",
+            ignore: "If you did not ask for this, you can ignore this message.",
+            expires: "This link expires in {{ expires }}.",
+            signature: "The {{ app }} team",
+            until: "Until",
+            reason: "Reason",
+        },
+    }
+}
+
+fn wording(t: MailTemplate, lang: &str) -> Wording {
+    use MailTemplate as M;
+    let w = |subject, body, action| Wording { subject, body, action };
+    match (lang, t) {
+        ("fr", M::VerifyEmail) => w(
+            "Confirmez votre adresse e-mail",
+            "Confirmez votre adresse pour activer votre compte {{ app }}.",
+            "Confirmer mon adresse",
+        ),
+        ("fr", M::Invitation) => w(
+            "Vous êtes invité sur {{ app }}",
+            "Un compte {{ app }} a été créé pour vous. Choisissez votre mot de passe pour commencer.",
+            "Choisir mon mot de passe",
+        ),
+        ("fr", M::PasswordReset) => w(
+            "Réinitialisez votre mot de passe",
+            "Vous avez demandé un nouveau mot de passe pour votre compte {{ app }}.",
+            "Choisir un nouveau mot de passe",
+        ),
+        ("fr", M::PasswordChanged) => w(
+            "Votre mot de passe a été modifié",
+            "Le mot de passe de votre compte {{ app }} vient d'être modifié et vos autres sessions ont été fermées. Si ce n'était pas vous, contactez votre administrateur.",
+            "",
+        ),
+        ("fr", M::AccountSuspended) => w(
+            "Votre compte est suspendu",
+            "Votre compte {{ app }} a été suspendu par un administrateur.",
+            "",
+        ),
+        ("ar", M::VerifyEmail) => {
+            w("أكّد عنوان بريدك الإلكتروني", "أكّد عنوانك لتفعيل حسابك في {{ app }}.", "تأكيد العنوان")
+        }
+        ("ar", M::Invitation) => w(
+            "دعوة للانضمام إلى {{ app }}",
+            "أُنشئ لك حساب في {{ app }}. اختر كلمة مرورك للبدء.",
+            "اختيار كلمة المرور",
+        ),
+        ("ar", M::PasswordReset) => w(
+            "إعادة تعيين كلمة المرور",
+            "طلبت كلمة مرور جديدة لحسابك في {{ app }}.",
+            "اختيار كلمة مرور جديدة",
+        ),
+        ("ar", M::PasswordChanged) => w(
+            "تم تغيير كلمة مرورك",
+            "تم تغيير كلمة مرور حسابك في {{ app }} وأُغلقت جلساتك الأخرى. إن لم تكن أنت، فاتصل بالمسؤول.",
+            "",
+        ),
+        ("ar", M::AccountSuspended) => w("تم تعليق حسابك", "علّق أحد المسؤولين حسابك في {{ app }}.", ""),
+        (_, M::VerifyEmail) => w(
+            "Confirm your email address",
+            "Confirm your address to activate your {{ app }} account.",
+            "Confirm my address",
+        ),
+        (_, M::Invitation) => w(
+            "You are invited to {{ app }}",
+            "An account on {{ app }} was made for you. Choose your password to start.",
+            "Choose my password",
+        ),
+        (_, M::PasswordReset) => w(
+            "Reset your password",
+            "You asked for a new password for your {{ app }} account.",
+            "Choose a new password",
+        ),
+        (_, M::PasswordChanged) => w(
+            "Your password was changed",
+            "The password of your {{ app }} account was just changed and your other sessions were signed out. If this was not you, contact your administrator.",
+            "",
+        ),
+        (_, M::AccountSuspended) => {
+            w("Your account is suspended", "An administrator suspended your {{ app }} account.", "")
+        }
+    }
+}
+
+const TEXT: &str = r#"{{ greeting }}
+
+{{ body }}
+{%- if until %}
+{{ until_label }}: {{ until }}{% endif %}
+{%- if reason %}
+{{ reason_label }}: {{ reason }}{% endif %}
+{%- if link %}
+
+{{ action }}:
+{{ link }}
+
+{{ expires }}
+{{ ignore }}{% endif %}
+
+{{ signature }}
+"#;
+
+const HTML: &str = r#"<!DOCTYPE html>
+<html lang="{{ lang }}" dir="{{ dir }}">
+<head><meta charset="utf-8"><title>{{ subject }}</title></head>
+<body style="font-family: sans-serif; direction: {{ dir }}; text-align: {{ align }};">
+<p>{{ greeting }}</p>
+<p>{{ body }}</p>
+{%- if until %}
+<p>{{ until_label }}: {{ until }}</p>{% endif %}
+{%- if reason %}
+<p>{{ reason_label }}: {{ reason }}</p>{% endif %}
+{%- if link %}
+<p><a href="{{ link }}" style="display: inline-block; padding: 10px 16px; background: #2f6fde; color: #ffffff; text-decoration: none; border-radius: 4px;">{{ action }}</a></p>
+<p>{{ expires }}<br>{{ ignore }}</p>{% endif %}
+<p>{{ signature }}</p>
+</body>
+</html>
+"#;
+
+/// What an email says, filled in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailVars {
+    /// The recipient's user name.
+    pub username: String,
+    /// The product name shown.
+    pub app: String,
+    /// The link, for emails that have one.
+    pub link: Option<String>,
+    /// How long the link works, in words ("1 hour").
+    pub expires: String,
+    /// The end of a suspension.
+    pub until: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// A rendered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedMail {
+    /// Subject.
+    pub subject: String,
+    /// Plain-text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+}
+
+/// The language used for `requested`: itself when supported, else English.
+pub fn language(requested: Option<&str>) -> &'static str {
+    let base = requested.unwrap_or("en").split(['-', '_']).next().unwrap_or("en").to_ascii_lowercase();
+    LANGUAGES.iter().find(|l| **l == base).copied().unwrap_or("en")
+}
+
+fn render_str(env: &Environment<'_>, src: &str, ctx: &minijinja::Value) -> Result<String> {
+    env.render_str(src, ctx).map_err(|e| Error::internal("rendering an email", e))
+}
+
+/// Renders one email in one language.
+pub fn render(template: MailTemplate, lang: &str, vars: &MailVars) -> Result<RenderedMail> {
+    let lang = language(Some(lang));
+    let (c, w) = (common(lang), wording(template, lang));
+    // Wording first (it holds {{ username }}, {{ app }}), auto-escaping off for the text part.
+    let plain_env = Environment::new();
+    let values = context! { username => &vars.username, app => &vars.app, expires => &vars.expires };
+    let fill = |s: &str| render_str(&plain_env, s, &values);
+    let dir = if lang == "ar" { "rtl" } else { "ltr" };
+    let ctx = context! {
+        lang => lang,
+        dir => dir,
+        align => if dir == "rtl" { "right" } else { "left" },
+        subject => fill(w.subject)?,
+        greeting => fill(c.greeting)?,
+        body => fill(w.body)?,
+        action => w.action,
+        link => &vars.link,
+        expires => fill(c.expires)?,
+        ignore => c.ignore,
+        signature => fill(c.signature)?,
+        until => &vars.until,
+        until_label => c.until,
+        reason => &vars.reason,
+        reason_label => c.reason,
+    };
+    let mut html_tmpl = Environment::new();
+    html_tmpl.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    html_tmpl.add_template("mail.html", HTML).map_err(|e| Error::internal("an email layout", e))?;
+    let html = html_tmpl
+        .get_template("mail.html")
+        .and_then(|t| t.render(&ctx))
+        .map_err(|e| Error::internal("rendering an email", e))?;
+    Ok(RenderedMail { subject: fill(w.subject)?, text: render_str(&plain_env, TEXT, &ctx)?, html })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> MailVars {
+        MailVars {
+            username: "ann<b>".into(),
+            app: "crm-rs".into(),
+            link: Some("https://crm.example.com/reset-password?token=abc".into()),
+            expires: "1 hour".into(),
+            until: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn every_template_renders_in_every_language() {
+        for t in MailTemplate::ALL {
+            for lang in LANGUAGES {
+                let mut v = vars();
+                if t.link_path().is_none() {
+                    v.link = None;
+                }
+                let m = render(*t, lang, &v).unwrap_or_else(|e| panic!("{t} {lang}: {e}"));
+                assert!(!m.subject.is_empty() && !m.subject.contains("{{"), "{t} {lang}");
+                assert!(!m.text.contains("{{") && !m.html.contains("{{"), "{t} {lang}");
+                assert_eq!(m.text.contains("token=abc"), t.link_path().is_some(), "{t} {lang}");
+            }
+        }
+    }
+
+    #[test]
+    fn arabic_is_right_to_left_and_html_is_escaped() {
+        let m = render(MailTemplate::PasswordReset, "ar", &vars()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.html.contains(r#"dir="rtl""#));
+        assert!(m.html.contains("ann&lt;b&gt;"), "{}", m.html);
+        assert!(m.text.contains("ann<b>"));
+        let fr = render(MailTemplate::PasswordReset, "fr-CA", &vars()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(fr.subject.starts_with("Réinitialisez"));
+        assert!(fr.html.contains(r#"dir="ltr""#));
+    }
+}

@@ -1,0 +1,518 @@
+//! Authentication: registration and email confirmation through a real SMTP sink,
+//! login, lockout, sessions and refresh rotation, access-token attacks, password change,
+//! forgot and reset, invitations, suspension. Every security case also checks its audit
+//! event.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::Duration;
+use crm_core::audit::AuditEvent;
+use crm_core::auth::TokenRejection;
+use crm_core::query::StoreQuery;
+use crm_core::service::*;
+use crm_core::*;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{json, Value as Json};
+
+use super::{assert_code, q};
+use crate::mail::wait_for;
+use crate::{unique_email, Harness, TestBackend, PUBLIC_URL, TEST_JWT_SECRET, TEST_KID};
+
+const PASSWORD: &str = "correct horse battery staple";
+const OTHER_PASSWORD: &str = "violet submarine orchestra 77";
+
+fn meta() -> RequestMeta {
+    RequestMeta { request_id: None, ip: Some("127.0.0.1".into()), user_agent: Some("conformance".into()) }
+}
+
+/// The newest audit events, newest first.
+async fn events(h: &Harness, n: u32) -> Vec<AuditEvent> {
+    h.crm.audit().list(&h.admin, ListQuery::new().limit(n)).await.expect("audit list").data
+}
+
+/// The newest audit event with this action.
+async fn last_event(h: &Harness, action: &str) -> AuditEvent {
+    let page = h.crm.audit().list(&h.admin, q(EntityKind::AuditEvent, &format!("action[eq]:{action}"))).await;
+    page.expect("audit list").data.into_iter().next().unwrap_or_else(|| panic!("no {action} audit event"))
+}
+
+/// Registers, confirms through the emailed link, and answers the account.
+async fn registered(h: &Harness, name: &str) -> User {
+    let email = unique_email(name);
+    let reg = Registration { username: name.into(), email: email.clone(), password: PASSWORD.into() };
+    h.crm.auth().register(reg, meta()).await.expect("register");
+    h.deliver_mail().await;
+    let mail = wait_for(&email, 1).await.remove(0);
+    h.crm.auth().verify_email(&mail.token(), meta()).await.expect("verify email")
+}
+
+async fn login(h: &Harness, who: &str) -> TokenPair {
+    h.crm.auth().login(who, PASSWORD, meta()).await.expect("login")
+}
+
+/// Registration leaves the account pending; the emailed link (built from the public
+/// URL, in text and HTML) activates it once; then login, authenticate, refresh, logout.
+pub async fn register_confirm_login_refresh_logout(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let email = unique_email("ann");
+    let reg = Registration { username: "ann".into(), email: email.clone(), password: PASSWORD.into() };
+    let user = h.crm.auth().register(reg, meta()).await.expect("register");
+    assert_eq!(user.status, UserStatus::Pending);
+    assert_code(h.crm.auth().login("ann", PASSWORD, meta()).await, "email_not_verified");
+    assert_eq!(last_event(&h, "auth.login_failed").await.changes["reason"], "email_not_verified");
+
+    let report = h.deliver_mail().await;
+    assert_eq!(report.sent, 1, "{report:?}");
+    let mail = wait_for(&email, 1).await.remove(0);
+    assert_eq!(mail.subject, "Confirm your email address");
+    assert!(mail.link().starts_with(&format!("{PUBLIC_URL}/verify-email?token=")), "{}", mail.link());
+    assert!(mail.html.contains(&mail.token()), "the HTML part carries the link too");
+    assert!(mail.raw.contains("multipart/alternative"));
+
+    let active = h.crm.auth().verify_email(&mail.token(), meta()).await.expect("verify");
+    assert_eq!(active.status, UserStatus::Active);
+    assert!(active.email_verified_at.is_some());
+    assert_code(h.crm.auth().verify_email(&mail.token(), meta()).await, "validation_failed");
+
+    // By user name or email, any case.
+    let pair = h.crm.auth().login(&email.to_uppercase(), PASSWORD, meta()).await.expect("login by email");
+    assert_eq!(pair.token_type, "Bearer");
+    assert_eq!(pair.expires_in, 900);
+    let who = h.crm.auth().authenticate(&pair.access_token, meta()).await.expect("authenticate");
+    assert_eq!(who.actor.user_id, user.id);
+    assert_eq!(who.session_id, pair.session_id);
+    assert_eq!(last_event(&h, "auth.login").await.changes["sessionId"], json!(pair.session_id));
+
+    let next = h.crm.auth().refresh(&pair.refresh_token, meta()).await.expect("refresh");
+    assert_ne!(next.refresh_token, pair.refresh_token);
+    assert_eq!(next.session_id, pair.session_id);
+    h.crm.auth().authenticate(&next.access_token, meta()).await.expect("new access token works");
+
+    h.crm.auth().logout(&next.refresh_token, meta()).await.expect("logout");
+    assert_code(h.crm.auth().refresh(&next.refresh_token, meta()).await, "unauthenticated");
+    assert_code(h.crm.auth().authenticate(&next.access_token, meta()).await, "unauthenticated");
+    assert_eq!(last_event(&h, "auth.logout").await.actor_id, Some(user.id));
+    assert_eq!(last_event(&h, "auth.token_rejected").await.changes["reason"], "session_revoked");
+}
+
+/// A refresh token used twice revokes its whole session: the thief's and the owner's
+/// tokens both stop working, and the reuse is audited.
+pub async fn refresh_reuse_revokes_the_family(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    registered(&h, "rita").await;
+    let first = login(&h, "rita").await;
+    let second = h.crm.auth().refresh(&first.refresh_token, meta()).await.expect("refresh");
+    // The first token again: reuse.
+    assert_code(h.crm.auth().refresh(&first.refresh_token, meta()).await, "unauthenticated");
+    let ev = last_event(&h, "auth.refresh_reused").await;
+    assert_eq!(ev.changes["sessionId"], json!(first.session_id));
+    assert_code(h.crm.auth().refresh(&second.refresh_token, meta()).await, "unauthenticated");
+    assert_code(h.crm.auth().authenticate(&second.access_token, meta()).await, "unauthenticated");
+    // Another session of the same user is untouched.
+    let other = login(&h, "rita").await;
+    h.crm.auth().refresh(&other.refresh_token, meta()).await.expect("other session refreshes");
+
+    // Two refreshes racing with one token: one wins, the other counts as reuse.
+    let fresh = login(&h, "rita").await;
+    let race = |crm: Crm, t: String| tokio::spawn(async move { crm.auth().refresh(&t, meta()).await });
+    let (a, b2) = (race(h.crm.clone(), fresh.refresh_token.clone()), race(h.crm.clone(), fresh.refresh_token.clone()));
+    let (a, b2) = (a.await.expect("join"), b2.await.expect("join"));
+    assert_eq!(usize::from(a.is_ok()) + usize::from(b2.is_ok()), 1, "exactly one refresh wins");
+}
+
+fn b64(v: &Json) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"))
+}
+
+fn sign(header: &Json, claims: &Json, secret: &[u8]) -> String {
+    let msg = format!("{}.{}", b64(header), b64(claims));
+    let sig =
+        jsonwebtoken::crypto::sign(msg.as_bytes(), &EncodingKey::from_secret(secret), Algorithm::HS256).expect("sign");
+    format!("{msg}.{sig}")
+}
+
+fn claims_of(token: &str) -> Json {
+    let part = token.split('.').nth(1).expect("claims part");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("b64")).expect("claims json")
+}
+
+/// Forged and damaged access tokens are refused, each with its reason in the audit log.
+pub async fn access_token_attacks_are_refused_and_audited(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    registered(&h, "tom").await;
+    let pair = login(&h, "tom").await;
+    let good = claims_of(&pair.access_token);
+    let hs = json!({"alg": "HS256", "typ": "JWT", "kid": TEST_KID});
+    // A correctly signed copy of the real token still works: the forgeries below differ
+    // only in what they test.
+    h.crm.auth().authenticate(&sign(&hs, &good, TEST_JWT_SECRET), meta()).await.expect("re-signed token");
+
+    let now = good["iat"].as_i64().expect("iat");
+    let with = |k: &str, v: Json| {
+        let mut c = good.clone();
+        c[k] = v;
+        c
+    };
+    let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT", "kid": TEST_KID})), b64(&good));
+    let rs_header = json!({"alg": "RS256", "typ": "JWT", "kid": TEST_KID});
+    let rs_confusion = format!("{}.{}", b64(&rs_header), pair.access_token.split_once('.').expect("dot").1);
+    let jwk = json!({"alg": "HS256", "kid": TEST_KID, "jwk": {"kty": "oct", "k": URL_SAFE_NO_PAD.encode(b"attacker key 0123456789012345678")}});
+    let jku = json!({"alg": "HS256", "kid": TEST_KID, "jku": "http://127.0.0.1:9/keys.json"});
+    let mut tampered = pair.access_token.clone();
+    let last = tampered.pop().expect("non-empty");
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let cases: Vec<(&str, String, TokenRejection)> = vec![
+        ("alg=none", none, TokenRejection::Algorithm),
+        ("HS/RS confusion", rs_confusion, TokenRejection::Algorithm),
+        ("embedded jwk", sign(&jwk, &good, b"attacker key 0123456789012345678"), TokenRejection::EmbeddedKey),
+        ("jku header", sign(&jku, &good, TEST_JWT_SECRET), TokenRejection::EmbeddedKey),
+        (
+            "unknown kid",
+            sign(&json!({"alg": "HS256", "kid": "nope"}), &good, TEST_JWT_SECRET),
+            TokenRejection::UnknownKey,
+        ),
+        ("tampered signature", tampered, TokenRejection::Signature),
+        ("wrong key", sign(&hs, &good, b"another secret another secret another"), TokenRejection::Signature),
+        ("expired", sign(&hs, &with("exp", json!(now - 120)), TEST_JWT_SECRET), TokenRejection::Expired),
+        ("not yet valid", sign(&hs, &with("nbf", json!(now + 600)), TEST_JWT_SECRET), TokenRejection::NotYetValid),
+        ("wrong audience", sign(&hs, &with("aud", json!("someone-else")), TEST_JWT_SECRET), TokenRejection::Audience),
+        ("wrong issuer", sign(&hs, &with("iss", json!("evil")), TEST_JWT_SECRET), TokenRejection::Issuer),
+        ("garbage", "not.a.jwt".into(), TokenRejection::Malformed),
+    ];
+    for (what, token, reason) in cases {
+        assert_code(h.crm.auth().authenticate(&token, meta()).await, "unauthenticated");
+        let ev = &events(&h, 1).await[0];
+        assert_eq!(ev.action, "auth.token_rejected", "{what}");
+        assert_eq!(ev.changes["reason"], reason.as_str(), "{what}");
+        assert_eq!(ev.request["ip"], "127.0.0.1", "{what}");
+    }
+    // The real token, once its time is up.
+    h.clock.advance(Duration::minutes(16));
+    assert_code(h.crm.auth().authenticate(&pair.access_token, meta()).await, "unauthenticated");
+    assert_eq!(events(&h, 1).await[0].changes["reason"], "expired");
+}
+
+/// Five wrong passwords lock the account for a minute, then for twice as long after
+/// each further failure; the right password does not get through a lock; the lock ends
+/// on its own (fake clock).
+pub async fn lockout_and_its_expiry(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let user = registered(&h, "lou").await;
+    for i in 1..=5 {
+        assert_code(h.crm.auth().login("lou", "wrong wrong wrong", meta()).await, "unauthenticated");
+        assert_eq!(last_event(&h, "auth.login_failed").await.changes["failedLogins"], i);
+    }
+    let locked = last_event(&h, "auth.locked").await;
+    assert_eq!(locked.actor_id, Some(user.id));
+    assert_eq!(locked.changes["seconds"], 60);
+    let e = assert_code(h.crm.auth().login("lou", PASSWORD, meta()).await, "account_locked");
+    assert!(matches!(e, Error::AccountLocked { retry_after_secs: 60 }), "{e:?}");
+    assert_eq!(last_event(&h, "auth.login_failed").await.changes["reason"], "locked");
+
+    h.clock.advance(Duration::seconds(61));
+    // One more failure after the lock: two minutes now.
+    assert_code(h.crm.auth().login("lou", "still wrong wrong", meta()).await, "unauthenticated");
+    assert_eq!(last_event(&h, "auth.locked").await.changes["seconds"], 120);
+    h.clock.advance(Duration::seconds(121));
+    login(&h, "lou").await;
+    let fresh: User = h.crm.users().get(&h.admin, user.id).await.expect("user");
+    assert_eq!((fresh.failed_logins, fresh.locked_until), (0, None), "a login starts the count again");
+}
+
+/// Unknown accounts answer exactly like wrong passwords, lock out the same way, and
+/// "forgot password" says the same for both; only the real account gets an email.
+pub async fn no_account_enumeration(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let user = registered(&h, "nina").await;
+    let wrong = h.crm.auth().login("nina", "wrong wrong wrong", meta()).await.expect_err("wrong password");
+    let unknown = h.crm.auth().login("nobody-here", "wrong wrong wrong", meta()).await.expect_err("unknown");
+    assert_eq!((wrong.code(), wrong.to_string()), (unknown.code(), unknown.to_string()));
+    assert_eq!(last_event(&h, "auth.login_failed").await.changes["reason"], "unknown_account");
+    for _ in 0..4 {
+        let _ = h.crm.auth().login("nobody-here", "wrong wrong wrong", meta()).await;
+    }
+    let e = assert_code(h.crm.auth().login("nobody-here", "wrong wrong wrong", meta()).await, "account_locked");
+    assert!(matches!(e, Error::AccountLocked { retry_after_secs: 60 }), "unknown names lock like real ones: {e:?}");
+
+    let ghost = unique_email("ghost");
+    let known = h.crm.auth().forgot_password(user.email.as_str(), meta()).await;
+    let unknown = h.crm.auth().forgot_password(&ghost, meta()).await;
+    assert!(known.is_ok() && unknown.is_ok(), "{known:?} {unknown:?}");
+    h.deliver_mail().await;
+    let mails = wait_for(user.email.as_str(), 2).await;
+    assert_eq!(mails[1].subject, "Reset your password");
+    assert!(crate::mail::messages_to(&ghost).is_empty());
+    let ev = last_event(&h, "auth.password_reset_requested").await;
+    assert_eq!((ev.actor_id, ev.changes.clone()), (None, json!({"known": false})));
+}
+
+/// A reset token works once: two resets racing with it, exactly one wins. The reset
+/// ends every session, and the link is dead after an hour.
+pub async fn reset_token_is_single_use_and_ends_sessions(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let user = registered(&h, "rob").await;
+    let pair = login(&h, "rob").await;
+    h.crm.auth().forgot_password(&user.email.as_str().to_uppercase(), meta()).await.expect("forgot");
+    h.deliver_mail().await;
+    let mail = wait_for(user.email.as_str(), 2).await.remove(1);
+    assert!(mail.link().starts_with(&format!("{PUBLIC_URL}/reset-password?token=")));
+    assert!(mail.text.contains("1 hour"), "{}", mail.text);
+    let token = mail.token();
+
+    let race = |crm: Crm, t: String, p: &'static str| {
+        tokio::spawn(async move { crm.auth().reset_password(&t, p, meta()).await })
+    };
+    let a = race(h.crm.clone(), token.clone(), OTHER_PASSWORD);
+    let b2 = race(h.crm.clone(), token.clone(), "yet another long passphrase 9");
+    let (a, b2) = (a.await.expect("join"), b2.await.expect("join"));
+    assert_eq!(usize::from(a.is_ok()) + usize::from(b2.is_ok()), 1, "exactly one reset wins: {a:?} {b2:?}");
+    let loser = if a.is_ok() { b2 } else { a };
+    assert_eq!(loser.expect_err("loser").field_errors()[0].code, "invalid_token");
+    assert_eq!(last_event(&h, "user.password_reset").await.entity_id, Some(user.id.as_uuid()));
+
+    assert_code(h.crm.auth().authenticate(&pair.access_token, meta()).await, "unauthenticated");
+    assert_code(h.crm.auth().refresh(&pair.refresh_token, meta()).await, "unauthenticated");
+    assert_code(h.crm.auth().login("rob", PASSWORD, meta()).await, "unauthenticated");
+    let new_password = if a_won(&h, "rob").await { OTHER_PASSWORD } else { "yet another long passphrase 9" };
+    h.crm.auth().login("rob", new_password, meta()).await.expect("login with the new password");
+    // "Your password was changed" follows.
+    h.deliver_mail().await;
+    assert_eq!(wait_for(user.email.as_str(), 3).await[2].subject, "Your password was changed");
+
+    // An hour later a fresh link no longer works.
+    h.crm.auth().forgot_password(user.email.as_str(), meta()).await.expect("forgot");
+    h.deliver_mail().await;
+    let late = wait_for(user.email.as_str(), 4).await.remove(3).token();
+    h.clock.advance(Duration::minutes(61));
+    assert_code(h.crm.auth().reset_password(&late, OTHER_PASSWORD, meta()).await, "validation_failed");
+}
+
+async fn a_won(h: &Harness, who: &str) -> bool {
+    h.crm.auth().login(who, OTHER_PASSWORD, meta()).await.is_ok()
+}
+
+/// Changing the password needs the current one and ends the other sessions only.
+pub async fn change_password_ends_other_sessions(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let user = registered(&h, "cat").await;
+    let here = login(&h, "cat").await;
+    let elsewhere = login(&h, "cat").await;
+    let me = h.crm.auth().authenticate(&here.access_token, meta()).await.expect("auth");
+    assert_eq!(h.crm.auth().sessions(&me.actor).await.expect("sessions").len(), 2);
+    let e =
+        assert_code(h.crm.auth().change_password(&me, "not my password", OTHER_PASSWORD).await, "validation_failed");
+    assert_eq!(e.field_errors()[0].field, "currentPassword");
+    assert_code(h.crm.auth().change_password(&me, PASSWORD, "cat").await, "validation_failed");
+    h.crm.auth().change_password(&me, PASSWORD, OTHER_PASSWORD).await.expect("change");
+    h.crm.auth().authenticate(&here.access_token, meta()).await.expect("this session stays");
+    h.crm.auth().refresh(&here.refresh_token, meta()).await.expect("and refreshes");
+    assert_code(h.crm.auth().authenticate(&elsewhere.access_token, meta()).await, "unauthenticated");
+    assert_code(h.crm.auth().refresh(&elsewhere.refresh_token, meta()).await, "unauthenticated");
+    let ev = last_event(&h, "user.password_changed").await;
+    assert_eq!(ev.changes["passwordHash"]["after"], "[redacted]");
+    h.deliver_mail().await;
+    assert_eq!(wait_for(user.email.as_str(), 2).await[1].subject, "Your password was changed");
+}
+
+/// Sessions are listed and revoked one by one or all at once; another user's session
+/// answers not found.
+pub async fn sessions_list_revoke_and_logout_all(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    registered(&h, "sam").await;
+    registered(&h, "sue").await;
+    let s1 = login(&h, "sam").await;
+    let s2 = login(&h, "sam").await;
+    let sue = login(&h, "sue").await;
+    let sam = h.crm.auth().authenticate(&s1.access_token, meta()).await.expect("auth").actor;
+    let listed = h.crm.auth().sessions(&sam).await.expect("sessions");
+    assert_eq!(listed.iter().map(|s| s.id).collect::<Vec<_>>(), vec![s2.session_id, s1.session_id]);
+    assert_eq!(listed[0].ip.as_deref(), Some("127.0.0.1"));
+    assert_code(h.crm.auth().revoke_session(&sam, sue.session_id).await, "not_found");
+    h.crm.auth().revoke_session(&sam, s2.session_id).await.expect("revoke");
+    assert_code(h.crm.auth().authenticate(&s2.access_token, meta()).await, "unauthenticated");
+    assert_eq!(h.crm.auth().sessions(&sam).await.expect("sessions").len(), 1);
+    h.crm.auth().logout_all(&sam).await.expect("logout all");
+    assert_code(h.crm.auth().authenticate(&s1.access_token, meta()).await, "unauthenticated");
+    assert!(h.crm.auth().sessions(&sam).await.expect("sessions").is_empty());
+    assert!(last_event(&h, "auth.logout_all").await.actor_id.is_some());
+    h.crm.auth().authenticate(&sue.access_token, meta()).await.expect("sue is not affected");
+}
+
+/// Suspension and deactivation stop a live access token at once (no waiting for it to
+/// expire); after the suspension ends the user can log in again.
+pub async fn suspended_users_live_token_is_rejected(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let user = registered(&h, "sid").await;
+    let pair = login(&h, "sid").await;
+    h.crm.auth().authenticate(&pair.access_token, meta()).await.expect("auth");
+    let until = h.crm.now() + Duration::days(1);
+    let suspended = h.crm.users().suspend(&h.admin, user.id, Some(until), Some("policy review".into())).await;
+    assert_eq!(suspended.expect("suspend").status, UserStatus::Suspended);
+    assert_code(h.crm.auth().authenticate(&pair.access_token, meta()).await, "unauthenticated");
+    assert_eq!(last_event(&h, "auth.token_rejected").await.changes["reason"], "account_inactive");
+    assert_code(h.crm.auth().refresh(&pair.refresh_token, meta()).await, "unauthenticated");
+    assert_code(h.crm.auth().login("sid", PASSWORD, meta()).await, "forbidden");
+    assert_eq!(last_event(&h, "user.suspended").await.entity_id, Some(user.id.as_uuid()));
+    h.deliver_mail().await;
+    let mail = wait_for(user.email.as_str(), 2).await.remove(1);
+    assert_eq!(mail.subject, "Your account is suspended");
+    assert!(mail.text.contains("policy review"));
+
+    h.clock.advance(Duration::days(1) + Duration::seconds(1));
+    let again = login(&h, "sid").await;
+    assert_eq!(again.user.status, UserStatus::Active);
+    h.crm.users().deactivate(&h.admin, user.id, None).await.expect("deactivate");
+    assert_code(h.crm.auth().authenticate(&again.access_token, meta()).await, "unauthenticated");
+    assert_code(h.crm.auth().login("sid", PASSWORD, meta()).await, "forbidden");
+}
+
+/// A user cannot raise their own role, and the attempt is audited.
+pub async fn raising_own_role_is_refused_and_audited(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let user = registered(&h, "max").await;
+    let me = user.actor();
+    let patch = UserPatch { role: Some(Role::Admin), ..Default::default() };
+    assert_code(h.crm.users().update(&me, user.id, patch).await, "forbidden");
+    let ev = last_event(&h, "user.role_change_denied").await;
+    assert_eq!((ev.actor_id, ev.changes["role"].clone()), (Some(user.id), json!("admin")));
+    // Not even an admin raises their own.
+    let patch = UserPatch { role: Some(Role::User), ..Default::default() };
+    assert_code(h.crm.users().update(&h.admin, h.admin.user_id, patch).await, "forbidden");
+    let still: User = h.crm.users().get(&h.admin, user.id).await.expect("user");
+    assert_eq!(still.role, Role::User);
+}
+
+/// Secret tokens never reach the database readable: not the refresh token, not the
+/// mailed ones (the queued emails hold them sealed), not passwords.
+pub async fn raw_tokens_are_absent_from_the_database(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let email = unique_email("raw");
+    let reg = Registration { username: "raw".into(), email: email.clone(), password: PASSWORD.into() };
+    h.crm.auth().register(reg, meta()).await.expect("register");
+    let dump_before_delivery = dump(&h).await;
+    h.deliver_mail().await;
+    let verify = wait_for(&email, 1).await.remove(0).token();
+    h.crm.auth().verify_email(&verify, meta()).await.expect("verify");
+    let pair = login(&h, "raw").await;
+    let next = h.crm.auth().refresh(&pair.refresh_token, meta()).await.expect("refresh");
+    h.crm.auth().forgot_password(&email, meta()).await.expect("forgot");
+    h.deliver_mail().await;
+    let reset = wait_for(&email, 2).await.remove(1).token();
+    let all = format!("{dump_before_delivery}\n{}", dump(&h).await);
+    for (what, secret) in [
+        ("verification token", verify.as_str()),
+        ("reset token", reset.as_str()),
+        ("refresh token", pair.refresh_token.as_str()),
+        ("next refresh token", next.refresh_token.as_str()),
+        ("password", PASSWORD),
+    ] {
+        assert!(secret.len() >= 20, "{what}");
+        assert!(!all.contains(secret), "the {what} is stored readable");
+    }
+    // What is stored is the SHA-256 of the token.
+    assert!(all.contains(&crm_core::auth::SecretToken::digest_of(&reset)));
+}
+
+async fn dump(h: &Harness) -> String {
+    let mut out = String::new();
+    for kind in EntityKind::ALL {
+        let q = StoreQuery { include_deleted: true, ..StoreQuery::all(kind, 10_000) };
+        for row in h.crm.store().list(kind, &q).await.expect("list") {
+            out.push_str(&format!("{row:?}\n"));
+        }
+    }
+    out
+}
+
+/// An account made by an admin without a password gets an invitation; its link sets
+/// the password and confirms the address, once.
+pub async fn invitation_sets_the_first_password(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let email = unique_email("ivy");
+    let new = NewUser { username: "ivy".into(), email: email.clone(), role: None, team_id: None, password: None };
+    let ivy = h.crm.users().create(&h.admin, new).await.expect("create");
+    assert_eq!(ivy.status, UserStatus::Pending);
+    h.deliver_mail().await;
+    let mail = wait_for(&email, 1).await.remove(0);
+    assert_eq!(mail.subject, "You are invited to crm-rs");
+    assert!(mail.link().starts_with(&format!("{PUBLIC_URL}/accept-invitation?token=")));
+    assert_code(h.crm.auth().accept_invitation(&mail.token(), "ivy", meta()).await, "validation_failed");
+    let active = h.crm.auth().accept_invitation(&mail.token(), PASSWORD, meta()).await.expect("accept");
+    assert_eq!(active.status, UserStatus::Active);
+    assert_code(h.crm.auth().accept_invitation(&mail.token(), PASSWORD, meta()).await, "validation_failed");
+    login(&h, "ivy").await;
+
+    // With a password, no invitation: the account is usable at once.
+    let email = unique_email("pat");
+    let new = NewUser {
+        username: "pat".into(),
+        email: email.clone(),
+        role: None,
+        team_id: None,
+        password: Some(PASSWORD.into()),
+    };
+    h.crm.users().create(&h.admin, new).await.expect("create with password");
+    login(&h, "pat").await;
+}
+
+/// Emails follow the user's language; Arabic ones are right-to-left.
+pub async fn emails_are_localized(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let user = registered(&h, "amal").await;
+    let mut settings = crm_core::model::JsonObject::new();
+    settings.insert("language".into(), json!("ar"));
+    let patch = UserPatch { settings: Some(settings), ..Default::default() };
+    h.crm.users().update(&h.admin, user.id, patch).await.expect("settings");
+    h.crm.auth().forgot_password(user.email.as_str(), meta()).await.expect("forgot");
+    h.deliver_mail().await;
+    let mail = wait_for(user.email.as_str(), 2).await.remove(1);
+    assert_eq!(mail.subject, "إعادة تعيين كلمة المرور");
+    assert!(mail.html.contains(r#"dir="rtl""#), "{}", mail.html);
+    assert!(mail.text.contains("amal"));
+}
+
+/// A send that fails is retried later with backoff, and nothing is lost.
+pub async fn failed_sends_are_retried(b: &dyn TestBackend) {
+    use crm_core::mail::{MailConfig, MailWorker, SmtpConfig, SmtpMailer, SmtpSecurity};
+    let h = Harness::new(b).await;
+    let email = unique_email("retry");
+    let reg = Registration { username: "retry".into(), email: email.clone(), password: PASSWORD.into() };
+    h.crm.auth().register(reg, meta()).await.expect("register");
+    // Port 9 (discard) has no SMTP server: the send fails.
+    let dead = SmtpMailer::new(&SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: 9,
+        security: SmtpSecurity::Plain,
+        credentials: None,
+        timeout: std::time::Duration::from_secs(2),
+    })
+    .expect("mailer");
+    let config = MailConfig {
+        public_url: PUBLIC_URL.into(),
+        from: "crm-rs <no-reply@crm.test.example>".parse().expect("from"),
+        app_name: "crm-rs".into(),
+    };
+    let worker = MailWorker::new(h.crm.clone(), std::sync::Arc::new(dead), config);
+    let report = worker.run_once().await.expect("run");
+    assert_eq!((report.sent, report.retried), (0, 1));
+    assert_eq!(worker.run_once().await.expect("run").retried, 0, "not due again yet");
+    let events: Vec<crm_core::outbox::OutboxEvent> =
+        h.crm.store().list_as(&StoreQuery::all(EntityKind::OutboxEvent, 1000)).await.expect("outbox");
+    let mail = events.iter().find(|e| e.topic == "mail.send").expect("queued mail");
+    assert_eq!(mail.attempts, 1);
+    assert!(mail.last_error.as_deref().is_some_and(|e| !e.is_empty()));
+    assert_eq!(mail.available_at, h.crm.now() + Duration::seconds(30));
+    // Later, with the sink up, it goes out.
+    h.clock.advance(Duration::seconds(31));
+    assert_eq!(h.deliver_mail().await.sent, 1);
+    wait_for(&email, 1).await;
+    // Unsafe plain SMTP to another machine is refused up front.
+    let remote = SmtpConfig {
+        host: "smtp.example.com".into(),
+        port: 25,
+        security: SmtpSecurity::Plain,
+        credentials: None,
+        timeout: std::time::Duration::from_secs(2),
+    };
+    assert_code(SmtpMailer::new(&remote).map(|_| ()), "validation_failed");
+}
