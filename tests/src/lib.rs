@@ -187,6 +187,10 @@ macro_rules! conformance_suite {
             invitation_sets_the_first_password,
             emails_are_localized,
             failed_sends_are_retried,
+            weak_hashes_are_upgraded_at_login,
+            email_change_is_reverified,
+            settings_are_validated,
+            activity_log_by_user,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -13,6 +13,7 @@ pub mod company;
 pub mod contact;
 pub mod deal;
 pub mod interaction;
+pub mod settings;
 pub mod task;
 pub mod team;
 pub mod user;

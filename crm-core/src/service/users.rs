@@ -10,6 +10,7 @@ use crate::error::{Error, Errors, Result};
 use crate::ids::{TeamId, UserId};
 use crate::mail::MailTemplate;
 use crate::model::auth::TokenPurpose;
+use crate::model::settings::UserSettings;
 use crate::model::team::Team;
 use crate::model::user::{User, UserStatus};
 use crate::model::{JsonObject, RecordMeta};
@@ -257,10 +258,27 @@ impl UserService<'_> {
             u.team_id = t;
         }
         if let Some(s) = patch.settings {
-            u.settings = input::object(&mut errs, "settings", s);
+            if let Some(merged) = errs.take("settings", merged_settings(&before, s)) {
+                u.settings = merged;
+            }
         }
         errs.finish()?;
-        crm.commit_update(actor, &before, u, "updated", Default::default()).await
+        let mut extra = Changeset::default();
+        if u.email != before.email {
+            // The new address is confirmed by a link sent to it.
+            let auth = crm.auth();
+            let (secret, insert) = auth.new_token(&u, TokenPurpose::VerifyEmail, u.email.as_str())?;
+            let ttl = crm.auth_settings()?.verify_ttl;
+            extra.writes.push(insert);
+            extra.writes.push(auth.mail(
+                &u,
+                u.email.as_str(),
+                MailTemplate::VerifyEmail,
+                Some((&secret, ttl)),
+                |_| {},
+            )?);
+        }
+        crm.commit_update(actor, &before, u, "updated", extra).await
     }
 
     /// Deactivates an account (soft delete): it can no longer log in or be assigned.
@@ -336,6 +354,29 @@ impl UserService<'_> {
         crm.commit_update(actor, &before, u, "unsuspended", Default::default()).await
     }
 
+    /// A user's preferences (self or admin).
+    pub async fn settings(&self, actor: &Actor, id: UserId) -> Result<UserSettings> {
+        let user: User = self.crm.authorized(actor, id.as_uuid(), Action::Read).await?;
+        if actor.user_id != id {
+            actor.require_role(Role::Admin)?;
+        }
+        Ok(UserSettings::from_stored(&user.settings))
+    }
+
+    /// Changes a user's preferences (self or admin): the keys given replace the stored
+    /// ones; the result is validated as a whole.
+    pub async fn update_settings(&self, actor: &Actor, id: UserId, changes: JsonObject) -> Result<UserSettings> {
+        let crm = self.crm;
+        if actor.user_id != id {
+            actor.require_role(Role::Admin)?;
+        }
+        let before: User = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
+        let mut u = before.clone();
+        u.settings = merged_settings(&before, changes)?;
+        let after = crm.commit_update(actor, &before, u, "settings_changed", Default::default()).await?;
+        Ok(UserSettings::from_stored(&after.settings))
+    }
+
     /// Restores a deactivated account.
     pub async fn restore(&self, actor: &Actor, id: UserId) -> Result<User> {
         let crm = self.crm;
@@ -349,6 +390,15 @@ impl UserService<'_> {
         u.meta.deleted_by = None;
         crm.commit_update(actor, &before, u, "restored", Default::default()).await
     }
+}
+
+/// The stored settings with `changes` laid over them (top-level keys replace), validated.
+fn merged_settings(user: &User, changes: JsonObject) -> Result<JsonObject> {
+    let mut all = UserSettings::from_stored(&user.settings).to_stored();
+    for (k, v) in changes {
+        all.insert(k, v);
+    }
+    Ok(UserSettings::parse(&all)?.to_stored())
 }
 
 fn already_bootstrapped() -> Error {

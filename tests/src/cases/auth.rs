@@ -516,3 +516,99 @@ pub async fn failed_sends_are_retried(b: &dyn TestBackend) {
     };
     assert_code(SmtpMailer::new(&remote).map(|_| ()), "validation_failed");
 }
+
+/// A password hashed with weaker parameters than the current ones is rehashed at the
+/// next login, transparently.
+pub async fn weak_hashes_are_upgraded_at_login(b: &dyn TestBackend) {
+    use crm_core::auth::{AuthSettings, JwtConfig, JwtKeys, PasswordHasher, Sealer};
+    let h = Harness::new(b).await;
+    let weak_params = argon2::Params::new(1024, 1, 1, None).expect("params");
+    let keys = JwtKeys::new(JwtConfig::default(), TEST_KID, TEST_JWT_SECRET).expect("keys");
+    let mut weak = AuthSettings::with_keys(keys, Sealer::new(&[42; 32]));
+    weak.hasher = PasswordHasher::new(weak_params, 2);
+    let old_crm = Crm::builder(b.store()).clock(h.clock.clone()).auth(weak).build();
+    let email = unique_email("old");
+    let new = NewUser { username: "old".into(), email, role: None, team_id: None, password: Some(PASSWORD.into()) };
+    let user = old_crm.users().create(&h.admin, new).await.expect("create with a weak hash");
+    assert!(user.password_hash.as_deref().is_some_and(|p| p.contains("m=1024,t=1,p=1")));
+    let pair = login(&h, "old").await;
+    assert_eq!(last_event(&h, "auth.login").await.changes["rehashed"], true);
+    let stored: User = h.crm.users().get(&h.admin, user.id).await.expect("user");
+    assert!(stored.password_hash.as_deref().is_some_and(|p| p.contains("m=19456,t=2,p=1")), "{stored:?}");
+    assert_eq!(pair.user.password_hash, stored.password_hash);
+    login(&h, "old").await;
+    assert_eq!(last_event(&h, "auth.login").await.changes["rehashed"], false);
+}
+
+/// A new email address is unconfirmed until the link sent to it is followed; a link
+/// sent to the old address no longer confirms anything.
+pub async fn email_change_is_reverified(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let user = registered(&h, "eve").await;
+    assert!(user.email_verified_at.is_some());
+    h.crm.auth().resend_verification(user.email.as_str(), meta()).await.expect("resend (not pending: nothing sent)");
+    let new_email = unique_email("eve2");
+    let patch = UserPatch { email: Some(new_email.clone()), ..Default::default() };
+    let changed = h.crm.users().update(&user.actor(), user.id, patch).await.expect("change email");
+    assert_eq!((changed.email.as_str(), changed.email_verified_at), (new_email.as_str(), None));
+    assert_eq!(changed.status, UserStatus::Active, "the account stays usable");
+    h.deliver_mail().await;
+    let mail = wait_for(&new_email, 1).await.remove(0);
+    assert_eq!(wait_for(user.email.as_str(), 1).await.len(), 1, "nothing more to the old address");
+    let verified = h.crm.auth().verify_email(&mail.token(), meta()).await.expect("verify the new address");
+    assert!(verified.email_verified_at.is_some());
+    assert_eq!(last_event(&h, "user.email_verified").await.entity_id, Some(user.id.as_uuid()));
+}
+
+/// Settings are validated as a whole, every bad value named; only the user or an admin
+/// reads and changes them.
+pub async fn settings_are_validated(b: &dyn TestBackend) {
+    use crm_core::model::settings::UserSettings;
+    let h = Harness::new(b).await;
+    let ann = registered(&h, "ann").await;
+    let bob = registered(&h, "bob").await;
+    let obj = |v: Json| v.as_object().cloned().expect("object");
+    let s = h
+        .crm
+        .users()
+        .update_settings(&ann.actor(), ann.id, obj(json!({"language": "fr", "timezone": "Europe/Paris"})))
+        .await
+        .expect("settings");
+    assert_eq!((s.language.as_str(), s.timezone.as_str(), s.display_options.page_size), ("fr", "Europe/Paris", 25));
+    let bad = json!({"language": "klingon", "displayOptions": {"pageSize": 0, "theme": "system", "dateFormat": "YYYY-MM-DD"}});
+    let e = assert_code(h.crm.users().update_settings(&ann.actor(), ann.id, obj(bad)).await, "validation_failed");
+    let mut named: Vec<String> = e.field_errors().iter().map(|f| f.field.clone()).collect();
+    named.sort();
+    assert_eq!(named, ["displayOptions.pageSize", "language"]);
+    let kept: UserSettings = h.crm.users().settings(&ann.actor(), ann.id).await.expect("read");
+    assert_eq!(kept.language, "fr", "a refused change changes nothing");
+    assert_code(h.crm.users().settings(&bob.actor(), ann.id).await, "not_found");
+    let by_admin = h.crm.users().update_settings(&h.admin, ann.id, obj(json!({"language": "ar"}))).await;
+    assert_eq!(by_admin.expect("admin").language, "ar");
+}
+
+/// The activity log of a user lists their auth events and changes, newest first,
+/// filterable by action and time; users see only their own.
+pub async fn activity_log_by_user(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let ann = registered(&h, "ann").await;
+    let bob = registered(&h, "bob").await;
+    let _ = h.crm.auth().login("ann", "wrong wrong wrong", meta()).await;
+    h.clock.advance(Duration::minutes(5));
+    let since = h.crm.now();
+    login(&h, "ann").await;
+    let all = h.crm.audit().for_user(&ann.actor(), ann.id, ListQuery::new()).await.expect("own log");
+    let actions: Vec<&str> = all.data.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions[0], "auth.login");
+    assert!(actions.contains(&"auth.login_failed") && actions.contains(&"user.email_verified"), "{actions:?}");
+    let filter = "action[eq]:auth.login_failed";
+    let failed = h.crm.audit().for_user(&ann.actor(), ann.id, q(EntityKind::AuditEvent, filter)).await.expect("log");
+    assert_eq!(failed.data.len(), 1);
+    let filter = format!("at[gte]:{}", crm_core::schema::format_ts(&since));
+    let recent = h.crm.audit().for_user(&ann.actor(), ann.id, q(EntityKind::AuditEvent, &filter)).await.expect("log");
+    assert_eq!(recent.data.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["auth.login"]);
+    let peek = h.crm.audit().for_user(&bob.actor(), ann.id, ListQuery::new()).await;
+    assert!(peek.map(|p| p.data.is_empty()).unwrap_or(true), "bob sees nothing of ann's log");
+    let admin_view = h.crm.audit().for_user(&h.admin, ann.id, ListQuery::new()).await.expect("admin");
+    assert_eq!(admin_view.data.len(), all.data.len());
+}
