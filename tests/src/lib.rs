@@ -19,6 +19,7 @@ use crm_core::{Actor, Crm, FakeClock, Role, Store, TeamId, User};
 
 pub mod backends;
 pub mod cases;
+pub mod idp;
 pub mod mail;
 
 /// The access-token signing key of the harness (tests forge tokens with it).
@@ -191,6 +192,10 @@ macro_rules! conformance_suite {
             email_change_is_reverified,
             settings_are_validated,
             activity_log_by_user,
+            oidc_login_with_real_rs256_tokens,
+            oidc_auto_link_needs_both_emails_verified,
+            oauth_link_and_unlink,
+            facebook_login_via_debug_token,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -13,11 +13,13 @@ use crate::error::Result;
 use crate::policy::Actor;
 
 pub mod jwt;
+pub mod oauth;
 pub mod password;
 pub mod seal;
 pub mod token;
 
 pub use jwt::{AccessClaims, JwtConfig, JwtKeys, TokenRejection};
+pub use oauth::{ExternalIdentity, IdentityProvider, Providers};
 pub use password::{PasswordHasher, PasswordPolicy, Verified};
 pub use seal::Sealer;
 pub use token::SecretToken;
@@ -78,6 +80,8 @@ pub struct AuthSettings {
     pub session_cache_ttl: std::time::Duration,
     /// Seals the tokens that wait in the outbox for the mail worker.
     pub sealer: Sealer,
+    /// Third-party identity providers, by name.
+    pub providers: Providers,
 }
 
 impl AuthSettings {
@@ -102,6 +106,7 @@ impl AuthSettings {
             lockout: Lockout::default(),
             session_cache_ttl: std::time::Duration::from_secs(1),
             sealer,
+            providers: Providers::default(),
         }
     }
 }

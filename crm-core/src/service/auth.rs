@@ -112,7 +112,13 @@ impl AuthService<'_> {
 
     /// An audit event about a user's account (`actor` = that user, whoever typed the
     /// request: the user's activity log shows attempts on their account).
-    fn account_event(&self, user: Option<&User>, action: &str, changes: Json, meta: &RequestMeta) -> NewAuditEvent {
+    pub(super) fn account_event(
+        &self,
+        user: Option<&User>,
+        action: &str,
+        changes: Json,
+        meta: &RequestMeta,
+    ) -> NewAuditEvent {
         let at = self.crm.now();
         NewAuditEvent {
             id: self.crm.new_id(at),
@@ -125,6 +131,17 @@ impl AuthService<'_> {
             changes,
             request: serde_json::to_value(meta).unwrap_or(Json::Null),
         }
+    }
+
+    /// Stores an account event alone.
+    pub(super) async fn audit_alone(
+        &self,
+        user: Option<&User>,
+        action: &str,
+        changes: Json,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        self.audit_only(self.account_event(user, action, changes, meta)).await
     }
 
     /// Stores an audit event alone.
@@ -347,28 +364,13 @@ impl AuthService<'_> {
         let Verified::Ok { rehash } = verified else {
             return self.failed_login(user, &meta).await;
         };
-        let refusal = match user.status {
-            _ if user.meta.is_deleted() || user.status == UserStatus::Deactivated => {
-                Some(("deactivated", Error::forbidden("this account is deactivated")))
-            }
-            UserStatus::Pending => Some(("email_not_verified", Error::EmailNotVerified)),
-            UserStatus::Suspended if !may_sign_in(&user, now) => Some((
-                "suspended",
-                Error::forbidden(match user.suspended_until {
-                    Some(u) => format!("this account is suspended until {}", crate::schema::format_ts(&u)),
-                    None => "this account is suspended".to_string(),
-                }),
-            )),
-            UserStatus::Erased => Some(("erased", Error::Unauthenticated)),
-            _ => None,
-        };
-        if let Some((reason, err)) = refusal {
+        if let Some((reason, err)) = refusal(&user, now) {
             let ev = self.account_event(Some(&user), "auth.login_failed", json!({"reason": reason}), &meta);
             self.audit_only(ev).await?;
             return Err(err);
         }
         let new_hash = if rehash { Some(s.hasher.hash(password).await?) } else { None };
-        self.start_session(user, "password", new_hash, &meta).await
+        self.start_session(user, "password", new_hash, vec![], &meta).await
     }
 
     async fn unknown_login(&self, login: &str, password: &str, meta: &RequestMeta) -> Result<TokenPair> {
@@ -424,6 +426,7 @@ impl AuthService<'_> {
         mut user: User,
         method: &str,
         new_hash: Option<String>,
+        extra: Vec<Write>,
         meta: &RequestMeta,
     ) -> Result<TokenPair> {
         let s = self.settings()?;
@@ -464,6 +467,7 @@ impl AuthService<'_> {
                 ],
                 audit: vec![],
             };
+            cs.writes.extend(extra.iter().cloned());
             let changes = json!({"sessionId": session.id, "method": method, "rehashed": new_hash.is_some()});
             cs.audit.push(self.account_event(Some(&user), "auth.login", changes, meta));
             match self.crm.store().apply(cs).await {
@@ -798,6 +802,25 @@ impl AuthService<'_> {
         crm.store().apply(cs).await?;
         crm.auth_state().forget_sessions();
         Ok(())
+    }
+}
+
+/// Why a user whose credentials are right still may not log in, if they may not.
+pub(super) fn refusal(user: &User, now: DateTime<Utc>) -> Option<(&'static str, Error)> {
+    match user.status {
+        _ if user.meta.is_deleted() || user.status == UserStatus::Deactivated => {
+            Some(("deactivated", Error::forbidden("this account is deactivated")))
+        }
+        UserStatus::Pending => Some(("email_not_verified", Error::EmailNotVerified)),
+        UserStatus::Suspended if !may_sign_in(user, now) => Some((
+            "suspended",
+            Error::forbidden(match user.suspended_until {
+                Some(u) => format!("this account is suspended until {}", crate::schema::format_ts(&u)),
+                None => "this account is suspended".to_string(),
+            }),
+        )),
+        UserStatus::Erased => Some(("erased", Error::Unauthenticated)),
+        _ => None,
     }
 }
 

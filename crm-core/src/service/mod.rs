@@ -25,6 +25,7 @@ mod contacts;
 mod deals;
 pub(crate) mod input;
 mod interactions;
+mod oauth;
 mod records;
 mod tasks;
 mod teams;

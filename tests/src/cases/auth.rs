@@ -158,9 +158,10 @@ pub async fn access_token_attacks_are_refused_and_audited(b: &dyn TestBackend) {
     let rs_confusion = format!("{}.{}", b64(&rs_header), pair.access_token.split_once('.').expect("dot").1);
     let jwk = json!({"alg": "HS256", "kid": TEST_KID, "jwk": {"kty": "oct", "k": URL_SAFE_NO_PAD.encode(b"attacker key 0123456789012345678")}});
     let jku = json!({"alg": "HS256", "kid": TEST_KID, "jku": "http://127.0.0.1:9/keys.json"});
-    let mut tampered = pair.access_token.clone();
-    let last = tampered.pop().expect("non-empty");
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    // One character in the middle of the signature (the last one's spare bits may not count).
+    let at = pair.access_token.len() - 10;
+    let swap = if &pair.access_token[at..=at] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{swap}{}", &pair.access_token[..at], &pair.access_token[at + 1..]);
     let cases: Vec<(&str, String, TokenRejection)> = vec![
         ("alg=none", none, TokenRejection::Algorithm),
         ("HS/RS confusion", rs_confusion, TokenRejection::Algorithm),
@@ -611,4 +612,180 @@ pub async fn activity_log_by_user(b: &dyn TestBackend) {
     assert!(peek.map(|p| p.data.is_empty()).unwrap_or(true), "bob sees nothing of ann's log");
     let admin_view = h.crm.audit().for_user(&h.admin, ann.id, ListQuery::new()).await.expect("admin");
     assert_eq!(admin_view.data.len(), all.data.len());
+}
+
+/// A CRM on the harness's store whose logins accept the local provider under the names
+/// `acme` (generic OIDC), `google` (Google's settings, local endpoints) and `facebook`.
+fn with_providers(h: &Harness, b: &dyn TestBackend, idp: &crate::idp::LocalIdp) -> Crm {
+    use crm_core::auth::oauth::{FacebookConfig, FacebookProvider, OidcConfig, OidcProvider};
+    use crm_core::auth::{AuthSettings, JwtConfig, JwtKeys, Sealer};
+    let keys = JwtKeys::new(JwtConfig::default(), TEST_KID, TEST_JWT_SECRET).expect("keys");
+    let mut s = AuthSettings::with_keys(keys, Sealer::new(&[42; 32]));
+    let acme = OidcConfig {
+        name: "acme".into(),
+        issuers: vec![idp.base()],
+        audience: "crm-client".into(),
+        jwks_url: idp.jwks_url(),
+        leeway_secs: 30,
+        jwks_min_refetch: std::time::Duration::from_millis(300),
+    };
+    s.providers.add(std::sync::Arc::new(OidcProvider::new(acme).expect("oidc")));
+    let mut google = OidcConfig::google("crm-google-client");
+    google.jwks_url = idp.jwks_url();
+    s.providers.add(std::sync::Arc::new(OidcProvider::new(google).expect("google")));
+    let fb = FacebookConfig {
+        app_id: crate::idp::FB_APP_ID.into(),
+        app_secret: crate::idp::FB_APP_SECRET.into(),
+        graph_url: idp.base(),
+    };
+    s.providers.add(std::sync::Arc::new(FacebookProvider::new(fb).expect("facebook")));
+    Crm::builder(b.store()).clock(h.clock.clone()).auth(s).build()
+}
+
+fn id_claims(h: &Harness, iss: &str, aud: &str, sub: &str, email: &str, verified: bool) -> Json {
+    let now = h.crm.now().timestamp();
+    json!({"iss": iss, "aud": aud, "sub": sub, "email": email, "email_verified": verified,
+           "iat": now, "nbf": now, "exp": now + 3600, "name": "Oscar Auth"})
+}
+
+/// OIDC login: a first login makes an account; the next finds it by (provider,
+/// subject); forged, expired, foreign-audience and foreign-issuer tokens are refused and
+/// audited; a key rotation at the provider is picked up on the unknown `kid`.
+pub async fn oidc_login_with_real_rs256_tokens(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let idp = crate::idp::LocalIdp::start().await;
+    let crm = with_providers(&h, b, &idp);
+    let email = unique_email("oscar");
+    let token = idp.id_token(1, &id_claims(&h, &idp.base(), "crm-client", "oidc-sub-1", &email, true));
+    let first = crm.auth().oauth_login("acme", &token, meta()).await.expect("first oauth login");
+    assert_eq!((first.user.status, first.user.email.as_str()), (UserStatus::Active, email.as_str()));
+    assert!(first.user.email_verified_at.is_some() && first.user.password_hash.is_none());
+    let ev = last_event(&h, "auth.identity_linked").await;
+    assert_eq!((ev.changes["newAccount"].clone(), ev.changes["provider"].clone()), (json!(true), json!("acme")));
+    assert_eq!(last_event(&h, "auth.login").await.changes["method"], "oauth:acme");
+    let again = crm.auth().oauth_login("acme", &token, meta()).await.expect("second login");
+    assert_eq!(again.user.id, first.user.id);
+    crm.auth().authenticate(&again.access_token, meta()).await.expect("a normal session");
+
+    let claims = id_claims(&h, &idp.base(), "crm-client", "oidc-sub-1", &email, true);
+    let with = |k: &str, v: Json| {
+        let mut c = claims.clone();
+        c[k] = v;
+        c
+    };
+    // One character of the signature changed (not the last: its spare bits do not count).
+    let signed = idp.id_token(1, &claims);
+    let at = signed.len() - 20;
+    let swap = if &signed[at..=at] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{swap}{}", &signed[..at], &signed[at + 1..]);
+    let hs_header = json!({"alg": "HS256", "kid": "test-oidc-1", "typ": "JWT"});
+    let now = h.crm.now().timestamp();
+    let bad: Vec<(&str, String, &str)> = vec![
+        ("wrong audience", idp.id_token(1, &with("aud", json!("someone-else"))), "InvalidAudience"),
+        ("wrong issuer", idp.id_token(1, &with("iss", json!("https://evil.example"))), "InvalidIssuer"),
+        ("expired", idp.id_token(1, &with("exp", json!(now - 3600))), "expired"),
+        ("not yet valid", idp.id_token(1, &with("nbf", json!(now + 3600))), "not yet valid"),
+        ("tampered", tampered, "InvalidSignature"),
+        ("HS256 with the public key", sign(&hs_header, &claims, b"public-key-bytes-0123456789abcdef"), "algorithm"),
+        ("garbage", "nope".into(), "malformed"),
+    ];
+    for (what, t, reason) in bad {
+        assert_code(crm.auth().oauth_login("acme", &t, meta()).await, "unauthenticated");
+        let ev = &events(&h, 1).await[0];
+        assert_eq!(ev.action, "auth.oauth_failed", "{what}");
+        let got = ev.changes["reason"].as_str().unwrap_or_default();
+        assert!(got.contains(reason), "{what}: {got}");
+    }
+    assert_code(crm.auth().oauth_login("nowhere", &token, meta()).await, "not_found");
+
+    // The provider rotates to key 2: the unknown kid makes us fetch the keys again, but
+    // not more often than the refetch interval allows.
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let fetches = idp.jwks_fetches();
+    idp.serve_keys(&[1, 2]);
+    let rotated = idp.id_token(2, &claims);
+    let r = crm.auth().oauth_login("acme", &rotated, meta()).await.expect("token signed with the new key");
+    assert_eq!(r.user.id, first.user.id);
+    assert_eq!(idp.jwks_fetches(), fetches + 1);
+    let made_up = sign(&json!({"alg": "RS256", "kid": "made-up"}), &claims, b"x");
+    for _ in 0..5 {
+        assert_code(crm.auth().oauth_login("acme", &made_up, meta()).await, "unauthenticated");
+    }
+    assert_eq!(idp.jwks_fetches(), fetches + 1, "made-up key ids within the interval fetch nothing");
+}
+
+/// The first provider login links to an existing account only when both sides have
+/// verified the same email; otherwise it is a conflict, audited.
+pub async fn oidc_auto_link_needs_both_emails_verified(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let idp = crate::idp::LocalIdp::start().await;
+    let crm = with_providers(&h, b, &idp);
+    let gina = registered(&h, "gina").await;
+    let google = "https://accounts.google.com";
+    let unverified = idp.id_token(1, &id_claims(&h, google, "crm-google-client", "g-1", gina.email.as_str(), false));
+    let e = assert_code(crm.auth().oauth_login("google", &unverified, meta()).await, "conflict");
+    assert!(e.to_string().contains("link google"), "{e}");
+    assert_eq!(last_event(&h, "auth.oauth_failed").await.changes["reason"], "email_conflict");
+    let verified = idp.id_token(1, &id_claims(&h, google, "crm-google-client", "g-1", gina.email.as_str(), true));
+    let pair = crm.auth().oauth_login("google", &verified, meta()).await.expect("auto link");
+    assert_eq!(pair.user.id, gina.id);
+    assert_eq!(last_event(&h, "auth.identity_linked").await.changes["automatic"], true);
+    assert_eq!(crm.auth().identities(&gina.actor()).await.expect("identities").len(), 1);
+
+    // An account whose own address is unconfirmed is never linked automatically.
+    let email = unique_email("pend");
+    let reg = Registration { username: "pend".into(), email: email.clone(), password: PASSWORD.into() };
+    crm.auth().register(reg, meta()).await.expect("register");
+    let t = idp.id_token(1, &id_claims(&h, google, "crm-google-client", "g-2", &email, true));
+    assert_code(crm.auth().oauth_login("google", &t, meta()).await, "conflict");
+}
+
+/// Linking while logged in, one identity per account, unlinking, and never the last way in.
+pub async fn oauth_link_and_unlink(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let idp = crate::idp::LocalIdp::start().await;
+    let crm = with_providers(&h, b, &idp);
+    let lin = registered(&h, "lin").await;
+    let other = registered(&h, "other").await;
+    let t = idp.id_token(1, &id_claims(&h, &idp.base(), "crm-client", "acme-lin", "lin.elsewhere@example.org", false));
+    let linked = crm.auth().oauth_link(&lin.actor(), "acme", &t).await.expect("link");
+    assert_eq!(linked.user_id, lin.id);
+    assert_eq!(crm.auth().oauth_link(&lin.actor(), "acme", &t).await.expect("again").id, linked.id, "idempotent");
+    assert_code(crm.auth().oauth_link(&other.actor(), "acme", &t).await, "conflict");
+    let pair = crm.auth().oauth_login("acme", &t, meta()).await.expect("login with the linked identity");
+    assert_eq!(pair.user.id, lin.id);
+    crm.auth().oauth_unlink(&lin.actor(), "acme").await.expect("unlink");
+    assert_eq!(last_event(&h, "auth.identity_unlinked").await.actor_id, Some(lin.id));
+    assert_code(crm.auth().oauth_unlink(&lin.actor(), "acme").await, "not_found");
+
+    // An account made by a provider login has no password: its only identity stays.
+    let t = idp.id_token(1, &id_claims(&h, &idp.base(), "crm-client", "acme-new", &unique_email("new"), true));
+    let newbie = crm.auth().oauth_login("acme", &t, meta()).await.expect("new account").user;
+    assert_code(crm.auth().oauth_unlink(&newbie.actor(), "acme").await, "conflict");
+}
+
+/// Facebook: the access token is checked with the app token (`debug_token`), then
+/// `/me`; tokens of another app or unknown ones are refused; an email from Facebook
+/// never links an existing account by itself.
+pub async fn facebook_login_via_debug_token(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let idp = crate::idp::LocalIdp::start().await;
+    let crm = with_providers(&h, b, &idp);
+    let email = unique_email("fred");
+    idp.facebook_user("fb-token-1", crate::idp::FB_APP_ID, "fb-100", "Fred", Some(&email));
+    idp.facebook_user("fb-token-other-app", "999", "fb-101", "Mallory", Some("m@example.com"));
+    let pair = crm.auth().oauth_login("facebook", "fb-token-1", meta()).await.expect("facebook login");
+    assert_eq!(pair.user.email.as_str(), email);
+    assert!(pair.user.email_verified_at.is_none(), "Facebook's email is not taken as verified");
+    h.deliver_mail().await;
+    assert_eq!(wait_for(&email, 1).await[0].subject, "Confirm your email address");
+    assert_code(crm.auth().oauth_login("facebook", "fb-token-other-app", meta()).await, "unauthenticated");
+    assert!(last_event(&h, "auth.oauth_failed").await.changes["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("another app"));
+    assert_code(crm.auth().oauth_login("facebook", "fb-unknown", meta()).await, "unauthenticated");
+    let gina = registered(&h, "gina").await;
+    idp.facebook_user("fb-token-gina", crate::idp::FB_APP_ID, "fb-102", "Gina", Some(gina.email.as_str()));
+    assert_code(crm.auth().oauth_login("facebook", "fb-token-gina", meta()).await, "conflict");
 }
