@@ -28,6 +28,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod blob;
 pub mod clock;
 pub mod error;
 pub mod ids;

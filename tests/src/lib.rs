@@ -196,6 +196,7 @@ macro_rules! conformance_suite {
             oidc_auto_link_needs_both_emails_verified,
             oauth_link_and_unlink,
             facebook_login_via_debug_token,
+            avatar_upload,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::audit::{verify_chain, ChainStatus};
 use crate::auth::{AuthSettings, AuthState};
+use crate::blob::{BlobStore, ObjectBlobStore};
 use crate::clock::{Clock, IdSource, SystemClock, V7Ids};
 use crate::error::{Error, Result};
 use crate::policy::Policy;
@@ -62,6 +63,7 @@ struct Inner {
     config: CrmConfig,
     auth: Option<AuthSettings>,
     auth_state: AuthState,
+    blobs: Arc<dyn BlobStore>,
 }
 
 /// The CRM engine: a cheap, cloneable handle on a store, a clock, an id source, the
@@ -98,9 +100,16 @@ pub struct CrmBuilder {
     policy: Policy,
     config: CrmConfig,
     auth: Option<AuthSettings>,
+    blobs: Option<Arc<dyn BlobStore>>,
 }
 
 impl CrmBuilder {
+    /// Keeps files (avatars) here; without one, in memory.
+    pub fn blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+
     /// Uses these authentication settings (keys, hashing, lifetimes, lockout).
     pub fn auth(mut self, auth: AuthSettings) -> Self {
         self.auth = Some(auth);
@@ -143,6 +152,7 @@ impl CrmBuilder {
                 // Without settings, random keys: sessions then last as long as the process.
                 auth: self.auth.or_else(|| AuthSettings::ephemeral().ok()),
                 auth_state: AuthState::default(),
+                blobs: self.blobs.unwrap_or_else(|| Arc::new(ObjectBlobStore::memory())),
             }),
         }
     }
@@ -164,6 +174,7 @@ impl Crm {
             policy: Policy::standard(),
             config: CrmConfig::default(),
             auth: None,
+            blobs: None,
         }
     }
 
@@ -185,6 +196,11 @@ impl Crm {
     /// The authentication settings.
     pub fn auth_settings(&self) -> Result<&AuthSettings> {
         self.inner.auth.as_ref().ok_or_else(|| Error::internal_msg("authentication is not configured"))
+    }
+
+    /// Where files are kept.
+    pub fn blobs(&self) -> &dyn BlobStore {
+        self.inner.blobs.as_ref()
     }
 
     pub(crate) fn auth_state(&self) -> &AuthState {

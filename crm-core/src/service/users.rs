@@ -354,6 +354,48 @@ impl UserService<'_> {
         crm.commit_update(actor, &before, u, "unsuspended", Default::default()).await
     }
 
+    /// Sets a user's picture (self or admin) from an upload: PNG, JPEG or WebP by
+    /// content, at most 5 MB, re-encoded to a 256×256 PNG without metadata.
+    pub async fn set_avatar(&self, actor: &Actor, id: UserId, upload: Vec<u8>) -> Result<User> {
+        let crm = self.crm;
+        if actor.user_id != id {
+            actor.require_role(Role::Admin)?;
+        }
+        let before: User = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
+        if upload.len() > crate::blob::avatar::MAX_BYTES {
+            return Err(Error::invalid("avatar", "too_large", "a picture has at most 5 MB"));
+        }
+        let png = tokio::task::spawn_blocking(move || crate::blob::avatar::normalize(&upload))
+            .await
+            .map_err(|e| Error::internal("processing an avatar", e))??;
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&png));
+        let key = format!("avatars/{}/{}.png", id, &digest[..16]);
+        crm.blobs().put(&key, png.into()).await?;
+        let mut u = before.clone();
+        u.profile_picture = Some(key.clone());
+        let after = match crm.commit_update(actor, &before, u, "avatar_changed", Default::default()).await {
+            Ok(a) => a,
+            Err(e) => {
+                // The record did not change: the new file is not needed.
+                let _ = crm.blobs().delete(&key).await;
+                return Err(e);
+            }
+        };
+        if let Some(old) = before.profile_picture.filter(|k| *k != key) {
+            crm.blobs().delete(&old).await?;
+        }
+        Ok(after)
+    }
+
+    /// A user's picture (a 256×256 PNG), for anyone who may see the user.
+    pub async fn avatar(&self, actor: &Actor, id: UserId) -> Result<Option<Vec<u8>>> {
+        let user: User = self.crm.authorized(actor, id.as_uuid(), Action::Read).await?;
+        match user.profile_picture {
+            Some(key) => Ok(self.crm.blobs().get(&key).await?.map(|b| b.to_vec())),
+            None => Ok(None),
+        }
+    }
+
     /// A user's preferences (self or admin).
     pub async fn settings(&self, actor: &Actor, id: UserId) -> Result<UserSettings> {
         let user: User = self.crm.authorized(actor, id.as_uuid(), Action::Read).await?;

@@ -789,3 +789,57 @@ pub async fn facebook_login_via_debug_token(b: &dyn TestBackend) {
     idp.facebook_user("fb-token-gina", crate::idp::FB_APP_ID, "fb-102", "Gina", Some(gina.email.as_str()));
     assert_code(crm.auth().oauth_login("facebook", "fb-token-gina", meta()).await, "conflict");
 }
+
+/// An avatar upload is checked by content, re-encoded to a 256×256 PNG in the file
+/// store (a local directory here), replaced cleanly, and refused when it is not a
+/// picture; only the user or an admin sets it.
+pub async fn avatar_upload(b: &dyn TestBackend) {
+    use crm_core::blob::ObjectBlobStore;
+    use image::{ImageBuffer, ImageFormat, Rgb};
+    let h = Harness::new(b).await;
+    let dir = std::env::temp_dir().join(format!("crm-rs-blobs-{}", uuid::Uuid::now_v7().simple()));
+    let blobs = std::sync::Arc::new(ObjectBlobStore::local(&dir).expect("blob dir"));
+    let crm = Crm::builder(b.store()).clock(h.clock.clone()).blobs(blobs).build();
+    let ann = registered(&h, "ann").await;
+    let bob = registered(&h, "bob").await;
+    let picture = |w: u32, hgt: u32, format: ImageFormat| {
+        let img = ImageBuffer::from_fn(w, hgt, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 200]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, format).expect("encode");
+        out.into_inner()
+    };
+    let files = || -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path())
+                } else {
+                    found.push(e.path())
+                }
+            }
+        }
+        found
+    };
+    let with =
+        crm.users().set_avatar(&ann.actor(), ann.id, picture(800, 600, ImageFormat::Jpeg)).await.expect("upload");
+    let key = with.profile_picture.clone().expect("key");
+    let stored = crm.users().avatar(&h.admin, ann.id).await.expect("read").expect("picture");
+    let back = image::load_from_memory_with_format(&stored, ImageFormat::Png).expect("a PNG");
+    assert_eq!((back.width(), back.height()), (256, 256));
+    assert_eq!(files().len(), 1);
+    assert_eq!(last_event(&h, "user.avatar_changed").await.entity_id, Some(ann.id.as_uuid()));
+
+    let e = assert_code(crm.users().set_avatar(&ann.actor(), ann.id, b"<svg/>".to_vec()).await, "validation_failed");
+    assert_eq!(e.field_errors()[0].code, "invalid_format");
+    assert_code(crm.users().set_avatar(&bob.actor(), ann.id, picture(10, 10, ImageFormat::Png)).await, "forbidden");
+    let unchanged: User = crm.users().get(&h.admin, ann.id).await.expect("user");
+    assert_eq!(unchanged.profile_picture.as_deref(), Some(key.as_str()));
+
+    let replaced =
+        crm.users().set_avatar(&ann.actor(), ann.id, picture(300, 900, ImageFormat::WebP)).await.expect("webp");
+    assert_ne!(replaced.profile_picture, Some(key));
+    assert_eq!(files().len(), 1, "the old picture is removed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
