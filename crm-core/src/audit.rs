@@ -155,7 +155,9 @@ impl AuditEvent {
     /// Recomputes the hash from the content.
     pub fn compute_hash(&self) -> String {
         // A fixed field order and serde_json's sorted maps make this canonical: the
-        // SHA-256 of the JSON array of the fields, streamed into the hasher uncopied.
+        // SHA-256 of the JSON array of the fields. `changes` and `request` enter by their
+        // own SHA-256, so that erasing a person can replace them with that digest
+        // ([`AuditEvent::redact`]) and the chain still verifies.
         let canonical = (
             self.seq,
             self.id.to_string(),
@@ -165,8 +167,8 @@ impl AuditEvent {
             &self.action,
             &self.entity_type,
             self.entity_id.map(|e| e.to_string()),
-            &self.changes,
-            &self.request,
+            json_digest(&self.changes),
+            json_digest(&self.request),
             &self.prev_hash,
         );
         let mut hasher = HashWriter(Sha256::new());
@@ -174,6 +176,45 @@ impl AuditEvent {
         let _ = serde_json::to_writer(&mut hasher, &canonical);
         hex::encode(hasher.0.finalize())
     }
+
+    /// Replaces `changes` and `request` with their digests (`{"$redacted": "<sha256>"}`):
+    /// the personal data goes, the chain still verifies. Used when a user is erased.
+    pub fn redact(&mut self) {
+        for v in [&mut self.changes, &mut self.request] {
+            if !is_redacted(v) {
+                *v = serde_json::json!({ REDACTED: json_digest(v) });
+            }
+        }
+    }
+
+    /// Replaces only `request` (where a request came from) with its digest.
+    pub fn redact_request(&mut self) {
+        if !is_redacted(&self.request) {
+            self.request = serde_json::json!({ REDACTED: json_digest(&self.request) });
+        }
+    }
+
+    /// Have `changes` and `request` been redacted?
+    pub fn is_redacted(&self) -> bool {
+        is_redacted(&self.changes) && is_redacted(&self.request)
+    }
+}
+
+/// The key of a redacted JSON value.
+pub const REDACTED: &str = "$redacted";
+
+fn is_redacted(v: &serde_json::Value) -> bool {
+    v.as_object().is_some_and(|m| m.len() == 1 && m.get(REDACTED).is_some_and(|d| d.is_string()))
+}
+
+/// SHA-256 of a value's canonical JSON, hex; of a redacted value, the digest it keeps.
+pub fn json_digest(v: &serde_json::Value) -> String {
+    if is_redacted(v) {
+        return v.get(REDACTED).and_then(|d| d.as_str()).unwrap_or_default().to_string();
+    }
+    let mut hasher = HashWriter(Sha256::new());
+    let _ = serde_json::to_writer(&mut hasher, v);
+    hex::encode(hasher.0.finalize())
 }
 
 /// Lets serde_json write straight into a SHA-256 state.
@@ -290,12 +331,29 @@ mod tests {
             e.action,
             e.entity_type,
             e.entity_id.map(|x| x.to_string()),
-            e.changes,
-            e.request,
+            hex::encode(Sha256::digest(e.changes.to_string().as_bytes())),
+            hex::encode(Sha256::digest(e.request.to_string().as_bytes())),
             e.prev_hash,
         ]);
         assert_eq!(e.hash, hex::encode(Sha256::digest(canonical.to_string().as_bytes())));
         assert_eq!(e.hash.len(), 64);
+    }
+
+    #[test]
+    fn redaction_keeps_the_hash_and_drops_the_data() {
+        let e = event();
+        let mut r = e.clone();
+        r.redact();
+        assert!(r.is_redacted());
+        assert!(!r.changes.to_string().contains("Ann"));
+        assert!(!r.request.to_string().contains("127.0.0.1"));
+        assert_eq!(r.compute_hash(), e.hash);
+        let before = r.clone();
+        r.redact();
+        assert_eq!(r, before, "redacting twice changes nothing");
+        // A redacted digest that is altered breaks the chain.
+        r.changes[REDACTED] = serde_json::json!("00");
+        assert_ne!(r.compute_hash(), e.hash);
     }
 
     #[test]

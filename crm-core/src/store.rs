@@ -52,6 +52,20 @@ pub enum Write {
         /// Kind.
         kind: EntityKind,
     },
+    /// Set `column` to `to` (and raise `version`, set `updated_at`) on every row whose
+    /// `column` equals `from`: records handed from one user to another.
+    Reassign {
+        /// Kind.
+        kind: EntityKind,
+        /// Storage column.
+        column: &'static str,
+        /// The old value.
+        from: Uuid,
+        /// The new value.
+        to: Uuid,
+        /// The time of the change.
+        at: DateTime<Utc>,
+    },
     /// Set `column` to NULL (and raise `version`, set `updated_at`) on every row whose
     /// `column` equals `id`: references to a purged record.
     ClearReference {

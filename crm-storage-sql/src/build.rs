@@ -314,11 +314,34 @@ pub(crate) fn clear_reference(
     at: chrono::DateTime<chrono::Utc>,
     d: Dialect,
 ) -> Result<(String, Values)> {
+    set_where(kind, column, id, &Value::Null, at, d)
+}
+
+/// `UPDATE … SET column = to, version = version + 1, updated_at = at WHERE column = from`.
+pub(crate) fn reassign(
+    kind: EntityKind,
+    column: &str,
+    from: Uuid,
+    to: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+    d: Dialect,
+) -> Result<(String, Values)> {
+    set_where(kind, column, from, &Value::Uuid(to), at, d)
+}
+
+fn set_where(
+    kind: EntityKind,
+    column: &str,
+    id: Uuid,
+    to: &Value,
+    at: chrono::DateTime<chrono::Utc>,
+    d: Dialect,
+) -> Result<(String, Values)> {
     let c = kind
         .column(column)
         .ok_or_else(|| crm_core::Error::internal_msg(format!("{} has no column {column}", kind.name())))?;
     let mut q = Query::update();
-    q.table(Alias::new(kind.table())).value(Alias::new(c.name), val(&Value::Null, c, d)).and_where(col(c).eq(val(
+    q.table(Alias::new(kind.table())).value(Alias::new(c.name), val(to, c, d)).and_where(col(c).eq(val(
         &Value::Uuid(id),
         c,
         d,

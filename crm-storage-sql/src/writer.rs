@@ -306,6 +306,9 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<Option<i64>> {
             Write::ClearReference { kind, column, id, at } => {
                 tx.exec(kind, build::clear_reference(kind, column, id, at, d)?).await?;
             }
+            Write::Reassign { kind, column, from, to, at } => {
+                tx.exec(kind, build::reassign(kind, column, from, to, at, d)?).await?;
+            }
             Write::AssertEmpty { kind } => {
                 // The head lock orders this check with every other writer, in any process.
                 tx.lock_head().await?;

@@ -197,6 +197,7 @@ macro_rules! conformance_suite {
             oauth_link_and_unlink,
             facebook_login_via_debug_token,
             avatar_upload,
+            erase_removes_personal_data_and_keeps_the_chain,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

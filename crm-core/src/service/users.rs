@@ -16,8 +16,8 @@ use crate::model::user::{User, UserStatus};
 use crate::model::{JsonObject, RecordMeta};
 use crate::policy::{Action, Actor, Ownership, Resource, Role};
 use crate::query::{ListQuery, Page};
-use crate::schema::EntityKind;
-use crate::store::{Changeset, Write};
+use crate::schema::{EntityKind, Value};
+use crate::store::{Changeset, StoreExt, Write};
 
 /// Input of [`UserService::create`].
 #[derive(Debug, Clone, Deserialize)]
@@ -394,6 +394,136 @@ impl UserService<'_> {
             Some(key) => Ok(self.crm.blobs().get(&key).await?.map(|b| b.to_vec())),
             None => Ok(None),
         }
+    }
+
+    /// Erases an account for good (admins, never their own): the personal data goes
+    /// (name, email, password, picture, settings, sessions, tokens, identities, queued
+    /// emails), the row stays as a pseudonym (`erased-…`) so records and audit events
+    /// keep pointing somewhere. The user's CRM records go to `reassign_to` when given,
+    /// else keep the erased owner. Audit events about the account lose their content and
+    /// request details, the user's other events their request details; both are replaced
+    /// by digests, so the audit chain still verifies.
+    pub async fn erase(&self, actor: &Actor, id: UserId, reassign_to: Option<UserId>) -> Result<User> {
+        let crm = self.crm;
+        actor.require_role(Role::Admin)?;
+        if id == actor.user_id {
+            return Err(Error::forbidden("nobody erases their own account"));
+        }
+        let before: User = crm.authorized(actor, id.as_uuid(), Action::Purge).await?;
+        if before.status == UserStatus::Erased {
+            return Ok(before);
+        }
+        let mut errs = Errors::new();
+        if let Some(to) = reassign_to {
+            if to == id {
+                errs.add("reassignTo", "invalid_value", "records cannot be reassigned to the erased user");
+            } else {
+                crm.check_user(to, "reassignTo", &mut errs).await?;
+            }
+        }
+        errs.finish()?;
+        let now = crm.now();
+        let uuid = id.as_uuid();
+        let tail = uuid.simple().to_string();
+        let pseudonym = format!("erased-{}", &tail[tail.len() - 12..]);
+        let mut u = before.clone();
+        u.username = pseudonym.clone();
+        u.email = crate::values::Email::parse(&format!("{pseudonym}@erased.invalid"))?;
+        u.password_hash = None;
+        u.status = UserStatus::Erased;
+        u.email_verified_at = None;
+        u.suspended_until = None;
+        u.suspension_reason = None;
+        u.last_login_at = None;
+        u.failed_logins = 0;
+        u.locked_until = None;
+        u.session_epoch += 1;
+        u.profile_picture = None;
+        u.settings = JsonObject::new();
+        u.meta.version = before.meta.version + 1;
+        u.meta.updated_at = now;
+        u.meta.updated_by = Some(actor.user_id);
+        if u.meta.deleted_at.is_none() {
+            u.meta.deleted_at = Some(now);
+            u.meta.deleted_by = Some(actor.user_id);
+        }
+        // The write carries no diff: a diff would copy the personal data into the log.
+        let mut cs = Changeset::default();
+        cs.writes.push(Write::Update {
+            kind: EntityKind::User,
+            row: crate::schema::to_row(&u)?,
+            expected_version: before.meta.version,
+        });
+        for kind in [EntityKind::Session, EntityKind::RefreshToken, EntityKind::AuthToken, EntityKind::Identity] {
+            cs.writes.push(Write::Purge { kind, column: "user_id", id: uuid });
+        }
+        cs.writes.push(Write::Purge { kind: EntityKind::OutboxEvent, column: "entity_id", id: uuid });
+        cs.writes.push(Write::ClearReference { kind: EntityKind::Team, column: "manager_id", id: uuid, at: now });
+        if let Some(to) = reassign_to {
+            for (kind, column) in [
+                (EntityKind::Contact, "owner_id"),
+                (EntityKind::Company, "owner_id"),
+                (EntityKind::Deal, "owner_id"),
+                (EntityKind::Task, "owner_id"),
+                (EntityKind::Task, "assigned_user"),
+                (EntityKind::Interaction, "owner_id"),
+            ] {
+                cs.writes.push(Write::Reassign { kind, column, from: uuid, to: to.as_uuid(), at: now });
+            }
+        }
+        let redacted = self.redactions(id).await?;
+        let count = redacted.len();
+        cs.writes.extend(redacted);
+        let changes =
+            serde_json::json!({"pseudonym": pseudonym, "reassignedTo": reassign_to, "auditEventsRedacted": count});
+        cs.audit.push(crm.audit_event(actor, "user.erased".into(), EntityKind::User, Some(uuid), changes));
+        crm.store().apply(cs).await?;
+        crm.auth_state().forget_sessions();
+        if let Some(key) = before.profile_picture {
+            crm.blobs().delete(&key).await?;
+        }
+        Ok(u)
+    }
+
+    /// The rewrites of the audit events that hold an erased user's data.
+    async fn redactions(&self, id: UserId) -> Result<Vec<Write>> {
+        use crate::audit::AuditEvent;
+        use crate::query::{Cmp, Direction, Filter, Predicate, SortKey, StoreQuery};
+        let kind = EntityKind::AuditEvent;
+        let col = |n: &str| kind.column(n).ok_or_else(|| Error::internal_msg(format!("audit has no {n}")));
+        let who = Value::Uuid(id.as_uuid());
+        let mut out = Vec::new();
+        let mut after: i64 = 0;
+        loop {
+            let filter = Filter::And(vec![
+                Filter::Or(vec![
+                    Filter::Cmp(Cmp { column: col("entity_id")?, pred: Predicate::Eq(who.clone()) }),
+                    Filter::Cmp(Cmp { column: col("actor_id")?, pred: Predicate::Eq(who.clone()) }),
+                ]),
+                Filter::Cmp(Cmp { column: col("seq")?, pred: Predicate::Gt(Value::Int(after)) }),
+            ]);
+            let q = StoreQuery {
+                filter: Some(filter),
+                sort: vec![SortKey { column: col("seq")?, direction: Direction::Asc }],
+                limit: 1000,
+                include_deleted: true,
+            };
+            let page: Vec<AuditEvent> = self.crm.store().list_as(&q).await?;
+            let Some(last) = page.last().map(|e| e.seq) else { break };
+            for mut ev in page {
+                let before = (ev.changes.clone(), ev.request.clone());
+                if ev.entity_id == Some(id.as_uuid()) {
+                    ev.redact();
+                } else {
+                    ev.redact_request();
+                }
+                if (ev.changes.clone(), ev.request.clone()) != before {
+                    out.push(Write::Update { kind, row: ev.into_row(), expected_version: 0 });
+                }
+            }
+            after = last;
+        }
+        Ok(out)
     }
 
     /// A user's preferences (self or admin).

@@ -843,3 +843,45 @@ pub async fn avatar_upload(b: &dyn TestBackend) {
     assert_eq!(files().len(), 1, "the old picture is removed");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Erasing an account removes its personal data everywhere (the user row, tokens,
+/// sessions, queued emails, audit details), hands its records on, and the audit chain
+/// still verifies.
+pub async fn erase_removes_personal_data_and_keeps_the_chain(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let erin = registered(&h, "erin").await;
+    let heir = registered(&h, "heir").await;
+    let pair = login(&h, "erin").await;
+    h.crm.auth().forgot_password(erin.email.as_str(), meta()).await.expect("a queued email");
+    let contact = NewContact { name: "Client of Erin".into(), ..Default::default() };
+    let c = h.crm.contacts().create(&erin.actor(), contact).await.expect("contact");
+    assert_code(h.crm.users().erase(&heir.actor(), erin.id, None).await, "forbidden");
+    assert_code(h.crm.users().erase(&h.admin, h.admin.user_id, None).await, "forbidden");
+
+    let erased = h.crm.users().erase(&h.admin, erin.id, Some(heir.id)).await.expect("erase");
+    assert_eq!(erased.status, UserStatus::Erased);
+    assert!(erased.username.starts_with("erased-") && erased.password_hash.is_none());
+    let ev = last_event(&h, "user.erased").await;
+    assert!(ev.changes["auditEventsRedacted"].as_u64().unwrap_or(0) >= 5, "{}", ev.changes);
+    assert_eq!(h.crm.contacts().get(&h.admin, c.id).await.expect("contact").owner_id, heir.id);
+    assert_code(h.crm.auth().login("erin", PASSWORD, meta()).await, "unauthenticated");
+    assert_code(h.crm.auth().authenticate(&pair.access_token, meta()).await, "unauthenticated");
+    let all = dump(&h).await;
+    assert!(!all.contains(erin.email.as_str()), "the email is gone from every table");
+    assert!(!all.contains("\"erin\""), "the user name is gone from every table");
+    assert_eq!(h.crm.verify_audit_chain().await.expect("verify"), ChainStatusOk::intact(&h).await);
+    // The erased user's events stay, under the pseudonym.
+    let kept = h.crm.audit().for_user(&h.admin, erin.id, ListQuery::new()).await.expect("log");
+    assert!(kept.data.iter().any(|e| e.action == "auth.login" && e.is_redacted()));
+    assert_eq!(h.crm.users().erase(&h.admin, erin.id, None).await.expect("again").status, UserStatus::Erased);
+}
+
+/// What an intact chain of the harness's store looks like.
+struct ChainStatusOk;
+
+impl ChainStatusOk {
+    async fn intact(h: &Harness) -> crm_core::ChainStatus {
+        let events = h.crm.store().count(EntityKind::AuditEvent, None, true).await.expect("count");
+        crm_core::ChainStatus::Intact { events }
+    }
+}
