@@ -35,25 +35,28 @@ fn line(name: &str, mut d: Vec<Duration>) -> String {
 async fn run(backend: &str, store: Arc<dyn Store>, n: usize) -> Vec<String> {
     let crm = Crm::new(store);
     let admin = crm.users().bootstrap_admin("admin", "admin@example.com").await.expect("admin").actor();
-    let input = NewUser {
-        username: "bench".into(),
-        email: "bench@example.com".into(),
-        role: None,
-        team_id: None,
-        password: Some(PASSWORD.into()),
-    };
-    crm.users().create(&admin, input).await.expect("user");
+    // One account per caller: logins of different people, as a real storm has.
+    for i in 0..16 {
+        let input = NewUser {
+            username: format!("bench{i}"),
+            email: format!("bench{i}@example.com"),
+            role: None,
+            team_id: None,
+            password: Some(PASSWORD.into()),
+        };
+        crm.users().create(&admin, input).await.expect("user");
+    }
     let meta = RequestMeta::default();
     // Warm-up: the decoy hash, connections, statement caches.
     for _ in 0..5 {
-        crm.auth().login("bench", PASSWORD, meta.clone()).await.expect("login");
+        crm.auth().login("bench0", PASSWORD, meta.clone()).await.expect("login");
     }
     let mut out = Vec::new();
     let mut seq = Vec::with_capacity(n);
     let mut last = None;
     for _ in 0..n {
         let t = Instant::now();
-        last = Some(crm.auth().login("bench", PASSWORD, meta.clone()).await.expect("login"));
+        last = Some(crm.auth().login("bench0", PASSWORD, meta.clone()).await.expect("login"));
         seq.push(t.elapsed());
     }
     out.push(line(&format!("{backend} login, 1 caller"), seq));
@@ -62,14 +65,15 @@ async fn run(backend: &str, store: Arc<dyn Store>, n: usize) -> Vec<String> {
     let per = (n / callers).max(4);
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..callers {
+    for caller in 0..callers {
         let crm = crm.clone();
         let meta = meta.clone();
         set.spawn(async move {
             let mut d = Vec::with_capacity(per);
+            let who = format!("bench{caller}");
             for _ in 0..per {
                 let t = Instant::now();
-                crm.auth().login("bench", PASSWORD, meta.clone()).await.expect("login");
+                crm.auth().login(&who, PASSWORD, meta.clone()).await.expect("login");
                 d.push(t.elapsed());
             }
             d
