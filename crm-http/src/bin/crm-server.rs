@@ -1,0 +1,157 @@
+//! `crm-server`: the crm-rs REST API.
+//!
+//! ```text
+//! crm-server [serve]        # listen (default 127.0.0.1:8080) on the SQLite file crm.db
+//! crm-server migrate        # create or upgrade the database schema
+//! crm-server create-admin --username U --email E --password P
+//! ```
+//!
+//! Every flag has a `CRM_*` environment variable; see `crm-server --help`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use crm_core::mail::MailWorker;
+use crm_http::config::ServerConfig;
+use crm_http::{router, AppState};
+
+#[derive(Parser)]
+#[command(name = "crm-server", version, about = "The crm-rs REST API server")]
+struct Cli {
+    #[command(flatten)]
+    config: ServerConfig,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Create the first admin of an empty database, then exit.
+    CreateAdmin {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// Email.
+        #[arg(long)]
+        email: String,
+        /// Password (at least 10 characters, not guessable).
+        #[arg(long, env = "CRM_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CRM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info,sqlx=warn"));
+    let json = std::env::var("CRM_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn serve(config: ServerConfig) -> crm_core::Result<()> {
+    let store = config.store().await?;
+    let crm = config.crm(store.clone())?;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let worker = MailWorker::new(crm.clone(), config.mailer()?, config.mail_config()?);
+    let mail = tokio::spawn(worker.run(std::time::Duration::from_secs(1), async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| crm_core::Error::internal(format!("listening on {}", config.bind), e))?;
+    let mail_to = match &config.smtp_url {
+        Some(_) => "SMTP".to_string(),
+        None => format!("{}/", config.mail_dir.display()),
+    };
+    tracing::info!(
+        address = %config.bind,
+        backend = crm_core::Store::backend(&*store),
+        mail = %mail_to,
+        "crm-server listening on http://{}",
+        config.bind
+    );
+    let app = router(AppState::new(crm));
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    // The mail worker finishes the batch it is sending, then stops.
+    let _ = stop_tx.send(true);
+    let _ = mail.await;
+    store.close().await;
+    served.map_err(|e| crm_core::Error::internal("serving", e))
+}
+
+async fn run(cli: Cli) -> crm_core::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config).await,
+        Command::Migrate => {
+            let store = cli.config.store().await?;
+            store.close().await;
+            eprintln!("crm-server: the database is migrated");
+            Ok(())
+        }
+        Command::CreateAdmin { username, email, password } => {
+            let store = cli.config.store().await?;
+            let crm = cli.config.crm(Arc::clone(&store) as Arc<dyn crm_core::Store>)?;
+            let user = crm.users().bootstrap_admin_with_password(&username, &email, &password).await;
+            store.close().await;
+            let user = user?;
+            eprintln!("crm-server: admin {} ({}) created", user.username, user.id);
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("crm-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("crm-server: {e}");
+            for f in e.field_errors() {
+                eprintln!("  {}: {}", f.field, f.message);
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

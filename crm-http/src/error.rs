@@ -1,0 +1,165 @@
+//! Errors as `application/problem+json` (RFC 9457) with the stable codes of API.md.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use crm_core::{Error, FieldError};
+use serde::Serialize;
+
+/// The problem document.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// `/problems/<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short title.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened, for people.
+    pub detail: String,
+    /// The stable code.
+    pub code: String,
+    /// Offending fields.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// The current version, on a version conflict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    /// The request id (filled in by the request-id middleware).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    problem: Problem,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status, code and detail.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error").to_string();
+        Self {
+            status,
+            problem: Problem {
+                kind: format!("/problems/{code}"),
+                title,
+                status: status.as_u16(),
+                detail: detail.into(),
+                code: code.to_string(),
+                errors: vec![],
+                current: None,
+                request_id: None,
+            },
+            retry_after: None,
+        }
+    }
+
+    /// A malformed request (bad JSON, unknown field, bad path or query).
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "validation_failed", detail)
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let detail = e.to_string();
+        match e {
+            Error::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, "not_found", detail),
+            Error::Conflict { message, field } => {
+                let mut a = Self::new(StatusCode::CONFLICT, "conflict", message.clone());
+                if let Some(f) = field {
+                    a.problem.errors.push(FieldError::new(f, "conflict", message));
+                }
+                a
+            }
+            Error::VersionConflict { current } => {
+                let mut a = Self::new(StatusCode::CONFLICT, "version_conflict", detail);
+                a.problem.current = Some(current);
+                a
+            }
+            Error::Validation(fields) => {
+                let mut a = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail);
+                a.problem.errors = fields;
+                a
+            }
+            Error::Unauthenticated => {
+                Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "missing or invalid credentials")
+            }
+            Error::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
+            Error::EmailNotVerified => Self::new(StatusCode::FORBIDDEN, "email_not_verified", detail),
+            Error::AccountLocked { retry_after_secs } => {
+                let mut a = Self::new(StatusCode::LOCKED, "account_locked", detail);
+                a.retry_after = Some(retry_after_secs);
+                a
+            }
+            Error::RateLimited { retry_after_secs } => {
+                let mut a = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
+                a.retry_after = Some(retry_after_secs);
+                a
+            }
+            other => {
+                // The detail is for the log only.
+                tracing::error!(error = %other, "internal error");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "validation_failed",
+                "send Content-Type: application/json",
+            ),
+            JsonRejection::BytesRejection(_) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is too large")
+            }
+            other => Self::bad_request(other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::bad_request(r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request(r.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem).unwrap_or_default();
+        let mut res = (self.status, body).into_response();
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+/// A handler's result.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,108 @@
+//! Extractors: the caller (from the bearer token), request metadata, and JSON bodies
+//! whose rejections are problem documents.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
+use axum::http::request::Parts;
+use crm_core::service::Authenticated;
+use crm_core::{Actor, Crm, Error, RequestMeta};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The request id header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Where a request came from.
+#[derive(Debug, Clone)]
+pub struct Meta(pub RequestMeta);
+
+fn meta_of(parts: &Parts) -> RequestMeta {
+    let header =
+        |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
+    RequestMeta {
+        request_id: header(REQUEST_ID),
+        ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        user_agent: header(USER_AGENT.as_str()),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Meta(meta_of(parts)))
+    }
+}
+
+/// The authenticated caller: `Authorization: Bearer <access token>`, checked by
+/// [`crm_core::service::AuthService::authenticate`].
+#[derive(Debug, Clone)]
+pub struct Caller(pub Authenticated);
+
+impl Caller {
+    /// The actor.
+    pub fn actor(&self) -> &Actor {
+        &self.0.actor
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Crm: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let crm = Crm::from_ref(state);
+        let token = bearer(parts).ok_or(Error::Unauthenticated)?;
+        let auth = crm.auth().authenticate(token, meta_of(parts)).await?;
+        Ok(Caller(auth))
+    }
+}
+
+/// A caller when there is a bearer token, nobody otherwise.
+#[derive(Debug, Clone)]
+pub struct MaybeCaller(pub Option<Authenticated>);
+
+impl<S> FromRequestParts<S> for MaybeCaller
+where
+    Crm: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if bearer(parts).is_none() {
+            return Ok(MaybeCaller(None));
+        }
+        Caller::from_request_parts(parts, state).await.map(|c| MaybeCaller(Some(c.0)))
+    }
+}
+
+/// A JSON body; unknown fields, bad types and bad syntax answer 400 problem documents.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(v))
+    }
+}

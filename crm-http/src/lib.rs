@@ -1,0 +1,128 @@
+//! # crm-http
+//!
+//! The REST API of crm-rs (the contract is `shared/API.md`) on axum, and the
+//! `crm-server` binary. Handlers are thin: they parse, call a crm-core service with the
+//! caller's [`crm_core::Actor`], and map the answer; every rule lives in crm-core.
+//!
+//! ```no_run
+//! # async fn demo(crm: crm_core::Crm) -> std::io::Result<()> {
+//! let app = crm_http::router(crm_http::AppState::new(crm));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{FromRef, Request};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use crm_core::Crm;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod views;
+
+pub use error::{ApiError, ApiResult, Problem};
+
+/// The largest JSON body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// How long one request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The engine.
+    pub crm: Crm,
+}
+
+impl AppState {
+    /// State around an engine.
+    pub fn new(crm: Crm) -> Self {
+        Self { crm }
+    }
+}
+
+impl FromRef<AppState> for Crm {
+    fn from_ref(s: &AppState) -> Crm {
+        s.crm.clone()
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static(extract::REQUEST_ID);
+    Router::new()
+        .merge(routes::health::routes())
+        .nest("/api/auth", routes::auth::routes())
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(problem_request_id))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// Puts the request id into every problem document, and turns the bare answers of the
+/// tower layers (413 body too large, 503 timeout) into problem documents too.
+async fn problem_request_id(req: Request, next: Next) -> Response {
+    let id = req.headers().get(extract::REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let res = next.run(req).await;
+    let is_problem =
+        res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    let (parts, body) = res.into_parts();
+    let mut problem: serde_json::Value = if is_problem {
+        match axum::body::to_bytes(body, 64 * 1024).await {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        }
+    } else if parts.status == StatusCode::PAYLOAD_TOO_LARGE {
+        serde_json::to_value(problem_of(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is too large"))
+            .unwrap_or_default()
+    } else if parts.status == StatusCode::SERVICE_UNAVAILABLE && !parts.headers.contains_key(header::CONTENT_TYPE) {
+        serde_json::to_value(problem_of(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long"))
+            .unwrap_or_default()
+    } else {
+        return Response::from_parts(parts, body);
+    };
+    if let (Some(obj), Some(id)) = (problem.as_object_mut(), id) {
+        obj.insert("requestId".into(), serde_json::Value::String(id));
+    }
+    let mut res = Response::from_parts(parts, Body::from(serde_json::to_vec(&problem).unwrap_or_default()));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    res.headers_mut().remove(header::CONTENT_LENGTH);
+    res
+}
+
+fn problem_of(status: StatusCode, code: &str, detail: &str) -> Problem {
+    Problem {
+        kind: format!("/problems/{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_string(),
+        status: status.as_u16(),
+        detail: detail.to_string(),
+        code: code.to_string(),
+        errors: vec![],
+        current: None,
+        request_id: None,
+    }
+}

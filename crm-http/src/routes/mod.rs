@@ -1,0 +1,4 @@
+//! The routes, by area.
+
+pub mod auth;
+pub mod health;
