@@ -36,7 +36,7 @@ pub struct Problem {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    problem: Problem,
+    problem: Box<Problem>,
     retry_after: Option<u64>,
 }
 
@@ -46,7 +46,7 @@ impl ApiError {
         let title = status.canonical_reason().unwrap_or("Error").to_string();
         Self {
             status,
-            problem: Problem {
+            problem: Box::new(Problem {
                 kind: format!("/problems/{code}"),
                 title,
                 status: status.as_u16(),
@@ -55,7 +55,7 @@ impl ApiError {
                 errors: vec![],
                 current: None,
                 request_id: None,
-            },
+            }),
             retry_after: None,
         }
     }
@@ -63,6 +63,15 @@ impl ApiError {
     /// A malformed request (bad JSON, unknown field, bad path or query).
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "validation_failed", detail)
+    }
+
+    /// The same error answered with another status (a list query's bad filter is a
+    /// malformed request, 400, where a bad record is 422).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self.problem.status = status.as_u16();
+        self.problem.title = status.canonical_reason().unwrap_or("Error").to_string();
+        self
     }
 
     /// The status.

@@ -15,14 +15,13 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRef, Request};
+use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use crm_core::Crm;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -66,10 +65,20 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::routes())
         .nest("/api/auth", routes::auth::routes())
+        .nest("/api/users", routes::users::routes())
+        .nest("/api/contacts", routes::records::contacts::routes())
+        .nest("/api/companies", routes::records::companies::routes())
+        .nest("/api/deals", routes::records::deals::routes())
+        .nest("/api/tasks", routes::records::tasks::routes())
+        .nest("/api/interactions", routes::records::interactions::routes())
+        .nest("/api/teams", routes::records::teams::routes())
+        .merge(routes::records::deal_extras::routes())
+        .merge(routes::records::task_extras::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::from_fn(problem_request_id))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        // Bodies over 1 MiB are refused (413) by the extractors; the avatar route allows more.
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()

@@ -2,3 +2,5 @@
 
 pub mod auth;
 pub mod health;
+pub mod records;
+pub mod users;

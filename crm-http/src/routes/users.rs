@@ -1,0 +1,198 @@
+//! `/api/users`: accounts (admins; managers for `user`s of their team), profile,
+//! avatar, settings, activity log, and the lifecycle (deactivate, restore, suspend,
+//! unsuspend, erase).
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use crm_core::audit::AuditEvent;
+use crm_core::model::settings::UserSettings;
+use crm_core::model::JsonObject;
+use crm_core::service::{NewUser, UserPatch};
+use crm_core::{Crm, EntityKind, Page, UserId};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::records::{expected_version, if_match, list_query};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Caller};
+use crate::views::UserView;
+use crate::AppState;
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(list).post(create))
+        .route("/{id}", get(one).put(update).patch(update).delete(deactivate))
+        .route("/{id}/restore", post(restore))
+        .route("/{id}/suspend", post(suspend))
+        .route("/{id}/unsuspend", post(unsuspend))
+        .route("/{id}/erase", post(erase))
+        .route("/{id}/settings", get(settings).put(update_settings).patch(update_settings))
+        .route("/{id}/logs", get(logs))
+        .route(
+            "/{id}/avatar",
+            put(set_avatar).get(avatar).layer(DefaultBodyLimit::max(crm_core::blob::avatar::MAX_BYTES + 64 * 1024)),
+        )
+}
+
+fn page(p: Page<crm_core::User>) -> serde_json::Value {
+    let data: Vec<UserView> = p.data.into_iter().map(UserView::from).collect();
+    let mut v = serde_json::json!({ "data": data, "pageInfo": p.page_info });
+    if let Some(n) = p.total_count {
+        v["totalCount"] = n.into();
+    }
+    v
+}
+
+async fn list(
+    State(crm): State<Crm>,
+    caller: Caller,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let q = list_query(EntityKind::User, &pairs)?;
+    Ok(Json(page(crm.users().list(caller.actor(), q).await?)))
+}
+
+async fn create(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiJson(input): ApiJson<NewUser>,
+) -> ApiResult<impl IntoResponse> {
+    let user = crm.users().create(caller.actor(), input).await?;
+    Ok((StatusCode::CREATED, [("location", format!("/api/users/{}", user.id))], Json(UserView::from(user))))
+}
+
+async fn one(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<UserView>> {
+    Ok(Json(crm.users().get(caller.actor(), UserId(id)).await?.into()))
+}
+
+async fn update(
+    State(crm): State<Crm>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    ApiJson(mut patch): ApiJson<UserPatch>,
+) -> ApiResult<Json<UserView>> {
+    patch.version = expected_version(&headers, patch.version)?;
+    Ok(Json(crm.users().update(caller.actor(), UserId(id), patch).await?.into()))
+}
+
+async fn deactivate(
+    State(crm): State<Crm>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    crm.users().deactivate(caller.actor(), UserId(id), if_match(&headers)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn restore(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<UserView>> {
+    Ok(Json(crm.users().restore(caller.actor(), UserId(id)).await?.into()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SuspendBody {
+    #[serde(default)]
+    until: Option<DateTime<Utc>>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn suspend(
+    State(crm): State<Crm>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    ApiJson(b): ApiJson<SuspendBody>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(crm.users().suspend(caller.actor(), UserId(id), b.until, b.reason).await?.into()))
+}
+
+async fn unsuspend(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<UserView>> {
+    Ok(Json(crm.users().unsuspend(caller.actor(), UserId(id)).await?.into()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EraseBody {
+    #[serde(default)]
+    reassign_to: Option<UserId>,
+}
+
+async fn erase(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>, body: Bytes) -> ApiResult<Json<UserView>> {
+    let b: EraseBody = if body.iter().all(u8::is_ascii_whitespace) {
+        EraseBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?
+    };
+    Ok(Json(crm.users().erase(caller.actor(), UserId(id), b.reassign_to).await?.into()))
+}
+
+async fn settings(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<UserSettings>> {
+    Ok(Json(crm.users().settings(caller.actor(), UserId(id)).await?))
+}
+
+async fn update_settings(
+    State(crm): State<Crm>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    ApiJson(changes): ApiJson<JsonObject>,
+) -> ApiResult<Json<UserSettings>> {
+    Ok(Json(crm.users().update_settings(caller.actor(), UserId(id), changes).await?))
+}
+
+/// `?limit&after&action&since&until` (and the list grammar's `filter`).
+async fn logs(
+    State(crm): State<Crm>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(mut pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Page<AuditEvent>>> {
+    // The shorthands become filter terms.
+    let mut terms: Vec<String> = Vec::new();
+    pairs.retain(|(k, v)| {
+        let term = match k.as_str() {
+            "action" => format!("action[eq]:{}", quote(v)),
+            "since" => format!("at[gte]:{}", quote(v)),
+            "until" => format!("at[lt]:{}", quote(v)),
+            _ => return true,
+        };
+        terms.push(term);
+        false
+    });
+    if let Some(pos) = pairs.iter().position(|(k, _)| k == "filter") {
+        let (_, f) = pairs.remove(pos);
+        terms.push(f);
+    }
+    if !terms.is_empty() {
+        pairs.push(("filter".into(), terms.join(",")));
+    }
+    let q = list_query(EntityKind::AuditEvent, &pairs)?;
+    Ok(Json(crm.audit().for_user(caller.actor(), UserId(id), q).await?))
+}
+
+fn quote(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+async fn set_avatar(
+    State(crm): State<Crm>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    body: Bytes,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(crm.users().set_avatar(caller.actor(), UserId(id), body.to_vec()).await?.into()))
+}
+
+async fn avatar(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<impl IntoResponse> {
+    match crm.users().avatar(caller.actor(), UserId(id)).await? {
+        Some(png) => Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=300")], png)),
+        None => Err(crm_core::Error::NotFound { entity: "avatar" }.into()),
+    }
+}
