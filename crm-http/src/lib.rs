@@ -29,6 +29,7 @@ use tower_http::trace::TraceLayer;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod limit;
 pub mod routes;
 pub mod views;
 
@@ -44,12 +45,22 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct AppState {
     /// The engine.
     pub crm: Crm,
+    /// The auth routes' rate limits.
+    pub limits: limit::RateLimits,
+    /// Their counters.
+    pub limiter: std::sync::Arc<limit::RateLimiter>,
 }
 
 impl AppState {
-    /// State around an engine.
+    /// State around an engine, with the default rate limits.
     pub fn new(crm: Crm) -> Self {
-        Self { crm }
+        Self { crm, limits: limit::RateLimits::default(), limiter: Default::default() }
+    }
+
+    /// The same with other rate limits.
+    pub fn with_limits(mut self, limits: limit::RateLimits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -64,7 +75,10 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(extract::REQUEST_ID);
     Router::new()
         .merge(routes::health::routes())
-        .nest("/api/auth", routes::auth::routes())
+        .nest(
+            "/api/auth",
+            routes::auth::routes().route_layer(middleware::from_fn_with_state(state.clone(), limit::per_ip)),
+        )
         .nest("/api/users", routes::users::routes())
         .nest("/api/contacts", routes::records::contacts::routes())
         .nest("/api/companies", routes::records::companies::routes())

@@ -118,3 +118,38 @@ async fn lockout_is_423_with_retry_after_and_forgot_never_tells() {
     let ok = app.post("/api/auth/login", json!({"username": "root", "password": "a brand new passphrase 42"})).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
 }
+
+#[tokio::test]
+async fn auth_routes_are_rate_limited_per_address_and_per_account() {
+    use crm_http::limit::{Quota, RateLimits};
+    use std::time::Duration;
+    let minute = Duration::from_secs(60);
+    let app = app_with(RateLimits {
+        per_ip: Quota { limit: 8, window: minute },
+        per_account: Quota { limit: 3, window: minute },
+    })
+    .await;
+    let wrong = |who: &str| json!({"username": who, "password": "wrong wrong wrong"});
+    let first = app.post("/api/auth/login", wrong("alice")).await;
+    assert_eq!(first.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(first.headers["ratelimit-limit"], "8");
+    assert_eq!(first.headers["ratelimit-remaining"], "7");
+    for _ in 0..2 {
+        app.post("/api/auth/login", wrong("alice")).await;
+    }
+    let per_account = app.post("/api/auth/login", wrong("ALICE")).await;
+    assert_problem(&per_account, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(per_account.headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(app.post("/api/auth/login", wrong("bob")).await.status, StatusCode::UNAUTHORIZED, "another account");
+    for _ in 0..3 {
+        app.post("/api/auth/password/forgot", json!({"email": "x@example.com"})).await;
+    }
+    // (The fourth request for x@example.com would be refused per account too.)
+    let per_ip = app.post("/api/auth/login", wrong("carol")).await;
+    assert_problem(&per_ip, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(per_ip.headers["ratelimit-remaining"], "0");
+    let retry: u64 = per_ip.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    // Other routes are not limited by it.
+    assert_eq!(app.call(Method::GET, "/healthz", None, None).await.status, StatusCode::OK);
+}

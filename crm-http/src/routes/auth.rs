@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use crm_core::model::auth::{Identity, Session};
@@ -131,11 +131,17 @@ struct LoginBody {
 }
 
 async fn login(
-    State(crm): State<Crm>,
+    State(state): State<AppState>,
     Meta(meta): Meta,
     ApiJson(b): ApiJson<LoginBody>,
-) -> ApiResult<Json<TokenPairView>> {
-    Ok(Json(crm.auth().login(&b.username, &b.password, meta).await?.into()))
+) -> Result<Json<TokenPairView>, Response> {
+    crate::limit::per_account(&state, &b.username).map_err(|d| d.refusal())?;
+    let pair = state.crm.auth().login(&b.username, &b.password, meta).await.map_err(api)?;
+    Ok(Json(pair.into()))
+}
+
+fn api(e: Error) -> Response {
+    crate::error::ApiError::from(e).into_response()
 }
 
 #[derive(Deserialize)]
@@ -227,11 +233,12 @@ async fn revoke_session(State(crm): State<Crm>, caller: Caller, Path(id): Path<U
 }
 
 async fn forgot(
-    State(crm): State<Crm>,
+    State(state): State<AppState>,
     Meta(meta): Meta,
     ApiJson(b): ApiJson<EmailBody>,
-) -> ApiResult<impl IntoResponse> {
-    crm.auth().forgot_password(&b.email, meta).await?;
+) -> Result<impl IntoResponse, Response> {
+    crate::limit::per_account(&state, &b.email).map_err(|d| d.refusal())?;
+    state.crm.auth().forgot_password(&b.email, meta).await.map_err(api)?;
     Ok(accepted())
 }
 

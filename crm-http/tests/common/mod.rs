@@ -35,13 +35,18 @@ impl Drop for App {
 }
 
 pub async fn app() -> App {
+    app_with(crm_http::limit::RateLimits::default()).await
+}
+
+/// The app with these rate limits.
+pub async fn app_with(limits: crm_http::limit::RateLimits) -> App {
     let dir = std::env::temp_dir().join(format!("crm-http-test-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     let keys = JwtKeys::new(JwtConfig::default(), "k1", &[7u8; 32]).unwrap();
     let crm = Crm::builder(store).auth(AuthSettings::with_keys(keys, Sealer::new(&[9; 32]))).build();
-    App { router: router(AppState::new(crm.clone())), crm, mail_dir: dir.join("mail"), dir }
+    App { router: router(AppState::new(crm.clone()).with_limits(limits)), crm, mail_dir: dir.join("mail"), dir }
 }
 
 pub struct Answer {

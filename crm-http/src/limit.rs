@@ -1,0 +1,160 @@
+//! Rate limits of the auth routes: per client address (all auth routes) and per account
+//! (login and password reset requests by the name or email they give). Fixed windows in
+//! memory; every answer of a limited route carries `RateLimit-Limit`,
+//! `RateLimit-Remaining` and `RateLimit-Reset`, and a refusal is 429 `rate_limited` with
+//! `Retry-After`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// How many requests a key may make per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Requests.
+    pub limit: u32,
+    /// Per this long.
+    pub window: Duration,
+}
+
+/// The quotas of the auth routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Per client address, over all auth routes.
+    pub per_ip: Quota,
+    /// Per account named in a login or reset request.
+    pub per_account: Quota,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_ip: Quota { limit: 60, window: Duration::from_secs(60) },
+            per_account: Quota { limit: 10, window: Duration::from_secs(60) },
+        }
+    }
+}
+
+/// The state of one key's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The quota.
+    pub limit: u32,
+    /// What is left of it.
+    pub remaining: u32,
+    /// Seconds until the window starts again.
+    pub reset_secs: u64,
+    /// Was this request allowed?
+    pub allowed: bool,
+}
+
+impl Decision {
+    /// Adds the `RateLimit-*` headers (and `Retry-After` on a refusal).
+    pub fn headers(&self, h: &mut HeaderMap) {
+        h.insert("ratelimit-limit", HeaderValue::from(self.limit));
+        h.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
+        h.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
+        if !self.allowed {
+            h.insert("retry-after", HeaderValue::from(self.reset_secs.max(1)));
+        }
+    }
+
+    /// The 429 answer.
+    pub fn refusal(&self) -> Response {
+        let mut res =
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; try again later")
+                .into_response();
+        self.headers(res.headers_mut());
+        res
+    }
+}
+
+/// Fixed-window counters by key.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+/// Keys kept before old windows are swept.
+const SWEEP_AT: usize = 50_000;
+
+impl RateLimiter {
+    /// Counts one request of `key` against `quota`.
+    pub fn check(&self, key: &str, quota: Quota) -> Decision {
+        let now = Instant::now();
+        let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, (start, _)| now.duration_since(*start) < quota.window);
+        }
+        let entry = map.entry(key.to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= quota.window {
+            *entry = (now, 0);
+        }
+        let allowed = entry.1 < quota.limit;
+        if allowed {
+            entry.1 += 1;
+        }
+        let reset = quota.window.saturating_sub(now.duration_since(entry.0));
+        Decision {
+            limit: quota.limit,
+            remaining: quota.limit.saturating_sub(entry.1),
+            reset_secs: reset.as_secs() + u64::from(reset.subsec_nanos() > 0),
+            allowed,
+        }
+    }
+}
+
+/// The per-address limit, as a middleware of the auth routes.
+pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "local".to_string());
+    let d = state.limiter.check(&format!("ip:{ip}"), state.limits.per_ip);
+    if !d.allowed {
+        tracing::warn!(%ip, "auth rate limit reached");
+        return d.refusal();
+    }
+    let mut res = next.run(req).await;
+    d.headers(res.headers_mut());
+    res
+}
+
+/// The per-account limit: `Err` is the refusal ([`Decision::refusal`] answers it).
+pub fn per_account(state: &AppState, account: &str) -> Result<(), Decision> {
+    let key = format!("account:{}", account.trim().to_lowercase());
+    let d = state.limiter.check(&key, state.limits.per_account);
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_allows_its_quota_then_refuses_until_it_ends() {
+        let l = RateLimiter::default();
+        let q = Quota { limit: 3, window: Duration::from_millis(200) };
+        let got: Vec<bool> = (0..4).map(|_| l.check("k", q).allowed).collect();
+        assert_eq!(got, [true, true, true, false]);
+        let d = l.check("k", q);
+        assert_eq!((d.remaining, d.reset_secs), (0, 1));
+        assert!(l.check("other", q).allowed, "keys are apart");
+        std::thread::sleep(Duration::from_millis(210));
+        assert!(l.check("k", q).allowed);
+    }
+}
