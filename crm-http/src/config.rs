@@ -45,6 +45,9 @@ pub struct ServerConfig {
     /// The public base URL of links in emails (default `http://<bind>`).
     #[arg(long, env = "CRM_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Browser origins allowed to call the API, comma-separated (CORS; none by default).
+    #[arg(long, env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Where uploaded files (avatars) are kept.
     #[arg(long, env = "CRM_FILES_DIR", default_value = "crm-files")]
     pub files_dir: PathBuf,

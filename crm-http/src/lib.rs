@@ -16,12 +16,15 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRef, Request};
+use axum::http::Method;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use crm_core::Crm;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -30,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod limit;
+pub mod metrics;
 pub mod routes;
 pub mod views;
 
@@ -49,12 +53,20 @@ pub struct AppState {
     pub limits: limit::RateLimits,
     /// Their counters.
     pub limiter: std::sync::Arc<limit::RateLimiter>,
+    /// Browser origins allowed to call the API (CORS); none by default.
+    pub cors_origins: Vec<String>,
 }
 
 impl AppState {
     /// State around an engine, with the default rate limits.
     pub fn new(crm: Crm) -> Self {
-        Self { crm, limits: limit::RateLimits::default(), limiter: Default::default() }
+        Self { crm, limits: limit::RateLimits::default(), limiter: Default::default(), cors_origins: vec![] }
+    }
+
+    /// The same allowing these browser origins (`https://app.example.com`).
+    pub fn with_cors(mut self, origins: Vec<String>) -> Self {
+        self.cors_origins = origins;
+        self
     }
 
     /// The same with other rate limits.
@@ -72,8 +84,10 @@ impl FromRef<AppState> for Crm {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
+    metrics::handle();
     let request_id = HeaderName::from_static(extract::REQUEST_ID);
-    Router::new()
+    let cors = cors(&state.cors_origins);
+    let app = Router::new()
         .merge(routes::health::routes())
         .nest(
             "/api/auth",
@@ -88,7 +102,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/teams", routes::records::teams::routes())
         .merge(routes::records::deal_extras::routes())
         .merge(routes::records::task_extras::routes())
+        .route("/metrics", axum::routing::get(metrics::render))
         .fallback(not_found)
+        .layer(middleware::from_fn(metrics::track))
         .with_state(state)
         .layer(middleware::from_fn(problem_request_id))
         // Bodies over 1 MiB are refused (413) by the extractors; the avatar route allows more.
@@ -98,8 +114,37 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
         }))
         .layer(TraceLayer::new_for_http())
+        .layer(CompressionLayer::new())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    match cors {
+        Some(c) => app.layer(c),
+        None => app,
+    }
+}
+
+/// The CORS layer for the configured origins (none: no CORS headers at all).
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+    if allowed.is_empty() {
+        return None;
+    }
+    let h = |s: &'static str| HeaderName::from_static(s);
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, h("idempotency-key")])
+            .expose_headers([
+                header::LOCATION,
+                header::RETRY_AFTER,
+                h("x-request-id"),
+                h("ratelimit-limit"),
+                h("ratelimit-remaining"),
+                h("ratelimit-reset"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -102,7 +102,7 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
         "crm-server listening on http://{}",
         config.bind
     );
-    let app = router(AppState::new(crm));
+    let app = router(AppState::new(crm).with_cors(config.cors_origins.clone()));
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;
