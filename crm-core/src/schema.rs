@@ -186,11 +186,13 @@ pub enum EntityKind {
     AuthToken,
     /// Third-party identities linked to users.
     Identity,
+    /// Remembered answers of requests made with an idempotency key.
+    IdempotencyKey,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 14] = [
+    pub const ALL: [EntityKind; 15] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -205,6 +207,7 @@ impl EntityKind {
         EntityKind::RefreshToken,
         EntityKind::AuthToken,
         EntityKind::Identity,
+        EntityKind::IdempotencyKey,
     ];
 
     /// The table (collection) name.
@@ -224,6 +227,7 @@ impl EntityKind {
             EntityKind::RefreshToken => "refresh_tokens",
             EntityKind::AuthToken => "auth_tokens",
             EntityKind::Identity => "identities",
+            EntityKind::IdempotencyKey => "idempotency_keys",
         }
     }
 
@@ -244,6 +248,7 @@ impl EntityKind {
             EntityKind::RefreshToken => "refresh_token",
             EntityKind::AuthToken => "auth_token",
             EntityKind::Identity => "identity",
+            EntityKind::IdempotencyKey => "idempotency_key",
         }
     }
 
@@ -258,9 +263,11 @@ impl EntityKind {
             EntityKind::Task => Resource::Tasks,
             EntityKind::Interaction => Resource::Interactions,
             EntityKind::AuditEvent | EntityKind::OutboxEvent => Resource::Audit,
-            EntityKind::Session | EntityKind::RefreshToken | EntityKind::AuthToken | EntityKind::Identity => {
-                Resource::Users
-            }
+            EntityKind::Session
+            | EntityKind::RefreshToken
+            | EntityKind::AuthToken
+            | EntityKind::Identity
+            | EntityKind::IdempotencyKey => Resource::Users,
         }
     }
 
@@ -282,6 +289,7 @@ impl EntityKind {
             EntityKind::RefreshToken => model::auth::REFRESH_COLUMNS,
             EntityKind::AuthToken => model::auth::TOKEN_COLUMNS,
             EntityKind::Identity => model::auth::IDENTITY_COLUMNS,
+            EntityKind::IdempotencyKey => model::idempotency::COLUMNS,
         }
     }
 
@@ -300,6 +308,8 @@ impl EntityKind {
         const TOKEN: &[UniqueKey] =
             &[UniqueKey { name: "auth_tokens_hash_key", column: "token_hash", live_only: false }];
         // (provider, subject): the error names the subject.
+        const IDEMPOTENCY: &[UniqueKey] =
+            &[UniqueKey { name: "idempotency_keys_key", column: "key_hash", live_only: false }];
         const IDENTITY: &[UniqueKey] =
             &[UniqueKey { name: "identities_provider_subject_key", column: "subject", live_only: false }];
         match self {
@@ -311,6 +321,7 @@ impl EntityKind {
             EntityKind::RefreshToken => REFRESH,
             EntityKind::AuthToken => TOKEN,
             EntityKind::Identity => IDENTITY,
+            EntityKind::IdempotencyKey => IDEMPOTENCY,
             _ => &[],
         }
     }
@@ -326,7 +337,7 @@ impl EntityKind {
             EntityKind::Session | EntityKind::RefreshToken | EntityKind::AuthToken | EntityKind::Identity => {
                 (Some("user_id"), None, None)
             }
-            EntityKind::DealStageChange | EntityKind::OutboxEvent => (None, None, None),
+            EntityKind::DealStageChange | EntityKind::OutboxEvent | EntityKind::IdempotencyKey => (None, None, None),
             _ => (Some("owner_id"), Some("team_id"), None),
         }
     }

@@ -32,6 +32,7 @@ use tower_http::trace::TraceLayer;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod limit;
 pub mod metrics;
 pub mod routes;
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::records::task_extras::routes())
         .route("/metrics", axum::routing::get(metrics::render))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(middleware::from_fn(metrics::track))
         .with_state(state)
         .layer(middleware::from_fn(problem_request_id))

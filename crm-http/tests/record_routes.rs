@@ -279,3 +279,38 @@ fn image_png(w: u32, h: u32) -> Vec<u8> {
     assert!(v.len() > 1024 * 1024, "{}", v.len());
     v
 }
+
+#[tokio::test]
+async fn idempotency_key_replays_and_refuses_another_body() {
+    let w = world().await;
+    let app = &w.app;
+    let body = json!({"name": "Once Only"});
+    let first =
+        app.with_headers(Method::POST, "/api/contacts", &w.rep, &[("idempotency-key", "k-1")], body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let again =
+        app.with_headers(Method::POST, "/api/contacts", &w.rep, &[("idempotency-key", "k-1")], body.clone()).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.headers[header::LOCATION], first.headers[header::LOCATION]);
+    let list = app.call(Method::GET, "/api/contacts?q=once", Some(&w.rep), None).await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1, "created once");
+    let other_body = app
+        .with_headers(Method::POST, "/api/contacts", &w.rep, &[("idempotency-key", "k-1")], json!({"name": "Twice"}))
+        .await;
+    assert_problem(&other_body, StatusCode::CONFLICT, "conflict");
+    // Keys belong to their caller: another user's k-1 is another key.
+    let theirs = app.with_headers(Method::POST, "/api/contacts", &w.other, &[("idempotency-key", "k-1")], body).await;
+    assert_eq!(theirs.status, StatusCode::CREATED);
+    assert_ne!(theirs.body["id"], first.body["id"]);
+    // A refused request is remembered as refused.
+    let bad = app
+        .with_headers(Method::POST, "/api/contacts", &w.rep, &[("idempotency-key", "k-2")], json!({"name": ""}))
+        .await;
+    let bad_again = app
+        .with_headers(Method::POST, "/api/contacts", &w.rep, &[("idempotency-key", "k-2")], json!({"name": ""}))
+        .await;
+    assert_eq!((bad.status, bad_again.status), (StatusCode::UNPROCESSABLE_ENTITY, StatusCode::UNPROCESSABLE_ENTITY));
+    assert_eq!(bad_again.headers["idempotent-replayed"], "true");
+}

@@ -115,7 +115,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 
 fn migrator(d: Dialect) -> Migrator {
     // (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
-    const MIGRATIONS: [(i64, &str, &str, &str); 2] = [
+    const MIGRATIONS: [(i64, &str, &str, &str); 3] = [
         (
             1,
             "initial",
@@ -127,6 +127,12 @@ fn migrator(d: Dialect) -> Migrator {
             "auth",
             include_str!("../migrations/sqlite/0002_auth.sql"),
             include_str!("../migrations/postgres/0002_auth.sql"),
+        ),
+        (
+            3,
+            "idempotency",
+            include_str!("../migrations/sqlite/0003_idempotency.sql"),
+            include_str!("../migrations/postgres/0003_idempotency.sql"),
         ),
     ];
     let migrations = MIGRATIONS

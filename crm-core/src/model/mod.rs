@@ -12,6 +12,7 @@ pub mod auth;
 pub mod company;
 pub mod contact;
 pub mod deal;
+pub mod idempotency;
 pub mod interaction;
 pub mod settings;
 pub mod task;
