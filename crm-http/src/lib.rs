@@ -30,6 +30,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

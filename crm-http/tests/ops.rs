@@ -55,3 +55,27 @@ async fn cors_only_for_configured_origins_and_gzip_when_asked() {
     let res = app.oneshot(req).await.unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123", "a caller's request id is kept");
 }
+
+#[tokio::test]
+async fn the_demo_seeds_a_living_crm_through_the_services() {
+    use crm_http::demo::{seed, DemoSize, DEMO_PASSWORD};
+    let app = app().await;
+    let admin = app.crm.users().bootstrap_admin_with_password("admin", "admin@example.com", PASSWORD).await.unwrap();
+    let size = DemoSize { companies: 12, contacts: 240, deals: 30 };
+    let steps = std::sync::atomic::AtomicU64::new(0);
+    let report = seed(&app.crm, &admin.actor(), size, &|done, total, _| {
+        assert!(done <= total);
+        steps.store(done, std::sync::atomic::Ordering::SeqCst);
+    })
+    .await
+    .unwrap();
+    assert_eq!((report.companies, report.contacts, report.deals), (12, 240, 30));
+    assert_eq!(steps.load(std::sync::atomic::Ordering::SeqCst), 6 + 12 + 240 + 60);
+    let token = app.token(&report.reps[1], DEMO_PASSWORD).await;
+    let mine = app.call(Method::GET, "/api/deals?count=true&limit=1", Some(&token), None).await;
+    assert!(mine.body["totalCount"].as_u64().unwrap() <= 30);
+    let admin_token = app.token("admin", PASSWORD).await;
+    let all = app.call(Method::GET, "/api/contacts?count=true&limit=1", Some(&admin_token), None).await;
+    assert_eq!(all.body["totalCount"], 240);
+    assert!(app.crm.verify_audit_chain().await.is_ok());
+}

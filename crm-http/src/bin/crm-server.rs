@@ -44,6 +44,18 @@ enum Command {
         #[arg(long, env = "CRM_ADMIN_PASSWORD", hide_env_values = true)]
         password: String,
     },
+    /// Fill the database with a realistic demo (through the services), then exit.
+    SeedDemo {
+        /// Companies.
+        #[arg(long, default_value_t = 300)]
+        companies: usize,
+        /// Contacts.
+        #[arg(long, default_value_t = 5_000)]
+        contacts: usize,
+        /// Deals.
+        #[arg(long, default_value_t = 2_000)]
+        deals: usize,
+    },
 }
 
 fn init_logs() {
@@ -122,6 +134,13 @@ async fn run(cli: Cli) -> crm_core::Result<()> {
             eprintln!("crm-server: the database is migrated");
             Ok(())
         }
+        Command::SeedDemo { companies, contacts, deals } => {
+            let store = cli.config.store().await?;
+            let crm = cli.config.crm(Arc::clone(&store) as Arc<dyn crm_core::Store>)?;
+            let result = seed_demo(&crm, crm_http::demo::DemoSize { companies, contacts, deals }).await;
+            store.close().await;
+            result
+        }
         Command::CreateAdmin { username, email, password } => {
             let store = cli.config.store().await?;
             let crm = cli.config.crm(Arc::clone(&store) as Arc<dyn crm_core::Store>)?;
@@ -132,6 +151,50 @@ async fn run(cli: Cli) -> crm_core::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The demo, by the first admin (made, with the demo password, when there is none).
+async fn seed_demo(crm: &crm_core::Crm, size: crm_http::demo::DemoSize) -> crm_core::Result<()> {
+    use crm_core::{ListQuery, Role};
+    use indicatif::{ProgressBar, ProgressStyle};
+    let system = crm_core::Actor::new(crm_core::UserId(uuid::Uuid::nil()), Role::Admin, None);
+    let admins =
+        crm.users().list(&system, ListQuery::new().filter_str(crm_core::EntityKind::User, "role[eq]:admin")?).await?;
+    let admin = match admins.data.into_iter().next() {
+        Some(a) => a,
+        None => {
+            let a = crm
+                .users()
+                .bootstrap_admin_with_password("admin", "admin@demo.example", crm_http::demo::DEMO_PASSWORD)
+                .await?;
+            eprintln!("crm-server: made admin 'admin' with password '{}'", crm_http::demo::DEMO_PASSWORD);
+            a
+        }
+    };
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:>10} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let report = crm_http::demo::seed(crm, &admin.actor(), size, &|done, total, what| {
+        bar.set_length(total);
+        bar.set_position(done);
+        bar.set_message(what.to_string());
+    })
+    .await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "crm-server: demo ready: {} companies, {} contacts, {} deals, {} tasks, {} interactions; reps {} log in with '{}'",
+        report.companies,
+        report.contacts,
+        report.deals,
+        report.tasks,
+        report.interactions,
+        report.reps.join(", "),
+        crm_http::demo::DEMO_PASSWORD
+    );
+    Ok(())
 }
 
 fn main() -> ExitCode {

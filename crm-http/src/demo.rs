@@ -1,0 +1,283 @@
+//! `crm-server seed-demo`: a living CRM for a first look — teams and sales reps, a few
+//! hundred companies, thousands of contacts, deals spread over the pipeline with their
+//! stage history, tasks and logged calls and meetings. Everything goes through the
+//! public services (policy, validation, audit and outbox included). Deterministic: the
+//! same sizes give the same data.
+
+use chrono::{Duration, NaiveDate};
+use crm_core::model::task::{Related, RelatedType};
+use crm_core::service::{NewCompany, NewContact, NewDeal, NewInteraction, NewTask, NewTeam, NewUser};
+use crm_core::{
+    Actor, CompanyId, ContactId, Crm, DealStage, InteractionKind, LifecycleStage, Result, Role, TaskPriority, UserId,
+};
+
+/// How much to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoSize {
+    /// Companies.
+    pub companies: usize,
+    /// Contacts.
+    pub contacts: usize,
+    /// Deals.
+    pub deals: usize,
+}
+
+impl Default for DemoSize {
+    fn default() -> Self {
+        Self { companies: 300, contacts: 5_000, deals: 2_000 }
+    }
+}
+
+/// What was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DemoReport {
+    /// Reps made (they log in with [`DEMO_PASSWORD`]).
+    pub reps: Vec<String>,
+    /// Companies.
+    pub companies: usize,
+    /// Contacts.
+    pub contacts: usize,
+    /// Deals.
+    pub deals: usize,
+    /// Tasks.
+    pub tasks: usize,
+    /// Interactions.
+    pub interactions: usize,
+}
+
+/// The reps' password.
+pub const DEMO_PASSWORD: &str = "demo pipeline 2026 rocks";
+
+const FIRST: [&str; 24] = [
+    "Ann", "Bruno", "Chloé", "Dmitri", "Elif", "Farah", "Gustav", "Hana", "Ivan", "Jade", "Kofi", "Lena", "Mateo",
+    "Nadia", "Omar", "Priya", "Quentin", "Rosa", "Sven", "Tomás", "Uma", "Viktor", "Wen", "Yara",
+];
+const LAST: [&str; 20] = [
+    "Lee", "Martin", "Dubois", "Ivanova", "Yilmaz", "Haddad", "Berg", "Sato", "Petrov", "Moreau", "Mensah", "Fischer",
+    "García", "Rahman", "Kaya", "Patel", "Lefèvre", "Rossi", "Nilsson", "Silva",
+];
+const WORDS: [&str; 20] = [
+    "Acme",
+    "Northwind",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Tyrell",
+    "Cyberdyne",
+    "Soylent",
+    "Hooli",
+    "Vandelay",
+    "Oscorp",
+    "Wonka",
+    "Aperture",
+    "Massive",
+    "Nakatomi",
+    "Gringotts",
+    "Monarch",
+    "Pied Piper",
+];
+const SUFFIX: [&str; 5] = ["Labs", "Systems", "Foods", "Logistics", "Partners"];
+const INDUSTRIES: [&str; 8] =
+    ["software", "retail", "manufacturing", "logistics", "healthcare", "finance", "energy", "education"];
+const COUNTRIES: [&str; 8] = ["FR", "DE", "GB", "US", "ES", "IT", "NL", "SE"];
+const TITLES: [&str; 8] =
+    ["CEO", "CTO", "Head of Sales", "Buyer", "Operations Manager", "CFO", "Engineer", "Marketing Lead"];
+const SOURCES: [&str; 5] = ["website", "referral", "event", "cold_call", "partner"];
+
+/// A small deterministic generator (no randomness needed for demo data).
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        let i = usize::try_from(self.next()).unwrap_or(0) % xs.len();
+        &xs[i]
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Seeds the demo through `admin`, calling `progress(done, total, what)` as it goes.
+pub async fn seed(crm: &Crm, admin: &Actor, size: DemoSize, progress: &dyn Fn(u64, u64, &str)) -> Result<DemoReport> {
+    let mut g = Gen(2026);
+    let mut report = DemoReport::default();
+    let total = (6 + size.companies + size.contacts + size.deals * 2) as u64;
+    let mut done = 0u64;
+
+    // Two teams, each with a manager and two reps.
+    let mut reps: Vec<(Actor, UserId)> = Vec::new();
+    for (t, team_name) in ["Enterprise", "Mid-Market"].iter().enumerate() {
+        let team = crm.teams().create(admin, NewTeam { name: (*team_name).into(), ..Default::default() }).await?;
+        for (r, role) in [Role::Manager, Role::User, Role::User].iter().enumerate() {
+            let username = format!("demo-{}-{}", team_name.to_lowercase(), r);
+            let user = crm
+                .users()
+                .create(
+                    admin,
+                    NewUser {
+                        username: username.clone(),
+                        email: format!("{username}@demo.example"),
+                        role: Some(*role),
+                        team_id: Some(team.id),
+                        password: Some(DEMO_PASSWORD.into()),
+                    },
+                )
+                .await?;
+            report.reps.push(username);
+            reps.push((user.actor(), user.id));
+            done += 1;
+            progress(done, total, "users");
+        }
+        let _ = t;
+    }
+
+    // (company, owning rep, domain)
+    let mut companies: Vec<(CompanyId, usize, String)> = Vec::with_capacity(size.companies);
+    for i in 0..size.companies {
+        let rep = usize::try_from(g.below(reps.len() as u64)).unwrap_or(0);
+        let actor = reps[rep].0.clone();
+        let base = format!("{} {}", g.pick(&WORDS), g.pick(&SUFFIX));
+        let name = format!("{base} {}", i + 1);
+        let domain = format!("{}-{}.example", base.to_lowercase().replace(' ', "-"), i + 1);
+        let c = crm
+            .companies()
+            .create(
+                &actor,
+                NewCompany {
+                    name,
+                    domain: Some(domain.clone()),
+                    industry: Some((*g.pick(&INDUSTRIES)).into()),
+                    size: Some(i64::try_from(10 + g.below(5_000)).unwrap_or(10)),
+                    country: Some((*g.pick(&COUNTRIES)).into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        companies.push((c.id, rep, domain));
+        done += 1;
+        progress(done, total, "companies");
+    }
+    report.companies = companies.len();
+
+    // Contacts in batches of up to 1,000 per owner.
+    let stages = LifecycleStage::ALL;
+    let mut contacts: Vec<(ContactId, Option<CompanyId>, usize)> = Vec::with_capacity(size.contacts);
+    let mut i = 0;
+    while i < size.contacts {
+        let rep = usize::try_from(g.below(reps.len() as u64)).unwrap_or(0);
+        let batch = (size.contacts - i).min(500);
+        let mut inputs = Vec::with_capacity(batch);
+        // A rep's contacts work at the rep's companies (the ones they can see).
+        let theirs: Vec<&(CompanyId, usize, String)> = companies.iter().filter(|c| c.1 == rep).collect();
+        for j in 0..batch {
+            let n = i + j;
+            let company = (!theirs.is_empty()).then(|| theirs[n % theirs.len()].clone());
+            let (first, last) = (g.pick(&FIRST), g.pick(&LAST));
+            let domain = company.as_ref().map(|c| c.2.clone()).unwrap_or_else(|| "mail.example".into());
+            let local: String = format!("{first}.{last}.{n}").to_lowercase().chars().filter(char::is_ascii).collect();
+            inputs.push(NewContact {
+                name: format!("{first} {last}"),
+                email: Some(format!("{local}@{domain}")),
+                phone_number: Some(format!("+3361{:07}", n)),
+                job_title: Some((*g.pick(&TITLES)).into()),
+                company_id: company.map(|c| c.0),
+                lead_source: Some((*g.pick(&SOURCES)).into()),
+                lifecycle_stage: Some(*g.pick(stages)),
+                tags: if n % 7 == 0 { vec!["vip".into()] } else { vec![] },
+                ..Default::default()
+            });
+        }
+        let made = crm.contacts().create_many(&reps[rep].0, inputs).await?;
+        contacts.extend(made.iter().map(|c| (c.id, c.company_id, rep)));
+        i += batch;
+        done += batch as u64;
+        progress(done, total, "contacts");
+    }
+    report.contacts = contacts.len();
+
+    let pipeline = [
+        DealStage::Prospecting,
+        DealStage::Qualification,
+        DealStage::Proposal,
+        DealStage::Negotiation,
+        DealStage::ClosedWon,
+        DealStage::ClosedLost,
+    ];
+    let today = crm.now().date_naive();
+    for n in 0..size.deals {
+        if contacts.is_empty() {
+            break;
+        }
+        let (contact, company, rep) = contacts[usize::try_from(g.below(contacts.len() as u64)).unwrap_or(0)];
+        let actor = reps[rep].0.clone();
+        let deal = crm
+            .deals()
+            .create(
+                &actor,
+                NewDeal {
+                    name: format!("{} — deal {}", g.pick(&WORDS), n + 1),
+                    amount: Some(i64::try_from(1_000 + g.below(250_000)).unwrap_or(1_000) * 100),
+                    currency: Some((*g.pick(&["EUR", "EUR", "USD", "GBP"])).into()),
+                    expected_close_date: today
+                        .checked_add_signed(Duration::days(i64::try_from(g.below(180)).unwrap_or(30)))
+                        .or(NaiveDate::from_ymd_opt(2027, 1, 1)),
+                    contact_ids: vec![contact],
+                    company_id: company,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        done += 1;
+        // Move it along the pipeline: a history of real stage changes.
+        let target = usize::try_from(g.below(pipeline.len() as u64)).unwrap_or(0);
+        let path: Vec<DealStage> = if target >= 4 {
+            pipeline[1..4].iter().copied().chain([pipeline[target]]).collect()
+        } else {
+            pipeline[1..=target].to_vec()
+        };
+        for stage in path {
+            crm.deals().move_to(&actor, deal.id, stage).await?;
+        }
+        done += 1;
+        progress(done, total, "deals");
+        report.deals += 1;
+        if n % 3 == 0 {
+            crm.tasks()
+                .create(
+                    &actor,
+                    NewTask {
+                        name: format!("Follow up on {}", deal.name),
+                        priority: Some(*g.pick(TaskPriority::ALL)),
+                        due_date: Some(crm.now() + Duration::days(i64::try_from(g.below(30)).unwrap_or(7))),
+                        related: Some(Related { kind: RelatedType::Deal, id: deal.id.as_uuid() }),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            report.tasks += 1;
+        }
+        if n % 2 == 0 {
+            crm.interactions()
+                .log(
+                    &actor,
+                    NewInteraction {
+                        contact_id: contact,
+                        kind: *g.pick(&[InteractionKind::Call, InteractionKind::Meeting, InteractionKind::Email]),
+                        deal_id: Some(deal.id),
+                        subject: Some("Discovery".into()),
+                        body: Some("Talked about needs, budget and timing.".into()),
+                        occurred_at: None,
+                    },
+                )
+                .await?;
+            report.interactions += 1;
+        }
+    }
+    Ok(report)
+}
