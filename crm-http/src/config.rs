@@ -31,9 +31,10 @@ pub struct ServerConfig {
     /// The secrets file (default: beside a SQLite database, else `./crm-secrets.json`).
     #[arg(long, env = "CRM_SECRETS_FILE")]
     pub secrets_file: Option<PathBuf>,
-    /// SMTP server: `smtp://[user:pass@]host[:port]` (STARTTLS), `smtps://…` (TLS), or
-    /// `smtp+plain://host:port` (no encryption, loopback only). Absent: mail goes to
-    /// `--mail-dir` as `.eml` files.
+    /// SMTP server: `smtp://[user:pass@]host[:port]` (STARTTLS), `smtps://…` (TLS),
+    /// `smtp+plain://host:port` (no encryption, loopback only) or `smtp+insecure://…` (no
+    /// encryption, a private network you trust). Absent: mail goes to `--mail-dir` as
+    /// `.eml` files.
     #[arg(long, env = "CRM_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
     /// Where mail goes without SMTP.
@@ -198,7 +199,8 @@ pub fn parse_smtp_url(url: &str) -> Result<SmtpConfig> {
         "smtp" => (SmtpSecurity::StartTls, 587),
         "smtps" => (SmtpSecurity::Tls, 465),
         "smtp+plain" => (SmtpSecurity::Plain, 25),
-        _ => return Err(bad("the scheme is smtp, smtps or smtp+plain")),
+        "smtp+insecure" => (SmtpSecurity::PlainTrustedNetwork, 25),
+        _ => return Err(bad("the scheme is smtp, smtps, smtp+plain (loopback) or smtp+insecure (trusted network)")),
     };
     let rest = rest.trim_end_matches('/');
     let (auth, hostport) = match rest.rsplit_once('@') {

@@ -71,6 +71,9 @@ pub enum SmtpSecurity {
     StartTls,
     /// No encryption: refused unless the server is on this machine (loopback).
     Plain,
+    /// No encryption to any host: an explicit choice for a private network the operator
+    /// trusts (a compose or cluster network with a mail relay beside the server).
+    PlainTrustedNetwork,
 }
 
 /// Where and how to send through SMTP.
@@ -117,8 +120,10 @@ impl SmtpMailer {
                 AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
             }
             SmtpSecurity::Plain => {
-                return Err(bad("unencrypted SMTP is allowed only to a server on this machine (loopback)"));
+                return Err(bad("unencrypted SMTP is allowed only to a server on this machine (loopback); \
+                     smtp+insecure:// says the network is trusted"));
             }
+            SmtpSecurity::PlainTrustedNetwork => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
         };
         let mut builder = builder.port(config.port).timeout(Some(config.timeout));
         if let Some((user, password)) = &config.credentials {
