@@ -239,3 +239,91 @@ mod tests {
         assert!(parse_smtp_url("smtp://host:notaport").is_err());
     }
 }
+
+/// The keys a configuration file may hold, with the environment variable each fills.
+pub const FILE_KEYS: [(&str, &str); 11] = [
+    ("database_url", "CRM_DATABASE_URL"),
+    ("bind", "CRM_BIND"),
+    ("jwt_secret", "CRM_JWT_SECRET"),
+    ("secrets_file", "CRM_SECRETS_FILE"),
+    ("smtp_url", "CRM_SMTP_URL"),
+    ("mail_dir", "CRM_MAIL_DIR"),
+    ("mail_from", "CRM_MAIL_FROM"),
+    ("public_url", "CRM_PUBLIC_URL"),
+    ("files_dir", "CRM_FILES_DIR"),
+    ("cors_origins", "CRM_CORS_ORIGINS"),
+    ("log_format", "CRM_LOG_FORMAT"),
+];
+
+/// Reads a TOML configuration file into `(variable, value)` pairs. Flags and the
+/// environment win over the file; unknown keys and values of the wrong type are errors
+/// that name them.
+pub fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::internal(format!("reading {}", path.display()), e))?;
+    parse_file(&text).map_err(|e| match e {
+        Error::Validation(mut fields) => {
+            for f in &mut fields {
+                f.message = format!("{}: {}", path.display(), f.message);
+            }
+            Error::Validation(fields)
+        }
+        other => other,
+    })
+}
+
+/// [`read_file`] on text.
+pub fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>> {
+    let table: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| Error::invalid("config", "invalid_format", e.to_string()))?;
+    let mut errs = crm_core::error::Errors::new();
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let Some((_, var)) = FILE_KEYS.iter().find(|(k, _)| *k == key) else {
+            let known: Vec<&str> = FILE_KEYS.iter().map(|(k, _)| *k).collect();
+            errs.add(key.clone(), "unknown_field", format!("unknown key; the keys are {}", known.join(", ")));
+            continue;
+        };
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Array(items) if key == "cors_origins" => {
+                let strings: Option<Vec<String>> = items.into_iter().map(|i| i.as_str().map(str::to_string)).collect();
+                match strings {
+                    Some(s) => s.join(","),
+                    None => {
+                        errs.add(key, "invalid_value", "a list of origin strings");
+                        continue;
+                    }
+                }
+            }
+            other => {
+                errs.add(key, "invalid_value", format!("a string, not {}", other.type_str()));
+                continue;
+            }
+        };
+        out.push((*var, text));
+    }
+    errs.finish()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn config_files_map_to_variables_and_name_their_mistakes() {
+        let mut ok =
+            parse_file("database_url = \"postgres://x@h/db\"\ncors_origins = [\"https://a\", \"https://b\"]\n")
+                .unwrap_or_else(|e| panic!("{e}"));
+        ok.sort();
+        assert_eq!(
+            ok,
+            [("CRM_CORS_ORIGINS", "https://a,https://b".to_string()), ("CRM_DATABASE_URL", "postgres://x@h/db".into())]
+        );
+        let e = parse_file("bind = 8080\ncolour = \"red\"\n").err().unwrap_or_else(|| panic!("accepted"));
+        let mut fields: Vec<&str> = e.field_errors().iter().map(|f| f.field.as_str()).collect();
+        fields.sort();
+        assert_eq!(fields, ["bind", "colour"]);
+        assert!(parse_file("not toml [").is_err());
+    }
+}

@@ -20,6 +20,10 @@ use crm_http::{router, AppState};
 #[derive(Parser)]
 #[command(name = "crm-server", version, about = "The crm-rs REST API server")]
 struct Cli {
+    /// A TOML file of settings (keys: database_url, bind, smtp_url, public_url, …);
+    /// flags and CRM_* variables win over it.
+    #[arg(long = "config", env = "CRM_CONFIG", global = true)]
+    config_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     config: ServerConfig,
     #[command(subcommand)]
@@ -197,7 +201,51 @@ async fn seed_demo(crm: &crm_core::Crm, size: crm_http::demo::DemoSize) -> crm_c
     Ok(())
 }
 
+/// `--config FILE` (or `CRM_CONFIG`): the file's settings become environment variables
+/// where none is set, before the flags are read, so flags > environment > file.
+fn load_config_file() -> Result<(), crm_core::Error> {
+    let args: Vec<String> = std::env::args().collect();
+    let from_args = args
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--config=").map(str::to_string)));
+    let Some(path) = from_args.or_else(|| std::env::var("CRM_CONFIG").ok()) else { return Ok(()) };
+    for (var, value) in crm_http::config::read_file(std::path::Path::new(&path))? {
+        if std::env::var_os(var).is_none() {
+            // Single-threaded still: nothing else reads the environment yet.
+            set_env(var, &value);
+        }
+    }
+    Ok(())
+}
+
+/// An error for the operator: a bad setting names each field, anything else says what failed.
+fn report(e: &crm_core::Error) {
+    if e.field_errors().is_empty() {
+        eprintln!("crm-server: {e}");
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            eprintln!("  caused by: {s}");
+            src = s.source();
+        }
+    } else {
+        eprintln!("crm-server: invalid settings:");
+        for f in e.field_errors() {
+            eprintln!("  {}: {}", f.field, f.message);
+        }
+    }
+}
+
+fn set_env(var: &str, value: &str) {
+    std::env::set_var(var, value);
+}
+
 fn main() -> ExitCode {
+    if let Err(e) = load_config_file() {
+        report(&e);
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     init_logs();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -210,10 +258,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("crm-server: {e}");
-            for f in e.field_errors() {
-                eprintln!("  {}: {}", f.field, f.message);
-            }
+            report(&e);
             ExitCode::FAILURE
         }
     }
