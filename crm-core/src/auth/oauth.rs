@@ -308,6 +308,21 @@ impl std::fmt::Debug for FacebookProvider {
 }
 
 impl FacebookProvider {
+    /// A Graph API answer: a 4xx refuses the token, anything else failing is the
+    /// provider being unavailable.
+    async fn graph<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> std::result::Result<T, Rejected> {
+        let unavailable = |e: reqwest::Error| Rejected::Unavailable(Error::internal("asking Facebook", e));
+        let res = self.http.get(url).query(query).send().await.map_err(unavailable)?;
+        if res.status().is_client_error() {
+            return reject(format!("Facebook answered {}", res.status().as_u16()));
+        }
+        res.error_for_status().map_err(unavailable)?.json().await.map_err(unavailable)
+    }
+
     /// A provider with these settings.
     pub fn new(config: FacebookConfig) -> Result<Self> {
         check_url("graphUrl", &config.graph_url)?;
@@ -353,18 +368,8 @@ impl IdentityProvider for FacebookProvider {
         }
         let base = self.config.graph_url.trim_end_matches('/');
         let app_token = format!("{}|{}", self.config.app_id, self.config.app_secret);
-        let unavailable = |e: reqwest::Error| Rejected::Unavailable(Error::internal("asking Facebook", e));
-        let debug: DebugToken = self
-            .http
-            .get(format!("{base}/debug_token"))
-            .query(&[("input_token", token), ("access_token", app_token.as_str())])
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+        let query = [("input_token", token), ("access_token", app_token.as_str())];
+        let debug: DebugToken = self.graph(&format!("{base}/debug_token"), &query).await?;
         let d = debug.data;
         if !d.is_valid {
             return reject("token not valid");
@@ -376,17 +381,7 @@ impl IdentityProvider for FacebookProvider {
             return reject("expired");
         }
         let Some(user_id) = d.user_id else { return reject("no user") };
-        let me: Me = self
-            .http
-            .get(format!("{base}/me"))
-            .query(&[("fields", "id,name,email"), ("access_token", token)])
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+        let me: Me = self.graph(&format!("{base}/me"), &[("fields", "id,name,email"), ("access_token", token)]).await?;
         if me.id != user_id {
             return reject("/me is another user");
         }

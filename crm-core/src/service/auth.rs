@@ -177,14 +177,17 @@ impl AuthService<'_> {
         self.crm.event(MAIL_TOPIC.to_string(), EntityKind::User, user.id.as_uuid(), payload)
     }
 
-    /// A new mailed token for `user` and its insert.
-    pub(crate) fn new_token(&self, user: &User, purpose: TokenPurpose, email: &str) -> Result<(SecretToken, Write)> {
+    /// The writes that mail `user` a link carrying a fresh single-use token for
+    /// `purpose`, to their current address: the token (stored as its digest) and the
+    /// queued email (the token sealed in it).
+    pub(crate) fn mail_link(&self, user: &User, purpose: TokenPurpose) -> Result<[Write; 2]> {
         let s = self.settings()?;
-        let ttl = match purpose {
-            TokenPurpose::VerifyEmail => s.verify_ttl,
-            TokenPurpose::ResetPassword => s.reset_ttl,
-            TokenPurpose::Invitation => s.invite_ttl,
+        let (ttl, template) = match purpose {
+            TokenPurpose::VerifyEmail => (s.verify_ttl, MailTemplate::VerifyEmail),
+            TokenPurpose::ResetPassword => (s.reset_ttl, MailTemplate::PasswordReset),
+            TokenPurpose::Invitation => (s.invite_ttl, MailTemplate::Invitation),
         };
+        let to = user.email.as_str();
         let secret = SecretToken::generate()?;
         let now = self.crm.now();
         let token = AuthToken {
@@ -192,22 +195,14 @@ impl AuthService<'_> {
             purpose,
             token_hash: secret.digest.clone(),
             user_id: user.id,
-            email: email.to_string(),
+            email: to.to_string(),
             created_at: now,
             expires_at: now + ttl,
             used_at: None,
             version: 1,
         };
-        Ok((secret, Write::Insert { kind: EntityKind::AuthToken, row: to_row(&token)? }))
-    }
-
-    fn ttl_of(&self, purpose: TokenPurpose) -> Result<Duration> {
-        let s = self.settings()?;
-        Ok(match purpose {
-            TokenPurpose::VerifyEmail => s.verify_ttl,
-            TokenPurpose::ResetPassword => s.reset_ttl,
-            TokenPurpose::Invitation => s.invite_ttl,
-        })
+        let insert = Write::Insert { kind: EntityKind::AuthToken, row: to_row(&token)? };
+        Ok([insert, self.mail(user, to, template, Some((&secret, ttl)), |_| {})?])
     }
 
     /// A mailed token that is valid now, with the write that uses it up. The write is
@@ -260,16 +255,7 @@ impl AuthService<'_> {
         user.password_hash = Some(hash);
         let mut cs = Changeset::default();
         crm.insert_changes(&user.actor().with_meta(meta), &user, &mut cs)?;
-        let (secret, insert) = self.new_token(&user, TokenPurpose::VerifyEmail, user.email.as_str())?;
-        cs.writes.push(insert);
-        let ttl = self.ttl_of(TokenPurpose::VerifyEmail)?;
-        cs.writes.push(self.mail(
-            &user,
-            user.email.as_str(),
-            MailTemplate::VerifyEmail,
-            Some((&secret, ttl)),
-            |_| {},
-        )?);
+        cs.writes.extend(self.mail_link(&user, TokenPurpose::VerifyEmail)?);
         crm.store().apply(cs).await?;
         Ok(user)
     }
@@ -283,16 +269,7 @@ impl AuthService<'_> {
         let mut cs = Changeset::default();
         match user.filter(|u| u.status == UserStatus::Pending && !u.meta.is_deleted()) {
             Some(u) => {
-                let (secret, insert) = self.new_token(&u, TokenPurpose::VerifyEmail, u.email.as_str())?;
-                let ttl = self.ttl_of(TokenPurpose::VerifyEmail)?;
-                cs.writes.push(insert);
-                cs.writes.push(self.mail(
-                    &u,
-                    u.email.as_str(),
-                    MailTemplate::VerifyEmail,
-                    Some((&secret, ttl)),
-                    |_| {},
-                )?);
+                cs.writes.extend(self.mail_link(&u, TokenPurpose::VerifyEmail)?);
                 cs.audit.push(self.account_event(Some(&u), "auth.verification_sent", json!({}), &meta));
             }
             None => cs.audit.push(self.account_event(None, "auth.verification_sent", json!({"known": false}), &meta)),
@@ -723,16 +700,7 @@ impl AuthService<'_> {
         });
         match eligible {
             Some(u) => {
-                let (secret, insert) = self.new_token(&u, TokenPurpose::ResetPassword, u.email.as_str())?;
-                let ttl = self.ttl_of(TokenPurpose::ResetPassword)?;
-                cs.writes.push(insert);
-                cs.writes.push(self.mail(
-                    &u,
-                    u.email.as_str(),
-                    MailTemplate::PasswordReset,
-                    Some((&secret, ttl)),
-                    |_| {},
-                )?);
+                cs.writes.extend(self.mail_link(&u, TokenPurpose::ResetPassword)?);
                 cs.audit.push(self.account_event(Some(&u), "auth.password_reset_requested", json!({}), &meta));
             }
             None => {

@@ -12,7 +12,6 @@ use super::auth::{refusal, AuthService, TokenPair};
 use crate::auth::oauth::{ExternalIdentity, Rejected};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
-use crate::mail::MailTemplate;
 use crate::model::auth::{Identity, TokenPurpose};
 use crate::model::user::{User, UserStatus};
 use crate::policy::{Actor, RequestMeta, Role};
@@ -131,16 +130,7 @@ impl AuthService<'_> {
         let (_, insert) = self.new_identity(ext, user.id)?;
         cs.writes.push(insert);
         if !ext.email_verified {
-            let (secret, token) = self.new_token(&user, TokenPurpose::VerifyEmail, user.email.as_str())?;
-            let ttl = crm.auth_settings()?.verify_ttl;
-            cs.writes.push(token);
-            cs.writes.push(self.mail(
-                &user,
-                user.email.as_str(),
-                MailTemplate::VerifyEmail,
-                Some((&secret, ttl)),
-                |_| {},
-            )?);
+            cs.writes.extend(self.mail_link(&user, TokenPurpose::VerifyEmail)?);
         }
         let changes = json!({"provider": ext.provider, "subject": ext.subject, "automatic": false, "newAccount": true});
         cs.audit.push(self.account_event(Some(&user), "auth.identity_linked", changes, meta));

@@ -205,16 +205,7 @@ impl UserService<'_> {
             }
             None => {
                 user.status = UserStatus::Pending;
-                let (secret, insert) = auth.new_token(&user, TokenPurpose::Invitation, user.email.as_str())?;
-                let ttl = crm.auth_settings()?.invite_ttl;
-                extra.writes.push(insert);
-                extra.writes.push(auth.mail(
-                    &user,
-                    user.email.as_str(),
-                    MailTemplate::Invitation,
-                    Some((&secret, ttl)),
-                    |_| {},
-                )?);
+                extra.writes.extend(auth.mail_link(&user, TokenPurpose::Invitation)?);
             }
         }
         crm.commit_insert(actor, &user, extra).await?;
@@ -295,16 +286,7 @@ impl UserService<'_> {
         if u.email != before.email {
             // The new address is confirmed by a link sent to it.
             let auth = crm.auth();
-            let (secret, insert) = auth.new_token(&u, TokenPurpose::VerifyEmail, u.email.as_str())?;
-            let ttl = crm.auth_settings()?.verify_ttl;
-            extra.writes.push(insert);
-            extra.writes.push(auth.mail(
-                &u,
-                u.email.as_str(),
-                MailTemplate::VerifyEmail,
-                Some((&secret, ttl)),
-                |_| {},
-            )?);
+            extra.writes.extend(auth.mail_link(&u, TokenPurpose::VerifyEmail)?);
         }
         crm.commit_update(actor, &before, u, "updated", extra).await
     }
