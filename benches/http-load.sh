@@ -34,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-psql "$pg/postgres" -qc "drop database if exists $db" -qc "create database $db" >/dev/null
+psql "$pg/postgres" -qc "drop database if exists $db with (force)" -qc "create database $db" >/dev/null
 export CRM_DATABASE_URL="$pg/$db" CRM_SECRETS_FILE="$work/secrets.json" CRM_MAIL_DIR="$work/mail" CRM_FILES_DIR="$work/files"
 password='correct horse battery staple'
 (cd "$work" && "$bin" create-admin --username admin --email admin@example.com --password "$password" 2>/dev/null)
@@ -61,14 +61,16 @@ LUA
 
 run() {
   local name=$1 url=$2; shift 2
-  wrk -t2 -c"$conns" -d"${seconds}s" --latency -H "authorization: Bearer $token" "$@" "$url" >"$work/$name.txt"
+  local file
+  file="$work/$(echo "$name" | tr -c 'a-zA-Z0-9' '_').txt"
+  wrk -t2 -c"$conns" -d"${seconds}s" --latency -H "authorization: Bearer $token" "$@" "$url" >"$file"
   local rps p99 p50 rss
-  rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$name.txt")
-  p50=$(awk '$1 == "50%" {print $2}' "$work/$name.txt")
-  p99=$(awk '$1 == "99%" {print $2}' "$work/$name.txt")
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$file")
+  p50=$(awk '$1 == "50%" {print $2}' "$file")
+  p99=$(awk '$1 == "99%" {print $2}' "$file")
   rss=$(server_rss)
   local errors
-  errors=$(awk '/Non-2xx or 3xx responses/ {print $5}' "$work/$name.txt")
+  errors=$(awk '/Non-2xx or 3xx responses/ {print $5}' "$file")
   printf '%-34s %10s req/s   p50 %8s   p99 %8s   server RSS %6d MB   non-2xx %s\n' \
     "$name" "$rps" "$p50" "$p99" "$((rss / 1024))" "${errors:-0}"
 }
@@ -84,14 +86,16 @@ results=$(
 kill "$server_pid" 2>/dev/null || true
 server_pid=""
 
-# The same page straight from PostgreSQL (what the store sends for that request).
+# The same page straight from PostgreSQL (what the store sends for that request), with
+# as many connections as the server's pool (10) and prepared statements, as sqlx does.
 cat >"$work/list.sql" <<'SQL'
 SELECT * FROM contacts WHERE lifecycle_stage = 'customer' AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 51;
 SQL
-raw=$(pgbench -n -c "$conns" -j 2 -T "$seconds" -f "$work/list.sql" "$pg/$db" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+raw=$(pgbench -n -M prepared -c 10 -j 2 -T "$seconds" -f "$work/list.sql" "$pg/$db" 2>/dev/null | awk '/^tps/ {print $3; exit}')
 api=$(echo "$results" | awk -F'  +' '/GET \/api\/contacts\?limit/ {print $2}' | awk '{print $1}')
 results="$results
-$(printf 'pgbench, the same list query:      %10.0f queries/s\n' "$raw")
+$(printf 'pgbench, the same list query (10 connections, prepared): %10.0f queries/s\n' "$raw")
 $(printf 'API list throughput / raw query:    %10.2f\n' "$(echo "$api / $raw" | bc -l)")"
 echo "$results" | tee "$out/http-load.txt"
-psql "$pg/postgres" -qc "drop database if exists $db" >/dev/null
+sleep 1
+psql "$pg/postgres" -qc "drop database if exists $db with (force)" >/dev/null
