@@ -123,7 +123,12 @@ type GhostEntry = (i64, Option<DateTime<Utc>>);
 pub(crate) struct AuthState {
     sessions: Mutex<HashMap<Uuid, (Instant, Option<Actor>)>>,
     ghosts: Mutex<HashMap<String, GhostEntry>>,
+    rejections: Mutex<HashMap<String, (Instant, u32)>>,
 }
+
+/// Refused access tokens audited per client address and minute; more are only logged,
+/// so a flood of bad tokens cannot turn into a flood of writes.
+pub const REJECTIONS_AUDITED_PER_MINUTE: u32 = 60;
 
 impl AuthState {
     /// The cached outcome of a session check, when younger than `ttl`.
@@ -143,6 +148,24 @@ impl AuthState {
     /// Forgets every cached session check (after a revocation in this process).
     pub(crate) fn forget_sessions(&self) {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Should this refused token be audited (under the per-address budget)?
+    pub(crate) fn audit_rejection(&self, ip: Option<&str>) -> bool {
+        let now = Instant::now();
+        let mut map = self.rejections.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        let entry = map.entry(ip.unwrap_or("unknown").to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0).as_secs() >= 60 {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        if entry.1 == REJECTIONS_AUDITED_PER_MINUTE + 1 {
+            tracing::warn!(ip = ip.unwrap_or("unknown"), "refused access tokens: audit budget spent for this minute");
+        }
+        entry.1 <= REJECTIONS_AUDITED_PER_MINUTE
     }
 
     /// When a login naming no account is locked until, if it is.
@@ -167,6 +190,14 @@ impl AuthState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_tokens_are_audited_within_a_budget_per_address() {
+        let s = AuthState::default();
+        let audited = (0..100).filter(|_| s.audit_rejection(Some("10.0.0.1"))).count();
+        assert_eq!(audited, REJECTIONS_AUDITED_PER_MINUTE as usize);
+        assert!(s.audit_rejection(Some("10.0.0.2")), "another address has its own budget");
+    }
 
     #[test]
     fn lockout_doubles_from_the_threshold_up_to_the_cap() {

@@ -584,8 +584,10 @@ impl AuthService<'_> {
         let claims = match s.keys.verify(access_token, now) {
             Ok(c) => c,
             Err(why) => {
-                let ev = self.account_event(None, "auth.token_rejected", json!({"reason": why.as_str()}), &meta);
-                self.audit_only(ev).await?;
+                if self.crm.auth_state().audit_rejection(meta.ip.as_deref()) {
+                    let ev = self.account_event(None, "auth.token_rejected", json!({"reason": why.as_str()}), &meta);
+                    self.audit_only(ev).await?;
+                }
                 return Err(Error::Unauthenticated);
             }
         };
@@ -596,9 +598,11 @@ impl AuthService<'_> {
                 let checked = self.session_actor(&claims, now).await?;
                 state.remember(claims.sid, checked.as_ref().ok().cloned());
                 if let Err((user, reason)) = &checked {
-                    let changes = json!({"reason": reason, "sessionId": claims.sid});
-                    let ev = self.account_event(user.as_ref(), "auth.token_rejected", changes, &meta);
-                    self.audit_only(ev).await?;
+                    if state.audit_rejection(meta.ip.as_deref()) {
+                        let changes = json!({"reason": reason, "sessionId": claims.sid});
+                        let ev = self.account_event(user.as_ref(), "auth.token_rejected", changes, &meta);
+                        self.audit_only(ev).await?;
+                    }
                 }
                 checked.ok()
             }
