@@ -76,25 +76,26 @@ run() {
 }
 
 filter='filter=lifecycleStage%5Beq%5D:customer'
+# The same page straight from PostgreSQL (the statement the store sends for that request,
+# written out), with as many connections as the server's pool (10) and prepared
+# statements, as sqlx does. Run before the POST load, whose new rows would change it.
+cat >"$work/list.sql" <<'SQL'
+SELECT * FROM contacts WHERE lifecycle_stage = 'customer' AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 51;
+SQL
 results=$(
   echo "http load: $(nproc) cores, $contacts contacts on PostgreSQL, $conns connections, ${seconds}s each, $(date -u +%F)"
   printf 'seeding %s contacts through the services: %.1f s\n' "$contacts" "$(echo "$seed_end - $seed_start" | bc)"
   run "GET /api/contacts?limit=50&filter" "$base/api/contacts?limit=50&$filter"
+  raw=$(pgbench -n -M prepared -c 10 -j 2 -T "$seconds" -f "$work/list.sql" "$pg/$db" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+  printf 'pgbench, the same list query (10 connections, prepared): %.0f queries/s\n' "$raw"
   run "GET /api/contacts/{id}" "$base/api/contacts/$id"
   run "POST /api/contacts" "$base/api/contacts" -s "$work/post.lua"
 )
 kill "$server_pid" 2>/dev/null || true
 server_pid=""
-
-# The same page straight from PostgreSQL (what the store sends for that request), with
-# as many connections as the server's pool (10) and prepared statements, as sqlx does.
-cat >"$work/list.sql" <<'SQL'
-SELECT * FROM contacts WHERE lifecycle_stage = 'customer' AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 51;
-SQL
-raw=$(pgbench -n -M prepared -c 10 -j 2 -T "$seconds" -f "$work/list.sql" "$pg/$db" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+raw=$(echo "$results" | awk '/^pgbench/ {print $(NF-1)}')
 api=$(echo "$results" | awk -F'  +' '/GET \/api\/contacts\?limit/ {print $2}' | awk '{print $1}')
 results="$results
-$(printf 'pgbench, the same list query (10 connections, prepared): %10.0f queries/s\n' "$raw")
 $(printf 'API list throughput / raw query:    %10.2f\n' "$(echo "$api / $raw" | bc -l)")"
 echo "$results" | tee "$out/http-load.txt"
 sleep 1
