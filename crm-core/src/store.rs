@@ -44,6 +44,16 @@ pub enum Write {
         /// The id.
         id: Uuid,
     },
+    /// Delete, for good, every row whose timestamp `column` is before `before`: expired
+    /// sessions, tokens and idempotency records.
+    PurgeExpired {
+        /// Kind.
+        kind: EntityKind,
+        /// A timestamp column (`expires_at`).
+        column: &'static str,
+        /// The cut-off.
+        before: DateTime<Utc>,
+    },
     /// Fail the changeset with [`crate::Error::Conflict`] unless `kind` has no rows at
     /// all (soft-deleted ones included). Checked under the same lock that orders audit
     /// events, so two changesets asserting the same can never both pass (the first

@@ -306,6 +306,23 @@ pub(crate) fn purge(kind: EntityKind, column: &str, id: Uuid, d: Dialect) -> Res
     Ok(build(&q, d))
 }
 
+/// `DELETE FROM … WHERE column < ?` (a timestamp column).
+pub(crate) fn purge_expired(
+    kind: EntityKind,
+    column: &str,
+    before: chrono::DateTime<chrono::Utc>,
+    d: Dialect,
+) -> Result<(String, Values)> {
+    let c = kind
+        .column(column)
+        .ok_or_else(|| crm_core::Error::internal_msg(format!("{} has no column {column}", kind.name())))?;
+    let q = Query::delete()
+        .from_table(Alias::new(kind.table()))
+        .and_where(col(c).lt(val(&Value::Timestamp(before), c, d)))
+        .to_owned();
+    Ok(build(&q, d))
+}
+
 /// `UPDATE … SET column = NULL, version = version + 1, updated_at = ? WHERE column = ?`.
 pub(crate) fn clear_reference(
     kind: EntityKind,

@@ -306,6 +306,9 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<Option<i64>> {
             Write::ClearReference { kind, column, id, at } => {
                 tx.exec(kind, build::clear_reference(kind, column, id, at, d)?).await?;
             }
+            Write::PurgeExpired { kind, column, before } => {
+                tx.exec(kind, build::purge_expired(kind, column, before, d)?).await?;
+            }
             Write::Reassign { kind, column, from, to, at } => {
                 tx.exec(kind, build::reassign(kind, column, from, to, at, d)?).await?;
             }

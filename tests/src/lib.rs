@@ -198,6 +198,7 @@ macro_rules! conformance_suite {
             facebook_login_via_debug_token,
             avatar_upload,
             erase_removes_personal_data_and_keeps_the_chain,
+            expired_sessions_and_tokens_are_purged,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -575,6 +575,18 @@ impl AuthService<'_> {
         Err(Error::internal_msg("revoking a session kept racing other writes"))
     }
 
+    /// Deletes what can no longer be used: sessions, refresh tokens, mailed tokens and
+    /// idempotency records past their expiry (after a day of grace). Call it now and
+    /// then (`crm-server` does, every hour).
+    pub async fn purge_expired(&self) -> Result<()> {
+        let before = self.crm.now() - Duration::days(1);
+        let writes = [EntityKind::Session, EntityKind::RefreshToken, EntityKind::AuthToken, EntityKind::IdempotencyKey]
+            .into_iter()
+            .map(|kind| Write::PurgeExpired { kind, column: "expires_at", before })
+            .collect();
+        self.crm.store().apply(Changeset { writes, audit: vec![] }).await
+    }
+
     /// Checks an access token: signature, algorithm, key, times, issuer, audience, then
     /// the session and the account (through a cache at most `session_cache_ttl` old).
     /// Every refusal is an `auth.token_rejected` audit event naming the reason.

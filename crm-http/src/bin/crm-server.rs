@@ -104,6 +104,19 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     let mail = tokio::spawn(worker.run(std::time::Duration::from_secs(1), async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
+    // Expired sessions, tokens and idempotency records go once an hour.
+    let sweeper = {
+        let crm = crm.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                if let Err(e) = crm.auth().purge_expired().await {
+                    tracing::warn!(error = %e, "purging expired sessions and tokens failed");
+                }
+            }
+        })
+    };
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| crm_core::Error::internal(format!("listening on {}", config.bind), e))?;
@@ -123,6 +136,7 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await;
     // The mail worker finishes the batch it is sending, then stops.
+    sweeper.abort();
     let _ = stop_tx.send(true);
     let _ = mail.await;
     store.close().await;

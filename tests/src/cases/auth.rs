@@ -885,3 +885,30 @@ impl ChainStatusOk {
         crm_core::ChainStatus::Intact { events }
     }
 }
+
+async fn count(h: &Harness, kind: EntityKind) -> u64 {
+    h.crm.store().count(kind, None, true).await.expect("count")
+}
+
+/// Expired sessions, refresh tokens and mailed tokens are deleted (after a day of
+/// grace); live ones stay.
+pub async fn expired_sessions_and_tokens_are_purged(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let user = registered(&h, "old").await;
+    login(&h, "old").await;
+    h.crm.auth().forgot_password(user.email.as_str(), meta()).await.expect("forgot");
+    assert_eq!((count(&h, EntityKind::Session).await, count(&h, EntityKind::AuthToken).await), (1, 2));
+    h.crm.auth().purge_expired().await.expect("purge");
+    assert_eq!(count(&h, EntityKind::AuthToken).await, 2, "nothing has expired yet");
+    // The reset link (1 h) and the verification link (48 h) expire; the session (30 days) lives.
+    h.clock.advance(Duration::days(4));
+    let fresh = login(&h, "old").await;
+    h.crm.auth().purge_expired().await.expect("purge");
+    assert_eq!((count(&h, EntityKind::Session).await, count(&h, EntityKind::AuthToken).await), (2, 0));
+    h.clock.advance(Duration::days(28));
+    h.crm.auth().purge_expired().await.expect("purge");
+    assert_eq!(count(&h, EntityKind::Session).await, 1, "the first session is past its 30 days and the grace day");
+    assert_eq!(count(&h, EntityKind::RefreshToken).await, 0, "its refresh token (14 days) went too");
+    h.crm.auth().authenticate(&fresh.access_token, meta()).await.expect_err("its access token expired long ago");
+    h.crm.auth().refresh(&fresh.refresh_token, meta()).await.expect_err("its refresh token is past 14 days");
+}
