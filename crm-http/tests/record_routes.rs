@@ -314,3 +314,72 @@ async fn idempotency_key_replays_and_refuses_another_body() {
     assert_eq!((bad.status, bad_again.status), (StatusCode::UNPROCESSABLE_ENTITY, StatusCode::UNPROCESSABLE_ENTITY));
     assert_eq!(bad_again.headers["idempotent-replayed"], "true");
 }
+
+#[tokio::test]
+async fn user_put_takes_password_and_clears_the_picture() {
+    let w = world().await;
+    let app = &w.app;
+    let me = format!("/api/users/{}", w.rep_id);
+    let no_current =
+        app.call(Method::PUT, &me, Some(&w.rep), Some(json!({"password": "a fresh long passphrase 1"}))).await;
+    assert_problem(&no_current, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(no_current.body["errors"][0]["field"], "currentPassword");
+    let mine = app
+        .call(
+            Method::PUT,
+            &me,
+            Some(&w.rep),
+            Some(json!({"password": "a fresh long passphrase 1", "currentPassword": PASSWORD})),
+        )
+        .await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    app.token("rep", "a fresh long passphrase 1").await;
+    assert_eq!(
+        app.call(Method::GET, "/api/auth/me", Some(&w.rep), None).await.status,
+        StatusCode::OK,
+        "the caller's session stays"
+    );
+
+    // An admin sets another's password: their sessions end.
+    let other_id =
+        app.call(Method::GET, "/api/auth/me", Some(&w.other), None).await.body["id"].as_str().unwrap().to_string();
+    let by_rep = app
+        .call(
+            Method::PUT,
+            &format!("/api/users/{other_id}"),
+            Some(&w.rep),
+            Some(json!({"password": "x long passphrase 22"})),
+        )
+        .await;
+    assert_eq!(by_rep.status, StatusCode::FORBIDDEN, "setting another's password is for admins (like suspend)");
+    let by_admin = app
+        .call(
+            Method::PUT,
+            &format!("/api/users/{other_id}"),
+            Some(&w.admin),
+            Some(json!({"password": "set by the admin 2026"})),
+        )
+        .await;
+    assert_eq!(by_admin.status, StatusCode::OK, "{}", by_admin.body);
+    assert_eq!(app.call(Method::GET, "/api/auth/me", Some(&w.other), None).await.status, StatusCode::UNAUTHORIZED);
+    app.token("other", "set by the admin 2026").await;
+
+    let (status, _, _) = app.raw(Method::PUT, &format!("{me}/avatar"), Some(&w.rep), "image/png", tiny_png()).await;
+    assert_eq!(status, StatusCode::OK);
+    let cleared = app.call(Method::PUT, &me, Some(&w.rep), Some(json!({"profilePicture": null}))).await;
+    assert_eq!((cleared.status, cleared.body["profilePicture"].clone()), (StatusCode::OK, Value::Null));
+    let (status, _, _) = app.raw(Method::GET, &format!("{me}/avatar"), Some(&w.rep), "image/png", vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_problem(
+        &app.call(Method::PUT, &me, Some(&w.rep), Some(json!({"colour": "red"}))).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    );
+}
+
+fn tiny_png() -> Vec<u8> {
+    let img = image::ImageBuffer::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, 100]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}

@@ -536,6 +536,46 @@ impl UserService<'_> {
         Ok(out)
     }
 
+    /// Sets another user's password (admins): their sessions end, a lockout is lifted, and
+    /// they are mailed that it changed. Users change their own with
+    /// [`crate::service::AuthService::change_password`], which needs the current one.
+    pub async fn set_password(&self, actor: &Actor, id: UserId, password: &str) -> Result<User> {
+        let crm = self.crm;
+        actor.require_role(Role::Admin)?;
+        if id == actor.user_id {
+            return Err(Error::forbidden("change your own password with the current one (auth/password/change)"));
+        }
+        let before: User = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
+        let s = crm.auth_settings()?;
+        s.password_policy.check("password", password, &[&before.username, before.email.local_part()])?;
+        let mut u = before.clone();
+        u.password_hash = Some(s.hasher.hash(password).await?);
+        u.session_epoch += 1;
+        u.failed_logins = 0;
+        u.locked_until = None;
+        let mail = crm.auth().mail(&before, before.email.as_str(), MailTemplate::PasswordChanged, None, |_| {})?;
+        let after = crm
+            .commit_update(actor, &before, u, "password_set", Changeset { writes: vec![mail], audit: vec![] })
+            .await?;
+        crm.auth_state().forget_sessions();
+        Ok(after)
+    }
+
+    /// Removes a user's picture (self or admin).
+    pub async fn remove_avatar(&self, actor: &Actor, id: UserId) -> Result<User> {
+        let crm = self.crm;
+        if actor.user_id != id {
+            actor.require_role(Role::Admin)?;
+        }
+        let before: User = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
+        let Some(key) = before.profile_picture.clone() else { return Ok(before) };
+        let mut u = before.clone();
+        u.profile_picture = None;
+        let after = crm.commit_update(actor, &before, u, "avatar_removed", Default::default()).await?;
+        crm.blobs().delete(&key).await?;
+        Ok(after)
+    }
+
     /// A user's preferences (self or admin).
     pub async fn settings(&self, actor: &Actor, id: UserId) -> Result<UserSettings> {
         let user: User = self.crm.authorized(actor, id.as_uuid(), Action::Read).await?;

@@ -71,15 +71,56 @@ async fn one(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> Ap
     Ok(Json(crm.users().get(caller.actor(), UserId(id)).await?.into()))
 }
 
+/// `PUT`/`PATCH /api/users/{id}`: the profile fields of [`UserPatch`], plus `password`
+/// (yours: with `currentPassword`; another's: admins) and `profilePicture: null` (removes
+/// the picture; a new one is uploaded to `/avatar`).
 async fn update(
     State(crm): State<Crm>,
     caller: Caller,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
-    ApiJson(mut patch): ApiJson<UserPatch>,
+    ApiJson(mut body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<UserView>> {
+    let id = UserId(id);
+    let text = |v: serde_json::Value, field: &str| match v {
+        serde_json::Value::String(s) => Ok(s),
+        _ => Err(ApiError::bad_request(format!("{field} is a string"))),
+    };
+    let password = body.remove("password").map(|v| text(v, "password")).transpose()?;
+    let current = body.remove("currentPassword").map(|v| text(v, "currentPassword")).transpose()?;
+    let picture = body.remove("profilePicture");
+    let mut patch: UserPatch =
+        serde_json::from_value(serde_json::Value::Object(body)).map_err(|e| ApiError::bad_request(e.to_string()))?;
     patch.version = expected_version(&headers, patch.version)?;
-    Ok(Json(crm.users().update(caller.actor(), UserId(id), patch).await?.into()))
+    let actor = caller.actor();
+    match picture {
+        None => {}
+        Some(serde_json::Value::Null) => {
+            crm.users().remove_avatar(actor, id).await?;
+        }
+        Some(_) => return Err(ApiError::bad_request("profilePicture takes null here; upload a picture to /avatar")),
+    }
+    if let Some(p) = password {
+        if id == actor.user_id {
+            let Some(current) = current else {
+                return Err(
+                    crm_core::Error::invalid("currentPassword", "required", "your current password is needed").into()
+                );
+            };
+            crm.auth().change_password(&caller.0, &current, &p).await?;
+        } else {
+            crm.users().set_password(actor, id, &p).await?;
+        }
+    } else if current.is_some() {
+        return Err(ApiError::bad_request("currentPassword goes with password"));
+    }
+    let untouched = patch.username.is_none()
+        && patch.email.is_none()
+        && patch.role.is_none()
+        && patch.team_id.is_none()
+        && patch.settings.is_none();
+    let user = if untouched { crm.users().get(actor, id).await? } else { crm.users().update(actor, id, patch).await? };
+    Ok(Json(user.into()))
 }
 
 async fn deactivate(
