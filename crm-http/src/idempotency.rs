@@ -3,7 +3,8 @@
 //! same request within 24 hours replays that answer (`Idempotent-Replayed: true`) and
 //! acts no more; the same key with another request, or while the first still runs, is a
 //! 409. Keys are scoped to the caller (their user id, or anonymous). A 5xx answer is not
-//! kept, so the request can be retried.
+//! kept, so the request can be retried. The auth routes are left out: their answers hold
+//! tokens, which the database never keeps.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -69,7 +70,9 @@ fn replay(rec: &IdempotencyRecord) -> Response {
 
 /// The middleware.
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
+    // The auth routes answer with tokens, which must never be stored; they are safe to
+    // repeat anyway (a second login is a second session).
+    if req.method() != Method::POST || req.uri().path().starts_with("/api/auth/") {
         return next.run(req).await;
     }
     let Some(key) = req.headers().get(HEADER).map(|v| v.to_str().unwrap_or_default().to_string()) else {

@@ -313,6 +313,15 @@ async fn idempotency_key_replays_and_refuses_another_body() {
         .await;
     assert_eq!((bad.status, bad_again.status), (StatusCode::UNPROCESSABLE_ENTITY, StatusCode::UNPROCESSABLE_ENTITY));
     assert_eq!(bad_again.headers["idempotent-replayed"], "true");
+    // A login with a key is not remembered: its tokens never reach the database.
+    let login = json!({"username": "rep", "password": PASSWORD});
+    let a = app.raw(Method::POST, "/api/auth/login", None, "application/json", login.to_string().into_bytes()).await;
+    assert_eq!(a.0, StatusCode::OK);
+    let keyed = app.with_headers(Method::POST, "/api/auth/login", "", &[("idempotency-key", "login-1")], login).await;
+    assert_eq!(keyed.status, StatusCode::OK);
+    assert!(!keyed.headers.contains_key("idempotent-replayed"));
+    let stored = app.crm.store().count(crm_core::EntityKind::IdempotencyKey, None, true).await.unwrap();
+    assert_eq!(stored, 3, "k-1 for two callers and k-2; nothing for the login");
 }
 
 #[tokio::test]
