@@ -357,6 +357,11 @@ impl EntityKind {
         self.columns().iter().find(|c| c.name == name)
     }
 
+    /// A column by storage name that must exist (an internal error naming it otherwise).
+    pub fn require_column(&self, name: &str) -> Result<&'static Column> {
+        self.column(name).ok_or_else(|| Error::internal_msg(format!("{} has no column {name}", self.name())))
+    }
+
     /// A column by API field name.
     pub fn field(&self, field: &str) -> Option<&'static Column> {
         self.columns().iter().find(|c| !c.is_computed() && c.field == field)

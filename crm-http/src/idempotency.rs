@@ -43,7 +43,7 @@ fn conflict(msg: &str) -> Response {
 
 async fn find(state: &AppState, key_hash: &str) -> Result<Option<IdempotencyRecord>, Error> {
     let kind = EntityKind::IdempotencyKey;
-    let col = |n: &str| kind.column(n).ok_or_else(|| Error::internal_msg(format!("no column {n}")));
+    let col = |n: &str| kind.require_column(n);
     let q = StoreQuery {
         filter: Some(Filter::Cmp(Cmp { column: col("key_hash")?, pred: Predicate::Eq(Value::Text(key_hash.into())) })),
         sort: vec![SortKey { column: col("id")?, direction: Direction::Asc }],

@@ -296,17 +296,12 @@ pub(crate) fn any_row(kind: EntityKind, d: Dialect) -> (String, Values) {
 
 /// `DELETE FROM … WHERE column = ?`.
 pub(crate) fn purge(kind: EntityKind, column: &str, id: Uuid, d: Dialect) -> Result<(String, Values)> {
-    let c = column_of(kind, column)?;
+    let c = kind.require_column(column)?;
     let q = Query::delete()
         .from_table(Alias::new(kind.table()))
         .and_where(col(c).eq(val(&Value::Uuid(id), c, d)))
         .to_owned();
     Ok(build(&q, d))
-}
-
-/// A storage column of a kind, or an internal error naming it.
-fn column_of(kind: EntityKind, column: &str) -> Result<&'static crm_core::schema::Column> {
-    kind.column(column).ok_or_else(|| crm_core::Error::internal_msg(format!("{} has no column {column}", kind.name())))
 }
 
 /// `DELETE FROM … WHERE column < ?` (a timestamp column).
@@ -316,7 +311,7 @@ pub(crate) fn purge_expired(
     before: chrono::DateTime<chrono::Utc>,
     d: Dialect,
 ) -> Result<(String, Values)> {
-    let c = column_of(kind, column)?;
+    let c = kind.require_column(column)?;
     let q = Query::delete()
         .from_table(Alias::new(kind.table()))
         .and_where(col(c).lt(val(&Value::Timestamp(before), c, d)))
@@ -355,7 +350,7 @@ fn set_where(
     at: chrono::DateTime<chrono::Utc>,
     d: Dialect,
 ) -> Result<(String, Values)> {
-    let c = column_of(kind, column)?;
+    let c = kind.require_column(column)?;
     let mut q = Query::update();
     q.table(Alias::new(kind.table())).value(Alias::new(c.name), val(to, c, d)).and_where(col(c).eq(val(
         &Value::Uuid(id),

@@ -273,9 +273,7 @@ impl MailWorker {
     pub async fn run_once(&self) -> Result<DeliveryReport> {
         let store = self.crm.store();
         let now = self.crm.now();
-        let col = |n: &str| {
-            EntityKind::OutboxEvent.column(n).ok_or_else(|| Error::internal_msg(format!("outbox has no {n}")))
-        };
+        let col = |n: &str| EntityKind::OutboxEvent.require_column(n);
         let filter = Filter::And(vec![
             Filter::Cmp(Cmp { column: col("topic")?, pred: Predicate::Eq(Value::Text(MAIL_TOPIC.into())) }),
             Filter::Cmp(Cmp { column: col("delivered_at")?, pred: Predicate::IsNull }),

@@ -484,7 +484,9 @@ pub(crate) fn render_value(v: &Value) -> String {
     }
 }
 
-fn quote(s: &str) -> String {
+/// A text value quoted for the filter grammar (`"a \"b\""`), as [`Filter`]'s `Display`
+/// writes it.
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

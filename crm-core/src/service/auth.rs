@@ -263,9 +263,7 @@ impl AuthService<'_> {
     /// Sends a new confirmation link to a pending account's address. Answers the same
     /// whether or not such an account exists.
     pub async fn resend_verification(&self, email: &str, meta: RequestMeta) -> Result<()> {
-        let normal = email.trim().to_lowercase();
-        let user: Option<User> =
-            if normal.len() <= MAX_LOGIN { self.crm.find_by("email", Value::Text(normal)).await? } else { None };
+        let user = self.find_by_email(email).await?;
         let mut cs = Changeset::default();
         match user.filter(|u| u.status == UserStatus::Pending && !u.meta.is_deleted()) {
             Some(u) => {
@@ -317,6 +315,16 @@ impl AuthService<'_> {
         }
         let column = if login.contains('@') { "email" } else { "username" };
         self.crm.find_by(column, Value::Text(login.to_string())).await
+    }
+
+    /// The account (deactivated ones included) whose address `email` is, in any case.
+    async fn find_by_email(&self, email: &str) -> Result<Option<User>> {
+        let normal = email.trim().to_lowercase();
+        if normal.contains('@') {
+            self.find_login(&normal).await
+        } else {
+            Ok(None)
+        }
     }
 
     /// Logs in with a user name or email and a password. Wrong passwords and unknown
@@ -708,8 +716,7 @@ impl AuthService<'_> {
     /// Mails a reset link when the address belongs to an account that may use one.
     /// Answers the same, after the same kind of work, whether or not it does.
     pub async fn forgot_password(&self, email: &str, meta: RequestMeta) -> Result<()> {
-        let normal = email.trim().to_lowercase();
-        let user: Option<User> = self.find_login(&normal).await?.filter(|_| normal.contains('@'));
+        let user = self.find_by_email(email).await?;
         let mut cs = Changeset::default();
         let eligible = user.filter(|u| {
             !u.meta.is_deleted() && matches!(u.status, UserStatus::Active | UserStatus::Pending | UserStatus::Suspended)

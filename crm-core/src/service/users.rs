@@ -500,7 +500,7 @@ impl UserService<'_> {
         use crate::audit::AuditEvent;
         use crate::query::{Cmp, Direction, Filter, Predicate, SortKey, StoreQuery};
         let kind = EntityKind::AuditEvent;
-        let col = |n: &str| kind.column(n).ok_or_else(|| Error::internal_msg(format!("audit has no {n}")));
+        let col = |n: &str| kind.require_column(n);
         let who = Value::Uuid(id.as_uuid());
         let mut out = Vec::new();
         let mut after: i64 = 0;

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crm_core::audit::AuditEvent;
 use crm_core::model::settings::UserSettings;
 use crm_core::model::JsonObject;
+use crm_core::query::quote;
 use crm_core::service::{NewUser, UserPatch};
 use crm_core::{Crm, EntityKind, Page, UserId};
 use serde::Deserialize;
@@ -216,10 +217,6 @@ async fn logs(
     }
     let q = list_query(EntityKind::AuditEvent, &pairs)?;
     Ok(Json(crm.audit().for_user(caller.actor(), UserId(id), q).await?))
-}
-
-fn quote(v: &str) -> String {
-    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 async fn set_avatar(
