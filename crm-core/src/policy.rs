@@ -15,6 +15,7 @@ use crate::ids::{TeamId, UserId};
 
 /// A user's role. Ordered: `User < Manager < Admin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Works their own records.

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 /// An email address, trimmed, lower-cased and checked for a plausible shape
 /// (`local@domain.tld`, at most 254 characters).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
 
@@ -75,6 +76,7 @@ impl fmt::Debug for Email {
 
 /// An internet domain name, lower-cased (`acme.com`).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct Domain(String);
 
@@ -145,6 +147,7 @@ impl fmt::Debug for Domain {
 /// Input is parsed with the `phonenumber` crate (libphonenumber's metadata): numbers in
 /// international form always, national numbers when a default region is configured.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct Phone(String);
 
@@ -253,6 +256,7 @@ impl<'de> Deserialize<'de> for Currency {
 
 /// An amount of money: integer minor units (cents) and a currency. Never a float.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Money {
     /// Minor units (cents for USD).
     pub minor: i64,
@@ -345,6 +349,37 @@ impl<'de> Deserialize<'de> for Percent {
         let p = f64::deserialize(d)?;
         Percent::from_f64(p).map_err(serde::de::Error::custom)
     }
+}
+
+#[cfg(feature = "openapi")]
+mod openapi {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, SchemaType, Type};
+    use utoipa::openapi::{RefOr, Schema};
+
+    impl utoipa::PartialSchema for super::Currency {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::new(Type::String))
+                .pattern(Some("^[A-Za-z]{3}$"))
+                .description(Some("ISO 4217 currency code (`USD`, `EUR`, `JPY`)"))
+                .examples(["EUR"])
+                .into()
+        }
+    }
+    impl utoipa::ToSchema for super::Currency {}
+
+    impl utoipa::PartialSchema for super::Percent {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::new(Type::Number))
+                .format(Some(SchemaFormat::Custom("decimal".into())))
+                .minimum(Some(0.0))
+                .maximum(Some(100.0))
+                .description(Some("A percentage between 0 and 100 with at most two decimals"))
+                .into()
+        }
+    }
+    impl utoipa::ToSchema for super::Percent {}
 }
 
 /// Checks a free-text value: trimmed by the caller, at most `max` characters, and free of

@@ -52,6 +52,12 @@ pub struct ServerConfig {
     /// Where uploaded files (avatars) are kept.
     #[arg(long, env = "CRM_FILES_DIR", default_value = "crm-files")]
     pub files_dir: PathBuf,
+    /// Requests a minute one client address may make to the auth routes.
+    #[arg(long, env = "CRM_AUTH_RATE_LIMIT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_rate_limit: u32,
+    /// Login and password-reset requests a minute for one account name.
+    #[arg(long, env = "CRM_LOGIN_RATE_LIMIT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_rate_limit: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -241,7 +247,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 11] = [
+pub const FILE_KEYS: [(&str, &str); 13] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("bind", "CRM_BIND"),
     ("jwt_secret", "CRM_JWT_SECRET"),
@@ -253,6 +259,8 @@ pub const FILE_KEYS: [(&str, &str); 11] = [
     ("files_dir", "CRM_FILES_DIR"),
     ("cors_origins", "CRM_CORS_ORIGINS"),
     ("log_format", "CRM_LOG_FORMAT"),
+    ("auth_rate_limit", "CRM_AUTH_RATE_LIMIT"),
+    ("login_rate_limit", "CRM_LOGIN_RATE_LIMIT"),
 ];
 
 /// Reads a TOML configuration file into `(variable, value)` pairs. Flags and the
@@ -285,6 +293,7 @@ pub fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>> {
         };
         let text = match value {
             toml::Value::String(s) => s,
+            toml::Value::Integer(n) if key.ends_with("_rate_limit") => n.to_string(),
             toml::Value::Array(items) if key == "cors_origins" => {
                 let strings: Option<Vec<String>> = items.into_iter().map(|i| i.as_str().map(str::to_string)).collect();
                 match strings {

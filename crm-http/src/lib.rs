@@ -36,6 +36,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod limit;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod views;
 
@@ -89,24 +90,12 @@ pub fn router(state: AppState) -> Router {
     metrics::handle();
     let request_id = HeaderName::from_static(extract::REQUEST_ID);
     let cors = cors(&state.cors_origins);
-    let app = Router::new()
-        .merge(routes::health::routes())
-        .nest(
-            "/api/auth",
-            routes::auth::routes().route_layer(middleware::from_fn_with_state(state.clone(), limit::per_ip)),
-        )
-        .nest("/api/users", routes::users::routes())
-        .nest("/api/contacts", routes::records::contacts::routes())
-        .nest("/api/companies", routes::records::companies::routes())
-        .nest("/api/deals", routes::records::deals::routes())
-        .nest("/api/tasks", routes::records::tasks::routes())
-        .nest("/api/interactions", routes::records::interactions::routes())
-        .nest("/api/teams", routes::records::teams::routes())
-        .merge(routes::records::deal_extras::routes())
-        .merge(routes::records::task_extras::routes())
-        .route("/metrics", axum::routing::get(metrics::render))
+    // Every route comes from `api()`, which documents each one it adds.
+    let (routes, _) = api().split();
+    let app = routes
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), limit::per_ip))
         .layer(middleware::from_fn(metrics::track))
         .with_state(state)
         .layer(middleware::from_fn(problem_request_id))
@@ -130,6 +119,52 @@ pub fn router(state: AppState) -> Router {
         Some(c) => app.layer(c),
         None => app,
     }
+}
+
+/// Every route with its document; [`router`] serves the routes, and the document at
+/// `/api/openapi.json`.
+pub fn api() -> openapi::Api {
+    let auth = routes::auth::api();
+    openapi::Api::new()
+        .merge(routes::health::api())
+        .merge(auth)
+        .merge(routes::users::api())
+        .merge(routes::records::contacts::api())
+        .merge(routes::records::companies::api())
+        .merge(routes::records::deals::api())
+        .merge(routes::records::tasks::api())
+        .merge(routes::records::interactions::api())
+        .merge(routes::records::teams::api())
+        .merge(routes::records::deal_extras::api())
+        .merge(routes::records::task_extras::api())
+        .op(
+            openapi::Spec::get("/api/openapi.json", "health", "This document (OpenAPI 3.1)").public().ok_schema(
+                "application/json",
+                utoipa::openapi::schema::Object::new(),
+                "The document",
+            ),
+            axum::routing::get(openapi_json),
+        )
+        .op(
+            openapi::Spec::get("/metrics", "health", "Prometheus metrics").public().ok_schema(
+                "text/plain",
+                utoipa::openapi::schema::Object::new(),
+                "The metrics, text exposition format",
+            ),
+            axum::routing::get(metrics::render),
+        )
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split().1
+}
+
+/// `GET /api/openapi.json`: the document, built once.
+async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| openapi().to_json().unwrap_or_default());
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
 }
 
 /// The CORS layer for the configured origins (none: no CORS headers at all).
@@ -175,6 +210,11 @@ async fn problem_request_id(req: Request, next: Next) -> Response {
         }
     } else if parts.status == StatusCode::PAYLOAD_TOO_LARGE {
         serde_json::to_value(problem_of(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is too large"))
+            .unwrap_or_default()
+    } else if parts.status == StatusCode::METHOD_NOT_ALLOWED && !parts.headers.contains_key(header::CONTENT_TYPE) {
+        let allowed = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let detail = format!("this route takes {allowed}");
+        serde_json::to_value(problem_of(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &detail))
             .unwrap_or_default()
     } else if parts.status == StatusCode::SERVICE_UNAVAILABLE && !parts.headers.contains_key(header::CONTENT_TYPE) {
         serde_json::to_value(problem_of(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long"))

@@ -113,8 +113,11 @@ impl RateLimiter {
     }
 }
 
-/// The per-address limit, as a middleware of the auth routes.
+/// The per-address limit of the auth routes (`/api/auth/…`), as a middleware.
 pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/api/auth/") {
+        return next.run(req).await;
+    }
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -6,7 +6,7 @@ use crm_core::{Role, TeamId, User, UserId, UserStatus};
 use serde::Serialize;
 
 /// A user account, without its password hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     /// Id.
@@ -34,6 +34,7 @@ pub struct UserView {
     /// Where the avatar is (`/api/users/{id}/avatar`), when there is one.
     pub profile_picture: Option<String>,
     /// Preferences.
+    #[schema(value_type = Object)]
     pub settings: JsonObject,
     /// Version.
     pub version: i64,

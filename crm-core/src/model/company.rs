@@ -10,6 +10,7 @@ use crate::values::{Domain, Email, Phone};
 
 /// How to reach a company.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContactDetails {
     /// General email address.
@@ -23,11 +24,13 @@ pub struct ContactDetails {
     pub website: Option<String>,
     /// Postal address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub address: Option<JsonObject>,
 }
 
 /// An organisation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Company {
     /// Id.
@@ -49,6 +52,7 @@ pub struct Company {
     /// The owner's team when the owner was set.
     pub team_id: Option<TeamId>,
     /// Custom fields.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_fields: JsonObject,
     /// Bookkeeping.
     #[serde(flatten)]

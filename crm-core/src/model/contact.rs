@@ -29,6 +29,7 @@ string_enum! {
 
 /// A person.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Contact {
     /// Id.
@@ -56,12 +57,16 @@ pub struct Contact {
     /// Free labels.
     pub tags: Vec<String>,
     /// Communication preferences.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub preferences: JsonObject,
     /// Social profiles.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub social: JsonObject,
     /// Postal address.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub address: JsonObject,
     /// Custom fields.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_fields: JsonObject,
     /// Bookkeeping.
     #[serde(flatten)]

@@ -49,6 +49,7 @@ impl DealStage {
 
 /// A product or service on a deal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LineItem {
     /// What is sold.
@@ -79,6 +80,7 @@ impl LineItem {
 
 /// A sales opportunity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Deal {
     /// Id.
@@ -148,6 +150,7 @@ pub static COLUMNS: &[Column] = record_columns![
 
 /// One entry of a deal's stage history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DealStageChange {
     /// Id.

@@ -24,6 +24,7 @@ string_enum! {
 
 /// One logged touch point with a contact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Interaction {
     /// Id.

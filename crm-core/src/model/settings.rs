@@ -35,6 +35,7 @@ pub const THEMES: [&str; 3] = ["system", "light", "dark"];
 
 /// How things are shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct DisplayOptions {
     /// One of [`DATE_FORMATS`].
@@ -53,6 +54,7 @@ impl Default for DisplayOptions {
 
 /// A user's preferences.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct UserSettings {
     /// Event → channel → on/off. Events and channels not named take the defaults

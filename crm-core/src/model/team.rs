@@ -9,6 +9,7 @@ use crate::schema::{Column, ColumnType as T, EntityKind};
 
 /// A team.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Team {
     /// Id.

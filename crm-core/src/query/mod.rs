@@ -383,6 +383,7 @@ pub struct Page<T> {
 
 /// Paging state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PageInfo {
     /// Is there another page?

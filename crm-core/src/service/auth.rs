@@ -29,6 +29,7 @@ const RETRIES: usize = 5;
 
 /// Input of [`AuthService::register`].
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Registration {
     /// Login name.

@@ -16,6 +16,7 @@ use crate::store::Write;
 
 /// Contact details as given: raw email and phone, normalised on the way in.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewContactDetails {
     /// Email.
@@ -29,11 +30,13 @@ pub struct NewContactDetails {
     pub website: Option<String>,
     /// Address.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub address: Option<JsonObject>,
 }
 
 /// Input of [`CompanyService::create`].
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewCompany {
     /// Name (required).
@@ -58,11 +61,13 @@ pub struct NewCompany {
     pub owner_id: Option<UserId>,
     /// Custom fields.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_fields: JsonObject,
 }
 
 /// Input of [`CompanyService::update`]: absent fields stay, `null` clears.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompanyPatch {
     /// Name.
@@ -88,6 +93,7 @@ pub struct CompanyPatch {
     pub owner_id: Option<UserId>,
     /// Custom fields (replace).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub custom_fields: Option<JsonObject>,
     /// The version the change is based on.
     #[serde(default)]

@@ -19,6 +19,7 @@ use crate::store::Write;
 
 /// Input of [`ContactService::create`].
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewContact {
     /// Full name (required).
@@ -49,20 +50,25 @@ pub struct NewContact {
     pub tags: Vec<String>,
     /// Preferences.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub preferences: JsonObject,
     /// Social profiles.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub social: JsonObject,
     /// Address.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub address: JsonObject,
     /// Custom fields.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_fields: JsonObject,
 }
 
 /// Input of [`ContactService::update`]: absent fields stay, `null` clears.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContactPatch {
     /// Name.
@@ -94,15 +100,19 @@ pub struct ContactPatch {
     pub tags: Option<Vec<String>>,
     /// Preferences (replace).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub preferences: Option<JsonObject>,
     /// Social profiles (replace).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub social: Option<JsonObject>,
     /// Address (replace).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub address: Option<JsonObject>,
     /// Custom fields (replace).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub custom_fields: Option<JsonObject>,
     /// The version the change is based on; a stale one is a conflict.
     #[serde(default)]

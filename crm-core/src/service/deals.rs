@@ -21,6 +21,7 @@ use crate::values::{Currency, Percent};
 
 /// A line item as given.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewLineItem {
     /// What is sold.
@@ -40,6 +41,7 @@ pub struct NewLineItem {
 
 /// Input of [`DealService::create`].
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewDeal {
     /// Name (required).
@@ -84,6 +86,7 @@ pub struct NewDeal {
 
 /// Input of [`DealService::update`]: absent fields stay, `null` clears.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DealPatch {
     /// Name.
@@ -133,6 +136,7 @@ pub struct DealPatch {
 
 /// A pipeline stage with its default probability.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineStage {
     /// The stage.

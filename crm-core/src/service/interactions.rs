@@ -17,6 +17,7 @@ use crate::query::{ListQuery, Page};
 
 /// Input of [`InteractionService::log`].
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewInteraction {
     /// The contact (must be readable by the caller).
@@ -39,6 +40,7 @@ pub struct NewInteraction {
 
 /// Input of [`InteractionService::update`].
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InteractionPatch {
     /// Kind.

@@ -36,7 +36,7 @@ pub use audit_log::AuditService;
 pub use auth::{AuthService, Authenticated, Registration, TokenPair};
 pub use companies::{CompanyPatch, CompanyService, NewCompany};
 pub use contacts::{ContactPatch, ContactService, NewContact};
-pub use deals::{DealPatch, DealService, NewDeal, NewLineItem};
+pub use deals::{DealPatch, DealService, NewDeal, NewLineItem, PipelineStage};
 pub use interactions::{InteractionPatch, InteractionService, NewInteraction};
 pub use tasks::{NewTask, TaskPatch, TaskService};
 pub use teams::{NewTeam, TeamPatch, TeamService};

@@ -21,6 +21,7 @@ use crate::store::Changeset;
 
 /// Input of [`TaskService::create`].
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTask {
     /// What to do (required).
@@ -50,6 +51,7 @@ pub struct NewTask {
 
 /// Input of [`TaskService::update`]: absent fields stay, `null` clears.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskPatch {
     /// Name.

@@ -14,6 +14,7 @@ use crate::query::{ListQuery, Page};
 
 /// Input of [`TeamService::create`].
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTeam {
     /// Name (required, unique among live teams).
@@ -28,6 +29,7 @@ pub struct NewTeam {
 
 /// Input of [`TeamService::update`].
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TeamPatch {
     /// Name.

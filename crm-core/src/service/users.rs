@@ -21,6 +21,7 @@ use crate::store::{Changeset, StoreExt, Write};
 
 /// Input of [`UserService::create`].
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewUser {
     /// Login name: 3–50 characters of a–z, 0–9, `.`, `_`, `-` (lower-cased).
@@ -40,6 +41,7 @@ pub struct NewUser {
 
 /// Input of [`UserService::update`].
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserPatch {
     /// Login name.
@@ -56,6 +58,7 @@ pub struct UserPatch {
     pub team_id: Option<Option<TeamId>>,
     /// Settings (replace).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub settings: Option<JsonObject>,
     /// The version the change is based on.
     #[serde(default)]

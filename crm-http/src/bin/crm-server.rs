@@ -131,7 +131,14 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
         "crm-server listening on http://{}",
         config.bind
     );
-    let app = router(AppState::new(crm).with_cors(config.cors_origins.clone()));
+    let limits = crm_http::limit::RateLimits {
+        per_ip: crm_http::limit::Quota { limit: config.auth_rate_limit, window: std::time::Duration::from_secs(60) },
+        per_account: crm_http::limit::Quota {
+            limit: config.login_rate_limit,
+            window: std::time::Duration::from_secs(60),
+        },
+    };
+    let app = router(AppState::new(crm).with_cors(config.cors_origins.clone()).with_limits(limits));
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;

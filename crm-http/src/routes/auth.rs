@@ -1,11 +1,11 @@
 //! `/api/auth`: registration, email confirmation, login, refresh, logout, sessions,
 //! passwords, third-party login and linking.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use crm_core::model::auth::{Identity, Session};
 use crm_core::service::{Registration, TokenPair};
 use crm_core::{Crm, Error, User};
@@ -13,34 +13,149 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, Caller, MaybeCaller, Meta};
+use crate::extract::{ApiJson, ApiPath, Caller, MaybeCaller, Meta};
+use crate::openapi::{Api, Spec};
 use crate::views::UserView;
 use crate::AppState;
 
-/// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/register", post(register))
-        .route("/verify-email", post(verify_email))
-        .route("/resend-verification", post(resend_verification))
-        .route("/accept-invitation", post(accept_invitation))
-        .route("/login", post(login))
-        .route("/refresh", post(refresh))
-        .route("/logout", post(logout))
-        .route("/logout-all", post(logout_all))
-        .route("/me", get(me))
-        .route("/sessions", get(sessions))
-        .route("/sessions/{id}", delete(revoke_session))
-        .route("/password/forgot", post(forgot))
-        .route("/password/reset", post(reset))
-        .route("/password/change", post(change))
-        .route("/oauth/{provider}", post(oauth_login))
-        .route("/oauth/{provider}/link", post(oauth_link).delete(oauth_unlink))
-        .route("/identities", get(identities))
+/// The routes and their document.
+pub fn api() -> Api {
+    const T: &str = "auth";
+    Api::new()
+        .op(
+            Spec::post("/api/auth/register", T, "Sign up; the account waits for the emailed confirmation link")
+                .public()
+                .body::<Registration>()
+                .created::<UserView>("The pending account")
+                .error(409, "The user name or email is taken (`conflict`)"),
+            post(register),
+        )
+        .op(
+            Spec::post("/api/auth/verify-email", T, "Confirm an email address with the token of the emailed link")
+                .public()
+                .body::<TokenBody>()
+                .ok::<UserView>("The confirmed account"),
+            post(verify_email),
+        )
+        .op(
+            Spec::post("/api/auth/resend-verification", T, "Send the confirmation link again")
+                .public()
+                .body::<EmailBody>()
+                .ok_status::<Accepted>(202, "Accepted, whether or not the address has an account"),
+            post(resend_verification),
+        )
+        .op(
+            Spec::post("/api/auth/accept-invitation", T, "Set the first password of an invited account")
+                .public()
+                .body::<TokenPasswordBody>()
+                .ok::<UserView>("The active account"),
+            post(accept_invitation),
+        )
+        .op(
+            Spec::post("/api/auth/login", T, "Log in with a user name or email and a password")
+                .public()
+                .body::<LoginBody>()
+                .ok::<TokenPairView>("An access token and a refresh token")
+                .error(401, "Wrong name or password (`unauthenticated`)")
+                .error(403, "Email not confirmed, or the account is suspended or deactivated")
+                .error(423, "Locked after repeated failures (`account_locked`), with `Retry-After`"),
+            post(login),
+        )
+        .op(
+            Spec::post(
+                "/api/auth/refresh",
+                T,
+                "Trade a refresh token for a new pair (single use; reuse ends the session)",
+            )
+            .public()
+            .body::<RefreshBody>()
+            .ok::<TokenPairView>("The next pair")
+            .error(401, "Unknown, used, expired or revoked refresh token (`unauthenticated`)"),
+            post(refresh),
+        )
+        .op(
+            Spec::post("/api/auth/logout", T, "End a session: the refresh token's, or the access token's")
+                .public()
+                .optional_auth()
+                .optional_body::<LogoutBody>()
+                .empty(204, "Logged out")
+                .error(401, "Neither a refresh token nor an access token (`unauthenticated`)"),
+            post(logout),
+        )
+        .op(
+            Spec::post("/api/auth/logout-all", T, "End every session of the caller").empty(204, "Logged out"),
+            post(logout_all),
+        )
+        .op(Spec::get("/api/auth/me", T, "The caller's account").ok::<UserView>("The account"), get(me))
+        .op(
+            Spec::get("/api/auth/sessions", T, "The caller's sessions").list::<SessionView>("The sessions"),
+            get(sessions),
+        )
+        .op(
+            Spec::delete("/api/auth/sessions/{id}", T, "End one of the caller's sessions").empty(204, "Ended"),
+            delete(revoke_session),
+        )
+        .op(
+            Spec::post("/api/auth/password/forgot", T, "Email a password reset link")
+                .public()
+                .body::<EmailBody>()
+                .ok_status::<Accepted>(202, "Accepted, whether or not the address has an account"),
+            post(forgot),
+        )
+        .op(
+            Spec::post("/api/auth/password/reset", T, "Set a new password with the token of the emailed link")
+                .public()
+                .body::<TokenPasswordBody>()
+                .empty(204, "Changed; every session ended"),
+            post(reset),
+        )
+        .op(
+            Spec::post("/api/auth/password/change", T, "Change the caller's password (other sessions end)")
+                .body::<ChangeBody>()
+                .empty(204, "Changed"),
+            post(change),
+        )
+        .op(
+            Spec::post("/api/auth/oauth/{provider}", T, "Log in with a third-party token (OIDC ID token or Facebook)")
+                .public()
+                .body::<OauthBody>()
+                .ok::<TokenPairView>("An access token and a refresh token")
+                .error(401, "The provider's token was refused (`unauthenticated`)")
+                .error(404, "No such provider is configured (`not_found`)")
+                .error(409, "The email belongs to an account that must link this provider first (`conflict`)"),
+            post(oauth_login),
+        )
+        .op(
+            Spec::post("/api/auth/oauth/{provider}/link", T, "Link a third-party identity to the caller")
+                .body::<OauthBody>()
+                .ok::<IdentityView>("The linked identity")
+                .error(404, "No such provider is configured (`not_found`)")
+                .error(409, "The identity belongs to another account (`conflict`)"),
+            post(oauth_link),
+        )
+        .op(
+            Spec::delete("/api/auth/oauth/{provider}/link", T, "Unlink a third-party identity (never the last way in)")
+                .empty(204, "Unlinked")
+                .error(404, "Not linked (`not_found`)")
+                .error(409, "It is the only way to log in (`conflict`)"),
+            delete(oauth_unlink),
+        )
+        .op(
+            Spec::get("/api/auth/identities", T, "The caller's linked identities")
+                .list::<IdentityView>("The identities"),
+            get(identities),
+        )
+}
+
+/// What the address-taking routes answer, whatever the address.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// `accepted`.
+    status: &'static str,
 }
 
 /// A token pair as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenPairView {
     access_token: String,
@@ -73,7 +188,7 @@ async fn register(
     Ok((StatusCode::CREATED, [("location", format!("/api/users/{}", user.id))], Json(UserView::from(user))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TokenBody {
     token: String,
@@ -87,15 +202,15 @@ async fn verify_email(
     Ok(Json(crm.auth().verify_email(&b.token, meta).await?.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EmailBody {
     email: String,
 }
 
 /// The same answer whatever the address.
-fn accepted() -> (StatusCode, Json<serde_json::Value>) {
-    (StatusCode::ACCEPTED, Json(serde_json::json!({"status": "accepted"})))
+fn accepted() -> (StatusCode, Json<Accepted>) {
+    (StatusCode::ACCEPTED, Json(Accepted { status: "accepted" }))
 }
 
 async fn resend_verification(
@@ -107,7 +222,7 @@ async fn resend_verification(
     Ok(accepted())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TokenPasswordBody {
     token: String,
@@ -122,7 +237,7 @@ async fn accept_invitation(
     Ok(Json(crm.auth().accept_invitation(&b.token, &b.password, meta).await?.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct LoginBody {
     /// User name or email.
@@ -136,15 +251,15 @@ async fn login(
     ApiJson(b): ApiJson<LoginBody>,
 ) -> Result<Json<TokenPairView>, Response> {
     crate::limit::per_account(&state, &b.username).map_err(|d| d.refusal())?;
-    let pair = state.crm.auth().login(&b.username, &b.password, meta).await.map_err(api)?;
+    let pair = state.crm.auth().login(&b.username, &b.password, meta).await.map_err(refusal)?;
     Ok(Json(pair.into()))
 }
 
-fn api(e: Error) -> Response {
+fn refusal(e: Error) -> Response {
     crate::error::ApiError::from(e).into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
@@ -158,7 +273,7 @@ async fn refresh(
     Ok(Json(crm.auth().refresh(&b.refresh_token, meta).await?.into()))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct LogoutBody {
     #[serde(default)]
@@ -196,7 +311,7 @@ async fn me(State(crm): State<Crm>, caller: Caller) -> ApiResult<Json<UserView>>
 }
 
 /// A session as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     id: Uuid,
@@ -227,7 +342,7 @@ async fn sessions(State(crm): State<Crm>, caller: Caller) -> ApiResult<Json<serd
     Ok(Json(serde_json::json!({ "data": data })))
 }
 
-async fn revoke_session(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
+async fn revoke_session(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
     crm.auth().revoke_session(caller.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -238,7 +353,7 @@ async fn forgot(
     ApiJson(b): ApiJson<EmailBody>,
 ) -> Result<impl IntoResponse, Response> {
     crate::limit::per_account(&state, &b.email).map_err(|d| d.refusal())?;
-    state.crm.auth().forgot_password(&b.email, meta).await.map_err(api)?;
+    state.crm.auth().forgot_password(&b.email, meta).await.map_err(refusal)?;
     Ok(accepted())
 }
 
@@ -251,7 +366,7 @@ async fn reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ChangeBody {
     current_password: String,
@@ -263,7 +378,7 @@ async fn change(State(crm): State<Crm>, caller: Caller, ApiJson(b): ApiJson<Chan
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct OauthBody {
     oauth_token: String,
@@ -272,14 +387,14 @@ struct OauthBody {
 async fn oauth_login(
     State(crm): State<Crm>,
     Meta(meta): Meta,
-    Path(provider): Path<String>,
+    ApiPath(provider): ApiPath<String>,
     ApiJson(b): ApiJson<OauthBody>,
 ) -> ApiResult<Json<TokenPairView>> {
     Ok(Json(crm.auth().oauth_login(&provider, &b.oauth_token, meta).await?.into()))
 }
 
 /// A linked identity as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityView {
     provider: String,
@@ -304,13 +419,17 @@ impl From<Identity> for IdentityView {
 async fn oauth_link(
     State(crm): State<Crm>,
     caller: Caller,
-    Path(provider): Path<String>,
+    ApiPath(provider): ApiPath<String>,
     ApiJson(b): ApiJson<OauthBody>,
 ) -> ApiResult<Json<IdentityView>> {
     Ok(Json(crm.auth().oauth_link(caller.actor(), &provider, &b.oauth_token).await?.into()))
 }
 
-async fn oauth_unlink(State(crm): State<Crm>, caller: Caller, Path(provider): Path<String>) -> ApiResult<StatusCode> {
+async fn oauth_unlink(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(provider): ApiPath<String>,
+) -> ApiResult<StatusCode> {
     crm.auth().oauth_unlink(caller.actor(), &provider).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,11 +3,11 @@
 //! (`POST /search`, the same as JSON), create (201 + `Location`), get, update (`PUT` and
 //! `PATCH`, both partial; `If-Match` or a `version` field), soft delete (204) and restore.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::{delete, get, patch, post, put};
+use axum::Json;
 use crm_core::query::RawListParams;
 use crm_core::{Crm, EntityKind, ListQuery};
 use serde::Deserialize;
@@ -15,8 +15,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Caller};
-use crate::AppState;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::openapi::{list_params, Api, Spec};
 
 /// The query parameters a list takes; any other is refused.
 const LIST_PARAMS: [&str; 7] = ["filter", "q", "sort", "after", "limit", "includeDeleted", "count"];
@@ -49,7 +49,7 @@ fn bad_query(e: crm_core::Error) -> ApiError {
 }
 
 /// The body of `POST …/search`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SearchBody {
     /// Filter expression (the grammar of the query string).
@@ -120,26 +120,77 @@ fn created<T: serde::Serialize>(path: &str, id: impl std::fmt::Display, rec: T) 
 
 macro_rules! record_routes {
     (
-        $module:ident, $path:literal, $kind:expr, $svc:ident, $create:ident,
-        $id:ty, $new:ty, $patch:ty, $rec:ty
+        $module:ident, $path:literal, $tag:literal, $a:literal, $singular:literal, $plural:literal, $kind:expr, $svc:ident,
+        $create:ident, $id:ty, $new:ty, $patch:ty, $rec:ty
     ) => {
         /// The routes of one kind of record.
         pub mod $module {
             use super::*;
 
-            /// The routes.
-            pub fn routes() -> Router<AppState> {
-                Router::new()
-                    .route("/", get(list).post(create))
-                    .route("/search", post(search))
-                    .route("/{id}", get(one).put(update).patch(update).delete(remove))
-                    .route("/{id}/restore", post(restore))
+            /// The routes and their document.
+            pub fn api() -> Api {
+                const ONE: &str = concat!($path, "/{id}");
+                Api::new()
+                    .op(
+                        Spec::get($path, $tag, concat!("List ", $plural)).query(list_params()).page::<$rec>("A page"),
+                        get(list),
+                    )
+                    .op(
+                        Spec::post($path, $tag, concat!("Create ", $a, " ", $singular))
+                            .body::<$new>()
+                            .created::<$rec>(concat!("The new ", $singular)),
+                        post(create),
+                    )
+                    .op(
+                        Spec::post(
+                            concat!($path, "/search"),
+                            $tag,
+                            concat!("Search ", $plural, " (the list query as JSON)"),
+                        )
+                        .body::<SearchBody>()
+                        .page::<$rec>("A page"),
+                        post(search),
+                    )
+                    .op(
+                        Spec::get(ONE, $tag, concat!("Get ", $a, " ", $singular))
+                            .ok::<$rec>(concat!("The ", $singular)),
+                        get(one),
+                    )
+                    .op(
+                        Spec::put(ONE, $tag, concat!("Update ", $a, " ", $singular, " (partial, like PATCH)"))
+                            .body::<$patch>()
+                            .if_match()
+                            .ok::<$rec>(concat!("The updated ", $singular)),
+                        put(update),
+                    )
+                    .op(
+                        Spec::patch(ONE, $tag, concat!("Update ", $a, " ", $singular))
+                            .body::<$patch>()
+                            .if_match()
+                            .ok::<$rec>(concat!("The updated ", $singular)),
+                        patch(update),
+                    )
+                    .op(
+                        Spec::delete(ONE, $tag, concat!("Delete ", $a, " ", $singular, " (soft; restorable)"))
+                            .if_match()
+                            .empty(204, "Deleted"),
+                        delete(remove),
+                    )
+                    .op(
+                        Spec::post(
+                            concat!($path, "/{id}/restore"),
+                            $tag,
+                            concat!("Restore ", $a, " deleted ", $singular),
+                        )
+                        .ok::<$rec>(concat!("The restored ", $singular)),
+                        post(restore),
+                    )
             }
 
             async fn list(
                 State(crm): State<Crm>,
                 caller: Caller,
-                Query(pairs): Query<Vec<(String, String)>>,
+                ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
             ) -> ApiResult<Json<crm_core::Page<$rec>>> {
                 let q = list_query($kind, &pairs)?;
                 Ok(Json(crm.$svc().list(caller.actor(), q).await?))
@@ -162,14 +213,14 @@ macro_rules! record_routes {
                 Ok(created($path, rec.id, rec))
             }
 
-            async fn one(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<$rec>> {
+            async fn one(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<$rec>> {
                 Ok(Json(crm.$svc().get(caller.actor(), <$id>::from(id)).await?))
             }
 
             async fn update(
                 State(crm): State<Crm>,
                 caller: Caller,
-                Path(id): Path<Uuid>,
+                ApiPath(id): ApiPath<Uuid>,
                 headers: HeaderMap,
                 ApiJson(mut patch): ApiJson<$patch>,
             ) -> ApiResult<Json<$rec>> {
@@ -180,14 +231,18 @@ macro_rules! record_routes {
             async fn remove(
                 State(crm): State<Crm>,
                 caller: Caller,
-                Path(id): Path<Uuid>,
+                ApiPath(id): ApiPath<Uuid>,
                 headers: HeaderMap,
             ) -> ApiResult<StatusCode> {
                 crm.$svc().delete(caller.actor(), <$id>::from(id), if_match(&headers)?).await?;
                 Ok(StatusCode::NO_CONTENT)
             }
 
-            async fn restore(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<$rec>> {
+            async fn restore(
+                State(crm): State<Crm>,
+                caller: Caller,
+                ApiPath(id): ApiPath<Uuid>,
+            ) -> ApiResult<Json<$rec>> {
                 Ok(Json(crm.$svc().restore(caller.actor(), <$id>::from(id)).await?))
             }
         }
@@ -205,6 +260,10 @@ use crm_core::{
 record_routes!(
     contacts,
     "/api/contacts",
+    "contacts",
+    "a",
+    "contact",
+    "contacts",
     EntityKind::Contact,
     contacts,
     create,
@@ -216,6 +275,10 @@ record_routes!(
 record_routes!(
     companies,
     "/api/companies",
+    "companies",
+    "a",
+    "company",
+    "companies",
     EntityKind::Company,
     companies,
     create,
@@ -224,11 +287,43 @@ record_routes!(
     CompanyPatch,
     Company
 );
-record_routes!(deals, "/api/deals", EntityKind::Deal, deals, create, DealId, NewDeal, DealPatch, Deal);
-record_routes!(tasks, "/api/tasks", EntityKind::Task, tasks, create, TaskId, NewTask, TaskPatch, Task);
+record_routes!(
+    deals,
+    "/api/deals",
+    "deals",
+    "a",
+    "deal",
+    "deals",
+    EntityKind::Deal,
+    deals,
+    create,
+    DealId,
+    NewDeal,
+    DealPatch,
+    Deal
+);
+record_routes!(
+    tasks,
+    "/api/tasks",
+    "tasks",
+    "a",
+    "task",
+    "tasks",
+    EntityKind::Task,
+    tasks,
+    create,
+    TaskId,
+    NewTask,
+    TaskPatch,
+    Task
+);
 record_routes!(
     interactions,
     "/api/interactions",
+    "interactions",
+    "an",
+    "interaction",
+    "interactions",
     EntityKind::Interaction,
     interactions,
     log,
@@ -237,24 +332,60 @@ record_routes!(
     InteractionPatch,
     Interaction
 );
-record_routes!(teams, "/api/teams", EntityKind::Team, teams, create, TeamId, NewTeam, TeamPatch, Team);
+record_routes!(
+    teams,
+    "/api/teams",
+    "teams",
+    "a",
+    "team",
+    "teams",
+    EntityKind::Team,
+    teams,
+    create,
+    TeamId,
+    NewTeam,
+    TeamPatch,
+    Team
+);
 
 /// Deal extras: the stage history of a deal, and the pipeline.
 pub mod deal_extras {
     use super::*;
 
     /// `GET /api/deals/{id}/history`, `GET /api/pipelines`.
-    pub fn routes() -> Router<AppState> {
-        Router::new().route("/api/deals/{id}/history", get(history)).route("/api/pipelines", get(pipelines))
+    pub fn api() -> Api {
+        Api::new()
+            .op(
+                Spec::get("/api/deals/{id}/history", "deals", "A deal's stage history, oldest first")
+                    .list::<crm_core::DealStageChange>("The stage changes"),
+                get(history),
+            )
+            .op(
+                Spec::get("/api/pipelines", "deals", "The deal pipelines and their stages")
+                    .list::<Pipeline>("The pipelines"),
+                get(pipelines),
+            )
     }
 
-    async fn history(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<Value>> {
+    /// A pipeline as answered.
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    pub struct Pipeline {
+        /// Id.
+        id: &'static str,
+        /// Name.
+        name: &'static str,
+        /// The stages, in order.
+        stages: Vec<crm_core::service::PipelineStage>,
+    }
+
+    async fn history(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Value>> {
         let data = crm.deals().history(caller.actor(), DealId::from(id)).await?;
         Ok(Json(serde_json::json!({ "data": data })))
     }
 
     async fn pipelines(State(crm): State<Crm>, _caller: Caller) -> Json<Value> {
-        Json(serde_json::json!({ "data": [{ "id": "default", "name": "Sales", "stages": crm.deals().pipeline() }] }))
+        let p = Pipeline { id: "default", name: "Sales", stages: crm.deals().pipeline() };
+        Json(serde_json::json!({ "data": [p] }))
     }
 }
 
@@ -263,27 +394,39 @@ pub mod task_extras {
     use super::*;
     use crm_core::UserId;
 
-    #[derive(Deserialize)]
+    /// The body of `POST /api/tasks/{id}/assign`.
+    #[derive(Deserialize, utoipa::ToSchema)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    struct AssignBody {
+    pub struct AssignBody {
+        /// The user who gets the task.
         assigned_user: UserId,
     }
 
     /// `POST /api/tasks/{id}/assign`, `POST /api/tasks/{id}/complete`.
-    pub fn routes() -> Router<AppState> {
-        Router::new().route("/api/tasks/{id}/assign", post(assign)).route("/api/tasks/{id}/complete", post(complete))
+    pub fn api() -> Api {
+        Api::new()
+            .op(
+                Spec::post("/api/tasks/{id}/assign", "tasks", "Assign a task to a user")
+                    .body::<AssignBody>()
+                    .ok::<Task>("The task"),
+                post(assign),
+            )
+            .op(
+                Spec::post("/api/tasks/{id}/complete", "tasks", "Mark a task done").ok::<Task>("The task"),
+                post(complete),
+            )
     }
 
     async fn assign(
         State(crm): State<Crm>,
         caller: Caller,
-        Path(id): Path<Uuid>,
+        ApiPath(id): ApiPath<Uuid>,
         ApiJson(b): ApiJson<AssignBody>,
     ) -> ApiResult<Json<Task>> {
         Ok(Json(crm.tasks().assign(caller.actor(), TaskId::from(id), b.assigned_user).await?))
     }
 
-    async fn complete(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<Task>> {
+    async fn complete(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Task>> {
         Ok(Json(crm.tasks().complete(caller.actor(), TaskId::from(id)).await?))
     }
 }

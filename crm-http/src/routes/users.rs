@@ -3,11 +3,11 @@
 //! unsuspend, erase).
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::routing::{delete, get, patch, post, put};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use crm_core::audit::AuditEvent;
 use crm_core::model::settings::UserSettings;
@@ -20,25 +20,125 @@ use uuid::Uuid;
 
 use super::records::{expected_version, if_match, list_query};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::openapi::{list_params, query_param, Api, Spec};
 use crate::views::UserView;
-use crate::AppState;
 
-/// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(list).post(create))
-        .route("/{id}", get(one).put(update).patch(update).delete(deactivate))
-        .route("/{id}/restore", post(restore))
-        .route("/{id}/suspend", post(suspend))
-        .route("/{id}/unsuspend", post(unsuspend))
-        .route("/{id}/erase", post(erase))
-        .route("/{id}/settings", get(settings).put(update_settings).patch(update_settings))
-        .route("/{id}/logs", get(logs))
-        .route(
-            "/{id}/avatar",
-            put(set_avatar).get(avatar).layer(DefaultBodyLimit::max(crm_core::blob::avatar::MAX_BYTES + 64 * 1024)),
+/// The routes and their document.
+pub fn api() -> Api {
+    const T: &str = "users";
+    const ONE: &str = "/api/users/{id}";
+    Api::new()
+        .op(Spec::get("/api/users", T, "List users").query(list_params()).page::<UserView>("A page"), get(list))
+        .op(
+            Spec::post("/api/users", T, "Create a user (admins; managers for users of their team)")
+                .body::<NewUser>()
+                .created::<UserView>("The account (pending, with an invitation mail, when no password is given)")
+                .error(409, "The user name or email is taken (`conflict`)"),
+            post(create),
         )
+        .op(Spec::get(ONE, T, "Get a user").ok::<UserView>("The user"), get(one))
+        .op(
+            Spec::put(ONE, T, "Update a user (partial, like PATCH)")
+                .body::<UserUpdate>()
+                .if_match()
+                .ok::<UserView>("The user"),
+            put(update),
+        )
+        .op(
+            Spec::patch(ONE, T, "Update a user").body::<UserUpdate>().if_match().ok::<UserView>("The user"),
+            patch(update),
+        )
+        .op(
+            Spec::delete(ONE, T, "Deactivate a user (their sessions end; restorable)")
+                .if_match()
+                .empty(204, "Deactivated"),
+            delete(deactivate),
+        )
+        .op(Spec::post("/api/users/{id}/restore", T, "Reactivate a user").ok::<UserView>("The user"), post(restore))
+        .op(
+            Spec::post("/api/users/{id}/suspend", T, "Suspend a user until a time or for good")
+                .optional_body::<SuspendBody>()
+                .ok::<UserView>("The user"),
+            post(suspend),
+        )
+        .op(Spec::post("/api/users/{id}/unsuspend", T, "Lift a suspension").ok::<UserView>("The user"), post(unsuspend))
+        .op(
+            Spec::post("/api/users/{id}/erase", T, "Erase a user's personal data (GDPR), keeping the audit chain")
+                .optional_body::<EraseBody>()
+                .ok::<UserView>("What is left of the account"),
+            post(erase),
+        )
+        .op(
+            Spec::get("/api/users/{id}/settings", T, "A user's settings").ok::<UserSettings>("The settings"),
+            get(settings),
+        )
+        .op(
+            Spec::put("/api/users/{id}/settings", T, "Change some settings (the given keys)")
+                .body::<UserSettings>()
+                .ok::<UserSettings>("The settings"),
+            put(update_settings),
+        )
+        .op(
+            Spec::patch("/api/users/{id}/settings", T, "Change some settings (the given keys)")
+                .body::<UserSettings>()
+                .ok::<UserSettings>("The settings"),
+            patch(update_settings),
+        )
+        .op(
+            Spec::get("/api/users/{id}/logs", T, "A user's activity log (audit events), newest first")
+                .query(log_params())
+                .page::<AuditEvent>("A page of events"),
+            get(logs),
+        )
+        .op(
+            Spec::put("/api/users/{id}/avatar", T, "Upload a profile picture (PNG, JPEG or WebP, up to 5 MB)")
+                .bytes_body("image/*")
+                .ok::<UserView>("The user"),
+            put(set_avatar).layer(DefaultBodyLimit::max(crm_core::blob::avatar::MAX_BYTES + 64 * 1024)),
+        )
+        .op(
+            Spec::get("/api/users/{id}/avatar", T, "The profile picture, a 256x256 PNG")
+                .bytes("image/png", "The picture"),
+            get(avatar),
+        )
+}
+
+fn log_params() -> Vec<utoipa::openapi::path::Parameter> {
+    use utoipa::openapi::schema::Type;
+    let mut p: Vec<_> = list_params().into_iter().filter(|p| p.name != "includeDeleted").collect();
+    p.push(query_param("action", Type::String, "Only this action (`user.login`, `contact.create`, …)"));
+    p.push(query_param("since", Type::String, "Only events at or after this time (RFC 3339)"));
+    p.push(query_param("until", Type::String, "Only events before this time (RFC 3339)"));
+    p
+}
+
+/// The body of `PUT`/`PATCH /api/users/{id}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: the handler reads the fields from a JSON map
+struct UserUpdate {
+    /// Login name.
+    username: Option<String>,
+    /// Email; a new address is confirmed by a link sent to it.
+    email: Option<String>,
+    /// Role (admins only).
+    role: Option<crm_core::Role>,
+    /// Team (admins only); null removes it.
+    #[schema(rename = "teamId")]
+    team_id: Option<crm_core::TeamId>,
+    /// Settings (the keys given).
+    #[schema(value_type = Option<Object>)]
+    settings: Option<JsonObject>,
+    /// The version the change is based on (or `If-Match`).
+    version: Option<i64>,
+    /// A new password: yours with `currentPassword`; another's (admins) ends their sessions.
+    password: Option<String>,
+    /// Your current password, when you change yours.
+    #[schema(rename = "currentPassword")]
+    current_password: Option<String>,
+    /// `null` removes the picture (upload a new one to `/avatar`).
+    #[schema(rename = "profilePicture", value_type = Option<()>)]
+    profile_picture: Option<()>,
 }
 
 fn page(p: Page<crm_core::User>) -> serde_json::Value {
@@ -53,7 +153,7 @@ fn page(p: Page<crm_core::User>) -> serde_json::Value {
 async fn list(
     State(crm): State<Crm>,
     caller: Caller,
-    Query(pairs): Query<Vec<(String, String)>>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let q = list_query(EntityKind::User, &pairs)?;
     Ok(Json(page(crm.users().list(caller.actor(), q).await?)))
@@ -68,7 +168,7 @@ async fn create(
     Ok((StatusCode::CREATED, [("location", format!("/api/users/{}", user.id))], Json(UserView::from(user))))
 }
 
-async fn one(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<UserView>> {
+async fn one(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<UserView>> {
     Ok(Json(crm.users().get(caller.actor(), UserId(id)).await?.into()))
 }
 
@@ -78,7 +178,7 @@ async fn one(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> Ap
 async fn update(
     State(crm): State<Crm>,
     caller: Caller,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<UserView>> {
@@ -127,18 +227,18 @@ async fn update(
 async fn deactivate(
     State(crm): State<Crm>,
     caller: Caller,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     crm.users().deactivate(caller.actor(), UserId(id), if_match(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn restore(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<UserView>> {
+async fn restore(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<UserView>> {
     Ok(Json(crm.users().restore(caller.actor(), UserId(id)).await?.into()))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SuspendBody {
     #[serde(default)]
@@ -150,24 +250,29 @@ struct SuspendBody {
 async fn suspend(
     State(crm): State<Crm>,
     caller: Caller,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(b): ApiJson<SuspendBody>,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(crm.users().suspend(caller.actor(), UserId(id), b.until, b.reason).await?.into()))
 }
 
-async fn unsuspend(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<UserView>> {
+async fn unsuspend(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<UserView>> {
     Ok(Json(crm.users().unsuspend(caller.actor(), UserId(id)).await?.into()))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EraseBody {
     #[serde(default)]
     reassign_to: Option<UserId>,
 }
 
-async fn erase(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>, body: Bytes) -> ApiResult<Json<UserView>> {
+async fn erase(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    body: Bytes,
+) -> ApiResult<Json<UserView>> {
     let b: EraseBody = if body.iter().all(u8::is_ascii_whitespace) {
         EraseBody::default()
     } else {
@@ -176,14 +281,14 @@ async fn erase(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>, bod
     Ok(Json(crm.users().erase(caller.actor(), UserId(id), b.reassign_to).await?.into()))
 }
 
-async fn settings(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<UserSettings>> {
+async fn settings(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<UserSettings>> {
     Ok(Json(crm.users().settings(caller.actor(), UserId(id)).await?))
 }
 
 async fn update_settings(
     State(crm): State<Crm>,
     caller: Caller,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(changes): ApiJson<JsonObject>,
 ) -> ApiResult<Json<UserSettings>> {
     Ok(Json(crm.users().update_settings(caller.actor(), UserId(id), changes).await?))
@@ -193,8 +298,8 @@ async fn update_settings(
 async fn logs(
     State(crm): State<Crm>,
     caller: Caller,
-    Path(id): Path<Uuid>,
-    Query(mut pairs): Query<Vec<(String, String)>>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(mut pairs): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<Page<AuditEvent>>> {
     // The shorthands become filter terms.
     let mut terms: Vec<String> = Vec::new();
@@ -222,13 +327,13 @@ async fn logs(
 async fn set_avatar(
     State(crm): State<Crm>,
     caller: Caller,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     body: Bytes,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(crm.users().set_avatar(caller.actor(), UserId(id), body.to_vec()).await?.into()))
 }
 
-async fn avatar(State(crm): State<Crm>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<impl IntoResponse> {
+async fn avatar(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<impl IntoResponse> {
     match crm.users().avatar(caller.actor(), UserId(id)).await? {
         Some(png) => Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=300")], png)),
         None => Err(crm_core::Error::NotFound { entity: "avatar" }.into()),

@@ -1,0 +1,195 @@
+//! The OpenAPI document at `/api/openapi.json` against the contract (`shared/API.md`,
+//! written out below) and against the router itself: a route the router answers but the
+//! document lacks, or the other way round, fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use axum::http::{Method, StatusCode};
+use serde_json::Value;
+
+/// Every operation of the contract, as `METHOD path`.
+const CONTRACT: &[&str] = &[
+    "GET /healthz",
+    "GET /readyz",
+    "GET /metrics",
+    "GET /api/openapi.json",
+    // Auth.
+    "POST /api/auth/register",
+    "POST /api/auth/verify-email",
+    "POST /api/auth/resend-verification",
+    "POST /api/auth/accept-invitation",
+    "POST /api/auth/login",
+    "POST /api/auth/refresh",
+    "POST /api/auth/logout",
+    "POST /api/auth/logout-all",
+    "GET /api/auth/me",
+    "GET /api/auth/sessions",
+    "DELETE /api/auth/sessions/{id}",
+    "POST /api/auth/password/forgot",
+    "POST /api/auth/password/reset",
+    "POST /api/auth/password/change",
+    "POST /api/auth/oauth/{provider}",
+    "POST /api/auth/oauth/{provider}/link",
+    "DELETE /api/auth/oauth/{provider}/link",
+    "GET /api/auth/identities",
+    // Users.
+    "GET /api/users",
+    "POST /api/users",
+    "GET /api/users/{id}",
+    "PUT /api/users/{id}",
+    "PATCH /api/users/{id}",
+    "DELETE /api/users/{id}",
+    "POST /api/users/{id}/restore",
+    "POST /api/users/{id}/suspend",
+    "POST /api/users/{id}/unsuspend",
+    "POST /api/users/{id}/erase",
+    "GET /api/users/{id}/settings",
+    "PUT /api/users/{id}/settings",
+    "PATCH /api/users/{id}/settings",
+    "GET /api/users/{id}/logs",
+    "PUT /api/users/{id}/avatar",
+    "GET /api/users/{id}/avatar",
+    // Extras.
+    "GET /api/deals/{id}/history",
+    "GET /api/pipelines",
+    "POST /api/tasks/{id}/assign",
+    "POST /api/tasks/{id}/complete",
+];
+
+/// The record kinds, each with the same eight operations.
+const RECORDS: &[&str] = &["contacts", "companies", "deals", "tasks", "interactions", "teams"];
+
+fn contract() -> BTreeSet<String> {
+    let mut all: BTreeSet<String> = CONTRACT.iter().map(|s| s.to_string()).collect();
+    for r in RECORDS {
+        for op in [
+            "GET /api/{r}",
+            "POST /api/{r}",
+            "POST /api/{r}/search",
+            "GET /api/{r}/{id}",
+            "PUT /api/{r}/{id}",
+            "PATCH /api/{r}/{id}",
+            "DELETE /api/{r}/{id}",
+            "POST /api/{r}/{id}/restore",
+        ] {
+            all.insert(op.replace("{r}", r));
+        }
+    }
+    all
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+fn documented(doc: &Value) -> BTreeSet<String> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for m in METHODS {
+            if item.get(m).is_some() {
+                ops.insert(format!("{} {path}", m.to_uppercase()));
+            }
+        }
+    }
+    ops
+}
+
+/// Rate limits that a walk over every route does not reach.
+fn generous() -> crm_http::limit::RateLimits {
+    let q = crm_http::limit::Quota { limit: 100_000, window: std::time::Duration::from_secs(60) };
+    crm_http::limit::RateLimits { per_ip: q, per_account: q }
+}
+
+/// A concrete path for a template.
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "0190a4c1-1111-7000-8000-000000000001").replace("{provider}", "google")
+}
+
+/// Whether the router has a route for this method and path (as opposed to the fallback's
+/// "no such route" or a 405 for another method).
+async fn routed(app: &common::App, method: &str, path: &str) -> bool {
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let a = app.call(method.clone(), &concrete(path), None, None).await;
+    let fallback = a.status == StatusCode::NOT_FOUND && a.body["detail"] == "no such route";
+    !(fallback || a.status == StatusCode::METHOD_NOT_ALLOWED)
+}
+
+#[tokio::test]
+async fn the_document_is_openapi_3_1_and_served() {
+    let app = common::app().await;
+    let a = app.call(Method::GET, "/api/openapi.json", None, None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body["openapi"], "3.1.0");
+    assert_eq!(a.body, serde_json::to_value(crm_http::openapi()).unwrap(), "served = built");
+    // Every reference resolves.
+    let text = a.body.to_string();
+    let schemas = a.body["components"]["schemas"].as_object().unwrap();
+    for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = &part[..part.find('"').unwrap()];
+        assert!(schemas.contains_key(name), "dangling $ref to {name}");
+    }
+    // Operation ids are unique, and every operation answers a documented error shape.
+    let mut ids = BTreeSet::new();
+    for item in a.body["paths"].as_object().unwrap().values() {
+        for m in METHODS {
+            if let Some(op) = item.get(m) {
+                let id = op["operationId"].as_str().unwrap().to_string();
+                assert!(ids.insert(id.clone()), "operationId {id} twice");
+                assert!(op["responses"]["default"].is_object(), "{id} documents no errors");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_document_covers_the_contract_exactly() {
+    let doc = serde_json::to_value(crm_http::openapi()).unwrap();
+    let documented = documented(&doc);
+    let contract = contract();
+    let missing: Vec<_> = contract.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&contract).collect();
+    assert!(missing.is_empty(), "routes of the contract missing from the document: {missing:?}");
+    assert!(extra.is_empty(), "documented routes outside the contract (add them to API.md and here): {extra:?}");
+}
+
+#[tokio::test]
+async fn every_route_the_router_answers_is_documented_and_the_other_way_round() {
+    let app = common::app_with(generous()).await;
+    let doc = serde_json::to_value(crm_http::openapi()).unwrap();
+    let documented = documented(&doc);
+    let mut paths: BTreeSet<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    paths.extend(contract().iter().map(|op| op.split_once(' ').unwrap().1.to_string()));
+    for path in &paths {
+        for m in METHODS {
+            let op = format!("{} {path}", m.to_uppercase());
+            let served = routed(&app, &m.to_uppercase(), path).await;
+            let listed = documented.contains(&op);
+            assert_eq!(served, listed, "{op}: served {served}, documented {listed}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn secured_operations_say_so_and_public_ones_answer_without_a_token() {
+    let doc = serde_json::to_value(crm_http::openapi()).unwrap();
+    let app = common::app_with(generous()).await;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for m in METHODS {
+            let Some(op) = item.get(m) else { continue };
+            let security = op["security"].as_array().cloned().unwrap_or_default();
+            if security.iter().any(|r| r.as_object().is_some_and(|o| o.is_empty())) {
+                continue; // a token is optional: logout takes a refresh token or the bearer's session
+            }
+            let secured = !security.is_empty();
+            let a =
+                app.call(Method::from_bytes(m.to_uppercase().as_bytes()).unwrap(), &concrete(path), None, None).await;
+            if secured {
+                assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{m} {path} is documented as needing a token");
+            } else {
+                assert_ne!(a.status, StatusCode::UNAUTHORIZED, "{m} {path} is documented as public");
+            }
+        }
+    }
+}
