@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use axum::routing::MethodRouter;
 use axum::Router;
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
@@ -123,6 +124,8 @@ pub struct Spec {
     optional_auth: bool,
     params: Vec<Parameter>,
     body: Option<(RefOr<Schema>, &'static str, bool)>,
+    example: Option<serde_json::Value>,
+    links: Vec<(&'static str, HttpMethod, String)>,
     responses: Vec<Answer>,
     errors: Vec<(u16, &'static str)>,
     schemas: Vec<(String, RefOr<Schema>)>,
@@ -169,6 +172,8 @@ impl Spec {
             optional_auth: false,
             params,
             body: None,
+            example: None,
+            links: vec![],
             responses: vec![],
             errors: vec![],
             schemas: vec![],
@@ -207,6 +212,19 @@ impl Spec {
     pub fn optional_body<T: ToSchema>(mut self) -> Self {
         let s = self.schema_of::<T>();
         self.body = Some((s, "application/json", false));
+        self
+    }
+
+    /// A typical body, for readers and for the fuzzer's first cases.
+    pub fn example(mut self, example: serde_json::Value) -> Self {
+        self.example = Some(example);
+        self
+    }
+
+    /// The record this operation answers can be used by another operation (an OpenAPI
+    /// link: its `id` parameter is the answer's `id`), so readers and fuzzers can chain them.
+    pub fn link(mut self, name: &'static str, method: HttpMethod, path: &str) -> Self {
+        self.links.push((name, method, path.to_string()));
         self
     }
 
@@ -341,13 +359,26 @@ impl Spec {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
                     .required(Some(if required { Required::True } else { Required::False }))
-                    .content(media, Content::new(Some(schema)))
+                    .content(media, {
+                        let mut c = Content::new(Some(schema));
+                        c.example = self.example;
+                        c
+                    })
                     .build(),
             ));
         }
         let answered: Vec<u16> = self.responses.iter().map(|r| r.0).collect();
         for Answer(status, what, content, location) in self.responses {
             let mut r = ResponseBuilder::new().description(what);
+            if status / 100 == 2 && content.is_some() && !matches!(self.method, HttpMethod::Get) {
+                for (name, method, path) in &self.links {
+                    let link = LinkBuilder::new()
+                        .operation_id(operation_id(method, path))
+                        .parameter("id", "$response.body#/id")
+                        .build();
+                    r = r.link(*name, link);
+                }
+            }
             if let Some((schema, media)) = content {
                 r = r.content(media, Content::new(Some(schema)));
             }

@@ -26,6 +26,7 @@ pub fn api() -> Api {
             Spec::post("/api/auth/register", T, "Sign up; the account waits for the emailed confirmation link")
                 .public()
                 .body::<Registration>()
+                .example(serde_json::json!({"username": "ada", "email": "ada@example.com", "password": "Analytical-Engine-1843"}))
                 .created::<UserView>("The pending account")
                 .error(409, "The user name or email is taken (`conflict`)"),
             post(register),
@@ -55,6 +56,7 @@ pub fn api() -> Api {
             Spec::post("/api/auth/login", T, "Log in with a user name or email and a password")
                 .public()
                 .body::<LoginBody>()
+                .example(serde_json::json!({"username": "ada@example.com", "password": "Analytical-Engine-1843"}))
                 .ok::<TokenPairView>("An access token and a refresh token")
                 .error(401, "Wrong name or password (`unauthenticated`)")
                 .error(403, "Email not confirmed, or the account is suspended or deactivated")

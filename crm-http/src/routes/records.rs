@@ -11,12 +11,13 @@ use axum::Json;
 use crm_core::query::RawListParams;
 use crm_core::{Crm, EntityKind, ListQuery};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::openapi::{list_params, Api, Spec};
+use utoipa::openapi::HttpMethod;
 
 /// The query parameters a list takes; any other is refused.
 const LIST_PARAMS: [&str; 7] = ["filter", "q", "sort", "after", "limit", "includeDeleted", "count"];
@@ -121,7 +122,7 @@ fn created<T: serde::Serialize>(path: &str, id: impl std::fmt::Display, rec: T) 
 macro_rules! record_routes {
     (
         $module:ident, $path:literal, $tag:literal, $a:literal, $singular:literal, $plural:literal, $kind:expr, $svc:ident,
-        $create:ident, $id:ty, $new:ty, $patch:ty, $rec:ty
+        $create:ident, $id:ty, $new:ty, $patch:ty, $rec:ty, $example:expr, $change:expr
     ) => {
         /// The routes of one kind of record.
         pub mod $module {
@@ -138,7 +139,13 @@ macro_rules! record_routes {
                     .op(
                         Spec::post($path, $tag, concat!("Create ", $a, " ", $singular))
                             .body::<$new>()
-                            .created::<$rec>(concat!("The new ", $singular)),
+                            .example($example)
+                            .created::<$rec>(concat!("The new ", $singular))
+                            .link("get", HttpMethod::Get, ONE)
+                            .link("put", HttpMethod::Put, ONE)
+                            .link("patch", HttpMethod::Patch, ONE)
+                            .link("delete", HttpMethod::Delete, ONE)
+                            .link("restore", HttpMethod::Post, concat!($path, "/{id}/restore")),
                         post(create),
                     )
                     .op(
@@ -159,6 +166,7 @@ macro_rules! record_routes {
                     .op(
                         Spec::put(ONE, $tag, concat!("Update ", $a, " ", $singular, " (partial, like PATCH)"))
                             .body::<$patch>()
+                            .example($change)
                             .if_match()
                             .ok::<$rec>(concat!("The updated ", $singular)),
                         put(update),
@@ -166,6 +174,7 @@ macro_rules! record_routes {
                     .op(
                         Spec::patch(ONE, $tag, concat!("Update ", $a, " ", $singular))
                             .body::<$patch>()
+                            .example($change)
                             .if_match()
                             .ok::<$rec>(concat!("The updated ", $singular)),
                         patch(update),
@@ -270,7 +279,9 @@ record_routes!(
     ContactId,
     NewContact,
     ContactPatch,
-    Contact
+    Contact,
+    json!({"name": "Ada Lovelace", "email": "ada@example.com", "phoneNumber": "+44 20 7946 0958", "jobTitle": "Analyst", "leadSource": "referral", "lifecycleStage": "lead", "tags": ["vip"], "address": {"city": "London"}}),
+    json!({"jobTitle": "Head of Analytics", "lifecycleStage": "mql"})
 );
 record_routes!(
     companies,
@@ -285,7 +296,9 @@ record_routes!(
     CompanyId,
     NewCompany,
     CompanyPatch,
-    Company
+    Company,
+    json!({"name": "Analytical Engines Ltd", "domain": "engines.example.com", "industry": "Manufacturing", "size": 120, "country": "GB", "contactDetails": {"website": "https://engines.example.com"}}),
+    json!({"size": 150})
 );
 record_routes!(
     deals,
@@ -300,7 +313,9 @@ record_routes!(
     DealId,
     NewDeal,
     DealPatch,
-    Deal
+    Deal,
+    json!({"name": "Engines for the Royal Society", "amount": 450000, "currency": "EUR", "stage": "prospecting", "expectedCloseDate": "2030-06-30", "products": [{"name": "Difference engine", "quantity": 2, "unitPrice": 225000}]}),
+    json!({"stage": "qualification"})
 );
 record_routes!(
     tasks,
@@ -315,7 +330,9 @@ record_routes!(
     TaskId,
     NewTask,
     TaskPatch,
-    Task
+    Task,
+    json!({"name": "Call Ada about the proposal", "priority": "high", "dueDate": "2030-01-15T09:00:00Z"}),
+    json!({"status": "in_progress"})
 );
 record_routes!(
     interactions,
@@ -330,7 +347,9 @@ record_routes!(
     InteractionId,
     NewInteraction,
     InteractionPatch,
-    Interaction
+    Interaction,
+    json!({"contactId": "0190a4c1-1111-7000-8000-000000000001", "kind": "call", "subject": "Intro call", "body": "Talked about the engines."}),
+    json!({"subject": "Intro call (30 min)"})
 );
 record_routes!(
     teams,
@@ -345,7 +364,9 @@ record_routes!(
     TeamId,
     NewTeam,
     TeamPatch,
-    Team
+    Team,
+    json!({"name": "Enterprise", "description": "Large accounts"}),
+    json!({"description": "Accounts over 1,000 people"})
 );
 
 /// Deal extras: the stage history of a deal, and the pipeline.

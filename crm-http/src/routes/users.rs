@@ -23,6 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::openapi::{list_params, query_param, Api, Spec};
 use crate::views::UserView;
+use utoipa::openapi::HttpMethod;
 
 /// The routes and their document.
 pub fn api() -> Api {
@@ -33,7 +34,16 @@ pub fn api() -> Api {
         .op(
             Spec::post("/api/users", T, "Create a user (admins; managers for users of their team)")
                 .body::<NewUser>()
+                .example(serde_json::json!({"username": "grace", "email": "grace@example.com", "role": "user"}))
                 .created::<UserView>("The account (pending, with an invitation mail, when no password is given)")
+                .link("get", HttpMethod::Get, ONE)
+                .link("patch", HttpMethod::Patch, ONE)
+                .link("suspend", HttpMethod::Post, "/api/users/{id}/suspend")
+                .link("unsuspend", HttpMethod::Post, "/api/users/{id}/unsuspend")
+                .link("settings", HttpMethod::Get, "/api/users/{id}/settings")
+                .link("logs", HttpMethod::Get, "/api/users/{id}/logs")
+                .link("deactivate", HttpMethod::Delete, ONE)
+                .link("erase", HttpMethod::Post, "/api/users/{id}/erase")
                 .error(409, "The user name or email is taken (`conflict`)"),
             post(create),
         )
@@ -46,7 +56,11 @@ pub fn api() -> Api {
             put(update),
         )
         .op(
-            Spec::patch(ONE, T, "Update a user").body::<UserUpdate>().if_match().ok::<UserView>("The user"),
+            Spec::patch(ONE, T, "Update a user")
+                .body::<UserUpdate>()
+                .example(serde_json::json!({"settings": {"language": "fr"}}))
+                .if_match()
+                .ok::<UserView>("The user"),
             patch(update),
         )
         .op(
@@ -59,6 +73,7 @@ pub fn api() -> Api {
         .op(
             Spec::post("/api/users/{id}/suspend", T, "Suspend a user until a time or for good")
                 .optional_body::<SuspendBody>()
+                .example(serde_json::json!({"until": "2030-01-01T00:00:00Z", "reason": "Left for a sabbatical"}))
                 .ok::<UserView>("The user"),
             post(suspend),
         )
