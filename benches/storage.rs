@@ -1,5 +1,7 @@
 //! Storage hot paths on a seeded contact base (100,000 by default, `CRM_BENCH_ROWS`),
-//! on SQLite and on PostgreSQL (`CRM_TEST_POSTGRES_URL`, default the local server),
+//! on SQLite, PostgreSQL (`CRM_TEST_POSTGRES_URL`, default the local server) and MongoDB
+//! (`CRM_TEST_MONGO_URL`, default SecantusDB on 127.0.0.1:27018; `CRM_BENCH_BACKENDS=sqlite,mongo`
+//! picks some),
 //! through the public services (policy, validation, audit and outbox included):
 //!
 //! - `get_by_id`: one contact;
@@ -29,22 +31,24 @@ use crm_tests::TestBackend;
 fn storage(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let rows = bench_rows();
-    for name in ["sqlite", "postgres"] {
-        let backend = rt.block_on(async {
+    let chosen = std::env::var("CRM_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,mongo".to_string());
+    for name in ["sqlite", "postgres", "mongo"] {
+        if !chosen.split(',').any(|c| c.trim() == name) {
+            continue;
+        }
+        let backend: Box<dyn TestBackend> = rt.block_on(async {
             match name {
-                "sqlite" => crm_tests::backends::sqlite().await,
-                _ => crm_tests::backends::postgres().await,
+                "sqlite" => crm_tests::backends::sqlite().await as Box<dyn TestBackend>,
+                "postgres" => crm_tests::backends::postgres().await,
+                _ => crm_tests::backends::mongo().await,
             }
         });
         let crm = Crm::new(backend.store());
         let started = std::time::Instant::now();
         let seeded = rt.block_on(seed(&crm, rows)).expect("seed");
-        if name == "postgres" {
-            // A live server's autovacuum analyses a grown table within a minute; a bench
-            // that measures right after a bulk load asks for it. (SQLite stores refresh
-            // their statistics on their own as they grow.)
-            rt.block_on(backend.sql().analyze()).expect("analyze");
-        }
+        // A live PostgreSQL's autovacuum analyses a grown table within a minute; a bench
+        // that measures right after a bulk load asks for it.
+        rt.block_on(backend.after_bulk_load());
         let secs = started.elapsed().as_secs_f64();
         println!("{name}: seeded {rows} contacts in {secs:.1} s ({:.0} contacts/s)", rows as f64 / secs);
 

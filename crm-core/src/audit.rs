@@ -209,13 +209,48 @@ fn is_redacted(v: &serde_json::Value) -> bool {
 }
 
 /// SHA-256 of a value's canonical JSON, hex; of a redacted value, the digest it keeps.
+/// Canonical: compact, object keys sorted by their bytes at every depth — whatever order
+/// the map holds them in (serde_json keeps insertion order when a dependency turns on its
+/// `preserve_order`, and PostgreSQL's JSONB reorders keys), so a stored event hashes the
+/// same after any round trip.
 pub fn json_digest(v: &serde_json::Value) -> String {
     if is_redacted(v) {
         return v.get(REDACTED).and_then(|d| d.as_str()).unwrap_or_default().to_string();
     }
     let mut hasher = HashWriter(Sha256::new());
-    let _ = serde_json::to_writer(&mut hasher, v);
+    let _ = write_canonical(&mut hasher, v);
     hex::encode(hasher.0.finalize())
+}
+
+/// Writes `v` as compact JSON with object keys sorted.
+pub fn write_canonical<W: std::io::Write>(w: &mut W, v: &serde_json::Value) -> std::io::Result<()> {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut entries: Vec<(&String, &serde_json::Value)> = m.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            w.write_all(b"{")?;
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut *w, k)?;
+                w.write_all(b":")?;
+                write_canonical(w, v)?;
+            }
+            w.write_all(b"}")
+        }
+        serde_json::Value::Array(items) => {
+            w.write_all(b"[")?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                write_canonical(w, item)?;
+            }
+            w.write_all(b"]")
+        }
+        scalar => serde_json::to_writer(w, scalar).map_err(std::io::Error::other),
+    }
 }
 
 /// Lets serde_json write straight into a SHA-256 state.
@@ -318,6 +353,34 @@ mod tests {
         e
     }
 
+    /// The same value, its objects' keys in sorted order (a `BTreeMap` serialises sorted).
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        fn to_tree(v: &serde_json::Value) -> serde_json::Value {
+            match v {
+                serde_json::Value::Object(m) => {
+                    let tree: std::collections::BTreeMap<&String, serde_json::Value> =
+                        m.iter().map(|(k, v)| (k, to_tree(v))).collect();
+                    serde_json::to_value(tree).unwrap_or_default()
+                }
+                serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(to_tree).collect()),
+                other => other.clone(),
+            }
+        }
+        to_tree(v)
+    }
+
+    #[test]
+    fn digest_ignores_the_order_maps_hold_keys_in() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"y": [1, {"d": 2, "c": 3}], "x": null}}"#).unwrap_or_default();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a": {"x": null, "y": [1, {"c": 3, "d": 2}]}, "b": 1}"#).unwrap_or_default();
+        assert_eq!(json_digest(&a), json_digest(&b));
+        let mut out = Vec::new();
+        let _ = write_canonical(&mut out, &a);
+        assert_eq!(String::from_utf8_lossy(&out), r#"{"a":{"x":null,"y":[1,{"c":3,"d":2}]},"b":1}"#);
+    }
+
     /// The hash is SHA-256 of the compact JSON array of the fields in a fixed order:
     /// stored chains stay verifiable only while this stays true.
     #[test]
@@ -332,8 +395,8 @@ mod tests {
             e.action,
             e.entity_type,
             e.entity_id.map(|x| x.to_string()),
-            hex::encode(Sha256::digest(e.changes.to_string().as_bytes())),
-            hex::encode(Sha256::digest(e.request.to_string().as_bytes())),
+            hex::encode(Sha256::digest(sorted(&e.changes).to_string().as_bytes())),
+            hex::encode(Sha256::digest(sorted(&e.request).to_string().as_bytes())),
             e.prev_hash,
         ]);
         assert_eq!(e.hash, hex::encode(Sha256::digest(canonical.to_string().as_bytes())));

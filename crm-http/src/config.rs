@@ -12,13 +12,41 @@ use crm_core::auth::{AuthSettings, JwtConfig, JwtKeys, Sealer};
 use crm_core::blob::ObjectBlobStore;
 use crm_core::mail::{DirMailer, MailConfig, Mailer, SmtpConfig, SmtpMailer, SmtpSecurity};
 use crm_core::{Crm, Error, Result, Store};
+use crm_storage_mongo::MongoStore;
 use crm_storage_sql::SqlStore;
 use serde::{Deserialize, Serialize};
+
+/// One of the stores the server runs on.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// SQLite or PostgreSQL.
+    Sql(Arc<SqlStore>),
+    /// MongoDB.
+    Mongo(Arc<MongoStore>),
+}
+
+impl AnyStore {
+    /// The store, for the engine.
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            AnyStore::Sql(s) => s.clone(),
+            AnyStore::Mongo(s) => s.clone(),
+        }
+    }
+
+    /// Closes its connections (SQLite checkpoints its journal).
+    pub async fn close(&self) {
+        if let AnyStore::Sql(s) = self {
+            s.close().await;
+        }
+    }
+}
 
 /// Where the server keeps its data and how it reaches the world.
 #[derive(Debug, Clone, Args)]
 pub struct ServerConfig {
-    /// The database: `sqlite://path` (created when missing) or `postgres://user@host/db`.
+    /// The database: `sqlite://path` (created when missing), `postgres://user@host/db` or
+    /// `mongodb://host/db` (a replica set: transactions need one).
     #[arg(long, env = "CRM_DATABASE_URL", default_value = "sqlite://crm.db")]
     pub database_url: String,
     /// The address to listen on.
@@ -137,17 +165,21 @@ impl ServerConfig {
         Ok(AuthSettings::with_keys(keys, Sealer::new(&seal)))
     }
 
-    /// Connects (and migrates) the store.
-    pub async fn store(&self) -> Result<Arc<SqlStore>> {
+    /// Connects (and migrates, or indexes) the store the URL names: `sqlite:`,
+    /// `postgres:`/`postgresql:`, `mongodb:`/`mongodb+srv:`.
+    pub async fn store(&self) -> Result<AnyStore> {
         let url = self.database();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
-            return Err(Error::invalid(
-                "databaseUrl",
-                "invalid_value",
-                format!("{url}: use sqlite://path or postgres://user@host/db"),
-            ));
+        if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            return Ok(AnyStore::Sql(Arc::new(SqlStore::connect(&url).await?)));
         }
-        Ok(Arc::new(SqlStore::connect(&url).await?))
+        if url.starts_with("mongodb:") || url.starts_with("mongodb+srv:") {
+            return Ok(AnyStore::Mongo(Arc::new(MongoStore::connect(&url).await?)));
+        }
+        Err(Error::invalid(
+            "databaseUrl",
+            "invalid_value",
+            format!("{url}: use sqlite://path, postgres://user@host/db or mongodb://host/db"),
+        ))
     }
 
     /// The engine on a store, with this configuration's secrets and files.

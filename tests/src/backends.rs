@@ -1,10 +1,13 @@
-//! Fresh databases for each test: a new SQLite file, a new PostgreSQL schema.
+//! Fresh databases for each test: a new SQLite file, a new PostgreSQL schema, a new
+//! MongoDB database.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use crm_core::Store;
+use crm_storage_mongo::mongodb::bson::{doc, Document};
+use crm_storage_mongo::MongoStore;
 use crm_storage_sql::{SqlOptions, SqlStore};
 use uuid::Uuid;
 
@@ -27,21 +30,26 @@ impl SqlBackend {
     pub fn sql(&self) -> &SqlStore {
         &self.store
     }
-
-    /// Where the data lives: the SQLite file, or the PostgreSQL schema.
-    pub fn location(&self) -> String {
-        match (&self.file, &self.schema) {
-            (Some(f), _) => f.display().to_string(),
-            (_, Some(s)) => format!("schema {s} at {}", postgres_url()),
-            _ => String::new(),
-        }
-    }
 }
 
 #[async_trait]
 impl TestBackend for SqlBackend {
     fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    async fn after_bulk_load(&self) {
+        if self.schema.is_some() {
+            self.store.analyze().await.expect("analyze");
+        }
+    }
+
+    fn location(&self) -> String {
+        match (&self.file, &self.schema) {
+            (Some(f), _) => f.display().to_string(),
+            (_, Some(s)) => format!("schema {s} at {}", postgres_url()),
+            _ => String::new(),
+        }
     }
 
     async fn tamper_audit_event(&self, seq: i64) {
@@ -98,4 +106,68 @@ pub async fn postgres() -> Box<SqlBackend> {
         ),
     };
     Box::new(SqlBackend { store: Arc::new(store), file: None, schema: Some(schema) })
+}
+
+/// The MongoDB-compatible server the suite uses: `CRM_TEST_MONGO_URL`, or the SecantusDB
+/// server `scripts/test` starts on 127.0.0.1:27018.
+pub fn mongo_url() -> String {
+    std::env::var("CRM_TEST_MONGO_URL")
+        .unwrap_or_else(|_| "mongodb://127.0.0.1:27018/?directConnection=true".to_string())
+}
+
+/// A MongoDB store under test, on a database of its own.
+pub struct MongoBackend {
+    store: Arc<MongoStore>,
+}
+
+#[async_trait]
+impl TestBackend for MongoBackend {
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    fn location(&self) -> String {
+        format!("database {} at {}", self.store.database().name(), mongo_url())
+    }
+
+    async fn tamper_audit_event(&self, seq: i64) {
+        let done = self
+            .store
+            .database()
+            .collection::<Document>("audit_events")
+            .update_one(doc! { "seq": seq }, doc! { "$set": { "action": "contact.tampered" } })
+            .await
+            .expect("tamper");
+        assert_eq!(done.matched_count, 1, "no audit event {seq} to tamper with");
+    }
+
+    async fn delete_audit_event(&self, seq: i64) {
+        let done = self
+            .store
+            .database()
+            .collection::<Document>("audit_events")
+            .delete_one(doc! { "seq": seq })
+            .await
+            .expect("delete audit event");
+        assert_eq!(done.deleted_count, 1, "no audit event {seq} to delete");
+    }
+
+    async fn cleanup(&self) {
+        let _ = self.store.drop_database().await;
+    }
+}
+
+/// A fresh database on the MongoDB-compatible server. Panics, failing the test, when the
+/// server cannot be reached.
+pub async fn mongo() -> Box<MongoBackend> {
+    let url = mongo_url();
+    let name = format!("crm_test_{}", Uuid::now_v7().simple());
+    let store = match MongoStore::connect_to(&url, &name).await {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "the MongoDB-compatible server at {url} cannot be reached ({e}). Start it (scripts/test starts \
+             SecantusDB) or point CRM_TEST_MONGO_URL at a server."
+        ),
+    };
+    Box::new(MongoBackend { store: Arc::new(store) })
 }

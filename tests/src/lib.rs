@@ -48,6 +48,13 @@ pub trait TestBackend: Send + Sync {
     async fn delete_audit_event(&self, seq: i64);
     /// Removes the test database.
     async fn cleanup(&self);
+    /// Readies a freshly bulk-loaded database for reads (PostgreSQL: `ANALYZE`, as its
+    /// autovacuum would within a minute). Benchmarks call it after seeding.
+    async fn after_bulk_load(&self) {}
+    /// Where the data lives, for a person to look at.
+    fn location(&self) -> String {
+        String::new()
+    }
 }
 
 /// A CRM on a fresh store, with a fake clock and an admin.
@@ -174,6 +181,7 @@ macro_rules! conformance_suite {
             only_one_bootstrap_admin,
             change_counter_moves_on_every_change,
             free_form_objects_reject_operator_keys,
+            injection_attempts_stay_data,
             register_confirm_login_refresh_logout,
             refresh_reuse_revokes_the_family,
             access_token_attacks_are_refused_and_audited,

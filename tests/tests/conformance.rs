@@ -1,5 +1,5 @@
-//! The conformance suite on every SQL backend. Test names carry the backend:
-//! `sqlite::<case>`, `postgres::<case>`.
+//! The conformance suite on every backend. Test names carry the backend:
+//! `sqlite::<case>`, `postgres::<case>`, `mongo::<case>`.
 
 mod sqlite {
     crm_tests::conformance_suite!(crm_tests::backends::sqlite);
@@ -7,4 +7,8 @@ mod sqlite {
 
 mod postgres {
     crm_tests::conformance_suite!(crm_tests::backends::postgres);
+}
+
+mod mongo {
+    crm_tests::conformance_suite!(crm_tests::backends::mongo);
 }

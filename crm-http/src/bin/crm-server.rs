@@ -10,7 +10,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use crm_core::mail::MailWorker;
@@ -98,7 +97,7 @@ async fn shutdown_signal() {
 
 async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     let store = config.store().await?;
-    let crm = config.crm(store.clone())?;
+    let crm = config.crm(store.store())?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let worker = MailWorker::new(crm.clone(), config.mailer()?, config.mail_config()?);
     let mail = tokio::spawn(worker.run(std::time::Duration::from_secs(1), async move {
@@ -126,7 +125,7 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     };
     tracing::info!(
         address = %config.bind,
-        backend = crm_core::Store::backend(&*store),
+        backend = store.store().backend(),
         mail = %mail_to,
         "crm-server listening on http://{}",
         config.bind
@@ -161,14 +160,14 @@ async fn run(cli: Cli) -> crm_core::Result<()> {
         }
         Command::SeedDemo { companies, contacts, deals } => {
             let store = cli.config.store().await?;
-            let crm = cli.config.crm(Arc::clone(&store) as Arc<dyn crm_core::Store>)?;
+            let crm = cli.config.crm(store.store())?;
             let result = seed_demo(&crm, crm_http::demo::DemoSize { companies, contacts, deals }).await;
             store.close().await;
             result
         }
         Command::CreateAdmin { username, email, password } => {
             let store = cli.config.store().await?;
-            let crm = cli.config.crm(Arc::clone(&store) as Arc<dyn crm_core::Store>)?;
+            let crm = cli.config.crm(store.store())?;
             let user = crm.users().bootstrap_admin_with_password(&username, &email, &password).await;
             store.close().await;
             let user = user?;

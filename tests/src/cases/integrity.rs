@@ -726,3 +726,94 @@ pub async fn free_form_objects_reject_operator_keys(b: &dyn TestBackend) {
         .await
         .expect("string values are data");
 }
+
+/// Operator objects, `$`- and dotted keys, regex and SQL metacharacters given as data —
+/// in string fields, filter values, patterns and search text — stay data on every backend:
+/// stored and read back as given, matched literally, never widening a query.
+pub async fn injection_attempts_stay_data(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let hostile = [
+        r#"{"$ne": null}"#,
+        "$where",
+        "$gt",
+        "a.b",
+        "$regex",
+        ".*",
+        "^",
+        "(?i)A",
+        "'; DROP TABLE contacts; --",
+        "\" OR 1=1 --",
+        "%",
+        "_",
+        "\\",
+        "[a-z]+",
+    ];
+    let mut ids = Vec::new();
+    for (i, s) in hostile.iter().enumerate() {
+        let c = h
+            .crm
+            .contacts()
+            .create(
+                &h.admin,
+                NewContact {
+                    name: format!("n{i} {s}"),
+                    job_title: Some((*s).to_string()),
+                    lead_source: Some((*s).to_string()),
+                    tags: vec![(*s).to_string(), format!("t{i}")],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{s:?} is storable text: {e}"));
+        assert_eq!(c.job_title.as_deref(), Some(*s));
+        assert_eq!(c.tags[0], *s);
+        ids.push(c.id);
+    }
+    // A plain record that any widened query would drag in.
+    h.crm
+        .contacts()
+        .create(
+            &h.admin,
+            NewContact { name: "Plain Person".into(), job_title: Some("Engineer".into()), ..Default::default() },
+        )
+        .await
+        .expect("plain");
+    let n = |page: Page<Contact>| page.data.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    for (i, s) in hostile.iter().enumerate() {
+        let quoted = crm_core::query::quote(s);
+        for filter in [
+            format!("jobTitle[eq]:{quoted}"),
+            format!("leadSource[in]:[{quoted},\"none\"]"),
+            format!("tags[eq]:{quoted}"),
+            format!("jobTitle[startsWith]:{quoted}"),
+        ] {
+            let got = n(h.crm.contacts().list(&h.admin, q(EntityKind::Contact, &filter)).await.expect(&filter));
+            assert_eq!(got, vec![ids[i]], "{filter} matches exactly the record holding it");
+        }
+        // As a like pattern the wildcards `%` and `_` are wildcards; everything else is literal.
+        let literal: String =
+            s.chars().flat_map(|c| if "%_\\".contains(c) { vec!['\\', c] } else { vec![c] }).collect();
+        let filter = format!("jobTitle[ilike]:{}", crm_core::query::quote(&literal));
+        let got = n(h.crm.contacts().list(&h.admin, q(EntityKind::Contact, &filter)).await.expect(&filter));
+        assert_eq!(got, vec![ids[i]], "{filter} (escaped) matches exactly the record holding it");
+        // Free-text search finds the text literally: never everything.
+        let found =
+            n(h.crm.contacts().list(&h.admin, ListQuery::new().search(format!("n{i} {s}"))).await.expect("search"));
+        assert!(found.contains(&ids[i]), "search {s:?} finds its record");
+        assert!(found.len() < hostile.len(), "search {s:?} matched {} records", found.len());
+    }
+    // A pattern of regex metacharacters matches literally: `.*` is not "anything".
+    let got = n(h.crm.contacts().list(&h.admin, q(EntityKind::Contact, "jobTitle[like]:\".*\"")).await.expect("like"));
+    assert_eq!(got, vec![ids[5]]);
+    // Operator objects where text is expected are refused before anything runs.
+    for body in [
+        json!({"name": {"$ne": null}}),
+        json!({"name": "x", "email": {"$gt": ""}}),
+        json!({"name": "x", "tags": [{"$where": "1"}]}),
+        json!({"name": "x", "$where": "1"}),
+    ] {
+        assert!(serde_json::from_value::<NewContact>(body.clone()).is_err(), "{body} is not a contact");
+    }
+    let total = h.crm.contacts().list(&h.admin, ListQuery::new().count(true)).await.expect("count").total_count;
+    assert_eq!(total, Some(hostile.len() as u64 + 1), "nothing was added or lost");
+}

@@ -1,0 +1,492 @@
+//! # crm-storage-mongo
+//!
+//! The MongoDB backend of crm-rs, on the official `mongodb` driver: one collection per
+//! kind of record (`users`, `contacts`, `companies`, `deals`, `tasks`, …, the names of
+//! the SQL tables), fields named as the SQL columns, the id as `_id`.
+//!
+//! ```no_run
+//! # async fn demo() -> crm_core::Result<()> {
+//! use std::sync::Arc;
+//! let store = crm_storage_mongo::MongoStore::connect("mongodb://127.0.0.1:27017/crm").await?;
+//! let crm = crm_core::Crm::builder(Arc::new(store)).build();
+//! # Ok(()) }
+//! ```
+//!
+//! - **Types**: see [`bson_map`]: UUIDs as binary subtype 4, timestamps as BSON dates,
+//!   money as Int64 minor units, NULL as a missing field; free JSON keys escaped.
+//! - **Writes**: every [`Changeset`] is one multi-document transaction (record writes,
+//!   audit events, outbox events and the audit head), retried on
+//!   `TransientTransactionError` and committed again on `UnknownTransactionCommitResult`.
+//!   Updates are conditional on the expected `version`. Changesets of one process are
+//!   applied one at a time (the audit head is one document every changeset writes, so
+//!   running them side by side only makes them conflict and retry); several processes
+//!   are ordered by the transactions' write conflicts on that document.
+//! - **Indexes**, created on connect (idempotent): the unique keys of crm-core's schema —
+//!   partial (`{field: {$exists: true}}`, plus `{_live: true}` for "among live records")
+//!   so that absent values never collide, as NULLs in SQL — and the owner, team,
+//!   company, stage, created/updated/deleted and sequence fields the lists use.
+//! - **Search** has no text index: the `search_text` field (lower-cased by crm-core) is
+//!   matched with an escaped, anchored regular expression.
+//! - **Servers**: MongoDB 4.4+ as a replica set (transactions need one; Atlas is one) and
+//!   SecantusDB (tested here). Nothing used is specific to either: no text indexes, no
+//!   `$where`, no `mapReduce`, no server-side JavaScript.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use crm_core::audit::{AuditHead, NewAuditEvent};
+use crm_core::query::{Direction, Filter, StoreQuery};
+use crm_core::schema::{EntityKind, Row, Value};
+use crm_core::{Changeset, Error, Result, Store, Write};
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, Document};
+use mongodb::error::{TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
+use mongodb::options::IndexOptions;
+use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+pub mod bson_map;
+
+/// The driver, for callers that reach the database directly.
+pub use mongodb;
+
+use bson_map::{from_doc, key, to_doc, uuid, LIVE};
+
+/// The collection holding the end of the audit chain (one document, `_id: 1`).
+const HEAD: &str = "audit_head";
+/// How long a changeset keeps retrying transient transaction errors.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// The MongoDB store.
+#[derive(Clone)]
+pub struct MongoStore {
+    client: Client,
+    db: Database,
+    /// Orders this process's changesets (see the crate docs).
+    writer: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoStore").field("database", &self.db.name()).finish()
+    }
+}
+
+fn unavailable(e: mongodb::error::Error) -> Error {
+    Error::internal("the database is unavailable", e)
+}
+
+/// A driver error as crm-core's: duplicate keys become conflicts naming the field.
+fn map_err(kind: EntityKind, e: mongodb::error::Error) -> Error {
+    let text = e.to_string();
+    if text.contains("E11000") || text.contains("duplicate key") {
+        // "… duplicate key error collection: db.users index: users_email_key dup key: …"
+        let index = text.rsplit_once(" index: ").and_then(|(_, rest)| rest.split_whitespace().next());
+        let field = index.and_then(|i| kind.unique_field(i.trim_matches(|c: char| !c.is_alphanumeric() && c != '_')));
+        let message = match field {
+            Some(f) => format!("another {} already has this {f}", kind.name()),
+            None => format!("this {} collides with another", kind.name()),
+        };
+        return Error::Conflict { message, field: field.map(str::to_string) };
+    }
+    if e.contains_label(TRANSIENT_TRANSACTION_ERROR) || matches!(*e.kind, mongodb::error::ErrorKind::Io(_)) {
+        return unavailable(e);
+    }
+    Error::internal(format!("{} query failed", kind.name()), e)
+}
+
+impl MongoStore {
+    /// Connects to `mongodb://…/<database>` (database `crm` when the URL names none) and
+    /// creates the collections' indexes and the audit head when missing.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = mongodb::options::ClientOptions::parse(url)
+            .await
+            .map_err(|e| Error::invalid("database_url", "invalid_format", format!("not a MongoDB URL: {e}")))?;
+        let name = options.default_database.clone().unwrap_or_else(|| "crm".to_string());
+        Self::connect_to(url, &name).await
+    }
+
+    /// The same with the database named here.
+    pub async fn connect_to(url: &str, database: &str) -> Result<Self> {
+        let client = Client::with_uri_str(url).await.map_err(unavailable)?;
+        let store = Self { db: client.database(database), client, writer: Arc::new(Mutex::new(())) };
+        store.ping().await?;
+        store.prepare().await?;
+        Ok(store)
+    }
+
+    /// The database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Drops the whole database (tests).
+    pub async fn drop_database(&self) -> Result<()> {
+        self.db.drop().await.map_err(unavailable)
+    }
+
+    fn coll(&self, kind: EntityKind) -> Collection<Document> {
+        self.db.collection(kind.table())
+    }
+
+    /// Indexes and the audit head, idempotently.
+    async fn prepare(&self) -> Result<()> {
+        for kind in EntityKind::ALL {
+            let coll = self.coll(kind);
+            let mut models = Vec::new();
+            for u in kind.unique_keys() {
+                let mut keys = Document::new();
+                if kind == EntityKind::Identity {
+                    keys.insert("provider", 1);
+                }
+                let field = kind.column(u.column).map(key).unwrap_or(u.column);
+                keys.insert(field, 1);
+                let mut partial = doc! { field: { "$exists": true } };
+                if u.live_only {
+                    partial.insert(LIVE, true);
+                }
+                let options = IndexOptions::builder()
+                    .name(u.name.to_string())
+                    .unique(true)
+                    .partial_filter_expression(partial)
+                    .build();
+                models.push(IndexModel::builder().keys(keys).options(options).build());
+            }
+            for column in [
+                "owner_id",
+                "team_id",
+                "company_id",
+                "user_id",
+                "stage",
+                "lifecycle_stage",
+                "created_at",
+                "updated_at",
+                "deleted_at",
+                "contact_id",
+                "deal_id",
+                "assigned_user",
+                "expires_at",
+                "status",
+            ] {
+                if kind.column(column).is_some() {
+                    let options = IndexOptions::builder().name(format!("{}_{column}", kind.table())).build();
+                    models.push(IndexModel::builder().keys(doc! { column: 1 }).options(options).build());
+                }
+            }
+            if kind == EntityKind::Contact {
+                let options = IndexOptions::builder().name("contacts_stage_name".to_string()).build();
+                models.push(
+                    IndexModel::builder()
+                        .keys(doc! { "lifecycle_stage": 1, "name": 1, "_id": 1 })
+                        .options(options)
+                        .build(),
+                );
+            }
+            if !models.is_empty() {
+                coll.create_indexes(models).await.map_err(|e| map_err(kind, e))?;
+            }
+        }
+        let head = self.db.collection::<Document>(HEAD);
+        let genesis = AuditHead::default();
+        head.update_one(doc! { "_id": 1 }, doc! { "$setOnInsert": { "seq": genesis.seq, "hash": genesis.hash } })
+            .upsert(true)
+            .await
+            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
+        Ok(())
+    }
+
+    /// The query document of a list or a count.
+    fn query(kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> Document {
+        let mut parts = Vec::new();
+        if !include_deleted && kind.soft_deletes() {
+            parts.push(doc! { "deleted_at": { "$exists": false } });
+        }
+        if let Some(f) = filter {
+            parts.push(bson_map::filter(f));
+        }
+        match parts.len() {
+            0 => Document::new(),
+            1 => parts.remove(0),
+            _ => doc! { "$and": parts },
+        }
+    }
+
+    /// Runs one changeset in a transaction, retrying transient errors.
+    async fn apply_with_retries(&self, changes: &Changeset) -> Result<()> {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let mut session = self.client.start_session().await.map_err(unavailable)?;
+            session.start_transaction().await.map_err(unavailable)?;
+            let outcome = self.apply_in(&mut session, changes).await;
+            let err = match outcome {
+                Ok(()) => match commit(&mut session).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => e,
+                },
+                Err(Failure::Domain(e)) => {
+                    let _ = session.abort_transaction().await;
+                    return Err(e);
+                }
+                Err(Failure::Driver(kind, e)) => {
+                    let _ = session.abort_transaction().await;
+                    if !e.contains_label(TRANSIENT_TRANSACTION_ERROR) {
+                        return Err(map_err(kind, e));
+                    }
+                    e
+                }
+            };
+            if started.elapsed() > RETRY_FOR {
+                return Err(unavailable(err));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    async fn apply_in(&self, s: &mut ClientSession, cs: &Changeset) -> std::result::Result<(), Failure> {
+        let mut pending: Option<(EntityKind, Vec<Document>)> = None;
+        for w in &cs.writes {
+            if let Write::Insert { kind, row } = w {
+                let d = to_doc(*kind, row).map_err(Failure::Domain)?;
+                match &mut pending {
+                    Some((k, docs)) if k == kind => docs.push(d),
+                    _ => {
+                        if let Some((k, docs)) = pending.take() {
+                            self.insert(s, k, docs).await?;
+                        }
+                        pending = Some((*kind, vec![d]));
+                    }
+                }
+                continue;
+            }
+            if let Some((k, docs)) = pending.take() {
+                self.insert(s, k, docs).await?;
+            }
+            self.write(s, w).await?;
+        }
+        if let Some((k, docs)) = pending.take() {
+            self.insert(s, k, docs).await?;
+        }
+        if cs.audit.is_empty() {
+            return Ok(());
+        }
+        let heads = self.db.collection::<Document>(HEAD);
+        let found = heads
+            .find_one(doc! { "_id": 1 })
+            .session(&mut *s)
+            .await
+            .map_err(|e| Failure::Driver(EntityKind::AuditEvent, e))?
+            .ok_or_else(|| Failure::Domain(Error::internal_msg("the audit head is missing")))?;
+        let mut head = AuditHead {
+            seq: found.get_i64("seq").map_err(|e| Failure::Domain(Error::internal("audit head", e)))?,
+            hash: found.get_str("hash").map_err(|e| Failure::Domain(Error::internal("audit head", e)))?.to_string(),
+        };
+        let before = head.seq;
+        let mut docs = Vec::with_capacity(cs.audit.len());
+        for ev in &cs.audit {
+            let (sealed, next) = NewAuditEvent::seal(ev.clone(), &head);
+            docs.push(to_doc(EntityKind::AuditEvent, &sealed.into_row()).map_err(Failure::Domain)?);
+            head = next;
+        }
+        self.insert(s, EntityKind::AuditEvent, docs).await?;
+        // Conditional on the head read above: another process that moved it meanwhile
+        // makes this a write conflict, and the changeset runs again on the new head.
+        heads
+            .update_one(doc! { "_id": 1, "seq": before }, doc! { "$set": { "seq": head.seq, "hash": &head.hash } })
+            .session(&mut *s)
+            .await
+            .map_err(|e| Failure::Driver(EntityKind::AuditEvent, e))?;
+        Ok(())
+    }
+
+    async fn insert(
+        &self,
+        s: &mut ClientSession,
+        kind: EntityKind,
+        docs: Vec<Document>,
+    ) -> std::result::Result<(), Failure> {
+        self.coll(kind).insert_many(docs).session(&mut *s).await.map(|_| ()).map_err(|e| Failure::Driver(kind, e))
+    }
+
+    async fn write(&self, s: &mut ClientSession, w: &Write) -> std::result::Result<(), Failure> {
+        let drv = |kind: EntityKind| move |e| Failure::Driver(kind, e);
+        match w {
+            Write::Insert { .. } => Ok(()),
+            Write::Update { kind, row, expected_version } => {
+                let d = to_doc(*kind, row).map_err(Failure::Domain)?;
+                let id = match row.first() {
+                    Some(Value::Uuid(u)) => *u,
+                    _ => return Err(Failure::Domain(Error::internal_msg("an update without an id"))),
+                };
+                let mut filter = doc! { "_id": uuid(id) };
+                if kind.versioned() {
+                    filter.insert("version", *expected_version);
+                }
+                let coll = self.coll(*kind);
+                let done = coll.replace_one(filter, d).session(&mut *s).await.map_err(drv(*kind))?;
+                if done.matched_count == 0 {
+                    let current = coll.find_one(doc! { "_id": uuid(id) }).session(&mut *s).await.map_err(drv(*kind))?;
+                    return Err(Failure::Domain(match current.and_then(|d| d.get_i64("version").ok()) {
+                        Some(current) => Error::VersionConflict { current },
+                        None => Error::NotFound { entity: kind.name() },
+                    }));
+                }
+                Ok(())
+            }
+            Write::Purge { kind, column, id } => {
+                let c = kind.require_column(column).map_err(Failure::Domain)?;
+                self.coll(*kind).delete_many(doc! { key(c): uuid(*id) }).session(&mut *s).await.map_err(drv(*kind))?;
+                Ok(())
+            }
+            Write::PurgeExpired { kind, column, before } => {
+                let c = kind.require_column(column).map_err(Failure::Domain)?;
+                let before = mongodb::bson::DateTime::from_millis(before.timestamp_millis());
+                self.coll(*kind)
+                    .delete_many(doc! { key(c): { "$lt": before } })
+                    .session(&mut *s)
+                    .await
+                    .map_err(drv(*kind))?;
+                Ok(())
+            }
+            Write::ClearReference { kind, column, id, at } => self.set_where(s, *kind, column, *id, None, *at).await,
+            Write::Reassign { kind, column, from, to, at } => {
+                self.set_where(s, *kind, column, *from, Some(*to), *at).await
+            }
+            Write::AssertEmpty { kind } => {
+                // Writing the head orders this check with every other writer, in any process.
+                self.db
+                    .collection::<Document>(HEAD)
+                    .update_one(doc! { "_id": 1 }, doc! { "$inc": { "checks": 1_i64 } })
+                    .session(&mut *s)
+                    .await
+                    .map_err(drv(EntityKind::AuditEvent))?;
+                let any = self.coll(*kind).find_one(Document::new()).session(&mut *s).await.map_err(drv(*kind))?;
+                if any.is_some() {
+                    return Err(Failure::Domain(Error::Conflict {
+                        message: format!("{} records exist already", kind.name()),
+                        field: None,
+                    }));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `column = to` (or absent), `version + 1`, `updated_at = at` where `column = from`.
+    async fn set_where(
+        &self,
+        s: &mut ClientSession,
+        kind: EntityKind,
+        column: &str,
+        from: Uuid,
+        to: Option<Uuid>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> std::result::Result<(), Failure> {
+        let c = kind.require_column(column).map_err(Failure::Domain)?;
+        let field = key(c);
+        let mut update = Document::new();
+        let mut set = Document::new();
+        match to {
+            Some(to) => {
+                set.insert(field, uuid(to));
+            }
+            None => {
+                update.insert("$unset", doc! { field: "" });
+            }
+        }
+        if kind.column("updated_at").is_some() {
+            set.insert("updated_at", mongodb::bson::DateTime::from_millis(at.timestamp_millis()));
+        }
+        if !set.is_empty() {
+            update.insert("$set", set);
+        }
+        if kind.versioned() {
+            update.insert("$inc", doc! { "version": 1_i64 });
+        }
+        self.coll(kind)
+            .update_many(doc! { field: uuid(from) }, update)
+            .session(&mut *s)
+            .await
+            .map(|_| ())
+            .map_err(|e| Failure::Driver(kind, e))
+    }
+}
+
+/// Why a changeset's transaction stopped: a rule of the domain (answered as is) or the
+/// driver (retried when transient).
+enum Failure {
+    Domain(Error),
+    Driver(EntityKind, mongodb::error::Error),
+}
+
+async fn commit(s: &mut ClientSession) -> std::result::Result<(), mongodb::error::Error> {
+    loop {
+        match s.commit_transaction().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    fn backend(&self) -> &'static str {
+        "mongodb"
+    }
+
+    async fn get(&self, kind: EntityKind, id: Uuid) -> Result<Option<Row>> {
+        let found = self.coll(kind).find_one(doc! { "_id": uuid(id) }).await.map_err(|e| map_err(kind, e))?;
+        found.map(|d| from_doc(kind, d)).transpose()
+    }
+
+    async fn list(&self, kind: EntityKind, query: &StoreQuery) -> Result<Vec<Row>> {
+        let mut sort = Document::new();
+        for k in &query.sort {
+            sort.insert(key(k.column), if k.direction == Direction::Asc { 1 } else { -1 });
+        }
+        let filter = Self::query(kind, query.filter.as_ref(), query.include_deleted);
+        let cursor = self
+            .coll(kind)
+            .find(filter)
+            .sort(sort)
+            .limit(i64::from(query.limit))
+            .await
+            .map_err(|e| map_err(kind, e))?;
+        let docs: Vec<Document> = cursor.try_collect().await.map_err(|e| map_err(kind, e))?;
+        docs.into_iter().map(|d| from_doc(kind, d)).collect()
+    }
+
+    async fn count(&self, kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> Result<u64> {
+        self.coll(kind).count_documents(Self::query(kind, filter, include_deleted)).await.map_err(|e| map_err(kind, e))
+    }
+
+    async fn apply(&self, changes: Changeset) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.writer.lock().await;
+        self.apply_with_retries(&changes).await
+    }
+
+    async fn audit_head(&self) -> Result<AuditHead> {
+        let found = self
+            .db
+            .collection::<Document>(HEAD)
+            .find_one(doc! { "_id": 1 })
+            .await
+            .map_err(|e| map_err(EntityKind::AuditEvent, e))?
+            .ok_or_else(|| Error::internal_msg("the audit head is missing"))?;
+        Ok(AuditHead {
+            seq: found.get_i64("seq").map_err(|e| Error::internal("audit head", e))?,
+            hash: found.get_str("hash").map_err(|e| Error::internal("audit head", e))?.to_string(),
+        })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.db.run_command(doc! { "ping": 1 }).await.map(|_| ()).map_err(unavailable)
+    }
+}
