@@ -254,12 +254,43 @@ fn nothing() -> Document {
     doc! { "_id": { "$in": [] } }
 }
 
+/// The conjunction of query documents: one flat document when their fields differ (the
+/// shape query planners match indexes against most readily — SecantusDB's only then),
+/// else `$and`. Nested `$and`s are flattened first.
+pub fn all_of(parts: Vec<Document>) -> Document {
+    let mut flat: Vec<Document> = Vec::with_capacity(parts.len());
+    let mut stack: Vec<Document> = parts.into_iter().rev().collect();
+    while let Some(d) = stack.pop() {
+        match d.get_array("$and") {
+            Ok(items) if d.len() == 1 => {
+                for item in items.iter().rev() {
+                    if let Bson::Document(inner) = item {
+                        stack.push(inner.clone());
+                    }
+                }
+            }
+            _ => flat.push(d),
+        }
+    }
+    let mut merged = Document::new();
+    for d in &flat {
+        if d.keys().any(|k| merged.contains_key(k)) {
+            return match flat.len() {
+                1 => flat.remove(0),
+                _ => doc! { "$and": flat },
+            };
+        }
+        merged.extend(d.clone());
+    }
+    merged
+}
+
 /// A filter tree as a query document.
 pub fn filter(f: &Filter) -> Document {
     match f {
         Filter::And(parts) if parts.is_empty() => Document::new(),
         Filter::Or(parts) if parts.is_empty() => nothing(),
-        Filter::And(parts) => doc! { "$and": parts.iter().map(filter).collect::<Vec<_>>() },
+        Filter::And(parts) => all_of(parts.iter().map(filter).collect()),
         Filter::Or(parts) => doc! { "$or": parts.iter().map(filter).collect::<Vec<_>>() },
         Filter::Not(inner) => doc! { "$nor": [filter(inner)] },
         Filter::Cmp(c) => cmp(c.column, &c.pred),
@@ -305,6 +336,15 @@ mod tests {
             assert!(!e.starts_with('$') && !e.contains('.'), "{k} → {e}");
             assert_eq!(unescape_key(&e), k);
         }
+    }
+
+    #[test]
+    fn conjunctions_flatten_unless_fields_repeat() {
+        let flat = all_of(vec![doc! { "a": 1 }, doc! { "$and": [ { "b": 2 }, { "c": 3 } ] }]);
+        assert_eq!(flat, doc! { "a": 1, "b": 2, "c": 3 });
+        let kept = all_of(vec![doc! { "a": { "$gt": 1 } }, doc! { "a": { "$lt": 5 } }]);
+        assert_eq!(kept, doc! { "$and": [ { "a": { "$gt": 1 } }, { "a": { "$lt": 5 } } ] });
+        assert_eq!(all_of(vec![]), Document::new());
     }
 
     #[test]

@@ -161,7 +161,6 @@ impl MongoStore {
                 "user_id",
                 "stage",
                 "lifecycle_stage",
-                "created_at",
                 "updated_at",
                 "deleted_at",
                 "contact_id",
@@ -201,16 +200,13 @@ impl MongoStore {
     fn query(kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> Document {
         let mut parts = Vec::new();
         if !include_deleted && kind.soft_deletes() {
-            parts.push(doc! { "deleted_at": { "$exists": false } });
+            // The same as `deleted_at` absent, as an equality an index can serve.
+            parts.push(doc! { LIVE: true });
         }
         if let Some(f) = filter {
             parts.push(bson_map::filter(f));
         }
-        match parts.len() {
-            0 => Document::new(),
-            1 => parts.remove(0),
-            _ => doc! { "$and": parts },
-        }
+        bson_map::all_of(parts)
     }
 
     /// Runs one changeset in a transaction, retrying transient errors.
