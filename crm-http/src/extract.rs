@@ -107,36 +107,36 @@ where
     }
 }
 
-/// A path parameter whose rejection is a problem document (axum's `Path` answers plain text).
-#[derive(Debug)]
-pub struct ApiPath<T>(pub T);
+/// Wraps one of axum's part extractors so that its rejection is a problem document
+/// (axum's own answer plain text).
+macro_rules! problem_extractor {
+    ($(#[$doc:meta])* $name:ident, $inner:ident) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name<T>(pub T);
 
-impl<T, S> FromRequestParts<S> for ApiPath<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
+        impl<T, S> FromRequestParts<S> for $name<T>
+        where
+            T: DeserializeOwned + Send,
+            S: Send + Sync,
+        {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(v) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
-        Ok(ApiPath(v))
-    }
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+                let axum::extract::$inner(v) = axum::extract::$inner::<T>::from_request_parts(parts, state).await?;
+                Ok($name(v))
+            }
+        }
+    };
 }
 
-/// A query string whose rejection is a problem document.
-#[derive(Debug)]
-pub struct ApiQuery<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for ApiQuery<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Query(v) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
-        Ok(ApiQuery(v))
-    }
-}
+problem_extractor!(
+    /// Path parameters.
+    ApiPath,
+    Path
+);
+problem_extractor!(
+    /// The query string.
+    ApiQuery,
+    Query
+);

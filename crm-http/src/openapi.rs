@@ -288,14 +288,7 @@ impl Spec {
             )
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
         self.schema_of::<crm_core::query::PageInfo>();
-        self.schemas.push((name.clone(), page.into()));
-        self.responses.push(Answer(
-            200,
-            what,
-            Some((RefOr::Ref(Ref::from_schema_name(name)), "application/json")),
-            false,
-        ));
-        self
+        self.ok_named(name, page, what)
     }
 
     /// Answers 200 with `{"data": [T…]}`.
@@ -306,13 +299,14 @@ impl Spec {
             .property("data", ArrayBuilder::new().items(item))
             .required("data")
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
-        self.schemas.push((name.clone(), list.into()));
-        self.responses.push(Answer(
-            200,
-            what,
-            Some((RefOr::Ref(Ref::from_schema_name(name)), "application/json")),
-            false,
-        ));
+        self.ok_named(name, list, what)
+    }
+
+    /// Answers 200 with a JSON document of a schema built here, registered under `name`.
+    fn ok_named(mut self, name: String, schema: ObjectBuilder, what: &'static str) -> Self {
+        self.schemas.push((name.clone(), schema.into()));
+        let body = RefOr::Ref(Ref::from_schema_name(name));
+        self.responses.push(Answer(200, what, Some((body, "application/json")), false));
         self
     }
 
