@@ -91,7 +91,9 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(extract::REQUEST_ID);
     let cors = cors(&state.cors_origins);
     // Every route comes from `api()`, which documents each one it adds.
-    let (routes, _) = api().split();
+    let (routes, doc) = api().split();
+    // The document the handler serves is the one of these very routes.
+    let _ = DOC.set(doc.to_json().unwrap_or_default());
     let app = routes
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
@@ -160,9 +162,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().split().1
 }
 
-/// `GET /api/openapi.json`: the document, built once.
+/// The OpenAPI document as served, set when the router is built.
+static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `GET /api/openapi.json`.
 async fn openapi_json() -> Response {
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let doc = DOC.get_or_init(|| openapi().to_json().unwrap_or_default());
     ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
 }
