@@ -26,6 +26,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "analytics")]
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod blob;
