@@ -274,12 +274,8 @@ impl MongoStore {
             .find_one(doc! { "_id": 1 })
             .session(&mut *s)
             .await
-            .map_err(|e| Failure::Driver(EntityKind::AuditEvent, e))?
-            .ok_or_else(|| Failure::Domain(Error::internal_msg("the audit head is missing")))?;
-        let mut head = AuditHead {
-            seq: found.get_i64("seq").map_err(|e| Failure::Domain(Error::internal("audit head", e)))?,
-            hash: found.get_str("hash").map_err(|e| Failure::Domain(Error::internal("audit head", e)))?.to_string(),
-        };
+            .map_err(|e| Failure::Driver(EntityKind::AuditEvent, e))?;
+        let mut head = head_of(found).map_err(Failure::Domain)?;
         let before = head.seq;
         let mut docs = Vec::with_capacity(cs.audit.len());
         for ev in &cs.audit {
@@ -411,6 +407,15 @@ impl MongoStore {
     }
 }
 
+/// The audit head as its document holds it.
+fn head_of(found: Option<Document>) -> Result<AuditHead> {
+    let d = found.ok_or_else(|| Error::internal_msg("the audit head is missing"))?;
+    Ok(AuditHead {
+        seq: d.get_i64("seq").map_err(|e| Error::internal("audit head", e))?,
+        hash: d.get_str("hash").map_err(|e| Error::internal("audit head", e))?.to_string(),
+    })
+}
+
 /// Why a changeset's transaction stopped: a rule of the domain (answered as is) or the
 /// driver (retried when transient).
 enum Failure {
@@ -474,12 +479,8 @@ impl Store for MongoStore {
             .collection::<Document>(HEAD)
             .find_one(doc! { "_id": 1 })
             .await
-            .map_err(|e| map_err(EntityKind::AuditEvent, e))?
-            .ok_or_else(|| Error::internal_msg("the audit head is missing"))?;
-        Ok(AuditHead {
-            seq: found.get_i64("seq").map_err(|e| Error::internal("audit head", e))?,
-            hash: found.get_str("hash").map_err(|e| Error::internal("audit head", e))?.to_string(),
-        })
+            .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
+        head_of(found)
     }
 
     async fn ping(&self) -> Result<()> {
