@@ -128,6 +128,8 @@ macro_rules! conformance_suite {
     ($factory:path) => {
         $crate::conformance_suite!(@cases $factory;
             schema_round_trips_every_kind,
+            analytics_snapshot_follows_scope_and_changes,
+            analytics_snapshot_reads_every_batch,
             contact_crud,
             company_crud,
             deal_crud_with_line_items,

@@ -2,12 +2,13 @@
 //! reports of `shared/analytics/REPORTS.md` over the six analytics tables — companies,
 //! contacts, deals, deal_stage_history, interactions, tasks — given as DataFrames.
 //!
-//! Done so far: R1 `r1_pipeline_by_stage`, R2 `r2_forecast_by_month`,
-//! R3 `r3_win_rate_by_owner`, R6 `r6_top_companies_by_revenue`,
-//! R8 `r8_customer_acquisition`. R4, R5 and R7, the store snapshot, custom reports,
-//! exports and the Python package are the rest of the analytics issue.
+//! All eight standard reports are here; the store snapshot, custom reports and exports
+//! are the rest of the analytics issue.
 
 use std::collections::BTreeMap;
+
+/// The polars this engine is built with (its DataFrames are the engine's input and output).
+pub use polars;
 
 use chrono::{Months, NaiveDate, NaiveDateTime};
 use polars::prelude::*;
@@ -25,13 +26,52 @@ pub const STAGES: [(&str, i64); 6] = [
 ];
 
 /// The standard reports, by name.
-pub const REPORTS: [&str; 5] = [
+pub const REPORTS: [&str; 8] = [
     "r1_pipeline_by_stage",
     "r2_forecast_by_month",
     "r3_win_rate_by_owner",
+    "r4_stage_funnel",
+    "r5_lead_conversion",
     "r6_top_companies_by_revenue",
+    "r7_contact_engagement",
     "r8_customer_acquisition",
 ];
+
+/// The analytics tables' names.
+pub const TABLES: [&str; 6] = ["companies", "contacts", "deals", "deal_stage_history", "interactions", "tasks"];
+
+/// Reads the analytics tables found in `directory` as `<table>.parquet` (the layout the
+/// benchmark generator writes). Tables without a file are left out; a report that needs
+/// one says so. No file at all is an error.
+pub fn read_parquet(directory: &std::path::Path) -> Result<Tables> {
+    if !directory.is_dir() {
+        return Err(Error::invalid("directory", "not_found", format!("{} is not a directory", directory.display())));
+    }
+    let mut tables = BTreeMap::new();
+    for name in TABLES {
+        let path = directory.join(format!("{name}.parquet"));
+        if !path.exists() {
+            continue;
+        }
+        let file = std::fs::File::open(&path).map_err(|e| Error::internal(format!("opening {}", path.display()), e))?;
+        let df = ParquetReader::new(file).finish().map_err(|e| {
+            Error::invalid(
+                "directory",
+                "invalid_format",
+                format!("{} is not a readable Parquet file: {e}", path.display()),
+            )
+        })?;
+        tables.insert(name.to_string(), df);
+    }
+    if tables.is_empty() {
+        return Err(Error::invalid(
+            "directory",
+            "not_found",
+            format!("{} holds none of {}", directory.display(), TABLES.map(|t| format!("{t}.parquet")).join(", ")),
+        ));
+    }
+    Ok(Tables(tables))
+}
 
 /// The analytics tables by name (`deals`, `companies`, …). Extra columns are ignored.
 #[derive(Debug, Clone, Default)]
@@ -80,8 +120,25 @@ pub struct Resolved {
     pub engagement_start: NaiveDateTime,
 }
 
-fn polars(e: PolarsError) -> Error {
-    Error::internal("analytics query", e)
+/// Polars' errors: those about the input's shape (a missing column, a wrong type) are
+/// the caller's to fix and become validation errors; the rest are internal.
+fn from_polars(e: PolarsError) -> Error {
+    fn about_input(e: &PolarsError) -> bool {
+        match e {
+            PolarsError::ColumnNotFound(_)
+            | PolarsError::SchemaMismatch(_)
+            | PolarsError::SchemaFieldNotFound(_)
+            | PolarsError::InvalidOperation(_)
+            | PolarsError::ShapeMismatch(_) => true,
+            PolarsError::Context { error, .. } | PolarsError::ExprContext { error, .. } => about_input(error),
+            _ => false,
+        }
+    }
+    if about_input(&e) {
+        Error::invalid("tables", "invalid_value", format!("the tables do not fit the report: {e}"))
+    } else {
+        Error::internal("analytics query", e)
+    }
 }
 
 impl Params {
@@ -95,8 +152,9 @@ impl Params {
                     .live("deals")?
                     .select([col("created_at").max().cast(DataType::Int64)])
                     .collect()
-                    .map_err(polars)?;
-                let value = max.column("created_at").map_err(polars)?.get(0).map_err(polars)?.extract::<i64>();
+                    .map_err(from_polars)?;
+                let value =
+                    max.column("created_at").map_err(from_polars)?.get(0).map_err(from_polars)?.extract::<i64>();
                 match value {
                     Some(us) => chrono::DateTime::from_timestamp_micros(us)
                         .map(|d| d.naive_utc())
@@ -123,7 +181,10 @@ pub fn report(name: &str, t: &Tables, p: &Params) -> Result<DataFrame> {
         "r1_pipeline_by_stage" => r1(t)?,
         "r2_forecast_by_month" => r2(t, &p.resolve(t)?)?,
         "r3_win_rate_by_owner" => r3(t)?,
+        "r4_stage_funnel" => r4(t)?,
+        "r5_lead_conversion" => r5(t)?,
         "r6_top_companies_by_revenue" => r6(t)?,
+        "r7_contact_engagement" => r7(t, &p.resolve(t)?)?,
         "r8_customer_acquisition" => r8(t)?,
         other => {
             return Err(Error::invalid(
@@ -133,7 +194,7 @@ pub fn report(name: &str, t: &Tables, p: &Params) -> Result<DataFrame> {
             ))
         }
     };
-    plan.collect().map_err(polars)
+    plan.collect().map_err(from_polars)
 }
 
 /// The stages with their order and probability.
@@ -141,10 +202,13 @@ fn stages() -> LazyFrame {
     let names: Vec<&str> = STAGES.iter().map(|s| s.0).collect();
     let order: Vec<i64> = (0..STAGES.len() as i64).collect();
     let prob: Vec<i64> = STAGES.iter().map(|s| s.1).collect();
+    // The stage a deal moves on to; closed stages have none.
+    let next: Vec<Option<&str>> = (0..STAGES.len()).map(|i| (i < 4).then(|| STAGES[i + 1].0)).collect();
     DataFrame::new_infer_height(vec![
         Column::new("stage".into(), names),
         Column::new("stage_order".into(), order),
         Column::new("prob_pct".into(), prob),
+        Column::new("next_stage".into(), next),
     ])
     .map(|df| df.lazy())
     .unwrap_or_default()
@@ -166,6 +230,11 @@ fn amount_sum() -> Expr {
 
 fn weighted() -> Expr {
     (col("amount_cents").fill_null(lit(0i64)) * col("prob_pct")).sum().floor_div(lit(100i64))
+}
+
+/// Days (fractional) from `earlier` to `later`.
+fn days(later: Expr, earlier: Expr) -> Expr {
+    (later - earlier).dt().total_seconds(false).cast(DataType::Float64) / lit(86_400.0)
 }
 
 fn round6(e: Expr) -> Expr {
@@ -205,7 +274,7 @@ fn r2(t: &Tables, p: &Resolved) -> Result<LazyFrame> {
 /// R3: closed deals by owner.
 fn r3(t: &Tables) -> Result<LazyFrame> {
     let won = col("pipeline_stage").eq(lit("closed_won"));
-    let days = (col("closed_at") - col("created_at")).dt().total_seconds(false).cast(DataType::Float64) / lit(86_400.0);
+    let days = days(col("closed_at"), col("created_at"));
     Ok(t.live("deals")?
         .filter(won.clone().or(col("pipeline_stage").eq(lit("closed_lost"))))
         .group_by([col("owner_id")])
@@ -232,6 +301,130 @@ fn r3(t: &Tables) -> Result<LazyFrame> {
             col("won_amount"),
             col("avg_days_to_close"),
         ]))
+}
+
+/// R4: the stage funnel from the stage history of live deals.
+fn r4(t: &Tables) -> Result<LazyFrame> {
+    let live = t.live("deals")?.select([col("id").alias("deal_id")]);
+    let next_entry = col("changed_at").shift(lit(-1)).over([col("deal_id")]).map_err(from_polars)?;
+    let history = t
+        .lazy("deal_stage_history")?
+        .select([col("deal_id"), col("to_stage"), col("changed_at")])
+        .join(live, [col("deal_id")], [col("deal_id")], JoinArgs::new(JoinType::Inner))
+        .sort(["deal_id", "changed_at"], Default::default())
+        // Time in the stage: until the deal's next entry, if there is one.
+        .with_columns([days(next_entry, col("changed_at")).alias("days")])
+        .cache();
+    // Each deal's first and last entry into each stage.
+    let entries = history
+        .clone()
+        .group_by([col("deal_id"), col("to_stage")])
+        .agg([col("changed_at").min().alias("first_in"), col("changed_at").max().alias("last_in")])
+        .cache();
+    let converted = entries
+        .clone()
+        .join(
+            stages().select([col("stage").alias("to_stage"), col("next_stage")]),
+            [col("to_stage")],
+            [col("to_stage")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .join(
+            entries.clone().select([
+                col("deal_id"),
+                col("to_stage").alias("next_stage"),
+                col("last_in").alias("next_in"),
+            ]),
+            [col("deal_id"), col("next_stage")],
+            [col("deal_id"), col("next_stage")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .filter(col("next_in").gt(col("first_in")))
+        .group_by([col("to_stage")])
+        .agg([count().alias("converted")]);
+    let reached = entries.group_by([col("to_stage")]).agg([count().alias("deals_reached")]);
+    let medians = history.group_by([col("to_stage")]).agg([col("days").median().alias("median_days_in_stage")]);
+    let open = col("stage_order").lt(lit(4i64));
+    Ok(stages()
+        .join(reached, [col("stage")], [col("to_stage")], JoinArgs::new(JoinType::Inner))
+        .join(converted, [col("stage")], [col("to_stage")], JoinArgs::new(JoinType::Left))
+        .join(medians, [col("stage")], [col("to_stage")], JoinArgs::new(JoinType::Left))
+        .with_columns([when(open.clone())
+            .then(col("converted").fill_null(lit(0i64)))
+            .otherwise(lit(NULL).cast(DataType::Int64))
+            .alias("converted_to_next")])
+        .with_columns([
+            when(open)
+                .then(round6(
+                    col("converted_to_next").cast(DataType::Float64) / col("deals_reached").cast(DataType::Float64),
+                ))
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("conversion_to_next"),
+            round6(col("median_days_in_stage").cast(DataType::Float64)),
+        ])
+        .sort(["stage_order"], Default::default())
+        .select([
+            col("stage"),
+            col("deals_reached"),
+            col("converted_to_next"),
+            col("conversion_to_next"),
+            col("median_days_in_stage"),
+        ]))
+}
+
+/// R5: live contacts by month created and lead source, with how many became customers.
+fn r5(t: &Tables) -> Result<LazyFrame> {
+    let customer = col("lifecycle_stage").eq(lit("customer"));
+    let to_convert = when(customer.clone().and(col("converted_at").is_not_null()))
+        .then(days(col("converted_at"), col("created_at")))
+        .otherwise(lit(NULL).cast(DataType::Float64));
+    Ok(t.live("contacts")?
+        .group_by([month(col("created_at")).alias("month"), col("lead_source")])
+        .agg([
+            count().alias("created"),
+            customer.cast(DataType::Int64).sum().alias("converted"),
+            to_convert.median().alias("median_days_to_convert"),
+        ])
+        .with_columns([
+            round6(col("converted").cast(DataType::Float64) / col("created").cast(DataType::Float64))
+                .alias("conversion_rate"),
+            round6(col("median_days_to_convert")),
+        ])
+        .sort_by_exprs(
+            [col("month"), col("lead_source")],
+            SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(false),
+        )
+        .select([
+            col("month"),
+            col("lead_source"),
+            col("created"),
+            col("converted"),
+            col("conversion_rate"),
+            col("median_days_to_convert"),
+        ]))
+}
+
+/// R7: the most engaged live contacts in the engagement window.
+fn r7(t: &Tables, p: &Resolved) -> Result<LazyFrame> {
+    let live = t.live("contacts")?.select([col("id").alias("contact_id")]);
+    let kind = |k: &str| col("kind").eq(lit(k.to_string())).cast(DataType::Int64).sum();
+    Ok(t.lazy("interactions")?
+        .filter(col("occurred_at").gt_eq(lit(p.engagement_start)).and(col("occurred_at").lt(lit(p.as_of))))
+        .join(live, [col("contact_id")], [col("contact_id")], JoinArgs::new(JoinType::Inner))
+        .group_by([col("contact_id")])
+        .agg([
+            count().alias("total"),
+            kind("call").alias("calls"),
+            kind("email").alias("emails"),
+            kind("meeting").alias("meetings"),
+            kind("note").alias("notes"),
+            col("occurred_at").max().alias("last_interaction_at"),
+        ])
+        .sort_by_exprs(
+            [col("total"), col("contact_id")],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        )
+        .limit(1000))
 }
 
 /// Live closed_won deals of live companies.
@@ -276,6 +469,8 @@ fn r8(t: &Tables) -> Result<LazyFrame> {
         .sort(["month"], Default::default())
         .with_columns([col("new_customers").cum_sum(false).alias("cumulative_customers")]))
 }
+
+pub(crate) mod snapshot;
 
 #[cfg(test)]
 mod tests;

@@ -27,7 +27,7 @@ mod deals;
 pub(crate) mod input;
 mod interactions;
 mod oauth;
-mod records;
+pub(crate) mod records;
 mod tasks;
 mod teams;
 mod users;
@@ -64,6 +64,8 @@ struct Inner {
     auth: Option<AuthSettings>,
     auth_state: AuthState,
     blobs: Arc<dyn BlobStore>,
+    #[cfg(feature = "analytics")]
+    analytics: crate::analytics::snapshot::SnapshotCache,
 }
 
 /// The CRM engine: a cheap, cloneable handle on a store, a clock, an id source, the
@@ -153,6 +155,8 @@ impl CrmBuilder {
                 auth: self.auth.or_else(|| AuthSettings::ephemeral().ok()),
                 auth_state: AuthState::default(),
                 blobs: self.blobs.unwrap_or_else(|| Arc::new(ObjectBlobStore::memory())),
+                #[cfg(feature = "analytics")]
+                analytics: Default::default(),
             }),
         }
     }
@@ -181,6 +185,12 @@ impl Crm {
     /// The store.
     pub fn store(&self) -> &dyn Store {
         self.inner.store.as_ref()
+    }
+
+    /// The cached analytics snapshots.
+    #[cfg(feature = "analytics")]
+    pub(crate) fn analytics_cache(&self) -> &crate::analytics::snapshot::SnapshotCache {
+        &self.inner.analytics
     }
 
     /// The policy.

@@ -2,12 +2,14 @@
 
 use crm_core::{EntityKind, Error, ListQuery, Page};
 
+mod analytics;
 mod auth;
 mod crud;
 mod integrity;
 mod policy;
 mod query;
 
+pub use analytics::*;
 pub use auth::*;
 pub use crud::*;
 pub use integrity::*;

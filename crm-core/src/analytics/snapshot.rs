@@ -1,0 +1,314 @@
+//! The analytics tables read out of the store: a snapshot within the caller's read scope,
+//! streamed in batches and cached until the store's change counter moves.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use polars::prelude::*;
+
+use super::{from_polars, Tables};
+use crate::error::Result;
+use crate::policy::{Action, Actor, Scope};
+use crate::query::{and_opt, id_key, keyset_filter, Direction, StoreQuery};
+use crate::schema::{EntityKind, Value};
+use crate::service::{records::scope_filter, Crm};
+use crate::store::StoreExt;
+
+/// Rows read from the store per query.
+const BATCH: u32 = 10_000;
+
+/// Snapshots kept per process (one per distinct scope), the least recently made dropped first.
+const CACHED: usize = 4;
+
+/// How a store column becomes an analytics column.
+#[derive(Clone, Copy)]
+enum Conv {
+    /// A UUID as its text (the analytics tables' string ids).
+    Id,
+    Text,
+    Int,
+    Timestamp,
+    Date,
+    /// The first UUID of a list (a deal's first contact).
+    FirstId,
+    /// The first word of a name / the rest.
+    FirstName,
+    LastName,
+    /// A head count as REPORTS.md's size bucket.
+    SizeBucket,
+}
+
+/// The analytics tables as (output column, store column, conversion) per kind.
+fn layout(kind: EntityKind) -> &'static [(&'static str, &'static str, Conv)] {
+    use Conv::*;
+    match kind {
+        EntityKind::Company => &[
+            ("id", "id", Id),
+            ("name", "name", Text),
+            ("industry", "industry", Text),
+            ("size_bucket", "size", SizeBucket),
+            ("country", "country", Text),
+            ("owner_id", "owner_id", Id),
+            ("created_at", "created_at", Timestamp),
+            ("deleted_at", "deleted_at", Timestamp),
+        ],
+        EntityKind::Contact => &[
+            ("id", "id", Id),
+            ("company_id", "company_id", Id),
+            ("owner_id", "owner_id", Id),
+            ("first_name", "name", FirstName),
+            ("last_name", "name", LastName),
+            ("email", "email", Text),
+            ("lead_source", "lead_source", Text),
+            ("lifecycle_stage", "lifecycle_stage", Text),
+            ("created_at", "created_at", Timestamp),
+            ("converted_at", "converted_at", Timestamp),
+            ("deleted_at", "deleted_at", Timestamp),
+        ],
+        EntityKind::Deal => &[
+            ("id", "id", Id),
+            ("name", "name", Text),
+            ("company_id", "company_id", Id),
+            ("contact_id", "contact_ids", FirstId),
+            ("owner_id", "owner_id", Id),
+            ("pipeline_stage", "stage", Text),
+            ("amount_cents", "amount", Int),
+            ("currency", "currency", Text),
+            ("expected_close_date", "expected_close_date", Date),
+            ("created_at", "created_at", Timestamp),
+            ("closed_at", "closed_at", Timestamp),
+            ("deleted_at", "deleted_at", Timestamp),
+        ],
+        EntityKind::DealStageChange => &[
+            ("deal_id", "deal_id", Id),
+            ("from_stage", "from_stage", Text),
+            ("to_stage", "to_stage", Text),
+            ("changed_at", "changed_at", Timestamp),
+        ],
+        EntityKind::Interaction => &[
+            ("id", "id", Id),
+            ("contact_id", "contact_id", Id),
+            ("deal_id", "deal_id", Id),
+            ("owner_id", "owner_id", Id),
+            ("kind", "kind", Text),
+            ("occurred_at", "occurred_at", Timestamp),
+        ],
+        EntityKind::Task => &[
+            ("id", "id", Id),
+            ("owner_id", "owner_id", Id),
+            ("status", "status", Text),
+            ("priority", "priority", Text),
+            ("due_at", "due_date", Timestamp),
+            ("completed_at", "completed_at", Timestamp),
+            ("deleted_at", "deleted_at", Timestamp),
+        ],
+        _ => &[],
+    }
+}
+
+/// The kinds behind the analytics tables, parents before the history that follows them.
+const KINDS: [EntityKind; 6] = [
+    EntityKind::Company,
+    EntityKind::Contact,
+    EntityKind::Deal,
+    EntityKind::DealStageChange,
+    EntityKind::Interaction,
+    EntityKind::Task,
+];
+
+fn size_bucket(size: Option<i64>) -> &'static str {
+    match size {
+        None => "unknown",
+        Some(n) if n <= 10 => "1-10",
+        Some(n) if n <= 50 => "11-50",
+        Some(n) if n <= 200 => "51-200",
+        Some(n) if n <= 1000 => "201-1000",
+        Some(_) => "1000+",
+    }
+}
+
+/// One output column being filled.
+enum Builder {
+    Str(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Micros(Vec<Option<i64>>),
+    Days(Vec<Option<i32>>),
+}
+
+impl Builder {
+    fn new(conv: Conv) -> Self {
+        match conv {
+            Conv::Int => Builder::Int(Vec::new()),
+            Conv::Timestamp => Builder::Micros(Vec::new()),
+            Conv::Date => Builder::Days(Vec::new()),
+            _ => Builder::Str(Vec::new()),
+        }
+    }
+
+    fn push(&mut self, conv: Conv, v: &Value) {
+        match (self, conv, v) {
+            (Builder::Str(out), Conv::SizeBucket, Value::Int(n)) => out.push(Some(size_bucket(Some(*n)).into())),
+            (Builder::Str(out), Conv::SizeBucket, _) => out.push(Some(size_bucket(None).into())),
+            (Builder::Str(out), Conv::FirstName, Value::Text(s)) => {
+                out.push(Some(s.split_once(' ').map_or(s.as_str(), |(first, _)| first).to_string()))
+            }
+            (Builder::Str(out), Conv::LastName, Value::Text(s)) => {
+                out.push(s.split_once(' ').map(|(_, rest)| rest.trim().to_string()).filter(|r| !r.is_empty()))
+            }
+            (Builder::Str(out), Conv::FirstId, Value::Json(serde_json::Value::Array(ids))) => {
+                out.push(ids.first().and_then(|u| u.as_str()).map(str::to_string))
+            }
+            (Builder::Str(out), _, Value::Uuid(u)) => out.push(Some(u.to_string())),
+            (Builder::Str(out), _, Value::Text(s)) => out.push(Some(s.clone())),
+            (Builder::Int(out), _, Value::Int(n)) => out.push(Some(*n)),
+            (Builder::Micros(out), _, Value::Timestamp(t)) => out.push(Some(t.timestamp_micros())),
+            (Builder::Days(out), _, Value::Date(d)) => {
+                out.push(Some((*d - chrono::NaiveDate::default()).num_days() as i32))
+            }
+            (Builder::Str(out), ..) => out.push(None),
+            (Builder::Int(out), ..) | (Builder::Micros(out), ..) => out.push(None),
+            (Builder::Days(out), ..) => out.push(None),
+        }
+    }
+
+    fn finish(self, name: &str) -> Result<Column> {
+        let name: PlSmallStr = name.into();
+        Ok(match self {
+            Builder::Str(v) => Column::new(name, v),
+            Builder::Int(v) => Column::new(name, v),
+            Builder::Micros(v) => {
+                Column::new(name, v).cast(&DataType::Datetime(TimeUnit::Microseconds, None)).map_err(from_polars)?
+            }
+            Builder::Days(v) => Column::new(name, v).cast(&DataType::Date).map_err(from_polars)?,
+        })
+    }
+}
+
+/// Reads one table (its live rows within `scope`) in batches of [`BATCH`] in id order.
+/// `keep` limits the rows to those whose `deal_id` is in the set (the history of the
+/// deals the caller may see).
+async fn read(crm: &Crm, kind: EntityKind, actor: &Actor, keep: Option<&HashSet<String>>) -> Result<DataFrame> {
+    let layout = layout(kind);
+    let scope = if kind == EntityKind::DealStageChange {
+        // History has no owner: it is visible with its deal (`keep`).
+        Scope::All
+    } else {
+        crm.policy().scope(actor.role, kind.resource(), Action::Read)
+    };
+    let columns: Vec<usize> = layout
+        .iter()
+        .map(|(_, source, _)| kind.columns().iter().position(|c| c.name == *source).unwrap_or(usize::MAX))
+        .collect();
+    let deal_id = kind.columns().iter().position(|c| c.name == "deal_id");
+    let mut builders: Vec<Builder> = layout.iter().map(|(_, _, conv)| Builder::new(*conv)).collect();
+    if scope != Scope::None {
+        let sort = vec![id_key(kind, Direction::Asc)];
+        let base = scope_filter(kind, scope, actor);
+        let mut after: Option<Value> = None;
+        loop {
+            let position = after.as_ref().and_then(|v| keyset_filter(&sort, std::slice::from_ref(v)));
+            let query = StoreQuery {
+                filter: and_opt([base.clone(), position]),
+                sort: sort.clone(),
+                limit: BATCH,
+                include_deleted: false,
+            };
+            let rows = crm.store().list(kind, &query).await?;
+            let n = rows.len();
+            for row in &rows {
+                if let (Some(keep), Some(i)) = (keep, deal_id) {
+                    let visible = matches!(row.get(i), Some(Value::Uuid(u)) if keep.contains(&u.to_string()));
+                    if !visible {
+                        continue;
+                    }
+                }
+                for ((b, (_, _, conv)), i) in builders.iter_mut().zip(layout).zip(&columns) {
+                    b.push(*conv, row.get(*i).unwrap_or(&Value::Null));
+                }
+            }
+            after = rows.last().and_then(|r| r.first().cloned());
+            if n < BATCH as usize {
+                break;
+            }
+        }
+    }
+    let columns =
+        builders.into_iter().zip(layout).map(|(b, (name, _, _))| b.finish(name)).collect::<Result<Vec<_>>>()?;
+    DataFrame::new_infer_height(columns).map_err(from_polars)
+}
+
+/// Which rows an actor's snapshot holds: the same key, the same snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ScopeKey(Vec<(EntityKind, Scope)>, Option<String>, Option<String>);
+
+fn scope_key(crm: &Crm, actor: &Actor) -> ScopeKey {
+    let scopes: Vec<(EntityKind, Scope)> =
+        KINDS.iter().map(|k| (*k, crm.policy().scope(actor.role, k.resource(), Action::Read))).collect();
+    let narrowed = scopes.iter().any(|(_, s)| matches!(s, Scope::Own | Scope::Team));
+    let user = narrowed.then(|| actor.user_id.to_string());
+    let team = narrowed.then(|| actor.team_id.map(|t| t.to_string())).flatten();
+    ScopeKey(scopes, user, team)
+}
+
+/// Cached snapshots by scope, each with the change counter it was read at.
+#[derive(Default)]
+pub(crate) struct SnapshotCache {
+    entries: Mutex<VecDeque<(ScopeKey, i64, Arc<Tables>)>>,
+}
+
+impl std::fmt::Debug for SnapshotCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotCache").finish_non_exhaustive()
+    }
+}
+
+impl Crm {
+    /// The analytics tables (companies, contacts, deals, deal_stage_history,
+    /// interactions, tasks) as the actor may read them: live rows only, ids as UUID text,
+    /// timestamps in UTC. Read from the store in batches and cached until the store's
+    /// change counter moves, so repeated reports on an unchanged CRM read nothing again.
+    pub async fn analytics_tables(&self, actor: &Actor) -> Result<Arc<Tables>> {
+        let key = scope_key(self, actor);
+        let counter = self.store().change_counter().await?;
+        let cache = self.analytics_cache();
+        {
+            let entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, _, tables)) = entries.iter().find(|(k, c, _)| *k == key && *c == counter) {
+                return Ok(tables.clone());
+            }
+        }
+        let mut tables = std::collections::BTreeMap::new();
+        let mut visible_deals: Option<HashSet<String>> = None;
+        for kind in KINDS {
+            let keep = if kind == EntityKind::DealStageChange { visible_deals.as_ref() } else { None };
+            let df = read(self, kind, actor, keep).await?;
+            if kind == EntityKind::Deal {
+                let ids = df.column("id").map_err(from_polars)?.str().map_err(from_polars)?;
+                visible_deals = Some((0..ids.len()).filter_map(|i| ids.get(i)).map(str::to_string).collect());
+            }
+            tables.insert(kind.table().to_string(), df);
+        }
+        let tables = Arc::new(Tables(tables));
+        let mut entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|(k, _, _)| *k != key);
+        entries.push_back((key, counter, tables.clone()));
+        while entries.len() > CACHED {
+            entries.pop_front();
+        }
+        Ok(tables)
+    }
+
+    /// Runs a standard report on the actor's snapshot of the store.
+    pub async fn standard_report(&self, actor: &Actor, name: &str, params: &super::Params) -> Result<DataFrame> {
+        if !super::REPORTS.contains(&name) {
+            // Name the reports before reading anything.
+            return super::report(name, &Tables::default(), params);
+        }
+        let tables = self.analytics_tables(actor).await?;
+        let name = name.to_string();
+        let params = *params;
+        tokio::task::spawn_blocking(move || super::report(&name, &tables, &params))
+            .await
+            .map_err(|e| crate::Error::internal("analytics task", e))?
+    }
+}

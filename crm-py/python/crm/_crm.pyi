@@ -1,0 +1,24 @@
+"""Type stubs of the compiled module ``crm._crm`` (use :mod:`crm.analytics` instead)."""
+
+import datetime
+
+import polars as pl
+
+__version__: str
+
+def report(
+    name: str,
+    tables: dict[str, pl.DataFrame],
+    as_of: datetime.datetime | None = None,
+    forecast_end: datetime.date | None = None,
+    engagement_start: datetime.datetime | None = None,
+) -> pl.DataFrame: ...
+def resolve_params(
+    tables: dict[str, pl.DataFrame],
+    as_of: datetime.datetime | None = None,
+    forecast_end: datetime.date | None = None,
+    engagement_start: datetime.datetime | None = None,
+) -> tuple[datetime.datetime, datetime.date, datetime.datetime]: ...
+def read_parquet(directory: str) -> dict[str, pl.DataFrame]: ...
+def standard_reports() -> list[str]: ...
+def table_names() -> list[str]: ...

@@ -1,0 +1,161 @@
+//! The analytics snapshot of the store: what it holds, whose scope, and its cache.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use crm_core::analytics::polars::prelude::*;
+use crm_core::analytics::{Params, REPORTS};
+use crm_core::service::*;
+use crm_core::*;
+
+use super::assert_code;
+use crate::{Harness, TestBackend};
+
+fn touch(contact_id: ContactId, kind: InteractionKind) -> NewInteraction {
+    NewInteraction { contact_id, kind, occurred_at: None, deal_id: None, subject: None, body: None }
+}
+
+fn texts(df: &DataFrame, column: &str) -> Vec<Option<String>> {
+    let c = df.column(column).expect("column");
+    (0..df.height())
+        .map(|i| match c.get(i).expect("value") {
+            AnyValue::Null => None,
+            v => Some(v.str_value().to_string()),
+        })
+        .collect()
+}
+
+fn ints(df: &DataFrame, column: &str) -> Vec<Option<i64>> {
+    let c = df.column(column).expect("column");
+    (0..df.height()).map(|i| c.get(i).expect("value").extract::<i64>()).collect()
+}
+
+/// The snapshot holds the live records as the analytics tables, within the caller's read
+/// scope (a plain user's reports cover what they own), and is read again only after a
+/// change.
+pub async fn analytics_snapshot_follows_scope_and_changes(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let team = h.team("Sales").await;
+    let ann = h.user("ann", Role::User, Some(team)).await;
+    let bob = h.user("bob", Role::User, Some(team)).await;
+    let acme = h
+        .crm
+        .companies()
+        .create(
+            &h.admin,
+            NewCompany {
+                name: "Acme".into(),
+                size: Some(120),
+                industry: Some("Tech".into()),
+                owner_id: Some(ann.user_id),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("company");
+    let ann_contact = h
+        .crm
+        .contacts()
+        .create(
+            &ann,
+            NewContact {
+                name: "Ann Lee Smith".into(),
+                lead_source: Some("web".into()),
+                company_id: Some(acme.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("contact");
+    let gone =
+        h.crm.contacts().create(&ann, NewContact { name: "Gone".into(), ..Default::default() }).await.expect("c");
+    h.crm.contacts().delete(&ann, gone.id, None).await.expect("delete");
+    let bob_contact =
+        h.crm.contacts().create(&bob, NewContact { name: "Bob".into(), ..Default::default() }).await.expect("contact");
+    let deal = |name: &str, amount: i64| NewDeal {
+        name: name.into(),
+        amount: Some(amount),
+        company_id: Some(acme.id),
+        contact_ids: vec![ann_contact.id],
+        ..Default::default()
+    };
+    let won = h.crm.deals().create(&ann, deal("Won", 5_000)).await.expect("deal");
+    h.clock.advance(Duration::days(2));
+    h.crm.deals().move_to(&ann, won.id, DealStage::Qualification).await.expect("move");
+    h.clock.advance(Duration::days(3));
+    h.crm.deals().move_to(&ann, won.id, DealStage::ClosedWon).await.expect("move");
+    let bobs = h
+        .crm
+        .deals()
+        .create(&bob, NewDeal { contact_ids: vec![], company_id: None, ..deal("Bob's", 700) })
+        .await
+        .expect("deal");
+    h.crm.deals().move_to(&bob, bobs.id, DealStage::Proposal).await.expect("move");
+    h.crm.interactions().log(&ann, touch(ann_contact.id, InteractionKind::Call)).await.expect("interaction");
+    h.crm.interactions().log(&bob, touch(bob_contact.id, InteractionKind::Email)).await.expect("interaction");
+
+    let all = h.crm.analytics_tables(&h.admin).await.expect("snapshot");
+    let names: Vec<&str> = all.0.keys().map(String::as_str).collect();
+    assert_eq!(names, ["companies", "contacts", "deal_stage_history", "deals", "interactions", "tasks"]);
+    let contacts = &all.0["contacts"];
+    // The deleted contact is not there; names split into first and last.
+    assert_eq!(texts(contacts, "first_name"), [Some("Ann".into()), Some("Bob".into())]);
+    assert_eq!(texts(contacts, "last_name"), [Some("Lee Smith".into()), None]);
+    assert_eq!(texts(contacts, "company_id"), [Some(acme.id.to_string()), None]);
+    assert_eq!(texts(&all.0["companies"], "size_bucket"), [Some("51-200".into())]);
+    let deals = &all.0["deals"];
+    assert_eq!(texts(deals, "pipeline_stage"), [Some("closed_won".into()), Some("proposal".into())]);
+    assert_eq!(ints(deals, "amount_cents"), [Some(5_000), Some(700)]);
+    assert_eq!(texts(deals, "contact_id"), [Some(ann_contact.id.to_string()), None]);
+    assert_eq!(deals.column("created_at").expect("c").dtype(), &DataType::Datetime(TimeUnit::Microseconds, None));
+    // Creation and two moves for one deal, creation and a move for the other.
+    assert_eq!(all.0["deal_stage_history"].height(), 5);
+    assert_eq!(all.0["interactions"].height(), 2);
+
+    // Every standard report runs on the snapshot; R1 shows Bob's open deal.
+    for name in REPORTS {
+        h.crm.standard_report(&h.admin, name, &Params::default()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let r1 = h.crm.standard_report(&h.admin, "r1_pipeline_by_stage", &Params::default()).await.expect("r1");
+    assert_eq!(texts(&r1, "stage"), [Some("proposal".into())]);
+    assert_eq!(ints(&r1, "weighted_amount"), [Some(280)]);
+    let r3 = h.crm.standard_report(&h.admin, "r3_win_rate_by_owner", &Params::default()).await.expect("r3");
+    assert_eq!(texts(&r3, "owner_id"), [Some(ann.user_id.to_string())]);
+    assert_code(h.crm.standard_report(&h.admin, "r0", &Params::default()).await, "validation_failed");
+
+    // Ann sees her own records only, and only her deal's history.
+    let mine = h.crm.analytics_tables(&ann).await.expect("snapshot");
+    assert_eq!(mine.0["contacts"].height(), 1);
+    assert_eq!(texts(&mine.0["deals"], "name"), [Some("Won".into())]);
+    assert_eq!(mine.0["deal_stage_history"].height(), 3);
+    assert_eq!(mine.0["interactions"].height(), 1);
+    let r1 = h.crm.standard_report(&ann, "r1_pipeline_by_stage", &Params::default()).await.expect("r1");
+    assert_eq!(r1.height(), 0, "Bob's open deal is not in Ann's pipeline");
+
+    // Unchanged store: the same snapshot. A change: read again.
+    let again = h.crm.analytics_tables(&h.admin).await.expect("snapshot");
+    assert!(Arc::ptr_eq(&all, &again), "an unchanged store is not read again");
+    h.crm.contacts().create(&bob, NewContact { name: "Cy".into(), ..Default::default() }).await.expect("contact");
+    let after = h.crm.analytics_tables(&h.admin).await.expect("snapshot");
+    assert!(!Arc::ptr_eq(&all, &after));
+    assert_eq!(after.0["contacts"].height(), 3);
+    assert_eq!(h.crm.analytics_tables(&ann).await.expect("snapshot").0["contacts"].height(), 1);
+}
+
+/// More rows than one batch: the snapshot pages through them all, in id order.
+pub async fn analytics_snapshot_reads_every_batch(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let rows: Vec<NewContact> =
+        (0..10_050).map(|i| NewContact { name: format!("C{i:05}"), ..Default::default() }).collect();
+    for chunk in rows.chunks(1_000) {
+        h.crm.contacts().create_many(&h.admin, chunk.to_vec()).await.expect("import");
+    }
+    let t = h.crm.analytics_tables(&h.admin).await.expect("snapshot");
+    let contacts = &t.0["contacts"];
+    assert_eq!(contacts.height(), 10_050);
+    let ids = texts(contacts, "id");
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 10_050, "no row read twice");
+}
