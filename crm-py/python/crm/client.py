@@ -1,0 +1,87 @@
+"""Connections to a CRM's store: its analytics tables and the standard reports on them."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Optional, Union
+
+import polars as pl
+
+from . import _crm
+from .analytics import _date, _naive
+from .errors import ValidationError
+
+
+class Client:
+    """A connection to a CRM's store (from :func:`crm.connect`).
+
+    Reads as the whole store, or as one user (their read scope: a plain user's tables and
+    reports hold only the records they may see). The snapshot of the store is cached and
+    read again only after the store changes.
+    """
+
+    def __init__(self, inner: "_crm.Client"):
+        self._inner = inner
+
+    @property
+    def user(self) -> Optional[str]:
+        """The id of the user this connection reads as, or ``None`` for the whole store."""
+        return self._inner.user
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """The analytics tables (companies, contacts, deals, deal_stage_history,
+        interactions, tasks) as this connection may read them: live rows, ids as UUID
+        strings, timestamps in UTC."""
+        return self._inner.tables()
+
+    def report(
+        self,
+        name: str,
+        *,
+        as_of: Union[_dt.datetime, str, None] = None,
+        forecast_end: Union[_dt.date, str, None] = None,
+        engagement_start: Union[_dt.datetime, str, None] = None,
+    ) -> pl.DataFrame:
+        """Runs the standard report ``name`` on the store's snapshot (see
+        :func:`crm.analytics.report` for the parameters)."""
+        if not isinstance(name, str):
+            raise ValidationError(
+                f"the report name must be a string, not {type(name).__name__}",
+                fields=[{"field": "name", "code": "invalid_value", "message": "expected a string"}],
+            )
+        return self._inner.report(
+            name,
+            as_of=_naive("as_of", as_of),
+            forecast_end=_date("forecast_end", forecast_end),
+            engagement_start=_naive("engagement_start", engagement_start),
+        )
+
+    def __repr__(self) -> str:
+        return repr(self._inner)
+
+
+def connect(url: str, user: Optional[str] = None) -> Client:
+    """Connects to a CRM's store: ``sqlite://path/crm.db``, ``postgres://…`` or
+    ``mongodb://…`` (the same URLs as ``crm-server --database-url``). With ``user`` (a
+    user name or email) everything read is limited to that user's scope."""
+    if not isinstance(url, str):
+        raise ValidationError(
+            "url must be a string",
+            fields=[{"field": "url", "code": "invalid_value", "message": "expected a database URL"}],
+        )
+    return Client(_crm.connect(url, user))
+
+
+def seed_demo(url: str, companies: int = 40, contacts: int = 200, deals: int = 150) -> dict[str, int]:
+    """Fills the CRM at ``url`` with crm-server's demo data (as ``crm-server seed-demo``
+    does) and returns how many records of each kind were made."""
+    for name, value in (("companies", companies), ("contacts", contacts), ("deals", deals)):
+        if not isinstance(value, int) or value < 0:
+            raise ValidationError(
+                f"{name} must be a non-negative integer",
+                fields=[{"field": name, "code": "invalid_value", "message": "expected an integer >= 0"}],
+            )
+    return _crm.seed_demo(url, companies, contacts, deals)
+
+
+__all__ = ["Client", "connect", "seed_demo"]

@@ -1,0 +1,82 @@
+"""crm.connect: the store snapshot of a real (SQLite) CRM, seeded with crm-server's demo."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+import crm
+import reference
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory):
+    url = f"sqlite://{tmp_path_factory.mktemp('crm') / 'demo.db'}"
+    made = crm.seed_demo(url, companies=12, contacts=60, deals=45)
+    assert made["deals"] == 45 and made["companies"] == 12
+    return url
+
+
+def test_tables_have_the_analytics_schema(demo_url):
+    client = crm.connect(demo_url)
+    tables = client.tables()
+    assert set(tables) == set(crm.analytics.TABLES)
+    assert tables["deals"].height == 45
+    assert tables["companies"].height == 12
+    deals = tables["deals"]
+    for column in ["id", "company_id", "owner_id", "pipeline_stage", "amount_cents", "created_at", "closed_at"]:
+        assert column in deals.columns
+    assert deals.schema["id"] == pl.String
+    assert deals.schema["created_at"] == pl.Datetime("us")
+    assert deals.schema["expected_close_date"] == pl.Date
+    assert tables["deal_stage_history"].height >= 45, "every deal has its creation in the history"
+    assert "postgres" not in repr(client) and "sqlite" in repr(client)
+
+
+@pytest.mark.parametrize("name", crm.analytics.REPORTS)
+def test_reports_on_the_store_equal_duckdb(demo_url, name):
+    client = crm.connect(demo_url)
+    tables = client.tables()
+    con = reference.connect(tables)
+    got = client.report(name)
+    assert reference.differences(got, reference.run(con, name, reference.params(con))) == []
+    assert got.equals(crm.analytics.report(name, tables))
+
+
+def test_a_user_sees_their_own_pipeline(demo_url):
+    everything = crm.connect(demo_url).tables()
+    seen = 0
+    for rep in ["demo-enterprise-1", "demo-enterprise-2", "demo-mid-market-1", "demo-mid-market-2"]:
+        client = crm.connect(demo_url, user=rep)
+        assert client.user is not None
+        mine = client.tables()
+        assert mine["deals"].height <= everything["deals"].height
+        assert set(mine["deals"]["owner_id"].to_list()) <= {client.user}
+        assert set(mine["contacts"]["owner_id"].to_list()) <= {client.user}
+        assert set(mine["deal_stage_history"]["deal_id"].to_list()) <= set(mine["deals"]["id"].to_list())
+        r1 = client.report("r1_pipeline_by_stage")
+        assert r1["deal_count"].sum() == mine["deals"].filter(
+            pl.col("pipeline_stage").is_in(["prospecting", "qualification", "proposal", "negotiation"])
+        ).height
+        seen += mine["deals"].height
+    assert seen > 0, "the reps own some of the deals"
+    # A rep of the other team owns none of them, and sees none.
+    assert crm.connect(demo_url, user="demo-mid-market-1").tables()["deals"].height < everything["deals"].height
+
+
+def test_unknown_user_and_bad_url(demo_url, tmp_path):
+    with pytest.raises(crm.ValidationError, match="no user"):
+        crm.connect(demo_url, user="nobody")
+    with pytest.raises(crm.CrmError):
+        crm.connect("postgres://127.0.0.1:1/nothing")
+    with pytest.raises(crm.ValidationError):
+        crm.connect("sqlite::memory:")
+
+
+def test_seeding_twice_is_a_conflict_and_changes_nothing(demo_url):
+    before = crm.connect(demo_url).tables()["companies"].height
+    with pytest.raises(crm.ConflictError):
+        crm.seed_demo(demo_url, companies=2, contacts=0, deals=0)
+    assert crm.connect(demo_url).tables()["companies"].height == before
+    with pytest.raises(crm.ValidationError):
+        crm.seed_demo(demo_url, companies=-1)
