@@ -119,9 +119,9 @@ def generate(scale: float = 1.0, seed: int = 42) -> dict[str, pl.DataFrame]:
             break
         r = rng.random(len(idx))
         cur = stage[idx]
-        advance = r < 0.55
-        back = (r >= 0.55) & (r < 0.62) & (cur > 0)
-        lose = (r >= 0.62) & (r < 0.74)
+        advance = r < 0.70
+        back = (r >= 0.70) & (r < 0.81) & (cur > 0)
+        lose = (r >= 0.81) & (r < 0.91)
         moving = advance | back | lose
         new = np.where(advance, cur + 1, np.where(back, cur - 1, np.where(lose, 5, cur)))
         step = idx[moving]
