@@ -73,7 +73,9 @@ def generate(scale: float = 1.0, seed: int = 42) -> dict[str, pl.DataFrame]:
                 n_comp,
                 0.08,
             ),
-            "size_bucket": _nullable(rng, ["1-10", "11-50", "51-200", "201-1000", "1000+"], [40, 30, 17, 9, 4], n_comp, 0),
+            "size_bucket": _nullable(
+                rng, ["1-10", "11-50", "51-200", "201-1000", "1001+"], [40, 30, 17, 9, 4], n_comp, 0
+            ),
             "country": _nullable(rng, ["US", "DE", "GB", "FR", "IN", "BR", "JP"], [40, 12, 12, 8, 12, 8, 8], n_comp, 0),
             "created_at": _ts(created),
             "deleted_at": _ts(_deleted(rng, created)),
@@ -81,11 +83,21 @@ def generate(scale: float = 1.0, seed: int = 42) -> dict[str, pl.DataFrame]:
     )
 
     created = _times(rng, n_cont)
-    stage_names = ["subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer", "evangelist"]
+    stage_names = [
+        "subscriber",
+        "lead",
+        "marketingqualifiedlead",
+        "salesqualifiedlead",
+        "opportunity",
+        "customer",
+        "evangelist",
+    ]
     lifecycle = np.array(stage_names, dtype=object)[rng.choice(7, n_cont, p=[0.15, 0.35, 0.15, 0.1, 0.08, 0.15, 0.02])]
     is_customer = lifecycle == "customer"
     converted = created + (rng.exponential(40 * 86400, n_cont)).astype("timedelta64[s]")
-    converted = np.where(is_customer & (rng.random(n_cont) > 0.05), converted.astype("datetime64[us]"), np.datetime64("NaT"))
+    converted = np.where(
+        is_customer & (rng.random(n_cont) > 0.05), converted.astype("datetime64[us]"), np.datetime64("NaT")
+    )
     company_of_contact = _skewed(rng, n_cont, n_comp, 1.1).astype(object)
     company_of_contact[rng.random(n_cont) < 0.1] = None
     contacts = pl.DataFrame(
@@ -185,7 +197,9 @@ def generate(scale: float = 1.0, seed: int = 42) -> dict[str, pl.DataFrame]:
         {
             "id": np.arange(1, n_task + 1, dtype=np.int64),
             "owner_id": _skewed(rng, n_task, n_owner),
-            "status": np.where(done, "done", np.array(["todo", "in_progress"], dtype=object)[rng.integers(0, 2, n_task)]).tolist(),
+            "status": np.where(
+                done, "done", np.array(["todo", "in_progress"], dtype=object)[rng.integers(0, 2, n_task)]
+            ).tolist(),
             "priority": np.array(["low", "medium", "high", "urgent"], dtype=object)[
                 rng.choice(4, n_task, p=[0.3, 0.45, 0.2, 0.05])
             ].tolist(),

@@ -76,21 +76,35 @@ def main() -> None:
     results = []
     for n in args.threads:
         env = dict(os.environ, POLARS_MAX_THREADS=str(n))
-        cmd = [sys.executable, __file__, "--child", "--data", str(args.data), "--threads", str(n), "--repeat", str(args.repeat)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--data",
+            str(args.data),
+            "--threads",
+            str(n),
+            "--repeat",
+            str(args.repeat),
+        ]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
     lines = []
     identical = True
     for r in results:
         lines.append(f"\n### {r['threads']} thread(s) (polars pool: {r['polars_threads']})\n")
-        lines.append("| report | rows | crm | DuckDB | Python polars | crm / DuckDB | identical to DuckDB (crm, polars) |")
+        lines.append(
+            "| report | rows | crm | DuckDB | Python polars | crm / DuckDB | identical to DuckDB (crm, polars) |"
+        )
         lines.append("|---|---:|---:|---:|---:|---:|---|")
         ratios = []
         for name, x in r["reports"].items():
             ratio = x["crm"] / x["duckdb"]
             ratios.append(ratio)
-            same = ("yes" if not x["crm_vs_duckdb"] else "NO: " + "; ".join(x["crm_vs_duckdb"][:2])) + ", " + (
-                "yes" if not x["polars_vs_duckdb"] else "NO: " + "; ".join(x["polars_vs_duckdb"][:2])
+            same = (
+                ("yes" if not x["crm_vs_duckdb"] else "NO: " + "; ".join(x["crm_vs_duckdb"][:2]))
+                + ", "
+                + ("yes" if not x["polars_vs_duckdb"] else "NO: " + "; ".join(x["polars_vs_duckdb"][:2]))
             )
             identical &= not x["crm_vs_duckdb"]
             lines.append(

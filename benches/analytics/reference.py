@@ -42,7 +42,7 @@ SQL = {
                count(*) FILTER (WHERE pipeline_stage = 'closed_lost')::BIGINT AS lost,
                round(won / (won + lost), 6) AS win_rate,
                coalesce(sum(amount_cents) FILTER (WHERE pipeline_stage = 'closed_won'), 0)::BIGINT AS won_amount,
-               round(avg({DAYS.format(later='closed_at', earlier='created_at')}), 6) AS avg_days_to_close
+               round(avg({DAYS.format(later="closed_at", earlier="created_at")}), 6) AS avg_days_to_close
         FROM deals
         WHERE deleted_at IS NULL AND pipeline_stage IN ('closed_won', 'closed_lost')
         GROUP BY owner_id ORDER BY won_amount DESC, owner_id""",
@@ -58,7 +58,7 @@ SQL = {
                       JOIN stages s ON s.stage = e.to_stage
                       JOIN e nx ON nx.deal_id = e.deal_id AND nx.to_stage = s.next_stage
                       WHERE nx.last_in > e.first_in GROUP BY e.to_stage),
-        medians AS (SELECT to_stage, median({DAYS.format(later='next_at', earlier='changed_at')}) AS m
+        medians AS (SELECT to_stage, median({DAYS.format(later="next_at", earlier="changed_at")}) AS m
                     FROM h WHERE next_at IS NOT NULL GROUP BY to_stage)
         SELECT s.stage, r.n::BIGINT AS deals_reached,
                CASE WHEN s.ord < 4 THEN coalesce(c.n, 0) END::BIGINT AS converted_to_next,
@@ -71,7 +71,7 @@ SQL = {
         SELECT strftime(created_at, '%Y-%m') AS month, lead_source, count(*)::BIGINT AS created,
                count(*) FILTER (WHERE lifecycle_stage = 'customer')::BIGINT AS converted,
                round(converted / created, 6) AS conversion_rate,
-               round(median({DAYS.format(later='converted_at', earlier='created_at')})
+               round(median({DAYS.format(later="converted_at", earlier="created_at")})
                      FILTER (WHERE lifecycle_stage = 'customer' AND converted_at IS NOT NULL), 6)
                  AS median_days_to_convert
         FROM contacts WHERE deleted_at IS NULL
@@ -136,7 +136,12 @@ def params(con, as_of=None, forecast_end=None, engagement_start=None) -> dict[st
         forecast_end = dt.date(y, m, min(as_of_date.day, last))
     if engagement_start is None:
         engagement_start = as_of - dt.timedelta(days=90)
-    return {"as_of": as_of, "as_of_date": as_of_date, "forecast_end": forecast_end, "engagement_start": engagement_start}
+    return {
+        "as_of": as_of,
+        "as_of_date": as_of_date,
+        "forecast_end": forecast_end,
+        "engagement_start": engagement_start,
+    }
 
 
 def run(con, name: str, p: dict[str, Any]) -> pl.DataFrame:

@@ -40,7 +40,14 @@ COLUMNS = {
 
 def test_the_eight_reports_are_listed():
     assert crm.analytics.REPORTS == tuple(COLUMNS)
-    assert set(crm.analytics.TABLES) == {"companies", "contacts", "deals", "deal_stage_history", "interactions", "tasks"}
+    assert set(crm.analytics.TABLES) == {
+        "companies",
+        "contacts",
+        "deals",
+        "deal_stage_history",
+        "interactions",
+        "tasks",
+    }
 
 
 @pytest.mark.parametrize("name", list(COLUMNS))
@@ -71,9 +78,7 @@ def test_explicit_parameters(name, tables):
     engagement_start = dt.datetime(2025, 5, 1)
     con = reference.connect(tables)
     p = reference.params(con, as_of=as_of, forecast_end=forecast_end, engagement_start=engagement_start)
-    got = crm.analytics.report(
-        name, tables, as_of=as_of, forecast_end=forecast_end, engagement_start=engagement_start
-    )
+    got = crm.analytics.report(name, tables, as_of=as_of, forecast_end=forecast_end, engagement_start=engagement_start)
     assert reference.differences(got, reference.run(con, name, p)) == []
     if name == "r2_forecast_by_month":
         assert got["month"].to_list() == ["2025-06", "2025-07", "2025-08"]

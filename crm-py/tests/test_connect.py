@@ -55,9 +55,12 @@ def test_a_user_sees_their_own_pipeline(demo_url):
         assert set(mine["contacts"]["owner_id"].to_list()) <= {client.user}
         assert set(mine["deal_stage_history"]["deal_id"].to_list()) <= set(mine["deals"]["id"].to_list())
         r1 = client.report("r1_pipeline_by_stage")
-        assert r1["deal_count"].sum() == mine["deals"].filter(
-            pl.col("pipeline_stage").is_in(["prospecting", "qualification", "proposal", "negotiation"])
-        ).height
+        assert (
+            r1["deal_count"].sum()
+            == mine["deals"]
+            .filter(pl.col("pipeline_stage").is_in(["prospecting", "qualification", "proposal", "negotiation"]))
+            .height
+        )
         seen += mine["deals"].height
     assert seen > 0, "the reps own some of the deals"
     # A rep of the other team owns none of them, and sees none.

@@ -10,6 +10,7 @@ use super::{from_polars, Tables};
 use crate::error::Result;
 use crate::policy::{Action, Actor, Scope};
 use crate::query::{and_opt, id_key, keyset_filter, Direction, StoreQuery};
+use crate::model::company::size_bucket;
 use crate::schema::{EntityKind, Value};
 use crate::service::{records::scope_filter, Crm};
 use crate::store::StoreExt;
@@ -34,7 +35,7 @@ enum Conv {
     /// The first word of a name / the rest.
     FirstName,
     LastName,
-    /// A head count as REPORTS.md's size bucket.
+    /// A head count as the size bucket (`Company::size_bucket`).
     SizeBucket,
 }
 
@@ -115,17 +116,6 @@ const KINDS: [EntityKind; 6] = [
     EntityKind::Interaction,
     EntityKind::Task,
 ];
-
-fn size_bucket(size: Option<i64>) -> &'static str {
-    match size {
-        None => "unknown",
-        Some(n) if n <= 10 => "1-10",
-        Some(n) if n <= 50 => "11-50",
-        Some(n) if n <= 200 => "51-200",
-        Some(n) if n <= 1000 => "201-1000",
-        Some(_) => "1000+",
-    }
-}
 
 /// One output column being filled.
 enum Builder {

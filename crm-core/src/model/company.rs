@@ -62,14 +62,19 @@ pub struct Company {
 impl Company {
     /// The size bucket used by reports (`1-10`, `11-50`, `51-200`, `201-1000`, `1001+`, `unknown`).
     pub fn size_bucket(&self) -> &'static str {
-        match self.size {
-            None => "unknown",
-            Some(n) if n <= 10 => "1-10",
-            Some(n) if n <= 50 => "11-50",
-            Some(n) if n <= 200 => "51-200",
-            Some(n) if n <= 1000 => "201-1000",
-            Some(_) => "1001+",
-        }
+        size_bucket(self.size)
+    }
+}
+
+/// The report size bucket of a head count (see [`Company::size_bucket`]).
+pub fn size_bucket(size: Option<i64>) -> &'static str {
+    match size {
+        None => "unknown",
+        Some(n) if n <= 10 => "1-10",
+        Some(n) if n <= 50 => "11-50",
+        Some(n) if n <= 200 => "51-200",
+        Some(n) if n <= 1000 => "201-1000",
+        Some(_) => "1001+",
     }
 }
 

@@ -18,7 +18,7 @@ from typing import Mapping, Optional, Union
 import polars as pl
 
 from . import _crm
-from .errors import ValidationError
+from .errors import invalid
 
 #: The standard reports, in order.
 REPORTS: tuple[str, ...] = tuple(_crm.standard_reports())
@@ -30,18 +30,22 @@ Tables = Mapping[str, pl.DataFrame]
 
 def _tables(tables: Tables) -> dict[str, pl.DataFrame]:
     if not isinstance(tables, Mapping):
-        raise ValidationError(
+        raise invalid(
             f"tables must be a dict of polars DataFrames by table name, not {type(tables).__name__}",
-            fields=[{"field": "tables", "code": "invalid_value", "message": "expected a dict"}],
+            "tables",
+            "invalid_value",
+            "expected a dict",
         )
     out: dict[str, pl.DataFrame] = {}
     for name, frame in tables.items():
         if isinstance(frame, pl.LazyFrame):
             frame = frame.collect()
         if not isinstance(frame, pl.DataFrame):
-            raise ValidationError(
+            raise invalid(
                 f"tables[{name!r}] must be a polars DataFrame, not {type(frame).__name__}",
-                fields=[{"field": f"tables.{name}", "code": "invalid_value", "message": "expected a DataFrame"}],
+                f"tables.{name}",
+                "invalid_value",
+                "expected a DataFrame",
             )
         out[str(name)] = frame
     return out
@@ -56,9 +60,8 @@ def _naive(name: str, value: Union[_dt.datetime, _dt.date, str, None]) -> Option
         try:
             value = _dt.datetime.fromisoformat(value)
         except ValueError:
-            raise ValidationError(
-                f"{name} must be a datetime, not {value!r}",
-                fields=[{"field": name, "code": "invalid_format", "message": "expected an ISO 8601 timestamp"}],
+            raise invalid(
+                f"{name} must be a datetime, not {value!r}", name, "invalid_format", "expected an ISO 8601 timestamp"
             ) from None
     if isinstance(value, _dt.datetime):
         if value.tzinfo is not None:
@@ -66,9 +69,8 @@ def _naive(name: str, value: Union[_dt.datetime, _dt.date, str, None]) -> Option
         return value
     if isinstance(value, _dt.date):
         return _dt.datetime(value.year, value.month, value.day)
-    raise ValidationError(
-        f"{name} must be a datetime, not {type(value).__name__}",
-        fields=[{"field": name, "code": "invalid_value", "message": "expected a datetime"}],
+    raise invalid(
+        f"{name} must be a datetime, not {type(value).__name__}", name, "invalid_value", "expected a datetime"
     )
 
 
@@ -79,21 +81,14 @@ def _date(name: str, value: Union[_dt.date, str, None]) -> Optional[_dt.date]:
         try:
             return _dt.date.fromisoformat(value)
         except ValueError:
-            raise ValidationError(
-                f"{name} must be a date, not {value!r}",
-                fields=[{"field": name, "code": "invalid_format", "message": "expected YYYY-MM-DD"}],
+            raise invalid(
+                f"{name} must be a date, not {value!r}", name, "invalid_format", "expected YYYY-MM-DD"
             ) from None
     if isinstance(value, _dt.datetime):
-        raise ValidationError(
-            f"{name} must be a date, not a datetime",
-            fields=[{"field": name, "code": "invalid_value", "message": "expected a date"}],
-        )
+        raise invalid(f"{name} must be a date, not a datetime", name, "invalid_value", "expected a date")
     if isinstance(value, _dt.date):
         return value
-    raise ValidationError(
-        f"{name} must be a date, not {type(value).__name__}",
-        fields=[{"field": name, "code": "invalid_value", "message": "expected a date"}],
-    )
+    raise invalid(f"{name} must be a date, not {type(value).__name__}", name, "invalid_value", "expected a date")
 
 
 def report(
@@ -112,9 +107,8 @@ def report(
     missing table or column, or a bad parameter.
     """
     if not isinstance(name, str):
-        raise ValidationError(
-            f"the report name must be a string, not {type(name).__name__}",
-            fields=[{"field": "name", "code": "invalid_value", "message": "expected a string"}],
+        raise invalid(
+            f"the report name must be a string, not {type(name).__name__}", "name", "invalid_value", "expected a string"
         )
     return _crm.report(
         name,

@@ -9,7 +9,7 @@ import polars as pl
 
 from . import _crm
 from .analytics import _date, _naive
-from .errors import ValidationError
+from .errors import invalid
 
 
 class Client:
@@ -45,9 +45,11 @@ class Client:
         """Runs the standard report ``name`` on the store's snapshot (see
         :func:`crm.analytics.report` for the parameters)."""
         if not isinstance(name, str):
-            raise ValidationError(
+            raise invalid(
                 f"the report name must be a string, not {type(name).__name__}",
-                fields=[{"field": "name", "code": "invalid_value", "message": "expected a string"}],
+                "name",
+                "invalid_value",
+                "expected a string",
             )
         return self._inner.report(
             name,
@@ -65,10 +67,7 @@ def connect(url: str, user: Optional[str] = None) -> Client:
     ``mongodb://…`` (the same URLs as ``crm-server --database-url``). With ``user`` (a
     user name or email) everything read is limited to that user's scope."""
     if not isinstance(url, str):
-        raise ValidationError(
-            "url must be a string",
-            fields=[{"field": "url", "code": "invalid_value", "message": "expected a database URL"}],
-        )
+        raise invalid("url must be a string", "url", "invalid_value", "expected a database URL")
     return Client(_crm.connect(url, user))
 
 
@@ -77,10 +76,7 @@ def seed_demo(url: str, companies: int = 40, contacts: int = 200, deals: int = 1
     does) and returns how many records of each kind were made."""
     for name, value in (("companies", companies), ("contacts", contacts), ("deals", deals)):
         if not isinstance(value, int) or value < 0:
-            raise ValidationError(
-                f"{name} must be a non-negative integer",
-                fields=[{"field": name, "code": "invalid_value", "message": "expected an integer >= 0"}],
-            )
+            raise invalid(f"{name} must be a non-negative integer", name, "invalid_value", "expected an integer >= 0")
     return _crm.seed_demo(url, companies, contacts, deals)
 
 

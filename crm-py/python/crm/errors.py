@@ -27,6 +27,11 @@ class ValidationError(CrmError, ValueError):
         super().__init__(message, code, fields)
 
 
+def invalid(message: str, field: str, code: str, hint: str) -> ValidationError:
+    """A validation error about one input field."""
+    return ValidationError(message, fields=[{"field": field, "code": code, "message": hint}])
+
+
 class NotFoundError(CrmError, LookupError):
     """The record or resource does not exist (or is outside the caller's scope)."""
 
