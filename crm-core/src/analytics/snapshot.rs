@@ -8,9 +8,9 @@ use polars::prelude::*;
 
 use super::{from_polars, Tables};
 use crate::error::Result;
+use crate::model::company::size_bucket;
 use crate::policy::{Action, Actor, Scope};
 use crate::query::{and_opt, id_key, keyset_filter, Direction, StoreQuery};
-use crate::model::company::size_bucket;
 use crate::schema::{EntityKind, Value};
 use crate::service::{records::scope_filter, Crm};
 use crate::store::StoreExt;
