@@ -90,9 +90,10 @@ fn document(paths: Paths, schemas: BTreeMap<String, RefOr<Schema>>) -> OpenApi {
         )
         .schema_from::<crm_core::FieldError>()
         .build();
-    let tags = ["health", "auth", "users", "contacts", "companies", "deals", "tasks", "interactions", "teams"]
-        .into_iter()
-        .map(Tag::new);
+    let tags =
+        ["health", "auth", "users", "contacts", "companies", "deals", "tasks", "interactions", "teams", "reports"]
+            .into_iter()
+            .map(Tag::new);
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -112,7 +113,7 @@ fn document(paths: Paths, schemas: BTreeMap<String, RefOr<Schema>>) -> OpenApi {
 
 /// One documented answer: status, description, body (schema and media type), and
 /// whether it carries `Location`.
-struct Answer(u16, &'static str, Option<(RefOr<Schema>, &'static str)>, bool);
+struct Answer(u16, &'static str, Vec<(RefOr<Schema>, &'static str)>, bool);
 
 /// One operation's document.
 pub struct Spec {
@@ -240,6 +241,19 @@ impl Spec {
         self
     }
 
+    /// A path parameter that takes one of these values.
+    pub fn path_choices(mut self, name: &str, doc: &str, values: &[&str]) -> Self {
+        let schema: RefOr<Schema> = ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::String))
+            .enum_values(Some(values.iter().copied()))
+            .into();
+        for p in self.params.iter_mut().filter(|p| p.name == name && p.parameter_in == ParameterIn::Path) {
+            p.description = Some(doc.to_string());
+            p.schema = Some(schema.clone());
+        }
+        self
+    }
+
     /// Takes `If-Match` (the record version the change is based on).
     pub fn if_match(mut self) -> Self {
         self.params.push(header_param(
@@ -258,14 +272,14 @@ impl Spec {
     /// Answers this status with a JSON document of this type.
     pub fn ok_status<T: ToSchema>(mut self, status: u16, what: &'static str) -> Self {
         let s = self.schema_of::<T>();
-        self.responses.push(Answer(status, what, Some((s, "application/json")), false));
+        self.responses.push(Answer(status, what, vec![(s, "application/json")], false));
         self
     }
 
     /// Answers 201 with the created record and its `Location`.
     pub fn created<T: ToSchema>(mut self, what: &'static str) -> Self {
         let s = self.schema_of::<T>();
-        self.responses.push(Answer(201, what, Some((s, "application/json")), true));
+        self.responses.push(Answer(201, what, vec![(s, "application/json")], true));
         self
     }
 
@@ -306,25 +320,35 @@ impl Spec {
     fn ok_named(mut self, name: String, schema: ObjectBuilder, what: &'static str) -> Self {
         self.schemas.push((name.clone(), schema.into()));
         let body = RefOr::Ref(Ref::from_schema_name(name));
-        self.responses.push(Answer(200, what, Some((body, "application/json")), false));
+        self.responses.push(Answer(200, what, vec![(body, "application/json")], false));
         self
     }
 
     /// Answers this status with no body.
     pub fn empty(mut self, status: u16, what: &'static str) -> Self {
-        self.responses.push(Answer(status, what, None, false));
+        self.responses.push(Answer(status, what, vec![], false));
         self
     }
 
     /// Answers 200 with raw bytes of this media type.
     pub fn bytes(mut self, media: &'static str, what: &'static str) -> Self {
-        self.responses.push(Answer(200, what, Some((binary(), media)), false));
+        self.responses.push(Answer(200, what, vec![(binary(), media)], false));
         self
     }
 
     /// Answers 200 with this schema (documents that are not Rust types).
     pub fn ok_schema(mut self, media: &'static str, schema: impl Into<RefOr<Schema>>, what: &'static str) -> Self {
-        self.responses.push(Answer(200, what, Some((schema.into(), media)), false));
+        self.responses.push(Answer(200, what, vec![(schema.into(), media)], false));
+        self
+    }
+
+    /// Answers 200 with a JSON document of this type, or the same as a file in one of
+    /// these media types (chosen by a `format` query parameter or `Accept`).
+    pub fn ok_or_files<T: ToSchema>(mut self, what: &'static str, media: &[&'static str]) -> Self {
+        let s = self.schema_of::<T>();
+        let mut content = vec![(s, "application/json")];
+        content.extend(media.iter().map(|m| (binary(), *m)));
+        self.responses.push(Answer(200, what, content, false));
         self
     }
 
@@ -364,7 +388,7 @@ impl Spec {
         let answered: Vec<u16> = self.responses.iter().map(|r| r.0).collect();
         for Answer(status, what, content, location) in self.responses {
             let mut r = ResponseBuilder::new().description(what);
-            if status / 100 == 2 && content.is_some() && !matches!(self.method, HttpMethod::Get) {
+            if status / 100 == 2 && !content.is_empty() && !matches!(self.method, HttpMethod::Get) {
                 for (name, method, path) in &self.links {
                     let link = LinkBuilder::new()
                         .operation_id(operation_id(method, path))
@@ -373,7 +397,7 @@ impl Spec {
                     r = r.link(*name, link);
                 }
             }
-            if let Some((schema, media)) = content {
+            for (schema, media) in content {
                 r = r.content(media, Content::new(Some(schema)));
             }
             if location {

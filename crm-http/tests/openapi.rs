@@ -36,6 +36,12 @@ const CONTRACT: &[&str] = &[
     "POST /api/auth/oauth/{provider}/link",
     "DELETE /api/auth/oauth/{provider}/link",
     "GET /api/auth/identities",
+    // Reports.
+    "GET /api/reports/standard",
+    "GET /api/reports/standard/{name}",
+    "POST /api/reports/run",
+    "GET /api/contacts/analytics",
+    "GET /api/companies/analytics",
     // Users.
     "GET /api/users",
     "POST /api/users",

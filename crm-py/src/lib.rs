@@ -68,6 +68,36 @@ fn report(
     py.detach(|| analytics::report(&name, &tables, &params)).map(PyDataFrame).map_err(|e| raise(py, e))
 }
 
+/// Runs a custom report (a `ReportSpec` as JSON) on the given tables.
+#[pyfunction]
+fn custom(py: Python<'_>, spec: String, tables: HashMap<String, PyDataFrame>) -> PyResult<PyDataFrame> {
+    let tables = self::tables(tables);
+    py.detach(|| analytics::ReportSpec::from_json(&spec).and_then(|s| analytics::custom(&s, &tables)))
+        .map(PyDataFrame)
+        .map_err(|e| raise(py, e))
+}
+
+/// Writes a DataFrame to a file as CSV, Parquet, JSON or XLSX (`format` defaults to the
+/// file's extension); returns the format written.
+#[pyfunction]
+#[pyo3(signature = (frame, path, format=None, title=None, parameters=None))]
+fn export(
+    py: Python<'_>,
+    frame: PyDataFrame,
+    path: PathBuf,
+    format: Option<String>,
+    title: Option<String>,
+    parameters: Option<Vec<(String, String)>>,
+) -> PyResult<&'static str> {
+    let about = analytics::About { title, parameters: parameters.unwrap_or_default() };
+    py.detach(|| {
+        let format = format.as_deref().map(analytics::Format::parse).transpose()?;
+        analytics::export_to(&frame.0, &path, format, &about)
+    })
+    .map(|f| f.name())
+    .map_err(|e| raise(py, e))
+}
+
 /// The standard parameters with their defaults filled in from the tables, as a tuple
 /// `(as_of, forecast_end, engagement_start)`.
 #[pyfunction]
@@ -160,6 +190,16 @@ impl Client {
         py.detach(|| self.runtime.block_on(self.crm.standard_report(&self.actor, &name, &params)))
             .map(PyDataFrame)
             .map_err(|e| raise(py, e))
+    }
+
+    /// A custom report (a `ReportSpec` as JSON) on the store's snapshot.
+    fn custom(&self, py: Python<'_>, spec: String) -> PyResult<PyDataFrame> {
+        py.detach(|| {
+            let spec = analytics::ReportSpec::from_json(&spec)?;
+            self.runtime.block_on(self.crm.custom_report(&self.actor, &spec))
+        })
+        .map(PyDataFrame)
+        .map_err(|e| raise(py, e))
     }
 
     /// The user this connection reads as (`None`: the whole store).
@@ -272,6 +312,8 @@ fn seed_demo(
 #[pymodule]
 fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(report, m)?)?;
+    m.add_function(wrap_pyfunction!(custom, m)?)?;
+    m.add_function(wrap_pyfunction!(export, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_params, m)?)?;
     m.add_function(wrap_pyfunction!(read_parquet, m)?)?;
     m.add_function(wrap_pyfunction!(standard_reports, m)?)?;

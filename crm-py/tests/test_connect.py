@@ -83,3 +83,27 @@ def test_seeding_twice_is_a_conflict_and_changes_nothing(demo_url):
     assert crm.connect(demo_url).tables()["companies"].height == before
     with pytest.raises(crm.ValidationError):
         crm.seed_demo(demo_url, companies=-1)
+
+
+def test_custom_reports_and_exports_on_the_store(demo_url, tmp_path):
+    spec = {
+        "source": "deals",
+        "join": ["companies"],
+        "groupBy": ["owner_id", "companies.industry"],
+        "aggregates": [{"fn": "count", "as": "deals"}, {"fn": "sum", "field": "amount_cents", "as": "amount"}],
+        "sort": "amount[desc]",
+    }
+    client = crm.connect(demo_url)
+    got = client.custom(spec)
+    assert got.equals(crm.analytics.custom(spec, client.tables()))
+    assert got["deals"].sum() == 45
+    # A rep's custom report covers only what the rep may read.
+    rep = crm.connect(demo_url, user="demo-enterprise-1")
+    mine = rep.custom(spec)
+    assert set(mine["owner_id"].to_list()) <= {rep.user}
+    assert mine["deals"].sum() == rep.tables()["deals"].height
+    with pytest.raises(crm.ValidationError) as e:
+        client.custom({"source": "deals", "groupBy": ["stage"], "aggregates": [{"fn": "count"}]})
+    assert e.value.fields[0]["field"] == "groupBy.0.field"
+    path = client.export(got, tmp_path / "by_owner.xlsx", title="Deals by owner")
+    assert path.stat().st_size > 0

@@ -2,8 +2,8 @@
 //! reports of `shared/analytics/REPORTS.md` over the six analytics tables — companies,
 //! contacts, deals, deal_stage_history, interactions, tasks — given as DataFrames.
 //!
-//! All eight standard reports are here; the store snapshot, custom reports and exports
-//! are the rest of the analytics issue.
+//! All eight standard reports are here, custom reports ([`custom`]) and the store
+//! snapshot (`Crm::analytics_tables`).
 
 use std::collections::BTreeMap;
 
@@ -181,7 +181,10 @@ pub fn report(name: &str, t: &Tables, p: &Params) -> Result<DataFrame> {
         "r1_pipeline_by_stage" => r1(t)?,
         "r2_forecast_by_month" => r2(t, &p.resolve(t)?)?,
         "r3_win_rate_by_owner" => r3(t)?,
-        "r4_stage_funnel" => r4(t)?,
+        "r4_stage_funnel" => match funnel::r4_fast(t)? {
+            Some(df) => return Ok(df),
+            None => r4(t)?,
+        },
         "r5_lead_conversion" => r5(t)?,
         "r6_top_companies_by_revenue" => r6(t)?,
         "r7_contact_engagement" => r7(t, &p.resolve(t)?)?,
@@ -235,6 +238,11 @@ fn weighted() -> Expr {
 /// Days (fractional) from `earlier` to `later`.
 fn days(later: Expr, earlier: Expr) -> Expr {
     (later - earlier).dt().total_seconds(false).cast(DataType::Float64) / lit(86_400.0)
+}
+
+/// A rate or day value rounded as REPORTS.md rounds them (6 decimals, half away from 0).
+fn round6_f(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
 fn round6(e: Expr) -> Expr {
@@ -470,7 +478,15 @@ fn r8(t: &Tables) -> Result<LazyFrame> {
         .with_columns([col("new_customers").cum_sum(false).alias("cumulative_customers")]))
 }
 
+pub mod custom;
+pub mod export;
+mod funnel;
+pub mod overview;
 pub(crate) mod snapshot;
+
+pub use custom::{custom, ReportSpec};
+pub use export::{export, export_to, About, Format};
+pub use overview::{company_analytics, contact_analytics, CompanyAnalytics, ContactAnalytics};
 
 #[cfg(test)]
 mod tests;

@@ -301,4 +301,31 @@ impl Crm {
             .await
             .map_err(|e| crate::Error::internal("analytics task", e))?
     }
+
+    /// A custom report on the caller's snapshot (validated before anything is read).
+    pub async fn custom_report(&self, actor: &Actor, spec: &super::ReportSpec) -> Result<DataFrame> {
+        let compiled = super::custom::compile(spec)?;
+        let tables = self.analytics_tables(actor).await?;
+        tokio::task::spawn_blocking(move || compiled.run(&tables))
+            .await
+            .map_err(|e| crate::Error::internal("analytics task", e))?
+    }
+
+    /// Contact analytics on the caller's snapshot, as of now.
+    pub async fn contact_analytics(&self, actor: &Actor) -> Result<super::ContactAnalytics> {
+        let tables = self.analytics_tables(actor).await?;
+        let now = self.now().naive_utc();
+        tokio::task::spawn_blocking(move || super::contact_analytics(&tables, now))
+            .await
+            .map_err(|e| crate::Error::internal("analytics task", e))?
+    }
+
+    /// Company analytics on the caller's snapshot, as of now.
+    pub async fn company_analytics(&self, actor: &Actor) -> Result<super::CompanyAnalytics> {
+        let tables = self.analytics_tables(actor).await?;
+        let now = self.now().naive_utc();
+        tokio::task::spawn_blocking(move || super::company_analytics(&tables, now))
+            .await
+            .map_err(|e| crate::Error::internal("analytics task", e))?
+    }
 }

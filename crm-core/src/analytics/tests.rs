@@ -1,10 +1,11 @@
 //! The reports on a small data set whose answers are worked out by hand in the comments.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{NaiveDate, NaiveDateTime};
 use polars::prelude::*;
 
+use super::overview::StageCount;
 use super::*;
 
 fn ts(s: &str) -> NaiveDateTime {
@@ -389,4 +390,432 @@ fn unknown_reports_and_missing_tables_are_named() {
     assert!(e.to_string().contains("r1_pipeline_by_stage"), "{e}");
     let e = report("r1_pipeline_by_stage", &Tables::default(), &Params::default()).unwrap_err();
     assert!(e.to_string().contains("deals"), "{e}");
+}
+
+// Custom reports, on the same tables.
+
+fn custom_json(json: serde_json::Value) -> Result<DataFrame> {
+    custom(&serde_json::from_value::<ReportSpec>(json).unwrap(), &tables())
+}
+
+fn field_errors(e: &Error) -> Vec<String> {
+    e.field_errors().iter().map(|f| f.field.clone()).collect()
+}
+
+#[test]
+fn custom_groups_a_join_and_leaves_deleted_companies_out() {
+    // Won live deals: 4 (Acme, Tech, 9999), 5 (Beta, no industry, 5000) and 7, whose
+    // company is deleted, so it is left out.
+    let df = custom_json(serde_json::json!({
+        "source": "deals", "join": ["companies"],
+        "filter": "pipeline_stage[eq]:closed_won",
+        "groupBy": ["companies.industry"],
+        "aggregates": [{"fn": "count", "as": "deals"}, {"fn": "sum", "field": "amount_cents", "as": "revenue"}],
+        "sort": "revenue[desc]"
+    }))
+    .unwrap();
+    assert_eq!(names(&df), ["industry", "deals", "revenue"]);
+    assert_eq!(strs(&df, "industry"), [Some("Tech".to_string()), None]);
+    assert_eq!(ints(&df, "deals"), [Some(1), Some(1)]);
+    assert_eq!(ints(&df, "revenue"), [Some(9999), Some(5000)]);
+}
+
+#[test]
+fn custom_time_buckets() {
+    // Live contacts: January 1, 2, 3, 4 (lead sources web ×3 and NULL); February 5, 6, 8
+    // (Ads, web, ads). Contact 7 is deleted.
+    let df = custom_json(serde_json::json!({
+        "source": "contacts",
+        "groupBy": [{"field": "created_at", "bucket": "month"}],
+        "aggregates": [{"fn": "count"}, {"fn": "count_distinct", "field": "lead_source"}]
+    }))
+    .unwrap();
+    assert_eq!(names(&df), ["created_at_month", "count", "count_distinct_lead_source"]);
+    assert_eq!(strs(&df, "created_at_month"), s(&["2026-01", "2026-02"]));
+    assert_eq!(ints(&df, "count"), [Some(4), Some(3)]);
+    assert_eq!(ints(&df, "count_distinct_lead_source"), [Some(1), Some(3)]);
+
+    // 2026-01-01 is a Thursday: deals 1–4 fall in the week of Monday 2025-12-29, 5–7 in
+    // the week of 2026-01-05; deal 8 is deleted.
+    let df = custom_json(serde_json::json!({
+        "source": "deals",
+        "groupBy": [{"field": "created_at", "bucket": "week", "as": "week"}],
+        "aggregates": [{"fn": "count", "as": "n"}]
+    }))
+    .unwrap();
+    assert_eq!(df.column("week").unwrap().dtype(), &DataType::Date);
+    assert_eq!(strs(&df, "week"), s(&["2025-12-29", "2026-01-05"]));
+    assert_eq!(ints(&df, "n"), [Some(4), Some(3)]);
+
+    // Closed deals 4 (Jan 14), 5 (Feb 5), 6 (Jan 7), 7 (Jan 8); NULL closed_at groups as NULL,
+    // first (NULL is the smallest value).
+    let df = custom_json(serde_json::json!({
+        "source": "deals",
+        "groupBy": [{"field": "closed_at", "bucket": "quarter", "as": "q"}, {"field": "expected_close_date", "bucket": "year", "as": "y"}],
+        "aggregates": [{"fn": "count", "as": "n"}]
+    }))
+    .unwrap();
+    assert_eq!(strs(&df, "q"), [None, None, Some("2026-Q1".into())]);
+    assert_eq!(ints(&df, "y"), [Some(2026), Some(2027), Some(2026)]);
+    assert_eq!(ints(&df, "n"), [Some(2), Some(1), Some(4)]);
+}
+
+#[test]
+fn custom_aggregates_over_all_rows() {
+    // Live deals 1–7: amounts 1000, 2500, NULL, 9999, 5000, 700, 100000.
+    let df = custom_json(serde_json::json!({
+        "source": "deals",
+        "aggregates": [
+            {"fn": "count"}, {"fn": "count", "field": "amount_cents"},
+            {"fn": "sum", "field": "amount_cents"}, {"fn": "avg", "field": "amount_cents"},
+            {"fn": "min", "field": "amount_cents"}, {"fn": "max", "field": "amount_cents"},
+            {"fn": "median", "field": "amount_cents"}, {"fn": "count_distinct", "field": "owner_id", "as": "owners"},
+            {"fn": "max", "field": "closed_at", "as": "last_close"}
+        ]
+    }))
+    .unwrap();
+    assert_eq!(df.height(), 1);
+    assert_eq!(ints(&df, "count"), [Some(7)]);
+    assert_eq!(ints(&df, "count_amount_cents"), [Some(6)]);
+    assert_eq!(ints(&df, "sum_amount_cents"), [Some(119_199)]);
+    close(&floats(&df, "avg_amount_cents"), &[19_866.5]);
+    assert_eq!(ints(&df, "min_amount_cents"), [Some(700)]);
+    assert_eq!(ints(&df, "max_amount_cents"), [Some(100_000)]);
+    close(&floats(&df, "median_amount_cents"), &[3750.0]);
+    assert_eq!(ints(&df, "owners"), [Some(2)]);
+    assert_eq!(values(&df, "last_close")[0].to_string(), "2026-02-05 00:00:00");
+}
+
+#[test]
+fn custom_lists_rows_with_filter_sort_and_limit() {
+    // Amount ≥ 5000: deals 4 (9999, Acme), 5 (5000, Beta), 7 (company deleted: left out).
+    let spec = serde_json::json!({
+        "source": "deals", "join": ["companies"],
+        "filter": "amount_cents[gte]:5000",
+        "fields": ["id", "amount_cents", "companies.name"],
+        "sort": "-amount_cents"
+    });
+    let df = custom_json(spec.clone()).unwrap();
+    assert_eq!(names(&df), ["id", "amount_cents", "companies.name"]);
+    assert_eq!(ints(&df, "id"), [Some(4), Some(5)]);
+    assert_eq!(strs(&df, "companies.name"), s(&["Acme", "Beta"]));
+    let mut limited = spec;
+    limited["limit"] = 1.into();
+    assert_eq!(ints(&custom_json(limited).unwrap(), "id"), [Some(4)]);
+    // Without a sort: the source's id order.
+    let df =
+        custom_json(serde_json::json!({"source": "deals", "filter": "owner_id[eq]:10", "fields": ["id"]})).unwrap();
+    assert_eq!(ints(&df, "id"), [Some(1), Some(2), Some(4)]);
+}
+
+#[test]
+fn custom_filters_follow_the_list_grammar() {
+    let count = |source: &str, filter: &str| {
+        let df = custom_json(serde_json::json!({"source": source, "filter": filter, "aggregates": [{"fn": "count"}]}))
+            .unwrap();
+        ints(&df, "count")[0].unwrap()
+    };
+    // neq keeps NULL; not() of eq too. Gone is deleted.
+    assert_eq!(count("companies", "industry[neq]:Tech"), 1);
+    assert_eq!(count("companies", "not(industry[eq]:Tech)"), 1);
+    assert_eq!(count("companies", "industry[is]:null"), 1);
+    // Byte order and case: Ads, ads.
+    assert_eq!(count("contacts", "lead_source[ilike]:ads"), 2);
+    assert_eq!(count("contacts", "lead_source[like]:A%"), 1);
+    assert_eq!(count("contacts", "lead_source[like]:\"a_s\""), 1);
+    assert_eq!(count("contacts", "lead_source[startsWith]:w"), 4);
+    assert_eq!(count("contacts", "or(lead_source[eq]:Ads,lifecycle_stage[eq]:customer)"), 5);
+    // Interactions of the deleted contact 7 do not exist: calls and emails of 1, 2, 3.
+    assert_eq!(count("interactions", "kind[in]:[call,email]"), 5);
+    // History of the deleted deal 8 does not exist.
+    assert_eq!(count("deal_stage_history", "changed_at[gte]:2026-01-01"), 11);
+    assert_eq!(count("deal_stage_history", "changed_at[gte]:\"2026-01-06T00:00:00Z\""), 4);
+    assert_eq!(count("deals", "expected_close_date[lt]:2026-02-01"), 3);
+    assert_eq!(count("deals", "and(owner_id[eq]:11,closed_at[is]:notnull)"), 3);
+}
+
+#[test]
+fn custom_works_on_string_ids() {
+    let mut t = tables();
+    for (name, cols) in [("deals", &["id", "company_id", "owner_id"][..]), ("companies", &["id"][..])] {
+        let df = t.0.get_mut(name).unwrap();
+        for c in cols {
+            let as_text = df.column(c).unwrap().cast(&DataType::String).unwrap();
+            df.with_column(as_text).unwrap();
+        }
+    }
+    let spec: ReportSpec = serde_json::from_value(serde_json::json!({
+        "source": "deals", "join": ["companies"], "filter": "owner_id[in]:[10,12]",
+        "groupBy": ["companies.name"], "aggregates": [{"fn": "count"}]
+    }))
+    .unwrap();
+    let df = custom(&spec, &t).unwrap();
+    assert_eq!(strs(&df, "name"), s(&["Acme"]));
+    assert_eq!(ints(&df, "count"), [Some(3)]);
+    // A value that cannot be an integer id, on integer ids, is the caller's error.
+    let spec: ReportSpec = serde_json::from_value(
+        serde_json::json!({"source": "deals", "filter": "owner_id[eq]:abc", "aggregates": [{"fn": "count"}]}),
+    )
+    .unwrap();
+    let e = custom(&spec, &tables()).unwrap_err();
+    assert_eq!(field_errors(&e), ["filter"], "{e}");
+}
+
+#[test]
+fn custom_specs_are_validated_field_by_field() {
+    let e = custom_json(serde_json::json!({
+        "source": "deals", "join": ["deals", "companies", "companies"],
+        "filter": "stage[eq]:won",
+        "groupBy": ["owner_id", {"field": "name", "bucket": "month"}, {"field": "nope"}, {"field": "owner_id"}],
+        "aggregates": [{"fn": "sum", "field": "currency"}, {"fn": "avg"}, {"fn": "max", "field": "companies.nope"}],
+        "sort": "revenue[desc],owner_id[sideways]",
+        "limit": 0
+    }))
+    .unwrap_err();
+    assert_eq!(
+        field_errors(&e),
+        [
+            "join.0",
+            "join.2",
+            "filter",
+            "groupBy.1.bucket",
+            "groupBy.2.field",
+            "groupBy.3",
+            "aggregates.0.fn",
+            "aggregates.1.field",
+            "aggregates.2.field",
+            "sort",
+            "sort",
+            "limit"
+        ],
+        "{e}"
+    );
+    let e = custom_json(serde_json::json!({"source": "leads", "aggregates": [{"fn": "count"}]})).unwrap_err();
+    assert_eq!(field_errors(&e), ["source"]);
+    let e = custom_json(serde_json::json!({"source": "deals"})).unwrap_err();
+    assert_eq!(field_errors(&e), ["aggregates"]);
+    let e = custom_json(serde_json::json!({"source": "deals", "fields": ["id"], "aggregates": [{"fn": "count"}]}))
+        .unwrap_err();
+    assert_eq!(field_errors(&e), ["fields"]);
+    let e = custom_json(
+        serde_json::json!({"source": "deals", "filter": "pipeline_stage[eq]:won", "aggregates": [{"fn": "count"}]}),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("closed_won"), "{e}");
+    // Malformed JSON, unknown keys and unknown functions name the problem.
+    for bad in [r#"{"source": "deals", "aggregates": [{"fn": "mode"}]}"#, r#"{"source": "deals", "colour": 1}"#, "{"] {
+        let e = ReportSpec::from_json(bad).unwrap_err();
+        assert_eq!(field_errors(&e), ["spec"], "{e}");
+    }
+    // A spec survives a round trip through JSON.
+    let spec = ReportSpec::from_json(
+        r#"{"source": "deals", "groupBy": ["owner_id", {"field": "created_at", "bucket": "month"}], "aggregates": [{"fn": "count"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(ReportSpec::from_json(&serde_json::to_string(&spec).unwrap()).unwrap(), spec);
+}
+
+// Exports.
+
+fn sample() -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new("name".into(), [Some("Acme, Inc."), Some("say \"hi\""), None]),
+        Column::new("n".into(), [Some(1i64), None, Some(-3)]),
+        Column::new("rate".into(), [Some(0.5f64), Some(1.0 / 3.0), None]),
+        Column::new("day".into(), [Some(date("2026-01-05")), None, Some(date("2026-12-31"))]),
+        Column::new("at".into(), [Some(ts("2026-01-05 10:11:12")), None, Some(ts("2026-02-01 00:00:00"))]),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn csv_export_is_the_canonical_form() {
+    let out = String::from_utf8(export(&sample(), Format::Csv, &About::default()).unwrap()).unwrap();
+    assert_eq!(
+        out,
+        "name,n,rate,day,at\n\
+         \"Acme, Inc.\",1,0.500000,2026-01-05,2026-01-05 10:11:12\n\
+         \"say \"\"hi\"\"\",,0.333333,,\n\
+         ,-3,,2026-12-31,2026-02-01 00:00:00\n"
+    );
+}
+
+#[test]
+fn json_export_is_an_array_of_rows_in_column_order() {
+    let out = String::from_utf8(export(&sample(), Format::Json, &About::default()).unwrap()).unwrap();
+    assert!(out.starts_with("[{\"name\":\"Acme, Inc.\",\"n\":1,\"rate\":0.5,"), "{out}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        rows[0],
+        serde_json::json!({"name": "Acme, Inc.", "n": 1, "rate": 0.5, "day": "2026-01-05", "at": "2026-01-05T10:11:12"})
+    );
+    assert_eq!(
+        rows[1],
+        serde_json::json!({"name": "say \"hi\"", "n": null, "rate": 1.0 / 3.0, "day": null, "at": null})
+    );
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+    let empty = export(&sample().head(Some(0)), Format::Json, &About::default()).unwrap();
+    assert_eq!(String::from_utf8(empty).unwrap(), "[]\n");
+}
+
+#[test]
+fn parquet_and_xlsx_exports() {
+    let bytes = export(&sample(), Format::Parquet, &About::default()).unwrap();
+    let back = ParquetReader::new(std::io::Cursor::new(bytes)).finish().unwrap();
+    assert!(back.equals_missing(&sample()));
+    let about = About { title: Some("Sample".into()), parameters: vec![("as_of".into(), "2026-01-07".into())] };
+    let bytes = export(&sample(), Format::Xlsx, &about).unwrap();
+    assert_eq!(&bytes[..2], b"PK", "an XLSX file is a zip");
+}
+
+#[test]
+fn formats_by_name_and_extension() {
+    assert_eq!(Format::parse("XLSX").unwrap(), Format::Xlsx);
+    let e = Format::parse("docx").unwrap_err();
+    assert_eq!(field_errors(&e), ["format"]);
+    assert!(e.to_string().contains("csv, parquet, json, xlsx"), "{e}");
+    assert_eq!(Format::from_path(std::path::Path::new("/tmp/r.parquet")).unwrap(), Format::Parquet);
+    assert_eq!(field_errors(&Format::from_path(std::path::Path::new("/tmp/r")).unwrap_err()), ["format"]);
+    let dir = std::env::temp_dir().join(format!("crm-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("r.csv");
+    assert_eq!(export_to(&sample(), &path, None, &About::default()).unwrap(), Format::Csv);
+    assert!(std::fs::read_to_string(&path).unwrap().starts_with("name,n,rate"));
+    let e = export_to(&sample(), &dir.join("missing/r.csv"), None, &About::default()).unwrap_err();
+    assert_eq!(field_errors(&e), ["path"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The purpose-built R4 against the general plan.
+fn same_funnel(t: &Tables) {
+    let fast = funnel::r4_fast(t).unwrap().expect("the fast path takes these tables");
+    let general = r4(t).unwrap().collect().unwrap();
+    assert_eq!(fast.schema(), general.schema());
+    assert_eq!(strs(&fast, "stage"), strs(&general, "stage"));
+    assert_eq!(ints(&fast, "deals_reached"), ints(&general, "deals_reached"));
+    assert_eq!(ints(&fast, "converted_to_next"), ints(&general, "converted_to_next"));
+    close_opt(&opt_floats(&fast, "conversion_to_next"), &opt_floats(&general, "conversion_to_next"));
+    close_opt(&opt_floats(&fast, "median_days_in_stage"), &opt_floats(&general, "median_days_in_stage"));
+}
+
+#[test]
+fn r4_fast_path_answers_as_the_general_plan() {
+    let mut t = tables();
+    same_funnel(&t);
+    // Sparse int ids (a hash map instead of a table), rows out of order, a stage outside
+    // the six (it ends the time in the stage before it), a history row of no deal.
+    let deals = t.0.get_mut("deals").unwrap();
+    let sparse = deals.column("id").unwrap().i64().unwrap() * 1_000_000_007i64;
+    deals.with_column(sparse.into_column()).unwrap();
+    let history = t.0.get_mut("deal_stage_history").unwrap();
+    let ids = history.column("deal_id").unwrap().i64().unwrap() * 1_000_000_007i64;
+    history.with_column(ids.into_column()).unwrap();
+    let extra = DataFrame::new_infer_height(vec![
+        Column::new("deal_id".into(), [2_000_000_014i64, 99]),
+        Column::new("to_stage".into(), ["on_hold", "proposal"]),
+        Column::new("changed_at".into(), [ts("2026-01-03 00:00:00"), ts("2026-01-01 00:00:00")]),
+    ])
+    .unwrap();
+    let mut reversed = history.reverse();
+    reversed.vstack_mut(&extra).unwrap();
+    *history = reversed;
+    same_funnel(&t);
+    // String ids.
+    for (name, c) in [("deals", "id"), ("deal_stage_history", "deal_id")] {
+        let df = t.0.get_mut(name).unwrap();
+        let as_text = df.column(c).unwrap().cast(&DataType::String).unwrap();
+        df.with_column(as_text).unwrap();
+    }
+    same_funnel(&t);
+    // NULLs go to the general plan.
+    let history = t.0.get_mut("deal_stage_history").unwrap();
+    let nulls = Column::new(
+        "to_stage".into(),
+        (0..history.height()).map(|i| (i > 0).then_some("prospecting")).collect::<Vec<_>>(),
+    );
+    history.with_column(nulls).unwrap();
+    assert!(funnel::r4_fast(&t).unwrap().is_none());
+    assert_eq!(report("r4_stage_funnel", &t, &Params::default()).unwrap().height(), 1);
+}
+
+// Contact and company analytics.
+
+fn overview_tables() -> Tables {
+    let mut t = tables();
+    let contacts = t.0.get_mut("contacts").unwrap();
+    contacts
+        .with_column(Column::new("first_name".into(), ["Ann", "Bob", "Cy", "Di", "Ed", "Flo", "Gus", "Hal"]))
+        .unwrap();
+    contacts
+        .with_column(Column::new("last_name".into(), ["Ames", "Best", "Cole", "Dunn", "Eads", "Fox", "Gray", "Hart"]))
+        .unwrap();
+    let companies = t.0.get_mut("companies").unwrap();
+    companies.with_column(Column::new("created_at".into(), [ts("2025-12-01 00:00:00"); 3])).unwrap();
+    companies.with_column(Column::new("size_bucket".into(), ["1-10", "11-50", "1-10"])).unwrap();
+    t
+}
+
+#[test]
+fn contact_analytics_by_hand() {
+    // As of 2026-01-20: contacts 1, 2, 3 exist (7 is deleted, the rest come later);
+    // 1 and 2 are customers.
+    let a = contact_analytics(&overview_tables(), ts("2026-01-20 00:00:00")).unwrap();
+    assert_eq!((a.total, a.customers), (3, 2));
+    close(&[a.conversion_rate.unwrap()], &[0.666667]);
+    assert_eq!(
+        a.by_lifecycle_stage,
+        [StageCount { stage: "customer".into(), count: 2 }, StageCount { stage: "lead".into(), count: 1 }]
+    );
+    assert_eq!(a.by_lead_source.len(), 1);
+    assert_eq!((a.by_lead_source[0].lead_source.as_deref(), a.by_lead_source[0].count), (Some("web"), 3));
+    assert_eq!(a.new_per_month.len(), 12);
+    assert_eq!(a.new_per_month[0].month, "2025-02");
+    assert_eq!((a.new_per_month[11].month.as_str(), a.new_per_month[11].count), ("2026-01", 3));
+    assert_eq!(a.new_per_month[10].count, 0);
+    // Interactions of 1, 2, 3: the 30 days from 2025-12-21 hold 1's three; the 90 days
+    // from 2025-10-22 add 2's note and email.
+    let e = &a.engagement;
+    assert_eq!((e.last_30_days, e.last_90_days, e.contacts_engaged_90_days), (3, 5, 2));
+    let kinds: Vec<(&str, i64, i64, i64)> =
+        e.by_kind.iter().map(|k| (k.kind.as_str(), k.total, k.last_30_days, k.last_90_days)).collect();
+    assert_eq!(kinds, [("call", 2, 2, 2), ("email", 3, 1, 2), ("meeting", 1, 0, 0), ("note", 1, 0, 1)]);
+    let top: Vec<(&str, &str, i64)> =
+        e.most_engaged.iter().map(|c| (c.contact_id.as_str(), c.name.as_str(), c.interactions)).collect();
+    assert_eq!(top, [("1", "Ann Ames", 3), ("2", "Bob Best", 2)]);
+    assert_eq!(e.most_engaged[0].last_interaction_at.to_rfc3339(), "2026-01-07T00:00:00+00:00");
+
+    // Later, everyone: web 4 (3 customers), then Ads, ads, none, one each.
+    let a = contact_analytics(&overview_tables(), ts("2026-02-10 00:00:00")).unwrap();
+    assert_eq!((a.total, a.customers), (7, 4));
+    let sources: Vec<(Option<&str>, i64, i64)> =
+        a.by_lead_source.iter().map(|s| (s.lead_source.as_deref(), s.count, s.customers)).collect();
+    assert_eq!(sources, [(Some("web"), 4, 3), (Some("Ads"), 1, 0), (Some("ads"), 1, 0), (None, 1, 1)]);
+    assert_eq!(a.new_per_month[10..].iter().map(|m| m.count).collect::<Vec<_>>(), [4, 3]);
+}
+
+#[test]
+fn company_analytics_by_hand() {
+    // Acme: deals 1, 2 (open: 1000 at 10%, 2500 at 40%), 4 (won 9999). Beta: 3 (open, no
+    // amount), 5 (won 5000), 6 (lost 700). Deal 7's company is deleted, deal 8 is deleted.
+    let a = company_analytics(&overview_tables(), ts("2026-03-01 00:00:00")).unwrap();
+    assert_eq!((a.total, a.with_deals), (2, 2));
+    assert_eq!((a.revenue_won, a.open_pipeline, a.weighted_pipeline), (14_999, 3500, 1100));
+    assert_eq!((a.won_deals, a.lost_deals), (2, 1));
+    close(&[a.win_rate.unwrap(), a.deals_per_company.unwrap()], &[0.666667, 3.0]);
+    let top: Vec<(&str, i64, i64, i64)> =
+        a.top_companies.iter().map(|c| (c.name.as_str(), c.deals, c.revenue_won, c.open_pipeline)).collect();
+    assert_eq!(top, [("Acme", 3, 9999, 3500), ("Beta", 3, 5000, 0)]);
+    let industries: Vec<(Option<&str>, i64, Option<f64>)> =
+        a.by_industry.iter().map(|s| (s.name.as_deref(), s.revenue_won, s.win_rate)).collect();
+    assert_eq!(industries, [(Some("Tech"), 9999, Some(1.0)), (None, 5000, Some(0.5))]);
+    let sizes: Vec<(Option<&str>, i64)> = a.by_size.iter().map(|s| (s.name.as_deref(), s.companies)).collect();
+    assert_eq!(sizes, [(Some("1-10"), 1), (Some("11-50"), 1)]);
+    // Before anything: no companies, no rates.
+    let a = company_analytics(&overview_tables(), ts("2025-01-01 00:00:00")).unwrap();
+    assert_eq!((a.total, a.revenue_won, a.win_rate, a.deals_per_company), (0, 0, None, None));
+    assert!(a.top_companies.is_empty() && a.by_industry.is_empty());
+}
+
+fn names(df: &DataFrame) -> Vec<&str> {
+    df.get_column_names().into_iter().map(|n| n.as_str()).collect()
 }

@@ -17,7 +17,7 @@ mod cursor;
 mod parse;
 
 pub use cursor::{decode_cursor, encode_cursor};
-pub use parse::{parse_filter, parse_sort};
+pub use parse::{parse_filter, parse_filter_in, parse_sort, FieldSet};
 
 /// The largest page.
 pub const MAX_LIMIT: u32 = 200;

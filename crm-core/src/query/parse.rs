@@ -28,12 +28,35 @@ fn err(code: &'static str, message: impl Into<String>) -> Error {
     Error::invalid("filter", code, message)
 }
 
+/// What a filter's field names resolve against: an entity's columns, or (for custom
+/// reports) the columns of an analytics table and the tables joined to it.
+pub trait FieldSet {
+    /// The column a field name stands for.
+    fn lookup(&self, field: &str) -> Option<&'static Column>;
+    /// What the fields belong to, for messages (`contact`, `the deals report`).
+    fn owner(&self) -> String;
+}
+
+impl FieldSet for EntityKind {
+    fn lookup(&self, field: &str) -> Option<&'static Column> {
+        self.field(field)
+    }
+    fn owner(&self) -> String {
+        self.name().to_string()
+    }
+}
+
 /// Parses a filter for an entity.
 pub fn parse_filter(kind: EntityKind, input: &str) -> Result<Filter> {
+    parse_filter_in(&kind, input)
+}
+
+/// Parses a filter whose field names resolve against `fields`.
+pub fn parse_filter_in(fields: &dyn FieldSet, input: &str) -> Result<Filter> {
     if input.len() > MAX_LEN {
         return Err(err("too_long", format!("a filter has at most {MAX_LEN} bytes")));
     }
-    let mut p = Parser { kind, s: input, pos: 0, terms: 0 };
+    let mut p = Parser { fields, s: input, pos: 0, terms: 0 };
     let parts = p.list(0)?;
     p.skip_ws();
     if p.pos < p.s.len() {
@@ -76,7 +99,7 @@ pub fn parse_sort(kind: EntityKind, input: &str) -> Result<Vec<SortKey>> {
 }
 
 struct Parser<'a> {
-    kind: EntityKind,
+    fields: &'a dyn FieldSet,
     s: &'a str,
     pos: usize,
     terms: usize,
@@ -178,9 +201,9 @@ impl Parser<'_> {
             return Err(err("too_complex", format!("at most {MAX_TERMS} comparisons")));
         }
         let column = self
-            .kind
-            .field(field)
-            .ok_or_else(|| err("unknown_field", format!("{} has no field '{field}'", self.kind.name())))?;
+            .fields
+            .lookup(field)
+            .ok_or_else(|| err("unknown_field", format!("{} has no field '{field}'", self.fields.owner())))?;
         if !column.filterable {
             return Err(err("unknown_field", format!("'{field}' cannot be filtered on")));
         }

@@ -3,4 +3,5 @@
 pub mod auth;
 pub mod health;
 pub mod records;
+pub mod reports;
 pub mod users;

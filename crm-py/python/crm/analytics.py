@@ -12,7 +12,9 @@ DataFrames; id columns may be integers or strings, extra columns are ignored.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
+import pathlib
 from typing import Mapping, Optional, Union
 
 import polars as pl
@@ -119,6 +121,76 @@ def report(
     )
 
 
+def _spec(spec: Union[Mapping[str, object], str]) -> str:
+    """A report spec as the JSON the engine reads."""
+    if isinstance(spec, str):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise invalid(
+            f"a report spec is a dict (or its JSON), not {type(spec).__name__}", "spec", "invalid_value", "expected a dict"
+        )
+    try:
+        return json.dumps(spec)
+    except (TypeError, ValueError) as e:
+        raise invalid(f"the report spec is not plain JSON data: {e}", "spec", "invalid_value", str(e)) from None
+
+
+def custom(spec: Union[Mapping[str, object], str], tables: Tables) -> pl.DataFrame:
+    """Runs a custom report on ``tables``.
+
+    ``spec`` (a dict, or its JSON) names a ``source`` table, optionally ``join``\ s the
+    tables it refers to (deals → companies, contacts; contacts → companies; interactions
+    → contacts; deal_stage_history → deals; their fields are ``table.field``), a
+    ``filter`` in the list queries' grammar, ``groupBy`` fields (a name, or
+    ``{"field", "bucket": day|week|month|quarter|year, "as"}``) and ``aggregates``
+    (``{"fn": count|count_distinct|sum|avg|min|max|median, "field", "as"}``) — or
+    ``fields`` to list rows — and ``sort`` (``"revenue[desc],industry"``) and ``limit``::
+
+        crm.analytics.custom({
+            "source": "deals", "join": ["companies"],
+            "filter": "pipeline_stage[eq]:closed_won",
+            "groupBy": ["companies.industry"],
+            "aggregates": [{"fn": "sum", "field": "amount_cents", "as": "revenue"}],
+            "sort": "revenue[desc]", "limit": 10,
+        }, tables)
+
+    Deleted records are left out, as in the standard reports. A bad spec raises
+    :class:`crm.ValidationError` naming every offending field (``groupBy.1.bucket``, …).
+    """
+    return _crm.custom(_spec(spec), _tables(tables))
+
+
+#: The export formats.
+FORMATS: tuple[str, ...] = ("csv", "parquet", "json", "xlsx")
+
+
+def export(
+    frame: pl.DataFrame,
+    path: Union[str, "os.PathLike[str]"],
+    format: Optional[str] = None,
+    *,
+    title: Optional[str] = None,
+    parameters: Optional[Mapping[str, object]] = None,
+) -> pathlib.Path:
+    """Writes a report (any DataFrame) to ``path`` as ``csv`` (REPORTS.md's canonical CSV:
+    floats with six decimals, timestamps ``YYYY-MM-DD HH:MM:SS``, NULL empty), ``parquet``,
+    ``json`` (an array of row objects) or ``xlsx`` (a typed "Report" sheet and an "About"
+    sheet with ``title`` and ``parameters``). ``format`` defaults to the file's extension.
+    Returns the path written."""
+    if isinstance(frame, pl.LazyFrame):
+        frame = frame.collect()
+    if not isinstance(frame, pl.DataFrame):
+        raise invalid(
+            f"frame must be a polars DataFrame, not {type(frame).__name__}", "frame", "invalid_value", "expected a DataFrame"
+        )
+    if format is not None and not isinstance(format, str):
+        raise invalid("format must be a string", "format", "invalid_value", f"one of {', '.join(FORMATS)}")
+    params = [(str(k), v.isoformat() if hasattr(v, "isoformat") else str(v)) for k, v in (parameters or {}).items()]
+    target = pathlib.Path(os.fspath(path))
+    _crm.export(frame, str(target), format, title, params)
+    return target
+
+
 def resolve_params(
     tables: Tables,
     *,
@@ -141,4 +213,4 @@ def read_parquet(directory: Union[str, "os.PathLike[str]"]) -> dict[str, pl.Data
     return _crm.read_parquet(os.fspath(directory))
 
 
-__all__ = ["REPORTS", "TABLES", "report", "resolve_params", "read_parquet"]
+__all__ = ["FORMATS", "REPORTS", "TABLES", "custom", "export", "report", "resolve_params", "read_parquet"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Optional, Union
+import os
+import pathlib
+from typing import Mapping, Optional, Union
 
 import polars as pl
 
 from . import _crm
-from .analytics import _date, _naive
+from . import analytics as _analytics
+from .analytics import _date, _naive, _spec
 from .errors import invalid
 
 
@@ -57,6 +60,23 @@ class Client:
             forecast_end=_date("forecast_end", forecast_end),
             engagement_start=_naive("engagement_start", engagement_start),
         )
+
+    def custom(self, spec: Union[Mapping[str, object], str]) -> pl.DataFrame:
+        """Runs a custom report on the store's snapshot (see :func:`crm.analytics.custom`
+        for the spec)."""
+        return self._inner.custom(_spec(spec))
+
+    def export(
+        self,
+        frame: pl.DataFrame,
+        path: Union[str, "os.PathLike[str]"],
+        format: Optional[str] = None,
+        *,
+        title: Optional[str] = None,
+        parameters: Optional[Mapping[str, object]] = None,
+    ) -> pathlib.Path:
+        """Writes a report to a file (see :func:`crm.analytics.export`)."""
+        return _analytics.export(frame, path, format, title=title, parameters=parameters)
 
     def __repr__(self) -> str:
         return repr(self._inner)

@@ -1,0 +1,246 @@
+//! The report routes in process: standard reports as JSON and files, custom reports,
+//! contact and company analytics, each within the caller's scope, and their errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::{header, Method, StatusCode};
+use common::*;
+use serde_json::{json, Value};
+
+struct World {
+    app: App,
+    admin: String,
+    rep: String,
+}
+
+/// An admin's company and deals, and a rep's own company, contact and deals.
+async fn world() -> World {
+    let app = app().await;
+    app.crm.users().bootstrap_admin_with_password("admin", "admin@example.com", PASSWORD).await.unwrap();
+    let admin = app.token("admin", PASSWORD).await;
+    let body = json!({"username": "rep", "email": "rep@example.com", "password": PASSWORD});
+    let u = app.call(Method::POST, "/api/users", Some(&admin), Some(body)).await;
+    assert_eq!(u.status, StatusCode::CREATED, "{}", u.body);
+    let rep = app.token("rep", PASSWORD).await;
+    let make = |token: String, path: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            let a = app.call(Method::POST, path, Some(&token), Some(body)).await;
+            assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+            a.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let acme = make(admin.clone(), "/api/companies", json!({"name": "Acme", "industry": "Tech", "size": 40})).await;
+    let mine = make(rep.clone(), "/api/companies", json!({"name": "Beta", "industry": "Retail"})).await;
+    let ann = make(
+        rep.clone(),
+        "/api/contacts",
+        json!({"name": "Ann Lee", "lifecycleStage": "customer", "leadSource": "web"}),
+    )
+    .await;
+    make(rep.clone(), "/api/interactions", json!({"contactId": ann, "kind": "call", "subject": "Hello"})).await;
+    for (token, company, stage, amount) in [
+        (&admin, &acme, "proposal", 500_000),
+        (&admin, &acme, "closed_won", 120_000),
+        (&rep, &mine, "prospecting", 10_000),
+        (&rep, &mine, "closed_won", 30_000),
+        (&rep, &mine, "closed_lost", 7_000),
+    ] {
+        make(
+            token.clone(),
+            "/api/deals",
+            json!({"name": format!("{stage} deal"), "companyId": company, "stage": stage, "amount": amount, "currency": "EUR"}),
+        )
+        .await;
+    }
+    World { app, admin, rep }
+}
+
+fn rows(a: &Answer) -> &Vec<Value> {
+    a.body["data"].as_array().unwrap()
+}
+
+#[tokio::test]
+async fn standard_reports_as_json_and_files_in_scope() {
+    let w = world().await;
+    let app = &w.app;
+    let list = app.call(Method::GET, "/api/reports/standard", Some(&w.rep), None).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert_eq!(rows(&list).len(), 8);
+    assert_eq!(list.body["data"][1]["parameters"], json!(["asOf", "forecastEnd"]));
+
+    // R1 for the admin: both open deals; for the rep: only hers.
+    let r1 = app.call(Method::GET, "/api/reports/standard/r1_pipeline_by_stage", Some(&w.admin), None).await;
+    assert_eq!(r1.status, StatusCode::OK, "{}", r1.body);
+    assert_eq!(r1.body["report"], "r1_pipeline_by_stage");
+    assert_eq!(r1.body["columns"][0], json!({"name": "stage", "type": "string"}));
+    assert_eq!(r1.body["columns"][1], json!({"name": "deal_count", "type": "integer"}));
+    assert_eq!(r1.body["rowCount"], 2);
+    assert_eq!(
+        r1.body["data"][0],
+        json!({"stage": "prospecting", "deal_count": 1, "total_amount": 10_000, "avg_amount": 10_000, "weighted_amount": 1_000})
+    );
+    let mine = app.call(Method::GET, "/api/reports/standard/r1_pipeline_by_stage", Some(&w.rep), None).await;
+    assert_eq!(rows(&mine).len(), 1);
+    assert_eq!(mine.body["data"][0]["stage"], "prospecting");
+    let r3 = app.call(Method::GET, "/api/reports/standard/r3_win_rate_by_owner", Some(&w.rep), None).await;
+    assert_eq!(rows(&r3).len(), 1);
+    assert_eq!((r3.body["data"][0]["won"].clone(), r3.body["data"][0]["lost"].clone()), (json!(1), json!(1)));
+
+    // Parameters: the ones used come back, defaults filled in.
+    let r2 = app
+        .call(
+            Method::GET,
+            "/api/reports/standard/r2_forecast_by_month?asOf=2020-01-01&forecastEnd=2040-01-01",
+            Some(&w.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r2.status, StatusCode::OK, "{}", r2.body);
+    assert_eq!(r2.body["parameters"], json!({"asOf": "2020-01-01T00:00:00Z", "forecastEnd": "2040-01-01"}));
+    let r7 = app.call(Method::GET, "/api/reports/standard/r7_contact_engagement", Some(&w.rep), None).await;
+    assert_eq!(r7.status, StatusCode::OK, "{}", r7.body);
+    assert!(r7.body["parameters"]["engagementStart"].as_str().unwrap().ends_with('Z'));
+
+    // Files, by ?format= and by Accept.
+    let (status, headers, body) = app
+        .raw(
+            Method::GET,
+            "/api/reports/standard/r1_pipeline_by_stage?format=csv",
+            Some(&w.admin),
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert_eq!(headers[header::CONTENT_DISPOSITION], "attachment; filename=\"open_pipeline_by_stage.csv\"");
+    let csv = String::from_utf8(body).unwrap();
+    assert_eq!(csv.lines().next(), Some("stage,deal_count,total_amount,avg_amount,weighted_amount"));
+    assert_eq!(csv.lines().count(), 3);
+    let by_accept = app
+        .with_headers(
+            Method::GET,
+            "/api/reports/standard/r1_pipeline_by_stage",
+            &w.admin,
+            &[("accept", "text/csv")],
+            Value::Null,
+        )
+        .await;
+    assert_eq!(by_accept.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    let (_, headers, body) = app
+        .raw(
+            Method::GET,
+            "/api/reports/standard/r6_top_companies_by_revenue?format=xlsx",
+            Some(&w.admin),
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert_eq!(headers[header::CONTENT_TYPE], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+    assert_eq!(&body[..2], b"PK");
+    let (_, _, body) = app
+        .raw(
+            Method::GET,
+            "/api/reports/standard/r6_top_companies_by_revenue?format=parquet",
+            Some(&w.admin),
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert_eq!(&body[..4], b"PAR1");
+
+    // Errors.
+    let none = app.call(Method::GET, "/api/reports/standard/r9_nothing", Some(&w.rep), None).await;
+    assert_problem(&none, StatusCode::NOT_FOUND, "not_found");
+    let bad = app.call(Method::GET, "/api/reports/standard/r1_pipeline_by_stage?format=docx", Some(&w.rep), None).await;
+    assert_problem(&bad, StatusCode::BAD_REQUEST, "validation_failed");
+    let bad = app.call(Method::GET, "/api/reports/standard/r1_pipeline_by_stage?colour=red", Some(&w.rep), None).await;
+    assert_problem(&bad, StatusCode::BAD_REQUEST, "validation_failed");
+    let bad =
+        app.call(Method::GET, "/api/reports/standard/r2_forecast_by_month?asOf=yesterday", Some(&w.rep), None).await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(bad.body["errors"][0]["field"], "asOf");
+    let anon = app.call(Method::GET, "/api/reports/standard/r1_pipeline_by_stage", None, None).await;
+    assert_problem(&anon, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[tokio::test]
+async fn custom_reports_run_in_scope() {
+    let w = world().await;
+    let app = &w.app;
+    let spec = json!({
+        "title": "Won by industry",
+        "source": "deals", "join": ["companies"],
+        "filter": "pipeline_stage[eq]:closed_won",
+        "groupBy": ["companies.industry"],
+        "aggregates": [{"fn": "count", "as": "deals"}, {"fn": "sum", "field": "amount_cents", "as": "revenue"}],
+        "sort": "revenue[desc]"
+    });
+    let all = app.call(Method::POST, "/api/reports/run", Some(&w.admin), Some(spec.clone())).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!((all.body["report"].clone(), all.body["title"].clone()), (json!("custom"), json!("Won by industry")));
+    assert_eq!(
+        all.body["data"],
+        json!([{"industry": "Tech", "deals": 1, "revenue": 120_000}, {"industry": "Retail", "deals": 1, "revenue": 30_000}])
+    );
+    let mine = app.call(Method::POST, "/api/reports/run", Some(&w.rep), Some(spec.clone())).await;
+    assert_eq!(mine.body["data"], json!([{"industry": "Retail", "deals": 1, "revenue": 30_000}]));
+    let (status, headers, body) = app
+        .raw(
+            Method::POST,
+            "/api/reports/run?format=csv",
+            Some(&w.admin),
+            "application/json",
+            spec.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_DISPOSITION], "attachment; filename=\"won_by_industry.csv\"");
+    assert_eq!(String::from_utf8(body).unwrap(), "industry,deals,revenue\nTech,1,120000\nRetail,1,30000\n");
+
+    let bad = app
+        .call(
+            Method::POST,
+            "/api/reports/run",
+            Some(&w.rep),
+            Some(json!({"source": "deals", "groupBy": [{"field": "name", "bucket": "month"}], "aggregates": [{"fn": "avg", "field": "stage"}]})),
+        )
+        .await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let fields: Vec<&str> =
+        bad.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["groupBy.0.bucket", "aggregates.0.field"]);
+    let bad =
+        app.call(Method::POST, "/api/reports/run", Some(&w.rep), Some(json!({"source": "deals", "colour": 1}))).await;
+    assert_eq!(bad.status.as_u16() / 100, 4, "{}", bad.body);
+}
+
+#[tokio::test]
+async fn contact_and_company_analytics_in_scope() {
+    let w = world().await;
+    let app = &w.app;
+    let c = app.call(Method::GET, "/api/contacts/analytics", Some(&w.rep), None).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+    assert_eq!((c.body["total"].clone(), c.body["customers"].clone()), (json!(1), json!(1)));
+    assert_eq!(c.body["byLeadSource"][0]["leadSource"], "web");
+    assert_eq!(c.body["newPerMonth"].as_array().unwrap().len(), 12);
+    assert_eq!(c.body["engagement"]["last30Days"], 1);
+    assert_eq!(c.body["engagement"]["mostEngaged"][0]["name"], "Ann Lee");
+
+    let all = app.call(Method::GET, "/api/companies/analytics", Some(&w.admin), None).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!((all.body["total"].clone(), all.body["revenueWon"].clone()), (json!(2), json!(150_000)));
+    assert_eq!((all.body["wonDeals"].clone(), all.body["lostDeals"].clone()), (json!(2), json!(1)));
+    assert_eq!(all.body["topCompanies"][0]["name"], "Acme");
+    assert_eq!(
+        all.body["bySize"][0],
+        json!({"name": "11-50", "companies": 1, "deals": 2, "wonDeals": 1, "lostDeals": 0, "winRate": 1.0, "revenueWon": 120_000, "openPipeline": 500_000})
+    );
+    let mine = app.call(Method::GET, "/api/companies/analytics", Some(&w.rep), None).await;
+    assert_eq!((mine.body["total"].clone(), mine.body["revenueWon"].clone()), (json!(1), json!(30_000)));
+    let bad = app.call(Method::GET, "/api/companies/analytics?top=5", Some(&w.rep), None).await;
+    assert_problem(&bad, StatusCode::BAD_REQUEST, "validation_failed");
+}
