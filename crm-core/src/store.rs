@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::audit::{AuditHead, NewAuditEvent};
 use crate::error::Result;
 use crate::query::{Filter, StoreQuery};
-use crate::schema::{from_row, EntityKind, Persist, Row};
+use crate::schema::{from_row, EntityKind, Persist, Row, Value};
 
 /// One record write.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +126,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Rows matching a query.
     async fn list(&self, kind: EntityKind, query: &StoreQuery) -> Result<Vec<Row>>;
+
+    /// Rows matching a query with only some of their columns: each row holds the values
+    /// of `columns` (positions in the kind's column order), in that order. For readers of
+    /// many rows and few columns (the analytics snapshot). The default reads whole rows.
+    async fn list_columns(&self, kind: EntityKind, query: &StoreQuery, columns: &[usize]) -> Result<Vec<Row>> {
+        let rows = self.list(kind, query).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| columns.iter().map(|&i| r.get(i).cloned().unwrap_or(Value::Null)).collect())
+            .collect())
+    }
 
     /// How many rows match a filter.
     async fn count(&self, kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> Result<u64>;

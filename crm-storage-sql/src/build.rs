@@ -217,8 +217,13 @@ pub(crate) fn get(kind: EntityKind, id: Uuid, d: Dialect) -> (String, Values) {
 
 /// The list query.
 pub(crate) fn list(kind: EntityKind, q: &StoreQuery, d: Dialect) -> (String, Values) {
+    list_of(kind, kind.columns(), q, d)
+}
+
+/// The list query, selecting these columns.
+pub(crate) fn list_of(kind: EntityKind, columns: &[Column], q: &StoreQuery, d: Dialect) -> (String, Values) {
     let mut sel = Query::select();
-    sel.columns(all_columns(kind))
+    sel.columns(columns.iter().map(|c| Alias::new(c.name)))
         .from(Alias::new(kind.table()))
         .cond_where(where_clause(kind, q.filter.as_ref(), q.include_deleted, d))
         .limit(u64::from(q.limit));

@@ -34,7 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use crm_core::audit::AuditHead;
 use crm_core::query::{Filter, StoreQuery};
-use crm_core::schema::{EntityKind, Row};
+use crm_core::schema::{Column, EntityKind, Row};
 use crm_core::{Changeset, Error, Result, Store};
 use sea_query::Values;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -340,6 +340,16 @@ impl Store for SqlStore {
         self.fetch(kind, q).await
     }
 
+    async fn list_columns(&self, kind: EntityKind, query: &StoreQuery, columns: &[usize]) -> Result<Vec<Row>> {
+        let all = kind.columns();
+        let cols = columns
+            .iter()
+            .map(|&i| all.get(i).copied().ok_or_else(|| Error::internal_msg(format!("{kind:?} has no column {i}"))))
+            .collect::<Result<Vec<Column>>>()?;
+        let q = build::list_of(kind, &cols, query, self.dialect());
+        self.fetch_columns(kind, &cols, q).await
+    }
+
     async fn count(&self, kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> Result<u64> {
         let (sql, vals) = build::count(kind, filter, include_deleted, self.dialect());
         let n: i64 = match &self.backend {
@@ -387,8 +397,17 @@ impl Store for SqlStore {
 }
 
 impl SqlStore {
-    async fn fetch(&self, kind: EntityKind, (sql, vals): (String, Values)) -> Result<Vec<Row>> {
-        let cols = kind.columns();
+    async fn fetch(&self, kind: EntityKind, q: (String, Values)) -> Result<Vec<Row>> {
+        self.fetch_columns(kind, kind.columns(), q).await
+    }
+
+    /// Runs a query whose result columns are `cols`.
+    async fn fetch_columns(
+        &self,
+        kind: EntityKind,
+        cols: &[Column],
+        (sql, vals): (String, Values),
+    ) -> Result<Vec<Row>> {
         match &self.backend {
             Backend::Sqlite { read, .. } => {
                 let rows = sqlx::query_with(&sql, values::sqlite_args(vals)?)

@@ -130,6 +130,7 @@ macro_rules! conformance_suite {
             schema_round_trips_every_kind,
             analytics_snapshot_follows_scope_and_changes,
             analytics_snapshot_reads_every_batch,
+            store_lists_chosen_columns,
             contact_crud,
             company_crud,
             deal_crud_with_line_items,

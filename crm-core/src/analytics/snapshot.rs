@@ -185,11 +185,28 @@ async fn read(crm: &Crm, kind: EntityKind, actor: &Actor, keep: Option<&HashSet<
     } else {
         crm.policy().scope(actor.role, kind.resource(), Action::Read)
     };
-    let columns: Vec<usize> = layout
-        .iter()
-        .map(|(_, source, _)| kind.columns().iter().position(|c| c.name == *source).unwrap_or(usize::MAX))
-        .collect();
-    let deal_id = kind.columns().iter().position(|c| c.name == "deal_id");
+    // Only the columns read are fetched: the id first (the keyset cursor), then each
+    // source column once.
+    let position = |name: &str| kind.columns().iter().position(|c| c.name == name);
+    let mut fetched: Vec<usize> = vec![0];
+    let mut columns: Vec<usize> = Vec::with_capacity(layout.len());
+    for (_, source, _) in layout {
+        let Some(p) = position(source) else {
+            columns.push(usize::MAX);
+            continue;
+        };
+        let at = fetched.iter().position(|f| *f == p).unwrap_or_else(|| {
+            fetched.push(p);
+            fetched.len() - 1
+        });
+        columns.push(at);
+    }
+    let deal_id = position("deal_id").map(|p| {
+        fetched.iter().position(|f| *f == p).unwrap_or_else(|| {
+            fetched.push(p);
+            fetched.len() - 1
+        })
+    });
     let mut builders: Vec<Builder> = layout.iter().map(|(_, _, conv)| Builder::new(*conv)).collect();
     if scope != Scope::None {
         let sort = vec![id_key(kind, Direction::Asc)];
@@ -203,7 +220,7 @@ async fn read(crm: &Crm, kind: EntityKind, actor: &Actor, keep: Option<&HashSet<
                 limit: BATCH,
                 include_deleted: false,
             };
-            let rows = crm.store().list(kind, &query).await?;
+            let rows = crm.store().list_columns(kind, &query, &fetched).await?;
             let n = rows.len();
             for row in &rows {
                 if let (Some(keep), Some(i)) = (keep, deal_id) {

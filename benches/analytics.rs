@@ -1,0 +1,86 @@
+//! The analytics engine from Rust (no Python in the way):
+//!
+//! - `reports/<name>`: each standard report on the scale-1 tables that
+//!   `benches/analytics/generate.py` writes (`CRM_ANALYTICS_DATA`, default
+//!   `target/analytics-data`; skipped, saying how to make them, when absent);
+//! - `snapshot/<backend>`: a cold store snapshot (`Crm::analytics_tables` on a fresh `Crm`,
+//!   so nothing is cached) of a CRM seeded with crm-server's demo data
+//!   (`CRM_BENCH_CONTACTS` contacts, default 20,000, a tenth as many companies, half as
+//!   many deals), on SQLite and PostgreSQL (`CRM_BENCH_BACKENDS=sqlite,postgres`).
+//!
+//! `cargo bench -p crm-benches --bench analytics`; figures in `benches/README.md`.
+
+#![allow(clippy::expect_used)] // a benchmark that cannot run its set-up should stop loudly
+
+use std::time::Duration;
+
+use criterion::{criterion_main, Criterion, Throughput};
+use crm_core::analytics::{self, Params};
+use crm_core::{Actor, Crm, Role, UserId};
+use crm_tests::TestBackend;
+
+fn reports(c: &mut Criterion) {
+    let dir = std::env::var("CRM_ANALYTICS_DATA").unwrap_or_else(|_| "target/analytics-data".to_string());
+    let Ok(tables) = analytics::read_parquet(std::path::Path::new(&dir)) else {
+        println!("no analytics tables in {dir}: python benches/analytics/generate.py --scale 1 --out {dir}");
+        return;
+    };
+    let mut g = c.benchmark_group("reports");
+    g.sample_size(10).measurement_time(Duration::from_secs(10)).warm_up_time(Duration::from_secs(2));
+    for name in analytics::REPORTS {
+        g.bench_function(name, |b| {
+            b.iter(|| analytics::report(name, &tables, &Params::default()).expect("report"));
+        });
+    }
+    g.finish();
+}
+
+fn snapshot(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let contacts: usize = std::env::var("CRM_BENCH_CONTACTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let chosen = std::env::var("CRM_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".to_string());
+    for name in ["sqlite", "postgres"] {
+        if !chosen.split(',').any(|c| c.trim() == name) {
+            continue;
+        }
+        let backend: Box<dyn TestBackend> = rt.block_on(async {
+            match name {
+                "sqlite" => crm_tests::backends::sqlite().await as Box<dyn TestBackend>,
+                _ => crm_tests::backends::postgres().await,
+            }
+        });
+        let crm = Crm::new(backend.store());
+        let size = crm_http::demo::DemoSize { companies: contacts / 10, contacts, deals: contacts / 2 };
+        let started = std::time::Instant::now();
+        rt.block_on(async {
+            let admin = crm
+                .users()
+                .bootstrap_admin_with_password("admin", "admin@demo.example", crm_http::demo::DEMO_PASSWORD)
+                .await
+                .expect("admin");
+            crm_http::demo::seed(&crm, &admin.actor(), size, &|_, _, _| {}).await.expect("seed");
+        });
+        rt.block_on(backend.after_bulk_load());
+        let system = Actor::new(UserId(uuid::Uuid::nil()), Role::Admin, None);
+        let rows: usize =
+            rt.block_on(crm.analytics_tables(&system)).expect("snapshot").0.values().map(|df| df.height()).sum();
+        println!("{name}: seeded in {:.1} s; the snapshot holds {rows} rows", started.elapsed().as_secs_f64());
+        let mut g = c.benchmark_group("snapshot");
+        g.sample_size(10).measurement_time(Duration::from_secs(15)).throughput(Throughput::Elements(rows as u64));
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                // A new engine on the same store: its snapshot cache is empty.
+                Crm::new(backend.store()).analytics_tables(&system).await.expect("snapshot")
+            });
+        });
+        g.finish();
+    }
+}
+
+fn benches() {
+    let mut c = Criterion::default().configure_from_args();
+    reports(&mut c);
+    snapshot(&mut c);
+}
+
+criterion_main!(benches);
