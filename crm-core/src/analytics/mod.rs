@@ -181,13 +181,22 @@ pub fn report(name: &str, t: &Tables, p: &Params) -> Result<DataFrame> {
         "r1_pipeline_by_stage" => r1(t)?,
         "r2_forecast_by_month" => r2(t, &p.resolve(t)?)?,
         "r3_win_rate_by_owner" => r3(t)?,
-        "r4_stage_funnel" => match funnel::r4_fast(t)? {
+        "r4_stage_funnel" => match fast::r4_fast(t)? {
             Some(df) => return Ok(df),
             None => r4(t)?,
         },
-        "r5_lead_conversion" => r5(t)?,
+        "r5_lead_conversion" => match fast::r5_fast(t)? {
+            Some(df) => return Ok(df),
+            None => r5(t)?,
+        },
         "r6_top_companies_by_revenue" => r6(t)?,
-        "r7_contact_engagement" => r7(t, &p.resolve(t)?)?,
+        "r7_contact_engagement" => {
+            let resolved = p.resolve(t)?;
+            match fast::r7_fast(t, &resolved)? {
+                Some(df) => return Ok(df),
+                None => r7(t, &resolved)?,
+            }
+        }
         "r8_customer_acquisition" => r8(t)?,
         other => {
             return Err(Error::invalid(
@@ -480,7 +489,7 @@ fn r8(t: &Tables) -> Result<LazyFrame> {
 
 pub mod custom;
 pub mod export;
-mod funnel;
+mod fast;
 pub mod overview;
 pub(crate) mod snapshot;
 

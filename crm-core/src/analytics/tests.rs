@@ -688,7 +688,7 @@ fn formats_by_name_and_extension() {
 
 /// The purpose-built R4 against the general plan.
 fn same_funnel(t: &Tables) {
-    let fast = funnel::r4_fast(t).unwrap().expect("the fast path takes these tables");
+    let fast = fast::r4_fast(t).unwrap().expect("the fast path takes these tables");
     let general = r4(t).unwrap().collect().unwrap();
     assert_eq!(fast.schema(), general.schema());
     assert_eq!(strs(&fast, "stage"), strs(&general, "stage"));
@@ -734,7 +734,7 @@ fn r4_fast_path_answers_as_the_general_plan() {
         (0..history.height()).map(|i| (i > 0).then_some("prospecting")).collect::<Vec<_>>(),
     );
     history.with_column(nulls).unwrap();
-    assert!(funnel::r4_fast(&t).unwrap().is_none());
+    assert!(fast::r4_fast(&t).unwrap().is_none());
     assert_eq!(report("r4_stage_funnel", &t, &Params::default()).unwrap().height(), 1);
 }
 
@@ -818,4 +818,57 @@ fn company_analytics_by_hand() {
 
 fn names(df: &DataFrame) -> Vec<&str> {
     df.get_column_names().into_iter().map(|n| n.as_str()).collect()
+}
+
+/// Two report outputs are the same: schema, and values (floats within 1e-6).
+fn same_output(fast: &DataFrame, general: &DataFrame) {
+    assert_eq!(fast.schema(), general.schema());
+    for name in names(general) {
+        let (a, b) = (fast.column(name).unwrap(), general.column(name).unwrap());
+        if a.dtype().is_float() {
+            close_opt(&opt_floats(fast, name), &opt_floats(general, name));
+        } else {
+            assert!(a.as_materialized_series().equals_missing(b.as_materialized_series()), "{name}: {a:?} vs {b:?}");
+        }
+    }
+}
+
+fn r5_r7_both_ways(t: &Tables) {
+    let fast = fast::r5_fast(t).unwrap().expect("the fast R5 takes these tables");
+    same_output(&fast, &r5(t).unwrap().collect().unwrap());
+    let p = Params::default().resolve(t).unwrap();
+    let fast = fast::r7_fast(t, &p).unwrap().expect("the fast R7 takes these tables");
+    same_output(&fast, &r7(t, &p).unwrap().collect().unwrap());
+}
+
+#[test]
+fn r5_and_r7_fast_paths_answer_as_the_general_plans() {
+    let mut t = tables();
+    r5_r7_both_ways(&t);
+    // A wider window, so that every contact counts, and ties on the total order by id.
+    let wide = Params { engagement_start: Some(ts("2000-01-01 00:00:00")), ..Params::default() }.resolve(&t).unwrap();
+    same_output(&fast::r7_fast(&t, &wide).unwrap().unwrap(), &r7(&t, &wide).unwrap().collect().unwrap());
+    // Sparse ids (a hash map), a contact created in another year, a kind outside the four.
+    let contacts = t.0.get_mut("contacts").unwrap();
+    let sparse = contacts.column("id").unwrap().i64().unwrap() * 1_000_000_007i64;
+    contacts.with_column(sparse.into_column()).unwrap();
+    let interactions = t.0.get_mut("interactions").unwrap();
+    let sparse = interactions.column("contact_id").unwrap().i64().unwrap() * 1_000_000_007i64;
+    interactions.with_column(sparse.into_column()).unwrap();
+    let kinds = Column::new(
+        "kind".into(),
+        (0..interactions.height()).map(|i| if i == 3 { "sms" } else { "call" }).collect::<Vec<_>>(),
+    );
+    interactions.with_column(kinds).unwrap();
+    r5_r7_both_ways(&t);
+    // String ids.
+    for (name, c) in [("contacts", "id"), ("interactions", "contact_id")] {
+        let df = t.0.get_mut(name).unwrap();
+        let as_text = df.column(c).unwrap().cast(&DataType::String).unwrap();
+        df.with_column(as_text).unwrap();
+    }
+    r5_r7_both_ways(&t);
+    assert_eq!(fast::year_month(0), (1970, 1));
+    assert_eq!(fast::year_month(-1), (1969, 12));
+    assert_eq!(fast::year_month(19_782), (2024, 2));
 }
