@@ -134,6 +134,7 @@ macro_rules! conformance_suite {
             contact_crud,
             company_crud,
             deal_crud_with_line_items,
+            deal_history_is_strictly_ordered,
             task_crud,
             interaction_crud,
             team_and_user_crud,

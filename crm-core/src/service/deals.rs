@@ -1,6 +1,6 @@
 //! The deals service: pipeline stages, probabilities, line items and stage history.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -228,8 +228,14 @@ impl DealService<'_> {
         Ok(out)
     }
 
-    fn history_entry(&self, actor: &Actor, deal: DealId, from: Option<DealStage>, to: DealStage) -> Result<Write> {
-        let at = self.crm.now();
+    fn history_entry(
+        &self,
+        actor: &Actor,
+        deal: DealId,
+        from: Option<DealStage>,
+        to: DealStage,
+        at: DateTime<Utc>,
+    ) -> Result<Write> {
         let change = DealStageChange {
             id: self.crm.new_id(at),
             deal_id: deal,
@@ -287,7 +293,7 @@ impl DealService<'_> {
             lost_reason,
             meta: RecordMeta::new(now, Some(actor.user_id)),
         };
-        let extra = Changeset { writes: vec![self.history_entry(actor, deal.id, None, stage)?], audit: vec![] };
+        let extra = Changeset { writes: vec![self.history_entry(actor, deal.id, None, stage, now)?], audit: vec![] };
         crm.commit_insert(actor, &deal, extra).await?;
         Ok(deal)
     }
@@ -349,12 +355,14 @@ impl DealService<'_> {
         }
         let mut extra = Changeset::default();
         if let Some(stage) = patch.stage.filter(|s| *s != before.stage) {
-            let now = crm.now();
+            // A deal's history is strictly ordered in time: two changes within one
+            // millisecond (or after the clock stepped back) are a millisecond apart.
+            let now = crm.now().max(before.stage_changed_at + chrono::Duration::milliseconds(1));
             d.stage = stage;
             d.stage_changed_at = now;
             d.probability = stage.probability();
             d.closed_at = if stage.is_closed() { Some(now) } else { None };
-            extra.writes.push(self.history_entry(actor, id, Some(before.stage), stage)?);
+            extra.writes.push(self.history_entry(actor, id, Some(before.stage), stage, now)?);
             extra.writes.push(crm.event(
                 "deal.stage_changed".into(),
                 EntityKind::Deal,

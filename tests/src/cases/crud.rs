@@ -641,3 +641,22 @@ pub async fn purge_company_clears_references(b: &dyn TestBackend) {
         .await
         .expect("update");
 }
+
+/// A deal's stage history is strictly ordered in time even when its stage changes
+/// several times within one millisecond (here: a clock that stands still).
+pub async fn deal_history_is_strictly_ordered(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let d = h.crm.deals();
+    let deal = d.create(&h.admin, NewDeal { name: "Fast".into(), ..Default::default() }).await.expect("create");
+    for stage in [DealStage::Qualification, DealStage::Proposal, DealStage::Prospecting, DealStage::ClosedWon] {
+        d.move_to(&h.admin, deal.id, stage).await.expect("move");
+    }
+    let history = d.history(&h.admin, deal.id).await.expect("history");
+    assert_eq!(history.len(), 5);
+    for pair in history.windows(2) {
+        assert_eq!(pair[1].changed_at - pair[0].changed_at, chrono::Duration::milliseconds(1), "{history:?}");
+    }
+    let now = d.get(&h.admin, deal.id).await.expect("get");
+    let last = history.last().expect("entries").changed_at;
+    assert_eq!((now.stage_changed_at, now.closed_at), (last, Some(last)));
+}
