@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
-import time
 
 import crm
+from harness import _median_time as median_time
 
 # The live rows connectorx reads: the columns the snapshot reads, from the CRM's own tables.
 QUERIES = {
@@ -29,15 +28,6 @@ QUERIES = {
     "interactions": "SELECT id, contact_id, deal_id, owner_id, kind, occurred_at FROM interactions WHERE deleted_at IS NULL",
     "tasks": "SELECT id, owner_id, status, priority, due_date, completed_at, deleted_at FROM tasks WHERE deleted_at IS NULL",
 }
-
-
-def median_time(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), out
 
 
 def seed(url: str, marker: pathlib.Path, contacts: int) -> None:

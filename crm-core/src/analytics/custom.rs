@@ -706,20 +706,14 @@ fn agg_expr(f: AggFn, target: Option<&(String, ColumnType)>) -> Expr {
 /// NULLs (as list queries do).
 fn filter_expr(f: &Filter, scope: &Scope<'_>, schema: &Schema) -> Result<Expr> {
     Ok(match f {
-        Filter::And(parts) => parts
-            .iter()
-            .map(|p| filter_expr(p, scope, schema))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .reduce(|a, b| a.and(b))
-            .unwrap_or(lit(true)),
-        Filter::Or(parts) => parts
-            .iter()
-            .map(|p| filter_expr(p, scope, schema))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .reduce(|a, b| a.or(b))
-            .unwrap_or(lit(false)),
+        Filter::And(parts) => {
+            let parts = parts.iter().map(|p| filter_expr(p, scope, schema)).collect::<Result<Vec<_>>>()?;
+            parts.into_iter().reduce(Expr::and).unwrap_or(lit(true))
+        }
+        Filter::Or(parts) => {
+            let parts = parts.iter().map(|p| filter_expr(p, scope, schema)).collect::<Result<Vec<_>>>()?;
+            parts.into_iter().reduce(Expr::or).unwrap_or(lit(false))
+        }
         Filter::Not(inner) => filter_expr(inner, scope, schema)?.not(),
         Filter::Cmp(Cmp { column, pred }) => {
             let name = scope.locate(column).ok_or_else(|| Error::internal_msg("a filter column outside its scope"))?;

@@ -311,37 +311,37 @@ impl Crm {
             // Name the reports before reading anything.
             return super::report(name, &Tables::default(), params);
         }
-        let tables = self.analytics_tables(actor).await?;
         let name = name.to_string();
         let params = *params;
-        tokio::task::spawn_blocking(move || super::report(&name, &tables, &params))
-            .await
-            .map_err(|e| crate::Error::internal("analytics task", e))?
+        self.on_snapshot(actor, move |t| super::report(&name, t, &params)).await
     }
 
     /// A custom report on the caller's snapshot (validated before anything is read).
     pub async fn custom_report(&self, actor: &Actor, spec: &super::ReportSpec) -> Result<DataFrame> {
         let compiled = super::custom::compile(spec)?;
-        let tables = self.analytics_tables(actor).await?;
-        tokio::task::spawn_blocking(move || compiled.run(&tables))
-            .await
-            .map_err(|e| crate::Error::internal("analytics task", e))?
+        self.on_snapshot(actor, move |t| compiled.run(t)).await
     }
 
     /// Contact analytics on the caller's snapshot, as of now.
     pub async fn contact_analytics(&self, actor: &Actor) -> Result<super::ContactAnalytics> {
-        let tables = self.analytics_tables(actor).await?;
         let now = self.now().naive_utc();
-        tokio::task::spawn_blocking(move || super::contact_analytics(&tables, now))
-            .await
-            .map_err(|e| crate::Error::internal("analytics task", e))?
+        self.on_snapshot(actor, move |t| super::contact_analytics(t, now)).await
     }
 
     /// Company analytics on the caller's snapshot, as of now.
     pub async fn company_analytics(&self, actor: &Actor) -> Result<super::CompanyAnalytics> {
-        let tables = self.analytics_tables(actor).await?;
         let now = self.now().naive_utc();
-        tokio::task::spawn_blocking(move || super::company_analytics(&tables, now))
+        self.on_snapshot(actor, move |t| super::company_analytics(t, now)).await
+    }
+
+    /// Runs `work` on the caller's snapshot on a blocking thread (polars keeps a core busy).
+    async fn on_snapshot<T: Send + 'static>(
+        &self,
+        actor: &Actor,
+        work: impl FnOnce(&Tables) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let tables = self.analytics_tables(actor).await?;
+        tokio::task::spawn_blocking(move || work(&tables))
             .await
             .map_err(|e| crate::Error::internal("analytics task", e))?
     }

@@ -371,13 +371,7 @@ fn r8_customer_acquisition() {
 #[test]
 fn string_ids_work_too() {
     let mut t = tables();
-    for (name, cols) in [("deals", &["id", "company_id", "owner_id"][..]), ("companies", &["id"][..])] {
-        let df = t.0.get_mut(name).unwrap();
-        for c in cols {
-            let as_text = df.column(c).unwrap().cast(&DataType::String).unwrap();
-            df.with_column(as_text).unwrap();
-        }
-    }
+    as_text(&mut t, &[("deals", &["id", "company_id", "owner_id"][..]), ("companies", &["id"][..])]);
     let df = report("r6_top_companies_by_revenue", &t, &Params::default()).unwrap();
     assert_eq!(strs(&df, "company_id"), s(&["1", "2"]));
     let df = report("r3_win_rate_by_owner", &t, &Params::default()).unwrap();
@@ -537,13 +531,7 @@ fn custom_filters_follow_the_list_grammar() {
 #[test]
 fn custom_works_on_string_ids() {
     let mut t = tables();
-    for (name, cols) in [("deals", &["id", "company_id", "owner_id"][..]), ("companies", &["id"][..])] {
-        let df = t.0.get_mut(name).unwrap();
-        for c in cols {
-            let as_text = df.column(c).unwrap().cast(&DataType::String).unwrap();
-            df.with_column(as_text).unwrap();
-        }
-    }
+    as_text(&mut t, &[("deals", &["id", "company_id", "owner_id"][..]), ("companies", &["id"][..])]);
     let spec: ReportSpec = serde_json::from_value(serde_json::json!({
         "source": "deals", "join": ["companies"], "filter": "owner_id[in]:[10,12]",
         "groupBy": ["companies.name"], "aggregates": [{"fn": "count"}]
@@ -721,11 +709,7 @@ fn r4_fast_path_answers_as_the_general_plan() {
     *history = reversed;
     same_funnel(&t);
     // String ids.
-    for (name, c) in [("deals", "id"), ("deal_stage_history", "deal_id")] {
-        let df = t.0.get_mut(name).unwrap();
-        let as_text = df.column(c).unwrap().cast(&DataType::String).unwrap();
-        df.with_column(as_text).unwrap();
-    }
+    as_text(&mut t, &[("deals", &["id"][..]), ("deal_stage_history", &["deal_id"][..])]);
     same_funnel(&t);
     // NULLs go to the general plan.
     let history = t.0.get_mut("deal_stage_history").unwrap();
@@ -862,13 +846,20 @@ fn r5_and_r7_fast_paths_answer_as_the_general_plans() {
     interactions.with_column(kinds).unwrap();
     r5_r7_both_ways(&t);
     // String ids.
-    for (name, c) in [("contacts", "id"), ("interactions", "contact_id")] {
-        let df = t.0.get_mut(name).unwrap();
-        let as_text = df.column(c).unwrap().cast(&DataType::String).unwrap();
-        df.with_column(as_text).unwrap();
-    }
+    as_text(&mut t, &[("contacts", &["id"][..]), ("interactions", &["contact_id"][..])]);
     r5_r7_both_ways(&t);
     assert_eq!(fast::year_month(0), (1970, 1));
     assert_eq!(fast::year_month(-1), (1969, 12));
     assert_eq!(fast::year_month(19_782), (2024, 2));
+}
+
+/// Makes these id columns strings (the store's UUID text).
+fn as_text(t: &mut Tables, columns: &[(&str, &[&str])]) {
+    for (name, cols) in columns {
+        let df = t.0.get_mut(*name).unwrap();
+        for c in *cols {
+            let text = df.column(c).unwrap().cast(&DataType::String).unwrap();
+            df.with_column(text).unwrap();
+        }
+    }
 }
