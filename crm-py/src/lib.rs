@@ -12,7 +12,12 @@ use crm_core::{Actor, Crm, EntityKind, ListQuery, Role, Store, UserId};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use pyo3_polars::PyDataFrame;
+use pyo3_polars::{PolarsAllocator, PyDataFrame};
+
+/// Allocations go to the allocator of the polars Python package (jemalloc or mimalloc):
+/// the frames handed to it are freed by it, and reading a snapshot allocates much.
+#[global_allocator]
+static ALLOC: PolarsAllocator = PolarsAllocator::new();
 
 /// A crm-core error as the matching exception of `crm.errors`, carrying the machine code
 /// and, for validation errors, the offending fields.
