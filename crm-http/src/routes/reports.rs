@@ -320,27 +320,28 @@ async fn run_standard(
     let now = crm.now().naive_utc();
     let report = name.clone();
     let (df, used) = tokio::task::spawn_blocking(move || -> crm_core::Result<(DataFrame, Vec<(String, String)>)> {
-        let used = match report.as_str() {
-            "r2_forecast_by_month" | "r7_contact_engagement" => {
-                // A CRM without deals has no default as_of: take now.
-                let params = match params.resolve(&tables) {
-                    Err(_) if params.as_of.is_none() => Params { as_of: Some(now), ..params },
-                    _ => params,
-                };
-                let r = params.resolve(&tables)?;
-                let df = analytics::report(&report, &tables, &params)?;
-                let ts = |t: NaiveDateTime| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                let mut used = vec![("asOf".to_string(), ts(r.as_of))];
-                if report == "r2_forecast_by_month" {
-                    used.push(("forecastEnd".to_string(), r.forecast_end.to_string()));
-                } else {
-                    used.push(("engagementStart".to_string(), ts(r.engagement_start)));
-                }
-                return Ok((df, used));
-            }
-            _ => vec![],
+        if !matches!(report.as_str(), "r2_forecast_by_month" | "r7_contact_engagement") {
+            return Ok((analytics::report(&report, &tables, &params)?, vec![]));
+        }
+        // Defaults resolved once (a CRM without deals has no default as_of: take now).
+        let r = match params.resolve(&tables) {
+            Err(_) if params.as_of.is_none() => Params { as_of: Some(now), ..params }.resolve(&tables)?,
+            other => other?,
         };
-        Ok((analytics::report(&report, &tables, &params)?, used))
+        let full = Params {
+            as_of: Some(r.as_of),
+            forecast_end: Some(r.forecast_end),
+            engagement_start: Some(r.engagement_start),
+        };
+        let df = analytics::report(&report, &tables, &full)?;
+        let ts = |t: NaiveDateTime| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut used = vec![("asOf".to_string(), ts(r.as_of))];
+        if report == "r2_forecast_by_month" {
+            used.push(("forecastEnd".to_string(), r.forecast_end.to_string()));
+        } else {
+            used.push(("engagementStart".to_string(), ts(r.engagement_start)));
+        }
+        Ok((df, used))
     })
     .await
     .map_err(|e| ApiError::from(crm_core::Error::internal("report task", e)))??;
