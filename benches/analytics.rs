@@ -20,7 +20,9 @@ use crm_core::{Actor, Crm, Role, UserId};
 use crm_tests::TestBackend;
 
 fn reports(c: &mut Criterion) {
-    let dir = std::env::var("CRM_ANALYTICS_DATA").unwrap_or_else(|_| "target/analytics-data".to_string());
+    // cargo runs benches in the package's folder: the default is the workspace's target/.
+    let dir = std::env::var("CRM_ANALYTICS_DATA")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/analytics-data").to_string());
     let Ok(tables) = analytics::read_parquet(std::path::Path::new(&dir)) else {
         println!("no analytics tables in {dir}: python benches/analytics/generate.py --scale 1 --out {dir}");
         return;
