@@ -307,13 +307,39 @@ impl Crm {
 
     /// Runs a standard report on the actor's snapshot of the store.
     pub async fn standard_report(&self, actor: &Actor, name: &str, params: &super::Params) -> Result<DataFrame> {
+        Ok(self.standard_report_with_params(actor, name, params).await?.0)
+    }
+
+    /// A standard report on the caller's snapshot and the parameters it ran with, defaults
+    /// filled in. A CRM without live deals has no default `as_of` in the data: it takes now.
+    pub async fn standard_report_with_params(
+        &self,
+        actor: &Actor,
+        name: &str,
+        params: &super::Params,
+    ) -> Result<(DataFrame, super::Resolved)> {
         if !super::REPORTS.contains(&name) {
             // Name the reports before reading anything.
-            return super::report(name, &Tables::default(), params);
+            return Err(super::report(name, &Tables::default(), params).err().unwrap_or_else(|| {
+                crate::Error::invalid("name", "invalid_value", format!("'{name}' is not a standard report"))
+            }));
         }
         let name = name.to_string();
         let params = *params;
-        self.on_snapshot(actor, move |t| super::report(&name, t, &params)).await
+        let now = self.now().naive_utc();
+        self.on_snapshot(actor, move |t| {
+            let r = match params.resolve(t) {
+                Err(_) if params.as_of.is_none() => super::Params { as_of: Some(now), ..params }.resolve(t)?,
+                other => other?,
+            };
+            let full = super::Params {
+                as_of: Some(r.as_of),
+                forecast_end: Some(r.forecast_end),
+                engagement_start: Some(r.engagement_start),
+            };
+            Ok((super::report(&name, t, &full)?, r))
+        })
+        .await
     }
 
     /// A custom report on the caller's snapshot (validated before anything is read).

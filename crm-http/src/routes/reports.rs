@@ -316,35 +316,17 @@ async fn run_standard(
         forecast_end,
         engagement_start: time_param("engagementStart", last(&pairs, "engagementStart"))?,
     };
-    let tables = crm.analytics_tables(caller.actor()).await?;
-    let now = crm.now().naive_utc();
-    let report = name.clone();
-    let (df, used) = tokio::task::spawn_blocking(move || -> crm_core::Result<(DataFrame, Vec<(String, String)>)> {
-        if !matches!(report.as_str(), "r2_forecast_by_month" | "r7_contact_engagement") {
-            return Ok((analytics::report(&report, &tables, &params)?, vec![]));
+    let (df, r) = crm.standard_report_with_params(caller.actor(), &name, &params).await?;
+    let ts = |t: NaiveDateTime| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let used = match name.as_str() {
+        "r2_forecast_by_month" => {
+            vec![("asOf".to_string(), ts(r.as_of)), ("forecastEnd".to_string(), r.forecast_end.to_string())]
         }
-        // Defaults resolved once (a CRM without deals has no default as_of: take now).
-        let r = match params.resolve(&tables) {
-            Err(_) if params.as_of.is_none() => Params { as_of: Some(now), ..params }.resolve(&tables)?,
-            other => other?,
-        };
-        let full = Params {
-            as_of: Some(r.as_of),
-            forecast_end: Some(r.forecast_end),
-            engagement_start: Some(r.engagement_start),
-        };
-        let df = analytics::report(&report, &tables, &full)?;
-        let ts = |t: NaiveDateTime| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let mut used = vec![("asOf".to_string(), ts(r.as_of))];
-        if report == "r2_forecast_by_month" {
-            used.push(("forecastEnd".to_string(), r.forecast_end.to_string()));
-        } else {
-            used.push(("engagementStart".to_string(), ts(r.engagement_start)));
+        "r7_contact_engagement" => {
+            vec![("asOf".to_string(), ts(r.as_of)), ("engagementStart".to_string(), ts(r.engagement_start))]
         }
-        Ok((df, used))
-    })
-    .await
-    .map_err(|e| ApiError::from(crm_core::Error::internal("report task", e)))??;
+        _ => vec![],
+    };
     answer(&df, format, &name, Some(TITLES[index]), used)
 }
 
