@@ -68,4 +68,6 @@ id_type!(
     TaskId,
     /// Identifies an interaction (call, email, meeting, note).
     InteractionId,
+    /// Identifies a saved report.
+    SavedReportId,
 );

@@ -60,11 +60,13 @@ pub enum Resource {
     Interactions,
     /// The audit log.
     Audit,
+    /// Saved reports.
+    Reports,
 }
 
 impl Resource {
     /// Every resource.
-    pub const ALL: [Resource; 8] = [
+    pub const ALL: [Resource; 9] = [
         Resource::Users,
         Resource::Teams,
         Resource::Contacts,
@@ -73,6 +75,7 @@ impl Resource {
         Resource::Tasks,
         Resource::Interactions,
         Resource::Audit,
+        Resource::Reports,
     ];
 
     /// The CRM records (as opposed to users, teams and the audit log).
@@ -243,6 +246,10 @@ impl Policy {
     /// - user: creates CRM records (owned by themselves), reads, updates, deletes, assigns and
     ///   exports their `Own` ones (owned or assigned), reads and updates their own account,
     ///   reads their own team and their own activity log.
+    ///
+    /// Saved reports are granted like CRM records; a report shared with a user, their team
+    /// or their role is readable by them as well, as long as their role may read reports
+    /// at all (see `SavedReportService`).
     pub fn standard() -> Self {
         let mut p = Self::deny_all();
         for res in Resource::ALL {
@@ -250,7 +257,7 @@ impl Policy {
                 p.set(Role::Admin, res, act, Scope::All);
             }
         }
-        for res in Resource::CRM {
+        for res in Resource::CRM.into_iter().chain([Resource::Reports]) {
             for act in [Action::Read, Action::Update, Action::Delete, Action::Restore, Action::Assign, Action::Export] {
                 p.set(Role::Manager, res, act, Scope::Team);
             }
@@ -326,7 +333,7 @@ mod tests {
     fn expected(role: Role, res: Resource, act: Action) -> Scope {
         use Action::*;
         use Resource::*;
-        let crm_record = matches!(res, Contacts | Companies | Deals | Tasks | Interactions);
+        let crm_record = matches!(res, Contacts | Companies | Deals | Tasks | Interactions | Reports);
         match role {
             Role::Admin => Scope::All,
             Role::Manager => match (res, act) {
@@ -358,7 +365,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cells, 3 * 8 * 8);
+        assert_eq!(cells, 3 * 9 * 8);
     }
 
     fn actor(team: Option<TeamId>) -> Actor {

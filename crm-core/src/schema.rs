@@ -188,11 +188,13 @@ pub enum EntityKind {
     Identity,
     /// Remembered answers of requests made with an idempotency key.
     IdempotencyKey,
+    /// Saved reports.
+    SavedReport,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 15] = [
+    pub const ALL: [EntityKind; 16] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -208,6 +210,7 @@ impl EntityKind {
         EntityKind::AuthToken,
         EntityKind::Identity,
         EntityKind::IdempotencyKey,
+        EntityKind::SavedReport,
     ];
 
     /// The table (collection) name.
@@ -228,6 +231,7 @@ impl EntityKind {
             EntityKind::AuthToken => "auth_tokens",
             EntityKind::Identity => "identities",
             EntityKind::IdempotencyKey => "idempotency_keys",
+            EntityKind::SavedReport => "saved_reports",
         }
     }
 
@@ -249,6 +253,7 @@ impl EntityKind {
             EntityKind::AuthToken => "auth_token",
             EntityKind::Identity => "identity",
             EntityKind::IdempotencyKey => "idempotency_key",
+            EntityKind::SavedReport => "saved_report",
         }
     }
 
@@ -268,6 +273,7 @@ impl EntityKind {
             | EntityKind::AuthToken
             | EntityKind::Identity
             | EntityKind::IdempotencyKey => Resource::Users,
+            EntityKind::SavedReport => Resource::Reports,
         }
     }
 
@@ -290,6 +296,7 @@ impl EntityKind {
             EntityKind::AuthToken => model::auth::TOKEN_COLUMNS,
             EntityKind::Identity => model::auth::IDENTITY_COLUMNS,
             EntityKind::IdempotencyKey => model::idempotency::COLUMNS,
+            EntityKind::SavedReport => model::report::COLUMNS,
         }
     }
 

@@ -139,6 +139,7 @@ pub fn api() -> openapi::Api {
         .merge(routes::records::teams::api())
         .merge(routes::records::deal_extras::api())
         .merge(routes::records::task_extras::api())
+        .merge(routes::records::saved_reports::api())
         .merge(routes::reports::api())
         .op(
             openapi::Spec::get("/api/openapi.json", "health", "This document (OpenAPI 3.1)").public().ok_schema(

@@ -40,6 +40,8 @@ const CONTRACT: &[&str] = &[
     "GET /api/reports/standard",
     "GET /api/reports/standard/{name}",
     "POST /api/reports/run",
+    "PUT /api/reports/saved/{id}/sharing",
+    "GET /api/reports/saved/{id}/run",
     "GET /api/contacts/analytics",
     "GET /api/companies/analytics",
     // Users.
@@ -67,7 +69,7 @@ const CONTRACT: &[&str] = &[
 ];
 
 /// The record kinds, each with the same eight operations.
-const RECORDS: &[&str] = &["contacts", "companies", "deals", "tasks", "interactions", "teams"];
+const RECORDS: &[&str] = &["contacts", "companies", "deals", "tasks", "interactions", "teams", "reports/saved"];
 
 fn contract() -> BTreeSet<String> {
     let mut all: BTreeSet<String> = CONTRACT.iter().map(|s| s.to_string()).collect();

@@ -244,3 +244,105 @@ async fn contact_and_company_analytics_in_scope() {
     let bad = app.call(Method::GET, "/api/companies/analytics?top=5", Some(&w.rep), None).await;
     assert_problem(&bad, StatusCode::BAD_REQUEST, "validation_failed");
 }
+
+/// Saved reports over HTTP: CRUD, sharing, running (JSON, PDF, SVG, PNG) on the caller's
+/// own data, and the errors.
+#[tokio::test]
+async fn saved_reports_are_shared_and_run_in_scope() {
+    let w = world().await;
+    let app = &w.app;
+    let body = json!({
+        "name": "Pipeline", "standard": "r1_pipeline_by_stage",
+        "chart": {"type": "bar", "x": "stage", "y": ["total_amount"]}
+    });
+    let created = app.call(Method::POST, "/api/reports/saved", Some(&w.admin), Some(body)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    assert_eq!(created.headers[header::LOCATION], format!("/api/reports/saved/{id}"));
+    assert_eq!(created.body["sharedWith"], json!({"users": [], "teams": [], "roles": []}));
+    let one = format!("/api/reports/saved/{id}");
+
+    // Not shared: the rep does not see it.
+    assert_problem(&app.call(Method::GET, &one, Some(&w.rep), None).await, StatusCode::NOT_FOUND, "not_found");
+    let run = format!("{one}/run");
+    assert_problem(&app.call(Method::GET, &run, Some(&w.rep), None).await, StatusCode::NOT_FOUND, "not_found");
+    let list = app.call(Method::GET, "/api/reports/saved", Some(&w.rep), None).await;
+    assert_eq!(rows(&list).len(), 0);
+
+    // Shared with plain users: the rep sees it, runs it on her own deals, may not change it.
+    let sharing = format!("{one}/sharing");
+    let shared =
+        app.with_headers(Method::PUT, &sharing, &w.admin, &[("if-match", "\"1\"")], json!({"roles": ["user"]})).await;
+    assert_eq!(shared.status, StatusCode::OK, "{}", shared.body);
+    assert_eq!(shared.body["sharedWith"]["roles"], json!(["user"]));
+    assert_eq!(shared.body["version"], 2);
+    let stale = app.with_headers(Method::PUT, &sharing, &w.admin, &[("if-match", "\"1\"")], json!({})).await;
+    assert_problem(&stale, StatusCode::CONFLICT, "version_conflict");
+    let list = app.call(Method::GET, "/api/reports/saved", Some(&w.rep), None).await;
+    assert_eq!(rows(&list).len(), 1);
+    let mine = app.call(Method::GET, &run, Some(&w.rep), None).await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    assert_eq!(
+        (mine.body["report"].clone(), mine.body["title"].clone()),
+        (json!("r1_pipeline_by_stage"), json!("Pipeline"))
+    );
+    assert_eq!(
+        mine.body["data"],
+        json!([{"stage": "prospecting", "deal_count": 1, "total_amount": 10_000, "avg_amount": 10_000, "weighted_amount": 1_000}])
+    );
+    let all = app.call(Method::GET, &run, Some(&w.admin), None).await;
+    assert_eq!(rows(&all).len(), 2);
+    let change = app.call(Method::PATCH, &one, Some(&w.rep), Some(json!({"name": "Mine"}))).await;
+    assert_problem(&change, StatusCode::FORBIDDEN, "forbidden");
+    assert_problem(&app.call(Method::DELETE, &one, Some(&w.rep), None).await, StatusCode::FORBIDDEN, "forbidden");
+    let reshare = app.call(Method::PUT, &sharing, Some(&w.rep), Some(json!({}))).await;
+    assert_problem(&reshare, StatusCode::FORBIDDEN, "forbidden");
+
+    // Files and charts of a saved run.
+    for (format, media, magic) in [
+        ("pdf", "application/pdf", &b"%PDF-"[..]),
+        ("png", "image/png", &b"\x89PNG"[..]),
+        ("svg", "image/svg+xml", &b"<svg"[..]),
+    ] {
+        let path = format!("{run}?format={format}");
+        let (status, headers, body) = app.raw(Method::GET, &path, Some(&w.rep), "application/json", vec![]).await;
+        assert_eq!(status, StatusCode::OK, "{format}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(headers[header::CONTENT_TYPE], media);
+        assert_eq!(headers[header::CONTENT_DISPOSITION], format!("attachment; filename=\"pipeline.{format}\""));
+        assert!(body.starts_with(magic), "{format}");
+    }
+    let by_accept = app
+        .raw(
+            Method::GET,
+            "/api/reports/standard/r4_stage_funnel?format=pdf",
+            Some(&w.admin),
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert!(by_accept.2.starts_with(b"%PDF-"));
+    let words = json!({"source": "companies", "fields": ["name"]});
+    let no_chart = app.call(Method::POST, "/api/reports/run?format=png", Some(&w.admin), Some(words)).await;
+    assert_problem(&no_chart, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+    // Bad input: every field named, nothing stored.
+    let bad = json!({"name": "", "standard": "r9", "chart": {"type": "line", "x": "", "y": []}});
+    let bad = app.call(Method::POST, "/api/reports/saved", Some(&w.admin), Some(bad)).await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let mut fields: Vec<&str> =
+        bad.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    fields.sort();
+    assert_eq!(fields, ["chart.x", "chart.y", "name", "standard"]);
+    let unknown =
+        app.call(Method::POST, "/api/reports/saved", Some(&w.admin), Some(json!({"name": "x", "owner": 1}))).await;
+    assert_problem(&unknown, StatusCode::BAD_REQUEST, "validation_failed");
+    let list = app.call(Method::GET, "/api/reports/saved?count=true", Some(&w.admin), None).await;
+    assert_eq!(list.body["totalCount"], 1);
+
+    // Delete and restore.
+    let gone = app.call(Method::DELETE, &one, Some(&w.admin), None).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    assert_problem(&app.call(Method::GET, &run, Some(&w.rep), None).await, StatusCode::NOT_FOUND, "not_found");
+    let back = app.call(Method::POST, &format!("{one}/restore"), Some(&w.admin), None).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+}

@@ -82,10 +82,10 @@ fn custom(py: Python<'_>, spec: String, tables: HashMap<String, PyDataFrame>) ->
         .map_err(|e| raise(py, e))
 }
 
-/// Writes a DataFrame to a file as CSV, Parquet, JSON or XLSX (`format` defaults to the
-/// file's extension); returns the format written.
+/// Writes a DataFrame to a file as CSV, Parquet, JSON, XLSX or PDF (`format` defaults to
+/// the file's extension; `chart` is a PDF's chart as JSON); returns the format written.
 #[pyfunction]
-#[pyo3(signature = (frame, path, format=None, title=None, parameters=None))]
+#[pyo3(signature = (frame, path, format=None, title=None, parameters=None, chart=None))]
 fn export(
     py: Python<'_>,
     frame: PyDataFrame,
@@ -93,9 +93,16 @@ fn export(
     format: Option<String>,
     title: Option<String>,
     parameters: Option<Vec<(String, String)>>,
+    chart: Option<String>,
 ) -> PyResult<&'static str> {
-    let about = analytics::About { title, parameters: parameters.unwrap_or_default() };
     py.detach(|| {
+        let chart = chart
+            .map(|c| {
+                serde_json::from_str::<crm_core::ChartSpec>(&c)
+                    .map_err(|e| crm_core::Error::invalid("chart", "invalid_value", e.to_string()))
+            })
+            .transpose()?;
+        let about = analytics::About { title, parameters: parameters.unwrap_or_default(), chart };
         let format = format.as_deref().map(analytics::Format::parse).transpose()?;
         analytics::export_to(&frame.0, &path, format, &about)
     })

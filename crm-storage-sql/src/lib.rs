@@ -115,7 +115,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 
 fn migrator(d: Dialect) -> Migrator {
     // (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
-    const MIGRATIONS: [(i64, &str, &str, &str); 3] = [
+    const MIGRATIONS: [(i64, &str, &str, &str); 4] = [
         (
             1,
             "initial",
@@ -133,6 +133,12 @@ fn migrator(d: Dialect) -> Migrator {
             "idempotency",
             include_str!("../migrations/sqlite/0003_idempotency.sql"),
             include_str!("../migrations/postgres/0003_idempotency.sql"),
+        ),
+        (
+            4,
+            "saved_reports",
+            include_str!("../migrations/sqlite/0004_saved_reports.sql"),
+            include_str!("../migrations/postgres/0004_saved_reports.sql"),
         ),
     ];
     let migrations = MIGRATIONS

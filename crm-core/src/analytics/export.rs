@@ -1,6 +1,6 @@
 //! Exports of a report's DataFrame: CSV (REPORTS.md's canonical form), Parquet, JSON (an
-//! array of row objects) and XLSX (rust_xlsxwriter: a typed sheet, plus an "About" sheet
-//! with the title and parameters).
+//! array of row objects), XLSX (rust_xlsxwriter: a typed sheet, plus an "About" sheet
+//! with the title and parameters) and PDF (title, parameters, chart and table).
 
 use std::path::Path;
 
@@ -10,6 +10,7 @@ use rust_xlsxwriter::{Format as CellFormat, Workbook, XlsxError};
 
 use super::from_polars;
 use crate::error::{Error, Result};
+use crate::model::report::ChartSpec;
 
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,11 +23,13 @@ pub enum Format {
     Json,
     /// An Excel workbook.
     Xlsx,
+    /// A PDF document: title, parameters, a chart and the table.
+    Pdf,
 }
 
 impl Format {
     /// Every format, by name.
-    pub const ALL: [Format; 4] = [Format::Csv, Format::Parquet, Format::Json, Format::Xlsx];
+    pub const ALL: [Format; 5] = [Format::Csv, Format::Parquet, Format::Json, Format::Xlsx, Format::Pdf];
 
     /// The format's name (and file extension).
     pub fn name(self) -> &'static str {
@@ -35,6 +38,7 @@ impl Format {
             Format::Parquet => "parquet",
             Format::Json => "json",
             Format::Xlsx => "xlsx",
+            Format::Pdf => "pdf",
         }
     }
 
@@ -45,10 +49,11 @@ impl Format {
             Format::Parquet => "application/vnd.apache.parquet",
             Format::Json => "application/json",
             Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Format::Pdf => "application/pdf",
         }
     }
 
-    /// A format by name (`csv`, `parquet`, `json`, `xlsx`; any case).
+    /// A format by name (`csv`, `parquet`, `json`, `xlsx`, `pdf`; any case).
     pub fn parse(s: &str) -> Result<Self> {
         let lower = s.to_ascii_lowercase();
         Self::ALL.into_iter().find(|f| f.name() == lower).ok_or_else(|| {
@@ -73,13 +78,17 @@ impl Format {
     }
 }
 
-/// What an export says about its report besides the rows (the XLSX "About" sheet).
+/// What an export says about its report besides the rows (the XLSX "About" sheet, the
+/// PDF's heading and chart).
 #[derive(Debug, Clone, Default)]
 pub struct About {
     /// The report's title.
     pub title: Option<String>,
     /// The parameters, as (name, value) text.
     pub parameters: Vec<(String, String)>,
+    /// The PDF's chart; without one, a bar chart of the first label column and the
+    /// first numeric columns (none when the report has no numbers).
+    pub chart: Option<ChartSpec>,
 }
 
 /// Excel's row limit (header included).
@@ -95,6 +104,12 @@ pub fn export(df: &DataFrame, format: Format, about: &About) -> Result<Vec<u8>> 
             Ok(out)
         }
         Format::Json => json_rows(df, false),
+        Format::Pdf => {
+            let title = about.title.as_deref().unwrap_or("Report");
+            let spec = about.chart.clone().or_else(|| super::chart::guess(df));
+            let data = spec.map(|s| super::chart::data(df, &s, title)).transpose()?;
+            super::pdf::pdf(df, about, data.as_ref())
+        }
         Format::Xlsx => xlsx(df, about).map_err(|e| match e {
             XlsxError::RowColumnLimitError => Error::invalid(
                 "format",

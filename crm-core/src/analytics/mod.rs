@@ -26,16 +26,7 @@ pub const STAGES: [(&str, i64); 6] = [
 ];
 
 /// The standard reports, by name.
-pub const REPORTS: [&str; 8] = [
-    "r1_pipeline_by_stage",
-    "r2_forecast_by_month",
-    "r3_win_rate_by_owner",
-    "r4_stage_funnel",
-    "r5_lead_conversion",
-    "r6_top_companies_by_revenue",
-    "r7_contact_engagement",
-    "r8_customer_acquisition",
-];
+pub const REPORTS: [&str; 8] = crate::model::report::STANDARD_REPORTS;
 
 /// The analytics tables' names.
 pub const TABLES: [&str; 6] = ["companies", "contacts", "deals", "deal_stage_history", "interactions", "tasks"];
@@ -141,7 +132,26 @@ fn from_polars(e: PolarsError) -> Error {
     }
 }
 
+impl From<crate::model::report::StandardParams> for Params {
+    fn from(p: crate::model::report::StandardParams) -> Self {
+        Params {
+            as_of: p.as_of.map(|t| t.naive_utc()),
+            forecast_end: p.forecast_end,
+            engagement_start: p.engagement_start.map(|t| t.naive_utc()),
+        }
+    }
+}
+
 impl Params {
+    /// These parameters with `other`'s given ones taking precedence.
+    pub fn overridden_by(&self, other: &Params) -> Params {
+        Params {
+            as_of: other.as_of.or(self.as_of),
+            forecast_end: other.forecast_end.or(self.forecast_end),
+            engagement_start: other.engagement_start.or(self.engagement_start),
+        }
+    }
+
     /// Fills in the defaults from the data.
     pub fn resolve(&self, t: &Tables) -> Result<Resolved> {
         let as_of = match self.as_of {
@@ -172,6 +182,23 @@ impl Params {
         };
         let engagement_start = self.engagement_start.unwrap_or(as_of - chrono::Duration::days(90));
         Ok(Resolved { as_of, forecast_end, engagement_start })
+    }
+}
+
+impl Resolved {
+    /// The parameters `report` takes, with their values as its answers show them (API
+    /// names; times RFC 3339 UTC, dates `YYYY-MM-DD`). Reports without parameters show none.
+    pub fn shown(&self, report: &str) -> Vec<(String, String)> {
+        let ts = |t: NaiveDateTime| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match report {
+            "r2_forecast_by_month" => {
+                vec![("asOf".to_string(), ts(self.as_of)), ("forecastEnd".to_string(), self.forecast_end.to_string())]
+            }
+            "r7_contact_engagement" => {
+                vec![("asOf".to_string(), ts(self.as_of)), ("engagementStart".to_string(), ts(self.engagement_start))]
+            }
+            _ => vec![],
+        }
     }
 }
 
@@ -487,10 +514,12 @@ fn r8(t: &Tables) -> Result<LazyFrame> {
         .with_columns([col("new_customers").cum_sum(false).alias("cumulative_customers")]))
 }
 
+pub mod chart;
 pub mod custom;
 pub mod export;
 mod fast;
 pub mod overview;
+mod pdf;
 pub(crate) mod snapshot;
 
 pub use custom::{custom, ReportSpec};

@@ -651,7 +651,11 @@ fn parquet_and_xlsx_exports() {
     let bytes = export(&sample(), Format::Parquet, &About::default()).unwrap();
     let back = ParquetReader::new(std::io::Cursor::new(bytes)).finish().unwrap();
     assert!(back.equals_missing(&sample()));
-    let about = About { title: Some("Sample".into()), parameters: vec![("as_of".into(), "2026-01-07".into())] };
+    let about = About {
+        title: Some("Sample".into()),
+        parameters: vec![("as_of".into(), "2026-01-07".into())],
+        ..Default::default()
+    };
     let bytes = export(&sample(), Format::Xlsx, &about).unwrap();
     assert_eq!(&bytes[..2], b"PK", "an XLSX file is a zip");
 }
@@ -862,4 +866,63 @@ fn as_text(t: &mut Tables, columns: &[(&str, &[&str])]) {
             df.with_column(text).unwrap();
         }
     }
+}
+
+/// Every standard report draws its default chart (its columns exist and are numeric), as
+/// SVG and PNG, and exports as a PDF with it.
+#[test]
+fn standard_charts_fit_their_reports() {
+    let t = tables();
+    for name in REPORTS {
+        let df = report(name, &t, &Params::default()).unwrap();
+        let spec = chart::standard(name).unwrap_or_else(|| panic!("{name} has a chart"));
+        let svg = chart::render(&df, &spec, name, chart::ImageFormat::Svg, (600, 300)).unwrap();
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains(name), "{name}");
+        let png = chart::render(&df, &spec, name, chart::ImageFormat::Png, (600, 300)).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}");
+        let about = About { title: Some(name.into()), chart: Some(spec), ..Default::default() };
+        let pdf = export(&df, Format::Pdf, &about).unwrap();
+        assert!(pdf.starts_with(b"%PDF-") && pdf.trim_ascii_end().ends_with(b"%%EOF"), "{name}");
+        assert!(pdf.windows(4).any(|w| w == b"/Im1"), "{name}: the chart is on the page");
+    }
+}
+
+#[test]
+fn charts_name_what_they_cannot_draw() {
+    let df = sample();
+    let bad = crate::model::report::ChartSpec {
+        kind: crate::model::report::ChartKind::Bar,
+        x: "nope".into(),
+        y: vec!["name".into(), "missing".into(), "rate".into()],
+        title: None,
+    };
+    let e = chart::render(&df, &bad, "t", chart::ImageFormat::Svg, (300, 200)).unwrap_err();
+    assert_eq!(field_errors(&e), ["chart.x", "chart.y.0", "chart.y.1"]);
+    // A report without numbers has no guessed chart, and its PDF has no image.
+    let words = df.select(["name"]).unwrap();
+    assert!(chart::guess(&words).is_none());
+    let pdf = export(&words, Format::Pdf, &About::default()).unwrap();
+    assert!(!pdf.windows(4).any(|w| w == b"/Im1"));
+    // Guessed: the first label column and the numeric ones.
+    let guessed = chart::guess(&df).unwrap();
+    assert_eq!((guessed.x.as_str(), guessed.y.clone()), ("name", vec!["n".to_string(), "rate".to_string()]));
+    // An empty report still draws (a note instead of bars).
+    let empty = df.head(Some(0));
+    let svg = chart::render(&empty, &guessed, "Nothing", chart::ImageFormat::Svg, (300, 200)).unwrap();
+    assert!(String::from_utf8(svg).unwrap().contains("no rows"));
+}
+
+#[test]
+fn long_pdfs_page() {
+    let n = 400;
+    let df = DataFrame::new_infer_height(vec![
+        Column::new("name".into(), (0..n).map(|i| format!("row {i}")).collect::<Vec<_>>()),
+        Column::new("value".into(), (0..n).map(|i| i as f64 / 3.0).collect::<Vec<_>>()),
+    ])
+    .unwrap();
+    let pdf = export(&df, Format::Pdf, &About::default()).unwrap();
+    let pages = pdf.windows(11).filter(|w| w == b"/Type /Page").count();
+    // `/Type /Pages` once, `/Type /Page` per page: 400 rows at ~40 a page.
+    assert!(pages > 9, "{pages}");
 }

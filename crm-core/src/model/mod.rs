@@ -14,6 +14,7 @@ pub mod contact;
 pub mod deal;
 pub mod idempotency;
 pub mod interaction;
+pub mod report;
 pub mod settings;
 pub mod task;
 pub mod team;

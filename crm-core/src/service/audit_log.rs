@@ -33,12 +33,14 @@ impl AuditService<'_> {
     /// Events the actor may read (their own; admins: all), newest first. Filter on
     /// `action`, `entityType`, `entityId`, `actorId`, `at`.
     pub async fn list(&self, actor: &Actor, query: ListQuery) -> Result<Page<AuditEvent>> {
-        self.crm.list_page(actor, EntityKind::AuditEvent, query, newest_first(), None).await
+        self.crm.list_page(actor, EntityKind::AuditEvent, query, newest_first(), None, None).await
     }
 
     /// The activity of one user (self, or an admin asking).
     pub async fn for_user(&self, actor: &Actor, user: UserId, query: ListQuery) -> Result<Page<AuditEvent>> {
-        self.crm.list_page(actor, EntityKind::AuditEvent, query, newest_first(), eq("actor_id", user.as_uuid())).await
+        self.crm
+            .list_page(actor, EntityKind::AuditEvent, query, newest_first(), eq("actor_id", user.as_uuid()), None)
+            .await
     }
 
     /// The history of one record, for anyone who may read the record.
@@ -47,6 +49,6 @@ impl AuditService<'_> {
         // Reading the record grants its history: list as the system would, limited to it.
         let system = Actor { role: crate::policy::Role::Admin, ..actor.clone() };
         let filter = and_opt([eq("entity_id", id)]);
-        self.crm.list_page(&system, EntityKind::AuditEvent, query, newest_first(), filter).await
+        self.crm.list_page(&system, EntityKind::AuditEvent, query, newest_first(), filter, None).await
     }
 }

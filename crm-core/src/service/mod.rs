@@ -28,6 +28,8 @@ pub(crate) mod input;
 mod interactions;
 mod oauth;
 pub(crate) mod records;
+#[cfg(feature = "analytics")]
+mod reports;
 mod tasks;
 mod teams;
 mod users;
@@ -38,6 +40,8 @@ pub use companies::{CompanyPatch, CompanyService, NewCompany};
 pub use contacts::{ContactPatch, ContactService, NewContact};
 pub use deals::{DealPatch, DealService, NewDeal, NewLineItem, PipelineStage};
 pub use interactions::{InteractionPatch, InteractionService, NewInteraction};
+#[cfg(feature = "analytics")]
+pub use reports::{NewSavedReport, SavedReportPatch, SavedReportService, SavedRun};
 pub use tasks::{NewTask, TaskPatch, TaskService};
 pub use teams::{NewTeam, TeamPatch, TeamService};
 pub use users::{NewUser, UserPatch, UserService};
@@ -264,6 +268,12 @@ impl Crm {
     /// Teams.
     pub fn teams(&self) -> TeamService<'_> {
         TeamService { crm: self }
+    }
+
+    /// Saved reports.
+    #[cfg(feature = "analytics")]
+    pub fn saved_reports(&self) -> SavedReportService<'_> {
+        SavedReportService { crm: self }
     }
 
     /// The audit log.

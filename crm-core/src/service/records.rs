@@ -153,10 +153,12 @@ impl Crm {
     pub(crate) async fn list_records<R: Record>(&self, actor: &Actor, q: ListQuery) -> Result<Page<R>> {
         let kind = R::KIND;
         let created = kind.column("created_at").map(|c| SortKey { column: c, direction: Direction::Desc });
-        self.list_page(actor, kind, q, created.into_iter().collect(), None).await
+        self.list_page(actor, kind, q, created.into_iter().collect(), None, None).await
     }
 
     /// The list machinery shared by records and logs: scope, search, sort, keyset, count.
+    /// `extra` narrows the list; `shared` names records visible beyond the actor's scope
+    /// (saved reports shared with them).
     pub(crate) async fn list_page<T: Persist>(
         &self,
         actor: &Actor,
@@ -164,6 +166,7 @@ impl Crm {
         q: ListQuery,
         default_sort: Vec<SortKey>,
         extra: Option<Filter>,
+        shared: Option<Filter>,
     ) -> Result<Page<T>> {
         let resource = kind.resource();
         let scope = self.policy().require(actor, resource, Action::Read)?;
@@ -195,7 +198,11 @@ impl Crm {
             None => None,
         };
         errs.finish()?;
-        let base = and_opt([q.filter, search, extra, scope_filter(kind, scope, actor)]);
+        let visible = match (scope_filter(kind, scope, actor), shared) {
+            (Some(scoped), Some(shared)) => Some(Filter::Or(vec![scoped, shared])),
+            (scoped, _) => scoped,
+        };
+        let base = and_opt([q.filter, search, extra, visible]);
         let page_filter = and_opt([base.clone(), position.and_then(|p| keyset_filter(&sort, &p))]);
         let store_q = StoreQuery {
             filter: page_filter,

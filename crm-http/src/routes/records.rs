@@ -369,6 +369,27 @@ record_routes!(
     json!({"description": "Accounts over 1,000 people"})
 );
 
+use crm_core::service::{NewSavedReport, SavedReportPatch};
+use crm_core::{SavedReport, SavedReportId};
+
+record_routes!(
+    saved_reports,
+    "/api/reports/saved",
+    "reports",
+    "a",
+    "saved report",
+    "saved reports",
+    EntityKind::SavedReport,
+    saved_reports,
+    create,
+    SavedReportId,
+    NewSavedReport,
+    SavedReportPatch,
+    SavedReport,
+    json!({"name": "Pipeline this quarter", "standard": "r2_forecast_by_month", "parameters": {"forecastEnd": "2030-12-31"}, "chart": {"type": "bar", "x": "month", "y": ["total_amount", "weighted_amount"]}, "sharedWith": {"roles": ["manager"]}}),
+    json!({"description": "Weighted forecast for the board"})
+);
+
 /// Deal extras: the stage history of a deal, and the pipeline.
 pub mod deal_extras {
     use super::*;

@@ -1,32 +1,55 @@
 //! Reports on the caller's snapshot of the store (a plain user's reports cover what they
 //! may read): the standard reports of REPORTS.md, custom reports (a `ReportSpec`), and the
-//! contact and company analytics. Reports answer a JSON document, or a file with
-//! `?format=csv|parquet|xlsx` or an `Accept` naming one of those media types.
+//! contact and company analytics; saved reports are run here too (their CRUD is with the
+//! records). Reports answer a JSON document, or a file with
+//! `?format=csv|parquet|xlsx|pdf`, or their chart with `?format=svg|png`, or an `Accept`
+//! naming one of those media types.
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use crm_core::analytics::chart::ImageFormat;
 use crm_core::analytics::polars::prelude::{DataFrame, DataType};
 use crm_core::analytics::{self, About, CompanyAnalytics, ContactAnalytics, Format, Params, ReportSpec};
-use crm_core::Crm;
+use crm_core::model::report::STANDARD_TITLES as TITLES;
+use crm_core::{ChartSpec, Crm, SavedReport, SavedReportId, Sharing};
 use serde::Serialize;
 use utoipa::openapi::schema::Type;
+use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::openapi::{query_param, Api, Spec};
+use crate::routes::records::if_match;
 
 /// The file media types a report can be had in (besides its JSON document).
-const FILES: [&str; 3] = [
+const FILES: [&str; 6] = [
     "text/csv; charset=utf-8",
     "application/vnd.apache.parquet",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/pdf",
+    "image/svg+xml",
+    "image/png",
 ];
+
+/// What a report is answered as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// The JSON document.
+    Document,
+    /// The rows as a file.
+    File(Format),
+    /// The chart as an image.
+    Chart(ImageFormat),
+}
+
+/// A chart image's size in pixels.
+const CHART_SIZE: (u32, u32) = (1200, 600);
 
 /// `/api/reports/…`, `/api/contacts/analytics`, `/api/companies/analytics`.
 pub fn api() -> Api {
@@ -34,7 +57,7 @@ pub fn api() -> Api {
         query_param(
             "format",
             Type::String,
-            "`json` (the default: this document), or a file: `csv` (REPORTS.md's canonical CSV), `parquet`, `xlsx`",
+            "`json` (the default: this document); a file: `csv` (REPORTS.md's canonical CSV), `parquet`, `xlsx`, `pdf` (title, parameters, chart, table); or the chart alone: `svg`, `png`",
         )
     };
     Api::new()
@@ -76,6 +99,26 @@ pub fn api() -> Api {
                 .query(vec![format()])
                 .ok_or_files::<ReportResult>("The report", &FILES),
             post(run_custom),
+        )
+        .op(
+            Spec::get("/api/reports/saved/{id}/run", "reports", "Run a saved report on what the caller may read")
+                .query(vec![
+                    query_param("asOf", Type::String, "Overrides the saved asOf (standard reports)"),
+                    query_param("forecastEnd", Type::String, "Overrides the saved forecastEnd (standard reports)"),
+                    query_param("engagementStart", Type::String, "Overrides the saved engagementStart (standard reports)"),
+                    format(),
+                ])
+                .ok_or_files::<ReportResult>("The report", &FILES)
+                .error(422, "A parameter is invalid (`validation_failed`)"),
+            get(run_saved),
+        )
+        .op(
+            Spec::put("/api/reports/saved/{id}/sharing", "reports", "Share a saved report with users, teams or roles")
+                .body::<Sharing>()
+                .example(serde_json::json!({"users": [], "teams": ["0190a4c1-2222-7000-8000-000000000002"], "roles": ["manager"]}))
+                .if_match()
+                .ok::<SavedReport>("The saved report"),
+            put(share),
         )
         .op(
             Spec::get("/api/contacts/analytics", "contacts", "Contact analytics: lifecycle, sources, growth, engagement")
@@ -132,17 +175,6 @@ pub struct ReportColumn {
     kind: &'static str,
 }
 
-const TITLES: [&str; 8] = [
-    "Open pipeline by stage",
-    "Forecast by month of expected close",
-    "Win rate by owner",
-    "Stage funnel",
-    "Lead conversion by month and source",
-    "Top companies by won revenue",
-    "Most engaged contacts",
-    "New customers by month",
-];
-
 async fn list_standard(_caller: Caller) -> Json<serde_json::Value> {
     let data: Vec<StandardReport> = analytics::REPORTS
         .iter()
@@ -172,28 +204,47 @@ fn kind_of(dt: &DataType) -> &'static str {
     }
 }
 
-/// The answer: a JSON document, or the report as a file.
+/// The answer: a JSON document, the report as a file, or its chart (`chart`, else one
+/// drawn from its first label and numeric columns).
 fn answer(
     df: &DataFrame,
-    format: Option<Format>,
+    wanted: Wanted,
     name: &str,
     title: Option<&str>,
     params: Vec<(String, String)>,
+    chart: Option<ChartSpec>,
 ) -> ApiResult<Response> {
-    if let Some(format) = format {
-        let about = About { title: Some(title.unwrap_or(name).to_string()), parameters: params };
-        let bytes = analytics::export(df, format, &about)?;
-        let disposition = format!("attachment; filename=\"{}.{}\"", file_stem(title.unwrap_or(name)), format.name());
-        let mut r = bytes.into_response();
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.media_type()));
-        if let Ok(v) = HeaderValue::from_str(&disposition) {
-            r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    let shown = title.unwrap_or(name).to_string();
+    let (bytes, media, ext) = match wanted {
+        Wanted::Document => {
+            let body = document(df, name, title, &params)?;
+            let mut r = body.into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return Ok(r);
         }
-        return Ok(r);
+        Wanted::File(format) => {
+            let about = About { title: Some(shown.clone()), parameters: params, chart };
+            (analytics::export(df, format, &about)?, format.media_type(), format.name())
+        }
+        Wanted::Chart(image) => {
+            let Some(spec) = chart.or_else(|| analytics::chart::guess(df)) else {
+                return Err(crm_core::Error::invalid(
+                    "format",
+                    "invalid_value",
+                    "this report has no numeric column to chart",
+                )
+                .into());
+            };
+            let ext = if image == ImageFormat::Svg { "svg" } else { "png" };
+            (analytics::chart::render(df, &spec, &shown, image, CHART_SIZE)?, image.media_type(), ext)
+        }
+    };
+    let disposition = format!("attachment; filename=\"{}.{ext}\"", file_stem(&shown));
+    let mut r = bytes.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    let body = document(df, name, title, &params)?;
-    let mut r = body.into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
 }
 
@@ -236,28 +287,32 @@ fn file_stem(title: &str) -> String {
     }
 }
 
-/// The format asked for: `?format=` first, else `Accept`; `None` is the JSON document.
-fn wanted(format: Option<&str>, headers: &HeaderMap) -> ApiResult<Option<Format>> {
+/// The format asked for: `?format=` first, else `Accept`.
+fn wanted(format: Option<&str>, headers: &HeaderMap) -> ApiResult<Wanted> {
     if let Some(f) = format {
         return match f.to_ascii_lowercase().as_str() {
-            "json" => Ok(None),
-            "pdf" => Err(ApiError::bad_request("pdf reports are not available yet; formats: json, csv, parquet, xlsx")),
-            other => Format::parse(other)
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("'{f}' is not a report format: json, csv, parquet, xlsx"))),
+            "json" => Ok(Wanted::Document),
+            "svg" => Ok(Wanted::Chart(ImageFormat::Svg)),
+            "png" => Ok(Wanted::Chart(ImageFormat::Png)),
+            other => Format::parse(other).map(Wanted::File).map_err(|_| {
+                ApiError::bad_request(format!("'{f}' is not a report format: json, csv, parquet, xlsx, pdf, svg, png"))
+            }),
         };
     }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     for media in accept.split(',').map(|m| m.split(';').next().unwrap_or("").trim().to_ascii_lowercase()) {
         match media.as_str() {
-            "application/json" | "*/*" | "application/*" => return Ok(None),
-            "text/csv" => return Ok(Some(Format::Csv)),
-            "application/vnd.apache.parquet" | "application/x-parquet" => return Ok(Some(Format::Parquet)),
-            m if m == Format::Xlsx.media_type() => return Ok(Some(Format::Xlsx)),
+            "application/json" | "*/*" | "application/*" => return Ok(Wanted::Document),
+            "text/csv" => return Ok(Wanted::File(Format::Csv)),
+            "application/vnd.apache.parquet" | "application/x-parquet" => return Ok(Wanted::File(Format::Parquet)),
+            "application/pdf" => return Ok(Wanted::File(Format::Pdf)),
+            "image/svg+xml" => return Ok(Wanted::Chart(ImageFormat::Svg)),
+            "image/png" => return Ok(Wanted::Chart(ImageFormat::Png)),
+            m if m == Format::Xlsx.media_type() => return Ok(Wanted::File(Format::Xlsx)),
             _ => {}
         }
     }
-    Ok(None)
+    Ok(Wanted::Document)
 }
 
 fn only(pairs: &[(String, String)], allowed: &[&str]) -> ApiResult<()> {
@@ -289,6 +344,25 @@ fn time_param(name: &str, value: Option<&str>) -> ApiResult<Option<NaiveDateTime
         .into())
 }
 
+/// The report parameters of a query string.
+fn params_of(pairs: &[(String, String)]) -> ApiResult<Params> {
+    let forecast_end = match last(pairs, "forecastEnd") {
+        None => None,
+        Some(v) => Some(NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+            ApiError::from(crm_core::Error::invalid(
+                "forecastEnd",
+                "invalid_format",
+                format!("'{v}' is not a YYYY-MM-DD date"),
+            ))
+        })?),
+    };
+    Ok(Params {
+        as_of: time_param("asOf", last(pairs, "asOf"))?,
+        forecast_end,
+        engagement_start: time_param("engagementStart", last(pairs, "engagementStart"))?,
+    })
+}
+
 async fn run_standard(
     State(crm): State<Crm>,
     caller: Caller,
@@ -301,33 +375,10 @@ async fn run_standard(
     };
     only(&pairs, &["asOf", "forecastEnd", "engagementStart", "format"])?;
     let format = wanted(last(&pairs, "format"), &headers)?;
-    let forecast_end = match last(&pairs, "forecastEnd") {
-        None => None,
-        Some(v) => Some(NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
-            ApiError::from(crm_core::Error::invalid(
-                "forecastEnd",
-                "invalid_format",
-                format!("'{v}' is not a YYYY-MM-DD date"),
-            ))
-        })?),
-    };
-    let params = Params {
-        as_of: time_param("asOf", last(&pairs, "asOf"))?,
-        forecast_end,
-        engagement_start: time_param("engagementStart", last(&pairs, "engagementStart"))?,
-    };
+    let params = params_of(&pairs)?;
     let (df, r) = crm.standard_report_with_params(caller.actor(), &name, &params).await?;
-    let ts = |t: NaiveDateTime| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let used = match name.as_str() {
-        "r2_forecast_by_month" => {
-            vec![("asOf".to_string(), ts(r.as_of)), ("forecastEnd".to_string(), r.forecast_end.to_string())]
-        }
-        "r7_contact_engagement" => {
-            vec![("asOf".to_string(), ts(r.as_of)), ("engagementStart".to_string(), ts(r.engagement_start))]
-        }
-        _ => vec![],
-    };
-    answer(&df, format, &name, Some(TITLES[index]), used)
+    let used = r.shown(&name);
+    answer(&df, format, &name, Some(TITLES[index]), used, analytics::chart::standard(&name))
 }
 
 async fn run_custom(
@@ -340,7 +391,33 @@ async fn run_custom(
     only(&pairs, &["format"])?;
     let format = wanted(last(&pairs, "format"), &headers)?;
     let df = crm.custom_report(caller.actor(), &spec).await?;
-    answer(&df, format, "custom", spec.title.as_deref(), vec![])
+    answer(&df, format, "custom", spec.title.as_deref(), vec![], None)
+}
+
+async fn run_saved(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    only(&pairs, &["asOf", "forecastEnd", "engagementStart", "format"])?;
+    let format = wanted(last(&pairs, "format"), &headers)?;
+    let params = params_of(&pairs)?;
+    let run = crm.saved_reports().run(caller.actor(), SavedReportId::from(id), &params).await?;
+    let chart = run.report.chart.clone().or_else(|| analytics::chart::standard(&run.name));
+    answer(&run.frame, format, &run.name, Some(&run.title), run.parameters, chart)
+}
+
+async fn share(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
+    ApiJson(sharing): ApiJson<Sharing>,
+) -> ApiResult<Json<SavedReport>> {
+    let version = if_match(&headers)?;
+    Ok(Json(crm.saved_reports().share(caller.actor(), SavedReportId::from(id), sharing, version).await?))
 }
 
 async fn contact_analytics(

@@ -20,6 +20,7 @@ def export(
     format: str | None = None,
     title: str | None = None,
     parameters: list[tuple[str, str]] | None = None,
+    chart: str | None = None,
 ) -> str: ...
 def resolve_params(
     tables: dict[str, pl.DataFrame],

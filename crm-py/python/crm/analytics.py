@@ -161,7 +161,7 @@ def custom(spec: Union[Mapping[str, object], str], tables: Tables) -> pl.DataFra
 
 
 #: The export formats.
-FORMATS: tuple[str, ...] = ("csv", "parquet", "json", "xlsx")
+FORMATS: tuple[str, ...] = ("csv", "parquet", "json", "xlsx", "pdf")
 
 
 def export(
@@ -171,12 +171,15 @@ def export(
     *,
     title: Optional[str] = None,
     parameters: Optional[Mapping[str, object]] = None,
+    chart: Optional[Mapping[str, object]] = None,
 ) -> pathlib.Path:
     """Writes a report (any DataFrame) to ``path`` as ``csv`` (REPORTS.md's canonical CSV:
     floats with six decimals, timestamps ``YYYY-MM-DD HH:MM:SS``, NULL empty), ``parquet``,
-    ``json`` (an array of row objects) or ``xlsx`` (a typed "Report" sheet and an "About"
-    sheet with ``title`` and ``parameters``). ``format`` defaults to the file's extension.
-    Returns the path written."""
+    ``json`` (an array of row objects), ``xlsx`` (a typed "Report" sheet and an "About"
+    sheet with ``title`` and ``parameters``) or ``pdf`` (title, parameters, a chart and the
+    table). ``chart`` is the PDF's chart, ``{"type": "bar"|"line"|"funnel", "x": column,
+    "y": [columns]}``; without it a bar chart of the first label and numeric columns.
+    ``format`` defaults to the file's extension. Returns the path written."""
     if isinstance(frame, pl.LazyFrame):
         frame = frame.collect()
     if not isinstance(frame, pl.DataFrame):
@@ -187,7 +190,10 @@ def export(
         raise invalid("format must be a string", "format", "invalid_value", f"one of {', '.join(FORMATS)}")
     params = [(str(k), v.isoformat() if hasattr(v, "isoformat") else str(v)) for k, v in (parameters or {}).items()]
     target = pathlib.Path(os.fspath(path))
-    _crm.export(frame, str(target), format, title, params)
+    if chart is not None and not isinstance(chart, Mapping):
+        raise invalid("chart must be a dict", "chart", "invalid_value", 'like {"type": "bar", "x": "stage", "y": ["total"]}')
+    chart_json = json.dumps(dict(chart), default=str) if chart is not None else None
+    _crm.export(frame, str(target), format, title, params, chart_json)
     return target
 
 

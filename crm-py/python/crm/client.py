@@ -74,9 +74,10 @@ class Client:
         *,
         title: Optional[str] = None,
         parameters: Optional[Mapping[str, object]] = None,
+        chart: Optional[Mapping[str, object]] = None,
     ) -> pathlib.Path:
         """Writes a report to a file (see :func:`crm.analytics.export`)."""
-        return _analytics.export(frame, path, format, title=title, parameters=parameters)
+        return _analytics.export(frame, path, format, title=title, parameters=parameters, chart=chart)
 
     def __repr__(self) -> str:
         return repr(self._inner)

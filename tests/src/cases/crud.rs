@@ -161,6 +161,23 @@ pub async fn schema_round_trips_every_kind(b: &dyn TestBackend) {
         team_id: Some(team.id),
         meta: meta.clone(),
     };
+    let report = SavedReport {
+        id: SavedReportId(Uuid::now_v7()),
+        name: "Forecast ✓".into(),
+        description: Some("for the board".into()),
+        standard: Some("r2_forecast_by_month".into()),
+        parameters: StandardParams {
+            as_of: Some(at),
+            forecast_end: NaiveDate::from_ymd_opt(2027, 1, 1),
+            engagement_start: Some(at - Duration::days(30)),
+        },
+        spec: Some(json!({"source": "deals", "aggregates": [{"fn": "count"}]})),
+        chart: Some(ChartSpec { kind: ChartKind::Line, x: "month".into(), y: vec!["deal_count".into()], title: None }),
+        shared_with: Sharing { users: vec![uid], teams: vec![team.id], roles: vec![Role::Manager, Role::User] },
+        owner_id: uid,
+        team_id: Some(team.id),
+        meta: meta.clone(),
+    };
     let outbox = OutboxEvent {
         id: Uuid::now_v7(),
         topic: "contact.created".into(),
@@ -183,6 +200,7 @@ pub async fn schema_round_trips_every_kind(b: &dyn TestBackend) {
     insert_raw(store.as_ref(), &task).await;
     insert_raw(store.as_ref(), &interaction).await;
     insert_raw(store.as_ref(), &outbox).await;
+    insert_raw(store.as_ref(), &report).await;
     assert_eq!(get_raw::<Team>(store.as_ref(), team.id.as_uuid()).await, team);
     assert_eq!(get_raw::<User>(store.as_ref(), user.id.as_uuid()).await, user);
     assert_eq!(get_raw::<Company>(store.as_ref(), company.id.as_uuid()).await, company);
@@ -192,6 +210,7 @@ pub async fn schema_round_trips_every_kind(b: &dyn TestBackend) {
     assert_eq!(get_raw::<Task>(store.as_ref(), task.id.as_uuid()).await, task);
     assert_eq!(get_raw::<Interaction>(store.as_ref(), interaction.id.as_uuid()).await, interaction);
     assert_eq!(get_raw::<OutboxEvent>(store.as_ref(), outbox.id).await, outbox);
+    assert_eq!(get_raw::<SavedReport>(store.as_ref(), report.id.as_uuid()).await, report);
     // Audit events round-trip through apply, which seals them.
     let head = store.audit_head().await.expect("head");
     let rows = store

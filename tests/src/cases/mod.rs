@@ -8,6 +8,7 @@ mod crud;
 mod integrity;
 mod policy;
 mod query;
+mod reports;
 
 pub use analytics::*;
 pub use auth::*;
@@ -15,6 +16,7 @@ pub use crud::*;
 pub use integrity::*;
 pub use policy::*;
 pub use query::*;
+pub use reports::*;
 
 /// A list query with a filter in the API grammar.
 pub(crate) fn q(kind: EntityKind, filter: &str) -> ListQuery {

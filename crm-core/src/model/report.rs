@@ -1,0 +1,174 @@
+//! Saved reports: a standard report with its parameters, or a custom report's spec, kept
+//! under a name with an owner, shared with users, teams or roles, and an optional chart.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{impl_record, record_columns, search_words, string_enum, RecordMeta};
+use crate::ids::{SavedReportId, TeamId, UserId};
+use crate::policy::{Actor, Ownership, Role};
+use crate::schema::{Column, ColumnType as T, EntityKind};
+
+/// The standard reports of `shared/analytics/REPORTS.md`, by name.
+pub const STANDARD_REPORTS: [&str; 8] = [
+    "r1_pipeline_by_stage",
+    "r2_forecast_by_month",
+    "r3_win_rate_by_owner",
+    "r4_stage_funnel",
+    "r5_lead_conversion",
+    "r6_top_companies_by_revenue",
+    "r7_contact_engagement",
+    "r8_customer_acquisition",
+];
+
+/// Their titles, in the same order.
+pub const STANDARD_TITLES: [&str; 8] = [
+    "Open pipeline by stage",
+    "Forecast by month of expected close",
+    "Win rate by owner",
+    "Stage funnel",
+    "Lead conversion by month and source",
+    "Top companies by won revenue",
+    "Most engaged contacts",
+    "New customers by month",
+];
+
+/// The title of a standard report.
+pub fn standard_title(name: &str) -> Option<&'static str> {
+    STANDARD_REPORTS.iter().position(|r| *r == name).map(|i| STANDARD_TITLES[i])
+}
+
+/// The parameters a saved standard report runs with; an absent one takes REPORTS.md's
+/// default when the report runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StandardParams {
+    /// The reference time (default: the latest `created_at` of a live deal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<DateTime<Utc>>,
+    /// The end of the forecast, exclusive (default: `asOf` + 12 months).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast_end: Option<NaiveDate>,
+    /// The start of the engagement window (default: `asOf` − 90 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engagement_start: Option<DateTime<Utc>>,
+}
+
+string_enum! {
+    /// The shape of a report's chart.
+    ChartKind {
+        /// Bars per category, one series per value column.
+        Bar = "bar",
+        /// Lines over an ordered axis (months, dates), one per value column.
+        Line = "line",
+        /// A funnel: one value per stage, in the report's row order.
+        Funnel = "funnel",
+    }
+}
+
+/// How a report is drawn: which output column runs along the axis and which are plotted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChartSpec {
+    /// Bar, line or funnel.
+    #[serde(rename = "type")]
+    pub kind: ChartKind,
+    /// The column of the categories (bar, funnel) or of the axis (line).
+    pub x: String,
+    /// The numeric columns plotted (1 to 6; a funnel takes exactly one).
+    pub y: Vec<String>,
+    /// A caption (default: the report's title).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// Who a report is shared with, besides its owner. Sharing lets them see and run the
+/// report; only the owner (and managers/admins within their scope) change it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sharing {
+    /// Users who may see it.
+    #[serde(default)]
+    pub users: Vec<UserId>,
+    /// Teams whose members may see it.
+    #[serde(default)]
+    pub teams: Vec<TeamId>,
+    /// Roles whose holders may see it (`user` shares it with everyone).
+    #[serde(default)]
+    pub roles: Vec<Role>,
+}
+
+impl Sharing {
+    /// Is the report shared with this actor (by user, team or role)?
+    pub fn includes(&self, actor: &Actor) -> bool {
+        self.users.contains(&actor.user_id)
+            || actor.team_id.is_some_and(|t| self.teams.contains(&t))
+            || self.roles.contains(&actor.role)
+    }
+
+    /// Is it shared with anyone?
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.teams.is_empty() && self.roles.is_empty()
+    }
+}
+
+/// A report kept under a name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SavedReport {
+    /// Id.
+    pub id: SavedReportId,
+    /// Name.
+    pub name: String,
+    /// What it shows.
+    pub description: Option<String>,
+    /// A standard report's name (`r1_pipeline_by_stage` …); absent for a custom report.
+    pub standard: Option<String>,
+    /// The standard report's parameters (empty for a custom report).
+    pub parameters: StandardParams,
+    /// The custom report's spec (a `ReportSpec`); absent for a standard report.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub spec: Option<serde_json::Value>,
+    /// How the report is drawn in PDF exports and dashboards.
+    pub chart: Option<ChartSpec>,
+    /// Who else may see and run it.
+    pub shared_with: Sharing,
+    /// Who owns it (its creator unless given away).
+    pub owner_id: UserId,
+    /// The owner's team.
+    pub team_id: Option<TeamId>,
+    /// Bookkeeping.
+    #[serde(flatten)]
+    pub meta: RecordMeta,
+}
+
+impl_record!(
+    SavedReport,
+    EntityKind::SavedReport,
+    |r| Ownership { owner: Some(r.owner_id), team: r.team_id, assignee: None },
+    |r| search_words([Some(r.name.as_str()), r.description.as_deref()])
+);
+
+/// The role names, for the `sharedWith.roles` column's filters.
+const ROLE_CHOICES: &[&str] = &["user", "manager", "admin"];
+
+/// Storage columns of saved reports.
+pub static COLUMNS: &[Column] = record_columns![
+    Column::new("id", "id", T::Uuid).sort(),
+    Column::new("name", "name", T::Text).sort(),
+    Column::new("description", "description", T::Text).null(),
+    Column::new("standard", "standard", T::Text).null().filter().choices(&STANDARD_REPORTS),
+    Column::new("parameters", "parameters", T::Json),
+    Column::new("spec", "spec", T::Json).null(),
+    Column::new("chart", "chart", T::Json).null(),
+    Column::new("shared_users", "sharedWith.users", T::UuidList).filter(),
+    Column::new("shared_teams", "sharedWith.teams", T::UuidList).filter(),
+    Column::new("shared_roles", "sharedWith.roles", T::TextList).filter().choices(ROLE_CHOICES),
+    Column::new("owner_id", "ownerId", T::Uuid).filter(),
+    Column::new("team_id", "teamId", T::Uuid).null().filter(),
+    Column::new("search_text", "", T::Text),
+];

@@ -1,0 +1,436 @@
+//! The saved reports service: standard or custom reports kept under a name, owned like CRM
+//! records, shared with users, teams or roles, and run on the caller's snapshot.
+
+use polars::prelude::DataFrame;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::input::{self, nullable};
+use super::records::check_version;
+use super::Crm;
+use crate::analytics::{custom, Params, ReportSpec};
+use crate::error::{Error, Errors, Result};
+use crate::ids::{SavedReportId, UserId};
+use crate::model::report::{standard_title, ChartKind, ChartSpec, SavedReport, Sharing, StandardParams};
+use crate::model::team::Team;
+use crate::model::{Record, RecordMeta};
+use crate::policy::{Action, Actor, Resource, Scope};
+use crate::query::{Cmp, Filter, ListQuery, Page, Predicate};
+use crate::schema::{EntityKind, Value};
+
+/// The most users, teams or roles one report is shared with, each.
+const MAX_SHARES: usize = 100;
+/// The most series a chart plots.
+const MAX_SERIES: usize = 6;
+
+/// Input of [`SavedReportService::create`]: `standard` (with `parameters`) or `spec`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewSavedReport {
+    /// Name (required).
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A standard report's name (`r1_pipeline_by_stage` …).
+    #[serde(default)]
+    pub standard: Option<String>,
+    /// The standard report's parameters; absent ones take their defaults at each run.
+    #[serde(default)]
+    pub parameters: Option<StandardParams>,
+    /// A custom report.
+    #[serde(default)]
+    pub spec: Option<ReportSpec>,
+    /// How it is drawn.
+    #[serde(default)]
+    pub chart: Option<ChartSpec>,
+    /// Who else may see and run it.
+    #[serde(default)]
+    pub shared_with: Option<Sharing>,
+    /// Owner (default: the caller).
+    #[serde(default)]
+    pub owner_id: Option<UserId>,
+}
+
+/// Input of [`SavedReportService::update`]: absent fields keep their value, `null` clears.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SavedReportPatch {
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(default, deserialize_with = "nullable")]
+    pub description: Option<Option<String>>,
+    /// A standard report's name (`null` to turn it into a custom report with `spec`).
+    #[serde(default, deserialize_with = "nullable")]
+    pub standard: Option<Option<String>>,
+    /// The standard report's parameters (replaced whole).
+    #[serde(default)]
+    pub parameters: Option<StandardParams>,
+    /// A custom report (`null` to turn it into a standard report with `standard`).
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: Option<Option<ReportSpec>>,
+    /// How it is drawn (`null`: no chart).
+    #[serde(default, deserialize_with = "nullable")]
+    pub chart: Option<Option<ChartSpec>>,
+    /// A new owner (needs the assign right).
+    #[serde(default)]
+    pub owner_id: Option<UserId>,
+    /// The version the change is based on.
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
+/// A saved report's run: the report, its answer, and what it ran with.
+#[derive(Debug, Clone)]
+pub struct SavedRun {
+    /// The saved report.
+    pub report: SavedReport,
+    /// `standard`'s name, or `custom`.
+    pub name: String,
+    /// The title exports show: the saved report's name.
+    pub title: String,
+    /// The parameters it ran with, defaults filled in (standard reports that take any).
+    pub parameters: Vec<(String, String)>,
+    /// The answer.
+    pub frame: DataFrame,
+}
+
+/// Saved reports.
+#[derive(Debug, Clone, Copy)]
+pub struct SavedReportService<'a> {
+    pub(super) crm: &'a Crm,
+}
+
+impl SavedReportService<'_> {
+    /// Saves a report. The spec is compiled and the chart, sharing and owner checked first;
+    /// nothing is stored when any of them is wrong.
+    pub async fn create(&self, actor: &Actor, input: NewSavedReport) -> Result<SavedReport> {
+        let crm = self.crm;
+        crm.policy().require(actor, Resource::Reports, Action::Create)?;
+        let mut errs = Errors::new();
+        let name = input::required(&mut errs, "name", &input.name, 200);
+        let description = input::text(&mut errs, "description", input.description, 2000, true);
+        let (owner_id, team_id) =
+            crm.resolve_owner(actor, Resource::Reports, Action::Create, input.owner_id, &mut errs).await?;
+        let parameters = input.parameters.unwrap_or_default();
+        let spec = check_definition(&mut errs, input.standard.as_deref(), &parameters, input.spec.as_ref());
+        if let Some(chart) = &input.chart {
+            check_chart(&mut errs, chart);
+        }
+        let shared_with = self.check_sharing(input.shared_with.unwrap_or_default(), &mut errs).await?;
+        errs.finish()?;
+        let now = crm.now();
+        let report = SavedReport {
+            id: SavedReportId(crm.new_id(now)),
+            name,
+            description,
+            standard: input.standard,
+            parameters,
+            spec,
+            chart: input.chart,
+            shared_with,
+            owner_id,
+            team_id,
+            meta: RecordMeta::new(now, Some(actor.user_id)),
+        };
+        crm.commit_insert(actor, &report, Default::default()).await?;
+        Ok(report)
+    }
+
+    /// A live saved report the actor may see: within their read scope, or shared with
+    /// them (by user, team or role) while their role may read reports at all.
+    pub async fn get(&self, actor: &Actor, id: SavedReportId) -> Result<SavedReport> {
+        let crm = self.crm;
+        let not_found = || Error::NotFound { entity: EntityKind::SavedReport.name() };
+        let rec = crm.load::<SavedReport>(id.as_uuid()).await?.ok_or_else(not_found)?;
+        if rec.meta.is_deleted() {
+            return Err(not_found());
+        }
+        let scope = crm.policy().scope(actor.role, Resource::Reports, Action::Read);
+        if scope.covers(actor, &rec.ownership()) || (scope > Scope::None && rec.shared_with.includes(actor)) {
+            Ok(rec)
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// A page of the saved reports the actor may see (their scope's and those shared
+    /// with them).
+    pub async fn list(&self, actor: &Actor, query: ListQuery) -> Result<Page<SavedReport>> {
+        let crm = self.crm;
+        let kind = EntityKind::SavedReport;
+        let sort = kind
+            .column("created_at")
+            .map(|column| crate::query::SortKey { column, direction: crate::query::Direction::Desc })
+            .into_iter()
+            .collect();
+        crm.list_page(actor, kind, query, sort, None, shared_filter(actor)?).await
+    }
+
+    /// Changes a saved report (owner, or managers/admins within their scope). Those it is
+    /// only shared with may not: `Forbidden`.
+    pub async fn update(&self, actor: &Actor, id: SavedReportId, patch: SavedReportPatch) -> Result<SavedReport> {
+        let crm = self.crm;
+        let before = self.writable(actor, id, Action::Update).await?;
+        check_version(patch.version, before.meta.version)?;
+        let mut errs = Errors::new();
+        let mut r = before.clone();
+        if let Some(n) = patch.name {
+            r.name = input::required(&mut errs, "name", &n, 200);
+        }
+        if let Some(d) = patch.description {
+            r.description = input::text(&mut errs, "description", d, 2000, true);
+        }
+        // Giving one of `standard` and `spec` replaces the other.
+        let spec = match (&patch.standard, patch.spec) {
+            (_, Some(s)) => s,
+            (Some(Some(_)), None) => None,
+            (_, None) => before.spec.as_ref().map(stored_spec).transpose()?,
+        };
+        match patch.standard {
+            Some(s) => r.standard = s,
+            None if spec.is_some() => r.standard = None,
+            None => {}
+        }
+        match patch.parameters {
+            Some(p) => r.parameters = p,
+            None if r.standard.is_none() => r.parameters = StandardParams::default(),
+            None => {}
+        }
+        r.spec = check_definition(&mut errs, r.standard.as_deref(), &r.parameters, spec.as_ref());
+        if let Some(c) = patch.chart {
+            if let Some(chart) = &c {
+                check_chart(&mut errs, chart);
+            }
+            r.chart = c;
+        }
+        if let Some(owner) = patch.owner_id.filter(|o| *o != before.owner_id) {
+            self.writable(actor, id, Action::Assign).await?;
+            let (o, t) = crm.resolve_owner(actor, Resource::Reports, Action::Assign, Some(owner), &mut errs).await?;
+            r.owner_id = o;
+            r.team_id = t;
+        }
+        errs.finish()?;
+        crm.commit_update(actor, &before, r, "updated", Default::default()).await
+    }
+
+    /// Replaces who the report is shared with (as [`Self::update`] may).
+    pub async fn share(
+        &self,
+        actor: &Actor,
+        id: SavedReportId,
+        sharing: Sharing,
+        expected_version: Option<i64>,
+    ) -> Result<SavedReport> {
+        let crm = self.crm;
+        let before = self.writable(actor, id, Action::Update).await?;
+        check_version(expected_version, before.meta.version)?;
+        let mut errs = Errors::new();
+        let shared_with = self.check_sharing(sharing, &mut errs).await?;
+        errs.finish()?;
+        let after = SavedReport { shared_with, ..before.clone() };
+        crm.commit_update(actor, &before, after, "shared", Default::default()).await
+    }
+
+    /// Soft-deletes a saved report.
+    pub async fn delete(&self, actor: &Actor, id: SavedReportId, expected_version: Option<i64>) -> Result<SavedReport> {
+        self.writable(actor, id, Action::Delete).await?;
+        self.crm.soft_delete(actor, id.as_uuid(), expected_version).await
+    }
+
+    /// Restores a saved report.
+    pub async fn restore(&self, actor: &Actor, id: SavedReportId) -> Result<SavedReport> {
+        self.crm.restore_record(actor, id.as_uuid()).await
+    }
+
+    /// Runs a saved report on the caller's snapshot: what the caller may read, whoever
+    /// owns the report. `overrides` replace the saved parameters of a standard report.
+    pub async fn run(&self, actor: &Actor, id: SavedReportId, overrides: &Params) -> Result<SavedRun> {
+        let crm = self.crm;
+        let report = self.get(actor, id).await?;
+        let (name, frame, parameters) = match (&report.standard, &report.spec) {
+            (Some(standard), _) => {
+                let params = Params::from(report.parameters).overridden_by(overrides);
+                let (frame, resolved) = crm.standard_report_with_params(actor, standard, &params).await?;
+                (standard.clone(), frame, resolved.shown(standard))
+            }
+            (None, Some(json)) => {
+                if *overrides != Params::default() {
+                    return Err(Error::invalid(
+                        "parameters",
+                        "invalid_value",
+                        "a custom report takes no parameters; its spec holds its filters",
+                    ));
+                }
+                let spec = stored_spec(json)?;
+                ("custom".to_string(), crm.custom_report(actor, &spec).await?, vec![])
+            }
+            (None, None) => return Err(Error::internal_msg("a saved report without a definition")),
+        };
+        Ok(SavedRun { title: report.name.clone(), report, name, parameters, frame })
+    }
+
+    /// The live report `id` if the actor may do `action` on it. One they only see through
+    /// sharing answers `Forbidden`; one they cannot see, `NotFound`.
+    async fn writable(&self, actor: &Actor, id: SavedReportId, action: Action) -> Result<SavedReport> {
+        match self.crm.authorized::<SavedReport>(actor, id.as_uuid(), action).await {
+            Err(Error::NotFound { entity }) => match self.get(actor, id).await {
+                Ok(r) if !r.meta.is_deleted() => Err(Error::forbidden(format!(
+                    "this report is shared with you; only its owner (or a manager or admin over them) may {}",
+                    match action {
+                        Action::Delete => "delete it",
+                        Action::Assign => "give it away",
+                        _ => "change it",
+                    }
+                ))),
+                _ => Err(Error::NotFound { entity }),
+            },
+            other => other,
+        }
+    }
+
+    /// Checks the users and teams a report is to be shared with, dropping repeats.
+    async fn check_sharing(&self, sharing: Sharing, errs: &mut Errors) -> Result<Sharing> {
+        let crm = self.crm;
+        let mut out = Sharing::default();
+        for (field, n) in [
+            ("sharedWith.users", sharing.users.len()),
+            ("sharedWith.teams", sharing.teams.len()),
+            ("sharedWith.roles", sharing.roles.len()),
+        ] {
+            if n > MAX_SHARES {
+                errs.add(field, "too_long", format!("a report is shared with at most {MAX_SHARES} entries here"));
+            }
+        }
+        for (i, user) in sharing.users.into_iter().enumerate() {
+            if out.users.contains(&user) {
+                continue;
+            }
+            crm.check_user(user, &format!("sharedWith.users.{i}"), errs).await?;
+            out.users.push(user);
+        }
+        for (i, team) in sharing.teams.into_iter().enumerate() {
+            if out.teams.contains(&team) {
+                continue;
+            }
+            if crm.load::<Team>(team.as_uuid()).await?.is_none_or(|t| t.meta.is_deleted()) {
+                errs.add(format!("sharedWith.teams.{i}"), "not_found", format!("no team with id {team}"));
+            }
+            out.teams.push(team);
+        }
+        for role in sharing.roles {
+            if !out.roles.contains(&role) {
+                out.roles.push(role);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The stored spec of a saved report, read back.
+fn stored_spec(json: &serde_json::Value) -> Result<ReportSpec> {
+    serde_json::from_value(json.clone()).map_err(|e| Error::internal("a saved report's spec", e))
+}
+
+/// Checks that a report is either a standard report (with parameters) or a custom one,
+/// and compiles the spec; answers the spec as stored.
+fn check_definition(
+    errs: &mut Errors,
+    standard: Option<&str>,
+    parameters: &StandardParams,
+    spec: Option<&ReportSpec>,
+) -> Option<serde_json::Value> {
+    match (standard, spec) {
+        (None, None) => {
+            errs.add("standard", "required", "a saved report needs `standard` (a standard report's name) or `spec`");
+        }
+        (Some(_), Some(_)) => {
+            errs.add("spec", "invalid_value", "a saved report is either `standard` or `spec`, not both");
+        }
+        (Some(name), None) => {
+            if standard_title(name).is_none() {
+                errs.add(
+                    "standard",
+                    "invalid_value",
+                    format!("'{name}' is not one of {}", crate::model::report::STANDARD_REPORTS.join(", ")),
+                );
+            }
+            if let (Some(as_of), Some(end)) = (parameters.as_of, parameters.forecast_end) {
+                if end <= as_of.date_naive() {
+                    errs.add("parameters.forecastEnd", "out_of_range", "forecastEnd comes after asOf");
+                }
+            }
+            if let (Some(as_of), Some(start)) = (parameters.as_of, parameters.engagement_start) {
+                if start > as_of {
+                    errs.add("parameters.engagementStart", "out_of_range", "engagementStart comes before asOf");
+                }
+            }
+        }
+        (None, Some(spec)) => {
+            if *parameters != StandardParams::default() {
+                errs.add(
+                    "parameters",
+                    "invalid_value",
+                    "parameters belong to standard reports; a spec holds its filters",
+                );
+            }
+            match custom::compile(spec) {
+                Ok(_) => return serde_json::to_value(spec).ok(),
+                Err(Error::Validation(list)) => {
+                    let mut inner = Errors::new();
+                    for e in list {
+                        inner.add(e.field, e.code, e.message);
+                    }
+                    errs.nest("spec", inner);
+                }
+                Err(other) => errs.add("spec", other.code(), other.to_string()),
+            }
+        }
+    }
+    None
+}
+
+/// Checks a chart's shape (its columns are checked against the report when drawn).
+fn check_chart(errs: &mut Errors, chart: &ChartSpec) {
+    if chart.x.trim().is_empty() {
+        errs.add("chart.x", "required", "chart.x names the column along the axis");
+    } else if chart.x.chars().count() > 200 {
+        errs.add("chart.x", "too_long", "a column name has at most 200 characters");
+    }
+    for (i, y) in chart.y.iter().enumerate().take(MAX_SERIES + 1) {
+        if y.trim().is_empty() || y.chars().count() > 200 {
+            errs.add(format!("chart.y.{i}"), "invalid_value", "a column name of 1 to 200 characters");
+        }
+    }
+    match (chart.kind, chart.y.len()) {
+        (_, 0) => errs.add("chart.y", "required", "chart.y names the columns plotted"),
+        (ChartKind::Funnel, n) if n > 1 => errs.add("chart.y", "out_of_range", "a funnel plots exactly one column"),
+        (_, n) if n > MAX_SERIES => {
+            errs.add("chart.y", "out_of_range", format!("a chart plots at most {MAX_SERIES} columns"))
+        }
+        _ => {}
+    }
+    if let Some(t) = &chart.title {
+        input::text(errs, "chart.title", Some(t.clone()), 200, false);
+    }
+}
+
+/// Reports shared with the actor, when their role may read reports at all.
+fn shared_filter(actor: &Actor) -> Result<Option<Filter>> {
+    let kind = EntityKind::SavedReport;
+    let eq = |name: &str, v: Value| -> Result<Filter> {
+        Ok(Filter::Cmp(Cmp { column: kind.require_column(name)?, pred: Predicate::Eq(v) }))
+    };
+    let mut any = vec![
+        eq("shared_users", Value::Uuid(actor.user_id.as_uuid()))?,
+        eq("shared_roles", Value::Text(actor.role.as_str().to_string()))?,
+    ];
+    if let Some(team) = actor.team_id {
+        any.push(eq("shared_teams", Value::Uuid(Uuid::from(team)))?);
+    }
+    Ok(Some(Filter::Or(any)))
+}
