@@ -138,6 +138,44 @@ pub trait Store: Send + Sync + 'static {
             .collect())
     }
 
+    /// Every row matching `filter` (live rows only unless `include_deleted`) with only the
+    /// chosen `columns`, in id order: a bulk read for the analytics snapshot. The default
+    /// pages through [`Store::list_columns`] by id; backends override it with one
+    /// streaming read (PostgreSQL's binary `COPY`, a direct SQLite statement).
+    async fn scan_columns(
+        &self,
+        kind: EntityKind,
+        filter: Option<&Filter>,
+        include_deleted: bool,
+        columns: &[usize],
+    ) -> Result<Vec<Row>> {
+        const BATCH: u32 = 10_000;
+        let sort = vec![crate::query::id_key(kind, crate::query::Direction::Asc)];
+        // The id leads every fetched row: it is the keyset cursor.
+        let fetched: Vec<usize> = std::iter::once(0).chain(columns.iter().copied()).collect();
+        let mut out = Vec::new();
+        let mut after: Option<Value> = None;
+        loop {
+            let position = after.as_ref().and_then(|v| crate::query::keyset_filter(&sort, std::slice::from_ref(v)));
+            let query = StoreQuery {
+                filter: crate::query::and_opt([filter.cloned(), position]),
+                sort: sort.clone(),
+                limit: BATCH,
+                include_deleted,
+            };
+            let rows = self.list_columns(kind, &query, &fetched).await?;
+            let n = rows.len();
+            after = rows.last().and_then(|r| r.first().cloned());
+            out.extend(rows.into_iter().map(|mut r| {
+                r.remove(0);
+                r
+            }));
+            if n < BATCH as usize {
+                return Ok(out);
+            }
+        }
+    }
+
     /// How many rows match a filter.
     async fn count(&self, kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> Result<u64>;
 

@@ -5,8 +5,8 @@ use crm_core::query::{Cmp, Direction, Filter, Pattern, PatternPart, Predicate, S
 use crm_core::schema::{Column, EntityKind, Row};
 use crm_core::{Result, Value};
 use sea_query::{
-    Alias, Asterisk, Cond, Expr, Func, LikeExpr, NullOrdering, Order, PostgresQueryBuilder, Query, SimpleExpr,
-    SqliteQueryBuilder, Values,
+    Alias, Asterisk, Cond, Expr, Func, LikeExpr, NullOrdering, Order, PostgresQueryBuilder, Query, SelectStatement,
+    SimpleExpr, SqliteQueryBuilder, Values,
 };
 use uuid::Uuid;
 
@@ -244,6 +244,43 @@ pub(crate) fn list_of(kind: EntityKind, columns: &[Column], q: &StoreQuery, d: D
         }
     }
     build(&sel, d)
+}
+
+/// The bulk read of the analytics snapshot: `columns` of every matching row, in id order.
+fn scan(
+    kind: EntityKind,
+    columns: &[Column],
+    f: Option<&Filter>,
+    include_deleted: bool,
+    d: Dialect,
+) -> SelectStatement {
+    let mut sel = Query::select();
+    sel.columns(columns.iter().map(|c| Alias::new(c.name)))
+        .from(Alias::new(kind.table()))
+        .cond_where(where_clause(kind, f, include_deleted, d))
+        .order_by(Alias::new(kind.columns()[0].name), Order::Asc);
+    sel
+}
+
+/// [`scan`] for PostgreSQL with its values inline (for `COPY`, which takes no
+/// parameters), quoted by sea-query.
+pub(crate) fn scan_inline_pg(
+    kind: EntityKind,
+    columns: &[Column],
+    f: Option<&Filter>,
+    include_deleted: bool,
+) -> String {
+    scan(kind, columns, f, include_deleted, Dialect::Postgres).to_string(PostgresQueryBuilder)
+}
+
+/// [`scan`] for SQLite, with its parameters.
+pub(crate) fn scan_sqlite(
+    kind: EntityKind,
+    columns: &[Column],
+    f: Option<&Filter>,
+    include_deleted: bool,
+) -> (String, Values) {
+    build(&scan(kind, columns, f, include_deleted, Dialect::Sqlite), Dialect::Sqlite)
 }
 
 /// The count query.

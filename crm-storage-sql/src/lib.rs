@@ -43,6 +43,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use uuid::Uuid;
 
 mod build;
+mod scan;
 mod values;
 mod writer;
 
@@ -69,7 +70,7 @@ impl Default for SqlOptions {
 }
 
 enum Backend {
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    Sqlite { read: SqlitePool, write: SqlitePool, path: std::path::PathBuf },
     Postgres(PgPool),
 }
 
@@ -182,6 +183,7 @@ impl SqlStore {
                 .with_regexp()
                 // Savepoint journals (one per changeset of a group) stay in memory.
                 .pragma("temp_store", "memory");
+            let path = base.get_filename().to_path_buf();
             // Page caches (negative: KiB): the writer touches every index of a table.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
@@ -195,7 +197,7 @@ impl SqlStore {
                 .connect_with(base.read_only(true).pragma("cache_size", "-16384"))
                 .await
                 .map_err(unavailable)?;
-            Backend::Sqlite { read, write }
+            Backend::Sqlite { read, write, path }
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut pg = PgConnectOptions::from_str(url)
                 .map_err(|e| Error::invalid("databaseUrl", "invalid_value", format!("bad PostgreSQL URL: {e}")))?;
@@ -271,7 +273,7 @@ impl SqlStore {
     /// Closes the pools.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { read, write } => {
+            Backend::Sqlite { read, write, .. } => {
                 read.close().await;
                 write.close().await;
             }
@@ -354,6 +356,39 @@ impl Store for SqlStore {
             .collect::<Result<Vec<Column>>>()?;
         let q = build::list_of(kind, &cols, query, self.dialect());
         self.fetch_columns(kind, &cols, q).await
+    }
+
+    async fn scan_columns(
+        &self,
+        kind: EntityKind,
+        filter: Option<&Filter>,
+        include_deleted: bool,
+        columns: &[usize],
+    ) -> Result<Vec<Row>> {
+        let all = kind.columns();
+        let cols = columns
+            .iter()
+            .map(|&i| all.get(i).copied().ok_or_else(|| Error::internal_msg(format!("{kind:?} has no column {i}"))))
+            .collect::<Result<Vec<Column>>>()?;
+        match &self.backend {
+            Backend::Postgres(pool) => scan::postgres(pool, kind, &cols, filter, include_deleted).await,
+            Backend::Sqlite { path, .. } if !scan::needs_regexp(filter) => {
+                let (path, filter) = (path.clone(), filter.cloned());
+                tokio::task::spawn_blocking(move || scan::sqlite(&path, kind, &cols, filter.as_ref(), include_deleted))
+                    .await
+                    .map_err(|e| Error::internal("a bulk read", e))?
+            }
+            // `ilike` needs the function sqlx registers on its connections: page.
+            Backend::Sqlite { .. } => {
+                let q = StoreQuery {
+                    filter: filter.cloned(),
+                    sort: vec![crm_core::query::id_key(kind, crm_core::query::Direction::Asc)],
+                    limit: u32::MAX,
+                    include_deleted,
+                };
+                self.list_columns(kind, &q, columns).await
+            }
+        }
     }
 
     async fn count(&self, kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> Result<u64> {

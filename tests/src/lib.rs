@@ -131,6 +131,7 @@ macro_rules! conformance_suite {
             analytics_snapshot_follows_scope_and_changes,
             analytics_snapshot_reads_every_batch,
             store_lists_chosen_columns,
+            store_scans_in_bulk,
             saved_report_crud_and_validation,
             saved_report_sharing_and_scope,
             contact_crud,

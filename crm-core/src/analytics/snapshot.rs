@@ -1,5 +1,7 @@
 //! The analytics tables read out of the store: a snapshot within the caller's read scope,
-//! streamed in batches and cached until the store's change counter moves.
+//! read with the store's bulk scan (`Store::scan_columns`: PostgreSQL's binary `COPY`, a
+//! direct SQLite statement, batches elsewhere) and cached until the store's change
+//! counter moves.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -10,13 +12,9 @@ use super::{from_polars, Tables};
 use crate::error::Result;
 use crate::model::company::size_bucket;
 use crate::policy::{Action, Actor, Scope};
-use crate::query::{and_opt, id_key, keyset_filter, Direction, StoreQuery};
 use crate::schema::{EntityKind, Value};
 use crate::service::{records::scope_filter, Crm};
 use crate::store::StoreExt;
-
-/// Rows read from the store per query.
-const BATCH: u32 = 10_000;
 
 /// Snapshots kept per process (one per distinct scope), the least recently made dropped first.
 const CACHED: usize = 4;
@@ -135,6 +133,14 @@ impl Builder {
         }
     }
 
+    fn reserve(&mut self, n: usize) {
+        match self {
+            Builder::Str(v) => v.reserve(n),
+            Builder::Int(v) | Builder::Micros(v) => v.reserve(n),
+            Builder::Days(v) => v.reserve(n),
+        }
+    }
+
     fn push(&mut self, conv: Conv, v: &Value) {
         match (self, conv, v) {
             (Builder::Str(out), Conv::SizeBucket, Value::Int(n)) => out.push(Some(size_bucket(Some(*n)).into())),
@@ -174,10 +180,10 @@ impl Builder {
     }
 }
 
-/// Reads one table (its live rows within `scope`) in batches of [`BATCH`] in id order.
+/// Reads one table (its live rows within `scope`) in id order with one bulk read.
 /// `keep` limits the rows to those whose `deal_id` is in the set (the history of the
 /// deals the caller may see).
-async fn read(crm: &Crm, kind: EntityKind, actor: &Actor, keep: Option<&HashSet<String>>) -> Result<DataFrame> {
+async fn read(crm: &Crm, kind: EntityKind, actor: &Actor, keep: Option<&HashSet<uuid::Uuid>>) -> Result<DataFrame> {
     let layout = layout(kind);
     let scope = if kind == EntityKind::DealStageChange {
         // History has no owner: it is visible with its deal (`keep`).
@@ -185,57 +191,34 @@ async fn read(crm: &Crm, kind: EntityKind, actor: &Actor, keep: Option<&HashSet<
     } else {
         crm.policy().scope(actor.role, kind.resource(), Action::Read)
     };
-    // Only the columns read are fetched: the id first (the keyset cursor), then each
-    // source column once.
+    // Only the columns read are fetched, each source column once.
     let position = |name: &str| kind.columns().iter().position(|c| c.name == name);
-    let mut fetched: Vec<usize> = vec![0];
-    let mut columns: Vec<usize> = Vec::with_capacity(layout.len());
-    for (_, source, _) in layout {
-        let Some(p) = position(source) else {
-            columns.push(usize::MAX);
-            continue;
-        };
-        let at = fetched.iter().position(|f| *f == p).unwrap_or_else(|| {
-            fetched.push(p);
-            fetched.len() - 1
-        });
-        columns.push(at);
-    }
-    let deal_id = position("deal_id").map(|p| {
+    let mut fetched: Vec<usize> = Vec::new();
+    let mut at = |p: usize| {
         fetched.iter().position(|f| *f == p).unwrap_or_else(|| {
             fetched.push(p);
             fetched.len() - 1
         })
-    });
+    };
+    let columns: Vec<usize> =
+        layout.iter().map(|(_, source, _)| position(source).map_or(usize::MAX, &mut at)).collect();
+    let deal_id = position("deal_id").map(&mut at);
     let mut builders: Vec<Builder> = layout.iter().map(|(_, _, conv)| Builder::new(*conv)).collect();
     if scope != Scope::None {
-        let sort = vec![id_key(kind, Direction::Asc)];
         let base = scope_filter(kind, scope, actor);
-        let mut after: Option<Value> = None;
-        loop {
-            let position = after.as_ref().and_then(|v| keyset_filter(&sort, std::slice::from_ref(v)));
-            let query = StoreQuery {
-                filter: and_opt([base.clone(), position]),
-                sort: sort.clone(),
-                limit: BATCH,
-                include_deleted: false,
-            };
-            let rows = crm.store().list_columns(kind, &query, &fetched).await?;
-            let n = rows.len();
-            for row in &rows {
-                if let (Some(keep), Some(i)) = (keep, deal_id) {
-                    let visible = matches!(row.get(i), Some(Value::Uuid(u)) if keep.contains(&u.to_string()));
-                    if !visible {
-                        continue;
-                    }
-                }
-                for ((b, (_, _, conv)), i) in builders.iter_mut().zip(layout).zip(&columns) {
-                    b.push(*conv, row.get(*i).unwrap_or(&Value::Null));
+        let rows = crm.store().scan_columns(kind, base.as_ref(), false, &fetched).await?;
+        for b in &mut builders {
+            b.reserve(rows.len());
+        }
+        for row in &rows {
+            if let (Some(keep), Some(i)) = (keep, deal_id) {
+                let visible = matches!(row.get(i), Some(Value::Uuid(u)) if keep.contains(u));
+                if !visible {
+                    continue;
                 }
             }
-            after = rows.last().and_then(|r| r.first().cloned());
-            if n < BATCH as usize {
-                break;
+            for ((b, (_, _, conv)), i) in builders.iter_mut().zip(layout).zip(&columns) {
+                b.push(*conv, row.get(*i).unwrap_or(&Value::Null));
             }
         }
     }
@@ -285,13 +268,15 @@ impl Crm {
             }
         }
         let mut tables = std::collections::BTreeMap::new();
-        let mut visible_deals: Option<HashSet<String>> = None;
+        let mut visible_deals: Option<HashSet<uuid::Uuid>> = None;
         for kind in KINDS {
             let keep = if kind == EntityKind::DealStageChange { visible_deals.as_ref() } else { None };
             let df = read(self, kind, actor, keep).await?;
             if kind == EntityKind::Deal {
                 let ids = df.column("id").map_err(from_polars)?.str().map_err(from_polars)?;
-                visible_deals = Some((0..ids.len()).filter_map(|i| ids.get(i)).map(str::to_string).collect());
+                visible_deals = Some(
+                    (0..ids.len()).filter_map(|i| ids.get(i)).filter_map(|s| uuid::Uuid::parse_str(s).ok()).collect(),
+                );
             }
             tables.insert(kind.table().to_string(), df);
         }

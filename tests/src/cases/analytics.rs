@@ -193,3 +193,75 @@ pub async fn store_lists_chosen_columns(b: &dyn TestBackend) {
     assert_eq!(some[0][0], Value::Null, "the first lead has no source");
     assert_eq!(some[1][0], Value::Text("web".into()));
 }
+
+/// `Store::scan_columns` (each backend's bulk read: binary `COPY`, a direct SQLite
+/// statement, batches) answers what paging `list` answers: the same rows in id order,
+/// every column type exact, deleted rows only when asked, filters applied (scopes,
+/// list membership, case-insensitive patterns).
+pub async fn store_scans_in_bulk(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let ann = h.user("ann", Role::User, None).await;
+    let acme = h
+        .crm
+        .companies()
+        .create(&h.admin, NewCompany { name: "Acme".into(), size: Some(7), ..Default::default() })
+        .await
+        .expect("company");
+    let mut contacts = Vec::new();
+    for (i, who) in [&h.admin, &ann, &h.admin, &ann, &h.admin].into_iter().enumerate() {
+        let c = NewContact { name: format!("Person {i} Ünï \"q\" \\ 🚀"), ..Default::default() };
+        contacts.push(h.crm.contacts().create(who, c).await.expect("contact"));
+    }
+    for (i, who) in [&h.admin, &ann, &ann].into_iter().enumerate() {
+        let d = NewDeal {
+            name: format!("Deal {i}"),
+            amount: (i != 1).then_some(1_000 * i as i64 + 1),
+            company_id: (i == 0).then_some(acme.id),
+            contact_ids: match i {
+                0 => vec![contacts[0].id, contacts[4].id],
+                1 => vec![contacts[1].id, contacts[3].id],
+                _ => vec![contacts[3].id],
+            },
+            expected_close_date: chrono::NaiveDate::from_ymd_opt(2026, 3, 1 + i as u32),
+            ..Default::default()
+        };
+        let deal = h.crm.deals().create(who, d).await.expect("deal");
+        h.clock.advance(Duration::milliseconds(1_234));
+        h.crm.deals().move_to(who, deal.id, DealStage::Qualification).await.expect("move");
+    }
+    h.crm.contacts().delete(&h.admin, contacts[2].id, None).await.expect("delete");
+    let store = h.crm.store();
+    for kind in [EntityKind::Contact, EntityKind::Deal, EntityKind::DealStageChange, EntityKind::Company] {
+        let all: Vec<usize> = (0..kind.columns().len()).collect();
+        let contact_of_deal = Value::Uuid(contacts[3].id.as_uuid());
+        let filters = [
+            None,
+            Some(query::Filter::eq(kind, "ownerId", Value::Uuid(ann.user_id.as_uuid())).ok()).flatten(),
+            (kind == EntityKind::Deal)
+                .then(|| query::Filter::eq(kind, "contactIds", contact_of_deal.clone()).expect("filter")),
+            (kind == EntityKind::Contact).then(|| super::q(kind, "name[ilike]:\"person 1%\"").filter).flatten(),
+        ];
+        for filter in filters.iter().filter(|f| f.is_some()).chain([&None]) {
+            for include_deleted in [false, true] {
+                let query = query::StoreQuery {
+                    filter: filter.clone(),
+                    sort: vec![query::id_key(kind, query::Direction::Asc)],
+                    limit: 1_000,
+                    include_deleted,
+                };
+                let listed = store.list(kind, &query).await.expect("list");
+                let scanned = store.scan_columns(kind, filter.as_ref(), include_deleted, &all).await.expect("scan");
+                assert_eq!(scanned, listed, "{kind:?} {filter:?} deleted: {include_deleted}");
+                let picked = [all.len() - 1, 0];
+                let some = store.scan_columns(kind, filter.as_ref(), include_deleted, &picked).await.expect("scan");
+                let expected: Vec<Vec<Value>> =
+                    listed.iter().map(|r| vec![r[all.len() - 1].clone(), r[0].clone()]).collect();
+                assert_eq!(some, expected);
+            }
+        }
+    }
+    let contacts_scanned = store.scan_columns(EntityKind::Contact, None, true, &[0]).await.expect("scan");
+    assert_eq!(contacts_scanned.len(), 5);
+    let ilike = super::q(EntityKind::Contact, "name[ilike]:\"person 1%\"").filter;
+    assert_eq!(store.scan_columns(EntityKind::Contact, ilike.as_ref(), false, &[0]).await.expect("scan").len(), 1);
+}

@@ -1,0 +1,211 @@
+//! Bulk reads for the analytics snapshot (`Store::scan_columns`): PostgreSQL streams the
+//! rows with a binary `COPY … TO STDOUT`, decoded here straight into values; SQLite steps
+//! one statement on a read-only connection of its own (rusqlite, on the same SQLite
+//! library as sqlx), instead of sqlx's per-row hand-over between threads.
+
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate};
+use crm_core::query::{Filter, Predicate};
+use crm_core::schema::{Column, ColumnType, EntityKind, Row};
+use crm_core::{Error, Result, Value};
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgPool, PgPoolCopyExt};
+use uuid::Uuid;
+
+use crate::build;
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+const PG_EPOCH_US: i64 = 946_684_800_000_000;
+
+fn bad(col: &Column, why: impl std::fmt::Display) -> Error {
+    Error::internal_msg(format!("decoding column {} of a bulk read: {why}", col.name))
+}
+
+/// Reads with `COPY (SELECT …) TO STDOUT (FORMAT binary)`. `COPY` takes no parameters,
+/// so the statement carries its values inline, quoted by sea-query.
+pub(crate) async fn postgres(
+    pool: &PgPool,
+    kind: EntityKind,
+    cols: &[Column],
+    filter: Option<&Filter>,
+    include_deleted: bool,
+) -> Result<Vec<Row>> {
+    let select = build::scan_inline_pg(kind, cols, filter, include_deleted);
+    let statement = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
+    let stream = pool.copy_out_raw(&statement).await.map_err(|e| crate::map_err(kind, e))?;
+    let chunks: Vec<bytes::Bytes> = stream.try_collect().await.map_err(|e| crate::map_err(kind, e))?;
+    let mut data = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
+    for c in &chunks {
+        data.extend_from_slice(c);
+    }
+    decode_copy(&data, cols)
+}
+
+/// A cursor over `COPY`'s binary format.
+struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.data.len());
+        let end = end.ok_or_else(|| Error::internal_msg("a bulk read ended early"))?;
+        let s = &self.data[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn i16(&mut self) -> Result<i16> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self) -> Result<i32> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+fn be_i64(b: &[u8]) -> Option<i64> {
+    Some(match b.len() {
+        8 => i64::from_be_bytes(b.try_into().ok()?),
+        4 => i64::from(i32::from_be_bytes(b.try_into().ok()?)),
+        2 => i64::from(i16::from_be_bytes(b.try_into().ok()?)),
+        _ => return None,
+    })
+}
+
+/// Decodes the binary `COPY` stream of rows whose columns are `cols`.
+fn decode_copy(data: &[u8], cols: &[Column]) -> Result<Vec<Row>> {
+    const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+    let mut r = Reader { data, at: 0 };
+    if r.take(SIGNATURE.len())? != SIGNATURE {
+        return Err(Error::internal_msg("a bulk read is not in COPY's binary format"));
+    }
+    let _flags = r.i32()?;
+    let extension = usize::try_from(r.i32()?).unwrap_or(0);
+    r.take(extension)?;
+    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).ok_or_else(|| Error::internal_msg("date"))?;
+    let mut rows = Vec::new();
+    loop {
+        let n = r.i16()?;
+        if n == -1 {
+            return Ok(rows);
+        }
+        if n as usize != cols.len() {
+            return Err(Error::internal_msg(format!("a bulk read row has {n} fields for {} columns", cols.len())));
+        }
+        let mut row = Vec::with_capacity(cols.len());
+        for col in cols {
+            let len = r.i32()?;
+            if len < 0 {
+                row.push(Value::Null);
+                continue;
+            }
+            let b = r.take(len as usize)?;
+            row.push(match col.ty {
+                ColumnType::Uuid => Value::Uuid(Uuid::from_slice(b).map_err(|e| bad(col, e))?),
+                ColumnType::Text => Value::Text(std::str::from_utf8(b).map_err(|e| bad(col, e))?.to_string()),
+                ColumnType::Int => Value::Int(be_i64(b).ok_or_else(|| bad(col, "not an integer"))?),
+                ColumnType::Bool => Value::Bool(b.first().is_some_and(|v| *v != 0)),
+                ColumnType::Timestamp => {
+                    let us = be_i64(b).ok_or_else(|| bad(col, "not a timestamp"))?;
+                    let t = us.checked_add(PG_EPOCH_US).and_then(DateTime::from_timestamp_micros);
+                    Value::Timestamp(t.ok_or_else(|| bad(col, "timestamp out of range"))?)
+                }
+                ColumnType::Date => {
+                    let days = be_i64(b).ok_or_else(|| bad(col, "not a date"))?;
+                    let d = epoch.checked_add_signed(chrono::Duration::days(days));
+                    Value::Date(d.ok_or_else(|| bad(col, "date out of range"))?)
+                }
+                ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => {
+                    // jsonb: a version byte (1), then the text.
+                    let text = match b.split_first() {
+                        Some((1, rest)) => rest,
+                        _ => b,
+                    };
+                    Value::Json(serde_json::from_slice(text).map_err(|e| bad(col, e))?)
+                }
+            });
+        }
+        rows.push(row);
+    }
+}
+
+/// Does the filter need the `regexp` function sqlx registers (case-insensitive patterns)?
+pub(crate) fn needs_regexp(f: Option<&Filter>) -> bool {
+    match f {
+        None => false,
+        Some(Filter::And(v) | Filter::Or(v)) => v.iter().any(|f| needs_regexp(Some(f))),
+        Some(Filter::Not(f)) => needs_regexp(Some(f)),
+        Some(Filter::Cmp(c)) => matches!(c.pred, Predicate::ILike(_)),
+    }
+}
+
+/// Reads with one statement on a read-only connection of its own (blocking: run it on a
+/// blocking thread).
+pub(crate) fn sqlite(
+    path: &Path,
+    kind: EntityKind,
+    cols: &[Column],
+    filter: Option<&Filter>,
+    include_deleted: bool,
+) -> Result<Vec<Row>> {
+    use rusqlite::types::ValueRef;
+    let (sql, values) = build::scan_sqlite(kind, cols, filter, include_deleted);
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| sqlite_err(kind, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| sqlite_err(kind, e))?;
+    let mut stmt = conn.prepare(&sql).map_err(|e| sqlite_err(kind, e))?;
+    let params = values.0.into_iter().map(sqlite_param).collect::<Result<Vec<_>>>()?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(|e| sqlite_err(kind, e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| sqlite_err(kind, e))? {
+        let mut values = Vec::with_capacity(cols.len());
+        for (i, col) in cols.iter().enumerate() {
+            let v = row.get_ref(i).map_err(|e| sqlite_err(kind, e))?;
+            values.push(match (col.ty, v) {
+                (_, ValueRef::Null) => Value::Null,
+                (ColumnType::Uuid, ValueRef::Blob(b)) => Value::Uuid(Uuid::from_slice(b).map_err(|e| bad(col, e))?),
+                (ColumnType::Text, ValueRef::Text(t)) => {
+                    Value::Text(std::str::from_utf8(t).map_err(|e| bad(col, e))?.to_string())
+                }
+                (ColumnType::Int, ValueRef::Integer(n)) => Value::Int(n),
+                (ColumnType::Bool, ValueRef::Integer(n)) => Value::Bool(n != 0),
+                (ColumnType::Timestamp, ValueRef::Integer(us)) => Value::Timestamp(
+                    DateTime::from_timestamp_micros(us).ok_or_else(|| bad(col, "timestamp out of range"))?,
+                ),
+                (ColumnType::Date, ValueRef::Text(t)) => {
+                    let s = std::str::from_utf8(t).map_err(|e| bad(col, e))?;
+                    Value::Date(NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| bad(col, e))?)
+                }
+                (ColumnType::Json | ColumnType::UuidList | ColumnType::TextList, ValueRef::Text(t)) => {
+                    Value::Json(serde_json::from_slice(t).map_err(|e| bad(col, e))?)
+                }
+                (ty, other) => return Err(bad(col, format!("a {:?} where a {ty:?} belongs", other.data_type()))),
+            });
+        }
+        out.push(values);
+    }
+    Ok(out)
+}
+
+fn sqlite_param(v: sea_query::Value) -> Result<rusqlite::types::Value> {
+    use rusqlite::types::Value as R;
+    use sea_query::Value as Sq;
+    Ok(match v {
+        Sq::Bool(b) => b.map_or(R::Null, |b| R::Integer(i64::from(b))),
+        Sq::BigInt(i) => i.map_or(R::Null, R::Integer),
+        Sq::Int(i) => i.map_or(R::Null, |i| R::Integer(i64::from(i))),
+        Sq::BigUnsigned(u) => u.map_or(R::Null, |u| R::Integer(i64::try_from(u).unwrap_or(i64::MAX))),
+        Sq::String(s) => s.map_or(R::Null, |s| R::Text(*s)),
+        Sq::Bytes(b) => b.map_or(R::Null, |b| R::Blob(*b)),
+        other => return Err(Error::internal_msg(format!("a bulk read cannot bind {other:?}"))),
+    })
+}
+
+fn sqlite_err(kind: EntityKind, e: rusqlite::Error) -> Error {
+    Error::internal(format!("reading {} in bulk", kind.table()), e)
+}
