@@ -308,6 +308,15 @@ impl SqlStore {
 }
 
 /// Maps a driver error by kind. Unique violations become conflicts naming the field.
+/// The columns at `positions` of a kind's column order.
+fn picked(kind: EntityKind, positions: &[usize]) -> Result<Vec<Column>> {
+    let all = kind.columns();
+    positions
+        .iter()
+        .map(|&i| all.get(i).copied().ok_or_else(|| Error::internal_msg(format!("{kind:?} has no column {i}"))))
+        .collect()
+}
+
 fn map_err(kind: EntityKind, e: sqlx::Error) -> Error {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
@@ -349,11 +358,7 @@ impl Store for SqlStore {
     }
 
     async fn list_columns(&self, kind: EntityKind, query: &StoreQuery, columns: &[usize]) -> Result<Vec<Row>> {
-        let all = kind.columns();
-        let cols = columns
-            .iter()
-            .map(|&i| all.get(i).copied().ok_or_else(|| Error::internal_msg(format!("{kind:?} has no column {i}"))))
-            .collect::<Result<Vec<Column>>>()?;
+        let cols = picked(kind, columns)?;
         let q = build::list_of(kind, &cols, query, self.dialect());
         self.fetch_columns(kind, &cols, q).await
     }
@@ -365,11 +370,7 @@ impl Store for SqlStore {
         include_deleted: bool,
         columns: &[usize],
     ) -> Result<Vec<Row>> {
-        let all = kind.columns();
-        let cols = columns
-            .iter()
-            .map(|&i| all.get(i).copied().ok_or_else(|| Error::internal_msg(format!("{kind:?} has no column {i}"))))
-            .collect::<Result<Vec<Column>>>()?;
+        let cols = picked(kind, columns)?;
         match &self.backend {
             Backend::Postgres(pool) => scan::postgres(pool, kind, &cols, filter, include_deleted).await,
             Backend::Sqlite { path, .. } if !scan::needs_regexp(filter) => {

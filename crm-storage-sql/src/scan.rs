@@ -35,11 +35,18 @@ pub(crate) async fn postgres(
     let statement = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
     let stream = pool.copy_out_raw(&statement).await.map_err(|e| crate::map_err(kind, e))?;
     let chunks: Vec<bytes::Bytes> = stream.try_collect().await.map_err(|e| crate::map_err(kind, e))?;
-    let mut data = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
-    for c in &chunks {
-        data.extend_from_slice(c);
-    }
-    decode_copy(&data, cols)
+    // Decoded on a blocking thread, so that several tables read side by side decode side
+    // by side too.
+    let cols = cols.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut data = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
+        for c in &chunks {
+            data.extend_from_slice(c);
+        }
+        decode_copy(&data, &cols)
+    })
+    .await
+    .map_err(|e| Error::internal("decoding a bulk read", e))?
 }
 
 /// A cursor over `COPY`'s binary format.

@@ -180,13 +180,22 @@ impl Builder {
     }
 }
 
-/// Reads one table (its live rows within `scope`) in id order with one bulk read.
-/// `keep` limits the rows to those whose `deal_id` is in the set (the history of the
-/// deals the caller may see).
-async fn read(crm: &Crm, kind: EntityKind, actor: &Actor, keep: Option<&HashSet<uuid::Uuid>>) -> Result<DataFrame> {
+/// One table's rows as read from the store, before conversion.
+struct Fetched {
+    kind: EntityKind,
+    rows: Vec<crate::schema::Row>,
+    /// For each output column, its position in a row (`usize::MAX`: absent).
+    columns: Vec<usize>,
+    /// The position of `deal_id`, if read.
+    deal_id: Option<usize>,
+}
+
+/// Reads one table (its live rows within the actor's scope) in id order with one bulk
+/// read, only the columns the analytics table uses.
+async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor) -> Result<Fetched> {
     let layout = layout(kind);
     let scope = if kind == EntityKind::DealStageChange {
-        // History has no owner: it is visible with its deal (`keep`).
+        // History has no owner: it is visible with its deal (see `convert`).
         Scope::All
     } else {
         crm.policy().scope(actor.role, kind.resource(), Action::Read)
@@ -203,28 +212,47 @@ async fn read(crm: &Crm, kind: EntityKind, actor: &Actor, keep: Option<&HashSet<
     let columns: Vec<usize> =
         layout.iter().map(|(_, source, _)| position(source).map_or(usize::MAX, &mut at)).collect();
     let deal_id = position("deal_id").map(&mut at);
-    let mut builders: Vec<Builder> = layout.iter().map(|(_, _, conv)| Builder::new(*conv)).collect();
-    if scope != Scope::None {
+    let rows = if scope == Scope::None {
+        Vec::new()
+    } else {
         let base = scope_filter(kind, scope, actor);
-        let rows = crm.store().scan_columns(kind, base.as_ref(), false, &fetched).await?;
-        for b in &mut builders {
-            b.reserve(rows.len());
+        crm.store().scan_columns(kind, base.as_ref(), false, &fetched).await?
+    };
+    Ok(Fetched { kind, rows, columns, deal_id })
+}
+
+/// Turns a table's rows into its DataFrame. `keep` limits the rows to those whose
+/// `deal_id` is in the set (the history of the deals the caller may see).
+fn convert(f: &Fetched, keep: Option<&HashSet<uuid::Uuid>>) -> Result<DataFrame> {
+    let layout = layout(f.kind);
+    let mut builders: Vec<Builder> = layout.iter().map(|(_, _, conv)| Builder::new(*conv)).collect();
+    for b in &mut builders {
+        b.reserve(f.rows.len());
+    }
+    for row in &f.rows {
+        if let (Some(keep), Some(i)) = (keep, f.deal_id) {
+            let visible = matches!(row.get(i), Some(Value::Uuid(u)) if keep.contains(u));
+            if !visible {
+                continue;
+            }
         }
-        for row in &rows {
-            if let (Some(keep), Some(i)) = (keep, deal_id) {
-                let visible = matches!(row.get(i), Some(Value::Uuid(u)) if keep.contains(u));
-                if !visible {
-                    continue;
-                }
-            }
-            for ((b, (_, _, conv)), i) in builders.iter_mut().zip(layout).zip(&columns) {
-                b.push(*conv, row.get(*i).unwrap_or(&Value::Null));
-            }
+        for ((b, (_, _, conv)), i) in builders.iter_mut().zip(layout).zip(&f.columns) {
+            b.push(*conv, row.get(*i).unwrap_or(&Value::Null));
         }
     }
     let columns =
         builders.into_iter().zip(layout).map(|(b, (name, _, _))| b.finish(name)).collect::<Result<Vec<_>>>()?;
     DataFrame::new_infer_height(columns).map_err(from_polars)
+}
+
+/// Converts on a blocking thread (the conversions of several tables run side by side).
+async fn converted(f: Fetched, keep: Option<Arc<HashSet<uuid::Uuid>>>) -> Result<(Fetched, DataFrame)> {
+    tokio::task::spawn_blocking(move || {
+        let df = convert(&f, keep.as_deref())?;
+        Ok((f, df))
+    })
+    .await
+    .map_err(|e| crate::Error::internal("converting a snapshot table", e))?
 }
 
 /// Which rows an actor's snapshot holds: the same key, the same snapshot.
@@ -255,8 +283,9 @@ impl std::fmt::Debug for SnapshotCache {
 impl Crm {
     /// The analytics tables (companies, contacts, deals, deal_stage_history,
     /// interactions, tasks) as the actor may read them: live rows only, ids as UUID text,
-    /// timestamps in UTC. Read from the store in batches and cached until the store's
-    /// change counter moves, so repeated reports on an unchanged CRM read nothing again.
+    /// timestamps in UTC. Read from the store in bulk, the six tables side by side, and
+    /// cached until the store's change counter moves, so repeated reports on an unchanged
+    /// CRM read nothing again.
     pub async fn analytics_tables(&self, actor: &Actor) -> Result<Arc<Tables>> {
         let key = scope_key(self, actor);
         let counter = self.store().change_counter().await?;
@@ -267,19 +296,46 @@ impl Crm {
                 return Ok(tables.clone());
             }
         }
-        let mut tables = std::collections::BTreeMap::new();
-        let mut visible_deals: Option<HashSet<uuid::Uuid>> = None;
-        for kind in KINDS {
-            let keep = if kind == EntityKind::DealStageChange { visible_deals.as_ref() } else { None };
-            let df = read(self, kind, actor, keep).await?;
-            if kind == EntityKind::Deal {
-                let ids = df.column("id").map_err(from_polars)?.str().map_err(from_polars)?;
-                visible_deals = Some(
-                    (0..ids.len()).filter_map(|i| ids.get(i)).filter_map(|s| uuid::Uuid::parse_str(s).ok()).collect(),
-                );
-            }
-            tables.insert(kind.table().to_string(), df);
-        }
+        // The six tables are read side by side, then converted side by side; the history
+        // waits for the deals only when it must be narrowed to the visible ones.
+        let (companies, contacts, deals, history, interactions, tasks) = tokio::try_join!(
+            fetch(self, EntityKind::Company, actor),
+            fetch(self, EntityKind::Contact, actor),
+            fetch(self, EntityKind::Deal, actor),
+            fetch(self, EntityKind::DealStageChange, actor),
+            fetch(self, EntityKind::Interaction, actor),
+            fetch(self, EntityKind::Task, actor),
+        )?;
+        let all_deals = self.policy().scope(actor.role, EntityKind::Deal.resource(), Action::Read) == Scope::All;
+        let (companies, contacts, deals, interactions, tasks) = tokio::try_join!(
+            converted(companies, None),
+            converted(contacts, None),
+            converted(deals, None),
+            converted(interactions, None),
+            converted(tasks, None),
+        )?;
+        let keep = if all_deals {
+            None
+        } else {
+            // The deals layout reads `id` first.
+            let id_at = deals.0.columns[0];
+            let ids: HashSet<uuid::Uuid> = deals
+                .0
+                .rows
+                .iter()
+                .filter_map(|r| match r.get(id_at) {
+                    Some(Value::Uuid(u)) => Some(*u),
+                    _ => None,
+                })
+                .collect();
+            Some(Arc::new(ids))
+        };
+        let history = converted(history, keep).await?;
+        let tables: std::collections::BTreeMap<String, DataFrame> =
+            [companies, contacts, deals, history, interactions, tasks]
+                .into_iter()
+                .map(|(f, df)| (f.kind.table().to_string(), df))
+                .collect();
         let tables = Arc::new(Tables(tables));
         let mut entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.retain(|(k, _, _)| *k != key);
