@@ -115,53 +115,49 @@ const KINDS: [EntityKind; 6] = [
     EntityKind::Task,
 ];
 
-/// One output column being filled.
+/// One output column being filled. Text goes straight into polars' string builder (ids
+/// formatted on the stack), so no value is allocated on its own.
 enum Builder {
-    Str(Vec<Option<String>>),
+    Str(StringChunkedBuilder),
     Int(Vec<Option<i64>>),
     Micros(Vec<Option<i64>>),
     Days(Vec<Option<i32>>),
 }
 
 impl Builder {
-    fn new(conv: Conv) -> Self {
+    fn new(conv: Conv, name: &str, capacity: usize) -> Self {
         match conv {
-            Conv::Int => Builder::Int(Vec::new()),
-            Conv::Timestamp => Builder::Micros(Vec::new()),
-            Conv::Date => Builder::Days(Vec::new()),
-            _ => Builder::Str(Vec::new()),
-        }
-    }
-
-    fn reserve(&mut self, n: usize) {
-        match self {
-            Builder::Str(v) => v.reserve(n),
-            Builder::Int(v) | Builder::Micros(v) => v.reserve(n),
-            Builder::Days(v) => v.reserve(n),
+            Conv::Int => Builder::Int(Vec::with_capacity(capacity)),
+            Conv::Timestamp => Builder::Micros(Vec::with_capacity(capacity)),
+            Conv::Date => Builder::Days(Vec::with_capacity(capacity)),
+            _ => Builder::Str(StringChunkedBuilder::new(name.into(), capacity)),
         }
     }
 
     fn push(&mut self, conv: Conv, v: &Value) {
         match (self, conv, v) {
-            (Builder::Str(out), Conv::SizeBucket, Value::Int(n)) => out.push(Some(size_bucket(Some(*n)).into())),
-            (Builder::Str(out), Conv::SizeBucket, _) => out.push(Some(size_bucket(None).into())),
+            (Builder::Str(out), Conv::SizeBucket, Value::Int(n)) => out.append_value(size_bucket(Some(*n))),
+            (Builder::Str(out), Conv::SizeBucket, _) => out.append_value(size_bucket(None)),
             (Builder::Str(out), Conv::FirstName, Value::Text(s)) => {
-                out.push(Some(s.split_once(' ').map_or(s.as_str(), |(first, _)| first).to_string()))
+                out.append_value(s.split_once(' ').map_or(s.as_str(), |(first, _)| first))
             }
             (Builder::Str(out), Conv::LastName, Value::Text(s)) => {
-                out.push(s.split_once(' ').map(|(_, rest)| rest.trim().to_string()).filter(|r| !r.is_empty()))
+                out.append_option(s.split_once(' ').map(|(_, rest)| rest.trim()).filter(|r| !r.is_empty()))
             }
             (Builder::Str(out), Conv::FirstId, Value::Json(serde_json::Value::Array(ids))) => {
-                out.push(ids.first().and_then(|u| u.as_str()).map(str::to_string))
+                out.append_option(ids.first().and_then(|u| u.as_str()))
             }
-            (Builder::Str(out), _, Value::Uuid(u)) => out.push(Some(u.to_string())),
-            (Builder::Str(out), _, Value::Text(s)) => out.push(Some(s.clone())),
+            (Builder::Str(out), _, Value::Uuid(u)) => {
+                let mut buf = uuid::Uuid::encode_buffer();
+                out.append_value(u.hyphenated().encode_lower(&mut buf))
+            }
+            (Builder::Str(out), _, Value::Text(s)) => out.append_value(s),
             (Builder::Int(out), _, Value::Int(n)) => out.push(Some(*n)),
             (Builder::Micros(out), _, Value::Timestamp(t)) => out.push(Some(t.timestamp_micros())),
             (Builder::Days(out), _, Value::Date(d)) => {
                 out.push(Some((*d - chrono::NaiveDate::default()).num_days() as i32))
             }
-            (Builder::Str(out), ..) => out.push(None),
+            (Builder::Str(out), ..) => out.append_null(),
             (Builder::Int(out), ..) | (Builder::Micros(out), ..) => out.push(None),
             (Builder::Days(out), ..) => out.push(None),
         }
@@ -170,7 +166,7 @@ impl Builder {
     fn finish(self, name: &str) -> Result<Column> {
         let name: PlSmallStr = name.into();
         Ok(match self {
-            Builder::Str(v) => Column::new(name, v),
+            Builder::Str(b) => b.finish().into_column(),
             Builder::Int(v) => Column::new(name, v),
             Builder::Micros(v) => {
                 Column::new(name, v).cast(&DataType::Datetime(TimeUnit::Microseconds, None)).map_err(from_polars)?
@@ -225,10 +221,8 @@ async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor) -> Result<Fetched> {
 /// `deal_id` is in the set (the history of the deals the caller may see).
 fn convert(f: &Fetched, keep: Option<&HashSet<uuid::Uuid>>) -> Result<DataFrame> {
     let layout = layout(f.kind);
-    let mut builders: Vec<Builder> = layout.iter().map(|(_, _, conv)| Builder::new(*conv)).collect();
-    for b in &mut builders {
-        b.reserve(f.rows.len());
-    }
+    let mut builders: Vec<Builder> =
+        layout.iter().map(|(name, _, conv)| Builder::new(*conv, name, f.rows.len())).collect();
     for row in &f.rows {
         if let (Some(keep), Some(i)) = (keep, f.deal_id) {
             let visible = matches!(row.get(i), Some(Value::Uuid(u)) if keep.contains(u));
