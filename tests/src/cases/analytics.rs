@@ -209,7 +209,7 @@ pub async fn store_scans_in_bulk(b: &dyn TestBackend) {
         .expect("company");
     let mut contacts = Vec::new();
     for (i, who) in [&h.admin, &ann, &h.admin, &ann, &h.admin].into_iter().enumerate() {
-        let c = NewContact { name: format!("Person {i} Ünï \"q\" \\ 🚀"), ..Default::default() };
+        let c = NewContact { name: format!("Person {i} Ünï \"q\" 'x'; \\ 🚀 --"), ..Default::default() };
         contacts.push(h.crm.contacts().create(who, c).await.expect("contact"));
     }
     for (i, who) in [&h.admin, &ann, &ann].into_iter().enumerate() {
@@ -240,6 +240,9 @@ pub async fn store_scans_in_bulk(b: &dyn TestBackend) {
             (kind == EntityKind::Deal)
                 .then(|| query::Filter::eq(kind, "contactIds", contact_of_deal.clone()).expect("filter")),
             (kind == EntityKind::Contact).then(|| super::q(kind, "name[ilike]:\"person 1%\"").filter).flatten(),
+            // Quotes, a backslash and a comment marker stay data in the inline COPY statement.
+            (kind == EntityKind::Contact)
+                .then(|| query::Filter::eq(kind, "name", Value::Text(contacts[3].name.clone())).expect("filter")),
         ];
         for filter in filters.iter().filter(|f| f.is_some()).chain([&None]) {
             for include_deleted in [false, true] {
@@ -264,4 +267,7 @@ pub async fn store_scans_in_bulk(b: &dyn TestBackend) {
     assert_eq!(contacts_scanned.len(), 5);
     let ilike = super::q(EntityKind::Contact, "name[ilike]:\"person 1%\"").filter;
     assert_eq!(store.scan_columns(EntityKind::Contact, ilike.as_ref(), false, &[0]).await.expect("scan").len(), 1);
+    let exact = query::Filter::eq(EntityKind::Contact, "name", Value::Text(contacts[3].name.clone())).expect("filter");
+    let found = store.scan_columns(EntityKind::Contact, Some(&exact), false, &[0]).await.expect("scan");
+    assert_eq!(found, [vec![Value::Uuid(contacts[3].id.as_uuid())]]);
 }
