@@ -16,6 +16,17 @@ def text_of(path) -> list[str]:
     return [page.extract_text() for page in pypdf.PdfReader(str(path)).pages]
 
 
+def images_of(page) -> list[tuple[int, int]]:
+    """The (width, height) of each image the page draws."""
+    xobjects = page["/Resources"].get("/XObject", {})
+    out = []
+    for ref in xobjects.values():
+        obj = ref.get_object()
+        if obj["/Subtype"] == "/Image":
+            out.append((int(obj["/Width"]), int(obj["/Height"])))
+    return out
+
+
 def test_pdf_has_title_parameters_chart_and_table(tables, tmp_path):
     df = crm.analytics.report("r1_pipeline_by_stage", tables)
     path = crm.analytics.export(
@@ -38,8 +49,7 @@ def test_pdf_has_title_parameters_chart_and_table(tables, tmp_path):
     # The first row's total, as printed.
     assert str(df["total_amount"][0]) in text
     # The chart is an image on the first page.
-    images = list(first.images)
-    assert len(images) == 1 and images[0].image.size == (1600, 760)
+    assert images_of(first) == [(1600, 760)]
 
 
 def test_long_reports_page_and_say_what_is_left_out(tmp_path):
@@ -60,7 +70,7 @@ def test_pdf_without_numbers_has_no_chart_and_bad_charts_are_refused(tmp_path):
     words = pl.DataFrame({"word": ["a", "b"]})
     path = crm.analytics.export(words, tmp_path / "words.pdf")
     reader = pypdf.PdfReader(str(path))
-    assert list(reader.pages[0].images) == []
+    assert images_of(reader.pages[0]) == []
     assert "word" in reader.pages[0].extract_text()
     df = pl.DataFrame({"stage": ["a", "b"], "n": [3, 1]})
     with pytest.raises(crm.ValidationError) as e:
@@ -71,4 +81,4 @@ def test_pdf_without_numbers_has_no_chart_and_bad_charts_are_refused(tmp_path):
     assert not (tmp_path / "bad.pdf").exists()
     # A funnel draws.
     crm.analytics.export(df, tmp_path / "funnel.pdf", chart={"type": "funnel", "x": "stage", "y": ["n"]})
-    assert len(list(pypdf.PdfReader(str(tmp_path / "funnel.pdf")).pages[0].images)) == 1
+    assert len(images_of(pypdf.PdfReader(str(tmp_path / "funnel.pdf")).pages[0])) == 1
