@@ -419,7 +419,7 @@ fn check_chart(errs: &mut Errors, chart: &ChartSpec) {
     }
 }
 
-/// Reports shared with the actor, when their role may read reports at all.
+/// Live reports shared with the actor (by user, team or role).
 fn shared_filter(actor: &Actor) -> Result<Option<Filter>> {
     let kind = EntityKind::SavedReport;
     let eq = |name: &str, v: Value| -> Result<Filter> {
@@ -432,5 +432,7 @@ fn shared_filter(actor: &Actor) -> Result<Option<Filter>> {
     if let Some(team) = actor.team_id {
         any.push(eq("shared_teams", Value::Uuid(Uuid::from(team)))?);
     }
-    Ok(Some(Filter::Or(any)))
+    // Sharing shows live reports only, even to those who list deleted records.
+    let live = Filter::Cmp(Cmp { column: kind.require_column("deleted_at")?, pred: Predicate::IsNull });
+    Ok(Some(Filter::And(vec![Filter::Or(any), live])))
 }

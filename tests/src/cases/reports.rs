@@ -290,6 +290,13 @@ pub async fn saved_report_sharing_and_scope(b: &dyn TestBackend) {
         .expect("reassign");
     assert_eq!(moved.owner_id, bob.user_id);
     assert!(seen(&bob).await && !seen(&ann).await);
+    // A deleted report is not listed to those it was shared with, even with deleted records.
+    svc.delete(&rita, pipeline.id, None).await.expect("delete");
+    let with_deleted = ListQuery { include_deleted: true, ..ListQuery::new() };
+    let listed = svc.list(&bert, with_deleted.clone()).await.expect("list");
+    assert!(listed.data.iter().all(|r| r.id != pipeline.id), "deleted and only shared: not listed");
+    assert!(svc.list(&rita, with_deleted).await.expect("list").data.iter().any(|r| r.id == pipeline.id));
+    svc.restore(&rita, pipeline.id).await.expect("restore");
     // A role that may not read reports sees none, shared or not.
     let mut policy = Policy::standard();
     policy.set(Role::Manager, Resource::Reports, Action::Read, Scope::None);
