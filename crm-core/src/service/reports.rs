@@ -97,6 +97,20 @@ pub struct SavedRun {
     pub parameters: Vec<(String, String)>,
     /// The answer.
     pub frame: DataFrame,
+    /// How it is drawn: the saved chart, else the standard report's default chart
+    /// (none for a custom report without one: exports then guess from the columns).
+    pub chart: Option<ChartSpec>,
+}
+
+impl SavedRun {
+    /// What an export of this run says besides its rows: title, parameters, chart.
+    pub fn about(&self) -> crate::analytics::About {
+        crate::analytics::About {
+            title: Some(self.title.clone()),
+            parameters: self.parameters.clone(),
+            chart: self.chart.clone(),
+        }
+    }
 }
 
 /// Saved reports.
@@ -271,7 +285,8 @@ impl SavedReportService<'_> {
             }
             (None, None) => return Err(Error::internal_msg("a saved report without a definition")),
         };
-        Ok(SavedRun { title: report.name.clone(), report, name, parameters, frame })
+        let chart = report.chart.clone().or_else(|| crate::analytics::chart::standard(&name));
+        Ok(SavedRun { title: report.name.clone(), report, name, parameters, frame, chart })
     }
 
     /// The live report `id` if the actor may do `action` on it. One they only see through

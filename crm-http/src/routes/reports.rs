@@ -405,8 +405,7 @@ async fn run_saved(
     let format = wanted(last(&pairs, "format"), &headers)?;
     let params = params_of(&pairs)?;
     let run = crm.saved_reports().run(caller.actor(), SavedReportId::from(id), &params).await?;
-    let chart = run.report.chart.clone().or_else(|| analytics::chart::standard(&run.name));
-    answer(&run.frame, format, &run.name, Some(&run.title), run.parameters, chart)
+    answer(&run.frame, format, &run.name, Some(&run.title), run.parameters, run.chart)
 }
 
 async fn share(

@@ -253,6 +253,9 @@ pub async fn saved_report_sharing_and_scope(b: &dyn TestBackend) {
     let run = svc.run(&bob, pipeline.id, &Params::default()).await.expect("run");
     assert_eq!(run.title, "My pipeline");
     assert_eq!(run.name, "r1_pipeline_by_stage");
+    let chart = run.chart.clone().expect("the standard report's chart");
+    assert_eq!((chart.kind, chart.x.as_str()), (ChartKind::Bar, "stage"));
+    assert_eq!(run.about().title.as_deref(), Some("My pipeline"));
     assert_eq!(total(&run.frame), 20, "Bob's run covers Bob's deals");
     let owners = total(&svc.run(&ann, pipeline.id, &Params::default()).await.expect("run").frame);
     assert_eq!(owners, 1_000);
