@@ -56,6 +56,12 @@ pub enum Error {
     /// The input is invalid; every offending field is listed.
     #[error("validation failed: {}", display_fields(.0))]
     Validation(Vec<FieldError>),
+    /// The input does not have the shape of its type (a member missing, of the wrong JSON
+    /// type, outside an enumeration, or unknown); every offending field is listed. Where
+    /// [`Error::Validation`] says the values break a rule, this says they could not be
+    /// read at all (HTTP answers 400 rather than 422).
+    #[error("malformed input: {}", display_fields(.0))]
+    Malformed(Vec<FieldError>),
     /// No (valid) credentials.
     #[error("authentication required")]
     Unauthenticated,
@@ -99,7 +105,7 @@ impl Error {
             Error::NotFound { .. } => "not_found",
             Error::Conflict { .. } => "conflict",
             Error::VersionConflict { .. } => "version_conflict",
-            Error::Validation(_) => "validation_failed",
+            Error::Validation(_) | Error::Malformed(_) => "validation_failed",
             Error::Unauthenticated => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
@@ -135,7 +141,7 @@ impl Error {
     /// The field errors, when this is a validation error.
     pub fn field_errors(&self) -> &[FieldError] {
         match self {
-            Error::Validation(f) => f,
+            Error::Validation(f) | Error::Malformed(f) => f,
             _ => &[],
         }
     }
@@ -143,7 +149,15 @@ impl Error {
 
 /// Collects field errors so that one response can name every bad field at once.
 #[derive(Debug, Default)]
-pub struct Errors(Vec<FieldError>);
+pub struct Errors(Vec<FieldError>, Shape);
+
+/// Whether any collected error said the input could not be read ([`Error::Malformed`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    #[default]
+    Readable,
+    Malformed,
+}
 
 impl Errors {
     /// An empty collector.
@@ -161,8 +175,30 @@ impl Errors {
     pub fn absorb(&mut self, field: &str, err: Error) {
         match err {
             Error::Validation(list) => self.0.extend(list),
+            Error::Malformed(list) => {
+                self.1 = Shape::Malformed;
+                self.0.extend(list);
+            }
             other => self.add(field, other.code(), other.to_string()),
         }
+    }
+
+    /// Records the field errors of an error about a nested value under `prefix`
+    /// (`language` becomes `settings.language`); other errors are kept as an error on
+    /// `prefix`.
+    pub fn absorb_under(&mut self, prefix: &str, err: Error) {
+        let (list, shape) = match err {
+            Error::Validation(list) => (list, Shape::Readable),
+            Error::Malformed(list) => (list, Shape::Malformed),
+            other => return self.add(prefix, other.code(), other.to_string()),
+        };
+        if shape == Shape::Malformed {
+            self.1 = Shape::Malformed;
+        }
+        self.0.extend(list.into_iter().map(|mut e| {
+            e.field = format!("{prefix}.{}", e.field);
+            e
+        }));
     }
 
     /// Takes the value of a validation step, recording its error.
@@ -178,6 +214,9 @@ impl Errors {
 
     /// Records another collector's errors under `prefix` (`3` makes `email` `3.email`).
     pub fn nest(&mut self, prefix: &str, other: Errors) {
+        if other.1 == Shape::Malformed {
+            self.1 = Shape::Malformed;
+        }
         self.0.extend(other.0.into_iter().map(|mut e| {
             e.field = format!("{prefix}.{}", e.field);
             e
@@ -189,12 +228,13 @@ impl Errors {
         self.0.is_empty()
     }
 
-    /// `Ok(())` when nothing was recorded, else the validation error.
+    /// `Ok(())` when nothing was recorded, else the validation error ([`Error::Malformed`]
+    /// when any recorded error was).
     pub fn finish(self) -> Result<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Validation(self.0))
+        match (self.0.is_empty(), self.1) {
+            (true, _) => Ok(()),
+            (false, Shape::Readable) => Err(Error::Validation(self.0)),
+            (false, Shape::Malformed) => Err(Error::Malformed(self.0)),
         }
     }
 }

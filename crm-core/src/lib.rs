@@ -32,6 +32,8 @@ pub mod audit;
 pub mod auth;
 pub mod blob;
 pub mod clock;
+pub mod date_or_time;
+pub mod decode;
 pub mod error;
 pub mod ids;
 pub mod mail;
@@ -46,6 +48,7 @@ pub mod values;
 
 pub use audit::{AuditEvent, AuditHead, ChainStatus};
 pub use clock::{Clock, FakeClock, IdSource, SystemClock, V7Ids};
+pub use date_or_time::DateOrTime;
 pub use error::{Error, FieldError, Result};
 pub use ids::{CompanyId, ContactId, DealId, InteractionId, SavedReportId, TaskId, TeamId, UserId};
 pub use model::company::Company;

@@ -226,7 +226,8 @@ pub async fn seed(crm: &Crm, admin: &Actor, size: DemoSize, progress: &dyn Fn(u6
                     currency: Some((*g.pick(&["EUR", "EUR", "USD", "GBP"])).into()),
                     expected_close_date: today
                         .checked_add_signed(Duration::days(i64::try_from(g.below(180)).unwrap_or(30)))
-                        .or(NaiveDate::from_ymd_opt(2027, 1, 1)),
+                        .or(NaiveDate::from_ymd_opt(2027, 1, 1))
+                        .map(Into::into),
                     contact_ids: vec![contact],
                     company_id: company,
                     ..Default::default()
@@ -254,7 +255,7 @@ pub async fn seed(crm: &Crm, admin: &Actor, size: DemoSize, progress: &dyn Fn(u6
                     NewTask {
                         name: format!("Follow up on {}", deal.name),
                         priority: Some(*g.pick(TaskPriority::ALL)),
-                        due_date: Some(crm.now() + Duration::days(i64::try_from(g.below(30)).unwrap_or(7))),
+                        due_date: Some((crm.now() + Duration::days(i64::try_from(g.below(30)).unwrap_or(7))).into()),
                         related: Some(Related { kind: RelatedType::Deal, id: deal.id.as_uuid() }),
                         ..Default::default()
                     },

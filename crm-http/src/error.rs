@@ -24,9 +24,12 @@ pub struct Problem {
     /// Offending fields.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    /// The current version, on a version conflict.
+    /// The record as it is now, on a version conflict (when the caller may still read it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub current: Option<i64>,
+    pub current: Option<serde_json::Value>,
+    /// The record's current version, on a version conflict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
     /// The request id (filled in by the request-id middleware).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -54,15 +57,25 @@ impl ApiError {
                 code: code.to_string(),
                 errors: vec![],
                 current: None,
+                current_version: None,
                 request_id: None,
             }),
             retry_after: None,
         }
     }
 
-    /// A malformed request (bad JSON, unknown field, bad path or query).
+    /// A malformed request as a whole (bad JSON syntax, a bad path).
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "validation_failed", detail)
+    }
+
+    /// A malformed part of a request (a query parameter, a header, a body member), named
+    /// in `errors` as the client spelled it: 400.
+    pub fn bad_field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut a = Self::bad_request(message.clone());
+        a.problem.errors.push(FieldError::new(field, code, message));
+        a
     }
 
     /// The same error answered with another status (a list query's bad filter is a
@@ -72,6 +85,20 @@ impl ApiError {
         self.problem.status = status.as_u16();
         self.problem.title = status.canonical_reason().unwrap_or("Error").to_string();
         self
+    }
+
+    /// A version conflict's answer with the record as it is now (`current`), so that a
+    /// client can show what changed; other errors are left as they are.
+    pub fn with_current<T: Serialize>(mut self, record: &T) -> Self {
+        if self.problem.code == "version_conflict" {
+            self.problem.current = serde_json::to_value(record).ok();
+        }
+        self
+    }
+
+    /// True for a version conflict.
+    pub fn is_version_conflict(&self) -> bool {
+        self.problem.code == "version_conflict"
     }
 
     /// The status.
@@ -94,11 +121,16 @@ impl From<Error> for ApiError {
             }
             Error::VersionConflict { current } => {
                 let mut a = Self::new(StatusCode::CONFLICT, "version_conflict", detail);
-                a.problem.current = Some(current);
+                a.problem.current_version = Some(current);
                 a
             }
             Error::Validation(fields) => {
                 let mut a = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail);
+                a.problem.errors = fields;
+                a
+            }
+            Error::Malformed(fields) => {
+                let mut a = Self::new(StatusCode::BAD_REQUEST, "validation_failed", detail);
                 a.problem.errors = fields;
                 a
             }
@@ -131,7 +163,7 @@ impl From<JsonRejection> for ApiError {
         match r {
             JsonRejection::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "validation_failed",
+                "unsupported_media_type",
                 "send Content-Type: application/json",
             ),
             JsonRejection::BytesRejection(_) => {

@@ -90,7 +90,9 @@ where
     }
 }
 
-/// A JSON body; unknown fields, bad types and bad syntax answer 400 problem documents.
+/// A JSON body. Bad syntax answers 400; a body that does not fit the type (a member
+/// missing, of the wrong type, outside an enumeration, or unknown) answers 400 with every
+/// such field in `errors` ([`crm_core::decode::from_json`]).
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -102,9 +104,19 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
-        Ok(ApiJson(v))
+        let axum::Json(v) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        Ok(ApiJson(crm_core::decode::from_json(v)?))
     }
+}
+
+/// An optional JSON body (an empty one is `T::default()`), decoded like [`ApiJson`].
+pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    Ok(crm_core::decode::from_json(v)?)
 }
 
 /// Wraps one of axum's part extractors so that its rejection is a problem document

@@ -79,7 +79,12 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     };
     if key.is_empty() || key.len() > 255 {
-        return ApiError::bad_request("Idempotency-Key has 1 to 255 visible characters").into_response();
+        return ApiError::bad_field(
+            "Idempotency-Key",
+            "invalid_value",
+            "Idempotency-Key has 1 to 255 visible characters",
+        )
+        .into_response();
     }
     // The caller: their user id when the token is good (checked again by the handler).
     let scope = match req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {

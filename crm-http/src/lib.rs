@@ -1,6 +1,6 @@
 //! # crm-http
 //!
-//! The REST API of crm-rs (the contract is `shared/API.md`) on axum, and the
+//! The REST API of crm-rs (the contract is `docs/API.md`) on axum, and the
 //! `crm-server` binary. Handlers are thin: they parse, call a crm-core service with the
 //! caller's [`crm_core::Actor`], and map the answer; every rule lives in crm-core.
 //!
@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
     // The document the handler serves is the one of these very routes.
     let _ = DOC.set(doc.to_json().unwrap_or_default());
     let app = routes
+        .merge(routes::docs::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(middleware::from_fn_with_state(state.clone(), limit::per_ip))
@@ -246,6 +247,7 @@ fn problem_of(status: StatusCode, code: &str, detail: &str) -> Problem {
         code: code.to_string(),
         errors: vec![],
         current: None,
+        current_version: None,
         request_id: None,
     }
 }

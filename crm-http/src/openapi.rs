@@ -125,6 +125,8 @@ pub struct Spec {
     optional_auth: bool,
     params: Vec<Parameter>,
     body: Option<(RefOr<Schema>, &'static str, bool)>,
+    /// More media types the body may come in (a form upload beside a raw image).
+    other_media: Vec<(&'static str, RefOr<Schema>)>,
     example: Option<serde_json::Value>,
     links: Vec<(&'static str, HttpMethod, String)>,
     responses: Vec<Answer>,
@@ -173,6 +175,7 @@ impl Spec {
             optional_auth: false,
             params,
             body: None,
+            other_media: vec![],
             example: None,
             links: vec![],
             responses: vec![],
@@ -232,6 +235,17 @@ impl Spec {
     /// A body of raw bytes of this media type.
     pub fn bytes_body(mut self, media: &'static str) -> Self {
         self.body = Some((binary(), media, true));
+        self
+    }
+
+    /// The body may also be a `multipart/form-data` form whose part `part` is the file.
+    pub fn multipart_file(mut self, part: &str) -> Self {
+        let form = ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::Object))
+            .property(part, binary())
+            .required(part)
+            .into();
+        self.other_media.push(("multipart/form-data", form));
         self
     }
 
@@ -374,16 +388,18 @@ impl Spec {
         }
         let has_body = self.body.is_some();
         if let Some((schema, media, required)) = self.body {
-            op = op.request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(if required { Required::True } else { Required::False }))
-                    .content(media, {
-                        let mut c = Content::new(Some(schema));
-                        c.example = self.example;
-                        c
-                    })
-                    .build(),
-            ));
+            let body = RequestBodyBuilder::new()
+                .required(Some(if required { Required::True } else { Required::False }))
+                .content(media, {
+                    let mut c = Content::new(Some(schema));
+                    c.example = self.example;
+                    c
+                });
+            let body = self
+                .other_media
+                .into_iter()
+                .fold(body, |b, (media, schema)| b.content(media, Content::new(Some(schema))));
+            op = op.request_body(Some(body.build()));
         }
         let answered: Vec<u16> = self.responses.iter().map(|r| r.0).collect();
         for Answer(status, what, content, location) in self.responses {
@@ -553,6 +569,12 @@ fn problem_schema() -> RefOr<Schema> {
         .property("errors", ArrayBuilder::new().items(Ref::from_schema_name("FieldError")))
         .property(
             "current",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::new(Type::Object))
+                .description(Some("The record as it is now, on a version conflict (when the caller may read it)")),
+        )
+        .property(
+            "currentVersion",
             ObjectBuilder::new()
                 .schema_type(SchemaType::new(Type::Integer))
                 .description(Some("The record's current version, on a version conflict")),

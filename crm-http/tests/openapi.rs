@@ -1,4 +1,4 @@
-//! The OpenAPI document at `/api/openapi.json` against the contract (`shared/API.md`,
+//! The OpenAPI document at `/api/openapi.json` against the contract (`docs/API.md`,
 //! written out below) and against the router itself: a route the router answers but the
 //! document lacks, or the other way round, fails.
 

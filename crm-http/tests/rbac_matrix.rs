@@ -115,7 +115,9 @@ async fn every_route_answers_every_role_as_the_table_says() {
         (Method::GET, "/api/users".into(), None, [401, 200, 200, 200, 200, 200]),
         (Method::GET, format!("/api/users/{}", w.user_id), None, [401, 200, 404, 404, 200, 200]),
         (Method::GET, format!("/api/users/{}/settings", w.user_id), None, [401, 200, 404, 404, 403, 200]),
-        (Method::GET, format!("/api/users/{}/logs", w.user_id), None, [401, 200, 200, 200, 200, 200]),
+        // Another user's activity: out of sight is 404; a manager sees the user but not
+        // their activity (403); an admin reads it.
+        (Method::GET, format!("/api/users/{}/logs", w.user_id), None, [401, 200, 404, 404, 403, 200]),
         (Method::GET, format!("/api/teams/{}", w.team_a), None, [401, 200, 200, 404, 200, 200]),
         (Method::POST, "/api/teams".into(), Some(json!({"name": "T-{n}"})), [401, 403, 403, 403, 403, 201]),
     ];

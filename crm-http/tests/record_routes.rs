@@ -87,7 +87,7 @@ async fn contacts_crud_scope_versions_and_lists() {
     let stale =
         app.with_headers(Method::PUT, &path, &w.rep, &[("if-match", "\"7\"")], json!({"jobTitle": "CTO"})).await;
     assert_problem(&stale, StatusCode::CONFLICT, "version_conflict");
-    assert_eq!(stale.body["current"], 1);
+    assert_eq!(stale.body["currentVersion"], 1);
     let ok = app.with_headers(Method::PATCH, &path, &w.rep, &[("if-match", "\"1\"")], json!({"jobTitle": "CTO"})).await;
     assert_eq!((ok.status, ok.body["version"].clone()), (StatusCode::OK, json!(2)));
     let body_version = app.call(Method::PUT, &path, Some(&w.rep), Some(json!({"jobTitle": "CEO", "version": 1}))).await;

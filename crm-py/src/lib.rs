@@ -23,7 +23,7 @@ static ALLOC: PolarsAllocator = PolarsAllocator::new();
 /// and, for validation errors, the offending fields.
 fn raise(py: Python<'_>, e: crm_core::Error) -> PyErr {
     let class = match &e {
-        crm_core::Error::Validation(_) => "ValidationError",
+        crm_core::Error::Validation(_) | crm_core::Error::Malformed(_) => "ValidationError",
         crm_core::Error::NotFound { .. } => "NotFoundError",
         crm_core::Error::Conflict { .. } | crm_core::Error::VersionConflict { .. } => "ConflictError",
         crm_core::Error::Unauthenticated | crm_core::Error::Forbidden(_) => "PermissionDeniedError",

@@ -161,8 +161,9 @@ def test_bad_specs_name_every_field(tables):
         )
     assert [f["field"] for f in e.value.fields] == ["join.0", "groupBy.0.bucket", "aggregates.0.fn", "limit"]
     assert isinstance(e.value, ValueError)
-    with pytest.raises(crm.ValidationError, match="not a report spec"):
+    with pytest.raises(crm.ValidationError, match="'mode' is not allowed") as e:
         crm.analytics.custom({"source": "deals", "aggregates": [{"fn": "mode"}]}, tables)
+    assert [(f["field"], f["code"]) for f in e.value.fields] == [("aggregates.0.fn", "invalid_value")]
     with pytest.raises(crm.ValidationError, match="unknown field"):
         crm.analytics.custom({"source": "deals", "aggregate": []}, tables)
     with pytest.raises(crm.ValidationError, match="not plain JSON"):

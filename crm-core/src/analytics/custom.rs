@@ -169,8 +169,9 @@ impl AggFn {
 impl ReportSpec {
     /// Reads a spec from JSON; a malformed one is a validation error.
     pub fn from_json(json: &str) -> Result<Self> {
-        serde_json::from_str(json)
-            .map_err(|e| Error::invalid("spec", "invalid_format", format!("not a report spec: {e}")))
+        let v: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Error::invalid("spec", "invalid_format", format!("not a report spec: {e}")))?;
+        crate::decode::from_json(v)
     }
 }
 

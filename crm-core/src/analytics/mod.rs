@@ -1,5 +1,5 @@
 //! The analytics engine (cargo feature `analytics`, on polars' lazy API): the standard
-//! reports of `shared/analytics/REPORTS.md` over the six analytics tables — companies,
+//! reports of `docs/REPORTS.md` over the six analytics tables — companies,
 //! contacts, deals, deal_stage_history, interactions, tasks — given as DataFrames.
 //!
 //! All eight standard reports are here, custom reports ([`custom`]) and the store

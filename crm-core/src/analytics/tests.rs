@@ -590,10 +590,15 @@ fn custom_specs_are_validated_field_by_field() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("closed_won"), "{e}");
-    // Malformed JSON, unknown keys and unknown functions name the problem.
-    for bad in [r#"{"source": "deals", "aggregates": [{"fn": "mode"}]}"#, r#"{"source": "deals", "colour": 1}"#, "{"] {
+    // Malformed JSON, unknown keys and unknown functions name the problem, by field where
+    // there is one.
+    for (bad, field) in [
+        (r#"{"source": "deals", "aggregates": [{"fn": "mode"}]}"#, "aggregates.0.fn"),
+        (r#"{"source": "deals", "colour": 1}"#, "colour"),
+        ("{", "spec"),
+    ] {
         let e = ReportSpec::from_json(bad).unwrap_err();
-        assert_eq!(field_errors(&e), ["spec"], "{e}");
+        assert_eq!(field_errors(&e), [field], "{e}");
     }
     // A spec survives a round trip through JSON.
     let spec = ReportSpec::from_json(

@@ -9,7 +9,7 @@ use crate::ids::{SavedReportId, TeamId, UserId};
 use crate::policy::{Actor, Ownership, Role};
 use crate::schema::{Column, ColumnType as T, EntityKind};
 
-/// The standard reports of `shared/analytics/REPORTS.md`, by name.
+/// The standard reports of `docs/REPORTS.md`, by name.
 pub const STANDARD_REPORTS: [&str; 8] = [
     "r1_pipeline_by_stage",
     "r2_forecast_by_month",
@@ -44,14 +44,16 @@ pub fn standard_title(name: &str) -> Option<&'static str> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StandardParams {
-    /// The reference time (default: the latest `created_at` of a live deal).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The reference time (default: the latest `created_at` of a live deal); a date means
+    /// its midnight UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::date_or_time::option_utc")]
     pub as_of: Option<DateTime<Utc>>,
     /// The end of the forecast, exclusive (default: `asOf` + 12 months).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast_end: Option<NaiveDate>,
-    /// The start of the engagement window (default: `asOf` − 90 days).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The start of the engagement window (default: `asOf` − 90 days); a date means its
+    /// midnight UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::date_or_time::option_utc")]
     pub engagement_start: Option<DateTime<Utc>>,
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Errors, Result};
+use crate::error::{Errors, Result};
 use crate::model::JsonObject;
 
 /// The events a user can be notified of.
@@ -94,8 +94,7 @@ impl UserSettings {
     /// Validated settings from client input (a whole or partial object): unknown keys,
     /// events, channels, languages, time zones and options are refused, all at once.
     pub fn parse(input: &JsonObject) -> Result<Self> {
-        let s: UserSettings = serde_json::from_value(serde_json::Value::Object(input.clone()))
-            .map_err(|e| Error::invalid("settings", "invalid_value", format!("settings: {e}")))?;
+        let s: UserSettings = crate::decode::from_json(serde_json::Value::Object(input.clone()))?;
         s.validate()?;
         Ok(s)
     }

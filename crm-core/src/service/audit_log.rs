@@ -4,10 +4,11 @@ use uuid::Uuid;
 
 use super::Crm;
 use crate::audit::AuditEvent;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::UserId;
+use crate::model::user::User;
 use crate::model::Record;
-use crate::policy::{Action, Actor};
+use crate::policy::{Action, Actor, Ownership, Resource};
 use crate::query::{and_opt, Cmp, Direction, Filter, ListQuery, Page, Predicate, SortKey};
 use crate::schema::{EntityKind, Value};
 
@@ -36,8 +37,25 @@ impl AuditService<'_> {
         self.crm.list_page(actor, EntityKind::AuditEvent, query, newest_first(), None, None).await
     }
 
-    /// The activity of one user (self, or an admin asking).
+    /// The activity of one user: anyone may read their own; reading another's takes a
+    /// role whose audit scope covers that user (admins: everyone; by default managers see
+    /// their own only). A user the actor cannot read is not found; one they can read but
+    /// whose activity is beyond them is forbidden.
     pub async fn for_user(&self, actor: &Actor, user: UserId, query: ListQuery) -> Result<Page<AuditEvent>> {
+        if user != actor.user_id {
+            let not_found = || Error::NotFound { entity: "user" };
+            // The activity of a deactivated or erased account stays readable to those whose
+            // scope covers it.
+            let target: User = self.crm.load(user.as_uuid()).await?.ok_or_else(not_found)?;
+            let own = Ownership { owner: Some(target.id), team: target.team_id, assignee: None };
+            if !self.crm.policy().scope(actor.role, Resource::Audit, Action::Read).covers(actor, &own) {
+                self.crm.authorized::<User>(actor, user.as_uuid(), Action::Read).await?;
+                return Err(Error::forbidden(format!(
+                    "role {} may not read another user's activity",
+                    actor.role.as_str()
+                )));
+            }
+        }
         self.crm
             .list_page(actor, EntityKind::AuditEvent, query, newest_first(), eq("actor_id", user.as_uuid()), None)
             .await

@@ -1,12 +1,13 @@
 //! The deals service: pipeline stages, probabilities, line items and stage history.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::input::{self, nullable};
 use super::records::check_version;
 use super::Crm;
+use crate::date_or_time::DateOrTime;
 use crate::error::{Errors, Result};
 use crate::ids::{CompanyId, ContactId, DealId, UserId};
 use crate::model::company::Company;
@@ -61,9 +62,11 @@ pub struct NewDeal {
     /// Win probability in percent (default: the stage's).
     #[serde(default)]
     pub probability: Option<i64>,
-    /// Expected close date.
+    /// Expected close date (`YYYY-MM-DD`; a time is taken as its day in the caller's
+    /// time zone).
     #[serde(default)]
-    pub expected_close_date: Option<NaiveDate>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<NaiveDate>))]
+    pub expected_close_date: Option<DateOrTime>,
     /// Contacts involved, the primary first.
     #[serde(default)]
     pub contact_ids: Vec<ContactId>,
@@ -108,9 +111,11 @@ pub struct DealPatch {
     /// Probability.
     #[serde(default)]
     pub probability: Option<i64>,
-    /// Expected close date.
+    /// Expected close date (`YYYY-MM-DD`, or a time: its day in the caller's time zone);
+    /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
-    pub expected_close_date: Option<Option<NaiveDate>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<NaiveDate>))]
+    pub expected_close_date: Option<Option<DateOrTime>>,
     /// Contacts (replace).
     #[serde(default)]
     pub contact_ids: Option<Vec<ContactId>>,
@@ -272,6 +277,7 @@ impl DealService<'_> {
         let (owner_id, team_id) =
             crm.resolve_owner(actor, Resource::Deals, Action::Create, input.owner_id, &mut errs).await?;
         errs.finish()?;
+        let expected_close_date = crm.day(actor, input.expected_close_date).await?;
         let now = crm.now();
         let deal = Deal {
             id: DealId(crm.new_id(now)),
@@ -281,7 +287,7 @@ impl DealService<'_> {
             currency,
             stage,
             probability,
-            expected_close_date: input.expected_close_date,
+            expected_close_date,
             closed_at: stage.is_closed().then_some(now),
             stage_changed_at: now,
             contact_ids,
@@ -333,7 +339,7 @@ impl DealService<'_> {
             d.currency = errs.take("currency", Currency::parse(&c)).unwrap_or(d.currency);
         }
         if let Some(x) = patch.expected_close_date {
-            d.expected_close_date = x;
+            d.expected_close_date = crm.day(actor, x).await?;
         }
         if let Some(items) = patch.products {
             d.products = line_items(&mut errs, items);

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::input::{self, nullable};
 use super::records::check_version;
 use super::Crm;
+use crate::date_or_time::DateOrTime;
 use crate::error::{Errors, Result};
 use crate::ids::{ContactId, DealId, InteractionId};
 use crate::model::contact::Contact;
@@ -24,9 +25,10 @@ pub struct NewInteraction {
     pub contact_id: ContactId,
     /// Kind.
     pub kind: InteractionKind,
-    /// When (default: now; not more than a day ahead).
+    /// When (default: now; not more than a day ahead): an RFC 3339 time, or a date meaning
+    /// the start of that day in the caller's time zone.
     #[serde(default)]
-    pub occurred_at: Option<DateTime<Utc>>,
+    pub occurred_at: Option<DateOrTime>,
     /// The deal it was about.
     #[serde(default)]
     pub deal_id: Option<DealId>,
@@ -46,9 +48,10 @@ pub struct InteractionPatch {
     /// Kind.
     #[serde(default)]
     pub kind: Option<InteractionKind>,
-    /// When.
+    /// When: an RFC 3339 time, or a date meaning the start of that day in the caller's
+    /// time zone.
     #[serde(default)]
-    pub occurred_at: Option<DateTime<Utc>>,
+    pub occurred_at: Option<DateOrTime>,
     /// Subject.
     #[serde(default, deserialize_with = "nullable")]
     pub subject: Option<Option<String>>,
@@ -86,7 +89,8 @@ impl InteractionService<'_> {
         let subject = input::text(&mut errs, "subject", input.subject, 500, false);
         let body = input::text(&mut errs, "body", input.body, 100_000, true);
         let now = crm.now();
-        let occurred_at = self.check_time(&mut errs, input.occurred_at.unwrap_or(now));
+        let occurred_at = crm.moment(actor, input.occurred_at, false).await?.unwrap_or(now);
+        let occurred_at = self.check_time(&mut errs, occurred_at);
         errs.finish()?;
         let it = Interaction {
             id: InteractionId(crm.new_id(now)),
@@ -124,7 +128,7 @@ impl InteractionService<'_> {
         if let Some(k) = patch.kind {
             it.kind = k;
         }
-        if let Some(at) = patch.occurred_at {
+        if let Some(at) = crm.moment(actor, patch.occurred_at, false).await? {
             it.occurred_at = self.check_time(&mut errs, at);
         }
         if let Some(s) = patch.subject {

@@ -1,6 +1,7 @@
 //! The machinery every aggregate's service shares: scoped loads and lists, and the
 //! insert/update/delete/restore/purge write paths with their audit and outbox events.
 
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value as Json};
 use uuid::Uuid;
 
@@ -84,6 +85,37 @@ impl Crm {
         }
         self.policy().authorize_record(actor, kind.resource(), action, &rec.ownership(), kind.name())?;
         Ok(rec)
+    }
+
+    /// The time zone the actor's bare dates are read in: their settings' `timezone`, else
+    /// UTC. Read only when a date needs it.
+    pub(crate) async fn time_zone_of(&self, actor: &Actor) -> Result<chrono_tz::Tz> {
+        let user = self.load::<User>(actor.user_id.as_uuid()).await?;
+        Ok(user
+            .map(|u| crate::model::settings::UserSettings::from_stored(&u.settings).timezone)
+            .and_then(|tz| tz.parse().ok())
+            .unwrap_or(chrono_tz::Tz::UTC))
+    }
+
+    /// The moment a picked date or time means, for the actor: a bare date is read in
+    /// their time zone, at its end (`end_of_day`: deadlines) or its start.
+    pub(crate) async fn moment(
+        &self,
+        actor: &Actor,
+        when: Option<crate::DateOrTime>,
+        end_of_day: bool,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let Some(w) = when else { return Ok(None) };
+        let tz = if w.is_date() { self.time_zone_of(actor).await? } else { chrono_tz::Tz::UTC };
+        Ok(Some(if end_of_day { w.end_of_day_in(tz) } else { w.start_of_day_in(tz) }))
+    }
+
+    /// The calendar day a picked date or time means, for the actor (a time's day in their
+    /// time zone).
+    pub(crate) async fn day(&self, actor: &Actor, when: Option<crate::DateOrTime>) -> Result<Option<NaiveDate>> {
+        let Some(w) = when else { return Ok(None) };
+        let tz = if w.is_date() { chrono_tz::Tz::UTC } else { self.time_zone_of(actor).await? };
+        Ok(Some(w.date_in(tz)))
     }
 
     /// Records an error on `field` unless `id` names a live record the actor may read.

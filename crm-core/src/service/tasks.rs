@@ -1,12 +1,12 @@
 //! The tasks service: assignment and completion.
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::input::{self, nullable};
 use super::records::check_version;
 use super::Crm;
+use crate::date_or_time::DateOrTime;
 use crate::error::{Errors, Result};
 use crate::ids::{TaskId, UserId};
 use crate::model::company::Company;
@@ -29,9 +29,10 @@ pub struct NewTask {
     /// Details.
     #[serde(default)]
     pub description: Option<String>,
-    /// Due.
+    /// Due: an RFC 3339 time, or a date (`2030-01-15`) meaning the end of that day in
+    /// the caller's time zone.
     #[serde(default)]
-    pub due_date: Option<DateTime<Utc>>,
+    pub due_date: Option<DateOrTime>,
     /// Priority (default `medium`).
     #[serde(default)]
     pub priority: Option<TaskPriority>,
@@ -60,9 +61,10 @@ pub struct TaskPatch {
     /// Description.
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
-    /// Due.
+    /// Due: an RFC 3339 time, or a date meaning the end of that day in the caller's time
+    /// zone; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
-    pub due_date: Option<Option<DateTime<Utc>>>,
+    pub due_date: Option<Option<DateOrTime>>,
     /// Priority.
     #[serde(default)]
     pub priority: Option<TaskPriority>,
@@ -128,13 +130,14 @@ impl TaskService<'_> {
         let (owner_id, team_id) =
             crm.resolve_owner(actor, Resource::Tasks, Action::Create, input.owner_id, &mut errs).await?;
         errs.finish()?;
+        let due_date = crm.moment(actor, input.due_date, true).await?;
         let now = crm.now();
         let status = input.status.unwrap_or(TaskStatus::Open);
         let task = Task {
             id: TaskId(crm.new_id(now)),
             name,
             description,
-            due_date: input.due_date.map(crate::clock::truncate_ms),
+            due_date: due_date.map(crate::clock::truncate_ms),
             priority: input.priority.unwrap_or(TaskPriority::Medium),
             status,
             assigned_user: input.assigned_user,
@@ -173,7 +176,7 @@ impl TaskService<'_> {
             t.description = input::text(&mut errs, "description", d, 10_000, true);
         }
         if let Some(d) = patch.due_date {
-            t.due_date = d.map(crate::clock::truncate_ms);
+            t.due_date = crm.moment(actor, d, true).await?.map(crate::clock::truncate_ms);
         }
         if let Some(p) = patch.priority {
             t.priority = p;

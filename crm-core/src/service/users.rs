@@ -1,11 +1,11 @@
 //! The users service: accounts, roles and teams. Authentication flows build on it.
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::input::{self, nullable};
 use super::records::check_version;
 use super::Crm;
+use crate::date_or_time::DateOrTime;
 use crate::error::{Error, Errors, Result};
 use crate::ids::{TeamId, UserId};
 use crate::mail::MailTemplate;
@@ -280,8 +280,9 @@ impl UserService<'_> {
             u.team_id = t;
         }
         if let Some(s) = patch.settings {
-            if let Some(merged) = errs.take("settings", merged_settings(&before, s)) {
-                u.settings = merged;
+            match merged_settings(&before, s) {
+                Ok(merged) => u.settings = merged,
+                Err(e) => errs.absorb_under("settings", e),
             }
         }
         errs.finish()?;
@@ -318,11 +319,13 @@ impl UserService<'_> {
         &self,
         actor: &Actor,
         id: UserId,
-        until: Option<DateTime<Utc>>,
+        until: Option<DateOrTime>,
         reason: Option<String>,
     ) -> Result<User> {
         let crm = self.crm;
         actor.require_role(Role::Admin)?;
+        // A bare date: the account is usable again from the start of that day.
+        let until = crm.moment(actor, until, false).await?;
         if id == actor.user_id {
             return Err(Error::forbidden("nobody suspends their own account"));
         }
@@ -606,6 +609,10 @@ impl UserService<'_> {
     pub async fn restore(&self, actor: &Actor, id: UserId) -> Result<User> {
         let crm = self.crm;
         let before: User = crm.authorized(actor, id.as_uuid(), Action::Restore).await?;
+        if before.status == UserStatus::Erased {
+            // Erasure is final: the personal data is gone and the address a placeholder.
+            return Err(Error::Conflict { message: "an erased account cannot be restored".into(), field: None });
+        }
         if !before.meta.is_deleted() {
             return Ok(before);
         }

@@ -288,11 +288,7 @@ async fn logout(
     MaybeCaller(caller): MaybeCaller,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let body: LogoutBody = if body.iter().all(u8::is_ascii_whitespace) {
-        LogoutBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| crate::error::ApiError::bad_request(e.to_string()))?
-    };
+    let body: LogoutBody = crate::extract::optional_json(&body)?;
     match (body.refresh_token, caller) {
         (Some(t), _) => crm.auth().logout(&t, meta).await?,
         (None, Some(c)) => crm.auth().logout_session(&c).await?,

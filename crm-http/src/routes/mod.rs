@@ -1,6 +1,7 @@
 //! The routes, by area.
 
 pub mod auth;
+pub mod docs;
 pub mod health;
 pub mod records;
 pub mod reports;

@@ -26,10 +26,11 @@ const LIST_PARAMS: [&str; 7] = ["filter", "q", "sort", "after", "limit", "includ
 pub fn list_query(kind: EntityKind, pairs: &[(String, String)]) -> ApiResult<ListQuery> {
     for (k, _) in pairs {
         if !LIST_PARAMS.contains(&k.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "unknown query parameter '{k}'; lists take {}",
-                LIST_PARAMS.join(", ")
-            )));
+            return Err(ApiError::bad_field(
+                k.clone(),
+                "unknown_field",
+                format!("unknown query parameter '{k}'; lists take {}", LIST_PARAMS.join(", ")),
+            ));
         }
     }
     let get = |name: &str| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -102,16 +103,44 @@ pub fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     let Some(v) = headers.get(axum::http::header::IF_MATCH) else { return Ok(None) };
     let s = v.to_str().unwrap_or_default().trim();
     let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
-    s.parse::<i64>()
-        .map(Some)
-        .map_err(|_| ApiError::bad_request(format!("If-Match takes a record version, like \"3\" (got {s:?})")))
+    s.parse::<i64>().map(Some).map_err(|_| {
+        ApiError::bad_field(
+            "If-Match",
+            "invalid_value",
+            format!("If-Match takes a record version, like \"3\" (got {s:?})"),
+        )
+    })
 }
 
 /// The version to check: `If-Match`, else the body's `version`; both must agree.
 pub fn expected_version(headers: &HeaderMap, body: Option<i64>) -> ApiResult<Option<i64>> {
     match (if_match(headers)?, body) {
-        (Some(h), Some(b)) if h != b => Err(ApiError::bad_request("If-Match and the body's version differ")),
+        (Some(h), Some(b)) if h != b => {
+            Err(ApiError::bad_field("version", "invalid_value", "If-Match and the body's version differ"))
+        }
         (h, b) => Ok(h.or(b)),
+    }
+}
+
+/// A write's answer; a version conflict carries the record as it is now (`current`,
+/// read with the caller's rights: omitted when they may no longer read it).
+pub async fn or_current<T, C, F>(answer: crm_core::Result<T>, now: impl FnOnce() -> F) -> ApiResult<T>
+where
+    C: serde::Serialize,
+    F: std::future::Future<Output = crm_core::Result<C>>,
+{
+    match answer {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let e = ApiError::from(e);
+            if !e.is_version_conflict() {
+                return Err(e);
+            }
+            match now().await {
+                Ok(current) => Err(e.with_current(&current)),
+                Err(_) => Err(e),
+            }
+        }
     }
 }
 
@@ -234,7 +263,9 @@ macro_rules! record_routes {
                 ApiJson(mut patch): ApiJson<$patch>,
             ) -> ApiResult<Json<$rec>> {
                 patch.version = expected_version(&headers, patch.version)?;
-                Ok(Json(crm.$svc().update(caller.actor(), <$id>::from(id), patch).await?))
+                let (actor, id) = (caller.actor(), <$id>::from(id));
+                let answer = crm.$svc().update(actor, id, patch).await;
+                Ok(Json(or_current(answer, || async { crm.$svc().get(actor, id).await }).await?))
             }
 
             async fn remove(
@@ -243,7 +274,9 @@ macro_rules! record_routes {
                 ApiPath(id): ApiPath<Uuid>,
                 headers: HeaderMap,
             ) -> ApiResult<StatusCode> {
-                crm.$svc().delete(caller.actor(), <$id>::from(id), if_match(&headers)?).await?;
+                let (actor, id) = (caller.actor(), <$id>::from(id));
+                let answer = crm.$svc().delete(actor, id, if_match(&headers)?).await;
+                or_current(answer, || async { crm.$svc().get(actor, id).await }).await?;
                 Ok(StatusCode::NO_CONTENT)
             }
 

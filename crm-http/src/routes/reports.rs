@@ -295,7 +295,11 @@ fn wanted(format: Option<&str>, headers: &HeaderMap) -> ApiResult<Wanted> {
             "svg" => Ok(Wanted::Chart(ImageFormat::Svg)),
             "png" => Ok(Wanted::Chart(ImageFormat::Png)),
             other => Format::parse(other).map(Wanted::File).map_err(|_| {
-                ApiError::bad_request(format!("'{f}' is not a report format: json, csv, parquet, xlsx, pdf, svg, png"))
+                ApiError::bad_field(
+                    "format",
+                    "invalid_value",
+                    format!("'{f}' is not a report format: json, csv, parquet, xlsx, pdf, svg, png"),
+                )
             }),
         };
     }
@@ -317,12 +321,16 @@ fn wanted(format: Option<&str>, headers: &HeaderMap) -> ApiResult<Wanted> {
 
 fn only(pairs: &[(String, String)], allowed: &[&str]) -> ApiResult<()> {
     match pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-        Some((k, _)) if allowed.is_empty() => {
-            Err(ApiError::bad_request(format!("unknown query parameter '{k}'; this takes none")))
-        }
-        Some((k, _)) => {
-            Err(ApiError::bad_request(format!("unknown query parameter '{k}'; this takes {}", allowed.join(", "))))
-        }
+        Some((k, _)) if allowed.is_empty() => Err(ApiError::bad_field(
+            k.clone(),
+            "unknown_field",
+            format!("unknown query parameter '{k}'; this takes none"),
+        )),
+        Some((k, _)) => Err(ApiError::bad_field(
+            k.clone(),
+            "unknown_field",
+            format!("unknown query parameter '{k}'; this takes {}", allowed.join(", ")),
+        )),
         None => Ok(()),
     }
 }

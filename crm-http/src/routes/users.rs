@@ -3,22 +3,21 @@
 //! unsuspend, erase).
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post, put};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use crm_core::audit::AuditEvent;
 use crm_core::model::settings::UserSettings;
 use crm_core::model::JsonObject;
 use crm_core::query::quote;
 use crm_core::service::{NewUser, UserPatch};
-use crm_core::{Crm, EntityKind, Page, UserId};
+use crm_core::{Crm, DateOrTime, EntityKind, Page, UserId};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::records::{expected_version, if_match, list_query};
+use super::records::{expected_version, if_match, list_query, or_current};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::openapi::{list_params, query_param, Api, Spec};
@@ -107,8 +106,9 @@ pub fn api() -> Api {
             get(logs),
         )
         .op(
-            Spec::put("/api/users/{id}/avatar", T, "Upload a profile picture (PNG, JPEG or WebP, up to 5 MB)")
+            Spec::put("/api/users/{id}/avatar", T, "Upload a profile picture (PNG, JPEG or WebP, up to 5 MB): the image as the body, or a form with the file in part `file`")
                 .bytes_body("image/*")
+                .multipart_file("file")
                 .ok::<UserView>("The user"),
             put(set_avatar).layer(DefaultBodyLimit::max(crm_core::blob::avatar::MAX_BYTES + 64 * 1024)),
         )
@@ -198,23 +198,47 @@ async fn update(
     ApiJson(mut body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<UserView>> {
     let id = UserId(id);
-    let text = |v: serde_json::Value, field: &str| match v {
-        serde_json::Value::String(s) => Ok(s),
-        _ => Err(ApiError::bad_request(format!("{field} is a string"))),
+    // The members that are not the profile's are read here; every bad member (theirs and
+    // the profile's) is named in one answer.
+    let mut errs = crm_core::error::Errors::new();
+    let mut text = |field: &str, body: &mut serde_json::Map<String, serde_json::Value>| match body.remove(field) {
+        None => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(other) => {
+            errs.absorb(
+                field,
+                crm_core::Error::Malformed(vec![crm_core::FieldError::new(
+                    field,
+                    "invalid_type",
+                    format!("expected a string, got {}", json_kind(&other)),
+                )]),
+            );
+            None
+        }
     };
-    let password = body.remove("password").map(|v| text(v, "password")).transpose()?;
-    let current = body.remove("currentPassword").map(|v| text(v, "currentPassword")).transpose()?;
+    let password = text("password", &mut body);
+    let current = text("currentPassword", &mut body);
     let picture = body.remove("profilePicture");
-    let mut patch: UserPatch =
-        serde_json::from_value(serde_json::Value::Object(body)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if picture.as_ref().is_some_and(|p| !p.is_null()) {
+        errs.absorb(
+            "profilePicture",
+            crm_core::Error::Malformed(vec![crm_core::FieldError::new(
+                "profilePicture",
+                "invalid_value",
+                "profilePicture takes null here (it removes the picture); upload a picture to /avatar",
+            )]),
+        );
+    }
+    if current.is_some() && password.is_none() {
+        errs.add("currentPassword", "invalid_value", "currentPassword goes with password");
+    }
+    let patch = errs.take("", crm_core::decode::from_json::<UserPatch>(serde_json::Value::Object(body)));
+    errs.finish()?;
+    let Some(mut patch) = patch else { return Err(ApiError::bad_request("the body is not a user update")) };
     patch.version = expected_version(&headers, patch.version)?;
     let actor = caller.actor();
-    match picture {
-        None => {}
-        Some(serde_json::Value::Null) => {
-            crm.users().remove_avatar(actor, id).await?;
-        }
-        Some(_) => return Err(ApiError::bad_request("profilePicture takes null here; upload a picture to /avatar")),
+    if picture.is_some() {
+        crm.users().remove_avatar(actor, id).await?;
     }
     if let Some(p) = password {
         if id == actor.user_id {
@@ -223,20 +247,56 @@ async fn update(
                     crm_core::Error::invalid("currentPassword", "required", "your current password is needed").into()
                 );
             };
-            crm.auth().change_password(&caller.0, &current, &p).await?;
+            // The client sent `password`: errors name that, not the service's `newPassword`.
+            crm.auth()
+                .change_password(&caller.0, &current, &p)
+                .await
+                .map_err(|e| renamed(e, "newPassword", "password"))?;
         } else {
             crm.users().set_password(actor, id, &p).await?;
         }
-    } else if current.is_some() {
-        return Err(ApiError::bad_request("currentPassword goes with password"));
     }
     let untouched = patch.username.is_none()
         && patch.email.is_none()
         && patch.role.is_none()
         && patch.team_id.is_none()
         && patch.settings.is_none();
-    let user = if untouched { crm.users().get(actor, id).await? } else { crm.users().update(actor, id, patch).await? };
+    let user = if untouched {
+        crm.users().get(actor, id).await?
+    } else {
+        let answer = crm.users().update(actor, id, patch).await;
+        or_current(answer, || async { crm.users().get(actor, id).await.map(UserView::from) }).await?
+    };
     Ok(Json(user.into()))
+}
+
+/// The JSON type of a value, in words.
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The same error with field `from` named `to`.
+fn renamed(e: crm_core::Error, from: &str, to: &str) -> crm_core::Error {
+    let rename = |mut list: Vec<crm_core::FieldError>| {
+        for f in &mut list {
+            if f.field == from {
+                f.field = to.to_string();
+            }
+        }
+        list
+    };
+    match e {
+        crm_core::Error::Validation(list) => crm_core::Error::Validation(rename(list)),
+        crm_core::Error::Malformed(list) => crm_core::Error::Malformed(rename(list)),
+        other => other,
+    }
 }
 
 async fn deactivate(
@@ -245,7 +305,9 @@ async fn deactivate(
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    crm.users().deactivate(caller.actor(), UserId(id), if_match(&headers)?).await?;
+    let (actor, id) = (caller.actor(), UserId(id));
+    let answer = crm.users().deactivate(actor, id, if_match(&headers)?).await;
+    or_current(answer, || async { crm.users().get(actor, id).await.map(UserView::from) }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -256,8 +318,10 @@ async fn restore(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uu
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SuspendBody {
+    /// When the suspension ends: an RFC 3339 time, or a date (the account is usable
+    /// again from the start of that day, in the admin's time zone). None: for good.
     #[serde(default)]
-    until: Option<DateTime<Utc>>,
+    until: Option<DateOrTime>,
     #[serde(default)]
     reason: Option<String>,
 }
@@ -288,11 +352,7 @@ async fn erase(
     ApiPath(id): ApiPath<Uuid>,
     body: Bytes,
 ) -> ApiResult<Json<UserView>> {
-    let b: EraseBody = if body.iter().all(u8::is_ascii_whitespace) {
-        EraseBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?
-    };
+    let b: EraseBody = crate::extract::optional_json(&body)?;
     Ok(Json(crm.users().erase(caller.actor(), UserId(id), b.reassign_to).await?.into()))
 }
 
@@ -343,9 +403,54 @@ async fn set_avatar(
     State(crm): State<Crm>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
-    body: Bytes,
+    req: Request,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(crm.users().set_avatar(caller.actor(), UserId(id), body.to_vec()).await?.into()))
+    let image = uploaded_file(req).await?;
+    Ok(Json(crm.users().set_avatar(caller.actor(), UserId(id), image).await?.into()))
+}
+
+/// The file of an upload: the body itself, or, from a browser form
+/// (`multipart/form-data`), the part named `file` (else the first part with a file name).
+async fn uploaded_file(req: Request) -> ApiResult<Vec<u8>> {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    if !multipart {
+        let body = Bytes::from_request(req, &()).await.map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+            _ => ApiError::bad_request(e.body_text()),
+        })?;
+        return Ok(body.to_vec());
+    }
+    let bad_form = |e: axum::extract::multipart::MultipartError| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        _ => ApiError::bad_field("file", "invalid_value", format!("the form cannot be read: {}", e.body_text())),
+    };
+    let mut form = Multipart::from_request(req, &()).await.map_err(|e| {
+        ApiError::bad_field("file", "invalid_value", format!("the form cannot be read: {}", e.body_text()))
+    })?;
+    let mut first_file: Option<Vec<u8>> = None;
+    while let Some(part) = form.next_field().await.map_err(bad_form)? {
+        let named_file = part.name() == Some("file");
+        let has_file_name = part.file_name().is_some();
+        if !named_file && (!has_file_name || first_file.is_some()) {
+            continue;
+        }
+        let bytes = part.bytes().await.map_err(bad_form)?.to_vec();
+        if named_file {
+            return Ok(bytes);
+        }
+        first_file = Some(bytes);
+    }
+    first_file.ok_or_else(|| {
+        ApiError::bad_field("file", "required", "the form has no file: send the picture in a part named file")
+    })
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the picture is larger than 5 MB")
 }
 
 async fn avatar(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<impl IntoResponse> {

@@ -222,7 +222,7 @@ pub async fn store_scans_in_bulk(b: &dyn TestBackend) {
                 1 => vec![contacts[1].id, contacts[3].id],
                 _ => vec![contacts[3].id],
             },
-            expected_close_date: chrono::NaiveDate::from_ymd_opt(2026, 3, 1 + i as u32),
+            expected_close_date: chrono::NaiveDate::from_ymd_opt(2026, 3, 1 + i as u32).map(Into::into),
             ..Default::default()
         };
         let deal = h.crm.deals().create(who, d).await.expect("deal");

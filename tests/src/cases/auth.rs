@@ -347,7 +347,7 @@ pub async fn suspended_users_live_token_is_rejected(b: &dyn TestBackend) {
     let pair = login(&h, "sid").await;
     h.crm.auth().authenticate(&pair.access_token, meta()).await.expect("auth");
     let until = h.crm.now() + Duration::days(1);
-    let suspended = h.crm.users().suspend(&h.admin, user.id, Some(until), Some("policy review".into())).await;
+    let suspended = h.crm.users().suspend(&h.admin, user.id, Some(until.into()), Some("policy review".into())).await;
     assert_eq!(suspended.expect("suspend").status, UserStatus::Suspended);
     assert_code(h.crm.auth().authenticate(&pair.access_token, meta()).await, "unauthenticated");
     assert_eq!(last_event(&h, "auth.token_rejected").await.changes["reason"], "account_inactive");

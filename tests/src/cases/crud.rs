@@ -335,7 +335,7 @@ pub async fn deal_crud_with_line_items(b: &dyn TestBackend) {
                     },
                     NewLineItem { name: "Setup".into(), quantity: None, unit_price: 50000, ..Default::default() },
                 ],
-                expected_close_date: NaiveDate::from_ymd_opt(2026, 6, 30),
+                expected_close_date: NaiveDate::from_ymd_opt(2026, 6, 30).map(Into::into),
                 ..Default::default()
             },
         )
@@ -374,7 +374,7 @@ pub async fn task_crud(b: &dyn TestBackend) {
             &h.admin,
             NewTask {
                 name: "Send proposal".into(),
-                due_date: Some(h.clock.now() + Duration::days(2)),
+                due_date: Some((h.clock.now() + Duration::days(2)).into()),
                 related: Some(Related { kind: RelatedType::Deal, id: deal.id.as_uuid() }),
                 ..Default::default()
             },
@@ -453,7 +453,7 @@ pub async fn interaction_crud(b: &dyn TestBackend) {
             NewInteraction {
                 contact_id: ann.id,
                 kind: InteractionKind::Call,
-                occurred_at: Some(h.clock.now() + Duration::days(3)),
+                occurred_at: Some((h.clock.now() + Duration::days(3)).into()),
                 deal_id: None,
                 subject: None,
                 body: None,

@@ -102,7 +102,7 @@ pub async fn filter_ordering_operators(b: &dyn TestBackend) {
             NewDeal {
                 name: n.into(),
                 amount: Some(amount),
-                expected_close_date: NaiveDate::from_ymd_opt(2026, 2, close),
+                expected_close_date: NaiveDate::from_ymd_opt(2026, 2, close).map(Into::into),
                 ..Default::default()
             },
         )
