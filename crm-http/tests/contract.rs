@@ -275,6 +275,19 @@ async fn every_bad_body_field_is_named_in_the_clients_spelling() {
             "required",
         ),
         ("", Method::POST, "/api/auth/login".into(), json!({"username": "x"}), "password", "required"),
+        ("", Method::POST, "/api/auth/verify-email".into(), json!({"token": 5}), "token", "invalid_type"),
+        ("", Method::POST, "/api/auth/password/reset".into(), json!({"token": "t"}), "password", "required"),
+        (
+            rep,
+            Method::POST,
+            "/api/auth/password/change".into(),
+            json!({"currentPassword": "x"}),
+            "newPassword",
+            "required",
+        ),
+        (rep, Method::POST, format!("{task}/assign"), json!({"assignedUser": 5}), "assignedUser", "invalid_type"),
+        (rep, Method::PUT, format!("{report}/sharing"), json!({"users": "everyone"}), "users", "invalid_type"),
+        (rep, Method::POST, "/api/contacts/search".into(), json!({"limit": "ten"}), "limit", "invalid_type"),
     ];
     let mut failures = Vec::new();
     for (who, method, path, body, field, code) in table {

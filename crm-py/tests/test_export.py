@@ -25,6 +25,8 @@ def canonical_csv(df: pl.DataFrame) -> str:
             return f"{v:.6f}"
         if isinstance(v, dt.datetime):
             return v.strftime("%Y-%m-%d %H:%M:%S")
+        if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            return "'" + v  # never a live formula in a spreadsheet
         return str(v)
 
     buf = io.StringIO()
@@ -40,6 +42,13 @@ def test_csv_is_canonical_for_every_report(name, tables, tmp_path):
     df = crm.analytics.report(name, tables)
     path = crm.analytics.export(df, tmp_path / f"{name}.csv")
     assert path.read_text() == canonical_csv(df)
+
+
+def test_csv_defuses_formulas_but_not_numbers(tmp_path):
+    df = pl.DataFrame({"name": ["=HYPERLINK(\"x\")", "@a", "plain", None], "amount": [-5, 1, 2, 3]})
+    path = crm.analytics.export(df, tmp_path / "names.csv")
+    assert path.read_text() == canonical_csv(df)
+    assert path.read_text().splitlines()[1] == "\"'=HYPERLINK(\"\"x\"\")\",-5"
 
 
 def test_parquet_and_json_round_trip(tables, tmp_path):

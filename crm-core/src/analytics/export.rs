@@ -138,9 +138,11 @@ pub fn export_to(df: &DataFrame, path: &Path, format: Option<Format>, about: &Ab
 }
 
 /// REPORTS.md's canonical CSV: a header, `\n` line ends, quoting as needed, floats with
-/// six decimals, timestamps `YYYY-MM-DD HH:MM:SS`, NULL as an empty field.
+/// six decimals, timestamps `YYYY-MM-DD HH:MM:SS`, NULL as an empty field; text that a
+/// spreadsheet would run as a formula is defused ([`defuse_formulas`]).
 fn csv(df: &DataFrame) -> Result<Vec<u8>> {
     let mut out = Vec::new();
+    let mut df = defuse_formulas(df)?;
     CsvWriter::new(&mut out)
         .include_header(true)
         .with_line_terminator("\n".into())
@@ -149,8 +151,43 @@ fn csv(df: &DataFrame) -> Result<Vec<u8>> {
         .with_date_format(Some("%Y-%m-%d".into()))
         .with_datetime_format(Some("%Y-%m-%d %H:%M:%S".into()))
         .with_null_value(PlSmallStr::EMPTY)
-        .finish(&mut df.clone())
+        .finish(&mut df)
         .map_err(from_polars)?;
+    Ok(out)
+}
+
+/// Whether a spreadsheet opening a CSV would take this text for a formula (OWASP's rule:
+/// it starts with `=`, `+`, `-`, `@`, a tab or a carriage return).
+pub fn is_formula_like(text: &str) -> bool {
+    text.starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// The text as it goes into a CSV cell: formula-like text gets a leading `'`, which
+/// spreadsheets show as text (a record named `=HYPERLINK(…)` stays a name).
+pub fn defuse_formula(text: &str) -> std::borrow::Cow<'_, str> {
+    if is_formula_like(text) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// The frame with every text cell passed through [`defuse_formula`]; numbers (a negative
+/// amount) stay numbers.
+pub fn defuse_formulas(df: &DataFrame) -> Result<DataFrame> {
+    let mut out = df.clone();
+    for column in df.columns() {
+        if column.dtype() != &DataType::String {
+            continue;
+        }
+        let text = column.str().map_err(from_polars)?;
+        if !text.iter().flatten().any(is_formula_like) {
+            continue;
+        }
+        let mut defused: StringChunked = text.iter().map(|v| v.map(defuse_formula)).collect();
+        defused.rename(column.name().clone());
+        out.replace(column.name(), defused.into_series().into()).map_err(from_polars)?;
+    }
     Ok(out)
 }
 

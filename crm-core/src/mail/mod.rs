@@ -53,6 +53,9 @@ pub struct MailRequest {
     /// Why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// An email address the message is about (the new one of an email change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// Sends one email.
@@ -257,6 +260,7 @@ impl MailWorker {
             expires: minutes_in_words(req.expires_minutes.unwrap_or(60), lang),
             until: req.until.map(|u| crate::schema::format_ts(&u)),
             reason: req.reason.clone(),
+            address: req.address.clone(),
         };
         let rendered = render(req.template, lang, &vars)?;
         let to: Mailbox = req.to.parse().map_err(|e| Error::internal("an email recipient", e))?;

@@ -21,6 +21,10 @@ string_enum! {
         PasswordChanged = "password_changed",
         /// Your account was suspended.
         AccountSuspended = "account_suspended",
+        /// Confirm the new address of your account (sent to the new address).
+        EmailChange = "email_change",
+        /// A change of your account's address was asked for (sent to the old address).
+        EmailChangeNotice = "email_change_notice",
     }
 }
 
@@ -28,10 +32,10 @@ impl MailTemplate {
     /// The page of the public URL the email's link opens, when it has one.
     pub fn link_path(&self) -> Option<&'static str> {
         match self {
-            MailTemplate::VerifyEmail => Some("/verify-email"),
+            MailTemplate::VerifyEmail | MailTemplate::EmailChange => Some("/verify-email"),
             MailTemplate::Invitation => Some("/accept-invitation"),
             MailTemplate::PasswordReset => Some("/reset-password"),
-            MailTemplate::PasswordChanged | MailTemplate::AccountSuspended => None,
+            MailTemplate::PasswordChanged | MailTemplate::AccountSuspended | MailTemplate::EmailChangeNotice => None,
         }
     }
 }
@@ -108,6 +112,16 @@ fn wording(t: MailTemplate, lang: &str) -> Wording {
             "Le mot de passe de votre compte {{ app }} vient d'être modifié et vos autres sessions ont été fermées. Si ce n'était pas vous, contactez votre administrateur.",
             "",
         ),
+        ("fr", M::EmailChange) => w(
+            "Confirmez la nouvelle adresse de votre compte",
+            "Vous avez demandé que votre compte {{ app }} utilise désormais cette adresse. Elle remplacera l'ancienne quand vous l'aurez confirmée ; vos sessions seront alors fermées.",
+            "Confirmer cette adresse",
+        ),
+        ("fr", M::EmailChangeNotice) => w(
+            "Changement d'adresse demandé pour votre compte",
+            "Quelqu'un a demandé que votre compte {{ app }} utilise l'adresse {{ address }}. Rien ne change tant que le lien envoyé à cette adresse n'est pas suivi. Si ce n'était pas vous, changez votre mot de passe et prévenez votre administrateur.",
+            "",
+        ),
         ("fr", M::AccountSuspended) => w(
             "Votre compte est suspendu",
             "Votre compte {{ app }} a été suspendu par un administrateur.",
@@ -131,6 +145,16 @@ fn wording(t: MailTemplate, lang: &str) -> Wording {
             "تم تغيير كلمة مرور حسابك في {{ app }} وأُغلقت جلساتك الأخرى. إن لم تكن أنت، فاتصل بالمسؤول.",
             "",
         ),
+        ("ar", M::EmailChange) => w(
+            "أكّد العنوان الجديد لحسابك",
+            "طلبت أن يستخدم حسابك في {{ app }} هذا العنوان. سيحلّ محلّ العنوان القديم بعد تأكيده، وستُغلق جلساتك عندها.",
+            "تأكيد هذا العنوان",
+        ),
+        ("ar", M::EmailChangeNotice) => w(
+            "طُلب تغيير عنوان حسابك",
+            "طلب أحدهم أن يستخدم حسابك في {{ app }} العنوان {{ address }}. لن يتغير شيء ما لم يُتبع الرابط المرسل إلى ذلك العنوان. إن لم تكن أنت، فغيّر كلمة مرورك وأبلغ المسؤول.",
+            "",
+        ),
         ("ar", M::AccountSuspended) => w("تم تعليق حسابك", "علّق أحد المسؤولين حسابك في {{ app }}.", ""),
         (_, M::VerifyEmail) => w(
             "Confirm your email address",
@@ -150,6 +174,16 @@ fn wording(t: MailTemplate, lang: &str) -> Wording {
         (_, M::PasswordChanged) => w(
             "Your password was changed",
             "The password of your {{ app }} account was just changed and your other sessions were signed out. If this was not you, contact your administrator.",
+            "",
+        ),
+        (_, M::EmailChange) => w(
+            "Confirm the new address of your account",
+            "You asked for your {{ app }} account to use this address. It replaces the old one once you confirm it; your sessions are then signed out.",
+            "Confirm this address",
+        ),
+        (_, M::EmailChangeNotice) => w(
+            "A change of your account's address was asked for",
+            "Someone asked for your {{ app }} account to use the address {{ address }}. Nothing changes unless the link sent to that address is followed. If this was not you, change your password and tell your administrator.",
             "",
         ),
         (_, M::AccountSuspended) => {
@@ -209,6 +243,8 @@ pub struct MailVars {
     pub until: Option<String>,
     /// Why.
     pub reason: Option<String>,
+    /// An email address the message is about.
+    pub address: Option<String>,
 }
 
 /// A rendered email.
@@ -238,7 +274,9 @@ pub fn render(template: MailTemplate, lang: &str, vars: &MailVars) -> Result<Ren
     let (c, w) = (common(lang), wording(template, lang));
     // Wording first (it holds {{ username }}, {{ app }}), auto-escaping off for the text part.
     let plain_env = Environment::new();
-    let values = context! { username => &vars.username, app => &vars.app, expires => &vars.expires };
+    let values = context! {
+        username => &vars.username, app => &vars.app, expires => &vars.expires, address => &vars.address,
+    };
     let fill = |s: &str| render_str(&plain_env, s, &values);
     let dir = if lang == "ar" { "rtl" } else { "ltr" };
     let ctx = context! {
@@ -280,6 +318,7 @@ mod tests {
             expires: "1 hour".into(),
             until: None,
             reason: None,
+            address: Some("new@example.com".into()),
         }
     }
 

@@ -116,6 +116,8 @@ string_enum! {
         ResetPassword = "reset_password",
         /// Sets the first password of an account an admin made.
         Invitation = "invitation",
+        /// Confirms the new address of an email change (sent to that address).
+        ChangeEmail = "change_email",
     }
 }
 

@@ -19,7 +19,8 @@ use crate::model::auth::{AuthToken, RefreshToken, Session, TokenPurpose};
 use crate::model::user::{User, UserStatus};
 use crate::policy::{Actor, RequestMeta, Role};
 use crate::schema::{to_row, EntityKind, Value};
-use crate::store::{Changeset, Write};
+use crate::store::{Changeset, StoreExt, Write};
+use crate::values::Email;
 
 /// Longer login names or passwords are not even looked at.
 const MAX_LOGIN: usize = 320;
@@ -168,6 +169,7 @@ impl AuthService<'_> {
             expires_minutes: None,
             until: None,
             reason: None,
+            address: None,
         };
         if let Some((t, ttl)) = token {
             req.sealed_token = Some(self.settings()?.sealer.seal(&t.text)?);
@@ -178,17 +180,30 @@ impl AuthService<'_> {
         self.crm.event(MAIL_TOPIC.to_string(), EntityKind::User, user.id.as_uuid(), payload)
     }
 
+    /// The email that tells an account's current address that it is to change to `new`.
+    pub(crate) fn email_change_notice(&self, user: &User, new: &str) -> Result<Write> {
+        self.mail(user, user.email.as_str(), MailTemplate::EmailChangeNotice, None, |m| {
+            m.address = Some(new.to_string());
+        })
+    }
+
     /// The writes that mail `user` a link carrying a fresh single-use token for
     /// `purpose`, to their current address: the token (stored as its digest) and the
     /// queued email (the token sealed in it).
     pub(crate) fn mail_link(&self, user: &User, purpose: TokenPurpose) -> Result<[Write; 2]> {
+        self.mail_link_to(user, purpose, user.email.as_str())
+    }
+
+    /// [`Self::mail_link`] to another address (the new one of an email change, which the
+    /// token then carries).
+    pub(crate) fn mail_link_to(&self, user: &User, purpose: TokenPurpose, to: &str) -> Result<[Write; 2]> {
         let s = self.settings()?;
         let (ttl, template) = match purpose {
             TokenPurpose::VerifyEmail => (s.verify_ttl, MailTemplate::VerifyEmail),
             TokenPurpose::ResetPassword => (s.reset_ttl, MailTemplate::PasswordReset),
             TokenPurpose::Invitation => (s.invite_ttl, MailTemplate::Invitation),
+            TokenPurpose::ChangeEmail => (s.verify_ttl, MailTemplate::EmailChange),
         };
-        let to = user.email.as_str();
         let secret = SecretToken::generate()?;
         let now = self.crm.now();
         let token = AuthToken {
@@ -209,17 +224,25 @@ impl AuthService<'_> {
     /// A mailed token that is valid now, with the write that uses it up. The write is
     /// versioned: of two requests using one token at once, exactly one commits.
     async fn take_token(&self, text: &str, purpose: TokenPurpose) -> Result<(AuthToken, User, Write)> {
+        self.take_token_of(text, &[purpose]).await
+    }
+
+    /// [`Self::take_token`] for a token of any of these purposes.
+    async fn take_token_of(&self, text: &str, purposes: &[TokenPurpose]) -> Result<(AuthToken, User, Write)> {
         if text.trim().is_empty() || text.len() > 256 {
             return Err(invalid_token());
         }
         let digest = SecretToken::digest_of(text);
         let now = self.crm.now();
         let token: AuthToken = self.crm.find_by("token_hash", Value::Text(digest)).await?.ok_or_else(invalid_token)?;
-        if token.purpose != purpose || token.used_at.is_some() || token.expires_at <= now {
+        if !purposes.contains(&token.purpose) || token.used_at.is_some() || token.expires_at <= now {
             return Err(invalid_token());
         }
         let user: User = self.crm.load(token.user_id.as_uuid()).await?.ok_or_else(invalid_token)?;
-        if user.meta.is_deleted() || user.status == UserStatus::Erased || token.email != user.email.as_str() {
+        // An email change's token carries the new address; every other one the address it
+        // was sent to, which must still be the account's.
+        let sent_to_current = token.purpose == TokenPurpose::ChangeEmail || token.email == user.email.as_str();
+        if user.meta.is_deleted() || user.status == UserStatus::Erased || !sent_to_current {
             // The address changed since the token was sent, or the account is gone.
             return Err(invalid_token());
         }
@@ -228,6 +251,44 @@ impl AuthService<'_> {
         used.version += 1;
         let write = versioned(EntityKind::AuthToken, &used, token.version)?;
         Ok((token, user, write))
+    }
+
+    /// The writes that retire every unused link of `user` for these purposes: a reset link
+    /// asked for before a password or email change must not work after it. `except` is
+    /// the token being used now (already written).
+    pub(crate) async fn retire_links(
+        &self,
+        user: &User,
+        purposes: &[TokenPurpose],
+        except: Option<Uuid>,
+    ) -> Result<Vec<Write>> {
+        use crate::query::{id_key, Cmp, Direction, Filter, Predicate, StoreQuery};
+        let now = self.crm.now();
+        let kind = EntityKind::AuthToken;
+        let cmp = |name: &str, pred: Predicate| {
+            kind.column(name)
+                .map(|column| Filter::Cmp(Cmp { column, pred }))
+                .ok_or_else(|| Error::internal_msg(format!("auth tokens have no {name}")))
+        };
+        // The live links only: however many used ones an account has gathered.
+        let filter = Filter::And(vec![
+            cmp("user_id", Predicate::Eq(Value::Uuid(user.id.as_uuid())))?,
+            cmp("used_at", Predicate::IsNull)?,
+            cmp("expires_at", Predicate::Gt(Value::Timestamp(now)))?,
+        ]);
+        let sort = vec![id_key(kind, Direction::Asc)];
+        let q = StoreQuery { filter: Some(filter), sort, limit: 10_000, include_deleted: true };
+        let tokens: Vec<AuthToken> = self.crm.store().list_as(&q).await?;
+        let mut writes = Vec::new();
+        for t in tokens {
+            if purposes.contains(&t.purpose) && Some(t.id) != except {
+                let mut used = t.clone();
+                used.used_at = Some(now);
+                used.version += 1;
+                writes.push(versioned(EntityKind::AuthToken, &used, t.version)?);
+            }
+        }
+        Ok(writes)
     }
 
     /// Applies a changeset that uses up a token: losing the race for it is an invalid token.
@@ -278,16 +339,37 @@ impl AuthService<'_> {
 
     /// Confirms an address with the emailed token: a pending account becomes active.
     pub async fn verify_email(&self, token: &str, meta: RequestMeta) -> Result<User> {
-        let (_, before, used) = self.take_token(token, TokenPurpose::VerifyEmail).await?;
+        let purposes = [TokenPurpose::VerifyEmail, TokenPurpose::ChangeEmail];
+        let (token, before, used) = self.take_token_of(token, &purposes).await?;
         let mut after = before.clone();
         after.email_verified_at = Some(self.crm.now());
         if after.status == UserStatus::Pending {
             after.status = UserStatus::Active;
         }
         let mut cs = Changeset { writes: vec![used], audit: vec![] };
+        let mut verb = "email_verified";
+        if token.purpose == TokenPurpose::ChangeEmail {
+            // The new address takes over: it is the login and reset address from now on,
+            // the links sent to the old one stop working, and every session ends.
+            let email = Email::parse(&token.email)?;
+            if let Some(other) = self.crm.find_by::<User>("email", Value::Text(email.as_str().to_string())).await? {
+                if other.id != before.id {
+                    return Err(Error::Conflict {
+                        message: "another account uses this email address now".into(),
+                        field: Some("email".into()),
+                    });
+                }
+            }
+            after.email = email;
+            after.session_epoch += 1;
+            verb = "email_changed";
+        }
         let actor = before.actor().with_meta(meta);
-        let user = self.crm.update_changes(&actor, &before, after, "email_verified", &mut cs)?.unwrap_or(before);
+        let user = self.crm.update_changes(&actor, &before, after, verb, &mut cs)?.unwrap_or(before);
         self.apply_with_token(cs).await?;
+        if token.purpose == TokenPurpose::ChangeEmail {
+            self.crm.auth_state().forget_sessions();
+        }
         Ok(user)
     }
 
@@ -752,12 +834,24 @@ impl AuthService<'_> {
             after.email_verified_at = Some(self.crm.now());
         }
         let mut cs = Changeset { writes: vec![used], audit: vec![] };
+        cs.writes.extend(self.retire_links(&before, &[TokenPurpose::ResetPassword], Some(tok.id)).await?);
         cs.writes.push(self.mail(&before, before.email.as_str(), MailTemplate::PasswordChanged, None, |_| {})?);
         let actor = before.actor().with_meta(meta);
         self.crm.update_changes(&actor, &before, after, "password_reset", &mut cs)?;
         self.apply_with_token(cs).await?;
         self.crm.auth_state().forget_sessions();
         Ok(())
+    }
+
+    /// Whether `password` is the account's (in the time a wrong one takes, whether the
+    /// account has a password or not).
+    pub(crate) async fn password_is(&self, user: &User, password: &str) -> Result<bool> {
+        let s = self.settings()?;
+        let ok = match &user.password_hash {
+            Some(h) if password.len() <= MAX_PASSWORD => s.hasher.verify(password, h).await?,
+            _ => s.hasher.verify_decoy(password).await?,
+        };
+        Ok(matches!(ok, Verified::Ok { .. }))
     }
 
     /// Changes the caller's password (the current one is needed). Every other session
@@ -789,6 +883,7 @@ impl AuthService<'_> {
                 cs.writes.push(versioned(EntityKind::Session, &kept, session.version)?);
             }
         }
+        cs.writes.extend(self.retire_links(&before, &[TokenPurpose::ResetPassword], None).await?);
         cs.writes.push(self.mail(&before, before.email.as_str(), MailTemplate::PasswordChanged, None, |_| {})?);
         crm.update_changes(&auth.actor, &before, after, "password_changed", &mut cs)?;
         crm.store().apply(cs).await?;

@@ -63,6 +63,9 @@ pub struct UserPatch {
     /// The version the change is based on.
     #[serde(default)]
     pub version: Option<i64>,
+    /// Your current password: needed to change your own email address.
+    #[serde(default)]
+    pub current_password: Option<String>,
 }
 
 pub(crate) fn username(errs: &mut Errors, raw: &str) -> String {
@@ -262,11 +265,40 @@ impl UserService<'_> {
         if let Some(n) = patch.username {
             u.username = username(&mut errs, &n);
         }
+        // Your own new address waits for the link sent to it (the old one stays the login
+        // and reset address until then), and asking takes your password: a stolen access
+        // token must not be enough to take the account over. An admin's change to another
+        // account applies at once, and that address is confirmed by a link too.
+        let mut own_new_email = None;
         if let Some(e) = patch.email {
             if let Some(email) = input::email(&mut errs, "email", Some(e)) {
-                if email != before.email {
+                if email != before.email && id == actor.user_id {
+                    own_new_email = Some(email);
+                } else if email != before.email {
                     u.email = email;
                     u.email_verified_at = None;
+                }
+            }
+        }
+        if own_new_email.is_some() {
+            match patch.current_password.as_deref() {
+                None => errs.add("currentPassword", "required", "your current password is needed to change your email"),
+                Some(p) => {
+                    if !crm.auth().password_is(&before, p).await? {
+                        let ev = crm.audit_event(
+                            actor,
+                            "user.email_change_denied".into(),
+                            EntityKind::User,
+                            Some(id.as_uuid()),
+                            serde_json::json!({"reason": "wrong current password"}),
+                        );
+                        crm.store().apply(Changeset { writes: vec![], audit: vec![ev] }).await?;
+                        return Err(Error::invalid(
+                            "currentPassword",
+                            "invalid_value",
+                            "the current password is not right",
+                        ));
+                    }
                 }
             }
         }
@@ -287,10 +319,33 @@ impl UserService<'_> {
         }
         errs.finish()?;
         let mut extra = Changeset::default();
+        let auth = crm.auth();
         if u.email != before.email {
-            // The new address is confirmed by a link sent to it.
-            let auth = crm.auth();
+            // The new address is confirmed by a link sent to it; the old one is told.
             extra.writes.extend(auth.mail_link(&u, TokenPurpose::VerifyEmail)?);
+            extra.writes.push(auth.email_change_notice(&before, u.email.as_str())?);
+        }
+        if let Some(new) = own_new_email {
+            if crm.find_by::<User>("email", Value::Text(new.as_str().to_string())).await?.is_some() {
+                return Err(Error::Conflict {
+                    message: "another account uses this email address".into(),
+                    field: Some("email".into()),
+                });
+            }
+            extra.writes.extend(auth.mail_link_to(&before, TokenPurpose::ChangeEmail, new.as_str())?);
+            extra.writes.push(auth.email_change_notice(&before, new.as_str())?);
+            extra.audit.push(crm.audit_event(
+                actor,
+                "user.email_change_requested".into(),
+                EntityKind::User,
+                Some(id.as_uuid()),
+                serde_json::json!({"email": {"after": new.as_str()}}),
+            ));
+            if u == before {
+                // Nothing else changes: the record stays as it is until the link is followed.
+                crm.store().apply(extra).await?;
+                return Ok(before);
+            }
         }
         crm.commit_update(actor, &before, u, "updated", extra).await
     }
@@ -559,10 +614,9 @@ impl UserService<'_> {
         u.session_epoch += 1;
         u.failed_logins = 0;
         u.locked_until = None;
-        let mail = crm.auth().mail(&before, before.email.as_str(), MailTemplate::PasswordChanged, None, |_| {})?;
-        let after = crm
-            .commit_update(actor, &before, u, "password_set", Changeset { writes: vec![mail], audit: vec![] })
-            .await?;
+        let mut writes = crm.auth().retire_links(&before, &[TokenPurpose::ResetPassword], None).await?;
+        writes.push(crm.auth().mail(&before, before.email.as_str(), MailTemplate::PasswordChanged, None, |_| {})?);
+        let after = crm.commit_update(actor, &before, u, "password_set", Changeset { writes, audit: vec![] }).await?;
         crm.auth_state().forget_sessions();
         Ok(after)
     }

@@ -86,7 +86,8 @@ pub const PROBLEM_TYPES: &[ProblemType] = &[
         description: "Every offending field is listed in errors[], each with its path in the request's own spelling \
             (products.2.quantity; a query parameter or header by its name) and a stable code: required, \
             invalid_type, invalid_value, invalid_format, unknown_field, unknown_operator, out_of_range, too_long, \
-            not_found (a referenced record). 400: the request could not be read as sent (bad JSON, a member \
+            not_found (a referenced record), invalid_token (an emailed link that is unknown, used or expired); \
+            for passwords too_short, too_common, contains_context. 400: the request could not be read as sent (bad JSON, a member \
             missing, of the wrong type, outside an enumeration, or unknown; a bad query parameter). 422: it could be read, but values break a rule (an empty name, a bad email address, a \
             weak password). Fix the fields named and send again.",
     },

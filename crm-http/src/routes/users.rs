@@ -134,7 +134,9 @@ fn log_params() -> Vec<utoipa::openapi::path::Parameter> {
 struct UserUpdate {
     /// Login name.
     username: Option<String>,
-    /// Email; a new address is confirmed by a link sent to it.
+    /// Email. Your own: needs `currentPassword`; the new address takes over only when the
+    /// link sent to it is followed (the old one is told). Another's (admins): at once, and
+    /// confirmed by a link.
     email: Option<String>,
     /// Role (admins only).
     role: Option<crm_core::Role>,
@@ -148,7 +150,7 @@ struct UserUpdate {
     version: Option<i64>,
     /// A new password: yours with `currentPassword`; another's (admins) ends their sessions.
     password: Option<String>,
-    /// Your current password, when you change yours.
+    /// Your current password, when you change your password or your email.
     #[schema(rename = "currentPassword")]
     current_password: Option<String>,
     /// `null` removes the picture (upload a new one to `/avatar`).
@@ -229,44 +231,49 @@ async fn update(
             )]),
         );
     }
-    if current.is_some() && password.is_none() {
-        errs.add("currentPassword", "invalid_value", "currentPassword goes with password");
-    }
     let patch = errs.take("", crm_core::decode::from_json::<UserPatch>(serde_json::Value::Object(body)));
+    if current.is_some() && password.is_none() && patch.as_ref().is_some_and(|p| p.email.is_none()) {
+        errs.add("currentPassword", "invalid_value", "currentPassword goes with password or email");
+    }
     errs.finish()?;
     let Some(mut patch) = patch else { return Err(ApiError::bad_request("the body is not a user update")) };
     patch.version = expected_version(&headers, patch.version)?;
+    patch.current_password = current.clone();
     let actor = caller.actor();
     if picture.is_some() {
         crm.users().remove_avatar(actor, id).await?;
     }
-    if let Some(p) = password {
-        if id == actor.user_id {
-            let Some(current) = current else {
-                return Err(
-                    crm_core::Error::invalid("currentPassword", "required", "your current password is needed").into()
-                );
-            };
-            // The client sent `password`: errors name that, not the service's `newPassword`.
-            crm.auth()
-                .change_password(&caller.0, &current, &p)
-                .await
-                .map_err(|e| renamed(e, "newPassword", "password"))?;
-        } else {
+    // Another's password (admins) first: a caller who may not set it learns nothing more.
+    // Your own after the profile: an email change checks the current password, which the
+    // password change replaces.
+    let password = match password {
+        Some(p) if id != actor.user_id => {
             crm.users().set_password(actor, id, &p).await?;
+            None
         }
-    }
+        other => other,
+    };
     let untouched = patch.username.is_none()
         && patch.email.is_none()
         && patch.role.is_none()
         && patch.team_id.is_none()
         && patch.settings.is_none();
-    let user = if untouched {
+    let mut user = if untouched {
         crm.users().get(actor, id).await?
     } else {
         let answer = crm.users().update(actor, id, patch).await;
         or_current(answer, || async { crm.users().get(actor, id).await.map(UserView::from) }).await?
     };
+    if let Some(p) = password {
+        let Some(current) = current else {
+            return Err(
+                crm_core::Error::invalid("currentPassword", "required", "your current password is needed").into()
+            );
+        };
+        // The client sent `password`: errors name that, not the service's `newPassword`.
+        crm.auth().change_password(&caller.0, &current, &p).await.map_err(|e| renamed(e, "newPassword", "password"))?;
+        user = crm.users().get(actor, id).await?;
+    }
     Ok(Json(user.into()))
 }
 

@@ -81,6 +81,15 @@ impl App {
     /// Sends the queued emails into the mail directory and returns the token of the
     /// newest one addressed to `to`.
     pub async fn mailed_token(&self, to: &str) -> String {
+        let mails = self.mails_to(to).await;
+        let text = &mails.iter().rev().find(|(_, text)| text.contains("?token=")).expect("a message with a link").1;
+        let at = text.find("?token=").expect("a link");
+        text[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+    }
+
+    /// Sends the queued emails into the mail directory and returns (subject, text) of
+    /// every one addressed to `to`, oldest first.
+    pub async fn mails_to(&self, to: &str) -> Vec<(String, String)> {
         let config = MailConfig {
             public_url: "https://crm.example.com".into(),
             from: "crm <no-reply@example.com>".parse().unwrap(),
@@ -88,24 +97,21 @@ impl App {
         };
         let worker = MailWorker::new(self.crm.clone(), Arc::new(DirMailer::new(&self.mail_dir)), config);
         worker.run_once().await.unwrap();
-        let mut newest: Option<(std::time::SystemTime, String)> = None;
-        for e in std::fs::read_dir(&self.mail_dir).unwrap().flatten() {
+        let mut found = Vec::new();
+        let Ok(dir) = std::fs::read_dir(&self.mail_dir) else { return Vec::new() };
+        for e in dir.flatten() {
             let raw = std::fs::read(e.path()).unwrap();
             let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
             let to_addr = msg.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string();
             if to_addr != to {
                 continue;
             }
+            let subject = msg.subject().unwrap_or_default().to_string();
             let text = msg.body_text(0).unwrap().to_string();
-            let at = text.find("?token=").expect("a link");
-            let token: String =
-                text[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
-            let modified = e.metadata().unwrap().modified().unwrap();
-            if newest.as_ref().is_none_or(|(m, _)| modified >= *m) {
-                newest = Some((modified, token));
-            }
+            found.push((e.metadata().unwrap().modified().unwrap(), e.file_name(), subject, text));
         }
-        newest.expect("a message").1
+        found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        found.into_iter().map(|(_, _, subject, text)| (subject, text)).collect()
     }
 }
 

@@ -14,7 +14,7 @@ use crm_core::*;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{json, Value as Json};
 
-use super::{assert_code, q};
+use super::{assert_code, fields, q};
 use crate::mail::wait_for;
 use crate::{unique_email, Harness, TestBackend, PUBLIC_URL, TEST_JWT_SECRET, TEST_KID};
 
@@ -541,24 +541,36 @@ pub async fn weak_hashes_are_upgraded_at_login(b: &dyn TestBackend) {
     assert_eq!(last_event(&h, "auth.login").await.changes["rehashed"], false);
 }
 
-/// A new email address is unconfirmed until the link sent to it is followed; a link
-/// sent to the old address no longer confirms anything.
+/// Your own new email address takes your current password and waits for the link sent to
+/// it: until then the old address stays the account's (and is told); following the link
+/// makes the new one the account's, confirmed, and ends every session.
 pub async fn email_change_is_reverified(b: &dyn TestBackend) {
     let h = Harness::new(b).await;
     let user = registered(&h, "eve").await;
     assert!(user.email_verified_at.is_some());
     h.crm.auth().resend_verification(user.email.as_str(), meta()).await.expect("resend (not pending: nothing sent)");
+    let pair = login(&h, "eve").await;
     let new_email = unique_email("eve2");
     let patch = UserPatch { email: Some(new_email.clone()), ..Default::default() };
-    let changed = h.crm.users().update(&user.actor(), user.id, patch).await.expect("change email");
-    assert_eq!((changed.email.as_str(), changed.email_verified_at), (new_email.as_str(), None));
-    assert_eq!(changed.status, UserStatus::Active, "the account stays usable");
+    let e = assert_code(h.crm.users().update(&user.actor(), user.id, patch.clone()).await, "validation_failed");
+    assert_eq!(fields(&e), ["currentPassword"]);
+    let wrong = UserPatch { current_password: Some(OTHER_PASSWORD.into()), ..patch.clone() };
+    assert_code(h.crm.users().update(&user.actor(), user.id, wrong).await, "validation_failed");
+    assert_eq!(last_event(&h, "user.email_change_denied").await.entity_id, Some(user.id.as_uuid()));
+    let right = UserPatch { current_password: Some(PASSWORD.into()), ..patch };
+    let pending = h.crm.users().update(&user.actor(), user.id, right).await.expect("ask to change the email");
+    assert_eq!(pending.email, user.email, "the old address stays until the new one is confirmed");
+    assert!(pending.email_verified_at.is_some());
+    assert_eq!(last_event(&h, "user.email_change_requested").await.entity_id, Some(user.id.as_uuid()));
     h.deliver_mail().await;
     let mail = wait_for(&new_email, 1).await.remove(0);
-    assert_eq!(wait_for(user.email.as_str(), 1).await.len(), 1, "nothing more to the old address");
-    let verified = h.crm.auth().verify_email(&mail.token(), meta()).await.expect("verify the new address");
-    assert!(verified.email_verified_at.is_some());
-    assert_eq!(last_event(&h, "user.email_verified").await.entity_id, Some(user.id.as_uuid()));
+    assert_eq!(wait_for(user.email.as_str(), 2).await.len(), 2, "the old address is told");
+    let changed = h.crm.auth().verify_email(&mail.token(), meta()).await.expect("confirm the new address");
+    assert_eq!(changed.email.as_str(), new_email.to_lowercase());
+    assert!(changed.email_verified_at.is_some());
+    assert_eq!(last_event(&h, "user.email_changed").await.entity_id, Some(user.id.as_uuid()));
+    assert_code(h.crm.auth().authenticate(&pair.access_token, meta()).await, "unauthenticated");
+    h.crm.auth().login(&new_email, PASSWORD, meta()).await.expect("the new address signs in");
 }
 
 /// Settings are validated as a whole, every bad value named; only the user or an admin
