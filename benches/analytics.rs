@@ -29,7 +29,7 @@ fn reports(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("reports");
     g.sample_size(10).measurement_time(Duration::from_secs(10)).warm_up_time(Duration::from_secs(2));
-    for name in analytics::REPORTS {
+    for &name in analytics::REPORTS {
         g.bench_function(name, |b| {
             b.iter(|| analytics::report(name, &tables, &Params::default()).expect("report"));
         });

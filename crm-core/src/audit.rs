@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::ids::UserId;
 use crate::query::{Direction, Filter, Predicate, SortKey, StoreQuery};
 use crate::schema::{
-    format_ts, from_row, or_null, timestamp_value, Column, ColumnType as T, EntityKind, Persist, Row, Value,
+    format_ts, from_row, or_null, timestamp_value, Column, ColumnType as T, EntityKind, Index, Persist, Row, Value,
 };
 use crate::store::Store;
 
@@ -92,6 +92,13 @@ pub static COLUMNS: &[Column] = &[
     Column::new("request", "request", T::Json),
     Column::new("prev_hash", "prevHash", T::Text),
     Column::new("hash", "hash", T::Text),
+];
+
+/// The indexes of `audit_events` besides the primary key.
+pub static INDEXES: &[Index] = &[
+    Index::on("audit_events_seq_key", &["seq"]).unique(),
+    Index::on("audit_events_entity_idx", &["entity_id", "seq"]),
+    Index::on("audit_events_actor_idx", &["actor_id", "seq"]),
 ];
 
 /// The end of the chain.

@@ -34,6 +34,8 @@ pub mod blob;
 pub mod clock;
 pub mod date_or_time;
 pub mod decode;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod error;
 pub mod ids;
 pub mod mail;
@@ -41,7 +43,9 @@ pub mod model;
 pub mod outbox;
 pub mod policy;
 pub mod query;
+mod registry;
 pub mod schema;
+pub mod schema_check;
 pub mod service;
 pub mod store;
 pub mod values;

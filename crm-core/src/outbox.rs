@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::schema::{or_null, timestamp_value, Column, ColumnType as T, EntityKind, Persist, Row, Value};
+use crate::schema::{or_null, timestamp_value, Column, ColumnType as T, EntityKind, Index, Persist, Row, Value};
 
 /// One domain event waiting for delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +72,12 @@ pub static COLUMNS: &[Column] = &[
     Column::new("delivered_at", "deliveredAt", T::Timestamp).null().sort(),
     Column::new("last_error", "lastError", T::Text).null(),
     Column::new("version", "version", T::Int).filter(),
+];
+
+/// The indexes of `outbox_events` besides the primary key.
+pub static INDEXES: &[Index] = &[
+    Index::on("outbox_events_pending_idx", &["available_at", "id"]).undelivered(),
+    Index::on("outbox_events_topic_idx", &["topic", "available_at"]).undelivered(),
 ];
 
 #[cfg(test)]

@@ -112,16 +112,127 @@ impl Column {
     }
 }
 
-/// A unique key. `live_only` keys ignore soft-deleted rows (a partial index where the
-/// backend has them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UniqueKey {
-    /// The constraint or index name, the same on every backend.
+/// Which rows an index covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IndexRows {
+    /// Every row.
+    All,
+    /// Rows not soft-deleted (`WHERE deleted_at IS NULL`): the list paths, and unique
+    /// keys that a deleted record frees.
+    Live,
+    /// Soft-deleted rows (`WHERE deleted_at IS NOT NULL`): the trash and the purge.
+    Deleted,
+    /// Outbox events not yet delivered (`WHERE delivered_at IS NULL`).
+    Undelivered,
+}
+
+/// One index of a kind: its name (the same on every backend), its key columns in order,
+/// whether it is unique and which rows it covers. Unique indexes are the kind's unique
+/// keys besides the id; a conflict names the field of the last key column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Index {
+    /// The index (constraint) name.
     pub name: &'static str,
-    /// The storage column.
-    pub column: &'static str,
-    /// Only among rows that are not soft-deleted.
-    pub live_only: bool,
+    /// The storage columns of the key, in order.
+    pub columns: &'static [&'static str],
+    /// Unique among the rows it covers.
+    pub unique: bool,
+    /// The rows it covers.
+    pub rows: IndexRows,
+    /// Indexes the elements of a list column (membership filters), not the whole value.
+    /// Backends without such indexes (SQLite) leave it out.
+    pub members: bool,
+}
+
+impl Index {
+    /// A plain index over every row.
+    pub const fn on(name: &'static str, columns: &'static [&'static str]) -> Self {
+        Self { name, columns, unique: false, rows: IndexRows::All, members: false }
+    }
+    /// Unique.
+    pub const fn unique(mut self) -> Self {
+        self.unique = true;
+        self
+    }
+    /// Over live rows only.
+    pub const fn live(mut self) -> Self {
+        self.rows = IndexRows::Live;
+        self
+    }
+    /// Over soft-deleted rows only.
+    pub const fn deleted(mut self) -> Self {
+        self.rows = IndexRows::Deleted;
+        self
+    }
+    /// Over undelivered outbox events only.
+    pub const fn undelivered(mut self) -> Self {
+        self.rows = IndexRows::Undelivered;
+        self
+    }
+    /// Over the elements of a list column.
+    pub const fn members(mut self) -> Self {
+        self.members = true;
+        self
+    }
+}
+
+/// How an analytics column is computed from its stored column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Derive {
+    /// The value itself (a UUID as its text).
+    Value,
+    /// The first UUID of a list (a deal's first contact).
+    FirstOfList,
+    /// The first word of a name.
+    FirstWord,
+    /// The words after the first (absent for a one-word name).
+    OtherWords,
+    /// A head count as its size bucket (`Company::size_bucket`).
+    SizeBucket,
+}
+
+/// One column of a kind's analytics table (`docs/REPORTS.md`): `column` says how reports
+/// see it (name, type — ids are text —, nullability, filterable, choices), and it is
+/// computed from the stored column `from` by `derive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exposed {
+    /// The column as reports see it.
+    pub column: Column,
+    /// The stored column it comes from.
+    pub from: &'static str,
+    /// How.
+    pub derive: Derive,
+}
+
+impl Exposed {
+    /// A filterable, non-null column `name` of type `ty`, the value of stored column `from`.
+    pub const fn new(name: &'static str, ty: ColumnType, from: &'static str) -> Self {
+        Self { column: Column::new(name, name, ty).filter(), from, derive: Derive::Value }
+    }
+    /// An id column (text in the analytics tables).
+    pub const fn id(name: &'static str, from: &'static str) -> Self {
+        Self::new(name, ColumnType::Text, from)
+    }
+    /// May be null.
+    pub const fn null(mut self) -> Self {
+        self.column.nullable = true;
+        self
+    }
+    /// Not offered to custom reports' filters (`deleted_at`: reports see live rows).
+    pub const fn hidden(mut self) -> Self {
+        self.column.filterable = false;
+        self
+    }
+    /// Limited to these values.
+    pub const fn choices(mut self, c: &'static [&'static str]) -> Self {
+        self.column.choices = c;
+        self
+    }
+    /// Computed by `derive`.
+    pub const fn derive(mut self, derive: Derive) -> Self {
+        self.derive = derive;
+        self
+    }
 }
 
 /// A typed value of a column.
@@ -214,7 +325,7 @@ impl EntityKind {
     ];
 
     /// The table (collection) name.
-    pub fn table(&self) -> &'static str {
+    pub const fn table(&self) -> &'static str {
         match self {
             EntityKind::User => "users",
             EntityKind::Team => "teams",
@@ -277,62 +388,6 @@ impl EntityKind {
         }
     }
 
-    /// The columns, `id` first.
-    pub fn columns(&self) -> &'static [Column] {
-        use crate::model;
-        match self {
-            EntityKind::User => model::user::COLUMNS,
-            EntityKind::Team => model::team::COLUMNS,
-            EntityKind::Company => model::company::COLUMNS,
-            EntityKind::Contact => model::contact::COLUMNS,
-            EntityKind::Deal => model::deal::COLUMNS,
-            EntityKind::DealStageChange => model::deal::HISTORY_COLUMNS,
-            EntityKind::Task => model::task::COLUMNS,
-            EntityKind::Interaction => model::interaction::COLUMNS,
-            EntityKind::AuditEvent => crate::audit::COLUMNS,
-            EntityKind::OutboxEvent => crate::outbox::COLUMNS,
-            EntityKind::Session => model::auth::SESSION_COLUMNS,
-            EntityKind::RefreshToken => model::auth::REFRESH_COLUMNS,
-            EntityKind::AuthToken => model::auth::TOKEN_COLUMNS,
-            EntityKind::Identity => model::auth::IDENTITY_COLUMNS,
-            EntityKind::IdempotencyKey => model::idempotency::COLUMNS,
-            EntityKind::SavedReport => model::report::COLUMNS,
-        }
-    }
-
-    /// The unique keys besides the id.
-    pub fn unique_keys(&self) -> &'static [UniqueKey] {
-        const USER: &[UniqueKey] = &[
-            UniqueKey { name: "users_username_key", column: "username", live_only: false },
-            UniqueKey { name: "users_email_key", column: "email", live_only: false },
-        ];
-        const TEAM: &[UniqueKey] = &[UniqueKey { name: "teams_name_key", column: "name", live_only: true }];
-        const CONTACT: &[UniqueKey] = &[UniqueKey { name: "contacts_email_key", column: "email", live_only: true }];
-        const COMPANY: &[UniqueKey] = &[UniqueKey { name: "companies_domain_key", column: "domain", live_only: true }];
-        const AUDIT: &[UniqueKey] = &[UniqueKey { name: "audit_events_seq_key", column: "seq", live_only: false }];
-        const REFRESH: &[UniqueKey] =
-            &[UniqueKey { name: "refresh_tokens_hash_key", column: "token_hash", live_only: false }];
-        const TOKEN: &[UniqueKey] =
-            &[UniqueKey { name: "auth_tokens_hash_key", column: "token_hash", live_only: false }];
-        // (provider, subject): the error names the subject.
-        const IDEMPOTENCY: &[UniqueKey] =
-            &[UniqueKey { name: "idempotency_keys_key", column: "key_hash", live_only: false }];
-        const IDENTITY: &[UniqueKey] =
-            &[UniqueKey { name: "identities_provider_subject_key", column: "subject", live_only: false }];
-        match self {
-            EntityKind::User => USER,
-            EntityKind::Team => TEAM,
-            EntityKind::Contact => CONTACT,
-            EntityKind::Company => COMPANY,
-            EntityKind::AuditEvent => AUDIT,
-            EntityKind::RefreshToken => REFRESH,
-            EntityKind::AuthToken => TOKEN,
-            EntityKind::Identity => IDENTITY,
-            EntityKind::IdempotencyKey => IDEMPOTENCY,
-            _ => &[],
-        }
-    }
-
     /// The storage columns the policy's scopes test: (owner, team, assignee). They hold
     /// the same values as [`crate::model::Record::ownership`].
     pub fn ownership_columns(&self) -> (Option<&'static str>, Option<&'static str>, Option<&'static str>) {
@@ -347,45 +402,6 @@ impl EntityKind {
             EntityKind::DealStageChange | EntityKind::OutboxEvent | EntityKind::IdempotencyKey => (None, None, None),
             _ => (Some("owner_id"), Some("team_id"), None),
         }
-    }
-
-    /// Does the kind have `deleted_at` (soft delete)?
-    pub fn soft_deletes(&self) -> bool {
-        self.column("deleted_at").is_some()
-    }
-
-    /// Does the kind have `version` (optimistic concurrency)?
-    pub fn versioned(&self) -> bool {
-        self.column("version").is_some()
-    }
-
-    /// A column by storage name.
-    pub fn column(&self, name: &str) -> Option<&'static Column> {
-        self.columns().iter().find(|c| c.name == name)
-    }
-
-    /// A column by storage name that must exist (an internal error naming it otherwise).
-    pub fn require_column(&self, name: &str) -> Result<&'static Column> {
-        self.column(name).ok_or_else(|| Error::internal_msg(format!("{} has no column {name}", self.name())))
-    }
-
-    /// A column by API field name.
-    pub fn field(&self, field: &str) -> Option<&'static Column> {
-        self.columns().iter().find(|c| !c.is_computed() && c.field == field)
-    }
-
-    /// The position of a column in a row.
-    pub fn position(&self, name: &str) -> Option<usize> {
-        self.columns().iter().position(|c| c.name == name)
-    }
-
-    /// The unique key, if any, a constraint name or a storage column names.
-    pub fn unique_field(&self, constraint_or_column: &str) -> Option<&'static str> {
-        self.unique_keys()
-            .iter()
-            .find(|k| k.name == constraint_or_column || k.column == constraint_or_column)
-            .and_then(|k| self.column(k.column))
-            .map(|c| c.field)
     }
 }
 

@@ -187,6 +187,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Is the store reachable?
     async fn ping(&self) -> Result<()>;
+
+    /// The tables and indexes the database holds, to compare with crm-core's
+    /// declarations ([`crate::schema_check::differences`]).
+    async fn live_schema(&self) -> Result<crate::schema_check::LiveSchema>;
 }
 
 /// Typed conveniences over any [`Store`].

@@ -30,7 +30,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub mod config;
-pub mod demo;
+pub use crm_core::demo;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

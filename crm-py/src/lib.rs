@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use crm_core::analytics::{self, Params, Tables};
-use crm_core::{Actor, Crm, EntityKind, ListQuery, Role, Store, UserId};
+use crm_core::{Actor, Crm, Role, Store, UserId};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -250,24 +250,16 @@ fn connect(py: Python<'_>, url: String, user: Option<String>) -> PyResult<Client
                 let crm = Crm::new(open(&url).await?);
                 let actor = match user {
                     None => system(),
-                    Some(name) => {
-                        let column = if name.contains('@') { "email" } else { "username" };
-                        let filter = format!("{}[eq]:{}", if column == "email" { "email" } else { "username" }, name);
-                        let found = crm
-                            .users()
-                            .list(&system(), ListQuery::new().filter_str(EntityKind::User, &filter)?)
-                            .await?;
-                        match found.data.into_iter().next() {
-                            Some(u) => u.actor(),
-                            None => {
-                                return Err(crm_core::Error::invalid(
-                                    "user",
-                                    "not_found",
-                                    format!("no user '{name}' in this CRM"),
-                                ))
-                            }
+                    Some(name) => match crm.users().by_login(&name).await? {
+                        Some(u) => u.actor(),
+                        None => {
+                            return Err(crm_core::Error::invalid(
+                                "user",
+                                "not_found",
+                                format!("no user '{name}' in this CRM"),
+                            ))
                         }
-                    }
+                    },
                 };
                 Ok((crm, actor))
             })
@@ -293,20 +285,9 @@ fn seed_demo(
         .detach(|| {
             runtime.block_on(async {
                 let crm = Crm::new(open(&url).await?);
-                let admins = crm
-                    .users()
-                    .list(&system(), ListQuery::new().filter_str(EntityKind::User, "role[eq]:admin")?)
-                    .await?;
-                let admin = match admins.data.into_iter().next() {
-                    Some(a) => a,
-                    None => {
-                        crm.users()
-                            .bootstrap_admin_with_password("admin", "admin@demo.example", crm_http::demo::DEMO_PASSWORD)
-                            .await?
-                    }
-                };
-                let size = crm_http::demo::DemoSize { companies, contacts, deals };
-                crm_http::demo::seed(&crm, &admin.actor(), size, &|_, _, _| {}).await
+                let (admin, _) = crm_core::demo::admin(&crm).await?;
+                let size = crm_core::demo::DemoSize { companies, contacts, deals };
+                crm_core::demo::seed(&crm, &admin.actor(), size, &|_, _, _| {}).await
             })
         })
         .map_err(|e| raise(py, e))?;

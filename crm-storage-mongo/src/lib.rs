@@ -21,10 +21,9 @@
 //!   applied one at a time (the audit head is one document every changeset writes, so
 //!   running them side by side only makes them conflict and retry); several processes
 //!   are ordered by the transactions' write conflicts on that document.
-//! - **Indexes**, created on connect (idempotent): the unique keys of crm-core's schema —
-//!   partial (`{field: {$exists: true}}`, plus `{_live: true}` for "among live records")
-//!   so that absent values never collide, as NULLs in SQL — and the owner, team,
-//!   company, stage, created/updated/deleted and sequence fields the lists use.
+//! - **Indexes**, created on connect (idempotent), generated from crm-core's declaration
+//!   of each kind (the same names and keys as the SQL migrations; see [`indexes`] for
+//!   how partial and unique indexes translate).
 //! - **Search** has no text index: the `search_text` field (lower-cased by crm-core) is
 //!   matched with an escaped, anchored regular expression.
 //! - **Servers**: MongoDB 4.4+ as a replica set (transactions need one; Atlas is one) and
@@ -42,12 +41,12 @@ use crm_core::{Changeset, Error, Result, Store, Write};
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::error::{TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
-use mongodb::options::IndexOptions;
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
 pub mod bson_map;
+pub mod indexes;
 
 /// The driver, for callers that reach the database directly.
 pub use mongodb;
@@ -131,58 +130,22 @@ impl MongoStore {
         self.db.collection(kind.table())
     }
 
-    /// Indexes and the audit head, idempotently.
+    /// Indexes and the audit head, idempotently. The indexes are crm-core's declarations
+    /// ([`indexes`]); an index named like ours (`<collection>_…`) that is no longer
+    /// declared is dropped, so an upgraded database holds what a new one does.
     async fn prepare(&self) -> Result<()> {
         for kind in EntityKind::ALL {
             let coll = self.coll(kind);
-            let mut models = Vec::new();
-            for u in kind.unique_keys() {
-                let mut keys = Document::new();
-                if kind == EntityKind::Identity {
-                    keys.insert("provider", 1);
-                }
-                let field = kind.column(u.column).map(key).unwrap_or(u.column);
-                keys.insert(field, 1);
-                let mut partial = doc! { field: { "$exists": true } };
-                if u.live_only {
-                    partial.insert(LIVE, true);
-                }
-                let options = IndexOptions::builder()
-                    .name(u.name.to_string())
-                    .unique(true)
-                    .partial_filter_expression(partial)
-                    .build();
-                models.push(IndexModel::builder().keys(keys).options(options).build());
-            }
-            for column in [
-                "owner_id",
-                "team_id",
-                "company_id",
-                "user_id",
-                "stage",
-                "lifecycle_stage",
-                "updated_at",
-                "deleted_at",
-                "contact_id",
-                "deal_id",
-                "assigned_user",
-                "expires_at",
-                "status",
-            ] {
-                if kind.column(column).is_some() {
-                    let options = IndexOptions::builder().name(format!("{}_{column}", kind.table())).build();
-                    models.push(IndexModel::builder().keys(doc! { column: 1 }).options(options).build());
+            if let Some(live) = indexes::live(&self.db, kind).await? {
+                let prefix = format!("{}_", kind.table());
+                for stale in live.indexes {
+                    let declared = kind.indexes().iter().any(|i| i.name == stale.name);
+                    if !declared && stale.name.starts_with(&prefix) {
+                        coll.drop_index(&stale.name).await.map_err(|e| map_err(kind, e))?;
+                    }
                 }
             }
-            if kind == EntityKind::Contact {
-                let options = IndexOptions::builder().name("contacts_stage_name".to_string()).build();
-                models.push(
-                    IndexModel::builder()
-                        .keys(doc! { "lifecycle_stage": 1, "name": 1, "_id": 1 })
-                        .options(options)
-                        .build(),
-                );
-            }
+            let models: Vec<IndexModel> = kind.indexes().iter().map(indexes::model).collect();
             if !models.is_empty() {
                 coll.create_indexes(models).await.map_err(|e| map_err(kind, e))?;
             }
@@ -485,5 +448,13 @@ impl Store for MongoStore {
 
     async fn ping(&self) -> Result<()> {
         self.db.run_command(doc! { "ping": 1 }).await.map(|_| ()).map_err(unavailable)
+    }
+
+    async fn live_schema(&self) -> Result<crm_core::schema_check::LiveSchema> {
+        let mut tables = Vec::new();
+        for kind in EntityKind::ALL {
+            tables.extend(indexes::live(&self.db, kind).await?);
+        }
+        Ok(crm_core::schema_check::LiveSchema { tables, column_type: |_| None, index_form: indexes::form })
     }
 }

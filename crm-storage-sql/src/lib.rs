@@ -43,6 +43,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use uuid::Uuid;
 
 mod build;
+mod introspect;
 mod scan;
 mod values;
 mod writer;
@@ -114,34 +115,37 @@ async fn migrate(pool: &WritePool) -> Result<()> {
     r.map_err(|e| Error::internal("migrating the database", e))
 }
 
+/// (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
+/// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
+/// listed here (or a listed one has another name), so none is silently skipped.
+const MIGRATIONS: [(i64, &str, &str, &str); 4] = [
+    (
+        1,
+        "initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "auth",
+        include_str!("../migrations/sqlite/0002_auth.sql"),
+        include_str!("../migrations/postgres/0002_auth.sql"),
+    ),
+    (
+        3,
+        "idempotency",
+        include_str!("../migrations/sqlite/0003_idempotency.sql"),
+        include_str!("../migrations/postgres/0003_idempotency.sql"),
+    ),
+    (
+        4,
+        "saved_reports",
+        include_str!("../migrations/sqlite/0004_saved_reports.sql"),
+        include_str!("../migrations/postgres/0004_saved_reports.sql"),
+    ),
+];
+
 fn migrator(d: Dialect) -> Migrator {
-    // (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
-    const MIGRATIONS: [(i64, &str, &str, &str); 4] = [
-        (
-            1,
-            "initial",
-            include_str!("../migrations/sqlite/0001_initial.sql"),
-            include_str!("../migrations/postgres/0001_initial.sql"),
-        ),
-        (
-            2,
-            "auth",
-            include_str!("../migrations/sqlite/0002_auth.sql"),
-            include_str!("../migrations/postgres/0002_auth.sql"),
-        ),
-        (
-            3,
-            "idempotency",
-            include_str!("../migrations/sqlite/0003_idempotency.sql"),
-            include_str!("../migrations/postgres/0003_idempotency.sql"),
-        ),
-        (
-            4,
-            "saved_reports",
-            include_str!("../migrations/sqlite/0004_saved_reports.sql"),
-            include_str!("../migrations/postgres/0004_saved_reports.sql"),
-        ),
-    ];
     let migrations = MIGRATIONS
         .iter()
         .map(|(version, name, sqlite, postgres)| {
@@ -436,6 +440,13 @@ impl Store for SqlStore {
         }
         .map_err(unavailable)
     }
+
+    async fn live_schema(&self) -> Result<crm_core::schema_check::LiveSchema> {
+        match &self.backend {
+            Backend::Sqlite { read, .. } => introspect::sqlite(read).await,
+            Backend::Postgres(pool) => introspect::postgres(pool).await,
+        }
+    }
 }
 
 impl SqlStore {
@@ -464,6 +475,32 @@ impl SqlStore {
                     .await
                     .map_err(|e| map_err(kind, e))?;
                 rows.iter().map(|r| values::pg_row(r, cols)).collect()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file in `migrations/<dialect>/` is in [`MIGRATIONS`] under its own version
+    /// and name, and holds the text applied (sqlx's `NNNN_name.sql` convention).
+    #[test]
+    fn every_migration_file_is_applied() {
+        for (dir, pick) in [("sqlite", 0), ("postgres", 1)] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+            let mut files: Vec<String> = std::fs::read_dir(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .map(|f| f.map(|f| f.file_name().to_string_lossy().into_owned()).unwrap_or_default())
+                .collect();
+            files.sort();
+            let listed: Vec<String> =
+                MIGRATIONS.iter().map(|(version, name, ..)| format!("{version:04}_{name}.sql")).collect();
+            assert_eq!(files, listed, "migrations/{dir} and MIGRATIONS disagree");
+            for ((_, _, sqlite, postgres), file) in MIGRATIONS.iter().zip(&files) {
+                let text = std::fs::read_to_string(path.join(file)).unwrap_or_default();
+                assert_eq!(text, [*sqlite, *postgres][pick], "{dir}/{file} is not the text applied");
             }
         }
     }

@@ -70,6 +70,15 @@ impl TestBackend for SqlBackend {
         assert_eq!(n, 1, "no audit event {seq} to delete");
     }
 
+    async fn drop_index(&self, _table: &str, index: &str) {
+        self.store.execute_unchecked(&format!("DROP INDEX {index}")).await.expect("drop index");
+    }
+
+    async fn drop_column(&self, table: &str, column: &str) -> bool {
+        self.store.execute_unchecked(&format!("ALTER TABLE {table} DROP COLUMN {column}")).await.expect("drop column");
+        true
+    }
+
     async fn cleanup(&self) {
         self.store.close().await;
         if let Some(f) = &self.file {
@@ -150,6 +159,14 @@ impl TestBackend for MongoBackend {
             .await
             .expect("delete audit event");
         assert_eq!(done.deleted_count, 1, "no audit event {seq} to delete");
+    }
+
+    async fn drop_index(&self, table: &str, index: &str) {
+        self.store.database().collection::<Document>(table).drop_index(index).await.expect("drop index");
+    }
+
+    async fn drop_column(&self, _table: &str, _column: &str) -> bool {
+        false
     }
 
     async fn cleanup(&self) {

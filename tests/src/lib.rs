@@ -46,6 +46,11 @@ pub trait TestBackend: Send + Sync {
     async fn tamper_audit_event(&self, seq: i64);
     /// Deletes the audit event at `seq` behind crm-core's back.
     async fn delete_audit_event(&self, seq: i64);
+    /// Drops an index behind crm-core's back (the schema check must notice).
+    async fn drop_index(&self, table: &str, index: &str);
+    /// Drops a column behind crm-core's back; `false` where columns are not typed
+    /// (MongoDB), so there is nothing to drop.
+    async fn drop_column(&self, table: &str, column: &str) -> bool;
     /// Removes the test database.
     async fn cleanup(&self);
     /// Readies a freshly bulk-loaded database for reads (PostgreSQL: `ANALYZE`, as its
@@ -127,6 +132,7 @@ impl Harness {
 macro_rules! conformance_suite {
     ($factory:path) => {
         $crate::conformance_suite!(@cases $factory;
+            schema_agrees_with_the_declaration,
             schema_round_trips_every_kind,
             analytics_snapshot_follows_scope_and_changes,
             analytics_snapshot_reads_every_batch,

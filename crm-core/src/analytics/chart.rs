@@ -115,23 +115,7 @@ pub(crate) fn data(df: &DataFrame, spec: &ChartSpec, title: &str) -> Result<Char
 
 /// The chart a standard report is drawn with by default.
 pub fn standard(report: &str) -> Option<ChartSpec> {
-    let spec = |kind, x: &str, y: &[&str]| ChartSpec {
-        kind,
-        x: x.to_string(),
-        y: y.iter().map(|s| s.to_string()).collect(),
-        title: None,
-    };
-    Some(match report {
-        "r1_pipeline_by_stage" => spec(ChartKind::Bar, "stage", &["total_amount", "weighted_amount"]),
-        "r2_forecast_by_month" => spec(ChartKind::Bar, "month", &["total_amount", "weighted_amount"]),
-        "r3_win_rate_by_owner" => spec(ChartKind::Bar, "owner_id", &["won", "lost"]),
-        "r4_stage_funnel" => spec(ChartKind::Funnel, "stage", &["deals_reached"]),
-        "r5_lead_conversion" => spec(ChartKind::Bar, "lead_source", &["created", "converted"]),
-        "r6_top_companies_by_revenue" => spec(ChartKind::Bar, "name", &["revenue"]),
-        "r7_contact_engagement" => spec(ChartKind::Bar, "contact_id", &["calls", "emails", "meetings", "notes"]),
-        "r8_customer_acquisition" => spec(ChartKind::Line, "month", &["new_customers", "cumulative_customers"]),
-        _ => return None,
-    })
+    report.parse::<crate::model::report::StandardReport>().ok().map(|r| r.chart())
 }
 
 /// A bar chart of any report: its first non-numeric column along the axis and up to

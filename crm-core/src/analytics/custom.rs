@@ -11,7 +11,7 @@
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{from_polars, Tables, STAGES};
+use super::{from_polars, Tables};
 use crate::error::{Error, Errors, Result};
 use crate::query::{parse_filter_in, Cmp, Direction, FieldSet, Filter, Predicate};
 use crate::schema::{Column, ColumnType, Value};
@@ -175,85 +175,10 @@ impl ReportSpec {
     }
 }
 
-const STAGE_NAMES: [&str; 6] = [STAGES[0].0, STAGES[1].0, STAGES[2].0, STAGES[3].0, STAGES[4].0, STAGES[5].0];
-
-// The analytics tables' columns (REPORTS.md's, and the store snapshot's owners of companies
-// and interactions and the deal of an interaction).
-// Ids are typed as text: a filter value is cast to the id column's type in the frame, so
-// int64 and string ids both work.
-const ID: ColumnType = ColumnType::Text;
-static COMPANIES: [Column; 8] = [
-    Column::new("id", "id", ID).filter(),
-    Column::new("name", "name", ColumnType::Text).filter(),
-    Column::new("industry", "industry", ColumnType::Text).null().filter(),
-    Column::new("size_bucket", "size_bucket", ColumnType::Text).filter(),
-    Column::new("country", "country", ColumnType::Text).null().filter(),
-    Column::new("owner_id", "owner_id", ID).null().filter(),
-    Column::new("created_at", "created_at", ColumnType::Timestamp).filter(),
-    Column::new("deleted_at", "deleted_at", ColumnType::Timestamp).null(),
-];
-static CONTACTS: [Column; 11] = [
-    Column::new("id", "id", ID).filter(),
-    Column::new("company_id", "company_id", ID).null().filter(),
-    Column::new("owner_id", "owner_id", ID).filter(),
-    Column::new("first_name", "first_name", ColumnType::Text).filter(),
-    Column::new("last_name", "last_name", ColumnType::Text).filter(),
-    Column::new("email", "email", ColumnType::Text).filter(),
-    Column::new("lead_source", "lead_source", ColumnType::Text).null().filter(),
-    Column::new("lifecycle_stage", "lifecycle_stage", ColumnType::Text).filter(),
-    Column::new("created_at", "created_at", ColumnType::Timestamp).filter(),
-    Column::new("converted_at", "converted_at", ColumnType::Timestamp).null().filter(),
-    Column::new("deleted_at", "deleted_at", ColumnType::Timestamp).null(),
-];
-static DEALS: [Column; 12] = [
-    Column::new("id", "id", ID).filter(),
-    Column::new("name", "name", ColumnType::Text).filter(),
-    Column::new("company_id", "company_id", ID).null().filter(),
-    Column::new("contact_id", "contact_id", ID).null().filter(),
-    Column::new("owner_id", "owner_id", ID).filter(),
-    Column::new("pipeline_stage", "pipeline_stage", ColumnType::Text).filter().choices(&STAGE_NAMES),
-    Column::new("amount_cents", "amount_cents", ColumnType::Int).null().filter(),
-    Column::new("currency", "currency", ColumnType::Text).filter(),
-    Column::new("expected_close_date", "expected_close_date", ColumnType::Date).null().filter(),
-    Column::new("created_at", "created_at", ColumnType::Timestamp).filter(),
-    Column::new("closed_at", "closed_at", ColumnType::Timestamp).null().filter(),
-    Column::new("deleted_at", "deleted_at", ColumnType::Timestamp).null(),
-];
-static HISTORY: [Column; 4] = [
-    Column::new("deal_id", "deal_id", ID).filter(),
-    Column::new("from_stage", "from_stage", ColumnType::Text).null().filter().choices(&STAGE_NAMES),
-    Column::new("to_stage", "to_stage", ColumnType::Text).filter().choices(&STAGE_NAMES),
-    Column::new("changed_at", "changed_at", ColumnType::Timestamp).filter(),
-];
-static INTERACTIONS: [Column; 6] = [
-    Column::new("id", "id", ID).filter(),
-    Column::new("contact_id", "contact_id", ID).filter(),
-    Column::new("deal_id", "deal_id", ID).null().filter(),
-    Column::new("owner_id", "owner_id", ID).null().filter(),
-    Column::new("kind", "kind", ColumnType::Text).filter(),
-    Column::new("occurred_at", "occurred_at", ColumnType::Timestamp).filter(),
-];
-static TASKS: [Column; 7] = [
-    Column::new("id", "id", ID).filter(),
-    Column::new("owner_id", "owner_id", ID).filter(),
-    Column::new("status", "status", ColumnType::Text).filter(),
-    Column::new("priority", "priority", ColumnType::Text).filter(),
-    Column::new("due_at", "due_at", ColumnType::Timestamp).null().filter(),
-    Column::new("completed_at", "completed_at", ColumnType::Timestamp).null().filter(),
-    Column::new("deleted_at", "deleted_at", ColumnType::Timestamp).null(),
-];
-
-/// The tables a custom report can read, with their columns.
-fn columns(table: &str) -> Option<&'static [Column]> {
-    Some(match table {
-        "companies" => &COMPANIES,
-        "contacts" => &CONTACTS,
-        "deals" => &DEALS,
-        "deal_stage_history" => &HISTORY,
-        "interactions" => &INTERACTIONS,
-        "tasks" => &TASKS,
-        _ => return None,
-    })
+/// The columns of an analytics table, as its kind declares them.
+fn columns(table: &str) -> Option<impl Iterator<Item = &'static Column> + Clone> {
+    let kind = super::KINDS.iter().find(|k| k.table() == table)?;
+    Some(kind.analytics().iter().map(|e| &e.column))
 }
 
 /// The joins a source allows: (table, the source's reference column).
@@ -290,7 +215,7 @@ impl Scope<'_> {
             Some(_) => return None,
             None => (self.source, field),
         };
-        let column = columns(table)?.iter().find(|c| c.name == name && c.name != "deleted_at")?;
+        let column = columns(table)?.find(|c| c.name == name && c.name != "deleted_at")?;
         let table =
             if table == self.source { self.source } else { self.joins.iter().copied().find(|j| *j == table)? };
         Some((table, column))
@@ -310,13 +235,13 @@ impl Scope<'_> {
     fn locate(&self, column: &'static Column) -> Option<String> {
         std::iter::once(self.source)
             .chain(self.joins.iter().copied())
-            .find_map(|t| columns(t)?.iter().any(|c| std::ptr::eq(c, column)).then(|| self.frame_name(t, column)))
+            .find_map(|t| columns(t)?.any(|c| std::ptr::eq(c, column)).then(|| self.frame_name(t, column)))
     }
 
     fn field_list(&self) -> String {
         let mut out: Vec<String> = Vec::new();
         for t in std::iter::once(self.source).chain(self.joins.iter().copied()) {
-            for c in columns(t).unwrap_or(&[]).iter().filter(|c| c.name != "deleted_at") {
+            for c in columns(t).into_iter().flatten().filter(|c| c.name != "deleted_at") {
                 out.push(self.frame_name(t, c));
             }
         }
@@ -572,7 +497,7 @@ impl Compiled {
     /// The lazy query over the tables.
     pub fn plan(&self, t: &Tables) -> Result<LazyFrame> {
         let source = self.spec.source.as_str();
-        let mut lf = if columns(source).is_some_and(|c| c.iter().any(|c| c.name == "deleted_at")) {
+        let mut lf = if columns(source).is_some_and(|mut c| c.any(|c| c.name == "deleted_at")) {
             t.live(source)?
         } else {
             t.lazy(source)?
@@ -582,12 +507,11 @@ impl Compiled {
             lf = lf.join(live, [col(key)], [col(key)], JoinArgs::new(JoinType::Semi));
         }
         for (table, key) in &self.joins {
-            let cols = columns(table).unwrap_or(&[]);
+            let cols = columns(table).into_iter().flatten();
             let present = t.0.get(*table).map(|df| df.schema()).ok_or_else(|| {
                 Error::invalid("tables", "required", format!("the {table} table is needed for this report"))
             })?;
             let select: Vec<Expr> = cols
-                .iter()
                 .filter(|c| c.name != "deleted_at" && present.contains(c.name))
                 .map(|c| col(c.name).alias(format!("{table}.{}", c.name)))
                 .collect();

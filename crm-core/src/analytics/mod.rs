@@ -15,21 +15,39 @@ use polars::prelude::*;
 
 use crate::error::{Error, Result};
 
-/// The deal stages in order, with their probability in percent.
-pub const STAGES: [(&str, i64); 6] = [
-    ("prospecting", 10),
-    ("qualification", 20),
-    ("proposal", 40),
-    ("negotiation", 60),
-    ("closed_won", 100),
-    ("closed_lost", 0),
-];
+/// The deal stages in order, with their probability in percent ([`DealStage`]'s).
+///
+/// [`DealStage`]: crate::model::deal::DealStage
+pub const STAGES: [(&str, i64); 6] = {
+    use crate::model::deal::DealStage as S;
+    const fn pair(s: S) -> (&'static str, i64) {
+        (s.as_str(), s.probability())
+    }
+    [
+        pair(S::Prospecting),
+        pair(S::Qualification),
+        pair(S::Proposal),
+        pair(S::Negotiation),
+        pair(S::ClosedWon),
+        pair(S::ClosedLost),
+    ]
+};
 
 /// The standard reports, by name.
-pub const REPORTS: [&str; 8] = crate::model::report::STANDARD_REPORTS;
+pub const REPORTS: &[&str] = StandardReport::CHOICES;
 
-/// The analytics tables' names.
-pub const TABLES: [&str; 6] = ["companies", "contacts", "deals", "deal_stage_history", "interactions", "tasks"];
+pub use crate::model::report::StandardReport;
+
+/// The kinds behind the analytics tables (each declares its columns:
+/// [`crate::schema::EntityKind::analytics`]), parents before the history that follows them.
+pub const KINDS: [crate::schema::EntityKind; 6] = {
+    use crate::schema::EntityKind as K;
+    [K::Company, K::Contact, K::Deal, K::DealStageChange, K::Interaction, K::Task]
+};
+
+/// The analytics tables' names (their kinds' table names).
+pub const TABLES: [&str; 6] =
+    [KINDS[0].table(), KINDS[1].table(), KINDS[2].table(), KINDS[3].table(), KINDS[4].table(), KINDS[5].table()];
 
 /// Reads the analytics tables found in `directory` as `<table>.parquet` (the layout the
 /// benchmark generator writes). Tables without a file are left out; a report that needs
@@ -190,48 +208,48 @@ impl Resolved {
     /// names; times RFC 3339 UTC, dates `YYYY-MM-DD`). Reports without parameters show none.
     pub fn shown(&self, report: &str) -> Vec<(String, String)> {
         let ts = |t: NaiveDateTime| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        match report {
-            "r2_forecast_by_month" => {
-                vec![("asOf".to_string(), ts(self.as_of)), ("forecastEnd".to_string(), self.forecast_end.to_string())]
-            }
-            "r7_contact_engagement" => {
-                vec![("asOf".to_string(), ts(self.as_of)), ("engagementStart".to_string(), ts(self.engagement_start))]
-            }
-            _ => vec![],
-        }
+        let Ok(report) = report.parse::<StandardReport>() else {
+            return Vec::new();
+        };
+        report
+            .parameters()
+            .iter()
+            .map(|p| {
+                let value = match *p {
+                    "asOf" => ts(self.as_of),
+                    "forecastEnd" => self.forecast_end.to_string(),
+                    _ => ts(self.engagement_start),
+                };
+                (p.to_string(), value)
+            })
+            .collect()
     }
 }
 
 /// Runs a standard report by name.
 pub fn report(name: &str, t: &Tables, p: &Params) -> Result<DataFrame> {
-    let plan = match name {
-        "r1_pipeline_by_stage" => r1(t)?,
-        "r2_forecast_by_month" => r2(t, &p.resolve(t)?)?,
-        "r3_win_rate_by_owner" => r3(t)?,
-        "r4_stage_funnel" => match fast::r4_fast(t)? {
+    use StandardReport as R;
+    let plan = match StandardReport::named(name, "name")? {
+        R::PipelineByStage => r1(t)?,
+        R::ForecastByMonth => r2(t, &p.resolve(t)?)?,
+        R::WinRateByOwner => r3(t)?,
+        R::StageFunnel => match fast::r4_fast(t)? {
             Some(df) => return Ok(df),
             None => r4(t)?,
         },
-        "r5_lead_conversion" => match fast::r5_fast(t)? {
+        R::LeadConversion => match fast::r5_fast(t)? {
             Some(df) => return Ok(df),
             None => r5(t)?,
         },
-        "r6_top_companies_by_revenue" => r6(t)?,
-        "r7_contact_engagement" => {
+        R::TopCompaniesByRevenue => r6(t)?,
+        R::ContactEngagement => {
             let resolved = p.resolve(t)?;
             match fast::r7_fast(t, &resolved)? {
                 Some(df) => return Ok(df),
                 None => r7(t, &resolved)?,
             }
         }
-        "r8_customer_acquisition" => r8(t)?,
-        other => {
-            return Err(Error::invalid(
-                "name",
-                "invalid_value",
-                format!("'{other}' is not a standard report; they are {}", REPORTS.join(", ")),
-            ))
-        }
+        R::CustomerAcquisition => r8(t)?,
     };
     plan.collect().map_err(from_polars)
 }

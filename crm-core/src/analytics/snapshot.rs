@@ -12,108 +12,12 @@ use super::{from_polars, Tables};
 use crate::error::Result;
 use crate::model::company::size_bucket;
 use crate::policy::{Action, Actor, Scope};
-use crate::schema::{EntityKind, Value};
+use crate::schema::{ColumnType, Derive, EntityKind, Exposed, Value};
 use crate::service::{records::scope_filter, Crm};
 use crate::store::StoreExt;
 
 /// Snapshots kept per process (one per distinct scope), the least recently made dropped first.
 const CACHED: usize = 4;
-
-/// How a store column becomes an analytics column.
-#[derive(Clone, Copy)]
-enum Conv {
-    /// A UUID as its text (the analytics tables' string ids).
-    Id,
-    Text,
-    Int,
-    Timestamp,
-    Date,
-    /// The first UUID of a list (a deal's first contact).
-    FirstId,
-    /// The first word of a name / the rest.
-    FirstName,
-    LastName,
-    /// A head count as the size bucket (`Company::size_bucket`).
-    SizeBucket,
-}
-
-/// The analytics tables as (output column, store column, conversion) per kind.
-fn layout(kind: EntityKind) -> &'static [(&'static str, &'static str, Conv)] {
-    use Conv::*;
-    match kind {
-        EntityKind::Company => &[
-            ("id", "id", Id),
-            ("name", "name", Text),
-            ("industry", "industry", Text),
-            ("size_bucket", "size", SizeBucket),
-            ("country", "country", Text),
-            ("owner_id", "owner_id", Id),
-            ("created_at", "created_at", Timestamp),
-            ("deleted_at", "deleted_at", Timestamp),
-        ],
-        EntityKind::Contact => &[
-            ("id", "id", Id),
-            ("company_id", "company_id", Id),
-            ("owner_id", "owner_id", Id),
-            ("first_name", "name", FirstName),
-            ("last_name", "name", LastName),
-            ("email", "email", Text),
-            ("lead_source", "lead_source", Text),
-            ("lifecycle_stage", "lifecycle_stage", Text),
-            ("created_at", "created_at", Timestamp),
-            ("converted_at", "converted_at", Timestamp),
-            ("deleted_at", "deleted_at", Timestamp),
-        ],
-        EntityKind::Deal => &[
-            ("id", "id", Id),
-            ("name", "name", Text),
-            ("company_id", "company_id", Id),
-            ("contact_id", "contact_ids", FirstId),
-            ("owner_id", "owner_id", Id),
-            ("pipeline_stage", "stage", Text),
-            ("amount_cents", "amount", Int),
-            ("currency", "currency", Text),
-            ("expected_close_date", "expected_close_date", Date),
-            ("created_at", "created_at", Timestamp),
-            ("closed_at", "closed_at", Timestamp),
-            ("deleted_at", "deleted_at", Timestamp),
-        ],
-        EntityKind::DealStageChange => &[
-            ("deal_id", "deal_id", Id),
-            ("from_stage", "from_stage", Text),
-            ("to_stage", "to_stage", Text),
-            ("changed_at", "changed_at", Timestamp),
-        ],
-        EntityKind::Interaction => &[
-            ("id", "id", Id),
-            ("contact_id", "contact_id", Id),
-            ("deal_id", "deal_id", Id),
-            ("owner_id", "owner_id", Id),
-            ("kind", "kind", Text),
-            ("occurred_at", "occurred_at", Timestamp),
-        ],
-        EntityKind::Task => &[
-            ("id", "id", Id),
-            ("owner_id", "owner_id", Id),
-            ("status", "status", Text),
-            ("priority", "priority", Text),
-            ("due_at", "due_date", Timestamp),
-            ("completed_at", "completed_at", Timestamp),
-            ("deleted_at", "deleted_at", Timestamp),
-        ],
-        _ => &[],
-    }
-}
-
-/// The kinds behind the analytics tables, parents before the history that follows them.
-const KINDS: [EntityKind; 6] = [
-    EntityKind::Company,
-    EntityKind::Contact,
-    EntityKind::Deal,
-    EntityKind::DealStageChange,
-    EntityKind::Interaction,
-    EntityKind::Task,
-];
 
 /// One output column being filled. Text goes straight into polars' string builder (ids
 /// formatted on the stack), so no value is allocated on its own.
@@ -125,26 +29,26 @@ enum Builder {
 }
 
 impl Builder {
-    fn new(conv: Conv, name: &str, capacity: usize) -> Self {
-        match conv {
-            Conv::Int => Builder::Int(Vec::with_capacity(capacity)),
-            Conv::Timestamp => Builder::Micros(Vec::with_capacity(capacity)),
-            Conv::Date => Builder::Days(Vec::with_capacity(capacity)),
-            _ => Builder::Str(StringChunkedBuilder::new(name.into(), capacity)),
+    fn new(column: &Exposed, capacity: usize) -> Self {
+        match column.column.ty {
+            ColumnType::Int => Builder::Int(Vec::with_capacity(capacity)),
+            ColumnType::Timestamp => Builder::Micros(Vec::with_capacity(capacity)),
+            ColumnType::Date => Builder::Days(Vec::with_capacity(capacity)),
+            _ => Builder::Str(StringChunkedBuilder::new(column.column.name.into(), capacity)),
         }
     }
 
-    fn push(&mut self, conv: Conv, v: &Value) {
-        match (self, conv, v) {
-            (Builder::Str(out), Conv::SizeBucket, Value::Int(n)) => out.append_value(size_bucket(Some(*n))),
-            (Builder::Str(out), Conv::SizeBucket, _) => out.append_value(size_bucket(None)),
-            (Builder::Str(out), Conv::FirstName, Value::Text(s)) => {
+    fn push(&mut self, derive: Derive, v: &Value) {
+        match (self, derive, v) {
+            (Builder::Str(out), Derive::SizeBucket, Value::Int(n)) => out.append_value(size_bucket(Some(*n))),
+            (Builder::Str(out), Derive::SizeBucket, _) => out.append_value(size_bucket(None)),
+            (Builder::Str(out), Derive::FirstWord, Value::Text(s)) => {
                 out.append_value(s.split_once(' ').map_or(s.as_str(), |(first, _)| first))
             }
-            (Builder::Str(out), Conv::LastName, Value::Text(s)) => {
+            (Builder::Str(out), Derive::OtherWords, Value::Text(s)) => {
                 out.append_option(s.split_once(' ').map(|(_, rest)| rest.trim()).filter(|r| !r.is_empty()))
             }
-            (Builder::Str(out), Conv::FirstId, Value::Json(serde_json::Value::Array(ids))) => {
+            (Builder::Str(out), Derive::FirstOfList, Value::Json(serde_json::Value::Array(ids))) => {
                 out.append_option(ids.first().and_then(|u| u.as_str()))
             }
             (Builder::Str(out), _, Value::Uuid(u)) => {
@@ -189,7 +93,7 @@ struct Fetched {
 /// Reads one table (its live rows within the actor's scope) in id order with one bulk
 /// read, only the columns the analytics table uses.
 async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor) -> Result<Fetched> {
-    let layout = layout(kind);
+    let layout = kind.analytics();
     let scope = if kind == EntityKind::DealStageChange {
         // History has no owner: it is visible with its deal (see `convert`).
         Scope::All
@@ -205,8 +109,7 @@ async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor) -> Result<Fetched> {
             fetched.len() - 1
         })
     };
-    let columns: Vec<usize> =
-        layout.iter().map(|(_, source, _)| position(source).map_or(usize::MAX, &mut at)).collect();
+    let columns: Vec<usize> = layout.iter().map(|e| position(e.from).map_or(usize::MAX, &mut at)).collect();
     let deal_id = position("deal_id").map(&mut at);
     let rows = if scope == Scope::None {
         Vec::new()
@@ -220,9 +123,8 @@ async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor) -> Result<Fetched> {
 /// Turns a table's rows into its DataFrame. `keep` limits the rows to those whose
 /// `deal_id` is in the set (the history of the deals the caller may see).
 fn convert(f: &Fetched, keep: Option<&HashSet<uuid::Uuid>>) -> Result<DataFrame> {
-    let layout = layout(f.kind);
-    let mut builders: Vec<Builder> =
-        layout.iter().map(|(name, _, conv)| Builder::new(*conv, name, f.rows.len())).collect();
+    let layout = f.kind.analytics();
+    let mut builders: Vec<Builder> = layout.iter().map(|e| Builder::new(e, f.rows.len())).collect();
     for row in &f.rows {
         if let (Some(keep), Some(i)) = (keep, f.deal_id) {
             let visible = matches!(row.get(i), Some(Value::Uuid(u)) if keep.contains(u));
@@ -230,12 +132,11 @@ fn convert(f: &Fetched, keep: Option<&HashSet<uuid::Uuid>>) -> Result<DataFrame>
                 continue;
             }
         }
-        for ((b, (_, _, conv)), i) in builders.iter_mut().zip(layout).zip(&f.columns) {
-            b.push(*conv, row.get(*i).unwrap_or(&Value::Null));
+        for ((b, e), i) in builders.iter_mut().zip(layout).zip(&f.columns) {
+            b.push(e.derive, row.get(*i).unwrap_or(&Value::Null));
         }
     }
-    let columns =
-        builders.into_iter().zip(layout).map(|(b, (name, _, _))| b.finish(name)).collect::<Result<Vec<_>>>()?;
+    let columns = builders.into_iter().zip(layout).map(|(b, e)| b.finish(e.column.name)).collect::<Result<Vec<_>>>()?;
     DataFrame::new_infer_height(columns).map_err(from_polars)
 }
 
@@ -255,7 +156,7 @@ struct ScopeKey(Vec<(EntityKind, Scope)>, Option<String>, Option<String>);
 
 fn scope_key(crm: &Crm, actor: &Actor) -> ScopeKey {
     let scopes: Vec<(EntityKind, Scope)> =
-        KINDS.iter().map(|k| (*k, crm.policy().scope(actor.role, k.resource(), Action::Read))).collect();
+        super::KINDS.iter().map(|k| (*k, crm.policy().scope(actor.role, k.resource(), Action::Read))).collect();
     let narrowed = scopes.iter().any(|(_, s)| matches!(s, Scope::Own | Scope::Team));
     let user = narrowed.then(|| actor.user_id.to_string());
     let team = narrowed.then(|| actor.team_id.map(|t| t.to_string())).flatten();
@@ -353,12 +254,8 @@ impl Crm {
         name: &str,
         params: &super::Params,
     ) -> Result<(DataFrame, super::Resolved)> {
-        if !super::REPORTS.contains(&name) {
-            // Name the reports before reading anything.
-            return Err(super::report(name, &Tables::default(), params).err().unwrap_or_else(|| {
-                crate::Error::invalid("name", "invalid_value", format!("'{name}' is not a standard report"))
-            }));
-        }
+        // Name the reports before reading anything.
+        super::StandardReport::named(name, "name")?;
         let name = name.to_string();
         let params = *params;
         let now = self.now().naive_utc();

@@ -878,7 +878,7 @@ fn as_text(t: &mut Tables, columns: &[(&str, &[&str])]) {
 #[test]
 fn standard_charts_fit_their_reports() {
     let t = tables();
-    for name in REPORTS {
+    for &name in REPORTS {
         let df = report(name, &t, &Params::default()).unwrap();
         let spec = chart::standard(name).unwrap_or_else(|| panic!("{name} has a chart"));
         let svg = chart::render(&df, &spec, name, chart::ImageFormat::Svg, (600, 300)).unwrap();

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::string_enum;
 use crate::ids::UserId;
-use crate::schema::{Column, ColumnType as T, EntityKind, Persist};
+use crate::schema::{Column, ColumnType as T, EntityKind, Index, Persist};
 
 /// A login: one family of refresh tokens. Access tokens name it in `sid`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +68,9 @@ pub static SESSION_COLUMNS: &[Column] = &[
     Column::new("version", "version", T::Int).filter(),
 ];
 
+/// The indexes of `sessions` besides the primary key.
+pub static SESSION_INDEXES: &[Index] = &[Index::on("sessions_user_idx", &["user_id", "created_at"])];
+
 /// One refresh token of a session. Each refresh marks the presented token used and
 /// issues the next; presenting a used one again revokes the session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +108,12 @@ pub static REFRESH_COLUMNS: &[Column] = &[
     Column::new("expires_at", "expiresAt", T::Timestamp).sort(),
     Column::new("used_at", "usedAt", T::Timestamp).null().sort(),
     Column::new("version", "version", T::Int).filter(),
+];
+
+/// The indexes of `refresh_tokens` besides the primary key.
+pub static REFRESH_INDEXES: &[Index] = &[
+    Index::on("refresh_tokens_hash_key", &["token_hash"]).unique(),
+    Index::on("refresh_tokens_session_idx", &["session_id"]),
 ];
 
 string_enum! {
@@ -162,6 +171,12 @@ pub static TOKEN_COLUMNS: &[Column] = &[
     Column::new("version", "version", T::Int).filter(),
 ];
 
+/// The indexes of `auth_tokens` besides the primary key.
+pub static TOKEN_INDEXES: &[Index] = &[
+    Index::on("auth_tokens_hash_key", &["token_hash"]).unique(),
+    Index::on("auth_tokens_user_idx", &["user_id", "purpose"]),
+];
+
 /// A third-party identity linked to a user, keyed by (provider, subject).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -198,4 +213,10 @@ pub static IDENTITY_COLUMNS: &[Column] = &[
     Column::new("created_at", "createdAt", T::Timestamp).sort(),
     Column::new("last_login_at", "lastLoginAt", T::Timestamp).null().sort(),
     Column::new("version", "version", T::Int).filter(),
+];
+
+/// The indexes of `identities` besides the primary key.
+pub static IDENTITY_INDEXES: &[Index] = &[
+    Index::on("identities_provider_subject_key", &["provider", "subject"]).unique(),
+    Index::on("identities_user_idx", &["user_id"]),
 ];

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{impl_record, record_columns, search_words, JsonObject, RecordMeta};
 use crate::ids::{CompanyId, TeamId, UserId};
 use crate::policy::Ownership;
-use crate::schema::{Column, ColumnType as T, EntityKind};
+use crate::schema::{Column, ColumnType as T, Derive, EntityKind, Exposed, Index};
 use crate::values::{Domain, Email, Phone};
 
 /// How to reach a company.
@@ -98,4 +98,27 @@ pub static COLUMNS: &[Column] = record_columns![
     Column::new("team_id", "teamId", T::Uuid).null().filter(),
     Column::new("custom_fields", "customFields", T::Json),
     Column::new("search_text", "", T::Text),
+];
+
+/// The indexes of `companies` besides the primary key.
+pub static INDEXES: &[Index] = &[
+    Index::on("companies_domain_key", &["domain"]).unique().live(),
+    Index::on("companies_created_idx", &["created_at", "id"]).live(),
+    Index::on("companies_name_idx", &["name", "id"]).live(),
+    Index::on("companies_owner_idx", &["owner_id", "created_at"]),
+    Index::on("companies_team_idx", &["team_id", "created_at"]),
+    Index::on("companies_industry_idx", &["industry"]),
+    Index::on("companies_deleted_idx", &["deleted_at"]).deleted(),
+];
+
+/// The `companies` analytics table (`docs/REPORTS.md`) and the stored columns it comes from.
+pub static ANALYTICS: &[Exposed] = &[
+    Exposed::id("id", "id"),
+    Exposed::new("name", T::Text, "name"),
+    Exposed::new("industry", T::Text, "industry").null(),
+    Exposed::new("size_bucket", T::Text, "size").derive(Derive::SizeBucket),
+    Exposed::new("country", T::Text, "country").null(),
+    Exposed::id("owner_id", "owner_id").null(),
+    Exposed::new("created_at", T::Timestamp, "created_at"),
+    Exposed::new("deleted_at", T::Timestamp, "deleted_at").null().hidden(),
 ];

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{impl_record, record_columns, search_words, string_enum, JsonObject, RecordMeta};
 use crate::ids::{CompanyId, ContactId, TeamId, UserId};
 use crate::policy::Ownership;
-use crate::schema::{Column, ColumnType as T, EntityKind};
+use crate::schema::{Column, ColumnType as T, Derive, EntityKind, Exposed, Index};
 use crate::values::{Email, Phone};
 
 string_enum! {
@@ -103,4 +103,34 @@ pub static COLUMNS: &[Column] = record_columns![
     Column::new("address", "address", T::Json),
     Column::new("custom_fields", "customFields", T::Json),
     Column::new("search_text", "", T::Text),
+];
+
+/// The indexes of `contacts` besides the primary key.
+pub static INDEXES: &[Index] = &[
+    Index::on("contacts_email_key", &["email"]).unique().live(),
+    Index::on("contacts_created_idx", &["created_at", "id"]).live(),
+    Index::on("contacts_updated_idx", &["updated_at", "id"]).live(),
+    Index::on("contacts_name_idx", &["name", "id"]).live(),
+    Index::on("contacts_stage_idx", &["lifecycle_stage", "created_at", "id"]).live(),
+    Index::on("contacts_stage_name_idx", &["lifecycle_stage", "name", "id"]).live(),
+    Index::on("contacts_owner_idx", &["owner_id", "created_at", "id"]),
+    Index::on("contacts_team_idx", &["team_id", "created_at", "id"]),
+    Index::on("contacts_company_idx", &["company_id"]),
+    Index::on("contacts_tags_idx", &["tags"]).members(),
+    Index::on("contacts_deleted_idx", &["deleted_at"]).deleted(),
+];
+
+/// The `contacts` analytics table (`docs/REPORTS.md`) and the stored columns it comes from.
+pub static ANALYTICS: &[Exposed] = &[
+    Exposed::id("id", "id"),
+    Exposed::id("company_id", "company_id").null(),
+    Exposed::id("owner_id", "owner_id"),
+    Exposed::new("first_name", T::Text, "name").derive(Derive::FirstWord),
+    Exposed::new("last_name", T::Text, "name").derive(Derive::OtherWords),
+    Exposed::new("email", T::Text, "email"),
+    Exposed::new("lead_source", T::Text, "lead_source").null(),
+    Exposed::new("lifecycle_stage", T::Text, "lifecycle_stage"),
+    Exposed::new("created_at", T::Timestamp, "created_at"),
+    Exposed::new("converted_at", T::Timestamp, "converted_at").null(),
+    Exposed::new("deleted_at", T::Timestamp, "deleted_at").null().hidden(),
 ];

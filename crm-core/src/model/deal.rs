@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{impl_record, record_columns, search_words, string_enum, RecordMeta};
 use crate::ids::{CompanyId, ContactId, DealId, TeamId, UserId};
 use crate::policy::Ownership;
-use crate::schema::{Column, ColumnType as T, EntityKind, Persist};
+use crate::schema::{Column, ColumnType as T, Derive, EntityKind, Exposed, Index, Persist};
 use crate::values::{Currency, Percent};
 
 string_enum! {
@@ -30,7 +30,7 @@ string_enum! {
 
 impl DealStage {
     /// The default win probability of the stage, in percent.
-    pub fn probability(&self) -> i64 {
+    pub const fn probability(&self) -> i64 {
         match self {
             DealStage::Prospecting => 10,
             DealStage::Qualification => 20,
@@ -148,6 +148,35 @@ pub static COLUMNS: &[Column] = record_columns![
     Column::new("search_text", "", T::Text),
 ];
 
+/// The indexes of `deals` besides the primary key.
+pub static INDEXES: &[Index] = &[
+    Index::on("deals_created_idx", &["created_at", "id"]).live(),
+    Index::on("deals_stage_idx", &["stage", "created_at", "id"]).live(),
+    Index::on("deals_close_idx", &["expected_close_date"]).live(),
+    Index::on("deals_amount_idx", &["amount"]).live(),
+    Index::on("deals_owner_idx", &["owner_id", "created_at", "id"]),
+    Index::on("deals_team_idx", &["team_id", "created_at", "id"]),
+    Index::on("deals_company_idx", &["company_id"]),
+    Index::on("deals_contacts_idx", &["contact_ids"]).members(),
+    Index::on("deals_deleted_idx", &["deleted_at"]).deleted(),
+];
+
+/// The `deals` analytics table (`docs/REPORTS.md`) and the stored columns it comes from.
+pub static ANALYTICS: &[Exposed] = &[
+    Exposed::id("id", "id"),
+    Exposed::new("name", T::Text, "name"),
+    Exposed::id("company_id", "company_id").null(),
+    Exposed::id("contact_id", "contact_ids").null().derive(Derive::FirstOfList),
+    Exposed::id("owner_id", "owner_id"),
+    Exposed::new("pipeline_stage", T::Text, "stage").choices(DealStage::CHOICES),
+    Exposed::new("amount_cents", T::Int, "amount").null(),
+    Exposed::new("currency", T::Text, "currency"),
+    Exposed::new("expected_close_date", T::Date, "expected_close_date").null(),
+    Exposed::new("created_at", T::Timestamp, "created_at"),
+    Exposed::new("closed_at", T::Timestamp, "closed_at").null(),
+    Exposed::new("deleted_at", T::Timestamp, "deleted_at").null().hidden(),
+];
+
 /// One entry of a deal's stage history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -179,4 +208,15 @@ pub static HISTORY_COLUMNS: &[Column] = &[
     Column::new("to_stage", "toStage", T::Text).filter().choices(DealStage::CHOICES),
     Column::new("changed_at", "changedAt", T::Timestamp).sort(),
     Column::new("changed_by", "changedBy", T::Uuid).null().filter(),
+];
+
+/// The indexes of `deal_stage_history` besides the primary key.
+pub static HISTORY_INDEXES: &[Index] = &[Index::on("deal_stage_history_deal_idx", &["deal_id", "changed_at"])];
+
+/// The `deal_stage_history` analytics table (`docs/REPORTS.md`) and the stored columns it comes from.
+pub static HISTORY_ANALYTICS: &[Exposed] = &[
+    Exposed::id("deal_id", "deal_id"),
+    Exposed::new("from_stage", T::Text, "from_stage").null().choices(DealStage::CHOICES),
+    Exposed::new("to_stage", T::Text, "to_stage").choices(DealStage::CHOICES),
+    Exposed::new("changed_at", T::Timestamp, "changed_at"),
 ];

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::schema::{Column, ColumnType as T, EntityKind, Persist};
+use crate::schema::{Column, ColumnType as T, EntityKind, Index, Persist};
 
 /// One key's request and, once it is done, its answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,4 +43,10 @@ pub static COLUMNS: &[Column] = &[
     Column::new("created_at", "createdAt", T::Timestamp).sort(),
     Column::new("expires_at", "expiresAt", T::Timestamp).sort(),
     Column::new("version", "version", T::Int).filter(),
+];
+
+/// The indexes of `idempotency_keys` besides the primary key.
+pub static INDEXES: &[Index] = &[
+    Index::on("idempotency_keys_key", &["key_hash"]).unique(),
+    Index::on("idempotency_keys_expires_idx", &["expires_at"]),
 ];

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{impl_record, record_columns, search_words, string_enum, RecordMeta};
 use crate::ids::{ContactId, DealId, InteractionId, TeamId, UserId};
 use crate::policy::Ownership;
-use crate::schema::{Column, ColumnType as T, EntityKind};
+use crate::schema::{Column, ColumnType as T, EntityKind, Exposed, Index};
 
 string_enum! {
     /// What kind of touch point.
@@ -69,4 +69,22 @@ pub static COLUMNS: &[Column] = record_columns![
     Column::new("owner_id", "ownerId", T::Uuid).filter(),
     Column::new("team_id", "teamId", T::Uuid).null().filter(),
     Column::new("search_text", "", T::Text),
+];
+
+/// The indexes of `interactions` besides the primary key.
+pub static INDEXES: &[Index] = &[
+    Index::on("interactions_contact_idx", &["contact_id", "occurred_at"]),
+    Index::on("interactions_created_idx", &["created_at", "id"]).live(),
+    Index::on("interactions_owner_idx", &["owner_id", "created_at", "id"]),
+    Index::on("interactions_deal_idx", &["deal_id"]),
+];
+
+/// The `interactions` analytics table (`docs/REPORTS.md`) and the stored columns it comes from.
+pub static ANALYTICS: &[Exposed] = &[
+    Exposed::id("id", "id"),
+    Exposed::id("contact_id", "contact_id"),
+    Exposed::id("deal_id", "deal_id").null(),
+    Exposed::id("owner_id", "owner_id").null(),
+    Exposed::new("kind", T::Text, "kind"),
+    Exposed::new("occurred_at", T::Timestamp, "occurred_at"),
 ];

@@ -89,7 +89,7 @@ macro_rules! string_enum {
             pub const CHOICES: &'static [&'static str] = &[$($text),+];
 
             /// The wire name.
-            pub fn as_str(&self) -> &'static str {
+            pub const fn as_str(&self) -> &'static str {
                 match self {
                     $($name::$variant => $text),+
                 }

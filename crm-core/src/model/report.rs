@@ -7,35 +7,81 @@ use serde::{Deserialize, Serialize};
 use super::{impl_record, record_columns, search_words, string_enum, RecordMeta};
 use crate::ids::{SavedReportId, TeamId, UserId};
 use crate::policy::{Actor, Ownership, Role};
-use crate::schema::{Column, ColumnType as T, EntityKind};
+use crate::schema::{Column, ColumnType as T, EntityKind, Index};
 
-/// The standard reports of `docs/REPORTS.md`, by name.
-pub const STANDARD_REPORTS: [&str; 8] = [
-    "r1_pipeline_by_stage",
-    "r2_forecast_by_month",
-    "r3_win_rate_by_owner",
-    "r4_stage_funnel",
-    "r5_lead_conversion",
-    "r6_top_companies_by_revenue",
-    "r7_contact_engagement",
-    "r8_customer_acquisition",
-];
+string_enum! {
+    /// The standard reports of `docs/REPORTS.md`: each one's name, title, parameters and
+    /// default chart are here; its plan is `crate::analytics::report`'s (feature
+    /// `analytics`), matched on this type so none can be left out.
+    StandardReport {
+        /// R1: open deals by stage, with amounts weighted by probability.
+        PipelineByStage = "r1_pipeline_by_stage",
+        /// R2: open deals by month of expected close.
+        ForecastByMonth = "r2_forecast_by_month",
+        /// R3: won and lost deals and the win rate per owner.
+        WinRateByOwner = "r3_win_rate_by_owner",
+        /// R4: how many deals reached each stage and moved on.
+        StageFunnel = "r4_stage_funnel",
+        /// R5: contacts created and converted by month and lead source.
+        LeadConversion = "r5_lead_conversion",
+        /// R6: companies by won revenue.
+        TopCompaniesByRevenue = "r6_top_companies_by_revenue",
+        /// R7: contacts by recent interactions.
+        ContactEngagement = "r7_contact_engagement",
+        /// R8: new customers by month, with the running total.
+        CustomerAcquisition = "r8_customer_acquisition",
+    }
+}
 
-/// Their titles, in the same order.
-pub const STANDARD_TITLES: [&str; 8] = [
-    "Open pipeline by stage",
-    "Forecast by month of expected close",
-    "Win rate by owner",
-    "Stage funnel",
-    "Lead conversion by month and source",
-    "Top companies by won revenue",
-    "Most engaged contacts",
-    "New customers by month",
-];
+impl StandardReport {
+    /// The title charts and exports show.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Self::PipelineByStage => "Open pipeline by stage",
+            Self::ForecastByMonth => "Forecast by month of expected close",
+            Self::WinRateByOwner => "Win rate by owner",
+            Self::StageFunnel => "Stage funnel",
+            Self::LeadConversion => "Lead conversion by month and source",
+            Self::TopCompaniesByRevenue => "Top companies by won revenue",
+            Self::ContactEngagement => "Most engaged contacts",
+            Self::CustomerAcquisition => "New customers by month",
+        }
+    }
 
-/// The title of a standard report.
-pub fn standard_title(name: &str) -> Option<&'static str> {
-    STANDARD_REPORTS.iter().position(|r| *r == name).map(|i| STANDARD_TITLES[i])
+    /// The parameters it takes ([`StandardParams`]' API names).
+    pub fn parameters(&self) -> &'static [&'static str] {
+        match self {
+            Self::ForecastByMonth => &["asOf", "forecastEnd"],
+            Self::ContactEngagement => &["asOf", "engagementStart"],
+            _ => &[],
+        }
+    }
+
+    /// The chart it is drawn with unless a saved report says otherwise.
+    pub fn chart(&self) -> ChartSpec {
+        let (kind, x, y): (ChartKind, &str, &[&str]) = match self {
+            Self::PipelineByStage => (ChartKind::Bar, "stage", &["total_amount", "weighted_amount"]),
+            Self::ForecastByMonth => (ChartKind::Bar, "month", &["total_amount", "weighted_amount"]),
+            Self::WinRateByOwner => (ChartKind::Bar, "owner_id", &["won", "lost"]),
+            Self::StageFunnel => (ChartKind::Funnel, "stage", &["deals_reached"]),
+            Self::LeadConversion => (ChartKind::Bar, "lead_source", &["created", "converted"]),
+            Self::TopCompaniesByRevenue => (ChartKind::Bar, "name", &["revenue"]),
+            Self::ContactEngagement => (ChartKind::Bar, "contact_id", &["calls", "emails", "meetings", "notes"]),
+            Self::CustomerAcquisition => (ChartKind::Line, "month", &["new_customers", "cumulative_customers"]),
+        };
+        ChartSpec { kind, x: x.to_string(), y: y.iter().map(|s| s.to_string()).collect(), title: None }
+    }
+
+    /// The report of a name, or a validation error on `field` listing the names.
+    pub fn named(name: &str, field: &str) -> crate::Result<Self> {
+        name.parse().map_err(|_| {
+            crate::Error::invalid(
+                field,
+                "invalid_value",
+                format!("'{name}' is not a standard report; they are {}", Self::CHOICES.join(", ")),
+            )
+        })
+    }
 }
 
 /// The parameters a saved standard report runs with; an absent one takes REPORTS.md's
@@ -163,7 +209,7 @@ pub static COLUMNS: &[Column] = record_columns![
     Column::new("id", "id", T::Uuid).sort(),
     Column::new("name", "name", T::Text).sort(),
     Column::new("description", "description", T::Text).null(),
-    Column::new("standard", "standard", T::Text).null().filter().choices(&STANDARD_REPORTS),
+    Column::new("standard", "standard", T::Text).null().filter().choices(StandardReport::CHOICES),
     Column::new("parameters", "parameters", T::Json),
     Column::new("spec", "spec", T::Json).null(),
     Column::new("chart", "chart", T::Json).null(),
@@ -173,4 +219,13 @@ pub static COLUMNS: &[Column] = record_columns![
     Column::new("owner_id", "ownerId", T::Uuid).filter(),
     Column::new("team_id", "teamId", T::Uuid).null().filter(),
     Column::new("search_text", "", T::Text),
+];
+
+/// The indexes of `saved_reports` besides the primary key.
+pub static INDEXES: &[Index] = &[
+    Index::on("saved_reports_created_idx", &["created_at", "id"]).live(),
+    Index::on("saved_reports_owner_idx", &["owner_id", "created_at", "id"]),
+    Index::on("saved_reports_team_idx", &["team_id"]),
+    Index::on("saved_reports_shared_users_idx", &["shared_users"]).members(),
+    Index::on("saved_reports_shared_teams_idx", &["shared_teams"]).members(),
 ];

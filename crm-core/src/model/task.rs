@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{impl_record, record_columns, search_words, string_enum, RecordMeta};
 use crate::ids::{TaskId, TeamId, UserId};
 use crate::policy::Ownership;
-use crate::schema::{Column, ColumnType as T, EntityKind};
+use crate::schema::{Column, ColumnType as T, EntityKind, Exposed, Index};
 
 string_enum! {
     /// How urgent.
@@ -115,4 +115,26 @@ pub static COLUMNS: &[Column] = record_columns![
     Column::new("owner_id", "ownerId", T::Uuid).filter(),
     Column::new("team_id", "teamId", T::Uuid).null().filter(),
     Column::new("search_text", "", T::Text),
+];
+
+/// The indexes of `tasks` besides the primary key.
+pub static INDEXES: &[Index] = &[
+    Index::on("tasks_created_idx", &["created_at", "id"]).live(),
+    Index::on("tasks_due_idx", &["due_date"]).live(),
+    Index::on("tasks_status_idx", &["status", "due_date"]).live(),
+    Index::on("tasks_owner_idx", &["owner_id", "created_at", "id"]),
+    Index::on("tasks_assignee_idx", &["assigned_user", "created_at", "id"]),
+    Index::on("tasks_team_idx", &["team_id", "created_at", "id"]),
+    Index::on("tasks_related_idx", &["related_id"]),
+];
+
+/// The `tasks` analytics table (`docs/REPORTS.md`) and the stored columns it comes from.
+pub static ANALYTICS: &[Exposed] = &[
+    Exposed::id("id", "id"),
+    Exposed::id("owner_id", "owner_id"),
+    Exposed::new("status", T::Text, "status"),
+    Exposed::new("priority", T::Text, "priority"),
+    Exposed::new("due_at", T::Timestamp, "due_date").null(),
+    Exposed::new("completed_at", T::Timestamp, "completed_at").null(),
+    Exposed::new("deleted_at", T::Timestamp, "deleted_at").null().hidden(),
 ];

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{impl_record, record_columns, search_words, RecordMeta};
 use crate::ids::{TeamId, UserId};
 use crate::policy::Ownership;
-use crate::schema::{Column, ColumnType as T, EntityKind};
+use crate::schema::{Column, ColumnType as T, EntityKind, Index};
 
 /// A team.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,3 +37,6 @@ pub static COLUMNS: &[Column] = record_columns![
     Column::new("manager_id", "managerId", T::Uuid).null().filter(),
     Column::new("search_text", "", T::Text),
 ];
+
+/// The indexes of `teams` besides the primary key.
+pub static INDEXES: &[Index] = &[Index::on("teams_name_key", &["name"]).unique().live()];

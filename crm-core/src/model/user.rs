@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{impl_record, record_columns, search_words, string_enum, JsonObject, RecordMeta};
 use crate::ids::{TeamId, UserId};
 use crate::policy::{Actor, Ownership, Role};
-use crate::schema::{Column, ColumnType as T, EntityKind};
+use crate::schema::{Column, ColumnType as T, EntityKind, Index};
 use crate::values::Email;
 
 string_enum! {
@@ -102,4 +102,12 @@ pub static COLUMNS: &[Column] = record_columns![
     Column::new("profile_picture", "profilePicture", T::Text).null(),
     Column::new("settings", "settings", T::Json),
     Column::new("search_text", "", T::Text),
+];
+
+/// The indexes of `users` besides the primary key.
+pub static INDEXES: &[Index] = &[
+    Index::on("users_username_key", &["username"]).unique(),
+    Index::on("users_email_key", &["email"]).unique(),
+    Index::on("users_team_idx", &["team_id"]),
+    Index::on("users_created_idx", &["created_at", "id"]).live(),
 ];

@@ -11,7 +11,7 @@ use super::Crm;
 use crate::analytics::{custom, Params, ReportSpec};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{SavedReportId, UserId};
-use crate::model::report::{standard_title, ChartKind, ChartSpec, SavedReport, Sharing, StandardParams};
+use crate::model::report::{ChartKind, ChartSpec, SavedReport, Sharing, StandardParams, StandardReport};
 use crate::model::team::Team;
 use crate::model::{Record, RecordMeta};
 use crate::policy::{Action, Actor, Resource, Scope};
@@ -285,7 +285,7 @@ impl SavedReportService<'_> {
             }
             (None, None) => return Err(Error::internal_msg("a saved report without a definition")),
         };
-        let chart = report.chart.clone().or_else(|| crate::analytics::chart::standard(&name));
+        let chart = report.chart.clone().or_else(|| name.parse::<StandardReport>().ok().map(|r| r.chart()));
         Ok(SavedRun { title: report.name.clone(), report, name, parameters, frame, chart })
     }
 
@@ -367,11 +367,11 @@ fn check_definition(
             errs.add("spec", "invalid_value", "a saved report is either `standard` or `spec`, not both");
         }
         (Some(name), None) => {
-            if standard_title(name).is_none() {
+            if name.parse::<StandardReport>().is_err() {
                 errs.add(
                     "standard",
                     "invalid_value",
-                    format!("'{name}' is not one of {}", crate::model::report::STANDARD_REPORTS.join(", ")),
+                    format!("'{name}' is not one of {}", StandardReport::CHOICES.join(", ")),
                 );
             }
             if let (Some(as_of), Some(end)) = (parameters.as_of, parameters.forecast_end) {

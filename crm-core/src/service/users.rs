@@ -223,6 +223,19 @@ impl UserService<'_> {
         self.crm.authorized(actor, id.as_uuid(), Action::Read).await
     }
 
+    /// The account a user name or an email (any case) names, deleted and deactivated ones
+    /// included, without a policy check: for tools that act as a user they were told
+    /// (crm-py's `connect(user=…)`), never to answer a client (use [`Self::get`]).
+    pub async fn by_login(&self, login: &str) -> Result<Option<User>> {
+        let login = login.trim();
+        if login.is_empty() || login.len() > 320 {
+            return Ok(None);
+        }
+        let (column, value) =
+            if login.contains('@') { ("email", login.to_lowercase()) } else { ("username", login.to_string()) };
+        self.crm.find_by(column, crate::schema::Value::Text(value)).await
+    }
+
     /// A page of accounts the actor may read.
     pub async fn list(&self, actor: &Actor, query: ListQuery) -> Result<Page<User>> {
         self.crm.list_records(actor, query).await

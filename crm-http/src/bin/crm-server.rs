@@ -179,22 +179,11 @@ async fn run(cli: Cli) -> crm_core::Result<()> {
 
 /// The demo, by the first admin (made, with the demo password, when there is none).
 async fn seed_demo(crm: &crm_core::Crm, size: crm_http::demo::DemoSize) -> crm_core::Result<()> {
-    use crm_core::{ListQuery, Role};
     use indicatif::{ProgressBar, ProgressStyle};
-    let system = crm_core::Actor::new(crm_core::UserId(uuid::Uuid::nil()), Role::Admin, None);
-    let admins =
-        crm.users().list(&system, ListQuery::new().filter_str(crm_core::EntityKind::User, "role[eq]:admin")?).await?;
-    let admin = match admins.data.into_iter().next() {
-        Some(a) => a,
-        None => {
-            let a = crm
-                .users()
-                .bootstrap_admin_with_password("admin", "admin@demo.example", crm_http::demo::DEMO_PASSWORD)
-                .await?;
-            eprintln!("crm-server: made admin 'admin' with password '{}'", crm_http::demo::DEMO_PASSWORD);
-            a
-        }
-    };
+    let (admin, made) = crm_http::demo::admin(crm).await?;
+    if made {
+        eprintln!("crm-server: made admin 'admin' with password '{}'", crm_http::demo::DEMO_PASSWORD);
+    }
     let bar = ProgressBar::new(1);
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg:>10} [{bar:40}] {pos}/{len} ({eta})")

@@ -16,7 +16,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use crm_core::analytics::chart::ImageFormat;
 use crm_core::analytics::polars::prelude::{DataFrame, DataType};
 use crm_core::analytics::{self, About, CompanyAnalytics, ContactAnalytics, Format, Params, ReportSpec};
-use crm_core::model::report::STANDARD_TITLES as TITLES;
+use crm_core::model::report::StandardReport as Standard;
 use crm_core::{ChartSpec, Crm, SavedReport, SavedReportId, Sharing};
 use serde::Serialize;
 use utoipa::openapi::schema::Type;
@@ -67,7 +67,7 @@ pub fn api() -> Api {
         )
         .op(
             Spec::get("/api/reports/standard/{name}", "reports", "Run a standard report")
-                .path_choices("name", "The report's name", &analytics::REPORTS)
+                .path_choices("name", "The report's name", analytics::REPORTS)
                 .query(vec![
                     query_param(
                         "asOf",
@@ -176,18 +176,9 @@ pub struct ReportColumn {
 }
 
 async fn list_standard(_caller: Caller) -> Json<serde_json::Value> {
-    let data: Vec<StandardReport> = analytics::REPORTS
+    let data: Vec<StandardReport> = Standard::ALL
         .iter()
-        .zip(TITLES)
-        .map(|(name, title)| StandardReport {
-            name,
-            title,
-            parameters: match *name {
-                "r2_forecast_by_month" => vec!["asOf", "forecastEnd"],
-                "r7_contact_engagement" => vec!["asOf", "engagementStart"],
-                _ => vec![],
-            },
-        })
+        .map(|r| StandardReport { name: r.as_str(), title: r.title(), parameters: r.parameters().to_vec() })
         .collect();
     Json(serde_json::json!({ "data": data }))
 }
@@ -378,7 +369,7 @@ async fn run_standard(
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let Some(index) = analytics::REPORTS.iter().position(|r| *r == name) else {
+    let Ok(report) = name.parse::<Standard>() else {
         return Err(ApiError::from(crm_core::Error::NotFound { entity: "report" }));
     };
     only(&pairs, &["asOf", "forecastEnd", "engagementStart", "format"])?;
@@ -386,7 +377,7 @@ async fn run_standard(
     let params = params_of(&pairs)?;
     let (df, r) = crm.standard_report_with_params(caller.actor(), &name, &params).await?;
     let used = r.shown(&name);
-    answer(&df, format, &name, Some(TITLES[index]), used, analytics::chart::standard(&name))
+    answer(&df, format, &name, Some(report.title()), used, Some(report.chart()))
 }
 
 async fn run_custom(

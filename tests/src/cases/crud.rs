@@ -21,6 +21,23 @@ async fn get_raw<T: Persist>(store: &dyn Store, id: Uuid) -> T {
     from_row(store.get(T::KIND, id).await.expect("get").expect("row exists")).expect("from_row")
 }
 
+/// The database holds what crm-core declares: every column (name, position, type,
+/// nullability) and every index (key, uniqueness, rows covered); dropping an index or a
+/// column behind crm-core's back is named by the check.
+pub async fn schema_agrees_with_the_declaration(b: &dyn TestBackend) {
+    let store = b.store();
+    let diff = crm_core::schema_check::differences(&store.live_schema().await.expect("live schema"));
+    assert!(diff.is_empty(), "the {} schema differs from the declaration:\n{}", store.backend(), diff.join("\n"));
+
+    b.drop_index("contacts", "contacts_name_idx").await;
+    let diff = crm_core::schema_check::differences(&store.live_schema().await.expect("live schema"));
+    assert_eq!(diff, vec!["contacts: index contacts_name_idx missing".to_string()]);
+    if b.drop_column("contacts", "job_title").await {
+        let diff = crm_core::schema_check::differences(&store.live_schema().await.expect("live schema"));
+        assert!(diff.contains(&"contacts.job_title: column missing".to_string()), "{diff:?}");
+    }
+}
+
 /// Every column of every kind, filled with non-default values, comes back exactly.
 pub async fn schema_round_trips_every_kind(b: &dyn TestBackend) {
     let store = b.store();

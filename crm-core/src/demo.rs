@@ -1,15 +1,15 @@
-//! `crm-server seed-demo`: a living CRM for a first look — teams and sales reps, a few
+//! Demo data (cargo feature `demo`; `crm-server seed-demo`, `crm.seed_demo` in Python): a living CRM for a first look — teams and sales reps, a few
 //! hundred companies, thousands of contacts, deals spread over the pipeline with their
 //! stage history, tasks and logged calls and meetings. Everything goes through the
 //! public services (policy, validation, audit and outbox included). Deterministic: the
 //! same sizes give the same data.
 
-use chrono::{Duration, NaiveDate};
-use crm_core::model::task::{Related, RelatedType};
-use crm_core::service::{NewCompany, NewContact, NewDeal, NewInteraction, NewTask, NewTeam, NewUser};
-use crm_core::{
+use crate::model::task::{Related, RelatedType};
+use crate::service::{NewCompany, NewContact, NewDeal, NewInteraction, NewTask, NewTeam, NewUser};
+use crate::{
     Actor, CompanyId, ContactId, Crm, DealStage, InteractionKind, LifecycleStage, Result, Role, TaskPriority, UserId,
 };
+use chrono::{Duration, NaiveDate};
 
 /// How much to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +100,21 @@ impl Gen {
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
+    }
+}
+
+/// The first admin, or one made now as `admin` with [`DEMO_PASSWORD`] when there is
+/// none; `true` when it was made.
+pub async fn admin(crm: &Crm) -> Result<(crate::User, bool)> {
+    let system = Actor::new(UserId(uuid::Uuid::nil()), Role::Admin, None);
+    let filter = crate::query::Filter::eq(crate::EntityKind::User, "role", crate::schema::Value::Text("admin".into()))?;
+    let admins = crm.users().list(&system, crate::ListQuery::new().filter(filter)).await?;
+    match admins.data.into_iter().next() {
+        Some(a) => Ok((a, false)),
+        None => {
+            let made = crm.users().bootstrap_admin_with_password("admin", "admin@demo.example", DEMO_PASSWORD).await?;
+            Ok((made, true))
+        }
     }
 }
 

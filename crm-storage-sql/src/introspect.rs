@@ -1,0 +1,154 @@
+//! What the database holds, for crm-core's schema check: SQLite's `pragma_table_info`,
+//! `pragma_index_list`, `pragma_index_info` and `sqlite_master`; PostgreSQL's catalogs.
+
+use crm_core::schema::{ColumnType, EntityKind, Index};
+use crm_core::schema_check::{rows_of_condition, LiveColumn, LiveIndex, LiveSchema, LiveTable};
+use crm_core::{Error, Result};
+use sqlx::{PgPool, SqlitePool};
+
+fn failed(e: sqlx::Error) -> Error {
+    Error::internal("reading the database schema", e)
+}
+
+/// The native type of a column type, as the migrations spell it.
+fn sqlite_type(ty: ColumnType) -> Option<&'static str> {
+    Some(match ty {
+        ColumnType::Uuid => "BLOB",
+        ColumnType::Text | ColumnType::Date | ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => "TEXT",
+        ColumnType::Int | ColumnType::Bool | ColumnType::Timestamp => "INTEGER",
+    })
+}
+
+/// The native type of a column type, as `format_type` spells it; text sorts by bytes.
+fn postgres_type(ty: ColumnType) -> Option<&'static str> {
+    Some(match ty {
+        ColumnType::Uuid => "uuid",
+        ColumnType::Text => "text COLLATE \"C\"",
+        ColumnType::Int => "bigint",
+        ColumnType::Bool => "boolean",
+        ColumnType::Timestamp => "timestamp with time zone",
+        ColumnType::Date => "date",
+        ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => "jsonb",
+    })
+}
+
+/// SQLite has no index over the elements of a JSON array.
+fn sqlite_index(index: &Index) -> Option<Index> {
+    (!index.members).then_some(*index)
+}
+
+/// PostgreSQL keeps every index as declared (membership ones as GIN).
+fn postgres_index(index: &Index) -> Option<Index> {
+    Some(*index)
+}
+
+/// The schema of a SQLite database.
+pub async fn sqlite(pool: &SqlitePool) -> Result<LiveSchema> {
+    let mut tables = Vec::new();
+    for kind in EntityKind::ALL {
+        let name = kind.table();
+        let cols: Vec<(String, String, bool)> =
+            sqlx::query_as("SELECT name, type, \"notnull\" FROM pragma_table_info(?1) ORDER BY cid")
+                .bind(name)
+                .fetch_all(pool)
+                .await
+                .map_err(failed)?;
+        if cols.is_empty() {
+            continue;
+        }
+        let columns = cols.into_iter().map(|(name, ty, notnull)| LiveColumn { name, ty, nullable: !notnull }).collect();
+        let list: Vec<(String, bool, String)> =
+            sqlx::query_as("SELECT name, \"unique\", origin FROM pragma_index_list(?1) ORDER BY name")
+                .bind(name)
+                .fetch_all(pool)
+                .await
+                .map_err(failed)?;
+        let mut indexes = Vec::new();
+        for (index, unique, origin) in list {
+            if origin == "pk" {
+                continue;
+            }
+            let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+                .bind(&index)
+                .fetch_all(pool)
+                .await
+                .map_err(failed)?;
+            let sql: Option<String> =
+                sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1")
+                    .bind(&index)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(failed)?
+                    .flatten();
+            let condition = sql.as_deref().and_then(where_clause);
+            indexes.push(LiveIndex {
+                name: index,
+                columns,
+                unique,
+                rows: rows_of_condition(condition),
+                members: false,
+            });
+        }
+        tables.push(LiveTable { name: name.to_string(), columns, indexes });
+    }
+    Ok(LiveSchema { tables, column_type: sqlite_type, index_form: sqlite_index })
+}
+
+/// The text after the last top-level ` WHERE ` of a `CREATE INDEX` statement.
+fn where_clause(sql: &str) -> Option<&str> {
+    let upper = sql.to_ascii_uppercase();
+    upper.rfind(" WHERE ").map(|at| sql[at + 7..].trim().trim_end_matches(';'))
+}
+
+/// An index: name, unique, GIN, condition, key columns.
+type PgIndexRow = (String, bool, bool, Option<String>, Vec<String>);
+
+/// The schema of a PostgreSQL database (the tables the search path finds).
+pub async fn postgres(pool: &PgPool) -> Result<LiveSchema> {
+    const COLUMNS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
+            || CASE WHEN co.collname IS NULL OR co.collname = 'default' THEN '' \
+                    ELSE ' COLLATE \"' || co.collname || '\"' END, \
+            NOT a.attnotnull \
+        FROM pg_attribute a LEFT JOIN pg_collation co ON co.oid = a.attcollation \
+        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum";
+    const INDEXES: &str = "SELECT c.relname::text, ix.indisunique, am.amname::text = 'gin', \
+            pg_get_expr(ix.indpred, ix.indrelid), \
+            ARRAY(SELECT a.attname::text FROM unnest(ix.indkey) WITH ORDINALITY AS k(num, ord) \
+                  JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = k.num ORDER BY k.ord) \
+        FROM pg_index ix JOIN pg_class c ON c.oid = ix.indexrelid JOIN pg_am am ON am.oid = c.relam \
+        WHERE ix.indrelid = to_regclass($1) AND NOT ix.indisprimary ORDER BY c.relname";
+    let mut tables = Vec::new();
+    for kind in EntityKind::ALL {
+        let name = kind.table();
+        let cols: Vec<(String, String, bool)> =
+            sqlx::query_as(COLUMNS).bind(name).fetch_all(pool).await.map_err(failed)?;
+        if cols.is_empty() {
+            continue;
+        }
+        let columns = cols.into_iter().map(|(name, ty, nullable)| LiveColumn { name, ty, nullable }).collect();
+        let found: Vec<PgIndexRow> = sqlx::query_as(INDEXES).bind(name).fetch_all(pool).await.map_err(failed)?;
+        let indexes = found
+            .into_iter()
+            .map(|(name, unique, gin, condition, columns)| LiveIndex {
+                name,
+                columns,
+                unique,
+                rows: rows_of_condition(condition.as_deref()),
+                members: gin,
+            })
+            .collect();
+        tables.push(LiveTable { name: name.to_string(), columns, indexes });
+    }
+    Ok(LiveSchema { tables, column_type: postgres_type, index_form: postgres_index })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_condition_is_the_text_after_where() {
+        assert_eq!(where_clause("CREATE INDEX a ON t (x) WHERE deleted_at IS NULL"), Some("deleted_at IS NULL"));
+        assert_eq!(where_clause("CREATE INDEX a ON t (x)"), None);
+    }
+}
