@@ -242,3 +242,54 @@ async fn a_csv_export_never_carries_a_live_formula() {
     }
     assert!(cells.contains(&"Plain Co".to_string()) && cells.contains(&"'+1+1".to_string()), "{csv}");
 }
+
+/// An answer too large to keep, or not text, still goes back whole under an
+/// `Idempotency-Key`; it is just not kept, so a repeat runs again and answers whole too
+/// (a large answer used to come back empty, and a binary one was replayed mangled).
+#[tokio::test]
+async fn idempotent_requests_get_their_whole_answer() {
+    let w = world().await;
+    let app = &w.app;
+    let admin = app.crm.users().by_login("admin").await.unwrap().unwrap().actor();
+    // Some 1.7 MiB of contacts for a custom report to answer.
+    let padding = "x".repeat(180);
+    for batch in 0..8 {
+        let inputs = (0..1000)
+            .map(|i| crm_core::service::NewContact {
+                name: format!("Person{batch}-{i} {padding}"),
+                ..Default::default()
+            })
+            .collect();
+        app.crm.contacts().create_many(&admin, inputs).await.unwrap();
+    }
+    let spec = json!({"source": "contacts", "fields": ["id", "first_name", "last_name"]});
+    let run = |key: &'static str, format: &'static str| {
+        let spec = spec.clone();
+        let token = w.admin.clone();
+        async move {
+            app.raw_with(
+                Method::POST,
+                &format!("/api/reports/run?format={format}"),
+                &token,
+                &[("idempotency-key", key)],
+                spec.to_string().into_bytes(),
+            )
+            .await
+        }
+    };
+    let (status, headers, body) = run("big-1", "csv").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.len() > 1024 * 1024, "the whole CSV comes back ({} bytes)", body.len());
+    assert_eq!(body.iter().filter(|b| **b == b'\n').count(), 8001, "a header and every row");
+    assert!(!headers.contains_key("idempotent-replayed"));
+    let (status, headers, again) = run("big-1", "csv").await;
+    assert_eq!((status, again.len()), (StatusCode::OK, body.len()), "not kept, so it runs again, whole");
+    assert!(!headers.contains_key("idempotent-replayed"));
+    // A workbook is bytes, not text: never replayed as text.
+    let (status, _, first) = run("xlsx-1", "xlsx").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(first.starts_with(b"PK"), "a zip");
+    let (status, _, second) = run("xlsx-1", "xlsx").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(second.starts_with(b"PK") && second.len() == first.len(), "the same workbook, not a mangled replay");
+}

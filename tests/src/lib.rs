@@ -133,6 +133,7 @@ macro_rules! conformance_suite {
     ($factory:path) => {
         $crate::conformance_suite!(@cases $factory;
             schema_agrees_with_the_declaration,
+            idempotency_keys_run_once_and_replay,
             schema_round_trips_every_kind,
             analytics_snapshot_follows_scope_and_changes,
             analytics_snapshot_reads_every_batch,

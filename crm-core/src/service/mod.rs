@@ -24,6 +24,7 @@ mod auth;
 mod companies;
 mod contacts;
 mod deals;
+pub mod idempotency;
 pub(crate) mod input;
 mod interactions;
 mod oauth;
@@ -258,6 +259,11 @@ impl Crm {
     /// Interactions logged on contacts.
     pub fn interactions(&self) -> InteractionService<'_> {
         InteractionService { crm: self }
+    }
+
+    /// Idempotency keys: run a request once, replay its answer after.
+    pub fn idempotency(&self) -> idempotency::IdempotencyService<'_> {
+        idempotency::IdempotencyService { crm: self }
     }
 
     /// User accounts.

@@ -696,3 +696,39 @@ pub async fn deal_history_is_strictly_ordered(b: &dyn TestBackend) {
     let last = history.last().expect("entries").changed_at;
     assert_eq!((now.stage_changed_at, now.closed_at), (last, Some(last)));
 }
+
+/// crm-core's idempotency service on every store: the first request runs, the same one
+/// replays its kept answer, another request under the key (or the same one while the
+/// first runs) is a conflict naming the key, a forgotten answer frees the key, and keys
+/// are per scope and expire.
+pub async fn idempotency_keys_run_once_and_replay(b: &dyn TestBackend) {
+    use crm_core::service::idempotency::{Begun, KeptAnswer};
+    let h = Harness::new(b).await;
+    let idem = h.crm.idempotency();
+    let req: [&[u8]; 2] = [b"POST /api/contacts", b"{\"name\":\"A\"}"];
+    let Begun::Run(ticket) = idem.begin("u1", "k", &req).await.unwrap() else { panic!("a first request runs") };
+    let running = idem.begin("u1", "k", &req).await.unwrap_err();
+    assert_eq!(running.code(), "conflict", "{running}");
+    let answer = KeptAnswer {
+        status: 201,
+        body: "{\"id\":1}".into(),
+        content_type: Some("application/json".into()),
+        location: Some("/x".into()),
+    };
+    assert!(idem.keep(ticket, answer.clone()).await.unwrap());
+    match idem.begin("u1", "k", &req).await.unwrap() {
+        Begun::Replay(a) => assert_eq!(a, answer),
+        Begun::Run(_) => panic!("the same request replays"),
+    }
+    let other = idem.begin("u1", "k", &[b"POST /api/contacts", b"{\"name\":\"B\"}"]).await.unwrap_err();
+    assert_eq!(crate::cases::fields(&other), Vec::<String>::new(), "a conflict, not a validation error");
+    assert_eq!(other.code(), "conflict");
+    // Another caller's "k" is another key; a forgotten answer frees the key.
+    let Begun::Run(theirs) = idem.begin("u2", "k", &req).await.unwrap() else { panic!("another scope runs") };
+    idem.forget(theirs).await.unwrap();
+    assert!(matches!(idem.begin("u2", "k", &req).await.unwrap(), Begun::Run(_)));
+    // A day later the key is free again.
+    h.clock.advance(Duration::hours(25));
+    assert!(matches!(idem.begin("u1", "k", &[b"other"]).await.unwrap(), Begun::Run(_)));
+    assert_eq!(idem.begin("u1", "", &req).await.unwrap_err().code(), "validation_failed");
+}
