@@ -23,7 +23,7 @@ use crate::store::{Changeset, StoreExt, Write};
 use crate::values::Email;
 
 /// Longer login names or passwords are not even looked at.
-const MAX_LOGIN: usize = 320;
+pub(crate) const MAX_LOGIN: usize = 320;
 const MAX_PASSWORD: usize = 1024;
 /// How many times a write racing another is retried.
 const RETRIES: usize = 5;

@@ -228,7 +228,7 @@ impl UserService<'_> {
     /// (crm-py's `connect(user=…)`), never to answer a client (use [`Self::get`]).
     pub async fn by_login(&self, login: &str) -> Result<Option<User>> {
         let login = login.trim();
-        if login.is_empty() || login.len() > 320 {
+        if login.is_empty() || login.len() > super::auth::MAX_LOGIN {
             return Ok(None);
         }
         let (column, value) =

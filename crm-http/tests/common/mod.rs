@@ -153,17 +153,7 @@ impl App {
         headers: &[(&str, &str)],
         body: Value,
     ) -> Answer {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, "application/json");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let res = self.router.clone().oneshot(req.body(Body::from(body.to_string())).unwrap()).await.unwrap();
-        let (status, headers) = (res.status(), res.headers().clone());
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let (status, headers, bytes) = self.raw_with(method, path, token, headers, body.to_string().into_bytes()).await;
         let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         Answer { status, headers, body }
     }
