@@ -3,6 +3,13 @@
 //! Each event stores the hash of the one before it; the store keeps the head (last
 //! sequence number and hash). [`verify_chain`] recomputes every hash, so an edited,
 //! removed, reordered or truncated event is found.
+//!
+//! With an [`AuditKey`] (crm-server always has one; it comes from configuration and is
+//! never stored in the database) the hash is an HMAC-SHA256 under that key, written
+//! `<kid>:<hex>`: someone who can write to the database but does not hold the key cannot
+//! edit an event and hash the chain again. The key id lets keys rotate: [`AuditKeys`]
+//! seals with the current key and verifies with any it holds. Without a key (an embedded
+//! engine that set none) the hash is plain SHA-256, as in chains written before keys.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,6 +23,93 @@ use crate::schema::{
     format_ts, from_row, or_null, timestamp_value, Column, ColumnType as T, EntityKind, Index, Persist, Row, Value,
 };
 use crate::store::Store;
+
+/// A key of the audit chain's HMAC, with its id.
+#[derive(Clone)]
+pub struct AuditKey {
+    kid: String,
+    key: std::sync::Arc<[u8]>,
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for AuditKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.kid == other.kid && self.key == other.key
+    }
+}
+
+/// The shortest audit key.
+pub const MIN_AUDIT_KEY: usize = 32;
+
+impl AuditKey {
+    /// A key (at least 32 bytes) under its id, [`crate::auth::key_id`] of the key.
+    pub fn new(key: &[u8]) -> Result<Self> {
+        Self::with_id(&crate::auth::key_id(key), key)
+    }
+
+    /// A key under this id (letters, digits, `-`, `_`).
+    pub fn with_id(kid: &str, key: &[u8]) -> Result<Self> {
+        if kid.is_empty() || kid.len() > 64 || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(crate::Error::invalid(
+                "auditKey",
+                "invalid_value",
+                "a key id has 1 to 64 letters, digits, - or _",
+            ));
+        }
+        if key.len() < MIN_AUDIT_KEY {
+            return Err(crate::Error::invalid(
+                "auditKey",
+                "too_short",
+                format!("an audit key has at least {MIN_AUDIT_KEY} bytes"),
+            ));
+        }
+        Ok(Self { kid: kid.to_string(), key: key.into() })
+    }
+
+    /// Its id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+}
+
+/// The audit keys: the first seals new events, all of them verify.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditKeys(Vec<AuditKey>);
+
+impl AuditKeys {
+    /// No keys: plain SHA-256 hashes.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Sealing with `current`.
+    pub fn new(current: AuditKey) -> Self {
+        Self(vec![current])
+    }
+
+    /// Also verifying with an older key.
+    pub fn with_previous(mut self, key: AuditKey) -> Self {
+        if !self.0.iter().any(|k| k.kid == key.kid) {
+            self.0.push(key);
+        }
+        self
+    }
+
+    /// The key new events are sealed with.
+    pub fn current(&self) -> Option<&AuditKey> {
+        self.0.first()
+    }
+
+    fn get(&self, kid: &str) -> Option<&AuditKey> {
+        self.0.iter().find(|k| k.kid == kid)
+    }
+}
 
 /// The hash before the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -41,6 +135,8 @@ pub struct NewAuditEvent {
     pub changes: serde_json::Value,
     /// Request metadata (request id, IP, user agent).
     pub request: serde_json::Value,
+    /// The key its hash is made with (none: plain SHA-256).
+    pub key: Option<AuditKey>,
 }
 
 /// A sealed audit event.
@@ -134,7 +230,7 @@ impl NewAuditEvent {
             prev_hash: head.hash.clone(),
             hash: String::new(),
         };
-        e.hash = e.compute_hash();
+        e.hash = e.compute_hash(self.key.as_ref());
         let next = AuditHead { seq: e.seq, hash: e.hash.clone() };
         (e, next)
     }
@@ -160,8 +256,27 @@ impl AuditEvent {
         ]
     }
 
-    /// Recomputes the hash from the content.
-    pub fn compute_hash(&self) -> String {
+    /// Recomputes the hash from the content: `<kid>:<HMAC-SHA256 hex>` under a key,
+    /// else the plain SHA-256 hex.
+    pub fn compute_hash(&self, key: Option<&AuditKey>) -> String {
+        let canonical = self.canonical();
+        match key {
+            None => hex::encode(Sha256::digest(&canonical)),
+            Some(k) => {
+                use hmac::Mac;
+                // Any key length is accepted by HMAC.
+                let mac = hmac::Hmac::<Sha256>::new_from_slice(&k.key)
+                    .map(|m| m.chain_update(&canonical).finalize().into_bytes());
+                match mac {
+                    Ok(bytes) => format!("{}:{}", k.kid, hex::encode(bytes)),
+                    Err(_) => String::new(),
+                }
+            }
+        }
+    }
+
+    /// The bytes the hash covers.
+    fn canonical(&self) -> Vec<u8> {
         // A fixed field order and serde_json's sorted maps make this canonical: the
         // SHA-256 of the JSON array of the fields. `changes` and `request` enter by their
         // own SHA-256, so that erasing a person can replace them with that digest
@@ -179,10 +294,13 @@ impl AuditEvent {
             json_digest(&self.request),
             &self.prev_hash,
         );
-        let mut hasher = HashWriter(Sha256::new());
-        // Writing into a hasher cannot fail, and these values always serialise.
-        let _ = serde_json::to_writer(&mut hasher, &canonical);
-        hex::encode(hasher.0.finalize())
+        // These values always serialise.
+        serde_json::to_vec(&canonical).unwrap_or_default()
+    }
+
+    /// The id of the key its hash was made with (none: plain SHA-256).
+    pub fn kid(&self) -> Option<&str> {
+        self.hash.split_once(':').map(|(kid, _)| kid)
     }
 
     /// Replaces `changes` and `request` with their digests (`{"$redacted": "<sha256>"}`):
@@ -280,6 +398,9 @@ pub enum ChainStatus {
     Intact {
         /// How many events.
         events: u64,
+        /// How many of them are hashed without a key (written before keys, or by an
+        /// engine without one). They come first: none may follow a keyed event.
+        unkeyed: u64,
     },
     /// The chain is broken at this sequence number.
     Broken {
@@ -290,12 +411,13 @@ pub enum ChainStatus {
     },
 }
 
-/// Walks the whole audit log in order and checks every link and hash.
-pub async fn verify_chain(store: &dyn Store) -> Result<ChainStatus> {
+/// Walks the whole audit log in order and checks every link and hash, keyed ones with
+/// `keys`.
+pub async fn verify_chain(store: &dyn Store, keys: &AuditKeys) -> Result<ChainStatus> {
     let kind = EntityKind::AuditEvent;
     let seq_col = kind.column("seq").unwrap_or(&kind.columns()[1]);
     let mut prev = AuditHead::default();
-    let mut count = 0u64;
+    let (mut count, mut unkeyed) = (0u64, 0u64);
     loop {
         let filter = Filter::Cmp(crate::query::Cmp { column: seq_col, pred: Predicate::Gt(Value::Int(prev.seq)) });
         let q = StoreQuery {
@@ -308,6 +430,7 @@ pub async fn verify_chain(store: &dyn Store) -> Result<ChainStatus> {
         let n = rows.len();
         for row in rows {
             let e: AuditEvent = from_row(row)?;
+            let broken = |reason: String| Ok(ChainStatus::Broken { seq: e.seq, reason });
             if e.seq != prev.seq + 1 {
                 return Ok(ChainStatus::Broken {
                     seq: prev.seq + 1,
@@ -315,13 +438,30 @@ pub async fn verify_chain(store: &dyn Store) -> Result<ChainStatus> {
                 });
             }
             if e.prev_hash != prev.hash {
-                return Ok(ChainStatus::Broken {
-                    seq: e.seq,
-                    reason: "its link to the previous event does not match".into(),
-                });
+                return broken("its link to the previous event does not match".into());
             }
-            if e.compute_hash() != e.hash {
-                return Ok(ChainStatus::Broken { seq: e.seq, reason: "its content was altered".into() });
+            let key = match e.kid() {
+                None if count > unkeyed => {
+                    return broken(
+                        "it has no keyed hash, but events before it have: it was written without the key".into(),
+                    )
+                }
+                None => {
+                    unkeyed += 1;
+                    None
+                }
+                Some(kid) => match keys.get(kid) {
+                    Some(k) => Some(k),
+                    None => {
+                        return broken(format!(
+                            "its hash is made with key {kid}, which this server does not hold (configure it as a \
+                             previous audit key)"
+                        ))
+                    }
+                },
+            };
+            if e.compute_hash(key) != e.hash {
+                return broken("its content was altered".into());
             }
             prev = AuditHead { seq: e.seq, hash: e.hash };
             count += 1;
@@ -337,7 +477,7 @@ pub async fn verify_chain(store: &dyn Store) -> Result<ChainStatus> {
             reason: format!("the log ends at {} but the head says {}", prev.seq, head.seq),
         });
     }
-    Ok(ChainStatus::Intact { events: count })
+    Ok(ChainStatus::Intact { events: count, unkeyed })
 }
 
 #[cfg(test)]
@@ -355,6 +495,7 @@ mod tests {
             entity_id: Some(Uuid::from_u128(9)),
             changes: serde_json::json!({"name": {"before": "Ann \"A\" Lee", "after": "Ann 😀"}, "email": {"before": null, "after": "a@b.c"}}),
             request: serde_json::json!({"ip": "127.0.0.1"}),
+            key: None,
         }
         .seal(&AuditHead::default());
         e
@@ -418,13 +559,13 @@ mod tests {
         assert!(r.is_redacted());
         assert!(!r.changes.to_string().contains("Ann"));
         assert!(!r.request.to_string().contains("127.0.0.1"));
-        assert_eq!(r.compute_hash(), e.hash);
+        assert_eq!(r.compute_hash(None), e.hash);
         let before = r.clone();
         r.redact();
         assert_eq!(r, before, "redacting twice changes nothing");
         // A redacted digest that is altered breaks the chain.
         r.changes[REDACTED] = serde_json::json!("00");
-        assert_ne!(r.compute_hash(), e.hash);
+        assert_ne!(r.compute_hash(None), e.hash);
     }
 
     #[test]
@@ -440,9 +581,30 @@ mod tests {
         let e = event();
         let mut edited = e.clone();
         edited.changes["name"]["after"] = serde_json::json!("Bob");
-        assert_ne!(edited.compute_hash(), e.hash);
+        assert_ne!(edited.compute_hash(None), e.hash);
         let mut moved = e.clone();
         moved.seq += 1;
-        assert_ne!(moved.compute_hash(), e.hash);
+        assert_ne!(moved.compute_hash(None), e.hash);
+    }
+
+    #[test]
+    fn a_keyed_hash_needs_its_key() {
+        let key = AuditKey::with_id("2026", &[5; 32]).unwrap_or_else(|e| panic!("{e}"));
+        let plain = event();
+        let mut keyed = plain.clone();
+        keyed.hash = keyed.compute_hash(Some(&key));
+        assert!(keyed.hash.starts_with("2026:") && keyed.hash.len() == 5 + 64, "{}", keyed.hash);
+        assert_eq!(keyed.kid(), Some("2026"));
+        assert_eq!(plain.kid(), None);
+        // Without the key nobody makes the same hash: not the plain one, not another key's.
+        assert_ne!(keyed.hash[5..], plain.hash);
+        let other = AuditKey::with_id("2026", &[6; 32]).unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(keyed.compute_hash(Some(&other)), keyed.hash);
+        // Redaction keeps a keyed hash too.
+        let mut r = keyed.clone();
+        r.redact();
+        assert_eq!(r.compute_hash(Some(&key)), keyed.hash);
+        assert!(AuditKey::new(&[1; 16]).is_err(), "too short");
+        assert!(AuditKey::with_id("a:b", &[1; 32]).is_err(), "the separator is not an id");
     }
 }

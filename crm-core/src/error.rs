@@ -83,6 +83,10 @@ pub enum Error {
     /// The password was right but the email address is not confirmed yet.
     #[error("the email address is not verified yet")]
     EmailNotVerified,
+    /// The store gave up on a statement that ran past its time limit (a report over too
+    /// much data, a pattern too costly): try a narrower one, or later.
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// Anything else. The message is for logs, never for API clients.
     #[error("internal error: {message}")]
     Internal {
@@ -111,6 +115,7 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::AccountLocked { .. } => "account_locked",
             Error::EmailNotVerified => "email_not_verified",
+            Error::Timeout(_) => "timeout",
             Error::Internal { .. } => "internal",
         }
     }

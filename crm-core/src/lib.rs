@@ -37,6 +37,7 @@ pub mod decode;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
+pub mod files;
 pub mod ids;
 pub mod mail;
 pub mod model;

@@ -31,6 +31,7 @@ impl EntityKind {
             EntityKind::Identity => model::auth::IDENTITY_COLUMNS,
             EntityKind::IdempotencyKey => model::idempotency::COLUMNS,
             EntityKind::SavedReport => model::report::COLUMNS,
+            EntityKind::LoginThrottle => model::auth::THROTTLE_COLUMNS,
         }
     }
 
@@ -53,6 +54,7 @@ impl EntityKind {
             EntityKind::Identity => model::auth::IDENTITY_INDEXES,
             EntityKind::IdempotencyKey => model::idempotency::INDEXES,
             EntityKind::SavedReport => model::report::INDEXES,
+            EntityKind::LoginThrottle => model::auth::THROTTLE_INDEXES,
         }
     }
 

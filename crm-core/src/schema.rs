@@ -301,11 +301,13 @@ pub enum EntityKind {
     IdempotencyKey,
     /// Saved reports.
     SavedReport,
+    /// Counts of failed sign-ins.
+    LoginThrottle,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 16] = [
+    pub const ALL: [EntityKind; 17] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -322,6 +324,7 @@ impl EntityKind {
         EntityKind::Identity,
         EntityKind::IdempotencyKey,
         EntityKind::SavedReport,
+        EntityKind::LoginThrottle,
     ];
 
     /// The table (collection) name.
@@ -343,6 +346,7 @@ impl EntityKind {
             EntityKind::Identity => "identities",
             EntityKind::IdempotencyKey => "idempotency_keys",
             EntityKind::SavedReport => "saved_reports",
+            EntityKind::LoginThrottle => "login_throttles",
         }
     }
 
@@ -365,6 +369,7 @@ impl EntityKind {
             EntityKind::Identity => "identity",
             EntityKind::IdempotencyKey => "idempotency_key",
             EntityKind::SavedReport => "saved_report",
+            EntityKind::LoginThrottle => "login_throttle",
         }
     }
 
@@ -383,7 +388,8 @@ impl EntityKind {
             | EntityKind::RefreshToken
             | EntityKind::AuthToken
             | EntityKind::Identity
-            | EntityKind::IdempotencyKey => Resource::Users,
+            | EntityKind::IdempotencyKey
+            | EntityKind::LoginThrottle => Resource::Users,
             EntityKind::SavedReport => Resource::Reports,
         }
     }
@@ -399,7 +405,10 @@ impl EntityKind {
             EntityKind::Session | EntityKind::RefreshToken | EntityKind::AuthToken | EntityKind::Identity => {
                 (Some("user_id"), None, None)
             }
-            EntityKind::DealStageChange | EntityKind::OutboxEvent | EntityKind::IdempotencyKey => (None, None, None),
+            EntityKind::DealStageChange
+            | EntityKind::OutboxEvent
+            | EntityKind::IdempotencyKey
+            | EntityKind::LoginThrottle => (None, None, None),
             _ => (Some("owner_id"), Some("team_id"), None),
         }
     }

@@ -52,10 +52,39 @@ pub struct ServerConfig {
     /// The address to listen on.
     #[arg(long, env = "CRM_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// The access-token signing secret (at least 32 bytes); generated and kept in the
-    /// secrets file when absent.
+    /// The access-token signing secret (at least 32 bytes). Every replica needs the same
+    /// one; absent (and no `--jwt-secret-file`): generated and kept in the secrets file.
     #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// A file holding the signing secret (a mounted Kubernetes or Docker secret).
+    #[arg(long, env = "CRM_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Earlier signing secrets, comma-separated: tokens they signed are still accepted
+    /// until they expire (rotation: move the old secret here, set a new one above).
+    #[arg(long, env = "CRM_JWT_PREVIOUS_SECRETS", value_delimiter = ',', hide_env_values = true)]
+    pub jwt_previous_secrets: Vec<String>,
+    /// The key that seals the tokens of queued emails (64 hex digits). Every replica
+    /// needs the same one, or mail queued by one cannot be sent by another; absent (and no
+    /// `--seal-key-file`): generated and kept in the secrets file.
+    #[arg(long, env = "CRM_SEAL_KEY", hide_env_values = true)]
+    pub seal_key: Option<String>,
+    /// A file holding the seal key.
+    #[arg(long, env = "CRM_SEAL_KEY_FILE")]
+    pub seal_key_file: Option<PathBuf>,
+    /// The key of the audit chain's HMAC (at least 32 bytes; never stored in the
+    /// database). Every replica needs the same one; absent (and no `--audit-key-file`):
+    /// generated and kept in the secrets file.
+    #[arg(long, env = "CRM_AUDIT_KEY", hide_env_values = true)]
+    pub audit_key: Option<String>,
+    /// A file holding the audit key.
+    #[arg(long, env = "CRM_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
+    /// Earlier audit keys, comma-separated: events they sealed still verify.
+    #[arg(long, env = "CRM_AUDIT_PREVIOUS_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub audit_previous_keys: Vec<String>,
+    /// Earlier seal keys, comma-separated: mail they sealed can still be sent.
+    #[arg(long, env = "CRM_SEAL_PREVIOUS_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub seal_previous_keys: Vec<String>,
     /// The secrets file (default: beside a SQLite database, else `./crm-secrets.json`).
     #[arg(long, env = "CRM_SECRETS_FILE")]
     pub secrets_file: Option<PathBuf>,
@@ -77,6 +106,35 @@ pub struct ServerConfig {
     /// Browser origins allowed to call the API, comma-separated (CORS; none by default).
     #[arg(long, env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Proxies in front of the server, comma-separated addresses or CIDR blocks
+    /// (`10.0.0.0/8,::1`). From these peers the client's address is read from `Forwarded`
+    /// or `X-Forwarded-For` (for rate limits and the audit log); from any other peer those
+    /// headers are ignored. None by default: the client is the TCP peer.
+    #[arg(long, env = "CRM_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Google Sign-In: the OAuth client ids whose Google ID tokens log in
+    /// (`POST /api/auth/oauth/google`), comma-separated (a web and a mobile client, say).
+    #[arg(long, env = "CRM_GOOGLE_CLIENT_IDS", value_delimiter = ',')]
+    pub google_client_ids: Vec<String>,
+    /// Facebook Login: the app id (`POST /api/auth/oauth/facebook`).
+    #[arg(long, env = "CRM_FACEBOOK_APP_ID")]
+    pub facebook_app_id: Option<String>,
+    /// The Facebook app's secret (checks access tokens with the app token).
+    #[arg(long, env = "CRM_FACEBOOK_APP_SECRET", hide_env_values = true)]
+    pub facebook_app_secret: Option<String>,
+    /// Any OpenID Connect provider (Keycloak, Okta, Entra ID, Auth0…): its issuer URL;
+    /// its keys are found through its discovery document.
+    #[arg(long, env = "CRM_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The name logins use for it: `POST /api/auth/oauth/<name>`.
+    #[arg(long, env = "CRM_OIDC_NAME", default_value = "oidc")]
+    pub oidc_name: String,
+    /// Its client ids: the audiences its ID tokens must name, comma-separated.
+    #[arg(long, env = "CRM_OIDC_CLIENT_IDS", value_delimiter = ',')]
+    pub oidc_client_ids: Vec<String>,
+    /// Where its keys are, when its discovery document should not be asked.
+    #[arg(long, env = "CRM_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
     /// Where uploaded files (avatars) are kept.
     #[arg(long, env = "CRM_FILES_DIR", default_value = "crm-files")]
     pub files_dir: PathBuf,
@@ -93,6 +151,9 @@ pub struct ServerConfig {
 struct Secrets {
     jwt_secret: String,
     seal_key: String,
+    /// Absent from files written before the audit chain was keyed: added then.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    audit_key: String,
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -113,23 +174,57 @@ impl ServerConfig {
         }
     }
 
+    /// The file of a SQLite database URL (none for other stores and `:memory:`).
+    fn sqlite_file(&self) -> Option<PathBuf> {
+        let url = self.database_url.trim();
+        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        let file = rest.split('?').next().unwrap_or_default();
+        (!file.is_empty() && !file.starts_with(':')).then(|| PathBuf::from(file))
+    }
+
     fn secrets_path(&self) -> PathBuf {
         if let Some(p) = &self.secrets_file {
             return p.clone();
         }
-        let url = self.database_url.trim();
-        match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-            Some(rest) => {
-                let file = rest.split('?').next().unwrap_or("crm.db");
-                PathBuf::from(format!("{file}.secrets.json"))
-            }
+        match self.sqlite_file() {
+            Some(db) => PathBuf::from(format!("{}.secrets.json", db.display())),
             None => PathBuf::from("crm-secrets.json"),
         }
     }
 
-    /// The secrets: from flags/env, else the secrets file, else made now and written
-    /// there (mode 0600).
+    /// One secret: the flag or variable, else its file (`field` names both in errors).
+    fn given(value: &Option<String>, file: &Option<PathBuf>, field: &str) -> Result<Option<String>> {
+        match (value, file) {
+            (Some(_), Some(_)) => Err(Error::invalid(
+                format!("{field}File"),
+                "conflict",
+                format!("give {field} or {field}File, not both"),
+            )),
+            (Some(v), None) => Ok(Some(v.trim().to_string())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::invalid(format!("{field}File"), "invalid_value", format!("reading {}: {e}", path.display()))
+                })?;
+                Ok(Some(text.trim().to_string()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The secrets: from flags, variables or their files; what is missing comes from the
+    /// secrets file, made now (mode 0600) when there is none, completed when it lacks a
+    /// key that came later.
     fn secrets(&self) -> Result<Secrets> {
+        let jwt = Self::given(&self.jwt_secret, &self.jwt_secret_file, "jwtSecret")?;
+        let seal = Self::given(&self.seal_key, &self.seal_key_file, "sealKey")?;
+        let audit = Self::given(&self.audit_key, &self.audit_key_file, "auditKey")?;
+        if let (Some(jwt_secret), Some(seal_key), Some(audit_key)) = (&jwt, &seal, &audit) {
+            return Ok(Secrets {
+                jwt_secret: jwt_secret.clone(),
+                seal_key: seal_key.clone(),
+                audit_key: audit_key.clone(),
+            });
+        }
         let path = self.secrets_path();
         let stored: Option<Secrets> = match std::fs::read_to_string(&path) {
             Ok(text) => Some(
@@ -139,36 +234,83 @@ impl ServerConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::internal(format!("reading {}", path.display()), e)),
         };
-        let secrets = match stored {
-            Some(s) => s,
+        let stored = match stored {
+            Some(s) if !s.audit_key.is_empty() => s,
+            Some(mut s) => {
+                s.audit_key = random_hex(32)?;
+                replace_private(&path, &serde_json::to_string_pretty(&s).unwrap_or_default())?;
+                tracing::info!(file = %path.display(), "added an audit key to the server secrets");
+                s
+            }
             None => {
-                let s = Secrets { jwt_secret: random_hex(32)?, seal_key: random_hex(32)? };
+                let s = Secrets { jwt_secret: random_hex(32)?, seal_key: random_hex(32)?, audit_key: random_hex(32)? };
                 write_private(&path, &serde_json::to_string_pretty(&s).unwrap_or_default())?;
-                tracing::info!(file = %path.display(), "generated the server secrets");
+                if self.sqlite_file().is_none() {
+                    tracing::warn!(
+                        file = %path.display(),
+                        "generated the server secrets into a local file: with more than one replica, give \
+                         every replica the same CRM_JWT_SECRET, CRM_SEAL_KEY and CRM_AUDIT_KEY instead"
+                    );
+                } else {
+                    tracing::info!(file = %path.display(), "generated the server secrets");
+                }
                 s
             }
         };
-        Ok(match &self.jwt_secret {
-            Some(j) => Secrets { jwt_secret: j.clone(), seal_key: secrets.seal_key },
-            None => secrets,
+        Ok(Secrets {
+            jwt_secret: jwt.unwrap_or(stored.jwt_secret),
+            seal_key: seal.unwrap_or(stored.seal_key),
+            audit_key: audit.unwrap_or(stored.audit_key),
         })
     }
 
-    /// Authentication settings from the secrets.
+    /// The audit chain's keys: the current one seals, the previous ones still verify.
+    pub fn audit_keys(&self) -> Result<crm_core::audit::AuditKeys> {
+        use crm_core::audit::{AuditKey, AuditKeys};
+        let s = self.secrets()?;
+        let current = AuditKey::new(s.audit_key.as_bytes()).map_err(|e| rename_field(e, "auditKey"))?;
+        let mut keys = AuditKeys::new(current);
+        for old in self.audit_previous_keys.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+            keys = keys.with_previous(AuditKey::new(old.as_bytes()).map_err(|e| rename_field(e, "auditPreviousKeys"))?);
+        }
+        Ok(keys)
+    }
+
+    /// Authentication settings from the secrets: the current keys sign and seal, the
+    /// previous ones still verify and open. Each key's id is [`crm_core::auth::key_id`].
     pub fn auth(&self) -> Result<AuthSettings> {
         let s = self.secrets()?;
-        let keys = JwtKeys::new(JwtConfig::default(), "k1", s.jwt_secret.as_bytes())?;
-        let seal: [u8; 32] = hex::decode(&s.seal_key)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| Error::invalid("sealKey", "invalid_format", "the seal key is 64 hex digits"))?;
-        Ok(AuthSettings::with_keys(keys, Sealer::new(&seal)))
+        let jwt_kid = |secret: &str| crm_core::auth::key_id(secret.as_bytes());
+        let mut keys = JwtKeys::new(JwtConfig::default(), &jwt_kid(&s.jwt_secret), s.jwt_secret.as_bytes())
+            .map_err(|e| rename_field(e, "jwtSecret"))?;
+        for old in self.jwt_previous_secrets.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+            keys.also_verify(&jwt_kid(old), old.as_bytes()).map_err(|e| rename_field(e, "jwtPreviousSecrets"))?;
+        }
+        let mut sealer = Sealer::new(&seal_key(&s.seal_key, "sealKey")?);
+        for old in self.seal_previous_keys.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+            let key = seal_key(old, "sealPreviousKeys")?;
+            sealer.also_open(&crm_core::auth::key_id(&key), &key)?;
+        }
+        Ok(AuthSettings::with_keys(keys, sealer))
+    }
+
+    /// Makes the SQLite file readable by the server's user only, before SQLite creates
+    /// it with the umask's mode (its journal files take the same mode).
+    fn private_sqlite_file(&self) -> Result<()> {
+        match self.sqlite_file() {
+            Some(file) => crm_core::files::touch_private(&file)
+                .map_err(|e| Error::internal(format!("creating {}", file.display()), e)),
+            None => Ok(()),
+        }
     }
 
     /// Connects (and migrates, or indexes) the store the URL names: `sqlite:`,
     /// `postgres:`/`postgresql:`, `mongodb:`/`mongodb+srv:`.
     pub async fn store(&self) -> Result<AnyStore> {
         let url = self.database();
+        if url.starts_with("sqlite:") {
+            self.private_sqlite_file()?;
+        }
         if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") {
             return Ok(AnyStore::Sql(Arc::new(SqlStore::connect(&url).await?)));
         }
@@ -182,10 +324,80 @@ impl ServerConfig {
         ))
     }
 
+    /// The third-party logins configured: Google, Facebook, one OpenID Connect issuer
+    /// (its discovery document is read now).
+    pub async fn providers(&self) -> Result<crm_core::auth::Providers> {
+        use crm_core::auth::oauth::{FacebookConfig, FacebookProvider, OidcConfig, OidcProvider};
+        let listed =
+            |v: &[String]| v.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+        let mut providers = crm_core::auth::Providers::default();
+        let google = listed(&self.google_client_ids);
+        if let Some(first) = google.first() {
+            let mut c = OidcConfig::google(first);
+            c.audiences = google.clone();
+            providers.add(Arc::new(OidcProvider::new(c)?));
+        }
+        match (&self.facebook_app_id, &self.facebook_app_secret) {
+            (Some(app_id), Some(app_secret)) => {
+                let c = FacebookConfig {
+                    app_id: app_id.trim().to_string(),
+                    app_secret: app_secret.trim().to_string(),
+                    graph_url: "https://graph.facebook.com".into(),
+                };
+                providers.add(Arc::new(FacebookProvider::new(c)?));
+            }
+            (Some(_), None) => {
+                return Err(Error::invalid("facebookAppSecret", "required", "Facebook Login needs the app's secret"))
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid("facebookAppId", "required", "Facebook Login needs the app id"))
+            }
+            (None, None) => {}
+        }
+        if let Some(issuer) = &self.oidc_issuer {
+            let audiences = listed(&self.oidc_client_ids);
+            if audiences.is_empty() {
+                return Err(Error::invalid("oidcClientIds", "required", "an OIDC provider needs its client id"));
+            }
+            let name = self.oidc_name.trim();
+            if name.is_empty() || ["google", "facebook"].contains(&name) {
+                return Err(Error::invalid("oidcName", "invalid_value", "a name of its own: not google or facebook"));
+            }
+            let c = match &self.oidc_jwks_url {
+                Some(jwks) => OidcConfig {
+                    name: name.to_string(),
+                    issuers: vec![issuer.trim_end_matches('/').to_string()],
+                    audiences,
+                    jwks_url: jwks.clone(),
+                    leeway_secs: 60,
+                    jwks_min_refetch: crm_core::auth::oauth::MIN_REFETCH,
+                },
+                None => OidcConfig::discover(name, issuer, audiences).await?,
+            };
+            providers.add(Arc::new(OidcProvider::new(c)?));
+        } else if !self.oidc_client_ids.is_empty() {
+            return Err(Error::invalid("oidcIssuer", "required", "OIDC client ids need the issuer"));
+        }
+        Ok(providers)
+    }
+
+    /// The engine for serving: [`ServerConfig::crm`] with the third-party logins.
+    pub async fn engine(&self, store: Arc<dyn Store>) -> Result<Crm> {
+        let mut auth = self.auth()?;
+        auth.providers = self.providers().await?;
+        let blobs = Arc::new(ObjectBlobStore::local(&self.files_dir)?);
+        Ok(Crm::builder(store).auth(auth).audit_keys(self.audit_keys()?).blobs(blobs).build())
+    }
+
+    /// The proxies whose forwarding headers are believed.
+    pub fn trusted_proxies(&self) -> Result<crate::client::TrustedProxies> {
+        crate::client::TrustedProxies::parse(&self.trusted_proxies)
+    }
+
     /// The engine on a store, with this configuration's secrets and files.
     pub fn crm(&self, store: Arc<dyn Store>) -> Result<Crm> {
         let blobs = Arc::new(ObjectBlobStore::local(&self.files_dir)?);
-        Ok(Crm::builder(store).auth(self.auth()?).blobs(blobs).build())
+        Ok(Crm::builder(store).auth(self.auth()?).audit_keys(self.audit_keys()?).blobs(blobs).build())
     }
 
     /// The mailer: SMTP when configured, else the mail directory.
@@ -216,16 +428,36 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("making {}", dir.display()), e))?;
     }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+    crm_core::files::write_private(path, text.as_bytes())
+        .map_err(|e| Error::internal(format!("writing {}", path.display()), e))
+}
+
+/// Replaces a file's content at once (a file beside it, renamed over it), mode 0600.
+fn replace_private(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::now_v7().simple()));
+    write_private(&tmp, text)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::internal(format!("replacing {}", path.display()), e))
+}
+
+/// A seal key: 64 hex digits (`field` names it in the error).
+fn seal_key(hex_digits: &str, field: &str) -> Result<[u8; 32]> {
+    hex::decode(hex_digits.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::invalid(field, "invalid_format", "a seal key is 64 hex digits (openssl rand -hex 32)"))
+}
+
+/// The same error naming `field` instead.
+fn rename_field(e: Error, field: &str) -> Error {
+    match e {
+        Error::Validation(mut fields) => {
+            for f in &mut fields {
+                f.field = field.to_string();
+            }
+            Error::Validation(fields)
+        }
+        other => other,
     }
-    use std::io::Write;
-    let mut f = opts.open(path).map_err(|e| Error::internal(format!("writing {}", path.display()), e))?;
-    f.write_all(text.as_bytes()).map_err(|e| Error::internal(format!("writing {}", path.display()), e))
 }
 
 /// `smtp://user:pass@host:587` (STARTTLS), `smtps://…:465` (TLS), `smtp+plain://host:25`.
@@ -279,20 +511,47 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 13] = [
+pub const FILE_KEYS: [(&str, &str); 29] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("bind", "CRM_BIND"),
     ("jwt_secret", "CRM_JWT_SECRET"),
+    ("jwt_secret_file", "CRM_JWT_SECRET_FILE"),
+    ("jwt_previous_secrets", "CRM_JWT_PREVIOUS_SECRETS"),
+    ("seal_key", "CRM_SEAL_KEY"),
+    ("seal_key_file", "CRM_SEAL_KEY_FILE"),
+    ("seal_previous_keys", "CRM_SEAL_PREVIOUS_KEYS"),
+    ("audit_key", "CRM_AUDIT_KEY"),
+    ("audit_key_file", "CRM_AUDIT_KEY_FILE"),
+    ("audit_previous_keys", "CRM_AUDIT_PREVIOUS_KEYS"),
     ("secrets_file", "CRM_SECRETS_FILE"),
     ("smtp_url", "CRM_SMTP_URL"),
     ("mail_dir", "CRM_MAIL_DIR"),
     ("mail_from", "CRM_MAIL_FROM"),
     ("public_url", "CRM_PUBLIC_URL"),
     ("files_dir", "CRM_FILES_DIR"),
+    ("google_client_ids", "CRM_GOOGLE_CLIENT_IDS"),
+    ("facebook_app_id", "CRM_FACEBOOK_APP_ID"),
+    ("facebook_app_secret", "CRM_FACEBOOK_APP_SECRET"),
+    ("oidc_issuer", "CRM_OIDC_ISSUER"),
+    ("oidc_name", "CRM_OIDC_NAME"),
+    ("oidc_client_ids", "CRM_OIDC_CLIENT_IDS"),
+    ("oidc_jwks_url", "CRM_OIDC_JWKS_URL"),
     ("cors_origins", "CRM_CORS_ORIGINS"),
+    ("trusted_proxies", "CRM_TRUSTED_PROXIES"),
     ("log_format", "CRM_LOG_FORMAT"),
     ("auth_rate_limit", "CRM_AUTH_RATE_LIMIT"),
     ("login_rate_limit", "CRM_LOGIN_RATE_LIMIT"),
+];
+
+/// The keys whose value may be a list of strings.
+const LIST_KEYS: [&str; 7] = [
+    "cors_origins",
+    "trusted_proxies",
+    "jwt_previous_secrets",
+    "seal_previous_keys",
+    "audit_previous_keys",
+    "google_client_ids",
+    "oidc_client_ids",
 ];
 
 /// Reads a TOML configuration file into `(variable, value)` pairs. Flags and the
@@ -326,12 +585,12 @@ pub fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>> {
         let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(n) if key.ends_with("_rate_limit") => n.to_string(),
-            toml::Value::Array(items) if key == "cors_origins" => {
+            toml::Value::Array(items) if LIST_KEYS.contains(&key.as_str()) => {
                 let strings: Option<Vec<String>> = items.into_iter().map(|i| i.as_str().map(str::to_string)).collect();
                 match strings {
                     Some(s) => s.join(","),
                     None => {
-                        errs.add(key, "invalid_value", "a list of origin strings");
+                        errs.add(key, "invalid_value", "a list of strings");
                         continue;
                     }
                 }

@@ -149,6 +149,16 @@ impl From<Error> for ApiError {
                 a.retry_after = Some(retry_after_secs);
                 a
             }
+            Error::Timeout(why) => {
+                tracing::warn!(reason = %why, "a statement ran out of time");
+                let mut a = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    "the request took too long; narrow it down, or retry later",
+                );
+                a.retry_after = Some(5);
+                a
+            }
             other => {
                 // The detail is for the log only.
                 tracing::error!(error = %other, "internal error");

@@ -24,9 +24,17 @@ fn meta_of(parts: &Parts) -> RequestMeta {
         |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
     RequestMeta {
         request_id: header(REQUEST_ID),
-        ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        ip: client_ip(&parts.extensions).map(|ip| ip.to_string()),
         user_agent: header(USER_AGENT.as_str()),
     }
+}
+
+/// The client's address: the one [`crate::client::resolve`] found, else the TCP peer.
+pub fn client_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<crate::client::ClientIp>()
+        .map(|c| c.0)
+        .or_else(|| extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Meta {
@@ -67,8 +75,42 @@ where
         let crm = Crm::from_ref(state);
         let token = bearer(parts).ok_or(Error::Unauthenticated)?;
         let auth = crm.auth().authenticate(token, meta_of(parts)).await?;
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            if let Ok(mut s) = slot.0.lock() {
+                *s = Some(auth.actor.clone());
+            }
+        }
         Ok(Caller(auth))
     }
+}
+
+/// Where [`Caller`] leaves the actor it found, for [`audit_denied`].
+#[derive(Debug, Clone, Default)]
+struct CallerSlot(std::sync::Arc<std::sync::Mutex<Option<crm_core::Actor>>>);
+
+/// Writes an `access.denied` audit event for every request that a known caller's role
+/// may not make (answered 403), as a middleware.
+pub async fn audit_denied(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let slot = CallerSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
+    let res = next.run(req).await;
+    if res.status() == axum::http::StatusCode::FORBIDDEN {
+        let actor = slot.0.lock().ok().and_then(|mut s| s.take());
+        if let Some(actor) = actor {
+            let what = serde_json::json!({"method": method, "path": path, "route": route});
+            if let Err(e) = state.crm.audit().denied(&actor, what).await {
+                tracing::warn!(error = %e, "could not audit a denied request");
+            }
+        }
+    }
+    res
 }
 
 /// A caller when there is a bearer token, nobody otherwise.

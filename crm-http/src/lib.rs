@@ -29,10 +29,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+pub mod client;
 pub mod config;
 pub use crm_core::demo;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod idempotency;
 pub mod limit;
 pub mod metrics;
@@ -58,12 +60,35 @@ pub struct AppState {
     pub limiter: std::sync::Arc<limit::RateLimiter>,
     /// Browser origins allowed to call the API (CORS); none by default.
     pub cors_origins: Vec<String>,
+    /// The proxies whose `Forwarded`/`X-Forwarded-For` name the client; none by default.
+    pub trusted_proxies: client::TrustedProxies,
+    /// Is the server reached over `https://`? Then answers carry HSTS.
+    pub https: bool,
 }
 
 impl AppState {
     /// State around an engine, with the default rate limits.
     pub fn new(crm: Crm) -> Self {
-        Self { crm, limits: limit::RateLimits::default(), limiter: Default::default(), cors_origins: vec![] }
+        Self {
+            crm,
+            limits: limit::RateLimits::default(),
+            limiter: Default::default(),
+            cors_origins: vec![],
+            trusted_proxies: client::TrustedProxies::none(),
+            https: false,
+        }
+    }
+
+    /// The same for a server reached at this public URL (`https://…` turns HSTS on).
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.https = url.trim().to_ascii_lowercase().starts_with("https://");
+        self
+    }
+
+    /// The same believing the forwarding headers of these proxies.
+    pub fn with_trusted_proxies(mut self, proxies: client::TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
     }
 
     /// The same allowing these browser origins (`https://app.example.com`).
@@ -97,10 +122,12 @@ pub fn router(state: AppState) -> Router {
     let app = routes
         .merge(routes::docs::router())
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), extract::audit_denied))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(middleware::from_fn_with_state(state.clone(), limit::per_ip))
+        .layer(middleware::from_fn_with_state(state.clone(), client::resolve))
         .layer(middleware::from_fn(metrics::track))
-        .with_state(state)
+        .with_state(state.clone())
         .layer(middleware::from_fn(problem_request_id))
         // Bodies over 1 MiB are refused (413) by the extractors; the avatar route allows more.
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -116,8 +143,10 @@ pub fn router(state: AppState) -> Router {
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
         .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(state, headers::secure))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(headers::check_request_id));
     match cors {
         Some(c) => app.layer(c),
         None => app,
@@ -132,6 +161,7 @@ pub fn api() -> openapi::Api {
         .merge(routes::health::api())
         .merge(auth)
         .merge(routes::users::api())
+        .merge(routes::audit::api())
         .merge(routes::records::contacts::api())
         .merge(routes::records::companies::api())
         .merge(routes::records::deals::api())

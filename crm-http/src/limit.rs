@@ -5,11 +5,10 @@
 //! `Retry-After`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -118,11 +117,7 @@ pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> 
     if !req.uri().path().starts_with("/api/auth/") {
         return next.run(req).await;
     }
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "local".to_string());
+    let ip = crate::extract::client_ip(req.extensions()).map_or_else(|| "local".to_string(), |ip| ip.to_string());
     let d = state.limiter.check(&format!("ip:{ip}"), state.limits.per_ip);
     if !d.allowed {
         tracing::warn!(%ip, "auth rate limit reached");

@@ -90,10 +90,21 @@ fn document(paths: Paths, schemas: BTreeMap<String, RefOr<Schema>>) -> OpenApi {
         )
         .schema_from::<crm_core::FieldError>()
         .build();
-    let tags =
-        ["health", "auth", "users", "contacts", "companies", "deals", "tasks", "interactions", "teams", "reports"]
-            .into_iter()
-            .map(Tag::new);
+    let tags = [
+        "health",
+        "auth",
+        "users",
+        "audit",
+        "contacts",
+        "companies",
+        "deals",
+        "tasks",
+        "interactions",
+        "teams",
+        "reports",
+    ]
+    .into_iter()
+    .map(Tag::new);
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()

@@ -291,5 +291,326 @@ async fn idempotent_requests_get_their_whole_answer() {
     assert!(first.starts_with(b"PK"), "a zip");
     let (status, _, second) = run("xlsx-1", "xlsx").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(second.starts_with(b"PK") && second.len() == first.len(), "the same workbook, not a mangled replay");
+    // A workbook made again differs only in its creation time; a mangled one would have
+    // lost its zip directory (the end record, `PK\x05\x06`, 22 bytes from the end).
+    let whole = |b: &[u8]| b.starts_with(b"PK") && b.len() > 22 && b[b.len() - 22..].starts_with(b"PK\x05\x06");
+    assert!(whole(&first) && whole(&second), "whole workbooks, not a mangled replay");
+    assert!(second.len().abs_diff(first.len()) <= 16, "{} and {} bytes", first.len(), second.len());
+}
+
+/// Logs `who` in from `peer`, which says it forwards for `forwarded_for`.
+async fn login_via(app: &App, peer: &str, forwarded_for: &str, who: &str) -> Answer {
+    let body = json!({"username": who, "password": PASSWORD});
+    app.call_from(peer, Method::POST, "/api/auth/login", &[("x-forwarded-for", forwarded_for)], Some(body)).await
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_limit_and_its_own_address_in_the_audit() {
+    use crm_http::limit::{Quota, RateLimits};
+    let per_ip = Quota { limit: 2, window: std::time::Duration::from_secs(60) };
+    let limits = RateLimits { per_ip, ..RateLimits::default() };
+    let proxies = crm_http::client::TrustedProxies::parse(&["10.0.0.0/8"]).unwrap();
+    let app = app_where(|s| s.with_limits(limits).with_trusted_proxies(proxies)).await;
+    let admin = app.crm.users().bootstrap_admin_with_password("admin", "admin@example.com", PASSWORD).await.unwrap();
+
+    // Two clients behind the proxy at 10.0.0.2: each has its own bucket.
+    for _ in 0..2 {
+        assert_eq!(login_via(&app, "10.0.0.2:5000", "203.0.113.1", "admin").await.status, StatusCode::OK);
+    }
+    assert_problem(
+        &login_via(&app, "10.0.0.2:5000", "203.0.113.1", "admin").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    );
+    let other = login_via(&app, "10.0.0.2:5000", "203.0.113.2", "admin").await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+
+    // A client that is no proxy cannot pick its address, nor a fresh bucket.
+    for n in 0..2 {
+        let a = login_via(&app, "198.51.100.7:5000", &format!("203.0.113.{}", 50 + n), "admin").await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    assert_problem(
+        &login_via(&app, "198.51.100.7:5000", "203.0.113.52", "admin").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    );
+
+    // The audit log names the clients, not the proxy.
+    let token = other.body["accessToken"].as_str().unwrap();
+    let path = format!("/api/users/{}/logs?action=auth.login&limit=100", admin.id);
+    let logs = app.call(Method::GET, &path, Some(token), None).await;
+    assert_eq!(logs.status, StatusCode::OK, "{}", logs.body);
+    let mut ips: Vec<&str> =
+        logs.body["data"].as_array().unwrap().iter().filter_map(|e| e["request"]["ip"].as_str()).collect();
+    ips.sort_unstable();
+    assert_eq!(ips, ["198.51.100.7", "198.51.100.7", "203.0.113.1", "203.0.113.1", "203.0.113.2"]);
+}
+
+#[tokio::test]
+async fn answers_are_not_sniffed_cached_or_framed_and_https_servers_send_hsts() {
+    let w = world().await;
+    let login = w.app.post("/api/auth/login", json!({"username": "admin", "password": PASSWORD})).await;
+    let me = w.app.call(Method::GET, "/api/auth/me", Some(&w.admin), None).await;
+    let refused = w.app.call(Method::GET, "/api/auth/me", Some("not-a-token"), None).await;
+    for a in [&login, &me, &refused] {
+        assert_eq!(a.headers["x-content-type-options"], "nosniff");
+        assert_eq!(a.headers["cache-control"], "no-store", "answers carrying tokens or personal data");
+        assert_eq!(a.headers["referrer-policy"], "no-referrer");
+        assert!(a.headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+        assert!(!a.headers.contains_key("strict-transport-security"), "plain http: no HSTS");
+    }
+    // A page for people keeps its own policy and caching.
+    let page = w.app.call(Method::GET, "/problems/not_found", None, None).await;
+    assert_eq!(page.headers["cache-control"], "public, max-age=3600");
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
+
+    let https = app_where(|s| s.with_public_url("https://crm.example.com")).await;
+    let a = https.call(Method::GET, "/api/health", None, None).await;
+    assert_eq!(a.headers["strict-transport-security"], crm_http::headers::HSTS);
+}
+
+#[tokio::test]
+async fn a_request_id_from_the_client_reaches_the_logs_only_when_it_is_plain_text() {
+    let w = world().await;
+    let kept =
+        w.app.with_headers(Method::GET, "/api/auth/me", &w.admin, &[("x-request-id", "req-42")], json!({})).await;
+    assert_eq!(kept.headers["x-request-id"], "req-42");
+    for bad in ["<script>alert(1)</script>", &"x".repeat(300), "a b", "id\"; drop"] {
+        let body = json!({"username": "admin", "password": "wrong password"});
+        let a = w
+            .app
+            .call_from("127.0.0.1:5000", Method::POST, "/api/auth/login", &[("x-request-id", bad)], Some(body))
+            .await;
+        assert_problem(&a, StatusCode::UNAUTHORIZED, "unauthenticated");
+        let id = a.headers["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "a fresh id, not {id:?}");
+    }
+    let path = format!("/api/users/{}/logs?action=auth.login_failed&limit=100", kept.body["id"].as_str().unwrap());
+    let logs = w.app.call(Method::GET, &path, Some(&w.admin), None).await;
+    assert_eq!(logs.status, StatusCode::OK, "{}", logs.body);
+    let events = logs.body["data"].as_array().unwrap();
+    assert_eq!(events.len(), 4, "{}", logs.body);
+    for e in events {
+        let id = e["request"]["requestId"].as_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "the audit log keeps only the server's id, not {id:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_role_without_export_sees_reports_but_takes_no_files_and_every_export_is_audited() {
+    use crm_core::policy::{Action, Policy, Resource, Role, Scope};
+    let mut policy = Policy::standard();
+    policy.set(Role::User, Resource::Reports, Action::Export, Scope::None);
+    let app = app_custom(|b| b.policy(policy), |s| s).await;
+    app.crm.users().bootstrap_admin_with_password("admin", "admin@example.com", PASSWORD).await.unwrap();
+    let admin = app.token("admin", PASSWORD).await;
+    let body = json!({"username": "rep", "email": "rep@example.com", "password": PASSWORD});
+    assert_eq!(app.call(Method::POST, "/api/users", Some(&admin), Some(body)).await.status, StatusCode::CREATED);
+    let rep = app.token("rep", PASSWORD).await;
+
+    let on_screen = app.call(Method::GET, "/api/reports/standard/r1_pipeline_by_stage", Some(&rep), None).await;
+    assert_eq!(on_screen.status, StatusCode::OK, "{}", on_screen.body);
+    for path in [
+        "/api/reports/standard/r1_pipeline_by_stage?format=csv",
+        "/api/reports/standard/r1_pipeline_by_stage?format=xlsx",
+    ] {
+        assert_problem(&app.call(Method::GET, path, Some(&rep), None).await, StatusCode::FORBIDDEN, "forbidden");
+    }
+    let spec = json!({"source": "companies", "fields": ["name"]});
+    let custom = app.call(Method::POST, "/api/reports/run?format=parquet", Some(&rep), Some(spec.clone())).await;
+    assert_problem(&custom, StatusCode::FORBIDDEN, "forbidden");
+
+    // An admin may; the export is in the audit log with its format and size.
+    let (status, _, _) = app
+        .raw(
+            Method::POST,
+            "/api/reports/run?format=csv",
+            Some(&admin),
+            "application/json",
+            spec.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let me = app.call(Method::GET, "/api/auth/me", Some(&admin), None).await;
+    let path = format!("/api/users/{}/logs?action=report.exported", me.body["id"].as_str().unwrap());
+    let logs = app.call(Method::GET, &path, Some(&admin), None).await;
+    let events = logs.body["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{}", logs.body);
+    assert_eq!(events[0]["changes"], json!({"report": "custom", "format": "csv", "rows": 0}));
+}
+
+#[tokio::test]
+async fn a_plain_user_gives_records_and_tasks_to_nobody_beyond_their_reach() {
+    let w = world().await;
+    let app = &w.app;
+    let body = json!({"username": "other", "email": "other@example.com", "password": PASSWORD});
+    let other = app.call(Method::POST, "/api/users", Some(&w.admin), Some(body)).await;
+    let other_id = other.body["id"].as_str().unwrap().to_string();
+    let rep = app.token("rep", PASSWORD).await;
+
+    // Assigning a task to someone else hands them the task: refused on every path.
+    let given = json!({"name": "Call back", "assignedUser": other_id});
+    let a = app.call(Method::POST, "/api/tasks", Some(&rep), Some(given.clone())).await;
+    assert_problem(&a, StatusCode::FORBIDDEN, "forbidden");
+    assert!(a.body["detail"].as_str().unwrap().contains("assignedUser"), "{}", a.body);
+    let own = app.call(Method::POST, "/api/tasks", Some(&rep), Some(json!({"name": "Call back"}))).await;
+    assert_eq!(own.status, StatusCode::CREATED, "{}", own.body);
+    let task = format!("/api/tasks/{}", own.body["id"].as_str().unwrap());
+    let a = app.call(Method::PATCH, &task, Some(&rep), Some(json!({"assignedUser": other_id}))).await;
+    assert_problem(&a, StatusCode::FORBIDDEN, "forbidden");
+    let a =
+        app.call(Method::POST, &format!("{task}/assign"), Some(&rep), Some(json!({"assignedUser": other_id}))).await;
+    assert_problem(&a, StatusCode::FORBIDDEN, "forbidden");
+    // Nor can the record itself go to them.
+    let a = app.call(Method::PATCH, &task, Some(&rep), Some(json!({"ownerId": other_id}))).await;
+    assert_problem(&a, StatusCode::FORBIDDEN, "forbidden");
+    let company = json!({"name": "Acme", "ownerId": other_id});
+    assert_problem(
+        &app.call(Method::POST, "/api/companies", Some(&rep), Some(company.clone())).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    // Nothing changed hands.
+    let now = app.call(Method::GET, &task, Some(&rep), None).await;
+    assert_eq!((now.body["assignedUser"].clone(), now.body["ownerId"].clone()), (Value::Null, json!(w.rep_id)));
+    // Themselves, and an admin to anyone: fine.
+    let a =
+        app.call(Method::POST, &format!("{task}/assign"), Some(&rep), Some(json!({"assignedUser": w.rep_id}))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = app.call(Method::POST, "/api/tasks", Some(&w.admin), Some(given)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(
+        app.call(Method::POST, "/api/companies", Some(&w.admin), Some(company)).await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn an_admin_reads_the_whole_audit_log_and_checks_its_keyed_chain() {
+    use crm_core::audit::{AuditKey, AuditKeys};
+    let keys = AuditKeys::new(AuditKey::new(&[4; 32]).unwrap());
+    let app = app_custom(|b| b.audit_keys(keys), |s| s).await;
+    app.crm.users().bootstrap_admin_with_password("admin", "admin@example.com", PASSWORD).await.unwrap();
+    let admin = app.token("admin", PASSWORD).await;
+    let body = json!({"username": "rep", "email": "rep@example.com", "password": PASSWORD});
+    let rep_id = app.call(Method::POST, "/api/users", Some(&admin), Some(body)).await.body["id"].clone();
+    let rep = app.token("rep", PASSWORD).await;
+
+    // Events without an actor: an unknown name's login, a forged token.
+    app.post("/api/auth/login", json!({"username": "nobody", "password": "whatever it is"})).await;
+    app.call(Method::GET, "/api/auth/me", Some("eyJhbGciOiJIUzI1NiJ9.e30.forged"), None).await;
+    // A denied request is audited with its caller.
+    let denied = app
+        .call(
+            Method::PATCH,
+            &format!("/api/users/{}", rep_id.as_str().unwrap()),
+            Some(&rep),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_problem(&denied, StatusCode::FORBIDDEN, "forbidden");
+
+    let list = |q: &str| {
+        let path = format!("/api/audit{q}");
+        let (app, admin) = (&app, &admin);
+        async move { app.call(Method::GET, &path, Some(admin), None).await }
+    };
+    let failed = list("?action=auth.login_failed").await;
+    assert_eq!(failed.status, StatusCode::OK, "{}", failed.body);
+    assert!(failed.body["data"].as_array().unwrap().iter().any(|e| e["actorId"].is_null()), "{}", failed.body);
+    let rejected = list("?action=auth.token_rejected").await;
+    assert_eq!(rejected.body["data"].as_array().unwrap().len(), 1, "{}", rejected.body);
+    let denials = list(&format!("?action=access.denied&actorId={}", rep_id.as_str().unwrap())).await;
+    let denials = denials.body["data"].as_array().unwrap().clone();
+    assert_eq!(denials.len(), 1);
+    assert_eq!(denials[0]["changes"]["method"], "PATCH");
+    assert_eq!(denials[0]["changes"]["route"], "/api/users/{id}");
+    // By record, by time, paged.
+    let about_rep = list(&format!("?entity={}", rep_id.as_str().unwrap())).await;
+    assert!(about_rep.body["data"].as_array().unwrap().iter().all(|e| e["entityId"] == rep_id));
+    let users = list("?entity=user&from=2000-01-01T00:00:00Z&limit=2").await;
+    assert_eq!(users.body["data"].as_array().unwrap().len(), 2, "{}", users.body);
+    assert_eq!(users.body["pageInfo"]["hasNextPage"], true, "{}", users.body);
+    assert!(list("?to=2000-01-01T00:00:00Z").await.body["data"].as_array().unwrap().is_empty());
+    let bad = list("?from=yesterday").await;
+    assert_problem(&bad, StatusCode::BAD_REQUEST, "validation_failed");
+
+    // The chain: intact and keyed throughout.
+    let v = app.call(Method::GET, "/api/audit/verify", Some(&admin), None).await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+    assert_eq!((v.body["intact"].clone(), v.body["unkeyed"].clone()), (json!(true), json!(0)), "{}", v.body);
+    assert!(v.body["events"].as_u64().unwrap() >= 6, "{}", v.body);
+    // A plain user reads their own events only, and cannot check the chain.
+    let own = app.call(Method::GET, "/api/audit", Some(&rep), None).await;
+    assert!(own.body["data"].as_array().unwrap().iter().all(|e| e["actorId"] == rep_id), "{}", own.body);
+    assert_problem(
+        &app.call(Method::GET, "/api/audit/verify", Some(&rep), None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+}
+
+#[tokio::test]
+async fn a_storm_of_wrong_passwords_from_one_address_does_not_lock_the_owner_out() {
+    let w = world().await;
+    let app = &w.app;
+    let login = |peer: &'static str, password: &'static str| {
+        let body = json!({"username": "admin", "password": password});
+        async move { app.call_from(peer, Method::POST, "/api/auth/login", &[], Some(body)).await }
+    };
+    for _ in 0..5 {
+        assert_problem(
+            &login("198.51.100.7:4000", "wrong wrong wrong").await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        );
+    }
+    let waiting = login("198.51.100.7:4000", PASSWORD).await;
+    assert_problem(&waiting, StatusCode::LOCKED, "account_locked");
+    assert_eq!(waiting.headers["retry-after"], "60");
+    // The owner, from their own address, is not kept out by someone else's guesses.
+    let owner = login("203.0.113.5:4000", PASSWORD).await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
+    // An unknown name answers the same way, step for step.
+    let ghost = |password: &'static str| {
+        let body = json!({"username": "no-such-admin", "password": password});
+        async move { app.call_from("198.51.100.7:4000", Method::POST, "/api/auth/login", &[], Some(body)).await }
+    };
+    for _ in 0..5 {
+        assert_problem(&ghost("wrong wrong wrong").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+    let ghost_waiting = ghost(PASSWORD).await;
+    assert_problem(&ghost_waiting, StatusCode::LOCKED, "account_locked");
+    assert_eq!(ghost_waiting.headers["retry-after"], "60");
+}
+
+#[tokio::test]
+async fn confirming_a_change_with_the_password_waits_like_a_login() {
+    let w = world().await;
+    let app = &w.app;
+    let rep = app.token("rep", PASSWORD).await;
+    let path = format!("/api/users/{}", w.rep_id);
+    let change = |password: &'static str| {
+        let body = json!({"email": "rep.new@example.com", "currentPassword": password});
+        let (path, rep) = (path.clone(), rep.clone());
+        async move { app.call(Method::PATCH, &path, Some(&rep), Some(body)).await }
+    };
+    for _ in 0..5 {
+        let a = change("not my password").await;
+        assert_problem(&a, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(a.body["errors"][0]["field"], "currentPassword");
+    }
+    // Guessing the password through a stolen session stops like guessing it at login.
+    let a = change(PASSWORD).await;
+    assert_problem(&a, StatusCode::LOCKED, "account_locked");
+    let a = app
+        .call(
+            Method::POST,
+            "/api/auth/password/change",
+            Some(&rep),
+            Some(json!({"currentPassword": PASSWORD, "newPassword": "another fine passphrase 7"})),
+        )
+        .await;
+    assert_problem(&a, StatusCode::LOCKED, "account_locked");
 }

@@ -59,6 +59,8 @@ const CONTRACT: &[&str] = &[
     "PUT /api/users/{id}/settings",
     "PATCH /api/users/{id}/settings",
     "GET /api/users/{id}/logs",
+    "GET /api/audit",
+    "GET /api/audit/verify",
     "PUT /api/users/{id}/avatar",
     "GET /api/users/{id}/avatar",
     // Extras.

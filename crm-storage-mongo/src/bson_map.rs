@@ -221,13 +221,36 @@ pub fn bson_to_json(b: Bson) -> serde_json::Value {
 /// MongoDB's PCRE and Python's `re` (SecantusDB) read the same way: `(?s)` so `.` takes
 /// newlines, literals escaped, and `(?!.)` for "end of text" (`$` would also match
 /// before a final newline, and `\z` is spelt differently in the two).
+///
+/// Backtracking is bounded: `%a%b%c` as `.*a.*b.*c` would try every way of placing each
+/// piece, O(n^k) on a text that almost matches. Each piece between two `%` is instead
+/// taken at its first place and kept there (an atomic group, `(?>.*?a)`), which loses no
+/// match: a piece of fixed length found earlier leaves more room for the rest. Only the
+/// last piece searches, once, for its place at the end.
 pub fn pattern_regex(p: &Pattern, ignore_case: bool) -> String {
-    let mut out = String::from(if ignore_case { "(?is)^" } else { "(?s)^" });
+    // The fixed-length pieces between the `%`s.
+    let mut pieces = vec![String::new()];
     for part in &p.0 {
         match part {
-            PatternPart::AnyMany => out.push_str(".*"),
-            PatternPart::AnyOne => out.push('.'),
-            PatternPart::Lit(s) => escape_regex(s, &mut out),
+            PatternPart::AnyMany => pieces.push(String::new()),
+            PatternPart::AnyOne => pieces.last_mut().into_iter().for_each(|s| s.push('.')),
+            PatternPart::Lit(lit) => pieces.last_mut().into_iter().for_each(|s| escape_regex(lit, s)),
+        }
+    }
+    let mut out = String::from(if ignore_case { "(?is)^" } else { "(?s)^" });
+    let last = pieces.len() - 1;
+    for (i, piece) in pieces.iter().enumerate() {
+        match i {
+            0 => out.push_str(piece),
+            i if i < last => {
+                out.push_str("(?>.*?");
+                out.push_str(piece);
+                out.push(')');
+            }
+            _ => {
+                out.push_str(".*");
+                out.push_str(piece);
+            }
         }
     }
     out.push_str("(?!.)");
@@ -358,5 +381,8 @@ mod tests {
         let p = Pattern::parse("a.b%c_(d)*$");
         assert_eq!(pattern_regex(&p, false), "(?s)^a\\.b.*c.\\(d\\)\\*\\$(?!.)");
         assert!(pattern_regex(&p, true).starts_with("(?is)^"));
+        let p = Pattern::parse("%a%%b_%c");
+        assert_eq!(pattern_regex(&p, false), "(?s)^(?>.*?a)(?>.*?b.).*c(?!.)");
+        assert_eq!(pattern_regex(&Pattern::parse("exact"), false), "(?s)^exact(?!.)");
     }
 }

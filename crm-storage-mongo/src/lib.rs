@@ -77,6 +77,10 @@ fn unavailable(e: mongodb::error::Error) -> Error {
     Error::internal("the database is unavailable", e)
 }
 
+/// How long a read may run on the server (`maxTimeMS`) before it gives up and the store
+/// answers [`Error::Timeout`]: a little over the HTTP request's limit.
+pub const MAX_TIME: std::time::Duration = std::time::Duration::from_secs(40);
+
 /// A driver error as crm-core's: duplicate keys become conflicts naming the field.
 fn map_err(kind: EntityKind, e: mongodb::error::Error) -> Error {
     let text = e.to_string();
@@ -89,6 +93,10 @@ fn map_err(kind: EntityKind, e: mongodb::error::Error) -> Error {
             None => format!("this {} collides with another", kind.name()),
         };
         return Error::Conflict { message, field: field.map(str::to_string) };
+    }
+    // 50: MaxTimeMSExpired.
+    if matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == 50) {
+        return Error::Timeout(format!("a {} query ran past its time limit", kind.name()));
     }
     if e.contains_label(TRANSIENT_TRANSACTION_ERROR) || matches!(*e.kind, mongodb::error::ErrorKind::Io(_)) {
         return unavailable(e);
@@ -418,6 +426,7 @@ impl Store for MongoStore {
             .find(filter)
             .sort(sort)
             .limit(i64::from(query.limit))
+            .max_time(MAX_TIME)
             .await
             .map_err(|e| map_err(kind, e))?;
         let docs: Vec<Document> = cursor.try_collect().await.map_err(|e| map_err(kind, e))?;
@@ -425,7 +434,11 @@ impl Store for MongoStore {
     }
 
     async fn count(&self, kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> Result<u64> {
-        self.coll(kind).count_documents(Self::query(kind, filter, include_deleted)).await.map_err(|e| map_err(kind, e))
+        self.coll(kind)
+            .count_documents(Self::query(kind, filter, include_deleted))
+            .max_time(MAX_TIME)
+            .await
+            .map_err(|e| map_err(kind, e))
     }
 
     async fn apply(&self, changes: Changeset) -> Result<()> {

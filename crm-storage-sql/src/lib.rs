@@ -62,11 +62,23 @@ pub struct SqlOptions {
     pub pg_schema: Option<String>,
     /// How long to wait for a connection or a lock.
     pub busy_timeout: Duration,
+    /// PostgreSQL: how long one statement may run (`statement_timeout`) before the
+    /// server cancels it and the store answers [`Error::Timeout`]. Migrations are not
+    /// limited.
+    pub statement_timeout: Option<Duration>,
 }
+
+/// The default limit of one PostgreSQL statement: a little over the HTTP request's.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(40);
 
 impl Default for SqlOptions {
     fn default() -> Self {
-        Self { max_connections: 10, pg_schema: None, busy_timeout: Duration::from_secs(10) }
+        Self {
+            max_connections: 10,
+            pg_schema: None,
+            busy_timeout: Duration::from_secs(10),
+            statement_timeout: Some(STATEMENT_TIMEOUT),
+        }
     }
 }
 
@@ -118,7 +130,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 /// (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str); 4] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 5] = [
     (
         1,
         "initial",
@@ -142,6 +154,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 4] = [
         "saved_reports",
         include_str!("../migrations/sqlite/0004_saved_reports.sql"),
         include_str!("../migrations/postgres/0004_saved_reports.sql"),
+    ),
+    (
+        5,
+        "login_throttles",
+        include_str!("../migrations/sqlite/0005_login_throttles.sql"),
+        include_str!("../migrations/postgres/0005_login_throttles.sql"),
     ),
 ];
 
@@ -220,6 +238,15 @@ impl SqlStore {
                 admin.close().await;
                 pg = pg.options([("search_path", schema.as_str())]);
             }
+            // Migrations (an index over a large table) run without the limit, on a
+            // connection of their own.
+            let unlimited =
+                PgPoolOptions::new().max_connections(1).connect_with(pg.clone()).await.map_err(unavailable)?;
+            migrate(&WritePool::Postgres(unlimited.clone())).await?;
+            unlimited.close().await;
+            if let Some(limit) = opts.statement_timeout {
+                pg = pg.options([("statement_timeout", format!("{}ms", limit.as_millis()).as_str())]);
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.busy_timeout)
@@ -235,7 +262,9 @@ impl SqlStore {
             ));
         };
         let pool = backend.write_pool();
-        migrate(&pool).await?;
+        if let WritePool::Sqlite(_) = &pool {
+            migrate(&pool).await?;
+        }
         let mut next_analyze = i64::MAX;
         if let WritePool::Sqlite(p) = &pool {
             // Good plans need statistics (a filter on a few-valued column against a
@@ -292,7 +321,10 @@ impl SqlStore {
             Backend::Sqlite { write, .. } => sqlx::query(sql).execute(write).await.map(|r| r.rows_affected()),
             Backend::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|r| r.rows_affected()),
         };
-        r.map_err(|e| Error::internal("running a statement", e))
+        r.map_err(|e| match statement_timeout(&e) {
+            Some(t) => t,
+            None => Error::internal("running a statement", e),
+        })
     }
 
     /// Drops a PostgreSQL schema (tests clean up after themselves with it).
@@ -336,9 +368,23 @@ fn map_err(kind: EntityKind, e: sqlx::Error) -> Error {
             return Error::Conflict { message, field: field.map(str::to_string) };
         }
     }
+    if let Some(t) = statement_timeout(&e) {
+        return t;
+    }
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => unavailable(e),
         other => Error::internal(format!("{} query failed", kind.name()), other),
+    }
+}
+
+/// [`Error::Timeout`] for a statement PostgreSQL canceled (57014, here by
+/// `statement_timeout`).
+fn statement_timeout(e: &sqlx::Error) -> Option<Error> {
+    match e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+            Some(Error::Timeout("a statement ran past its time limit".into()))
+        }
+        _ => None,
     }
 }
 
@@ -376,15 +422,18 @@ impl Store for SqlStore {
     ) -> Result<Vec<Row>> {
         let cols = picked(kind, columns)?;
         match &self.backend {
-            Backend::Postgres(pool) => scan::postgres(pool, kind, &cols, filter, include_deleted).await,
+            Backend::Postgres(pool) if !scan::compares_text(filter) => {
+                scan::postgres(pool, kind, &cols, filter, include_deleted).await
+            }
             Backend::Sqlite { path, .. } if !scan::needs_regexp(filter) => {
                 let (path, filter) = (path.clone(), filter.cloned());
                 tokio::task::spawn_blocking(move || scan::sqlite(&path, kind, &cols, filter.as_ref(), include_deleted))
                     .await
                     .map_err(|e| Error::internal("a bulk read", e))?
             }
-            // `ilike` needs the function sqlx registers on its connections: page.
-            Backend::Sqlite { .. } => {
+            // PostgreSQL with text to compare (bound, never inlined), and SQLite's `ilike`
+            // (it needs the function sqlx registers on its connections): one bound query.
+            Backend::Postgres(_) | Backend::Sqlite { .. } => {
                 let q = StoreQuery {
                     filter: filter.cloned(),
                     sort: vec![crm_core::query::id_key(kind, crm_core::query::Direction::Asc)],

@@ -23,7 +23,8 @@ fn bad(col: &Column, why: impl std::fmt::Display) -> Error {
 }
 
 /// Reads with `COPY (SELECT …) TO STDOUT (FORMAT binary)`. `COPY` takes no parameters,
-/// so the statement carries its values inline, quoted by sea-query.
+/// so the statement carries its values inline: only ids, numbers, booleans and times
+/// (the caller sends filters on text to a bound statement, [`compares_text`]).
 pub(crate) async fn postgres(
     pool: &PgPool,
     kind: EntityKind,
@@ -142,6 +143,28 @@ fn decode_copy(data: &[u8], cols: &[Column]) -> Result<Vec<Row>> {
 }
 
 /// Does the filter need the `regexp` function sqlx registers (case-insensitive patterns)?
+/// Does the filter compare with text (or JSON)? `COPY` cannot bind it, and the bulk read
+/// never inlines one: such a read takes the ordinary, bound statement instead.
+pub(crate) fn compares_text(f: Option<&Filter>) -> bool {
+    let texty = |v: &Value| matches!(v, Value::Text(_) | Value::Json(_));
+    match f {
+        None => false,
+        Some(Filter::And(v) | Filter::Or(v)) => v.iter().any(|f| compares_text(Some(f))),
+        Some(Filter::Not(f)) => compares_text(Some(f)),
+        Some(Filter::Cmp(c)) => match &c.pred {
+            Predicate::Eq(v)
+            | Predicate::Neq(v)
+            | Predicate::Gt(v)
+            | Predicate::Gte(v)
+            | Predicate::Lt(v)
+            | Predicate::Lte(v) => texty(v),
+            Predicate::In(vs) => vs.iter().any(texty),
+            Predicate::StartsWith(_) | Predicate::Like(_) | Predicate::ILike(_) => true,
+            Predicate::IsNull | Predicate::IsNotNull => false,
+        },
+    }
+}
+
 pub(crate) fn needs_regexp(f: Option<&Filter>) -> bool {
     match f {
         None => false,

@@ -1,5 +1,5 @@
-//! A local identity provider on 127.0.0.1 for the OAuth cases: it publishes a JWKS
-//! (real RSA keys from `fixtures/`), signs RS256 ID tokens, and answers Facebook's
+//! A local identity provider on 127.0.0.1 for the OAuth cases: it publishes a discovery
+//! document and a JWKS (real RSA keys from `fixtures/`), signs RS256 ID tokens, and answers Facebook's
 //! `debug_token` and `/me` for the access tokens it was told about.
 
 use std::collections::HashMap;
@@ -86,13 +86,16 @@ impl LocalIdp {
     /// Starts it on a free port of 127.0.0.1, serving key 1.
     pub async fn start() -> Self {
         let state = Arc::new(IdpState { served: Mutex::new(vec![0]), ..Default::default() });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the local provider");
+        let addr = listener.local_addr().expect("address");
+        let base = format!("http://{addr}");
+        let discovery = json!({"issuer": base, "jwks_uri": format!("{base}/jwks"), "id_token_signing_alg_values_supported": ["RS256"]});
         let app = Router::new()
+            .route("/.well-known/openid-configuration", get(move || async move { Json(discovery) }))
             .route("/jwks", get(jwks))
             .route("/debug_token", get(debug_token))
             .route("/me", get(me))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the local provider");
-        let addr = listener.local_addr().expect("address");
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -74,13 +74,18 @@ pub struct Harness {
     pub admin_user: User,
 }
 
+/// The audit keys of the harness's engine.
+pub fn test_audit_keys() -> crm_core::audit::AuditKeys {
+    crm_core::audit::AuditKeys::new(crm_core::audit::AuditKey::with_id("test", &[3; 32]).expect("audit key"))
+}
+
 impl Harness {
     /// Builds the harness on a backend.
     pub async fn new(backend: &dyn TestBackend) -> Self {
         let clock = Arc::new(FakeClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).single().unwrap_or_default()));
         let keys = JwtKeys::new(JwtConfig::default(), TEST_KID, TEST_JWT_SECRET).expect("jwt keys");
         let auth = AuthSettings::with_keys(keys, Sealer::new(&[42; 32]));
-        let crm = Crm::builder(backend.store()).clock(clock.clone()).auth(auth).build();
+        let crm = Crm::builder(backend.store()).clock(clock.clone()).auth(auth).audit_keys(test_audit_keys()).build();
         let admin_user = crm.users().bootstrap_admin("admin", "admin@example.com").await.expect("bootstrap admin");
         Harness { admin: admin_user.actor(), admin_user, crm, clock }
     }
@@ -182,6 +187,7 @@ macro_rules! conformance_suite {
             domain_events_reach_the_outbox,
             audit_chain_verifies_and_finds_an_edit,
             audit_chain_finds_a_removed_event,
+            audit_chain_needs_its_key,
             audit_lists_by_record_and_actor,
             deal_stages_history_and_probability,
             task_assign_and_complete,
@@ -201,6 +207,7 @@ macro_rules! conformance_suite {
             access_token_attacks_are_refused_and_audited,
             lockout_and_its_expiry,
             no_account_enumeration,
+            lockout_waits_per_client_under_an_account_ceiling,
             reset_token_is_single_use_and_ends_sessions,
             change_password_ends_other_sessions,
             sessions_list_revoke_and_logout_all,

@@ -18,6 +18,9 @@ use crate::store::StoreExt;
 
 /// Snapshots kept per process (one per distinct scope), the least recently made dropped first.
 const CACHED: usize = 4;
+/// And at most this many bytes of them (polars' estimate): a snapshot larger than this is
+/// used once and not kept.
+pub const CACHED_BYTES: usize = 512 * 1024 * 1024;
 
 /// One output column being filled. Text goes straight into polars' string builder (ids
 /// formatted on the stack), so no value is allocated on its own.
@@ -166,8 +169,12 @@ fn scope_key(crm: &Crm, actor: &Actor) -> ScopeKey {
 /// Cached snapshots by scope, each with the change counter it was read at.
 #[derive(Default)]
 pub(crate) struct SnapshotCache {
-    entries: Mutex<VecDeque<(ScopeKey, i64, Arc<Tables>)>>,
+    entries: Mutex<VecDeque<Cached>>,
 }
+
+/// One cached snapshot: its scope, the change counter it was read at, the tables and
+/// their size in bytes.
+type Cached = (ScopeKey, i64, Arc<Tables>, usize);
 
 impl std::fmt::Debug for SnapshotCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -187,7 +194,7 @@ impl Crm {
         let cache = self.analytics_cache();
         {
             let entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, _, tables)) = entries.iter().find(|(k, c, _)| *k == key && *c == counter) {
+            if let Some((_, _, tables, _)) = entries.iter().find(|(k, c, _, _)| *k == key && *c == counter) {
                 return Ok(tables.clone());
             }
         }
@@ -231,11 +238,14 @@ impl Crm {
                 .into_iter()
                 .map(|(f, df)| (f.kind.table().to_string(), df))
                 .collect();
+        let bytes: usize = tables.values().map(DataFrame::estimated_size).sum();
         let tables = Arc::new(Tables(tables));
         let mut entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.retain(|(k, _, _)| *k != key);
-        entries.push_back((key, counter, tables.clone()));
-        while entries.len() > CACHED {
+        entries.retain(|(k, _, _, _)| *k != key);
+        if bytes <= CACHED_BYTES {
+            entries.push_back((key, counter, tables.clone(), bytes));
+        }
+        while entries.len() > CACHED || entries.iter().map(|e| e.3).sum::<usize>() > CACHED_BYTES {
             entries.pop_front();
         }
         Ok(tables)
@@ -278,6 +288,27 @@ impl Crm {
     pub async fn custom_report(&self, actor: &Actor, spec: &super::ReportSpec) -> Result<DataFrame> {
         let compiled = super::custom::compile(spec)?;
         self.on_snapshot(actor, move |t| compiled.run(t)).await
+    }
+
+    /// May the actor take reports away as files (`Export` on reports)? Ask before the
+    /// report runs; [`Crm::exported`] records the export once it is made.
+    pub fn may_export(&self, actor: &Actor) -> Result<()> {
+        self.policy().require(actor, crate::policy::Resource::Reports, Action::Export).map(|_| ())
+    }
+
+    /// Records in the audit log that the actor took a report away as a file: which report
+    /// (`saved` names a saved report), in which format, how many rows.
+    pub async fn exported(
+        &self,
+        actor: &Actor,
+        report: &str,
+        saved: Option<uuid::Uuid>,
+        format: &str,
+        rows: usize,
+    ) -> Result<()> {
+        let changes = serde_json::json!({"report": report, "format": format, "rows": rows});
+        let ev = self.audit_event(actor, "report.exported".into(), EntityKind::SavedReport, saved, changes);
+        self.store().apply(crate::store::Changeset { writes: vec![], audit: vec![ev] }).await
     }
 
     /// Contact analytics on the caller's snapshot, as of now.

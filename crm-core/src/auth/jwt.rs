@@ -161,6 +161,16 @@ impl JwtKeys {
         Ok(())
     }
 
+    /// Accepts tokens signed with an older key, without signing with it (the current
+    /// signing key stays).
+    pub fn also_verify(&mut self, kid: &str, secret: &[u8]) -> Result<()> {
+        check_secret(kid, secret)?;
+        if kid != self.signing {
+            self.keys.insert(kid.to_string(), secret.to_vec());
+        }
+        Ok(())
+    }
+
     /// Stops accepting tokens signed with `kid` (never the current signing key).
     pub fn retire(&mut self, kid: &str) -> Result<()> {
         if kid == self.signing {

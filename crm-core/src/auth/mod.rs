@@ -21,37 +21,60 @@ pub mod token;
 pub use jwt::{AccessClaims, JwtConfig, JwtKeys, TokenRejection};
 pub use oauth::{ExternalIdentity, IdentityProvider, Providers};
 pub use password::{PasswordHasher, PasswordPolicy, Verified};
-pub use seal::Sealer;
+pub use seal::{key_id, Sealer};
 pub use token::SecretToken;
 
-/// Per-account lockout after repeated failed logins: from the `threshold`-th failure in
-/// a row, the account is locked for `base`, doubled with every further failure, at most
-/// `max`. A successful login starts the count again.
+/// Waits after failed sign-ins, counted in the store under two keys: the login name from
+/// one client address, and the login name from anywhere. From the `per_client`-th
+/// failure of a name from one address that address waits `base`, doubled with every
+/// further failure, at most `max`; from the `per_account`-th failure of a name from all
+/// addresses together, every address waits the same way. One failure is forgotten each
+/// `decay`, so a trickle of guesses never keeps a name blocked, and a storm of guesses from
+/// one address blocks that address, not the account's owner elsewhere. Names of no
+/// account are counted exactly like names of one. A successful sign-in (or a password
+/// reset) starts the counts again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lockout {
-    /// Failures in a row before the first lock.
-    pub threshold: i64,
-    /// The first lock's length.
+    /// Failures of one name from one address before that address waits.
+    pub per_client: i64,
+    /// Failures of one name from all addresses before every address waits.
+    pub per_account: i64,
+    /// The first wait.
     pub base: Duration,
-    /// The longest lock.
+    /// The longest wait.
     pub max: Duration,
+    /// One failure is forgotten each this long.
+    pub decay: Duration,
 }
 
 impl Default for Lockout {
     fn default() -> Self {
-        Self { threshold: 5, base: Duration::minutes(1), max: Duration::hours(1) }
+        Self {
+            per_client: 5,
+            per_account: 20,
+            base: Duration::minutes(1),
+            max: Duration::hours(1),
+            decay: Duration::minutes(10),
+        }
     }
 }
 
 impl Lockout {
-    /// How long to lock after `failures` failures in a row (`None` below the threshold).
-    pub fn lock_for(&self, failures: i64) -> Option<Duration> {
-        if failures < self.threshold {
+    /// How long to wait after `failures` failures against `threshold` (`None` below it).
+    pub fn wait(&self, failures: i64, threshold: i64) -> Option<Duration> {
+        if failures < threshold.max(1) {
             return None;
         }
-        let doublings = u32::try_from((failures - self.threshold).min(30)).unwrap_or(30);
+        let doublings = u32::try_from((failures - threshold).min(30)).unwrap_or(30);
         let ms = self.base.num_milliseconds().saturating_mul(1i64 << doublings);
         Some(Duration::milliseconds(ms).min(self.max))
+    }
+
+    /// The failures left of `failures` counted at `last`, at `now`.
+    pub fn decayed(&self, failures: i64, last: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+        let period = self.decay.num_milliseconds().max(1);
+        let forgotten = (now - last).num_milliseconds().max(0) / period;
+        (failures - forgotten).max(0)
     }
 }
 
@@ -114,15 +137,11 @@ impl AuthSettings {
 /// The most entries the in-memory tables keep before they are emptied.
 const MAX_ENTRIES: usize = 100_000;
 
-/// Failures in a row and the lock they led to, of a login name with no account.
-type GhostEntry = (i64, Option<DateTime<Utc>>);
-
-/// Process-local state of authentication: the short session cache and the failure
-/// counts of logins that name no account (so they lock out like real ones).
+/// Process-local state of authentication: the short session cache and the audit budget
+/// of refused tokens.
 #[derive(Debug, Default)]
 pub(crate) struct AuthState {
     sessions: Mutex<HashMap<Uuid, (Instant, Option<Actor>)>>,
-    ghosts: Mutex<HashMap<String, GhostEntry>>,
     rejections: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
@@ -167,24 +186,6 @@ impl AuthState {
         }
         entry.1 <= REJECTIONS_AUDITED_PER_MINUTE
     }
-
-    /// When a login naming no account is locked until, if it is.
-    pub(crate) fn ghost_locked(&self, login: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let map = self.ghosts.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(login).and_then(|(_, until)| *until).filter(|u| *u > now)
-    }
-
-    /// Counts a failure of a login naming no account; answers the lock it now has.
-    pub(crate) fn ghost_failed(&self, login: &str, now: DateTime<Utc>, lockout: &Lockout) -> Option<DateTime<Utc>> {
-        let mut map = self.ghosts.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-        let entry = map.entry(login.to_string()).or_insert((0, None));
-        entry.0 += 1;
-        entry.1 = lockout.lock_for(entry.0).map(|d| now + d);
-        entry.1
-    }
 }
 
 #[cfg(test)]
@@ -200,13 +201,19 @@ mod tests {
     }
 
     #[test]
-    fn lockout_doubles_from_the_threshold_up_to_the_cap() {
+    fn waits_double_from_the_threshold_up_to_the_cap_and_failures_decay() {
         let l = Lockout::default();
-        assert_eq!(l.lock_for(4), None);
-        assert_eq!(l.lock_for(5), Some(Duration::minutes(1)));
-        assert_eq!(l.lock_for(6), Some(Duration::minutes(2)));
-        assert_eq!(l.lock_for(8), Some(Duration::minutes(8)));
-        assert_eq!(l.lock_for(12), Some(Duration::hours(1)));
-        assert_eq!(l.lock_for(10_000), Some(Duration::hours(1)));
+        assert_eq!(l.wait(4, 5), None);
+        assert_eq!(l.wait(5, 5), Some(Duration::minutes(1)));
+        assert_eq!(l.wait(6, 5), Some(Duration::minutes(2)));
+        assert_eq!(l.wait(8, 5), Some(Duration::minutes(8)));
+        assert_eq!(l.wait(12, 5), Some(Duration::hours(1)));
+        assert_eq!(l.wait(10_000, 5), Some(Duration::hours(1)));
+        assert_eq!(l.wait(20, 20), Some(Duration::minutes(1)));
+        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        assert_eq!(l.decayed(5, t, t + Duration::minutes(9)), 5);
+        assert_eq!(l.decayed(5, t, t + Duration::minutes(10)), 4);
+        assert_eq!(l.decayed(5, t, t + Duration::hours(1)), 0);
+        assert_eq!(l.decayed(5, t, t - Duration::hours(1)), 5, "a clock going back forgets nothing");
     }
 }

@@ -30,6 +30,12 @@ pub struct ExternalIdentity {
     pub email_verified: bool,
     /// Their display name.
     pub name: Option<String>,
+    /// The `nonce` the token carries (OIDC), to compare with the one the client sent.
+    pub nonce: Option<String>,
+    /// Until when the token itself is good, for single-use tokens (OIDC ID tokens: their
+    /// `exp`): a token seen once is refused until then. `None`: a token the provider
+    /// means to be used again (a Facebook access token).
+    pub single_use_until: Option<DateTime<Utc>>,
 }
 
 /// Why a provider refused a token: for the audit log; callers answer unauthenticated.
@@ -87,8 +93,8 @@ pub struct OidcConfig {
     pub name: String,
     /// The accepted `iss` values.
     pub issuers: Vec<String>,
-    /// Our client id: the required `aud`.
-    pub audience: String,
+    /// Our client ids: `aud` must be one of them (a web and a mobile client, say).
+    pub audiences: Vec<String>,
     /// Where the provider publishes its signing keys.
     pub jwks_url: String,
     /// Clock skew tolerated on `exp`/`nbf` (seconds).
@@ -104,11 +110,53 @@ impl OidcConfig {
         Self {
             name: "google".into(),
             issuers: vec!["https://accounts.google.com".into(), "accounts.google.com".into()],
-            audience: client_id.into(),
+            audiences: vec![client_id.into()],
             jwks_url: "https://www.googleapis.com/oauth2/v3/certs".into(),
             leeway_secs: 60,
             jwks_min_refetch: MIN_REFETCH,
         }
+    }
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    jwks_uri: String,
+}
+
+impl OidcConfig {
+    /// The settings of the issuer at `issuer` (`https://login.example.com/realms/x`), read
+    /// from its discovery document (`/.well-known/openid-configuration`): its `issuer`
+    /// must be the one asked for, and it names where the keys are.
+    pub async fn discover(name: &str, issuer: &str, audiences: Vec<String>) -> Result<Self> {
+        let issuer = issuer.trim_end_matches('/');
+        check_url("oidcIssuer", issuer)?;
+        let url = format!("{issuer}/.well-known/openid-configuration");
+        let found: Discovery = client()?
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| Error::internal(format!("reading {url}"), e))?
+            .json()
+            .await
+            .map_err(|e| Error::internal(format!("reading {url}"), e))?;
+        if found.issuer.trim_end_matches('/') != issuer {
+            return Err(Error::invalid(
+                "oidcIssuer",
+                "invalid_value",
+                format!("{url} names the issuer {}, not {issuer}", found.issuer),
+            ));
+        }
+        check_url("jwksUrl", &found.jwks_uri)?;
+        Ok(Self {
+            name: name.to_string(),
+            issuers: vec![found.issuer],
+            audiences,
+            jwks_url: found.jwks_uri,
+            leeway_secs: 60,
+            jwks_min_refetch: MIN_REFETCH,
+        })
     }
 }
 
@@ -161,6 +209,8 @@ struct IdClaims {
     email_verified: Option<serde_json::Value>,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
 }
 
 /// By default a JWKS is fetched again at most this often when tokens name unknown keys.
@@ -172,7 +222,7 @@ impl OidcProvider {
     /// A provider with these settings.
     pub fn new(config: OidcConfig) -> Result<Self> {
         check_url("jwksUrl", &config.jwks_url)?;
-        if config.audience.is_empty() || config.issuers.is_empty() {
+        if config.audiences.iter().all(String::is_empty) || config.issuers.is_empty() {
             return Err(Error::invalid("oidc", "required", "an OIDC provider needs an audience and an issuer"));
         }
         Ok(Self { config, http: client()?, jwks: RwLock::new(Jwks { keys: HashMap::new(), fetched: None }) })
@@ -253,7 +303,7 @@ impl IdentityProvider for OidcProvider {
         v.validate_exp = false;
         v.validate_nbf = false;
         v.required_spec_claims = ["sub", "iss", "aud", "exp"].iter().map(|s| s.to_string()).collect();
-        v.set_audience(&[&self.config.audience]);
+        v.set_audience(&self.config.audiences);
         v.set_issuer(&self.config.issuers);
         let claims = match jsonwebtoken::decode::<IdClaims>(token, &key, &v) {
             Ok(d) => d.claims,
@@ -280,6 +330,8 @@ impl IdentityProvider for OidcProvider {
             email: claims.email.map(|e| e.trim().to_lowercase()),
             email_verified,
             name: claims.name,
+            nonce: claims.nonce,
+            single_use_until: DateTime::from_timestamp(claims.exp + self.config.leeway_secs, 0),
         })
     }
 }
@@ -393,6 +445,8 @@ impl IdentityProvider for FacebookProvider {
             // existing account on its own.
             email_verified: false,
             name: me.name,
+            nonce: None,
+            single_use_until: None,
         })
     }
 }

@@ -159,12 +159,28 @@ impl DirMailer {
 #[async_trait]
 impl Mailer for DirMailer {
     async fn send(&self, message: &Message) -> Result<()> {
-        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| Error::internal("making the mail directory", e))?;
+        let mut dir = tokio::fs::DirBuilder::new();
+        dir.recursive(true);
+        // The messages carry live links (password resets): only the server's user reads them.
+        #[cfg(unix)]
+        dir.mode(0o700);
+        dir.create(&self.dir).await.map_err(|e| Error::internal("making the mail directory", e))?;
         let name = format!("{}.eml", uuid::Uuid::now_v7());
         let tmp = self.dir.join(format!(".{name}.tmp"));
+        let (path, bytes) = (tmp.clone(), message.formatted());
         // Written aside, then renamed: a reader never sees half a message.
-        tokio::fs::write(&tmp, message.formatted()).await.map_err(|e| Error::internal("writing an email", e))?;
+        tokio::task::spawn_blocking(move || crate::files::write_private(&path, &bytes))
+            .await
+            .map_err(|e| Error::internal("writing an email", e))?
+            .map_err(|e| Error::internal("writing an email", e))?;
         tokio::fs::rename(&tmp, self.dir.join(name)).await.map_err(|e| Error::internal("writing an email", e))
+    }
+}
+
+/// Drops the sealed token from a mail request's payload.
+fn forget_token(payload: &mut serde_json::Value) {
+    if let Some(o) = payload.as_object_mut() {
+        o.remove("sealedToken");
     }
 }
 
@@ -318,6 +334,8 @@ impl MailWorker {
                 Ok(()) => {
                     done.delivered_at = Some(now);
                     done.last_error = None;
+                    // The link is in the recipient's hands: its token leaves the database.
+                    forget_token(&mut done.payload);
                     report.sent += 1;
                 }
                 Err(Failure::Retry(why)) if claimed.attempts < MAX_ATTEMPTS => {
@@ -326,7 +344,9 @@ impl MailWorker {
                     report.retried += 1;
                 }
                 Err(Failure::Retry(why) | Failure::Never(why)) => {
-                    // Kept, undelivered, out of the queue: an operator can look at it.
+                    // Kept, undelivered, out of the queue: an operator can look at it, but
+                    // not at the token of a link that will never be sent.
+                    forget_token(&mut done.payload);
                     done.available_at = now + Duration::days(36_500);
                     done.last_error = Some(format!("given up after {} attempts: {why}", claimed.attempts));
                     report.abandoned += 1;

@@ -1,6 +1,7 @@
 //! What authentication stores besides the user: sessions, their refresh tokens, the
 //! single-use tokens mailed to people (email verification, password reset, invitation),
-//! and third-party identities. Secret tokens are kept only as SHA-256 digests.
+//! third-party identities, and the counts of failed sign-ins. Secret tokens are kept only
+//! as SHA-256 digests.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -127,6 +128,9 @@ string_enum! {
         Invitation = "invitation",
         /// Confirms the new address of an email change (sent to that address).
         ChangeEmail = "change_email",
+        /// Not mailed: a third-party token already used to log in or link, refused until
+        /// it expires.
+        UsedProviderToken = "used_provider_token",
     }
 }
 
@@ -219,4 +223,47 @@ pub static IDENTITY_COLUMNS: &[Column] = &[
 pub static IDENTITY_INDEXES: &[Index] = &[
     Index::on("identities_provider_subject_key", &["provider", "subject"]).unique(),
     Index::on("identities_user_idx", &["user_id"]),
+];
+
+/// Failed sign-ins counted under one key: a login name from one client address, or a
+/// login name from anywhere. Kept in the store, so every replica and every restart sees
+/// the same counts, for names of accounts and names of none alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginThrottle {
+    /// Id.
+    pub id: Uuid,
+    /// SHA-256 of what is counted, hex (unique): the table holds no names or addresses.
+    pub key_hash: String,
+    /// Failures, as of `last_failure_at` (one is forgotten each decay period after).
+    pub failures: i64,
+    /// The latest failure.
+    pub last_failure_at: DateTime<Utc>,
+    /// Until when sign-ins under this key wait.
+    pub blocked_until: Option<DateTime<Utc>>,
+    /// When every failure is forgotten; the row is purged after.
+    pub expires_at: DateTime<Utc>,
+    /// Version: racing failures both count.
+    pub version: i64,
+}
+
+impl Persist for LoginThrottle {
+    const KIND: EntityKind = EntityKind::LoginThrottle;
+}
+
+/// Storage columns of failed sign-in counts.
+pub static THROTTLE_COLUMNS: &[Column] = &[
+    Column::new("id", "id", T::Uuid).sort(),
+    Column::new("key_hash", "keyHash", T::Text).filter(),
+    Column::new("failures", "failures", T::Int),
+    Column::new("last_failure_at", "lastFailureAt", T::Timestamp),
+    Column::new("blocked_until", "blockedUntil", T::Timestamp).null(),
+    Column::new("expires_at", "expiresAt", T::Timestamp).sort(),
+    Column::new("version", "version", T::Int).filter(),
+];
+
+/// The indexes of `login_throttles` besides the primary key.
+pub static THROTTLE_INDEXES: &[Index] = &[
+    Index::on("login_throttles_key", &["key_hash"]).unique(),
+    Index::on("login_throttles_expires_idx", &["expires_at"]),
 ];

@@ -104,6 +104,8 @@ impl Pattern {
                     lit.push(chars.next().unwrap_or('\\'));
                     continue;
                 }
+                // `%%` matches what `%` matches: one part.
+                '%' if lit.is_empty() && parts.last() == Some(&PatternPart::AnyMany) => continue,
                 '%' => PatternPart::AnyMany,
                 '_' => PatternPart::AnyOne,
                 c => {

@@ -37,6 +37,22 @@ impl AuditService<'_> {
         self.crm.list_page(actor, EntityKind::AuditEvent, query, newest_first(), None, None).await
     }
 
+    /// Recomputes the whole chain (see [`crate::audit::verify_chain`]): for roles that
+    /// read the whole log (admins).
+    pub async fn verify(&self, actor: &Actor) -> Result<crate::audit::ChainStatus> {
+        if self.crm.policy().scope(actor.role, Resource::Audit, Action::Read) != crate::policy::Scope::All {
+            return Err(Error::forbidden(format!("role {} may not check the whole audit log", actor.role.as_str())));
+        }
+        self.crm.verify_audit_chain().await
+    }
+
+    /// Records that the actor was refused a request (`access.denied`): `what` says
+    /// which (method, path, route).
+    pub async fn denied(&self, actor: &Actor, what: serde_json::Value) -> Result<()> {
+        let ev = self.crm.audit_event(actor, "access.denied".into(), EntityKind::User, None, what);
+        self.crm.store().apply(crate::store::Changeset { writes: vec![], audit: vec![ev] }).await
+    }
+
     /// The activity of one user: anyone may read their own; reading another's takes a
     /// role whose audit scope covers that user (admins: everyone; by default managers see
     /// their own only). A user the actor cannot read is not found; one they can read but

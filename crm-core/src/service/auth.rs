@@ -132,6 +132,7 @@ impl AuthService<'_> {
             entity_id: user.map(|u| u.id.as_uuid()),
             changes,
             request: serde_json::to_value(meta).unwrap_or(Json::Null),
+            key: self.crm.audit_key(),
         }
     }
 
@@ -203,6 +204,9 @@ impl AuthService<'_> {
             TokenPurpose::ResetPassword => (s.reset_ttl, MailTemplate::PasswordReset),
             TokenPurpose::Invitation => (s.invite_ttl, MailTemplate::Invitation),
             TokenPurpose::ChangeEmail => (s.verify_ttl, MailTemplate::EmailChange),
+            TokenPurpose::UsedProviderToken => {
+                return Err(Error::internal_msg("a used provider token is never mailed"));
+            }
         };
         let secret = SecretToken::generate()?;
         let now = self.crm.now();
@@ -411,26 +415,40 @@ impl AuthService<'_> {
     }
 
     /// Logs in with a user name or email and a password. Wrong passwords and unknown
-    /// accounts get the same answer after the same work; repeated failures lock the
-    /// account (and an unknown name) for a time that doubles with each further failure.
+    /// accounts get the same answer after the same work, and are counted alike: after
+    /// repeated failures the name waits from that client address, and after many from all
+    /// addresses together, for a time that doubles with each further failure and ends on
+    /// its own ([`crate::auth::Lockout`]).
     pub async fn login(&self, login: &str, password: &str, meta: RequestMeta) -> Result<TokenPair> {
         let s = self.settings()?;
         let login = login.trim().to_lowercase();
         let now = self.crm.now();
-        let Some(user) = self.find_login(&login).await? else {
-            return self.unknown_login(&login, password, &meta).await;
-        };
-        if let Some(until) = user.locked_until.filter(|u| *u > now) {
-            let ev = self.account_event(Some(&user), "auth.login_failed", json!({"reason": "locked"}), &meta);
+        let user = self.find_login(&login).await?;
+        if let Some(until) = self.blocked_until(&login, &meta).await? {
+            let ev = self.account_event(user.as_ref(), "auth.login_failed", json!({"reason": "locked"}), &meta);
             self.audit_only(ev).await?;
             return Err(locked(until, now));
         }
+        let Some(user) = user else {
+            s.hasher.verify_decoy(password).await?;
+            self.count_failure(&login, None, &meta, |n| {
+                let changes = json!({"reason": "unknown_account", "failedLogins": n});
+                vec![self.account_event(None, "auth.login_failed", changes, &meta)]
+            })
+            .await?;
+            return Err(Error::Unauthenticated);
+        };
         let verified = match &user.password_hash {
             Some(hash) if password.len() <= MAX_PASSWORD => s.hasher.verify(password, hash).await?,
             _ => s.hasher.verify_decoy(password).await?,
         };
         let Verified::Ok { rehash } = verified else {
-            return self.failed_login(user, &meta).await;
+            self.count_failure(&login, Some(&user), &meta, |n| {
+                let changes = json!({"reason": "wrong_password", "failedLogins": n});
+                vec![self.account_event(Some(&user), "auth.login_failed", changes, &meta)]
+            })
+            .await?;
+            return Err(Error::Unauthenticated);
         };
         if let Some((reason, err)) = refusal(&user, now) {
             let ev = self.account_event(Some(&user), "auth.login_failed", json!({"reason": reason}), &meta);
@@ -438,54 +456,8 @@ impl AuthService<'_> {
             return Err(err);
         }
         let new_hash = if rehash { Some(s.hasher.hash(password).await?) } else { None };
-        self.start_session(user, "password", new_hash, vec![], &meta).await
-    }
-
-    async fn unknown_login(&self, login: &str, password: &str, meta: &RequestMeta) -> Result<TokenPair> {
-        let s = self.settings()?;
-        let now = self.crm.now();
-        let state = self.crm.auth_state();
-        if let Some(until) = state.ghost_locked(login, now) {
-            let ev = self.account_event(None, "auth.login_failed", json!({"reason": "locked"}), meta);
-            self.audit_only(ev).await?;
-            return Err(locked(until, now));
-        }
-        s.hasher.verify_decoy(password).await?;
-        let lock = state.ghost_failed(login, now, &s.lockout);
-        let mut cs = Changeset::default();
-        cs.audit.push(self.account_event(None, "auth.login_failed", json!({"reason": "unknown_account"}), meta));
-        if lock.is_some() {
-            cs.audit.push(self.account_event(None, "auth.locked", json!({"known": false}), meta));
-        }
-        self.crm.store().apply(cs).await?;
-        Err(Error::Unauthenticated)
-    }
-
-    /// Counts a wrong password; locks the account at the threshold.
-    async fn failed_login(&self, mut user: User, meta: &RequestMeta) -> Result<TokenPair> {
-        let lockout = self.settings()?.lockout;
-        for _ in 0..RETRIES {
-            let now = self.crm.now();
-            let mut after = user.clone();
-            after.failed_logins += 1;
-            let lock = lockout.lock_for(after.failed_logins);
-            after.locked_until = lock.map(|d| now + d);
-            let mut cs = Changeset { writes: vec![bookkeeping(&user, after.clone())?], audit: vec![] };
-            let changes = json!({"reason": "wrong_password", "failedLogins": after.failed_logins});
-            cs.audit.push(self.account_event(Some(&user), "auth.login_failed", changes, meta));
-            if let Some(d) = lock {
-                let changes = json!({"failedLogins": after.failed_logins, "lockedUntil": after.locked_until, "seconds": d.num_seconds()});
-                cs.audit.push(self.account_event(Some(&user), "auth.locked", changes, meta));
-            }
-            match self.crm.store().apply(cs).await {
-                Ok(()) => return Err(Error::Unauthenticated),
-                Err(Error::VersionConflict { .. }) => {
-                    user = self.crm.load(user.id.as_uuid()).await?.ok_or(Error::Unauthenticated)?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::Unauthenticated)
+        let forget = self.forget_failures(&[&login], &meta).await?;
+        self.start_session(user, "password", new_hash, forget, &meta).await
     }
 
     /// Opens a session for a user whose credentials checked out.
@@ -671,10 +643,16 @@ impl AuthService<'_> {
     /// then (`crm-server` does, every hour).
     pub async fn purge_expired(&self) -> Result<()> {
         let before = self.crm.now() - Duration::days(1);
-        let writes = [EntityKind::Session, EntityKind::RefreshToken, EntityKind::AuthToken, EntityKind::IdempotencyKey]
-            .into_iter()
-            .map(|kind| Write::PurgeExpired { kind, column: "expires_at", before })
-            .collect();
+        let writes = [
+            EntityKind::Session,
+            EntityKind::RefreshToken,
+            EntityKind::AuthToken,
+            EntityKind::IdempotencyKey,
+            EntityKind::LoginThrottle,
+        ]
+        .into_iter()
+        .map(|kind| Write::PurgeExpired { kind, column: "expires_at", before })
+        .collect();
         self.crm.store().apply(Changeset { writes, audit: vec![] }).await
     }
 
@@ -836,6 +814,8 @@ impl AuthService<'_> {
         let mut cs = Changeset { writes: vec![used], audit: vec![] };
         cs.writes.extend(self.retire_links(&before, &[TokenPurpose::ResetPassword], Some(tok.id)).await?);
         cs.writes.push(self.mail(&before, before.email.as_str(), MailTemplate::PasswordChanged, None, |_| {})?);
+        // The owner proved the mailbox: the waits on the account's names end.
+        cs.writes.extend(self.forget_failures(&[&before.username, before.email.as_str()], &meta).await?);
         let actor = before.actor().with_meta(meta);
         self.crm.update_changes(&actor, &before, after, "password_reset", &mut cs)?;
         self.apply_with_token(cs).await?;
@@ -860,11 +840,7 @@ impl AuthService<'_> {
         let s = self.settings()?;
         let crm = self.crm;
         let before: User = crm.load(auth.actor.user_id.as_uuid()).await?.ok_or(Error::Unauthenticated)?;
-        let ok = match &before.password_hash {
-            Some(h) if current.len() <= MAX_PASSWORD => s.hasher.verify(current, h).await?,
-            _ => s.hasher.verify_decoy(current).await?,
-        };
-        if !matches!(ok, Verified::Ok { .. }) {
+        if !self.confirm_password(&before, current, &auth.actor.meta).await? {
             let ev = self.account_event(Some(&before), "auth.password_change_failed", json!({}), &auth.actor.meta);
             self.audit_only(ev).await?;
             return Err(Error::invalid("currentPassword", "invalid_value", "the current password is not right"));
@@ -911,7 +887,7 @@ pub(super) fn refusal(user: &User, now: DateTime<Utc>) -> Option<(&'static str, 
     }
 }
 
-fn locked(until: DateTime<Utc>, now: DateTime<Utc>) -> Error {
+pub(crate) fn locked(until: DateTime<Utc>, now: DateTime<Utc>) -> Error {
     let ms = (until - now).num_milliseconds().max(0);
     Error::AccountLocked { retry_after_secs: u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1) }
 }

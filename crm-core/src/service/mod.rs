@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::audit::{verify_chain, ChainStatus};
+use crate::audit::{verify_chain, AuditKeys, ChainStatus};
 use crate::auth::{AuthSettings, AuthState};
 use crate::blob::{BlobStore, ObjectBlobStore};
 use crate::clock::{Clock, IdSource, SystemClock, V7Ids};
@@ -33,6 +33,7 @@ pub(crate) mod records;
 mod reports;
 mod tasks;
 mod teams;
+mod throttle;
 mod users;
 
 pub use audit_log::AuditService;
@@ -69,6 +70,7 @@ struct Inner {
     auth: Option<AuthSettings>,
     auth_state: AuthState,
     blobs: Arc<dyn BlobStore>,
+    audit_keys: AuditKeys,
     #[cfg(feature = "analytics")]
     analytics: crate::analytics::snapshot::SnapshotCache,
 }
@@ -108,9 +110,18 @@ pub struct CrmBuilder {
     config: CrmConfig,
     auth: Option<AuthSettings>,
     blobs: Option<Arc<dyn BlobStore>>,
+    audit_keys: AuditKeys,
 }
 
 impl CrmBuilder {
+    /// Hashes the audit chain with HMAC under these keys (the first seals, all verify);
+    /// without, plain SHA-256 (anyone who can write to the database can then rewrite the
+    /// chain unnoticed).
+    pub fn audit_keys(mut self, keys: AuditKeys) -> Self {
+        self.audit_keys = keys;
+        self
+    }
+
     /// Keeps files (avatars) here; without one, in memory.
     pub fn blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
         self.blobs = Some(blobs);
@@ -160,6 +171,7 @@ impl CrmBuilder {
                 auth: self.auth.or_else(|| AuthSettings::ephemeral().ok()),
                 auth_state: AuthState::default(),
                 blobs: self.blobs.unwrap_or_else(|| Arc::new(ObjectBlobStore::memory())),
+                audit_keys: self.audit_keys,
                 #[cfg(feature = "analytics")]
                 analytics: Default::default(),
             }),
@@ -184,6 +196,7 @@ impl Crm {
             config: CrmConfig::default(),
             auth: None,
             blobs: None,
+            audit_keys: AuditKeys::none(),
         }
     }
 
@@ -287,8 +300,13 @@ impl Crm {
         AuditService { crm: self }
     }
 
-    /// Recomputes the whole audit chain (see [`verify_chain`]).
+    /// Recomputes the whole audit chain with the engine's keys (see [`verify_chain`]).
     pub async fn verify_audit_chain(&self) -> Result<ChainStatus> {
-        verify_chain(self.store()).await
+        verify_chain(self.store(), &self.inner.audit_keys).await
+    }
+
+    /// The key new audit events are sealed with.
+    pub(crate) fn audit_key(&self) -> Option<crate::audit::AuditKey> {
+        self.inner.audit_keys.current().cloned()
     }
 }

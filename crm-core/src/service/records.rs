@@ -152,22 +152,35 @@ impl Crm {
         let Some(owner) = requested.filter(|o| *o != actor.user_id) else {
             return Ok((actor.user_id, actor.team_id));
         };
-        match self.load::<User>(owner.as_uuid()).await? {
-            Some(u) if u.is_assignable() => {
-                let own = Ownership { owner: Some(u.id), team: u.team_id, assignee: None };
-                if !self.policy().scope(actor.role, resource, action).covers(actor, &own) {
-                    return Err(Error::forbidden(format!(
-                        "role {} may not give records to this user",
-                        actor.role.as_str()
-                    )));
-                }
-                Ok((u.id, u.team_id))
-            }
-            _ => {
-                errs.add("ownerId", "not_found", format!("no active user with id {owner}"));
-                Ok((owner, None))
-            }
+        match self.check_recipient(actor, resource, action, owner, "ownerId", errs).await? {
+            Some(u) => Ok((u.id, u.team_id)),
+            None => Ok((owner, None)),
         }
+    }
+
+    /// Checks that `user` names an assignable user whom the actor may give a record of
+    /// `resource` to, as its owner or assignee: the actor's `action` scope must cover that
+    /// user (`Own`: the actor themselves, `Team`: their team, `All`: anyone). A missing
+    /// user is an error on `field`; one beyond the actor's scope is forbidden, so nobody
+    /// hands records, or access to them, to people outside their reach.
+    pub(crate) async fn check_recipient(
+        &self,
+        actor: &Actor,
+        resource: Resource,
+        action: Action,
+        user: UserId,
+        field: &str,
+        errs: &mut Errors,
+    ) -> Result<Option<User>> {
+        let Some(u) = self.check_user(user, field, errs).await? else { return Ok(None) };
+        let own = Ownership { owner: Some(u.id), team: u.team_id, assignee: None };
+        if !self.policy().scope(actor.role, resource, action).covers(actor, &own) {
+            return Err(Error::forbidden(format!(
+                "role {} may not give records to this user ({field})",
+                actor.role.as_str()
+            )));
+        }
+        Ok(Some(u))
     }
 
     /// Checks that `user` names an assignable user, recording an error on `field`.
@@ -284,6 +297,7 @@ impl Crm {
             entity_id: id,
             changes,
             request: serde_json::to_value(&actor.meta).unwrap_or(Json::Null),
+            key: self.audit_key(),
         }
     }
 

@@ -122,7 +122,7 @@ impl TaskService<'_> {
         let name = input::required(&mut errs, "name", &input.name, 200);
         let description = input::text(&mut errs, "description", input.description, 10_000, true);
         if let Some(u) = input.assigned_user {
-            crm.check_user(u, "assignedUser", &mut errs).await?;
+            crm.check_recipient(actor, Resource::Tasks, Action::Assign, u, "assignedUser", &mut errs).await?;
         }
         if let Some(r) = &input.related {
             self.check_related(actor, r, &mut errs).await?;
@@ -199,7 +199,7 @@ impl TaskService<'_> {
         if let Some(a) = patch.assigned_user.filter(|a| *a != before.assigned_user) {
             crm.authorized::<Task>(actor, id.as_uuid(), Action::Assign).await?;
             if let Some(u) = a {
-                crm.check_user(u, "assignedUser", &mut errs).await?;
+                crm.check_recipient(actor, Resource::Tasks, Action::Assign, u, "assignedUser", &mut errs).await?;
             }
             t.assigned_user = a;
             extra = self.assigned_event(actor, &t)?;
@@ -219,7 +219,7 @@ impl TaskService<'_> {
         let crm = self.crm;
         let before: Task = crm.authorized(actor, id.as_uuid(), Action::Assign).await?;
         let mut errs = Errors::new();
-        crm.check_user(assignee, "assignedUser", &mut errs).await?;
+        crm.check_recipient(actor, Resource::Tasks, Action::Assign, assignee, "assignedUser", &mut errs).await?;
         errs.finish()?;
         let mut t = before.clone();
         t.assigned_user = Some(assignee);

@@ -297,7 +297,7 @@ impl UserService<'_> {
             match patch.current_password.as_deref() {
                 None => errs.add("currentPassword", "required", "your current password is needed to change your email"),
                 Some(p) => {
-                    if !crm.auth().password_is(&before, p).await? {
+                    if !crm.auth().confirm_password(&before, p, &actor.meta).await? {
                         let ev = crm.audit_event(
                             actor,
                             "user.email_change_denied".into(),

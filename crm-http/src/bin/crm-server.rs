@@ -96,8 +96,9 @@ async fn shutdown_signal() {
 }
 
 async fn serve(config: ServerConfig) -> crm_core::Result<()> {
+    let trusted_proxies = config.trusted_proxies()?;
     let store = config.store().await?;
-    let crm = config.crm(store.store())?;
+    let crm = config.engine(store.store()).await?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let worker = MailWorker::new(crm.clone(), config.mailer()?, config.mail_config()?);
     let mail = tokio::spawn(worker.run(std::time::Duration::from_secs(1), async move {
@@ -137,7 +138,13 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
             window: std::time::Duration::from_secs(60),
         },
     };
-    let app = router(AppState::new(crm).with_cors(config.cors_origins.clone()).with_limits(limits));
+    let app = router(
+        AppState::new(crm)
+            .with_cors(config.cors_origins.clone())
+            .with_limits(limits)
+            .with_trusted_proxies(trusted_proxies)
+            .with_public_url(&config.mail_config()?.public_url),
+    );
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;

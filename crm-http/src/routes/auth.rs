@@ -122,14 +122,15 @@ pub fn api() -> Api {
                 .public()
                 .body::<OauthBody>()
                 .ok::<TokenPairView>("An access token and a refresh token")
-                .error(401, "The provider's token was refused (`unauthenticated`)")
+                .error(401, "The provider's token was refused: invalid, used already, or another nonce (`unauthenticated`)")
+                .error(403, "A new account whose address the provider has not verified waits for the emailed link (`email_not_verified`)")
                 .error(404, "No such provider is configured (`not_found`)")
                 .error(409, "The email belongs to an account that must link this provider first (`conflict`)"),
             post(oauth_login),
         )
         .op(
-            Spec::post("/api/auth/oauth/{provider}/link", T, "Link a third-party identity to the caller")
-                .body::<OauthBody>()
+            Spec::post("/api/auth/oauth/{provider}/link", T, "Link a third-party identity to the caller (with the current password, when the account has one)")
+                .body::<OauthLinkBody>()
                 .ok::<IdentityView>("The linked identity")
                 .error(404, "No such provider is configured (`not_found`)")
                 .error(409, "The identity belongs to another account (`conflict`)"),
@@ -379,7 +380,26 @@ async fn change(State(crm): State<Crm>, caller: Caller, ApiJson(b): ApiJson<Chan
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct OauthBody {
+    /// The provider's token: an OIDC ID token, or a Facebook access token. An ID token
+    /// logs in once.
     oauth_token: String,
+    /// The `nonce` the client put in its authorization request; the ID token must carry
+    /// the same.
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OauthLinkBody {
+    /// The provider's token, as for a login.
+    oauth_token: String,
+    /// As for a login.
+    #[serde(default)]
+    nonce: Option<String>,
+    /// The account's password, when it has one: linking adds a way in.
+    #[serde(default)]
+    current_password: Option<String>,
 }
 
 async fn oauth_login(
@@ -388,7 +408,7 @@ async fn oauth_login(
     ApiPath(provider): ApiPath<String>,
     ApiJson(b): ApiJson<OauthBody>,
 ) -> ApiResult<Json<TokenPairView>> {
-    Ok(Json(crm.auth().oauth_login(&provider, &b.oauth_token, meta).await?.into()))
+    Ok(Json(crm.auth().oauth_login(&provider, &b.oauth_token, b.nonce.as_deref(), meta).await?.into()))
 }
 
 /// A linked identity as answered.
@@ -418,9 +438,10 @@ async fn oauth_link(
     State(crm): State<Crm>,
     caller: Caller,
     ApiPath(provider): ApiPath<String>,
-    ApiJson(b): ApiJson<OauthBody>,
+    ApiJson(b): ApiJson<OauthLinkBody>,
 ) -> ApiResult<Json<IdentityView>> {
-    Ok(Json(crm.auth().oauth_link(caller.actor(), &provider, &b.oauth_token).await?.into()))
+    let (token, nonce, password) = (&b.oauth_token, b.nonce.as_deref(), b.current_password.as_deref());
+    Ok(Json(crm.auth().oauth_link(caller.actor(), &provider, token, nonce, password).await?.into()))
 }
 
 async fn oauth_unlink(

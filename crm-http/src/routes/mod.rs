@@ -1,5 +1,6 @@
 //! The routes, by area.
 
+pub mod audit;
 pub mod auth;
 pub mod docs;
 pub mod health;

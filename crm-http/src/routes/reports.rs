@@ -195,9 +195,10 @@ fn kind_of(dt: &DataType) -> &'static str {
     }
 }
 
-/// The answer: a JSON document, the report as a file, or its chart (`chart`, else one
-/// drawn from its first label and numeric columns).
-fn answer(
+/// The answer: a JSON document, the report as a file (audited: see [`wanted_by`]), or
+/// its chart (`chart`, else one drawn from its first label and numeric columns).
+async fn answer(
+    to: (&Crm, &crm_core::Actor, Option<Uuid>),
     df: &DataFrame,
     wanted: Wanted,
     name: &str,
@@ -215,7 +216,10 @@ fn answer(
         }
         Wanted::File(format) => {
             let about = About { title: Some(shown.clone()), parameters: params, chart };
-            (analytics::export(df, format, &about)?, format.media_type(), format.name())
+            let file = analytics::export(df, format, &about)?;
+            let (crm, actor, saved) = to;
+            crm.exported(actor, name, saved, format.name(), df.height()).await?;
+            (file, format.media_type(), format.name())
         }
         Wanted::Chart(image) => {
             let Some(spec) = chart.or_else(|| analytics::chart::guess(df)) else {
@@ -239,6 +243,10 @@ fn answer(
     Ok(r)
 }
 
+/// The most rows a JSON answer carries (`truncated: true` says there were more; the file
+/// formats carry them all).
+pub const MAX_JSON_ROWS: usize = 10_000;
+
 /// The JSON document of a report (rows in column order; timestamps UTC).
 fn document(df: &DataFrame, name: &str, title: Option<&str>, params: &[(String, String)]) -> ApiResult<Vec<u8>> {
     let columns: Vec<serde_json::Value> = df
@@ -247,13 +255,18 @@ fn document(df: &DataFrame, name: &str, title: Option<&str>, params: &[(String, 
         .map(|c| serde_json::json!({"name": c.name().as_str(), "type": kind_of(c.dtype())}))
         .collect();
     let parameters: BTreeMap<&str, &str> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // A JSON answer holds at most MAX_JSON_ROWS rows; the whole report is a file away.
+    let shown = df.head(Some(MAX_JSON_ROWS));
+    let truncated = df.height() > MAX_JSON_ROWS;
     let head = serde_json::json!({
         "report": name,
         "title": title,
         "parameters": parameters,
         "columns": columns,
         "rowCount": df.height(),
+        "truncated": truncated,
     });
+    let df = &shown;
     let mut out = serde_json::to_vec(&head).map_err(|e| ApiError::from(crm_core::Error::internal("report JSON", e)))?;
     // Replace the closing brace with the rows.
     out.pop();
@@ -279,6 +292,15 @@ fn file_stem(title: &str) -> String {
 }
 
 /// The format asked for: `?format=` first, else `Accept`.
+/// [`wanted`], refused before anything runs when it is a file the caller may not export.
+fn wanted_by(crm: &Crm, actor: &crm_core::Actor, format: Option<&str>, headers: &HeaderMap) -> ApiResult<Wanted> {
+    let w = wanted(format, headers)?;
+    if matches!(w, Wanted::File(_)) {
+        crm.may_export(actor)?;
+    }
+    Ok(w)
+}
+
 fn wanted(format: Option<&str>, headers: &HeaderMap) -> ApiResult<Wanted> {
     if let Some(f) = format {
         return match f.to_ascii_lowercase().as_str() {
@@ -373,11 +395,12 @@ async fn run_standard(
         return Err(ApiError::from(crm_core::Error::NotFound { entity: "report" }));
     };
     only(&pairs, &["asOf", "forecastEnd", "engagementStart", "format"])?;
-    let format = wanted(last(&pairs, "format"), &headers)?;
+    let format = wanted_by(&crm, caller.actor(), last(&pairs, "format"), &headers)?;
     let params = params_of(&pairs)?;
     let (df, r) = crm.standard_report_with_params(caller.actor(), &name, &params).await?;
     let used = r.shown(&name);
-    answer(&df, format, &name, Some(report.title()), used, Some(report.chart()))
+    let to = (&crm, caller.actor(), None);
+    answer(to, &df, format, &name, Some(report.title()), used, Some(report.chart())).await
 }
 
 async fn run_custom(
@@ -388,9 +411,9 @@ async fn run_custom(
     ApiJson(spec): ApiJson<ReportSpec>,
 ) -> ApiResult<Response> {
     only(&pairs, &["format"])?;
-    let format = wanted(last(&pairs, "format"), &headers)?;
+    let format = wanted_by(&crm, caller.actor(), last(&pairs, "format"), &headers)?;
     let df = crm.custom_report(caller.actor(), &spec).await?;
-    answer(&df, format, "custom", spec.title.as_deref(), vec![], None)
+    answer((&crm, caller.actor(), None), &df, format, "custom", spec.title.as_deref(), vec![], None).await
 }
 
 async fn run_saved(
@@ -401,10 +424,11 @@ async fn run_saved(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     only(&pairs, &["asOf", "forecastEnd", "engagementStart", "format"])?;
-    let format = wanted(last(&pairs, "format"), &headers)?;
+    let format = wanted_by(&crm, caller.actor(), last(&pairs, "format"), &headers)?;
     let params = params_of(&pairs)?;
     let run = crm.saved_reports().run(caller.actor(), SavedReportId::from(id), &params).await?;
-    answer(&run.frame, format, &run.name, Some(&run.title), run.parameters, run.chart)
+    let to = (&crm, caller.actor(), Some(id));
+    answer(to, &run.frame, format, &run.name, Some(&run.title), run.parameters, run.chart).await
 }
 
 async fn share(

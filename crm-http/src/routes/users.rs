@@ -383,25 +383,14 @@ async fn logs(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(mut pairs): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<Page<AuditEvent>>> {
-    // The shorthands become filter terms.
-    let mut terms: Vec<String> = Vec::new();
-    pairs.retain(|(k, v)| {
-        let term = match k.as_str() {
+    super::audit::shorthands(&mut pairs, |k, v| {
+        Some(match k {
             "action" => format!("action[eq]:{}", quote(v)),
             "since" => format!("at[gte]:{}", quote(v)),
             "until" => format!("at[lt]:{}", quote(v)),
-            _ => return true,
-        };
-        terms.push(term);
-        false
+            _ => return None,
+        })
     });
-    if let Some(pos) = pairs.iter().position(|(k, _)| k == "filter") {
-        let (_, f) = pairs.remove(pos);
-        terms.push(f);
-    }
-    if !terms.is_empty() {
-        pairs.push(("filter".into(), terms.join(",")));
-    }
     let q = list_query(EntityKind::AuditEvent, &pairs)?;
     Ok(Json(crm.audit().for_user(caller.actor(), UserId(id), q).await?))
 }

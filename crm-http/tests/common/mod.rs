@@ -40,13 +40,26 @@ pub async fn app() -> App {
 
 /// The app with these rate limits.
 pub async fn app_with(limits: crm_http::limit::RateLimits) -> App {
+    app_where(|s| s.with_limits(limits)).await
+}
+
+/// The app with its state adjusted.
+pub async fn app_where(adjust: impl FnOnce(AppState) -> AppState) -> App {
+    app_custom(|b| b, adjust).await
+}
+
+/// The app with its engine and its state adjusted.
+pub async fn app_custom(
+    engine: impl FnOnce(crm_core::CrmBuilder) -> crm_core::CrmBuilder,
+    adjust: impl FnOnce(AppState) -> AppState,
+) -> App {
     let dir = std::env::temp_dir().join(format!("crm-http-test-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     let keys = JwtKeys::new(JwtConfig::default(), "k1", &[7u8; 32]).unwrap();
-    let crm = Crm::builder(store).auth(AuthSettings::with_keys(keys, Sealer::new(&[9; 32]))).build();
-    App { router: router(AppState::new(crm.clone()).with_limits(limits)), crm, mail_dir: dir.join("mail"), dir }
+    let crm = engine(Crm::builder(store).auth(AuthSettings::with_keys(keys, Sealer::new(&[9; 32])))).build();
+    App { router: router(adjust(AppState::new(crm.clone()))), crm, mail_dir: dir.join("mail"), dir }
 }
 
 pub struct Answer {
@@ -187,5 +200,34 @@ impl App {
         let res = self.router.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
         let (status, headers) = (res.status(), res.headers().clone());
         (status, headers, res.into_body().collect().await.unwrap().to_bytes().to_vec())
+    }
+}
+
+impl App {
+    /// A request from a TCP peer, with headers and an optional JSON body.
+    pub async fn call_from(
+        &self,
+        peer: &str,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut req = match body {
+            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let peer: std::net::SocketAddr = peer.parse().unwrap();
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        Answer { status, headers, body }
     }
 }

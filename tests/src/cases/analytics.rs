@@ -230,6 +230,9 @@ pub async fn store_scans_in_bulk(b: &dyn TestBackend) {
         h.crm.deals().move_to(who, deal.id, DealStage::Qualification).await.expect("move");
     }
     h.crm.contacts().delete(&h.admin, contacts[2].id, None).await.expect("delete");
+    // An escape inlined into a statement would turn the control character 0x1A into `z`.
+    let sub = NewContact { name: "Sub azb".into(), ..Default::default() };
+    h.crm.contacts().create(&h.admin, sub).await.expect("contact");
     let store = h.crm.store();
     for kind in [EntityKind::Contact, EntityKind::Deal, EntityKind::DealStageChange, EntityKind::Company] {
         let all: Vec<usize> = (0..kind.columns().len()).collect();
@@ -243,6 +246,9 @@ pub async fn store_scans_in_bulk(b: &dyn TestBackend) {
             // Quotes, a backslash and a comment marker stay data in the inline COPY statement.
             (kind == EntityKind::Contact)
                 .then(|| query::Filter::eq(kind, "name", Value::Text(contacts[3].name.clone())).expect("filter")),
+            // Text is bound, never inlined: a control character is compared as itself.
+            (kind == EntityKind::Contact)
+                .then(|| query::Filter::eq(kind, "name", Value::Text("Sub a\u{1a}b".into())).expect("filter")),
         ];
         for filter in filters.iter().filter(|f| f.is_some()).chain([&None]) {
             for include_deleted in [false, true] {
@@ -264,7 +270,12 @@ pub async fn store_scans_in_bulk(b: &dyn TestBackend) {
         }
     }
     let contacts_scanned = store.scan_columns(EntityKind::Contact, None, true, &[0]).await.expect("scan");
-    assert_eq!(contacts_scanned.len(), 5);
+    assert_eq!(contacts_scanned.len(), 6);
+    let sub = query::Filter::eq(EntityKind::Contact, "name", Value::Text("Sub a\u{1a}b".into())).expect("filter");
+    assert_eq!(
+        store.scan_columns(EntityKind::Contact, Some(&sub), false, &[0]).await.expect("scan"),
+        Vec::<Vec<Value>>::new()
+    );
     let ilike = super::q(EntityKind::Contact, "name[ilike]:\"person 1%\"").filter;
     assert_eq!(store.scan_columns(EntityKind::Contact, ilike.as_ref(), false, &[0]).await.expect("scan").len(), 1);
     let exact = query::Filter::eq(EntityKind::Contact, "name", Value::Text(contacts[3].name.clone())).expect("filter");

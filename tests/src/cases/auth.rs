@@ -220,6 +220,55 @@ pub async fn lockout_and_its_expiry(b: &dyn TestBackend) {
     assert_eq!((fresh.failed_logins, fresh.locked_until), (0, None), "a login starts the count again");
 }
 
+/// A storm of guesses from one address makes that address wait, not the account's owner
+/// elsewhere; guesses from many addresses together reach the account's ceiling, and then
+/// every address waits; failures decay; names of no account are counted in the store, so
+/// another engine on it (a restart, a replica) sees them.
+pub async fn lockout_waits_per_client_under_an_account_ceiling(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    registered(&h, "lea").await;
+    let from = |ip: &str| RequestMeta { request_id: None, ip: Some(ip.into()), user_agent: None };
+    let wrong = "wrong wrong wrong";
+    for _ in 0..5 {
+        assert_code(h.crm.auth().login("lea", wrong, from("198.51.100.7")).await, "unauthenticated");
+    }
+    assert_code(h.crm.auth().login("lea", PASSWORD, from("198.51.100.7")).await, "account_locked");
+    assert_eq!(last_event(&h, "auth.locked").await.changes["scope"], "client");
+    h.crm.auth().login("lea", PASSWORD, from("203.0.113.5")).await.expect("the owner, from elsewhere");
+    assert_code(h.crm.auth().login("lea", PASSWORD, from("198.51.100.7")).await, "account_locked");
+
+    // Four guesses from each of five addresses: the account's ceiling (20).
+    for i in 0..5 {
+        for _ in 0..4 {
+            let r = h.crm.auth().login("lea", wrong, from(&format!("192.0.2.{i}"))).await;
+            assert_code(r, "unauthenticated");
+        }
+    }
+    assert_eq!(last_event(&h, "auth.locked").await.changes["scope"], "account");
+    let e = assert_code(h.crm.auth().login("lea", PASSWORD, from("203.0.113.77")).await, "account_locked");
+    assert!(matches!(e, Error::AccountLocked { retry_after_secs: 60 }), "{e:?}");
+
+    // One failure is forgotten every ten minutes: a trickle never keeps the name waiting.
+    h.clock.advance(Duration::hours(4));
+    h.crm.auth().login("lea", PASSWORD, from("198.51.100.7")).await.expect("all forgotten");
+    for _ in 0..10 {
+        assert_code(h.crm.auth().login("lea", wrong, from("198.51.100.8")).await, "unauthenticated");
+        h.clock.advance(Duration::minutes(30));
+    }
+    h.crm.auth().login("lea", PASSWORD, from("198.51.100.8")).await.expect("a guess every half hour blocks nothing");
+
+    // A name of no account: counted in the store, seen by another engine on it.
+    for _ in 0..5 {
+        assert_code(h.crm.auth().login("nobody-at-all", wrong, from("198.51.100.9")).await, "unauthenticated");
+    }
+    let other = Crm::builder(b.store()).clock(h.clock.clone()).build();
+    assert_code(other.auth().login("nobody-at-all", wrong, from("198.51.100.9")).await, "account_locked");
+    other.auth().purge_expired().await.expect("purge");
+    h.clock.advance(Duration::days(2));
+    other.auth().purge_expired().await.expect("purge");
+    assert_eq!(h.crm.store().count(EntityKind::LoginThrottle, None, true).await.expect("count"), 0);
+}
+
 /// Unknown accounts answer exactly like wrong passwords, lock out the same way, and
 /// "forgot password" says the same for both; only the real account gets an email.
 pub async fn no_account_enumeration(b: &dyn TestBackend) {
@@ -636,7 +685,7 @@ fn with_providers(h: &Harness, b: &dyn TestBackend, idp: &crate::idp::LocalIdp) 
     let acme = OidcConfig {
         name: "acme".into(),
         issuers: vec![idp.base()],
-        audience: "crm-client".into(),
+        audiences: vec!["crm-client".into()],
         jwks_url: idp.jwks_url(),
         leeway_secs: 30,
         jwks_min_refetch: std::time::Duration::from_millis(300),
@@ -657,7 +706,7 @@ fn with_providers(h: &Harness, b: &dyn TestBackend, idp: &crate::idp::LocalIdp) 
 fn id_claims(h: &Harness, iss: &str, aud: &str, sub: &str, email: &str, verified: bool) -> Json {
     let now = h.crm.now().timestamp();
     json!({"iss": iss, "aud": aud, "sub": sub, "email": email, "email_verified": verified,
-           "iat": now, "nbf": now, "exp": now + 3600, "name": "Oscar Auth"})
+           "iat": now, "nbf": now, "exp": now + 3600, "name": "Oscar Auth", "jti": uuid::Uuid::now_v7().to_string()})
 }
 
 /// OIDC login: a first login makes an account; the next finds it by (provider,
@@ -669,14 +718,29 @@ pub async fn oidc_login_with_real_rs256_tokens(b: &dyn TestBackend) {
     let crm = with_providers(&h, b, &idp);
     let email = unique_email("oscar");
     let token = idp.id_token(1, &id_claims(&h, &idp.base(), "crm-client", "oidc-sub-1", &email, true));
-    let first = crm.auth().oauth_login("acme", &token, meta()).await.expect("first oauth login");
+    let first = crm.auth().oauth_login("acme", &token, None, meta()).await.expect("first oauth login");
     assert_eq!((first.user.status, first.user.email.as_str()), (UserStatus::Active, email.as_str()));
     assert!(first.user.email_verified_at.is_some() && first.user.password_hash.is_none());
     let ev = last_event(&h, "auth.identity_linked").await;
     assert_eq!((ev.changes["newAccount"].clone(), ev.changes["provider"].clone()), (json!(true), json!("acme")));
     assert_eq!(last_event(&h, "auth.login").await.changes["method"], "oauth:acme");
-    let again = crm.auth().oauth_login("acme", &token, meta()).await.expect("second login");
+    // A token logs in once.
+    assert_code(crm.auth().oauth_login("acme", &token, None, meta()).await, "unauthenticated");
+    assert!(last_event(&h, "auth.oauth_failed").await.changes["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("replayed"));
+    let token = idp.id_token(1, &id_claims(&h, &idp.base(), "crm-client", "oidc-sub-1", &email, true));
+    let again = crm.auth().oauth_login("acme", &token, None, meta()).await.expect("second login");
     assert_eq!(again.user.id, first.user.id);
+    // A nonce the client sent must be the token's.
+    let mut with_nonce = id_claims(&h, &idp.base(), "crm-client", "oidc-sub-1", &email, true);
+    with_nonce["nonce"] = json!("n-123");
+    let t = idp.id_token(1, &with_nonce);
+    assert_code(crm.auth().oauth_login("acme", &t, Some("n-999"), meta()).await, "unauthenticated");
+    assert!(last_event(&h, "auth.oauth_failed").await.changes["reason"].as_str().unwrap_or_default().contains("nonce"));
+    let t = idp.id_token(1, &with_nonce);
+    crm.auth().oauth_login("acme", &t, Some("n-123"), meta()).await.expect("the nonce matches");
     crm.auth().authenticate(&again.access_token, meta()).await.expect("a normal session");
 
     let claims = id_claims(&h, &idp.base(), "crm-client", "oidc-sub-1", &email, true);
@@ -702,13 +766,13 @@ pub async fn oidc_login_with_real_rs256_tokens(b: &dyn TestBackend) {
         ("garbage", "nope".into(), "malformed"),
     ];
     for (what, t, reason) in bad {
-        assert_code(crm.auth().oauth_login("acme", &t, meta()).await, "unauthenticated");
+        assert_code(crm.auth().oauth_login("acme", &t, None, meta()).await, "unauthenticated");
         let ev = &events(&h, 1).await[0];
         assert_eq!(ev.action, "auth.oauth_failed", "{what}");
         let got = ev.changes["reason"].as_str().unwrap_or_default();
         assert!(got.contains(reason), "{what}: {got}");
     }
-    assert_code(crm.auth().oauth_login("nowhere", &token, meta()).await, "not_found");
+    assert_code(crm.auth().oauth_login("nowhere", &token, None, meta()).await, "not_found");
 
     // The provider rotates to key 2: the unknown kid makes us fetch the keys again, but
     // not more often than the refetch interval allows.
@@ -716,12 +780,12 @@ pub async fn oidc_login_with_real_rs256_tokens(b: &dyn TestBackend) {
     let fetches = idp.jwks_fetches();
     idp.serve_keys(&[1, 2]);
     let rotated = idp.id_token(2, &claims);
-    let r = crm.auth().oauth_login("acme", &rotated, meta()).await.expect("token signed with the new key");
+    let r = crm.auth().oauth_login("acme", &rotated, None, meta()).await.expect("token signed with the new key");
     assert_eq!(r.user.id, first.user.id);
     assert_eq!(idp.jwks_fetches(), fetches + 1);
     let made_up = sign(&json!({"alg": "RS256", "kid": "made-up"}), &claims, b"x");
     for _ in 0..5 {
-        assert_code(crm.auth().oauth_login("acme", &made_up, meta()).await, "unauthenticated");
+        assert_code(crm.auth().oauth_login("acme", &made_up, None, meta()).await, "unauthenticated");
     }
     assert_eq!(idp.jwks_fetches(), fetches + 1, "made-up key ids within the interval fetch nothing");
 }
@@ -735,11 +799,11 @@ pub async fn oidc_auto_link_needs_both_emails_verified(b: &dyn TestBackend) {
     let gina = registered(&h, "gina").await;
     let google = "https://accounts.google.com";
     let unverified = idp.id_token(1, &id_claims(&h, google, "crm-google-client", "g-1", gina.email.as_str(), false));
-    let e = assert_code(crm.auth().oauth_login("google", &unverified, meta()).await, "conflict");
+    let e = assert_code(crm.auth().oauth_login("google", &unverified, None, meta()).await, "conflict");
     assert!(e.to_string().contains("link google"), "{e}");
     assert_eq!(last_event(&h, "auth.oauth_failed").await.changes["reason"], "email_conflict");
     let verified = idp.id_token(1, &id_claims(&h, google, "crm-google-client", "g-1", gina.email.as_str(), true));
-    let pair = crm.auth().oauth_login("google", &verified, meta()).await.expect("auto link");
+    let pair = crm.auth().oauth_login("google", &verified, None, meta()).await.expect("auto link");
     assert_eq!(pair.user.id, gina.id);
     assert_eq!(last_event(&h, "auth.identity_linked").await.changes["automatic"], true);
     assert_eq!(crm.auth().identities(&gina.actor()).await.expect("identities").len(), 1);
@@ -749,7 +813,7 @@ pub async fn oidc_auto_link_needs_both_emails_verified(b: &dyn TestBackend) {
     let reg = Registration { username: "pend".into(), email: email.clone(), password: PASSWORD.into() };
     crm.auth().register(reg, meta()).await.expect("register");
     let t = idp.id_token(1, &id_claims(&h, google, "crm-google-client", "g-2", &email, true));
-    assert_code(crm.auth().oauth_login("google", &t, meta()).await, "conflict");
+    assert_code(crm.auth().oauth_login("google", &t, None, meta()).await, "conflict");
 }
 
 /// Linking while logged in, one identity per account, unlinking, and never the last way in.
@@ -759,12 +823,22 @@ pub async fn oauth_link_and_unlink(b: &dyn TestBackend) {
     let crm = with_providers(&h, b, &idp);
     let lin = registered(&h, "lin").await;
     let other = registered(&h, "other").await;
-    let t = idp.id_token(1, &id_claims(&h, &idp.base(), "crm-client", "acme-lin", "lin.elsewhere@example.org", false));
-    let linked = crm.auth().oauth_link(&lin.actor(), "acme", &t).await.expect("link");
+    let lin_token =
+        || idp.id_token(1, &id_claims(&h, &idp.base(), "crm-client", "acme-lin", "lin.elsewhere@example.org", false));
+    // Linking adds a way in: the account's password confirms it.
+    let e =
+        assert_code(crm.auth().oauth_link(&lin.actor(), "acme", &lin_token(), None, None).await, "validation_failed");
+    assert_eq!(e.field_errors()[0].field, "currentPassword");
+    let wrong = crm.auth().oauth_link(&lin.actor(), "acme", &lin_token(), None, Some("not the password")).await;
+    assert_eq!(assert_code(wrong, "validation_failed").field_errors()[0].code, "invalid_value");
+    assert_eq!(last_event(&h, "auth.identity_link_denied").await.actor_id, Some(lin.id));
+    let linked = crm.auth().oauth_link(&lin.actor(), "acme", &lin_token(), None, Some(PASSWORD)).await.expect("link");
     assert_eq!(linked.user_id, lin.id);
-    assert_eq!(crm.auth().oauth_link(&lin.actor(), "acme", &t).await.expect("again").id, linked.id, "idempotent");
-    assert_code(crm.auth().oauth_link(&other.actor(), "acme", &t).await, "conflict");
-    let pair = crm.auth().oauth_login("acme", &t, meta()).await.expect("login with the linked identity");
+    let again = crm.auth().oauth_link(&lin.actor(), "acme", &lin_token(), None, Some(PASSWORD)).await.expect("again");
+    assert_eq!(again.id, linked.id, "idempotent");
+    assert_code(crm.auth().oauth_link(&other.actor(), "acme", &lin_token(), None, Some(PASSWORD)).await, "conflict");
+    let pair =
+        crm.auth().oauth_login("acme", &lin_token(), None, meta()).await.expect("login with the linked identity");
     assert_eq!(pair.user.id, lin.id);
     crm.auth().oauth_unlink(&lin.actor(), "acme").await.expect("unlink");
     assert_eq!(last_event(&h, "auth.identity_unlinked").await.actor_id, Some(lin.id));
@@ -772,7 +846,7 @@ pub async fn oauth_link_and_unlink(b: &dyn TestBackend) {
 
     // An account made by a provider login has no password: its only identity stays.
     let t = idp.id_token(1, &id_claims(&h, &idp.base(), "crm-client", "acme-new", &unique_email("new"), true));
-    let newbie = crm.auth().oauth_login("acme", &t, meta()).await.expect("new account").user;
+    let newbie = crm.auth().oauth_login("acme", &t, None, meta()).await.expect("new account").user;
     assert_code(crm.auth().oauth_unlink(&newbie.actor(), "acme").await, "conflict");
 }
 
@@ -786,20 +860,22 @@ pub async fn facebook_login_via_debug_token(b: &dyn TestBackend) {
     let email = unique_email("fred");
     idp.facebook_user("fb-token-1", crate::idp::FB_APP_ID, "fb-100", "Fred", Some(&email));
     idp.facebook_user("fb-token-other-app", "999", "fb-101", "Mallory", Some("m@example.com"));
-    let pair = crm.auth().oauth_login("facebook", "fb-token-1", meta()).await.expect("facebook login");
-    assert_eq!(pair.user.email.as_str(), email);
-    assert!(pair.user.email_verified_at.is_none(), "Facebook's email is not taken as verified");
+    // Facebook's email is not taken as verified: the new account waits for its link.
+    assert_code(crm.auth().oauth_login("facebook", "fb-token-1", None, meta()).await, "email_not_verified");
+    let made = crm.users().by_login(&email).await.expect("find").expect("the account");
+    assert_eq!((made.status, made.email_verified_at), (UserStatus::Pending, None));
     h.deliver_mail().await;
     assert_eq!(wait_for(&email, 1).await[0].subject, "Confirm your email address");
-    assert_code(crm.auth().oauth_login("facebook", "fb-token-other-app", meta()).await, "unauthenticated");
+    assert_code(crm.auth().oauth_login("facebook", "fb-token-1", None, meta()).await, "email_not_verified");
+    assert_code(crm.auth().oauth_login("facebook", "fb-token-other-app", None, meta()).await, "unauthenticated");
     assert!(last_event(&h, "auth.oauth_failed").await.changes["reason"]
         .as_str()
         .unwrap_or_default()
         .contains("another app"));
-    assert_code(crm.auth().oauth_login("facebook", "fb-unknown", meta()).await, "unauthenticated");
+    assert_code(crm.auth().oauth_login("facebook", "fb-unknown", None, meta()).await, "unauthenticated");
     let gina = registered(&h, "gina").await;
     idp.facebook_user("fb-token-gina", crate::idp::FB_APP_ID, "fb-102", "Gina", Some(gina.email.as_str()));
-    assert_code(crm.auth().oauth_login("facebook", "fb-token-gina", meta()).await, "conflict");
+    assert_code(crm.auth().oauth_login("facebook", "fb-token-gina", None, meta()).await, "conflict");
 }
 
 /// An avatar upload is checked by content, re-encoded to a 256×256 PNG in the file
@@ -894,7 +970,7 @@ struct ChainStatusOk;
 impl ChainStatusOk {
     async fn intact(h: &Harness) -> crm_core::ChainStatus {
         let events = h.crm.store().count(EntityKind::AuditEvent, None, true).await.expect("count");
-        crm_core::ChainStatus::Intact { events }
+        crm_core::ChainStatus::Intact { events, unkeyed: 0 }
     }
 }
 

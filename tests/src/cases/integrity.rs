@@ -500,7 +500,7 @@ pub async fn audit_chain_verifies_and_finds_an_edit(b: &dyn TestBackend) {
     for i in 0..5 {
         h.crm.contacts().create(&h.admin, NewContact { name: format!("C{i}"), ..Default::default() }).await.expect("c");
     }
-    assert_eq!(h.crm.verify_audit_chain().await.expect("verify"), ChainStatus::Intact { events: 6 });
+    assert_eq!(h.crm.verify_audit_chain().await.expect("verify"), ChainStatus::Intact { events: 6, unkeyed: 0 });
     b.tamper_audit_event(3).await;
     match h.crm.verify_audit_chain().await.expect("verify") {
         ChainStatus::Broken { seq, reason } => {
@@ -508,6 +508,42 @@ pub async fn audit_chain_verifies_and_finds_an_edit(b: &dyn TestBackend) {
             assert!(reason.contains("altered"), "{reason}");
         }
         other => panic!("tampering not found: {other:?}"),
+    }
+}
+
+/// A keyed chain: a writer without the key (an engine with none, or another key) is
+/// found where it wrote; a verifier without the key cannot vouch for the chain; a
+/// previous key still verifies after rotation.
+pub async fn audit_chain_needs_its_key(b: &dyn TestBackend) {
+    use crm_core::audit::{AuditKey, AuditKeys};
+    let h = Harness::new(b).await;
+    let company = |n: &str| NewCompany { name: n.into(), ..Default::default() };
+    h.crm.companies().create(&h.admin, company("Keyed")).await.expect("c");
+    assert_eq!(h.crm.verify_audit_chain().await.expect("verify"), ChainStatus::Intact { events: 2, unkeyed: 0 });
+    let engine = |keys: AuditKeys| Crm::builder(b.store()).clock(h.clock.clone()).audit_keys(keys).build();
+
+    // A verifier that lacks the key names it.
+    let other = AuditKey::with_id("other", &[8; 32]).expect("key");
+    match engine(AuditKeys::new(other.clone())).verify_audit_chain().await.expect("verify") {
+        ChainStatus::Broken { seq: 1, reason } => assert!(reason.contains("test"), "{reason}"),
+        s => panic!("verified without the key: {s:?}"),
+    }
+    // Rotation: the new key seals, the old one still verifies.
+    let rotated = AuditKeys::new(other.clone()).with_previous(AuditKey::with_id("test", &[3; 32]).expect("key"));
+    let after = engine(rotated.clone());
+    after.companies().create(&h.admin, company("Rotated")).await.expect("c");
+    assert_eq!(after.verify_audit_chain().await.expect("verify"), ChainStatus::Intact { events: 3, unkeyed: 0 });
+    let mut third: Vec<crm_core::audit::AuditEvent> =
+        b.store().list_as(&StoreQuery::all(EntityKind::AuditEvent, 10)).await.expect("log");
+    third.sort_by_key(|e| e.seq);
+    let kids: Vec<Option<&str>> = third.iter().map(|e| e.kid()).collect();
+    assert_eq!(kids, [Some("test"), Some("test"), Some("other")]);
+
+    // Someone who can write to the store but holds no key: plain hashes after keyed ones.
+    engine(AuditKeys::none()).companies().create(&h.admin, company("Forged")).await.expect("c");
+    match after.verify_audit_chain().await.expect("verify") {
+        ChainStatus::Broken { seq: 4, reason } => assert!(reason.contains("without the key"), "{reason}"),
+        s => panic!("an unkeyed event passed: {s:?}"),
     }
 }
 

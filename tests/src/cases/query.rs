@@ -134,6 +134,18 @@ pub async fn filter_text_patterns(b: &dyn TestBackend) {
     assert_eq!(names_for(&h, "name[ilike]:\"CARLA DÍAZ\"").await, vec!["Carla Díaz"]);
     assert!(names_for(&h, "email[ilike]:\"%@acmeXcom\"").await.is_empty(), "pattern text is literal");
     assert!(names_for(&h, "name[ilike]:\"%(.*)%\"").await.is_empty(), "regex syntax is literal");
+    assert_eq!(names_for(&h, "name[like]:\"%o%o%\"").await, vec!["Bob Stone"]);
+    assert_eq!(names_for(&h, "name[like]:\"B%o%%n_\"").await, vec!["Bob Stone"]);
+    assert!(names_for(&h, "name[like]:\"%o%o%o%\"").await.is_empty());
+    // A text that almost matches a pattern of many wildcards: a backtracking matcher
+    // would try every placing of every piece (this one never ended on MongoDB).
+    let long = "a".repeat(150);
+    let c = NewContact { name: long.clone(), ..Default::default() };
+    h.crm.contacts().create(&h.admin, c).await.expect("contact");
+    let many = format!("name[like]:\"{}b\"", "%a".repeat(12));
+    assert!(names_for(&h, &many).await.is_empty());
+    let many = format!("name[ilike]:\"{}%\"", "%A".repeat(12));
+    assert_eq!(names_for(&h, &many).await, vec![long]);
 }
 
 /// is:null and is:notnull.
