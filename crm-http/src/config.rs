@@ -141,6 +141,9 @@ pub struct ServerConfig {
     /// Requests a minute one client address may make to the auth routes.
     #[arg(long, env = "CRM_AUTH_RATE_LIMIT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_rate_limit: u32,
+    /// Reports (and report files) one user may have running at once; more answer 429.
+    #[arg(long, env = "CRM_REPORT_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub report_concurrency: u32,
     /// Login and password-reset requests a minute for one account name.
     #[arg(long, env = "CRM_LOGIN_RATE_LIMIT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_rate_limit: u32,
@@ -511,7 +514,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 29] = [
+pub const FILE_KEYS: [(&str, &str); 30] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("bind", "CRM_BIND"),
     ("jwt_secret", "CRM_JWT_SECRET"),
@@ -541,6 +544,7 @@ pub const FILE_KEYS: [(&str, &str); 29] = [
     ("log_format", "CRM_LOG_FORMAT"),
     ("auth_rate_limit", "CRM_AUTH_RATE_LIMIT"),
     ("login_rate_limit", "CRM_LOGIN_RATE_LIMIT"),
+    ("report_concurrency", "CRM_REPORT_CONCURRENCY"),
 ];
 
 /// The keys whose value may be a list of strings.
@@ -584,7 +588,7 @@ pub fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>> {
         };
         let text = match value {
             toml::Value::String(s) => s,
-            toml::Value::Integer(n) if key.ends_with("_rate_limit") => n.to_string(),
+            toml::Value::Integer(n) if key.ends_with("_rate_limit") || key == "report_concurrency" => n.to_string(),
             toml::Value::Array(items) if LIST_KEYS.contains(&key.as_str()) => {
                 let strings: Option<Vec<String>> = items.into_iter().map(|i| i.as_str().map(str::to_string)).collect();
                 match strings {

@@ -64,6 +64,12 @@ impl ApiError {
         }
     }
 
+    /// The same, telling the client to retry after this many seconds (`Retry-After`).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// A malformed request as a whole (bad JSON syntax, a bad path).
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "validation_failed", detail)

@@ -64,6 +64,8 @@ pub struct AppState {
     pub trusted_proxies: client::TrustedProxies,
     /// Is the server reached over `https://`? Then answers carry HSTS.
     pub https: bool,
+    /// How many reports each user may have running at once.
+    pub report_slots: std::sync::Arc<limit::ReportSlots>,
 }
 
 impl AppState {
@@ -76,7 +78,14 @@ impl AppState {
             cors_origins: vec![],
             trusted_proxies: client::TrustedProxies::none(),
             https: false,
+            report_slots: Default::default(),
         }
+    }
+
+    /// The same letting each user run `n` reports at once (default 2).
+    pub fn with_report_concurrency(mut self, n: usize) -> Self {
+        self.report_slots = std::sync::Arc::new(limit::ReportSlots::new(n));
+        self
     }
 
     /// The same for a server reached at this public URL (`https://…` turns HSTS on).
@@ -101,6 +110,12 @@ impl AppState {
     pub fn with_limits(mut self, limits: limit::RateLimits) -> Self {
         self.limits = limits;
         self
+    }
+}
+
+impl FromRef<AppState> for std::sync::Arc<limit::ReportSlots> {
+    fn from_ref(s: &AppState) -> Self {
+        s.report_slots.clone()
     }
 }
 

@@ -3,6 +3,9 @@
 //! memory; every answer of a limited route carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset`, and a refusal is 429 `rate_limited` with
 //! `Retry-After`.
+//!
+//! And [`ReportSlots`]: how many reports (and report files) one user may have running at
+//! once, so that nobody keeps every core busy.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -139,9 +142,78 @@ pub fn per_account(state: &AppState, account: &str) -> Result<(), Decision> {
     }
 }
 
+/// How many reports each user may have running at once (per server process).
+#[derive(Debug)]
+pub struct ReportSlots {
+    per_user: usize,
+    running: Mutex<HashMap<uuid::Uuid, usize>>,
+}
+
+/// The default number of reports one user may run at once.
+pub const REPORTS_PER_USER: usize = 2;
+
+impl Default for ReportSlots {
+    fn default() -> Self {
+        Self::new(REPORTS_PER_USER)
+    }
+}
+
+/// One running report; its slot is free again when this is dropped.
+#[derive(Debug)]
+pub struct ReportSlot {
+    slots: std::sync::Arc<ReportSlots>,
+    user: uuid::Uuid,
+}
+
+impl Drop for ReportSlot {
+    fn drop(&mut self) {
+        let mut running = self.slots.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = running.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.remove(&self.user);
+            }
+        }
+    }
+}
+
+impl ReportSlots {
+    /// Each user may run `per_user` reports at once (at least one).
+    pub fn new(per_user: usize) -> Self {
+        Self { per_user: per_user.max(1), running: Mutex::new(HashMap::new()) }
+    }
+
+    /// A slot for one more report of `user`, or 429 `rate_limited` while they have as
+    /// many running as they may.
+    pub fn take(self: &std::sync::Arc<Self>, user: crm_core::UserId) -> Result<ReportSlot, ApiError> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let n = running.entry(user.as_uuid()).or_insert(0);
+        if *n >= self.per_user {
+            let detail =
+                format!("you have {} reports running; one more can start when one of them ends", self.per_user);
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail).retry_after(1));
+        }
+        *n += 1;
+        Ok(ReportSlot { slots: self.clone(), user: user.as_uuid() })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_runs_so_many_reports_at_once_and_others_are_not_held_up() {
+        let slots = std::sync::Arc::new(ReportSlots::new(2));
+        let (ann, bob) = (crm_core::UserId(uuid::Uuid::from_u128(1)), crm_core::UserId(uuid::Uuid::from_u128(2)));
+        let first = slots.take(ann).ok();
+        let second = slots.take(ann).ok();
+        assert!(first.is_some() && second.is_some());
+        assert!(slots.take(ann).is_err(), "a third waits");
+        assert!(slots.take(bob).is_ok(), "another user is not held up");
+        drop(first);
+        assert!(slots.take(ann).is_ok(), "a slot is free again when a report ends");
+    }
 
     #[test]
     fn a_window_allows_its_quota_then_refuses_until_it_ends() {

@@ -614,3 +614,28 @@ async fn confirming_a_change_with_the_password_waits_like_a_login() {
         .await;
     assert_problem(&a, StatusCode::LOCKED, "account_locked");
 }
+
+#[tokio::test]
+async fn a_user_runs_so_many_reports_at_once() {
+    let slots = std::sync::Arc::new(crm_http::limit::ReportSlots::new(1));
+    let shared = slots.clone();
+    let app = app_where(move |mut s| {
+        s.report_slots = shared;
+        s
+    })
+    .await;
+    let admin_user =
+        app.crm.users().bootstrap_admin_with_password("admin", "admin@example.com", PASSWORD).await.unwrap();
+    let admin = app.token("admin", PASSWORD).await;
+    let path = "/api/reports/standard/r1_pipeline_by_stage";
+    // One report of theirs is running (held here): the next waits its turn.
+    let running = slots.take(admin_user.id).unwrap();
+    let busy = app.call(Method::GET, path, Some(&admin), None).await;
+    assert_problem(&busy, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(busy.headers["retry-after"], "1");
+    let spec = json!({"source": "companies", "fields": ["name"]});
+    let custom = app.call(Method::POST, "/api/reports/run", Some(&admin), Some(spec)).await;
+    assert_problem(&custom, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    drop(running);
+    assert_eq!(app.call(Method::GET, path, Some(&admin), None).await.status, StatusCode::OK);
+}

@@ -143,6 +143,7 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
             .with_cors(config.cors_origins.clone())
             .with_limits(limits)
             .with_trusted_proxies(trusted_proxies)
+            .with_report_concurrency(usize::try_from(config.report_concurrency).unwrap_or(2))
             .with_public_url(&config.mail_config()?.public_url),
     );
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

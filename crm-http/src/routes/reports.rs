@@ -6,6 +6,7 @@
 //! naming one of those media types.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -24,6 +25,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::limit::ReportSlots;
 use crate::openapi::{query_param, Api, Spec};
 use crate::routes::records::if_match;
 
@@ -386,11 +388,13 @@ fn params_of(pairs: &[(String, String)]) -> ApiResult<Params> {
 
 async fn run_standard(
     State(crm): State<Crm>,
+    State(slots): State<Arc<ReportSlots>>,
     caller: Caller,
     ApiPath(name): ApiPath<String>,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let _running = slots.take(caller.actor().user_id)?;
     let Ok(report) = name.parse::<Standard>() else {
         return Err(ApiError::from(crm_core::Error::NotFound { entity: "report" }));
     };
@@ -405,11 +409,13 @@ async fn run_standard(
 
 async fn run_custom(
     State(crm): State<Crm>,
+    State(slots): State<Arc<ReportSlots>>,
     caller: Caller,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
     headers: HeaderMap,
     ApiJson(spec): ApiJson<ReportSpec>,
 ) -> ApiResult<Response> {
+    let _running = slots.take(caller.actor().user_id)?;
     only(&pairs, &["format"])?;
     let format = wanted_by(&crm, caller.actor(), last(&pairs, "format"), &headers)?;
     let df = crm.custom_report(caller.actor(), &spec).await?;
@@ -418,11 +424,13 @@ async fn run_custom(
 
 async fn run_saved(
     State(crm): State<Crm>,
+    State(slots): State<Arc<ReportSlots>>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let _running = slots.take(caller.actor().user_id)?;
     only(&pairs, &["asOf", "forecastEnd", "engagementStart", "format"])?;
     let format = wanted_by(&crm, caller.actor(), last(&pairs, "format"), &headers)?;
     let params = params_of(&pairs)?;
@@ -444,18 +452,22 @@ async fn share(
 
 async fn contact_analytics(
     State(crm): State<Crm>,
+    State(slots): State<Arc<ReportSlots>>,
     caller: Caller,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<ContactAnalytics>> {
+    let _running = slots.take(caller.actor().user_id)?;
     only(&pairs, &[])?;
     Ok(Json(crm.contact_analytics(caller.actor()).await?))
 }
 
 async fn company_analytics(
     State(crm): State<Crm>,
+    State(slots): State<Arc<ReportSlots>>,
     caller: Caller,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<CompanyAnalytics>> {
+    let _running = slots.take(caller.actor().user_id)?;
     only(&pairs, &[])?;
     Ok(Json(crm.company_analytics(caller.actor()).await?))
 }
