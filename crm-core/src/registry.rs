@@ -107,6 +107,18 @@ impl EntityKind {
         self.columns().iter().position(|c| c.name == name)
     }
 
+    /// The error of a write that collides with a unique key of this kind, named by the
+    /// index or one of its columns as the backend reports it (`users_email_key`,
+    /// `email`): a conflict naming the key's field, worded the same on every backend.
+    pub fn unique_violation(&self, constraint_or_column: Option<&str>) -> Error {
+        let field = constraint_or_column.and_then(|c| self.unique_field(c));
+        let message = match field {
+            Some(f) => format!("another {} already has this {f}", self.name()),
+            None => format!("this {} collides with another", self.name()),
+        };
+        Error::Conflict { message, field: field.map(str::to_string) }
+    }
+
     /// The API field a unique violation is about, from the constraint's name or one of
     /// its storage columns: the field of the key's last column (`identities (provider,
     /// subject)` names `subject`).

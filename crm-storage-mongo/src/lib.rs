@@ -87,12 +87,7 @@ fn map_err(kind: EntityKind, e: mongodb::error::Error) -> Error {
     if text.contains("E11000") || text.contains("duplicate key") {
         // "… duplicate key error collection: db.users index: users_email_key dup key: …"
         let index = text.rsplit_once(" index: ").and_then(|(_, rest)| rest.split_whitespace().next());
-        let field = index.and_then(|i| kind.unique_field(i.trim_matches(|c: char| !c.is_alphanumeric() && c != '_')));
-        let message = match field {
-            Some(f) => format!("another {} already has this {f}", kind.name()),
-            None => format!("this {} collides with another", kind.name()),
-        };
-        return Error::Conflict { message, field: field.map(str::to_string) };
+        return kind.unique_violation(index.map(|i| i.trim_matches(|c: char| !c.is_alphanumeric() && c != '_')));
     }
     // 50: MaxTimeMSExpired.
     if matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == 50) {

@@ -357,15 +357,9 @@ fn map_err(kind: EntityKind, e: sqlx::Error) -> Error {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
             // PostgreSQL names the index; SQLite says "UNIQUE constraint failed: table.column".
-            let field = db
-                .constraint()
-                .and_then(|c| kind.unique_field(c))
-                .or_else(|| db.message().rsplit_once('.').and_then(|(_, column)| kind.unique_field(column.trim())));
-            let message = match field {
-                Some(f) => format!("another {} already has this {f}", kind.name()),
-                None => format!("this {} collides with another", kind.name()),
-            };
-            return Error::Conflict { message, field: field.map(str::to_string) };
+            let named = db.constraint().filter(|c| kind.unique_field(c).is_some()).map(str::to_string);
+            let column = db.message().rsplit_once('.').map(|(_, column)| column.trim().to_string());
+            return kind.unique_violation(named.or(column).as_deref());
         }
     }
     if let Some(t) = statement_timeout(&e) {
