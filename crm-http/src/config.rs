@@ -269,8 +269,11 @@ impl ServerConfig {
 
     /// The audit chain's keys: the current one seals, the previous ones still verify.
     pub fn audit_keys(&self) -> Result<crm_core::audit::AuditKeys> {
+        self.audit_keys_from(&self.secrets()?)
+    }
+
+    fn audit_keys_from(&self, s: &Secrets) -> Result<crm_core::audit::AuditKeys> {
         use crm_core::audit::{AuditKey, AuditKeys};
-        let s = self.secrets()?;
         let current = AuditKey::new(s.audit_key.as_bytes()).map_err(|e| rename_field(e, "auditKey"))?;
         let mut keys = AuditKeys::new(current);
         for old in self.audit_previous_keys.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
@@ -282,7 +285,10 @@ impl ServerConfig {
     /// Authentication settings from the secrets: the current keys sign and seal, the
     /// previous ones still verify and open. Each key's id is [`crm_core::auth::key_id`].
     pub fn auth(&self) -> Result<AuthSettings> {
-        let s = self.secrets()?;
+        self.auth_from(&self.secrets()?)
+    }
+
+    fn auth_from(&self, s: &Secrets) -> Result<AuthSettings> {
         let jwt_kid = |secret: &str| crm_core::auth::key_id(secret.as_bytes());
         let mut keys = JwtKeys::new(JwtConfig::default(), &jwt_kid(&s.jwt_secret), s.jwt_secret.as_bytes())
             .map_err(|e| rename_field(e, "jwtSecret"))?;
@@ -386,10 +392,7 @@ impl ServerConfig {
 
     /// The engine for serving: [`ServerConfig::crm`] with the third-party logins.
     pub async fn engine(&self, store: Arc<dyn Store>) -> Result<Crm> {
-        let mut auth = self.auth()?;
-        auth.providers = self.providers().await?;
-        let blobs = Arc::new(ObjectBlobStore::local(&self.files_dir)?);
-        Ok(Crm::builder(store).auth(auth).audit_keys(self.audit_keys()?).blobs(blobs).build())
+        self.build(store, self.providers().await?)
     }
 
     /// The proxies whose forwarding headers are believed.
@@ -397,10 +400,19 @@ impl ServerConfig {
         crate::client::TrustedProxies::parse(&self.trusted_proxies)
     }
 
-    /// The engine on a store, with this configuration's secrets and files.
+    /// The engine on a store, with this configuration's secrets and files (no
+    /// third-party logins: [`ServerConfig::engine`] adds them).
     pub fn crm(&self, store: Arc<dyn Store>) -> Result<Crm> {
+        self.build(store, crm_core::auth::Providers::default())
+    }
+
+    /// The engine with these providers; the secrets are read (or made) once.
+    fn build(&self, store: Arc<dyn Store>, providers: crm_core::auth::Providers) -> Result<Crm> {
+        let secrets = self.secrets()?;
+        let mut auth = self.auth_from(&secrets)?;
+        auth.providers = providers;
         let blobs = Arc::new(ObjectBlobStore::local(&self.files_dir)?);
-        Ok(Crm::builder(store).auth(self.auth()?).audit_keys(self.audit_keys()?).blobs(blobs).build())
+        Ok(Crm::builder(store).auth(auth).audit_keys(self.audit_keys_from(&secrets)?).blobs(blobs).build())
     }
 
     /// The mailer: SMTP when configured, else the mail directory.

@@ -366,7 +366,7 @@ async fn answers_are_not_sniffed_cached_or_framed_and_https_servers_send_hsts() 
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
 
     let https = app_where(|s| s.with_public_url("https://crm.example.com")).await;
-    let a = https.call(Method::GET, "/api/health", None, None).await;
+    let a = https.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(a.headers["strict-transport-security"], crm_http::headers::HSTS);
 }
 

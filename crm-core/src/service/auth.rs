@@ -424,7 +424,8 @@ impl AuthService<'_> {
         let login = login.trim().to_lowercase();
         let now = self.crm.now();
         let user = self.find_login(&login).await?;
-        if let Some(until) = self.blocked_until(&login, &meta).await? {
+        let throttles = self.throttles(&login, &meta).await?;
+        if let Some(until) = throttles.blocked_until(now) {
             let ev = self.account_event(user.as_ref(), "auth.login_failed", json!({"reason": "locked"}), &meta);
             self.audit_only(ev).await?;
             return Err(locked(until, now));
@@ -456,8 +457,7 @@ impl AuthService<'_> {
             return Err(err);
         }
         let new_hash = if rehash { Some(s.hasher.hash(password).await?) } else { None };
-        let forget = self.forget_failures(&[&login], &meta).await?;
-        self.start_session(user, "password", new_hash, forget, &meta).await
+        self.start_session(user, "password", new_hash, throttles.forget(), &meta).await
     }
 
     /// Opens a session for a user whose credentials checked out.

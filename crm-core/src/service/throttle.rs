@@ -54,23 +54,34 @@ pub(crate) struct Counted {
     pub wait: Option<(Duration, &'static str)>,
 }
 
+/// The stored counts a sign-in is under.
+pub(crate) struct Throttles(Vec<LoginThrottle>);
+
+impl Throttles {
+    /// Until when the sign-in waits, if it must: the longest wait of its counts.
+    pub(crate) fn blocked_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.0.iter().filter_map(|t| t.blocked_until).filter(|b| *b > now).max()
+    }
+
+    /// The writes that forget them (after a success).
+    pub(crate) fn forget(&self) -> Vec<Write> {
+        self.0.iter().map(|t| Write::Purge { kind: EntityKind::LoginThrottle, column: "id", id: t.id }).collect()
+    }
+}
+
 impl AuthService<'_> {
     async fn throttle(&self, hash: &str) -> Result<Option<LoginThrottle>> {
         self.crm.find_by("key_hash", Value::Text(hash.to_string())).await
     }
 
-    /// Until when sign-ins under `login` from this client wait, if they must.
-    pub(crate) async fn blocked_until(&self, login: &str, meta: &RequestMeta) -> Result<Option<DateTime<Utc>>> {
-        let now = self.crm.now();
-        let mut until: Option<DateTime<Utc>> = None;
+    /// The counts of `login`: from this client, and from anywhere (read once for a
+    /// sign-in: whether it waits, and what a success forgets).
+    pub(crate) async fn throttles(&self, login: &str, meta: &RequestMeta) -> Result<Throttles> {
+        let mut rows = Vec::new();
         for key in [Key::Client, Key::Account] {
-            if let Some(t) = self.throttle(&digest(key, login, meta)).await? {
-                if let Some(b) = t.blocked_until.filter(|b| *b > now) {
-                    until = Some(until.map_or(b, |u| u.max(b)));
-                }
-            }
+            rows.extend(self.throttle(&digest(key, login, meta)).await?);
         }
-        Ok(until)
+        Ok(Throttles(rows))
     }
 
     /// Counts a failed sign-in under `login` (both keys), with `audit` (the failure's
@@ -156,19 +167,17 @@ impl AuthService<'_> {
     }
 
     /// The writes that forget the failures of these login names (from anywhere) and of
-    /// the first of them from this client: after a sign-in or a password reset.
+    /// the first of them from this client: after a password reset.
     pub(crate) async fn forget_failures(&self, logins: &[&str], meta: &RequestMeta) -> Result<Vec<Write>> {
         let mut hashes: Vec<String> = logins.iter().map(|l| digest(Key::Account, l, meta)).collect();
         if let Some(first) = logins.first() {
             hashes.push(digest(Key::Client, first, meta));
         }
-        let mut writes = Vec::new();
+        let mut rows = Vec::new();
         for hash in hashes {
-            if let Some(t) = self.throttle(&hash).await? {
-                writes.push(Write::Purge { kind: EntityKind::LoginThrottle, column: "id", id: t.id });
-            }
+            rows.extend(self.throttle(&hash).await?);
         }
-        Ok(writes)
+        Ok(Throttles(rows).forget())
     }
 
     /// Checks a password the signed-in `user` gives to confirm a change (a new email, a
@@ -176,7 +185,7 @@ impl AuthService<'_> {
     /// whether it is right, or [`Error::AccountLocked`] while the user must wait.
     pub(crate) async fn confirm_password(&self, user: &User, password: &str, meta: &RequestMeta) -> Result<bool> {
         let now = self.crm.now();
-        if let Some(until) = self.blocked_until(&user.username, meta).await? {
+        if let Some(until) = self.throttles(&user.username, meta).await?.blocked_until(now) {
             return Err(super::auth::locked(until, now));
         }
         if self.password_is(user, password).await? {
