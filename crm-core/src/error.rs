@@ -243,3 +243,15 @@ impl Errors {
         }
     }
 }
+
+/// An error and its sources, joined with `: ` (for logs and stored failure reasons).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}

@@ -34,6 +34,7 @@ pub mod blob;
 pub mod clock;
 pub mod date_or_time;
 pub mod decode;
+pub mod delivery;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
@@ -70,5 +71,5 @@ pub use policy::{Action, Actor, Ownership, Policy, RequestMeta, Resource, Role, 
 pub use query::{Filter, ListQuery, Page, PageInfo, RawListParams};
 pub use schema::{EntityKind, Value};
 pub use service::{Crm, CrmBuilder, CrmConfig};
-pub use store::{Changeset, Store, StoreExt, Write};
+pub use store::{Changeset, Claim, Store, StoreExt, Write};
 pub use values::{Currency, Domain, Email, Money, Percent, Phone};

@@ -62,11 +62,13 @@ pub enum Resource {
     Audit,
     /// Saved reports.
     Reports,
+    /// Outgoing webhooks, team chat channels and the delivery queue.
+    Integrations,
 }
 
 impl Resource {
     /// Every resource.
-    pub const ALL: [Resource; 9] = [
+    pub const ALL: [Resource; 10] = [
         Resource::Users,
         Resource::Teams,
         Resource::Contacts,
@@ -76,6 +78,7 @@ impl Resource {
         Resource::Interactions,
         Resource::Audit,
         Resource::Reports,
+        Resource::Integrations,
     ];
 
     /// The CRM records (as opposed to users, teams and the audit log).
@@ -365,7 +368,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cells, 3 * 9 * 8);
+        assert_eq!(cells, 3 * 10 * 8);
     }
 
     fn actor(team: Option<TeamId>) -> Actor {

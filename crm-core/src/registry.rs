@@ -32,6 +32,9 @@ impl EntityKind {
             EntityKind::IdempotencyKey => model::idempotency::COLUMNS,
             EntityKind::SavedReport => model::report::COLUMNS,
             EntityKind::LoginThrottle => model::auth::THROTTLE_COLUMNS,
+            EntityKind::Delivery => model::delivery::COLUMNS,
+            EntityKind::Webhook => model::delivery::WEBHOOK_COLUMNS,
+            EntityKind::Notification => model::delivery::NOTIFICATION_COLUMNS,
         }
     }
 
@@ -55,6 +58,9 @@ impl EntityKind {
             EntityKind::IdempotencyKey => model::idempotency::INDEXES,
             EntityKind::SavedReport => model::report::INDEXES,
             EntityKind::LoginThrottle => model::auth::THROTTLE_INDEXES,
+            EntityKind::Delivery => model::delivery::INDEXES,
+            EntityKind::Webhook => model::delivery::WEBHOOK_INDEXES,
+            EntityKind::Notification => model::delivery::NOTIFICATION_INDEXES,
         }
     }
 

@@ -303,11 +303,17 @@ pub enum EntityKind {
     SavedReport,
     /// Counts of failed sign-ins.
     LoginThrottle,
+    /// Outgoing deliveries (mail, webhooks, chat posts) of outbox events.
+    Delivery,
+    /// Outgoing webhook subscriptions.
+    Webhook,
+    /// In-app notifications.
+    Notification,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 17] = [
+    pub const ALL: [EntityKind; 20] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -325,6 +331,9 @@ impl EntityKind {
         EntityKind::IdempotencyKey,
         EntityKind::SavedReport,
         EntityKind::LoginThrottle,
+        EntityKind::Delivery,
+        EntityKind::Webhook,
+        EntityKind::Notification,
     ];
 
     /// The table (collection) name.
@@ -347,6 +356,9 @@ impl EntityKind {
             EntityKind::IdempotencyKey => "idempotency_keys",
             EntityKind::SavedReport => "saved_reports",
             EntityKind::LoginThrottle => "login_throttles",
+            EntityKind::Delivery => "deliveries",
+            EntityKind::Webhook => "webhooks",
+            EntityKind::Notification => "notifications",
         }
     }
 
@@ -370,6 +382,9 @@ impl EntityKind {
             EntityKind::IdempotencyKey => "idempotency_key",
             EntityKind::SavedReport => "saved_report",
             EntityKind::LoginThrottle => "login_throttle",
+            EntityKind::Delivery => "delivery",
+            EntityKind::Webhook => "webhook",
+            EntityKind::Notification => "notification",
         }
     }
 
@@ -391,6 +406,8 @@ impl EntityKind {
             | EntityKind::IdempotencyKey
             | EntityKind::LoginThrottle => Resource::Users,
             EntityKind::SavedReport => Resource::Reports,
+            EntityKind::Delivery | EntityKind::Webhook => Resource::Integrations,
+            EntityKind::Notification => Resource::Users,
         }
     }
 
@@ -402,13 +419,17 @@ impl EntityKind {
             EntityKind::Team => (Some("manager_id"), Some("id"), None),
             EntityKind::Task => (Some("owner_id"), Some("team_id"), Some("assigned_user")),
             EntityKind::AuditEvent => (Some("actor_id"), None, None),
-            EntityKind::Session | EntityKind::RefreshToken | EntityKind::AuthToken | EntityKind::Identity => {
-                (Some("user_id"), None, None)
-            }
+            EntityKind::Session
+            | EntityKind::RefreshToken
+            | EntityKind::AuthToken
+            | EntityKind::Identity
+            | EntityKind::Notification => (Some("user_id"), None, None),
             EntityKind::DealStageChange
             | EntityKind::OutboxEvent
             | EntityKind::IdempotencyKey
-            | EntityKind::LoginThrottle => (None, None, None),
+            | EntityKind::LoginThrottle
+            | EntityKind::Delivery
+            | EntityKind::Webhook => (None, None, None),
             _ => (Some("owner_id"), Some("team_id"), None),
         }
     }

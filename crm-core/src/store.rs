@@ -106,6 +106,22 @@ impl Changeset {
     }
 }
 
+/// Due rows taken for one worker: see [`Store::claim`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// The kind (it has `id` and `version` columns).
+    pub kind: EntityKind,
+    /// Which rows, in which order, how many. The filter must leave out rows whose
+    /// lease is still running (`lease_column <= now`), or a claim takes them again.
+    pub query: StoreQuery,
+    /// A timestamp column set to `until` on the rows taken: their lease.
+    pub lease_column: &'static str,
+    /// The end of the lease.
+    pub until: DateTime<Utc>,
+    /// An integer column raised by one on the rows taken (the attempts), if any.
+    pub count_column: Option<&'static str>,
+}
+
 /// A storage backend.
 ///
 /// Contract for implementors (checked by the conformance suite in `tests/`):
@@ -174,6 +190,39 @@ pub trait Store: Send + Sync + 'static {
                 return Ok(out);
             }
         }
+    }
+
+    /// Takes the rows a [`Claim`] describes for one worker and returns them as taken
+    /// (lease set, count and `version` raised). Two claims running at once, in one
+    /// process or in several, never take the same row. The default reads the rows and
+    /// takes each with a versioned update, skipping the ones another worker took first;
+    /// backends override it with one statement (PostgreSQL `FOR UPDATE SKIP LOCKED`,
+    /// MongoDB `findOneAndUpdate`).
+    async fn claim(&self, claim: &Claim) -> Result<Vec<Row>> {
+        let kind = claim.kind;
+        let lease = kind.require_column(claim.lease_column)?;
+        let positions = |name: &str| kind.columns().iter().position(|c| c.name == name);
+        let lease_at = positions(lease.name).ok_or_else(|| crate::Error::internal_msg("no lease column"))?;
+        let version_at = positions("version").ok_or_else(|| crate::Error::internal_msg("no version column"))?;
+        let count_at = claim.count_column.and_then(positions);
+        let mut taken = Vec::new();
+        for mut row in self.list(kind, &claim.query).await? {
+            let Some(Value::Int(version)) = row.get(version_at).cloned() else { continue };
+            row[lease_at] = Value::Timestamp(claim.until);
+            row[version_at] = Value::Int(version + 1);
+            if let Some(i) = count_at {
+                if let Some(Value::Int(n)) = row.get(i).cloned() {
+                    row[i] = Value::Int(n + 1);
+                }
+            }
+            let write = Write::Update { kind, row: row.clone(), expected_version: version };
+            match self.apply(Changeset { writes: vec![write], audit: vec![] }).await {
+                Ok(()) => taken.push(row),
+                Err(crate::Error::VersionConflict { .. } | crate::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(taken)
     }
 
     /// How many rows match a filter.

@@ -141,6 +141,20 @@ pub struct ServerConfig {
     /// Requests a minute one client address may make to the auth routes.
     #[arg(long, env = "CRM_AUTH_RATE_LIMIT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_rate_limit: u32,
+    /// Internal networks outgoing webhooks (and chat posts) may reach, as CIDRs,
+    /// comma-separated: loopback, private and link-local addresses are refused unless
+    /// listed here (`10.0.0.0/8` for a receiver inside your network).
+    #[arg(long, env = "CRM_WEBHOOK_ALLOW_NETWORKS", value_delimiter = ',')]
+    pub webhook_allow_networks: Vec<String>,
+    /// How long one webhook call may take, in seconds.
+    #[arg(long, env = "CRM_WEBHOOK_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub webhook_timeout: u64,
+    /// Deliveries (emails, webhooks, notifications) one worker attempts at once.
+    #[arg(long, env = "CRM_DELIVERY_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub delivery_concurrency: u32,
+    /// Serve the API without delivering (run `crm-server worker` elsewhere).
+    #[arg(long, env = "CRM_NO_WORKER")]
+    pub no_worker: bool,
     /// Reports (and report files) one user may have running at once; more answer 429.
     #[arg(long, env = "CRM_REPORT_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub report_concurrency: u32,
@@ -412,7 +426,48 @@ impl ServerConfig {
         let mut auth = self.auth_from(&secrets)?;
         auth.providers = providers;
         let blobs = Arc::new(ObjectBlobStore::local(&self.files_dir)?);
-        Ok(Crm::builder(store).auth(auth).audit_keys(self.audit_keys_from(&secrets)?).blobs(blobs).build())
+        let config = crm_core::CrmConfig { outgoing: self.outgoing_guard()?, ..Default::default() };
+        Ok(Crm::builder(store)
+            .auth(auth)
+            .audit_keys(self.audit_keys_from(&secrets)?)
+            .blobs(blobs)
+            .config(config)
+            .build())
+    }
+
+    /// The delivery engine of `crm`: account emails, notification emails, webhooks.
+    pub fn delivery_engine(&self, crm: Crm) -> Result<crm_core::delivery::DeliveryEngine> {
+        use crm_core::delivery::{webhook, DeliveryEngine, EngineConfig};
+        let http =
+            webhook::HttpConfig { timeout: std::time::Duration::from_secs(self.webhook_timeout), ..Default::default() };
+        let (mailer, mail) = (self.mailer()?, self.mail_config()?);
+        let config =
+            EngineConfig { concurrency: usize::try_from(self.delivery_concurrency).unwrap_or(8), ..Default::default() };
+        Ok(DeliveryEngine::new(crm)
+            .config(config)
+            .channel(Arc::new(crm_core::mail::MailChannel::new(mailer.clone(), mail.clone())))
+            .channel(Arc::new(crm_core::mail::NotificationMailChannel::new(mailer, mail)))
+            .channel(Arc::new(webhook::WebhookChannel::new(http))))
+    }
+
+    /// The internal networks outgoing calls may reach (`--webhook-allow-networks`).
+    pub fn outgoing_guard(&self) -> Result<crm_core::delivery::ssrf::Guard> {
+        let mut allow = Vec::new();
+        for (i, net) in self.webhook_allow_networks.iter().enumerate() {
+            let net = net.trim();
+            let parsed = net
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| net.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    Error::invalid(
+                        format!("webhookAllowNetworks[{i}]"),
+                        "invalid_value",
+                        format!("'{net}' is not a CIDR"),
+                    )
+                })?;
+            allow.push(parsed);
+        }
+        Ok(crm_core::delivery::ssrf::Guard::allowing(allow))
     }
 
     /// The mailer: SMTP when configured, else the mail directory.
@@ -526,7 +581,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 30] = [
+pub const FILE_KEYS: [(&str, &str); 34] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("bind", "CRM_BIND"),
     ("jwt_secret", "CRM_JWT_SECRET"),
@@ -557,11 +612,16 @@ pub const FILE_KEYS: [(&str, &str); 30] = [
     ("auth_rate_limit", "CRM_AUTH_RATE_LIMIT"),
     ("login_rate_limit", "CRM_LOGIN_RATE_LIMIT"),
     ("report_concurrency", "CRM_REPORT_CONCURRENCY"),
+    ("webhook_allow_networks", "CRM_WEBHOOK_ALLOW_NETWORKS"),
+    ("webhook_timeout", "CRM_WEBHOOK_TIMEOUT"),
+    ("delivery_concurrency", "CRM_DELIVERY_CONCURRENCY"),
+    ("no_worker", "CRM_NO_WORKER"),
 ];
 
 /// The keys whose value may be a list of strings.
-const LIST_KEYS: [&str; 7] = [
+const LIST_KEYS: [&str; 8] = [
     "cors_origins",
+    "webhook_allow_networks",
     "trusted_proxies",
     "jwt_previous_secrets",
     "seal_previous_keys",

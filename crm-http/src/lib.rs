@@ -177,6 +177,7 @@ pub fn api() -> openapi::Api {
         .merge(auth)
         .merge(routes::users::api())
         .merge(routes::audit::api())
+        .merge(routes::integrations::api())
         .merge(routes::records::contacts::api())
         .merge(routes::records::companies::api())
         .merge(routes::records::deals::api())

@@ -428,6 +428,53 @@ impl Store for MongoStore {
         docs.into_iter().map(|d| from_doc(kind, d)).collect()
     }
 
+    /// `findOneAndUpdate` row by row: each takes one due document atomically, so two
+    /// workers (in any process) never take the same one.
+    async fn claim(&self, claim: &crm_core::Claim) -> Result<Vec<Row>> {
+        let kind = claim.kind;
+        let mut sort = Document::new();
+        for k in &claim.query.sort {
+            sort.insert(key(k.column), if k.direction == Direction::Asc { 1 } else { -1 });
+        }
+        let filter = Self::query(kind, claim.query.filter.as_ref(), claim.query.include_deleted);
+        let lease = kind.require_column(claim.lease_column)?;
+        let mut set = Document::new();
+        set.insert(
+            key(lease),
+            bson_map::to_bson(lease, &Value::Timestamp(claim.until)).unwrap_or(mongodb::bson::Bson::Null),
+        );
+        let mut inc = doc! { "version": 1_i64 };
+        if let Some(name) = claim.count_column {
+            inc.insert(key(kind.require_column(name)?), 1_i64);
+        }
+        let update = doc! { "$set": set, "$inc": inc };
+        let mut taken = Vec::new();
+        let mut misses = 0;
+        while taken.len() < claim.query.limit as usize {
+            let found = self
+                .coll(kind)
+                .find_one_and_update(filter.clone(), update.clone())
+                .sort(sort.clone())
+                .return_document(mongodb::options::ReturnDocument::After)
+                .await
+                .map_err(|e| map_err(kind, e))?;
+            match found {
+                Some(d) => taken.push(from_doc(kind, d)?),
+                None => {
+                    // The document it chose may have been taken by another worker in the
+                    // meantime: look again while any is left.
+                    let left =
+                        self.coll(kind).count_documents(filter.clone()).limit(1).await.map_err(|e| map_err(kind, e))?;
+                    misses += 1;
+                    if left == 0 || misses > 5 {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(taken)
+    }
+
     async fn count(&self, kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> Result<u64> {
         self.coll(kind)
             .count_documents(Self::query(kind, filter, include_deleted))

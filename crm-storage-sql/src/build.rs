@@ -222,6 +222,33 @@ pub(crate) fn list(kind: EntityKind, q: &StoreQuery, d: Dialect) -> (String, Val
 
 /// The list query, selecting these columns.
 pub(crate) fn list_of(kind: EntityKind, columns: &[Column], q: &StoreQuery, d: Dialect) -> (String, Values) {
+    build(&select_of(kind, columns, q, d), d)
+}
+
+/// `UPDATE … SET lease = ?, count = count + 1, version = version + 1 WHERE id IN (the
+/// claim's query, rows locked by another claim skipped on PostgreSQL) RETURNING *`.
+pub(crate) fn claim(c: &crm_core::Claim, d: Dialect) -> Result<(String, Values)> {
+    let kind = c.kind;
+    let id = &kind.columns()[0];
+    let mut sub = select_of(kind, std::slice::from_ref(id), &c.query, d);
+    if d == Dialect::Postgres {
+        sub.lock_with_behavior(sea_query::LockType::Update, sea_query::LockBehavior::SkipLocked);
+    }
+    let lease = kind.require_column(c.lease_column)?;
+    let version = kind.require_column("version")?;
+    let mut q = Query::update();
+    q.table(Alias::new(kind.table()))
+        .value(Alias::new(lease.name), val(&Value::Timestamp(c.until), lease, d))
+        .value(Alias::new(version.name), col(version).add(1));
+    if let Some(name) = c.count_column {
+        let count = kind.require_column(name)?;
+        q.value(Alias::new(count.name), col(count).add(1));
+    }
+    q.and_where(col(id).in_subquery(sub)).returning(Query::returning().columns(all_columns(kind)));
+    Ok(build(&q, d))
+}
+
+fn select_of(kind: EntityKind, columns: &[Column], q: &StoreQuery, d: Dialect) -> SelectStatement {
     let mut sel = Query::select();
     sel.columns(columns.iter().map(|c| Alias::new(c.name)))
         .from(Alias::new(kind.table()))
@@ -243,7 +270,7 @@ pub(crate) fn list_of(kind: EntityKind, columns: &[Column], q: &StoreQuery, d: D
             sel.order_by(Alias::new(key.column.name), order);
         }
     }
-    build(&sel, d)
+    sel
 }
 
 /// The bulk read of the analytics snapshot: `columns` of every matching row, in id order.

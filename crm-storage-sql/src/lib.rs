@@ -130,7 +130,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 /// (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str); 5] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 6] = [
     (
         1,
         "initial",
@@ -160,6 +160,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 5] = [
         "login_throttles",
         include_str!("../migrations/sqlite/0005_login_throttles.sql"),
         include_str!("../migrations/postgres/0005_login_throttles.sql"),
+    ),
+    (
+        6,
+        "deliveries",
+        include_str!("../migrations/sqlite/0006_deliveries.sql"),
+        include_str!("../migrations/postgres/0006_deliveries.sql"),
     ),
 ];
 
@@ -435,6 +441,29 @@ impl Store for SqlStore {
                     include_deleted,
                 };
                 self.list_columns(kind, &q, columns).await
+            }
+        }
+    }
+
+    /// One statement: `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`
+    /// on PostgreSQL; on SQLite the same statement on the one writing connection.
+    async fn claim(&self, claim: &crm_core::Claim) -> Result<Vec<Row>> {
+        let kind = claim.kind;
+        let (sql, vals) = build::claim(claim, self.dialect())?;
+        match &self.backend {
+            Backend::Sqlite { write, .. } => {
+                let rows = sqlx::query_with(&sql, values::sqlite_args(vals)?)
+                    .fetch_all(write)
+                    .await
+                    .map_err(|e| map_err(kind, e))?;
+                rows.iter().map(|r| values::sqlite_row(r, kind.columns())).collect()
+            }
+            Backend::Postgres(pool) => {
+                let rows = sqlx::query_with(&sql, values::pg_args(vals)?)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|e| map_err(kind, e))?;
+                rows.iter().map(|r| values::pg_row(r, kind.columns())).collect()
             }
         }
     }

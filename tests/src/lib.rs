@@ -21,6 +21,7 @@ pub mod backends;
 pub mod cases;
 pub mod idp;
 pub mod mail;
+pub mod receiver;
 
 /// The access-token signing key of the harness (tests forge tokens with it).
 pub const TEST_JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret-0123456789";
@@ -82,10 +83,20 @@ pub fn test_audit_keys() -> crm_core::audit::AuditKeys {
 impl Harness {
     /// Builds the harness on a backend.
     pub async fn new(backend: &dyn TestBackend) -> Self {
+        Self::with_config(backend, crm_core::CrmConfig::default()).await
+    }
+
+    /// Builds the harness on a backend with these service settings.
+    pub async fn with_config(backend: &dyn TestBackend, config: crm_core::CrmConfig) -> Self {
         let clock = Arc::new(FakeClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).single().unwrap_or_default()));
         let keys = JwtKeys::new(JwtConfig::default(), TEST_KID, TEST_JWT_SECRET).expect("jwt keys");
         let auth = AuthSettings::with_keys(keys, Sealer::new(&[42; 32]));
-        let crm = Crm::builder(backend.store()).clock(clock.clone()).auth(auth).audit_keys(test_audit_keys()).build();
+        let crm = Crm::builder(backend.store())
+            .clock(clock.clone())
+            .auth(auth)
+            .audit_keys(test_audit_keys())
+            .config(config)
+            .build();
         let admin_user = crm.users().bootstrap_admin("admin", "admin@example.com").await.expect("bootstrap admin");
         Harness { admin: admin_user.actor(), admin_user, crm, clock }
     }
@@ -228,6 +239,11 @@ macro_rules! conformance_suite {
             avatar_upload,
             erase_removes_personal_data_and_keeps_the_chain,
             expired_sessions_and_tokens_are_purged,
+            claims_never_overlap,
+            webhooks_are_signed_retried_and_replayed,
+            webhooks_refuse_internal_addresses,
+            notifications_follow_preferences,
+            dispatch_survives_a_second_dispatcher,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::Message;
 
@@ -18,19 +18,19 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "smtp")]
 pub use smtp::{SmtpConfig, SmtpMailer, SmtpSecurity};
 
+use crate::delivery::{Channel, DeliveryEngine, Outcome};
 use crate::error::{Error, Result};
-use crate::outbox::OutboxEvent;
-use crate::query::{Cmp, Direction, Filter, Predicate, SortKey, StoreQuery};
-use crate::schema::{EntityKind, Value};
+use crate::model::delivery::Delivery;
+use crate::model::user::{User, UserStatus};
 use crate::service::Crm;
-use crate::store::{Changeset, StoreExt, Write};
+use crate::store::StoreExt;
 
 mod templates;
 
 pub use templates::{language, render, MailTemplate, MailVars, RenderedMail, LANGUAGES};
 
 /// The outbox topic of queued emails.
-pub const MAIL_TOPIC: &str = "mail.send";
+pub use crate::delivery::MAIL_TOPIC;
 
 /// An email waiting in the outbox. The token a link carries is sealed
 /// ([`crate::auth::Sealer`]): the database never holds it readable.
@@ -122,27 +122,10 @@ pub struct MailConfig {
     pub app_name: String,
 }
 
-/// One run of the worker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DeliveryReport {
-    /// Sent.
-    pub sent: usize,
-    /// Failed, to be retried.
-    pub retried: usize,
-    /// Given up (too many attempts, or an email that can never be made).
-    pub abandoned: usize,
-}
+pub use crate::delivery::DeliveryReport;
 
 /// How many attempts before an email is given up.
 pub const MAX_ATTEMPTS: i64 = 12;
-/// How long a claimed email is reserved for the worker that claimed it.
-const LEASE: i64 = 300;
-
-/// The wait before the next attempt: 30 s, doubling, at most 1 hour.
-pub fn backoff(attempts: i64) -> Duration {
-    let doublings = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
-    Duration::seconds(30i64.saturating_mul(1 << doublings)).min(Duration::hours(1))
-}
 
 fn minutes_in_words(m: i64, lang: &str) -> String {
     let (h, d) = (m / 60, m / 1440);
@@ -159,37 +142,30 @@ fn minutes_in_words(m: i64, lang: &str) -> String {
     }
 }
 
-/// Delivers the queued emails of the outbox.
-pub struct MailWorker {
-    crm: Crm,
+/// Sends the queued account emails (consumer `mail` of the delivery engine).
+pub struct MailChannel {
     mailer: Arc<dyn Mailer>,
     config: MailConfig,
 }
 
-impl std::fmt::Debug for MailWorker {
+impl std::fmt::Debug for MailChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MailWorker").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("MailChannel").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
-/// Why an email failed: worth retrying or not.
-enum Failure {
-    Retry(String),
-    Never(String),
-}
-
-impl MailWorker {
-    /// A worker delivering `crm`'s queued emails through `mailer`.
-    pub fn new(crm: Crm, mailer: Arc<dyn Mailer>, config: MailConfig) -> Self {
-        Self { crm, mailer, config }
+impl MailChannel {
+    /// A channel sending through `mailer`.
+    pub fn new(mailer: Arc<dyn Mailer>, config: MailConfig) -> Self {
+        Self { mailer, config }
     }
 
     /// The message of a request: rendered, the sealed token opened into the link.
-    pub fn message(&self, req: &MailRequest) -> Result<Message> {
+    pub fn message(&self, crm: &Crm, req: &MailRequest) -> Result<Message> {
         let lang = language(Some(&req.lang));
         let link = match (req.template.link_path(), &req.sealed_token) {
             (Some(path), Some(sealed)) => {
-                let token = self.crm.auth_settings()?.sealer.open(sealed)?;
+                let token = crm.auth_settings()?.sealer.open(sealed)?;
                 Some(format!("{}{path}?token={token}", self.config.public_url.trim_end_matches('/')))
             }
             (Some(_), None) => return Err(Error::internal_msg("an email with a link has no token")),
@@ -213,106 +189,138 @@ impl MailWorker {
             .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
             .map_err(|e| Error::internal("building an email", e))
     }
+}
 
-    /// Sends every email that is due, once each. Several workers may run at once: each
-    /// email is claimed (a versioned write) before it is sent.
-    pub async fn run_once(&self) -> Result<DeliveryReport> {
-        let store = self.crm.store();
-        let now = self.crm.now();
-        let col = |n: &str| EntityKind::OutboxEvent.require_column(n);
-        let filter = Filter::And(vec![
-            Filter::Cmp(Cmp { column: col("topic")?, pred: Predicate::Eq(Value::Text(MAIL_TOPIC.into())) }),
-            Filter::Cmp(Cmp { column: col("delivered_at")?, pred: Predicate::IsNull }),
-            Filter::Cmp(Cmp { column: col("available_at")?, pred: Predicate::Lte(Value::Timestamp(now)) }),
-        ]);
-        let q = StoreQuery {
-            filter: Some(filter),
-            sort: vec![
-                SortKey { column: col("available_at")?, direction: Direction::Asc },
-                SortKey { column: col("id")?, direction: Direction::Asc },
-            ],
-            limit: 50,
-            include_deleted: true,
+#[async_trait]
+impl Channel for MailChannel {
+    fn consumer(&self) -> &'static str {
+        "mail"
+    }
+
+    async fn deliver(&self, crm: &Crm, d: &Delivery) -> Outcome {
+        let req = match serde_json::from_value::<MailRequest>(d.payload.clone()) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Never { error: format!("not a mail request: {e}"), status: None },
         };
-        let mut report = DeliveryReport::default();
-        for ev in store.list_as::<OutboxEvent>(&q).await? {
-            // Claim it: another worker that claimed it first makes this a version conflict.
-            let mut claimed = ev.clone();
-            claimed.attempts += 1;
-            claimed.available_at = now + Duration::seconds(LEASE);
-            claimed.version += 1;
-            match self.save(claimed.clone(), ev.version).await {
-                Ok(()) => {}
-                Err(Error::VersionConflict { .. } | Error::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-            let outcome = match serde_json::from_value::<MailRequest>(claimed.payload.clone()) {
-                Err(e) => Err(Failure::Never(format!("not a mail request: {e}"))),
-                Ok(req) => match self.message(&req) {
-                    Err(e) => Err(Failure::Never(e.to_string())),
-                    Ok(msg) => self.mailer.send(&msg).await.map_err(|e| Failure::Retry(error_chain(&e))),
-                },
-            };
-            let mut done = claimed.clone();
-            done.version += 1;
-            let now = self.crm.now();
-            match outcome {
-                Ok(()) => {
-                    done.delivered_at = Some(now);
-                    done.last_error = None;
-                    // The link is in the recipient's hands: its token leaves the database.
-                    forget_token(&mut done.payload);
-                    report.sent += 1;
-                }
-                Err(Failure::Retry(why)) if claimed.attempts < MAX_ATTEMPTS => {
-                    done.available_at = now + backoff(claimed.attempts);
-                    done.last_error = Some(why);
-                    report.retried += 1;
-                }
-                Err(Failure::Retry(why) | Failure::Never(why)) => {
-                    // Kept, undelivered, out of the queue: an operator can look at it, but
-                    // not at the token of a link that will never be sent.
-                    forget_token(&mut done.payload);
-                    done.available_at = now + Duration::days(36_500);
-                    done.last_error = Some(format!("given up after {} attempts: {why}", claimed.attempts));
-                    report.abandoned += 1;
-                }
-            }
-            self.save(done, claimed.version).await?;
+        let msg = match self.message(crm, &req) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Never { error: e.to_string(), status: None },
+        };
+        match self.mailer.send(&msg).await {
+            Ok(()) => Outcome::Delivered { status: None },
+            Err(e) => Outcome::Retry { error: error_chain(&e), status: None, after: None },
         }
-        Ok(report)
     }
 
-    async fn save(&self, ev: OutboxEvent, expected_version: i64) -> Result<()> {
-        let cs = Changeset {
-            writes: vec![Write::Update { kind: EntityKind::OutboxEvent, row: ev.into_row(), expected_version }],
-            audit: vec![],
+    /// The link is in the recipient's hands (or will never be): its token leaves the
+    /// database.
+    fn redact(&self, payload: &mut serde_json::Value) {
+        forget_token(payload);
+    }
+}
+
+/// Sends notifications by email (consumer `email`): the user's address, their
+/// language, a link to the record.
+pub struct NotificationMailChannel {
+    mailer: Arc<dyn Mailer>,
+    config: MailConfig,
+}
+
+impl std::fmt::Debug for NotificationMailChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationMailChannel").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl NotificationMailChannel {
+    /// A channel sending through `mailer`.
+    pub fn new(mailer: Arc<dyn Mailer>, config: MailConfig) -> Self {
+        Self { mailer, config }
+    }
+
+    /// The message telling `user` of a notification (`payload`: title, body, link, lang).
+    pub fn message(&self, user: &User, payload: &serde_json::Value) -> Result<Message> {
+        let text = |k: &str| payload.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        let lang = language(Some(&text("lang")));
+        let link = payload
+            .get("link")
+            .and_then(serde_json::Value::as_str)
+            .map(|l| format!("{}{l}", self.config.public_url.trim_end_matches('/')));
+        let rendered =
+            templates::notification(lang, &self.config.app_name, &text("title"), &text("body"), link.as_deref())?;
+        let to: Mailbox = user.email.as_str().parse().map_err(|e| Error::internal("an email recipient", e))?;
+        Message::builder()
+            .from(self.config.from.clone())
+            .to(to)
+            .subject(rendered.subject)
+            .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+            .map_err(|e| Error::internal("building an email", e))
+    }
+}
+
+#[async_trait]
+impl Channel for NotificationMailChannel {
+    fn consumer(&self) -> &'static str {
+        "email"
+    }
+
+    async fn deliver(&self, crm: &Crm, d: &Delivery) -> Outcome {
+        let Some(target) = d.target_id else { return Outcome::Never { error: "no recipient".into(), status: None } };
+        let user = match crm.store().get_as::<User>(target).await {
+            Ok(Some(u)) if u.status == UserStatus::Active => u,
+            Ok(_) => return Outcome::Never { error: "the recipient is not an active user".into(), status: None },
+            Err(e) => return Outcome::Retry { error: e.to_string(), status: None, after: None },
         };
-        self.crm.store().apply(cs).await
-    }
-
-    /// Runs until `shutdown` completes, looking for due emails every `every`.
-    pub async fn run(self, every: std::time::Duration, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            if let Err(e) = self.run_once().await {
-                tracing::warn!(error = %error_chain(&e), "mail delivery run failed");
-            }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(every) => {}
-            }
+        let msg = match self.message(&user, &d.payload) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Never { error: e.to_string(), status: None },
+        };
+        match self.mailer.send(&msg).await {
+            Ok(()) => Outcome::Delivered { status: None },
+            Err(e) => Outcome::Retry { error: error_chain(&e), status: None, after: None },
         }
     }
 }
 
-fn error_chain(e: &Error) -> String {
-    let mut out = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
+/// Delivers the queued account emails: a [`DeliveryEngine`] with the [`MailChannel`]
+/// alone (and, through it, the dispatch of every outbox event). `crm-server` runs one
+/// engine with every channel instead.
+pub struct MailWorker {
+    engine: DeliveryEngine,
+    channel: Arc<MailChannel>,
+}
+
+impl std::fmt::Debug for MailWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailWorker").field("engine", &self.engine).finish_non_exhaustive()
     }
-    out
+}
+
+impl MailWorker {
+    /// A worker delivering `crm`'s queued emails through `mailer`.
+    pub fn new(crm: Crm, mailer: Arc<dyn Mailer>, config: MailConfig) -> Self {
+        let channel = Arc::new(MailChannel::new(mailer, config));
+        let engine = DeliveryEngine::new(crm).channel(channel.clone());
+        Self { engine, channel }
+    }
+
+    /// The message of a request: rendered, the sealed token opened into the link.
+    pub fn message(&self, req: &MailRequest) -> Result<Message> {
+        self.channel.message(self.engine.crm(), req)
+    }
+
+    /// Dispatches the outbox and sends every email that is due, once each. Several
+    /// workers may run at once: each email is claimed before it is sent.
+    pub async fn run_once(&self) -> Result<DeliveryReport> {
+        self.engine.run_once().await
+    }
+
+    /// Runs until `shutdown` completes, looking for due emails every `every`.
+    pub async fn run(self, every: std::time::Duration, shutdown: impl std::future::Future<Output = ()>) {
+        self.engine.run(every, shutdown).await
+    }
+}
+
+fn error_chain(e: &Error) -> String {
+    crate::error::chain(e)
 }

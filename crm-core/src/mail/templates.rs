@@ -306,9 +306,71 @@ pub fn render(template: MailTemplate, lang: &str, vars: &MailVars) -> Result<Ren
     Ok(RenderedMail { subject: fill(w.subject)?, text: render_str(&plain_env, TEXT, &ctx)?, html })
 }
 
+const NOTE_TEXT: &str = r#"{{ title }}
+
+{{ body }}
+{%- if link %}
+
+{{ action }}: {{ link }}{% endif %}
+
+-- 
+{{ footer }}
+"#;
+
+const NOTE_HTML: &str = r#"<!DOCTYPE html>
+<html lang="{{ lang }}" dir="{{ dir }}">
+<head><meta charset="utf-8"><title>{{ title }}</title></head>
+<body style="font-family: sans-serif; direction: {{ dir }}; text-align: {{ align }};">
+<h2 style="font-size: 18px;">{{ title }}</h2>
+<p>{{ body }}</p>
+{%- if link %}
+<p><a href="{{ link }}" style="display: inline-block; padding: 10px 16px; background: #2f6fde; color: #ffffff; text-decoration: none; border-radius: 4px;">{{ action }}</a></p>{% endif %}
+<p style="color: #666666; font-size: 12px;">{{ footer }}</p>
+</body>
+</html>
+"#;
+
+/// Renders a notification email: its title and text (already in `lang`), a button to
+/// the record, and where to change what reaches you.
+pub fn notification(lang: &str, app: &str, title: &str, body: &str, link: Option<&str>) -> Result<RenderedMail> {
+    let lang = language(Some(lang));
+    let dir = if lang == "ar" { "rtl" } else { "ltr" };
+    let (action, footer) = match lang {
+        "fr" => ("Ouvrir", format!("Vous recevez ce message de {app} selon vos préférences de notification.")),
+        "ar" => ("فتح", format!("تصلك هذه الرسالة من {app} وفق تفضيلات الإشعارات لديك.")),
+        _ => ("Open", format!("You get this from {app} by your notification preferences.")),
+    };
+    let ctx = context! {
+        lang => lang, dir => dir, align => if dir == "rtl" { "right" } else { "left" },
+        title => title, body => body, link => link, action => action, footer => footer,
+    };
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    env.add_template("note.html", NOTE_HTML).map_err(|e| Error::internal("an email layout", e))?;
+    env.add_template("note.txt", NOTE_TEXT).map_err(|e| Error::internal("an email layout", e))?;
+    let render = |name: &str| {
+        env.get_template(name).and_then(|t| t.render(&ctx)).map_err(|e| Error::internal("rendering an email", e))
+    };
+    Ok(RenderedMail { subject: title.to_string(), text: render("note.txt")?, html: render("note.html")? })
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn notifications_escape_and_turn_right_to_left() {
+        let m = notification("ar", "crm-rs", "صفقة <b>", "x & y", Some("https://crm.example.com/deals/1")).unwrap();
+        assert!(m.html.contains(r#"dir="rtl""#) && m.html.contains("&lt;b&gt;") && m.html.contains("x &amp; y"));
+        assert!(m.text.contains("صفقة <b>") && m.text.contains("https://crm.example.com/deals/1"));
+    }
 
     fn vars() -> MailVars {
         MailVars {

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod company;
 pub mod contact;
 pub mod deal;
+pub mod delivery;
 pub mod idempotency;
 pub mod interaction;
 pub mod report;

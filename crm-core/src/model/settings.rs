@@ -10,7 +10,7 @@ use crate::error::{Errors, Result};
 use crate::model::JsonObject;
 
 /// The events a user can be notified of.
-pub const NOTIFICATION_EVENTS: [&str; 8] = [
+pub const NOTIFICATION_EVENTS: [&str; 9] = [
     "task.assigned",
     "task.due",
     "deal.assigned",
@@ -19,6 +19,7 @@ pub const NOTIFICATION_EVENTS: [&str; 8] = [
     "deal.lost",
     "contact.assigned",
     "account.security",
+    "record.changed",
 ];
 
 /// The channels notifications go out on.
@@ -58,7 +59,7 @@ impl Default for DisplayOptions {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct UserSettings {
     /// Event → channel → on/off. Events and channels not named take the defaults
-    /// (email and in-app on, chat off).
+    /// (email and in-app on, chat off; `record.changed` in-app only).
     pub notification_preferences: BTreeMap<String, BTreeMap<String, bool>>,
     /// One of [`LANGUAGES`].
     pub language: String,
@@ -137,6 +138,8 @@ impl UserSettings {
     pub fn wants(&self, event: &str, channel: &str) -> bool {
         match self.notification_preferences.get(event).and_then(|c| c.get(channel)) {
             Some(on) => *on,
+            // A change to a record you own is shown in the app only, unless asked for.
+            None if event == "record.changed" => channel == "in_app",
             None => matches!(channel, "email" | "in_app"),
         }
     }

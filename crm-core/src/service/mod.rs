@@ -26,6 +26,7 @@ mod contacts;
 mod deals;
 pub mod idempotency;
 pub(crate) mod input;
+mod integrations;
 mod interactions;
 mod oauth;
 pub(crate) mod records;
@@ -41,6 +42,10 @@ pub use auth::{AuthService, Authenticated, Registration, TokenPair};
 pub use companies::{CompanyPatch, CompanyService, NewCompany};
 pub use contacts::{ContactPatch, ContactService, NewContact};
 pub use deals::{DealPatch, DealService, NewDeal, NewLineItem, PipelineStage};
+pub use integrations::{
+    DeliveryService, NotificationService, WebhookInput, WebhookService, WebhookView, WebhookWithSecret,
+    ROTATION_OVERLAP,
+};
 pub use interactions::{InteractionPatch, InteractionService, NewInteraction};
 #[cfg(feature = "analytics")]
 pub use reports::{NewSavedReport, SavedReportPatch, SavedReportService, SavedRun};
@@ -59,6 +64,9 @@ pub struct CrmConfig {
     /// The region (ISO 3166 alpha-2) for phone numbers written without a country code;
     /// `None` requires the international `+` form.
     pub default_phone_region: Option<String>,
+    /// Where outgoing calls (webhooks, chat posts) may go: public addresses, and the
+    /// internal networks allowed here. Checked when a URL is saved and at every send.
+    pub outgoing: crate::delivery::ssrf::Guard,
 }
 
 struct Inner {
@@ -293,6 +301,21 @@ impl Crm {
     #[cfg(feature = "analytics")]
     pub fn saved_reports(&self) -> SavedReportService<'_> {
         SavedReportService { crm: self }
+    }
+
+    /// Outgoing webhook subscriptions.
+    pub fn webhooks(&self) -> WebhookService<'_> {
+        WebhookService { crm: self }
+    }
+
+    /// The delivery queue.
+    pub fn deliveries(&self) -> DeliveryService<'_> {
+        DeliveryService { crm: self }
+    }
+
+    /// The caller's in-app notifications.
+    pub fn notifications(&self) -> NotificationService<'_> {
+        NotificationService { crm: self }
     }
 
     /// The audit log.

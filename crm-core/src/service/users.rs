@@ -542,6 +542,9 @@ impl UserService<'_> {
             cs.writes.push(Write::Purge { kind, column: "user_id", id: uuid });
         }
         cs.writes.push(Write::Purge { kind: EntityKind::OutboxEvent, column: "entity_id", id: uuid });
+        // Their emails and notifications, queued, sent or shown.
+        cs.writes.push(Write::Purge { kind: EntityKind::Delivery, column: "target_id", id: uuid });
+        cs.writes.push(Write::Purge { kind: EntityKind::Notification, column: "user_id", id: uuid });
         cs.writes.push(Write::ClearReference { kind: EntityKind::Team, column: "manager_id", id: uuid, at: now });
         if let Some(to) = reassign_to {
             for (kind, column) in [

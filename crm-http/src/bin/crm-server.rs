@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! crm-server [serve]        # listen (default 127.0.0.1:8080) on the SQLite file crm.db
+//! crm-server worker         # deliver (mail, webhooks, notifications) without serving
 //! crm-server migrate        # create or upgrade the database schema
 //! crm-server create-admin --username U --email E --password P
 //! ```
@@ -12,7 +13,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use crm_core::mail::MailWorker;
 use crm_http::config::ServerConfig;
 use crm_http::{router, AppState};
 
@@ -31,8 +31,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the API (the default).
+    /// Serve the API (the default); it delivers too unless `--no-worker`.
     Serve,
+    /// Deliver emails, webhooks and notifications without serving the API (as many
+    /// workers as wanted, beside the servers: each delivery is claimed by one).
+    Worker,
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Create the first admin of an empty database, then exit.
@@ -100,10 +103,13 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     let store = config.store().await?;
     let crm = config.engine(store.store()).await?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let worker = MailWorker::new(crm.clone(), config.mailer()?, config.mail_config()?);
-    let mail = tokio::spawn(worker.run(std::time::Duration::from_secs(1), async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    }));
+    let engine = config.delivery_engine(crm.clone())?;
+    let consumers = engine.consumers();
+    let mail = (!config.no_worker).then(|| {
+        tokio::spawn(engine.run(std::time::Duration::from_secs(1), async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }))
+    });
     // Expired sessions, tokens and idempotency records go once an hour.
     let sweeper = {
         let crm = crm.clone();
@@ -128,6 +134,7 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
         address = %config.bind,
         backend = store.store().backend(),
         mail = %mail_to,
+        delivers = %if config.no_worker { "nothing (--no-worker)".to_string() } else { consumers.join(", ") },
         "crm-server listening on http://{}",
         config.bind
     );
@@ -152,14 +159,28 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     // The mail worker finishes the batch it is sending, then stops.
     sweeper.abort();
     let _ = stop_tx.send(true);
-    let _ = mail.await;
+    if let Some(mail) = mail {
+        let _ = mail.await;
+    }
     store.close().await;
     served.map_err(|e| crm_core::Error::internal("serving", e))
+}
+
+/// `crm-server worker`: the delivery engine alone, until SIGTERM or Ctrl-C.
+async fn worker(config: ServerConfig) -> crm_core::Result<()> {
+    let store = config.store().await?;
+    let crm = config.engine(store.store()).await?;
+    let engine = config.delivery_engine(crm)?;
+    tracing::info!(backend = store.store().backend(), delivers = %engine.consumers().join(", "), "crm-server worker started");
+    engine.run(std::time::Duration::from_secs(1), shutdown_signal()).await;
+    store.close().await;
+    Ok(())
 }
 
 async fn run(cli: Cli) -> crm_core::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
+        Command::Worker => worker(cli.config).await,
         Command::Migrate => {
             let store = cli.config.store().await?;
             store.close().await;

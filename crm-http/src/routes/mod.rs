@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod docs;
 pub mod health;
+pub mod integrations;
 pub mod records;
 pub mod reports;
 pub mod users;

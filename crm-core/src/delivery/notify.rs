@@ -1,0 +1,291 @@
+//! Who is told of an event, and how: the notification rules, read against each
+//! recipient's preferences (event × channel, see [`UserSettings`]).
+//!
+//! - `task.assigned`: the assignee;
+//! - `deal.stage_changed`: the deal's owner, as `deal.won`, `deal.lost` or
+//!   `deal.stage_changed`;
+//! - a contact or deal created for, or handed to, another user: that user
+//!   (`contact.assigned`, `deal.assigned`);
+//! - any other change to a contact, company, deal or task: its owner (`record.changed`).
+//!
+//! The actor is never told of their own change, and accounts that are not active get
+//! nothing.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value as Json};
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::model::delivery::Notification;
+use crate::model::settings::UserSettings;
+use crate::model::user::{User, UserStatus};
+use crate::outbox::OutboxEvent;
+use crate::schema::{EntityKind, Value};
+use crate::service::Crm;
+use crate::store::StoreExt;
+
+/// One thing to do for one recipient.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Planned {
+    /// A notification in the app, stored at once.
+    InApp(Notification),
+    /// A message through a delivery channel (`email`, `slack`, `teams`).
+    Send {
+        /// The channel.
+        consumer: &'static str,
+        /// The user told.
+        target: Uuid,
+        /// The preference event (`deal.won`).
+        topic: String,
+        /// What the channel renders.
+        payload: Json,
+    },
+}
+
+/// Plans the notifications of events, remembering the users it read.
+pub struct Planner<'a> {
+    crm: &'a Crm,
+    users: HashMap<Uuid, Option<User>>,
+}
+
+impl std::fmt::Debug for Planner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planner").finish_non_exhaustive()
+    }
+}
+
+fn uuid_at(v: &Json, path: &[&str]) -> Option<Uuid> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str().and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// The record kinds whose changes notify their owner.
+const OWNED_KINDS: [EntityKind; 4] = [EntityKind::Contact, EntityKind::Company, EntityKind::Deal, EntityKind::Task];
+
+impl<'a> Planner<'a> {
+    /// A planner for `crm`.
+    pub fn new(crm: &'a Crm) -> Self {
+        Self { crm, users: HashMap::new() }
+    }
+
+    async fn user(&mut self, id: Uuid) -> Result<Option<User>> {
+        if let Some(u) = self.users.get(&id) {
+            return Ok(u.clone());
+        }
+        let u = self.crm.store().get_as::<User>(id).await?;
+        self.users.insert(id, u.clone());
+        Ok(u)
+    }
+
+    /// A record's (owner, label), read from its row.
+    async fn owner_and_label(&self, kind: EntityKind, id: Uuid) -> Result<(Option<Uuid>, Option<String>)> {
+        let Some(row) = self.crm.store().get(kind, id).await? else { return Ok((None, None)) };
+        let at = |name: &str| kind.columns().iter().position(|c| c.name == name).and_then(|i| row.get(i));
+        let owner = kind.ownership_columns().0.and_then(at).and_then(|v| match v {
+            Value::Uuid(u) => Some(*u),
+            _ => None,
+        });
+        let label = at("name").and_then(|v| match v {
+            Value::Text(t) => Some(t.clone()),
+            _ => None,
+        });
+        Ok((owner, label))
+    }
+
+    /// The (recipient, preference event) pairs of an event.
+    async fn recipients(&self, ev: &OutboxEvent) -> Result<(Vec<(Uuid, &'static str)>, Option<String>)> {
+        let p = &ev.payload;
+        let actor = uuid_at(p, &["actorId"]);
+        let Some(kind) = EntityKind::ALL.into_iter().find(|k| k.name() == ev.entity_type) else {
+            return Ok((vec![], None));
+        };
+        if !OWNED_KINDS.contains(&kind) {
+            return Ok((vec![], None));
+        }
+        let Some(id) = ev.entity_id else { return Ok((vec![], None)) };
+        let (owner, label) = self.owner_and_label(kind, id).await?;
+        let mut out: Vec<(Uuid, &'static str)> = Vec::new();
+        let verb = ev.topic.split_once('.').map(|(_, v)| v).unwrap_or_default();
+        match ev.topic.as_str() {
+            "task.assigned" => out.extend(uuid_at(p, &["assignedUser"]).map(|u| (u, "task.assigned"))),
+            "deal.stage_changed" => {
+                let event = match p.get("to").and_then(Json::as_str) {
+                    Some("closed_won") => "deal.won",
+                    Some("closed_lost") => "deal.lost",
+                    _ => "deal.stage_changed",
+                };
+                out.extend(owner.map(|o| (o, event)));
+            }
+            _ if verb == "created" || verb == "updated" => {
+                let handed = uuid_at(p, &["changes", "ownerId", "after"]);
+                let assigned = match kind {
+                    EntityKind::Contact => Some("contact.assigned"),
+                    EntityKind::Deal => Some("deal.assigned"),
+                    _ => None,
+                };
+                match (handed, assigned) {
+                    (Some(to), Some(event)) => out.push((to, event)),
+                    // A task's assignee hears through `task.assigned`; a stage change
+                    // through `deal.stage_changed`.
+                    _ if verb == "updated" && !only_stage(p) => out.extend(owner.map(|o| (o, "record.changed"))),
+                    _ => {}
+                }
+            }
+            _ if verb == "deleted" || verb == "restored" => out.extend(owner.map(|o| (o, "record.changed"))),
+            _ => {}
+        }
+        out.retain(|(u, _)| Some(*u) != actor);
+        Ok((out, label))
+    }
+
+    /// What to do for an event.
+    pub async fn plan(&mut self, ev: &OutboxEvent) -> Result<Vec<Planned>> {
+        let (recipients, label) = self.recipients(ev).await?;
+        let mut out = Vec::new();
+        for (user_id, event) in recipients {
+            let Some(user) = self.user(user_id).await? else { continue };
+            if user.status != UserStatus::Active {
+                continue;
+            }
+            let settings = UserSettings::from_stored(&user.settings);
+            let actor_name = match uuid_at(&ev.payload, &["actorId"]) {
+                Some(a) => self.user(a).await?.map(|u| u.username),
+                None => None,
+            };
+            let text = texts(event, &settings.language, label.as_deref(), actor_name.as_deref(), &ev.payload);
+            let link = link(&ev.entity_type, ev.entity_id);
+            for channel in crate::model::settings::CHANNELS {
+                if !settings.wants(event, channel) {
+                    continue;
+                }
+                if channel == "in_app" {
+                    let at = self.crm.now();
+                    out.push(Planned::InApp(Notification {
+                        id: self.crm.new_id(at),
+                        user_id,
+                        event_id: ev.id,
+                        topic: event.to_string(),
+                        entity_type: ev.entity_type.clone(),
+                        entity_id: ev.entity_id,
+                        title: text.0.clone(),
+                        body: text.1.clone(),
+                        link: link.clone(),
+                        created_at: at,
+                        read_at: None,
+                        version: 1,
+                    }));
+                    continue;
+                }
+                let consumer = match channel {
+                    "email" => "email",
+                    "slack" => "slack",
+                    _ => "teams",
+                };
+                out.push(Planned::Send {
+                    consumer,
+                    target: user_id,
+                    topic: event.to_string(),
+                    payload: json!({
+                        "event": event,
+                        "title": text.0,
+                        "body": text.1,
+                        "link": link,
+                        "lang": settings.language,
+                        "entityType": ev.entity_type,
+                        "entityId": ev.entity_id,
+                    }),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Is this update a stage change alone (told as `deal.stage_changed`)?
+fn only_stage(p: &Json) -> bool {
+    p.get("changes").and_then(Json::as_object).is_some_and(|c| {
+        c.contains_key("stage")
+            && c.keys().all(|k| matches!(k.as_str(), "stage" | "stageChangedAt" | "probability" | "closedAt"))
+    })
+}
+
+/// The path of a record in the web app.
+pub fn link(entity_type: &str, id: Option<Uuid>) -> Option<String> {
+    let section = match entity_type {
+        "contact" => "contacts",
+        "company" => "companies",
+        "deal" => "deals",
+        "task" => "tasks",
+        _ => return None,
+    };
+    Some(match id {
+        Some(id) => format!("/{section}/{id}"),
+        None => format!("/{section}"),
+    })
+}
+
+/// The (title, body) of a notification in a language (`en`, `fr`, `ar`).
+pub fn texts(event: &str, lang: &str, label: Option<&str>, actor: Option<&str>, p: &Json) -> (String, String) {
+    let name = label.unwrap_or("—");
+    let who = actor.unwrap_or(match lang {
+        "fr" => "Quelqu'un",
+        "ar" => "شخص ما",
+        _ => "Someone",
+    });
+    let stage = p.get("to").and_then(Json::as_str).unwrap_or_default().replace('_', " ");
+    let (title, body) = match (lang, event) {
+        ("fr", "task.assigned") => {
+            (format!("Tâche assignée : {name}"), format!("{who} vous a assigné la tâche « {name} »."))
+        }
+        ("fr", "deal.won") => {
+            (format!("Affaire gagnée : {name}"), format!("{who} a marqué l'affaire « {name} » comme gagnée."))
+        }
+        ("fr", "deal.lost") => {
+            (format!("Affaire perdue : {name}"), format!("{who} a marqué l'affaire « {name} » comme perdue."))
+        }
+        ("fr", "deal.stage_changed") => {
+            (format!("Affaire : {name}"), format!("{who} a passé l'affaire « {name} » à l'étape {stage}."))
+        }
+        ("fr", "deal.assigned") => {
+            (format!("Affaire confiée : {name}"), format!("{who} vous a confié l'affaire « {name} »."))
+        }
+        ("fr", "contact.assigned") => {
+            (format!("Contact confié : {name}"), format!("{who} vous a confié le contact « {name} »."))
+        }
+        ("fr", "task.due") => (format!("Tâche à échéance : {name}"), format!("La tâche « {name} » arrive à échéance.")),
+        ("fr", _) => (format!("Modifié : {name}"), format!("{who} a modifié « {name} », qui vous appartient.")),
+        ("ar", "task.assigned") => (format!("مهمة مسندة إليك: {name}"), format!("أسند إليك {who} المهمة «{name}».")),
+        ("ar", "deal.won") => (format!("صفقة رابحة: {name}"), format!("سجّل {who} الصفقة «{name}» كصفقة رابحة.")),
+        ("ar", "deal.lost") => (format!("صفقة خاسرة: {name}"), format!("سجّل {who} الصفقة «{name}» كصفقة خاسرة.")),
+        ("ar", "deal.stage_changed") => {
+            (format!("صفقة: {name}"), format!("نقل {who} الصفقة «{name}» إلى المرحلة {stage}."))
+        }
+        ("ar", "deal.assigned") => (format!("صفقة أسندت إليك: {name}"), format!("أسند إليك {who} الصفقة «{name}».")),
+        ("ar", "contact.assigned") => {
+            (format!("جهة اتصال أسندت إليك: {name}"), format!("أسند إليك {who} جهة الاتصال «{name}»."))
+        }
+        ("ar", "task.due") => (format!("مهمة مستحقة: {name}"), format!("موعد المهمة «{name}» يقترب.")),
+        ("ar", _) => (format!("تعديل: {name}"), format!("عدّل {who} «{name}» الذي تملكه.")),
+        (_, "task.assigned") => {
+            (format!("Task assigned to you: {name}"), format!("{who} assigned you the task “{name}”."))
+        }
+        (_, "deal.won") => (format!("Deal won: {name}"), format!("{who} marked the deal “{name}” as won.")),
+        (_, "deal.lost") => (format!("Deal lost: {name}"), format!("{who} marked the deal “{name}” as lost.")),
+        (_, "deal.stage_changed") => {
+            (format!("Deal moved: {name}"), format!("{who} moved the deal “{name}” to {stage}."))
+        }
+        (_, "deal.assigned") => {
+            (format!("Deal assigned to you: {name}"), format!("{who} handed you the deal “{name}”."))
+        }
+        (_, "contact.assigned") => {
+            (format!("Contact assigned to you: {name}"), format!("{who} handed you the contact “{name}”."))
+        }
+        (_, "task.due") => (format!("Task due soon: {name}"), format!("The task “{name}” is due soon.")),
+        (_, _) => (format!("Changed: {name}"), format!("{who} changed “{name}”, which you own.")),
+    };
+    (title, body)
+}

@@ -1,0 +1,453 @@
+//! Outgoing webhooks (admins), the delivery queue (admins: list, inspect, replay) and
+//! each user's in-app notifications.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::Crm;
+use crate::delivery::{signing, ssrf};
+use crate::error::{Error, Errors, Result};
+use crate::model::delivery::{Delivery, DeliveryState, Notification, Webhook};
+use crate::policy::{Action, Actor, Resource};
+use crate::query::{Cmp, Direction, Filter, ListQuery, Page, Predicate, SortKey, StoreQuery};
+use crate::schema::{to_row, EntityKind, Value};
+use crate::store::{Changeset, StoreExt, Write};
+
+/// How long a rotated-out webhook secret keeps signing beside the new one.
+pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
+
+/// A webhook subscription as callers see it: never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView {
+    /// Id.
+    pub id: Uuid,
+    /// Where events go.
+    pub url: String,
+    /// The event types sent (`deal.won`, `contact.*`, `*`).
+    pub events: Vec<String>,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Paused subscriptions get nothing.
+    pub active: bool,
+    /// While a rotation overlaps: until when the previous secret still signs.
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Version (send it back as `version` to update).
+    pub version: i64,
+}
+
+impl From<&Webhook> for WebhookView {
+    fn from(w: &Webhook) -> Self {
+        Self {
+            id: w.id,
+            url: w.url.clone(),
+            events: w.events.clone(),
+            description: w.description.clone(),
+            active: w.active,
+            previous_secret_until: w.previous_until,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            version: w.version,
+        }
+    }
+}
+
+/// A new subscription, or the fields of one to change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookInput {
+    /// Where events go: `https://…` (`http://` is accepted for allow-listed receivers).
+    pub url: Option<String>,
+    /// Event types: `contact.created`, `deal.stage_changed`, `deal.*`, `*`.
+    pub events: Option<Vec<String>>,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Paused or not (default: active).
+    pub active: Option<bool>,
+    /// For updates: the version the change was made from.
+    pub version: Option<i64>,
+}
+
+/// A subscription with its secret: the answer of creating one, rotating its secret,
+/// or asking for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookWithSecret {
+    /// The subscription.
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    /// The signing secret (`whsec_…`), for the receiver's verifier.
+    pub secret: String,
+}
+
+/// Outgoing webhook subscriptions: admins (the `Integrations` resource).
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookService<'a> {
+    pub(super) crm: &'a Crm,
+}
+
+fn check_input(guard: &ssrf::Guard, input: &WebhookInput, creating: bool, errs: &mut Errors) -> Option<url::Url> {
+    let url = match &input.url {
+        Some(u) => errs.take("url", ssrf::parse_url(u, "url")),
+        None if creating => {
+            errs.add("url", "required", "the receiver's URL is required");
+            None
+        }
+        None => None,
+    };
+    if let Some(u) = &url {
+        // A literal internal address is refused now; names are checked at each send.
+        let literal = match u.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if literal.is_some_and(|ip| !guard.permits(ip)) {
+            errs.add("url", "forbidden_address", "an internal address; webhooks go to public addresses");
+        }
+    }
+    match &input.events {
+        Some(events) if events.is_empty() => errs.add("events", "required", "name at least one event type"),
+        Some(events) => {
+            for (i, e) in events.iter().enumerate() {
+                if !signing::valid_pattern(e) {
+                    errs.add(
+                        format!("events[{i}]"),
+                        "invalid_value",
+                        format!(
+                            "'{e}' is not an event type; one of *, <kind>.*, {}",
+                            signing::event_types().join(", ")
+                        ),
+                    );
+                }
+            }
+            if events.len() > 100 {
+                errs.add("events", "too_long", "at most 100 event types");
+            }
+        }
+        None if creating => errs.add("events", "required", "name at least one event type"),
+        None => {}
+    }
+    if input.description.as_ref().is_some_and(|d| d.chars().count() > 500) {
+        errs.add("description", "too_long", "at most 500 characters");
+    }
+    url
+}
+
+impl WebhookService<'_> {
+    fn require(&self, actor: &Actor, action: Action) -> Result<()> {
+        self.crm.policy().require(actor, Resource::Integrations, action).map(|_| ())
+    }
+
+    fn seal(&self, secret: &str) -> Result<String> {
+        self.crm.auth_settings()?.sealer.seal(secret)
+    }
+
+    /// The secrets signing a subscription's deliveries now: its own, and the previous
+    /// one while the rotation overlaps.
+    pub fn secrets(&self, w: &Webhook) -> Result<Vec<String>> {
+        let sealer = &self.crm.auth_settings()?.sealer;
+        let mut out = vec![sealer.open(&w.secret)?];
+        if let (Some(prev), Some(until)) = (&w.previous_secret, w.previous_until) {
+            if until > self.crm.now() {
+                out.push(sealer.open(prev)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Subscribes a URL to event types; the answer carries the new secret.
+    pub async fn create(&self, actor: &Actor, input: WebhookInput) -> Result<WebhookWithSecret> {
+        self.require(actor, Action::Create)?;
+        let mut errs = Errors::new();
+        let url = check_input(&self.crm.config().outgoing, &input, true, &mut errs);
+        errs.finish()?;
+        let now = self.crm.now();
+        let secret = signing::new_secret()?;
+        let w = Webhook {
+            id: self.crm.new_id(now),
+            url: url.map(|u| u.to_string()).unwrap_or_default(),
+            events: input.events.unwrap_or_default(),
+            description: input.description,
+            active: input.active.unwrap_or(true),
+            secret: self.seal(&secret)?,
+            previous_secret: None,
+            previous_until: None,
+            created_at: now,
+            updated_at: now,
+            created_by: Some(actor.user_id.as_uuid()),
+            version: 1,
+        };
+        let view = WebhookView::from(&w);
+        let audit = self.crm.audit_event(
+            actor,
+            "webhook.created".into(),
+            EntityKind::Webhook,
+            Some(w.id),
+            json!({"url": w.url, "events": w.events}),
+        );
+        let cs = Changeset {
+            writes: vec![Write::Insert { kind: EntityKind::Webhook, row: to_row(&w)? }],
+            audit: vec![audit],
+        };
+        self.crm.store().apply(cs).await?;
+        Ok(WebhookWithSecret { webhook: view, secret })
+    }
+
+    async fn load(&self, actor: &Actor, id: Uuid, action: Action) -> Result<Webhook> {
+        self.require(actor, action)?;
+        self.crm.store().get_as::<Webhook>(id).await?.ok_or(Error::NotFound { entity: "webhook" })
+    }
+
+    /// Every subscription, oldest first.
+    pub async fn list(&self, actor: &Actor) -> Result<Vec<WebhookView>> {
+        self.require(actor, Action::Read)?;
+        let q = StoreQuery {
+            filter: None,
+            sort: vec![SortKey { column: EntityKind::Webhook.require_column("id")?, direction: Direction::Asc }],
+            limit: 10_000,
+            include_deleted: true,
+        };
+        Ok(self.crm.store().list_as::<Webhook>(&q).await?.iter().map(WebhookView::from).collect())
+    }
+
+    /// One subscription.
+    pub async fn get(&self, actor: &Actor, id: Uuid) -> Result<WebhookView> {
+        Ok(WebhookView::from(&self.load(actor, id, Action::Read).await?))
+    }
+
+    /// One subscription with its current secret.
+    pub async fn secret(&self, actor: &Actor, id: Uuid) -> Result<WebhookWithSecret> {
+        let w = self.load(actor, id, Action::Update).await?;
+        let secret = self.crm.auth_settings()?.sealer.open(&w.secret)?;
+        Ok(WebhookWithSecret { webhook: WebhookView::from(&w), secret })
+    }
+
+    async fn save(&self, actor: &Actor, before: &Webhook, after: Webhook, action: &str) -> Result<WebhookView> {
+        let audit = self.crm.audit_event(
+            actor,
+            action.into(),
+            EntityKind::Webhook,
+            Some(after.id),
+            json!({"url": after.url, "events": after.events, "active": after.active}),
+        );
+        let view = WebhookView::from(&after);
+        let write = Write::Update { kind: EntityKind::Webhook, row: to_row(&after)?, expected_version: before.version };
+        self.crm.store().apply(Changeset { writes: vec![write], audit: vec![audit] }).await?;
+        Ok(view)
+    }
+
+    /// Changes a subscription's URL, events, description or state.
+    pub async fn update(&self, actor: &Actor, id: Uuid, input: WebhookInput) -> Result<WebhookView> {
+        let before = self.load(actor, id, Action::Update).await?;
+        if let Some(v) = input.version {
+            super::records::check_version(Some(v), before.version)?;
+        }
+        let mut errs = Errors::new();
+        let url = check_input(&self.crm.config().outgoing, &input, false, &mut errs);
+        errs.finish()?;
+        let mut after = before.clone();
+        if let Some(u) = url {
+            after.url = u.to_string();
+        }
+        if let Some(e) = input.events {
+            after.events = e;
+        }
+        if input.description.is_some() {
+            after.description = input.description;
+        }
+        if let Some(a) = input.active {
+            after.active = a;
+        }
+        after.updated_at = self.crm.now();
+        after.version += 1;
+        self.save(actor, &before, after, "webhook.updated").await
+    }
+
+    /// A new secret; the old one keeps signing beside it for [`ROTATION_OVERLAP`], so
+    /// receivers can switch without missing a message.
+    pub async fn rotate_secret(&self, actor: &Actor, id: Uuid) -> Result<WebhookWithSecret> {
+        let before = self.load(actor, id, Action::Update).await?;
+        let secret = signing::new_secret()?;
+        let mut after = before.clone();
+        after.previous_secret = Some(before.secret.clone());
+        after.previous_until = Some(self.crm.now() + ROTATION_OVERLAP);
+        after.secret = self.seal(&secret)?;
+        after.updated_at = self.crm.now();
+        after.version += 1;
+        let view = self.save(actor, &before, after, "webhook.secret_rotated").await?;
+        Ok(WebhookWithSecret { webhook: view, secret })
+    }
+
+    /// Removes a subscription; its queued deliveries die at their next attempt.
+    pub async fn delete(&self, actor: &Actor, id: Uuid) -> Result<()> {
+        let w = self.load(actor, id, Action::Delete).await?;
+        let audit = self.crm.audit_event(
+            actor,
+            "webhook.deleted".into(),
+            EntityKind::Webhook,
+            Some(w.id),
+            json!({"url": w.url}),
+        );
+        let cs = Changeset {
+            writes: vec![Write::Purge { kind: EntityKind::Webhook, column: "id", id }],
+            audit: vec![audit],
+        };
+        self.crm.store().apply(cs).await
+    }
+
+    /// The deliveries of one subscription, newest first.
+    pub async fn deliveries(&self, actor: &Actor, id: Uuid, query: ListQuery) -> Result<Page<Delivery>> {
+        self.load(actor, id, Action::Read).await?;
+        self.crm.deliveries().list(actor, query, Some(id)).await
+    }
+}
+
+/// The delivery queue: admins (the `Integrations` resource).
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryService<'a> {
+    pub(super) crm: &'a Crm,
+}
+
+impl DeliveryService<'_> {
+    /// Deliveries, newest first; filter on `state`, `consumer`, `topic`, `targetId`,
+    /// `eventId`, `attempts`, `createdAt`.
+    pub async fn list(&self, actor: &Actor, query: ListQuery, target: Option<Uuid>) -> Result<Page<Delivery>> {
+        let k = EntityKind::Delivery;
+        let newest = vec![SortKey { column: k.require_column("id")?, direction: Direction::Desc }];
+        let extra = match target {
+            Some(t) => {
+                Some(Filter::Cmp(Cmp { column: k.require_column("target_id")?, pred: Predicate::Eq(Value::Uuid(t)) }))
+            }
+            None => None,
+        };
+        self.crm.list_page(actor, k, query, newest, extra, None).await
+    }
+
+    /// One delivery.
+    pub async fn get(&self, actor: &Actor, id: Uuid) -> Result<Delivery> {
+        self.crm.policy().require(actor, Resource::Integrations, Action::Read)?;
+        self.crm.store().get_as::<Delivery>(id).await?.ok_or(Error::NotFound { entity: "delivery" })
+    }
+
+    /// Sends a delivery again: back to pending, due now, its attempts counted afresh.
+    pub async fn replay(&self, actor: &Actor, id: Uuid) -> Result<Delivery> {
+        self.crm.policy().require(actor, Resource::Integrations, Action::Update)?;
+        let before = self.crm.store().get_as::<Delivery>(id).await?.ok_or(Error::NotFound { entity: "delivery" })?;
+        if before.state == DeliveryState::Pending && before.attempts == 0 {
+            return Ok(before);
+        }
+        let mut after = before.clone();
+        after.state = DeliveryState::Pending;
+        after.attempts = 0;
+        after.available_at = self.crm.now();
+        after.delivered_at = None;
+        after.version += 1;
+        let audit = self.crm.audit_event(
+            actor,
+            "delivery.replayed".into(),
+            EntityKind::Delivery,
+            Some(id),
+            json!({"consumer": after.consumer, "topic": after.topic, "was": before.state}),
+        );
+        let write =
+            Write::Update { kind: EntityKind::Delivery, row: to_row(&after)?, expected_version: before.version };
+        self.crm.store().apply(Changeset { writes: vec![write], audit: vec![audit] }).await?;
+        Ok(after)
+    }
+}
+
+/// A user's in-app notifications.
+#[derive(Debug, Clone, Copy)]
+pub struct NotificationService<'a> {
+    pub(super) crm: &'a Crm,
+}
+
+fn mine(actor: &Actor) -> Result<Filter> {
+    Ok(Filter::Cmp(Cmp {
+        column: EntityKind::Notification.require_column("user_id")?,
+        pred: Predicate::Eq(Value::Uuid(actor.user_id.as_uuid())),
+    }))
+}
+
+fn unread() -> Result<Filter> {
+    Ok(Filter::Cmp(Cmp { column: EntityKind::Notification.require_column("read_at")?, pred: Predicate::IsNull }))
+}
+
+impl NotificationService<'_> {
+    /// The actor's notifications, newest first (`unread_only`: those not read yet).
+    pub async fn list(&self, actor: &Actor, query: ListQuery, unread_only: bool) -> Result<Page<Notification>> {
+        let k = EntityKind::Notification;
+        let newest = vec![SortKey { column: k.require_column("id")?, direction: Direction::Desc }];
+        let extra = if unread_only { Filter::And(vec![mine(actor)?, unread()?]) } else { mine(actor)? };
+        self.crm.list_page(actor, k, query, newest, Some(extra), None).await
+    }
+
+    /// How many the actor has not read.
+    pub async fn unread_count(&self, actor: &Actor) -> Result<u64> {
+        let f = Filter::And(vec![mine(actor)?, unread()?]);
+        self.crm.store().count(EntityKind::Notification, Some(&f), true).await
+    }
+
+    /// Marks one read (it must be the actor's).
+    pub async fn read(&self, actor: &Actor, id: Uuid) -> Result<Notification> {
+        let n = self.crm.store().get_as::<Notification>(id).await?;
+        let Some(before) = n.filter(|n| n.user_id == actor.user_id.as_uuid()) else {
+            return Err(Error::NotFound { entity: "notification" });
+        };
+        if before.read_at.is_some() {
+            return Ok(before);
+        }
+        let mut after = before.clone();
+        after.read_at = Some(self.crm.now());
+        after.version += 1;
+        let write =
+            Write::Update { kind: EntityKind::Notification, row: to_row(&after)?, expected_version: before.version };
+        self.crm.store().apply(Changeset { writes: vec![write], audit: vec![] }).await?;
+        Ok(after)
+    }
+
+    /// Marks every one of the actor's read; returns how many were unread.
+    pub async fn read_all(&self, actor: &Actor) -> Result<u64> {
+        let now = self.crm.now();
+        let mut total = 0;
+        loop {
+            let q = StoreQuery {
+                filter: Some(Filter::And(vec![mine(actor)?, unread()?])),
+                sort: vec![],
+                limit: 500,
+                include_deleted: true,
+            };
+            let batch = self.crm.store().list_as::<Notification>(&q).await?;
+            if batch.is_empty() {
+                return Ok(total);
+            }
+            let mut writes = Vec::with_capacity(batch.len());
+            for n in &batch {
+                let mut after = n.clone();
+                after.read_at = Some(now);
+                after.version += 1;
+                writes.push(Write::Update {
+                    kind: EntityKind::Notification,
+                    row: to_row(&after)?,
+                    expected_version: n.version,
+                });
+            }
+            match self.crm.store().apply(Changeset { writes, audit: vec![] }).await {
+                Ok(()) => total += batch.len() as u64,
+                // Read meanwhile elsewhere: look again.
+                Err(Error::VersionConflict { .. } | Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

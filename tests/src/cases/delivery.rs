@@ -1,0 +1,431 @@
+//! The delivery engine: claims, webhooks (signed, retried, replayed, guarded),
+//! notifications by preference.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::Duration;
+use crm_core::delivery::webhook::{HttpConfig, WebhookChannel};
+use crm_core::delivery::{signing, ssrf::Guard, DeliveryEngine, EngineConfig};
+use crm_core::mail::{MailConfig, NotificationMailChannel};
+use crm_core::model::delivery::{Delivery, DeliveryState, Notification};
+use crm_core::query::{Cmp, Direction, Filter, Predicate, SortKey, StoreQuery};
+use crm_core::schema::to_row;
+use crm_core::service::{ContactPatch, DealPatch, NewContact, NewDeal, NewTask, UserPatch, WebhookInput};
+use crm_core::{Changeset, Claim, CrmConfig, DealStage, EntityKind, ListQuery, Role, StoreExt, Value, Write};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{assert_code, fields};
+use crate::receiver::Receiver;
+use crate::{mail, unique_email, Harness, TestBackend, PUBLIC_URL};
+
+fn loopback() -> CrmConfig {
+    CrmConfig { outgoing: Guard::allowing(vec!["127.0.0.1/32".parse().expect("cidr")]), ..Default::default() }
+}
+
+fn engine(h: &Harness, config: EngineConfig) -> DeliveryEngine {
+    let mail_config = MailConfig {
+        public_url: PUBLIC_URL.into(),
+        from: "crm-rs <no-reply@crm.test.example>".parse().expect("from"),
+        app_name: "crm-rs".into(),
+    };
+    DeliveryEngine::new(h.crm.clone())
+        .config(config)
+        .channel(Arc::new(WebhookChannel::new(HttpConfig::default())))
+        .channel(Arc::new(NotificationMailChannel::new(Arc::new(mail::sink_mailer()), mail_config)))
+}
+
+async fn deliveries(h: &Harness, consumer: &str) -> Vec<Delivery> {
+    let k = EntityKind::Delivery;
+    let q = StoreQuery {
+        filter: Some(Filter::Cmp(Cmp {
+            column: k.require_column("consumer").expect("column"),
+            pred: Predicate::Eq(Value::Text(consumer.into())),
+        })),
+        sort: vec![SortKey { column: k.require_column("id").expect("column"), direction: Direction::Asc }],
+        limit: 1000,
+        include_deleted: true,
+    };
+    h.crm.store().list_as::<Delivery>(&q).await.expect("deliveries")
+}
+
+/// Four workers claiming at once never take the same delivery, every due one is taken,
+/// and a claimed one is not taken again while its lease runs.
+pub async fn claims_never_overlap(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let now = h.crm.now();
+    let mut writes = Vec::new();
+    for i in 0..40 {
+        let d = Delivery {
+            id: Uuid::now_v7(),
+            event_id: Uuid::now_v7(),
+            consumer: "webhook".into(),
+            target_id: None,
+            topic: "contact.created".into(),
+            payload: json!({"i": i}),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            available_at: now - Duration::seconds(i + 1),
+            created_at: now,
+            delivered_at: None,
+            last_error: None,
+            last_status: None,
+            version: 1,
+        };
+        writes.push(Write::Insert { kind: EntityKind::Delivery, row: to_row(&d).expect("row") });
+    }
+    h.crm.store().apply(Changeset { writes, audit: vec![] }).await.expect("insert");
+    let k = EntityKind::Delivery;
+    let claim = Claim {
+        kind: k,
+        query: StoreQuery {
+            filter: Some(Filter::And(vec![
+                Filter::Cmp(Cmp {
+                    column: k.require_column("state").expect("column"),
+                    pred: Predicate::Eq(Value::Text("pending".into())),
+                }),
+                Filter::Cmp(Cmp {
+                    column: k.require_column("available_at").expect("column"),
+                    pred: Predicate::Lte(Value::Timestamp(now)),
+                }),
+            ])),
+            sort: vec![SortKey {
+                column: k.require_column("available_at").expect("column"),
+                direction: Direction::Asc,
+            }],
+            limit: 15,
+            include_deleted: true,
+        },
+        lease_column: "available_at",
+        until: now + Duration::minutes(5),
+        count_column: Some("attempts"),
+    };
+    let store = b.store();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (store, claim) = (store.clone(), claim.clone());
+        tasks.push(tokio::spawn(async move { store.claim(&claim).await.expect("claim") }));
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for t in tasks {
+        for row in t.await.expect("task") {
+            let d: Delivery = crm_core::schema::from_row(row).expect("delivery");
+            assert_eq!((d.attempts, d.version), (1, 2), "taken once: {d:?}");
+            assert_eq!(d.available_at, now + Duration::minutes(5));
+            assert!(seen.insert(d.id), "a delivery claimed twice: {}", d.id);
+            total += 1;
+        }
+    }
+    let all: Vec<Delivery> = h.crm.store().list_as(&StoreQuery::all(EntityKind::Delivery, 100)).await.expect("all");
+    let leased = all.iter().filter(|d| d.attempts == 1).count();
+    assert_eq!(total, 40, "every due delivery is taken ({leased} leased in the store)");
+    assert!(store.claim(&claim).await.expect("claim").is_empty(), "leased ones wait");
+}
+
+/// Python's reference verifier (`standardwebhooks` from PyPI) accepts the signature.
+fn verify_with_reference(secret: &str, r: &crate::receiver::Received) {
+    let python = std::env::var("CRM_TEST_WEBHOOK_PYTHON").unwrap_or_else(|_| {
+        panic!("CRM_TEST_WEBHOOK_PYTHON is not set: run scripts/test (it installs standardwebhooks)")
+    });
+    let script = r#"
+import os, sys
+from standardwebhooks.webhooks import Webhook
+headers = {k: os.environ["H_" + k.replace("-", "_").upper()] for k in ("webhook-id", "webhook-timestamp", "webhook-signature")}
+Webhook(os.environ["SECRET"]).verify(sys.stdin.buffer.read(), headers)
+print("verified")
+"#;
+    let mut child = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .env("SECRET", secret)
+        .env("H_WEBHOOK_ID", r.header("webhook-id").expect("id"))
+        .env("H_WEBHOOK_TIMESTAMP", r.header("webhook-timestamp").expect("timestamp"))
+        .env("H_WEBHOOK_SIGNATURE", r.header("webhook-signature").expect("signature"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the reference verifier");
+    use std::io::Write as _;
+    child.stdin.take().expect("stdin").write_all(&r.body).expect("body");
+    let out = child.wait_with_output().expect("verifier");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("verified"),
+        "the reference verifier refused it: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A subscription gets its events signed per Standard Webhooks (checked by the
+/// reference implementation); a 503 with `Retry-After` is retried after it with the
+/// same `webhook-id`; too many failures make it dead; an admin replays it; a rotation
+/// signs with both secrets; events it did not ask for, and private ones, never reach it.
+pub async fn webhooks_are_signed_retried_and_replayed(b: &dyn TestBackend) {
+    let h = Harness::with_config(b, loopback()).await;
+    let rx = Receiver::start().await;
+    let hooks = h.crm.webhooks();
+    let input = WebhookInput {
+        url: Some(rx.url("/hooks/crm?src=crm-rs")),
+        events: Some(vec!["contact.*".into()]),
+        description: Some("sync".into()),
+        ..Default::default()
+    };
+    let made = hooks.create(&h.admin, input).await.expect("subscribe");
+    assert!(made.secret.starts_with("whsec_"));
+    let user = h.user("hook-user", Role::User, None).await;
+    assert_code(hooks.list(&user).await, "forbidden");
+    let eng = engine(&h, EngineConfig { max_attempts: 3, ..Default::default() });
+
+    let ann = h
+        .crm
+        .contacts()
+        .create(
+            &h.admin,
+            NewContact { name: "Ann Hook".into(), email: Some(unique_email("ann")), ..Default::default() },
+        )
+        .await
+        .expect("contact");
+    // A deal and a password reset are not for this subscription.
+    h.crm.deals().create(&h.admin, NewDeal { name: "Big".into(), ..Default::default() }).await.expect("deal");
+    let report = eng.run_once().await.expect("run");
+    assert_eq!(report.sent, 1, "{report:?}");
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    let first = &got[0];
+    assert_eq!(first.path, "/hooks/crm?src=crm-rs");
+    assert_eq!(first.header("content-type"), Some("application/json"));
+    let body = first.json();
+    assert_eq!(body["type"], "contact.created");
+    assert_eq!(body["data"]["id"], json!(ann.id));
+    assert_eq!(body["data"]["changes"]["name"]["after"], "Ann Hook");
+    let id = first.header("webhook-id").expect("webhook-id").to_string();
+    let ts: i64 = first.header("webhook-timestamp").expect("timestamp").parse().expect("seconds");
+    assert!((ts - chrono::Utc::now().timestamp()).abs() < 60, "the wall clock: {ts}");
+    assert_eq!(
+        first.header("webhook-signature"),
+        Some(signing::sign(&made.secret, &id, ts, &first.body).expect("sign").as_str())
+    );
+    verify_with_reference(&made.secret, first);
+
+    // The receiver is busy: it is asked again after its Retry-After, with the same id.
+    rx.answer(&[(503, Some(120))]);
+    let patch = ContactPatch { job_title: Some(Some("CEO".into())), ..Default::default() };
+    h.crm.contacts().update(&h.admin, ann.id, patch).await.expect("update");
+    let report = eng.run_once().await.expect("run");
+    assert_eq!((report.sent, report.retried), (0, 1), "{report:?}");
+    let pending =
+        deliveries(&h, "webhook").await.into_iter().find(|d| d.state == DeliveryState::Pending).expect("pending");
+    assert_eq!(pending.last_status, Some(503));
+    assert_eq!(pending.available_at, h.crm.now() + Duration::seconds(120));
+    assert_eq!(eng.run_once().await.expect("run").sent, 0, "not before Retry-After");
+    h.clock.advance(Duration::seconds(121));
+    assert_eq!(eng.run_once().await.expect("run").sent, 1);
+    let got = rx.received();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[1].header("webhook-id"), got[2].header("webhook-id"), "one idempotency key per event");
+    assert_ne!(got[1].header("webhook-id"), Some(id.as_str()));
+
+    // Three failures: dead. The admin API shows it and replays it.
+    rx.answer(&[(500, None), (500, None), (500, None)]);
+    h.crm.contacts().delete(&h.admin, ann.id, None).await.expect("delete");
+    for _ in 0..3 {
+        eng.run_once().await.expect("run");
+        h.clock.advance(Duration::hours(2));
+    }
+    let dead = deliveries(&h, "webhook").await.into_iter().find(|d| d.state == DeliveryState::Dead).expect("dead");
+    assert_eq!(dead.attempts, 3);
+    assert!(dead.last_error.as_deref().is_some_and(|e| e.contains("HTTP 500")), "{dead:?}");
+    let q = ListQuery::new().filter_str(EntityKind::Delivery, "state[eq]:dead").expect("filter");
+    let page = h.crm.deliveries().list(&h.admin, q, None).await.expect("admin list");
+    assert_eq!(page.data.len(), 1);
+    assert_code(h.crm.deliveries().replay(&user, dead.id).await, "forbidden");
+    let replayed = h.crm.deliveries().replay(&h.admin, dead.id).await.expect("replay");
+    assert_eq!((replayed.state, replayed.attempts), (DeliveryState::Pending, 0));
+    assert_eq!(eng.run_once().await.expect("run").sent, 1);
+    let log = hooks.deliveries(&h.admin, made.webhook.id, ListQuery::new()).await.expect("log");
+    assert_eq!(log.data.len(), 3);
+    assert!(log.data.iter().all(|d| d.state == DeliveryState::Delivered));
+
+    // Rotation: both secrets sign during the overlap.
+    let rotated = hooks.rotate_secret(&h.admin, made.webhook.id).await.expect("rotate");
+    assert_ne!(rotated.secret, made.secret);
+    h.crm.contacts().restore(&h.admin, ann.id).await.expect("restore");
+    eng.run_once().await.expect("run");
+    let last = rx.received().pop().expect("a request");
+    let sig = last.header("webhook-signature").expect("signature");
+    assert_eq!(sig.split(' ').count(), 2, "{sig}");
+    verify_with_reference(&rotated.secret, &last);
+    verify_with_reference(&made.secret, &last);
+    // Bad input names its field.
+    let bad =
+        WebhookInput { url: Some("ftp://x".into()), events: Some(vec!["user.created".into()]), ..Default::default() };
+    let e = assert_code(hooks.create(&h.admin, bad).await, "validation_failed");
+    assert_eq!(fields(&e), vec!["url", "events[0]"]);
+    // Paused: nothing more.
+    let pause = WebhookInput { active: Some(false), ..Default::default() };
+    hooks.update(&h.admin, made.webhook.id, pause).await.expect("pause");
+    let before = rx.received().len();
+    h.crm.contacts().create(&h.admin, NewContact { name: "Bo".into(), ..Default::default() }).await.expect("contact");
+    eng.run_once().await.expect("run");
+    assert_eq!(rx.received().len(), before);
+}
+
+/// Outgoing calls never reach internal addresses unless allow-listed: literal ones
+/// are refused when saved, names resolving to them (localhost) die at send.
+pub async fn webhooks_refuse_internal_addresses(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let hooks = h.crm.webhooks();
+    for url in
+        ["http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data", "http://[::1]:8080/", "http://127.0.0.1/"]
+    {
+        let input = WebhookInput { url: Some(url.into()), events: Some(vec!["*".into()]), ..Default::default() };
+        let e = assert_code(hooks.create(&h.admin, input).await, "validation_failed");
+        assert_eq!(fields(&e), vec!["url"], "{url}");
+    }
+    let rx = Receiver::start().await;
+    let url = format!("http://localhost:{}/x", rx.addr.port());
+    let input = WebhookInput { url: Some(url), events: Some(vec!["*".into()]), ..Default::default() };
+    hooks.create(&h.admin, input).await.expect("a name is checked when sending");
+    h.crm.contacts().create(&h.admin, NewContact { name: "Cy".into(), ..Default::default() }).await.expect("contact");
+    let report = engine(&h, EngineConfig::default()).run_once().await.expect("run");
+    assert_eq!(report.abandoned, 1, "{report:?}");
+    assert!(rx.received().is_empty(), "nothing reached the internal address");
+    let dead = deliveries(&h, "webhook").await.pop().expect("delivery");
+    assert_eq!(dead.state, DeliveryState::Dead);
+    assert!(dead.last_error.as_deref().is_some_and(|e| e.contains("internal address")), "{dead:?}");
+}
+
+async fn notes(h: &Harness, a: &crm_core::Actor) -> Vec<Notification> {
+    h.crm.notifications().list(a, ListQuery::new(), false).await.expect("list").data
+}
+
+/// Task assignments, deal outcomes and records handed over reach their user by the
+/// channels they chose; the actor hears nothing of their own change.
+pub async fn notifications_follow_preferences(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let team = h.team("sales").await;
+    let boss = h.user("boss", Role::Manager, Some(team)).await;
+    let email = unique_email("rep");
+    let rep_user = h
+        .crm
+        .users()
+        .create(
+            &h.admin,
+            crm_core::service::NewUser {
+                username: "rep".into(),
+                email: email.clone(),
+                role: Some(Role::User),
+                team_id: Some(team),
+                password: Some("correct horse battery staple".into()),
+            },
+        )
+        .await
+        .expect("rep");
+    let rep = rep_user.actor();
+    let eng = engine(&h, EngineConfig::default());
+
+    // Defaults: in-app and email.
+    let task = NewTask { name: "Call Ann".into(), assigned_user: Some(rep.user_id), ..Default::default() };
+    let t = h.crm.tasks().create(&boss, task).await.expect("task");
+    eng.run_once().await.expect("run");
+    let got: Vec<Notification> = notes(&h, &rep).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].topic, "task.assigned");
+    assert_eq!(got[0].title, "Task assigned to you: Call Ann");
+    assert_eq!(got[0].link.as_deref(), Some(format!("/tasks/{}", t.id).as_str()));
+    assert!(notes(&h, &boss).await.is_empty(), "the actor is not told");
+    let mail = mail::wait_for(&email, 1).await.remove(0);
+    assert_eq!(mail.subject, "Task assigned to you: Call Ann");
+    assert!(mail.text.contains(&format!("{PUBLIC_URL}/tasks/{}", t.id)), "{}", mail.text);
+
+    // Email off for assignments, French: in-app only, in French.
+    let mut settings = crm_core::model::JsonObject::new();
+    settings.insert("language".into(), json!("fr"));
+    settings.insert(
+        "notificationPreferences".into(),
+        json!({"task.assigned": {"email": false}, "deal.won": {"in_app": false}}),
+    );
+    h.crm
+        .users()
+        .update(&rep, rep.user_id, UserPatch { settings: Some(settings), ..Default::default() })
+        .await
+        .expect("prefs");
+    h.crm
+        .tasks()
+        .create(&boss, NewTask { name: "Relancer".into(), assigned_user: Some(rep.user_id), ..Default::default() })
+        .await
+        .expect("task");
+    // A deal of the rep won by the boss: email only (in-app off).
+    let deal =
+        h.crm.deals().create(&rep, NewDeal { name: "Gros contrat".into(), ..Default::default() }).await.expect("deal");
+    let won = DealPatch { stage: Some(DealStage::ClosedWon), ..Default::default() };
+    h.crm.deals().update(&boss, deal.id, won).await.expect("won");
+    let report = eng.run_once().await.expect("run");
+    assert_eq!(report.sent, 1, "one email (deal.won): {report:?}");
+    let got = notes(&h, &rep).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].title, "Tâche assignée : Relancer");
+    let mails = mail::wait_for(&email, 2).await;
+    assert_eq!(mails[1].subject, "Affaire gagnée : Gros contrat");
+    let emails = deliveries(&h, "email").await;
+    assert_eq!(emails.iter().map(|d| d.topic.as_str()).collect::<Vec<_>>(), ["task.assigned", "deal.won"]);
+
+    // Their own change tells them nothing; a record handed to them does.
+    h.crm
+        .tasks()
+        .create(&rep, NewTask { name: "Mine".into(), assigned_user: Some(rep.user_id), ..Default::default() })
+        .await
+        .expect("own");
+    let c = h
+        .crm
+        .contacts()
+        .create(&boss, NewContact { name: "Handed".into(), owner_id: Some(rep.user_id), ..Default::default() })
+        .await
+        .expect("contact");
+    eng.run_once().await.expect("run");
+    let got = notes(&h, &rep).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!((got[0].topic.as_str(), got[0].entity_id), ("contact.assigned", Some(c.id.as_uuid())));
+
+    // Unread, read, read all; nobody reads another's.
+    assert_eq!(h.crm.notifications().unread_count(&rep).await.expect("count"), 3);
+    assert_code(h.crm.notifications().read(&boss, got[0].id).await, "not_found");
+    let read = h.crm.notifications().read(&rep, got[0].id).await.expect("read");
+    assert!(read.read_at.is_some());
+    let unread = h.crm.notifications().list(&rep, ListQuery::new(), true).await.expect("unread").data;
+    assert_eq!(unread.len(), 2);
+    assert_eq!(h.crm.notifications().read_all(&rep).await.expect("all"), 2);
+    assert_eq!(h.crm.notifications().unread_count(&rep).await.expect("count"), 0);
+}
+
+/// Two dispatchers racing over one outbox: each event becomes its deliveries once.
+pub async fn dispatch_survives_a_second_dispatcher(b: &dyn TestBackend) {
+    let h = Harness::with_config(b, loopback()).await;
+    let rx = Receiver::start().await;
+    let input = WebhookInput { url: Some(rx.url("/")), events: Some(vec!["*".into()]), ..Default::default() };
+    h.crm.webhooks().create(&h.admin, input).await.expect("subscribe");
+    for i in 0..30 {
+        h.crm
+            .contacts()
+            .create(&h.admin, NewContact { name: format!("C{i}"), ..Default::default() })
+            .await
+            .expect("contact");
+    }
+    let (a, b2) = (engine(&h, EngineConfig::default()), engine(&h, EngineConfig::default()));
+    let (ra, rb) =
+        tokio::join!(async { a.dispatch_once().await.expect("a") }, async { b2.dispatch_once().await.expect("b") });
+    assert!(ra + rb >= 30, "every event dispatched: {ra} + {rb}");
+    let hooks = deliveries(&h, "webhook").await;
+    let events: HashSet<Uuid> = hooks.iter().map(|d| d.event_id).collect();
+    assert_eq!(hooks.len(), 30);
+    assert_eq!(events.len(), 30);
+    let (sa, sb) =
+        tokio::join!(async { a.deliver_once().await.expect("a") }, async { b2.deliver_once().await.expect("b") });
+    assert_eq!(sa.sent + sb.sent, 30);
+    let ids: Vec<String> =
+        rx.received().iter().map(|r| r.header("webhook-id").unwrap_or_default().to_string()).collect();
+    assert_eq!(ids.len(), 30);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 30, "each event delivered once");
+}
