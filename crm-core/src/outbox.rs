@@ -27,7 +27,8 @@ pub struct OutboxEvent {
     pub available_at: DateTime<Utc>,
     /// Delivery attempts so far.
     pub attempts: i64,
-    /// When it was delivered.
+    /// When the delivery engine dispatched it into its deliveries (see
+    /// [`crate::delivery`]).
     pub delivered_at: Option<DateTime<Utc>>,
     /// The last delivery error.
     pub last_error: Option<String>,

@@ -1,5 +1,8 @@
 //! `/metrics` in the Prometheus text format: requests and their latency by route, method
-//! and status; the store's answer time; the outbox backlog (events not yet delivered).
+//! and status; the store's answer time; the outbox backlog (events not yet dispatched);
+//! per delivery consumer, the deliveries waiting and the age of the oldest (from the
+//! store, so every replica reports the same), and the engine's attempt, failure and
+//! dead counters (this process's).
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -55,6 +58,14 @@ pub async fn render(State(crm): State<Crm>) -> impl IntoResponse {
         let pending = Filter::Cmp(Cmp { column: col, pred: Predicate::IsNull });
         if let Ok(n) = crm.store().count(EntityKind::OutboxEvent, Some(&pending), true).await {
             metrics::gauge!("crm_outbox_backlog").set(n as f64);
+        }
+    }
+    let now = crm.now();
+    for consumer in crm_core::delivery::CONSUMERS {
+        if let Ok((n, oldest)) = crm_core::delivery::DeliveryEngine::backlog(crm.store(), consumer, now).await {
+            let label = [("consumer", consumer)];
+            metrics::gauge!("crm_delivery_backlog", &label).set(n as f64);
+            metrics::gauge!("crm_delivery_oldest_seconds", &label).set(oldest.num_milliseconds() as f64 / 1000.0);
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle().render())

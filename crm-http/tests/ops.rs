@@ -24,6 +24,8 @@ async fn metrics_count_requests_by_route_and_report_the_outbox() {
     assert!(text.contains(r#"route="/api/contacts/{id}""#), "routes are patterns, never raw paths: {text}");
     assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
     assert!(text.contains("crm_outbox_backlog"), "{text}");
+    assert!(text.contains(r#"crm_delivery_backlog{consumer="webhook"} 0"#), "{text}");
+    assert!(text.contains(r#"crm_delivery_oldest_seconds{consumer="mail"}"#), "{text}");
     assert!(text.contains("crm_store_up 1"), "{text}");
 }
 

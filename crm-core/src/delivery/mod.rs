@@ -18,7 +18,6 @@
 //!    same idempotency key (the event id), so a receiver that remembers keys acts once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -141,16 +140,8 @@ pub struct DeliveryReport {
     pub abandoned: usize,
 }
 
-/// Counters of one consumer since the process started.
-#[derive(Debug, Default)]
-pub struct ConsumerStats {
-    /// Attempts made.
-    pub attempts: AtomicU64,
-    /// Attempts that failed.
-    pub failures: AtomicU64,
-    /// Deliveries given up.
-    pub dead: AtomicU64,
-}
+/// Every consumer the engine knows of (a channel may serve each).
+pub const CONSUMERS: [&str; 5] = ["mail", "email", "webhook", "slack", "teams"];
 
 /// The outbox topics queued emails travel under.
 pub const MAIL_TOPIC: &str = "mail.send";
@@ -161,7 +152,6 @@ pub struct DeliveryEngine {
     crm: Crm,
     channels: HashMap<&'static str, Arc<dyn Channel>>,
     config: EngineConfig,
-    stats: Arc<HashMap<&'static str, ConsumerStats>>,
 }
 
 impl std::fmt::Debug for DeliveryEngine {
@@ -184,14 +174,12 @@ fn eq(kind: EntityKind, name: &str, v: Value) -> Result<Filter> {
 impl DeliveryEngine {
     /// An engine for `crm` with no channels yet.
     pub fn new(crm: Crm) -> Self {
-        Self { crm, channels: HashMap::new(), config: EngineConfig::default(), stats: Arc::new(HashMap::new()) }
+        Self { crm, channels: HashMap::new(), config: EngineConfig::default() }
     }
 
     /// Adds a channel (replacing one of the same consumer).
     pub fn channel(mut self, channel: Arc<dyn Channel>) -> Self {
         self.channels.insert(channel.consumer(), channel);
-        let stats = self.channels.keys().map(|k| (*k, ConsumerStats::default())).collect();
-        self.stats = Arc::new(stats);
         self
     }
 
@@ -206,11 +194,6 @@ impl DeliveryEngine {
         let mut c: Vec<_> = self.channels.keys().copied().collect();
         c.sort_unstable();
         c
-    }
-
-    /// The counters of a consumer since the engine was made.
-    pub fn stats(&self, consumer: &str) -> Option<&ConsumerStats> {
-        self.stats.get(consumer)
     }
 
     /// The CRM it serves.
@@ -392,10 +375,10 @@ impl DeliveryEngine {
     /// Writes the outcome of an attempt on the claimed copy; `None` when another worker
     /// re-claimed it meanwhile (its lease ran out), whose outcome then stands.
     async fn record(&self, claimed: &Delivery, outcome: Outcome) -> Result<Option<DeliveryState>> {
-        let stats = self.stats.get(claimed.consumer.as_str());
-        if let Some(s) = stats {
-            s.attempts.fetch_add(1, Ordering::Relaxed);
-        }
+        // Counters for whatever `metrics` recorder the embedder installed (crm-server:
+        // Prometheus on /metrics).
+        let consumer = [("consumer", claimed.consumer.clone())];
+        metrics::counter!("crm_delivery_attempts_total", &consumer).increment(1);
         let mut done = claimed.clone();
         done.version += 1;
         let now = self.crm.now();
@@ -411,9 +394,7 @@ impl DeliveryEngine {
                 }
             }
             Outcome::Retry { error, status, after } if claimed.attempts < self.config.max_attempts => {
-                if let Some(s) = stats {
-                    s.failures.fetch_add(1, Ordering::Relaxed);
-                }
+                metrics::counter!("crm_delivery_failures_total", &consumer).increment(1);
                 let wait = match after {
                     Some(a) => Duration::from_std(a).unwrap_or(self.config.max_backoff).min(Duration::days(1)),
                     None => self.config.backoff(claimed.attempts),
@@ -423,10 +404,8 @@ impl DeliveryEngine {
                 done.last_status = status.map(i64::from);
             }
             Outcome::Retry { error, status, .. } | Outcome::Never { error, status } => {
-                if let Some(s) = stats {
-                    s.failures.fetch_add(1, Ordering::Relaxed);
-                    s.dead.fetch_add(1, Ordering::Relaxed);
-                }
+                metrics::counter!("crm_delivery_failures_total", &consumer).increment(1);
+                metrics::counter!("crm_delivery_dead_total", &consumer).increment(1);
                 done.state = DeliveryState::Dead;
                 done.last_error = Some(format!("given up after {} attempts: {error}", claimed.attempts));
                 done.last_status = status.map(i64::from);
@@ -495,12 +474,12 @@ impl DeliveryEngine {
                     tracing::warn!(error = %e, "purging old deliveries failed");
                 }
             }
-            if busy {
-                continue;
-            }
+            // A full pass goes again at once, but a shutdown still stops it between passes.
+            let wait = if busy { std::time::Duration::ZERO } else { every };
             tokio::select! {
+                biased;
                 _ = &mut shutdown => return,
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }

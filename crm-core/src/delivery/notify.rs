@@ -107,38 +107,51 @@ impl<'a> Planner<'a> {
             return Ok((vec![], None));
         }
         let Some(id) = ev.entity_id else { return Ok((vec![], None)) };
-        let (owner, label) = self.owner_and_label(kind, id).await?;
-        let mut out: Vec<(Uuid, &'static str)> = Vec::new();
         let verb = ev.topic.split_once('.').map(|(_, v)| v).unwrap_or_default();
-        match ev.topic.as_str() {
-            "task.assigned" => out.extend(uuid_at(p, &["assignedUser"]).map(|u| (u, "task.assigned"))),
-            "deal.stage_changed" => {
-                let event = match p.get("to").and_then(Json::as_str) {
+        let handed = uuid_at(p, &["changes", "ownerId", "after"]);
+        let assigned = match kind {
+            EntityKind::Contact => Some("contact.assigned"),
+            EntityKind::Deal => Some("deal.assigned"),
+            _ => None,
+        };
+        let handover = handed.zip(assigned);
+        // Whom to tell, by rule; the record is read only for rules about its owner.
+        let (to_owner, event): (bool, Option<&'static str>) = match ev.topic.as_str() {
+            "task.assigned" => (false, Some("task.assigned")),
+            "deal.stage_changed" => (
+                true,
+                Some(match p.get("to").and_then(Json::as_str) {
                     Some("closed_won") => "deal.won",
                     Some("closed_lost") => "deal.lost",
                     _ => "deal.stage_changed",
-                };
-                out.extend(owner.map(|o| (o, event)));
-            }
-            _ if verb == "created" || verb == "updated" => {
-                let handed = uuid_at(p, &["changes", "ownerId", "after"]);
-                let assigned = match kind {
-                    EntityKind::Contact => Some("contact.assigned"),
-                    EntityKind::Deal => Some("deal.assigned"),
-                    _ => None,
-                };
-                match (handed, assigned) {
-                    (Some(to), Some(event)) => out.push((to, event)),
-                    // A task's assignee hears through `task.assigned`; a stage change
-                    // through `deal.stage_changed`.
-                    _ if verb == "updated" && !only_stage(p) => out.extend(owner.map(|o| (o, "record.changed"))),
-                    _ => {}
-                }
-            }
-            _ if verb == "deleted" || verb == "restored" => out.extend(owner.map(|o| (o, "record.changed"))),
-            _ => {}
+                }),
+            ),
+            _ if (verb == "created" || verb == "updated") && handover.is_some() => (false, handover.map(|(_, e)| e)),
+            // A task's assignee hears through `task.assigned`; a stage change through
+            // `deal.stage_changed`.
+            _ if verb == "updated" && !only_stage(p) => (true, Some("record.changed")),
+            _ if verb == "deleted" || verb == "restored" => (true, Some("record.changed")),
+            _ => (false, None),
+        };
+        let Some(event) = event else { return Ok((vec![], None)) };
+        let (owner, mut label) = if to_owner { self.owner_and_label(kind, id).await? } else { (None, None) };
+        let mut out: Vec<(Uuid, &'static str)> = Vec::new();
+        let recipient = match event {
+            "task.assigned" => uuid_at(p, &["assignedUser"]),
+            _ if to_owner => owner,
+            _ => handover.map(|(to, _)| to),
+        };
+        out.extend(recipient.filter(|u| Some(*u) != actor).map(|u| (u, event)));
+        if out.is_empty() {
+            return Ok((out, None));
         }
-        out.retain(|(u, _)| Some(*u) != actor);
+        if label.is_none() {
+            let named = p.get("name").or_else(|| p.pointer("/changes/name/after")).and_then(Json::as_str);
+            label = match named {
+                Some(n) => Some(n.to_string()),
+                None => self.owner_and_label(kind, id).await?.1,
+            };
+        }
         Ok((out, label))
     }
 

@@ -124,9 +124,6 @@ pub struct MailConfig {
 
 pub use crate::delivery::DeliveryReport;
 
-/// How many attempts before an email is given up.
-pub const MAX_ATTEMPTS: i64 = 12;
-
 fn minutes_in_words(m: i64, lang: &str) -> String {
     let (h, d) = (m / 60, m / 1440);
     match lang {
@@ -180,14 +177,7 @@ impl MailChannel {
             reason: req.reason.clone(),
             address: req.address.clone(),
         };
-        let rendered = render(req.template, lang, &vars)?;
-        let to: Mailbox = req.to.parse().map_err(|e| Error::internal("an email recipient", e))?;
-        Message::builder()
-            .from(self.config.from.clone())
-            .to(to)
-            .subject(rendered.subject)
-            .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
-            .map_err(|e| Error::internal("building an email", e))
+        compose(&self.config, &req.to, render(req.template, lang, &vars)?)
     }
 }
 
@@ -206,10 +196,7 @@ impl Channel for MailChannel {
             Ok(m) => m,
             Err(e) => return Outcome::Never { error: e.to_string(), status: None },
         };
-        match self.mailer.send(&msg).await {
-            Ok(()) => Outcome::Delivered { status: None },
-            Err(e) => Outcome::Retry { error: error_chain(&e), status: None, after: None },
-        }
+        send(self.mailer.as_ref(), &msg).await
     }
 
     /// The link is in the recipient's hands (or will never be): its token leaves the
@@ -248,13 +235,7 @@ impl NotificationMailChannel {
             .map(|l| format!("{}{l}", self.config.public_url.trim_end_matches('/')));
         let rendered =
             templates::notification(lang, &self.config.app_name, &text("title"), &text("body"), link.as_deref())?;
-        let to: Mailbox = user.email.as_str().parse().map_err(|e| Error::internal("an email recipient", e))?;
-        Message::builder()
-            .from(self.config.from.clone())
-            .to(to)
-            .subject(rendered.subject)
-            .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
-            .map_err(|e| Error::internal("building an email", e))
+        compose(&self.config, user.email.as_str(), rendered)
     }
 }
 
@@ -275,10 +256,7 @@ impl Channel for NotificationMailChannel {
             Ok(m) => m,
             Err(e) => return Outcome::Never { error: e.to_string(), status: None },
         };
-        match self.mailer.send(&msg).await {
-            Ok(()) => Outcome::Delivered { status: None },
-            Err(e) => Outcome::Retry { error: error_chain(&e), status: None, after: None },
-        }
+        send(self.mailer.as_ref(), &msg).await
     }
 }
 
@@ -321,6 +299,21 @@ impl MailWorker {
     }
 }
 
-fn error_chain(e: &Error) -> String {
-    crate::error::chain(e)
+/// A rendered email from the configured sender to `to`, text and HTML.
+fn compose(config: &MailConfig, to: &str, rendered: RenderedMail) -> Result<Message> {
+    let to: Mailbox = to.parse().map_err(|e| Error::internal("an email recipient", e))?;
+    Message::builder()
+        .from(config.from.clone())
+        .to(to)
+        .subject(rendered.subject)
+        .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+        .map_err(|e| Error::internal("building an email", e))
+}
+
+/// One attempt through a mailer: a failure is worth retrying.
+async fn send(mailer: &dyn Mailer, msg: &Message) -> Outcome {
+    match mailer.send(msg).await {
+        Ok(()) => Outcome::Delivered { status: None },
+        Err(e) => Outcome::Retry { error: crate::error::chain(&e), status: None, after: None },
+    }
 }

@@ -124,8 +124,8 @@ fn check_input(guard: &ssrf::Guard, input: &WebhookInput, creating: bool, errs: 
                         format!("events[{i}]"),
                         "invalid_value",
                         format!(
-                            "'{e}' is not an event type; one of *, <kind>.*, {}",
-                            signing::event_types().join(", ")
+                            "'{e}' is not an event type: one of GET /api/webhooks/event-types, <kind>.* ({}), or *",
+                            signing::PUBLIC_KINDS.join(", ")
                         ),
                     );
                 }

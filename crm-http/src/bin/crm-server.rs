@@ -169,7 +169,8 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
 /// `crm-server worker`: the delivery engine alone, until SIGTERM or Ctrl-C.
 async fn worker(config: ServerConfig) -> crm_core::Result<()> {
     let store = config.store().await?;
-    let crm = config.engine(store.store()).await?;
+    // No sign-ins here: the engine without the third-party providers (no discovery).
+    let crm = config.crm(store.store())?;
     let engine = config.delivery_engine(crm)?;
     tracing::info!(backend = store.store().backend(), delivers = %engine.consumers().join(", "), "crm-server worker started");
     engine.run(std::time::Duration::from_secs(1), shutdown_signal()).await;
