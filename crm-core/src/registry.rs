@@ -35,6 +35,7 @@ impl EntityKind {
             EntityKind::Delivery => model::delivery::COLUMNS,
             EntityKind::Webhook => model::delivery::WEBHOOK_COLUMNS,
             EntityKind::Notification => model::delivery::NOTIFICATION_COLUMNS,
+            EntityKind::ChatChannel => model::delivery::CHAT_COLUMNS,
         }
     }
 
@@ -61,6 +62,7 @@ impl EntityKind {
             EntityKind::Delivery => model::delivery::INDEXES,
             EntityKind::Webhook => model::delivery::WEBHOOK_INDEXES,
             EntityKind::Notification => model::delivery::NOTIFICATION_INDEXES,
+            EntityKind::ChatChannel => model::delivery::CHAT_INDEXES,
         }
     }
 

@@ -309,11 +309,13 @@ pub enum EntityKind {
     Webhook,
     /// In-app notifications.
     Notification,
+    /// Slack and Teams webhooks of users and teams.
+    ChatChannel,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 20] = [
+    pub const ALL: [EntityKind; 21] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -334,6 +336,7 @@ impl EntityKind {
         EntityKind::Delivery,
         EntityKind::Webhook,
         EntityKind::Notification,
+        EntityKind::ChatChannel,
     ];
 
     /// The table (collection) name.
@@ -359,6 +362,7 @@ impl EntityKind {
             EntityKind::Delivery => "deliveries",
             EntityKind::Webhook => "webhooks",
             EntityKind::Notification => "notifications",
+            EntityKind::ChatChannel => "chat_channels",
         }
     }
 
@@ -385,6 +389,7 @@ impl EntityKind {
             EntityKind::Delivery => "delivery",
             EntityKind::Webhook => "webhook",
             EntityKind::Notification => "notification",
+            EntityKind::ChatChannel => "chat_channel",
         }
     }
 
@@ -406,7 +411,7 @@ impl EntityKind {
             | EntityKind::IdempotencyKey
             | EntityKind::LoginThrottle => Resource::Users,
             EntityKind::SavedReport => Resource::Reports,
-            EntityKind::Delivery | EntityKind::Webhook => Resource::Integrations,
+            EntityKind::Delivery | EntityKind::Webhook | EntityKind::ChatChannel => Resource::Integrations,
             EntityKind::Notification => Resource::Users,
         }
     }
@@ -429,7 +434,8 @@ impl EntityKind {
             | EntityKind::IdempotencyKey
             | EntityKind::LoginThrottle
             | EntityKind::Delivery
-            | EntityKind::Webhook => (None, None, None),
+            | EntityKind::Webhook
+            | EntityKind::ChatChannel => (None, None, None),
             _ => (Some("owner_id"), Some("team_id"), None),
         }
     }

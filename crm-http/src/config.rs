@@ -443,8 +443,11 @@ impl ServerConfig {
         let (mailer, mail) = (self.mailer()?, self.mail_config()?);
         let config =
             EngineConfig { concurrency: usize::try_from(self.delivery_concurrency).unwrap_or(8), ..Default::default() };
+        let chat = |p| Arc::new(webhook::ChatSender::new(p, http.clone(), &mail.public_url));
         Ok(DeliveryEngine::new(crm)
             .config(config)
+            .channel(chat(crm_core::model::delivery::ChatProvider::Slack))
+            .channel(chat(crm_core::model::delivery::ChatProvider::Teams))
             .channel(Arc::new(crm_core::mail::MailChannel::new(mailer.clone(), mail.clone())))
             .channel(Arc::new(crm_core::mail::NotificationMailChannel::new(mailer, mail)))
             .channel(Arc::new(webhook::WebhookChannel::new(http))))

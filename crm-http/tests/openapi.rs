@@ -80,6 +80,12 @@ const CONTRACT: &[&str] = &[
     "GET /api/notifications/unread-count",
     "POST /api/notifications/{id}/read",
     "POST /api/notifications/read-all",
+    "GET /api/notifications/channels",
+    "PUT /api/notifications/channels/{provider}",
+    "DELETE /api/notifications/channels/{provider}",
+    "GET /api/teams/{id}/channels",
+    "PUT /api/teams/{id}/channels/{provider}",
+    "DELETE /api/teams/{id}/channels/{provider}",
     // Extras.
     "GET /api/deals/{id}/history",
     "GET /api/pipelines",

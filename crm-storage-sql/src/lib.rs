@@ -130,7 +130,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 /// (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str); 6] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 7] = [
     (
         1,
         "initial",
@@ -166,6 +166,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 6] = [
         "deliveries",
         include_str!("../migrations/sqlite/0006_deliveries.sql"),
         include_str!("../migrations/postgres/0006_deliveries.sql"),
+    ),
+    (
+        7,
+        "chat_channels",
+        include_str!("../migrations/sqlite/0007_chat_channels.sql"),
+        include_str!("../migrations/postgres/0007_chat_channels.sql"),
     ),
 ];
 

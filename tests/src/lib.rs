@@ -244,6 +244,7 @@ macro_rules! conformance_suite {
             webhooks_refuse_internal_addresses,
             notifications_follow_preferences,
             dispatch_survives_a_second_dispatcher,
+            chat_posts_reach_slack_and_teams,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -17,10 +17,11 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::model::delivery::Notification;
+use crate::model::delivery::{ChatChannel, Notification};
 use crate::model::settings::UserSettings;
 use crate::model::user::{User, UserStatus};
 use crate::outbox::OutboxEvent;
+use crate::query::{Cmp, Filter, Predicate, StoreQuery};
 use crate::schema::{EntityKind, Value};
 use crate::service::Crm;
 use crate::store::StoreExt;
@@ -47,6 +48,8 @@ pub enum Planned {
 pub struct Planner<'a> {
     crm: &'a Crm,
     users: HashMap<Uuid, Option<User>>,
+    /// (user or team, provider) → its chat channel.
+    chats: HashMap<(Uuid, &'static str), Option<Uuid>>,
 }
 
 impl std::fmt::Debug for Planner<'_> {
@@ -69,7 +72,7 @@ const OWNED_KINDS: [EntityKind; 4] = [EntityKind::Contact, EntityKind::Company, 
 impl<'a> Planner<'a> {
     /// A planner for `crm`.
     pub fn new(crm: &'a Crm) -> Self {
-        Self { crm, users: HashMap::new() }
+        Self { crm, users: HashMap::new(), chats: HashMap::new() }
     }
 
     async fn user(&mut self, id: Uuid) -> Result<Option<User>> {
@@ -79,6 +82,39 @@ impl<'a> Planner<'a> {
         let u = self.crm.store().get_as::<User>(id).await?;
         self.users.insert(id, u.clone());
         Ok(u)
+    }
+
+    /// The chat channel of a user or team for a provider.
+    async fn chat(&mut self, owner: Uuid, provider: &'static str) -> Result<Option<Uuid>> {
+        if let Some(c) = self.chats.get(&(owner, provider)) {
+            return Ok(*c);
+        }
+        let k = EntityKind::ChatChannel;
+        let q = StoreQuery {
+            filter: Some(Filter::And(vec![
+                Filter::Cmp(Cmp { column: k.require_column("scope_id")?, pred: Predicate::Eq(Value::Uuid(owner)) }),
+                Filter::Cmp(Cmp {
+                    column: k.require_column("provider")?,
+                    pred: Predicate::Eq(Value::Text(provider.into())),
+                }),
+            ])),
+            sort: vec![],
+            limit: 1,
+            include_deleted: true,
+        };
+        let found = self.crm.store().list_as::<ChatChannel>(&q).await?.first().map(|c| c.id);
+        self.chats.insert((owner, provider), found);
+        Ok(found)
+    }
+
+    /// A deal's team, for its team's chat channels.
+    async fn team_of(&self, kind: EntityKind, id: Uuid) -> Result<Option<Uuid>> {
+        let Some(row) = self.crm.store().get(kind, id).await? else { return Ok(None) };
+        let at = kind.ownership_columns().1.and_then(|name| kind.columns().iter().position(|c| c.name == name));
+        Ok(at.and_then(|i| match row.get(i) {
+            Some(Value::Uuid(u)) => Some(*u),
+            _ => None,
+        }))
     }
 
     /// A record's (owner, label), read from its row.
@@ -157,8 +193,8 @@ impl<'a> Planner<'a> {
 
     /// What to do for an event.
     pub async fn plan(&mut self, ev: &OutboxEvent) -> Result<Vec<Planned>> {
+        let mut out = self.team_posts(ev).await?;
         let (recipients, label) = self.recipients(ev).await?;
-        let mut out = Vec::new();
         for (user_id, event) in recipients {
             let Some(user) = self.user(user_id).await? else { continue };
             if user.status != UserStatus::Active {
@@ -193,14 +229,21 @@ impl<'a> Planner<'a> {
                     }));
                     continue;
                 }
-                let consumer = match channel {
-                    "email" => "email",
-                    "slack" => "slack",
-                    _ => "teams",
+                // Email goes to the user; a chat post to the webhook they set (none: nothing).
+                let (consumer, target) = match channel {
+                    "email" => ("email", user_id),
+                    "slack" | "teams" => {
+                        let provider = if channel == "slack" { "slack" } else { "teams" };
+                        match self.chat(user_id, provider).await? {
+                            Some(c) => (provider, c),
+                            None => continue,
+                        }
+                    }
+                    _ => continue,
                 };
                 out.push(Planned::Send {
                     consumer,
-                    target: user_id,
+                    target,
                     topic: event.to_string(),
                     payload: json!({
                         "event": event,
@@ -213,6 +256,40 @@ impl<'a> Planner<'a> {
                     }),
                 });
             }
+        }
+        Ok(out)
+    }
+}
+
+impl Planner<'_> {
+    /// A deal won or lost is posted to its team's chat channels (in English: a channel
+    /// has no language of its own), whoever moved it.
+    async fn team_posts(&mut self, ev: &OutboxEvent) -> Result<Vec<Planned>> {
+        let event = match (ev.topic.as_str(), ev.payload.get("to").and_then(Json::as_str)) {
+            ("deal.stage_changed", Some("closed_won")) => "deal.won",
+            ("deal.stage_changed", Some("closed_lost")) => "deal.lost",
+            _ => return Ok(vec![]),
+        };
+        let Some(id) = ev.entity_id else { return Ok(vec![]) };
+        let Some(team) = self.team_of(EntityKind::Deal, id).await? else { return Ok(vec![]) };
+        let mut out = Vec::new();
+        for provider in ["slack", "teams"] {
+            let Some(channel) = self.chat(team, provider).await? else { continue };
+            let label = self.owner_and_label(EntityKind::Deal, id).await?.1;
+            let actor = match uuid_at(&ev.payload, &["actorId"]) {
+                Some(a) => self.user(a).await?.map(|u| u.username),
+                None => None,
+            };
+            let (title, body) = texts(event, "en", label.as_deref(), actor.as_deref(), &ev.payload);
+            out.push(Planned::Send {
+                consumer: provider,
+                target: channel,
+                topic: event.to_string(),
+                payload: json!({
+                    "event": event, "title": title, "body": body, "link": link(&ev.entity_type, ev.entity_id),
+                    "lang": "en", "entityType": ev.entity_type, "entityId": ev.entity_id,
+                }),
+            });
         }
         Ok(out)
     }

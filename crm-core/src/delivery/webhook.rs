@@ -194,3 +194,107 @@ impl Channel for WebhookChannel {
         }
     }
 }
+
+/// Posts notifications to Slack (consumer `slack`: an incoming webhook, a Block Kit
+/// message) or Microsoft Teams (consumer `teams`: a Workflows webhook, an Adaptive Card
+/// in a `message` — the retired connectors' MessageCard is not sent). The delivery's
+/// target is a [`ChatChannel`](crate::model::delivery::ChatChannel).
+#[derive(Debug)]
+pub struct ChatSender {
+    sender: HttpSender,
+    provider: crate::model::delivery::ChatProvider,
+    public_url: String,
+}
+
+impl ChatSender {
+    /// A sender for one provider; links to records start with `public_url`.
+    pub fn new(provider: crate::model::delivery::ChatProvider, config: HttpConfig, public_url: &str) -> Self {
+        Self { sender: HttpSender::new(config), provider, public_url: public_url.trim_end_matches('/').to_string() }
+    }
+}
+
+/// Slack's mrkdwn needs `&`, `<` and `>` escaped.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The Block Kit message of a notification: a section with the title and text, a
+/// button to the record; `text` is the fallback notifications show.
+pub fn slack_message(title: &str, body: &str, link: Option<&str>) -> serde_json::Value {
+    let mut blocks = vec![serde_json::json!({
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": format!("*{}*\n{}", slack_escape(title), slack_escape(body))},
+    })];
+    if let Some(url) = link {
+        blocks.push(serde_json::json!({
+            "type": "actions",
+            "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open"}, "url": url}],
+        }));
+    }
+    serde_json::json!({"text": title, "blocks": blocks})
+}
+
+/// The Teams message of a notification: an Adaptive Card (1.4) with the title, the
+/// text and an Open action to the record.
+pub fn teams_message(title: &str, body: &str, link: Option<&str>) -> serde_json::Value {
+    let mut card = serde_json::json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [
+            {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": true},
+            {"type": "TextBlock", "text": body, "wrap": true},
+        ],
+    });
+    if let Some(url) = link {
+        card["actions"] = serde_json::json!([{"type": "Action.OpenUrl", "title": "Open", "url": url}]);
+    }
+    serde_json::json!({
+        "type": "message",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": null, "content": card}],
+    })
+}
+
+#[async_trait]
+impl Channel for ChatSender {
+    fn consumer(&self) -> &'static str {
+        self.provider.as_str()
+    }
+
+    async fn deliver(&self, crm: &Crm, d: &Delivery) -> Outcome {
+        let never = |error: String| Outcome::Never { error, status: None };
+        let Some(target) = d.target_id else { return never("no channel".into()) };
+        let channel = match crm.store().get_as::<crate::model::delivery::ChatChannel>(target).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return never("the chat channel was removed".into()),
+            Err(e) => return Outcome::Retry { error: e.to_string(), status: None, after: None },
+        };
+        let url = match crm.auth_settings().and_then(|a| a.sealer.open(&channel.url)) {
+            Ok(u) => u,
+            Err(e) => return never(e.to_string()),
+        };
+        let text = |k: &str| d.payload.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        let link = d.payload.get("link").and_then(serde_json::Value::as_str).map(|l| format!("{}{l}", self.public_url));
+        let message = match self.provider {
+            crate::model::delivery::ChatProvider::Slack => {
+                slack_message(&text("title"), &text("body"), link.as_deref())
+            }
+            crate::model::delivery::ChatProvider::Teams => {
+                teams_message(&text("title"), &text("body"), link.as_deref())
+            }
+        };
+        let body = match serde_json::to_vec(&message) {
+            Ok(b) => b,
+            Err(e) => return never(e.to_string()),
+        };
+        match self.sender.post(&crm.config().outgoing, &url, &[], body).await {
+            // A webhook that is gone or refused (Slack: 403, 404 `no_service`; Teams: 404)
+            // will not come back by itself.
+            Ok(a) if matches!(a.status, 400 | 403 | 404) => {
+                Outcome::Never { error: format!("HTTP {}: {}", a.status, a.body), status: Some(a.status) }
+            }
+            Ok(a) => outcome_of(&a),
+            Err(o) => o,
+        }
+    }
+}

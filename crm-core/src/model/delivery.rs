@@ -195,3 +195,58 @@ pub static NOTIFICATION_COLUMNS: &[Column] = &[
 
 /// The indexes of `notifications` besides the primary key: a user's, newest first.
 pub static NOTIFICATION_INDEXES: &[Index] = &[Index::on("notifications_user_idx", &["user_id", "id"])];
+
+string_enum! {
+    /// A chat service notifications are posted to.
+    ChatProvider {
+        /// Slack, through an incoming webhook (Block Kit messages).
+        Slack = "slack",
+        /// Microsoft Teams, through a Workflows webhook (Adaptive Cards).
+        Teams = "teams",
+    }
+}
+
+/// Where a user's (or a team's) chat posts go: the webhook URL of a Slack app or a Teams
+/// workflow, sealed (it is a credential: whoever holds it posts to the channel).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatChannel {
+    /// Id.
+    pub id: Uuid,
+    /// `user` or `team`.
+    pub scope: String,
+    /// The user or team it belongs to.
+    pub scope_id: Uuid,
+    /// `slack` or `teams`.
+    pub provider: String,
+    /// The webhook URL, sealed.
+    pub url: String,
+    /// When it was set.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who set it.
+    pub created_by: Option<Uuid>,
+    /// Version.
+    pub version: i64,
+}
+
+impl Persist for ChatChannel {
+    const KIND: EntityKind = EntityKind::ChatChannel;
+}
+
+/// Storage columns of chat channels.
+pub static CHAT_COLUMNS: &[Column] = &[
+    Column::new("id", "id", T::Uuid).sort(),
+    Column::new("scope", "scope", T::Text).filter(),
+    Column::new("scope_id", "scopeId", T::Uuid).filter(),
+    Column::new("provider", "provider", T::Text).filter(),
+    Column::new("url", "url", T::Text),
+    Column::new("created_at", "createdAt", T::Timestamp).sort(),
+    Column::new("updated_at", "updatedAt", T::Timestamp).sort(),
+    Column::new("created_by", "createdBy", T::Uuid).null().filter(),
+    Column::new("version", "version", T::Int).filter(),
+];
+
+/// The indexes of `chat_channels` besides the primary key: one per owner and provider.
+pub static CHAT_INDEXES: &[Index] = &[Index::on("chat_channels_owner_key", &["scope_id", "provider"]).unique()];

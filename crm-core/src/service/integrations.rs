@@ -95,6 +95,18 @@ pub struct WebhookService<'a> {
     pub(super) crm: &'a Crm,
 }
 
+/// A literal internal address is refused when saved; names are checked at each send.
+fn check_literal(guard: &ssrf::Guard, u: &url::Url, errs: &mut Errors) {
+    let literal = match u.host() {
+        Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+        _ => None,
+    };
+    if literal.is_some_and(|ip| !guard.permits(ip)) {
+        errs.add("url", "forbidden_address", "an internal address; outgoing calls go to public addresses");
+    }
+}
+
 fn check_input(guard: &ssrf::Guard, input: &WebhookInput, creating: bool, errs: &mut Errors) -> Option<url::Url> {
     let url = match &input.url {
         Some(u) => errs.take("url", ssrf::parse_url(u, "url")),
@@ -105,15 +117,7 @@ fn check_input(guard: &ssrf::Guard, input: &WebhookInput, creating: bool, errs: 
         None => None,
     };
     if let Some(u) = &url {
-        // A literal internal address is refused now; names are checked at each send.
-        let literal = match u.host() {
-            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-            _ => None,
-        };
-        if literal.is_some_and(|ip| !guard.permits(ip)) {
-            errs.add("url", "forbidden_address", "an internal address; webhooks go to public addresses");
-        }
+        check_literal(guard, u, errs);
     }
     match &input.events {
         Some(events) if events.is_empty() => errs.add("events", "required", "name at least one event type"),
@@ -449,5 +453,202 @@ impl NotificationService<'_> {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// Whose chat channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelOwner {
+    /// A user's own (their direct messages, or a channel of theirs).
+    User(crate::ids::UserId),
+    /// A team's channel: deals of the team won or lost are posted there.
+    Team(crate::ids::TeamId),
+}
+
+impl ChannelOwner {
+    fn parts(&self) -> (&'static str, Uuid) {
+        match self {
+            ChannelOwner::User(u) => ("user", u.as_uuid()),
+            ChannelOwner::Team(t) => ("team", t.as_uuid()),
+        }
+    }
+}
+
+/// A chat channel as callers see it: where it posts, never the whole URL (a credential).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ChatChannelView {
+    /// `slack` or `teams`.
+    pub provider: String,
+    /// The webhook's host (`hooks.slack.com`).
+    pub host: String,
+    /// When it was set.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The body setting a chat channel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChatChannelInput {
+    /// The incoming-webhook URL of a Slack app, or the URL of a Teams workflow
+    /// ("Post to a channel when a webhook request is received").
+    pub url: String,
+}
+
+/// Slack and Teams webhooks: each user sets their own; admins set teams'.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatChannelService<'a> {
+    pub(super) crm: &'a Crm,
+}
+
+fn channel_filter(owner: Uuid, provider: Option<&str>) -> Result<Filter> {
+    let k = EntityKind::ChatChannel;
+    let mut parts =
+        vec![Filter::Cmp(Cmp { column: k.require_column("scope_id")?, pred: Predicate::Eq(Value::Uuid(owner)) })];
+    if let Some(p) = provider {
+        parts.push(Filter::Cmp(Cmp {
+            column: k.require_column("provider")?,
+            pred: Predicate::Eq(Value::Text(p.into())),
+        }));
+    }
+    Ok(Filter::And(parts))
+}
+
+impl ChatChannelService<'_> {
+    /// Users manage their own; a team's, and other users', take the `Integrations`
+    /// right (admins).
+    async fn authorize(&self, actor: &Actor, owner: ChannelOwner, action: Action) -> Result<()> {
+        if owner == ChannelOwner::User(actor.user_id) {
+            return Ok(());
+        }
+        self.crm.policy().require(actor, Resource::Integrations, action)?;
+        let exists = match owner {
+            ChannelOwner::User(u) => self.crm.store().get(EntityKind::User, u.as_uuid()).await?.is_some(),
+            ChannelOwner::Team(t) => self.crm.store().get(EntityKind::Team, t.as_uuid()).await?.is_some(),
+        };
+        match (exists, owner) {
+            (true, _) => Ok(()),
+            (false, ChannelOwner::User(_)) => Err(Error::NotFound { entity: "user" }),
+            (false, ChannelOwner::Team(_)) => Err(Error::NotFound { entity: "team" }),
+        }
+    }
+
+    fn provider(provider: &str) -> Result<crate::model::delivery::ChatProvider> {
+        provider.parse().map_err(|_| Error::invalid("provider", "invalid_value", "one of slack, teams"))
+    }
+
+    fn view(&self, c: &crate::model::delivery::ChatChannel) -> ChatChannelView {
+        let host = self
+            .crm
+            .auth_settings()
+            .and_then(|a| a.sealer.open(&c.url))
+            .ok()
+            .and_then(|u| url::Url::parse(&u).ok())
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        ChatChannelView { provider: c.provider.clone(), host, updated_at: c.updated_at }
+    }
+
+    async fn find(&self, owner: Uuid, provider: Option<&str>) -> Result<Vec<crate::model::delivery::ChatChannel>> {
+        let q = StoreQuery {
+            filter: Some(channel_filter(owner, provider)?),
+            sort: vec![SortKey {
+                column: EntityKind::ChatChannel.require_column("provider")?,
+                direction: Direction::Asc,
+            }],
+            limit: 10,
+            include_deleted: true,
+        };
+        self.crm.store().list_as(&q).await
+    }
+
+    /// The channels of a user or team.
+    pub async fn list(&self, actor: &Actor, owner: ChannelOwner) -> Result<Vec<ChatChannelView>> {
+        self.authorize(actor, owner, Action::Read).await?;
+        Ok(self.find(owner.parts().1, None).await?.iter().map(|c| self.view(c)).collect())
+    }
+
+    /// Sets (or replaces) where `provider` posts for a user or team.
+    pub async fn set(
+        &self,
+        actor: &Actor,
+        owner: ChannelOwner,
+        provider: &str,
+        input: ChatChannelInput,
+    ) -> Result<ChatChannelView> {
+        use crate::model::delivery::ChatChannel;
+        self.authorize(actor, owner, Action::Update).await?;
+        let provider = Self::provider(provider)?;
+        let mut errs = Errors::new();
+        let url = errs.take("url", ssrf::parse_url(&input.url, "url"));
+        if let Some(u) = &url {
+            check_literal(&self.crm.config().outgoing, u, &mut errs);
+        }
+        errs.finish()?;
+        let url = url.map(|u| u.to_string()).unwrap_or_default();
+        let (scope, scope_id) = owner.parts();
+        let now = self.crm.now();
+        let sealed = self.crm.auth_settings()?.sealer.seal(&url)?;
+        let audit_changes = json!({"scope": scope, "provider": provider.as_str()});
+        let (write, after) = match self.find(scope_id, Some(provider.as_str())).await?.pop() {
+            Some(before) => {
+                let mut after = before.clone();
+                after.url = sealed;
+                after.updated_at = now;
+                after.version += 1;
+                let w = Write::Update {
+                    kind: EntityKind::ChatChannel,
+                    row: to_row(&after)?,
+                    expected_version: before.version,
+                };
+                (w, after)
+            }
+            None => {
+                let c = ChatChannel {
+                    id: self.crm.new_id(now),
+                    scope: scope.into(),
+                    scope_id,
+                    provider: provider.as_str().into(),
+                    url: sealed,
+                    created_at: now,
+                    updated_at: now,
+                    created_by: Some(actor.user_id.as_uuid()),
+                    version: 1,
+                };
+                (Write::Insert { kind: EntityKind::ChatChannel, row: to_row(&c)? }, c)
+            }
+        };
+        let audit = self.crm.audit_event(
+            actor,
+            "chat_channel.set".into(),
+            EntityKind::ChatChannel,
+            Some(after.id),
+            audit_changes,
+        );
+        self.crm.store().apply(Changeset { writes: vec![write], audit: vec![audit] }).await?;
+        Ok(self.view(&after))
+    }
+
+    /// Removes where `provider` posts for a user or team.
+    pub async fn delete(&self, actor: &Actor, owner: ChannelOwner, provider: &str) -> Result<()> {
+        self.authorize(actor, owner, Action::Update).await?;
+        let provider = Self::provider(provider)?;
+        let Some(c) = self.find(owner.parts().1, Some(provider.as_str())).await?.pop() else {
+            return Err(Error::NotFound { entity: "chat_channel" });
+        };
+        let audit = self.crm.audit_event(
+            actor,
+            "chat_channel.removed".into(),
+            EntityKind::ChatChannel,
+            Some(c.id),
+            json!({"scope": c.scope, "provider": c.provider}),
+        );
+        let cs = Changeset {
+            writes: vec![Write::Purge { kind: EntityKind::ChatChannel, column: "id", id: c.id }],
+            audit: vec![audit],
+        };
+        self.crm.store().apply(cs).await
     }
 }

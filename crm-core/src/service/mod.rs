@@ -43,8 +43,8 @@ pub use companies::{CompanyPatch, CompanyService, NewCompany};
 pub use contacts::{ContactPatch, ContactService, NewContact};
 pub use deals::{DealPatch, DealService, NewDeal, NewLineItem, PipelineStage};
 pub use integrations::{
-    DeliveryService, NotificationService, WebhookInput, WebhookService, WebhookView, WebhookWithSecret,
-    ROTATION_OVERLAP,
+    ChannelOwner, ChatChannelInput, ChatChannelService, ChatChannelView, DeliveryService, NotificationService,
+    WebhookInput, WebhookService, WebhookView, WebhookWithSecret, ROTATION_OVERLAP,
 };
 pub use interactions::{InteractionPatch, InteractionService, NewInteraction};
 #[cfg(feature = "analytics")]
@@ -311,6 +311,11 @@ impl Crm {
     /// The delivery queue.
     pub fn deliveries(&self) -> DeliveryService<'_> {
         DeliveryService { crm: self }
+    }
+
+    /// Slack and Teams webhooks of users and teams.
+    pub fn chat_channels(&self) -> ChatChannelService<'_> {
+        ChatChannelService { crm: self }
     }
 
     /// The caller's in-app notifications.

@@ -545,6 +545,7 @@ impl UserService<'_> {
         // Their emails and notifications, queued, sent or shown.
         cs.writes.push(Write::Purge { kind: EntityKind::Delivery, column: "target_id", id: uuid });
         cs.writes.push(Write::Purge { kind: EntityKind::Notification, column: "user_id", id: uuid });
+        cs.writes.push(Write::Purge { kind: EntityKind::ChatChannel, column: "scope_id", id: uuid });
         cs.writes.push(Write::ClearReference { kind: EntityKind::Team, column: "manager_id", id: uuid, at: now });
         if let Some(to) = reassign_to {
             for (kind, column) in [

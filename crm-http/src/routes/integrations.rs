@@ -5,11 +5,14 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Json;
 use crm_core::model::delivery::{Delivery, Notification};
 use crm_core::query::quote;
-use crm_core::service::{WebhookInput, WebhookView, WebhookWithSecret};
+use crm_core::service::{
+    ChannelOwner, ChatChannelInput, ChatChannelView, WebhookInput, WebhookView, WebhookWithSecret,
+};
+use crm_core::TeamId;
 use crm_core::{Crm, EntityKind, Page};
 use serde::Serialize;
 use uuid::Uuid;
@@ -52,7 +55,7 @@ pub fn api() -> Api {
                 .ok::<WebhookView>("The subscription"),
             axum::routing::patch(update),
         )
-        .op(Spec::delete(ONE, W, "Remove a subscription").empty(204, "Removed"), axum::routing::delete(remove))
+        .op(Spec::delete(ONE, W, "Remove a subscription").empty(204, "Removed"), delete(remove))
         .op(
             Spec::get("/api/webhooks/{id}/secret", W, "A subscription's signing secret").ok::<WebhookWithSecret>("The subscription and its secret"),
             get(secret),
@@ -100,6 +103,43 @@ pub fn api() -> Api {
             Spec::post("/api/notifications/read-all", N, "Mark all your notifications read")
                 .ok::<UnreadCount>("How many were unread"),
             post(read_all),
+        )
+        .op(
+            Spec::get("/api/notifications/channels", N, "Your Slack and Teams webhooks (where your chat notifications go)")
+                .list::<ChatChannelView>("Your channels"),
+            get(my_channels),
+        )
+        .op(
+            Spec::put("/api/notifications/channels/{provider}", N, "Set your Slack (incoming webhook) or Teams (workflow) webhook")
+                .path_choices("provider", "The chat service", &["slack", "teams"])
+                .body::<ChatChannelInput>()
+                .example(serde_json::json!({"url": "https://hooks.slack.com/services/T000/B000/XXXX"}))
+                .ok::<ChatChannelView>("The channel"),
+            put(set_my_channel),
+        )
+        .op(
+            Spec::delete("/api/notifications/channels/{provider}", N, "Remove your Slack or Teams webhook")
+                .path_choices("provider", "The chat service", &["slack", "teams"])
+                .empty(204, "Removed"),
+            delete(remove_my_channel),
+        )
+        .op(
+            Spec::get("/api/teams/{id}/channels", W, "A team's Slack and Teams webhooks: its deals won and lost are posted there (admins)")
+                .list::<ChatChannelView>("The team's channels"),
+            get(team_channels),
+        )
+        .op(
+            Spec::put("/api/teams/{id}/channels/{provider}", W, "Set a team's Slack or Teams webhook (admins)")
+                .path_choices("provider", "The chat service", &["slack", "teams"])
+                .body::<ChatChannelInput>()
+                .ok::<ChatChannelView>("The channel"),
+            put(set_team_channel),
+        )
+        .op(
+            Spec::delete("/api/teams/{id}/channels/{provider}", W, "Remove a team's Slack or Teams webhook (admins)")
+                .path_choices("provider", "The chat service", &["slack", "teams"])
+                .empty(204, "Removed"),
+            delete(remove_team_channel),
         )
 }
 
@@ -266,4 +306,55 @@ async fn read(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>
 
 async fn read_all(State(crm): State<Crm>, caller: Caller) -> ApiResult<Json<UnreadCount>> {
     Ok(Json(UnreadCount { count: crm.notifications().read_all(caller.actor()).await? }))
+}
+
+async fn my_channels(State(crm): State<Crm>, caller: Caller) -> ApiResult<Json<List<ChatChannelView>>> {
+    let owner = ChannelOwner::User(caller.actor().user_id);
+    Ok(Json(List { data: crm.chat_channels().list(caller.actor(), owner).await? }))
+}
+
+async fn set_my_channel(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(provider): ApiPath<String>,
+    ApiJson(input): ApiJson<ChatChannelInput>,
+) -> ApiResult<Json<ChatChannelView>> {
+    let owner = ChannelOwner::User(caller.actor().user_id);
+    Ok(Json(crm.chat_channels().set(caller.actor(), owner, &provider, input).await?))
+}
+
+async fn remove_my_channel(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(provider): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    crm.chat_channels().delete(caller.actor(), ChannelOwner::User(caller.actor().user_id), &provider).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn team_channels(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<List<ChatChannelView>>> {
+    Ok(Json(List { data: crm.chat_channels().list(caller.actor(), ChannelOwner::Team(TeamId(id))).await? }))
+}
+
+async fn set_team_channel(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath((id, provider)): ApiPath<(Uuid, String)>,
+    ApiJson(input): ApiJson<ChatChannelInput>,
+) -> ApiResult<Json<ChatChannelView>> {
+    let owner = ChannelOwner::Team(TeamId(id));
+    Ok(Json(crm.chat_channels().set(caller.actor(), owner, &provider, input).await?))
+}
+
+async fn remove_team_channel(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath((id, provider)): ApiPath<(Uuid, String)>,
+) -> ApiResult<StatusCode> {
+    crm.chat_channels().delete(caller.actor(), ChannelOwner::Team(TeamId(id)), &provider).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

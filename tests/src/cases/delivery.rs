@@ -5,10 +5,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Duration;
-use crm_core::delivery::webhook::{HttpConfig, WebhookChannel};
+use crm_core::delivery::webhook::{ChatSender, HttpConfig, WebhookChannel};
 use crm_core::delivery::{signing, ssrf::Guard, DeliveryEngine, EngineConfig};
 use crm_core::mail::{MailConfig, NotificationMailChannel};
-use crm_core::model::delivery::{Delivery, DeliveryState, Notification};
+use crm_core::model::delivery::{ChatProvider, Delivery, DeliveryState, Notification};
 use crm_core::query::{Cmp, Direction, Filter, Predicate, SortKey, StoreQuery};
 use crm_core::schema::to_row;
 use crm_core::service::{ContactPatch, DealPatch, NewContact, NewDeal, NewTask, UserPatch, WebhookInput};
@@ -297,6 +297,18 @@ pub async fn webhooks_refuse_internal_addresses(b: &dyn TestBackend) {
     assert!(dead.last_error.as_deref().is_some_and(|e| e.contains("internal address")), "{dead:?}");
 }
 
+/// A user who set their password (invited ones are pending, and get no notifications).
+async fn active_user(h: &Harness, name: &str, team: Option<crm_core::TeamId>) -> crm_core::User {
+    let new = crm_core::service::NewUser {
+        username: name.into(),
+        email: unique_email(name),
+        role: Some(Role::User),
+        team_id: team,
+        password: Some("correct horse battery staple".into()),
+    };
+    h.crm.users().create(&h.admin, new).await.expect("user")
+}
+
 async fn notes(h: &Harness, a: &crm_core::Actor) -> Vec<Notification> {
     h.crm.notifications().list(a, ListQuery::new(), false).await.expect("list").data
 }
@@ -307,22 +319,8 @@ pub async fn notifications_follow_preferences(b: &dyn TestBackend) {
     let h = Harness::new(b).await;
     let team = h.team("sales").await;
     let boss = h.user("boss", Role::Manager, Some(team)).await;
-    let email = unique_email("rep");
-    let rep_user = h
-        .crm
-        .users()
-        .create(
-            &h.admin,
-            crm_core::service::NewUser {
-                username: "rep".into(),
-                email: email.clone(),
-                role: Some(Role::User),
-                team_id: Some(team),
-                password: Some("correct horse battery staple".into()),
-            },
-        )
-        .await
-        .expect("rep");
+    let rep_user = active_user(&h, "rep", Some(team)).await;
+    let email = rep_user.email.as_str().to_string();
     let rep = rep_user.actor();
     let eng = engine(&h, EngineConfig::default());
 
@@ -428,4 +426,101 @@ pub async fn dispatch_survives_a_second_dispatcher(b: &dyn TestBackend) {
         rx.received().iter().map(|r| r.header("webhook-id").unwrap_or_default().to_string()).collect();
     assert_eq!(ids.len(), 30);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 30, "each event delivered once");
+}
+
+/// Chat notifications: a user's own Slack and Teams webhooks get the events they switched
+/// on (Block Kit; an Adaptive Card in a Teams `message`), a team's channel its deals won;
+/// only admins set a team's; an internal address is refused naming `url`.
+pub async fn chat_posts_reach_slack_and_teams(b: &dyn TestBackend) {
+    use crm_core::service::{ChannelOwner, ChatChannelInput};
+    let h = Harness::with_config(b, loopback()).await;
+    let rx = Receiver::start().await;
+    let team = h.team("sales").await;
+    let boss = h.user("chat-boss", Role::Manager, Some(team)).await;
+    let rep = active_user(&h, "chat-rep", Some(team)).await.actor();
+    let chats = h.crm.chat_channels();
+    let set = |url: String| ChatChannelInput { url };
+    chats.set(&rep, ChannelOwner::User(rep.user_id), "slack", set(rx.url("/slack/rep"))).await.expect("slack");
+    let teams =
+        chats.set(&rep, ChannelOwner::User(rep.user_id), "teams", set(rx.url("/teams/rep"))).await.expect("teams");
+    assert_eq!((teams.provider.as_str(), teams.host.as_str()), ("teams", "127.0.0.1"));
+    assert_code(chats.set(&rep, ChannelOwner::Team(team), "slack", set(rx.url("/x"))).await, "forbidden");
+    assert_code(chats.set(&rep, ChannelOwner::User(boss.user_id), "slack", set(rx.url("/x"))).await, "forbidden");
+    let e = assert_code(
+        chats.set(&rep, ChannelOwner::User(rep.user_id), "pigeon", set(rx.url("/x"))).await,
+        "validation_failed",
+    );
+    assert_eq!(fields(&e), vec!["provider"]);
+    let e = assert_code(
+        chats.set(&h.admin, ChannelOwner::Team(team), "slack", set("http://10.0.0.7/hook".into())).await,
+        "validation_failed",
+    );
+    assert_eq!(fields(&e), vec!["url"]);
+    chats.set(&h.admin, ChannelOwner::Team(team), "slack", set(rx.url("/slack/team"))).await.expect("team slack");
+    let mut settings = crm_core::model::JsonObject::new();
+    settings.insert("notificationPreferences".into(), json!({"task.assigned": {"slack": true, "teams": true}}));
+    h.crm
+        .users()
+        .update(&rep, rep.user_id, UserPatch { settings: Some(settings), ..Default::default() })
+        .await
+        .expect("prefs");
+
+    let eng = engine(&h, EngineConfig::default())
+        .channel(Arc::new(ChatSender::new(ChatProvider::Slack, HttpConfig::default(), PUBLIC_URL)))
+        .channel(Arc::new(ChatSender::new(ChatProvider::Teams, HttpConfig::default(), PUBLIC_URL)));
+    let task = h
+        .crm
+        .tasks()
+        .create(
+            &boss,
+            NewTask { name: "Call <Ann> & co".into(), assigned_user: Some(rep.user_id), ..Default::default() },
+        )
+        .await
+        .expect("task");
+    let deal =
+        h.crm.deals().create(&boss, NewDeal { name: "Big one".into(), ..Default::default() }).await.expect("deal");
+    h.crm
+        .deals()
+        .update(&boss, deal.id, DealPatch { stage: Some(DealStage::ClosedWon), ..Default::default() })
+        .await
+        .expect("won");
+    eng.run_once().await.expect("run");
+    let got = rx.received();
+    let at =
+        |path: &str| got.iter().find(|r| r.path == path).unwrap_or_else(|| panic!("nothing at {path}: {got:?}")).json();
+    let link = format!("{PUBLIC_URL}/tasks/{}", task.id);
+
+    let slack = at("/slack/rep");
+    assert_eq!(slack["text"], "Task assigned to you: Call <Ann> & co");
+    assert_eq!(slack["blocks"][0]["type"], "section");
+    assert_eq!(slack["blocks"][0]["text"]["type"], "mrkdwn");
+    assert_eq!(
+        slack["blocks"][0]["text"]["text"],
+        "*Task assigned to you: Call &lt;Ann&gt; &amp; co*\nchat-boss assigned you the task “Call &lt;Ann&gt; &amp; co”."
+    );
+    assert_eq!(slack["blocks"][1]["type"], "actions");
+    assert_eq!(slack["blocks"][1]["elements"][0]["type"], "button");
+    assert_eq!(slack["blocks"][1]["elements"][0]["text"]["type"], "plain_text");
+    assert_eq!(slack["blocks"][1]["elements"][0]["url"], json!(link));
+
+    let teams = at("/teams/rep");
+    assert_eq!(teams["type"], "message");
+    let attachment = &teams["attachments"][0];
+    assert_eq!(attachment["contentType"], "application/vnd.microsoft.card.adaptive");
+    let card = &attachment["content"];
+    assert_eq!((card["type"].as_str(), card["version"].as_str()), (Some("AdaptiveCard"), Some("1.4")));
+    assert_eq!(card["body"][0]["type"], "TextBlock");
+    assert_eq!(card["body"][0]["text"], "Task assigned to you: Call <Ann> & co");
+    assert_eq!(card["actions"][0]["type"], "Action.OpenUrl");
+    assert_eq!(card["actions"][0]["url"], json!(link));
+    assert!(teams.get("@type").is_none() && teams.get("sections").is_none(), "no connector MessageCard");
+
+    let team_post = at("/slack/team");
+    assert_eq!(team_post["text"], "Deal won: Big one");
+    assert_eq!(got.len(), 3, "the rep's deal.stage_changed is not switched on for chat: {got:?}");
+
+    // A removed webhook: nothing more; a removed team channel, likewise.
+    chats.delete(&rep, ChannelOwner::User(rep.user_id), "slack").await.expect("remove");
+    assert_eq!(chats.list(&rep, ChannelOwner::User(rep.user_id)).await.expect("list").len(), 1);
+    assert_code(chats.delete(&rep, ChannelOwner::User(rep.user_id), "slack").await, "not_found");
 }
