@@ -152,6 +152,10 @@ pub struct ServerConfig {
     /// Deliveries (emails, webhooks, notifications) one worker attempts at once.
     #[arg(long, env = "CRM_DELIVERY_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub delivery_concurrency: u32,
+    /// How long a worker holds a delivery it is sending, in seconds: a worker that dies
+    /// mid-send leaves it to another after this long.
+    #[arg(long, env = "CRM_DELIVERY_LEASE", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub delivery_lease: u64,
     /// Serve the API without delivering (run `crm-server worker` elsewhere).
     #[arg(long, env = "CRM_NO_WORKER")]
     pub no_worker: bool,
@@ -441,8 +445,11 @@ impl ServerConfig {
         let http =
             webhook::HttpConfig { timeout: std::time::Duration::from_secs(self.webhook_timeout), ..Default::default() };
         let (mailer, mail) = (self.mailer()?, self.mail_config()?);
-        let config =
-            EngineConfig { concurrency: usize::try_from(self.delivery_concurrency).unwrap_or(8), ..Default::default() };
+        let config = EngineConfig {
+            concurrency: usize::try_from(self.delivery_concurrency).unwrap_or(8),
+            lease: chrono::Duration::seconds(i64::try_from(self.delivery_lease).unwrap_or(300)),
+            ..Default::default()
+        };
         let chat = |p| Arc::new(webhook::ChatSender::new(p, http.clone(), &mail.public_url));
         Ok(DeliveryEngine::new(crm)
             .config(config)
@@ -584,7 +591,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 34] = [
+pub const FILE_KEYS: [(&str, &str); 35] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("bind", "CRM_BIND"),
     ("jwt_secret", "CRM_JWT_SECRET"),
@@ -618,6 +625,7 @@ pub const FILE_KEYS: [(&str, &str); 34] = [
     ("webhook_allow_networks", "CRM_WEBHOOK_ALLOW_NETWORKS"),
     ("webhook_timeout", "CRM_WEBHOOK_TIMEOUT"),
     ("delivery_concurrency", "CRM_DELIVERY_CONCURRENCY"),
+    ("delivery_lease", "CRM_DELIVERY_LEASE"),
     ("no_worker", "CRM_NO_WORKER"),
 ];
 

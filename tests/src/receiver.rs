@@ -18,6 +18,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     /// Its body.
     pub body: Vec<u8>,
+    /// The status the receiver answered.
+    pub status: u16,
 }
 
 impl Received {
@@ -61,6 +63,7 @@ impl Receiver {
             let s = s.clone();
             async move {
                 let mut st = s.lock().expect("receiver state");
+                let (status, retry_after) = st.answers.pop_front().unwrap_or((200, None));
                 st.received.push(Received {
                     path: uri.to_string(),
                     headers: headers
@@ -68,8 +71,8 @@ impl Receiver {
                         .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
                         .collect(),
                     body: body.to_vec(),
+                    status,
                 });
-                let (status, retry_after) = st.answers.pop_front().unwrap_or((200, None));
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                 match retry_after {
                     Some(r) => (status, [("retry-after", r.to_string())], "busy").into_response(),
