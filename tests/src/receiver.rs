@@ -20,6 +20,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The status the receiver answered.
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -72,6 +74,7 @@ impl Receiver {
                         .collect(),
                     body: body.to_vec(),
                     status,
+                    at: std::time::Instant::now(),
                 });
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                 match retry_after {
@@ -96,6 +99,17 @@ impl Receiver {
     /// The next answers, in order (status, `Retry-After` seconds).
     pub fn answer(&self, answers: &[(u16, Option<u64>)]) {
         self.state.lock().expect("receiver state").answers.extend(answers.iter().copied());
+    }
+
+    /// How many requests it got so far.
+    pub fn count(&self) -> usize {
+        self.state.lock().expect("receiver state").received.len()
+    }
+
+    /// A function counting the requests so far, for other tasks.
+    pub fn count_handle(&self) -> impl Fn() -> usize + Send + 'static {
+        let state = self.state.clone();
+        move || state.lock().map(|s| s.received.len()).unwrap_or(0)
     }
 
     /// What it got so far.
