@@ -245,6 +245,7 @@ macro_rules! conformance_suite {
             notifications_follow_preferences,
             dispatch_survives_a_second_dispatcher,
             chat_posts_reach_slack_and_teams,
+            task_reminders_come_once,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

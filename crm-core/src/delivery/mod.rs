@@ -143,6 +143,19 @@ pub struct DeliveryReport {
 /// Every consumer the engine knows of (a channel may serve each).
 pub const CONSUMERS: [&str; 5] = ["mail", "email", "webhook", "slack", "teams"];
 
+/// The id of the reminder of a task due at `due`: the same for every worker and pass.
+fn reminder_id(task: Uuid, due: DateTime<Utc>) -> Uuid {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"task.due:")
+        .chain_update(task.as_bytes())
+        .chain_update(due.timestamp_millis().to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
 /// The outbox topics queued emails travel under.
 pub const MAIL_TOPIC: &str = "mail.send";
 
@@ -320,6 +333,85 @@ impl DeliveryEngine {
         Ok(out)
     }
 
+    /// Writes a `task.due` event for each open task that falls due within its user's
+    /// reminder window (`reminderMinutes`, default an hour; the assignee's, or the
+    /// owner's when nobody is assigned), once per task and due time: the event's id is
+    /// derived from both, so a second pass, another worker or a restart finds it written.
+    /// Returns how many it wrote.
+    pub async fn remind_once(&self) -> Result<usize> {
+        use crate::model::settings::{UserSettings, MAX_REMINDER_MINUTES};
+        use crate::model::task::{Task, TaskStatus};
+        use crate::model::user::User;
+        let store = self.crm.store();
+        let now = self.crm.now();
+        let k = EntityKind::Task;
+        let horizon = now + Duration::minutes(i64::from(MAX_REMINDER_MINUTES));
+        let q = StoreQuery {
+            filter: Some(Filter::And(vec![
+                Filter::Cmp(Cmp { column: col(k, "due_date")?, pred: Predicate::Gte(Value::Timestamp(now)) }),
+                Filter::Cmp(Cmp { column: col(k, "due_date")?, pred: Predicate::Lte(Value::Timestamp(horizon)) }),
+                Filter::Cmp(Cmp {
+                    column: col(k, "status")?,
+                    pred: Predicate::In(vec![
+                        Value::Text(TaskStatus::Open.as_str().into()),
+                        Value::Text(TaskStatus::InProgress.as_str().into()),
+                    ]),
+                }),
+            ])),
+            sort: vec![SortKey { column: col(k, "due_date")?, direction: Direction::Asc }],
+            limit: 5_000,
+            include_deleted: false,
+        };
+        let mut windows: HashMap<Uuid, Option<Duration>> = HashMap::new();
+        let mut written = 0;
+        for task in store.list_as::<Task>(&q).await? {
+            let Some(due) = task.due_date else { continue };
+            let who = task.assigned_user.unwrap_or(task.owner_id).as_uuid();
+            let window = match windows.get(&who) {
+                Some(w) => *w,
+                None => {
+                    let w = store
+                        .get_as::<User>(who)
+                        .await?
+                        .map(|u| Duration::minutes(i64::from(UserSettings::from_stored(&u.settings).reminder_minutes)));
+                    windows.insert(who, w);
+                    w
+                }
+            };
+            if window.is_none_or(|w| due - now > w) {
+                continue;
+            }
+            let id = reminder_id(task.id.as_uuid(), due);
+            if store.get(EntityKind::OutboxEvent, id).await?.is_some() {
+                continue;
+            }
+            let ev = OutboxEvent {
+                id,
+                topic: "task.due".into(),
+                entity_type: k.name().into(),
+                entity_id: Some(task.id.as_uuid()),
+                payload: serde_json::json!({"id": task.id, "name": task.name, "dueDate": due, "assignedUser": who}),
+                created_at: now,
+                available_at: now,
+                attempts: 0,
+                delivered_at: None,
+                last_error: None,
+                version: 1,
+            };
+            let cs = Changeset {
+                writes: vec![Write::Insert { kind: EntityKind::OutboxEvent, row: ev.into_row() }],
+                audit: vec![],
+            };
+            match store.apply(cs).await {
+                Ok(()) => written += 1,
+                // Written meanwhile by another worker.
+                Err(Error::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(written)
+    }
+
     /// Claims and attempts the due deliveries of this engine's consumers, once each.
     pub async fn deliver_once(&self) -> Result<DeliveryReport> {
         let mut report = DeliveryReport::default();
@@ -456,11 +548,18 @@ impl DeliveryEngine {
     }
 
     /// Runs until `shutdown` completes: a pass every `every` (at once again while a
-    /// pass finds a full batch), a purge every hour.
+    /// pass finds a full batch), task reminders every 30 seconds, a purge every hour.
     pub async fn run(self, every: std::time::Duration, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut last_purge = std::time::Instant::now();
+        let mut last_reminders: Option<std::time::Instant> = None;
         loop {
+            if last_reminders.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(30)) {
+                last_reminders = Some(std::time::Instant::now());
+                if let Err(e) = self.remind_once().await {
+                    tracing::warn!(error = %crate::error::chain(&e), "writing task reminders failed");
+                }
+            }
             let busy = match self.run_once().await {
                 Ok(r) => r.dispatched >= 200 || r.sent + r.retried + r.abandoned >= self.config.batch as usize,
                 Err(e) => {

@@ -2,6 +2,8 @@
 //! recipient's preferences (event × channel, see [`UserSettings`]).
 //!
 //! - `task.assigned`: the assignee;
+//! - `task.due` (written by [`super::DeliveryEngine::remind_once`]): the assignee, or the
+//!   owner of a task nobody is assigned;
 //! - `deal.stage_changed`: the deal's owner, as `deal.won`, `deal.lost` or
 //!   `deal.stage_changed`;
 //! - a contact or deal created for, or handed to, another user: that user
@@ -154,6 +156,7 @@ impl<'a> Planner<'a> {
         // Whom to tell, by rule; the record is read only for rules about its owner.
         let (to_owner, event): (bool, Option<&'static str>) = match ev.topic.as_str() {
             "task.assigned" => (false, Some("task.assigned")),
+            "task.due" => (false, Some("task.due")),
             "deal.stage_changed" => (
                 true,
                 Some(match p.get("to").and_then(Json::as_str) {
@@ -173,7 +176,7 @@ impl<'a> Planner<'a> {
         let (owner, mut label) = if to_owner { self.owner_and_label(kind, id).await? } else { (None, None) };
         let mut out: Vec<(Uuid, &'static str)> = Vec::new();
         let recipient = match event {
-            "task.assigned" => uuid_at(p, &["assignedUser"]),
+            "task.assigned" | "task.due" => uuid_at(p, &["assignedUser"]),
             _ if to_owner => owner,
             _ => handover.map(|(to, _)| to),
         };

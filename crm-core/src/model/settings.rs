@@ -28,6 +28,9 @@ pub const CHANNELS: [&str; 4] = ["email", "slack", "teams", "in_app"];
 /// The languages of the interface and the emails.
 pub const LANGUAGES: [&str; 3] = ["en", "fr", "ar"];
 
+/// The longest a reminder may come before a task is due: a week, in minutes.
+pub const MAX_REMINDER_MINUTES: u32 = 7 * 24 * 60;
+
 /// Date formats.
 pub const DATE_FORMATS: [&str; 4] = ["YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY", "DD.MM.YYYY"];
 
@@ -67,6 +70,9 @@ pub struct UserSettings {
     pub timezone: String,
     /// Display.
     pub display_options: DisplayOptions,
+    /// How long before a task is due its reminder (`task.due`) comes, in minutes (5 to
+    /// 10,080: a week).
+    pub reminder_minutes: u32,
 }
 
 impl Default for UserSettings {
@@ -76,6 +82,7 @@ impl Default for UserSettings {
             language: "en".into(),
             timezone: "UTC".into(),
             display_options: DisplayOptions::default(),
+            reminder_minutes: 60,
         }
     }
 }
@@ -128,6 +135,9 @@ impl UserSettings {
         let d = &self.display_options;
         one_of(&mut errs, "displayOptions.dateFormat", &d.date_format, &DATE_FORMATS);
         one_of(&mut errs, "displayOptions.theme", &d.theme, &THEMES);
+        if !(5..=MAX_REMINDER_MINUTES).contains(&self.reminder_minutes) {
+            errs.add("reminderMinutes", "out_of_range", "a reminder comes 5 minutes to a week before the task is due");
+        }
         if !(10..=200).contains(&d.page_size) {
             errs.add("displayOptions.pageSize", "out_of_range", "rows per page are from 10 to 200");
         }

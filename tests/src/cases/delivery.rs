@@ -524,3 +524,58 @@ pub async fn chat_posts_reach_slack_and_teams(b: &dyn TestBackend) {
     assert_eq!(chats.list(&rep, ChannelOwner::User(rep.user_id)).await.expect("list").len(), 1);
     assert_code(chats.delete(&rep, ChannelOwner::User(rep.user_id), "slack").await, "not_found");
 }
+
+/// Reminders: an open task due within its assignee's reminder window gets one `task.due`,
+/// whatever the passes or workers; a task due later gets its own when its time comes; a
+/// done one none; a new due date a new reminder.
+pub async fn task_reminders_come_once(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let rep_user = active_user(&h, "remind", None).await;
+    let rep = rep_user.actor();
+    let mut settings = crm_core::model::JsonObject::new();
+    settings.insert("reminderMinutes".into(), json!(120));
+    h.crm
+        .users()
+        .update(&rep, rep.user_id, UserPatch { settings: Some(settings.clone()), ..Default::default() })
+        .await
+        .expect("window");
+    settings.insert("reminderMinutes".into(), json!(1));
+    let e = assert_code(
+        h.crm.users().update(&rep, rep.user_id, UserPatch { settings: Some(settings), ..Default::default() }).await,
+        "validation_failed",
+    );
+    assert_eq!(fields(&e), vec!["settings.reminderMinutes"]);
+    let now = h.crm.now();
+    let task = |name: &str, due: chrono::DateTime<chrono::Utc>| NewTask {
+        name: name.into(),
+        due_date: Some(crm_core::DateOrTime::Time(due)),
+        assigned_user: Some(rep.user_id),
+        ..Default::default()
+    };
+    let soon = h.crm.tasks().create(&h.admin, task("Soon", now + Duration::minutes(90))).await.expect("soon");
+    h.crm.tasks().create(&h.admin, task("Later", now + Duration::hours(3))).await.expect("later");
+    let done = h.crm.tasks().create(&h.admin, task("Done", now + Duration::minutes(30))).await.expect("done");
+    h.crm.tasks().complete(&h.admin, done.id).await.expect("complete");
+    let (a, b2) = (engine(&h, EngineConfig::default()), engine(&h, EngineConfig::default()));
+    let (ra, rb) =
+        tokio::join!(async { a.remind_once().await.expect("a") }, async { b2.remind_once().await.expect("b") });
+    assert_eq!(ra + rb, 1, "one reminder, whichever worker wrote it");
+    assert_eq!(a.remind_once().await.expect("again"), 0);
+    a.run_once().await.expect("deliver");
+    let due: Vec<Notification> = notes(&h, &rep).await.into_iter().filter(|n| n.topic == "task.due").collect();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].title.as_str(), due[0].entity_id), ("Task due soon: Soon", Some(soon.id.as_uuid())));
+    // An hour on: "Later" is within two hours.
+    h.clock.advance(Duration::hours(1) + Duration::minutes(1));
+    assert_eq!(a.remind_once().await.expect("later"), 1);
+    // A new due date is a new reminder.
+    let patch = crm_core::service::TaskPatch {
+        due_date: Some(Some(crm_core::DateOrTime::Time(h.crm.now() + Duration::minutes(20)))),
+        ..Default::default()
+    };
+    h.crm.tasks().update(&h.admin, soon.id, patch).await.expect("moved");
+    assert_eq!(a.remind_once().await.expect("moved"), 1);
+    a.run_once().await.expect("deliver");
+    let due = notes(&h, &rep).await.into_iter().filter(|n| n.topic == "task.due").count();
+    assert_eq!(due, 3);
+}
