@@ -580,14 +580,16 @@ impl ChatChannelService<'_> {
     ) -> Result<ChatChannelView> {
         use crate::model::delivery::ChatChannel;
         self.authorize(actor, owner, Action::Update).await?;
-        let provider = Self::provider(provider)?;
         let mut errs = Errors::new();
+        let provider = errs.take("provider", Self::provider(provider));
         let url = errs.take("url", ssrf::parse_url(&input.url, "url"));
         if let Some(u) = &url {
             check_literal(&self.crm.config().outgoing, u, &mut errs);
         }
         errs.finish()?;
-        let url = url.map(|u| u.to_string()).unwrap_or_default();
+        let (Some(provider), Some(url)) = (provider, url.map(|u| u.to_string())) else {
+            return Err(Error::internal_msg("a checked channel lost its provider or URL"));
+        };
         let (scope, scope_id) = owner.parts();
         let now = self.crm.now();
         let sealed = self.crm.auth_settings()?.sealer.seal(&url)?;

@@ -451,6 +451,8 @@ pub async fn chat_posts_reach_slack_and_teams(b: &dyn TestBackend) {
         "validation_failed",
     );
     assert_eq!(fields(&e), vec!["provider"]);
+    let both = chats.set(&rep, ChannelOwner::User(rep.user_id), "pigeon", set("x".into())).await;
+    assert_eq!(fields(&assert_code(both, "validation_failed")), vec!["provider", "url"], "every bad field at once");
     let e = assert_code(
         chats.set(&h.admin, ChannelOwner::Team(team), "slack", set("http://10.0.0.7/hook".into())).await,
         "validation_failed",
