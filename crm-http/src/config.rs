@@ -149,6 +149,10 @@ pub struct ServerConfig {
     /// How long one webhook call may take, in seconds.
     #[arg(long, env = "CRM_WEBHOOK_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
     pub webhook_timeout: u64,
+    /// Where Slack's Web API is, for channels that post through a bot token
+    /// (`chat.postMessage`).
+    #[arg(long, env = "CRM_SLACK_API_URL", default_value = crm_core::delivery::webhook::SLACK_API)]
+    pub slack_api_url: String,
     /// Deliveries (emails, webhooks, notifications) one worker attempts at once.
     #[arg(long, env = "CRM_DELIVERY_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub delivery_concurrency: u32,
@@ -450,7 +454,9 @@ impl ServerConfig {
             lease: chrono::Duration::seconds(i64::try_from(self.delivery_lease).unwrap_or(300)),
             ..Default::default()
         };
-        let chat = |p| Arc::new(webhook::ChatSender::new(p, http.clone(), &mail.public_url));
+        crm_core::delivery::ssrf::parse_url(&self.slack_api_url, "slackApiUrl")?;
+        let chat =
+            |p| Arc::new(webhook::ChatSender::new(p, http.clone(), &mail.public_url).slack_api(&self.slack_api_url));
         Ok(DeliveryEngine::new(crm)
             .config(config)
             .channel(chat(crm_core::model::delivery::ChatProvider::Slack))
@@ -591,7 +597,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 35] = [
+pub const FILE_KEYS: [(&str, &str); 36] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("bind", "CRM_BIND"),
     ("jwt_secret", "CRM_JWT_SECRET"),
@@ -624,6 +630,7 @@ pub const FILE_KEYS: [(&str, &str); 35] = [
     ("report_concurrency", "CRM_REPORT_CONCURRENCY"),
     ("webhook_allow_networks", "CRM_WEBHOOK_ALLOW_NETWORKS"),
     ("webhook_timeout", "CRM_WEBHOOK_TIMEOUT"),
+    ("slack_api_url", "CRM_SLACK_API_URL"),
     ("delivery_concurrency", "CRM_DELIVERY_CONCURRENCY"),
     ("delivery_lease", "CRM_DELIVERY_LEASE"),
     ("no_worker", "CRM_NO_WORKER"),

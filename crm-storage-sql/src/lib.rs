@@ -130,7 +130,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 /// (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str); 7] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 8] = [
     (
         1,
         "initial",
@@ -172,6 +172,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 7] = [
         "chat_channels",
         include_str!("../migrations/sqlite/0007_chat_channels.sql"),
         include_str!("../migrations/postgres/0007_chat_channels.sql"),
+    ),
+    (
+        8,
+        "slack_bots",
+        include_str!("../migrations/sqlite/0008_slack_bots.sql"),
+        include_str!("../migrations/postgres/0008_slack_bots.sql"),
     ),
 ];
 

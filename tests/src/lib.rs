@@ -246,6 +246,9 @@ macro_rules! conformance_suite {
             dispatch_survives_a_second_dispatcher,
             chat_posts_reach_slack_and_teams,
             task_reminders_come_once,
+            digests_gather_a_day,
+            preference_matrix,
+            slack_bots_post_with_chat_post_message,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -39,7 +39,7 @@ impl Received {
 #[derive(Default)]
 struct State {
     received: Vec<Received>,
-    answers: VecDeque<(u16, Option<u64>)>,
+    answers: VecDeque<(u16, Option<u64>, Option<String>)>,
 }
 
 /// The receiver; it stops when dropped.
@@ -65,7 +65,7 @@ impl Receiver {
             let s = s.clone();
             async move {
                 let mut st = s.lock().expect("receiver state");
-                let (status, retry_after) = st.answers.pop_front().unwrap_or((200, None));
+                let (status, retry_after, body_out) = st.answers.pop_front().unwrap_or((200, None, None));
                 st.received.push(Received {
                     path: uri.to_string(),
                     headers: headers
@@ -77,9 +77,10 @@ impl Receiver {
                     at: std::time::Instant::now(),
                 });
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                match retry_after {
-                    Some(r) => (status, [("retry-after", r.to_string())], "busy").into_response(),
-                    None => (status, "ok").into_response(),
+                match (retry_after, body_out) {
+                    (Some(r), _) => (status, [("retry-after", r.to_string())], "busy").into_response(),
+                    (None, Some(b)) => (status, [("content-type", "application/json")], b).into_response(),
+                    (None, None) => (status, "ok").into_response(),
                 }
             }
         });
@@ -98,7 +99,13 @@ impl Receiver {
 
     /// The next answers, in order (status, `Retry-After` seconds).
     pub fn answer(&self, answers: &[(u16, Option<u64>)]) {
-        self.state.lock().expect("receiver state").answers.extend(answers.iter().copied());
+        self.state.lock().expect("receiver state").answers.extend(answers.iter().map(|(s, r)| (*s, *r, None)));
+    }
+
+    /// The next answers, in order: a status with a JSON body.
+    pub fn reply(&self, answers: &[(u16, &str)]) {
+        let mut st = self.state.lock().expect("receiver state");
+        st.answers.extend(answers.iter().map(|(s, b)| (*s, None, Some(b.to_string()))));
     }
 
     /// How many requests it got so far.

@@ -138,10 +138,12 @@ pub struct DeliveryReport {
     pub retried: usize,
     /// Given up (too many attempts, or a delivery that can never succeed).
     pub abandoned: usize,
+    /// Digests gathered (one per user and channel).
+    pub digests: usize,
 }
 
 /// Every consumer the engine knows of (a channel may serve each).
-pub const CONSUMERS: [&str; 5] = ["mail", "email", "webhook", "slack", "teams"];
+pub const CONSUMERS: [&str; 6] = ["mail", "email", "webhook", "slack", "teams", notify::DIGEST];
 
 /// The id of the reminder of a task due at `due`: the same for every worker and pass.
 fn reminder_id(task: Uuid, due: DateTime<Utc>) -> Uuid {
@@ -214,11 +216,14 @@ impl DeliveryEngine {
         &self.crm
     }
 
-    /// Dispatches what is due, then delivers what is due: one pass.
+    /// Dispatches what is due, gathers the digests that are due, then delivers what is
+    /// due: one pass.
     pub async fn run_once(&self) -> Result<DeliveryReport> {
         let dispatched = self.dispatch_once().await?;
+        let digests = self.digest_once().await?;
         let mut report = self.deliver_once().await?;
         report.dispatched = dispatched;
+        report.digests = digests;
         Ok(report)
     }
 
@@ -292,28 +297,11 @@ impl DeliveryEngine {
     ) -> Result<Vec<Write>> {
         let mut out = Vec::new();
         let delivery = |consumer: &str, target: Option<Uuid>, topic: &str, payload: Json| -> Result<Write> {
-            let d = Delivery {
-                id: self.crm.new_id(now),
-                event_id: ev.id,
-                consumer: consumer.to_string(),
-                target_id: target,
-                topic: topic.to_string(),
-                payload,
-                state: DeliveryState::Pending,
-                attempts: 0,
-                available_at: now,
-                created_at: now,
-                delivered_at: None,
-                last_error: None,
-                last_status: None,
-                version: 1,
-            };
-            Ok(Write::Insert { kind: EntityKind::Delivery, row: to_row(&d)? })
+            Self::queued(self.crm.new_id(now), ev.id, consumer, target, topic, payload, now, now)
         };
         if ev.topic == MAIL_TOPIC {
             // Its target is the user it is about, so erasing them removes it.
             out.push(delivery("mail", ev.entity_id, MAIL_TOPIC, ev.payload.clone())?);
-            return Ok(out);
         }
         if signing::is_public_topic(&ev.topic) {
             for w in webhooks.iter().filter(|w| signing::wants(&w.events, &ev.topic)) {
@@ -328,9 +316,136 @@ impl DeliveryEngine {
                 notify::Planned::Send { consumer, target, topic, payload } => {
                     out.push(delivery(consumer, Some(target), &topic, payload)?);
                 }
+                notify::Planned::Digest { target, topic, payload, at } => {
+                    let id = self.crm.new_id(now);
+                    out.push(Self::queued(id, ev.id, notify::DIGEST, Some(target), &topic, payload, now, at)?);
+                }
             }
         }
         Ok(out)
+    }
+
+    /// The insert of a pending delivery made `now`, due at `at`.
+    #[allow(clippy::too_many_arguments)]
+    fn queued(
+        id: Uuid,
+        event_id: Uuid,
+        consumer: &str,
+        target: Option<Uuid>,
+        topic: &str,
+        payload: Json,
+        now: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Write> {
+        let d = Delivery {
+            id,
+            event_id,
+            consumer: consumer.to_string(),
+            target_id: target,
+            topic: topic.to_string(),
+            payload,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            available_at: at,
+            created_at: now,
+            delivered_at: None,
+            last_error: None,
+            last_status: None,
+            version: 1,
+        };
+        Ok(Write::Insert { kind: EntityKind::Delivery, row: to_row(&d)? })
+    }
+
+    /// Gathers the held digest messages that are due into one delivery per user and
+    /// channel — a digest email, Slack or Teams post listing them — in one atomic write
+    /// that also marks them delivered; a second worker gathering the same ones has its
+    /// write refused. Returns how many digests it queued.
+    pub async fn digest_once(&self) -> Result<usize> {
+        use crate::model::settings::UserSettings;
+        use crate::model::user::{User, UserStatus};
+        let store = self.crm.store();
+        let now = self.crm.now();
+        let k = EntityKind::Delivery;
+        let q = StoreQuery {
+            filter: Some(Filter::And(vec![
+                eq(k, "state", Value::Text(DeliveryState::Pending.as_str().into()))?,
+                eq(k, "consumer", Value::Text(notify::DIGEST.into()))?,
+                Filter::Cmp(Cmp { column: col(k, "available_at")?, pred: Predicate::Lte(Value::Timestamp(now)) }),
+            ])),
+            sort: vec![
+                SortKey { column: col(k, "available_at")?, direction: Direction::Asc },
+                SortKey { column: col(k, "id")?, direction: Direction::Asc },
+            ],
+            limit: 2_000,
+            include_deleted: true,
+        };
+        let held = store.list_as::<Delivery>(&q).await?;
+        let mut groups: std::collections::BTreeMap<(Uuid, String), Vec<Delivery>> = Default::default();
+        for d in held {
+            let Some(user) = d.target_id else { continue };
+            let channel = d.payload.get("channel").and_then(Json::as_str).unwrap_or("email").to_string();
+            groups.entry((user, channel)).or_default().push(d);
+        }
+        let mut planner = notify::Planner::new(&self.crm);
+        let mut queued = 0;
+        for ((user_id, channel), items) in groups {
+            let user = store.get_as::<User>(user_id).await?.filter(|u| u.status == UserStatus::Active);
+            let lang = user.as_ref().map(|u| UserSettings::from_stored(&u.settings).language).unwrap_or_default();
+            let (target, missing) = match (channel.as_str(), &user) {
+                (_, None) => (None, "the recipient is not an active user".to_string()),
+                ("email", Some(_)) => (Some(user_id), String::new()),
+                (provider @ ("slack" | "teams"), Some(_)) => {
+                    let provider = if provider == "slack" { "slack" } else { "teams" };
+                    (planner.chat(user_id, provider).await?, format!("no {provider} channel is set"))
+                }
+                (other, Some(_)) => (None, format!("no channel {other}")),
+            };
+            let mut cs = Changeset::default();
+            let id = self.crm.new_id(now);
+            if let Some(target) = target {
+                let list: Vec<Json> = items
+                    .iter()
+                    .map(|d| {
+                        let p = &d.payload;
+                        serde_json::json!({
+                            "event": d.topic, "title": p.get("title"), "body": p.get("body"),
+                            "link": p.get("link"), "at": p.get("at"),
+                        })
+                    })
+                    .collect();
+                let payload = serde_json::json!({
+                    "title": notify::digest_title(&lang, list.len()),
+                    "lang": lang,
+                    "channel": channel,
+                    "items": list,
+                });
+                let consumer = match channel.as_str() {
+                    "slack" => "slack",
+                    "teams" => "teams",
+                    _ => "email",
+                };
+                // A digest is its own event: its id is the idempotency key receivers see.
+                cs.writes.push(Self::queued(id, id, consumer, Some(target), notify::DIGEST, payload, now, now)?);
+            }
+            for d in &items {
+                let mut done = d.clone();
+                done.version += 1;
+                if target.is_some() {
+                    done.state = DeliveryState::Delivered;
+                    done.delivered_at = Some(now);
+                } else {
+                    done.state = DeliveryState::Dead;
+                    done.last_error = Some(missing.clone());
+                }
+                cs.writes.push(Write::Update { kind: k, row: to_row(&done)?, expected_version: d.version });
+            }
+            match store.apply(cs).await {
+                Ok(()) if target.is_some() => queued += 1,
+                Ok(()) | Err(Error::VersionConflict { .. } | Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(queued)
     }
 
     /// Writes a `task.due` event for each open task that falls due within its user's

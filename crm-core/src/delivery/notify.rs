@@ -8,19 +8,24 @@
 //!   `deal.stage_changed`;
 //! - a contact or deal created for, or handed to, another user: that user
 //!   (`contact.assigned`, `deal.assigned`);
-//! - any other change to a contact, company, deal or task: its owner (`record.changed`).
+//! - any other change to a contact, company, deal or task: its owner (`record.changed`);
+//! - a password changed, or a change of address asked for: the account's user
+//!   (`account.security`, in the app and on chat; the security email itself always goes).
 //!
-//! The actor is never told of their own change, and accounts that are not active get
-//! nothing.
+//! The actor is never told of their own change (security notices excepted), and accounts
+//! that are not active get nothing. An event set to `digest` on a channel waits as a
+//! `digest` delivery until the user's next digest hour; [`super::DeliveryEngine`] then
+//! gathers each user's waiting ones into one message per channel.
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::delivery::{ChatChannel, Notification};
-use crate::model::settings::UserSettings;
+use crate::model::settings::{Frequency, UserSettings};
 use crate::model::user::{User, UserStatus};
 use crate::outbox::OutboxEvent;
 use crate::query::{Cmp, Filter, Predicate, StoreQuery};
@@ -44,7 +49,22 @@ pub enum Planned {
         /// What the channel renders.
         payload: Json,
     },
+    /// A message held for the user's next digest on a channel (`email`, `slack`, `teams`).
+    Digest {
+        /// The user told.
+        target: Uuid,
+        /// The preference event.
+        topic: String,
+        /// What the digest lists of it (its `channel` among it).
+        payload: Json,
+        /// When the digest goes out.
+        at: DateTime<Utc>,
+    },
 }
+
+/// The consumer name of messages held for a digest (no channel sends them: the engine
+/// gathers them).
+pub const DIGEST: &str = "digest";
 
 /// Plans the notifications of events, remembering the users it read.
 pub struct Planner<'a> {
@@ -87,7 +107,7 @@ impl<'a> Planner<'a> {
     }
 
     /// The chat channel of a user or team for a provider.
-    async fn chat(&mut self, owner: Uuid, provider: &'static str) -> Result<Option<Uuid>> {
+    pub async fn chat(&mut self, owner: Uuid, provider: &'static str) -> Result<Option<Uuid>> {
         if let Some(c) = self.chats.get(&(owner, provider)) {
             return Ok(*c);
         }
@@ -137,6 +157,14 @@ impl<'a> Planner<'a> {
     /// The (recipient, preference event) pairs of an event.
     async fn recipients(&self, ev: &OutboxEvent) -> Result<(Vec<(Uuid, &'static str)>, Option<String>)> {
         let p = &ev.payload;
+        if ev.topic == super::MAIL_TOPIC {
+            let security =
+                matches!(p.get("template").and_then(Json::as_str), Some("password_changed" | "email_change_notice"));
+            return Ok((
+                ev.entity_id.filter(|_| security).map(|u| (u, "account.security")).into_iter().collect(),
+                None,
+            ));
+        }
         let actor = uuid_at(p, &["actorId"]);
         let Some(kind) = EntityKind::ALL.into_iter().find(|k| k.name() == ev.entity_type) else {
             return Ok((vec![], None));
@@ -211,7 +239,9 @@ impl<'a> Planner<'a> {
             let text = texts(event, &settings.language, label.as_deref(), actor_name.as_deref(), &ev.payload);
             let link = link(&ev.entity_type, ev.entity_id);
             for channel in crate::model::settings::CHANNELS {
-                if !settings.wants(event, channel) {
+                let frequency = settings.wants(event, channel);
+                // The security email is the queued account email itself.
+                if frequency == Frequency::Off || (event == "account.security" && channel == "email") {
                     continue;
                 }
                 if channel == "in_app" {
@@ -232,6 +262,22 @@ impl<'a> Planner<'a> {
                     }));
                     continue;
                 }
+                let payload = json!({
+                    "event": event,
+                    "title": text.0,
+                    "body": text.1,
+                    "link": link,
+                    "lang": settings.language,
+                    "entityType": ev.entity_type,
+                    "entityId": ev.entity_id,
+                    "channel": channel,
+                    "at": ev.created_at,
+                });
+                if frequency == Frequency::Digest {
+                    let at = settings.next_digest(self.crm.now());
+                    out.push(Planned::Digest { target: user_id, topic: event.to_string(), payload, at });
+                    continue;
+                }
                 // Email goes to the user; a chat post to the webhook they set (none: nothing).
                 let (consumer, target) = match channel {
                     "email" => ("email", user_id),
@@ -244,20 +290,7 @@ impl<'a> Planner<'a> {
                     }
                     _ => continue,
                 };
-                out.push(Planned::Send {
-                    consumer,
-                    target,
-                    topic: event.to_string(),
-                    payload: json!({
-                        "event": event,
-                        "title": text.0,
-                        "body": text.1,
-                        "link": link,
-                        "lang": settings.language,
-                        "entityType": ev.entity_type,
-                        "entityId": ev.entity_id,
-                    }),
-                });
+                out.push(Planned::Send { consumer, target, topic: event.to_string(), payload });
             }
         }
         Ok(out)
@@ -321,6 +354,35 @@ pub fn link(entity_type: &str, id: Option<Uuid>) -> Option<String> {
     })
 }
 
+/// The (title, body) of a security notice: a password changed, or else a change of
+/// address asked for.
+fn security_texts(lang: &str, password: bool) -> (String, String) {
+    let (t, b) = match (lang, password) {
+        ("fr", true) => (
+            "Mot de passe modifié",
+            "Le mot de passe de votre compte a été modifié. Si ce n'est pas vous, réinitialisez-le et prévenez un administrateur.",
+        ),
+        ("fr", false) => (
+            "Changement d'adresse demandé",
+            "Un changement de l'adresse e-mail de votre compte a été demandé. Si ce n'est pas vous, changez votre mot de passe.",
+        ),
+        ("ar", true) => ("تم تغيير كلمة المرور", "تم تغيير كلمة مرور حسابك. إن لم تكن أنت، فأعد تعيينها وأبلغ المسؤول."),
+        ("ar", false) => (
+            "طلب تغيير البريد الإلكتروني",
+            "طُلب تغيير عنوان البريد الإلكتروني لحسابك. إن لم تكن أنت، فغيّر كلمة المرور.",
+        ),
+        (_, true) => (
+            "Your password was changed",
+            "The password of your account was changed. If it was not you, reset it and tell an administrator.",
+        ),
+        (_, false) => (
+            "A change of your email address was asked for",
+            "Someone asked to change your account's email address. If it was not you, change your password.",
+        ),
+    };
+    (t.to_string(), b.to_string())
+}
+
 /// The (title, body) of a notification in a language (`en`, `fr`, `ar`).
 pub fn texts(event: &str, lang: &str, label: Option<&str>, actor: Option<&str>, p: &Json) -> (String, String) {
     let name = label.unwrap_or("—");
@@ -330,6 +392,9 @@ pub fn texts(event: &str, lang: &str, label: Option<&str>, actor: Option<&str>, 
         _ => "Someone",
     });
     let stage = p.get("to").and_then(Json::as_str).unwrap_or_default().replace('_', " ");
+    if event == "account.security" {
+        return security_texts(lang, p.get("template").and_then(Json::as_str) == Some("password_changed"));
+    }
     let (title, body) = match (lang, event) {
         ("fr", "task.assigned") => {
             (format!("Tâche assignée : {name}"), format!("{who} vous a assigné la tâche « {name} »."))
@@ -381,4 +446,15 @@ pub fn texts(event: &str, lang: &str, label: Option<&str>, actor: Option<&str>, 
         (_, _) => (format!("Changed: {name}"), format!("{who} changed “{name}”, which you own.")),
     };
     (title, body)
+}
+
+/// The title of a digest of `n` notifications in a language.
+pub fn digest_title(lang: &str, n: usize) -> String {
+    match (lang, n) {
+        ("fr", 1) => "Votre récapitulatif : 1 notification".into(),
+        ("fr", _) => format!("Votre récapitulatif : {n} notifications"),
+        ("ar", _) => format!("ملخّصك: عدد الإشعارات {n}"),
+        (_, 1) => "Your digest: 1 notification".into(),
+        (_, _) => format!("Your digest: {n} notifications"),
+    }
 }

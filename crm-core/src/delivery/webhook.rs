@@ -195,21 +195,115 @@ impl Channel for WebhookChannel {
     }
 }
 
-/// Posts notifications to Slack (consumer `slack`: an incoming webhook, a Block Kit
-/// message) or Microsoft Teams (consumer `teams`: a Workflows webhook, an Adaptive Card
-/// in a `message` — the retired connectors' MessageCard is not sent). The delivery's
-/// target is a [`ChatChannel`](crate::model::delivery::ChatChannel).
+/// Posts notifications to Slack (consumer `slack`: an incoming webhook, or a bot token
+/// through `chat.postMessage`; a Block Kit message) or Microsoft Teams (consumer
+/// `teams`: a Workflows webhook, an Adaptive Card in a `message` — the retired
+/// connectors' MessageCard is not sent). The delivery's target is a
+/// [`ChatChannel`](crate::model::delivery::ChatChannel).
 #[derive(Debug)]
 pub struct ChatSender {
     sender: HttpSender,
     provider: crate::model::delivery::ChatProvider,
     public_url: String,
+    slack_api: String,
 }
+
+/// Where Slack's Web API is.
+pub const SLACK_API: &str = "https://slack.com/api";
+
+/// The most notifications one digest message lists (Slack allows 50 blocks).
+const DIGEST_MAX: usize = 40;
+
+/// Slack Web API errors that retrying does not mend.
+const SLACK_FATAL: [&str; 14] = [
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "no_permission",
+    "missing_scope",
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "invalid_blocks",
+    "msg_too_long",
+    "restricted_action",
+    "ekm_access_denied",
+];
 
 impl ChatSender {
     /// A sender for one provider; links to records start with `public_url`.
     pub fn new(provider: crate::model::delivery::ChatProvider, config: HttpConfig, public_url: &str) -> Self {
-        Self { sender: HttpSender::new(config), provider, public_url: public_url.trim_end_matches('/').to_string() }
+        Self {
+            sender: HttpSender::new(config),
+            provider,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            slack_api: SLACK_API.into(),
+        }
+    }
+
+    /// Where Slack's Web API is (tests: a receiver on 127.0.0.1).
+    pub fn slack_api(mut self, base: &str) -> Self {
+        self.slack_api = base.trim_end_matches('/').to_string();
+        self
+    }
+
+    fn link(&self, v: &serde_json::Value) -> Option<String> {
+        v.get("link").and_then(serde_json::Value::as_str).map(|l| format!("{}{l}", self.public_url))
+    }
+
+    /// The message of a delivery: one notification, or a digest of several.
+    fn message(&self, payload: &serde_json::Value) -> serde_json::Value {
+        use crate::model::delivery::ChatProvider;
+        let text = |v: &serde_json::Value, k: &str| {
+            v.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_string()
+        };
+        let title = text(payload, "title");
+        if let Some(items) = payload.get("items").and_then(serde_json::Value::as_array) {
+            let items: Vec<(String, String, Option<String>)> =
+                items.iter().map(|i| (text(i, "title"), text(i, "body"), self.link(i))).collect();
+            return match self.provider {
+                ChatProvider::Slack => slack_digest(&title, &items),
+                ChatProvider::Teams => teams_digest(&title, &items),
+            };
+        }
+        let (body, link) = (text(payload, "body"), self.link(payload));
+        match self.provider {
+            ChatProvider::Slack => slack_message(&title, &body, link.as_deref()),
+            ChatProvider::Teams => teams_message(&title, &body, link.as_deref()),
+        }
+    }
+
+    /// Posts through a Slack bot: `chat.postMessage` answers 200 with `ok: false` and an
+    /// error code when it refuses.
+    async fn post_as_bot(&self, crm: &Crm, token: &str, channel: &str, mut message: serde_json::Value) -> Outcome {
+        message["channel"] = serde_json::Value::String(channel.to_string());
+        message["unfurl_links"] = serde_json::Value::Bool(false);
+        let body = match serde_json::to_vec(&message) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Never { error: e.to_string(), status: None },
+        };
+        let url = format!("{}/chat.postMessage", self.slack_api);
+        let headers = [("authorization", format!("Bearer {token}"))];
+        let answer = match self.sender.post(&crm.config().outgoing, &url, &headers, body).await {
+            Ok(a) => a,
+            Err(o) => return o,
+        };
+        if answer.status != 200 {
+            return outcome_of(&answer);
+        }
+        let reply: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
+        if reply.get("ok").and_then(serde_json::Value::as_bool) == Some(true) {
+            return Outcome::Delivered { status: Some(200) };
+        }
+        let code = reply.get("error").and_then(serde_json::Value::as_str).unwrap_or("unknown_error").to_string();
+        let error = format!("Slack refused it: {code}");
+        if SLACK_FATAL.contains(&code.as_str()) {
+            Outcome::Never { error, status: Some(200) }
+        } else {
+            Outcome::Retry { error, status: Some(200), after: answer.retry_after.map(Duration::from_secs) }
+        }
     }
 }
 
@@ -234,6 +328,68 @@ pub fn slack_message(title: &str, body: &str, link: Option<&str>) -> serde_json:
     serde_json::json!({"text": title, "blocks": blocks})
 }
 
+/// The Block Kit message of a digest: a header, then a section per notification whose
+/// title links to its record (the first [`DIGEST_MAX`], and how many more).
+pub fn slack_digest(title: &str, items: &[(String, String, Option<String>)]) -> serde_json::Value {
+    let mut blocks = vec![serde_json::json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": title.chars().take(150).collect::<String>()},
+    })];
+    for (t, b, link) in items.iter().take(DIGEST_MAX) {
+        let head = match link {
+            Some(url) => format!("*<{url}|{}>*", slack_escape(t)),
+            None => format!("*{}*", slack_escape(t)),
+        };
+        let text = format!("{head}\n{}", slack_escape(b));
+        blocks.push(serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
+    }
+    if items.len() > DIGEST_MAX {
+        let more = format!("… +{}", items.len() - DIGEST_MAX);
+        blocks.push(serde_json::json!({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]}));
+    }
+    serde_json::json!({"text": title, "blocks": blocks})
+}
+
+/// The Teams message of a digest: an Adaptive Card (1.4) with the title, then a
+/// container per notification that opens its record when selected.
+pub fn teams_digest(title: &str, items: &[(String, String, Option<String>)]) -> serde_json::Value {
+    let mut body = vec![
+        serde_json::json!({"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": true}),
+    ];
+    for (t, b, link) in items.iter().take(DIGEST_MAX) {
+        let mut c = serde_json::json!({
+            "type": "Container",
+            "separator": true,
+            "items": [
+                {"type": "TextBlock", "text": t, "weight": "Bolder", "wrap": true},
+                {"type": "TextBlock", "text": b, "wrap": true, "spacing": "Small"},
+            ],
+        });
+        if let Some(url) = link {
+            c["selectAction"] = serde_json::json!({"type": "Action.OpenUrl", "title": "Open", "url": url});
+        }
+        body.push(c);
+    }
+    if items.len() > DIGEST_MAX {
+        let more = format!("… +{}", items.len() - DIGEST_MAX);
+        body.push(serde_json::json!({"type": "TextBlock", "text": more, "isSubtle": true}));
+    }
+    teams_envelope(serde_json::json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+    }))
+}
+
+/// A card in the `message` a Teams workflow takes.
+fn teams_envelope(card: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "type": "message",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": null, "content": card}],
+    })
+}
+
 /// The Teams message of a notification: an Adaptive Card (1.4) with the title, the
 /// text and an Open action to the record.
 pub fn teams_message(title: &str, body: &str, link: Option<&str>) -> serde_json::Value {
@@ -249,10 +405,7 @@ pub fn teams_message(title: &str, body: &str, link: Option<&str>) -> serde_json:
     if let Some(url) = link {
         card["actions"] = serde_json::json!([{"type": "Action.OpenUrl", "title": "Open", "url": url}]);
     }
-    serde_json::json!({
-        "type": "message",
-        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": null, "content": card}],
-    })
+    teams_envelope(card)
 }
 
 #[async_trait]
@@ -269,19 +422,18 @@ impl Channel for ChatSender {
             Ok(None) => return never("the chat channel was removed".into()),
             Err(e) => return Outcome::Retry { error: e.to_string(), status: None, after: None },
         };
+        let message = self.message(&d.payload);
+        if let Some(sealed) = &channel.token {
+            let token = match crm.auth_settings().and_then(|a| a.sealer.open(sealed)) {
+                Ok(t) => t,
+                Err(e) => return never(e.to_string()),
+            };
+            let target = channel.channel.clone().unwrap_or_default();
+            return self.post_as_bot(crm, &token, &target, message).await;
+        }
         let url = match crm.auth_settings().and_then(|a| a.sealer.open(&channel.url)) {
             Ok(u) => u,
             Err(e) => return never(e.to_string()),
-        };
-        let text = |k: &str| d.payload.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
-        let link = d.payload.get("link").and_then(serde_json::Value::as_str).map(|l| format!("{}{l}", self.public_url));
-        let message = match self.provider {
-            crate::model::delivery::ChatProvider::Slack => {
-                slack_message(&text("title"), &text("body"), link.as_deref())
-            }
-            crate::model::delivery::ChatProvider::Teams => {
-                teams_message(&text("title"), &text("body"), link.as_deref())
-            }
         };
         let body = match serde_json::to_vec(&message) {
             Ok(b) => b,

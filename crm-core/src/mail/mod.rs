@@ -225,17 +225,35 @@ impl NotificationMailChannel {
         Self { mailer, config }
     }
 
-    /// The message telling `user` of a notification (`payload`: title, body, link, lang).
+    /// The message telling `user` of a notification (`payload`: title, body, link, lang),
+    /// or of a digest (`payload`: title, lang, items of title, body and link).
     pub fn message(&self, user: &User, payload: &serde_json::Value) -> Result<Message> {
         let text = |k: &str| payload.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
         let lang = language(Some(&text("lang")));
-        let link = payload
-            .get("link")
-            .and_then(serde_json::Value::as_str)
-            .map(|l| format!("{}{l}", self.config.public_url.trim_end_matches('/')));
-        let rendered =
-            templates::notification(lang, &self.config.app_name, &text("title"), &text("body"), link.as_deref())?;
+        let link = payload.get("link").and_then(serde_json::Value::as_str).map(|l| self.url(l));
+        let rendered = match payload.get("items").and_then(serde_json::Value::as_array) {
+            Some(items) => {
+                let items: Vec<templates::DigestItem> = items
+                    .iter()
+                    .map(|i| {
+                        let text =
+                            |k: &str| i.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+                        let link = i.get("link").and_then(serde_json::Value::as_str).map(|l| self.url(l));
+                        templates::DigestItem { title: text("title"), body: text("body"), link }
+                    })
+                    .collect();
+                templates::digest(lang, &self.config.app_name, &text("title"), &items)?
+            }
+            None => {
+                templates::notification(lang, &self.config.app_name, &text("title"), &text("body"), link.as_deref())?
+            }
+        };
         compose(&self.config, user.email.as_str(), rendered)
+    }
+
+    /// The whole URL of a path of the web app.
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.public_url.trim_end_matches('/'))
     }
 }
 

@@ -306,6 +306,71 @@ pub fn render(template: MailTemplate, lang: &str, vars: &MailVars) -> Result<Ren
     Ok(RenderedMail { subject: fill(w.subject)?, text: render_str(&plain_env, TEXT, &ctx)?, html })
 }
 
+/// Renders a notification email: its title and text (already in `lang`), a button to
+/// the record, and where to change what reaches you.
+pub fn notification(lang: &str, app: &str, title: &str, body: &str, link: Option<&str>) -> Result<RenderedMail> {
+    let lang = language(Some(lang));
+    let dir = if lang == "ar" { "rtl" } else { "ltr" };
+    let (action, footer) = match lang {
+        "fr" => ("Ouvrir", format!("Vous recevez ce message de {app} selon vos préférences de notification.")),
+        "ar" => ("فتح", format!("تصلك هذه الرسالة من {app} وفق تفضيلات الإشعارات لديك.")),
+        _ => ("Open", format!("You get this from {app} by your notification preferences.")),
+    };
+    let ctx = context! {
+        lang => lang, dir => dir, align => if dir == "rtl" { "right" } else { "left" },
+        title => title, body => body, link => link, action => action, footer => footer,
+    };
+    render_note(title, &ctx, NOTE_HTML, NOTE_TEXT)
+}
+
+/// One notification of a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestItem {
+    /// Its title.
+    pub title: String,
+    /// Its text.
+    pub body: String,
+    /// The record's whole URL.
+    pub link: Option<String>,
+}
+
+/// Renders a digest email: its title, then each notification with a link to its record.
+pub fn digest(lang: &str, app: &str, title: &str, items: &[DigestItem]) -> Result<RenderedMail> {
+    let lang = language(Some(lang));
+    let dir = if lang == "ar" { "rtl" } else { "ltr" };
+    let (action, footer) = match lang {
+        "fr" => (
+            "Ouvrir",
+            format!("Le récapitulatif de {app}, envoyé une fois par jour selon vos préférences de notification."),
+        ),
+        "ar" => ("فتح", format!("ملخّص {app} اليومي، يصلك وفق تفضيلات الإشعارات لديك.")),
+        _ => ("Open", format!("Your daily digest from {app}, sent by your notification preferences.")),
+    };
+    let ctx = context! {
+        lang => lang, dir => dir, align => if dir == "rtl" { "right" } else { "left" },
+        title => title, items => items.iter().map(|i| context! { title => &i.title, body => &i.body, link => &i.link }).collect::<Vec<_>>(), action => action, footer => footer,
+    };
+    render_note(title, &ctx, DIGEST_HTML, DIGEST_TEXT)
+}
+
+/// Renders a notification or digest layout (HTML escaped, text as is).
+fn render_note(subject: &str, ctx: &minijinja::Value, html: &'static str, text: &'static str) -> Result<RenderedMail> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    env.add_template("note.html", html).map_err(|e| Error::internal("an email layout", e))?;
+    env.add_template("note.txt", text).map_err(|e| Error::internal("an email layout", e))?;
+    let render = |name: &str| {
+        env.get_template(name).and_then(|t| t.render(ctx)).map_err(|e| Error::internal("rendering an email", e))
+    };
+    Ok(RenderedMail { subject: subject.to_string(), text: render("note.txt")?, html: render("note.html")? })
+}
+
 const NOTE_TEXT: &str = r#"{{ title }}
 
 {{ body }}
@@ -330,40 +395,60 @@ const NOTE_HTML: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-/// Renders a notification email: its title and text (already in `lang`), a button to
-/// the record, and where to change what reaches you.
-pub fn notification(lang: &str, app: &str, title: &str, body: &str, link: Option<&str>) -> Result<RenderedMail> {
-    let lang = language(Some(lang));
-    let dir = if lang == "ar" { "rtl" } else { "ltr" };
-    let (action, footer) = match lang {
-        "fr" => ("Ouvrir", format!("Vous recevez ce message de {app} selon vos préférences de notification.")),
-        "ar" => ("فتح", format!("تصلك هذه الرسالة من {app} وفق تفضيلات الإشعارات لديك.")),
-        _ => ("Open", format!("You get this from {app} by your notification preferences.")),
-    };
-    let ctx = context! {
-        lang => lang, dir => dir, align => if dir == "rtl" { "right" } else { "left" },
-        title => title, body => body, link => link, action => action, footer => footer,
-    };
-    let mut env = Environment::new();
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") {
-            minijinja::AutoEscape::Html
-        } else {
-            minijinja::AutoEscape::None
-        }
-    });
-    env.add_template("note.html", NOTE_HTML).map_err(|e| Error::internal("an email layout", e))?;
-    env.add_template("note.txt", NOTE_TEXT).map_err(|e| Error::internal("an email layout", e))?;
-    let render = |name: &str| {
-        env.get_template(name).and_then(|t| t.render(&ctx)).map_err(|e| Error::internal("rendering an email", e))
-    };
-    Ok(RenderedMail { subject: title.to_string(), text: render("note.txt")?, html: render("note.html")? })
-}
+const DIGEST_TEXT: &str = r#"{{ title }}
+{% for item in items %}
+* {{ item.title }}
+  {{ item.body }}
+{%- if item.link %}
+  {{ action }}: {{ item.link }}{% endif %}
+{% endfor %}
+-- 
+{{ footer }}
+"#;
+
+const DIGEST_HTML: &str = r#"<!DOCTYPE html>
+<html lang="{{ lang }}" dir="{{ dir }}">
+<head><meta charset="utf-8"><title>{{ title }}</title></head>
+<body style="font-family: sans-serif; direction: {{ dir }}; text-align: {{ align }};">
+<h2 style="font-size: 18px;">{{ title }}</h2>
+{%- for item in items %}
+<div style="border-top: 1px solid #dddddd; padding: 8px 0;">
+<p style="margin: 0; font-weight: bold;">{% if item.link %}<a href="{{ item.link }}" style="color: #2f6fde;">{{ item.title }}</a>{% else %}{{ item.title }}{% endif %}</p>
+<p style="margin: 4px 0 0 0;">{{ item.body }}</p>
+</div>
+{%- endfor %}
+<p style="color: #666666; font-size: 12px;">{{ footer }}</p>
+</body>
+</html>
+"#;
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn digests_list_each_notification_escaped() {
+        let items = [
+            DigestItem {
+                title: "Deal won: <A>".into(),
+                body: "x & y".into(),
+                link: Some("https://crm.example.com/deals/1".into()),
+            },
+            DigestItem { title: "Changed".into(), body: "b".into(), link: None },
+        ];
+        let m = digest("ar", "crm-rs", "ملخّصك: عدد الإشعارات 2", &items).unwrap();
+        assert!(
+            m.html.contains(r#"dir="rtl""#) && m.html.contains("Deal won: &lt;A&gt;") && m.html.contains("x &amp; y")
+        );
+        assert!(m.html.contains(r#"href="https:&#x2f;&#x2f;crm.example.com&#x2f;deals&#x2f;1""#), "{}", m.html);
+        assert!(
+            m.text.contains("* Deal won: <A>") && m.text.contains("فتح: https://crm.example.com/deals/1"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("* Changed\n  b\n"), "{}", m.text);
+    }
 
     #[test]
     fn notifications_escape_and_turn_right_to_left() {

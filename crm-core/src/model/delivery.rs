@@ -219,8 +219,12 @@ pub struct ChatChannel {
     pub scope_id: Uuid,
     /// `slack` or `teams`.
     pub provider: String,
-    /// The webhook URL, sealed.
+    /// The webhook URL, sealed; empty for a Slack bot.
     pub url: String,
+    /// A Slack bot's token (`xoxb-…`), sealed: posts go through `chat.postMessage`.
+    pub token: Option<String>,
+    /// The Slack channel a bot posts to (`C0123456789`).
+    pub channel: Option<String>,
     /// When it was set.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -246,6 +250,8 @@ pub static CHAT_COLUMNS: &[Column] = &[
     Column::new("updated_at", "updatedAt", T::Timestamp).sort(),
     Column::new("created_by", "createdBy", T::Uuid).null().filter(),
     Column::new("version", "version", T::Int).filter(),
+    Column::new("token", "token", T::Text).null(),
+    Column::new("channel", "channel", T::Text).null(),
 ];
 
 /// The indexes of `chat_channels` besides the primary key: one per owner and provider.

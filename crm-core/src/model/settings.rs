@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Errors, Result};
@@ -37,6 +38,53 @@ pub const DATE_FORMATS: [&str; 4] = ["YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY", "
 /// Themes.
 pub const THEMES: [&str; 3] = ["system", "light", "dark"];
 
+/// How often an event reaches a user on a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Frequency {
+    /// Not at all.
+    Off,
+    /// As it happens.
+    Immediate,
+    /// Gathered into one message a day, at the user's `digestHour` in their time zone
+    /// (email, Slack and Teams; the app lists notifications as they come).
+    Digest,
+}
+
+impl Frequency {
+    /// Every frequency.
+    pub const ALL: [Frequency; 3] = [Frequency::Off, Frequency::Immediate, Frequency::Digest];
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Frequency::Off => "off",
+            Frequency::Immediate => "immediate",
+            Frequency::Digest => "digest",
+        }
+    }
+}
+
+/// `"immediate"`, `"digest"`, `"off"`, or — as before frequencies existed — `true`
+/// (immediate) and `false` (off).
+impl<'de> Deserialize<'de> for Frequency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            On(bool),
+            Named(String),
+        }
+        let wrong = || serde::de::Error::custom("expected \"immediate\", \"digest\" or \"off\"");
+        match Raw::deserialize(d).map_err(|_| wrong())? {
+            Raw::On(true) => Ok(Frequency::Immediate),
+            Raw::On(false) => Ok(Frequency::Off),
+            Raw::Named(n) => Frequency::ALL.into_iter().find(|f| f.as_str() == n).ok_or_else(wrong),
+        }
+    }
+}
+
 /// How things are shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -61,9 +109,11 @@ impl Default for DisplayOptions {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct UserSettings {
-    /// Event → channel → on/off. Events and channels not named take the defaults
-    /// (email and in-app on, chat off; `record.changed` in-app only).
-    pub notification_preferences: BTreeMap<String, BTreeMap<String, bool>>,
+    /// Event → channel → `immediate`, `digest` or `off` (`true` and `false` are read as
+    /// `immediate` and `off`). Events and channels not named take the defaults: email
+    /// and in-app immediate, chat off; `record.changed` in-app only. Security emails
+    /// (`account.security` by email) are always sent.
+    pub notification_preferences: BTreeMap<String, BTreeMap<String, Frequency>>,
     /// One of [`LANGUAGES`].
     pub language: String,
     /// An IANA time zone (`Europe/Paris`).
@@ -73,6 +123,8 @@ pub struct UserSettings {
     /// How long before a task is due its reminder (`task.due`) comes, in minutes (5 to
     /// 10,080: a week).
     pub reminder_minutes: u32,
+    /// The hour of the day (0 to 23, in `timezone`) digests are sent at.
+    pub digest_hour: u32,
 }
 
 impl Default for UserSettings {
@@ -83,6 +135,7 @@ impl Default for UserSettings {
             timezone: "UTC".into(),
             display_options: DisplayOptions::default(),
             reminder_minutes: 60,
+            digest_hour: 8,
         }
     }
 }
@@ -118,13 +171,14 @@ impl UserSettings {
                     format!("unknown event; one of {}", NOTIFICATION_EVENTS.join(", ")),
                 );
             }
-            for channel in channels.keys() {
+            for (channel, frequency) in channels {
+                let field = format!("notificationPreferences.{event}.{channel}");
                 if !CHANNELS.contains(&channel.as_str()) {
-                    errs.add(
-                        format!("notificationPreferences.{event}.{channel}"),
-                        "invalid_value",
-                        format!("unknown channel; one of {}", CHANNELS.join(", ")),
-                    );
+                    errs.add(field, "invalid_value", format!("unknown channel; one of {}", CHANNELS.join(", ")));
+                } else if channel == "in_app" && *frequency == Frequency::Digest {
+                    errs.add(field, "invalid_value", "the app lists notifications as they come: immediate or off");
+                } else if event == "account.security" && channel == "email" && *frequency != Frequency::Immediate {
+                    errs.add(field, "invalid_value", "security emails are always sent at once");
                 }
             }
         }
@@ -138,20 +192,50 @@ impl UserSettings {
         if !(5..=MAX_REMINDER_MINUTES).contains(&self.reminder_minutes) {
             errs.add("reminderMinutes", "out_of_range", "a reminder comes 5 minutes to a week before the task is due");
         }
+        if self.digest_hour > 23 {
+            errs.add("digestHour", "out_of_range", "an hour of the day, 0 to 23");
+        }
         if !(10..=200).contains(&d.page_size) {
             errs.add("displayOptions.pageSize", "out_of_range", "rows per page are from 10 to 200");
         }
         errs.finish()
     }
 
-    /// Does `event` reach the user on `channel`?
-    pub fn wants(&self, event: &str, channel: &str) -> bool {
-        match self.notification_preferences.get(event).and_then(|c| c.get(channel)) {
-            Some(on) => *on,
-            // A change to a record you own is shown in the app only, unless asked for.
-            None if event == "record.changed" => channel == "in_app",
-            None => matches!(channel, "email" | "in_app"),
+    /// How `event` reaches the user on `channel`.
+    pub fn wants(&self, event: &str, channel: &str) -> Frequency {
+        let on = |yes: bool| if yes { Frequency::Immediate } else { Frequency::Off };
+        if event == "account.security" && channel == "email" {
+            return Frequency::Immediate;
         }
+        match self.notification_preferences.get(event).and_then(|c| c.get(channel)) {
+            Some(f) => *f,
+            // A change to a record you own is shown in the app only, unless asked for.
+            None if event == "record.changed" => on(channel == "in_app"),
+            None => on(matches!(channel, "email" | "in_app")),
+        }
+    }
+
+    /// When the next digest after `now` goes out: the next `digest_hour` o'clock in the
+    /// user's time zone (in a daylight-saving gap, the first instant after it).
+    pub fn next_digest(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let tz: chrono_tz::Tz = self.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let today = now.with_timezone(&tz).date_naive();
+        let hour = self.digest_hour.min(23);
+        for day in 0..3 {
+            let Some(date) = today.checked_add_days(chrono::Days::new(day)) else { break };
+            let Some(naive) = date.and_hms_opt(hour, 0, 0) else { break };
+            // A time skipped by a clock change falls to the hour after it.
+            let at = tz
+                .from_local_datetime(&naive)
+                .earliest()
+                .or_else(|| tz.from_local_datetime(&(naive + chrono::Duration::hours(1))).earliest());
+            if let Some(at) = at.map(|t| t.with_timezone(&Utc)) {
+                if at > now {
+                    return at;
+                }
+            }
+        }
+        now + chrono::Duration::days(1)
     }
 
     /// The stored form.
@@ -181,8 +265,12 @@ mod tests {
         })))
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.display_options.page_size, 25);
-        assert!(s.wants("deal.won", "slack") && !s.wants("deal.won", "email"));
-        assert!(s.wants("task.assigned", "email") && !s.wants("task.assigned", "teams"));
+        assert_eq!(
+            (s.wants("deal.won", "slack"), s.wants("deal.won", "email")),
+            (Frequency::Immediate, Frequency::Off)
+        );
+        assert_eq!(s.wants("task.assigned", "email"), Frequency::Immediate);
+        assert_eq!(s.wants("task.assigned", "teams"), Frequency::Off);
         assert_eq!(UserSettings::from_stored(&s.to_stored()), s);
     }
 
@@ -191,7 +279,12 @@ mod tests {
         let e = UserSettings::parse(&obj(json!({
             "language": "xx",
             "timezone": "Mars/Olympus",
-            "notificationPreferences": {"deal.exploded": {"email": true}, "deal.won": {"pigeon": true}},
+            "notificationPreferences": {
+                "deal.exploded": {"email": true},
+                "deal.won": {"pigeon": true, "in_app": "digest"},
+                "account.security": {"email": "off"},
+            },
+            "digestHour": 24,
             "displayOptions": {"pageSize": 5000, "theme": "neon", "dateFormat": "YY"},
         })))
         .err()
@@ -201,15 +294,56 @@ mod tests {
         assert_eq!(
             fields,
             [
+                "digestHour",
                 "displayOptions.dateFormat",
                 "displayOptions.pageSize",
                 "displayOptions.theme",
                 "language",
+                "notificationPreferences.account.security.email",
                 "notificationPreferences.deal.exploded",
+                "notificationPreferences.deal.won.in_app",
                 "notificationPreferences.deal.won.pigeon",
                 "timezone"
             ]
         );
         assert!(UserSettings::parse(&obj(json!({"colour": "red"}))).is_err(), "unknown keys are refused");
+        let e = UserSettings::parse(&obj(json!({"notificationPreferences": {"deal.won": {"email": "weekly"}}})))
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
+        assert!(e.to_string().contains("immediate"), "{e}");
+    }
+
+    #[test]
+    fn frequencies_read_old_booleans_and_new_names() {
+        let s = UserSettings::parse(&obj(json!({"notificationPreferences": {
+            "deal.won": {"email": "digest", "slack": true, "in_app": false, "teams": "off"},
+        }})))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let got: Vec<Frequency> =
+            ["email", "slack", "in_app", "teams"].iter().map(|c| s.wants("deal.won", c)).collect();
+        assert_eq!(got, [Frequency::Digest, Frequency::Immediate, Frequency::Off, Frequency::Off]);
+        assert_eq!(s.to_stored()["notificationPreferences"]["deal.won"]["slack"], json!("immediate"));
+        assert_eq!(s.wants("account.security", "email"), Frequency::Immediate, "security emails cannot be turned off");
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn digests_go_out_at_the_local_hour() {
+        let mut s = UserSettings { timezone: "Asia/Tokyo".into(), digest_hour: 9, ..Default::default() };
+        // 09:00 in Tokyo is 00:00 UTC.
+        assert_eq!(s.next_digest(at("2026-12-03T23:30:00Z")), at("2026-12-04T00:00:00Z"));
+        assert_eq!(s.next_digest(at("2026-12-04T00:00:00Z")), at("2026-12-05T00:00:00Z"), "strictly after");
+        s.timezone = "Europe/Paris".into();
+        s.digest_hour = 8;
+        assert_eq!(s.next_digest(at("2026-07-01T10:00:00Z")), at("2026-07-02T06:00:00Z"), "summer time");
+        assert_eq!(s.next_digest(at("2026-12-01T10:00:00Z")), at("2026-12-02T07:00:00Z"), "winter time");
+        // 02:00 does not exist in Paris on 29 March 2026: the digest comes at 03:00 CEST.
+        s.digest_hour = 2;
+        assert_eq!(s.next_digest(at("2026-03-28T12:00:00Z")), at("2026-03-29T01:00:00Z"));
+        s.timezone = "Nowhere/Land".into();
+        assert_eq!(s.next_digest(at("2026-03-28T12:00:00Z")), at("2026-03-29T02:00:00Z"), "UTC when unknown");
     }
 }

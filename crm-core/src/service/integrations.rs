@@ -474,27 +474,132 @@ impl ChannelOwner {
     }
 }
 
-/// A chat channel as callers see it: where it posts, never the whole URL (a credential).
+/// A chat channel as callers see it: where it posts, never the whole URL or the token
+/// (credentials).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatChannelView {
     /// `slack` or `teams`.
     pub provider: String,
-    /// The webhook's host (`hooks.slack.com`).
+    /// `webhook` (an incoming webhook or a Teams workflow) or `bot` (a Slack bot token
+    /// posting with `chat.postMessage`).
+    pub via: String,
+    /// The webhook's host (`hooks.slack.com`); `slack.com` for a bot.
     pub host: String,
+    /// The Slack channel a bot posts to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// When it was set.
     pub updated_at: DateTime<Utc>,
 }
 
-/// The body setting a chat channel.
+/// The body setting a chat channel: a webhook `url`, or (Slack) a bot `token` and the
+/// `channel` it posts to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChatChannelInput {
     /// The incoming-webhook URL of a Slack app, or the URL of a Teams workflow
     /// ("Post to a channel when a webhook request is received").
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Slack only: a bot token (`xoxb-…`) with the `chat:write` scope, instead of a URL.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Slack only, with `token`: the channel to post to (its id, `C0123456789`, or
+    /// `#name`); the bot must be a member.
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+impl ChatChannelInput {
+    /// An incoming webhook or Teams workflow.
+    pub fn webhook(url: impl Into<String>) -> Self {
+        Self { url: Some(url.into()), ..Self::default() }
+    }
+
+    /// A Slack bot posting to `channel`.
+    pub fn bot(token: impl Into<String>, channel: impl Into<String>) -> Self {
+        Self { url: None, token: Some(token.into()), channel: Some(channel.into()) }
+    }
+}
+
+/// Where a checked chat channel posts: a URL, or a bot's token and channel.
+enum ChatTarget {
+    Webhook(url::Url),
+    Bot { token: String, channel: String },
+}
+
+/// Checks a chat channel's input, every field at once.
+fn check_chat(
+    guard: &ssrf::Guard,
+    provider: Option<crate::model::delivery::ChatProvider>,
+    input: &ChatChannelInput,
+    errs: &mut Errors,
+) -> Option<ChatTarget> {
+    use crate::model::delivery::ChatProvider;
+    let slack = provider == Some(ChatProvider::Slack);
+    match (&input.url, &input.token, &input.channel) {
+        (Some(u), None, None) => {
+            let url = errs.take("url", ssrf::parse_url(u, "url"));
+            if let Some(u) = &url {
+                check_literal(guard, u, errs);
+            }
+            url.map(ChatTarget::Webhook)
+        }
+        (Some(_), _, _) => {
+            let other = if input.token.is_some() { "token" } else { "channel" };
+            errs.add(other, "invalid_value", "give a webhook url, or a bot token and channel, not both");
+            None
+        }
+        (None, token, channel) if !slack && provider.is_some() => {
+            if token.is_some() || channel.is_some() {
+                let f = if token.is_some() { "token" } else { "channel" };
+                errs.add(f, "invalid_value", "Teams posts through a workflow's webhook url; bots are for Slack");
+            } else {
+                errs.add("url", "required", "the workflow's webhook url is required");
+            }
+            None
+        }
+        (None, None, None) => {
+            errs.add("url", "required", "give a webhook url, or (Slack) a bot token and channel");
+            None
+        }
+        (None, token, channel) => {
+            let token = match token.as_deref().map(str::trim) {
+                None => {
+                    errs.add("token", "required", "a bot token goes with the channel");
+                    None
+                }
+                Some(t) if !(t.starts_with("xoxb-") || t.starts_with("xoxp-")) || t.len() > 255 => {
+                    errs.add(
+                        "token",
+                        "invalid_value",
+                        "a Slack bot token starts with xoxb- (or a user token with xoxp-)",
+                    );
+                    None
+                }
+                Some(t) if t.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                    errs.add("token", "invalid_value", "a token has no spaces");
+                    None
+                }
+                Some(t) => Some(t.to_string()),
+            };
+            let channel = match channel.as_deref().map(str::trim) {
+                None | Some("") => {
+                    errs.add("channel", "required", "the Slack channel to post to (C0123456789 or #name)");
+                    None
+                }
+                Some(c) if c.len() > 80 || c.chars().any(|ch| ch.is_whitespace() || ch.is_control()) => {
+                    errs.add("channel", "invalid_value", "a channel id (C0123456789) or #name, without spaces");
+                    None
+                }
+                Some(c) => Some(c.to_string()),
+            };
+            token.zip(channel).map(|(token, channel)| ChatTarget::Bot { token, channel })
+        }
+    }
 }
 
 /// Slack and Teams webhooks: each user sets their own; admins set teams'.
@@ -540,6 +645,16 @@ impl ChatChannelService<'_> {
     }
 
     fn view(&self, c: &crate::model::delivery::ChatChannel) -> ChatChannelView {
+        if c.token.is_some() {
+            let (via, host) = ("bot".into(), "slack.com".into());
+            return ChatChannelView {
+                provider: c.provider.clone(),
+                via,
+                host,
+                channel: c.channel.clone(),
+                updated_at: c.updated_at,
+            };
+        }
         let host = self
             .crm
             .auth_settings()
@@ -548,7 +663,13 @@ impl ChatChannelService<'_> {
             .and_then(|u| url::Url::parse(&u).ok())
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_default();
-        ChatChannelView { provider: c.provider.clone(), host, updated_at: c.updated_at }
+        ChatChannelView {
+            provider: c.provider.clone(),
+            via: "webhook".into(),
+            host,
+            channel: None,
+            updated_at: c.updated_at,
+        }
     }
 
     async fn find(&self, owner: Uuid, provider: Option<&str>) -> Result<Vec<crate::model::delivery::ChatChannel>> {
@@ -582,22 +703,25 @@ impl ChatChannelService<'_> {
         self.authorize(actor, owner, Action::Update).await?;
         let mut errs = Errors::new();
         let provider = errs.take("provider", Self::provider(provider));
-        let url = errs.take("url", ssrf::parse_url(&input.url, "url"));
-        if let Some(u) = &url {
-            check_literal(&self.crm.config().outgoing, u, &mut errs);
-        }
+        let target = check_chat(&self.crm.config().outgoing, provider, &input, &mut errs);
         errs.finish()?;
-        let (Some(provider), Some(url)) = (provider, url.map(|u| u.to_string())) else {
-            return Err(Error::internal_msg("a checked channel lost its provider or URL"));
+        let (Some(provider), Some(target)) = (provider, target) else {
+            return Err(Error::internal_msg("a checked channel lost its provider or target"));
         };
         let (scope, scope_id) = owner.parts();
         let now = self.crm.now();
-        let sealed = self.crm.auth_settings()?.sealer.seal(&url)?;
-        let audit_changes = json!({"scope": scope, "provider": provider.as_str()});
+        let sealer = &self.crm.auth_settings()?.sealer;
+        let (sealed, token, channel, via) = match target {
+            ChatTarget::Webhook(url) => (sealer.seal(url.as_str())?, None, None, "webhook"),
+            ChatTarget::Bot { token, channel } => (String::new(), Some(sealer.seal(&token)?), Some(channel), "bot"),
+        };
+        let audit_changes = json!({"scope": scope, "provider": provider.as_str(), "via": via});
         let (write, after) = match self.find(scope_id, Some(provider.as_str())).await?.pop() {
             Some(before) => {
                 let mut after = before.clone();
                 after.url = sealed;
+                after.token = token;
+                after.channel = channel;
                 after.updated_at = now;
                 after.version += 1;
                 let w = Write::Update {
@@ -614,6 +738,8 @@ impl ChatChannelService<'_> {
                     scope_id,
                     provider: provider.as_str().into(),
                     url: sealed,
+                    token,
+                    channel,
                     created_at: now,
                     updated_at: now,
                     created_by: Some(actor.user_id.as_uuid()),

@@ -110,7 +110,7 @@ pub fn api() -> Api {
             get(my_channels),
         )
         .op(
-            Spec::put("/api/notifications/channels/{provider}", N, "Set your Slack (incoming webhook) or Teams (workflow) webhook")
+            Spec::put("/api/notifications/channels/{provider}", N, "Set where your Slack (an incoming webhook, or a bot token and channel) or Teams (a workflow webhook) notifications go")
                 .path_choices("provider", "The chat service", &["slack", "teams"])
                 .body::<ChatChannelInput>()
                 .example(serde_json::json!({"url": "https://hooks.slack.com/services/T000/B000/XXXX"}))
@@ -129,7 +129,7 @@ pub fn api() -> Api {
             get(team_channels),
         )
         .op(
-            Spec::put("/api/teams/{id}/channels/{provider}", W, "Set a team's Slack or Teams webhook (admins)")
+            Spec::put("/api/teams/{id}/channels/{provider}", W, "Set where a team's Slack (an incoming webhook, or a bot token and channel) or Teams (a workflow webhook) posts go (admins)")
                 .path_choices("provider", "The chat service", &["slack", "teams"])
                 .body::<ChatChannelInput>()
                 .ok::<ChatChannelView>("The channel"),

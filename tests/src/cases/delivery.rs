@@ -439,7 +439,7 @@ pub async fn chat_posts_reach_slack_and_teams(b: &dyn TestBackend) {
     let boss = h.user("chat-boss", Role::Manager, Some(team)).await;
     let rep = active_user(&h, "chat-rep", Some(team)).await.actor();
     let chats = h.crm.chat_channels();
-    let set = |url: String| ChatChannelInput { url };
+    let set = ChatChannelInput::webhook;
     chats.set(&rep, ChannelOwner::User(rep.user_id), "slack", set(rx.url("/slack/rep"))).await.expect("slack");
     let teams =
         chats.set(&rep, ChannelOwner::User(rep.user_id), "teams", set(rx.url("/teams/rep"))).await.expect("teams");
@@ -520,6 +520,7 @@ pub async fn chat_posts_reach_slack_and_teams(b: &dyn TestBackend) {
     let team_post = at("/slack/team");
     assert_eq!(team_post["text"], "Deal won: Big one");
     assert_eq!(got.len(), 3, "the rep's deal.stage_changed is not switched on for chat: {got:?}");
+    check_chat_bodies(&got);
 
     // A removed webhook: nothing more; a removed team channel, likewise.
     chats.delete(&rep, ChannelOwner::User(rep.user_id), "slack").await.expect("remove");
@@ -580,4 +581,377 @@ pub async fn task_reminders_come_once(b: &dyn TestBackend) {
     a.run_once().await.expect("deliver");
     let due = notes(&h, &rep).await.into_iter().filter(|n| n.topic == "task.due").count();
     assert_eq!(due, 3);
+}
+
+/// Checks what Slack and Teams receivers got against the platforms' published shapes
+/// (`tests/python/check_chat.py`: Slack's SDK for Block Kit, Microsoft's Adaptive Card
+/// 1.4 JSON schema), with the Python that `scripts/test` prepares.
+fn check_chat_bodies(got: &[crate::receiver::Received]) {
+    let python = std::env::var("CRM_TEST_WEBHOOK_PYTHON").unwrap_or_else(|_| {
+        panic!("CRM_TEST_WEBHOOK_PYTHON is not set: run scripts/test (it installs slack_sdk and the card schema)")
+    });
+    let messages: Vec<serde_json::Value> = got
+        .iter()
+        .filter_map(|r| {
+            let provider = if r.path.contains("slack") {
+                "slack"
+            } else if r.path.contains("teams") {
+                "teams"
+            } else {
+                return None;
+            };
+            let mut body = r.json();
+            // A bot's post carries where it goes besides the message itself.
+            if let Some(o) = body.as_object_mut() {
+                o.remove("channel");
+                o.remove("unfurl_links");
+            }
+            Some(json!({"provider": provider, "body": body}))
+        })
+        .collect();
+    assert!(!messages.is_empty(), "no chat message to check");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/check_chat.py");
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the chat checker");
+    use std::io::Write as _;
+    child.stdin.take().expect("stdin").write_all(&serde_json::to_vec(&messages).expect("json")).expect("write");
+    let out = child.wait_with_output().expect("checker");
+    assert!(
+        out.status.success(),
+        "a chat message does not match its platform's schema: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sets a user's settings (as the user).
+async fn set_settings(h: &Harness, who: &crm_core::Actor, settings: serde_json::Value) {
+    let settings = settings.as_object().cloned().expect("an object");
+    h.crm
+        .users()
+        .update(who, who.user_id, UserPatch { settings: Some(settings), ..Default::default() })
+        .await
+        .expect("settings");
+}
+
+/// Digests: events set to `digest` wait until the user's digest hour in their time zone,
+/// then go out as one email and one Teams card listing them all, once; in-app ones come
+/// at once; what comes after waits for the next day. The app refuses a digest.
+pub async fn digests_gather_a_day(b: &dyn TestBackend) {
+    use crm_core::model::settings::UserSettings;
+    use crm_core::service::{ChannelOwner, ChatChannelInput};
+    let h = Harness::with_config(b, loopback()).await;
+    let rx = Receiver::start().await;
+    let rep_user = active_user(&h, "digest-rep", None).await;
+    let email = rep_user.email.as_str().to_string();
+    let rep = rep_user.actor();
+    h.crm
+        .chat_channels()
+        .set(&rep, ChannelOwner::User(rep.user_id), "teams", ChatChannelInput::webhook(rx.url("/teams/rep")))
+        .await
+        .expect("teams");
+    h.crm
+        .chat_channels()
+        .set(&rep, ChannelOwner::User(rep.user_id), "slack", ChatChannelInput::webhook(rx.url("/slack/rep")))
+        .await
+        .expect("slack");
+    let refused = h
+        .crm
+        .users()
+        .update(
+            &rep,
+            rep.user_id,
+            UserPatch {
+                settings: json!({"notificationPreferences": {"task.assigned": {"in_app": "digest"}}, "digestHour": 24})
+                    .as_object()
+                    .cloned(),
+                ..Default::default()
+            },
+        )
+        .await;
+    let mut named = fields(&assert_code(refused, "validation_failed"));
+    named.sort();
+    assert_eq!(named, ["settings.digestHour", "settings.notificationPreferences.task.assigned.in_app"]);
+    set_settings(
+        &h,
+        &rep,
+        json!({
+            "timezone": "Asia/Tokyo",
+            "digestHour": 9,
+            "notificationPreferences": {
+                "task.assigned": {"email": "digest", "teams": "digest", "in_app": "immediate"},
+                "deal.won": {"email": "digest", "slack": "digest"},
+            },
+        }),
+    )
+    .await;
+    let settings = UserSettings { timezone: "Asia/Tokyo".into(), digest_hour: 9, ..Default::default() };
+    let due = settings.next_digest(h.crm.now());
+    let eng = engine(&h, EngineConfig::default())
+        .channel(Arc::new(ChatSender::new(ChatProvider::Slack, HttpConfig::default(), PUBLIC_URL)))
+        .channel(Arc::new(ChatSender::new(ChatProvider::Teams, HttpConfig::default(), PUBLIC_URL)));
+
+    for name in ["Call Ann", "Send <the> quote"] {
+        let task = NewTask { name: name.into(), assigned_user: Some(rep.user_id), ..Default::default() };
+        h.crm.tasks().create(&h.admin, task).await.expect("task");
+    }
+    let deal =
+        h.crm.deals().create(&rep, NewDeal { name: "Big one".into(), ..Default::default() }).await.expect("deal");
+    let won = DealPatch { stage: Some(DealStage::ClosedWon), ..Default::default() };
+    h.crm.deals().update(&h.admin, deal.id, won).await.expect("won");
+    let report = eng.run_once().await.expect("run");
+    assert_eq!((report.sent, report.digests), (0, 0), "nothing is sent before the digest hour: {report:?}");
+    assert_eq!(rx.count(), 0);
+    assert_eq!(notes(&h, &rep).await.len(), 3, "in-app comes at once (deal.won's in-app is on by default)");
+    let held = deliveries(&h, "digest").await;
+    assert_eq!(held.len(), 6, "2 tasks × (email, teams) + deal.won × (email, slack): {held:?}");
+    assert!(held.iter().all(|d| d.available_at == due && d.target_id == Some(rep.user_id.as_uuid())), "{held:?}");
+
+    h.clock.set(due - Duration::minutes(1));
+    assert_eq!(eng.run_once().await.expect("run").digests, 0, "a minute early");
+    h.clock.set(due + Duration::seconds(30));
+    let second = engine(&h, EngineConfig::default());
+    let (r1, r2) = tokio::join!(eng.run_once(), second.digest_once());
+    let (r1, r2) = (r1.expect("run"), r2.expect("second worker"));
+    assert_eq!(r1.digests + r2, 3, "one email, one Teams and one Slack digest, whichever worker gathers them");
+    eng.run_once().await.expect("deliver");
+    let mails = mail::wait_for(&email, 1).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, "Your digest: 3 notifications");
+    for expected in ["Call Ann", "Send <the> quote", "Deal won: Big one", &format!("{PUBLIC_URL}/deals/{}", deal.id)] {
+        assert!(mails[0].text.contains(expected), "{expected} in {}", mails[0].text);
+    }
+    assert!(mails[0].html.contains("Send &lt;the&gt; quote"), "{}", mails[0].html);
+    let got = rx.received();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let at = |path: &str| got.iter().find(|r| r.path == path).unwrap_or_else(|| panic!("nothing at {path}")).json();
+    let slack = at("/slack/rep");
+    assert_eq!(slack["blocks"][0]["type"], "header");
+    assert_eq!(
+        slack["blocks"][1]["text"]["text"],
+        json!(format!("*<{PUBLIC_URL}/deals/{}|Deal won: Big one>*\nadmin marked the deal “Big one” as won.", deal.id))
+    );
+    let card = &at("/teams/rep")["attachments"][0]["content"];
+    assert_eq!(card["body"][0]["text"], "Your digest: 2 notifications");
+    assert_eq!(card["body"].as_array().map(Vec::len), Some(3));
+    assert_eq!(card["body"][1]["type"], "Container");
+    check_chat_bodies(&got);
+    assert!(deliveries(&h, "digest").await.iter().all(|d| d.state == DeliveryState::Delivered));
+    let sent = deliveries(&h, "email").await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].topic.as_str(), sent[0].event_id), ("digest", sent[0].id), "a digest is its own event");
+
+    // Nothing twice; what comes now waits for tomorrow's digest.
+    assert_eq!(eng.run_once().await.expect("again").digests, 0);
+    let task = NewTask { name: "Tomorrow".into(), assigned_user: Some(rep.user_id), ..Default::default() };
+    h.crm.tasks().create(&h.admin, task).await.expect("task");
+    eng.run_once().await.expect("run");
+    let later: Vec<Delivery> =
+        deliveries(&h, "digest").await.into_iter().filter(|d| d.state == DeliveryState::Pending).collect();
+    assert_eq!(later.len(), 2);
+    assert!(later.iter().all(|d| d.available_at == due + Duration::days(1)), "{later:?}");
+    assert_eq!(mail::wait_for(&email, 1).await.len(), 1);
+}
+
+/// Every notification event × channel × frequency (immediate, digest, off; in-app
+/// immediate or off): three rounds, each with a new user whose preferences shift by one,
+/// so that each cell takes each value once. What is planned for the user is exactly what
+/// their preferences say; security emails go whatever they say.
+pub async fn preference_matrix(b: &dyn TestBackend) {
+    use crm_core::model::settings::{Frequency, CHANNELS, NOTIFICATION_EVENTS};
+    use crm_core::service::{ChannelOwner, ChatChannelInput};
+    let h = Harness::with_config(b, loopback()).await;
+    let rx = Receiver::start().await;
+    let eng = engine(&h, EngineConfig::default());
+    let freqs = [Frequency::Off, Frequency::Immediate, Frequency::Digest];
+    let want = |event: usize, channel: usize, round: usize| -> Frequency {
+        if CHANNELS[channel] == "in_app" {
+            [Frequency::Off, Frequency::Immediate][(event + round) % 2]
+        } else {
+            freqs[(event + channel + round) % 3]
+        }
+    };
+    let mut seen: HashSet<(usize, usize, &str)> = HashSet::new();
+    for round in 0..3 {
+        let rep_user = active_user(&h, &format!("matrix-{round}"), None).await;
+        let rep = rep_user.actor();
+        let mut prefs = serde_json::Map::new();
+        for (i, event) in NOTIFICATION_EVENTS.iter().enumerate() {
+            let mut per = serde_json::Map::new();
+            for (j, channel) in CHANNELS.iter().enumerate() {
+                if *event == "account.security" && *channel == "email" {
+                    continue;
+                }
+                per.insert((*channel).into(), json!(want(i, j, round).as_str()));
+            }
+            prefs.insert((*event).into(), per.into());
+        }
+        set_settings(&h, &rep, json!({"notificationPreferences": prefs})).await;
+        let chats = h.crm.chat_channels();
+        for provider in ["slack", "teams"] {
+            let input = ChatChannelInput::webhook(rx.url(&format!("/{provider}/{round}")));
+            chats.set(&rep, ChannelOwner::User(rep.user_id), provider, input).await.expect("chat");
+        }
+        let k = EntityKind::ChatChannel;
+        let q = StoreQuery {
+            filter: Some(Filter::Cmp(Cmp {
+                column: k.require_column("scope_id").expect("column"),
+                pred: Predicate::Eq(Value::Uuid(rep.user_id.as_uuid())),
+            })),
+            sort: vec![],
+            limit: 10,
+            include_deleted: true,
+        };
+        let chat_ids: HashSet<Uuid> = h
+            .crm
+            .store()
+            .list_as::<crm_core::model::delivery::ChatChannel>(&q)
+            .await
+            .expect("channels")
+            .iter()
+            .map(|c| c.id)
+            .collect();
+
+        // One of each event for the rep, by someone else (task.due by the scheduler).
+        let assigned = NewTask { name: "Assigned".into(), assigned_user: Some(rep.user_id), ..Default::default() };
+        h.crm.tasks().create(&h.admin, assigned).await.expect("task.assigned");
+        let due = NewTask {
+            name: "Due".into(),
+            due_date: Some(crm_core::DateOrTime::Time(h.crm.now() + Duration::minutes(30))),
+            assigned_user: Some(rep.user_id),
+            ..Default::default()
+        };
+        h.crm.tasks().create(&rep, due).await.expect("own task");
+        let handed = NewDeal { name: "Handed".into(), owner_id: Some(rep.user_id), ..Default::default() };
+        let deal = h.crm.deals().create(&h.admin, handed).await.expect("deal.assigned");
+        let moved = DealPatch { stage: Some(DealStage::Proposal), ..Default::default() };
+        h.crm.deals().update(&h.admin, deal.id, moved).await.expect("deal.stage_changed");
+        let won = DealPatch { stage: Some(DealStage::ClosedWon), ..Default::default() };
+        h.crm.deals().update(&h.admin, deal.id, won).await.expect("deal.won");
+        let own = h.crm.deals().create(&rep, NewDeal { name: "Own".into(), ..Default::default() }).await.expect("own");
+        let lost = DealPatch { stage: Some(DealStage::ClosedLost), ..Default::default() };
+        h.crm.deals().update(&h.admin, own.id, lost).await.expect("deal.lost");
+        let contact = NewContact { name: "Handed".into(), owner_id: Some(rep.user_id), ..Default::default() };
+        let c = h.crm.contacts().create(&h.admin, contact).await.expect("contact.assigned");
+        let patch = ContactPatch { phone_number: Some(Some("+33 1 23 45 67 89".into())), ..Default::default() };
+        h.crm.contacts().update(&h.admin, c.id, patch).await.expect("record.changed");
+        let meta = crm_core::RequestMeta::default();
+        let pair = h.crm.auth().login(&format!("matrix-{round}"), "correct horse battery staple", meta.clone()).await;
+        let me = h.crm.auth().authenticate(&pair.expect("login").access_token, meta).await.expect("auth");
+        h.crm
+            .auth()
+            .change_password(&me, "correct horse battery staple", "another long passphrase 7")
+            .await
+            .expect("account.security");
+        eng.remind_once().await.expect("task.due");
+        eng.dispatch_once().await.expect("dispatch");
+
+        let inbox = notes(&h, &rep).await;
+        let all: Vec<Delivery> =
+            h.crm.store().list_as(&StoreQuery::all(EntityKind::Delivery, 10_000)).await.expect("deliveries");
+        for (i, event) in NOTIFICATION_EVENTS.iter().enumerate() {
+            for (j, channel) in CHANNELS.iter().enumerate() {
+                let expected = if *event == "account.security" && *channel == "email" {
+                    // The security email is the account email itself (consumer `mail`).
+                    Frequency::Off
+                } else {
+                    want(i, j, round)
+                };
+                seen.insert((i, j, expected.as_str()));
+                let mine = |d: &&Delivery| match *channel {
+                    "email" => d.target_id == Some(rep.user_id.as_uuid()),
+                    _ => d.target_id.is_some_and(|t| chat_ids.contains(&t)),
+                };
+                let immediate = all.iter().filter(|d| d.consumer == *channel && d.topic == *event).filter(mine).count()
+                    + inbox.iter().filter(|n| *channel == "in_app" && n.topic == *event).count();
+                let digest = all
+                    .iter()
+                    .filter(|d| {
+                        d.consumer == "digest"
+                            && d.topic == *event
+                            && d.target_id == Some(rep.user_id.as_uuid())
+                            && d.payload["channel"] == *channel
+                    })
+                    .count();
+                let got = match (immediate, digest) {
+                    (0, 0) => Frequency::Off,
+                    (1, 0) => Frequency::Immediate,
+                    (0, 1) => Frequency::Digest,
+                    other => panic!("{event} on {channel}: {other:?} (immediate, digest) in round {round}"),
+                };
+                assert_eq!(got, expected, "{event} on {channel} in round {round}");
+            }
+        }
+        let security = all.iter().filter(|d| d.consumer == "mail" && d.target_id == Some(rep.user_id.as_uuid()));
+        assert!(security.count() >= 1, "the security email goes whatever the preferences");
+    }
+    let cells = NOTIFICATION_EVENTS.len() * CHANNELS.len();
+    let covered: HashSet<(usize, usize)> = seen.iter().map(|(i, j, _)| (*i, *j)).collect();
+    assert_eq!(covered.len(), cells);
+    // Each chat and email cell took all three values, each in-app cell both of its.
+    assert_eq!(seen.len(), (NOTIFICATION_EVENTS.len() - 1) * (3 * 3 + 2) + (2 * 3 + 2 + 1));
+}
+
+/// A Slack channel set with a bot token posts through `chat.postMessage` (bearer token,
+/// the channel in the body); Slack's `ok: false` answers are read: `ratelimited` is
+/// retried, `channel_not_found` gives up at once. The token is never shown back.
+pub async fn slack_bots_post_with_chat_post_message(b: &dyn TestBackend) {
+    use crm_core::service::{ChannelOwner, ChatChannelInput};
+    let h = Harness::with_config(b, loopback()).await;
+    let api = Receiver::start().await;
+    let rep = active_user(&h, "bot-rep", None).await.actor();
+    let chats = h.crm.chat_channels();
+    let me = ChannelOwner::User(rep.user_id);
+    let bad = chats.set(&rep, me, "slack", ChatChannelInput::bot("hunter2", " ")).await;
+    let mut named = fields(&assert_code(bad, "validation_failed"));
+    named.sort();
+    assert_eq!(named, ["channel", "token"]);
+    let both = ChatChannelInput { url: Some(api.url("/x")), ..ChatChannelInput::bot("xoxb-1", "C1") };
+    assert_eq!(fields(&assert_code(chats.set(&rep, me, "slack", both).await, "validation_failed")), ["token"]);
+    let teams_bot = chats.set(&rep, me, "teams", ChatChannelInput::bot("xoxb-1", "C1")).await;
+    assert_eq!(fields(&assert_code(teams_bot, "validation_failed")), ["token"]);
+    let token = "xoxb-1111-2222-abcdefghijkl";
+    let view = chats.set(&rep, me, "slack", ChatChannelInput::bot(token, "C0123456789")).await.expect("bot");
+    assert_eq!((view.via.as_str(), view.channel.as_deref()), ("bot", Some("C0123456789")));
+    assert!(!serde_json::to_string(&view).expect("json").contains("xoxb"), "the token is never shown");
+    set_settings(&h, &rep, json!({"notificationPreferences": {"task.assigned": {"slack": "immediate"}}})).await;
+
+    let eng = engine(&h, EngineConfig::default()).channel(Arc::new(
+        ChatSender::new(ChatProvider::Slack, HttpConfig::default(), PUBLIC_URL).slack_api(&api.url("/api")),
+    ));
+    api.reply(&[(200, r#"{"ok":false,"error":"ratelimited"}"#), (200, r#"{"ok":true,"ts":"1.2"}"#)]);
+    let task = NewTask { name: "Call Ann".into(), assigned_user: Some(rep.user_id), ..Default::default() };
+    h.crm.tasks().create(&h.admin, task).await.expect("task");
+    let first = eng.run_once().await.expect("run");
+    assert_eq!(first.retried, 1, "ratelimited is retried: {first:?}");
+    h.clock.advance(Duration::minutes(5));
+    assert_eq!(eng.run_once().await.expect("retry").sent, 1);
+    let got = api.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].path, "/api/chat.postMessage");
+    assert_eq!(got[1].header("authorization"), Some(format!("Bearer {token}").as_str()));
+    let body = got[1].json();
+    assert_eq!(
+        (body["channel"].as_str(), body["text"].as_str()),
+        (Some("C0123456789"), Some("Task assigned to you: Call Ann"))
+    );
+    assert_eq!(body["blocks"][0]["type"], "section");
+    check_chat_bodies(&[crate::receiver::Received { path: "/slack".into(), ..got[1].clone() }]);
+    assert!(got[0].body == got[1].body, "the retry sends the same message");
+
+    // A channel the bot is not in: dead at once, Slack's error kept.
+    api.reply(&[(200, r#"{"ok":false,"error":"channel_not_found"}"#)]);
+    let task = NewTask { name: "Again".into(), assigned_user: Some(rep.user_id), ..Default::default() };
+    h.crm.tasks().create(&h.admin, task).await.expect("task");
+    assert_eq!(eng.run_once().await.expect("run").abandoned, 1);
+    let dead = deliveries(&h, "slack").await.pop().expect("delivery");
+    assert_eq!(dead.state, DeliveryState::Dead);
+    assert!(dead.last_error.as_deref().is_some_and(|e| e.contains("channel_not_found")), "{dead:?}");
+    // Back to a webhook: the token is dropped.
+    let view = chats.set(&rep, me, "slack", ChatChannelInput::webhook(api.url("/hook"))).await.expect("webhook");
+    assert_eq!((view.via.as_str(), view.channel), ("webhook", None));
 }
