@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod views;
+pub mod web;
 
 pub use error::{ApiError, ApiResult, Problem};
 
@@ -136,7 +137,7 @@ pub fn router(state: AppState) -> Router {
     let _ = DOC.set(doc.to_json().unwrap_or_default());
     let app = routes
         .merge(routes::docs::router())
-        .fallback(not_found)
+        .fallback(web::serve)
         .layer(middleware::from_fn_with_state(state.clone(), extract::audit_denied))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(middleware::from_fn_with_state(state.clone(), limit::per_ip))
@@ -244,7 +245,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 

@@ -87,7 +87,7 @@ async fn bad_requests_are_problem_documents() {
     assert_eq!(weak.body["errors"][0]["field"], "password");
     let syntax = app.call(Method::POST, "/api/auth/login", None, None).await;
     assert_eq!(syntax.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_problem(&app.call(Method::GET, "/nope", None, None).await, StatusCode::NOT_FOUND, "not_found");
+    assert_problem(&app.call(Method::GET, "/api/nope", None, None).await, StatusCode::NOT_FOUND, "not_found");
     let big = json!({"username": "x".repeat(2 * 1024 * 1024), "password": "y"});
     assert_problem(&app.post("/api/auth/login", big).await, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     assert_eq!(app.call(Method::GET, "/healthz", None, None).await.status, StatusCode::OK);

@@ -124,16 +124,39 @@ pub async fn claims_never_overlap(b: &dyn TestBackend) {
     assert!(store.claim(&claim).await.expect("claim").is_empty(), "leased ones wait");
 }
 
-/// Python's reference verifier (`standardwebhooks` from PyPI) accepts the signature.
+/// Python's reference verifier (`standardwebhooks` from PyPI) accepts the signature, and
+/// refuses a wrong secret, an altered body, a moved timestamp and a late replay.
 fn verify_with_reference(secret: &str, r: &crate::receiver::Received) {
     let python = std::env::var("CRM_TEST_WEBHOOK_PYTHON").unwrap_or_else(|_| {
         panic!("CRM_TEST_WEBHOOK_PYTHON is not set: run scripts/test (it installs standardwebhooks)")
     });
+    // Besides accepting the delivery, the reference refuses it with a wrong secret, an
+    // altered body, a moved timestamp, and when replayed ten minutes later.
     let script = r#"
-import os, sys
-from standardwebhooks.webhooks import Webhook
+import base64, os, sys, datetime as dt
+import standardwebhooks.webhooks as sw
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 headers = {k: os.environ["H_" + k.replace("-", "_").upper()] for k in ("webhook-id", "webhook-timestamp", "webhook-signature")}
-Webhook(os.environ["SECRET"]).verify(sys.stdin.buffer.read(), headers)
+body = sys.stdin.buffer.read()
+hook = Webhook(os.environ["SECRET"])
+hook.verify(body, headers)
+def refused(check, what):
+    try:
+        check()
+    except WebhookVerificationError:
+        return
+    sys.exit("the reference accepted " + what)
+other = Webhook("whsec_" + base64.b64encode(b"not the secret of this webhook!!").decode())
+refused(lambda: other.verify(body, headers), "a wrong secret")
+refused(lambda: hook.verify(body + b" ", headers), "an altered body")
+moved = dict(headers, **{"webhook-timestamp": str(int(headers["webhook-timestamp"]) + 60)})
+refused(lambda: hook.verify(body, moved), "a moved timestamp")
+class Later(dt.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return dt.datetime.now(tz) + dt.timedelta(minutes=10)
+sw.datetime = Later
+refused(lambda: hook.verify(body, headers), "a replay ten minutes later")
 print("verified")
 "#;
     let mut child = std::process::Command::new(python)

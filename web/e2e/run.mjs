@@ -1,0 +1,193 @@
+// The web app end to end in a real browser: Debian's chromium driven by playwright-core,
+// against a real crm-server on a fresh SQLite file.
+//
+//   node e2e/run.mjs path/to/crm-server
+//
+// Environment: CRM_E2E_CHROMIUM (default /usr/bin/chromium), CRM_E2E_ARTIFACTS (where
+// screenshots go; default ./e2e-artifacts). Exits non-zero on the first failure.
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const server = process.argv[2];
+if (!server) throw new Error("usage: node e2e/run.mjs path/to/crm-server");
+const artifacts = path.resolve(process.env.CRM_E2E_ARTIFACTS ?? "e2e-artifacts");
+mkdirSync(artifacts, { recursive: true });
+
+function assert(cond, what) {
+  if (!cond) throw new Error(`failed: ${what}`);
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+/** The text parts of a raw email, decoded (quoted-printable or base64). */
+function textOf(raw) {
+  const decoded = [];
+  for (const part of raw.split(/\r?\n--[^\r\n]+/)) {
+    const [head, ...rest] = part.split(/\r?\n\r?\n/);
+    const body = rest.join("\n\n");
+    if (/content-transfer-encoding:\s*base64/i.test(head)) decoded.push(Buffer.from(body.replace(/\s+/g, ""), "base64").toString("utf8"));
+    else if (/content-transfer-encoding:\s*quoted-printable/i.test(head))
+      decoded.push(
+        Buffer.from(
+          body.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/gi, (_, h) => String.fromCharCode(parseInt(h, 16))),
+          "latin1",
+        ).toString("utf8"),
+      );
+    else decoded.push(body);
+  }
+  return decoded.join("\n");
+}
+
+async function waitFor(check, what, ms = 10_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const dir = mkdtempSync(path.join(tmpdir(), "crm-web-e2e-"));
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+const proc = spawn(server, ["--bind", `127.0.0.1:${port}`], {
+  cwd: dir,
+  env: { ...process.env, CRM_PUBLIC_URL: base, CRM_MAIL_DIR: path.join(dir, "mail"), CRM_LOG: "warn" },
+  stdio: ["ignore", "ignore", "inherit"],
+});
+let browser;
+const timings = {};
+try {
+  await waitFor(async () => fetch(`${base}/health`).then((r) => r.ok).catch(() => false), "crm-server", 30_000);
+
+  // The server's side: the app at /, its caching and its policy.
+  const index = await fetch(`${base}/contacts`);
+  assert(index.status === 200, "/contacts serves the app");
+  assert(index.headers.get("cache-control") === "no-cache", "index.html is revalidated");
+  const csp = index.headers.get("content-security-policy") ?? "";
+  assert(csp.includes("script-src 'self'") && !csp.includes("unsafe-inline"), `a CSP without unsafe-inline: ${csp}`);
+  const html = await index.text();
+  const asset = html.match(/\/assets\/[^"]+\.js/)?.[0];
+  assert(asset, "index.html names its script");
+  const js = await fetch(`${base}${asset}`);
+  assert(js.headers.get("cache-control")?.includes("immutable"), "hashed assets are immutable");
+  const missing = await fetch(`${base}/assets/nope-123.js`);
+  assert(missing.status === 404, "a missing asset is a 404");
+  const api404 = await fetch(`${base}/api/nope`);
+  assert((api404.headers.get("content-type") ?? "").includes("problem+json"), "the API keeps its 404");
+
+  browser = await chromium.launch({ executablePath: process.env.CRM_E2E_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
+  const page = await browser.newPage({ locale: "en-GB" });
+  const consoleErrors = [];
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+  async function axe(name) {
+    // Evaluated through the DevTools protocol: the page's CSP (rightly) refuses an
+    // injected inline script.
+    await page.evaluate(AXE);
+    const result = await page.evaluate(async () => {
+      const r = await axe.run(document, { resultTypes: ["violations"] });
+      return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+    });
+    const bad = result.filter((v) => v.impact === "serious" || v.impact === "critical");
+    assert(bad.length === 0, `${name}: accessibility violations ${JSON.stringify(bad)}`);
+    await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+  }
+
+  // Register; a field error is shown at its field.
+  let t0 = Date.now();
+  await page.goto(`${base}/register`);
+  await page.getByLabel("User name").waitFor();
+  timings.firstPaintMs = Date.now() - t0;
+  await axe("register");
+  await page.getByLabel("User name").fill("ann");
+  await page.getByLabel("Email").fill("not-an-email");
+  await page.getByLabel("Password").fill("correct horse battery staple");
+  await page.getByRole("button", { name: "Create an account" }).click();
+  const emailField = page.getByLabel("Email");
+  await waitFor(async () => (await emailField.getAttribute("aria-invalid")) === "true", "the email field error");
+  await axe("register-error");
+  await emailField.fill("ann@example.com");
+  await page.getByRole("button", { name: "Create an account" }).click();
+  await page.getByText("follow the link we sent to ann@example.com").waitFor();
+
+  // The emailed link opens the confirmation page, which confirms.
+  const mailDir = path.join(dir, "mail");
+  const link = await waitFor(() => {
+    let files = [];
+    try {
+      files = readdirSync(mailDir);
+    } catch {
+      return null;
+    }
+    for (const f of files) {
+      const text = textOf(readFileSync(path.join(mailDir, f), "utf8"));
+      const m = text.match(/http:\/\/127\.0\.0\.1:\d+\/verify-email\?token=[A-Za-z0-9_-]+/);
+      if (m) return m[0];
+    }
+    return null;
+  }, "the confirmation email");
+  await page.goto(link);
+  await page.getByText("Your address is confirmed").waitFor();
+  await axe("verify-email");
+
+  // Sign in: a wrong password is refused, the right one opens the contacts.
+  await page.goto(`${base}/login`);
+  await axe("sign-in");
+  await page.getByLabel("User name or email").fill("ann@example.com");
+  await page.getByLabel("Password").fill("wrong password entirely");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").waitFor();
+  await page.getByLabel("Password").fill("correct horse battery staple");
+  t0 = Date.now();
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText("Signed in as ann").waitFor();
+  await page.getByRole("heading", { name: "Contacts" }).waitFor();
+  await page.getByText("No contacts yet.").waitFor();
+  timings.signInToContactsMs = Date.now() - t0;
+  await axe("contacts");
+
+  // A reload keeps the session; Arabic turns the page right to left.
+  await page.reload();
+  await page.getByText("Signed in as ann").waitFor();
+  await page.getByLabel("Language").selectOption("ar");
+  await page.getByText("متصل باسم ann").waitFor();
+  assert((await page.getAttribute("html", "dir")) === "rtl", "Arabic is right to left");
+  await axe("contacts-ar");
+
+  // Everything reachable by keyboard: tabbing from the top reaches the sign-out button.
+  await page.keyboard.press("Tab");
+  let reached = false;
+  for (let i = 0; i < 10 && !reached; i++) {
+    reached = await page.evaluate(() => document.activeElement?.textContent === "تسجيل الخروج");
+    if (!reached) await page.keyboard.press("Tab");
+  }
+  assert(reached, "the sign-out button is reachable by keyboard");
+  await page.keyboard.press("Enter");
+  await page.getByRole("button", { name: "تسجيل الدخول" }).waitFor();
+
+  assert(consoleErrors.filter((e) => !e.includes("401") && !e.includes("422") && !e.includes("Failed to load resource")).length === 0, `console errors: ${consoleErrors.join("\n")}`);
+  console.log(`web e2e: passed; timings ${JSON.stringify(timings)}; screenshots in ${artifacts}`);
+} finally {
+  await browser?.close();
+  proc.kill("SIGTERM");
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { ApiError, problemOf } from "./api";
+
+describe("problemOf", () => {
+  it("keeps the code, detail and every field error of a problem document", () => {
+    const e = problemOf(422, {
+      type: "/problems/validation_failed",
+      title: "Unprocessable Entity",
+      status: 422,
+      detail: "validation failed: email: not an email",
+      code: "validation_failed",
+      errors: [
+        { field: "email", code: "invalid_format", message: "not an email" },
+        { field: "name", code: "required", message: "required" },
+      ],
+      requestId: "r1",
+    });
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e.status).toBe(422);
+    expect(e.code).toBe("validation_failed");
+    expect(e.field("email")).toBe("not an email");
+    expect(e.field("name")).toBe("required");
+    expect(e.field("phone")).toBeUndefined();
+    expect(e.requestId).toBe("r1");
+  });
+
+  it("makes do with an answer that is not a problem document", () => {
+    const e = problemOf(502, undefined);
+    expect(e.code).toBe("http_error");
+    expect(e.message).toBe("HTTP 502");
+    expect(e.errors).toEqual([]);
+  });
+
+  it("drops malformed field errors", () => {
+    const e = problemOf(400, { code: "validation_failed", errors: [null, { nope: 1 }, { field: "x", code: "c", message: "m" }] });
+    expect(e.errors).toHaveLength(1);
+  });
+});

@@ -1,0 +1,150 @@
+// The REST API as the app calls it: bearer tokens (refreshed once on a 401), JSON in and
+// out, and problem+json answers turned into an ApiError with its field errors.
+
+export interface FieldError {
+  field: string;
+  code: string;
+  message: string;
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly errors: FieldError[];
+  readonly requestId?: string;
+
+  constructor(status: number, code: string, detail: string, errors: FieldError[] = [], requestId?: string) {
+    super(detail);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.errors = errors;
+    this.requestId = requestId;
+  }
+
+  /** The message of the first error about `field`, if any. */
+  field(name: string): string | undefined {
+    return this.errors.find((e) => e.field === name)?.message;
+  }
+}
+
+/** The ApiError of a failed answer, problem+json or not. */
+export function problemOf(status: number, body: unknown): ApiError {
+  if (body && typeof body === "object") {
+    const p = body as Record<string, unknown>;
+    const errors = Array.isArray(p.errors)
+      ? p.errors.filter(
+          (e): e is FieldError => !!e && typeof e === "object" && typeof (e as FieldError).field === "string",
+        )
+      : [];
+    const detail = typeof p.detail === "string" ? p.detail : typeof p.title === "string" ? p.title : `HTTP ${status}`;
+    const code = typeof p.code === "string" ? p.code : "http_error";
+    return new ApiError(status, code, detail, errors, typeof p.requestId === "string" ? p.requestId : undefined);
+  }
+  return new ApiError(status, "http_error", `HTTP ${status}`);
+}
+
+export interface Tokens {
+  accessToken: string;
+  refreshToken: string;
+}
+
+const TOKENS_KEY = "crm-rs.tokens";
+
+export function loadTokens(): Tokens | null {
+  try {
+    const raw = localStorage.getItem(TOKENS_KEY);
+    if (!raw) return null;
+    const t = JSON.parse(raw) as Partial<Tokens>;
+    return t.accessToken && t.refreshToken ? { accessToken: t.accessToken, refreshToken: t.refreshToken } : null;
+  } catch {
+    return null;
+  }
+}
+
+export function saveTokens(t: Tokens | null): void {
+  if (t) localStorage.setItem(TOKENS_KEY, JSON.stringify(t));
+  else localStorage.removeItem(TOKENS_KEY);
+}
+
+let refreshing: Promise<boolean> | null = null;
+
+/** Trades the refresh token for a new pair, once at a time. */
+async function refresh(): Promise<boolean> {
+  const t = loadTokens();
+  if (!t) return false;
+  refreshing ??= (async () => {
+    try {
+      const res = await fetch("/api/auth/refresh", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ refreshToken: t.refreshToken }),
+      });
+      if (!res.ok) {
+        saveTokens(null);
+        return false;
+      }
+      const pair = (await res.json()) as Tokens;
+      saveTokens({ accessToken: pair.accessToken, refreshToken: pair.refreshToken });
+      return true;
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+/** Calls the API; resolves with the JSON answer (undefined for 204), throws ApiError. */
+export async function api<T>(method: string, path: string, body?: unknown, retried = false): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const t = loadTokens();
+  if (t) headers.Authorization = `Bearer ${t.accessToken}`;
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (res.status === 401 && t && !retried && !path.startsWith("/api/auth/")) {
+    if (await refresh()) return api<T>(method, path, body, true);
+  }
+  const text = await res.text();
+  let parsed: unknown = undefined;
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+  }
+  if (!res.ok) throw problemOf(res.status, parsed);
+  return parsed as T;
+}
+
+export interface User {
+  id: string;
+  username: string;
+  email: string;
+  role: string;
+  status: string;
+  settings?: { language?: string };
+}
+
+export interface TokenPair extends Tokens {
+  user: User;
+}
+
+export interface PageInfo {
+  hasNextPage: boolean;
+  endCursor: string | null;
+}
+
+export interface Page<T> {
+  data: T[];
+  pageInfo: PageInfo;
+}
+
+export interface Contact {
+  id: string;
+  name: string;
+  email?: string | null;
+  phoneNumber?: string | null;
+  lifecycleStage?: string | null;
+  updatedAt: string;
+}

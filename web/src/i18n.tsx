@@ -1,0 +1,177 @@
+// The interface's words in English, French and Arabic; Arabic turns the page right to left.
+import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
+
+export const LANGUAGES = ["en", "fr", "ar"] as const;
+export type Language = (typeof LANGUAGES)[number];
+
+const en = {
+  appName: "crm-rs",
+  signIn: "Sign in",
+  signOut: "Sign out",
+  register: "Create an account",
+  username: "User name",
+  usernameOrEmail: "User name or email",
+  email: "Email",
+  password: "Password",
+  newPassword: "New password",
+  forgotPassword: "Forgot your password?",
+  sendLink: "Send me a link",
+  linkSent: "If an account has this address, a link to choose a new password is on its way.",
+  resetTitle: "Choose a new password",
+  resetDone: "Your password is changed. Sign in with it.",
+  savePassword: "Save the password",
+  verifyTitle: "Confirming your email address",
+  verifyDone: "Your address is confirmed. You can sign in.",
+  verifyWorking: "Confirming…",
+  registered: "Almost there: follow the link we sent to {email} to confirm your address.",
+  invitationTitle: "Set your password",
+  invitationDone: "Your account is ready. Sign in with your new password.",
+  noToken: "This link is incomplete: open it again from the email.",
+  haveAccount: "Already have an account?",
+  noAccount: "No account yet?",
+  contacts: "Contacts",
+  name: "Name",
+  phone: "Phone",
+  stage: "Stage",
+  updated: "Updated",
+  next: "Next page",
+  first: "First page",
+  noContacts: "No contacts yet.",
+  loading: "Loading…",
+  language: "Language",
+  signedInAs: "Signed in as {name}",
+  mainNav: "Main",
+  problem: "Something went wrong: {detail}",
+};
+
+export type Key = keyof typeof en;
+
+const fr: Record<Key, string> = {
+  appName: "crm-rs",
+  signIn: "Se connecter",
+  signOut: "Se déconnecter",
+  register: "Créer un compte",
+  username: "Nom d'utilisateur",
+  usernameOrEmail: "Nom d'utilisateur ou e-mail",
+  email: "E-mail",
+  password: "Mot de passe",
+  newPassword: "Nouveau mot de passe",
+  forgotPassword: "Mot de passe oublié ?",
+  sendLink: "M'envoyer un lien",
+  linkSent: "Si un compte a cette adresse, un lien pour choisir un nouveau mot de passe est en route.",
+  resetTitle: "Choisir un nouveau mot de passe",
+  resetDone: "Votre mot de passe est changé. Connectez-vous avec lui.",
+  savePassword: "Enregistrer le mot de passe",
+  verifyTitle: "Confirmation de votre adresse e-mail",
+  verifyDone: "Votre adresse est confirmée. Vous pouvez vous connecter.",
+  verifyWorking: "Confirmation…",
+  registered: "Presque fini : suivez le lien envoyé à {email} pour confirmer votre adresse.",
+  invitationTitle: "Choisissez votre mot de passe",
+  invitationDone: "Votre compte est prêt. Connectez-vous avec votre nouveau mot de passe.",
+  noToken: "Ce lien est incomplet : ouvrez-le à nouveau depuis l'e-mail.",
+  haveAccount: "Vous avez déjà un compte ?",
+  noAccount: "Pas encore de compte ?",
+  contacts: "Contacts",
+  name: "Nom",
+  phone: "Téléphone",
+  stage: "Étape",
+  updated: "Modifié",
+  next: "Page suivante",
+  first: "Première page",
+  noContacts: "Aucun contact pour l'instant.",
+  loading: "Chargement…",
+  language: "Langue",
+  signedInAs: "Connecté en tant que {name}",
+  mainNav: "Principal",
+  problem: "Un problème est survenu : {detail}",
+};
+
+const ar: Record<Key, string> = {
+  appName: "crm-rs",
+  signIn: "تسجيل الدخول",
+  signOut: "تسجيل الخروج",
+  register: "إنشاء حساب",
+  username: "اسم المستخدم",
+  usernameOrEmail: "اسم المستخدم أو البريد الإلكتروني",
+  email: "البريد الإلكتروني",
+  password: "كلمة المرور",
+  newPassword: "كلمة المرور الجديدة",
+  forgotPassword: "هل نسيت كلمة المرور؟",
+  sendLink: "أرسل لي رابطًا",
+  linkSent: "إن كان هناك حساب بهذا العنوان، فرابط اختيار كلمة مرور جديدة في الطريق إليه.",
+  resetTitle: "اختر كلمة مرور جديدة",
+  resetDone: "تم تغيير كلمة المرور. سجّل الدخول بها.",
+  savePassword: "حفظ كلمة المرور",
+  verifyTitle: "تأكيد عنوان بريدك الإلكتروني",
+  verifyDone: "تم تأكيد عنوانك. يمكنك تسجيل الدخول.",
+  verifyWorking: "جارٍ التأكيد…",
+  registered: "بقيت خطوة: اتبع الرابط المرسل إلى {email} لتأكيد عنوانك.",
+  invitationTitle: "اختر كلمة المرور",
+  invitationDone: "حسابك جاهز. سجّل الدخول بكلمة المرور الجديدة.",
+  noToken: "هذا الرابط غير مكتمل: افتحه مجددًا من الرسالة.",
+  haveAccount: "لديك حساب بالفعل؟",
+  noAccount: "ليس لديك حساب بعد؟",
+  contacts: "جهات الاتصال",
+  name: "الاسم",
+  phone: "الهاتف",
+  stage: "المرحلة",
+  updated: "آخر تعديل",
+  next: "الصفحة التالية",
+  first: "الصفحة الأولى",
+  noContacts: "لا توجد جهات اتصال بعد.",
+  loading: "جارٍ التحميل…",
+  language: "اللغة",
+  signedInAs: "متصل باسم {name}",
+  mainNav: "الرئيسية",
+  problem: "حدث خطأ: {detail}",
+};
+
+const WORDS: Record<Language, Record<Key, string>> = { en, fr, ar };
+const LANG_KEY = "crm-rs.lang";
+
+export function isLanguage(l: unknown): l is Language {
+  return typeof l === "string" && (LANGUAGES as readonly string[]).includes(l);
+}
+
+/** The text of `key` in `lang`, `{name}` filled from `vars`. */
+export function translate(lang: Language, key: Key, vars: Record<string, string> = {}): string {
+  return WORDS[lang][key].replace(/\{(\w+)\}/g, (_, v: string) => vars[v] ?? `{${v}}`);
+}
+
+function initial(): Language {
+  const saved = localStorage.getItem(LANG_KEY);
+  if (isLanguage(saved)) return saved;
+  const browser = navigator.language.slice(0, 2);
+  return isLanguage(browser) ? browser : "en";
+}
+
+interface I18n {
+  lang: Language;
+  setLang: (l: Language) => void;
+  t: (key: Key, vars?: Record<string, string>) => string;
+}
+
+const Ctx = createContext<I18n | null>(null);
+
+export function I18nProvider({ children }: { children: ReactNode }) {
+  const [lang, setLangState] = useState<Language>(initial);
+  useEffect(() => {
+    document.documentElement.lang = lang;
+    document.documentElement.dir = lang === "ar" ? "rtl" : "ltr";
+  }, [lang]);
+  const setLang = useCallback((l: Language) => {
+    localStorage.setItem(LANG_KEY, l);
+    setLangState(l);
+  }, []);
+  const value = useMemo<I18n>(
+    () => ({ lang, setLang, t: (key, vars) => translate(lang, key, vars) }),
+    [lang, setLang],
+  );
+  return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
+}
+
+export function useI18n(): I18n {
+  const c = useContext(Ctx);
+  if (!c) throw new Error("useI18n outside I18nProvider");
+  return c;
+}

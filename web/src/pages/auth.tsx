@@ -1,0 +1,200 @@
+// The account pages, including the ones emailed links open: /verify-email,
+// /reset-password and /accept-invitation (each with ?token=…).
+import { useEffect, useRef, useState, type FormEvent } from "react";
+import { Link, useNavigate, useSearchParams } from "react-router-dom";
+import { api } from "../api";
+import { useAuth } from "../auth";
+import { useI18n } from "../i18n";
+import { AuthCard, Field, FormError, fieldError } from "../ui";
+
+function useSubmit(action: () => Promise<void>) {
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await action();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { error, busy, submit };
+}
+
+export function SignIn() {
+  const { t } = useI18n();
+  const { signIn } = useAuth();
+  const navigate = useNavigate();
+  const [login, setLogin] = useState("");
+  const [password, setPassword] = useState("");
+  const { error, busy, submit } = useSubmit(async () => {
+    await signIn(login.trim(), password);
+    navigate("/contacts", { replace: true });
+  });
+  return (
+    <AuthCard title={t("signIn")}>
+      <form onSubmit={submit} noValidate>
+        <FormError error={error} fields={["username", "password"]} />
+        <Field
+          label={t("usernameOrEmail")}
+          name="username"
+          autoComplete="username"
+          required
+          value={login}
+          onChange={(e) => setLogin(e.target.value)}
+          error={fieldError(error, "username")}
+        />
+        <Field
+          label={t("password")}
+          name="password"
+          type="password"
+          autoComplete="current-password"
+          required
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+          error={fieldError(error, "password")}
+        />
+        <button type="submit" disabled={busy}>
+          {t("signIn")}
+        </button>
+      </form>
+      <p>
+        <Link to="/forgot-password">{t("forgotPassword")}</Link>
+      </p>
+      <p>
+        {t("noAccount")} <Link to="/register">{t("register")}</Link>
+      </p>
+    </AuthCard>
+  );
+}
+
+export function Register() {
+  const { t } = useI18n();
+  const [form, setForm] = useState({ username: "", email: "", password: "" });
+  const [sentTo, setSentTo] = useState<string | null>(null);
+  const { error, busy, submit } = useSubmit(async () => {
+    await api("POST", "/api/auth/register", { ...form, username: form.username.trim(), email: form.email.trim() });
+    setSentTo(form.email.trim());
+  });
+  if (sentTo) {
+    return (
+      <AuthCard title={t("register")}>
+        <p role="status">{t("registered", { email: sentTo })}</p>
+        <Link to="/login">{t("signIn")}</Link>
+      </AuthCard>
+    );
+  }
+  const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value });
+  return (
+    <AuthCard title={t("register")}>
+      <form onSubmit={submit} noValidate>
+        <FormError error={error} fields={["username", "email", "password"]} />
+        <Field label={t("username")} name="username" autoComplete="username" required value={form.username} onChange={set("username")} error={fieldError(error, "username")} />
+        <Field label={t("email")} name="email" type="email" autoComplete="email" required value={form.email} onChange={set("email")} error={fieldError(error, "email")} />
+        <Field label={t("password")} name="password" type="password" autoComplete="new-password" required value={form.password} onChange={set("password")} error={fieldError(error, "password")} />
+        <button type="submit" disabled={busy}>
+          {t("register")}
+        </button>
+      </form>
+      <p>
+        {t("haveAccount")} <Link to="/login">{t("signIn")}</Link>
+      </p>
+    </AuthCard>
+  );
+}
+
+/** Opened from the emailed link: confirms at once, once. */
+export function VerifyEmail() {
+  const { t } = useI18n();
+  const [params] = useSearchParams();
+  const token = params.get("token");
+  const [state, setState] = useState<"working" | "done" | unknown>(token ? "working" : null);
+  const started = useRef(false);
+  useEffect(() => {
+    if (!token || started.current) return;
+    started.current = true;
+    api("POST", "/api/auth/verify-email", { token })
+      .then(() => setState("done"))
+      .catch((e: unknown) => setState(e));
+  }, [token]);
+  return (
+    <AuthCard title={t("verifyTitle")}>
+      {!token && <p role="alert">{t("noToken")}</p>}
+      {state === "working" && <p role="status">{t("verifyWorking")}</p>}
+      {state === "done" && <p role="status">{t("verifyDone")}</p>}
+      {token && state !== "working" && state !== "done" && <FormError error={state} />}
+      <Link to="/login">{t("signIn")}</Link>
+    </AuthCard>
+  );
+}
+
+export function ForgotPassword() {
+  const { t } = useI18n();
+  const [email, setEmail] = useState("");
+  const [sent, setSent] = useState(false);
+  const { error, busy, submit } = useSubmit(async () => {
+    await api("POST", "/api/auth/password/forgot", { email: email.trim() });
+    setSent(true);
+  });
+  return (
+    <AuthCard title={t("forgotPassword")}>
+      {sent ? (
+        <p role="status">{t("linkSent")}</p>
+      ) : (
+        <form onSubmit={submit} noValidate>
+          <FormError error={error} fields={["email"]} />
+          <Field label={t("email")} name="email" type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} error={fieldError(error, "email")} />
+          <button type="submit" disabled={busy}>
+            {t("sendLink")}
+          </button>
+        </form>
+      )}
+      <Link to="/login">{t("signIn")}</Link>
+    </AuthCard>
+  );
+}
+
+/** Opened from a reset or invitation link: a new password for the token. */
+function NewPassword({ path, title, done }: { path: string; title: string; done: string }) {
+  const { t } = useI18n();
+  const [params] = useSearchParams();
+  const token = params.get("token");
+  const [password, setPassword] = useState("");
+  const [finished, setFinished] = useState(false);
+  const { error, busy, submit } = useSubmit(async () => {
+    await api("POST", path, { token, password });
+    setFinished(true);
+  });
+  return (
+    <AuthCard title={title}>
+      {!token ? (
+        <p role="alert">{t("noToken")}</p>
+      ) : finished ? (
+        <p role="status">{done}</p>
+      ) : (
+        <form onSubmit={submit} noValidate>
+          <FormError error={error} fields={["password"]} />
+          <Field label={t("newPassword")} name="password" type="password" autoComplete="new-password" required value={password} onChange={(e) => setPassword(e.target.value)} error={fieldError(error, "password")} />
+          <button type="submit" disabled={busy}>
+            {t("savePassword")}
+          </button>
+        </form>
+      )}
+      <Link to="/login">{t("signIn")}</Link>
+    </AuthCard>
+  );
+}
+
+export function ResetPassword() {
+  const { t } = useI18n();
+  return <NewPassword path="/api/auth/password/reset" title={t("resetTitle")} done={t("resetDone")} />;
+}
+
+export function AcceptInvitation() {
+  const { t } = useI18n();
+  return <NewPassword path="/api/auth/accept-invitation" title={t("invitationTitle")} done={t("invitationDone")} />;
+}

@@ -1,0 +1,83 @@
+// Small building blocks: labelled fields with their error, the form's alert, the
+// language picker, the card the account pages sit in.
+import { useId, type InputHTMLAttributes, type ReactNode } from "react";
+import { ApiError } from "./api";
+import { LANGUAGES, useI18n, type Language } from "./i18n";
+
+const NATIVE: Record<Language, string> = { en: "English", fr: "Français", ar: "العربية" };
+
+export function Field({
+  label,
+  error,
+  ...input
+}: { label: string; error?: string } & InputHTMLAttributes<HTMLInputElement>) {
+  const id = useId();
+  const errId = `${id}-error`;
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <input id={id} aria-invalid={error ? true : undefined} aria-describedby={error ? errId : undefined} {...input} />
+      {error && (
+        <p id={errId} className="field-error">
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+/** The error of a form that no field shows (or every error, for unknown fields). */
+export function FormError({ error, fields = [] }: { error: unknown; fields?: string[] }) {
+  const { t } = useI18n();
+  if (!error) return null;
+  if (error instanceof ApiError) {
+    const shown = error.errors.filter((e) => fields.includes(e.field));
+    if (shown.length > 0 && shown.length === error.errors.length) return null;
+    const rest = error.errors.filter((e) => !fields.includes(e.field));
+    return (
+      <div role="alert" className="alert">
+        {rest.length > 0 ? rest.map((e) => <p key={e.field + e.code}>{`${e.field}: ${e.message}`}</p>) : <p>{error.message}</p>}
+      </div>
+    );
+  }
+  return (
+    <div role="alert" className="alert">
+      <p>{t("problem", { detail: String(error) })}</p>
+    </div>
+  );
+}
+
+export function fieldError(error: unknown, field: string): string | undefined {
+  return error instanceof ApiError ? error.field(field) : undefined;
+}
+
+export function LanguagePicker() {
+  const { lang, setLang, t } = useI18n();
+  const id = useId();
+  return (
+    <div className="language">
+      <label htmlFor={id}>{t("language")}</label>
+      <select id={id} value={lang} onChange={(e) => setLang(e.target.value as Language)}>
+        {LANGUAGES.map((l) => (
+          <option key={l} value={l} lang={l}>
+            {NATIVE[l]}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
+export function AuthCard({ title, children }: { title: string; children: ReactNode }) {
+  const { t } = useI18n();
+  return (
+    <main className="auth">
+      <div className="auth-card">
+        <p className="brand">{t("appName")}</p>
+        <h1>{title}</h1>
+        {children}
+        <LanguagePicker />
+      </div>
+    </main>
+  );
+}
