@@ -5,7 +5,7 @@
 //
 // Environment: CRM_E2E_CHROMIUM (default /usr/bin/chromium), CRM_E2E_ARTIFACTS (where
 // screenshots go; default ./e2e-artifacts). Exits non-zero on the first failure.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
@@ -67,6 +67,13 @@ async function waitFor(check, what, ms = 10_000) {
 const dir = mkdtempSync(path.join(tmpdir(), "crm-web-e2e-"));
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
+const ADMIN_PASSWORD = "correct horse battery staple";
+const made = spawnSync(server, ["create-admin", "--username", "admin", "--email", "admin@example.com", "--password", ADMIN_PASSWORD], {
+  cwd: dir,
+  env: { ...process.env, CRM_LOG: "warn" },
+  stdio: ["ignore", "ignore", "inherit"],
+});
+assert(made.status === 0, "crm-server create-admin");
 const proc = spawn(server, ["--bind", `127.0.0.1:${port}`], {
   cwd: dir,
   env: { ...process.env, CRM_PUBLIC_URL: base, CRM_MAIL_DIR: path.join(dir, "mail"), CRM_LOG: "warn" },
@@ -165,7 +172,47 @@ try {
   timings.signInToContactsMs = Date.now() - t0;
   await axe("contacts");
 
+  // A task assigned by the admin: the badge counts it, the notifications page lists it,
+  // reading it clears the badge.
+  const call = async (method, p, token, body) => {
+    const r = await fetch(`${base}${p}`, {
+      method,
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await r.text();
+    assert(r.ok, `${method} ${p}: ${r.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const admin = (await call("POST", "/api/auth/login", null, { username: "admin", password: ADMIN_PASSWORD })).accessToken;
+  const ann = (await call("GET", "/api/users?q=ann", admin)).data.find((u) => u.username === "ann");
+  await call("POST", "/api/tasks", admin, { name: "Call the Lees", assignedUser: ann.id });
+  // The server's worker writes it within a second or two; the page reads the count on load.
+  const annToken = await page.evaluate(() => JSON.parse(localStorage.getItem("crm-rs.tokens")).accessToken);
+  await waitFor(async () => (await call("GET", "/api/notifications/unread-count", annToken)).count === 1, "the notification");
+  await page.reload();
+  await page.getByText("1 unread").waitFor();
+  await page.getByRole("link", { name: /Notifications/ }).click();
+  await page.getByText("Task assigned to you: Call the Lees").waitFor();
+  await axe("notifications");
+  await page.getByRole("button", { name: "Mark read" }).click();
+  await waitFor(async () => (await page.getByText("1 unread").count()) === 0, "the badge to clear");
+
+  // Settings: a deal won by daily digest, saved and read back after a reload.
+  await page.getByRole("link", { name: "Settings" }).click();
+  const wonByEmail = page.getByLabel("Your deal won — Email");
+  await wonByEmail.selectOption("digest");
+  await page.getByLabel("Digest hour").selectOption("7");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Saved.").waitFor();
+  await axe("settings");
+  await page.reload();
+  await waitFor(async () => (await page.getByLabel("Your deal won — Email").inputValue()) === "digest", "the saved digest");
+  const stored = await call("GET", `/api/users/${ann.id}/settings`, admin);
+  assert(stored.notificationPreferences["deal.won"].email === "digest" && stored.digestHour === 7, `stored: ${JSON.stringify(stored)}`);
+
   // A reload keeps the session; Arabic turns the page right to left.
+  await page.goto(`${base}/contacts`);
   await page.reload();
   await page.getByText("Signed in as ann").waitFor();
   await page.getByLabel("Language").selectOption("ar");

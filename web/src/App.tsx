@@ -1,16 +1,34 @@
-import type { ReactNode } from "react";
+import { useCallback, useEffect, useState, type ReactNode } from "react";
+import { api } from "./api";
 import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation } from "react-router-dom";
 import { AuthProvider, useAuth } from "./auth";
 import { I18nProvider, useI18n } from "./i18n";
 import { Contacts } from "./pages/Contacts";
+import { Notifications } from "./pages/Notifications";
+import { Settings } from "./pages/Settings";
 import { AcceptInvitation, ForgotPassword, Register, ResetPassword, SignIn, VerifyEmail } from "./pages/auth";
 import { LanguagePicker } from "./ui";
 
+/** The unread count, read again every minute and after a change. */
+function useUnread(signedIn: boolean): [number, () => void] {
+  const [n, setN] = useState(0);
+  const refresh = useCallback(() => {
+    if (signedIn) api<{ count: number }>("GET", "/api/notifications/unread-count").then((c) => setN(c.count), () => {});
+  }, [signedIn]);
+  useEffect(() => {
+    refresh();
+    const timer = setInterval(refresh, 60_000);
+    return () => clearInterval(timer);
+  }, [refresh]);
+  return [n, refresh];
+}
+
 /** Pages behind sign-in: the header, the navigation and the page. */
-function Shell({ children }: { children: ReactNode }) {
+function Shell({ children }: { children: (refreshUnread: () => void) => ReactNode }) {
   const { user, ready, signOut } = useAuth();
   const { t } = useI18n();
   const location = useLocation();
+  const [unread, refreshUnread] = useUnread(!!user);
   if (!ready) return <p role="status">{t("loading")}</p>;
   if (!user) return <Navigate to="/login" replace state={{ from: location.pathname }} />;
   return (
@@ -19,6 +37,11 @@ function Shell({ children }: { children: ReactNode }) {
         <span className="brand">{t("appName")}</span>
         <nav aria-label={t("mainNav")}>
           <NavLink to="/contacts">{t("contacts")}</NavLink>
+          <NavLink to="/notifications">
+            {t("notifications")}
+            {unread > 0 && <span className="badge">{t("unreadCount", { n: String(unread) })}</span>}
+          </NavLink>
+          <NavLink to="/settings">{t("settings")}</NavLink>
         </nav>
         <span className="who">{t("signedInAs", { name: user.username })}</span>
         <LanguagePicker />
@@ -26,7 +49,7 @@ function Shell({ children }: { children: ReactNode }) {
           {t("signOut")}
         </button>
       </header>
-      <main>{children}</main>
+      <main>{children(refreshUnread)}</main>
     </div>
   );
 }
@@ -43,7 +66,9 @@ export function App() {
             <Route path="/forgot-password" element={<ForgotPassword />} />
             <Route path="/reset-password" element={<ResetPassword />} />
             <Route path="/accept-invitation" element={<AcceptInvitation />} />
-            <Route path="/contacts" element={<Shell><Contacts /></Shell>} />
+            <Route path="/contacts" element={<Shell>{() => <Contacts />}</Shell>} />
+            <Route path="/notifications" element={<Shell>{(refresh) => <Notifications onChange={refresh} />}</Shell>} />
+            <Route path="/settings" element={<Shell>{() => <Settings />}</Shell>} />
             <Route path="*" element={<Navigate to="/contacts" replace />} />
           </Routes>
         </BrowserRouter>

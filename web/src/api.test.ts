@@ -36,3 +36,26 @@ describe("problemOf", () => {
     expect(e.errors).toHaveLength(1);
   });
 });
+
+import { frequencyOf, type UserSettings } from "./api";
+
+describe("frequencyOf", () => {
+  const base: UserSettings = {
+    notificationPreferences: { "deal.won": { email: "digest", slack: true, in_app: false } },
+    language: "en",
+    timezone: "UTC",
+    displayOptions: { dateFormat: "YYYY-MM-DD", pageSize: 25, theme: "system" },
+    reminderMinutes: 60,
+    digestHour: 8,
+  };
+  it("reads names, old booleans and the server's defaults", () => {
+    expect(frequencyOf(base, "deal.won", "email")).toBe("digest");
+    expect(frequencyOf(base, "deal.won", "slack")).toBe("immediate");
+    expect(frequencyOf(base, "deal.won", "in_app")).toBe("off");
+    expect(frequencyOf(base, "deal.won", "teams")).toBe("off");
+    expect(frequencyOf(base, "task.assigned", "email")).toBe("immediate");
+    expect(frequencyOf(base, "record.changed", "email")).toBe("off");
+    expect(frequencyOf(base, "record.changed", "in_app")).toBe("immediate");
+    expect(frequencyOf(base, "account.security", "email")).toBe("immediate");
+  });
+});

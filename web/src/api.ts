@@ -148,3 +148,51 @@ export interface Contact {
   lifecycleStage?: string | null;
   updatedAt: string;
 }
+
+export interface Notification {
+  id: string;
+  topic: string;
+  entityType: string;
+  entityId?: string | null;
+  title: string;
+  body: string;
+  link?: string | null;
+  createdAt: string;
+  readAt?: string | null;
+}
+
+export type Frequency = "immediate" | "digest" | "off";
+
+export interface UserSettings {
+  notificationPreferences: Record<string, Record<string, Frequency | boolean>>;
+  language: string;
+  timezone: string;
+  displayOptions: { dateFormat: string; pageSize: number; theme: string };
+  reminderMinutes: number;
+  digestHour: number;
+}
+
+/** The events and channels of notification preferences (as the server names them). */
+export const EVENTS = [
+  "task.assigned",
+  "task.due",
+  "deal.assigned",
+  "deal.stage_changed",
+  "deal.won",
+  "deal.lost",
+  "contact.assigned",
+  "record.changed",
+  "account.security",
+] as const;
+export const CHANNELS = ["in_app", "email", "slack", "teams"] as const;
+
+/** How an event reaches a user on a channel, defaults included (as the server reads it). */
+export function frequencyOf(s: UserSettings, event: string, channel: string): Frequency {
+  if (event === "account.security" && channel === "email") return "immediate";
+  const v = s.notificationPreferences[event]?.[channel];
+  if (v === true) return "immediate";
+  if (v === false) return "off";
+  if (v) return v;
+  if (event === "record.changed") return channel === "in_app" ? "immediate" : "off";
+  return channel === "email" || channel === "in_app" ? "immediate" : "off";
+}
