@@ -80,6 +80,7 @@ const proc = spawn(server, ["--bind", `127.0.0.1:${port}`], {
   stdio: ["ignore", "ignore", "inherit"],
 });
 let browser;
+let page;
 const timings = {};
 try {
   await waitFor(async () => fetch(`${base}/health`).then((r) => r.ok).catch(() => false), "crm-server", 30_000);
@@ -101,7 +102,7 @@ try {
   assert((api404.headers.get("content-type") ?? "").includes("problem+json"), "the API keeps its 404");
 
   browser = await chromium.launch({ executablePath: process.env.CRM_E2E_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
-  const page = await browser.newPage({ locale: "en-GB" });
+  page = await browser.newPage({ locale: "en-GB" });
   const consoleErrors = [];
   page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
@@ -172,8 +173,6 @@ try {
   timings.signInToContactsMs = Date.now() - t0;
   await axe("contacts");
 
-  // A task assigned by the admin: the badge counts it, the notifications page lists it,
-  // reading it clears the badge.
   const call = async (method, p, token, body) => {
     const r = await fetch(`${base}${p}`, {
       method,
@@ -185,18 +184,63 @@ try {
     return text ? JSON.parse(text) : null;
   };
   const admin = (await call("POST", "/api/auth/login", null, { username: "admin", password: ADMIN_PASSWORD })).accessToken;
+
+  // A contact: a field error at its field, created, changed meanwhile by the admin (a
+  // version conflict, overwritten), deleted and restored, found by search.
+  await page.getByRole("link", { name: "New contact" }).click();
+  await page.getByLabel("Name").fill("Ann Lee");
+  await page.getByLabel("Email").fill("ann-at-acme");
+  await page.getByRole("button", { name: "Save" }).click();
+  await waitFor(async () => (await page.getByLabel("Email").getAttribute("aria-invalid")) === "true", "the email error");
+  await axe("contact-error");
+  await page.getByLabel("Email").fill("ann.lee@acme.com");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("heading", { name: "Ann Lee" }).waitFor();
+  const contactId = page.url().split("/").pop();
+  await call("PATCH", `/api/contacts/${contactId}`, admin, { phoneNumber: "+33 1 23 45 67 89" });
+  await page.getByLabel("Job title").fill("Buyer");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Someone else changed this contact").waitFor();
+  await axe("contact-conflict");
+  await page.getByRole("button", { name: "Overwrite with mine" }).click();
+  await page.getByText("Saved.").waitFor();
+  const overwritten = await call("GET", `/api/contacts/${contactId}`, admin);
+  assert(overwritten.jobTitle === "Buyer" && overwritten.version === 3, `overwritten: ${JSON.stringify(overwritten)}`);
+  // A user deletes; restoring is for managers and admins (the standard policy).
+  await page.getByRole("button", { name: "Delete" }).click();
+  await page.getByText("This contact is deleted.").waitFor();
+  await page.getByText("A manager or an admin can restore it.").waitFor();
+  await axe("contact-deleted");
+  await call("POST", `/api/contacts/${contactId}/restore`, admin);
+  await page.reload();
+  await page.getByRole("heading", { name: "Ann Lee" }).waitFor();
+  assert((await page.getByText("This contact is deleted.").count()) === 0, "restored");
+  await page.getByRole("link", { name: "Back to the list" }).click();
+  await page.getByRole("searchbox", { name: "Search" }).fill("Lee");
+  await page.getByRole("searchbox", { name: "Search" }).press("Enter");
+  await page.getByRole("link", { name: "Ann Lee" }).waitFor();
+  await axe("contacts-list");
+
+  // A task assigned by the admin: the badge counts it, the notifications page lists it,
+  // reading it clears the badge.
   const ann = (await call("GET", "/api/users?q=ann", admin)).data.find((u) => u.username === "ann");
   await call("POST", "/api/tasks", admin, { name: "Call the Lees", assignedUser: ann.id });
   // The server's worker writes it within a second or two; the page reads the count on load.
   const annToken = await page.evaluate(() => JSON.parse(localStorage.getItem("crm-rs.tokens")).accessToken);
-  await waitFor(async () => (await call("GET", "/api/notifications/unread-count", annToken)).count === 1, "the notification");
+  const notes = () => call("GET", "/api/notifications", annToken);
+  await waitFor(async () => (await notes()).data.some((n) => n.title === "Task assigned to you: Call the Lees"), "the notification");
+  const unread = (await call("GET", "/api/notifications/unread-count", annToken)).count;
+  // The admin's change to ann's contact and its restore told her too (record.changed).
+  assert(unread === 3, `3 unread (the task, the change, the restore): ${unread}`);
   await page.reload();
-  await page.getByText("1 unread").waitFor();
+  await page.getByText("3 unread").waitFor();
   await page.getByRole("link", { name: /Notifications/ }).click();
   await page.getByText("Task assigned to you: Call the Lees").waitFor();
   await axe("notifications");
-  await page.getByRole("button", { name: "Mark read" }).click();
-  await waitFor(async () => (await page.getByText("1 unread").count()) === 0, "the badge to clear");
+  await page.getByRole("button", { name: "Mark read" }).first().click();
+  await page.getByText("2 unread").waitFor();
+  await page.getByRole("button", { name: "Mark all read" }).click();
+  await waitFor(async () => (await page.getByText(/\d unread/).count()) === 0, "the badge to clear");
 
   // Settings: a deal won by daily digest, saved and read back after a reload.
   await page.getByRole("link", { name: "Settings" }).click();
@@ -233,6 +277,10 @@ try {
 
   assert(consoleErrors.filter((e) => !e.includes("401") && !e.includes("422") && !e.includes("Failed to load resource")).length === 0, `console errors: ${consoleErrors.join("\n")}`);
   console.log(`web e2e: passed; timings ${JSON.stringify(timings)}; screenshots in ${artifacts}`);
+} catch (e) {
+  // What the screen showed when it failed.
+  await page?.screenshot({ path: path.join(artifacts, "failure.png"), fullPage: true }).catch(() => {});
+  throw e;
 } finally {
   await browser?.close();
   proc.kill("SIGTERM");

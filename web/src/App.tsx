@@ -3,6 +3,7 @@ import { api } from "./api";
 import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation } from "react-router-dom";
 import { AuthProvider, useAuth } from "./auth";
 import { I18nProvider, useI18n } from "./i18n";
+import { ContactPage } from "./pages/ContactPage";
 import { Contacts } from "./pages/Contacts";
 import { Notifications } from "./pages/Notifications";
 import { Settings } from "./pages/Settings";
@@ -67,6 +68,7 @@ export function App() {
             <Route path="/reset-password" element={<ResetPassword />} />
             <Route path="/accept-invitation" element={<AcceptInvitation />} />
             <Route path="/contacts" element={<Shell>{() => <Contacts />}</Shell>} />
+            <Route path="/contacts/:id" element={<Shell>{() => <ContactPage />}</Shell>} />
             <Route path="/notifications" element={<Shell>{(refresh) => <Notifications onChange={refresh} />}</Shell>} />
             <Route path="/settings" element={<Shell>{() => <Settings />}</Shell>} />
             <Route path="*" element={<Navigate to="/contacts" replace />} />

@@ -12,14 +12,24 @@ export class ApiError extends Error {
   readonly code: string;
   readonly errors: FieldError[];
   readonly requestId?: string;
+  /** The whole problem document (a version conflict carries `current` and `currentVersion`). */
+  readonly body: Record<string, unknown>;
 
-  constructor(status: number, code: string, detail: string, errors: FieldError[] = [], requestId?: string) {
+  constructor(
+    status: number,
+    code: string,
+    detail: string,
+    errors: FieldError[] = [],
+    requestId?: string,
+    body: Record<string, unknown> = {},
+  ) {
     super(detail);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.errors = errors;
     this.requestId = requestId;
+    this.body = body;
   }
 
   /** The message of the first error about `field`, if any. */
@@ -39,7 +49,7 @@ export function problemOf(status: number, body: unknown): ApiError {
       : [];
     const detail = typeof p.detail === "string" ? p.detail : typeof p.title === "string" ? p.title : `HTTP ${status}`;
     const code = typeof p.code === "string" ? p.code : "http_error";
-    return new ApiError(status, code, detail, errors, typeof p.requestId === "string" ? p.requestId : undefined);
+    return new ApiError(status, code, detail, errors, typeof p.requestId === "string" ? p.requestId : undefined, p);
   }
   return new ApiError(status, "http_error", `HTTP ${status}`);
 }
@@ -95,14 +105,20 @@ async function refresh(): Promise<boolean> {
 }
 
 /** Calls the API; resolves with the JSON answer (undefined for 204), throws ApiError. */
-export async function api<T>(method: string, path: string, body?: unknown, retried = false): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json" };
+export async function api<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  extra: Record<string, string> = {},
+  retried = false,
+): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json", ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const t = loadTokens();
   if (t) headers.Authorization = `Bearer ${t.accessToken}`;
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (res.status === 401 && t && !retried && !path.startsWith("/api/auth/")) {
-    if (await refresh()) return api<T>(method, path, body, true);
+    if (await refresh()) return api<T>(method, path, body, extra, true);
   }
   const text = await res.text();
   let parsed: unknown = undefined;
@@ -145,9 +161,15 @@ export interface Contact {
   name: string;
   email?: string | null;
   phoneNumber?: string | null;
+  jobTitle?: string | null;
+  leadSource?: string | null;
   lifecycleStage?: string | null;
   updatedAt: string;
+  version: number;
+  deletedAt?: string | null;
 }
+
+export const LIFECYCLE_STAGES = ["subscriber", "lead", "mql", "sql", "opportunity", "customer"];
 
 export interface Notification {
   id: string;

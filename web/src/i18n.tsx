@@ -77,7 +77,19 @@ const en = {
   "event.deal.lost": "Your deal lost",
   "event.contact.assigned": "A contact handed to you",
   "event.account.security": "Your account's security",
-  "event.record.changed": "Someone changed your record",
+  "event.record.changed": "Someone changed your record",  newContact: "New contact",
+  jobTitle: "Job title",
+  leadSource: "Lead source",
+  search: "Search",
+  deleteIt: "Delete",
+  restore: "Restore",
+  deleted: "This contact is deleted.",
+  askRestore: "A manager or an admin can restore it.",
+  conflict: "Someone else changed this contact since you opened it.",
+  reloadTheirs: "Reload their version",
+  overwrite: "Overwrite with mine",
+  notFound: "Not found.",
+  back: "Back to the list",
 };
 
 export type Key = keyof typeof en;
@@ -155,7 +167,19 @@ const fr: Record<Key, string> = {
   "event.deal.lost": "Votre affaire est perdue",
   "event.contact.assigned": "Un contact vous est confié",
   "event.account.security": "La sécurité de votre compte",
-  "event.record.changed": "Quelqu'un a modifié votre fiche",
+  "event.record.changed": "Quelqu'un a modifié votre fiche",  newContact: "Nouveau contact",
+  jobTitle: "Fonction",
+  leadSource: "Origine",
+  search: "Rechercher",
+  deleteIt: "Supprimer",
+  restore: "Restaurer",
+  deleted: "Ce contact est supprimé.",
+  askRestore: "Un responsable ou un administrateur peut le restaurer.",
+  conflict: "Quelqu'un d'autre a modifié ce contact depuis que vous l'avez ouvert.",
+  reloadTheirs: "Recharger sa version",
+  overwrite: "Écraser avec la mienne",
+  notFound: "Introuvable.",
+  back: "Retour à la liste",
 };
 
 const ar: Record<Key, string> = {
@@ -231,7 +255,19 @@ const ar: Record<Key, string> = {
   "event.deal.lost": "خسارة صفقتك",
   "event.contact.assigned": "جهة اتصال أسندت إليك",
   "event.account.security": "أمان حسابك",
-  "event.record.changed": "تعديل أحدهم لسجل تملكه",
+  "event.record.changed": "تعديل أحدهم لسجل تملكه",  newContact: "جهة اتصال جديدة",
+  jobTitle: "المسمى الوظيفي",
+  leadSource: "مصدر العميل",
+  search: "بحث",
+  deleteIt: "حذف",
+  restore: "استعادة",
+  deleted: "جهة الاتصال هذه محذوفة.",
+  askRestore: "يمكن لمدير أو مسؤول استعادتها.",
+  conflict: "عدّل شخص آخر جهة الاتصال هذه منذ أن فتحتها.",
+  reloadTheirs: "تحميل نسخته",
+  overwrite: "الكتابة فوقها بنسختي",
+  notFound: "غير موجود.",
+  back: "العودة إلى القائمة",
 };
 
 const WORDS: Record<Language, Record<Key, string>> = { en, fr, ar };

@@ -1,5 +1,6 @@
 // The contacts list: newest first, a page at a time.
-import { useEffect, useState } from "react";
+import { useEffect, useId, useState } from "react";
+import { Link } from "react-router-dom";
 import { api, type Contact, type Page } from "../api";
 import { useI18n } from "../i18n";
 import { FormError } from "../ui";
@@ -7,23 +8,43 @@ import { FormError } from "../ui";
 export function Contacts() {
   const { t, lang } = useI18n();
   const [after, setAfter] = useState<string | null>(null);
+  const [q, setQ] = useState("");
+  const [typed, setTyped] = useState("");
+  const searchId = useId();
   const [page, setPage] = useState<Page<Contact> | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     let live = true;
-    const q = new URLSearchParams({ limit: "25", sort: "-updatedAt" });
-    if (after) q.set("after", after);
-    api<Page<Contact>>("GET", `/api/contacts?${q}`)
+    const params = new URLSearchParams({ limit: "25", sort: "-updatedAt" });
+    if (after) params.set("after", after);
+    if (q) params.set("q", q);
+    api<Page<Contact>>("GET", `/api/contacts?${params}`)
       .then((p) => live && setPage(p))
       .catch((e: unknown) => live && setError(e));
     return () => {
       live = false;
     };
-  }, [after]);
+  }, [after, q]);
   const date = new Intl.DateTimeFormat(lang, { dateStyle: "medium" });
   return (
     <section aria-labelledby="contacts-title">
       <h1 id="contacts-title">{t("contacts")}</h1>
+      <div className="toolbar">
+        <form
+          role="search"
+          onSubmit={(e) => {
+            e.preventDefault();
+            setAfter(null);
+            setQ(typed.trim());
+          }}
+        >
+          <label htmlFor={searchId}>{t("search")}</label>{" "}
+          <input id={searchId} type="search" value={typed} onChange={(e) => setTyped(e.target.value)} />
+        </form>
+        <Link className="button" to="/contacts/new">
+          {t("newContact")}
+        </Link>
+      </div>
       <FormError error={error} />
       {!page && !error && <p role="status">{t("loading")}</p>}
       {page && page.data.length === 0 && <p>{t("noContacts")}</p>}
@@ -41,7 +62,9 @@ export function Contacts() {
           <tbody>
             {page.data.map((c) => (
               <tr key={c.id}>
-                <td>{c.name}</td>
+                <td>
+                  <Link to={`/contacts/${c.id}`}>{c.name}</Link>
+                </td>
                 <td>{c.email ?? ""}</td>
                 <td>{c.phoneNumber ?? ""}</td>
                 <td>{c.lifecycleStage ?? ""}</td>
