@@ -242,6 +242,44 @@ try {
   await page.getByRole("button", { name: "Mark all read" }).click();
   await waitFor(async () => (await page.getByText(/\d unread/).count()) === 0, "the badge to clear");
 
+  // The pipeline: a deal dragged from Prospecting to Proposal (its history shows the
+  // move); a drag the server refuses (the deal changed meanwhile) is undone.
+  const deal = await call("POST", "/api/deals", annToken, { name: "Lee renewal", amount: 1250000, currency: "EUR" });
+  await call("POST", "/api/deals", annToken, { name: "Acme pilot", amount: 300000, currency: "EUR" });
+  await page.getByRole("link", { name: "Pipeline" }).click();
+  const column = (stage) => page.locator(`section.column[data-stage="${stage}"]`);
+  const card = (name) => page.locator(`li.card[data-deal="${name}"]`);
+  await column("prospecting").locator('li.card[data-deal="Lee renewal"]').waitFor();
+  await column("prospecting").getByText("€15,500.00").waitFor();
+  async function drag(name, stage) {
+    const from = await card(name).locator(".handle").boundingBox();
+    const to = await column(stage).boundingBox();
+    await page.mouse.move(from.x + 10, from.y + 10);
+    await page.mouse.down();
+    const steps = 12;
+    for (let i = 1; i <= steps; i++) {
+      await page.mouse.move(from.x + 10 + ((to.x + to.width / 2 - from.x - 10) * i) / steps, from.y + 10 + ((to.y + 60 - from.y - 10) * i) / steps);
+    }
+    await page.mouse.up();
+    // dnd-kit swallows clicks for 50 ms after a drop (the drop's own click); people are slower.
+    await page.waitForTimeout(100);
+  }
+  await drag("Lee renewal", "proposal");
+  await column("proposal").locator('li.card[data-deal="Lee renewal"]').waitFor();
+  await waitFor(async () => (await call("GET", `/api/deals/${deal.id}`, annToken)).stage === "proposal", "the stored move");
+  await card("Lee renewal").getByRole("button", { name: "Lee renewal", exact: true }).click();
+  await page.getByText("Prospecting → Proposal").waitFor();
+  await axe("pipeline");
+  await call("PATCH", `/api/deals/${deal.id}`, admin, { description: "changed meanwhile" });
+  await drag("Lee renewal", "negotiation");
+  await page.getByText("The move was undone").waitFor();
+  await column("proposal").locator('li.card[data-deal="Lee renewal"]').waitFor();
+  assert((await call("GET", `/api/deals/${deal.id}`, annToken)).stage === "proposal", "nothing stored");
+  // The keyboard way: the card's stage picker.
+  await page.reload();
+  await page.getByLabel("Move Acme pilot to").selectOption("qualification");
+  await column("qualification").locator('li.card[data-deal="Acme pilot"]').waitFor();
+
   // Settings: a deal won by daily digest, saved and read back after a reload.
   await page.getByRole("link", { name: "Settings" }).click();
   const wonByEmail = page.getByLabel("Your deal won — Email");

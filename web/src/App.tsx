@@ -6,6 +6,7 @@ import { I18nProvider, useI18n } from "./i18n";
 import { ContactPage } from "./pages/ContactPage";
 import { Contacts } from "./pages/Contacts";
 import { Notifications } from "./pages/Notifications";
+import { Pipeline } from "./pages/Pipeline";
 import { Settings } from "./pages/Settings";
 import { AcceptInvitation, ForgotPassword, Register, ResetPassword, SignIn, VerifyEmail } from "./pages/auth";
 import { LanguagePicker } from "./ui";
@@ -38,6 +39,7 @@ function Shell({ children }: { children: (refreshUnread: () => void) => ReactNod
         <span className="brand">{t("appName")}</span>
         <nav aria-label={t("mainNav")}>
           <NavLink to="/contacts">{t("contacts")}</NavLink>
+          <NavLink to="/pipeline">{t("pipeline")}</NavLink>
           <NavLink to="/notifications">
             {t("notifications")}
             {unread > 0 && <span className="badge">{t("unreadCount", { n: String(unread) })}</span>}
@@ -69,6 +71,7 @@ export function App() {
             <Route path="/accept-invitation" element={<AcceptInvitation />} />
             <Route path="/contacts" element={<Shell>{() => <Contacts />}</Shell>} />
             <Route path="/contacts/:id" element={<Shell>{() => <ContactPage />}</Shell>} />
+            <Route path="/pipeline" element={<Shell>{() => <Pipeline />}</Shell>} />
             <Route path="/notifications" element={<Shell>{(refresh) => <Notifications onChange={refresh} />}</Shell>} />
             <Route path="/settings" element={<Shell>{() => <Settings />}</Shell>} />
             <Route path="*" element={<Navigate to="/contacts" replace />} />

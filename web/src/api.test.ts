@@ -59,3 +59,13 @@ describe("frequencyOf", () => {
     expect(frequencyOf(base, "account.security", "email")).toBe("immediate");
   });
 });
+
+import { money } from "./api";
+
+describe("money", () => {
+  it("shows minor units in major units with the currency's own decimals", () => {
+    expect(money(123456, "EUR", "en")).toBe("€1,234.56");
+    expect(money(5000, "JPY", "en")).toBe("¥5,000");
+    expect(money(123456, "EUR", "fr")).toMatch(/1\s234,56\s€/);
+  });
+});

@@ -218,3 +218,29 @@ export function frequencyOf(s: UserSettings, event: string, channel: string): Fr
   if (event === "record.changed") return channel === "in_app" ? "immediate" : "off";
   return channel === "email" || channel === "in_app" ? "immediate" : "off";
 }
+
+export const DEAL_STAGES = ["prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost"] as const;
+
+export interface Deal {
+  id: string;
+  name: string;
+  amount?: number | null;
+  currency: string;
+  stage: string;
+  version: number;
+  updatedAt: string;
+}
+
+export interface DealStageChange {
+  id: string;
+  fromStage?: string | null;
+  toStage: string;
+  changedAt: string;
+}
+
+/** Minor units as money in a language: 123456 EUR → "€1,234.56". */
+export function money(minor: number, currency: string, lang: string): string {
+  const f = new Intl.NumberFormat(lang, { style: "currency", currency });
+  const digits = f.resolvedOptions().maximumFractionDigits ?? 2;
+  return f.format(minor / 10 ** digits);
+}

@@ -89,7 +89,17 @@ const en = {
   reloadTheirs: "Reload their version",
   overwrite: "Overwrite with mine",
   notFound: "Not found.",
-  back: "Back to the list",
+  back: "Back to the list",  pipeline: "Pipeline",
+  moveTo: "Move {name} to",
+  drag: "Drag {name}",
+  history: "Stage history of {name}",
+  moveFailed: "The move was undone: {detail}",
+  "stage.prospecting": "Prospecting",
+  "stage.qualification": "Qualification",
+  "stage.proposal": "Proposal",
+  "stage.negotiation": "Negotiation",
+  "stage.closed_won": "Won",
+  "stage.closed_lost": "Lost",
 };
 
 export type Key = keyof typeof en;
@@ -179,7 +189,17 @@ const fr: Record<Key, string> = {
   reloadTheirs: "Recharger sa version",
   overwrite: "Écraser avec la mienne",
   notFound: "Introuvable.",
-  back: "Retour à la liste",
+  back: "Retour à la liste",  pipeline: "Pipeline",
+  moveTo: "Déplacer {name} vers",
+  drag: "Faire glisser {name}",
+  history: "Historique des étapes de {name}",
+  moveFailed: "Le déplacement a été annulé : {detail}",
+  "stage.prospecting": "Prospection",
+  "stage.qualification": "Qualification",
+  "stage.proposal": "Proposition",
+  "stage.negotiation": "Négociation",
+  "stage.closed_won": "Gagnée",
+  "stage.closed_lost": "Perdue",
 };
 
 const ar: Record<Key, string> = {
@@ -267,7 +287,17 @@ const ar: Record<Key, string> = {
   reloadTheirs: "تحميل نسخته",
   overwrite: "الكتابة فوقها بنسختي",
   notFound: "غير موجود.",
-  back: "العودة إلى القائمة",
+  back: "العودة إلى القائمة",  pipeline: "مسار المبيعات",
+  moveTo: "نقل {name} إلى",
+  drag: "اسحب {name}",
+  history: "سجل مراحل {name}",
+  moveFailed: "أُلغي النقل: {detail}",
+  "stage.prospecting": "استكشاف",
+  "stage.qualification": "تأهيل",
+  "stage.proposal": "عرض",
+  "stage.negotiation": "تفاوض",
+  "stage.closed_won": "رابحة",
+  "stage.closed_lost": "خاسرة",
 };
 
 const WORDS: Record<Language, Record<Key, string>> = { en, fr, ar };
