@@ -1,10 +1,29 @@
 // Small building blocks: labelled fields with their error, the form's alert, the
 // language picker, the card the account pages sit in.
-import { useId, type InputHTMLAttributes, type ReactNode } from "react";
+import { useCallback, useId, useState, type InputHTMLAttributes, type ReactNode } from "react";
 import { ApiError } from "./api";
 import { LANGUAGES, useI18n, type Language } from "./i18n";
 
-const NATIVE: Record<Language, string> = { en: "English", fr: "Français", ar: "العربية" };
+/** Each language in itself. */
+export const NATIVE: Record<Language, string> = { en: "English", fr: "Français", ar: "العربية" };
+
+/** Runs an action of a form: busy while it runs, its error kept for the form to show. */
+export function useAction() {
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const run = useCallback(async (action: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await action();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  return { error, setError, busy, run };
+}
 
 export function Field({
   label,

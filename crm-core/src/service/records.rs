@@ -341,8 +341,12 @@ impl Crm {
         changes: Json,
         cs: &mut Changeset,
     ) -> Result<()> {
-        let payload = json!({"id": id, "actorId": actor.user_id, "changes": changes});
-        cs.writes.push(self.event(action.clone(), kind, id, payload)?);
+        // A service that wrote a richer event of this very topic (`task.assigned` with the
+        // task's name and due date) has announced the change already: one event, not two.
+        if !announces(cs, &action) {
+            let payload = json!({"id": id, "actorId": actor.user_id, "changes": changes});
+            cs.writes.push(self.event(action.clone(), kind, id, payload)?);
+        }
         cs.audit.push(self.audit_event(actor, action, kind, Some(id), changes));
         Ok(())
     }
@@ -416,6 +420,10 @@ impl Crm {
         let action = format!("{}.{verb}", kind.name());
         cs.writes.insert(0, Write::Update { kind, row: to_row(&after)?, expected_version: before.meta().version });
         let mut events = Changeset::default();
+        if announces(cs, &action) {
+            events.writes.extend(cs.writes.iter().filter(|w| is_event(w, &action)).cloned());
+            cs.writes.retain(|w| !is_event(w, &action));
+        }
         self.change_events(actor, action, kind, id, changes, &mut events)?;
         cs.writes.extend(events.writes);
         // The record's own event first, then whatever the caller added.
@@ -516,4 +524,16 @@ pub(crate) fn scope_filter(kind: EntityKind, scope: Scope, actor: &Actor) -> Opt
         _ if any.len() == 1 => any.pop(),
         _ => Some(Filter::Or(any)),
     }
+}
+
+/// Is this write the outbox event of `topic`?
+fn is_event(w: &Write, topic: &str) -> bool {
+    let k = EntityKind::OutboxEvent;
+    let Some(at) = k.columns().iter().position(|c| c.name == "topic") else { return false };
+    matches!(w, Write::Insert { kind, row } if *kind == k && matches!(row.get(at), Some(Value::Text(t)) if t == topic))
+}
+
+/// Does `cs` hold an outbox event of `topic`?
+fn announces(cs: &Changeset, topic: &str) -> bool {
+    cs.writes.iter().any(|w| is_event(w, topic))
 }

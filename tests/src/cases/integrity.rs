@@ -652,6 +652,13 @@ pub async fn task_assign_and_complete(b: &dyn TestBackend) {
     assert_code(h.crm.tasks().get(&bob, t.id).await, "not_found");
     let t = h.crm.tasks().assign(&h.admin, t.id, bob.user_id).await.expect("assign");
     assert_eq!(t.assigned_user, Some(bob.user_id));
+    // One `task.assigned` event, the one naming the task and its assignee.
+    let outbox: Vec<OutboxEvent> =
+        h.crm.store().list_as(&StoreQuery::all(EntityKind::OutboxEvent, 100)).await.expect("outbox");
+    let assigned: Vec<_> = outbox.iter().filter(|e| e.topic == "task.assigned").collect();
+    assert_eq!(assigned.len(), 1, "{assigned:?}");
+    assert_eq!(assigned[0].payload["assignedUser"], json!(bob.user_id));
+    assert_eq!(assigned[0].payload["name"], "Demo");
     assert_eq!(h.crm.tasks().get(&bob, t.id).await.expect("assignee reads").id, t.id);
     let done = h.crm.tasks().complete(&bob, t.id).await.expect("complete");
     assert_eq!(done.status, TaskStatus::Done);

@@ -5,7 +5,7 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, LIFECYCLE_STAGES, type Contact } from "../api";
 import { useAuth } from "../auth";
 import { useI18n } from "../i18n";
-import { Field, fieldError, FormError } from "../ui";
+import { Field, fieldError, FormError, useAction } from "../ui";
 
 type Draft = { name: string; email: string; phoneNumber: string; jobTitle: string; leadSource: string; lifecycleStage: string };
 
@@ -46,8 +46,7 @@ export function ContactPage() {
   const canRestore = user?.role === "admin" || user?.role === "manager";
   const [contact, setContact] = useState<Contact | null>(null);
   const [draft, setDraft] = useState<Draft>(empty);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { error, setError, busy, run: act } = useAction();
   const [saved, setSaved] = useState(false);
   useEffect(() => {
     if (isNew || !id) return;
@@ -55,19 +54,11 @@ export function ContactPage() {
       setContact(c);
       setDraft(draftOf(c));
     }, setError);
-  }, [id, isNew]);
+  }, [id, isNew, setError]);
 
-  const run = async (action: () => Promise<void>) => {
-    setBusy(true);
-    setError(null);
+  const run = (action: () => Promise<void>) => {
     setSaved(false);
-    try {
-      await action();
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
+    return act(action);
   };
   const save = (version?: number) =>
     run(async () => {

@@ -4,9 +4,7 @@ import { useEffect, useId, useState, type FormEvent } from "react";
 import { api, CHANNELS, EVENTS, frequencyOf, type Frequency, type UserSettings } from "../api";
 import { useAuth } from "../auth";
 import { isLanguage, LANGUAGES, useI18n, type Key } from "../i18n";
-import { fieldError, FormError } from "../ui";
-
-const NATIVE: Record<string, string> = { en: "English", fr: "Français", ar: "العربية" };
+import { fieldError, FormError, NATIVE, useAction } from "../ui";
 
 function zones(): string[] {
   const intl = Intl as unknown as { supportedValuesOf?: (k: string) => string[] };
@@ -17,14 +15,13 @@ export function Settings() {
   const { t, setLang } = useI18n();
   const { user } = useAuth();
   const [s, setS] = useState<UserSettings | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const { error, setError, busy, run } = useAction();
   const [saved, setSaved] = useState(false);
-  const [busy, setBusy] = useState(false);
   const ids = { lang: useId(), tz: useId(), hour: useId(), remind: useId(), theme: useId(), zones: useId() };
   const path = user ? `/api/users/${user.id}/settings` : null;
   useEffect(() => {
     if (path) api<UserSettings>("GET", path).then(setS, setError);
-  }, [path]);
+  }, [path, setError]);
   if (!s || !path) return <FormError error={error} />;
 
   const setPref = (event: string, channel: string, f: Frequency) => {
@@ -32,27 +29,20 @@ export function Settings() {
     setS({ ...s, notificationPreferences: prefs });
     setSaved(false);
   };
-  const submit = async (e: FormEvent) => {
+  const submit = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    void run(async () => {
       // Every cell, so what is shown is what is stored.
       const prefs: Record<string, Record<string, Frequency>> = {};
       for (const ev of EVENTS) {
         prefs[ev] = {};
         for (const ch of CHANNELS) if (!(ev === "account.security" && ch === "email")) prefs[ev][ch] = frequencyOf(s, ev, ch);
       }
-      const body = { ...s, notificationPreferences: prefs };
-      const stored = await api<UserSettings>("PATCH", path, body);
+      const stored = await api<UserSettings>("PATCH", path, { ...s, notificationPreferences: prefs });
       setS(stored);
       setSaved(true);
       if (isLanguage(stored.language)) setLang(stored.language);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   const options = (channel: string): Frequency[] =>
     channel === "in_app" ? ["immediate", "off"] : ["immediate", "digest", "off"];
