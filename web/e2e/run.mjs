@@ -74,6 +74,9 @@ const made = spawnSync(server, ["create-admin", "--username", "admin", "--email"
   stdio: ["ignore", "ignore", "inherit"],
 });
 assert(made.status === 0, "crm-server create-admin");
+// The demo data (5,000 contacts, 2,000 deals, …) for the admin's screens and their timings.
+const seeded = spawnSync(server, ["seed-demo"], { cwd: dir, env: { ...process.env, CRM_LOG: "warn" }, stdio: ["ignore", "ignore", "inherit"] });
+assert(seeded.status === 0, "crm-server seed-demo");
 const proc = spawn(server, ["--bind", `127.0.0.1:${port}`], {
   cwd: dir,
   env: { ...process.env, CRM_PUBLIC_URL: base, CRM_MAIL_DIR: path.join(dir, "mail"), CRM_LOG: "warn" },
@@ -312,6 +315,42 @@ try {
   assert(reached, "the sign-out button is reachable by keyboard");
   await page.keyboard.press("Enter");
   await page.getByRole("button", { name: "تسجيل الدخول" }).waitFor();
+
+  // The admin on the demo data: the contacts screen (5,000 contacts) and the dashboard
+  // of eight cards, timed from navigation to content.
+  const adminPage = await browser.newPage({ locale: "en-GB" });
+  adminPage.on("pageerror", (e) => consoleErrors.push(String(e)));
+  const userPage = page;
+  page = adminPage; // for axe and the failure screenshot
+  await adminPage.goto(`${base}/login`);
+  await adminPage.getByLabel("User name or email").fill("admin");
+  await adminPage.getByLabel("Password").fill(ADMIN_PASSWORD);
+  await adminPage.getByRole("button", { name: "Sign in" }).click();
+  await adminPage.getByText("Signed in as admin").waitFor();
+  t0 = Date.now();
+  await adminPage.goto(`${base}/contacts`);
+  await adminPage.locator("tbody tr").nth(24).waitFor();
+  timings.contacts5000Ms = Date.now() - t0;
+  t0 = Date.now();
+  await adminPage.goto(`${base}/dashboard`);
+  const cards = adminPage.locator("article.dash-card");
+  await waitFor(async () => (await cards.count()) === 8, "eight cards");
+  await waitFor(
+    async () => (await adminPage.locator("article.dash-card canvas, article.dash-card tbody tr").count()) >= 6 + 6,
+    "every card drawn",
+    20_000,
+  );
+  await waitFor(async () => (await adminPage.locator("article.dash-card canvas").count()) >= 6, "six charts");
+  timings.dashboard8CardsMs = Date.now() - t0;
+  const engaged = adminPage.locator('article[data-report="r7_contact_engagement"] tbody th').first();
+  await waitFor(async () => (await engaged.textContent()) !== "…", "engaged contacts by name");
+  const owners = await adminPage.locator('article[data-report="r3_win_rate_by_owner"] [role="img"]').getAttribute("aria-label");
+  assert(owners.includes("demo-"), `owners by name: ${owners}`);
+  const pipelineLabel = await adminPage.locator('article[data-report="r1_pipeline_by_stage"] [role="img"]').getAttribute("aria-label");
+  assert(pipelineLabel.includes("Prospecting"), `stages by name: ${pipelineLabel}`);
+  await axe("dashboard");
+  page = userPage;
+  await adminPage.close();
 
   assert(consoleErrors.filter((e) => !e.includes("401") && !e.includes("422") && !e.includes("Failed to load resource")).length === 0, `console errors: ${consoleErrors.join("\n")}`);
   console.log(`web e2e: passed; timings ${JSON.stringify(timings)}; screenshots in ${artifacts}`);

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState, type ReactNode } from "react";
+import { lazy, Suspense, useCallback, useEffect, useState, type ReactNode } from "react";
 import { api } from "./api";
 import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation } from "react-router-dom";
 import { AuthProvider, useAuth } from "./auth";
@@ -7,6 +7,9 @@ import { ContactPage } from "./pages/ContactPage";
 import { Contacts } from "./pages/Contacts";
 import { Notifications } from "./pages/Notifications";
 import { Pipeline } from "./pages/Pipeline";
+
+// Charts load with the dashboard, not with every page.
+const Dashboard = lazy(() => import("./pages/Dashboard").then((m) => ({ default: m.Dashboard })));
 import { Settings } from "./pages/Settings";
 import { AcceptInvitation, ForgotPassword, Register, ResetPassword, SignIn, VerifyEmail } from "./pages/auth";
 import { LanguagePicker } from "./ui";
@@ -38,6 +41,7 @@ function Shell({ children }: { children: (refreshUnread: () => void) => ReactNod
       <header>
         <span className="brand">{t("appName")}</span>
         <nav aria-label={t("mainNav")}>
+          <NavLink to="/dashboard">{t("dashboard")}</NavLink>
           <NavLink to="/contacts">{t("contacts")}</NavLink>
           <NavLink to="/pipeline">{t("pipeline")}</NavLink>
           <NavLink to="/notifications">
@@ -71,6 +75,10 @@ export function App() {
             <Route path="/accept-invitation" element={<AcceptInvitation />} />
             <Route path="/contacts" element={<Shell>{() => <Contacts />}</Shell>} />
             <Route path="/contacts/:id" element={<Shell>{() => <ContactPage />}</Shell>} />
+            <Route
+              path="/dashboard"
+              element={<Shell>{() => <Suspense fallback={<p role="status">…</p>}><Dashboard /></Suspense>}</Shell>}
+            />
             <Route path="/pipeline" element={<Shell>{() => <Pipeline />}</Shell>} />
             <Route path="/notifications" element={<Shell>{(refresh) => <Notifications onChange={refresh} />}</Shell>} />
             <Route path="/settings" element={<Shell>{() => <Settings />}</Shell>} />
