@@ -1,8 +1,12 @@
 //! Demo data (cargo feature `demo`; `crm-server seed-demo`, `crm.seed_demo` in Python): a living CRM for a first look — teams and sales reps, a few
 //! hundred companies, thousands of contacts, deals spread over the pipeline with their
 //! stage history, tasks and logged calls and meetings. Everything goes through the
-//! public services (policy, validation, audit and outbox included). Deterministic: the
-//! same sizes give the same data.
+//! public services (policy, validation, audit and outbox included), on a clock set back
+//! 18 months and moved forward as the story goes: companies and contacts arrive over the
+//! months, deals are opened month after month and move through their stages days or
+//! weeks apart (the recent ones are still open), tasks fall due and are done, calls and
+//! meetings happen — so every report has a shape. Deterministic: the same sizes give the
+//! same data (relative to the day it is seeded).
 
 use crate::model::task::{Related, RelatedType};
 use crate::service::{NewCompany, NewContact, NewDeal, NewInteraction, NewTask, NewTeam, NewUser};
@@ -10,6 +14,10 @@ use crate::{
     Actor, CompanyId, ContactId, Crm, DealStage, InteractionKind, LifecycleStage, Result, Role, TaskPriority, UserId,
 };
 use chrono::{Duration, NaiveDate};
+use std::sync::Arc;
+
+/// How far back the demo's story starts.
+pub const HISTORY_DAYS: i64 = 548;
 
 /// How much to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +128,12 @@ pub async fn admin(crm: &Crm) -> Result<(crate::User, bool)> {
 
 /// Seeds the demo through `admin`, calling `progress(done, total, what)` as it goes.
 pub async fn seed(crm: &Crm, admin: &Actor, size: DemoSize, progress: &dyn Fn(u64, u64, &str)) -> Result<DemoReport> {
+    let now = crm.now();
+    let start = now - Duration::days(HISTORY_DAYS);
+    let clock = Arc::new(crate::clock::FakeClock::new(start));
+    let crm = &crm.with_clock(clock.clone());
+    // A day `d` days into the story (never after today).
+    let day = |d: i64| (start + Duration::days(d)).min(now);
     let mut g = Gen(2026);
     let mut report = DemoReport::default();
     let total = (6 + size.companies + size.contacts + size.deals * 2) as u64;
@@ -157,6 +171,7 @@ pub async fn seed(crm: &Crm, admin: &Actor, size: DemoSize, progress: &dyn Fn(u6
     for i in 0..size.companies {
         let rep = usize::try_from(g.below(reps.len() as u64)).unwrap_or(0);
         let actor = reps[rep].0.clone();
+        clock.set(day(i64::try_from(i * 365 / size.companies.max(1)).unwrap_or(0)));
         let base = format!("{} {}", g.pick(&WORDS), g.pick(&SUFFIX));
         let name = format!("{base} {}", i + 1);
         let domain = format!("{}-{}.example", base.to_lowercase().replace(' ', "-"), i + 1);
@@ -186,7 +201,11 @@ pub async fn seed(crm: &Crm, admin: &Actor, size: DemoSize, progress: &dyn Fn(u6
     let mut i = 0;
     while i < size.contacts {
         let rep = usize::try_from(g.below(reps.len() as u64)).unwrap_or(0);
-        let batch = (size.contacts - i).min(500);
+        // Leads keep coming: a batch every few weeks.
+        let batch = (size.contacts - i).min(250);
+        clock.set(day(
+            i64::try_from(i * usize::try_from(HISTORY_DAYS).unwrap_or(548) / size.contacts.max(1)).unwrap_or(0)
+        ));
         let mut inputs = Vec::with_capacity(batch);
         // A rep's contacts work at the rep's companies (the ones they can see).
         let theirs: Vec<&(CompanyId, usize, String)> = companies.iter().filter(|c| c.1 == rep).collect();
@@ -224,11 +243,17 @@ pub async fn seed(crm: &Crm, admin: &Actor, size: DemoSize, progress: &dyn Fn(u6
         DealStage::ClosedWon,
         DealStage::ClosedLost,
     ];
-    let today = crm.now().date_naive();
     for n in 0..size.deals {
         if contacts.is_empty() {
             break;
         }
+        // Deals open month after month, from the second month on.
+        let opened =
+            day(30
+                + i64::try_from(n * usize::try_from(HISTORY_DAYS - 40).unwrap_or(500) / size.deals.max(1))
+                    .unwrap_or(0));
+        clock.set(opened);
+        let today = opened.date_naive();
         let (contact, company, rep) = contacts[usize::try_from(g.below(contacts.len() as u64)).unwrap_or(0)];
         let actor = reps[rep].0.clone();
         let deal = crm
@@ -240,7 +265,7 @@ pub async fn seed(crm: &Crm, admin: &Actor, size: DemoSize, progress: &dyn Fn(u6
                     amount: Some(i64::try_from(1_000 + g.below(250_000)).unwrap_or(1_000) * 100),
                     currency: Some((*g.pick(&["EUR", "EUR", "USD", "GBP"])).into()),
                     expected_close_date: today
-                        .checked_add_signed(Duration::days(i64::try_from(g.below(180)).unwrap_or(30)))
+                        .checked_add_signed(Duration::days(30 + i64::try_from(g.below(120)).unwrap_or(30)))
                         .or(NaiveDate::from_ymd_opt(2027, 1, 1))
                         .map(Into::into),
                     contact_ids: vec![contact],
@@ -257,28 +282,46 @@ pub async fn seed(crm: &Crm, admin: &Actor, size: DemoSize, progress: &dyn Fn(u6
         } else {
             pipeline[1..=target].to_vec()
         };
+        // Each step days or weeks after the last; what would come after today has not
+        // happened yet (the deal is still open).
+        let mut at = opened;
         for stage in path {
+            at += Duration::days(3 + i64::try_from(g.below(25)).unwrap_or(7))
+                + Duration::minutes(i64::try_from(g.below(600)).unwrap_or(0));
+            if at >= now {
+                break;
+            }
+            clock.set(at);
             crm.deals().move_to(&actor, deal.id, stage).await?;
         }
+        clock.set(opened);
         done += 1;
         progress(done, total, "deals");
         report.deals += 1;
         if n % 3 == 0 {
-            crm.tasks()
+            let due = opened + Duration::days(2 + i64::try_from(g.below(30)).unwrap_or(7));
+            let task = crm
+                .tasks()
                 .create(
                     &actor,
                     NewTask {
                         name: format!("Follow up on {}", deal.name),
                         priority: Some(*g.pick(TaskPriority::ALL)),
-                        due_date: Some((crm.now() + Duration::days(i64::try_from(g.below(30)).unwrap_or(7))).into()),
+                        due_date: Some(due.into()),
                         related: Some(Related { kind: RelatedType::Deal, id: deal.id.as_uuid() }),
                         ..Default::default()
                     },
                 )
                 .await?;
+            // Most past tasks were done on time.
+            if due < now && g.below(10) < 8 {
+                clock.set(due);
+                crm.tasks().complete(&actor, task.id).await?;
+            }
             report.tasks += 1;
         }
         if n % 2 == 0 {
+            clock.set((opened + Duration::days(1 + i64::try_from(g.below(14)).unwrap_or(3))).min(now));
             crm.interactions()
                 .log(
                     &actor,

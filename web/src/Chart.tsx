@@ -60,14 +60,14 @@ export function Chart({
           type: "category",
           data: categories,
           inverse: rtl,
-          axisLabel: { interval: 0, rotate: categories.length > 4 ? 30 : 0, hideOverlap: true },
+          axisLabel: { interval: categories.length <= 8 ? 0 : "auto", rotate: categories.length > 8 ? 45 : categories.length > 4 ? 30 : 0, hideOverlap: true },
         },
         yAxis: {
           type: "value",
           position: rtl ? "right" : "left",
           axisLabel: { formatter: (v: number) => format(v) },
         },
-        series: series.map((s) => ({ type: kind, name: s.name, data: s.values, smooth: kind === "line" })),
+        series: series.map((s) => ({ type: kind, name: s.name, data: s.values })),
       });
     }
     const resize = new ResizeObserver(() => chart.resize());

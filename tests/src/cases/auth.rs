@@ -690,7 +690,9 @@ fn with_providers(h: &Harness, b: &dyn TestBackend, idp: &crate::idp::LocalIdp) 
         audiences: vec!["crm-client".into()],
         jwks_url: idp.jwks_url(),
         leeway_secs: 30,
-        jwks_min_refetch: std::time::Duration::from_millis(300),
+        // Long enough that the five made-up key ids below are tried within it even on a
+        // loaded machine (at 300 ms, five failed logins on MongoDB could outlast it).
+        jwks_min_refetch: std::time::Duration::from_secs(3),
     };
     s.providers.add(std::sync::Arc::new(OidcProvider::new(acme).expect("oidc")));
     let mut google = OidcConfig::google("crm-google-client");
@@ -778,7 +780,7 @@ pub async fn oidc_login_with_real_rs256_tokens(b: &dyn TestBackend) {
 
     // The provider rotates to key 2: the unknown kid makes us fetch the keys again, but
     // not more often than the refetch interval allows.
-    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3_050)).await;
     let fetches = idp.jwks_fetches();
     idp.serve_keys(&[1, 2]);
     let rotated = idp.id_token(2, &claims);
