@@ -226,3 +226,17 @@ async fn secured_operations_say_so_and_public_ones_answer_without_a_token() {
         }
     }
 }
+
+/// The web app's types are generated from `web/openapi.json`: it must be this very
+/// document (`cargo run -p crm-http --bin crm-server -- openapi > web/openapi.json`, then
+/// `npm run build` in `web/`).
+#[test]
+fn the_web_apps_copy_of_the_document_is_current() {
+    let committed: serde_json::Value =
+        serde_json::from_str(include_str!("../../web/openapi.json")).expect("web/openapi.json is JSON");
+    let now = serde_json::to_value(crm_http::openapi()).unwrap();
+    assert!(
+        committed == now,
+        "web/openapi.json is stale: run `cargo run -p crm-http --bin crm-server -- openapi > web/openapi.json` and `npm run build` in web/"
+    );
+}

@@ -41,14 +41,14 @@ import { frequencyOf, type UserSettings } from "./api";
 
 describe("frequencyOf", () => {
   const base: UserSettings = {
-    notificationPreferences: { "deal.won": { email: "digest", slack: true, in_app: false } },
+    notificationPreferences: { "deal.won": { email: "digest", slack: "immediate", in_app: "off" } },
     language: "en",
     timezone: "UTC",
     displayOptions: { dateFormat: "YYYY-MM-DD", pageSize: 25, theme: "system" },
     reminderMinutes: 60,
     digestHour: 8,
   };
-  it("reads names, old booleans and the server's defaults", () => {
+  it("reads the stored names and the server's defaults", () => {
     expect(frequencyOf(base, "deal.won", "email")).toBe("digest");
     expect(frequencyOf(base, "deal.won", "slack")).toBe("immediate");
     expect(frequencyOf(base, "deal.won", "in_app")).toBe("off");

@@ -1,5 +1,9 @@
 // The REST API as the app calls it: bearer tokens (refreshed once on a 401), JSON in and
-// out, and problem+json answers turned into an ApiError with its field errors.
+// out, and problem+json answers turned into an ApiError with its field errors. The
+// types are the API's own: generated from its OpenAPI document (`npm run types`).
+import type { components } from "./openapi";
+
+type Schemas = components["schemas"];
 
 export interface FieldError {
   field: string;
@@ -133,66 +137,26 @@ export async function api<T>(
   return parsed as T;
 }
 
-export interface User {
-  id: string;
-  username: string;
-  email: string;
-  role: string;
-  status: string;
-  settings?: { language?: string };
-}
+export type User = Schemas["UserView"];
 
-export interface TokenPair extends Tokens {
-  user: User;
-}
+export type TokenPair = Schemas["TokenPairView"];
 
-export interface PageInfo {
-  hasNextPage: boolean;
-  endCursor: string | null;
-}
+export type PageInfo = Schemas["PageInfo"];
 
 export interface Page<T> {
   data: T[];
   pageInfo: PageInfo;
 }
 
-export interface Contact {
-  id: string;
-  name: string;
-  email?: string | null;
-  phoneNumber?: string | null;
-  jobTitle?: string | null;
-  leadSource?: string | null;
-  lifecycleStage?: string | null;
-  updatedAt: string;
-  version: number;
-  deletedAt?: string | null;
-}
+export type Contact = Schemas["Contact"];
 
 export const LIFECYCLE_STAGES = ["subscriber", "lead", "mql", "sql", "opportunity", "customer"];
 
-export interface Notification {
-  id: string;
-  topic: string;
-  entityType: string;
-  entityId?: string | null;
-  title: string;
-  body: string;
-  link?: string | null;
-  createdAt: string;
-  readAt?: string | null;
-}
+export type Notification = Schemas["Notification"];
 
-export type Frequency = "immediate" | "digest" | "off";
+export type Frequency = Schemas["Frequency"];
 
-export interface UserSettings {
-  notificationPreferences: Record<string, Record<string, Frequency | boolean>>;
-  language: string;
-  timezone: string;
-  displayOptions: { dateFormat: string; pageSize: number; theme: string };
-  reminderMinutes: number;
-  digestHour: number;
-}
+export type UserSettings = Schemas["UserSettings"];
 
 /** The events and channels of notification preferences (as the server names them). */
 export const EVENTS = [
@@ -208,35 +172,22 @@ export const EVENTS = [
 ] as const;
 export const CHANNELS = ["in_app", "email", "slack", "teams"] as const;
 
-/** How an event reaches a user on a channel, defaults included (as the server reads it). */
+/** How an event reaches a user on a channel, defaults included (as the server reads it;
+ * the server answers names, even for preferences stored as booleans). */
 export function frequencyOf(s: UserSettings, event: string, channel: string): Frequency {
   if (event === "account.security" && channel === "email") return "immediate";
   const v = s.notificationPreferences[event]?.[channel];
-  if (v === true) return "immediate";
-  if (v === false) return "off";
   if (v) return v;
   if (event === "record.changed") return channel === "in_app" ? "immediate" : "off";
   return channel === "email" || channel === "in_app" ? "immediate" : "off";
 }
 
-export const DEAL_STAGES = ["prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost"] as const;
+export type DealStage = Schemas["DealStage"];
+export const DEAL_STAGES: readonly DealStage[] = ["prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost"];
 
-export interface Deal {
-  id: string;
-  name: string;
-  amount?: number | null;
-  currency: string;
-  stage: string;
-  version: number;
-  updatedAt: string;
-}
+export type Deal = Schemas["Deal"];
 
-export interface DealStageChange {
-  id: string;
-  fromStage?: string | null;
-  toStage: string;
-  changedAt: string;
-}
+export type DealStageChange = Schemas["DealStageChange"];
 
 /** Minor units as money in a language: 123456 EUR → "€1,234.56". */
 export function money(minor: number, currency: string, lang: string): string {

@@ -38,6 +38,8 @@ enum Command {
     Worker,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Print the OpenAPI document of the API (the web app's types are generated from it).
+    Openapi,
     /// Create the first admin of an empty database, then exit.
     CreateAdmin {
         /// Login name.
@@ -182,6 +184,12 @@ async fn run(cli: Cli) -> crm_core::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
         Command::Worker => worker(cli.config).await,
+        Command::Openapi => {
+            let doc = serde_json::to_string_pretty(&crm_http::openapi())
+                .map_err(|e| crm_core::Error::internal("writing the OpenAPI document", e))?;
+            println!("{doc}");
+            Ok(())
+        }
         Command::Migrate => {
             let store = cli.config.store().await?;
             store.close().await;

@@ -81,7 +81,7 @@ export function Contacts() {
           </button>
         )}
         {page?.pageInfo.hasNextPage && page.pageInfo.endCursor && (
-          <button type="button" onClick={() => setAfter(page.pageInfo.endCursor)}>
+          <button type="button" onClick={() => setAfter(page.pageInfo.endCursor ?? null)}>
             {t("next")}
           </button>
         )}

@@ -3,10 +3,10 @@
 // a selected deal shows its stage history.
 import { DndContext, PointerSensor, useDraggable, useDroppable, useSensor, useSensors, type DragEndEvent } from "@dnd-kit/core";
 import { useCallback, useEffect, useState, type ReactNode } from "react";
-import { api, DEAL_STAGES, money, type Deal, type DealStageChange, type Page } from "../api";
+import { api, DEAL_STAGES, money, type Deal, type DealStage, type DealStageChange, type Page } from "../api";
 import { useI18n, type Key } from "../i18n";
 
-function Card({ deal, selected, onSelect, onMove }: { deal: Deal; selected: boolean; onSelect: () => void; onMove: (stage: string) => void }) {
+function Card({ deal, selected, onSelect, onMove }: { deal: Deal; selected: boolean; onSelect: () => void; onMove: (stage: DealStage) => void }) {
   const { t, lang } = useI18n();
   const { attributes, listeners, setNodeRef, transform, isDragging } = useDraggable({ id: deal.id });
   const style = transform ? { transform: `translate(${transform.x}px, ${transform.y}px)` } : undefined;
@@ -21,7 +21,7 @@ function Card({ deal, selected, onSelect, onMove }: { deal: Deal; selected: bool
         </button>
         {deal.amount != null && <span className="amount">{money(deal.amount, deal.currency, lang)}</span>}
       </div>
-      <select aria-label={t("moveTo", { name: deal.name })} value={deal.stage} onChange={(e) => onMove(e.target.value)}>
+      <select aria-label={t("moveTo", { name: deal.name })} value={deal.stage} onChange={(e) => onMove(e.target.value as DealStage)}>
         {DEAL_STAGES.map((s) => (
           <option key={s} value={s}>
             {t(`stage.${s}` as Key)}
@@ -62,7 +62,7 @@ export function Pipeline() {
     if (selected) loadHistory(selected);
   }, [selected, loadHistory]);
 
-  const move = async (id: string, stage: string) => {
+  const move = async (id: string, stage: DealStage) => {
     const before = deals?.find((d) => d.id === id);
     if (!deals || !before || before.stage === stage) return;
     setError(null);
@@ -78,7 +78,8 @@ export function Pipeline() {
     }
   };
   const onDragEnd = (e: DragEndEvent) => {
-    if (e.over) void move(String(e.active.id), String(e.over.id));
+    const to = DEAL_STAGES.find((s) => s === e.over?.id);
+    if (to) void move(String(e.active.id), to);
   };
   const totals = (stage: string) => {
     const by = new Map<string, number>();
