@@ -283,6 +283,20 @@ try {
   await page.getByLabel("Move Acme pilot to").selectOption("qualification");
   await column("qualification").locator('li.card[data-deal="Acme pilot"]').waitFor();
 
+  // The lists: her task (done from the list), her deals with stage and amount, no
+  // companies of hers.
+  await page.getByRole("link", { name: "Tasks" }).click();
+  await page.getByRole("cell", { name: "Call the Lees", exact: true }).waitFor();
+  await axe("tasks");
+  await page.getByRole("button", { name: "Mark done: Call the Lees" }).click();
+  await page.getByRole("cell", { name: "Done", exact: true }).waitFor();
+  await page.getByRole("link", { name: "Deals", exact: true }).click();
+  await page.getByRole("cell", { name: "€12,500.00" }).waitFor();
+  await page.getByRole("cell", { name: "Qualification", exact: true }).waitFor();
+  await axe("deals");
+  await page.getByRole("link", { name: "Companies" }).click();
+  await page.getByText("Nothing here yet.").waitFor();
+
   // Settings: a deal won by daily digest, saved and read back after a reload.
   await page.getByRole("link", { name: "Settings" }).click();
   const wonByEmail = page.getByLabel("Your deal won — Email");

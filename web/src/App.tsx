@@ -5,6 +5,7 @@ import { AuthProvider, useAuth } from "./auth";
 import { I18nProvider, useI18n } from "./i18n";
 import { ContactPage } from "./pages/ContactPage";
 import { Contacts } from "./pages/Contacts";
+import { Companies, Deals, Tasks } from "./pages/Lists";
 import { Notifications } from "./pages/Notifications";
 import { Pipeline } from "./pages/Pipeline";
 
@@ -43,7 +44,10 @@ function Shell({ children }: { children: (refreshUnread: () => void) => ReactNod
         <nav aria-label={t("mainNav")}>
           <NavLink to="/dashboard">{t("dashboard")}</NavLink>
           <NavLink to="/contacts">{t("contacts")}</NavLink>
+          <NavLink to="/companies">{t("companies")}</NavLink>
+          <NavLink to="/deals">{t("deals")}</NavLink>
           <NavLink to="/pipeline">{t("pipeline")}</NavLink>
+          <NavLink to="/tasks">{t("tasks")}</NavLink>
           <NavLink to="/notifications">
             {t("notifications")}
             {unread > 0 && <span className="badge">{t("unreadCount", { n: String(unread) })}</span>}
@@ -79,6 +83,9 @@ export function App() {
               path="/dashboard"
               element={<Shell>{() => <Suspense fallback={<p role="status">…</p>}><Dashboard /></Suspense>}</Shell>}
             />
+            <Route path="/companies" element={<Shell>{() => <Companies />}</Shell>} />
+            <Route path="/deals" element={<Shell>{() => <Deals />}</Shell>} />
+            <Route path="/tasks" element={<Shell>{() => <Tasks />}</Shell>} />
             <Route path="/pipeline" element={<Shell>{() => <Pipeline />}</Shell>} />
             <Route path="/notifications" element={<Shell>{(refresh) => <Notifications onChange={refresh} />}</Shell>} />
             <Route path="/settings" element={<Shell>{() => <Settings />}</Shell>} />

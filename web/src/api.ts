@@ -195,3 +195,6 @@ export function money(minor: number, currency: string, lang: string): string {
   const digits = f.resolvedOptions().maximumFractionDigits ?? 2;
   return f.format(minor / 10 ** digits);
 }
+
+export type Company = Schemas["Company"];
+export type Task = Schemas["Task"];
