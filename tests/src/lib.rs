@@ -249,6 +249,7 @@ macro_rules! conformance_suite {
             digests_gather_a_day,
             preference_matrix,
             slack_bots_post_with_chat_post_message,
+            account_mail_goes_before_a_backlog,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

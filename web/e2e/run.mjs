@@ -155,7 +155,7 @@ try {
       if (m) return m[0];
     }
     return null;
-  }, "the confirmation email");
+  }, "the confirmation email", 30_000);
   await page.goto(link);
   await page.getByText("Your address is confirmed").waitFor();
   await axe("verify-email");

@@ -233,19 +233,31 @@ impl DeliveryEngine {
         let store = self.crm.store();
         let now = self.crm.now();
         let k = EntityKind::OutboxEvent;
-        let q = StoreQuery {
-            filter: Some(Filter::And(vec![
+        let due = |topic: Option<&str>, limit: u32| -> Result<StoreQuery> {
+            let mut parts = vec![
                 Filter::Cmp(Cmp { column: col(k, "delivered_at")?, pred: Predicate::IsNull }),
                 Filter::Cmp(Cmp { column: col(k, "available_at")?, pred: Predicate::Lte(Value::Timestamp(now)) }),
-            ])),
-            sort: vec![
-                SortKey { column: col(k, "available_at")?, direction: Direction::Asc },
-                SortKey { column: col(k, "id")?, direction: Direction::Asc },
-            ],
-            limit: 200,
-            include_deleted: true,
+            ];
+            if let Some(t) = topic {
+                parts.push(eq(k, "topic", Value::Text(t.into()))?);
+            }
+            Ok(StoreQuery {
+                filter: Some(Filter::And(parts)),
+                sort: vec![
+                    SortKey { column: col(k, "available_at")?, direction: Direction::Asc },
+                    SortKey { column: col(k, "id")?, direction: Direction::Asc },
+                ],
+                limit,
+                include_deleted: true,
+            })
         };
-        let events = store.list_as::<OutboxEvent>(&q).await?;
+        // Account emails (a confirmation link, a password reset) first: someone is
+        // waiting for them, and a backlog of other events (an import, the demo) must not
+        // hold them up.
+        let mut events = store.list_as::<OutboxEvent>(&due(Some(MAIL_TOPIC), 50)?).await?;
+        let first: std::collections::HashSet<Uuid> = events.iter().map(|e| e.id).collect();
+        let rest = store.list_as::<OutboxEvent>(&due(None, 200)?).await?;
+        events.extend(rest.into_iter().filter(|e| !first.contains(&e.id)));
         if events.is_empty() {
             return Ok(0);
         }

@@ -978,3 +978,20 @@ pub async fn slack_bots_post_with_chat_post_message(b: &dyn TestBackend) {
     let view = chats.set(&rep, me, "slack", ChatChannelInput::webhook(api.url("/hook"))).await.expect("webhook");
     assert_eq!((view.via.as_str(), view.channel), ("webhook", None));
 }
+
+/// An account email (here a password reset) is dispatched before a backlog of other
+/// events: someone is waiting for its link.
+pub async fn account_mail_goes_before_a_backlog(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let contacts: Vec<NewContact> =
+        (0..300).map(|i| NewContact { name: format!("Backlog {i}"), ..Default::default() }).collect();
+    h.crm.contacts().create_many(&h.admin, contacts).await.expect("backlog");
+    h.clock.advance(Duration::seconds(1));
+    let meta = crm_core::RequestMeta::default();
+    h.crm.auth().forgot_password(h.admin_user.email.as_str(), meta).await.expect("forgot");
+    let eng = engine(&h, EngineConfig::default());
+    let dispatched = eng.dispatch_once().await.expect("dispatch");
+    assert!(dispatched <= 250, "one pass takes a bounded batch: {dispatched}");
+    let mails = deliveries(&h, "mail").await;
+    assert_eq!(mails.len(), 1, "the reset email is queued in the first pass, before 300 older events");
+}
