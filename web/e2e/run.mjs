@@ -302,8 +302,12 @@ try {
   const wonByEmail = page.getByLabel("Your deal won — Email");
   await wonByEmail.selectOption("digest");
   await page.getByLabel("Digest hour").selectOption("7");
+  await page.getByLabel("Theme").selectOption("dark");
   await page.getByRole("button", { name: "Save" }).click();
   await page.getByText("Saved.").waitFor();
+  assert((await page.getAttribute("html", "data-theme")) === "dark", "the dark theme applies");
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert(bg === "rgb(21, 24, 29)", `a dark page: ${bg}`);
   await axe("settings");
   await page.reload();
   await waitFor(async () => (await page.getByLabel("Your deal won — Email").inputValue()) === "digest", "the saved digest");

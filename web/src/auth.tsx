@@ -1,6 +1,7 @@
 // Who is signed in: the user of the stored tokens, read once from /api/auth/me.
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
 import { api, loadTokens, saveTokens, type TokenPair, type User } from "./api";
+import { applyTheme, themeOf } from "./theme";
 
 interface Auth {
   user: User | null;
@@ -17,7 +18,10 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   useEffect(() => {
     if (!loadTokens()) return;
     api<User>("GET", "/api/auth/me")
-      .then(setUser)
+      .then((u) => {
+        setUser(u);
+        applyTheme(themeOf(u.settings));
+      })
       .catch(() => saveTokens(null))
       .finally(() => setReady(true));
   }, []);
@@ -25,6 +29,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     const pair = await api<TokenPair>("POST", "/api/auth/login", { username: login, password });
     saveTokens({ accessToken: pair.accessToken, refreshToken: pair.refreshToken });
     setUser(pair.user);
+    applyTheme(themeOf(pair.user.settings));
   }, []);
   const signOut = useCallback(async () => {
     const t = loadTokens();

@@ -4,6 +4,7 @@ import { useEffect, useId, useState, type FormEvent } from "react";
 import { api, CHANNELS, EVENTS, frequencyOf, type Frequency, type UserSettings } from "../api";
 import { useAuth } from "../auth";
 import { isLanguage, LANGUAGES, useI18n, type Key } from "../i18n";
+import { applyTheme } from "../theme";
 import { fieldError, FormError, NATIVE, useAction } from "../ui";
 
 function zones(): string[] {
@@ -42,6 +43,7 @@ export function Settings() {
       setS(stored);
       setSaved(true);
       if (isLanguage(stored.language)) setLang(stored.language);
+      applyTheme(stored.displayOptions.theme);
     });
   };
   const options = (channel: string): Frequency[] =>
