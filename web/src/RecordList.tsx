@@ -18,6 +18,7 @@ export function RecordList<T extends { id: string }>({
   sort = "-updatedAt",
   filter,
   toolbar,
+  empty,
   reload = 0,
 }: {
   title: string;
@@ -26,6 +27,8 @@ export function RecordList<T extends { id: string }>({
   sort?: string;
   filter?: string;
   toolbar?: ReactNode;
+  /** What an empty list says (default: "Nothing here yet."). */
+  empty?: string;
   reload?: number;
 }) {
   const { t } = useI18n();
@@ -69,7 +72,7 @@ export function RecordList<T extends { id: string }>({
       </div>
       <FormError error={error} />
       {!page && !error && <p role="status">{t("loading")}</p>}
-      {page && page.data.length === 0 && <p>{t("nothing")}</p>}
+      {page && page.data.length === 0 && <p>{empty ?? t("nothing")}</p>}
       {page && page.data.length > 0 && (
         <table>
           <thead>

@@ -1,4 +1,4 @@
-import{r as ge,j as J,u as Cd,a as Eu,F as rm}from"./index-DJb4tmbS.js";/*! *****************************************************************************
+import{r as ge,j as J,u as Cd,a as Eu,F as rm}from"./index-CBGSwdVI.js";/*! *****************************************************************************
 Copyright (c) Microsoft Corporation.
 
 Permission to use, copy, modify, and/or distribute this software for any
