@@ -7,7 +7,7 @@
 //! retried; nor is one too large to keep or not text, which goes back whole all the same.
 //! The auth routes are left out: their answers hold tokens, which the database never keeps.
 
-use axum::body::{to_bytes, Body};
+use axum::body::{to_bytes, Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -74,6 +74,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     let (rparts, rbody) = res.into_parts();
+    // A file sent while it is made (a streamed export) is not kept: it goes by as it is.
+    if rbody.size_hint().exact().is_none() {
+        if let Err(e) = idempotency.forget(ticket).await {
+            tracing::warn!(error = %e, "could not let go of an idempotency key");
+        }
+        return Response::from_parts(rparts, rbody);
+    }
     // The whole answer goes back to the client, kept or not.
     let rbytes = match to_bytes(rbody, usize::MAX).await {
         Ok(b) => b,

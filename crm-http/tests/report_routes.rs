@@ -346,3 +346,53 @@ async fn saved_reports_are_shared_and_run_in_scope() {
     let back = app.call(Method::POST, &format!("{one}/restore"), Some(&w.admin), None).await;
     assert_eq!(back.status, StatusCode::OK, "{}", back.body);
 }
+
+/// A report of 12,000 rows: as JSON, the first 10,000 and `truncated: true`; as a file,
+/// every row, sent while it is written (the body has no length known in advance) and
+/// the same bytes the library's export makes.
+#[tokio::test]
+async fn large_reports_are_capped_as_json_and_streamed_as_files() {
+    use axum::body::HttpBody as _;
+    use http_body_util::BodyExt as _;
+    let w = world().await;
+    let app = &w.app;
+    let admin = app.crm.users().by_login("admin").await.unwrap().unwrap().actor();
+    for batch in 0..12 {
+        let inputs = (0..1000)
+            .map(|i| crm_core::service::NewContact { name: format!("Person{batch}-{i}"), ..Default::default() })
+            .collect();
+        app.crm.contacts().create_many(&admin, inputs).await.unwrap();
+    }
+    let spec = json!({"source": "contacts", "fields": ["id", "first_name", "last_name"], "sort": "last_name"});
+    let doc = app.call(Method::POST, "/api/reports/run", Some(&w.admin), Some(spec.clone())).await;
+    assert_eq!(doc.status, StatusCode::OK, "{}", doc.body);
+    assert_eq!((doc.body["rowCount"].clone(), doc.body["truncated"].clone()), (json!(12_001), json!(true)));
+    assert_eq!(rows(&doc).len(), crm_http::routes::reports::MAX_JSON_ROWS);
+
+    let expected = {
+        let parsed: crm_core::analytics::ReportSpec = serde_json::from_value(spec.clone()).unwrap();
+        let df = app.crm.custom_report(&admin, &parsed).await.unwrap();
+        crm_core::analytics::export(&df, crm_core::analytics::Format::Csv, &Default::default()).unwrap()
+    };
+    for (format, streams) in [("csv", true), ("parquet", true), ("xlsx", false)] {
+        let res = app
+            .response(
+                Method::POST,
+                &format!("/api/reports/run?format={format}"),
+                &w.admin,
+                spec.to_string().into_bytes(),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "{format}");
+        assert_eq!(res.body().size_hint().exact().is_none(), streams, "{format}: streamed?");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        match format {
+            "csv" => {
+                assert_eq!(body.iter().filter(|b| **b == b'\n').count(), 12_002, "a header and every row");
+                assert_eq!(body.as_ref(), expected.as_slice());
+            }
+            "parquet" => assert!(body.starts_with(b"PAR1") && body.ends_with(b"PAR1"), "a whole Parquet file"),
+            _ => assert!(body.starts_with(b"PK"), "a workbook"),
+        }
+    }
+}

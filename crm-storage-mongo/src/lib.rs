@@ -112,7 +112,17 @@ impl MongoStore {
 
     /// The same with the database named here.
     pub async fn connect_to(url: &str, database: &str) -> Result<Self> {
-        let client = Client::with_uri_str(url).await.map_err(unavailable)?;
+        let options = mongodb::options::ClientOptions::parse(url)
+            .await
+            .map_err(|e| Error::invalid("database_url", "invalid_format", format!("not a MongoDB URL: {e}")))?;
+        Self::connect_with(options, database).await
+    }
+
+    /// The same with the driver's options built by the caller: a pool size, TLS
+    /// settings, or monitors of the commands the store sends
+    /// (`ClientOptions::command_event_handler`).
+    pub async fn connect_with(options: mongodb::options::ClientOptions, database: &str) -> Result<Self> {
+        let client = Client::with_options(options).map_err(unavailable)?;
         let store = Self { db: client.database(database), client, writer: Arc::new(Mutex::new(())) };
         store.ping().await?;
         store.prepare().await?;
@@ -456,6 +466,7 @@ impl Store for MongoStore {
                 .find_one_and_update(filter.clone(), update.clone())
                 .sort(sort.clone())
                 .return_document(mongodb::options::ReturnDocument::After)
+                .max_time(MAX_TIME)
                 .await
                 .map_err(|e| map_err(kind, e))?;
             match found {
@@ -463,8 +474,13 @@ impl Store for MongoStore {
                 None => {
                     // The document it chose may have been taken by another worker in the
                     // meantime: look again while any is left.
-                    let left =
-                        self.coll(kind).count_documents(filter.clone()).limit(1).await.map_err(|e| map_err(kind, e))?;
+                    let left = self
+                        .coll(kind)
+                        .count_documents(filter.clone())
+                        .limit(1)
+                        .max_time(MAX_TIME)
+                        .await
+                        .map_err(|e| map_err(kind, e))?;
                     misses += 1;
                     if left == 0 || misses > 5 {
                         break;

@@ -29,7 +29,9 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use crm_core::audit::AuditHead;
@@ -62,13 +64,15 @@ pub struct SqlOptions {
     pub pg_schema: Option<String>,
     /// How long to wait for a connection or a lock.
     pub busy_timeout: Duration,
-    /// PostgreSQL: how long one statement may run (`statement_timeout`) before the
-    /// server cancels it and the store answers [`Error::Timeout`]. Migrations are not
-    /// limited.
+    /// How long one statement may run before it is stopped and the store answers
+    /// [`Error::Timeout`]. PostgreSQL: the server's `statement_timeout`. SQLite: a
+    /// progress handler that interrupts the statement, armed each time a connection is
+    /// taken from a pool (so the limit counts from the start of a read or of a write
+    /// transaction), and on the bulk-read connections. Migrations are not limited.
     pub statement_timeout: Option<Duration>,
 }
 
-/// The default limit of one PostgreSQL statement: a little over the HTTP request's.
+/// The default limit of one statement: a little over the HTTP request's.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(40);
 
 impl Default for SqlOptions {
@@ -83,7 +87,13 @@ impl Default for SqlOptions {
 }
 
 enum Backend {
-    Sqlite { read: SqlitePool, write: SqlitePool, path: std::path::PathBuf },
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+        path: std::path::PathBuf,
+        /// The statement limit in milliseconds, 0 while off (during migrations).
+        limit: Arc<AtomicU64>,
+    },
     Postgres(PgPool),
 }
 
@@ -224,20 +234,21 @@ impl SqlStore {
                 // Savepoint journals (one per changeset of a group) stay in memory.
                 .pragma("temp_store", "memory");
             let path = base.get_filename().to_path_buf();
+            let limit = Arc::new(AtomicU64::new(0));
             // Page caches (negative: KiB): the writer touches every index of a table.
-            let write = SqlitePoolOptions::new()
+            let write = sqlite_pool(&limit)
                 .max_connections(1)
                 .acquire_timeout(opts.busy_timeout * 3)
                 .connect_with(base.clone().pragma("cache_size", "-65536"))
                 .await
                 .map_err(unavailable)?;
-            let read = SqlitePoolOptions::new()
+            let read = sqlite_pool(&limit)
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.busy_timeout)
                 .connect_with(base.read_only(true).pragma("cache_size", "-16384"))
                 .await
                 .map_err(unavailable)?;
-            Backend::Sqlite { read, write, path }
+            Backend::Sqlite { read, write, path, limit }
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut pg = PgConnectOptions::from_str(url)
                 .map_err(|e| Error::invalid("databaseUrl", "invalid_value", format!("bad PostgreSQL URL: {e}")))?;
@@ -296,6 +307,10 @@ impl SqlStore {
                 pool.analyze().await?;
             }
             next_analyze = (seq * 2).max(FIRST_ANALYZE);
+        }
+        if let (Backend::Sqlite { limit, .. }, Some(t)) = (&backend, opts.statement_timeout) {
+            // Migrations and the statistics refresh above ran without it.
+            limit.store(u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1), Ordering::Relaxed);
         }
         let writer = writer::spawn(pool, next_analyze);
         Ok(SqlStore { backend, writer })
@@ -361,6 +376,30 @@ impl SqlStore {
     }
 }
 
+/// SQLite pool options that arm the statement limit on each connection as it is taken.
+fn sqlite_pool(limit: &Arc<AtomicU64>) -> SqlitePoolOptions {
+    let limit = limit.clone();
+    SqlitePoolOptions::new().before_acquire(move |conn, _| {
+        let deadline = deadline(&limit);
+        Box::pin(async move {
+            if let Some(deadline) = deadline {
+                // Every 10,000 virtual-machine steps (a few microseconds of work), the
+                // handler looks at the clock; `false` interrupts the statement.
+                conn.lock_handle().await?.set_progress_handler(10_000, move || Instant::now() < deadline);
+            }
+            Ok(true)
+        })
+    })
+}
+
+/// When a statement started now must stop, if the limit is on.
+fn deadline(limit: &AtomicU64) -> Option<Instant> {
+    match limit.load(Ordering::Relaxed) {
+        0 => None,
+        ms => Instant::now().checked_add(Duration::from_millis(ms)),
+    }
+}
+
 /// Maps a driver error by kind. Unique violations become conflicts naming the field.
 /// The columns at `positions` of a kind's column order.
 fn picked(kind: EntityKind, positions: &[usize]) -> Result<Vec<Column>> {
@@ -390,10 +429,11 @@ fn map_err(kind: EntityKind, e: sqlx::Error) -> Error {
 }
 
 /// [`Error::Timeout`] for a statement PostgreSQL canceled (57014, here by
-/// `statement_timeout`).
+/// `statement_timeout`) or SQLite interrupted (9, `SQLITE_INTERRUPT`: the progress
+/// handler of [`sqlite_pool`]).
 fn statement_timeout(e: &sqlx::Error) -> Option<Error> {
     match e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57014" | "9")) => {
             Some(Error::Timeout("a statement ran past its time limit".into()))
         }
         _ => None,
@@ -437,11 +477,14 @@ impl Store for SqlStore {
             Backend::Postgres(pool) if !scan::compares_text(filter) => {
                 scan::postgres(pool, kind, &cols, filter, include_deleted).await
             }
-            Backend::Sqlite { path, .. } if !scan::needs_regexp(filter) => {
+            Backend::Sqlite { path, limit, .. } if !scan::needs_regexp(filter) => {
                 let (path, filter) = (path.clone(), filter.cloned());
-                tokio::task::spawn_blocking(move || scan::sqlite(&path, kind, &cols, filter.as_ref(), include_deleted))
-                    .await
-                    .map_err(|e| Error::internal("a bulk read", e))?
+                let deadline = deadline(limit);
+                tokio::task::spawn_blocking(move || {
+                    scan::sqlite(&path, kind, &cols, filter.as_ref(), include_deleted, deadline)
+                })
+                .await
+                .map_err(|e| Error::internal("a bulk read", e))?
             }
             // PostgreSQL with text to compare (bound, never inlined), and SQLite's `ilike`
             // (it needs the function sqlx registers on its connections): one bound query.

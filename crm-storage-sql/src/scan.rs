@@ -175,19 +175,24 @@ pub(crate) fn needs_regexp(f: Option<&Filter>) -> bool {
 }
 
 /// Reads with one statement on a read-only connection of its own (blocking: run it on a
-/// blocking thread).
+/// blocking thread), interrupted at `deadline` (the store's statement limit).
 pub(crate) fn sqlite(
     path: &Path,
     kind: EntityKind,
     cols: &[Column],
     filter: Option<&Filter>,
     include_deleted: bool,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Vec<Row>> {
     use rusqlite::types::ValueRef;
     let (sql, values) = build::scan_sqlite(kind, cols, filter, include_deleted);
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| sqlite_err(kind, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| sqlite_err(kind, e))?;
+    if let Some(deadline) = deadline {
+        // `true` interrupts (rusqlite's sense, the opposite of sqlx's).
+        conn.progress_handler(10_000, Some(move || std::time::Instant::now() >= deadline));
+    }
     let mut stmt = conn.prepare(&sql).map_err(|e| sqlite_err(kind, e))?;
     let params = values.0.into_iter().map(sqlite_param).collect::<Result<Vec<_>>>()?;
     let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(|e| sqlite_err(kind, e))?;
@@ -237,5 +242,8 @@ fn sqlite_param(v: sea_query::Value) -> Result<rusqlite::types::Value> {
 }
 
 fn sqlite_err(kind: EntityKind, e: rusqlite::Error) -> Error {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) {
+        return Error::Timeout(format!("reading {} in bulk ran past its time limit", kind.table()));
+    }
     Error::internal(format!("reading {} in bulk", kind.table()), e)
 }

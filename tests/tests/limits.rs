@@ -1,9 +1,12 @@
 //! Resource limits of the stores that the conformance suite cannot reach through the
-//! engine's API: a PostgreSQL statement stops at its time limit and says so.
+//! engine's API: a statement stops at its time limit and says so, on PostgreSQL and on
+//! SQLite (writer, readers and the bulk-read path).
 
 use std::time::Duration;
 
-use crm_core::Error;
+use crm_core::query::{Cmp, Filter, Pattern, Predicate, StoreQuery};
+use crm_core::schema::EntityKind;
+use crm_core::{Error, Store};
 use crm_storage_sql::{SqlOptions, SqlStore};
 
 #[tokio::test]
@@ -24,4 +27,101 @@ async fn a_postgres_statement_stops_at_its_time_limit() {
     assert!(store.execute_unchecked("SELECT pg_sleep(0.01)").await.is_ok());
     store.close().await;
     SqlStore::drop_pg_schema(&url, &schema).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Counting to a billion: minutes of work for SQLite.
+const SLOW_SQLITE: &str =
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000000000) SELECT count(*) FROM n";
+
+#[tokio::test]
+async fn a_sqlite_statement_stops_at_its_time_limit() {
+    let file = std::env::temp_dir().join(format!("crm-limits-{}.db", uuid::Uuid::now_v7().simple()));
+    let url = format!("sqlite://{}", file.display());
+    let limited = |ms| SqlOptions { statement_timeout: Some(Duration::from_millis(ms)), ..Default::default() };
+    let store = SqlStore::connect_with(&url, limited(3_000)).await.unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    let slow = tokio::time::timeout(Duration::from_secs(60), store.execute_unchecked(SLOW_SQLITE)).await;
+    assert!(matches!(slow, Ok(Err(Error::Timeout(_)))), "{slow:?} after {:?}", started.elapsed());
+    // The writer goes on with the next statement, unbothered.
+    let rows = 50_000;
+    let inserted = store
+        .execute_unchecked(&format!(
+            "INSERT INTO teams (id, name, search_text, version, created_at, updated_at) \
+             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows}) \
+             SELECT randomblob(16), 'team ' || x, 'team ' || x, 1, 0, 0 FROM n"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(inserted, rows);
+
+    // A store on the same file that allows a millisecond: its reads of 50,000 rows stop,
+    // by the bulk-read path and by a reader connection (a pattern match over every row).
+    let hasty = SqlStore::connect_with(&url, limited(1)).await.unwrap_or_else(|e| panic!("{e}"));
+    let scan = hasty.scan_columns(EntityKind::Team, None, false, &[0, 1]).await;
+    assert!(matches!(scan, Err(Error::Timeout(_))), "bulk read: {:?}", scan.map(|r| r.len()));
+    let name = EntityKind::Team.require_column("name").unwrap_or_else(|e| panic!("{e}"));
+    let nowhere = StoreQuery {
+        filter: Some(Filter::Cmp(Cmp { column: name, pred: Predicate::ILike(Pattern::parse("%nowhere%")) })),
+        ..StoreQuery::all(EntityKind::Team, 10)
+    };
+    let list = hasty.list(EntityKind::Team, &nowhere).await;
+    assert!(matches!(list, Err(Error::Timeout(_))), "list: {:?}", list.map(|r| r.len()));
+    hasty.close().await;
+    // Within the limit, the same reads answer.
+    let all = store.scan_columns(EntityKind::Team, None, false, &[0, 1]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.len() as u64, rows);
+    assert!(store.list(EntityKind::Team, &nowhere).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    store.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+}
+
+/// SecantusDB, the test server, does not enforce `maxTimeMS`; what can be checked is that
+/// every read that may run long sends it, with the store's limit.
+#[tokio::test]
+async fn mongo_reads_carry_their_time_limit() {
+    use crm_storage_mongo::mongodb::event::command::CommandEvent;
+    use crm_storage_mongo::mongodb::event::EventHandler;
+    use crm_storage_mongo::mongodb::options::ClientOptions;
+    use crm_storage_mongo::{MongoStore, MAX_TIME};
+    use std::sync::{Arc, Mutex};
+
+    let url = crm_tests::backends::mongo_url();
+    /// The commands sent, each with its `maxTimeMS`.
+    type Sent = Arc<Mutex<Vec<(String, Option<i64>)>>>;
+    let sent: Sent = Arc::default();
+    let mut options = ClientOptions::parse(&url).await.unwrap_or_else(|e| panic!("{e}"));
+    let log = sent.clone();
+    options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
+        if let CommandEvent::Started(s) = event {
+            let limit = s.command.get("maxTimeMS").and_then(|v| v.as_i64().or(v.as_i32().map(i64::from)));
+            log.lock().unwrap_or_else(|e| e.into_inner()).push((s.command_name, limit));
+        }
+    }));
+    let name = format!("crm_test_{}", uuid::Uuid::now_v7().simple());
+    let store = MongoStore::connect_with(options, &name)
+        .await
+        .unwrap_or_else(|e| panic!("the MongoDB-compatible server at {url} cannot be reached ({e})"));
+    let name_col = EntityKind::Team.require_column("name").unwrap_or_else(|e| panic!("{e}"));
+    let filter = Filter::Cmp(Cmp { column: name_col, pred: Predicate::ILike(Pattern::parse("%x%")) });
+    let query = StoreQuery { filter: Some(filter.clone()), ..StoreQuery::all(EntityKind::Team, 10) };
+    let expected = i64::try_from(MAX_TIME.as_millis()).unwrap_or(i64::MAX);
+    let reads: [(&str, &str); 3] = [("list", "find"), ("count", "aggregate"), ("scan", "find")];
+    for (read, command) in reads {
+        sent.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let answer = match read {
+            "list" => store.list(EntityKind::Team, &query).await.map(|r| r.len() as u64),
+            "count" => store.count(EntityKind::Team, Some(&filter), false).await,
+            _ => store.scan_columns(EntityKind::Team, Some(&filter), false, &[0, 1]).await.map(|r| r.len() as u64),
+        };
+        assert_eq!(answer.unwrap_or_else(|e| panic!("{read}: {e}")), 0);
+        let log = sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let ours: Vec<_> = log.iter().filter(|(c, _)| c == command).collect();
+        assert!(!ours.is_empty(), "{read} sent no {command}: {log:?}");
+        for (c, limit) in ours {
+            assert_eq!(*limit, Some(expected), "{read} sent {c} without maxTimeMS {expected}: {log:?}");
+        }
+    }
+    let _ = store.drop_database().await;
 }

@@ -2,6 +2,7 @@
 //! array of row objects), XLSX (rust_xlsxwriter: a typed sheet, plus an "About" sheet
 //! with the title and parameters) and PDF (title, parameters, chart and table).
 
+use std::io::Write;
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -97,13 +98,6 @@ const XLSX_MAX_ROWS: usize = 1_048_576;
 /// The report's rows in a format.
 pub fn export(df: &DataFrame, format: Format, about: &About) -> Result<Vec<u8>> {
     match format {
-        Format::Csv => csv(df),
-        Format::Parquet => {
-            let mut out = Vec::new();
-            ParquetWriter::new(&mut out).finish(&mut df.clone()).map_err(from_polars)?;
-            Ok(out)
-        }
-        Format::Json => json_rows(df, false),
         Format::Pdf => {
             let title = about.title.as_deref().unwrap_or("Report");
             let spec = about.chart.clone().or_else(|| super::chart::guess(df));
@@ -118,6 +112,36 @@ pub fn export(df: &DataFrame, format: Format, about: &About) -> Result<Vec<u8>> 
             ),
             other => Error::internal("writing the workbook", other),
         }),
+        Format::Csv | Format::Parquet | Format::Json => {
+            let mut out = Vec::new();
+            write_export(df, format, about, &mut out)?;
+            Ok(out)
+        }
+    }
+}
+
+impl Format {
+    /// Whether [`write_export`] writes this format as it goes (CSV and JSON row by row,
+    /// Parquet a row group at a time), so a server can send it while it is made. XLSX (a
+    /// zip that needs to seek) and PDF are made whole first.
+    pub fn streams(self) -> bool {
+        matches!(self, Format::Csv | Format::Parquet | Format::Json)
+    }
+}
+
+/// Writes the report's rows in a format to `out`: in pieces for the formats that
+/// [`Format::streams`], whole for the others. An error writing to `out` (a client gone)
+/// stops the export.
+pub fn write_export(df: &DataFrame, format: Format, about: &About, out: &mut dyn Write) -> Result<()> {
+    let written = |e: std::io::Error| Error::internal("writing the export", e);
+    match format {
+        Format::Csv => csv(df, out),
+        Format::Parquet => {
+            ParquetWriter::new(out).finish(&mut df.clone()).map_err(from_polars)?;
+            Ok(())
+        }
+        Format::Json => write_json_rows(df, false, out),
+        Format::Xlsx | Format::Pdf => out.write_all(&export(df, format, about)?).map_err(written),
     }
 }
 
@@ -140,10 +164,9 @@ pub fn export_to(df: &DataFrame, path: &Path, format: Option<Format>, about: &Ab
 /// REPORTS.md's canonical CSV: a header, `\n` line ends, quoting as needed, floats with
 /// six decimals, timestamps `YYYY-MM-DD HH:MM:SS`, NULL as an empty field; text that a
 /// spreadsheet would run as a formula is defused ([`defuse_formulas`]).
-fn csv(df: &DataFrame) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+fn csv(df: &DataFrame, out: &mut dyn Write) -> Result<()> {
     let mut df = defuse_formulas(df)?;
-    CsvWriter::new(&mut out)
+    CsvWriter::new(out)
         .include_header(true)
         .with_line_terminator("\n".into())
         .with_float_precision(Some(6))
@@ -153,7 +176,7 @@ fn csv(df: &DataFrame) -> Result<Vec<u8>> {
         .with_null_value(PlSmallStr::EMPTY)
         .finish(&mut df)
         .map_err(from_polars)?;
-    Ok(out)
+    Ok(())
 }
 
 /// Whether a spreadsheet opening a CSV would take this text for a formula (OWASP's rule:
@@ -239,28 +262,41 @@ fn datetime(v: i64, unit: TimeUnit) -> Option<NaiveDateTime> {
 /// The rows as a JSON array of objects, keys in column order. With `utc`, timestamps
 /// without a time zone are taken as UTC (`…Z`), as the store's snapshot holds them.
 pub fn json_rows(df: &DataFrame, utc: bool) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_json_rows(df, utc, &mut out)?;
+    Ok(out)
+}
+
+/// [`json_rows`] written to `out` row by row.
+fn write_json_rows(df: &DataFrame, utc: bool, out: &mut dyn Write) -> Result<()> {
     let names: Vec<String> = df
         .get_column_names()
         .iter()
         .map(|n| serde_json::to_string(n.as_str()).unwrap_or_else(|_| "\"\"".into()))
         .collect();
     let columns = df.columns();
-    let mut out = String::from("[");
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    let mut row_text = String::new();
     for row in 0..df.height() {
-        out.push_str(if row == 0 { "{" } else { ",\n{" });
+        row_text.clear();
+        row_text.push_str(match row {
+            0 => "[{",
+            _ => ",\n{",
+        });
         for (i, (name, column)) in names.iter().zip(columns).enumerate() {
             if i > 0 {
-                out.push(',');
+                row_text.push(',');
             }
-            out.push_str(name);
-            out.push(':');
+            row_text.push_str(name);
+            row_text.push(':');
             let v = column.get(row).map_err(from_polars)?;
-            out.push_str(&json_value(&v, utc).to_string());
+            row_text.push_str(&json_value(&v, utc).to_string());
         }
-        out.push('}');
+        row_text.push('}');
+        out.write_all(row_text.as_bytes()).map_err(|e| Error::internal("writing the export", e))?;
     }
-    out.push_str("]\n");
-    Ok(out.into_bytes())
+    let end: &[u8] = if df.height() == 0 { b"[]\n" } else { b"]\n" };
+    out.write_all(end).and_then(|()| out.flush()).map_err(|e| Error::internal("writing the export", e))
 }
 
 fn xlsx(df: &DataFrame, about: &About) -> std::result::Result<Vec<u8>, XlsxError> {

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -218,10 +219,16 @@ async fn answer(
         }
         Wanted::File(format) => {
             let about = About { title: Some(shown.clone()), parameters: params, chart };
-            let file = analytics::export(df, format, &about)?;
+            // The formats made whole are made before the audit, so one that cannot be
+            // (too many rows for a sheet) is refused and not recorded as exported.
+            let whole = if format.streams() { None } else { Some(analytics::export(df, format, &about)?) };
             let (crm, actor, saved) = to;
             crm.exported(actor, name, saved, format.name(), df.height()).await?;
-            (file, format.media_type(), format.name())
+            let body = match whole {
+                Some(bytes) => Body::from(bytes),
+                None => streamed(df.clone(), format, about),
+            };
+            (body, format.media_type(), format.name())
         }
         Wanted::Chart(image) => {
             let Some(spec) = chart.or_else(|| analytics::chart::guess(df)) else {
@@ -233,7 +240,7 @@ async fn answer(
                 .into());
             };
             let ext = if image == ImageFormat::Svg { "svg" } else { "png" };
-            (analytics::chart::render(df, &spec, &shown, image, CHART_SIZE)?, image.media_type(), ext)
+            (Body::from(analytics::chart::render(df, &spec, &shown, image, CHART_SIZE)?), image.media_type(), ext)
         }
     };
     let disposition = format!("attachment; filename=\"{}.{ext}\"", file_stem(&shown));
@@ -243,6 +250,39 @@ async fn answer(
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(r)
+}
+
+/// A file sent while it is written: a blocking thread writes the export in 64 KiB
+/// pieces into a small queue the response body drains, so the answer holds a few pieces
+/// in memory, not the file. A client that goes away stops the writing; an error after
+/// the first piece can only cut the answer short (and is logged).
+fn streamed(df: DataFrame, format: Format, about: About) -> Body {
+    /// `Write` into the queue; a closed queue (the client left) is a broken pipe.
+    struct Queue(tokio::sync::mpsc::Sender<std::io::Result<Bytes>>);
+    impl std::io::Write for Queue {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    use std::io::Write as _;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let failed = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, Queue(tx));
+        let done = analytics::export::write_export(&df, format, &about, &mut out)
+            .and_then(|()| out.flush().map_err(|e| crm_core::Error::internal("writing the export", e)));
+        if let Err(e) = done {
+            tracing::warn!(error = %e, format = format.name(), "a streamed export stopped");
+            let _ = failed.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
 /// The most rows a JSON answer carries (`truncated: true` says there were more; the file

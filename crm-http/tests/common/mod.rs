@@ -157,6 +157,17 @@ impl App {
         (status, headers, res.into_body().collect().await.unwrap().to_bytes().to_vec())
     }
 
+    /// The answer as the router gives it, its body not read yet.
+    #[allow(dead_code)]
+    pub async fn response(&self, method: Method, path: &str, token: &str, body: Vec<u8>) -> axum::response::Response {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        self.router.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap()
+    }
+
     /// A request with headers.
     pub async fn with_headers(
         &self,
