@@ -103,6 +103,24 @@ fn display_fields(fields: &[FieldError]) -> String {
 }
 
 impl Error {
+    /// The same error with the field errors on `from` named `to` (one service serving two
+    /// routes whose members are spelled apart).
+    pub fn renamed(self, from: &str, to: &str) -> Error {
+        let rename = |mut list: Vec<FieldError>| {
+            for f in &mut list {
+                if f.field == from {
+                    f.field = to.to_string();
+                }
+            }
+            list
+        };
+        match self {
+            Error::Validation(list) => Error::Validation(rename(list)),
+            Error::Malformed(list) => Error::Malformed(rename(list)),
+            other => other,
+        }
+    }
+
     /// The stable machine code of this error, as used by the HTTP API.
     pub fn code(&self) -> &'static str {
         match self {

@@ -12,35 +12,10 @@ use crm_core::auth::{AuthSettings, JwtConfig, JwtKeys, Sealer};
 use crm_core::blob::ObjectBlobStore;
 use crm_core::mail::{DirMailer, MailConfig, Mailer, SmtpConfig, SmtpMailer, SmtpSecurity};
 use crm_core::{Crm, Error, Result, Store};
-use crm_storage_mongo::MongoStore;
-use crm_storage_sql::SqlStore;
 use serde::{Deserialize, Serialize};
 
-/// One of the stores the server runs on.
-#[derive(Debug, Clone)]
-pub enum AnyStore {
-    /// SQLite or PostgreSQL.
-    Sql(Arc<SqlStore>),
-    /// MongoDB.
-    Mongo(Arc<MongoStore>),
-}
-
-impl AnyStore {
-    /// The store, for the engine.
-    pub fn store(&self) -> Arc<dyn Store> {
-        match self {
-            AnyStore::Sql(s) => s.clone(),
-            AnyStore::Mongo(s) => s.clone(),
-        }
-    }
-
-    /// Closes its connections (SQLite checkpoints its journal).
-    pub async fn close(&self) {
-        if let AnyStore::Sql(s) = self {
-            s.close().await;
-        }
-    }
-}
+/// One of the stores the server runs on (crm-storage's, opened from the URL).
+pub use crm_storage::AnyStore;
 
 /// Where the server keeps its data and how it reaches the world.
 #[derive(Debug, Clone, Args)]
@@ -201,10 +176,7 @@ impl ServerConfig {
 
     /// The file of a SQLite database URL (none for other stores and `:memory:`).
     fn sqlite_file(&self) -> Option<PathBuf> {
-        let url = self.database_url.trim();
-        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-        let file = rest.split('?').next().unwrap_or_default();
-        (!file.is_empty() && !file.starts_with(':')).then(|| PathBuf::from(file))
+        crm_storage::sqlite_file(self.database_url.trim())
     }
 
     fn secrets_path(&self) -> PathBuf {
@@ -342,17 +314,7 @@ impl ServerConfig {
         if url.starts_with("sqlite:") {
             self.private_sqlite_file()?;
         }
-        if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            return Ok(AnyStore::Sql(Arc::new(SqlStore::connect(&url).await?)));
-        }
-        if url.starts_with("mongodb:") || url.starts_with("mongodb+srv:") {
-            return Ok(AnyStore::Mongo(Arc::new(MongoStore::connect(&url).await?)));
-        }
-        Err(Error::invalid(
-            "databaseUrl",
-            "invalid_value",
-            format!("{url}: use sqlite://path, postgres://user@host/db or mongodb://host/db"),
-        ))
+        crm_storage::open(&url).await
     }
 
     /// The third-party logins configured: Google, Facebook, one OpenID Connect issuer

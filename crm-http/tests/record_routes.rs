@@ -386,6 +386,87 @@ async fn user_put_takes_password_and_clears_the_picture() {
     );
 }
 
+/// A profile form's change (name, picture, password) is one change: a refused password
+/// leaves the name and the picture as they were (they used to be written first, each in
+/// a changeset of its own), and an accepted one is one audit event with the whole diff.
+#[tokio::test]
+async fn a_profile_update_is_all_or_nothing() {
+    let w = world().await;
+    let app = &w.app;
+    let me = format!("/api/users/{}", w.rep_id);
+    let (status, _, _) = app.raw(Method::PUT, &format!("{me}/avatar"), Some(&w.rep), "image/png", tiny_png()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (admin, path) = (&w.admin, &me);
+    let unchanged = |why: &'static str| async move {
+        let now = app.call(Method::GET, path, Some(admin), None).await;
+        assert_eq!(now.body["username"], "rep", "{why}: {}", now.body);
+        assert!(now.body["profilePicture"].is_string(), "{why}: {}", now.body);
+    };
+    let weak = app
+        .call(
+            Method::PUT,
+            &me,
+            Some(&w.rep),
+            Some(json!({"username": "rep2", "profilePicture": null, "password": "short", "currentPassword": PASSWORD})),
+        )
+        .await;
+    assert_problem(&weak, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(weak.body["errors"][0]["field"], "password", "{}", weak.body);
+    unchanged("a weak password").await;
+    let wrong = app
+        .call(
+            Method::PUT,
+            &me,
+            Some(&w.rep),
+            Some(json!({"username": "rep2", "profilePicture": null, "password": "a fresh long passphrase 1", "currentPassword": "not it at all"})),
+        )
+        .await;
+    assert_problem(&wrong, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(wrong.body["errors"][0]["field"], "currentPassword", "{}", wrong.body);
+    unchanged("a wrong current password").await;
+    let taken = app
+        .call(
+            Method::PUT,
+            &me,
+            Some(&w.rep),
+            Some(json!({"username": "other", "profilePicture": null, "password": "a fresh long passphrase 1", "currentPassword": PASSWORD})),
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
+    unchanged("a name in use").await;
+    app.token("rep", PASSWORD).await;
+
+    let all = app
+        .call(
+            Method::PUT,
+            &me,
+            Some(&w.rep),
+            Some(json!({"username": "rep2", "profilePicture": null, "password": "a fresh long passphrase 1", "currentPassword": PASSWORD})),
+        )
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!((all.body["username"].clone(), all.body["profilePicture"].clone()), (json!("rep2"), Value::Null));
+    app.token("rep2", "a fresh long passphrase 1").await;
+    assert_eq!(
+        app.call(Method::GET, "/api/auth/me", Some(&w.rep), None).await.status,
+        StatusCode::OK,
+        "the caller's session stays"
+    );
+    let events = app.call(Method::GET, &format!("/api/audit?entity={}", w.rep_id), Some(&w.admin), None).await;
+    assert_eq!(events.status, StatusCode::OK, "{}", events.body);
+    let actions: Vec<&str> =
+        events.body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let changed: Vec<&&str> = actions
+        .iter()
+        .filter(|a| a.starts_with("user.password") || **a == "user.updated" || **a == "user.avatar_removed")
+        .collect();
+    assert_eq!(changed, [&"user.password_changed"], "one event for the whole change: {actions:?}");
+    let event =
+        events.body["data"].as_array().unwrap().iter().find(|e| e["action"] == "user.password_changed").unwrap();
+    let diff = event["changes"].to_string();
+    assert!(diff.contains("rep2") && diff.contains("profile"), "the whole diff: {diff}");
+}
+
 fn tiny_png() -> Vec<u8> {
     let img = image::ImageBuffer::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, 100]));
     let mut out = std::io::Cursor::new(Vec::new());

@@ -148,11 +148,7 @@ fn table_names() -> Vec<&'static str> {
 
 /// Opens the store behind a database URL (`sqlite://…`, `postgres://…`, `mongodb://…`).
 async fn open(url: &str) -> crm_core::Result<Arc<dyn Store>> {
-    if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
-        Ok(Arc::new(crm_storage_mongo::MongoStore::connect(url).await?))
-    } else {
-        Ok(Arc::new(crm_storage_sql::SqlStore::connect(url).await?))
-    }
+    Ok(crm_storage::open(url).await?.store())
 }
 
 fn runtime() -> PyResult<tokio::runtime::Runtime> {

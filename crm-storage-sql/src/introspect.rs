@@ -4,13 +4,17 @@
 use crm_core::schema::{ColumnType, EntityKind, Index};
 use crm_core::schema_check::{rows_of_condition, LiveColumn, LiveIndex, LiveSchema, LiveTable};
 use crm_core::{Error, Result};
-use sqlx::{PgPool, SqlitePool};
+#[cfg(feature = "postgres")]
+use sqlx::PgPool;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
 
 fn failed(e: sqlx::Error) -> Error {
     Error::internal("reading the database schema", e)
 }
 
 /// The native type of a column type, as the migrations spell it.
+#[cfg(feature = "sqlite")]
 fn sqlite_type(ty: ColumnType) -> Option<&'static str> {
     Some(match ty {
         ColumnType::Uuid => "BLOB",
@@ -20,6 +24,7 @@ fn sqlite_type(ty: ColumnType) -> Option<&'static str> {
 }
 
 /// The native type of a column type, as `format_type` spells it; text sorts by bytes.
+#[cfg(feature = "postgres")]
 fn postgres_type(ty: ColumnType) -> Option<&'static str> {
     Some(match ty {
         ColumnType::Uuid => "uuid",
@@ -33,16 +38,19 @@ fn postgres_type(ty: ColumnType) -> Option<&'static str> {
 }
 
 /// SQLite has no index over the elements of a JSON array.
+#[cfg(feature = "sqlite")]
 fn sqlite_index(index: &Index) -> Option<Index> {
     (!index.members).then_some(*index)
 }
 
 /// PostgreSQL keeps every index as declared (membership ones as GIN).
+#[cfg(feature = "postgres")]
 fn postgres_index(index: &Index) -> Option<Index> {
     Some(*index)
 }
 
 /// The schema of a SQLite database.
+#[cfg(feature = "sqlite")]
 pub async fn sqlite(pool: &SqlitePool) -> Result<LiveSchema> {
     let mut tables = Vec::new();
     for kind in EntityKind::ALL {
@@ -95,15 +103,18 @@ pub async fn sqlite(pool: &SqlitePool) -> Result<LiveSchema> {
 }
 
 /// The text after the last top-level ` WHERE ` of a `CREATE INDEX` statement.
+#[cfg(feature = "sqlite")]
 fn where_clause(sql: &str) -> Option<&str> {
     let upper = sql.to_ascii_uppercase();
     upper.rfind(" WHERE ").map(|at| sql[at + 7..].trim().trim_end_matches(';'))
 }
 
 /// An index: name, unique, GIN, condition, key columns.
+#[cfg(feature = "postgres")]
 type PgIndexRow = (String, bool, bool, Option<String>, Vec<String>);
 
 /// The schema of a PostgreSQL database (the tables the search path finds).
+#[cfg(feature = "postgres")]
 pub async fn postgres(pool: &PgPool) -> Result<LiveSchema> {
     const COLUMNS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
             || CASE WHEN co.collname IS NULL OR co.collname = 'default' THEN '' \

@@ -26,12 +26,22 @@
 //! The per-aggregate shape of the data lives in the migrations (`migrations/<dialect>/`)
 //! and in crm-core's schema tables; the code here is the same for every aggregate, so no
 //! aggregate can be stored subtly differently from another.
+//!
+//! Features `sqlite` and `postgres` (both on by default) choose the drivers compiled in;
+//! a URL of a dialect left out is refused by name.
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("crm-storage-sql needs at least one of its features: sqlite, postgres");
 
 use std::borrow::Cow;
 use std::str::FromStr;
+#[cfg(feature = "sqlite")]
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "sqlite")]
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "sqlite")]
+use std::time::Instant;
 
 use async_trait::async_trait;
 use crm_core::audit::AuditHead;
@@ -40,13 +50,15 @@ use crm_core::schema::{Column, EntityKind, Row};
 use crm_core::{Changeset, Error, Result, Store};
 use sea_query::Values;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
 
-mod build;
 mod introspect;
 mod scan;
+mod statements;
 mod values;
 mod writer;
 
@@ -87,6 +99,7 @@ impl Default for SqlOptions {
 }
 
 enum Backend {
+    #[cfg(feature = "sqlite")]
     Sqlite {
         read: SqlitePool,
         write: SqlitePool,
@@ -94,13 +107,16 @@ enum Backend {
         /// The statement limit in milliseconds, 0 while off (during migrations).
         limit: Arc<AtomicU64>,
     },
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
 }
 
 impl Backend {
     fn write_pool(&self) -> WritePool {
         match self {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { write, .. } => WritePool::Sqlite(write.clone()),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => WritePool::Postgres(pool.clone()),
         }
     }
@@ -117,6 +133,7 @@ pub struct SqlStore {
 }
 
 /// The fewest changes before SQLite's first statistics refresh.
+#[cfg(feature = "sqlite")]
 const FIRST_ANALYZE: i64 = 1_000;
 
 impl std::fmt::Debug for SqlStore {
@@ -131,7 +148,9 @@ fn unavailable(e: sqlx::Error) -> Error {
 
 async fn migrate(pool: &WritePool) -> Result<()> {
     let r = match pool {
+        #[cfg(feature = "sqlite")]
         WritePool::Sqlite(p) => migrator(Dialect::Sqlite).run(p).await,
+        #[cfg(feature = "postgres")]
         WritePool::Postgres(p) => migrator(Dialect::Postgres).run(p).await,
     };
     r.map_err(|e| Error::internal("migrating the database", e))
@@ -214,75 +233,10 @@ impl SqlStore {
 
     /// Connects with options, and migrates.
     pub async fn connect_with(url: &str, opts: SqlOptions) -> Result<Self> {
-        let backend = if url.starts_with("sqlite:") {
-            if url.contains(":memory:") || url.contains("mode=memory") {
-                return Err(Error::invalid(
-                    "databaseUrl",
-                    "invalid_value",
-                    "in-memory SQLite is not supported; use a file",
-                ));
-            }
-            let base = SqliteConnectOptions::from_str(url)
-                .map_err(|e| Error::invalid("databaseUrl", "invalid_value", format!("bad SQLite URL: {e}")))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(opts.busy_timeout)
-                .foreign_keys(true)
-                // `ilike` on SQLite: a Unicode-aware regular expression function.
-                .with_regexp()
-                // Savepoint journals (one per changeset of a group) stay in memory.
-                .pragma("temp_store", "memory");
-            let path = base.get_filename().to_path_buf();
-            let limit = Arc::new(AtomicU64::new(0));
-            // Page caches (negative: KiB): the writer touches every index of a table.
-            let write = sqlite_pool(&limit)
-                .max_connections(1)
-                .acquire_timeout(opts.busy_timeout * 3)
-                .connect_with(base.clone().pragma("cache_size", "-65536"))
-                .await
-                .map_err(unavailable)?;
-            let read = sqlite_pool(&limit)
-                .max_connections(opts.max_connections.max(1))
-                .acquire_timeout(opts.busy_timeout)
-                .connect_with(base.read_only(true).pragma("cache_size", "-16384"))
-                .await
-                .map_err(unavailable)?;
-            Backend::Sqlite { read, write, path, limit }
+        let (backend, next_analyze) = if url.starts_with("sqlite:") {
+            open_sqlite(url, &opts).await?
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut pg = PgConnectOptions::from_str(url)
-                .map_err(|e| Error::invalid("databaseUrl", "invalid_value", format!("bad PostgreSQL URL: {e}")))?;
-            if let Some(schema) = &opts.pg_schema {
-                if schema.is_empty()
-                    || !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-                {
-                    return Err(Error::invalid("pgSchema", "invalid_value", "schema names use a-z, 0-9 and _"));
-                }
-                let admin =
-                    PgPoolOptions::new().max_connections(1).connect_with(pg.clone()).await.map_err(unavailable)?;
-                sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-                    .execute(&admin)
-                    .await
-                    .map_err(unavailable)?;
-                admin.close().await;
-                pg = pg.options([("search_path", schema.as_str())]);
-            }
-            // Migrations (an index over a large table) run without the limit, on a
-            // connection of their own.
-            let unlimited =
-                PgPoolOptions::new().max_connections(1).connect_with(pg.clone()).await.map_err(unavailable)?;
-            migrate(&WritePool::Postgres(unlimited.clone())).await?;
-            unlimited.close().await;
-            if let Some(limit) = opts.statement_timeout {
-                pg = pg.options([("statement_timeout", format!("{}ms", limit.as_millis()).as_str())]);
-            }
-            let pool = PgPoolOptions::new()
-                .max_connections(opts.max_connections.max(1))
-                .acquire_timeout(opts.busy_timeout)
-                .connect_with(pg)
-                .await
-                .map_err(unavailable)?;
-            Backend::Postgres(pool)
+            (open_postgres(url, &opts).await?, i64::MAX)
         } else {
             return Err(Error::invalid(
                 "databaseUrl",
@@ -290,29 +244,7 @@ impl SqlStore {
                 "the database URL must start with sqlite:// or postgres://",
             ));
         };
-        let pool = backend.write_pool();
-        if let WritePool::Sqlite(_) = &pool {
-            migrate(&pool).await?;
-        }
-        let mut next_analyze = i64::MAX;
-        if let WritePool::Sqlite(p) = &pool {
-            // Good plans need statistics (a filter on a few-valued column against a
-            // sort index, say): an existing database gets them at open, a growing one
-            // each time its change count (the audit sequence) doubles.
-            let seq: i64 = sqlx::query_scalar("SELECT seq FROM audit_head WHERE id = 1")
-                .fetch_one(p)
-                .await
-                .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
-            if seq > 0 {
-                pool.analyze().await?;
-            }
-            next_analyze = (seq * 2).max(FIRST_ANALYZE);
-        }
-        if let (Backend::Sqlite { limit, .. }, Some(t)) = (&backend, opts.statement_timeout) {
-            // Migrations and the statistics refresh above ran without it.
-            limit.store(u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1), Ordering::Relaxed);
-        }
-        let writer = writer::spawn(pool, next_analyze);
+        let writer = writer::spawn(backend.write_pool(), next_analyze);
         Ok(SqlStore { backend, writer })
     }
 
@@ -326,7 +258,9 @@ impl SqlStore {
     /// The dialect.
     pub fn dialect(&self) -> Dialect {
         match self.backend {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { .. } => Dialect::Sqlite,
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => Dialect::Postgres,
         }
     }
@@ -339,10 +273,12 @@ impl SqlStore {
     /// Closes the pools.
     pub async fn close(&self) {
         match &self.backend {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { read, write, .. } => {
                 read.close().await;
                 write.close().await;
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => pool.close().await,
         }
     }
@@ -351,7 +287,9 @@ impl SqlStore {
     /// that simulate tampering. Never pass it user input.
     pub async fn execute_unchecked(&self, sql: &str) -> Result<u64> {
         let r = match &self.backend {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { write, .. } => sqlx::query(sql).execute(write).await.map(|r| r.rows_affected()),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|r| r.rows_affected()),
         };
         r.map_err(|e| match statement_timeout(&e) {
@@ -361,6 +299,7 @@ impl SqlStore {
     }
 
     /// Drops a PostgreSQL schema (tests clean up after themselves with it).
+    #[cfg(feature = "postgres")]
     pub async fn drop_pg_schema(url: &str, schema: &str) -> Result<()> {
         if !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
             return Err(Error::invalid("pgSchema", "invalid_value", "schema names use a-z, 0-9 and _"));
@@ -376,6 +315,106 @@ impl SqlStore {
     }
 }
 
+/// A SQLite file opened and migrated, with the change count of its next statistics
+/// refresh.
+#[cfg(feature = "sqlite")]
+async fn open_sqlite(url: &str, opts: &SqlOptions) -> Result<(Backend, i64)> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Err(Error::invalid("databaseUrl", "invalid_value", "in-memory SQLite is not supported; use a file"));
+    }
+    let base = SqliteConnectOptions::from_str(url)
+        .map_err(|e| Error::invalid("databaseUrl", "invalid_value", format!("bad SQLite URL: {e}")))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(opts.busy_timeout)
+        .foreign_keys(true)
+        // `ilike` on SQLite: a Unicode-aware regular expression function.
+        .with_regexp()
+        // Savepoint journals (one per changeset of a group) stay in memory.
+        .pragma("temp_store", "memory");
+    let path = base.get_filename().to_path_buf();
+    let limit = Arc::new(AtomicU64::new(0));
+    // Page caches (negative: KiB): the writer touches every index of a table.
+    let write = sqlite_pool(&limit)
+        .max_connections(1)
+        .acquire_timeout(opts.busy_timeout * 3)
+        .connect_with(base.clone().pragma("cache_size", "-65536"))
+        .await
+        .map_err(unavailable)?;
+    let read = sqlite_pool(&limit)
+        .max_connections(opts.max_connections.max(1))
+        .acquire_timeout(opts.busy_timeout)
+        .connect_with(base.read_only(true).pragma("cache_size", "-16384"))
+        .await
+        .map_err(unavailable)?;
+    let pool = WritePool::Sqlite(write.clone());
+    migrate(&pool).await?;
+    // Good plans need statistics (a filter on a few-valued column against a sort index,
+    // say): an existing database gets them at open, a growing one each time its change
+    // count (the audit sequence) doubles.
+    let seq: i64 = sqlx::query_scalar("SELECT seq FROM audit_head WHERE id = 1")
+        .fetch_one(&write)
+        .await
+        .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
+    if seq > 0 {
+        pool.analyze().await?;
+    }
+    if let Some(t) = opts.statement_timeout {
+        // Migrations and the statistics refresh above ran without it.
+        limit.store(u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1), Ordering::Relaxed);
+    }
+    Ok((Backend::Sqlite { read, write, path, limit }, (seq * 2).max(FIRST_ANALYZE)))
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn open_sqlite(_: &str, _: &SqlOptions) -> Result<(Backend, i64)> {
+    Err(left_out("SQLite", "sqlite"))
+}
+
+/// A PostgreSQL pool on a migrated database.
+#[cfg(feature = "postgres")]
+async fn open_postgres(url: &str, opts: &SqlOptions) -> Result<Backend> {
+    let mut pg = PgConnectOptions::from_str(url)
+        .map_err(|e| Error::invalid("databaseUrl", "invalid_value", format!("bad PostgreSQL URL: {e}")))?;
+    if let Some(schema) = &opts.pg_schema {
+        if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(Error::invalid("pgSchema", "invalid_value", "schema names use a-z, 0-9 and _"));
+        }
+        let admin = PgPoolOptions::new().max_connections(1).connect_with(pg.clone()).await.map_err(unavailable)?;
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&admin).await.map_err(unavailable)?;
+        admin.close().await;
+        pg = pg.options([("search_path", schema.as_str())]);
+    }
+    // Migrations (an index over a large table) run without the limit, on a connection
+    // of their own.
+    let unlimited = PgPoolOptions::new().max_connections(1).connect_with(pg.clone()).await.map_err(unavailable)?;
+    migrate(&WritePool::Postgres(unlimited.clone())).await?;
+    unlimited.close().await;
+    if let Some(limit) = opts.statement_timeout {
+        pg = pg.options([("statement_timeout", format!("{}ms", limit.as_millis()).as_str())]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .acquire_timeout(opts.busy_timeout)
+        .connect_with(pg)
+        .await
+        .map_err(unavailable)?;
+    Ok(Backend::Postgres(pool))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_: &str, _: &SqlOptions) -> Result<Backend> {
+    Err(left_out("PostgreSQL", "postgres"))
+}
+
+/// The error for a dialect this build leaves out.
+#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+fn left_out(name: &str, feature: &str) -> Error {
+    Error::invalid("databaseUrl", "unsupported", format!("this build has no {name} store (feature `{feature}` is off)"))
+}
+
+#[cfg(feature = "sqlite")]
 /// SQLite pool options that arm the statement limit on each connection as it is taken.
 fn sqlite_pool(limit: &Arc<AtomicU64>) -> SqlitePoolOptions {
     let limit = limit.clone();
@@ -392,6 +431,7 @@ fn sqlite_pool(limit: &Arc<AtomicU64>) -> SqlitePoolOptions {
     })
 }
 
+#[cfg(feature = "sqlite")]
 /// When a statement started now must stop, if the limit is on.
 fn deadline(limit: &AtomicU64) -> Option<Instant> {
     match limit.load(Ordering::Relaxed) {
@@ -444,24 +484,26 @@ fn statement_timeout(e: &sqlx::Error) -> Option<Error> {
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
         match self.backend {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { .. } => "sqlite",
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => "postgres",
         }
     }
 
     async fn get(&self, kind: EntityKind, id: Uuid) -> Result<Option<Row>> {
-        let q = build::get(kind, id, self.dialect());
+        let q = statements::get(kind, id, self.dialect());
         self.fetch(kind, q).await.map(|mut rows| rows.pop())
     }
 
     async fn list(&self, kind: EntityKind, query: &StoreQuery) -> Result<Vec<Row>> {
-        let q = build::list(kind, query, self.dialect());
+        let q = statements::list(kind, query, self.dialect());
         self.fetch(kind, q).await
     }
 
     async fn list_columns(&self, kind: EntityKind, query: &StoreQuery, columns: &[usize]) -> Result<Vec<Row>> {
         let cols = picked(kind, columns)?;
-        let q = build::list_of(kind, &cols, query, self.dialect());
+        let q = statements::list_of(kind, &cols, query, self.dialect());
         self.fetch_columns(kind, &cols, q).await
     }
 
@@ -474,9 +516,11 @@ impl Store for SqlStore {
     ) -> Result<Vec<Row>> {
         let cols = picked(kind, columns)?;
         match &self.backend {
+            #[cfg(feature = "postgres")]
             Backend::Postgres(pool) if !scan::compares_text(filter) => {
                 scan::postgres(pool, kind, &cols, filter, include_deleted).await
             }
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { path, limit, .. } if !scan::needs_regexp(filter) => {
                 let (path, filter) = (path.clone(), filter.cloned());
                 let deadline = deadline(limit);
@@ -488,7 +532,8 @@ impl Store for SqlStore {
             }
             // PostgreSQL with text to compare (bound, never inlined), and SQLite's `ilike`
             // (it needs the function sqlx registers on its connections): one bound query.
-            Backend::Postgres(_) | Backend::Sqlite { .. } => {
+            #[allow(unreachable_patterns)]
+            _ => {
                 let q = StoreQuery {
                     filter: filter.cloned(),
                     sort: vec![crm_core::query::id_key(kind, crm_core::query::Direction::Asc)],
@@ -504,8 +549,9 @@ impl Store for SqlStore {
     /// on PostgreSQL; on SQLite the same statement on the one writing connection.
     async fn claim(&self, claim: &crm_core::Claim) -> Result<Vec<Row>> {
         let kind = claim.kind;
-        let (sql, vals) = build::claim(claim, self.dialect())?;
+        let (sql, vals) = statements::claim(claim, self.dialect())?;
         match &self.backend {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { write, .. } => {
                 let rows = sqlx::query_with(&sql, values::sqlite_args(vals)?)
                     .fetch_all(write)
@@ -513,6 +559,7 @@ impl Store for SqlStore {
                     .map_err(|e| map_err(kind, e))?;
                 rows.iter().map(|r| values::sqlite_row(r, kind.columns())).collect()
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => {
                 let rows = sqlx::query_with(&sql, values::pg_args(vals)?)
                     .fetch_all(pool)
@@ -524,12 +571,14 @@ impl Store for SqlStore {
     }
 
     async fn count(&self, kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> Result<u64> {
-        let (sql, vals) = build::count(kind, filter, include_deleted, self.dialect());
+        let (sql, vals) = statements::count(kind, filter, include_deleted, self.dialect());
         let n: i64 = match &self.backend {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { read, .. } => sqlx::query_scalar_with(&sql, values::sqlite_args(vals)?)
                 .fetch_one(read)
                 .await
                 .map_err(|e| map_err(kind, e))?,
+            #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => sqlx::query_scalar_with(&sql, values::pg_args(vals)?)
                 .fetch_one(pool)
                 .await
@@ -553,7 +602,9 @@ impl Store for SqlStore {
     async fn audit_head(&self) -> Result<AuditHead> {
         let sql = "SELECT seq, hash FROM audit_head WHERE id = 1";
         let (seq, hash): (i64, String) = match &self.backend {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { read, .. } => sqlx::query_as(sql).fetch_one(read).await,
+            #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await,
         }
         .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
@@ -562,7 +613,9 @@ impl Store for SqlStore {
 
     async fn ping(&self) -> Result<()> {
         match &self.backend {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { read, .. } => sqlx::query("SELECT 1").execute(read).await.map(|_| ()),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
         }
         .map_err(unavailable)
@@ -570,7 +623,9 @@ impl Store for SqlStore {
 
     async fn live_schema(&self) -> Result<crm_core::schema_check::LiveSchema> {
         match &self.backend {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { read, .. } => introspect::sqlite(read).await,
+            #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => introspect::postgres(pool).await,
         }
     }
@@ -589,6 +644,7 @@ impl SqlStore {
         (sql, vals): (String, Values),
     ) -> Result<Vec<Row>> {
         match &self.backend {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite { read, .. } => {
                 let rows = sqlx::query_with(&sql, values::sqlite_args(vals)?)
                     .fetch_all(read)
@@ -596,6 +652,7 @@ impl SqlStore {
                     .map_err(|e| map_err(kind, e))?;
                 rows.iter().map(|r| values::sqlite_row(r, cols)).collect()
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => {
                 let rows = sqlx::query_with(&sql, values::pg_args(vals)?)
                     .fetch_all(pool)

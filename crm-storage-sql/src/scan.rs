@@ -3,18 +3,22 @@
 //! one statement on a read-only connection of its own (rusqlite, on the same SQLite
 //! library as sqlx), instead of sqlx's per-row hand-over between threads.
 
+#[cfg(feature = "sqlite")]
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate};
 use crm_core::query::{Filter, Predicate};
 use crm_core::schema::{Column, ColumnType, EntityKind, Row};
 use crm_core::{Error, Result, Value};
+#[cfg(feature = "postgres")]
 use futures_util::TryStreamExt;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgPool, PgPoolCopyExt};
 use uuid::Uuid;
 
-use crate::build;
+use crate::statements;
 
+#[cfg(feature = "postgres")]
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
 
@@ -25,6 +29,7 @@ fn bad(col: &Column, why: impl std::fmt::Display) -> Error {
 /// Reads with `COPY (SELECT …) TO STDOUT (FORMAT binary)`. `COPY` takes no parameters,
 /// so the statement carries its values inline: only ids, numbers, booleans and times
 /// (the caller sends filters on text to a bound statement, [`compares_text`]).
+#[cfg(feature = "postgres")]
 pub(crate) async fn postgres(
     pool: &PgPool,
     kind: EntityKind,
@@ -32,7 +37,7 @@ pub(crate) async fn postgres(
     filter: Option<&Filter>,
     include_deleted: bool,
 ) -> Result<Vec<Row>> {
-    let select = build::scan_inline_pg(kind, cols, filter, include_deleted);
+    let select = statements::scan_inline_pg(kind, cols, filter, include_deleted);
     let statement = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
     let stream = pool.copy_out_raw(&statement).await.map_err(|e| crate::map_err(kind, e))?;
     let chunks: Vec<bytes::Bytes> = stream.try_collect().await.map_err(|e| crate::map_err(kind, e))?;
@@ -50,12 +55,14 @@ pub(crate) async fn postgres(
     .map_err(|e| Error::internal("decoding a bulk read", e))?
 }
 
+#[cfg(feature = "postgres")]
 /// A cursor over `COPY`'s binary format.
 struct Reader<'a> {
     data: &'a [u8],
     at: usize,
 }
 
+#[cfg(feature = "postgres")]
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.at.checked_add(n).filter(|e| *e <= self.data.len());
@@ -76,6 +83,7 @@ impl<'a> Reader<'a> {
     }
 }
 
+#[cfg(feature = "postgres")]
 fn be_i64(b: &[u8]) -> Option<i64> {
     Some(match b.len() {
         8 => i64::from_be_bytes(b.try_into().ok()?),
@@ -86,6 +94,7 @@ fn be_i64(b: &[u8]) -> Option<i64> {
 }
 
 /// Decodes the binary `COPY` stream of rows whose columns are `cols`.
+#[cfg(feature = "postgres")]
 fn decode_copy(data: &[u8], cols: &[Column]) -> Result<Vec<Row>> {
     const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
     let mut r = Reader { data, at: 0 };
@@ -145,6 +154,7 @@ fn decode_copy(data: &[u8], cols: &[Column]) -> Result<Vec<Row>> {
 /// Does the filter need the `regexp` function sqlx registers (case-insensitive patterns)?
 /// Does the filter compare with text (or JSON)? `COPY` cannot bind it, and the bulk read
 /// never inlines one: such a read takes the ordinary, bound statement instead.
+#[cfg(feature = "postgres")]
 pub(crate) fn compares_text(f: Option<&Filter>) -> bool {
     let texty = |v: &Value| matches!(v, Value::Text(_) | Value::Json(_));
     match f {
@@ -165,6 +175,7 @@ pub(crate) fn compares_text(f: Option<&Filter>) -> bool {
     }
 }
 
+#[cfg(feature = "sqlite")]
 pub(crate) fn needs_regexp(f: Option<&Filter>) -> bool {
     match f {
         None => false,
@@ -176,6 +187,7 @@ pub(crate) fn needs_regexp(f: Option<&Filter>) -> bool {
 
 /// Reads with one statement on a read-only connection of its own (blocking: run it on a
 /// blocking thread), interrupted at `deadline` (the store's statement limit).
+#[cfg(feature = "sqlite")]
 pub(crate) fn sqlite(
     path: &Path,
     kind: EntityKind,
@@ -185,7 +197,7 @@ pub(crate) fn sqlite(
     deadline: Option<std::time::Instant>,
 ) -> Result<Vec<Row>> {
     use rusqlite::types::ValueRef;
-    let (sql, values) = build::scan_sqlite(kind, cols, filter, include_deleted);
+    let (sql, values) = statements::scan_sqlite(kind, cols, filter, include_deleted);
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| sqlite_err(kind, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| sqlite_err(kind, e))?;
@@ -227,6 +239,7 @@ pub(crate) fn sqlite(
     Ok(out)
 }
 
+#[cfg(feature = "sqlite")]
 fn sqlite_param(v: sea_query::Value) -> Result<rusqlite::types::Value> {
     use rusqlite::types::Value as R;
     use sea_query::Value as Sq;
@@ -241,6 +254,7 @@ fn sqlite_param(v: sea_query::Value) -> Result<rusqlite::types::Value> {
     })
 }
 
+#[cfg(feature = "sqlite")]
 fn sqlite_err(kind: EntityKind, e: rusqlite::Error) -> Error {
     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) {
         return Error::Timeout(format!("reading {} in bulk ran past its time limit", kind.table()));

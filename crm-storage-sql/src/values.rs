@@ -6,7 +6,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crm_core::schema::{Column, ColumnType};
 use crm_core::{Error, Result, Value};
 use sea_query::Value as Sq;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgArguments, PgRow};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Row};
 use uuid::Uuid;
@@ -69,6 +71,7 @@ fn unsupported(v: &Sq) -> Error {
 }
 
 /// Binds sea-query parameters for PostgreSQL.
+#[cfg(feature = "postgres")]
 pub(crate) fn pg_args(values: sea_query::Values) -> Result<PgArguments> {
     let mut args = PgArguments::default();
     for v in values.0 {
@@ -90,6 +93,7 @@ pub(crate) fn pg_args(values: sea_query::Values) -> Result<PgArguments> {
 }
 
 /// Binds sea-query parameters for SQLite.
+#[cfg(feature = "sqlite")]
 pub(crate) fn sqlite_args(values: sea_query::Values) -> Result<SqliteArguments<'static>> {
     let mut args = SqliteArguments::default();
     for v in values.0 {
@@ -112,6 +116,7 @@ fn decode_err(col: &Column, e: impl std::fmt::Display) -> Error {
 }
 
 /// Decodes a PostgreSQL row whose columns are `cols`, in order.
+#[cfg(feature = "postgres")]
 pub(crate) fn pg_row(row: &PgRow, cols: &[Column]) -> Result<Vec<Value>> {
     let mut out = Vec::with_capacity(cols.len());
     for (i, col) in cols.iter().enumerate() {
@@ -133,6 +138,7 @@ pub(crate) fn pg_row(row: &PgRow, cols: &[Column]) -> Result<Vec<Value>> {
 }
 
 /// Decodes a SQLite row whose columns are `cols`, in order.
+#[cfg(feature = "sqlite")]
 pub(crate) fn sqlite_row(row: &SqliteRow, cols: &[Column]) -> Result<Vec<Value>> {
     let mut out = Vec::with_capacity(cols.len());
     for (i, col) in cols.iter().enumerate() {

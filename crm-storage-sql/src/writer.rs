@@ -11,13 +11,19 @@ use crm_core::audit::{AuditHead, NewAuditEvent};
 use crm_core::schema::{EntityKind, Row};
 use crm_core::{Changeset, Error, Result, Value, Write};
 use sea_query::Values;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgPool;
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::SqlitePool;
-use sqlx::{Postgres, Row as _, Sqlite, Transaction};
+#[cfg(feature = "postgres")]
+use sqlx::Postgres;
+#[cfg(feature = "sqlite")]
+use sqlx::Sqlite;
+use sqlx::{Row as _, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::values::{self, Dialect};
-use crate::{build, map_err, unavailable};
+use crate::{map_err, statements, unavailable};
 
 /// The most changesets one transaction commits.
 pub(crate) const MAX_GROUP: usize = 128;
@@ -31,7 +37,9 @@ pub(crate) struct Job {
 /// The connections the writer commits on.
 #[derive(Clone)]
 pub(crate) enum WritePool {
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
 }
 
@@ -41,12 +49,14 @@ impl WritePool {
     /// the reader pool reload them.
     pub(crate) async fn analyze(&self) -> Result<()> {
         match self {
+            #[cfg(feature = "sqlite")]
             WritePool::Sqlite(p) => {
                 sqlx::raw_sql("ANALYZE; CREATE TABLE crm_stats_epoch (x INTEGER); DROP TABLE crm_stats_epoch;")
                     .execute(p)
                     .await
                     .map(|_| ())
             }
+            #[cfg(feature = "postgres")]
             WritePool::Postgres(p) => sqlx::query("ANALYZE").execute(p).await.map(|_| ()),
         }
         .map_err(|e| Error::internal("refreshing planner statistics", e))
@@ -77,6 +87,10 @@ async fn writer(pool: WritePool, mut rx: mpsc::Receiver<Job>, mut next_analyze: 
             // A caller that stopped waiting no longer needs the answer.
             let _ = reply.send(outcome);
         }
+        // PostgreSQL's autovacuum keeps its statistics.
+        #[cfg(not(feature = "sqlite"))]
+        let _ = (seq, &mut next_analyze);
+        #[cfg(feature = "sqlite")]
         if let (WritePool::Sqlite(_), Some(seq)) = (&pool, seq) {
             if seq >= next_analyze {
                 next_analyze = seq.saturating_mul(2);
@@ -91,10 +105,12 @@ async fn writer(pool: WritePool, mut rx: mpsc::Receiver<Job>, mut next_analyze: 
 async fn commit_group(pool: &WritePool, changes: Vec<Changeset>) -> (Vec<Result<()>>, Option<i64>) {
     let n = changes.len();
     match pool {
+        #[cfg(feature = "sqlite")]
         WritePool::Sqlite(p) => match p.begin_with("BEGIN IMMEDIATE").await {
             Ok(tx) => run_and_commit(tx, changes, unavailable).await,
             Err(e) => (all_fail(&unavailable(e), n), None),
         },
+        #[cfg(feature = "postgres")]
         WritePool::Postgres(p) => match p.begin().await {
             Ok(tx) => run_and_commit(tx, changes, |e| map_err(EntityKind::AuditEvent, e)).await,
             Err(e) => (all_fail(&unavailable(e), n), None),
@@ -237,6 +253,7 @@ macro_rules! impl_tx {
     };
 }
 
+#[cfg(feature = "postgres")]
 impl_tx!(
     Postgres,
     Dialect::Postgres,
@@ -245,6 +262,7 @@ impl_tx!(
     "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1"
 );
 // BEGIN IMMEDIATE already holds SQLite's write lock.
+#[cfg(feature = "sqlite")]
 impl_tx!(
     Sqlite,
     Dialect::Sqlite,
@@ -255,11 +273,11 @@ impl_tx!(
 
 /// Inserts rows of one kind in as few statements as the parameter limits allow.
 async fn insert_rows(tx: &mut dyn Tx, kind: EntityKind, rows: Vec<Row>) -> Result<()> {
-    let per_statement = build::insert_batch_rows(kind);
+    let per_statement = statements::insert_batch_rows(kind);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Row> = rows.by_ref().take(per_statement).collect();
-        let q = build::insert(kind, chunk, tx.dialect())?;
+        let q = statements::insert(kind, chunk, tx.dialect())?;
         tx.exec(kind, q).await?;
     }
     Ok(())
@@ -292,30 +310,30 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset) -> Result<Option<i64>> {
             Write::Insert { .. } => {}
             Write::Update { kind, row, expected_version } => {
                 let id = row.first().cloned().unwrap_or(Value::Null);
-                let n = tx.exec(kind, build::update(kind, &row, expected_version, d)).await?;
+                let n = tx.exec(kind, statements::update(kind, &row, expected_version, d)).await?;
                 if n == 0 {
-                    return Err(match tx.fetch_int(kind, build::current_version(kind, &id, d)).await? {
+                    return Err(match tx.fetch_int(kind, statements::current_version(kind, &id, d)).await? {
                         Some(current) => Error::VersionConflict { current },
                         None => Error::NotFound { entity: kind.name() },
                     });
                 }
             }
             Write::Purge { kind, column, id } => {
-                tx.exec(kind, build::purge(kind, column, id, d)?).await?;
+                tx.exec(kind, statements::purge(kind, column, id, d)?).await?;
             }
             Write::ClearReference { kind, column, id, at } => {
-                tx.exec(kind, build::clear_reference(kind, column, id, at, d)?).await?;
+                tx.exec(kind, statements::clear_reference(kind, column, id, at, d)?).await?;
             }
             Write::PurgeExpired { kind, column, before } => {
-                tx.exec(kind, build::purge_expired(kind, column, before, d)?).await?;
+                tx.exec(kind, statements::purge_expired(kind, column, before, d)?).await?;
             }
             Write::Reassign { kind, column, from, to, at } => {
-                tx.exec(kind, build::reassign(kind, column, from, to, at, d)?).await?;
+                tx.exec(kind, statements::reassign(kind, column, from, to, at, d)?).await?;
             }
             Write::AssertEmpty { kind } => {
                 // The head lock orders this check with every other writer, in any process.
                 tx.lock_head().await?;
-                if tx.fetch_int(kind, build::any_row(kind, d)).await?.is_some() {
+                if tx.fetch_int(kind, statements::any_row(kind, d)).await?.is_some() {
                     return Err(Error::Conflict {
                         message: format!("{} records exist already", kind.name()),
                         field: None,

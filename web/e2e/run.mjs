@@ -322,6 +322,8 @@ try {
   await page.getByText("متصل باسم ann").waitFor();
   assert((await page.getAttribute("html", "dir")) === "rtl", "Arabic is right to left");
   await axe("contacts-ar");
+  // The choice is kept with ann's settings, so it follows her to another browser.
+  await waitFor(async () => (await call("GET", `/api/users/${ann.id}/settings`, admin)).language === "ar", "the language stored");
 
   // Everything reachable by keyboard: tabbing from the top reaches the sign-out button.
   await page.keyboard.press("Tab");

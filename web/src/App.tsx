@@ -55,7 +55,12 @@ function Shell({ children }: { children: (refreshUnread: () => void) => ReactNod
           <NavLink to="/settings">{t("settings")}</NavLink>
         </nav>
         <span className="who">{t("signedInAs", { name: user.username })}</span>
-        <LanguagePicker />
+        <LanguagePicker
+          onPick={(language) => {
+            // Kept with the user's settings; the screen has changed already either way.
+            api("PATCH", `/api/users/${user.id}/settings`, { language }).catch(() => undefined);
+          }}
+        />
         <button type="button" onClick={() => void signOut()}>
           {t("signOut")}
         </button>

@@ -1,6 +1,7 @@
 // Who is signed in: the user of the stored tokens, read once from /api/auth/me.
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
 import { api, loadTokens, saveTokens, type TokenPair, type User } from "./api";
+import { isLanguage, useI18n } from "./i18n";
 import { applyTheme, themeOf } from "./theme";
 
 interface Auth {
@@ -15,22 +16,32 @@ const Ctx = createContext<Auth | null>(null);
 export function AuthProvider({ children }: { children: ReactNode }) {
   const [user, setUser] = useState<User | null>(null);
   const [ready, setReady] = useState(() => loadTokens() === null);
+  const { setLang } = useI18n();
+  // The user's stored choices follow them to any browser they sign in on.
+  const adopt = useCallback(
+    (u: User) => {
+      applyTheme(themeOf(u.settings));
+      const language: unknown = (u.settings as Record<string, unknown> | undefined)?.language;
+      if (isLanguage(language)) setLang(language);
+    },
+    [setLang],
+  );
   useEffect(() => {
     if (!loadTokens()) return;
     api<User>("GET", "/api/auth/me")
       .then((u) => {
         setUser(u);
-        applyTheme(themeOf(u.settings));
+        adopt(u);
       })
       .catch(() => saveTokens(null))
       .finally(() => setReady(true));
-  }, []);
+  }, [adopt]);
   const signIn = useCallback(async (login: string, password: string) => {
     const pair = await api<TokenPair>("POST", "/api/auth/login", { username: login, password });
     saveTokens({ accessToken: pair.accessToken, refreshToken: pair.refreshToken });
     setUser(pair.user);
-    applyTheme(themeOf(pair.user.settings));
-  }, []);
+    adopt(pair.user);
+  }, [adopt]);
   const signOut = useCallback(async () => {
     const t = loadTokens();
     try {

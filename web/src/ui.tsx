@@ -70,13 +70,19 @@ export function fieldError(error: unknown, field: string): string | undefined {
   return error instanceof ApiError ? error.field(field) : undefined;
 }
 
-export function LanguagePicker() {
+/** The language of the screens; `onPick` also hears of a choice (to store it with the
+ * signed-in user's settings). */
+export function LanguagePicker({ onPick }: { onPick?: (l: Language) => void }) {
   const { lang, setLang, t } = useI18n();
   const id = useId();
+  const pick = (l: Language) => {
+    setLang(l);
+    onPick?.(l);
+  };
   return (
     <div className="language">
       <label htmlFor={id}>{t("language")}</label>
-      <select id={id} value={lang} onChange={(e) => setLang(e.target.value as Language)}>
+      <select id={id} value={lang} onChange={(e) => pick(e.target.value as Language)}>
         {LANGUAGES.map((l) => (
           <option key={l} value={l} lang={l}>
             {NATIVE[l]}

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::model::company::size_bucket;
 use crate::policy::{Action, Actor, Scope};
 use crate::schema::{ColumnType, Derive, EntityKind, Exposed, Value};
-use crate::service::{records::scope_filter, Crm};
+use crate::service::{write_path::scope_filter, Crm};
 use crate::store::StoreExt;
 
 /// Snapshots kept per process (one per distinct scope), the least recently made dropped first.

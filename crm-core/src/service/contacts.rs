@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::input::{self, nullable};
-use super::records::check_version;
+use super::write_path::check_version;
 use super::{Crm, MAX_BATCH};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{CompanyId, ContactId, TeamId, UserId};

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::input::{self, nullable};
-use super::records::check_version;
+use super::write_path::check_version;
 use super::Crm;
 use crate::date_or_time::DateOrTime;
 use crate::error::{Errors, Result};

@@ -254,7 +254,7 @@ impl WebhookService<'_> {
     pub async fn update(&self, actor: &Actor, id: Uuid, input: WebhookInput) -> Result<WebhookView> {
         let before = self.load(actor, id, Action::Update).await?;
         if let Some(v) = input.version {
-            super::records::check_version(Some(v), before.version)?;
+            super::write_path::check_version(Some(v), before.version)?;
         }
         let mut errs = Errors::new();
         let url = check_input(&self.crm.config().outgoing, &input, false, &mut errs);

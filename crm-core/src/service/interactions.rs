@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::input::{self, nullable};
-use super::records::check_version;
+use super::write_path::check_version;
 use super::Crm;
 use crate::date_or_time::DateOrTime;
 use crate::error::{Errors, Result};

@@ -29,13 +29,13 @@ pub(crate) mod input;
 mod integrations;
 mod interactions;
 mod oauth;
-pub(crate) mod records;
 #[cfg(feature = "analytics")]
-mod reports;
+mod saved_reports;
 mod tasks;
 mod teams;
 mod throttle;
 mod users;
+pub(crate) mod write_path;
 
 pub use audit_log::AuditService;
 pub use auth::{AuthService, Authenticated, Registration, TokenPair};
@@ -48,10 +48,10 @@ pub use integrations::{
 };
 pub use interactions::{InteractionPatch, InteractionService, NewInteraction};
 #[cfg(feature = "analytics")]
-pub use reports::{NewSavedReport, SavedReportPatch, SavedReportService, SavedRun};
+pub use saved_reports::{NewSavedReport, SavedReportPatch, SavedReportService, SavedRun};
 pub use tasks::{NewTask, TaskPatch, TaskService};
 pub use teams::{NewTeam, TeamPatch, TeamService};
-pub use users::{NewUser, UserPatch, UserService};
+pub use users::{NewUser, ProfileUpdate, UserPatch, UserService};
 
 /// The most records one batch call (`create_many`) takes.
 pub const MAX_BATCH: usize = 1_000;

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::input::{self, nullable};
-use super::records::check_version;
+use super::write_path::check_version;
 use super::Crm;
 use crate::date_or_time::DateOrTime;
 use crate::error::{Errors, Result};

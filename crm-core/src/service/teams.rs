@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::input::{self, nullable};
-use super::records::check_version;
+use super::write_path::check_version;
 use super::Crm;
 use crate::error::{Errors, Result};
 use crate::ids::{TeamId, UserId};

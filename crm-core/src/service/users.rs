@@ -3,13 +3,13 @@
 use serde::Deserialize;
 
 use super::input::{self, nullable};
-use super::records::check_version;
+use super::write_path::check_version;
 use super::Crm;
 use crate::date_or_time::DateOrTime;
 use crate::error::{Error, Errors, Result};
 use crate::ids::{TeamId, UserId};
 use crate::mail::MailTemplate;
-use crate::model::auth::TokenPurpose;
+use crate::model::auth::{Session, TokenPurpose};
 use crate::model::settings::UserSettings;
 use crate::model::team::Team;
 use crate::model::user::{User, UserStatus};
@@ -66,6 +66,18 @@ pub struct UserPatch {
     /// Your current password: needed to change your own email address.
     #[serde(default)]
     pub current_password: Option<String>,
+}
+
+/// One change of an account as a profile form sends it, applied by
+/// [`UserService::update_profile`] in one changeset: all of it or none of it.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    /// The profile fields (and `current_password`, `version`).
+    pub patch: UserPatch,
+    /// A new password: your own (with `patch.current_password`) or, for admins, another's.
+    pub password: Option<String>,
+    /// Removes the profile picture (yours, or another's for admins).
+    pub remove_picture: bool,
 }
 
 pub(crate) fn username(errs: &mut Errors, raw: &str) -> String {
@@ -243,7 +255,31 @@ impl UserService<'_> {
 
     /// Changes an account. Role and team changes need an admin; nobody changes their own role.
     pub async fn update(&self, actor: &Actor, id: UserId, patch: UserPatch) -> Result<User> {
+        self.update_profile(actor, None, id, ProfileUpdate { patch, ..Default::default() }).await
+    }
+
+    /// Changes an account's profile, password and picture at once, in one changeset:
+    /// every field is checked before anything is written, and a refusal leaves the
+    /// account as it was. Your own password and email address take
+    /// `patch.current_password` (checked once, with the login's backoff); another's
+    /// password is for admins and lifts a lockout. A password change ends every other
+    /// session (`session`, the caller's, is kept), retires the reset links asked for
+    /// before it and mails the owner. The audit event is `user.password_changed` (your
+    /// own), `user.password_set` (another's), `user.updated`, or `user.avatar_removed`
+    /// when that is all, with the diff of everything that changed.
+    pub async fn update_profile(
+        &self,
+        actor: &Actor,
+        session: Option<uuid::Uuid>,
+        id: UserId,
+        update: ProfileUpdate,
+    ) -> Result<User> {
         let crm = self.crm;
+        let ProfileUpdate { patch, password, remove_picture } = update;
+        let own = id == actor.user_id;
+        if !own && (remove_picture || password.is_some()) {
+            actor.require_role(Role::Admin)?;
+        }
         let before: User = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
         check_version(patch.version, before.meta.version)?;
         let role_change = patch.role.filter(|r| *r != before.role);
@@ -293,18 +329,32 @@ impl UserService<'_> {
                 }
             }
         }
-        if own_new_email.is_some() {
+        let own_password = password.is_some() && own;
+        if own_new_email.is_some() || own_password {
             match patch.current_password.as_deref() {
-                None => errs.add("currentPassword", "required", "your current password is needed to change your email"),
+                None if own_new_email.is_some() => {
+                    errs.add("currentPassword", "required", "your current password is needed to change your email")
+                }
+                None => errs.add("currentPassword", "required", "your current password is needed"),
                 Some(p) => {
                     if !crm.auth().confirm_password(&before, p, &actor.meta).await? {
-                        let ev = crm.audit_event(
-                            actor,
-                            "user.email_change_denied".into(),
-                            EntityKind::User,
-                            Some(id.as_uuid()),
-                            serde_json::json!({"reason": "wrong current password"}),
-                        );
+                        // Who asked for what, as before one form did both.
+                        let ev = if own_new_email.is_some() {
+                            crm.audit_event(
+                                actor,
+                                "user.email_change_denied".into(),
+                                EntityKind::User,
+                                Some(id.as_uuid()),
+                                serde_json::json!({"reason": "wrong current password"}),
+                            )
+                        } else {
+                            crm.auth().account_event(
+                                Some(&before),
+                                "auth.password_change_failed",
+                                serde_json::json!({}),
+                                &actor.meta,
+                            )
+                        };
                         crm.store().apply(Changeset { writes: vec![], audit: vec![ev] }).await?;
                         return Err(Error::invalid(
                             "currentPassword",
@@ -313,6 +363,15 @@ impl UserService<'_> {
                         ));
                     }
                 }
+            }
+        }
+        let mut verb = "updated";
+        let s = crm.auth_settings()?;
+        if let Some(p) = &password {
+            // The rules hold against the name and address the account will have.
+            let local = u.email.local_part().to_string();
+            if let Err(e) = s.password_policy.check("password", p, &[&u.username, &local, &before.username]) {
+                errs.absorb("password", e);
             }
         }
         if let Some(r) = patch.role {
@@ -333,6 +392,42 @@ impl UserService<'_> {
         errs.finish()?;
         let mut extra = Changeset::default();
         let auth = crm.auth();
+        if let Some(p) = &password {
+            u.password_hash = Some(s.hasher.hash(p).await?);
+            u.session_epoch += 1;
+            if own {
+                verb = "password_changed";
+                // The caller's session moves to the new epoch; every other one is left behind.
+                if let Some(sid) = session {
+                    if let Some(current) = crm.load::<Session>(sid).await?.filter(|c| c.user_id == before.id) {
+                        let mut kept = current.clone();
+                        kept.epoch = u.session_epoch;
+                        kept.version += 1;
+                        extra.writes.push(Write::Update {
+                            kind: EntityKind::Session,
+                            row: crate::schema::to_row(&kept)?,
+                            expected_version: current.version,
+                        });
+                    }
+                }
+            } else {
+                verb = "password_set";
+                u.failed_logins = 0;
+                u.locked_until = None;
+            }
+            extra.writes.extend(auth.retire_links(&before, &[TokenPurpose::ResetPassword], None).await?);
+            extra.writes.push(auth.mail(
+                &before,
+                before.email.as_str(),
+                MailTemplate::PasswordChanged,
+                None,
+                |_| {},
+            )?);
+        }
+        let removed_picture = if remove_picture { u.profile_picture.take() } else { None };
+        if removed_picture.is_some() && u == (User { profile_picture: None, ..before.clone() }) {
+            verb = "avatar_removed";
+        }
         if u.email != before.email {
             // The new address is confirmed by a link sent to it; the old one is told.
             extra.writes.extend(auth.mail_link(&u, TokenPurpose::VerifyEmail)?);
@@ -360,7 +455,14 @@ impl UserService<'_> {
                 return Ok(before);
             }
         }
-        crm.commit_update(actor, &before, u, "updated", extra).await
+        let after = crm.commit_update(actor, &before, u, verb, extra).await?;
+        if password.is_some() {
+            crm.auth_state().forget_sessions();
+        }
+        if let Some(key) = removed_picture {
+            crm.blobs().delete(&key).await?;
+        }
+        Ok(after)
     }
 
     /// Deactivates an account (soft delete): it can no longer log in or be assigned.
@@ -618,39 +720,17 @@ impl UserService<'_> {
     /// they are mailed that it changed. Users change their own with
     /// [`crate::service::AuthService::change_password`], which needs the current one.
     pub async fn set_password(&self, actor: &Actor, id: UserId, password: &str) -> Result<User> {
-        let crm = self.crm;
         actor.require_role(Role::Admin)?;
         if id == actor.user_id {
             return Err(Error::forbidden("change your own password with the current one (auth/password/change)"));
         }
-        let before: User = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
-        let s = crm.auth_settings()?;
-        s.password_policy.check("password", password, &[&before.username, before.email.local_part()])?;
-        let mut u = before.clone();
-        u.password_hash = Some(s.hasher.hash(password).await?);
-        u.session_epoch += 1;
-        u.failed_logins = 0;
-        u.locked_until = None;
-        let mut writes = crm.auth().retire_links(&before, &[TokenPurpose::ResetPassword], None).await?;
-        writes.push(crm.auth().mail(&before, before.email.as_str(), MailTemplate::PasswordChanged, None, |_| {})?);
-        let after = crm.commit_update(actor, &before, u, "password_set", Changeset { writes, audit: vec![] }).await?;
-        crm.auth_state().forget_sessions();
-        Ok(after)
+        let update = ProfileUpdate { password: Some(password.to_string()), ..Default::default() };
+        self.update_profile(actor, None, id, update).await
     }
 
     /// Removes a user's picture (self or admin).
     pub async fn remove_avatar(&self, actor: &Actor, id: UserId) -> Result<User> {
-        let crm = self.crm;
-        if actor.user_id != id {
-            actor.require_role(Role::Admin)?;
-        }
-        let before: User = crm.authorized(actor, id.as_uuid(), Action::Update).await?;
-        let Some(key) = before.profile_picture.clone() else { return Ok(before) };
-        let mut u = before.clone();
-        u.profile_picture = None;
-        let after = crm.commit_update(actor, &before, u, "avatar_removed", Default::default()).await?;
-        crm.blobs().delete(&key).await?;
-        Ok(after)
+        self.update_profile(actor, None, id, ProfileUpdate { remove_picture: true, ..Default::default() }).await
     }
 
     /// A user's preferences (self or admin).

@@ -148,10 +148,29 @@ fn created<T: serde::Serialize>(path: &str, id: impl std::fmt::Display, rec: T) 
     (StatusCode::CREATED, [("location", format!("{path}/{id}"))], Json(rec))
 }
 
+/// The nine routes of one kind of record (list, search, create, get, put, patch,
+/// delete, restore) with their OpenAPI document, as a module named `module`. Each member
+/// says what it is: the path and tag, the words the document uses ("a" "contact",
+/// "contacts"), the kind (for the list grammar), the `Crm` service and its create
+/// method, the id, input, patch and record types, and the examples of a create and of a
+/// change.
 macro_rules! record_routes {
     (
-        $module:ident, $path:literal, $tag:literal, $a:literal, $singular:literal, $plural:literal, $kind:expr, $svc:ident,
-        $create:ident, $id:ty, $new:ty, $patch:ty, $rec:ty, $example:expr, $change:expr
+        module: $module:ident,
+        path: $path:literal,
+        tag: $tag:literal,
+        article: $a:literal,
+        singular: $singular:literal,
+        plural: $plural:literal,
+        kind: $kind:expr,
+        service: $svc:ident,
+        create: $create:ident,
+        id: $id:ty,
+        new: $new:ty,
+        patch: $patch:ty,
+        record: $rec:ty,
+        example: $example:expr,
+        change_example: $change:expr $(,)?
     ) => {
         /// The routes of one kind of record.
         pub mod $module {
@@ -299,129 +318,129 @@ use crm_core::{
     Company, CompanyId, Contact, ContactId, Deal, DealId, Interaction, InteractionId, Task, TaskId, Team, TeamId,
 };
 
-record_routes!(
-    contacts,
-    "/api/contacts",
-    "contacts",
-    "a",
-    "contact",
-    "contacts",
-    EntityKind::Contact,
-    contacts,
-    create,
-    ContactId,
-    NewContact,
-    ContactPatch,
-    Contact,
-    json!({"name": "Ada Lovelace", "email": "ada@example.com", "phoneNumber": "+44 20 7946 0958", "jobTitle": "Analyst", "leadSource": "referral", "lifecycleStage": "lead", "tags": ["vip"], "address": {"city": "London"}}),
-    json!({"jobTitle": "Head of Analytics", "lifecycleStage": "mql"})
-);
-record_routes!(
-    companies,
-    "/api/companies",
-    "companies",
-    "a",
-    "company",
-    "companies",
-    EntityKind::Company,
-    companies,
-    create,
-    CompanyId,
-    NewCompany,
-    CompanyPatch,
-    Company,
-    json!({"name": "Analytical Engines Ltd", "domain": "engines.example.com", "industry": "Manufacturing", "size": 120, "country": "GB", "contactDetails": {"website": "https://engines.example.com"}}),
-    json!({"size": 150})
-);
-record_routes!(
-    deals,
-    "/api/deals",
-    "deals",
-    "a",
-    "deal",
-    "deals",
-    EntityKind::Deal,
-    deals,
-    create,
-    DealId,
-    NewDeal,
-    DealPatch,
-    Deal,
-    json!({"name": "Engines for the Royal Society", "amount": 450000, "currency": "EUR", "stage": "prospecting", "expectedCloseDate": "2030-06-30", "products": [{"name": "Difference engine", "quantity": 2, "unitPrice": 225000}]}),
-    json!({"stage": "qualification"})
-);
-record_routes!(
-    tasks,
-    "/api/tasks",
-    "tasks",
-    "a",
-    "task",
-    "tasks",
-    EntityKind::Task,
-    tasks,
-    create,
-    TaskId,
-    NewTask,
-    TaskPatch,
-    Task,
-    json!({"name": "Call Ada about the proposal", "priority": "high", "dueDate": "2030-01-15T09:00:00Z"}),
-    json!({"status": "in_progress"})
-);
-record_routes!(
-    interactions,
-    "/api/interactions",
-    "interactions",
-    "an",
-    "interaction",
-    "interactions",
-    EntityKind::Interaction,
-    interactions,
-    log,
-    InteractionId,
-    NewInteraction,
-    InteractionPatch,
-    Interaction,
-    json!({"contactId": "0190a4c1-1111-7000-8000-000000000001", "kind": "call", "subject": "Intro call", "body": "Talked about the engines."}),
-    json!({"subject": "Intro call (30 min)"})
-);
-record_routes!(
-    teams,
-    "/api/teams",
-    "teams",
-    "a",
-    "team",
-    "teams",
-    EntityKind::Team,
-    teams,
-    create,
-    TeamId,
-    NewTeam,
-    TeamPatch,
-    Team,
-    json!({"name": "Enterprise", "description": "Large accounts"}),
-    json!({"description": "Accounts over 1,000 people"})
-);
+record_routes! {
+    module: contacts,
+    path: "/api/contacts",
+    tag: "contacts",
+    article: "a",
+    singular: "contact",
+    plural: "contacts",
+    kind: EntityKind::Contact,
+    service: contacts,
+    create: create,
+    id: ContactId,
+    new: NewContact,
+    patch: ContactPatch,
+    record: Contact,
+    example: json!({"name": "Ada Lovelace", "email": "ada@example.com", "phoneNumber": "+44 20 7946 0958", "jobTitle": "Analyst", "leadSource": "referral", "lifecycleStage": "lead", "tags": ["vip"], "address": {"city": "London"}}),
+    change_example: json!({"jobTitle": "Head of Analytics", "lifecycleStage": "mql"}),
+}
+record_routes! {
+    module: companies,
+    path: "/api/companies",
+    tag: "companies",
+    article: "a",
+    singular: "company",
+    plural: "companies",
+    kind: EntityKind::Company,
+    service: companies,
+    create: create,
+    id: CompanyId,
+    new: NewCompany,
+    patch: CompanyPatch,
+    record: Company,
+    example: json!({"name": "Analytical Engines Ltd", "domain": "engines.example.com", "industry": "Manufacturing", "size": 120, "country": "GB", "contactDetails": {"website": "https://engines.example.com"}}),
+    change_example: json!({"size": 150}),
+}
+record_routes! {
+    module: deals,
+    path: "/api/deals",
+    tag: "deals",
+    article: "a",
+    singular: "deal",
+    plural: "deals",
+    kind: EntityKind::Deal,
+    service: deals,
+    create: create,
+    id: DealId,
+    new: NewDeal,
+    patch: DealPatch,
+    record: Deal,
+    example: json!({"name": "Engines for the Royal Society", "amount": 450000, "currency": "EUR", "stage": "prospecting", "expectedCloseDate": "2030-06-30", "products": [{"name": "Difference engine", "quantity": 2, "unitPrice": 225000}]}),
+    change_example: json!({"stage": "qualification"}),
+}
+record_routes! {
+    module: tasks,
+    path: "/api/tasks",
+    tag: "tasks",
+    article: "a",
+    singular: "task",
+    plural: "tasks",
+    kind: EntityKind::Task,
+    service: tasks,
+    create: create,
+    id: TaskId,
+    new: NewTask,
+    patch: TaskPatch,
+    record: Task,
+    example: json!({"name": "Call Ada about the proposal", "priority": "high", "dueDate": "2030-01-15T09:00:00Z"}),
+    change_example: json!({"status": "in_progress"}),
+}
+record_routes! {
+    module: interactions,
+    path: "/api/interactions",
+    tag: "interactions",
+    article: "an",
+    singular: "interaction",
+    plural: "interactions",
+    kind: EntityKind::Interaction,
+    service: interactions,
+    create: log,
+    id: InteractionId,
+    new: NewInteraction,
+    patch: InteractionPatch,
+    record: Interaction,
+    example: json!({"contactId": "0190a4c1-1111-7000-8000-000000000001", "kind": "call", "subject": "Intro call", "body": "Talked about the engines."}),
+    change_example: json!({"subject": "Intro call (30 min)"}),
+}
+record_routes! {
+    module: teams,
+    path: "/api/teams",
+    tag: "teams",
+    article: "a",
+    singular: "team",
+    plural: "teams",
+    kind: EntityKind::Team,
+    service: teams,
+    create: create,
+    id: TeamId,
+    new: NewTeam,
+    patch: TeamPatch,
+    record: Team,
+    example: json!({"name": "Enterprise", "description": "Large accounts"}),
+    change_example: json!({"description": "Accounts over 1,000 people"}),
+}
 
 use crm_core::service::{NewSavedReport, SavedReportPatch};
 use crm_core::{SavedReport, SavedReportId};
 
-record_routes!(
-    saved_reports,
-    "/api/reports/saved",
-    "reports",
-    "a",
-    "saved report",
-    "saved reports",
-    EntityKind::SavedReport,
-    saved_reports,
-    create,
-    SavedReportId,
-    NewSavedReport,
-    SavedReportPatch,
-    SavedReport,
-    json!({"name": "Pipeline this quarter", "standard": "r2_forecast_by_month", "parameters": {"forecastEnd": "2030-12-31"}, "chart": {"type": "bar", "x": "month", "y": ["total_amount", "weighted_amount"]}, "sharedWith": {"roles": ["manager"]}}),
-    json!({"description": "Weighted forecast for the board"})
-);
+record_routes! {
+    module: saved_reports,
+    path: "/api/reports/saved",
+    tag: "reports",
+    article: "a",
+    singular: "saved report",
+    plural: "saved reports",
+    kind: EntityKind::SavedReport,
+    service: saved_reports,
+    create: create,
+    id: SavedReportId,
+    new: NewSavedReport,
+    patch: SavedReportPatch,
+    record: SavedReport,
+    example: json!({"name": "Pipeline this quarter", "standard": "r2_forecast_by_month", "parameters": {"forecastEnd": "2030-12-31"}, "chart": {"type": "bar", "x": "month", "y": ["total_amount", "weighted_amount"]}, "sharedWith": {"roles": ["manager"]}}),
+    change_example: json!({"description": "Weighted forecast for the board"}),
+}
 
 /// Deal extras: the stage history of a deal, and the pipeline.
 pub mod deal_extras {

@@ -12,7 +12,7 @@ use crm_core::audit::AuditEvent;
 use crm_core::model::settings::UserSettings;
 use crm_core::model::JsonObject;
 use crm_core::query::quote;
-use crm_core::service::{NewUser, UserPatch};
+use crm_core::service::{NewUser, ProfileUpdate, UserPatch};
 use crm_core::{Crm, DateOrTime, EntityKind, Page, UserId};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -238,42 +238,11 @@ async fn update(
     errs.finish()?;
     let Some(mut patch) = patch else { return Err(ApiError::bad_request("the body is not a user update")) };
     patch.version = expected_version(&headers, patch.version)?;
-    patch.current_password = current.clone();
+    patch.current_password = current;
+    let update = ProfileUpdate { patch, password, remove_picture: picture.is_some() };
     let actor = caller.actor();
-    if picture.is_some() {
-        crm.users().remove_avatar(actor, id).await?;
-    }
-    // Another's password (admins) first: a caller who may not set it learns nothing more.
-    // Your own after the profile: an email change checks the current password, which the
-    // password change replaces.
-    let password = match password {
-        Some(p) if id != actor.user_id => {
-            crm.users().set_password(actor, id, &p).await?;
-            None
-        }
-        other => other,
-    };
-    let untouched = patch.username.is_none()
-        && patch.email.is_none()
-        && patch.role.is_none()
-        && patch.team_id.is_none()
-        && patch.settings.is_none();
-    let mut user = if untouched {
-        crm.users().get(actor, id).await?
-    } else {
-        let answer = crm.users().update(actor, id, patch).await;
-        or_current(answer, || async { crm.users().get(actor, id).await.map(UserView::from) }).await?
-    };
-    if let Some(p) = password {
-        let Some(current) = current else {
-            return Err(
-                crm_core::Error::invalid("currentPassword", "required", "your current password is needed").into()
-            );
-        };
-        // The client sent `password`: errors name that, not the service's `newPassword`.
-        crm.auth().change_password(&caller.0, &current, &p).await.map_err(|e| renamed(e, "newPassword", "password"))?;
-        user = crm.users().get(actor, id).await?;
-    }
+    let answer = crm.users().update_profile(actor, Some(caller.0.session_id), id, update).await;
+    let user = or_current(answer, || async { crm.users().get(actor, id).await.map(UserView::from) }).await?;
     Ok(Json(user.into()))
 }
 
@@ -286,23 +255,6 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "a string",
         serde_json::Value::Array(_) => "an array",
         serde_json::Value::Object(_) => "an object",
-    }
-}
-
-/// The same error with field `from` named `to`.
-fn renamed(e: crm_core::Error, from: &str, to: &str) -> crm_core::Error {
-    let rename = |mut list: Vec<crm_core::FieldError>| {
-        for f in &mut list {
-            if f.field == from {
-                f.field = to.to_string();
-            }
-        }
-        list
-    };
-    match e {
-        crm_core::Error::Validation(list) => crm_core::Error::Validation(rename(list)),
-        crm_core::Error::Malformed(list) => crm_core::Error::Malformed(rename(list)),
-        other => other,
     }
 }
 

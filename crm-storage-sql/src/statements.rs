@@ -289,6 +289,7 @@ fn scan(
     sel
 }
 
+#[cfg(feature = "postgres")]
 /// [`scan`] for PostgreSQL with its values inline (for `COPY`, which takes no
 /// parameters), quoted by sea-query.
 pub(crate) fn scan_inline_pg(
@@ -301,6 +302,7 @@ pub(crate) fn scan_inline_pg(
 }
 
 /// [`scan`] for SQLite, with its parameters.
+#[cfg(feature = "sqlite")]
 pub(crate) fn scan_sqlite(
     kind: EntityKind,
     columns: &[Column],

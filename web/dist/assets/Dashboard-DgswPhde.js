@@ -1,4 +1,4 @@
-import{r as ge,j as J,u as Cd,a as Eu,F as rm}from"./index-CBGSwdVI.js";/*! *****************************************************************************
+import{r as ge,j as J,u as Cd,a as Eu,F as rm}from"./index-uSb6SPH-.js";/*! *****************************************************************************
 Copyright (c) Microsoft Corporation.
 
 Permission to use, copy, modify, and/or distribute this software for any

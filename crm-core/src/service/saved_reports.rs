@@ -6,7 +6,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::input::{self, nullable};
-use super::records::check_version;
+use super::write_path::check_version;
 use super::Crm;
 use crate::analytics::{custom, Params, ReportSpec};
 use crate::error::{Error, Errors, Result};
