@@ -22,6 +22,18 @@ const CACHED: usize = 4;
 /// used once and not kept.
 pub const CACHED_BYTES: usize = 512 * 1024 * 1024;
 
+/// Keeps `entry` at the back of the cache unless it alone is over `max_bytes`, then
+/// drops the oldest entries until at most `max_count` of them, of at most `max_bytes`
+/// together, are left.
+fn admit<E>(entries: &mut VecDeque<E>, entry: E, size: fn(&E) -> usize, max_count: usize, max_bytes: usize) {
+    if size(&entry) <= max_bytes {
+        entries.push_back(entry);
+    }
+    while entries.len() > max_count || entries.iter().map(size).sum::<usize>() > max_bytes {
+        entries.pop_front();
+    }
+}
+
 /// One output column being filled. Text goes straight into polars' string builder (ids
 /// formatted on the stack), so no value is allocated on its own.
 enum Builder {
@@ -242,12 +254,7 @@ impl Crm {
         let tables = Arc::new(Tables(tables));
         let mut entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.retain(|(k, _, _, _)| *k != key);
-        if bytes <= CACHED_BYTES {
-            entries.push_back((key, counter, tables.clone(), bytes));
-        }
-        while entries.len() > CACHED || entries.iter().map(|e| e.3).sum::<usize>() > CACHED_BYTES {
-            entries.pop_front();
-        }
+        admit(&mut entries, (key, counter, tables.clone(), bytes), |e| e.3, CACHED, CACHED_BYTES);
         Ok(tables)
     }
 
@@ -333,5 +340,30 @@ impl Crm {
         tokio::task::spawn_blocking(move || work(&tables))
             .await
             .map_err(|e| crate::Error::internal("analytics task", e))?
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn names(entries: &VecDeque<(u8, usize)>) -> Vec<u8> {
+        entries.iter().map(|e| e.0).collect()
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_count_and_bytes() {
+        let size = |e: &(u8, usize)| e.1;
+        let mut cache = VecDeque::new();
+        for name in 1..=5 {
+            admit(&mut cache, (name, 10), size, 4, 100);
+        }
+        assert_eq!(names(&cache), [2, 3, 4, 5], "four at most, the oldest dropped");
+        admit(&mut cache, (6, 101), size, 4, 100);
+        assert_eq!(names(&cache), [2, 3, 4, 5], "one larger than the bound is used once, not kept");
+        admit(&mut cache, (7, 75), size, 4, 100);
+        assert_eq!(names(&cache), [4, 5, 7], "the oldest go until the bytes fit: 10 + 10 + 75");
+        admit(&mut cache, (8, 100), size, 4, 100);
+        assert_eq!(names(&cache), [8], "exactly the bound fits, alone");
     }
 }
