@@ -366,8 +366,9 @@ impl UserService<'_> {
             }
         }
         let mut verb = "updated";
-        let s = crm.auth_settings()?;
-        if let Some(p) = &password {
+        // Only a password needs the auth settings (an embedder may run without them).
+        let s = if password.is_some() { Some(crm.auth_settings()?) } else { None };
+        if let (Some(p), Some(s)) = (&password, s) {
             // The rules hold against the name and address the account will have.
             let local = u.email.local_part().to_string();
             if let Err(e) = s.password_policy.check("password", p, &[&u.username, &local, &before.username]) {
@@ -392,7 +393,7 @@ impl UserService<'_> {
         errs.finish()?;
         let mut extra = Changeset::default();
         let auth = crm.auth();
-        if let Some(p) = &password {
+        if let (Some(p), Some(s)) = (&password, s) {
             u.password_hash = Some(s.hasher.hash(p).await?);
             u.session_epoch += 1;
             if own {
