@@ -117,7 +117,7 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// An audit event not yet placed in the chain (the store seals it inside `apply`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAuditEvent {
-    /// Id.
+    /// The event's id, chosen by core before sealing.
     pub id: Uuid,
     /// When.
     pub at: DateTime<Utc>,
@@ -144,7 +144,7 @@ pub struct NewAuditEvent {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
-    /// Id.
+    /// The event's id.
     pub id: Uuid,
     /// Position in the chain, from 1, without gaps.
     pub seq: i64,

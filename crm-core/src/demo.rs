@@ -22,11 +22,11 @@ pub const HISTORY_DAYS: i64 = 548;
 /// How much to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DemoSize {
-    /// Companies.
+    /// How many companies to make.
     pub companies: usize,
-    /// Contacts.
+    /// How many contacts to make, spread over the companies.
     pub contacts: usize,
-    /// Deals.
+    /// How many deals to make, with their stage histories.
     pub deals: usize,
 }
 
@@ -41,15 +41,15 @@ impl Default for DemoSize {
 pub struct DemoReport {
     /// Reps made (they log in with [`DEMO_PASSWORD`]).
     pub reps: Vec<String>,
-    /// Companies.
+    /// Companies made.
     pub companies: usize,
-    /// Contacts.
+    /// Contacts made.
     pub contacts: usize,
-    /// Deals.
+    /// Deals made.
     pub deals: usize,
-    /// Tasks.
+    /// Tasks made (follow-ups on deals and contacts).
     pub tasks: usize,
-    /// Interactions.
+    /// Interactions made (calls, emails, meetings on the timeline).
     pub interactions: usize,
 }
 

@@ -46,15 +46,15 @@ impl Role {
 pub enum Resource {
     /// User accounts.
     Users,
-    /// Teams.
+    /// Teams and their members.
     Teams,
-    /// Contacts.
+    /// Contacts, with their interactions.
     Contacts,
-    /// Companies.
+    /// Companies and their contact details.
     Companies,
-    /// Deals.
+    /// Deals, with their stage history and line items.
     Deals,
-    /// Tasks.
+    /// Tasks and reminders.
     Tasks,
     /// Interactions logged on contacts.
     Interactions,

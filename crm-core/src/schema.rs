@@ -85,7 +85,7 @@ impl Column {
         self.nullable = true;
         self
     }
-    /// Filterable.
+    /// Allow list filters (`filter=`) on the column.
     pub const fn filter(mut self) -> Self {
         self.filterable = true;
         self
@@ -149,7 +149,7 @@ impl Index {
     pub const fn on(name: &'static str, columns: &'static [&'static str]) -> Self {
         Self { name, columns, unique: false, rows: IndexRows::All, members: false }
     }
-    /// Unique.
+    /// Make the index unique (a second row with the same key is a `Conflict`).
     pub const fn unique(mut self) -> Self {
         self.unique = true;
         self
@@ -238,11 +238,11 @@ impl Exposed {
 /// A typed value of a column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    /// NULL.
+    /// SQL NULL, BSON null: no value.
     Null,
     /// A UUID.
     Uuid(Uuid),
-    /// Text.
+    /// A UTF-8 string (also enums as their wire names, and decimal text).
     Text(String),
     /// An integer.
     Int(i64),

@@ -20,7 +20,7 @@ use crate::schema::{from_row, EntityKind, Persist, Row, Value};
 pub enum Write {
     /// Insert a new row. A unique key collision is [`crate::Error::Conflict`] naming the field.
     Insert {
-        /// Kind.
+        /// The table or collection written.
         kind: EntityKind,
         /// The row, in the kind's column order.
         row: Row,
@@ -28,7 +28,7 @@ pub enum Write {
     /// Replace a row, only if its stored version is `expected_version`; otherwise
     /// [`crate::Error::VersionConflict`] with the current version (or `NotFound`).
     Update {
-        /// Kind.
+        /// The table or collection written.
         kind: EntityKind,
         /// The new row (its `version` already raised by core).
         row: Row,
@@ -37,7 +37,7 @@ pub enum Write {
     },
     /// Delete, for good, every row whose `column` equals `id`.
     Purge {
-        /// Kind.
+        /// The table or collection purged.
         kind: EntityKind,
         /// Storage column (`id`, or a parent reference such as `deal_id`).
         column: &'static str,
@@ -47,7 +47,7 @@ pub enum Write {
     /// Delete, for good, every row whose timestamp `column` is before `before`: expired
     /// sessions, tokens and idempotency records.
     PurgeExpired {
-        /// Kind.
+        /// The table or collection purged.
         kind: EntityKind,
         /// A timestamp column (`expires_at`).
         column: &'static str,
@@ -59,13 +59,13 @@ pub enum Write {
     /// events, so two changesets asserting the same can never both pass (the first
     /// admin of an empty store).
     AssertEmpty {
-        /// Kind.
+        /// The table or collection that must be empty.
         kind: EntityKind,
     },
     /// Set `column` to `to` (and raise `version`, set `updated_at`) on every row whose
     /// `column` equals `from`: records handed from one user to another.
     Reassign {
-        /// Kind.
+        /// The table or collection written.
         kind: EntityKind,
         /// Storage column.
         column: &'static str,
@@ -79,7 +79,7 @@ pub enum Write {
     /// Set `column` to NULL (and raise `version`, set `updated_at`) on every row whose
     /// `column` equals `id`: references to a purged record.
     ClearReference {
-        /// Kind.
+        /// The table or collection written.
         kind: EntityKind,
         /// Storage column.
         column: &'static str,

@@ -319,7 +319,7 @@ impl Percent {
         Self::from_basis_points(bp as u32)
     }
 
-    /// Basis points.
+    /// The rate in hundredths of a percent (`2000` is 20 %).
     pub fn basis_points(&self) -> u32 {
         self.0
     }

@@ -9,15 +9,15 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
-    /// Id.
+    /// The user's id, stable for the account's life.
     pub id: UserId,
     /// Login name.
     pub username: String,
-    /// Email.
+    /// Email address, unique among users; where sign-in links and notifications go.
     pub email: String,
-    /// Role.
+    /// What the account may do (`admin`, `manager`, `user`).
     pub role: Role,
-    /// Team.
+    /// The team whose records the user sees when its scope is the team; none: no team.
     pub team_id: Option<TeamId>,
     /// Account state.
     pub status: UserStatus,
@@ -36,11 +36,11 @@ pub struct UserView {
     /// Preferences.
     #[schema(value_type = Object)]
     pub settings: JsonObject,
-    /// Version.
+    /// Raised by each change; send it back as `If-Match` to update safely.
     pub version: i64,
-    /// Created.
+    /// When the account was created.
     pub created_at: DateTime<Utc>,
-    /// Updated.
+    /// When the account last changed.
     pub updated_at: DateTime<Utc>,
     /// Deactivated.
     pub deleted_at: Option<DateTime<Utc>>,

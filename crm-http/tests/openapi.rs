@@ -37,6 +37,7 @@ const CONTRACT: &[&str] = &[
     "DELETE /api/auth/oauth/{provider}/link",
     "GET /api/auth/identities",
     // Reports.
+    "GET /api/reports/catalog",
     "GET /api/reports/standard",
     "GET /api/reports/standard/{name}",
     "POST /api/reports/run",

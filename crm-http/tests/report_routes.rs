@@ -216,6 +216,19 @@ async fn custom_reports_run_in_scope() {
     let bad =
         app.call(Method::POST, "/api/reports/run", Some(&w.rep), Some(json!({"source": "deals", "colour": 1}))).await;
     assert_eq!(bad.status.as_u16() / 100, 4, "{}", bad.body);
+
+    // The catalog a report builder offers: each source, its fields and joins.
+    let catalog = app.call(Method::GET, "/api/reports/catalog", Some(&w.rep), None).await;
+    assert_eq!(catalog.status, StatusCode::OK, "{}", catalog.body);
+    let sources = catalog.body["data"].as_array().unwrap();
+    let names: Vec<&str> = sources.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["companies", "contacts", "deals", "deal_stage_history", "interactions", "tasks"]);
+    let deals = sources.iter().find(|s| s["name"] == "deals").unwrap();
+    assert_eq!(deals["joins"], json!(["companies", "contacts"]));
+    let amount = deals["fields"].as_array().unwrap().iter().find(|f| f["name"] == "amount_cents").unwrap();
+    assert_eq!(amount, &json!({"name": "amount_cents", "type": "integer", "nullable": true}));
+    let anonymous = app.call(Method::GET, "/api/reports/catalog", None, None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

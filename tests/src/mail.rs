@@ -51,7 +51,7 @@ pub fn sink_mailer() -> SmtpMailer {
 /// One received message, parsed.
 #[derive(Debug, Clone)]
 pub struct Received {
-    /// Subject.
+    /// The decoded `Subject:` header.
     pub subject: String,
     /// The plain-text part.
     pub text: String,

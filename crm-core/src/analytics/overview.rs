@@ -16,7 +16,7 @@ use crate::error::Result;
 /// How many rows the "top" lists hold.
 const TOP: u32 = 10;
 
-/// Contact analytics.
+/// Engagement and value of contacts: interactions, deals, revenue, per contact and in total.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -125,7 +125,7 @@ pub struct EngagedContact {
     pub last_interaction_at: DateTime<Utc>,
 }
 
-/// Company analytics.
+/// Company analytics: the largest customers, and companies grouped by industry and size.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -175,7 +175,7 @@ pub struct CompanyFigures {
     pub won_deals: i64,
     /// Won revenue.
     pub revenue_won: i64,
-    /// Open pipeline.
+    /// Amount of its open deals, in minor units.
     pub open_pipeline: i64,
 }
 
@@ -186,7 +186,7 @@ pub struct CompanyFigures {
 pub struct Segment {
     /// The industry or size bucket (NULL: no industry recorded).
     pub name: Option<String>,
-    /// Companies.
+    /// How many companies fall in it.
     pub companies: i64,
     /// Their deals.
     pub deals: i64,
@@ -198,7 +198,7 @@ pub struct Segment {
     pub win_rate: Option<f64>,
     /// Won revenue.
     pub revenue_won: i64,
-    /// Open pipeline.
+    /// Amount of their open deals, in minor units.
     pub open_pipeline: i64,
 }
 

@@ -27,7 +27,7 @@ pub enum SmtpSecurity {
 pub struct SmtpConfig {
     /// Host name.
     pub host: String,
-    /// Port.
+    /// TCP port (587 for STARTTLS, 465 for implicit TLS, 25 or 1025 for a local relay).
     pub port: u16,
     /// Encryption.
     pub security: SmtpSecurity,

@@ -250,7 +250,7 @@ pub struct MailVars {
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedMail {
-    /// Subject.
+    /// The subject line, in the recipient's language.
     pub subject: String,
     /// Plain-text part.
     pub text: String,

@@ -17,7 +17,7 @@ use crate::schema::{Column, ColumnType as T, EntityKind, Index, Persist};
 pub struct Session {
     /// Id (the `sid` claim).
     pub id: Uuid,
-    /// The user.
+    /// The user signed in by this session.
     pub user_id: UserId,
     /// The user's `sessionEpoch` when the session was made; raising the user's epoch
     /// ends every older session at once.
@@ -77,11 +77,11 @@ pub static SESSION_INDEXES: &[Index] = &[Index::on("sessions_user_idx", &["user_
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshToken {
-    /// Id.
+    /// The token's id; the token itself is only kept hashed.
     pub id: Uuid,
     /// The session (family).
     pub session_id: Uuid,
-    /// The user.
+    /// The user whose session it renews.
     pub user_id: UserId,
     /// SHA-256 of the token, hex.
     pub token_hash: String,
@@ -138,13 +138,13 @@ string_enum! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthToken {
-    /// Id.
+    /// The token's id; the token itself is only kept hashed.
     pub id: Uuid,
     /// What it is for.
     pub purpose: TokenPurpose,
     /// SHA-256 of the token, hex.
     pub token_hash: String,
-    /// The user.
+    /// The user it acts for.
     pub user_id: UserId,
     /// The address it was sent to (a verification confirms this address).
     pub email: String,
@@ -185,13 +185,13 @@ pub static TOKEN_INDEXES: &[Index] = &[
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Identity {
-    /// Id.
+    /// The link's id.
     pub id: Uuid,
     /// `google`, `facebook`, or a configured OIDC provider's name.
     pub provider: String,
     /// The provider's stable id of the person (`sub`).
     pub subject: String,
-    /// The user.
+    /// The local account the identity signs in to.
     pub user_id: UserId,
     /// The email the provider gave, if any.
     pub email: Option<String>,
@@ -199,7 +199,7 @@ pub struct Identity {
     pub created_at: DateTime<Utc>,
     /// Last login with it.
     pub last_login_at: Option<DateTime<Utc>>,
-    /// Version.
+    /// Raised by each change (optimistic concurrency).
     pub version: i64,
 }
 
@@ -231,7 +231,7 @@ pub static IDENTITY_INDEXES: &[Index] = &[
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginThrottle {
-    /// Id.
+    /// The counter's id.
     pub id: Uuid,
     /// SHA-256 of what is counted, hex (unique): the table holds no names or addresses.
     pub key_hash: String,

@@ -33,13 +33,13 @@ pub struct ContactDetails {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Company {
-    /// Id.
+    /// The company's id, stable for its life.
     pub id: CompanyId,
-    /// Name.
+    /// The company's display name (not unique: the domain is).
     pub name: String,
     /// Web domain, unique among live companies (`acme.com`).
     pub domain: Option<Domain>,
-    /// Industry.
+    /// Free-text industry (`Software`), grouped on in company analytics.
     pub industry: Option<String>,
     /// Number of employees.
     pub size: Option<i64>,
@@ -51,7 +51,7 @@ pub struct Company {
     pub owner_id: UserId,
     /// The owner's team when the owner was set.
     pub team_id: Option<TeamId>,
-    /// Custom fields.
+    /// Values of the fields an admin defined for companies, keyed by field name.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_fields: JsonObject,
     /// Bookkeeping.

@@ -32,7 +32,7 @@ string_enum! {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Contact {
-    /// Id.
+    /// The contact's id, stable for its life.
     pub id: ContactId,
     /// Full name.
     pub name: String,
@@ -40,7 +40,7 @@ pub struct Contact {
     pub email: Option<Email>,
     /// Phone number, E.164.
     pub phone_number: Option<Phone>,
-    /// Job title.
+    /// Position at the company (`Head of Sales`).
     pub job_title: Option<String>,
     /// The company they work for.
     pub company_id: Option<CompanyId>,
@@ -65,7 +65,7 @@ pub struct Contact {
     /// Postal address.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub address: JsonObject,
-    /// Custom fields.
+    /// Values of the fields an admin defined for contacts, keyed by field name.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_fields: JsonObject,
     /// Bookkeeping.

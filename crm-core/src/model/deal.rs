@@ -21,9 +21,9 @@ string_enum! {
         Proposal = "proposal",
         /// Negotiating terms.
         Negotiation = "negotiation",
-        /// Won.
+        /// Signed: counted in won revenue and the win rate.
         ClosedWon = "closed_won",
-        /// Lost.
+        /// Lost; `lost_reason` says why.
         ClosedLost = "closed_lost",
     }
 }
@@ -83,11 +83,11 @@ impl LineItem {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Deal {
-    /// Id.
+    /// The deal's id, stable for its life.
     pub id: DealId,
-    /// Name.
+    /// The deal's display name (`Acme — 40 seats`).
     pub name: String,
-    /// Description.
+    /// What is being sold, in free text.
     pub description: Option<String>,
     /// Value in minor units of `currency`.
     pub amount: Option<i64>,
@@ -113,7 +113,7 @@ pub struct Deal {
     pub team_id: Option<TeamId>,
     /// Line items.
     pub products: Vec<LineItem>,
-    /// Notes.
+    /// Free-text notes of the salesperson.
     pub notes: Option<String>,
     /// Why it was lost.
     pub lost_reason: Option<String>,
@@ -182,9 +182,9 @@ pub static ANALYTICS: &[Exposed] = &[
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DealStageChange {
-    /// Id.
+    /// The history entry's id.
     pub id: Uuid,
-    /// The deal.
+    /// The deal whose stage changed.
     pub deal_id: DealId,
     /// The stage before (absent for the first entry, written when the deal is created).
     pub from_stage: Option<DealStage>,

@@ -93,7 +93,7 @@ pub static INDEXES: &[Index] = &[
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
-    /// Id.
+    /// The subscription's id (also the `webhook-id` prefix of its messages).
     pub id: Uuid,
     /// Where events go (`https://…`).
     pub url: String,
@@ -115,7 +115,7 @@ pub struct Webhook {
     pub updated_at: DateTime<Utc>,
     /// Who made it.
     pub created_by: Option<Uuid>,
-    /// Version.
+    /// Raised by each change (optimistic concurrency).
     pub version: i64,
 }
 
@@ -169,7 +169,7 @@ pub struct Notification {
     pub created_at: DateTime<Utc>,
     /// When its user read it.
     pub read_at: Option<DateTime<Utc>>,
-    /// Version.
+    /// Raised by each claim and each attempt (two workers never both send it).
     pub version: i64,
 }
 
@@ -211,7 +211,7 @@ string_enum! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatChannel {
-    /// Id.
+    /// The channel's id.
     pub id: Uuid,
     /// `user` or `team`.
     pub scope: String,
@@ -231,7 +231,7 @@ pub struct ChatChannel {
     pub updated_at: DateTime<Utc>,
     /// Who set it.
     pub created_by: Option<Uuid>,
-    /// Version.
+    /// Raised by each change (optimistic concurrency).
     pub version: i64,
 }
 

@@ -11,7 +11,7 @@ use crate::schema::{Column, ColumnType as T, EntityKind, Index, Persist};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdempotencyRecord {
-    /// Id.
+    /// The record's id.
     pub id: Uuid,
     /// SHA-256 of the caller and the key, hex (unique).
     pub key_hash: String,
@@ -25,7 +25,7 @@ pub struct IdempotencyRecord {
     pub created_at: DateTime<Utc>,
     /// When it is forgotten.
     pub expires_at: DateTime<Utc>,
-    /// Version.
+    /// Raised when the answer is stored (optimistic concurrency).
     pub version: i64,
 }
 

@@ -27,13 +27,13 @@ string_enum! {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Interaction {
-    /// Id.
+    /// The interaction's id.
     pub id: InteractionId,
-    /// The contact.
+    /// The contact it was with; it shows on their timeline.
     pub contact_id: ContactId,
     /// The deal it was about, if any.
     pub deal_id: Option<DealId>,
-    /// Kind.
+    /// Call, email, meeting, note, …
     pub kind: InteractionKind,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,

@@ -168,9 +168,9 @@ impl Sharing {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SavedReport {
-    /// Id.
+    /// The saved report's id.
     pub id: SavedReportId,
-    /// Name.
+    /// The title shown in the report list and on dashboards.
     pub name: String,
     /// What it shows.
     pub description: Option<String>,

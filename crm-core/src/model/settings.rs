@@ -32,10 +32,10 @@ pub const LANGUAGES: [&str; 3] = ["en", "fr", "ar"];
 /// The longest a reminder may come before a task is due: a week, in minutes.
 pub const MAX_REMINDER_MINUTES: u32 = 7 * 24 * 60;
 
-/// Date formats.
+/// The date formats a user may choose for display.
 pub const DATE_FORMATS: [&str; 4] = ["YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY", "DD.MM.YYYY"];
 
-/// Themes.
+/// The colour themes a user may choose; `system` follows the browser.
 pub const THEMES: [&str; 3] = ["system", "light", "dark"];
 
 /// How often an event reaches a user on a channel.
@@ -104,6 +104,26 @@ impl Default for DisplayOptions {
     }
 }
 
+/// The most cards a dashboard holds.
+pub const MAX_DASHBOARD_CARDS: usize = 24;
+
+/// One card of a user's dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DashboardCard {
+    /// A standard report's name (`r1_pipeline_by_stage`) or a saved report's id (one the
+    /// user owns or that is shared with them; a card whose report is gone says so).
+    pub report: String,
+    /// How many of the grid's columns it spans: 1 or 2.
+    #[serde(default = "one")]
+    pub width: u8,
+}
+
+fn one() -> u8 {
+    1
+}
+
 /// A user's preferences.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -118,13 +138,16 @@ pub struct UserSettings {
     pub language: String,
     /// An IANA time zone (`Europe/Paris`).
     pub timezone: String,
-    /// Display.
+    /// How lists and numbers are shown (page size, date format, theme).
     pub display_options: DisplayOptions,
     /// How long before a task is due its reminder (`task.due`) comes, in minutes (5 to
     /// 10,080: a week).
     pub reminder_minutes: u32,
     /// The hour of the day (0 to 23, in `timezone`) digests are sent at.
     pub digest_hour: u32,
+    /// The cards of the user's dashboard, in order; absent: the eight standard reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<Vec<DashboardCard>>,
 }
 
 impl Default for UserSettings {
@@ -136,6 +159,7 @@ impl Default for UserSettings {
             display_options: DisplayOptions::default(),
             reminder_minutes: 60,
             digest_hour: 8,
+            dashboard: None,
         }
     }
 }
@@ -197,6 +221,23 @@ impl UserSettings {
         }
         if !(10..=200).contains(&d.page_size) {
             errs.add("displayOptions.pageSize", "out_of_range", "rows per page are from 10 to 200");
+        }
+        let cards = self.dashboard.as_deref().unwrap_or_default();
+        if cards.len() > MAX_DASHBOARD_CARDS {
+            errs.add("dashboard", "too_many", format!("a dashboard holds at most {MAX_DASHBOARD_CARDS} cards"));
+        }
+        for (i, card) in cards.iter().enumerate() {
+            let standard = crate::model::report::StandardReport::CHOICES.contains(&card.report.as_str());
+            if !standard && card.report.parse::<uuid::Uuid>().is_err() {
+                errs.add(
+                    format!("dashboard.{i}.report"),
+                    "invalid_value",
+                    format!("'{}' is neither a standard report's name nor a saved report's id", card.report),
+                );
+            }
+            if !(1..=2).contains(&card.width) {
+                errs.add(format!("dashboard.{i}.width"), "out_of_range", "a card spans 1 or 2 columns");
+            }
         }
         errs.finish()
     }
@@ -311,6 +352,28 @@ mod tests {
             .err()
             .unwrap_or_else(|| panic!("accepted"));
         assert!(e.to_string().contains("immediate"), "{e}");
+    }
+
+    #[test]
+    fn a_dashboard_names_standard_or_saved_reports() {
+        let s = UserSettings::parse(&obj(json!({"dashboard": [
+            {"report": "r4_stage_funnel", "width": 2},
+            {"report": "0190a4c1-2222-7000-8000-000000000002"},
+        ]})))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let cards = s.dashboard.clone().unwrap_or_default();
+        assert_eq!((cards[0].width, cards[1].width), (2, 1));
+        assert_eq!(UserSettings::from_stored(&s.to_stored()), s);
+        let e = UserSettings::parse(&obj(json!({"dashboard": [
+            {"report": "r9_horoscope"}, {"report": "r1_pipeline_by_stage", "width": 3},
+        ]})))
+        .err()
+        .unwrap_or_else(|| panic!("accepted"));
+        let fields: Vec<&str> = e.field_errors().iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["dashboard.0.report", "dashboard.1.width"]);
+        let many = vec![json!({"report": "r4_stage_funnel"}); MAX_DASHBOARD_CARDS + 1];
+        assert!(UserSettings::parse(&obj(json!({ "dashboard": many }))).is_err());
+        assert!(UserSettings::default().to_stored().get("dashboard").is_none(), "the default is not stored");
     }
 
     #[test]

@@ -12,11 +12,11 @@ use crate::schema::{Column, ColumnType as T, EntityKind, Exposed, Index};
 string_enum! {
     /// How urgent.
     TaskPriority {
-        /// Low.
+        /// Whenever there is time.
         Low = "low",
         /// Medium (the default).
         Medium = "medium",
-        /// High.
+        /// Before medium ones.
         High = "high",
         /// Drop everything.
         Urgent = "urgent",
@@ -66,7 +66,7 @@ pub struct Related {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Task {
-    /// Id.
+    /// The task's id.
     pub id: TaskId,
     /// What to do.
     pub name: String,
@@ -74,9 +74,9 @@ pub struct Task {
     pub description: Option<String>,
     /// When it is due.
     pub due_date: Option<DateTime<Utc>>,
-    /// Priority.
+    /// How urgent (`low` to `urgent`); lists sort on it.
     pub priority: TaskPriority,
-    /// Status.
+    /// Where it is (`open`, `in_progress`, `done`, `cancelled`).
     pub status: TaskStatus,
     /// Who does it.
     pub assigned_user: Option<UserId>,

@@ -12,7 +12,7 @@ use crate::schema::{Column, ColumnType as T, EntityKind, Index};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Team {
-    /// Id.
+    /// The team's id.
     pub id: TeamId,
     /// Name, unique among live teams.
     pub name: String,

@@ -29,7 +29,7 @@ string_enum! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    /// Id.
+    /// The user's id, stable for the account's life.
     pub id: UserId,
     /// Login name, unique.
     pub username: String,
@@ -37,9 +37,9 @@ pub struct User {
     pub email: Email,
     /// argon2id PHC string; absent until a password is set.
     pub password_hash: Option<String>,
-    /// Role.
+    /// What the account may do (`admin`, `manager`, `user`).
     pub role: Role,
-    /// Team.
+    /// The team whose records the user sees when its scope is the team; none: no team.
     pub team_id: Option<TeamId>,
     /// Account state.
     pub status: UserStatus,

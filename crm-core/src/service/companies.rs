@@ -19,16 +19,16 @@ use crate::store::Write;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewContactDetails {
-    /// Email.
+    /// General email address (`info@acme.com`).
     #[serde(default)]
     pub email: Option<String>,
-    /// Phone.
+    /// Switchboard number; stored in E.164.
     #[serde(default)]
     pub phone_number: Option<String>,
-    /// Web site.
+    /// Web site URL.
     #[serde(default)]
     pub website: Option<String>,
-    /// Address.
+    /// Postal address (`street`, `city`, `postalCode`, `country`).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub address: Option<JsonObject>,
@@ -44,7 +44,7 @@ pub struct NewCompany {
     /// Web domain (`acme.com`; a URL is reduced to its host).
     #[serde(default)]
     pub domain: Option<String>,
-    /// Industry.
+    /// Free-text industry (`Software`).
     #[serde(default)]
     pub industry: Option<String>,
     /// Employees.
@@ -56,10 +56,10 @@ pub struct NewCompany {
     /// How to reach it.
     #[serde(default)]
     pub contact_details: NewContactDetails,
-    /// Owner.
+    /// The owner; absent: the caller.
     #[serde(default)]
     pub owner_id: Option<UserId>,
-    /// Custom fields.
+    /// Values of the custom fields defined for companies.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_fields: JsonObject,
@@ -70,25 +70,25 @@ pub struct NewCompany {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompanyPatch {
-    /// Name.
+    /// New name; absent: unchanged.
     #[serde(default)]
     pub name: Option<String>,
-    /// Domain.
+    /// New domain; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub domain: Option<Option<String>>,
-    /// Industry.
+    /// New industry; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub industry: Option<Option<String>>,
     /// Employees.
     #[serde(default, deserialize_with = "nullable")]
     pub size: Option<Option<i64>>,
-    /// Country.
+    /// New country (ISO 3166-1 alpha-2); `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub country: Option<Option<String>>,
     /// Contact details (replace).
     #[serde(default)]
     pub contact_details: Option<NewContactDetails>,
-    /// Owner.
+    /// New owner (the record moves to their team); absent: unchanged.
     #[serde(default)]
     pub owner_id: Option<UserId>,
     /// Custom fields (replace).

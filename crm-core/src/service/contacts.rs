@@ -30,25 +30,25 @@ pub struct NewContact {
     /// Phone number in any common notation.
     #[serde(default)]
     pub phone_number: Option<String>,
-    /// Job title.
+    /// Position at the company (`Head of Sales`).
     #[serde(default)]
     pub job_title: Option<String>,
-    /// Company.
+    /// The company the contact works for.
     #[serde(default)]
     pub company_id: Option<CompanyId>,
     /// Owner (default: the caller; another user needs the right to give records).
     #[serde(default)]
     pub owner_id: Option<UserId>,
-    /// Lead source.
+    /// Where the lead came from (`web`, `referral`, …).
     #[serde(default)]
     pub lead_source: Option<String>,
     /// Lifecycle stage (default `lead`).
     #[serde(default)]
     pub lifecycle_stage: Option<LifecycleStage>,
-    /// Tags.
+    /// Free labels; duplicates are dropped.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Preferences.
+    /// Communication preferences (`{"channel": "email"}`).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub preferences: JsonObject,
@@ -56,11 +56,11 @@ pub struct NewContact {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub social: JsonObject,
-    /// Address.
+    /// Postal address (`street`, `city`, `postalCode`, `country`).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub address: JsonObject,
-    /// Custom fields.
+    /// Values of the custom fields defined for contacts.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_fields: JsonObject,
@@ -71,28 +71,28 @@ pub struct NewContact {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContactPatch {
-    /// Name.
+    /// New full name; absent: unchanged.
     #[serde(default)]
     pub name: Option<String>,
-    /// Email.
+    /// New email (unique among live contacts); `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub email: Option<Option<String>>,
-    /// Phone.
+    /// New phone number, stored in E.164; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub phone_number: Option<Option<String>>,
-    /// Job title.
+    /// New job title; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub job_title: Option<Option<String>>,
-    /// Company.
+    /// New company; `null` unlinks it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub company_id: Option<Option<CompanyId>>,
-    /// Owner.
+    /// New owner (the contact moves to their team); absent: unchanged.
     #[serde(default)]
     pub owner_id: Option<UserId>,
-    /// Lead source.
+    /// New lead source; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub lead_source: Option<Option<String>>,
-    /// Lifecycle stage.
+    /// New funnel stage (becoming `customer` sets `convertedAt`); absent: unchanged.
     #[serde(default)]
     pub lifecycle_stage: Option<LifecycleStage>,
     /// Tags (replace).

@@ -47,7 +47,7 @@ pub struct NewLineItem {
 pub struct NewDeal {
     /// Name (required).
     pub name: String,
-    /// Description.
+    /// What is being sold, in free text.
     #[serde(default)]
     pub description: Option<String>,
     /// Value in minor units; the sum of the line items when absent and there are some.
@@ -70,16 +70,16 @@ pub struct NewDeal {
     /// Contacts involved, the primary first.
     #[serde(default)]
     pub contact_ids: Vec<ContactId>,
-    /// Company.
+    /// The buying company.
     #[serde(default)]
     pub company_id: Option<CompanyId>,
-    /// Owner.
+    /// The salesperson; absent: the caller.
     #[serde(default)]
     pub owner_id: Option<UserId>,
     /// Line items.
     #[serde(default)]
     pub products: Vec<NewLineItem>,
-    /// Notes.
+    /// Free-text notes.
     #[serde(default)]
     pub notes: Option<String>,
     /// Why it was lost.
@@ -92,23 +92,23 @@ pub struct NewDeal {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DealPatch {
-    /// Name.
+    /// New name; absent: unchanged.
     #[serde(default)]
     pub name: Option<String>,
-    /// Description.
+    /// New description; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
-    /// Amount.
+    /// New amount in minor units; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub amount: Option<Option<i64>>,
-    /// Currency.
+    /// New ISO 4217 currency; absent: unchanged.
     #[serde(default)]
     pub currency: Option<String>,
     /// Stage; a change appends to the history and resets the probability to the stage's
     /// unless `probability` is given too.
     #[serde(default)]
     pub stage: Option<DealStage>,
-    /// Probability.
+    /// New win probability in percent (0–100); absent: unchanged.
     #[serde(default)]
     pub probability: Option<i64>,
     /// Expected close date (`YYYY-MM-DD`, or a time: its day in the caller's time zone);
@@ -119,19 +119,19 @@ pub struct DealPatch {
     /// Contacts (replace).
     #[serde(default)]
     pub contact_ids: Option<Vec<ContactId>>,
-    /// Company.
+    /// New company; `null` unlinks it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub company_id: Option<Option<CompanyId>>,
-    /// Owner.
+    /// New owner (the deal moves to their team); absent: unchanged.
     #[serde(default)]
     pub owner_id: Option<UserId>,
     /// Line items (replace); the amount follows them unless `amount` is given too.
     #[serde(default)]
     pub products: Option<Vec<NewLineItem>>,
-    /// Notes.
+    /// New notes; `null` clears them, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub notes: Option<Option<String>>,
-    /// Lost reason.
+    /// Why it was lost; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub lost_reason: Option<Option<String>>,
     /// The version the change is based on.
@@ -144,7 +144,7 @@ pub struct DealPatch {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineStage {
-    /// The stage.
+    /// The stage to move to (a closed stage sets `closedAt`).
     pub stage: DealStage,
     /// Its default probability, percent.
     pub probability: i64,

@@ -23,7 +23,7 @@ pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookView {
-    /// Id.
+    /// The subscription's id.
     pub id: Uuid,
     /// Where events go.
     pub url: String,

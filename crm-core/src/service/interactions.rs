@@ -23,7 +23,7 @@ use crate::query::{ListQuery, Page};
 pub struct NewInteraction {
     /// The contact (must be readable by the caller).
     pub contact_id: ContactId,
-    /// Kind.
+    /// Call, email, meeting, note, …
     pub kind: InteractionKind,
     /// When (default: now; not more than a day ahead): an RFC 3339 time, or a date meaning
     /// the start of that day in the caller's time zone.
@@ -32,7 +32,7 @@ pub struct NewInteraction {
     /// The deal it was about.
     #[serde(default)]
     pub deal_id: Option<DealId>,
-    /// Subject.
+    /// Subject line or title.
     #[serde(default)]
     pub subject: Option<String>,
     /// Body or notes.
@@ -45,17 +45,17 @@ pub struct NewInteraction {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InteractionPatch {
-    /// Kind.
+    /// New kind; absent: unchanged.
     #[serde(default)]
     pub kind: Option<InteractionKind>,
     /// When: an RFC 3339 time, or a date meaning the start of that day in the caller's
     /// time zone.
     #[serde(default)]
     pub occurred_at: Option<DateOrTime>,
-    /// Subject.
+    /// New subject; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub subject: Option<Option<String>>,
-    /// Body.
+    /// New body; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub body: Option<Option<String>>,
     /// The version the change is based on.

@@ -278,22 +278,22 @@ impl Crm {
         self.inner.ids.new_id(at)
     }
 
-    /// Contacts.
+    /// People: create, read, update, delete and list contacts within the caller's scope.
     pub fn contacts(&self) -> ContactService<'_> {
         ContactService { crm: self }
     }
 
-    /// Companies.
+    /// Organisations: create, read, update, delete and list companies.
     pub fn companies(&self) -> CompanyService<'_> {
         CompanyService { crm: self }
     }
 
-    /// Deals.
+    /// Sales opportunities: deals, their stages, line items and history.
     pub fn deals(&self) -> DealService<'_> {
         DealService { crm: self }
     }
 
-    /// Tasks.
+    /// Follow-ups: tasks with due dates and reminders.
     pub fn tasks(&self) -> TaskService<'_> {
         TaskService { crm: self }
     }
@@ -313,12 +313,12 @@ impl Crm {
         UserService { crm: self }
     }
 
-    /// Teams.
+    /// Teams and their members.
     pub fn teams(&self) -> TeamService<'_> {
         TeamService { crm: self }
     }
 
-    /// Saved reports.
+    /// Report definitions users save, share and put on dashboards.
     #[cfg(feature = "analytics")]
     pub fn saved_reports(&self) -> SavedReportService<'_> {
         SavedReportService { crm: self }

@@ -58,10 +58,10 @@ pub struct NewSavedReport {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SavedReportPatch {
-    /// Name.
+    /// New title; absent: unchanged.
     #[serde(default)]
     pub name: Option<String>,
-    /// Description.
+    /// New description; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
     /// A standard report's name (`null` to turn it into a custom report with `spec`).

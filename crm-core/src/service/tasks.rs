@@ -45,7 +45,7 @@ pub struct NewTask {
     /// What it is about.
     #[serde(default)]
     pub related: Option<Related>,
-    /// Owner.
+    /// Who does it; absent: the caller.
     #[serde(default)]
     pub owner_id: Option<UserId>,
 }
@@ -55,17 +55,17 @@ pub struct NewTask {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskPatch {
-    /// Name.
+    /// New title; absent: unchanged.
     #[serde(default)]
     pub name: Option<String>,
-    /// Description.
+    /// New details; `null` clears them, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
     /// Due: an RFC 3339 time, or a date meaning the end of that day in the caller's time
     /// zone; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
     pub due_date: Option<Option<DateOrTime>>,
-    /// Priority.
+    /// New priority; absent: unchanged.
     #[serde(default)]
     pub priority: Option<TaskPriority>,
     /// Status; `done` sets `completedAt`, leaving `done` clears it.
@@ -77,7 +77,7 @@ pub struct TaskPatch {
     /// What it is about.
     #[serde(default, deserialize_with = "nullable")]
     pub related: Option<Option<Related>>,
-    /// Owner.
+    /// New assignee (the task moves to their team); absent: unchanged.
     #[serde(default)]
     pub owner_id: Option<UserId>,
     /// The version the change is based on.

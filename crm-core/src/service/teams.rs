@@ -19,10 +19,10 @@ use crate::query::{ListQuery, Page};
 pub struct NewTeam {
     /// Name (required, unique among live teams).
     pub name: String,
-    /// Description.
+    /// What the team does, in free text.
     #[serde(default)]
     pub description: Option<String>,
-    /// Manager.
+    /// The user who manages the team; none: no manager yet.
     #[serde(default)]
     pub manager_id: Option<UserId>,
 }
@@ -32,13 +32,13 @@ pub struct NewTeam {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TeamPatch {
-    /// Name.
+    /// New name; absent: unchanged.
     #[serde(default)]
     pub name: Option<String>,
-    /// Description.
+    /// New description; `null` clears it, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
-    /// Manager.
+    /// New manager; `null` removes the manager, absent: unchanged.
     #[serde(default, deserialize_with = "nullable")]
     pub manager_id: Option<Option<UserId>>,
     /// The version the change is based on.
@@ -46,7 +46,7 @@ pub struct TeamPatch {
     pub version: Option<i64>,
 }
 
-/// Teams.
+/// Teams: create, rename, manage members (admins), read (everyone).
 #[derive(Debug, Clone, Copy)]
 pub struct TeamService<'a> {
     pub(super) crm: &'a Crm,

@@ -26,7 +26,7 @@ use crate::store::{Changeset, StoreExt, Write};
 pub struct NewUser {
     /// Login name: 3–50 characters of a–z, 0–9, `.`, `_`, `-` (lower-cased).
     pub username: String,
-    /// Email.
+    /// Email address; the invitation is sent there.
     pub email: String,
     /// Role (default `user`; managers may create only `user`s).
     #[serde(default)]
@@ -47,7 +47,7 @@ pub struct UserPatch {
     /// Login name.
     #[serde(default)]
     pub username: Option<String>,
-    /// Email.
+    /// New email address; must be unique among users. Absent: unchanged.
     #[serde(default)]
     pub email: Option<String>,
     /// Role (admins only).

@@ -45,7 +45,7 @@ enum Command {
         /// Login name.
         #[arg(long)]
         username: String,
-        /// Email.
+        /// Email address of the admin (confirmed at once: no link is sent).
         #[arg(long)]
         email: String,
         /// Password (at least 10 characters, not guessable).
@@ -54,13 +54,13 @@ enum Command {
     },
     /// Fill the database with a realistic demo (through the services), then exit.
     SeedDemo {
-        /// Companies.
+        /// How many companies to make.
         #[arg(long, default_value_t = 300)]
         companies: usize,
-        /// Contacts.
+        /// How many contacts to make, spread over the companies.
         #[arg(long, default_value_t = 5_000)]
         contacts: usize,
-        /// Deals.
+        /// How many deals to make, with their stage histories.
         #[arg(long, default_value_t = 2_000)]
         deals: usize,
     },

@@ -464,9 +464,9 @@ pub mod deal_extras {
     /// A pipeline as answered.
     #[derive(serde::Serialize, utoipa::ToSchema)]
     pub struct Pipeline {
-        /// Id.
+        /// Stable key of the pipeline (`default`).
         id: &'static str,
-        /// Name.
+        /// The pipeline's display name.
         name: &'static str,
         /// The stages, in order.
         stages: Vec<crm_core::service::PipelineStage>,

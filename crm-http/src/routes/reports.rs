@@ -69,6 +69,11 @@ pub fn api() -> Api {
             get(list_standard),
         )
         .op(
+            Spec::get("/api/reports/catalog", "reports", "The tables and fields custom reports may use")
+                .list::<analytics::custom::CatalogSource>("The source tables, their fields and joins"),
+            get(catalog),
+        )
+        .op(
             Spec::get("/api/reports/standard/{name}", "reports", "Run a standard report")
                 .path_choices("name", "The report's name", analytics::REPORTS)
                 .query(vec![
@@ -184,6 +189,11 @@ async fn list_standard(_caller: Caller) -> Json<serde_json::Value> {
         .map(|r| StandardReport { name: r.as_str(), title: r.title(), parameters: r.parameters().to_vec() })
         .collect();
     Json(serde_json::json!({ "data": data }))
+}
+
+/// What a report builder offers: every source table with its fields and joins.
+async fn catalog(_caller: Caller) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "data": analytics::custom::catalog() }))
 }
 
 fn kind_of(dt: &DataType) -> &'static str {

@@ -94,3 +94,93 @@ pub(super) fn valid_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
         && !s.starts_with(|c: char| c.is_ascii_digit())
 }
+
+/// One field a custom report may name, as [`describe`] lists it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogField {
+    /// The name a spec uses (`amount_cents`; joined tables' fields are `table.field`).
+    pub name: String,
+    /// `text`, `integer`, `boolean`, `timestamp`, `date`, `json` or `list` (ids are text).
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    /// May be NULL.
+    pub nullable: bool,
+    /// The values a text field takes, when they are a fixed set (stages, priorities).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub choices: Vec<&'static str>,
+}
+
+/// A table a custom report may start from, with its fields and the tables it may join.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogSource {
+    /// The table (`deals`).
+    pub name: &'static str,
+    /// Its fields, in the table's order.
+    pub fields: Vec<CatalogField>,
+    /// The tables `join` may name; their fields are listed under their own source.
+    pub joins: Vec<&'static str>,
+}
+
+fn type_name(ty: crate::schema::ColumnType) -> &'static str {
+    use crate::schema::ColumnType as T;
+    match ty {
+        T::Uuid | T::Text => "text",
+        T::Int => "integer",
+        T::Bool => "boolean",
+        T::Timestamp => "timestamp",
+        T::Date => "date",
+        T::Json => "json",
+        T::UuidList | T::TextList => "list",
+    }
+}
+
+/// Every source table with the fields reports may group, aggregate, filter and list: what
+/// a report builder offers. Read from the kinds' declarations, as specs are checked.
+pub fn describe() -> Vec<CatalogSource> {
+    super::super::TABLES
+        .iter()
+        .map(|&table| CatalogSource {
+            name: table,
+            fields: columns(table)
+                .into_iter()
+                .flatten()
+                .filter(|c| c.name != "deleted_at")
+                .map(|c| CatalogField {
+                    name: c.name.to_string(),
+                    ty: type_name(c.ty),
+                    nullable: c.nullable,
+                    choices: c.choices.to_vec(),
+                })
+                .collect(),
+            joins: joins_of(table).iter().map(|(t, _)| *t).collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_lists_what_specs_may_name() {
+        let all = describe();
+        let deals = all.iter().find(|s| s.name == "deals").expect("deals");
+        assert_eq!(deals.joins, ["companies", "contacts"]);
+        let amount = deals.fields.iter().find(|f| f.name == "amount_cents").expect("amount_cents");
+        assert_eq!((amount.ty, amount.nullable), ("integer", true));
+        let stage = deals.fields.iter().find(|f| f.name == "pipeline_stage").expect("pipeline_stage");
+        assert!(stage.choices.contains(&"closed_won"), "{stage:?}");
+        assert!(all.iter().all(|s| s.fields.iter().all(|f| f.name != "deleted_at")));
+        // Every listed field resolves the way a spec's would.
+        for s in &all {
+            let scope = Scope { source: s.name, joins: s.joins.clone() };
+            for f in &s.fields {
+                assert!(scope.resolve(&f.name).is_some(), "{}.{}", s.name, f.name);
+            }
+        }
+    }
+}

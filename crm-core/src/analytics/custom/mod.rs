@@ -18,6 +18,7 @@ mod catalog;
 mod compile;
 mod plan;
 
+pub use catalog::{describe as catalog, CatalogField, CatalogSource};
 pub use compile::{compile, Compiled};
 
 /// The most rows a custom report returns.

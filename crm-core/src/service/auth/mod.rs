@@ -37,7 +37,7 @@ pub struct Registration {
     pub username: String,
     /// Email; the account stays `pending` until it is confirmed.
     pub email: String,
-    /// Password.
+    /// Password: at least 10 characters and not easily guessed (zxcvbn score 3).
     pub password: String,
 }
 
