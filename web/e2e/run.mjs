@@ -297,6 +297,45 @@ try {
   await page.getByRole("link", { name: "Companies" }).click();
   await page.getByText("Nothing here yet.").waitFor();
 
+  // Tasks handled in bulk: two selected and deleted together.
+  await call("POST", "/api/tasks", annToken, { name: "Tidy A", assignedUser: ann.id });
+  await call("POST", "/api/tasks", annToken, { name: "Tidy B", assignedUser: ann.id });
+  await page.getByRole("link", { name: "Tasks" }).click();
+  await page.getByRole("checkbox", { name: "Select Tidy A" }).check();
+  await page.getByRole("checkbox", { name: "Select Tidy B" }).check();
+  await page.getByText("2 selected").waitFor();
+  await axe("tasks-selected");
+  await page.getByRole("button", { name: "Delete selected" }).click();
+  await page.getByText("Done for 2.").waitFor();
+  await waitFor(async () => (await page.getByRole("link", { name: "Tidy A" }).count()) === 0, "the deleted tasks gone");
+
+  // A deal's own page: the board's move is on its timeline; an amount is saved in minor
+  // units, and the change joins the timeline naming its field.
+  await page.getByRole("link", { name: "Deals", exact: true }).click();
+  await page.getByRole("link", { name: "Lee renewal" }).click();
+  await page.getByRole("heading", { name: "Lee renewal" }).waitFor();
+  await page.getByText("Prospecting → Proposal").waitFor();
+  await page.getByLabel("Amount").fill("13000");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Saved.").waitFor();
+  assert((await call("GET", `/api/deals/${deal.id}`, annToken)).amount === 1300000, "the amount in minor units");
+  await page.getByText(/Changed: .*amount/).waitFor();
+  await axe("deal-page");
+
+  // A company made from its page: a bad domain is shown at its field.
+  await page.getByRole("link", { name: "Companies" }).click();
+  await page.getByRole("link", { name: "New company" }).click();
+  await page.getByLabel("Name").fill("Lee & Co");
+  await page.getByLabel("Domain").fill("not a domain");
+  await page.getByRole("button", { name: "Save" }).click();
+  await waitFor(async () => (await page.getByLabel("Domain").getAttribute("aria-invalid")) === "true", "the domain error");
+  await axe("company-error");
+  await page.getByLabel("Domain").fill("lee.example");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("heading", { name: "Lee & Co" }).waitFor();
+  await page.getByText("Created", { exact: true }).waitFor();
+  await axe("company-page");
+
   // Settings: a deal won by daily digest, saved and read back after a reload.
   await page.getByRole("link", { name: "Settings" }).click();
   const wonByEmail = page.getByLabel("Your deal won — Email");
@@ -351,6 +390,35 @@ try {
   await adminPage.goto(`${base}/contacts`);
   await adminPage.locator("tbody tr").nth(24).waitFor();
   timings.contacts5000Ms = Date.now() - t0;
+  // The filter bar (customers only), a sort by a header, a column shown, two rows
+  // exported as CSV.
+  await adminPage.getByRole("button", { name: "Add a condition" }).click();
+  await adminPage.getByLabel("Field of condition 1").selectOption("lifecycleStage");
+  await adminPage.getByLabel("Value of condition 1").selectOption("customer");
+  await adminPage.getByRole("button", { name: "Apply" }).click();
+  const rowTexts = () => adminPage.locator("tbody tr").allInnerTexts();
+  await waitFor(async () => {
+    const rows = await rowTexts();
+    return rows.length > 0 && rows.every((r) => r.includes("Customer"));
+  }, "customers only");
+  await adminPage.getByRole("button", { name: "Name" }).click();
+  await waitFor(async () => (await adminPage.getByRole("columnheader", { name: /Name/ }).getAttribute("aria-sort")) === "ascending", "sorted by name");
+  await waitFor(async () => {
+    const names = await adminPage.locator("tbody tr td:nth-child(2)").allInnerTexts();
+    return names.length > 1 && names.every((n, i) => i === 0 || names[i - 1] <= n);
+  }, "names in order");
+  await adminPage.getByText("Columns", { exact: true }).click();
+  await adminPage.getByRole("checkbox", { name: "Job title" }).check();
+  await adminPage.getByRole("columnheader", { name: "Job title" }).waitFor();
+  await adminPage.getByText("Columns", { exact: true }).click();
+  const firstTwo = (await adminPage.locator("tbody tr td:nth-child(2)").allInnerTexts()).slice(0, 2);
+  await adminPage.getByRole("checkbox", { name: `Select ${firstTwo[0]}` }).check();
+  await adminPage.getByRole("checkbox", { name: `Select ${firstTwo[1]}` }).check();
+  await axe("contacts-filtered");
+  const [download] = await Promise.all([adminPage.waitForEvent("download"), adminPage.getByRole("button", { name: "Export CSV" }).click()]);
+  const csv = readFileSync(await download.path(), "utf8").replace(/^\ufeff/, "").trim().split("\r\n");
+  assert(csv[0] === "Name,Email,Phone,Job title,Stage,Owner,Updated", `the CSV header: ${csv[0]}`);
+  assert(csv.length === 3 && csv[1].startsWith(firstTwo[0].includes(",") ? '"' : firstTwo[0]), `two rows: ${csv.join(" | ")}`);
   t0 = Date.now();
   await adminPage.goto(`${base}/dashboard`);
   const cards = adminPage.locator("article.dash-card");

@@ -3,10 +3,10 @@ import { api } from "./api";
 import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation } from "react-router-dom";
 import { AuthProvider, useAuth } from "./auth";
 import { I18nProvider, useI18n } from "./i18n";
-import { ContactPage } from "./pages/ContactPage";
 import { Contacts } from "./pages/Contacts";
 import { Companies, Deals, Tasks } from "./pages/Lists";
 import { Notifications } from "./pages/Notifications";
+import { CompanyPage, ContactPage, DealPage, TaskPage } from "./pages/Records";
 import { Pipeline } from "./pages/Pipeline";
 
 // Charts load with the dashboard, not with every page.
@@ -89,6 +89,9 @@ export function App() {
               element={<Shell>{() => <Suspense fallback={<p role="status">…</p>}><Dashboard /></Suspense>}</Shell>}
             />
             <Route path="/companies" element={<Shell>{() => <Companies />}</Shell>} />
+            <Route path="/companies/:id" element={<Shell>{() => <CompanyPage />}</Shell>} />
+            <Route path="/deals/:id" element={<Shell>{() => <DealPage />}</Shell>} />
+            <Route path="/tasks/:id" element={<Shell>{() => <TaskPage />}</Shell>} />
             <Route path="/deals" element={<Shell>{() => <Deals />}</Shell>} />
             <Route path="/tasks" element={<Shell>{() => <Tasks />}</Shell>} />
             <Route path="/pipeline" element={<Shell>{() => <Pipeline />}</Shell>} />

@@ -1,4 +1,4 @@
-import{r as ge,j as J,u as Cd,a as Eu,F as rm}from"./index-uSb6SPH-.js";/*! *****************************************************************************
+import{r as ge,j as J,u as Cd,a as Eu,F as rm}from"./index-o6GawoR2.js";/*! *****************************************************************************
 Copyright (c) Microsoft Corporation.
 
 Permission to use, copy, modify, and/or distribute this software for any

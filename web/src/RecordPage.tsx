@@ -1,0 +1,290 @@
+// One record of any kind: a form to create or edit it from a list of fields (field errors
+// at their field; a version conflict offers their version or an overwrite), delete and
+// restore, and its timeline (what the audit log, and the kind's own history, say).
+import { useEffect, useId, useState, type FormEvent, type ReactNode } from "react";
+import { Link, useNavigate, useParams } from "react-router-dom";
+import { api, ApiError } from "./api";
+import { useAuth } from "./auth";
+import { useI18n, type Key } from "./i18n";
+import { Timeline, type Entry } from "./Timeline";
+import { Field, fieldError, FormError, useAction } from "./ui";
+import { useUsers } from "./users";
+
+/** How a field is edited and sent. */
+export interface FieldSpec {
+  /** The API's field name. */
+  name: string;
+  label: string;
+  type?: "text" | "email" | "tel" | "number" | "date" | "textarea" | "select" | "user" | "money";
+  required?: boolean;
+  /** For `select`: the values and their labels. */
+  choices?: { value: string; label: string }[];
+  /** For `money`: the field holding the currency (amounts are sent in minor units). */
+  currencyField?: string;
+}
+
+export type Rec = { id: string; version: number; deletedAt?: string | null; name?: string } & Record<string, unknown>;
+type Draft = Record<string, string>;
+
+/** Minor units per major unit of a currency (100 for EUR, 1 for JPY). */
+export function minorPerMajor(currency: string): number {
+  try {
+    const digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits ?? 2;
+    return 10 ** digits;
+  } catch {
+    return 100;
+  }
+}
+
+/** The record's values as the form's strings. */
+export function draftOf(fields: FieldSpec[], r: Record<string, unknown> | null): Draft {
+  const d: Draft = {};
+  for (const f of fields) {
+    const v = r?.[f.name];
+    if (v === null || v === undefined) d[f.name] = "";
+    else if (f.type === "money") d[f.name] = String(Number(v) / minorPerMajor(String(r?.[f.currencyField ?? "currency"] ?? "EUR")));
+    else if (f.type === "date") d[f.name] = String(v).slice(0, 10);
+    else d[f.name] = String(v);
+  }
+  return d;
+}
+
+/** The body of a save: empty optional fields cleared (null), an empty choice left out,
+ * numbers as numbers, money in minor units. */
+export function bodyOf(fields: FieldSpec[], d: Draft, version?: number): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const f of fields) {
+    const v = (d[f.name] ?? "").trim();
+    if (f.type === "select" || f.type === "user") {
+      if (v !== "") body[f.name] = v;
+    } else if (f.required) body[f.name] = v;
+    else if (v === "") body[f.name] = null;
+    else if (f.type === "number") body[f.name] = Number.isFinite(Number(v)) ? Number(v) : v;
+    else if (f.type === "money") {
+      const per = minorPerMajor((d[f.currencyField ?? "currency"] ?? "").trim() || "EUR");
+      body[f.name] = Number.isFinite(Number(v)) ? Math.round(Number(v) * per) : v;
+    } else body[f.name] = v;
+  }
+  if (version !== undefined) body.version = version;
+  return body;
+}
+
+export function RecordPage({
+  path,
+  list,
+  fields,
+  newTitle,
+  deletedText = "recordDeleted",
+  conflictText = "recordConflict",
+  history,
+  aside,
+}: {
+  /** The API collection (`/api/deals`). */
+  path: string;
+  /** The list screen (`/deals`). */
+  list: string;
+  fields: FieldSpec[];
+  newTitle: string;
+  deletedText?: Key;
+  conflictText?: Key;
+  /** More timeline entries of the kind (a deal's stage changes, a contact's interactions). */
+  history?: (id: string) => Promise<Entry[]>;
+  /** Shown beside the form of a saved record. */
+  aside?: (r: Rec) => ReactNode;
+}) {
+  const { id } = useParams();
+  const isNew = id === "new";
+  const { t } = useI18n();
+  const navigate = useNavigate();
+  const { user } = useAuth();
+  const users = useUsers();
+  // The standard policy: managers and admins restore deleted records, users do not.
+  const canRestore = user?.role === "admin" || user?.role === "manager";
+  const [record, setRecord] = useState<Rec | null>(null);
+  const [draft, setDraft] = useState<Draft>(() => draftOf(fields, null));
+  const { error, setError, busy, run: act } = useAction();
+  const [saved, setSaved] = useState(false);
+  const [changes, setChanges] = useState(0);
+  const titleId = useId();
+  useEffect(() => {
+    if (isNew || !id) return;
+    api<Rec>("GET", `${path}/${id}`).then((r) => {
+      setRecord(r);
+      setDraft(draftOf(fields, r));
+    }, setError);
+    // The fields are the screen's own and do not change while it shows.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [id, isNew, path, setError]);
+
+  const adopt = (r: Rec) => {
+    setRecord(r);
+    setDraft(draftOf(fields, r));
+    setChanges((n) => n + 1);
+  };
+  const run = (action: () => Promise<void>) => {
+    setSaved(false);
+    return act(action);
+  };
+  const save = (version?: number) =>
+    run(async () => {
+      if (isNew) {
+        const r = await api<Rec>("POST", path, bodyOf(fields, draft));
+        navigate(`${list}/${r.id}`, { replace: true });
+        return;
+      }
+      adopt(await api<Rec>("PATCH", `${path}/${id}`, bodyOf(fields, draft, version ?? record?.version)));
+      setSaved(true);
+    });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    void save();
+  };
+  const conflict = error instanceof ApiError && error.code === "version_conflict" ? error : null;
+  const theirs = conflict?.body.current as Rec | undefined;
+  const theirVersion = conflict?.body.currentVersion as number | undefined;
+  const set = (k: string) => (e: { target: { value: string } }) => setDraft({ ...draft, [k]: e.target.value });
+
+  if (!isNew && !record) {
+    return error instanceof ApiError && error.status === 404 ? (
+      <section>
+        <p role="alert">{t("notFound")}</p>
+        <Link to={list}>{t("back")}</Link>
+      </section>
+    ) : error ? (
+      <FormError error={error} />
+    ) : (
+      <p role="status">{t("loading")}</p>
+    );
+  }
+  const deleted = !!record?.deletedAt;
+  const input = (f: FieldSpec) => {
+    const err = fieldError(error, f.name);
+    if (f.type === "select" || f.type === "user" || f.type === "textarea") {
+      const inputId = `${titleId}-${f.name}`;
+      const errId = `${inputId}-error`;
+      const common = {
+        id: inputId,
+        value: draft[f.name] ?? "",
+        onChange: set(f.name),
+        "aria-invalid": err ? true : undefined,
+        "aria-describedby": err ? errId : undefined,
+      };
+      const options = f.type === "user" ? users.map((u) => ({ value: u.id, label: u.username })) : (f.choices ?? []);
+      // The current owner stays shown even when the caller may not list them.
+      const current = draft[f.name];
+      if (f.type === "user" && current && !options.some((o) => o.value === current)) options.unshift({ value: current, label: current.slice(0, 8) });
+      return (
+        <div className="field" key={f.name}>
+          <label htmlFor={inputId}>{f.label}</label>
+          {f.type === "textarea" ? (
+            <textarea rows={4} {...common} />
+          ) : (
+            <select {...common}>
+              <option value="">—</option>
+              {options.map((o) => (
+                <option key={o.value} value={o.value}>
+                  {o.label}
+                </option>
+              ))}
+            </select>
+          )}
+          {err && (
+            <p id={errId} className="field-error">
+              {err}
+            </p>
+          )}
+        </div>
+      );
+    }
+    return (
+      <Field
+        key={f.name}
+        label={f.label}
+        name={f.name}
+        required={f.required}
+        type={f.type === "money" ? "number" : (f.type ?? "text")}
+        step={f.type === "money" ? "0.01" : undefined}
+        value={draft[f.name] ?? ""}
+        onChange={set(f.name)}
+        error={err}
+      />
+    );
+  };
+  return (
+    <section aria-labelledby={titleId} className="record-page">
+      <p>
+        <Link to={list}>{t("back")}</Link>
+      </p>
+      <h1 id={titleId}>{isNew ? newTitle : String(record?.name ?? "")}</h1>
+      {deleted && (
+        <div role="status" className="alert">
+          <p>{t(deletedText)}</p>
+          {canRestore ? (
+            <button type="button" disabled={busy} onClick={() => void run(async () => adopt(await api<Rec>("POST", `${path}/${id}/restore`)))}>
+              {t("restore")}
+            </button>
+          ) : (
+            <p>{t("askRestore")}</p>
+          )}
+        </div>
+      )}
+      {conflict ? (
+        <div role="alert" className="alert">
+          <p>{t(conflictText)}</p>
+          <div className="toolbar">
+            {theirs && (
+              <button
+                type="button"
+                onClick={() => {
+                  adopt(theirs);
+                  setError(null);
+                }}
+              >
+                {t("reloadTheirs")}
+              </button>
+            )}
+            {theirVersion !== undefined && (
+              <button type="button" onClick={() => void save(theirVersion)}>
+                {t("overwrite")}
+              </button>
+            )}
+          </div>
+        </div>
+      ) : (
+        <FormError error={error} fields={fields.map((f) => f.name)} />
+      )}
+      <div className="record-body">
+        <form onSubmit={submit} noValidate className="record">
+          {fields.map(input)}
+          <div className="toolbar">
+            <button type="submit" disabled={busy || deleted}>
+              {t("save")}
+            </button>
+            {!isNew && !deleted && (
+              <button
+                type="button"
+                className="danger"
+                disabled={busy}
+                onClick={() =>
+                  void run(async () => {
+                    await api("DELETE", `${path}/${id}`, undefined, { "If-Match": `"${record?.version}"` });
+                    if (record) adopt({ ...record, deletedAt: new Date().toISOString(), version: record.version + 1 });
+                  })
+                }
+              >
+                {t("deleteIt")}
+              </button>
+            )}
+          </div>
+          {saved && <p role="status">{t("saved")}</p>}
+        </form>
+        {record && id && (
+          <aside>
+            {aside?.(record)}
+            <Timeline id={id} users={users} history={history} reload={changes} />
+          </aside>
+        )}
+      </div>
+    </section>
+  );
+}

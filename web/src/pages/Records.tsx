@@ -1,0 +1,130 @@
+// The record pages of contacts, companies, deals and tasks: which fields each edits, and
+// what each adds to its timeline.
+import { useCallback } from "react";
+import { api, DEAL_STAGES, LIFECYCLE_STAGES, type DealStageChange, type Page } from "../api";
+import { useI18n, type Key } from "../i18n";
+import { RecordPage, type FieldSpec } from "../RecordPage";
+import type { Entry } from "../Timeline";
+
+const PRIORITIES = ["low", "medium", "high", "urgent"];
+const STATUSES = ["open", "in_progress", "done", "cancelled"];
+
+interface Interaction {
+  id: string;
+  kind: string;
+  occurredAt: string;
+  subject?: string | null;
+  ownerId: string;
+}
+
+export function ContactPage() {
+  const { t } = useI18n();
+  const fields: FieldSpec[] = [
+    { name: "name", label: t("name"), required: true },
+    { name: "email", label: t("email"), type: "email" },
+    { name: "phoneNumber", label: t("phone"), type: "tel" },
+    { name: "jobTitle", label: t("jobTitle") },
+    { name: "leadSource", label: t("leadSource") },
+    {
+      name: "lifecycleStage",
+      label: t("stage"),
+      type: "select",
+      choices: LIFECYCLE_STAGES.map((s) => ({ value: s, label: t(`lifecycle.${s}` as Key) })),
+    },
+    { name: "ownerId", label: t("owner"), type: "user" },
+  ];
+  // Calls, emails and meetings with the contact.
+  const history = useCallback(
+    (id: string) =>
+      api<Page<Interaction>>("GET", `/api/interactions?limit=50&sort=-occurredAt&filter=contactId[eq]:${id}`).then((p) =>
+        p.data.map((i): Entry => ({ id: i.id, at: i.occurredAt, title: i.subject ? `${i.kind}: ${i.subject}` : i.kind, by: i.ownerId })),
+      ),
+    [],
+  );
+  return (
+    <RecordPage
+      path="/api/contacts"
+      list="/contacts"
+      fields={fields}
+      newTitle={t("newContact")}
+      deletedText="deleted"
+      conflictText="conflict"
+      history={history}
+    />
+  );
+}
+
+export function CompanyPage() {
+  const { t } = useI18n();
+  return (
+    <RecordPage
+      path="/api/companies"
+      list="/companies"
+      newTitle={t("newCompany")}
+      fields={[
+        { name: "name", label: t("name"), required: true },
+        { name: "domain", label: t("domain") },
+        { name: "industry", label: t("industry") },
+        { name: "size", label: t("size"), type: "number" },
+        { name: "country", label: t("country") },
+        { name: "ownerId", label: t("owner"), type: "user" },
+      ]}
+    />
+  );
+}
+
+export function DealPage() {
+  const { t } = useI18n();
+  const stage = (s: string | null | undefined) => (s ? t(`stage.${s}` as Key) : "—");
+  // The stage changes, each with whoever moved it.
+  const history = useCallback(
+    (id: string) =>
+      api<{ data: DealStageChange[] }>("GET", `/api/deals/${id}/history`).then((p) =>
+        p.data.map(
+          (c): Entry => ({ id: c.id, at: c.changedAt, title: `${stage(c.fromStage)} → ${stage(c.toStage)}`, by: c.changedBy }),
+        ),
+      ),
+    // `stage` follows the language, as `t` does.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [t],
+  );
+  return (
+    <RecordPage
+      path="/api/deals"
+      list="/deals"
+      newTitle={t("newDeal")}
+      history={history}
+      fields={[
+        { name: "name", label: t("name"), required: true },
+        { name: "stage", label: t("stage"), type: "select", choices: DEAL_STAGES.map((s) => ({ value: s, label: stage(s) })) },
+        { name: "amount", label: t("amount"), type: "money", currencyField: "currency" },
+        { name: "currency", label: t("currency") },
+        { name: "probability", label: t("probability"), type: "number" },
+        { name: "expectedCloseDate", label: t("expectedClose"), type: "date" },
+        { name: "ownerId", label: t("owner"), type: "user" },
+        { name: "description", label: t("description"), type: "textarea" },
+        { name: "notes", label: t("notes"), type: "textarea" },
+        { name: "lostReason", label: t("lostReason") },
+      ]}
+    />
+  );
+}
+
+export function TaskPage() {
+  const { t } = useI18n();
+  return (
+    <RecordPage
+      path="/api/tasks"
+      list="/tasks"
+      newTitle={t("newTask")}
+      fields={[
+        { name: "name", label: t("name"), required: true },
+        { name: "status", label: t("status"), type: "select", choices: STATUSES.map((s) => ({ value: s, label: t(`status.${s}` as Key) })) },
+        { name: "priority", label: t("priority"), type: "select", choices: PRIORITIES.map((p) => ({ value: p, label: t(`priority.${p}` as Key) })) },
+        { name: "dueDate", label: t("due"), type: "date" },
+        { name: "assignedUser", label: t("assignee"), type: "user" },
+        { name: "description", label: t("description"), type: "textarea" },
+      ]}
+    />
+  );
+}
