@@ -437,6 +437,100 @@ try {
   const pipelineLabel = await adminPage.locator('article[data-report="r1_pipeline_by_stage"] [role="img"]').getAttribute("aria-label");
   assert(pipelineLabel.includes("Prospecting"), `stages by name: ${pipelineLabel}`);
   await axe("dashboard");
+
+  // Fields dragged from the palette onto the builder's zones.
+  async function dragField(field, zone) {
+    const from = await adminPage.locator(`.chip[data-field="${field}"]`).boundingBox();
+    const to = await adminPage.locator(`section.zone[data-zone="${zone}"]`).boundingBox();
+    await adminPage.mouse.move(from.x + 8, from.y + 8);
+    await adminPage.mouse.down();
+    const steps = 12;
+    for (let i = 1; i <= steps; i++) {
+      await adminPage.mouse.move(from.x + 8 + ((to.x + to.width / 2 - from.x - 8) * i) / steps, from.y + 8 + ((to.y + to.height / 2 - from.y - 8) * i) / steps);
+    }
+    await adminPage.mouse.up();
+    await adminPage.waitForTimeout(100);
+  }
+  // The report builder: won revenue by industry, built by dragging fields; saved, shared
+  // with ann, exported.
+  await adminPage.getByRole("link", { name: "Reports" }).click();
+  await adminPage.getByRole("link", { name: "New report" }).click();
+  await adminPage.locator('.chip[data-field="amount_cents"]').waitFor();
+  await adminPage.getByRole("checkbox", { name: "companies" }).check();
+  await dragField("companies.industry", "groupBy");
+  await adminPage.locator('section.zone[data-zone="groupBy"] .item-name', { hasText: "companies.industry" }).waitFor();
+  await dragField("amount_cents", "values");
+  await adminPage.getByLabel("Function on amount_cents").waitFor();
+  await dragField("pipeline_stage", "filters");
+  await adminPage.getByLabel("Value of condition 1").selectOption("closed_won");
+  await waitFor(async () => (await adminPage.locator(".preview thead th").allInnerTexts()).join(",") === "industry,sum_amount_cents", "the preview's columns");
+  await waitFor(async () => (await adminPage.locator(".preview tbody tr").count()) > 1, "the preview's rows");
+  await adminPage.locator(".preview canvas").waitFor();
+  await adminPage.getByLabel("Sort by").selectOption("sum_amount_cents");
+  await adminPage.getByLabel("Report name").fill("Won revenue by industry");
+  await adminPage.getByRole("button", { name: "Save the report" }).click();
+  await adminPage.getByRole("heading", { name: "Won revenue by industry" }).waitFor();
+  const reportUrl = adminPage.url();
+  assert(/\/reports\/[0-9a-f-]{36}$/.test(reportUrl), `the saved report's page: ${reportUrl}`);
+  await adminPage.getByRole("checkbox", { name: "ann", exact: true }).check();
+  await adminPage.getByRole("button", { name: "Save the sharing" }).click();
+  await adminPage.getByText("Shared.").waitFor();
+  await axe("report-builder");
+  const [exported] = await Promise.all([adminPage.waitForEvent("download"), adminPage.getByRole("button", { name: "Export CSV" }).click()]);
+  const reportCsv = readFileSync(await exported.path(), "utf8").split("\n");
+  assert(reportCsv[0] === "industry,sum_amount_cents" && reportCsv.length > 2, `the exported report: ${reportCsv.slice(0, 3).join(" | ")}`);
+  const revenues = reportCsv.slice(1).filter(Boolean).map((l) => Number(l.split(",").pop()));
+  assert(revenues.every((v, i) => i === 0 || revenues[i - 1] >= v), `sorted by revenue: ${revenues.join(",")}`);
+
+  // The dashboard arranged: a card removed, the saved report added, the funnel dragged
+  // first and widened; saved, and the same after a reload.
+  await adminPage.getByRole("link", { name: "Dashboard" }).click();
+  await waitFor(async () => (await cards.count()) === 8, "eight cards again");
+  await adminPage.getByRole("button", { name: "Arrange the cards" }).click();
+  await adminPage.getByRole("button", { name: "Remove New customers by month" }).click();
+  await adminPage.getByLabel("Add a card").selectOption({ label: "Won revenue by industry" });
+  const handle = await adminPage.locator('article[data-report="r4_stage_funnel"] .handle').boundingBox();
+  const target = await adminPage.locator('article[data-report="r1_pipeline_by_stage"]').boundingBox();
+  await adminPage.mouse.move(handle.x + 5, handle.y + 5);
+  await adminPage.mouse.down();
+  for (let i = 1; i <= 12; i++) {
+    await adminPage.mouse.move(handle.x + 5 + ((target.x + 40 - handle.x - 5) * i) / 12, handle.y + 5 + ((target.y + 40 - handle.y - 5) * i) / 12);
+  }
+  await adminPage.mouse.up();
+  await adminPage.waitForTimeout(100);
+  await adminPage.getByRole("button", { name: "Widen Stage funnel" }).click();
+  await axe("dashboard-arranging");
+  await adminPage.getByRole("button", { name: "Save the layout" }).click();
+  await adminPage.getByText("Saved.").waitFor();
+  await adminPage.reload();
+  await waitFor(async () => (await cards.count()) === 8, "eight cards after the reload");
+  const order = await cards.evaluateAll((els) => els.map((e) => e.dataset.report));
+  assert(order[0] === "r4_stage_funnel" && !order.includes("r8_customer_acquisition") && /^[0-9a-f-]{36}$/.test(order[7]), `the layout: ${order.join(",")}`);
+  assert(((await cards.first().getAttribute("class")) ?? "").includes("wide"), "the funnel is wide");
+  await adminPage.locator(`article[data-report="${order[7]}"] canvas`).waitFor();
+  await axe("dashboard-arranged");
+  await adminPage.screenshot({ path: path.join(artifacts, "dashboard-demo.png") });
+  await adminPage.goto(reportUrl);
+  await adminPage.locator(".preview canvas").waitFor();
+  await adminPage.screenshot({ path: path.join(artifacts, "report-builder-demo.png"), fullPage: true });
+
+  // ann opens the report shared with her: on her own deals (none won yet), hers to copy.
+  const annPage = await browser.newPage({ locale: "en-GB" });
+  annPage.on("pageerror", (e) => consoleErrors.push(String(e)));
+  page = annPage;
+  await call("PATCH", `/api/users/${ann.id}/settings`, admin, { language: "en" });
+  await annPage.goto(`${base}/login`);
+  await annPage.getByLabel("User name or email").fill("ann");
+  await annPage.getByLabel("Password").fill("correct horse battery staple");
+  await annPage.getByRole("button", { name: "Sign in" }).click();
+  await annPage.getByText("Signed in as ann").waitFor();
+  await annPage.getByRole("link", { name: "Reports" }).click();
+  await annPage.getByRole("link", { name: "Won revenue by industry" }).click();
+  await annPage.getByRole("heading", { name: "Won revenue by industry" }).waitFor();
+  await annPage.getByText("0 rows").waitFor();
+  await annPage.getByRole("button", { name: "Save as my copy" }).waitFor();
+  await axe("report-shared");
+  await annPage.close();
   page = userPage;
   await adminPage.close();
 

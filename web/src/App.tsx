@@ -7,10 +7,12 @@ import { Contacts } from "./pages/Contacts";
 import { Companies, Deals, Tasks } from "./pages/Lists";
 import { Notifications } from "./pages/Notifications";
 import { CompanyPage, ContactPage, DealPage, TaskPage } from "./pages/Records";
+import { Reports } from "./pages/Reports";
 import { Pipeline } from "./pages/Pipeline";
 
 // Charts load with the dashboard, not with every page.
 const Dashboard = lazy(() => import("./pages/Dashboard").then((m) => ({ default: m.Dashboard })));
+const ReportBuilder = lazy(() => import("./pages/ReportBuilder").then((m) => ({ default: m.ReportBuilder })));
 import { Settings } from "./pages/Settings";
 import { AcceptInvitation, ForgotPassword, Register, ResetPassword, SignIn, VerifyEmail } from "./pages/auth";
 import { LanguagePicker } from "./ui";
@@ -48,6 +50,7 @@ function Shell({ children }: { children: (refreshUnread: () => void) => ReactNod
           <NavLink to="/deals">{t("deals")}</NavLink>
           <NavLink to="/pipeline">{t("pipeline")}</NavLink>
           <NavLink to="/tasks">{t("tasks")}</NavLink>
+          <NavLink to="/reports">{t("reports")}</NavLink>
           <NavLink to="/notifications">
             {t("notifications")}
             {unread > 0 && <span className="badge">{t("unreadCount", { n: String(unread) })}</span>}
@@ -94,6 +97,11 @@ export function App() {
             <Route path="/tasks/:id" element={<Shell>{() => <TaskPage />}</Shell>} />
             <Route path="/deals" element={<Shell>{() => <Deals />}</Shell>} />
             <Route path="/tasks" element={<Shell>{() => <Tasks />}</Shell>} />
+            <Route path="/reports" element={<Shell>{() => <Reports />}</Shell>} />
+            <Route
+              path="/reports/:id"
+              element={<Shell>{() => <Suspense fallback={<p role="status">…</p>}><ReportBuilder /></Suspense>}</Shell>}
+            />
             <Route path="/pipeline" element={<Shell>{() => <Pipeline />}</Shell>} />
             <Route path="/notifications" element={<Shell>{(refresh) => <Notifications onChange={refresh} />}</Shell>} />
             <Route path="/settings" element={<Shell>{() => <Settings />}</Shell>} />

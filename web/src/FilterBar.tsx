@@ -1,47 +1,40 @@
 // The filter bar of a list: conditions of field, operator and value, applied together
-// (AND). What it applies is written in the API's filter grammar by `toFilter`.
+// (AND). What it applies is written in the API's filter grammar by `toFilter`. The report
+// builder edits its conditions with the same rows, applied as they change.
 import { useState, type FormEvent } from "react";
 import type { User } from "./api";
 import { useI18n, type Key } from "./i18n";
 import { needsValue, OPERATORS, type Condition, type FilterField, type Operator } from "./listing";
 
-function blank(field: FilterField): Condition {
+export function blankCondition(field: FilterField): Condition {
   return { field: field.field, op: OPERATORS[field.type][0], value: "" };
 }
 
-export function FilterBar({
+/** Editable conditions, one row each, with a button adding one. */
+export function ConditionRows({
   fields,
   users,
-  onApply,
+  conditions,
+  onChange,
 }: {
   fields: FilterField[];
   users: User[];
-  onApply: (conditions: Condition[]) => void;
+  conditions: Condition[];
+  onChange: (conditions: Condition[]) => void;
 }) {
   const { t } = useI18n();
-  const [draft, setDraft] = useState<Condition[]>([]);
-  const [applied, setApplied] = useState(0);
   const first = fields[0];
   if (!first) return null;
   const fieldOf = (name: string) => fields.find((f) => f.field === name) ?? first;
-  const update = (i: number, c: Condition) => setDraft(draft.map((x, j) => (j === i ? c : x)));
-  const apply = (e: FormEvent) => {
-    e.preventDefault();
-    setApplied(draft.length);
-    onApply(draft);
-  };
+  const update = (i: number, c: Condition) => onChange(conditions.map((x, j) => (j === i ? c : x)));
   return (
-    <form className="filter-bar" aria-label={t("filters")} onSubmit={apply}>
-      {draft.map((c, i) => {
+    <>
+      {conditions.map((c, i) => {
         const f = fieldOf(c.field);
         const n = String(i + 1);
         return (
           <div className="condition" key={i}>
-            <select
-              aria-label={t("filterField", { n })}
-              value={c.field}
-              onChange={(e) => update(i, blank(fieldOf(e.target.value)))}
-            >
+            <select aria-label={t("filterField", { n })} value={c.field} onChange={(e) => update(i, blankCondition(fieldOf(e.target.value)))}>
               {fields.map((x) => (
                 <option key={x.field} value={x.field}>
                   {x.label}
@@ -73,16 +66,42 @@ export function FilterBar({
                   onChange={(e) => update(i, { ...c, value: e.target.value })}
                 />
               ))}
-            <button type="button" className="link" aria-label={t("removeCondition", { n })} onClick={() => setDraft(draft.filter((_, j) => j !== i))}>
+            <button type="button" className="link" aria-label={t("removeCondition", { n })} onClick={() => onChange(conditions.filter((_, j) => j !== i))}>
               ✕
             </button>
           </div>
         );
       })}
       <div className="filter-actions">
-        <button type="button" className="secondary" onClick={() => setDraft([...draft, blank(first)])}>
+        <button type="button" className="secondary" onClick={() => onChange([...conditions, blankCondition(first)])}>
           {t("addFilter")}
         </button>
+      </div>
+    </>
+  );
+}
+
+export function FilterBar({
+  fields,
+  users,
+  onApply,
+}: {
+  fields: FilterField[];
+  users: User[];
+  onApply: (conditions: Condition[]) => void;
+}) {
+  const { t } = useI18n();
+  const [draft, setDraft] = useState<Condition[]>([]);
+  const [applied, setApplied] = useState(0);
+  const apply = (e: FormEvent) => {
+    e.preventDefault();
+    setApplied(draft.length);
+    onApply(draft);
+  };
+  return (
+    <form className="filter-bar" aria-label={t("filters")} onSubmit={apply}>
+      <ConditionRows fields={fields} users={users} conditions={draft} onChange={setDraft} />
+      <div className="filter-actions">
         {(draft.length > 0 || applied > 0) && <button type="submit">{t("applyFilters")}</button>}
         {applied > 0 && (
           <button

@@ -3,7 +3,7 @@
 // columns a user chooses (kept in this browser), and rows selected for bulk delete,
 // assign and CSV export.
 import { useEffect, useId, useMemo, useState, type ReactNode } from "react";
-import { api, ApiError, type Page } from "./api";
+import { api, ApiError, saveFile, type Page } from "./api";
 import { FilterBar } from "./FilterBar";
 import { useI18n } from "./i18n";
 import { nextSort, sortOf, toCsv, toFilter, type Condition, type FilterField } from "./listing";
@@ -55,14 +55,7 @@ function reasonOf(e: unknown): string {
 }
 
 function download(name: string, text: string) {
-  const url = URL.createObjectURL(new Blob(["\ufeff", text], { type: "text/csv;charset=utf-8" }));
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
+  saveFile(name, new Blob(["\ufeff", text], { type: "text/csv;charset=utf-8" }));
 }
 
 export function RecordList<T extends Row>({

@@ -137,6 +137,42 @@ export async function api<T>(
   return parsed as T;
 }
 
+/** Calls the API for a file (a report as CSV, XLSX or PDF): the body and the name the
+ * server gives it (`Content-Disposition`); throws ApiError as `api` does. */
+export async function apiFile(method: string, path: string, body?: unknown, retried = false): Promise<{ blob: Blob; name: string }> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const t = loadTokens();
+  if (t) headers.Authorization = `Bearer ${t.accessToken}`;
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (res.status === 401 && t && !retried && (await refresh())) return apiFile(method, path, body, true);
+  if (!res.ok) {
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    throw problemOf(res.status, parsed);
+  }
+  const disposition = res.headers.get("content-disposition") ?? "";
+  const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? "report";
+  return { blob: await res.blob(), name };
+}
+
+/** Hands a file to the browser's downloads. */
+export function saveFile(name: string, blob: Blob): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
 export type User = Schemas["UserView"];
 
 export type TokenPair = Schemas["TokenPairView"];
@@ -197,4 +233,6 @@ export function money(minor: number, currency: string, lang: string): string {
 }
 
 export type Company = Schemas["Company"];
+export type SavedReport = Schemas["SavedReport"];
+export type ReportResult = Schemas["ReportResult"];
 export type Task = Schemas["Task"];

@@ -67,3 +67,21 @@ describe("CSV export", () => {
     expect(toCsv(["Name", "Email"], [["Ann", "ann@x.com"], ["Bo\nB", ""]])).toBe('Name,Email\r\nAnn,ann@x.com\r\n"Bo\nB",\r\n');
   });
 });
+
+describe("reading a filter back", () => {
+  it("gives the conditions toFilter wrote", async () => {
+    const { conditionsOf } = await import("./listing");
+    const conditions = [
+      { field: "name", op: "contains" as const, value: '50%_"off", ok' },
+      { field: "amount", op: "gte" as const, value: "1000" },
+      { field: "createdAt", op: "before" as const, value: "2026-01-01" },
+      { field: "lifecycleStage", op: "eq" as const, value: "lead" },
+      { field: "ownerId", op: "notEmpty" as const, value: "" },
+    ];
+    expect(conditionsOf(toFilter(conditions, fields), fields)).toEqual(conditions);
+    expect(conditionsOf(toFilter(conditions.slice(3, 4), fields), fields)).toEqual(conditions.slice(3, 4));
+    expect(conditionsOf(undefined, fields)).toEqual([]);
+    expect(conditionsOf("or(name[eq]:a,name[eq]:b)", fields)).toBeNull();
+    expect(conditionsOf("secret[eq]:1", fields)).toBeNull();
+  });
+});

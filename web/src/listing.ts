@@ -102,3 +102,60 @@ export function csvCell(value: string): string {
 export function toCsv(header: string[], rows: string[][]): string {
   return [header, ...rows].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
 }
+
+/** Splits `s` at top-level commas (outside quotes and brackets). */
+function splitTop(s: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (quoted) {
+      if (c === "\\") i++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === "(" || c === "[") depth++;
+    else if (c === ")" || c === "]") depth--;
+    else if (c === "," && depth === 0) {
+      out.push(s.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(s.slice(start));
+  return out;
+}
+
+function unquote(v: string): string {
+  return v.startsWith('"') && v.endsWith('"') && v.length >= 2 ? v.slice(1, -1).replace(/\\(.)/g, "$1") : v;
+}
+
+/** The conditions a filter written by `toFilter` was made of, back for the filter bar;
+ * null when the filter is not of that shape (written by hand). */
+export function conditionsOf(filter: string | null | undefined, fields: FilterField[]): Condition[] | null {
+  if (!filter) return [];
+  const body = /^and\((.*)\)$/s.exec(filter)?.[1] ?? filter;
+  const out: Condition[] = [];
+  for (const part of splitTop(body)) {
+    const m = /^([\w.]+)\[(\w+)\]:(.*)$/s.exec(part.trim());
+    if (!m) return null;
+    const [, field = "", op = "", raw = ""] = m;
+    const type = fields.find((f) => f.field === field)?.type;
+    if (!type) return null;
+    if (op === "is") {
+      out.push({ field, op: raw === "null" ? "empty" : "notEmpty", value: "" });
+      continue;
+    }
+    const value = unquote(raw);
+    if (op === "ilike") {
+      const inner = /^%(.*)%$/s.exec(value)?.[1];
+      if (inner === undefined) return null;
+      out.push({ field, op: "contains", value: inner.replace(/\\(.)/g, "$1") });
+    } else if (type === "date" && (op === "gte" || op === "lt")) {
+      out.push({ field, op: op === "gte" ? "onOrAfter" : "before", value });
+    } else if ((OPERATORS[type] as readonly string[]).includes(op)) {
+      out.push({ field, op: op as Operator, value });
+    } else return null;
+  }
+  return out;
+}

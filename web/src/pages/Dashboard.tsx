@@ -1,11 +1,15 @@
-// The dashboard: the eight standard reports as cards (charts and tables) with one
-// "as of" date for every card; a card's data is fetched again only when its inputs
-// change. People see names, stages in their language and money in major units.
+// The dashboard: cards of standard and saved reports (charts and tables) with one "as of"
+// date for every standard card; a card's data is fetched again only when its inputs
+// change. Each user arranges their own (add, remove, widen, drag or move; kept in their
+// settings). People see names, stages in their language and money in major units.
+import { DndContext, PointerSensor, useDraggable, useDroppable, useSensor, useSensors, type DragEndEvent } from "@dnd-kit/core";
 import { useEffect, useMemo, useState, type ReactNode } from "react";
-import { api, type Contact, type User } from "../api";
+import { api, type Contact, type SavedReport, type User } from "../api";
+import { useAuth } from "../auth";
 import { Chart, type Series } from "../Chart";
-import { useI18n, type Key } from "../i18n";
-import { FormError } from "../ui";
+import { isKey, useI18n, type Key } from "../i18n";
+import { FormError, useAction } from "../ui";
+import { DEFAULT_LAYOUT, isStandard, moved, STANDARD, type CardSpec } from "./dashboardLayout";
 
 interface Report {
   columns: { name: string; type: string }[];
@@ -51,13 +55,65 @@ function useReport(name: string, asOf: string) {
   return { report, error };
 }
 
-function Card({ name, asOf, children }: { name: string; asOf: string; children: (r: Report) => ReactNode }) {
+/** Runs a saved report when its id changes. */
+function useSaved(id: string) {
+  const [saved, setSaved] = useState<SavedReport | null>(null);
+  const [report, setReport] = useState<Report | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    let live = true;
+    api<SavedReport>("GET", `/api/reports/saved/${id}`).then((s) => live && setSaved(s), (e: unknown) => live && setError(e));
+    queued(() => api<Report>("GET", `/api/reports/saved/${id}/run`)).then(
+      (r) => live && setReport(r),
+      (e: unknown) => live && setError(e),
+    );
+    return () => {
+      live = false;
+    };
+  }, [id]);
+  return { saved, report, error };
+}
+
+function Frame({
+  card,
+  title,
+  report,
+  error,
+  children,
+  editing,
+}: {
+  card: CardSpec;
+  title: string;
+  report: Report | null;
+  error: unknown;
+  children: (r: Report) => ReactNode;
+  editing?: ReactNode;
+}) {
   const { t } = useI18n();
-  const { report, error } = useReport(name, asOf);
-  const title = t(`report.${name}` as Key);
+  const { setNodeRef: drop, isOver } = useDroppable({ id: card.report, disabled: !editing });
+  const { attributes, listeners, setNodeRef: drag, transform, isDragging } = useDraggable({ id: card.report, disabled: !editing });
+  const style = transform ? { transform: `translate(${transform.x}px, ${transform.y}px)` } : undefined;
+  const id = `card-${card.report}`;
   return (
-    <article className="dash-card" aria-labelledby={`card-${name}`} data-report={name}>
-      <h2 id={`card-${name}`}>{title}</h2>
+    <article
+      ref={(el) => {
+        drop(el);
+        drag(el);
+      }}
+      style={style}
+      className={`dash-card${card.width === 2 ? " wide" : ""}${isOver ? " over" : ""}${isDragging ? " dragging" : ""}`}
+      aria-labelledby={id}
+      data-report={card.report}
+    >
+      <div className="card-title">
+        {editing && (
+          <span className="handle" {...listeners} {...attributes} aria-label={t("drag", { name: title })}>
+            ⠿
+          </span>
+        )}
+        <h2 id={id}>{title}</h2>
+      </div>
+      {editing}
       <FormError error={error} />
       {!report && !error && <p role="status">{t("loading")}</p>}
       {report && report.rowCount === 0 && <p>{t("noData")}</p>}
@@ -66,11 +122,47 @@ function Card({ name, asOf, children }: { name: string; asOf: string; children: 
   );
 }
 
+function StandardCard({ card, asOf, children, editing }: { card: CardSpec; asOf: string; children: (r: Report) => ReactNode; editing?: ReactNode }) {
+  const { t } = useI18n();
+  const { report, error } = useReport(card.report, asOf);
+  return (
+    <Frame card={card} title={t(`report.${card.report}` as Key)} report={report} error={error} editing={editing}>
+      {children}
+    </Frame>
+  );
+}
+
+/** A saved report's card: drawn with its chart when it has one, else as a table. */
+function SavedCard({
+  card,
+  editing,
+  draw,
+}: {
+  card: CardSpec;
+  editing?: ReactNode;
+  draw: (r: Report, s: SavedReport) => ReactNode;
+}) {
+  const { t } = useI18n();
+  const { saved, report, error } = useSaved(card.report);
+  return (
+    <Frame card={card} title={saved?.name ?? t("loading")} report={saved ? report : null} error={error} editing={editing}>
+      {(r) => (saved ? draw(r, saved) : null)}
+    </Frame>
+  );
+}
+
 export function Dashboard() {
   const { t, lang } = useI18n();
+  const { user } = useAuth();
   const [asOf, setAsOf] = useState("");
   const [owners, setOwners] = useState<Map<string, string>>(new Map());
   const [contacts, setContacts] = useState<Map<string, string>>(new Map());
+  const [layout, setLayout] = useState<CardSpec[] | null>(null);
+  const [editing, setEditing] = useState(false);
+  const [savedReports, setSavedReports] = useState<SavedReport[]>([]);
+  const { error, busy, run } = useAction();
+  const [notice, setNotice] = useState<string | null>(null);
+  const sensors = useSensors(useSensor(PointerSensor, { activationConstraint: { distance: 4 } }));
   const rtl = lang === "ar";
   useEffect(() => {
     // Names for the owners' ids (a user who may not list users sees ids shortened).
@@ -79,6 +171,17 @@ export function Dashboard() {
       () => {},
     );
   }, []);
+  useEffect(() => {
+    if (!user) return;
+    api<{ dashboard?: CardSpec[] | null }>("GET", `/api/users/${user.id}/settings`).then(
+      (s) => setLayout(s.dashboard ?? DEFAULT_LAYOUT),
+      () => setLayout(DEFAULT_LAYOUT),
+    );
+  }, [user]);
+  useEffect(() => {
+    if (!editing) return;
+    api<{ data: SavedReport[] }>("GET", "/api/reports/saved?limit=200").then((p) => setSavedReports(p.data), () => {});
+  }, [editing]);
   const fmt = useMemo(() => {
     const whole = new Intl.NumberFormat(lang, { maximumFractionDigits: 0 });
     const compact = new Intl.NumberFormat(lang, { notation: "compact", maximumFractionDigits: 1 });
@@ -93,7 +196,7 @@ export function Dashboard() {
   }, [lang]);
   const stage = (s: Cell) => t(`stage.${String(s)}` as Key);
   const owner = (id: Cell) => owners.get(String(id)) ?? String(id).slice(0, 8);
-  const col = (c: string) => t(`col.${c}` as Key);
+  const col = (c: string) => (isKey(`col.${c}`) ? t(`col.${c}` as Key) : c);
   const describe = (cats: string[], s: Series[], f: (v: number) => string) =>
     cats.map((c, i) => `${c}: ${s.map((x) => f(x.values[i] ?? 0)).join(" / ")}`).join("; ");
 
@@ -103,63 +206,171 @@ export function Dashboard() {
     return <Chart kind={kind} categories={categories} series={series} format={f} rtl={rtl} label={`${title}. ${describe(categories, series, f)}`} />;
   }
 
+  const standard: Record<string, (r: Report) => ReactNode> = {
+    r1_pipeline_by_stage: (r) => chart("bar", r, (row) => stage(row.stage), ["total_amount", "weighted_amount"], fmt.money, t("report.r1_pipeline_by_stage")),
+    r2_forecast_by_month: (r) => chart("line", r, (row) => String(row.month), ["total_amount", "weighted_amount"], fmt.money, t("report.r2_forecast_by_month")),
+    r3_win_rate_by_owner: (r) => chart("bar", r, (row) => owner(row.owner_id), ["win_rate"], fmt.percent, t("report.r3_win_rate_by_owner")),
+    r4_stage_funnel: (r) => chart("funnel", r, (row) => stage(row.stage), ["deals_reached"], fmt.count, t("report.r4_stage_funnel")),
+    r5_lead_conversion: (r) => {
+      // Every month together, by source.
+      const by = new Map<string, { created: number; converted: number }>();
+      for (const row of r.data) {
+        const k = String(row.lead_source ?? "—");
+        const e = by.get(k) ?? { created: 0, converted: 0 };
+        e.created += num(row.created);
+        e.converted += num(row.converted);
+        by.set(k, e);
+      }
+      const rows = [...by].map(([source, e]) => ({ source, conversion_rate: e.created ? e.converted / e.created : 0 }));
+      return chart("bar", { ...r, data: rows }, (row) => String(row.source), ["conversion_rate"], fmt.percent, t("report.r5_lead_conversion"));
+    },
+    r6_top_companies_by_revenue: (r) => (
+      <table>
+        <tbody>
+          {r.data.slice(0, 6).map((row) => (
+            <tr key={String(row.company_id)}>
+              <th scope="row">{row.name}</th>
+              <td>{row.industry}</td>
+              <td className="num">{fmt.moneyWhole(num(row.revenue))}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    ),
+    r7_contact_engagement: (r) => <Engaged rows={r.data.slice(0, 6)} names={contacts} setNames={setContacts} count={fmt.count} />,
+    r8_customer_acquisition: (r) => chart("line", r, (row) => String(row.month), ["new_customers"], fmt.count, t("report.r8_customer_acquisition")),
+  };
+  // A saved report: its chart (money columns in major units, owners by name), or a table.
+  const shownCell = (c: string, v: Cell) => (/(^|_)owner_id$/.test(c) ? owner(v) : typeof v === "number" && /cents/.test(c) ? fmt.moneyWhole(v) : String(v ?? ""));
+  const drawSaved = (r: Report, s: SavedReport) => {
+    const c = s.chart;
+    if (c && c.y.length > 0) {
+      const cents = c.y.some((y) => /cents/.test(y));
+      return chart(c.type, r, (row) => shownCell(c.x, row[c.x]), c.y, cents ? fmt.money : fmt.count, s.name);
+    }
+    return (
+      <table>
+        <tbody>
+          {r.data.slice(0, 6).map((row, i) => (
+            <tr key={i}>
+              {r.columns.map((k) => (
+                <td key={k.name}>{shownCell(k.name, row[k.name])}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    );
+  };
+
+  const cards = layout ?? [];
+  const titleOf = (report: string) => (isStandard(report) ? t(`report.${report}` as Key) : (savedReports.find((s) => s.id === report)?.name ?? report.slice(0, 8)));
+  const tools = (card: CardSpec, i: number) => {
+    const title = titleOf(card.report);
+    return (
+      <div className="card-tools" role="group" aria-label={t("arrangeCard", { name: title })}>
+        <button type="button" className="link" disabled={i === 0} onClick={() => setLayout(moved(cards, i, i - 1))} aria-label={t("moveEarlier", { name: title })}>
+          ◀
+        </button>
+        <button
+          type="button"
+          className="link"
+          disabled={i === cards.length - 1}
+          onClick={() => setLayout(moved(cards, i, i + 1))}
+          aria-label={t("moveLater", { name: title })}
+        >
+          ▶
+        </button>
+        <button
+          type="button"
+          className="link"
+          onClick={() => setLayout(cards.map((c, j) => (j === i ? { ...c, width: c.width === 2 ? 1 : 2 } : c)))}
+          aria-label={card.width === 2 ? t("narrower", { name: title }) : t("wider", { name: title })}
+        >
+          {card.width === 2 ? "⇥⇤" : "⇤⇥"}
+        </button>
+        <button type="button" className="link" onClick={() => setLayout(cards.filter((_, j) => j !== i))} aria-label={t("removeItem", { name: title })}>
+          ✕
+        </button>
+      </div>
+    );
+  };
+  const onDragEnd = (e: DragEndEvent) => {
+    if (!e.over) return;
+    setLayout(moved(cards, cards.findIndex((c) => c.report === e.active.id), cards.findIndex((c) => c.report === e.over?.id)));
+  };
+  const saveLayout = (next: CardSpec[] | null) =>
+    run(async () => {
+      if (!user) return;
+      const s = await api<{ dashboard?: CardSpec[] | null }>("PATCH", `/api/users/${user.id}/settings`, { dashboard: next });
+      setLayout(s.dashboard ?? DEFAULT_LAYOUT);
+      setEditing(false);
+      setNotice(t("saved"));
+    });
+  const addable = [
+    ...STANDARD.filter((r) => !cards.some((c) => c.report === r)).map((r) => ({ value: r as string, label: t(`report.${r}` as Key) })),
+    ...savedReports.filter((s) => !cards.some((c) => c.report === s.id)).map((s) => ({ value: s.id, label: s.name })),
+  ];
+
   return (
     <section aria-labelledby="dash-title">
       <h1 id="dash-title">{t("dashboard")}</h1>
       <div className="toolbar">
         <label htmlFor="as-of">{t("asOf")}</label>
         <input id="as-of" type="date" value={asOf} onChange={(e) => setAsOf(e.target.value)} />
+        {!editing ? (
+          <button
+            type="button"
+            className="secondary"
+            onClick={() => {
+              setNotice(null);
+              setEditing(true);
+            }}
+          >
+            {t("arrange")}
+          </button>
+        ) : (
+          <>
+            <label htmlFor="add-card">{t("addCard")}</label>
+            <select
+              id="add-card"
+              value=""
+              onChange={(e) => {
+                if (e.target.value) setLayout([...cards, { report: e.target.value, width: 1 }]);
+              }}
+            >
+              <option value="">—</option>
+              {addable.map((a) => (
+                <option key={a.value} value={a.value}>
+                  {a.label}
+                </option>
+              ))}
+            </select>
+            <button type="button" disabled={busy} onClick={() => void saveLayout(cards)}>
+              {t("saveLayout")}
+            </button>
+            <button type="button" className="link" disabled={busy} onClick={() => void saveLayout(null)}>
+              {t("defaultLayout")}
+            </button>
+          </>
+        )}
       </div>
-      <div className="dash">
-        <Card name="r1_pipeline_by_stage" asOf={asOf}>
-          {(r) => chart("bar", r, (row) => stage(row.stage), ["total_amount", "weighted_amount"], fmt.money, t("report.r1_pipeline_by_stage"))}
-        </Card>
-        <Card name="r2_forecast_by_month" asOf={asOf}>
-          {(r) => chart("line", r, (row) => String(row.month), ["total_amount", "weighted_amount"], fmt.money, t("report.r2_forecast_by_month"))}
-        </Card>
-        <Card name="r3_win_rate_by_owner" asOf={asOf}>
-          {(r) => chart("bar", r, (row) => owner(row.owner_id), ["win_rate"], fmt.percent, t("report.r3_win_rate_by_owner"))}
-        </Card>
-        <Card name="r4_stage_funnel" asOf={asOf}>
-          {(r) => chart("funnel", r, (row) => stage(row.stage), ["deals_reached"], fmt.count, t("report.r4_stage_funnel"))}
-        </Card>
-        <Card name="r5_lead_conversion" asOf={asOf}>
-          {(r) => {
-            // Every month together, by source.
-            const by = new Map<string, { created: number; converted: number }>();
-            for (const row of r.data) {
-              const k = String(row.lead_source ?? "—");
-              const e = by.get(k) ?? { created: 0, converted: 0 };
-              e.created += num(row.created);
-              e.converted += num(row.converted);
-              by.set(k, e);
-            }
-            const rows = [...by].map(([source, e]) => ({ source, conversion_rate: e.created ? e.converted / e.created : 0 }));
-            return chart("bar", { ...r, data: rows }, (row) => String(row.source), ["conversion_rate"], fmt.percent, t("report.r5_lead_conversion"));
-          }}
-        </Card>
-        <Card name="r6_top_companies_by_revenue" asOf={asOf}>
-          {(r) => (
-            <table>
-              <tbody>
-                {r.data.slice(0, 6).map((row) => (
-                  <tr key={String(row.company_id)}>
-                    <th scope="row">{row.name}</th>
-                    <td>{row.industry}</td>
-                    <td className="num">{fmt.moneyWhole(num(row.revenue))}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+      <FormError error={error} />
+      {notice && <p role="status">{notice}</p>}
+      {!layout && <p role="status">{t("loading")}</p>}
+      <DndContext sensors={sensors} onDragEnd={onDragEnd}>
+        <div className="dash">
+          {cards.map((card, i) =>
+            isStandard(card.report) ? (
+              <StandardCard key={card.report} card={card} asOf={asOf} editing={editing ? tools(card, i) : undefined}>
+                {standard[card.report] ?? (() => null)}
+              </StandardCard>
+            ) : (
+              <SavedCard key={card.report} card={card} editing={editing ? tools(card, i) : undefined} draw={drawSaved} />
+            ),
           )}
-        </Card>
-        <Card name="r7_contact_engagement" asOf={asOf}>
-          {(r) => <Engaged rows={r.data.slice(0, 6)} names={contacts} setNames={setContacts} count={fmt.count} />}
-        </Card>
-        <Card name="r8_customer_acquisition" asOf={asOf}>
-          {(r) => chart("line", r, (row) => String(row.month), ["new_customers"], fmt.count, t("report.r8_customer_acquisition"))}
-        </Card>
-      </div>
+        </div>
+      </DndContext>
     </section>
   );
 }

@@ -1,0 +1,19 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_LAYOUT, isStandard, moved } from "./dashboardLayout";
+
+describe("a dashboard's layout", () => {
+  it("starts with the eight standard reports", () => {
+    expect(DEFAULT_LAYOUT).toHaveLength(8);
+    expect(DEFAULT_LAYOUT.every((c) => isStandard(c.report) && c.width === 1)).toBe(true);
+    expect(isStandard("0190a4c1-2222-7000-8000-000000000002")).toBe(false);
+  });
+
+  it("moves a card to another place and leaves the rest in order", () => {
+    const cards = ["a", "b", "c", "d"].map((report) => ({ report, width: 1 }));
+    expect(moved(cards, 3, 0).map((c) => c.report)).toEqual(["d", "a", "b", "c"]);
+    expect(moved(cards, 0, 2).map((c) => c.report)).toEqual(["b", "c", "a", "d"]);
+    expect(moved(cards, 1, 1)).toBe(cards);
+    expect(moved(cards, -1, 2)).toBe(cards);
+    expect(moved(cards, 0, 9)).toBe(cards);
+  });
+});
