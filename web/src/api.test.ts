@@ -47,6 +47,7 @@ describe("frequencyOf", () => {
     displayOptions: { dateFormat: "YYYY-MM-DD", pageSize: 25, theme: "system" },
     reminderMinutes: 60,
     digestHour: 8,
+    dashboard: null,
   };
   it("reads the stored names and the server's defaults", () => {
     expect(frequencyOf(base, "deal.won", "email")).toBe("digest");

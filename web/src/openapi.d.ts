@@ -855,6 +855,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/reports/catalog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tables and fields custom reports may use */
+        get: operations["getReportsCatalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/reports/run": {
         parameters: {
             query?: never;
@@ -1594,7 +1611,7 @@ export interface components {
             hash: string;
             /**
              * Format: uuid
-             * @description Id.
+             * @description The event's id.
              */
             id: string;
             /** @description The previous event's hash. */
@@ -1620,6 +1637,29 @@ export interface components {
          * @enum {string}
          */
         Bucket: "day" | "week" | "month" | "quarter" | "year";
+        /** @description One field a custom report may name, as [`describe`] lists it. */
+        CatalogField: {
+            /** @description The values a text field takes, when they are a fixed set (stages, priorities). */
+            choices?: string[];
+            /** @description The name a spec uses (`amount_cents`; joined tables' fields are `table.field`). */
+            name: string;
+            /** @description May be NULL. */
+            nullable: boolean;
+            /** @description `text`, `integer`, `boolean`, `timestamp`, `date`, `json` or `list` (ids are text). */
+            type: string;
+        };
+        /** @description A table a custom report may start from, with its fields and the tables it may join. */
+        CatalogSource: {
+            /** @description Its fields, in the table's order. */
+            fields: components["schemas"]["CatalogField"][];
+            /** @description The tables `join` may name; their fields are listed under their own source. */
+            joins: string[];
+            /** @description The table (`deals`). */
+            name: string;
+        };
+        CatalogSourceList: {
+            data: components["schemas"]["CatalogSource"][];
+        };
         ChangeBody: {
             currentPassword: string;
             newPassword: string;
@@ -1686,14 +1726,14 @@ export interface components {
             contactDetails: components["schemas"]["ContactDetails"];
             /** @description Country, ISO 3166-1 alpha-2. */
             country?: string | null;
-            /** @description Custom fields. */
+            /** @description Values of the fields an admin defined for companies, keyed by field name. */
             customFields: Record<string, never>;
             domain?: components["schemas"]["Domain"] | null;
-            /** @description Id. */
+            /** @description The company's id, stable for its life. */
             id: components["schemas"]["CompanyId"];
-            /** @description Industry. */
+            /** @description Free-text industry (`Software`), grouped on in company analytics. */
             industry?: string | null;
-            /** @description Name. */
+            /** @description The company's display name (not unique: the domain is). */
             name: string;
             /** @description The user who owns the account. */
             ownerId: components["schemas"]["UserId"];
@@ -1704,7 +1744,7 @@ export interface components {
             size?: number | null;
             teamId?: components["schemas"]["TeamId"] | null;
         };
-        /** @description Company analytics. */
+        /** @description Company analytics: the largest customers, and companies grouped by industry and size. */
         CompanyAnalytics: {
             /**
              * Format: date-time
@@ -1778,7 +1818,7 @@ export interface components {
             name: string;
             /**
              * Format: int64
-             * @description Open pipeline.
+             * @description Amount of its open deals, in minor units.
              */
             openPipeline: number;
             /**
@@ -1807,15 +1847,15 @@ export interface components {
         /** @description Input of [`CompanyService::update`]: absent fields stay, `null` clears. */
         CompanyPatch: {
             contactDetails?: components["schemas"]["NewContactDetails"] | null;
-            /** @description Country. */
+            /** @description New country (ISO 3166-1 alpha-2); `null` clears it, absent: unchanged. */
             country?: string | null;
             /** @description Custom fields (replace). */
             customFields?: Record<string, never> | null;
-            /** @description Domain. */
+            /** @description New domain; `null` clears it, absent: unchanged. */
             domain?: string | null;
-            /** @description Industry. */
+            /** @description New industry; `null` clears it, absent: unchanged. */
             industry?: string | null;
-            /** @description Name. */
+            /** @description New name; absent: unchanged. */
             name?: string | null;
             ownerId?: components["schemas"]["UserId"] | null;
             /**
@@ -1839,12 +1879,12 @@ export interface components {
              * @description When the contact first became a customer.
              */
             convertedAt?: string | null;
-            /** @description Custom fields. */
+            /** @description Values of the fields an admin defined for contacts, keyed by field name. */
             customFields: Record<string, never>;
             email?: components["schemas"]["Email"] | null;
-            /** @description Id. */
+            /** @description The contact's id, stable for its life. */
             id: components["schemas"]["ContactId"];
-            /** @description Job title. */
+            /** @description Position at the company (`Head of Sales`). */
             jobTitle?: string | null;
             /** @description Where the lead came from (`web`, `referral`, …). */
             leadSource?: string | null;
@@ -1863,7 +1903,7 @@ export interface components {
             tags: string[];
             teamId?: components["schemas"]["TeamId"] | null;
         };
-        /** @description Contact analytics. */
+        /** @description Engagement and value of contacts: interactions, deals, revenue, per contact and in total. */
         ContactAnalytics: {
             /**
              * Format: date-time
@@ -1925,17 +1965,17 @@ export interface components {
             companyId?: components["schemas"]["CompanyId"] | null;
             /** @description Custom fields (replace). */
             customFields?: Record<string, never> | null;
-            /** @description Email. */
+            /** @description New email (unique among live contacts); `null` clears it, absent: unchanged. */
             email?: string | null;
-            /** @description Job title. */
+            /** @description New job title; `null` clears it, absent: unchanged. */
             jobTitle?: string | null;
-            /** @description Lead source. */
+            /** @description New lead source; `null` clears it, absent: unchanged. */
             leadSource?: string | null;
             lifecycleStage?: components["schemas"]["LifecycleStage"] | null;
-            /** @description Name. */
+            /** @description New full name; absent: unchanged. */
             name?: string | null;
             ownerId?: components["schemas"]["UserId"] | null;
-            /** @description Phone. */
+            /** @description New phone number, stored in E.164; `null` clears it, absent: unchanged. */
             phoneNumber?: string | null;
             /** @description Preferences (replace). */
             preferences?: Record<string, never> | null;
@@ -1954,6 +1994,19 @@ export interface components {
          * @example EUR
          */
         Currency: string;
+        /** @description One card of a user's dashboard. */
+        DashboardCard: {
+            /**
+             * @description A standard report's name (`r1_pipeline_by_stage`) or a saved report's id (one the
+             *     user owns or that is shared with them; a card whose report is gone says so).
+             */
+            report: string;
+            /**
+             * Format: int32
+             * @description How many of the grid's columns it spans: 1 or 2.
+             */
+            width?: number;
+        };
         /** @description A date (YYYY-MM-DD, read in the user's time zone) or an RFC 3339 time */
         DateOrTime: string;
         /** @description A sales opportunity. */
@@ -1973,20 +2026,20 @@ export interface components {
             contactIds: components["schemas"]["ContactId"][];
             /** @description ISO 4217 currency. */
             currency: components["schemas"]["Currency"];
-            /** @description Description. */
+            /** @description What is being sold, in free text. */
             description?: string | null;
             /**
              * Format: date
              * @description When it is expected to close.
              */
             expectedCloseDate?: string | null;
-            /** @description Id. */
+            /** @description The deal's id, stable for its life. */
             id: components["schemas"]["DealId"];
             /** @description Why it was lost. */
             lostReason?: string | null;
-            /** @description Name. */
+            /** @description The deal's display name (`Acme — 40 seats`). */
             name: string;
-            /** @description Notes. */
+            /** @description Free-text notes of the salesperson. */
             notes?: string | null;
             /** @description The salesperson. */
             ownerId: components["schemas"]["UserId"];
@@ -2022,15 +2075,15 @@ export interface components {
         DealPatch: {
             /**
              * Format: int64
-             * @description Amount.
+             * @description New amount in minor units; `null` clears it, absent: unchanged.
              */
             amount?: number | null;
             companyId?: components["schemas"]["CompanyId"] | null;
             /** @description Contacts (replace). */
             contactIds?: components["schemas"]["ContactId"][] | null;
-            /** @description Currency. */
+            /** @description New ISO 4217 currency; absent: unchanged. */
             currency?: string | null;
-            /** @description Description. */
+            /** @description New description; `null` clears it, absent: unchanged. */
             description?: string | null;
             /**
              * Format: date
@@ -2038,16 +2091,16 @@ export interface components {
              *     `null` clears it.
              */
             expectedCloseDate?: string | null;
-            /** @description Lost reason. */
+            /** @description Why it was lost; `null` clears it, absent: unchanged. */
             lostReason?: string | null;
-            /** @description Name. */
+            /** @description New name; absent: unchanged. */
             name?: string | null;
-            /** @description Notes. */
+            /** @description New notes; `null` clears them, absent: unchanged. */
             notes?: string | null;
             ownerId?: components["schemas"]["UserId"] | null;
             /**
              * Format: int64
-             * @description Probability.
+             * @description New win probability in percent (0–100); absent: unchanged.
              */
             probability?: number | null;
             /** @description Line items (replace); the amount follows them unless `amount` is given too. */
@@ -2069,12 +2122,12 @@ export interface components {
              */
             changedAt: string;
             changedBy?: components["schemas"]["UserId"] | null;
-            /** @description The deal. */
+            /** @description The deal whose stage changed. */
             dealId: components["schemas"]["DealId"];
             fromStage?: components["schemas"]["DealStage"] | null;
             /**
              * Format: uuid
-             * @description Id.
+             * @description The history entry's id.
              */
             id: string;
             /** @description The stage entered. */
@@ -2283,12 +2336,12 @@ export interface components {
         Interaction: components["schemas"]["RecordMeta"] & {
             /** @description Body or notes. */
             body?: string | null;
-            /** @description The contact. */
+            /** @description The contact it was with; it shows on their timeline. */
             contactId: components["schemas"]["ContactId"];
             dealId?: components["schemas"]["DealId"] | null;
-            /** @description Id. */
+            /** @description The interaction's id. */
             id: components["schemas"]["InteractionId"];
-            /** @description Kind. */
+            /** @description Call, email, meeting, note, … */
             kind: components["schemas"]["InteractionKind"];
             /**
              * Format: date-time
@@ -2317,11 +2370,11 @@ export interface components {
         };
         /** @description Input of [`InteractionService::update`]. */
         InteractionPatch: {
-            /** @description Body. */
+            /** @description New body; `null` clears it, absent: unchanged. */
             body?: string | null;
             kind?: components["schemas"]["InteractionKind"] | null;
             occurredAt?: components["schemas"]["DateOrTime"] | null;
-            /** @description Subject. */
+            /** @description New subject; `null` clears it, absent: unchanged. */
             subject?: string | null;
             /**
              * Format: int64
@@ -2399,11 +2452,11 @@ export interface components {
             contactDetails?: components["schemas"]["NewContactDetails"];
             /** @description Country (ISO 3166-1 alpha-2). */
             country?: string | null;
-            /** @description Custom fields. */
+            /** @description Values of the custom fields defined for companies. */
             customFields?: Record<string, never>;
             /** @description Web domain (`acme.com`; a URL is reduced to its host). */
             domain?: string | null;
-            /** @description Industry. */
+            /** @description Free-text industry (`Software`). */
             industry?: string | null;
             /** @description Name (required). */
             name: string;
@@ -2416,16 +2469,16 @@ export interface components {
         };
         /** @description Input of [`ContactService::create`]. */
         NewContact: {
-            /** @description Address. */
+            /** @description Postal address (`street`, `city`, `postalCode`, `country`). */
             address?: Record<string, never>;
             companyId?: components["schemas"]["CompanyId"] | null;
-            /** @description Custom fields. */
+            /** @description Values of the custom fields defined for contacts. */
             customFields?: Record<string, never>;
             /** @description Email address. */
             email?: string | null;
-            /** @description Job title. */
+            /** @description Position at the company (`Head of Sales`). */
             jobTitle?: string | null;
-            /** @description Lead source. */
+            /** @description Where the lead came from (`web`, `referral`, …). */
             leadSource?: string | null;
             lifecycleStage?: components["schemas"]["LifecycleStage"] | null;
             /** @description Full name (required). */
@@ -2433,22 +2486,22 @@ export interface components {
             ownerId?: components["schemas"]["UserId"] | null;
             /** @description Phone number in any common notation. */
             phoneNumber?: string | null;
-            /** @description Preferences. */
+            /** @description Communication preferences (`{"channel": "email"}`). */
             preferences?: Record<string, never>;
             /** @description Social profiles. */
             social?: Record<string, never>;
-            /** @description Tags. */
+            /** @description Free labels; duplicates are dropped. */
             tags?: string[];
         };
         /** @description Contact details as given: raw email and phone, normalised on the way in. */
         NewContactDetails: {
-            /** @description Address. */
+            /** @description Postal address (`street`, `city`, `postalCode`, `country`). */
             address?: Record<string, never> | null;
-            /** @description Email. */
+            /** @description General email address (`info@acme.com`). */
             email?: string | null;
-            /** @description Phone. */
+            /** @description Switchboard number; stored in E.164. */
             phoneNumber?: string | null;
-            /** @description Web site. */
+            /** @description Web site URL. */
             website?: string | null;
         };
         /** @description Input of [`DealService::create`]. */
@@ -2463,7 +2516,7 @@ export interface components {
             contactIds?: components["schemas"]["ContactId"][];
             /** @description Currency (default: the configured one). */
             currency?: string | null;
-            /** @description Description. */
+            /** @description What is being sold, in free text. */
             description?: string | null;
             /**
              * Format: date
@@ -2475,7 +2528,7 @@ export interface components {
             lostReason?: string | null;
             /** @description Name (required). */
             name: string;
-            /** @description Notes. */
+            /** @description Free-text notes. */
             notes?: string | null;
             ownerId?: components["schemas"]["UserId"] | null;
             /**
@@ -2494,10 +2547,10 @@ export interface components {
             /** @description The contact (must be readable by the caller). */
             contactId: components["schemas"]["ContactId"];
             dealId?: components["schemas"]["DealId"] | null;
-            /** @description Kind. */
+            /** @description Call, email, meeting, note, … */
             kind: components["schemas"]["InteractionKind"];
             occurredAt?: components["schemas"]["DateOrTime"] | null;
-            /** @description Subject. */
+            /** @description Subject line or title. */
             subject?: string | null;
         };
         /** @description A line item as given. */
@@ -2548,7 +2601,7 @@ export interface components {
         };
         /** @description Input of [`TeamService::create`]. */
         NewTeam: {
-            /** @description Description. */
+            /** @description What the team does, in free text. */
             description?: string | null;
             managerId?: components["schemas"]["UserId"] | null;
             /** @description Name (required, unique among live teams). */
@@ -2556,7 +2609,7 @@ export interface components {
         };
         /** @description Input of [`UserService::create`]. */
         NewUser: {
-            /** @description Email. */
+            /** @description Email address; the invitation is sent there. */
             email: string;
             /** @description A first password. Without one, the user is mailed an invitation to choose it. */
             password?: string | null;
@@ -2609,7 +2662,7 @@ export interface components {
             userId: string;
             /**
              * Format: int64
-             * @description Version.
+             * @description Raised by each claim and each attempt (two workers never both send it).
              */
             version: number;
         };
@@ -2661,9 +2714,9 @@ export interface components {
         Phone: string;
         /** @description A pipeline as answered. */
         Pipeline: {
-            /** @description Id. */
+            /** @description Stable key of the pipeline (`default`). */
             id: string;
-            /** @description Name. */
+            /** @description The pipeline's display name. */
             name: string;
             /** @description The stages, in order. */
             stages: components["schemas"]["PipelineStage"][];
@@ -2680,7 +2733,7 @@ export interface components {
              * @description Its default probability, percent.
              */
             probability: number;
-            /** @description The stage. */
+            /** @description The stage to move to (a closed stage sets `closedAt`). */
             stage: components["schemas"]["DealStage"];
         };
         /** @description An error (RFC 9457) */
@@ -2735,7 +2788,7 @@ export interface components {
         Registration: {
             /** @description Email; the account stays `pending` until it is confirmed. */
             email: string;
-            /** @description Password. */
+            /** @description Password: at least 10 characters and not easily guessed (zxcvbn score 3). */
             password: string;
             /** @description Login name. */
             username: string;
@@ -2840,9 +2893,9 @@ export interface components {
             chart?: components["schemas"]["ChartSpec"] | null;
             /** @description What it shows. */
             description?: string | null;
-            /** @description Id. */
+            /** @description The saved report's id. */
             id: components["schemas"]["SavedReportId"];
-            /** @description Name. */
+            /** @description The title shown in the report list and on dashboards. */
             name: string;
             /** @description Who owns it (its creator unless given away). */
             ownerId: components["schemas"]["UserId"];
@@ -2871,9 +2924,9 @@ export interface components {
         /** @description Input of [`SavedReportService::update`]: absent fields keep their value, `null` clears. */
         SavedReportPatch: {
             chart?: components["schemas"]["ChartSpec"] | null;
-            /** @description Description. */
+            /** @description New description; `null` clears it, absent: unchanged. */
             description?: string | null;
-            /** @description Name. */
+            /** @description New title; absent: unchanged. */
             name?: string | null;
             ownerId?: components["schemas"]["UserId"] | null;
             parameters?: components["schemas"]["StandardParams"] | null;
@@ -2910,7 +2963,7 @@ export interface components {
         Segment: {
             /**
              * Format: int64
-             * @description Companies.
+             * @description How many companies fall in it.
              */
             companies: number;
             /**
@@ -2927,7 +2980,7 @@ export interface components {
             name?: string | null;
             /**
              * Format: int64
-             * @description Open pipeline.
+             * @description Amount of their open deals, in minor units.
              */
             openPipeline: number;
             /**
@@ -3060,16 +3113,16 @@ export interface components {
              * @description When it is due.
              */
             dueDate?: string | null;
-            /** @description Id. */
+            /** @description The task's id. */
             id: components["schemas"]["TaskId"];
             /** @description What to do. */
             name: string;
             /** @description Who owns it (the creator, unless reassigned). */
             ownerId: components["schemas"]["UserId"];
-            /** @description Priority. */
+            /** @description How urgent (`low` to `urgent`); lists sort on it. */
             priority: components["schemas"]["TaskPriority"];
             related?: components["schemas"]["Related"] | null;
-            /** @description Status. */
+            /** @description Where it is (`open`, `in_progress`, `done`, `cancelled`). */
             status: components["schemas"]["TaskStatus"];
             teamId?: components["schemas"]["TeamId"] | null;
         };
@@ -3088,10 +3141,10 @@ export interface components {
         /** @description Input of [`TaskService::update`]: absent fields stay, `null` clears. */
         TaskPatch: {
             assignedUser?: components["schemas"]["UserId"] | null;
-            /** @description Description. */
+            /** @description New details; `null` clears them, absent: unchanged. */
             description?: string | null;
             dueDate?: components["schemas"]["DateOrTime"] | null;
-            /** @description Name. */
+            /** @description New title; absent: unchanged. */
             name?: string | null;
             ownerId?: components["schemas"]["UserId"] | null;
             priority?: components["schemas"]["TaskPriority"] | null;
@@ -3111,7 +3164,7 @@ export interface components {
         Team: components["schemas"]["RecordMeta"] & {
             /** @description What the team does. */
             description?: string | null;
-            /** @description Id. */
+            /** @description The team's id. */
             id: components["schemas"]["TeamId"];
             managerId?: components["schemas"]["UserId"] | null;
             /** @description Name, unique among live teams. */
@@ -3131,10 +3184,10 @@ export interface components {
         };
         /** @description Input of [`TeamService::update`]. */
         TeamPatch: {
-            /** @description Description. */
+            /** @description New description; `null` clears it, absent: unchanged. */
             description?: string | null;
             managerId?: components["schemas"]["UserId"] | null;
-            /** @description Name. */
+            /** @description New name; absent: unchanged. */
             name?: string | null;
             /**
              * Format: int64
@@ -3176,13 +3229,18 @@ export interface components {
         /** @description A user's preferences. */
         UserSettings: {
             /**
+             * @description The cards of the user's dashboard, in order; absent: the eight standard reports.
+             * @default null
+             */
+            dashboard: components["schemas"]["DashboardCard"][] | null;
+            /**
              * Format: int32
              * @description The hour of the day (0 to 23, in `timezone`) digests are sent at.
              * @default 8
              */
             digestHour: number;
             /**
-             * @description Display.
+             * @description How lists and numbers are shown (page size, date format, theme).
              * @default {
              *       "dateFormat": "YYYY-MM-DD",
              *       "pageSize": 25,
@@ -3252,7 +3310,7 @@ export interface components {
         UserView: {
             /**
              * Format: date-time
-             * @description Created.
+             * @description When the account was created.
              */
             createdAt: string;
             /**
@@ -3260,7 +3318,7 @@ export interface components {
              * @description Deactivated.
              */
             deletedAt?: string | null;
-            /** @description Email. */
+            /** @description Email address, unique among users; where sign-in links and notifications go. */
             email: string;
             /**
              * Format: date-time
@@ -3269,7 +3327,7 @@ export interface components {
             emailVerifiedAt?: string | null;
             /** @description Has a password (as opposed to third-party login only). */
             hasPassword: boolean;
-            /** @description Id. */
+            /** @description The user's id, stable for the account's life. */
             id: components["schemas"]["UserId"];
             /**
              * Format: date-time
@@ -3278,7 +3336,7 @@ export interface components {
             lastLoginAt?: string | null;
             /** @description Where the avatar is (`/api/users/{id}/avatar`), when there is one. */
             profilePicture?: string | null;
-            /** @description Role. */
+            /** @description What the account may do (`admin`, `manager`, `user`). */
             role: components["schemas"]["Role"];
             /** @description Preferences. */
             settings: Record<string, never>;
@@ -3294,14 +3352,14 @@ export interface components {
             teamId?: components["schemas"]["TeamId"] | null;
             /**
              * Format: date-time
-             * @description Updated.
+             * @description When the account last changed.
              */
             updatedAt: string;
             /** @description Login name. */
             username: string;
             /**
              * Format: int64
-             * @description Version.
+             * @description Raised by each change; send it back as `If-Match` to update safely.
              */
             version: number;
         };
@@ -3365,7 +3423,7 @@ export interface components {
             events: string[];
             /**
              * Format: uuid
-             * @description Id.
+             * @description The subscription's id.
              */
             id: string;
             /**
@@ -10463,6 +10521,89 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PipelineList"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getReportsCatalog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The source tables, their fields and joins */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogSourceList"];
                 };
             };
             /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
