@@ -168,11 +168,13 @@ mod tests {
     #[test]
     fn the_catalog_lists_what_specs_may_name() {
         let all = describe();
-        let deals = all.iter().find(|s| s.name == "deals").expect("deals");
+        let deals = all.iter().find(|s| s.name == "deals").unwrap_or_else(|| panic!("no deals"));
         assert_eq!(deals.joins, ["companies", "contacts"]);
-        let amount = deals.fields.iter().find(|f| f.name == "amount_cents").expect("amount_cents");
+        let amount =
+            deals.fields.iter().find(|f| f.name == "amount_cents").unwrap_or_else(|| panic!("no amount_cents"));
         assert_eq!((amount.ty, amount.nullable), ("integer", true));
-        let stage = deals.fields.iter().find(|f| f.name == "pipeline_stage").expect("pipeline_stage");
+        let stage =
+            deals.fields.iter().find(|f| f.name == "pipeline_stage").unwrap_or_else(|| panic!("no pipeline_stage"));
         assert!(stage.choices.contains(&"closed_won"), "{stage:?}");
         assert!(all.iter().all(|s| s.fields.iter().all(|f| f.name != "deleted_at")));
         // Every listed field resolves the way a spec's would.
