@@ -517,6 +517,39 @@ try {
   await adminPage.locator(".preview canvas").waitFor();
   await adminPage.screenshot({ path: path.join(artifacts, "report-builder-demo.png"), fullPage: true });
 
+  // The admin screens: a team made, a manager invited into it (the invitation is mailed),
+  // suspended with a reason and let back in; the audit log's chain checked.
+  await adminPage.getByRole("link", { name: "Admin" }).click();
+  await adminPage.getByRole("link", { name: "Teams" }).click();
+  await adminPage.getByRole("link", { name: "New team" }).click();
+  await adminPage.getByLabel("Name").fill("East");
+  await adminPage.getByRole("button", { name: "Save" }).click();
+  await adminPage.getByRole("heading", { name: "East" }).waitFor();
+  await axe("admin-team");
+  await adminPage.getByRole("link", { name: "Users", exact: true }).click();
+  await adminPage.getByRole("cell", { name: "ann", exact: true }).waitFor();
+  await axe("admin-users");
+  await adminPage.getByRole("link", { name: "Invite a user" }).click();
+  await adminPage.getByLabel("User name").fill("cho");
+  await adminPage.getByLabel("Email").fill("cho@example.com");
+  await adminPage.getByLabel("Role").selectOption("manager");
+  await adminPage.getByLabel("Team").selectOption({ label: "East" });
+  await adminPage.getByRole("button", { name: "Send the invitation" }).click();
+  await adminPage.getByRole("heading", { name: "cho" }).waitFor();
+  await adminPage.getByText("cho@example.com · Not confirmed").waitFor();
+  await adminPage.getByLabel("Reason").fill("on leave");
+  await adminPage.getByRole("button", { name: "Suspend", exact: true }).click();
+  await adminPage.getByText(/Suspended.*on leave/).waitFor();
+  await axe("admin-user");
+  await adminPage.getByRole("button", { name: "Lift the suspension" }).click();
+  await waitFor(async () => (await adminPage.getByText(/on leave/).count()) === 0, "the suspension lifted");
+  const cho = (await call("GET", "/api/users?q=cho", admin)).data.find((u) => u.username === "cho");
+  assert(cho.role === "manager" && cho.status !== "suspended", `cho: ${JSON.stringify(cho)}`);
+  await adminPage.getByRole("link", { name: "Audit log" }).click();
+  await adminPage.getByRole("button", { name: "Check the chain" }).click();
+  await adminPage.getByText(/The chain is intact: \d+ events checked\./).waitFor();
+  await axe("admin-audit");
+
   // ann opens the report shared with her: on her own deals (none won yet), hers to copy.
   const annPage = await browser.newPage({ locale: "en-GB" });
   annPage.on("pageerror", (e) => consoleErrors.push(String(e)));
@@ -533,6 +566,20 @@ try {
   await annPage.getByText("0 rows").waitFor();
   await annPage.getByRole("button", { name: "Save as my copy" }).waitFor();
   await axe("report-shared");
+  // Her profile: a picture uploaded (the server re-encodes it), a wrong current password
+  // refused at its field.
+  await annPage.getByRole("link", { name: "Signed in as ann" }).click();
+  await annPage.getByRole("heading", { name: "Profile" }).waitFor();
+  const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=", "base64");
+  await annPage.getByLabel(/Choose a picture/).setInputFiles({ name: "me.png", mimeType: "image/png", buffer: png });
+  await annPage.getByRole("img", { name: "ann's picture" }).waitFor();
+  assert((await call("GET", `/api/users/${ann.id}`, admin)).profilePicture, "the picture stored");
+  await annPage.getByLabel("Current password").fill("not my password at all");
+  await annPage.getByLabel("New password").fill("another horse battery staple");
+  await annPage.getByRole("button", { name: "Save the password" }).click();
+  await waitFor(async () => (await annPage.getByLabel("Current password").getAttribute("aria-invalid")) === "true", "the current password refused");
+  await annPage.getByText("This session").waitFor();
+  await axe("profile");
   await annPage.close();
   page = userPage;
   await adminPage.close();

@@ -8,6 +8,8 @@ import { Companies, Deals, Tasks } from "./pages/Lists";
 import { Notifications } from "./pages/Notifications";
 import { CompanyPage, ContactPage, DealPage, TaskPage } from "./pages/Records";
 import { Reports } from "./pages/Reports";
+import { AdminArea, AdminUserPage, AdminUsers, AuditLog, InviteUser, TeamPage, Teams } from "./pages/Admin";
+import { Profile } from "./pages/Profile";
 import { Pipeline } from "./pages/Pipeline";
 
 // Charts load with the dashboard, not with every page.
@@ -56,8 +58,11 @@ function Shell({ children }: { children: (refreshUnread: () => void) => ReactNod
             {unread > 0 && <span className="badge">{t("unreadCount", { n: String(unread) })}</span>}
           </NavLink>
           <NavLink to="/settings">{t("settings")}</NavLink>
+          {(user.role === "admin" || user.role === "manager") && <NavLink to="/admin/users">{t("admin")}</NavLink>}
         </nav>
-        <span className="who">{t("signedInAs", { name: user.username })}</span>
+        <NavLink to="/profile" className="who">
+          {t("signedInAs", { name: user.username })}
+        </NavLink>
         <LanguagePicker
           onPick={(language) => {
             // Kept with the user's settings; the screen has changed already either way.
@@ -105,6 +110,13 @@ export function App() {
             <Route path="/pipeline" element={<Shell>{() => <Pipeline />}</Shell>} />
             <Route path="/notifications" element={<Shell>{(refresh) => <Notifications onChange={refresh} />}</Shell>} />
             <Route path="/settings" element={<Shell>{() => <Settings />}</Shell>} />
+            <Route path="/profile" element={<Shell>{() => <Profile />}</Shell>} />
+            <Route path="/admin/users" element={<Shell>{() => <AdminArea><AdminUsers /></AdminArea>}</Shell>} />
+            <Route path="/admin/users/new" element={<Shell>{() => <AdminArea><InviteUser /></AdminArea>}</Shell>} />
+            <Route path="/admin/users/:id" element={<Shell>{() => <AdminArea><AdminUserPage /></AdminArea>}</Shell>} />
+            <Route path="/admin/teams" element={<Shell>{() => <AdminArea><Teams /></AdminArea>}</Shell>} />
+            <Route path="/admin/teams/:id" element={<Shell>{() => <AdminArea><TeamPage /></AdminArea>}</Shell>} />
+            <Route path="/admin/audit" element={<Shell>{() => <AdminArea><AuditLog /></AdminArea>}</Shell>} />
             <Route path="*" element={<Navigate to="/contacts" replace />} />
           </Routes>
         </BrowserRouter>

@@ -3,12 +3,15 @@ import { createContext, useCallback, useContext, useEffect, useMemo, useState, t
 import { api, loadTokens, saveTokens, type TokenPair, type User } from "./api";
 import { isLanguage, useI18n } from "./i18n";
 import { applyTheme, themeOf } from "./theme";
+import { forgetUsers } from "./users";
 
 interface Auth {
   user: User | null;
   ready: boolean;
   signIn: (login: string, password: string) => Promise<void>;
   signOut: () => Promise<void>;
+  /** The signed-in user as a change answered it (their profile page). */
+  updated: (u: User) => void;
 }
 
 const Ctx = createContext<Auth | null>(null);
@@ -49,9 +52,11 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     } finally {
       saveTokens(null);
       setUser(null);
+      forgetUsers();
     }
   }, []);
-  const value = useMemo(() => ({ user, ready, signIn, signOut }), [user, ready, signIn, signOut]);
+  const updated = useCallback((u: User) => setUser(u), []);
+  const value = useMemo(() => ({ user, ready, signIn, signOut, updated }), [user, ready, signIn, signOut, updated]);
   return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
 }
 
