@@ -519,7 +519,7 @@ try {
 
   // The admin screens: a team made, a manager invited into it (the invitation is mailed),
   // suspended with a reason and let back in; the audit log's chain checked.
-  await adminPage.getByRole("link", { name: "Admin" }).click();
+  await adminPage.getByRole("link", { name: "Admin", exact: true }).click();
   await adminPage.getByRole("link", { name: "Teams" }).click();
   await adminPage.getByRole("link", { name: "New team" }).click();
   await adminPage.getByLabel("Name").fill("East");

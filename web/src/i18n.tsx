@@ -333,6 +333,12 @@ const en = {
   system: "the system",
   chainIntact: "The chain is intact: {n} events checked.",
   chainBroken: "The chain is broken at event {at}: {reason}",
+  "act.suspended": "Suspended",
+  "act.unsuspended": "Suspension lifted",
+  "act.erased": "Erased",
+  "act.settings_changed": "Settings changed",
+  "act.shared": "Shared",
+  "act.purged": "Purged",
 };
 
 export type Key = keyof typeof en;
@@ -666,6 +672,12 @@ const fr: Record<Key, string> = {
   system: "le système",
   chainIntact: "La chaîne est intacte : {n} événements vérifiés.",
   chainBroken: "La chaîne est rompue à l'événement {at} : {reason}",
+  "act.suspended": "Suspendu",
+  "act.unsuspended": "Suspension levée",
+  "act.erased": "Effacé",
+  "act.settings_changed": "Réglages modifiés",
+  "act.shared": "Partagé",
+  "act.purged": "Purgé",
 };
 
 const ar: Record<Key, string> = {
@@ -997,6 +1009,12 @@ const ar: Record<Key, string> = {
   system: "النظام",
   chainIntact: "السلسلة سليمة: تم التحقق من {n} حدث.",
   chainBroken: "السلسلة مقطوعة عند الحدث {at}: {reason}",
+  "act.suspended": "أُوقف",
+  "act.unsuspended": "رُفع الإيقاف",
+  "act.erased": "مُحي",
+  "act.settings_changed": "تغيّرت الإعدادات",
+  "act.shared": "تمت مشاركته",
+  "act.purged": "حُذف نهائيًا",
 };
 
 const WORDS: Record<Language, Record<Key, string>> = { en, fr, ar };
