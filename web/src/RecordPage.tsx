@@ -7,7 +7,7 @@ import { api, ApiError } from "./api";
 import { useAuth } from "./auth";
 import { useI18n, type Key } from "./i18n";
 import { Timeline, type Entry } from "./Timeline";
-import { Field, fieldError, FormError, useAction } from "./ui";
+import { Field, fieldError, FormError, SelectField, useAction } from "./ui";
 import { useUsers } from "./users";
 
 /** How a field is edited and sent. */
@@ -159,35 +159,27 @@ export function RecordPage({
   const deleted = !!record?.deletedAt;
   const input = (f: FieldSpec) => {
     const err = fieldError(error, f.name);
-    if (f.type === "select" || f.type === "user" || f.type === "textarea") {
-      const inputId = `${titleId}-${f.name}`;
-      const errId = `${inputId}-error`;
-      const common = {
-        id: inputId,
-        value: draft[f.name] ?? "",
-        onChange: set(f.name),
-        "aria-invalid": err ? true : undefined,
-        "aria-describedby": err ? errId : undefined,
-      };
+    if (f.type === "select" || f.type === "user") {
       const options = f.type === "user" ? users.map((u) => ({ value: u.id, label: u.username })) : (f.choices ?? []);
       // The current owner stays shown even when the caller may not list them.
       const current = draft[f.name];
       if (f.type === "user" && current && !options.some((o) => o.value === current)) options.unshift({ value: current, label: current.slice(0, 8) });
+      return <SelectField key={f.name} label={f.label} value={draft[f.name] ?? ""} onChange={(v) => setDraft({ ...draft, [f.name]: v })} options={options} error={err} blank />;
+    }
+    if (f.type === "textarea") {
+      const inputId = `${titleId}-${f.name}`;
+      const errId = `${inputId}-error`;
       return (
         <div className="field" key={f.name}>
           <label htmlFor={inputId}>{f.label}</label>
-          {f.type === "textarea" ? (
-            <textarea rows={4} {...common} />
-          ) : (
-            <select {...common}>
-              <option value="">—</option>
-              {options.map((o) => (
-                <option key={o.value} value={o.value}>
-                  {o.label}
-                </option>
-              ))}
-            </select>
-          )}
+          <textarea
+            id={inputId}
+            rows={4}
+            value={draft[f.name] ?? ""}
+            onChange={set(f.name)}
+            aria-invalid={err ? true : undefined}
+            aria-describedby={err ? errId : undefined}
+          />
           {err && (
             <p id={errId} className="field-error">
               {err}

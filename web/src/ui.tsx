@@ -45,6 +45,53 @@ export function Field({
   );
 }
 
+/** A labelled choice with its error; `blank` adds an empty first option ("—"). */
+export function SelectField({
+  label,
+  value,
+  onChange,
+  options,
+  error,
+  blank = false,
+  disabled,
+}: {
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  options: { value: string; label: string }[];
+  error?: string;
+  blank?: boolean;
+  disabled?: boolean;
+}) {
+  const id = useId();
+  const errId = `${id}-error`;
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <select
+        id={id}
+        value={value}
+        disabled={disabled}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={error ? errId : undefined}
+        onChange={(e) => onChange(e.target.value)}
+      >
+        {blank && <option value="">—</option>}
+        {options.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+      {error && (
+        <p id={errId} className="field-error">
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
 /** The error of a form that no field shows (or every error, for unknown fields). */
 export function FormError({ error, fields = [] }: { error: unknown; fields?: string[] }) {
   const { t } = useI18n();

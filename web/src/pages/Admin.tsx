@@ -9,7 +9,7 @@ import { useI18n, type Key } from "../i18n";
 import { RecordList } from "../RecordList";
 import { RecordPage } from "../RecordPage";
 import { Timeline } from "../Timeline";
-import { Field, fieldError, FormError, useAction } from "../ui";
+import { Field, fieldError, FormError, SelectField, useAction } from "../ui";
 import { forgetUsers, nameOf, useUsers } from "../users";
 
 const ROLES = ["user", "manager", "admin"];
@@ -41,6 +41,16 @@ function useTeams(): Team[] {
     api<Page<Team>>("GET", "/api/teams?limit=200&sort=name").then((p) => setTeams(p.data), () => {});
   }, []);
   return teams;
+}
+
+/** The roles and teams as a form's options. */
+function useChoices() {
+  const { t } = useI18n();
+  const teams = useTeams();
+  return {
+    roleOptions: ROLES.map((r) => ({ value: r, label: t(`roleName.${r}` as Key) })),
+    teamOptions: teams.map((x) => ({ value: x.id, label: x.name })),
+  };
 }
 
 /** The admin area's own navigation above each of its screens. */
@@ -98,7 +108,7 @@ export function AdminUsers() {
 export function InviteUser() {
   const { t } = useI18n();
   const navigate = useNavigate();
-  const teams = useTeams();
+  const { roleOptions, teamOptions } = useChoices();
   const [draft, setDraft] = useState({ username: "", email: "", role: "user", teamId: "" });
   const { error, busy, run } = useAction();
   const submit = (e: FormEvent) => {
@@ -125,28 +135,8 @@ export function InviteUser() {
       <form onSubmit={submit} noValidate className="record">
         <Field label={t("username")} name="username" value={draft.username} onChange={(e) => setDraft({ ...draft, username: e.target.value })} error={fieldError(error, "username")} />
         <Field label={t("email")} name="email" type="email" value={draft.email} onChange={(e) => setDraft({ ...draft, email: e.target.value })} error={fieldError(error, "email")} />
-        <div className="field">
-          <label htmlFor="invite-role">{t("role")}</label>
-          <select id="invite-role" value={draft.role} onChange={(e) => setDraft({ ...draft, role: e.target.value })}>
-            {ROLES.map((r) => (
-              <option key={r} value={r}>
-                {t(`roleName.${r}` as Key)}
-              </option>
-            ))}
-          </select>
-          {fieldError(error, "role") && <p className="field-error">{fieldError(error, "role")}</p>}
-        </div>
-        <div className="field">
-          <label htmlFor="invite-team">{t("team")}</label>
-          <select id="invite-team" value={draft.teamId} onChange={(e) => setDraft({ ...draft, teamId: e.target.value })}>
-            <option value="">—</option>
-            {teams.map((x) => (
-              <option key={x.id} value={x.id}>
-                {x.name}
-              </option>
-            ))}
-          </select>
-        </div>
+        <SelectField label={t("role")} value={draft.role} onChange={(role) => setDraft({ ...draft, role })} options={roleOptions} error={fieldError(error, "role")} />
+        <SelectField label={t("team")} value={draft.teamId} onChange={(teamId) => setDraft({ ...draft, teamId })} options={teamOptions} error={fieldError(error, "teamId")} blank />
         <button type="submit" disabled={busy}>
           {t("sendInvitation")}
         </button>
@@ -159,7 +149,7 @@ export function AdminUserPage() {
   const { id } = useParams();
   const { t, lang } = useI18n();
   const { user: me } = useAuth();
-  const teams = useTeams();
+  const { roleOptions, teamOptions } = useChoices();
   const users = useUsers();
   const [user, setUser] = useState<User | null>(null);
   const [role, setRole] = useState("");
@@ -206,28 +196,8 @@ export function AdminUserPage() {
         <div>
           <form onSubmit={save} noValidate className="record" aria-labelledby="access-title">
             <h2 id="access-title">{t("access")}</h2>
-            <div className="field">
-              <label htmlFor="user-role">{t("role")}</label>
-              <select id="user-role" value={role} disabled={erased} onChange={(e) => setRole(e.target.value)}>
-                {ROLES.map((r) => (
-                  <option key={r} value={r}>
-                    {t(`roleName.${r}` as Key)}
-                  </option>
-                ))}
-              </select>
-              {fieldError(error, "role") && <p className="field-error">{fieldError(error, "role")}</p>}
-            </div>
-            <div className="field">
-              <label htmlFor="user-team">{t("team")}</label>
-              <select id="user-team" value={teamId} disabled={erased} onChange={(e) => setTeamId(e.target.value)}>
-                <option value="">—</option>
-                {teams.map((x) => (
-                  <option key={x.id} value={x.id}>
-                    {x.name}
-                  </option>
-                ))}
-              </select>
-            </div>
+            <SelectField label={t("role")} value={role} onChange={setRole} options={roleOptions} error={fieldError(error, "role")} disabled={erased} />
+            <SelectField label={t("team")} value={teamId} onChange={setTeamId} options={teamOptions} error={fieldError(error, "teamId")} disabled={erased} blank />
             <button type="submit" disabled={busy || erased}>
               {t("save")}
             </button>
