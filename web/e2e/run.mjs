@@ -512,6 +512,15 @@ try {
   assert(((await cards.first().getAttribute("class")) ?? "").includes("wide"), "the funnel is wide");
   await adminPage.locator(`article[data-report="${order[7]}"] canvas`).waitFor();
   await axe("dashboard-arranged");
+  // The owner filter applies to every standard card: one rep's win rate alone.
+  const winRate = adminPage.locator('article[data-report="r3_win_rate_by_owner"] [role="img"]');
+  await adminPage.getByRole("combobox", { name: "Owner", exact: true }).selectOption({ label: "demo-enterprise-0" });
+  await waitFor(async () => {
+    const label = (await winRate.getAttribute("aria-label").catch(() => null)) ?? "";
+    return label.includes("demo-enterprise-0") && !label.includes("demo-mid-market-0");
+  }, "the win rate of one owner");
+  await adminPage.getByRole("combobox", { name: "Owner", exact: true }).selectOption({ label: "Everyone" });
+  await waitFor(async () => ((await winRate.getAttribute("aria-label").catch(() => null)) ?? "").includes("demo-mid-market-0"), "every owner again");
   await adminPage.screenshot({ path: path.join(artifacts, "dashboard-demo.png") });
   await adminPage.goto(reportUrl);
   await adminPage.locator(".preview canvas").waitFor();

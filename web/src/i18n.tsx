@@ -339,6 +339,8 @@ const en = {
   "act.settings_changed": "Settings changed",
   "act.shared": "Shared",
   "act.purged": "Purged",
+  everyone: "Everyone",
+  everyTeam: "Every team",
 };
 
 export type Key = keyof typeof en;
@@ -678,6 +680,8 @@ const fr: Record<Key, string> = {
   "act.settings_changed": "Réglages modifiés",
   "act.shared": "Partagé",
   "act.purged": "Purgé",
+  everyone: "Tout le monde",
+  everyTeam: "Toutes les équipes",
 };
 
 const ar: Record<Key, string> = {
@@ -1015,6 +1019,8 @@ const ar: Record<Key, string> = {
   "act.settings_changed": "تغيّرت الإعدادات",
   "act.shared": "تمت مشاركته",
   "act.purged": "حُذف نهائيًا",
+  everyone: "الجميع",
+  everyTeam: "كل الفرق",
 };
 
 const WORDS: Record<Language, Record<Key, string>> = { en, fr, ar };

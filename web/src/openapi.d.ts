@@ -12134,6 +12134,8 @@ export interface operations {
                 forecastEnd?: string;
                 /** @description The start of the engagement window; default asOf − 90 days */
                 engagementStart?: string;
+                /** @description Only records these users own (ids, comma-separated or repeated): a dashboard's owner or team filter; companies stay whole */
+                ownerId?: string;
                 /** @description `json` (the default: this document); a file: `csv` (REPORTS.md's canonical CSV), `parquet`, `xlsx`, `pdf` (title, parameters, chart, table); or the chart alone: `svg`, `png` */
                 format?: string;
             };

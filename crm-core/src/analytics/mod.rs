@@ -5,7 +5,7 @@
 //! All eight standard reports are here, custom reports ([`custom`]) and the store
 //! snapshot (`Crm::analytics_tables`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The polars this engine is built with (its DataFrames are the engine's input and output).
 pub use polars;
@@ -105,6 +105,34 @@ impl Tables {
     fn live(&self, name: &str) -> Result<LazyFrame> {
         Ok(self.lazy(name)?.filter(col("deleted_at").is_null()))
     }
+
+    /// The tables cut to what the given users own: deals, contacts, interactions and tasks
+    /// by `owner_id`, a deal's stage history with its deal. Companies stay whole: a
+    /// company is where deals land, whoever owns the company. (A dashboard's owner or
+    /// team filter; the caller's own scope was applied when the tables were read.)
+    pub fn owned_by(&self, owners: &BTreeSet<String>) -> Result<Tables> {
+        let mut out = self.0.clone();
+        for table in ["deals", "contacts", "interactions", "tasks"] {
+            if let Some(df) = self.0.get(table) {
+                out.insert(table.to_string(), keep_rows(df, "owner_id", |v| owners.contains(v))?);
+            }
+        }
+        if let (Some(deals), Some(history)) = (out.get("deals"), self.0.get("deal_stage_history")) {
+            let ids = deals.column("id").map_err(from_polars)?.cast(&DataType::String).map_err(from_polars)?;
+            let ids: BTreeSet<String> = ids.str().map_err(from_polars)?.iter().flatten().map(str::to_string).collect();
+            let kept = keep_rows(history, "deal_id", |v| ids.contains(v))?;
+            out.insert("deal_stage_history".to_string(), kept);
+        }
+        Ok(Tables(out))
+    }
+}
+
+/// The rows of `df` whose text `column` passes `keep` (NULLs never do).
+fn keep_rows(df: &DataFrame, column: &str, keep: impl Fn(&str) -> bool) -> Result<DataFrame> {
+    // Ids are text in the snapshot; a table read from elsewhere may hold them otherwise.
+    let values = df.column(column).map_err(from_polars)?.cast(&DataType::String).map_err(from_polars)?;
+    let mask: BooleanChunked = values.str().map_err(from_polars)?.iter().map(|v| Some(v.is_some_and(&keep))).collect();
+    df.filter(&mask).map_err(from_polars)
 }
 
 /// Report parameters; `None` takes REPORTS.md's default.

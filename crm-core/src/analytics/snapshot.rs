@@ -271,14 +271,38 @@ impl Crm {
         name: &str,
         params: &super::Params,
     ) -> Result<(DataFrame, super::Resolved)> {
+        self.standard_report_of(actor, name, params, None).await
+    }
+
+    /// A standard report over the records some users own (`owners`: their ids; none:
+    /// everything the caller may read). A dashboard's owner or team filter.
+    pub async fn standard_report_of(
+        &self,
+        actor: &Actor,
+        name: &str,
+        params: &super::Params,
+        owners: Option<Vec<crate::UserId>>,
+    ) -> Result<(DataFrame, super::Resolved)> {
+        let owners: Option<std::collections::BTreeSet<String>> =
+            owners.map(|o| o.iter().map(|u| u.to_string()).collect());
         // Name the reports before reading anything.
         super::StandardReport::named(name, "name")?;
         let name = name.to_string();
         let params = *params;
         let now = self.now().naive_utc();
-        self.on_snapshot(actor, move |t| {
-            let r = match params.resolve(t) {
-                Err(_) if params.as_of.is_none() => super::Params { as_of: Some(now), ..params }.resolve(t)?,
+        self.on_snapshot(actor, move |all| {
+            let cut;
+            let t = match &owners {
+                Some(o) => {
+                    cut = all.owned_by(o)?;
+                    &cut
+                }
+                None => all,
+            };
+            // The defaults come from everything the caller may read, so a filtered card
+            // shares its "as of" with the others.
+            let r = match params.resolve(all) {
+                Err(_) if params.as_of.is_none() => super::Params { as_of: Some(now), ..params }.resolve(all)?,
                 other => other?,
             };
             let full = super::Params {

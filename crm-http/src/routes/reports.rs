@@ -84,6 +84,11 @@ pub fn api() -> Api {
                     ),
                     query_param("forecastEnd", Type::String, "The end (exclusive) of the forecast, YYYY-MM-DD; default asOf + 12 months"),
                     query_param("engagementStart", Type::String, "The start of the engagement window; default asOf − 90 days"),
+                    query_param(
+                        "ownerId",
+                        Type::String,
+                        "Only records these users own (ids, comma-separated or repeated): a dashboard's owner or team filter; companies stay whole",
+                    ),
                     format(),
                 ])
                 .ok_or_files::<ReportResult>("The report", &FILES)
@@ -436,6 +441,22 @@ fn params_of(pairs: &[(String, String)]) -> ApiResult<Params> {
     })
 }
 
+/// `ownerId` (repeated, or comma-separated): the users whose records the report covers.
+fn owners_of(pairs: &[(String, String)]) -> ApiResult<Option<Vec<crm_core::UserId>>> {
+    let mut owners = Vec::new();
+    let mut seen = false;
+    for (_, v) in pairs.iter().filter(|(k, _)| k == "ownerId") {
+        seen = true;
+        for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let id = part.parse::<Uuid>().map_err(|_| {
+                ApiError::from(crm_core::Error::invalid("ownerId", "invalid_format", format!("'{part}' is not a user id")))
+            })?;
+            owners.push(crm_core::UserId::from(id));
+        }
+    }
+    Ok(seen.then_some(owners))
+}
+
 async fn run_standard(
     State(crm): State<Crm>,
     State(slots): State<Arc<ReportSlots>>,
@@ -448,10 +469,11 @@ async fn run_standard(
     let Ok(report) = name.parse::<Standard>() else {
         return Err(ApiError::from(crm_core::Error::NotFound { entity: "report" }));
     };
-    only(&pairs, &["asOf", "forecastEnd", "engagementStart", "format"])?;
+    only(&pairs, &["asOf", "forecastEnd", "engagementStart", "ownerId", "format"])?;
     let format = wanted_by(&crm, caller.actor(), last(&pairs, "format"), &headers)?;
     let params = params_of(&pairs)?;
-    let (df, r) = crm.standard_report_with_params(caller.actor(), &name, &params).await?;
+    let owners = owners_of(&pairs)?;
+    let (df, r) = crm.standard_report_of(caller.actor(), &name, &params, owners).await?;
     let used = r.shown(&name);
     let to = (&crm, caller.actor(), None);
     answer(to, &df, format, &name, Some(report.title()), used, Some(report.chart())).await

@@ -36,14 +36,19 @@ async function queued<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Runs a standard report when its name or `asOf` changes. */
-function useReport(name: string, asOf: string) {
+/** Runs a standard report when its name, `asOf` or owners change (`owners`: a
+ * comma-separated list of user ids; null: everyone the caller may see). */
+function useReport(name: string, asOf: string, owners: string | null) {
   const [report, setReport] = useState<Report | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     let live = true;
-    const q = asOf ? `?asOf=${encodeURIComponent(asOf)}` : "";
+    const params = new URLSearchParams();
+    if (asOf) params.set("asOf", asOf);
+    if (owners !== null) params.set("ownerId", owners);
+    const q = params.size > 0 ? `?${params}` : "";
     setReport(null);
+    setError(null);
     queued(() => api<Report>("GET", `/api/reports/standard/${name}${q}`)).then(
       (r) => live && setReport(r),
       (e: unknown) => live && setError(e),
@@ -51,7 +56,7 @@ function useReport(name: string, asOf: string) {
     return () => {
       live = false;
     };
-  }, [name, asOf]);
+  }, [name, asOf, owners]);
   return { report, error };
 }
 
@@ -122,9 +127,21 @@ function Frame({
   );
 }
 
-function StandardCard({ card, asOf, children, editing }: { card: CardSpec; asOf: string; children: (r: Report) => ReactNode; editing?: ReactNode }) {
+function StandardCard({
+  card,
+  asOf,
+  owners,
+  children,
+  editing,
+}: {
+  card: CardSpec;
+  asOf: string;
+  owners: string | null;
+  children: (r: Report) => ReactNode;
+  editing?: ReactNode;
+}) {
   const { t } = useI18n();
-  const { report, error } = useReport(card.report, asOf);
+  const { report, error } = useReport(card.report, asOf, owners);
   return (
     <Frame card={card} title={t(`report.${card.report}` as Key)} report={report} error={error} editing={editing}>
       {children}
@@ -155,6 +172,10 @@ export function Dashboard() {
   const { t, lang } = useI18n();
   const { user } = useAuth();
   const [asOf, setAsOf] = useState("");
+  const [ownerFilter, setOwnerFilter] = useState("");
+  const [teamFilter, setTeamFilter] = useState("");
+  const [people, setPeople] = useState<User[]>([]);
+  const [teams, setTeams] = useState<{ id: string; name: string }[]>([]);
   const [owners, setOwners] = useState<Map<string, string>>(new Map());
   const [contacts, setContacts] = useState<Map<string, string>>(new Map());
   const [layout, setLayout] = useState<CardSpec[] | null>(null);
@@ -167,10 +188,20 @@ export function Dashboard() {
   useEffect(() => {
     // Names for the owners' ids (a user who may not list users sees ids shortened).
     api<{ data: User[] }>("GET", "/api/users?limit=200").then(
-      (p) => setOwners(new Map(p.data.map((u) => [u.id, u.username]))),
+      (p) => {
+        setPeople(p.data);
+        setOwners(new Map(p.data.map((u) => [u.id, u.username])));
+      },
+      () => {},
+    );
+    api<{ data: { id: string; name: string }[] }>("GET", "/api/teams?limit=200&sort=name").then(
+      (p) => setTeams(p.data),
       () => {},
     );
   }, []);
+  // The owner or team filter of every standard card: the users whose records count.
+  // (null: no filter; a team without members owns nothing.)
+  const ownerIds = ownerFilter ? ownerFilter : teamFilter ? people.filter((u) => u.teamId === teamFilter).map((u) => u.id).join(",") : null;
   useEffect(() => {
     if (!user) return;
     api<{ dashboard?: CardSpec[] | null }>("GET", `/api/users/${user.id}/settings`).then(
@@ -318,6 +349,46 @@ export function Dashboard() {
       <div className="toolbar">
         <label htmlFor="as-of">{t("asOf")}</label>
         <input id="as-of" type="date" value={asOf} onChange={(e) => setAsOf(e.target.value)} />
+        {people.length > 1 && (
+          <>
+            <label htmlFor="dash-owner">{t("owner")}</label>
+            <select
+              id="dash-owner"
+              value={ownerFilter}
+              onChange={(e) => {
+                setOwnerFilter(e.target.value);
+                setTeamFilter("");
+              }}
+            >
+              <option value="">{t("everyone")}</option>
+              {people.map((u) => (
+                <option key={u.id} value={u.id}>
+                  {u.username}
+                </option>
+              ))}
+            </select>
+          </>
+        )}
+        {teams.length > 0 && (
+          <>
+            <label htmlFor="dash-team">{t("team")}</label>
+            <select
+              id="dash-team"
+              value={teamFilter}
+              onChange={(e) => {
+                setTeamFilter(e.target.value);
+                setOwnerFilter("");
+              }}
+            >
+              <option value="">{t("everyTeam")}</option>
+              {teams.map((x) => (
+                <option key={x.id} value={x.id}>
+                  {x.name}
+                </option>
+              ))}
+            </select>
+          </>
+        )}
         {!editing ? (
           <button
             type="button"
@@ -362,7 +433,7 @@ export function Dashboard() {
         <div className="dash">
           {cards.map((card, i) =>
             isStandard(card.report) ? (
-              <StandardCard key={card.report} card={card} asOf={asOf} editing={editing ? tools(card, i) : undefined}>
+              <StandardCard key={card.report} card={card} asOf={asOf} owners={ownerIds} editing={editing ? tools(card, i) : undefined}>
                 {standard[card.report] ?? (() => null)}
               </StandardCard>
             ) : (
