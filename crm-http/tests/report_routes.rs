@@ -86,7 +86,8 @@ async fn standard_reports_as_json_and_files_in_scope() {
     assert_eq!(rows(&mine).len(), 1);
     assert_eq!(mine.body["data"][0]["stage"], "prospecting");
     // The admin's dashboard filtered to the rep: the rep's own figures, the same "as of".
-    let rep_id = app.call(Method::GET, "/api/auth/me", Some(&w.rep), None).await.body["id"].as_str().unwrap().to_string();
+    let rep_id =
+        app.call(Method::GET, "/api/auth/me", Some(&w.rep), None).await.body["id"].as_str().unwrap().to_string();
     let path = format!("/api/reports/standard/r1_pipeline_by_stage?ownerId={rep_id}");
     let theirs = app.call(Method::GET, &path, Some(&w.admin), None).await;
     assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.body);
@@ -95,9 +96,11 @@ async fn standard_reports_as_json_and_files_in_scope() {
     let path = format!("/api/reports/standard/r3_win_rate_by_owner?ownerId={rep_id},{rep_id}");
     let r3_theirs = app.call(Method::GET, &path, Some(&w.admin), None).await;
     assert_eq!(rows(&r3_theirs).len(), 1, "{}", r3_theirs.body);
-    let nobody = app.call(Method::GET, "/api/reports/standard/r1_pipeline_by_stage?ownerId=", Some(&w.admin), None).await;
+    let nobody =
+        app.call(Method::GET, "/api/reports/standard/r1_pipeline_by_stage?ownerId=", Some(&w.admin), None).await;
     assert_eq!(nobody.body["rowCount"], 0, "an empty list owns nothing: {}", nobody.body);
-    let bad = app.call(Method::GET, "/api/reports/standard/r1_pipeline_by_stage?ownerId=bob", Some(&w.admin), None).await;
+    let bad =
+        app.call(Method::GET, "/api/reports/standard/r1_pipeline_by_stage?ownerId=bob", Some(&w.admin), None).await;
     assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(bad.body["errors"][0]["field"], "ownerId");
     let r3 = app.call(Method::GET, "/api/reports/standard/r3_win_rate_by_owner", Some(&w.rep), None).await;

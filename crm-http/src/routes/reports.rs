@@ -449,7 +449,11 @@ fn owners_of(pairs: &[(String, String)]) -> ApiResult<Option<Vec<crm_core::UserI
         seen = true;
         for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let id = part.parse::<Uuid>().map_err(|_| {
-                ApiError::from(crm_core::Error::invalid("ownerId", "invalid_format", format!("'{part}' is not a user id")))
+                ApiError::from(crm_core::Error::invalid(
+                    "ownerId",
+                    "invalid_format",
+                    format!("'{part}' is not a user id"),
+                ))
             })?;
             owners.push(crm_core::UserId::from(id));
         }
