@@ -469,6 +469,13 @@ try {
   await waitFor(async () => (await adminPage.locator(".preview thead th").allInnerTexts()).join(",") === "industry,sum_amount_cents", "the preview's columns");
   await waitFor(async () => (await adminPage.locator(".preview tbody tr").count()) > 1, "the preview's rows");
   await adminPage.locator(".preview canvas").waitFor();
+  // The keyboard's way in: a value added from the zone's list, then removed by Enter.
+  const previewColumns = async () => (await adminPage.locator(".preview thead th").allInnerTexts()).join(",");
+  await adminPage.locator('select[data-zone="values"]').selectOption("*");
+  await waitFor(async () => (await previewColumns()) === "industry,sum_amount_cents,count", "a row count added from the list");
+  await adminPage.getByRole("button", { name: "Remove Number of rows" }).focus();
+  await adminPage.keyboard.press("Enter");
+  await waitFor(async () => (await previewColumns()) === "industry,sum_amount_cents", "the row count removed");
   await adminPage.getByLabel("Sort by").selectOption("sum_amount_cents");
   await adminPage.getByLabel("Report name").fill("Won revenue by industry");
   await adminPage.getByRole("button", { name: "Save the report" }).click();
