@@ -2,7 +2,7 @@
 // caller may read the log: admins all, others their own) and what the kind adds (a
 // deal's stage changes, a contact's calls and emails).
 import { useEffect, useState } from "react";
-import { api, type User } from "./api";
+import { api, type AuditEvent, type User } from "./api";
 import { isKey, useI18n } from "./i18n";
 import { nameOf } from "./users";
 
@@ -14,14 +14,6 @@ export interface Entry {
   detail?: string;
   /** Who did it (a user id). */
   by?: string | null;
-}
-
-interface AuditEvent {
-  id: string;
-  at: string;
-  actorId?: string | null;
-  action: string;
-  changes?: unknown;
 }
 
 /** The changed fields an audit event names (`{field: {before, after}}`). */

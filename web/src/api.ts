@@ -108,54 +108,46 @@ async function refresh(): Promise<boolean> {
   return refreshing;
 }
 
-/** Calls the API; resolves with the JSON answer (undefined for 204), throws ApiError. */
-export async function api<T>(
-  method: string,
-  path: string,
-  body?: unknown,
-  extra: Record<string, string> = {},
-  retried = false,
-): Promise<T> {
+/** Sends one request with the stored bearer token (refreshed once on a 401): a JSON
+ * body, or a form (`FormData`, a file upload) as the browser encodes it. */
+async function send(method: string, path: string, body: unknown, extra: Record<string, string>, retried = false): Promise<Response> {
   const headers: Record<string, string> = { Accept: "application/json", ...extra };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const form = body instanceof FormData;
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
   const t = loadTokens();
   if (t) headers.Authorization = `Bearer ${t.accessToken}`;
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (res.status === 401 && t && !retried && !path.startsWith("/api/auth/")) {
-    if (await refresh()) return api<T>(method, path, body, extra, true);
+  const payload = body === undefined ? undefined : form ? body : JSON.stringify(body);
+  const res = await fetch(path, { method, headers, body: payload });
+  if (res.status === 401 && t && !retried && !path.startsWith("/api/auth/") && (await refresh())) {
+    return send(method, path, body, extra, true);
   }
+  return res;
+}
+
+/** The JSON of an answer, or undefined when it has none (or is not JSON). */
+async function jsonOf(res: Response): Promise<unknown> {
   const text = await res.text();
-  let parsed: unknown = undefined;
-  if (text) {
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
+}
+
+/** Calls the API; resolves with the JSON answer (undefined for 204), throws ApiError. */
+export async function api<T>(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
+  const res = await send(method, path, body, extra);
+  const parsed = await jsonOf(res);
   if (!res.ok) throw problemOf(res.status, parsed);
   return parsed as T;
 }
 
-/** Calls the API for a file (a report as CSV, XLSX or PDF): the body and the name the
- * server gives it (`Content-Disposition`); throws ApiError as `api` does. */
-export async function apiFile(method: string, path: string, body?: unknown, retried = false): Promise<{ blob: Blob; name: string }> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const t = loadTokens();
-  if (t) headers.Authorization = `Bearer ${t.accessToken}`;
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (res.status === 401 && t && !retried && (await refresh())) return apiFile(method, path, body, true);
-  if (!res.ok) {
-    const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    throw problemOf(res.status, parsed);
-  }
+/** Calls the API for a file (a report as CSV, XLSX or PDF; a picture): the body and the
+ * name the server gives it (`Content-Disposition`); throws ApiError as `api` does. */
+export async function apiFile(method: string, path: string, body?: unknown): Promise<{ blob: Blob; name: string }> {
+  const res = await send(method, path, body, {});
+  if (!res.ok) throw problemOf(res.status, await jsonOf(res));
   const disposition = res.headers.get("content-disposition") ?? "";
   const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? "report";
   return { blob: await res.blob(), name };
@@ -234,5 +226,9 @@ export function money(minor: number, currency: string, lang: string): string {
 
 export type Company = Schemas["Company"];
 export type SavedReport = Schemas["SavedReport"];
+export type Team = Schemas["Team"];
+export type AuditEvent = Schemas["AuditEvent"];
+export type SessionView = Schemas["SessionView"];
+export type Interaction = Schemas["Interaction"];
 export type ReportResult = Schemas["ReportResult"];
 export type Task = Schemas["Task"];

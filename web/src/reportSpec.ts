@@ -10,18 +10,8 @@ export type AggFn = Schemas["AggFn"];
 export type Bucket = Schemas["Bucket"];
 
 /** A field of a source table, as `GET /api/reports/catalog` lists it. */
-export interface CatalogField {
-  name: string;
-  type: "text" | "integer" | "boolean" | "timestamp" | "date" | "json" | "list";
-  nullable: boolean;
-  choices?: string[];
-}
-
-export interface CatalogSource {
-  name: string;
-  fields: CatalogField[];
-  joins: string[];
-}
+export type CatalogField = Schemas["CatalogField"];
+export type CatalogSource = Schemas["CatalogSource"];
 
 export const AGGREGATES: AggFn[] = ["count", "count_distinct", "sum", "avg", "min", "max", "median"];
 export const BUCKETS: Bucket[] = ["day", "week", "month", "quarter", "year"];

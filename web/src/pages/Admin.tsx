@@ -3,45 +3,17 @@
 // check. The server decides what each caller may do; a refusal is shown as it answers.
 import { useEffect, useState, type FormEvent, type ReactNode } from "react";
 import { Link, NavLink, useNavigate, useParams } from "react-router-dom";
-import { api, ApiError, type Page, type User } from "../api";
+import { api, ApiError, type AuditEvent, type Team, type User } from "../api";
 import { useAuth } from "../auth";
 import { useI18n, type Key } from "../i18n";
 import { RecordList } from "../RecordList";
 import { RecordPage } from "../RecordPage";
 import { Timeline } from "../Timeline";
 import { Field, fieldError, FormError, SelectField, useAction } from "../ui";
-import { forgetUsers, nameOf, useUsers } from "../users";
+import { forgetUsers, nameOf, useTeams, useUsers } from "../users";
 
 const ROLES = ["user", "manager", "admin"];
 const STATUSES = ["pending", "active", "suspended", "deactivated", "erased"];
-
-interface Team {
-  id: string;
-  name: string;
-  version: number;
-  description?: string | null;
-  managerId?: string | null;
-  updatedAt: string;
-}
-
-interface AuditEvent {
-  id: string;
-  seq: number;
-  at: string;
-  actorId?: string | null;
-  actorRole?: string | null;
-  action: string;
-  entityType: string;
-  entityId?: string | null;
-}
-
-function useTeams(): Team[] {
-  const [teams, setTeams] = useState<Team[]>([]);
-  useEffect(() => {
-    api<Page<Team>>("GET", "/api/teams?limit=200&sort=name").then((p) => setTeams(p.data), () => {});
-  }, []);
-  return teams;
-}
 
 /** The roles and teams as a form's options. */
 function useChoices() {

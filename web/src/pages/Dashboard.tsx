@@ -4,11 +4,12 @@
 // settings). People see names, stages in their language and money in major units.
 import { DndContext, PointerSensor, useDraggable, useDroppable, useSensor, useSensors, type DragEndEvent } from "@dnd-kit/core";
 import { useEffect, useMemo, useState, type ReactNode } from "react";
-import { api, type Contact, type SavedReport, type User } from "../api";
+import { api, type Contact, type SavedReport } from "../api";
 import { useAuth } from "../auth";
 import { Chart, type Series } from "../Chart";
 import { isKey, useI18n, type Key } from "../i18n";
 import { FormError, useAction } from "../ui";
+import { useAllUsers, useTeams } from "../users";
 import { DEFAULT_LAYOUT, isStandard, moved, STANDARD, type CardSpec } from "./dashboardLayout";
 
 interface Report {
@@ -174,9 +175,11 @@ export function Dashboard() {
   const [asOf, setAsOf] = useState("");
   const [ownerFilter, setOwnerFilter] = useState("");
   const [teamFilter, setTeamFilter] = useState("");
-  const [people, setPeople] = useState<User[]>([]);
-  const [teams, setTeams] = useState<{ id: string; name: string }[]>([]);
-  const [owners, setOwners] = useState<Map<string, string>>(new Map());
+  // Names for the owners' ids (a user who may not list users sees ids shortened); the
+  // owner filter offers the same people.
+  const people = useAllUsers();
+  const teams = useTeams();
+  const owners = useMemo(() => new Map(people.map((u) => [u.id, u.username])), [people]);
   const [contacts, setContacts] = useState<Map<string, string>>(new Map());
   const [layout, setLayout] = useState<CardSpec[] | null>(null);
   const [editing, setEditing] = useState(false);
@@ -185,20 +188,6 @@ export function Dashboard() {
   const [notice, setNotice] = useState<string | null>(null);
   const sensors = useSensors(useSensor(PointerSensor, { activationConstraint: { distance: 4 } }));
   const rtl = lang === "ar";
-  useEffect(() => {
-    // Names for the owners' ids (a user who may not list users sees ids shortened).
-    api<{ data: User[] }>("GET", "/api/users?limit=200").then(
-      (p) => {
-        setPeople(p.data);
-        setOwners(new Map(p.data.map((u) => [u.id, u.username])));
-      },
-      () => {},
-    );
-    api<{ data: { id: string; name: string }[] }>("GET", "/api/teams?limit=200&sort=name").then(
-      (p) => setTeams(p.data),
-      () => {},
-    );
-  }, []);
   // The owner or team filter of every standard card: the users whose records count.
   // (null: no filter; a team without members owns nothing.)
   const ownerIds = ownerFilter ? ownerFilter : teamFilter ? people.filter((u) => u.teamId === teamFilter).map((u) => u.id).join(",") : null;

@@ -2,20 +2,10 @@
 // a link), your picture (uploaded, re-encoded by the server; removed), your password, and
 // your sessions (each can be ended; signing out everywhere ends them all).
 import { useEffect, useState, type FormEvent } from "react";
-import { api, apiFile, ApiError, type User } from "../api";
+import { api, apiFile, type SessionView, type User } from "../api";
 import { useAuth } from "../auth";
 import { useI18n } from "../i18n";
 import { Field, fieldError, FormError, useAction } from "../ui";
-
-interface SessionView {
-  id: string;
-  method: string;
-  createdAt: string;
-  lastUsedAt: string;
-  ip?: string | null;
-  userAgent?: string | null;
-  current: boolean;
-}
 
 /** A user's picture as an object URL (the avatar route needs the bearer token). */
 export function useAvatar(user: User | null, version: number): string | null {
@@ -95,13 +85,8 @@ export function Profile() {
     void picture.run(async () => {
       const form = new FormData();
       form.append("file", file);
-      const headers: Record<string, string> = {};
-      const raw = localStorage.getItem("crm-rs.tokens");
-      if (raw) headers.Authorization = `Bearer ${(JSON.parse(raw) as { accessToken: string }).accessToken}`;
-      const res = await fetch(`/api/users/${user.id}/avatar`, { method: "PUT", headers, body: form });
-      const body: unknown = await res.json().catch(() => undefined);
-      if (!res.ok) throw new ApiError(res.status, "upload_failed", (body as { detail?: string } | undefined)?.detail ?? `HTTP ${res.status}`, (body as { errors?: [] } | undefined)?.errors ?? []);
-      updated(body as User);
+      const u = await api<User>("PUT", `/api/users/${user.id}/avatar`, form);
+      updated(u);
       setPictures((n) => n + 1);
     });
   };

@@ -1,21 +1,13 @@
 // The record pages of contacts, companies, deals and tasks: which fields each edits, and
 // what each adds to its timeline.
 import { useCallback } from "react";
-import { api, DEAL_STAGES, LIFECYCLE_STAGES, type DealStageChange, type Page } from "../api";
+import { api, DEAL_STAGES, LIFECYCLE_STAGES, type DealStageChange, type Interaction, type Page } from "../api";
 import { useI18n, type Key } from "../i18n";
 import { RecordPage, type FieldSpec } from "../RecordPage";
 import type { Entry } from "../Timeline";
 
 const PRIORITIES = ["low", "medium", "high", "urgent"];
 const STATUSES = ["open", "in_progress", "done", "cancelled"];
-
-interface Interaction {
-  id: string;
-  kind: string;
-  occurredAt: string;
-  subject?: string | null;
-  ownerId: string;
-}
 
 export function ContactPage() {
   const { t } = useI18n();
