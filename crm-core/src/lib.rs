@@ -46,6 +46,8 @@ pub mod outbox;
 pub mod policy;
 pub mod query;
 mod registry;
+mod row_de;
+mod row_ser;
 pub mod schema;
 pub mod schema_check;
 pub mod service;

@@ -8,7 +8,6 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Map;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -455,95 +454,33 @@ fn bad_row(kind: EntityKind, why: impl std::fmt::Display) -> Error {
     Error::internal_msg(format!("{} row: {why}", kind.name()))
 }
 
-/// Turns a value into a row of its kind. Values move out of the serialised form, so
-/// large JSON documents are not copied; a field without a column is an error.
+/// Turns a value into a row of its kind: each field goes straight into its column's
+/// typed value, with no JSON document in between (see `row_ser`); a field without a
+/// column is an error.
 pub fn to_row<T: Persist>(item: &T) -> Result<Row> {
     let kind = T::KIND;
-    let json = serde_json::to_value(item).map_err(|e| Error::internal("serialising a record", e))?;
-    let serde_json::Value::Object(mut obj) = json else {
-        return Err(bad_row(kind, "not a JSON object"));
-    };
-    let mut row = Vec::with_capacity(kind.columns().len());
-    // Nested objects (`contactDetails.email`), taken out of `obj` when first met.
-    let mut parents: Vec<(&str, Map<String, serde_json::Value>)> = Vec::new();
-    for col in kind.columns() {
+    let cols = kind.columns();
+    let mut row = vec![Value::Null; cols.len()];
+    crate::row_ser::to_slots(cols, item, &mut row).map_err(|e| bad_row(kind, e))?;
+    for (col, value) in cols.iter().zip(row.iter_mut()) {
         if col.is_computed() {
-            row.push(Value::Text(item.search_text().to_lowercase()));
-            continue;
-        }
-        let found = match col.field.split_once('.') {
-            Some((parent, child)) => {
-                let at = match parents.iter().position(|(p, _)| *p == parent) {
-                    Some(i) => Some(i),
-                    None => match obj.remove(parent) {
-                        Some(serde_json::Value::Object(m)) => {
-                            parents.push((parent, m));
-                            Some(parents.len() - 1)
-                        }
-                        None | Some(serde_json::Value::Null) => None,
-                        Some(other) => return Err(bad_row(kind, format!("{parent}: {other} is not an object"))),
-                    },
-                };
-                at.and_then(|i| parents[i].1.remove(child))
-            }
-            None => obj.remove(col.field),
-        };
-        let value = match found {
-            None | Some(serde_json::Value::Null) => Value::Null,
-            Some(v) => json_into_value(col, v)
-                .ok_or_else(|| bad_row(kind, format!("{} does not hold a {:?}", col.field, col.ty)))?,
-        };
-        if value.is_null() && !col.nullable {
+            *value = Value::Text(item.search_text().to_lowercase());
+        } else if value.is_null() && !col.nullable {
             return Err(bad_row(kind, format!("{} may not be null", col.field)));
         }
-        row.push(value);
-    }
-    let mut unmapped: Vec<String> = obj.keys().cloned().collect();
-    for (parent, rest) in &parents {
-        unmapped.extend(rest.keys().map(|k| format!("{parent}.{k}")));
-    }
-    if !unmapped.is_empty() {
-        return Err(bad_row(kind, format!("fields without a column: {unmapped:?}")));
     }
     Ok(row)
 }
 
-/// Turns a row back into a value of its kind.
-pub fn from_row<T: Persist>(row: Row) -> Result<T> {
+/// Turns a row back into a value of its kind: each typed value goes straight to its
+/// field's deserialiser, with no JSON document in between (see `row_de`).
+pub fn from_row<T: Persist>(mut row: Row) -> Result<T> {
     let kind = T::KIND;
     let cols = kind.columns();
     if row.len() != cols.len() {
         return Err(bad_row(kind, format!("{} values for {} columns", row.len(), cols.len())));
     }
-    let mut obj = Map::with_capacity(cols.len());
-    for (col, value) in cols.iter().zip(row) {
-        if col.is_computed() {
-            continue;
-        }
-        let json = value_to_json(value);
-        match col.field.split_once('.') {
-            Some((parent, child)) => {
-                let entry = obj.entry(parent).or_insert_with(|| serde_json::Value::Object(Map::new()));
-                if let serde_json::Value::Object(m) = entry {
-                    if !json.is_null() {
-                        m.insert(child.to_string(), json);
-                    }
-                }
-            }
-            None => {
-                obj.insert(col.field.to_string(), json);
-            }
-        }
-    }
-    // A nested object whose members are all NULL is absent.
-    for col in cols {
-        if let Some((parent, _)) = col.field.split_once('.') {
-            if obj.get(parent).and_then(|v| v.as_object()).is_some_and(|m| m.is_empty()) {
-                obj.insert(parent.to_string(), serde_json::Value::Null);
-            }
-        }
-    }
-    serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| bad_row(kind, e))
+    T::deserialize(crate::row_de::RowDe::new(cols, &mut row)).map_err(|e| bad_row(kind, e))
 }
 
 /// Converts a JSON value to the column's typed value.
@@ -597,4 +534,98 @@ pub fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
 /// The one timestamp format of crm-rs: RFC 3339, UTC, milliseconds.
 pub fn format_ts(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The former JSON round trip of [`from_row`], kept as the oracle its tests compare with.
+#[cfg(test)]
+pub(crate) fn from_row_via_json<T: Persist>(row: Row) -> Result<T> {
+    use serde_json::Map;
+    let kind = T::KIND;
+    let cols = kind.columns();
+    if row.len() != cols.len() {
+        return Err(bad_row(kind, format!("{} values for {} columns", row.len(), cols.len())));
+    }
+    let mut obj = Map::with_capacity(cols.len());
+    for (col, value) in cols.iter().zip(row) {
+        if col.is_computed() {
+            continue;
+        }
+        let json = value_to_json(value);
+        match col.field.split_once('.') {
+            Some((parent, child)) => {
+                let entry = obj.entry(parent).or_insert_with(|| serde_json::Value::Object(Map::new()));
+                if let serde_json::Value::Object(m) = entry {
+                    if !json.is_null() {
+                        m.insert(child.to_string(), json);
+                    }
+                }
+            }
+            None => {
+                obj.insert(col.field.to_string(), json);
+            }
+        }
+    }
+    // A nested object whose members are all NULL is absent.
+    for col in cols {
+        if let Some((parent, _)) = col.field.split_once('.') {
+            if obj.get(parent).and_then(|v| v.as_object()).is_some_and(|m| m.is_empty()) {
+                obj.insert(parent.to_string(), serde_json::Value::Null);
+            }
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| bad_row(kind, e))
+}
+
+/// The former JSON round trip of [`to_row`], kept as the oracle its tests compare with.
+#[cfg(test)]
+pub(crate) fn to_row_via_json<T: Persist>(item: &T) -> Result<Row> {
+    use serde_json::Map;
+    let kind = T::KIND;
+    let json = serde_json::to_value(item).map_err(|e| Error::internal("serialising a record", e))?;
+    let serde_json::Value::Object(mut obj) = json else {
+        return Err(bad_row(kind, "not a JSON object"));
+    };
+    let mut row = Vec::with_capacity(kind.columns().len());
+    // Nested objects (`contactDetails.email`), taken out of `obj` when first met.
+    let mut parents: Vec<(&str, Map<String, serde_json::Value>)> = Vec::new();
+    for col in kind.columns() {
+        if col.is_computed() {
+            row.push(Value::Text(item.search_text().to_lowercase()));
+            continue;
+        }
+        let found = match col.field.split_once('.') {
+            Some((parent, child)) => {
+                let at = match parents.iter().position(|(p, _)| *p == parent) {
+                    Some(i) => Some(i),
+                    None => match obj.remove(parent) {
+                        Some(serde_json::Value::Object(m)) => {
+                            parents.push((parent, m));
+                            Some(parents.len() - 1)
+                        }
+                        None | Some(serde_json::Value::Null) => None,
+                        Some(other) => return Err(bad_row(kind, format!("{parent}: {other} is not an object"))),
+                    },
+                };
+                at.and_then(|i| parents[i].1.remove(child))
+            }
+            None => obj.remove(col.field),
+        };
+        let value = match found {
+            None | Some(serde_json::Value::Null) => Value::Null,
+            Some(v) => json_into_value(col, v)
+                .ok_or_else(|| bad_row(kind, format!("{} does not hold a {:?}", col.field, col.ty)))?,
+        };
+        if value.is_null() && !col.nullable {
+            return Err(bad_row(kind, format!("{} may not be null", col.field)));
+        }
+        row.push(value);
+    }
+    let mut unmapped: Vec<String> = obj.keys().cloned().collect();
+    for (parent, rest) in &parents {
+        unmapped.extend(rest.keys().map(|k| format!("{parent}.{k}")));
+    }
+    if !unmapped.is_empty() {
+        return Err(bad_row(kind, format!("fields without a column: {unmapped:?}")));
+    }
+    Ok(row)
 }
