@@ -322,30 +322,118 @@ pub(crate) fn count(kind: EntityKind, f: Option<&Filter>, include_deleted: bool,
     build(&q, d)
 }
 
-/// Multi-row insert (the caller keeps batches under the parameter limits).
+/// `INSERT INTO … (every column) VALUES (…), (…)`: the statement's text comes from
+/// [`insert_sql`] (kept per row count, so a single-row insert is not built again for
+/// every write), the rows' values are bound as they are.
 pub(crate) fn insert(kind: EntityKind, rows: Vec<Row>, d: Dialect) -> Result<(String, Values)> {
-    let mut q = Query::insert();
-    q.into_table(Alias::new(kind.table())).columns(all_columns(kind));
+    let cols = kind.columns();
+    let mut values = Vec::with_capacity(rows.len() * cols.len());
+    let n = rows.len();
     for row in rows {
-        let values = kind.columns().iter().zip(row).map(|(c, v)| Expr::val(into_sq(v, c.ty, d)).into());
-        q.values(values.collect::<Vec<SimpleExpr>>())
-            .map_err(|e| crm_core::Error::internal("building an insert", e))?;
+        if row.len() != cols.len() {
+            return Err(crm_core::Error::internal_msg(format!(
+                "{} row: {} values for {} columns",
+                kind.name(),
+                row.len(),
+                cols.len()
+            )));
+        }
+        values.extend(cols.iter().zip(row).map(|(c, v)| into_sq(v, c.ty, d)));
     }
-    Ok(build(&q, d))
+    Ok((insert_sql(kind, n, d), Values(values)))
 }
 
-/// `UPDATE … SET every column WHERE id = ? AND version = ?`.
-pub(crate) fn update(kind: EntityKind, row: &[Value], expected_version: i64, d: Dialect) -> (String, Values) {
-    let cols = kind.columns();
-    let mut q = Query::update();
-    q.table(Alias::new(kind.table()));
-    q.values(cols.iter().zip(row).skip(1).map(|(c, v)| (Alias::new(c.name), val(v, c, d))).collect::<Vec<_>>());
-    let id = &cols[0];
-    q.and_where(col(id).eq(val(&row[0], id, d)));
-    if let Some(vc) = kind.column("version") {
-        q.and_where(col(vc).eq(val(&Value::Int(expected_version), vc, d)));
+/// The text of an insert of `n` rows of `kind`. Single-row inserts, the common case,
+/// are built once per kind and dialect.
+fn insert_sql(kind: EntityKind, n: usize, d: Dialect) -> String {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static SINGLE: OnceLock<Mutex<HashMap<(EntityKind, Dialect), String>>> = OnceLock::new();
+    if n == 1 {
+        let cache = SINGLE.get_or_init(Default::default);
+        let mut cache = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        return cache.entry((kind, d)).or_insert_with(|| build_insert_sql(kind, 1, d)).clone();
     }
-    build(&q, d)
+    build_insert_sql(kind, n, d)
+}
+
+fn build_insert_sql(kind: EntityKind, n: usize, d: Dialect) -> String {
+    use std::fmt::Write as _;
+    let cols = kind.columns();
+    let mut sql = String::with_capacity(64 + cols.len() * (16 + 6 * n));
+    let _ = write!(sql, "INSERT INTO \"{}\" (", kind.table());
+    for (i, c) in cols.iter().enumerate() {
+        let _ = write!(sql, "{}\"{}\"", if i == 0 { "" } else { ", " }, c.name);
+    }
+    sql.push_str(") VALUES ");
+    let mut p = 0usize;
+    for r in 0..n {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for i in 0..cols.len() {
+            p += 1;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            match d {
+                Dialect::Postgres => {
+                    let _ = write!(sql, "${p}");
+                }
+                Dialect::Sqlite => sql.push('?'),
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// `UPDATE … SET every column WHERE id = ? AND version = ?`. The statement's text is
+/// built once per kind and dialect; the row's values are bound as they are.
+pub(crate) fn update(kind: EntityKind, row: Row, expected_version: i64, d: Dialect) -> (String, Values) {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static SQL: OnceLock<Mutex<HashMap<(EntityKind, Dialect), String>>> = OnceLock::new();
+    let cols = kind.columns();
+    let sql = {
+        let cache = SQL.get_or_init(Default::default);
+        let mut cache = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.entry((kind, d)).or_insert_with(|| update_sql(kind, d)).clone()
+    };
+    let mut values = Vec::with_capacity(cols.len() + 1);
+    let mut row = row.into_iter();
+    let id = row.next().unwrap_or(Value::Null);
+    values.extend(cols.iter().skip(1).zip(row).map(|(c, v)| into_sq(v, c.ty, d)));
+    values.push(into_sq(id, cols[0].ty, d));
+    if kind.column("version").is_some() {
+        values.push(into_sq(Value::Int(expected_version), crm_core::schema::ColumnType::Int, d));
+    }
+    (sql, Values(values))
+}
+
+fn update_sql(kind: EntityKind, d: Dialect) -> String {
+    use std::fmt::Write as _;
+    let cols = kind.columns();
+    let mut p = 0usize;
+    let mut next = |sql: &mut String| {
+        p += 1;
+        match d {
+            Dialect::Postgres => {
+                let _ = write!(sql, "${p}");
+            }
+            Dialect::Sqlite => sql.push('?'),
+        }
+    };
+    let mut sql = format!("UPDATE \"{}\" SET ", kind.table());
+    for (i, c) in cols.iter().enumerate().skip(1) {
+        let _ = write!(sql, "{}\"{}\" = ", if i == 1 { "" } else { ", " }, c.name);
+        next(&mut sql);
+    }
+    let _ = write!(sql, " WHERE \"{}\" = ", cols[0].name);
+    next(&mut sql);
+    if kind.column("version").is_some() {
+        sql.push_str(" AND \"version\" = ");
+        next(&mut sql);
+    }
+    sql
 }
 
 /// `SELECT version FROM … WHERE id = ?`.
@@ -446,6 +534,74 @@ pub(crate) fn insert_batch_rows(kind: EntityKind) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The insert statement sea-query builds, which [`insert`] must match.
+    fn sea_query_insert(kind: EntityKind, rows: Vec<Row>, d: Dialect) -> (String, Values) {
+        let mut q = Query::insert();
+        q.into_table(Alias::new(kind.table())).columns(all_columns(kind));
+        for row in rows {
+            let values = kind.columns().iter().zip(row).map(|(c, v)| Expr::val(into_sq(v, c.ty, d)).into());
+            q.values_panic(values.collect::<Vec<SimpleExpr>>());
+        }
+        build(&q, d)
+    }
+
+    /// The update statement sea-query builds, which [`update`] must match.
+    fn sea_query_update(kind: EntityKind, row: &[Value], expected_version: i64, d: Dialect) -> (String, Values) {
+        let cols = kind.columns();
+        let mut q = Query::update();
+        q.table(Alias::new(kind.table()));
+        q.values(cols.iter().zip(row).skip(1).map(|(c, v)| (Alias::new(c.name), val(v, c, d))).collect::<Vec<_>>());
+        let id = &cols[0];
+        q.and_where(col(id).eq(val(&row[0], id, d)));
+        if let Some(vc) = kind.column("version") {
+            q.and_where(col(vc).eq(val(&Value::Int(expected_version), vc, d)));
+        }
+        build(&q, d)
+    }
+
+    #[test]
+    fn updates_match_what_sea_query_builds() {
+        for kind in [EntityKind::Task, EntityKind::Contact] {
+            let row: Row = kind
+                .columns()
+                .iter()
+                .enumerate()
+                .map(|(i, c)| match c.ty {
+                    crm_core::schema::ColumnType::Uuid => Value::Uuid(Uuid::from_u128(i as u128)),
+                    crm_core::schema::ColumnType::Int => Value::Int(i as i64),
+                    crm_core::schema::ColumnType::Text => Value::Text(format!("t{i}")),
+                    _ => Value::Null,
+                })
+                .collect();
+            for d in [Dialect::Sqlite, Dialect::Postgres, Dialect::Sqlite] {
+                assert_eq!(update(kind, row.clone(), 7, d), sea_query_update(kind, &row, 7, d), "{kind:?} {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn inserts_match_what_sea_query_builds() {
+        let kind = EntityKind::Task;
+        let row = |i: u128| -> Row {
+            kind.columns()
+                .iter()
+                .map(|c| match c.ty {
+                    crm_core::schema::ColumnType::Uuid => Value::Uuid(Uuid::from_u128(i)),
+                    crm_core::schema::ColumnType::Int => Value::Int(i as i64),
+                    _ => Value::Null,
+                })
+                .collect()
+        };
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            for n in [1, 3, 1] {
+                let rows: Vec<Row> = (0..n).map(row).collect();
+                let ours = insert(kind, rows.clone(), d).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(ours, sea_query_insert(kind, rows, d), "{d:?}, {n} rows");
+            }
+        }
+        assert!(insert(kind, vec![vec![Value::Null]], Dialect::Sqlite).is_err());
+    }
 
     #[test]
     fn successor_of_prefix() {

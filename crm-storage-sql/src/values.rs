@@ -14,7 +14,7 @@ use sqlx::{Arguments, Row};
 use uuid::Uuid;
 
 /// The SQL dialect of a store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
     /// SQLite 3.
     Sqlite,
