@@ -25,7 +25,7 @@ for tool in wrk pgbench curl jq; do
 done
 
 cargo build --release --locked -q -p crm-http --bin crm-server
-bin="$PWD/target/release/crm-server"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/crm-server"
 work=$(mktemp -d)
 server_pid=""
 cleanup() {

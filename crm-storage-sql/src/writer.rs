@@ -73,6 +73,7 @@ pub(crate) fn spawn(pool: WritePool, next_analyze: i64) -> mpsc::Sender<Job> {
 }
 
 async fn writer(pool: WritePool, mut rx: mpsc::Receiver<Job>, mut next_analyze: i64) {
+    let mut optimistic = true;
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -82,7 +83,10 @@ async fn writer(pool: WritePool, mut rx: mpsc::Receiver<Job>, mut next_analyze: 
             }
         }
         let (changes, replies): (Vec<Changeset>, Vec<_>) = jobs.into_iter().map(|j| (j.changes, j.done)).unzip();
-        let (outcomes, seq) = commit_group(&pool, changes).await;
+        let (outcomes, seq) = commit_group(&pool, changes, optimistic).await;
+        // After a group where a changeset failed, the next one takes its savepoints at
+        // once: failures come in runs (a burst of conflicting edits).
+        optimistic = outcomes.iter().all(|o| o.is_ok());
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // A caller that stopped waiting no longer needs the answer.
             let _ = reply.send(outcome);
@@ -102,8 +106,19 @@ async fn writer(pool: WritePool, mut rx: mpsc::Receiver<Job>, mut next_analyze: 
 }
 
 /// Commits a group, returning each changeset's outcome and the new end of the audit chain.
-async fn commit_group(pool: &WritePool, changes: Vec<Changeset>) -> (Vec<Result<()>>, Option<i64>) {
+///
+/// A group of several changesets is first tried `optimistic`ally: all in one transaction
+/// with no savepoints, the statements of each changeset and nothing else. If one of them
+/// fails (a version conflict, a duplicate email), that transaction is rolled back and the
+/// group runs again with a savepoint around each changeset, so the failure stays with its
+/// caller and the others commit.
+async fn commit_group(pool: &WritePool, changes: Vec<Changeset>, optimistic: bool) -> (Vec<Result<()>>, Option<i64>) {
     let n = changes.len();
+    if optimistic && n > 1 {
+        if let Some(done) = try_without_savepoints(pool, changes.clone()).await {
+            return done;
+        }
+    }
     match pool {
         #[cfg(feature = "sqlite")]
         WritePool::Sqlite(p) => match p.begin_with("BEGIN IMMEDIATE").await {
@@ -118,6 +133,35 @@ async fn commit_group(pool: &WritePool, changes: Vec<Changeset>) -> (Vec<Result<
     }
 }
 
+/// The optimistic pass of [`commit_group`]: `None` when a changeset failed (nothing is
+/// committed) or the transaction could not begin, and the group must run with savepoints.
+async fn try_without_savepoints(pool: &WritePool, changes: Vec<Changeset>) -> Option<(Vec<Result<()>>, Option<i64>)> {
+    match pool {
+        #[cfg(feature = "sqlite")]
+        WritePool::Sqlite(p) => run_plain(p.begin_with("BEGIN IMMEDIATE").await.ok()?, changes, unavailable).await,
+        #[cfg(feature = "postgres")]
+        WritePool::Postgres(p) => {
+            run_plain(p.begin().await.ok()?, changes, |e| map_err(EntityKind::AuditEvent, e)).await
+        }
+    }
+}
+
+async fn run_plain<DB: sqlx::Database>(
+    mut tx: Transaction<'static, DB>,
+    changes: Vec<Changeset>,
+    commit_err: fn(sqlx::Error) -> Error,
+) -> Option<(Vec<Result<()>>, Option<i64>)>
+where
+    Transaction<'static, DB>: Tx,
+{
+    let (out, seq) = run_group(&mut tx, changes, false).await;
+    if out.iter().any(|o| o.is_err()) {
+        let _ = tx.rollback().await;
+        return None;
+    }
+    Some(finish(out, seq, tx.commit().await.map_err(commit_err)))
+}
+
 /// Applies a group in an open transaction and commits it. A lone changeset that failed
 /// is rolled back instead (it ran without a savepoint).
 async fn run_and_commit<DB: sqlx::Database>(
@@ -129,7 +173,7 @@ where
     Transaction<'static, DB>: Tx,
 {
     let lone = changes.len() == 1;
-    let (out, seq) = run_group(&mut tx, changes).await;
+    let (out, seq) = run_group(&mut tx, changes, true).await;
     if lone && out[0].is_err() {
         let _ = tx.rollback().await;
         return (out, None);
@@ -160,12 +204,13 @@ fn copy(e: &Error) -> Error {
     }
 }
 
-/// Applies each changeset of a group; with more than one, each in its own savepoint.
-/// The audit head is read (and on PostgreSQL locked) once, by the first changeset that
+/// Applies each changeset of a group; with more than one and `savepoints`, each in its
+/// own savepoint (without, it stops at the first failure: the caller rolls back). The
+/// audit head is read (and on PostgreSQL locked) once, by the first changeset that
 /// seals events, carried from one changeset to the next in memory, and written back once
 /// before the commit: two statements per group instead of two per changeset.
-async fn run_group(tx: &mut dyn Tx, changes: Vec<Changeset>) -> (Vec<Result<()>>, Option<i64>) {
-    let savepoints = changes.len() > 1;
+async fn run_group(tx: &mut dyn Tx, changes: Vec<Changeset>, savepoints: bool) -> (Vec<Result<()>>, Option<i64>) {
+    let savepoints = savepoints && changes.len() > 1;
     let mut out = Vec::with_capacity(changes.len());
     // The head as the changesets applied so far left it, and whether it moved.
     let mut head: Option<AuditHead> = None;
@@ -192,11 +237,15 @@ async fn run_group(tx: &mut dyn Tx, changes: Vec<Changeset>) -> (Vec<Result<()>>
                 Ok(())
             }
             Err(e) => {
-                if savepoints {
-                    // When these fail the connection is gone, and so is the commit.
-                    let _ = tx.run("ROLLBACK TO SAVEPOINT crm_changeset").await;
-                    let _ = tx.run("RELEASE SAVEPOINT crm_changeset").await;
+                if !savepoints {
+                    // The transaction is spoilt (PostgreSQL refuses every statement after
+                    // an error): the caller rolls it back.
+                    out.push(Err(e));
+                    return (out, None);
                 }
+                // When these fail the connection is gone, and so is the commit.
+                let _ = tx.run("ROLLBACK TO SAVEPOINT crm_changeset").await;
+                let _ = tx.run("RELEASE SAVEPOINT crm_changeset").await;
                 Err(e)
             }
         };
