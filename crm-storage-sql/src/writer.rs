@@ -44,6 +44,18 @@ pub(crate) enum WritePool {
 }
 
 impl WritePool {
+    /// Does a transaction admit one writer at a time from its start (SQLite's
+    /// `BEGIN IMMEDIATE`), so that a head remembered from the last commit can be sealed
+    /// after without the head row's lock?
+    fn serialises_writers(&self) -> bool {
+        match self {
+            #[cfg(feature = "sqlite")]
+            WritePool::Sqlite(_) => true,
+            #[cfg(feature = "postgres")]
+            WritePool::Postgres(_) => false,
+        }
+    }
+
     /// Refreshes the planner statistics. On SQLite, other connections load statistics
     /// with the schema, so a dummy table's create and drop (each a schema change) make
     /// the reader pool reload them.
@@ -74,6 +86,11 @@ pub(crate) fn spawn(pool: WritePool, next_analyze: i64) -> mpsc::Sender<Job> {
 
 async fn writer(pool: WritePool, mut rx: mpsc::Receiver<Job>, mut next_analyze: i64) {
     let mut optimistic = true;
+    // The end of the audit chain as this writer's last commit left it: on SQLite the next
+    // group seals after it without reading the head row, and the head's update checks
+    // that no other process moved the chain meanwhile (else the group runs again,
+    // reading it).
+    let mut cached: Option<AuditHead> = None;
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -83,10 +100,17 @@ async fn writer(pool: WritePool, mut rx: mpsc::Receiver<Job>, mut next_analyze: 
             }
         }
         let (changes, replies): (Vec<Changeset>, Vec<_>) = jobs.into_iter().map(|j| (j.changes, j.done)).unzip();
-        let (outcomes, seq) = commit_group(&pool, changes, optimistic).await;
+        // On PostgreSQL every group reads the head under its row lock: writers in other
+        // processes interleave there, and one sealing after a remembered head while
+        // another holds the lock would deadlock on the sequence's unique index. SQLite's
+        // `BEGIN IMMEDIATE` already admits one writer at a time.
+        let start = if pool.serialises_writers() { cached.take() } else { None };
+        let (outcomes, head) = commit_group(&pool, changes, optimistic, start).await;
         // After a group where a changeset failed, the next one takes its savepoints at
         // once: failures come in runs (a burst of conflicting edits).
         optimistic = outcomes.iter().all(|o| o.is_ok());
+        let seq = head.as_ref().map(|h| h.seq);
+        cached = head;
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // A caller that stopped waiting no longer needs the answer.
             let _ = reply.send(outcome);
@@ -112,10 +136,20 @@ async fn writer(pool: WritePool, mut rx: mpsc::Receiver<Job>, mut next_analyze: 
 /// fails (a version conflict, a duplicate email), that transaction is rolled back and the
 /// group runs again with a savepoint around each changeset, so the failure stays with its
 /// caller and the others commit.
-async fn commit_group(pool: &WritePool, changes: Vec<Changeset>, optimistic: bool) -> (Vec<Result<()>>, Option<i64>) {
+///
+/// The optimistic pass also seals after `cached`, the head this writer's last commit
+/// left, without reading the head row; a group that fails with it runs again reading
+/// the head under its lock. Returns each changeset's outcome and the head the commit
+/// left, when it is known.
+async fn commit_group(
+    pool: &WritePool,
+    changes: Vec<Changeset>,
+    optimistic: bool,
+    cached: Option<AuditHead>,
+) -> (Vec<Result<()>>, Option<AuditHead>) {
     let n = changes.len();
-    if optimistic && n > 1 {
-        if let Some(done) = try_without_savepoints(pool, changes.clone()).await {
+    if optimistic && (n > 1 || cached.is_some()) {
+        if let Some(done) = try_without_savepoints(pool, changes.clone(), cached).await {
             return done;
         }
     }
@@ -135,13 +169,19 @@ async fn commit_group(pool: &WritePool, changes: Vec<Changeset>, optimistic: boo
 
 /// The optimistic pass of [`commit_group`]: `None` when a changeset failed (nothing is
 /// committed) or the transaction could not begin, and the group must run with savepoints.
-async fn try_without_savepoints(pool: &WritePool, changes: Vec<Changeset>) -> Option<(Vec<Result<()>>, Option<i64>)> {
+async fn try_without_savepoints(
+    pool: &WritePool,
+    changes: Vec<Changeset>,
+    cached: Option<AuditHead>,
+) -> Option<(Vec<Result<()>>, Option<AuditHead>)> {
     match pool {
         #[cfg(feature = "sqlite")]
-        WritePool::Sqlite(p) => run_plain(p.begin_with("BEGIN IMMEDIATE").await.ok()?, changes, unavailable).await,
+        WritePool::Sqlite(p) => {
+            run_plain(p.begin_with("BEGIN IMMEDIATE").await.ok()?, changes, cached, unavailable).await
+        }
         #[cfg(feature = "postgres")]
         WritePool::Postgres(p) => {
-            run_plain(p.begin().await.ok()?, changes, |e| map_err(EntityKind::AuditEvent, e)).await
+            run_plain(p.begin().await.ok()?, changes, cached, |e| map_err(EntityKind::AuditEvent, e)).await
         }
     }
 }
@@ -149,12 +189,13 @@ async fn try_without_savepoints(pool: &WritePool, changes: Vec<Changeset>) -> Op
 async fn run_plain<DB: sqlx::Database>(
     mut tx: Transaction<'static, DB>,
     changes: Vec<Changeset>,
+    cached: Option<AuditHead>,
     commit_err: fn(sqlx::Error) -> Error,
-) -> Option<(Vec<Result<()>>, Option<i64>)>
+) -> Option<(Vec<Result<()>>, Option<AuditHead>)>
 where
     Transaction<'static, DB>: Tx,
 {
-    let (out, seq) = run_group(&mut tx, changes, false).await;
+    let (out, seq) = run_group(&mut tx, changes, false, cached).await;
     if out.iter().any(|o| o.is_err()) {
         let _ = tx.rollback().await;
         return None;
@@ -168,12 +209,12 @@ async fn run_and_commit<DB: sqlx::Database>(
     mut tx: Transaction<'static, DB>,
     changes: Vec<Changeset>,
     commit_err: fn(sqlx::Error) -> Error,
-) -> (Vec<Result<()>>, Option<i64>)
+) -> (Vec<Result<()>>, Option<AuditHead>)
 where
     Transaction<'static, DB>: Tx,
 {
     let lone = changes.len() == 1;
-    let (out, seq) = run_group(&mut tx, changes, true).await;
+    let (out, seq) = run_group(&mut tx, changes, true, None).await;
     if lone && out[0].is_err() {
         let _ = tx.rollback().await;
         return (out, None);
@@ -182,7 +223,7 @@ where
 }
 
 /// A failed commit fails every changeset of the group.
-fn finish(out: Vec<Result<()>>, seq: Option<i64>, commit: Result<()>) -> (Vec<Result<()>>, Option<i64>) {
+fn finish(out: Vec<Result<()>>, seq: Option<AuditHead>, commit: Result<()>) -> (Vec<Result<()>>, Option<AuditHead>) {
     match commit {
         Ok(()) => (out, seq),
         Err(e) => (out.into_iter().map(|r| r.and_then(|()| Err(copy(&e)))).collect(), None),
@@ -209,11 +250,21 @@ fn copy(e: &Error) -> Error {
 /// audit head is read (and on PostgreSQL locked) once, by the first changeset that
 /// seals events, carried from one changeset to the next in memory, and written back once
 /// before the commit: two statements per group instead of two per changeset.
-async fn run_group(tx: &mut dyn Tx, changes: Vec<Changeset>, savepoints: bool) -> (Vec<Result<()>>, Option<i64>) {
+///
+/// `start` is the head as this writer last committed it (`None`: read the row). The
+/// head row is then updated only if it still holds the head the group started from.
+async fn run_group(
+    tx: &mut dyn Tx,
+    changes: Vec<Changeset>,
+    savepoints: bool,
+    start: Option<AuditHead>,
+) -> (Vec<Result<()>>, Option<AuditHead>) {
     let savepoints = savepoints && changes.len() > 1;
     let mut out = Vec::with_capacity(changes.len());
-    // The head as the changesets applied so far left it, and whether it moved.
-    let mut head: Option<AuditHead> = None;
+    // The sequence number the group started from, and the head as the changesets applied
+    // so far left it, and whether it moved.
+    let mut from: Option<i64> = start.as_ref().map(|h| h.seq);
+    let mut head: Option<AuditHead> = start;
     let mut moved = false;
     for cs in changes {
         if savepoints {
@@ -224,13 +275,16 @@ async fn run_group(tx: &mut dyn Tx, changes: Vec<Changeset>, savepoints: bool) -
         }
         let outcome = match apply_in(tx, cs, head.clone()).await {
             Ok(next) => {
+                if let (None, Some((_, _, Some(read)))) = (from, &next) {
+                    from = Some(*read);
+                }
                 if savepoints {
                     if let Err(e) = tx.run("RELEASE SAVEPOINT crm_changeset").await {
                         out.push(Err(e));
                         continue;
                     }
                 }
-                if let Some((next, sealed)) = next {
+                if let Some((next, sealed, _)) = next {
                     moved |= sealed;
                     head = Some(next);
                 }
@@ -251,15 +305,19 @@ async fn run_group(tx: &mut dyn Tx, changes: Vec<Changeset>, savepoints: bool) -
         };
         out.push(outcome);
     }
-    let seq = match head {
-        Some(h) if moved => match tx.set_head(&h).await {
-            Ok(()) => Some(h.seq),
-            // Nothing of the group may commit without its head.
-            Err(e) => return (out.into_iter().map(|r| r.and_then(|()| Err(copy(&e)))).collect(), None),
+    let set = match (head, from) {
+        (Some(h), Some(from)) if moved => match tx.set_head(&h, from).await {
+            Ok(true) => Ok(Some(h)),
+            Ok(false) => Err(Error::internal_msg("the audit chain moved under this writer's cached head")),
+            Err(e) => Err(e),
         },
-        _ => None,
+        _ => Ok(None),
     };
-    (out, seq)
+    match set {
+        Ok(head) => (out, head),
+        // Nothing of the group may commit without its head.
+        Err(e) => (out.into_iter().map(|r| r.and_then(|()| Err(copy(&e)))).collect(), None),
+    }
 }
 
 /// What `apply` needs from a transaction, for either dialect.
@@ -270,7 +328,8 @@ trait Tx: Send {
     /// The first column of the first row, an integer, if there is a row.
     async fn fetch_int(&mut self, kind: EntityKind, q: (String, Values)) -> Result<Option<i64>>;
     async fn lock_head(&mut self) -> Result<AuditHead>;
-    async fn set_head(&mut self, head: &AuditHead) -> Result<()>;
+    /// Moves the head to `head` if it still ends at `from`; did it?
+    async fn set_head(&mut self, head: &AuditHead, from: i64) -> Result<bool>;
     /// Runs a fixed statement (the savepoints of a group).
     async fn run(&mut self, sql: &'static str) -> Result<()>;
 }
@@ -305,13 +364,14 @@ macro_rules! impl_tx {
                     .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
                 Ok(AuditHead { seq, hash })
             }
-            async fn set_head(&mut self, head: &AuditHead) -> Result<()> {
+            async fn set_head(&mut self, head: &AuditHead, from: i64) -> Result<bool> {
                 sqlx::query($set_head)
                     .bind(head.seq)
                     .bind(&head.hash)
+                    .bind(from)
                     .execute(&mut **self)
                     .await
-                    .map(|_| ())
+                    .map(|r| r.rows_affected() == 1)
                     .map_err(|e| map_err(EntityKind::AuditEvent, e))
             }
         }
@@ -324,7 +384,7 @@ impl_tx!(
     Dialect::Postgres,
     values::pg_args,
     "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
-    "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1"
+    "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3"
 );
 // BEGIN IMMEDIATE already holds SQLite's write lock.
 #[cfg(feature = "sqlite")]
@@ -333,7 +393,7 @@ impl_tx!(
     Dialect::Sqlite,
     values::sqlite_args,
     "SELECT seq, hash FROM audit_head WHERE id = 1",
-    "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1"
+    "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1 AND seq = ?3"
 );
 
 /// Inserts rows of one kind in as few statements as the parameter limits allow.
@@ -350,9 +410,14 @@ async fn insert_rows(tx: &mut dyn Tx, kind: EntityKind, rows: Vec<Row>) -> Resul
 
 /// The body of `apply`, the same for both dialects. `head` is the audit head as the
 /// group's earlier changesets left it (`None`: not read yet in this transaction).
-/// Returns the head after this changeset, when it read it, and whether it sealed events
-/// (the caller writes the head back once for the group).
-async fn apply_in(tx: &mut dyn Tx, cs: Changeset, head: Option<AuditHead>) -> Result<Option<(AuditHead, bool)>> {
+/// Returns the head after this changeset when it knows it, whether it sealed events
+/// (the caller writes the head back once for the group) and the sequence number it read
+/// from the head row, if it read it.
+async fn apply_in(
+    tx: &mut dyn Tx,
+    cs: Changeset,
+    head: Option<AuditHead>,
+) -> Result<Option<(AuditHead, bool, Option<i64>)>> {
     let d = tx.dialect();
     let Changeset { writes, audit } = cs;
     let mut pending: Option<(EntityKind, Vec<Row>)> = None;
@@ -413,13 +478,17 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset, head: Option<AuditHead>) -> Re
         insert_rows(tx, k, rows).await?;
     }
     if audit.is_empty() {
-        return Ok(head.map(|h| (h, false)));
+        return Ok(head.map(|h| (h, false, None)));
     }
     // The audit head is taken last: a write that fails (a version conflict, a duplicate)
     // never reaches it, and PostgreSQL holds its row lock only until the commit.
-    let mut head = match head {
-        Some(h) => h,
-        None => tx.lock_head().await?,
+    let (mut head, read) = match head {
+        Some(h) => (h, None),
+        None => {
+            let h = tx.lock_head().await?;
+            let seq = h.seq;
+            (h, Some(seq))
+        }
     };
     let mut rows = Vec::with_capacity(audit.len());
     for ev in audit {
@@ -428,5 +497,5 @@ async fn apply_in(tx: &mut dyn Tx, cs: Changeset, head: Option<AuditHead>) -> Re
         head = next;
     }
     insert_rows(tx, EntityKind::AuditEvent, rows).await?;
-    Ok(Some((head, true)))
+    Ok(Some((head, true, read)))
 }

@@ -79,6 +79,18 @@ impl TestBackend for SqlBackend {
         true
     }
 
+    async fn second_store(&self) -> Arc<dyn Store> {
+        let store = match (&self.file, &self.schema) {
+            (Some(f), _) => SqlStore::connect(&format!("sqlite://{}", f.display())).await,
+            (_, Some(s)) => {
+                let opts = SqlOptions { pg_schema: Some(s.clone()), max_connections: 4, ..Default::default() };
+                SqlStore::connect_with(&postgres_url(), opts).await
+            }
+            _ => panic!("a SQL backend without a file or a schema"),
+        };
+        Arc::new(store.expect("a second store on the same database"))
+    }
+
     async fn cleanup(&self) {
         self.store.close().await;
         if let Some(f) = &self.file {
@@ -167,6 +179,11 @@ impl TestBackend for MongoBackend {
 
     async fn drop_column(&self, _table: &str, _column: &str) -> bool {
         false
+    }
+
+    async fn second_store(&self) -> Arc<dyn Store> {
+        let name = self.store.database().name().to_string();
+        Arc::new(MongoStore::connect_to(&mongo_url(), &name).await.expect("a second store on the same database"))
     }
 
     async fn cleanup(&self) {

@@ -52,6 +52,9 @@ pub trait TestBackend: Send + Sync {
     /// Drops a column behind crm-core's back; `false` where columns are not typed
     /// (MongoDB), so there is nothing to drop.
     async fn drop_column(&self, table: &str, column: &str) -> bool;
+    /// Another store on the same data, as a second process would open it (its own
+    /// connections and writer).
+    async fn second_store(&self) -> Arc<dyn Store>;
     /// Removes the test database.
     async fn cleanup(&self);
     /// Readies a freshly bulk-loaded database for reads (PostgreSQL: `ANALYZE`, as its
@@ -179,6 +182,7 @@ macro_rules! conformance_suite {
             stale_version_is_a_conflict,
             no_lost_update_under_20_writers,
             concurrent_failures_stay_with_their_caller,
+            two_writers_keep_one_chain,
             filter_eq_neq_in,
             filter_ordering_operators,
             filter_text_patterns,

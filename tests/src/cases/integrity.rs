@@ -352,6 +352,40 @@ pub async fn concurrent_failures_stay_with_their_caller(b: &dyn TestBackend) {
     assert!(matches!(h.crm.verify_audit_chain().await.expect("verify"), ChainStatus::Intact { .. }));
 }
 
+/// Two stores on one database (two processes, each with its own writer, which remembers
+/// where it left the audit chain) writing in turns and at once: every write lands and the
+/// chain stays one unbroken sequence.
+pub async fn two_writers_keep_one_chain(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let other =
+        Crm::builder(b.second_store().await).clock(h.clock.clone()).audit_keys(crate::test_audit_keys()).build();
+    let (first, second) = (h.crm.clone(), other.clone());
+    let make = |crm: Crm, admin: Actor, name: String| async move {
+        crm.contacts().create(&admin, NewContact { name, ..Default::default() }).await
+    };
+    // In turns: each writer's remembered head is out of date at every second write.
+    for i in 0..6 {
+        let crm = if i % 3 == 0 { second.clone() } else { first.clone() };
+        make(crm, h.admin.clone(), format!("Turn {i}")).await.expect("a write in turns");
+    }
+    // At once, many callers on each.
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let crm = if i % 2 == 0 { first.clone() } else { second.clone() };
+        tasks.push(tokio::spawn(make(crm, h.admin.clone(), format!("Both {i}"))));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("a write at once");
+    }
+    let all = h.crm.contacts().list(&h.admin, ListQuery::new().limit(100)).await.expect("list");
+    assert_eq!(all.data.len(), 30);
+    match h.crm.verify_audit_chain().await.expect("verify") {
+        ChainStatus::Intact { events, .. } => assert!(events >= 30, "{events} events"),
+        broken => panic!("the chain broke under two writers: {broken:?}"),
+    }
+    assert!(matches!(other.verify_audit_chain().await.expect("verify"), ChainStatus::Intact { .. }));
+}
+
 /// 20 writers adding one tag each, retrying on conflicts: every tag lands.
 pub async fn no_lost_update_under_20_writers(b: &dyn TestBackend) {
     let h = Harness::new(b).await;
