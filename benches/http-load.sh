@@ -6,6 +6,7 @@
 #
 #   benches/http-load.sh                 # figures printed and written to target/crm-bench/http-load.txt
 #   CRM_LOAD_CONTACTS=20000 CRM_LOAD_SECONDS=10 benches/http-load.sh
+#   CRM_LOAD_BIN=/tmp/crm-server-before benches/http-load.sh   # another build of crm-server
 #
 # Needs: the local PostgreSQL (postgres@127.0.0.1:5432, trust), wrk (apt), pgbench, curl, jq.
 set -euo pipefail
@@ -24,8 +25,13 @@ for tool in wrk pgbench curl jq; do
   command -v "$tool" >/dev/null || { echo "http-load: $tool is missing (apt-get install wrk postgresql-client curl jq)" >&2; exit 1; }
 done
 
-cargo build --release --locked -q -p crm-http --bin crm-server
-bin="${CARGO_TARGET_DIR:-$PWD/target}/release/crm-server"
+# CRM_LOAD_BIN: a crm-server built elsewhere (another commit, for a before/after).
+if [ -n "${CRM_LOAD_BIN:-}" ]; then
+  bin="$CRM_LOAD_BIN"
+else
+  cargo build --release --locked -q -p crm-http --bin crm-server
+  bin="${CARGO_TARGET_DIR:-$PWD/target}/release/crm-server"
+fi
 work=$(mktemp -d)
 server_pid=""
 cleanup() {

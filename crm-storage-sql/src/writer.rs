@@ -28,6 +28,10 @@ use crate::{map_err, statements, unavailable};
 /// The most changesets one transaction commits.
 pub(crate) const MAX_GROUP: usize = 128;
 
+/// The most record writes and audit events a group may hold for the optimistic pass of
+/// [`commit_group`] (which copies the group first).
+const OPTIMISTIC_MAX_WRITES: usize = 512;
+
 /// A changeset waiting for the writer, and where its outcome goes.
 pub(crate) struct Job {
     pub(crate) changes: Changeset,
@@ -148,7 +152,11 @@ async fn commit_group(
     cached: Option<AuditHead>,
 ) -> (Vec<Result<()>>, Option<AuditHead>) {
     let n = changes.len();
-    if optimistic && (n > 1 || cached.is_some()) {
+    // The optimistic pass keeps a copy of the group for the second pass: worth it for the
+    // small changesets of concurrent callers, not for one bulk changeset of thousands of
+    // rows (that one reads the head, a single statement among thousands).
+    let size: usize = changes.iter().map(|c| c.writes.len() + c.audit.len()).sum();
+    if optimistic && (n > 1 || cached.is_some()) && size <= OPTIMISTIC_MAX_WRITES {
         if let Some(done) = try_without_savepoints(pool, changes.clone(), cached).await {
             return done;
         }
