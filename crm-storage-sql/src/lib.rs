@@ -57,6 +57,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use uuid::Uuid;
 
 mod introspect;
+#[cfg(feature = "sqlite")]
+mod lite_writer;
 mod scan;
 mod statements;
 mod values;
@@ -244,7 +246,18 @@ impl SqlStore {
                 "the database URL must start with sqlite:// or postgres://",
             ));
         };
-        let writer = writer::spawn(backend.write_pool(), next_analyze);
+        // PostgreSQL's autovacuum keeps its statistics.
+        #[cfg(not(feature = "sqlite"))]
+        let _ = next_analyze;
+        let writer = match &backend {
+            // SQLite's writer is a thread of its own on a rusqlite connection.
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite { path, limit, .. } => {
+                lite_writer::spawn(path, opts.busy_timeout, limit.clone(), next_analyze)?
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pool) => writer::spawn(pool.clone()),
+        };
         Ok(SqlStore { backend, writer })
     }
 

@@ -240,7 +240,7 @@ pub(crate) fn sqlite(
 }
 
 #[cfg(feature = "sqlite")]
-fn sqlite_param(v: sea_query::Value) -> Result<rusqlite::types::Value> {
+pub(crate) fn sqlite_param(v: sea_query::Value) -> Result<rusqlite::types::Value> {
     use rusqlite::types::Value as R;
     use sea_query::Value as Sq;
     Ok(match v {

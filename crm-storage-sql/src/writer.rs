@@ -1,10 +1,11 @@
 //! The one write path. [`crate::SqlStore`]'s `apply` hands its changeset to a writer
-//! task; the writer takes every changeset waiting at that moment (up to [`MAX_GROUP`])
-//! and commits them in one transaction, each in its own savepoint, so one that fails
-//! (a version conflict, a duplicate email) is rolled back alone and its caller gets its
-//! error while the others commit. Many callers writing at once thus share one commit
-//! (group commit) instead of queueing for the write lock one by one, and the audit
-//! chain stays in commit order.
+//! (a task on PostgreSQL, a thread on SQLite: `crate::lite_writer`); the writer takes
+//! every changeset waiting at that moment (up to [`MAX_GROUP`]) and commits them in one
+//! transaction: first plainly, and if one fails (a version conflict, a duplicate email),
+//! again with each in its own savepoint, so the failure stays with its caller while the
+//! others commit. Many callers writing at once thus share one commit (group commit)
+//! instead of queueing for the write lock one by one, and the audit chain stays in
+//! commit order. [`run_group`] and [`Tx`] are the part both writers share.
 
 use async_trait::async_trait;
 use crm_core::audit::{AuditHead, NewAuditEvent};
@@ -17,13 +18,16 @@ use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 #[cfg(feature = "postgres")]
 use sqlx::Postgres;
-#[cfg(feature = "sqlite")]
-use sqlx::Sqlite;
+#[cfg(feature = "postgres")]
 use sqlx::{Row as _, Transaction};
-use tokio::sync::{mpsc, oneshot};
+#[cfg(feature = "postgres")]
+use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
-use crate::values::{self, Dialect};
-use crate::{map_err, statements, unavailable};
+use crate::statements;
+use crate::values::Dialect;
+#[cfg(feature = "postgres")]
+use crate::{map_err, unavailable, values};
 
 /// The most changesets one transaction commits.
 pub(crate) const MAX_GROUP: usize = 128;
@@ -48,18 +52,6 @@ pub(crate) enum WritePool {
 }
 
 impl WritePool {
-    /// Does a transaction admit one writer at a time from its start (SQLite's
-    /// `BEGIN IMMEDIATE`), so that a head remembered from the last commit can be sealed
-    /// after without the head row's lock?
-    fn serialises_writers(&self) -> bool {
-        match self {
-            #[cfg(feature = "sqlite")]
-            WritePool::Sqlite(_) => true,
-            #[cfg(feature = "postgres")]
-            WritePool::Postgres(_) => false,
-        }
-    }
-
     /// Refreshes the planner statistics. On SQLite, other connections load statistics
     /// with the schema, so a dummy table's create and drop (each a schema change) make
     /// the reader pool reload them.
@@ -79,22 +71,18 @@ impl WritePool {
     }
 }
 
-/// Starts the writer on the current Tokio runtime. SQLite statistics are refreshed
-/// when the audit sequence (the change count) reaches `next_analyze`, then at each
-/// doubling; PostgreSQL's autovacuum does that there.
-pub(crate) fn spawn(pool: WritePool, next_analyze: i64) -> mpsc::Sender<Job> {
+/// Starts PostgreSQL's writer on the current Tokio runtime (SQLite's runs on a thread
+/// of its own, `crate::lite_writer`). PostgreSQL's autovacuum keeps its statistics.
+#[cfg(feature = "postgres")]
+pub(crate) fn spawn(pool: PgPool) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(writer(pool, rx, next_analyze));
+    tokio::spawn(writer(pool, rx));
     tx
 }
 
-async fn writer(pool: WritePool, mut rx: mpsc::Receiver<Job>, mut next_analyze: i64) {
+#[cfg(feature = "postgres")]
+async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
     let mut optimistic = true;
-    // The end of the audit chain as this writer's last commit left it: on SQLite the next
-    // group seals after it without reading the head row, and the head's update checks
-    // that no other process moved the chain meanwhile (else the group runs again,
-    // reading it).
-    let mut cached: Option<AuditHead> = None;
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -104,134 +92,66 @@ async fn writer(pool: WritePool, mut rx: mpsc::Receiver<Job>, mut next_analyze: 
             }
         }
         let (changes, replies): (Vec<Changeset>, Vec<_>) = jobs.into_iter().map(|j| (j.changes, j.done)).unzip();
-        // On PostgreSQL every group reads the head under its row lock: writers in other
-        // processes interleave there, and one sealing after a remembered head while
-        // another holds the lock would deadlock on the sequence's unique index. SQLite's
-        // `BEGIN IMMEDIATE` already admits one writer at a time.
-        let start = if pool.serialises_writers() { cached.take() } else { None };
-        let (outcomes, head) = commit_group(&pool, changes, optimistic, start).await;
+        let outcomes = commit_group(&pool, changes, optimistic).await;
         // After a group where a changeset failed, the next one takes its savepoints at
         // once: failures come in runs (a burst of conflicting edits).
         optimistic = outcomes.iter().all(|o| o.is_ok());
-        let seq = head.as_ref().map(|h| h.seq);
-        cached = head;
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // A caller that stopped waiting no longer needs the answer.
             let _ = reply.send(outcome);
         }
-        // PostgreSQL's autovacuum keeps its statistics.
-        #[cfg(not(feature = "sqlite"))]
-        let _ = (seq, &mut next_analyze);
-        #[cfg(feature = "sqlite")]
-        if let (WritePool::Sqlite(_), Some(seq)) = (&pool, seq) {
-            if seq >= next_analyze {
-                next_analyze = seq.saturating_mul(2);
-                // Statistics only steer plans; a failure here costs speed, not data.
-                let _ = pool.analyze().await;
-            }
-        }
     }
 }
 
-/// Commits a group, returning each changeset's outcome and the new end of the audit chain.
+/// Commits a group on PostgreSQL, returning each changeset's outcome.
 ///
 /// A group of several changesets is first tried `optimistic`ally: all in one transaction
 /// with no savepoints, the statements of each changeset and nothing else. If one of them
 /// fails (a version conflict, a duplicate email), that transaction is rolled back and the
 /// group runs again with a savepoint around each changeset, so the failure stays with its
-/// caller and the others commit.
-///
-/// The optimistic pass also seals after `cached`, the head this writer's last commit
-/// left, without reading the head row; a group that fails with it runs again reading
-/// the head under its lock. Returns each changeset's outcome and the head the commit
-/// left, when it is known.
-async fn commit_group(
-    pool: &WritePool,
-    changes: Vec<Changeset>,
-    optimistic: bool,
-    cached: Option<AuditHead>,
-) -> (Vec<Result<()>>, Option<AuditHead>) {
+/// caller and the others commit. Every group reads the audit head under its row lock:
+/// writers in other processes interleave there, and one sealing after a remembered head
+/// while another holds the lock would deadlock on the sequence's unique index.
+#[cfg(feature = "postgres")]
+async fn commit_group(pool: &PgPool, changes: Vec<Changeset>, optimistic: bool) -> Vec<Result<()>> {
     let n = changes.len();
-    // The optimistic pass keeps a copy of the group for the second pass: worth it for the
-    // small changesets of concurrent callers, not for one bulk changeset of thousands of
-    // rows (that one reads the head, a single statement among thousands).
+    let commit_err = |e| map_err(EntityKind::AuditEvent, e);
+    if optimistic && optimistic_fits(&changes, false) {
+        if let Ok(mut tx) = pool.begin().await {
+            let (out, head) = run_group(&mut tx, changes.clone(), false, None).await;
+            if out.iter().all(|o| o.is_ok()) {
+                return finish(out, head, tx.commit().await.map_err(commit_err)).0;
+            }
+            let _ = tx.rollback().await;
+        }
+    }
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return all_fail(&unavailable(e), n),
+    };
+    let (out, head) = run_group(&mut tx, changes, true, None).await;
+    if n == 1 && out[0].is_err() {
+        let _ = tx.rollback().await;
+        return out;
+    }
+    finish(out, head, tx.commit().await.map_err(commit_err)).0
+}
+
+/// Is the optimistic pass worth trying? It saves savepoints (several changesets) or the
+/// head's read (a remembered head), and keeps a copy of the group for the second pass:
+/// worth it for the small changesets of concurrent callers, not for one bulk changeset
+/// of thousands of rows (that one reads the head, a single statement among thousands).
+pub(crate) fn optimistic_fits(changes: &[Changeset], remembered_head: bool) -> bool {
     let size: usize = changes.iter().map(|c| c.writes.len() + c.audit.len()).sum();
-    if optimistic && (n > 1 || cached.is_some()) && size <= OPTIMISTIC_MAX_WRITES {
-        if let Some(done) = try_without_savepoints(pool, changes.clone(), cached).await {
-            return done;
-        }
-    }
-    match pool {
-        #[cfg(feature = "sqlite")]
-        WritePool::Sqlite(p) => match p.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => run_and_commit(tx, changes, unavailable).await,
-            Err(e) => (all_fail(&unavailable(e), n), None),
-        },
-        #[cfg(feature = "postgres")]
-        WritePool::Postgres(p) => match p.begin().await {
-            Ok(tx) => run_and_commit(tx, changes, |e| map_err(EntityKind::AuditEvent, e)).await,
-            Err(e) => (all_fail(&unavailable(e), n), None),
-        },
-    }
-}
-
-/// The optimistic pass of [`commit_group`]: `None` when a changeset failed (nothing is
-/// committed) or the transaction could not begin, and the group must run with savepoints.
-async fn try_without_savepoints(
-    pool: &WritePool,
-    changes: Vec<Changeset>,
-    cached: Option<AuditHead>,
-) -> Option<(Vec<Result<()>>, Option<AuditHead>)> {
-    match pool {
-        #[cfg(feature = "sqlite")]
-        WritePool::Sqlite(p) => {
-            run_plain(p.begin_with("BEGIN IMMEDIATE").await.ok()?, changes, cached, unavailable).await
-        }
-        #[cfg(feature = "postgres")]
-        WritePool::Postgres(p) => {
-            run_plain(p.begin().await.ok()?, changes, cached, |e| map_err(EntityKind::AuditEvent, e)).await
-        }
-    }
-}
-
-async fn run_plain<DB: sqlx::Database>(
-    mut tx: Transaction<'static, DB>,
-    changes: Vec<Changeset>,
-    cached: Option<AuditHead>,
-    commit_err: fn(sqlx::Error) -> Error,
-) -> Option<(Vec<Result<()>>, Option<AuditHead>)>
-where
-    Transaction<'static, DB>: Tx,
-{
-    let (out, seq) = run_group(&mut tx, changes, false, cached).await;
-    if out.iter().any(|o| o.is_err()) {
-        let _ = tx.rollback().await;
-        return None;
-    }
-    Some(finish(out, seq, tx.commit().await.map_err(commit_err)))
-}
-
-/// Applies a group in an open transaction and commits it. A lone changeset that failed
-/// is rolled back instead (it ran without a savepoint).
-async fn run_and_commit<DB: sqlx::Database>(
-    mut tx: Transaction<'static, DB>,
-    changes: Vec<Changeset>,
-    commit_err: fn(sqlx::Error) -> Error,
-) -> (Vec<Result<()>>, Option<AuditHead>)
-where
-    Transaction<'static, DB>: Tx,
-{
-    let lone = changes.len() == 1;
-    let (out, seq) = run_group(&mut tx, changes, true, None).await;
-    if lone && out[0].is_err() {
-        let _ = tx.rollback().await;
-        return (out, None);
-    }
-    finish(out, seq, tx.commit().await.map_err(commit_err))
+    (changes.len() > 1 || remembered_head) && size <= OPTIMISTIC_MAX_WRITES
 }
 
 /// A failed commit fails every changeset of the group.
-fn finish(out: Vec<Result<()>>, seq: Option<AuditHead>, commit: Result<()>) -> (Vec<Result<()>>, Option<AuditHead>) {
+pub(crate) fn finish(
+    out: Vec<Result<()>>,
+    seq: Option<AuditHead>,
+    commit: Result<()>,
+) -> (Vec<Result<()>>, Option<AuditHead>) {
     match commit {
         Ok(()) => (out, seq),
         Err(e) => (out.into_iter().map(|r| r.and_then(|()| Err(copy(&e)))).collect(), None),
@@ -239,7 +159,7 @@ fn finish(out: Vec<Result<()>>, seq: Option<AuditHead>, commit: Result<()>) -> (
 }
 
 /// One failure (of a begin or a commit) for every changeset of a group.
-fn all_fail(e: &Error, n: usize) -> Vec<Result<()>> {
+pub(crate) fn all_fail(e: &Error, n: usize) -> Vec<Result<()>> {
     (0..n).map(|_| Err(copy(e))).collect()
 }
 
@@ -261,7 +181,7 @@ fn copy(e: &Error) -> Error {
 ///
 /// `start` is the head as this writer last committed it (`None`: read the row). The
 /// head row is then updated only if it still holds the head the group started from.
-async fn run_group(
+pub(crate) async fn run_group(
     tx: &mut dyn Tx,
     changes: Vec<Changeset>,
     savepoints: bool,
@@ -330,7 +250,7 @@ async fn run_group(
 
 /// What `apply` needs from a transaction, for either dialect.
 #[async_trait]
-trait Tx: Send {
+pub(crate) trait Tx: Send {
     fn dialect(&self) -> Dialect;
     async fn exec(&mut self, kind: EntityKind, q: (String, Values)) -> Result<u64>;
     /// The first column of the first row, an integer, if there is a row.
@@ -344,6 +264,7 @@ trait Tx: Send {
 
 /// Implements [`Tx`] for one dialect's transactions: they differ only in how parameters
 /// are bound and in how the audit head row is locked.
+#[cfg(feature = "postgres")]
 macro_rules! impl_tx {
     ($db:ty, $dialect:expr, $args:path, $lock_head:literal, $set_head:literal) => {
         #[async_trait]
@@ -393,15 +314,6 @@ impl_tx!(
     values::pg_args,
     "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
     "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3"
-);
-// BEGIN IMMEDIATE already holds SQLite's write lock.
-#[cfg(feature = "sqlite")]
-impl_tx!(
-    Sqlite,
-    Dialect::Sqlite,
-    values::sqlite_args,
-    "SELECT seq, hash FROM audit_head WHERE id = 1",
-    "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1 AND seq = ?3"
 );
 
 /// Inserts rows of one kind in as few statements as the parameter limits allow.
