@@ -16,26 +16,32 @@ use serde::forward_to_deserialize_any;
 
 use crate::schema::{format_ts, Column, Value};
 
-/// Why a row did not fit its type.
+/// Why a row did not fit its type, or a value its columns (`row_ser` uses it too).
 #[derive(Debug)]
-pub(crate) struct DeError(String);
+pub(crate) struct RowError(pub(crate) String);
 
-impl fmt::Display for DeError {
+impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for DeError {}
+impl std::error::Error for RowError {}
 
-impl de::Error for DeError {
+impl de::Error for RowError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError(msg.to_string())
+        RowError(msg.to_string())
     }
 }
 
-fn json_err(e: serde_json::Error) -> DeError {
-    DeError(e.to_string())
+impl serde::ser::Error for RowError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        RowError(msg.to_string())
+    }
+}
+
+fn json_err(e: serde_json::Error) -> RowError {
+    RowError(e.to_string())
 }
 
 /// The parent of a nested column (`contactDetails` of `contactDetails.email`).
@@ -69,16 +75,16 @@ impl RowDe<'_> {
 }
 
 impl<'de> de::Deserializer<'de> for RowDe<'_> {
-    type Error = DeError;
+    type Error = RowError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, RowError> {
         if self.is_absent() {
             return visitor.visit_unit();
         }
         visitor.visit_map(Entries { cols: self.cols, values: self.values, nested: self.nested, at: 0, pending: None })
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, RowError> {
         if self.is_absent() {
             visitor.visit_none()
         } else {
@@ -109,9 +115,9 @@ enum Pending {
 }
 
 impl<'de> MapAccess<'de> for Entries<'_> {
-    type Error = DeError;
+    type Error = RowError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, RowError> {
         while self.at < self.cols.len() {
             let i = self.at;
             self.at += 1;
@@ -142,12 +148,12 @@ impl<'de> MapAccess<'de> for Entries<'_> {
                 }
                 (Some(_), _) => continue,
             };
-            return seed.deserialize(BorrowedStrDeserializer::<DeError>::new(key)).map(Some);
+            return seed.deserialize(BorrowedStrDeserializer::<RowError>::new(key)).map(Some);
         }
         Ok(None)
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, RowError> {
         match self.pending.take() {
             Some(Pending::Column(i)) => {
                 let value = std::mem::replace(&mut self.values[i], Value::Null);
@@ -156,7 +162,7 @@ impl<'de> MapAccess<'de> for Entries<'_> {
             Some(Pending::Parent(p)) => {
                 seed.deserialize(RowDe { cols: self.cols, values: &mut *self.values, nested: Some(p) })
             }
-            None => Err(DeError("a value asked for before its key".into())),
+            None => Err(RowError("a value asked for before its key".into())),
         }
     }
 
@@ -170,9 +176,9 @@ impl<'de> MapAccess<'de> for Entries<'_> {
 pub(crate) struct ValueDe(pub(crate) Value);
 
 impl<'de> de::Deserializer<'de> for ValueDe {
-    type Error = DeError;
+    type Error = RowError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, RowError> {
         match self.0 {
             Value::Null => visitor.visit_unit(),
             Value::Uuid(u) => visitor.visit_str(u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer())),
@@ -185,7 +191,7 @@ impl<'de> de::Deserializer<'de> for ValueDe {
         }
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, RowError> {
         match self.0 {
             Value::Null | Value::Json(serde_json::Value::Null) => visitor.visit_none(),
             other => visitor.visit_some(ValueDe(other)),
@@ -197,15 +203,19 @@ impl<'de> de::Deserializer<'de> for ValueDe {
         name: &'static str,
         variants: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, DeError> {
+    ) -> Result<V::Value, RowError> {
         match self.0 {
             Value::Text(s) => visitor.visit_enum(s.into_deserializer()),
             Value::Json(j) => j.deserialize_enum(name, variants, visitor).map_err(json_err),
-            other => Err(DeError(format!("{other:?} is not one of {variants:?}"))),
+            other => Err(RowError(format!("{other:?} is not one of {variants:?}"))),
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, RowError> {
         visitor.visit_newtype_struct(self)
     }
 

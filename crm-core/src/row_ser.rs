@@ -9,30 +9,14 @@
 
 use std::fmt;
 
-use serde::ser::{self, Impossible, Serialize, SerializeMap, SerializeStruct, Serializer};
+use serde::ser::{Impossible, Serialize, SerializeMap, SerializeStruct, Serializer};
 
 use crate::schema::{json_into_value, timestamp_value, Column, ColumnType, Value};
 
-/// Why a value did not fit its columns.
-#[derive(Debug)]
-pub(crate) struct SerError(pub(crate) String);
+use crate::row_de::RowError;
 
-impl fmt::Display for SerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SerError {}
-
-impl ser::Error for SerError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        SerError(msg.to_string())
-    }
-}
-
-fn refuse(what: impl fmt::Display) -> SerError {
-    SerError(what.to_string())
+fn refuse(what: impl fmt::Display) -> RowError {
+    RowError(what.to_string())
 }
 
 /// Serialises `item` into `row` (one value per column of `cols`, NULL until written).
@@ -40,7 +24,7 @@ pub(crate) fn to_slots<T: Serialize + ?Sized>(
     cols: &'static [Column],
     item: &T,
     row: &mut [Value],
-) -> Result<(), SerError> {
+) -> Result<(), RowError> {
     item.serialize(RowSer { cols, row, nested: None })
 }
 
@@ -60,7 +44,7 @@ struct Fields<'r> {
 }
 
 impl Fields<'_> {
-    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), SerError> {
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), RowError> {
         let at = self.cols.iter().position(|c| match (self.nested, c.field.split_once('.')) {
             (None, None) => c.field == key,
             (Some(p), Some((parent, child))) => parent == p && child == key,
@@ -96,23 +80,23 @@ impl Fields<'_> {
 
 impl SerializeStruct for Fields<'_> {
     type Ok = ();
-    type Error = SerError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), SerError> {
+    type Error = RowError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), RowError> {
         self.field(key, value)
     }
-    fn end(self) -> Result<(), SerError> {
+    fn end(self) -> Result<(), RowError> {
         Ok(())
     }
 }
 
 impl SerializeMap for Fields<'_> {
     type Ok = ();
-    type Error = SerError;
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), SerError> {
+    type Error = RowError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), RowError> {
         self.key = Some(key.serialize(KeySer)?);
         Ok(())
     }
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), RowError> {
         let key = self.key.take().ok_or_else(|| refuse("a value before its key"))?;
         self.field(&key, value)
     }
@@ -120,11 +104,11 @@ impl SerializeMap for Fields<'_> {
         &mut self,
         key: &K,
         value: &V,
-    ) -> Result<(), SerError> {
+    ) -> Result<(), RowError> {
         let key = key.serialize(KeySer)?;
         self.field(&key, value)
     }
-    fn end(self) -> Result<(), SerError> {
+    fn end(self) -> Result<(), RowError> {
         Ok(())
     }
 }
@@ -133,7 +117,7 @@ impl SerializeMap for Fields<'_> {
 macro_rules! refuse_all {
     ($what:literal; $($name:ident($($arg:ty),*)),* $(,)?) => {
         $(
-            fn $name(self, $(_: $arg),*) -> Result<Self::Ok, SerError> {
+            fn $name(self, $(_: $arg),*) -> Result<Self::Ok, RowError> {
                 Err(refuse(concat!("expected ", $what, ", not ", stringify!($name))))
             }
         )*
@@ -143,13 +127,13 @@ macro_rules! refuse_all {
 /// The compound `serialize_*` methods a serialiser refuses.
 macro_rules! refuse_compound {
     ($what:literal) => {
-        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, SerError> {
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, RowError> {
             Err(refuse(concat!("expected ", $what, ", not a sequence")))
         }
-        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerError> {
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, RowError> {
             Err(refuse(concat!("expected ", $what, ", not a tuple")))
         }
-        fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, SerError> {
+        fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, RowError> {
             Err(refuse(concat!("expected ", $what, ", not a tuple struct")))
         }
         fn serialize_tuple_variant(
@@ -158,7 +142,7 @@ macro_rules! refuse_compound {
             _: u32,
             _: &'static str,
             _: usize,
-        ) -> Result<Self::SerializeTupleVariant, SerError> {
+        ) -> Result<Self::SerializeTupleVariant, RowError> {
             Err(refuse(concat!("expected ", $what, ", not a tuple variant")))
         }
         fn serialize_struct_variant(
@@ -167,7 +151,7 @@ macro_rules! refuse_compound {
             _: u32,
             _: &'static str,
             _: usize,
-        ) -> Result<Self::SerializeStructVariant, SerError> {
+        ) -> Result<Self::SerializeStructVariant, RowError> {
             Err(refuse(concat!("expected ", $what, ", not a struct variant")))
         }
         fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -176,10 +160,10 @@ macro_rules! refuse_compound {
             _: u32,
             _: &'static str,
             _: &T,
-        ) -> Result<Self::Ok, SerError> {
+        ) -> Result<Self::Ok, RowError> {
             Err(refuse(concat!("expected ", $what, ", not a newtype variant")))
         }
-        fn serialize_unit_struct(self, _: &'static str) -> Result<Self::Ok, SerError> {
+        fn serialize_unit_struct(self, _: &'static str) -> Result<Self::Ok, RowError> {
             Err(refuse(concat!("expected ", $what, ", not a unit struct")))
         }
     };
@@ -187,35 +171,35 @@ macro_rules! refuse_compound {
 
 impl<'r> Serializer for RowSer<'r> {
     type Ok = ();
-    type Error = SerError;
-    type SerializeSeq = Impossible<(), SerError>;
-    type SerializeTuple = Impossible<(), SerError>;
-    type SerializeTupleStruct = Impossible<(), SerError>;
-    type SerializeTupleVariant = Impossible<(), SerError>;
+    type Error = RowError;
+    type SerializeSeq = Impossible<(), RowError>;
+    type SerializeTuple = Impossible<(), RowError>;
+    type SerializeTupleStruct = Impossible<(), RowError>;
+    type SerializeTupleVariant = Impossible<(), RowError>;
     type SerializeMap = Fields<'r>;
     type SerializeStruct = Fields<'r>;
-    type SerializeStructVariant = Impossible<(), SerError>;
+    type SerializeStructVariant = Impossible<(), RowError>;
 
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Fields<'r>, SerError> {
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Fields<'r>, RowError> {
         Ok(Fields { cols: self.cols, row: self.row, nested: self.nested, key: None })
     }
-    fn serialize_map(self, _: Option<usize>) -> Result<Fields<'r>, SerError> {
+    fn serialize_map(self, _: Option<usize>) -> Result<Fields<'r>, RowError> {
         Ok(Fields { cols: self.cols, row: self.row, nested: self.nested, key: None })
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), SerError> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowError> {
         value.serialize(self)
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<(), SerError> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<(), RowError> {
         value.serialize(self)
     }
     /// An absent nested object: its columns stay NULL.
-    fn serialize_none(self) -> Result<(), SerError> {
+    fn serialize_none(self) -> Result<(), RowError> {
         match self.nested {
             Some(_) => Ok(()),
             None => Err(refuse("a record, not null")),
         }
     }
-    fn serialize_unit(self) -> Result<(), SerError> {
+    fn serialize_unit(self) -> Result<(), RowError> {
         self.serialize_none()
     }
     refuse_all!("an object";
@@ -232,28 +216,28 @@ struct KeySer;
 
 impl Serializer for KeySer {
     type Ok = String;
-    type Error = SerError;
-    type SerializeSeq = Impossible<String, SerError>;
-    type SerializeTuple = Impossible<String, SerError>;
-    type SerializeTupleStruct = Impossible<String, SerError>;
-    type SerializeTupleVariant = Impossible<String, SerError>;
-    type SerializeMap = Impossible<String, SerError>;
-    type SerializeStruct = Impossible<String, SerError>;
-    type SerializeStructVariant = Impossible<String, SerError>;
+    type Error = RowError;
+    type SerializeSeq = Impossible<String, RowError>;
+    type SerializeTuple = Impossible<String, RowError>;
+    type SerializeTupleStruct = Impossible<String, RowError>;
+    type SerializeTupleVariant = Impossible<String, RowError>;
+    type SerializeMap = Impossible<String, RowError>;
+    type SerializeStruct = Impossible<String, RowError>;
+    type SerializeStructVariant = Impossible<String, RowError>;
 
-    fn serialize_str(self, v: &str) -> Result<String, SerError> {
+    fn serialize_str(self, v: &str) -> Result<String, RowError> {
         Ok(v.to_owned())
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<String, SerError> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<String, RowError> {
         value.serialize(self)
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<String, SerError> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<String, RowError> {
         value.serialize(self)
     }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerError> {
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, RowError> {
         Err(refuse("a text key, not a map"))
     }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, SerError> {
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, RowError> {
         Err(refuse("a text key, not a struct"))
     }
     refuse_all!("a text key";
@@ -269,10 +253,10 @@ impl Serializer for KeySer {
 struct ValueSer<'c>(&'c Column);
 
 impl ValueSer<'_> {
-    fn mismatch(&self, what: impl fmt::Display) -> SerError {
+    fn mismatch(&self, what: impl fmt::Display) -> RowError {
         refuse(format!("{} does not hold a {:?}: {what}", self.0.field, self.0.ty))
     }
-    fn int(self, v: i64) -> Result<Value, SerError> {
+    fn int(self, v: i64) -> Result<Value, RowError> {
         match self.0.ty {
             ColumnType::Int => Ok(Value::Int(v)),
             _ => Err(self.mismatch(v)),
@@ -282,16 +266,16 @@ impl ValueSer<'_> {
 
 impl Serializer for ValueSer<'_> {
     type Ok = Value;
-    type Error = SerError;
-    type SerializeSeq = Impossible<Value, SerError>;
-    type SerializeTuple = Impossible<Value, SerError>;
-    type SerializeTupleStruct = Impossible<Value, SerError>;
-    type SerializeTupleVariant = Impossible<Value, SerError>;
-    type SerializeMap = Impossible<Value, SerError>;
-    type SerializeStruct = Impossible<Value, SerError>;
-    type SerializeStructVariant = Impossible<Value, SerError>;
+    type Error = RowError;
+    type SerializeSeq = Impossible<Value, RowError>;
+    type SerializeTuple = Impossible<Value, RowError>;
+    type SerializeTupleStruct = Impossible<Value, RowError>;
+    type SerializeTupleVariant = Impossible<Value, RowError>;
+    type SerializeMap = Impossible<Value, RowError>;
+    type SerializeStruct = Impossible<Value, RowError>;
+    type SerializeStructVariant = Impossible<Value, RowError>;
 
-    fn serialize_str(self, v: &str) -> Result<Value, SerError> {
+    fn serialize_str(self, v: &str) -> Result<Value, RowError> {
         let bad = |e: &dyn fmt::Display| refuse(format!("{}: '{v}': {e}", self.0.field));
         match self.0.ty {
             ColumnType::Text => Ok(Value::Text(v.to_owned())),
@@ -303,56 +287,56 @@ impl Serializer for ValueSer<'_> {
             _ => Err(self.mismatch(format!("'{v}'"))),
         }
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<Value, SerError> {
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<Value, RowError> {
         self.serialize_str(variant)
     }
-    fn serialize_bool(self, v: bool) -> Result<Value, SerError> {
+    fn serialize_bool(self, v: bool) -> Result<Value, RowError> {
         match self.0.ty {
             ColumnType::Bool => Ok(Value::Bool(v)),
             _ => Err(self.mismatch(v)),
         }
     }
-    fn serialize_i8(self, v: i8) -> Result<Value, SerError> {
+    fn serialize_i8(self, v: i8) -> Result<Value, RowError> {
         self.int(v.into())
     }
-    fn serialize_i16(self, v: i16) -> Result<Value, SerError> {
+    fn serialize_i16(self, v: i16) -> Result<Value, RowError> {
         self.int(v.into())
     }
-    fn serialize_i32(self, v: i32) -> Result<Value, SerError> {
+    fn serialize_i32(self, v: i32) -> Result<Value, RowError> {
         self.int(v.into())
     }
-    fn serialize_i64(self, v: i64) -> Result<Value, SerError> {
+    fn serialize_i64(self, v: i64) -> Result<Value, RowError> {
         self.int(v)
     }
-    fn serialize_u8(self, v: u8) -> Result<Value, SerError> {
+    fn serialize_u8(self, v: u8) -> Result<Value, RowError> {
         self.int(v.into())
     }
-    fn serialize_u16(self, v: u16) -> Result<Value, SerError> {
+    fn serialize_u16(self, v: u16) -> Result<Value, RowError> {
         self.int(v.into())
     }
-    fn serialize_u32(self, v: u32) -> Result<Value, SerError> {
+    fn serialize_u32(self, v: u32) -> Result<Value, RowError> {
         self.int(v.into())
     }
-    fn serialize_u64(self, v: u64) -> Result<Value, SerError> {
+    fn serialize_u64(self, v: u64) -> Result<Value, RowError> {
         let i = i64::try_from(v).map_err(|_| self.mismatch(v))?;
         self.int(i)
     }
-    fn serialize_none(self) -> Result<Value, SerError> {
+    fn serialize_none(self) -> Result<Value, RowError> {
         Ok(Value::Null)
     }
-    fn serialize_unit(self) -> Result<Value, SerError> {
+    fn serialize_unit(self) -> Result<Value, RowError> {
         Ok(Value::Null)
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Value, SerError> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Value, RowError> {
         value.serialize(self)
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<Value, SerError> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<Value, RowError> {
         value.serialize(self)
     }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerError> {
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, RowError> {
         Err(self.mismatch("an object"))
     }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, SerError> {
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, RowError> {
         Err(self.mismatch("an object"))
     }
     refuse_all!("a column's value";
