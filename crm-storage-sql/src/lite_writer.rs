@@ -58,14 +58,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, limit: Arc<AtomicU64>,
     // last commit left can be sealed after without reading the head row.
     let mut cached: Option<AuditHead> = None;
     while let Some(first) = rx.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < writer::MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        let (changes, replies): (Vec<Changeset>, Vec<_>) = jobs.into_iter().map(|j| (j.changes, j.done)).unzip();
+        let (changes, replies) = writer::gather(first, &mut rx);
         let deadline = crate::deadline(&limit);
         match deadline {
             // `true` interrupts (rusqlite's sense).

@@ -20,9 +20,7 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::Postgres;
 #[cfg(feature = "postgres")]
 use sqlx::{Row as _, Transaction};
-#[cfg(feature = "postgres")]
-use tokio::sync::mpsc;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::statements;
 use crate::values::Dialect;
@@ -84,14 +82,7 @@ pub(crate) fn spawn(pool: PgPool) -> mpsc::Sender<Job> {
 async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
     let mut optimistic = true;
     while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        let (changes, replies): (Vec<Changeset>, Vec<_>) = jobs.into_iter().map(|j| (j.changes, j.done)).unzip();
+        let (changes, replies) = gather(first, &mut rx);
         let outcomes = commit_group(&pool, changes, optimistic).await;
         // After a group where a changeset failed, the next one takes its savepoints at
         // once: failures come in runs (a burst of conflicting edits).
@@ -101,6 +92,19 @@ async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
             let _ = reply.send(outcome);
         }
     }
+}
+
+/// The group a writer commits next: `first` and every changeset waiting behind it, up to
+/// [`MAX_GROUP`]; and where each outcome goes.
+pub(crate) fn gather(first: Job, rx: &mut mpsc::Receiver<Job>) -> (Vec<Changeset>, Vec<oneshot::Sender<Result<()>>>) {
+    let mut jobs = vec![first];
+    while jobs.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
+    }
+    jobs.into_iter().map(|j| (j.changes, j.done)).unzip()
 }
 
 /// Commits a group on PostgreSQL, returning each changeset's outcome.
