@@ -6,7 +6,11 @@
 //! - `snapshot/<backend>`: a cold store snapshot (`Crm::analytics_tables` on a fresh `Crm`,
 //!   so nothing is cached) of a CRM seeded with crm-server's demo data
 //!   (`CRM_BENCH_CONTACTS` contacts, default 20,000, a tenth as many companies, half as
-//!   many deals), on SQLite and PostgreSQL (`CRM_BENCH_BACKENDS=sqlite,postgres`).
+//!   many deals), on SQLite and PostgreSQL (`CRM_BENCH_BACKENDS=sqlite,postgres`);
+//! - `freshness/<backend>/…`: on the same CRM, `r1_pipeline_by_stage` on a warm snapshot
+//!   (`warm`), right after one deal update (`after_update`: the snapshot brought up to
+//!   date from the audit log; the update itself is not timed), and on a snapshot read
+//!   whole (`full_reload`: a new engine, as every report after a write did before).
 //!
 //! `cargo bench -p crm-benches --bench analytics`; figures in `benches/README.md`.
 
@@ -54,13 +58,14 @@ fn snapshot(c: &mut Criterion) {
         let crm = Crm::new(backend.store());
         let size = crm_http::demo::DemoSize { companies: contacts / 10, contacts, deals: contacts / 2 };
         let started = std::time::Instant::now();
-        rt.block_on(async {
+        let admin = rt.block_on(async {
             let admin = crm
                 .users()
                 .bootstrap_admin_with_password("admin", "admin@demo.example", crm_http::demo::DEMO_PASSWORD)
                 .await
                 .expect("admin");
             crm_http::demo::seed(&crm, &admin.actor(), size, &|_, _, _| {}).await.expect("seed");
+            admin.actor()
         });
         rt.block_on(backend.after_bulk_load());
         let system = Actor::new(UserId(uuid::Uuid::nil()), Role::Admin, None);
@@ -76,7 +81,54 @@ fn snapshot(c: &mut Criterion) {
             });
         });
         g.finish();
+        freshness(c, &rt, &crm, backend.as_ref(), name, &admin);
     }
+}
+
+/// R1 on a warm snapshot, right after one write, and on a snapshot read whole.
+fn freshness(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    crm: &Crm,
+    backend: &dyn TestBackend,
+    name: &str,
+    system: &Actor,
+) {
+    const R1: &str = "r1_pipeline_by_stage";
+    let deals = rt
+        .block_on(crm.deals().list(system, crm_core::query::ListQuery { limit: Some(100), ..Default::default() }))
+        .expect("deals")
+        .data;
+    let mut g = c.benchmark_group(format!("freshness/{name}"));
+    g.sample_size(20).measurement_time(Duration::from_secs(10)).warm_up_time(Duration::from_secs(2));
+    rt.block_on(crm.standard_report(system, R1, &Params::default())).expect("r1");
+    g.bench_function("warm", |b| {
+        b.to_async(rt).iter(|| async { crm.standard_report(system, R1, &Params::default()).await.expect("r1") });
+    });
+    let mut n = 0usize;
+    g.bench_function("after_update", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                n += 1;
+                let deal = &deals[n % deals.len()];
+                let patch = crm_core::service::DealPatch { amount: Some(Some(1_000 + n as i64)), ..Default::default() };
+                rt.block_on(crm.deals().update(system, deal.id, patch)).expect("update");
+                let started = std::time::Instant::now();
+                rt.block_on(crm.standard_report(system, R1, &Params::default())).expect("r1");
+                spent += started.elapsed();
+            }
+            spent
+        });
+    });
+    g.bench_function("full_reload", |b| {
+        b.to_async(rt).iter(|| async {
+            Crm::new(backend.store()).standard_report(system, R1, &Params::default()).await.expect("r1")
+        });
+    });
+    g.finish();
+    let stats = crm.analytics_snapshot_stats();
+    println!("{name}: snapshots read whole {}, brought up to date {}", stats.loads, stats.refreshes);
 }
 
 fn benches() {

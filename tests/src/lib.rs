@@ -156,6 +156,7 @@ macro_rules! conformance_suite {
             schema_round_trips_every_kind,
             analytics_snapshot_follows_scope_and_changes,
             analytics_snapshot_reads_every_batch,
+            analytics_refresh_equals_a_full_reload,
             store_lists_chosen_columns,
             store_scans_in_bulk,
             saved_report_crud_and_validation,

@@ -566,11 +566,13 @@ pub mod export;
 mod fast;
 pub mod overview;
 mod pdf;
+mod refresh;
 pub(crate) mod snapshot;
 
 pub use custom::{custom, ReportSpec};
 pub use export::{export, export_to, About, Format};
 pub use overview::{company_analytics, contact_analytics, CompanyAnalytics, ContactAnalytics};
+pub use snapshot::SnapshotStats;
 
 #[cfg(test)]
 mod tests;

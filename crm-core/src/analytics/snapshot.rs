@@ -1,7 +1,8 @@
 //! The analytics tables read out of the store: a snapshot within the caller's read scope,
 //! read with the store's bulk scan (`Store::scan_columns`: PostgreSQL's binary `COPY`, a
-//! direct SQLite statement, batches elsewhere) and cached until the store's change
-//! counter moves.
+//! direct SQLite statement, batches elsewhere) and cached. When the store's change counter
+//! has moved, the cached snapshot is brought up to date with what the audit log says
+//! changed since (`refresh`); a cold cache or a long run of changes reads it all again.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use super::{from_polars, Tables};
 use crate::error::Result;
 use crate::model::company::size_bucket;
 use crate::policy::{Action, Actor, Scope};
+use crate::query::{Cmp, Filter, Predicate};
 use crate::schema::{ColumnType, Derive, EntityKind, Exposed, Value};
 use crate::service::{write_path::scope_filter, Crm};
 use crate::store::StoreExt;
@@ -103,11 +105,23 @@ struct Fetched {
     columns: Vec<usize>,
     /// The position of `deal_id`, if read.
     deal_id: Option<usize>,
+    /// The position of the row's own id.
+    id: Option<usize>,
 }
 
-/// Reads one table (its live rows within the actor's scope) in id order with one bulk
-/// read, only the columns the analytics table uses.
-async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor) -> Result<Fetched> {
+impl Fetched {
+    /// The rows' own ids, in row order.
+    fn ids(&self) -> impl Iterator<Item = uuid::Uuid> + '_ {
+        self.rows.iter().filter_map(|r| match self.id.and_then(|i| r.get(i)) {
+            Some(Value::Uuid(u)) => Some(*u),
+            _ => None,
+        })
+    }
+}
+
+/// Reads one table (its live rows within the actor's scope, narrowed by `only`) in id
+/// order with one bulk read, only the columns the analytics table uses.
+async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor, only: Option<Filter>) -> Result<Fetched> {
     let layout = kind.analytics();
     let scope = if kind == EntityKind::DealStageChange {
         // History has no owner: it is visible with its deal (see `convert`).
@@ -126,20 +140,25 @@ async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor) -> Result<Fetched> {
     };
     let columns: Vec<usize> = layout.iter().map(|e| position(e.from).map_or(usize::MAX, &mut at)).collect();
     let deal_id = position("deal_id").map(&mut at);
+    // The stage history keeps its ids beside its frame, for later refreshes.
+    let id = position("id").filter(|_| kind == EntityKind::DealStageChange).map(&mut at).or(columns.first().copied());
     let rows = if scope == Scope::None {
         Vec::new()
     } else {
-        let base = scope_filter(kind, scope, actor);
+        let base = crate::query::and_opt([scope_filter(kind, scope, actor), only]);
         crm.store().scan_columns(kind, base.as_ref(), false, &fetched).await?
     };
-    Ok(Fetched { kind, rows, columns, deal_id })
+    Ok(Fetched { kind, rows, columns, deal_id, id })
 }
 
 /// Turns a table's rows into its DataFrame. `keep` limits the rows to those whose
-/// `deal_id` is in the set (the history of the deals the caller may see).
-fn convert(f: &Fetched, keep: Option<&HashSet<uuid::Uuid>>) -> Result<DataFrame> {
+/// `deal_id` is in the set (the history of the deals the caller may see). The stage
+/// history also answers the ids of the rows it keeps.
+fn convert(f: &Fetched, keep: Option<&HashSet<uuid::Uuid>>) -> Result<(DataFrame, Vec<uuid::Uuid>)> {
     let layout = f.kind.analytics();
     let mut builders: Vec<Builder> = layout.iter().map(|e| Builder::new(e, f.rows.len())).collect();
+    let history = f.kind == EntityKind::DealStageChange;
+    let mut ids = Vec::with_capacity(if history { f.rows.len() } else { 0 });
     for row in &f.rows {
         if let (Some(keep), Some(i)) = (keep, f.deal_id) {
             let visible = matches!(row.get(i), Some(Value::Uuid(u)) if keep.contains(u));
@@ -147,22 +166,35 @@ fn convert(f: &Fetched, keep: Option<&HashSet<uuid::Uuid>>) -> Result<DataFrame>
                 continue;
             }
         }
+        if history {
+            if let Some(Value::Uuid(u)) = f.id.and_then(|i| row.get(i)) {
+                ids.push(*u);
+            }
+        }
         for ((b, e), i) in builders.iter_mut().zip(layout).zip(&f.columns) {
             b.push(e.derive, row.get(*i).unwrap_or(&Value::Null));
         }
     }
     let columns = builders.into_iter().zip(layout).map(|(b, e)| b.finish(e.column.name)).collect::<Result<Vec<_>>>()?;
-    DataFrame::new_infer_height(columns).map_err(from_polars)
+    Ok((DataFrame::new_infer_height(columns).map_err(from_polars)?, ids))
 }
 
 /// Converts on a blocking thread (the conversions of several tables run side by side).
-async fn converted(f: Fetched, keep: Option<Arc<HashSet<uuid::Uuid>>>) -> Result<(Fetched, DataFrame)> {
+async fn converted(f: Fetched, keep: Option<Arc<HashSet<uuid::Uuid>>>) -> Result<Converted> {
     tokio::task::spawn_blocking(move || {
-        let df = convert(&f, keep.as_deref())?;
-        Ok((f, df))
+        let (df, ids) = convert(&f, keep.as_deref())?;
+        Ok(Converted { fetched: f, df, ids })
     })
     .await
     .map_err(|e| crate::Error::internal("converting a snapshot table", e))?
+}
+
+/// A table read and converted.
+struct Converted {
+    fetched: Fetched,
+    df: DataFrame,
+    /// The stage history's row ids, in frame order (empty for other tables).
+    ids: Vec<uuid::Uuid>,
 }
 
 /// Which rows an actor's snapshot holds: the same key, the same snapshot.
@@ -182,11 +214,39 @@ fn scope_key(crm: &Crm, actor: &Actor) -> ScopeKey {
 #[derive(Default)]
 pub(crate) struct SnapshotCache {
     entries: Mutex<VecDeque<Cached>>,
+    stats: Mutex<SnapshotStats>,
 }
 
-/// One cached snapshot: its scope, the change counter it was read at, the tables and
-/// their size in bytes.
-type Cached = (ScopeKey, i64, Arc<Tables>, usize);
+/// How the snapshots a [`Crm`] handed out were made: for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// Read whole from the store (a cold cache, a long run of changes, a purge).
+    pub loads: u64,
+    /// Brought up to date from the audit log's changes since a cached one.
+    pub refreshes: u64,
+    /// Answered from the cache as they were (nothing changed).
+    pub hits: u64,
+}
+
+/// One cached snapshot.
+#[derive(Clone)]
+struct Cached {
+    /// Whose rows.
+    key: ScopeKey,
+    /// The store's change counter (audit sequence) it holds the rows of.
+    counter: i64,
+    tables: Arc<Tables>,
+    /// The stage history's row ids in frame order (its frame has no id column).
+    history_ids: Arc<Vec<uuid::Uuid>>,
+    /// Its size (polars' estimate).
+    bytes: usize,
+}
+
+impl SnapshotCache {
+    fn count(&self, tally: impl FnOnce(&mut SnapshotStats)) {
+        tally(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
 
 impl std::fmt::Debug for SnapshotCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -194,31 +254,127 @@ impl std::fmt::Debug for SnapshotCache {
     }
 }
 
+/// `kind`'s rows whose `column` is one of `ids`, a thousand at a time (bounded statements).
+fn any_of(kind: EntityKind, column: &str, ids: &[uuid::Uuid]) -> Option<Filter> {
+    kind.column(column)
+        .map(|column| Filter::Cmp(Cmp { column, pred: Predicate::In(ids.iter().map(|u| Value::Uuid(*u)).collect()) }))
+}
+
+/// The rows of `kind` among `ids` (by `column`), as the actor sees them, in id order.
+async fn fetch_some(crm: &Crm, kind: EntityKind, actor: &Actor, column: &str, ids: &[uuid::Uuid]) -> Result<Fetched> {
+    let mut out: Option<Fetched> = None;
+    for chunk in ids.chunks(1_000) {
+        let part = fetch(crm, kind, actor, any_of(kind, column, chunk)).await?;
+        match &mut out {
+            Some(all) => all.rows.extend(part.rows),
+            None => out = Some(part),
+        }
+    }
+    match out {
+        Some(f) => Ok(f),
+        None => fetch(crm, kind, actor, any_of(kind, column, &[])).await,
+    }
+}
+
 impl Crm {
     /// The analytics tables (companies, contacts, deals, deal_stage_history,
     /// interactions, tasks) as the actor may read them: live rows only, ids as UUID text,
     /// timestamps in UTC. Read from the store in bulk, the six tables side by side, and
-    /// cached until the store's change counter moves, so repeated reports on an unchanged
-    /// CRM read nothing again.
+    /// cached: repeated reports on an unchanged CRM read nothing again, and after a
+    /// change only the records the audit log names as changed are read again.
     pub async fn analytics_tables(&self, actor: &Actor) -> Result<Arc<Tables>> {
         let key = scope_key(self, actor);
         let counter = self.store().change_counter().await?;
         let cache = self.analytics_cache();
-        {
+        let base = {
             let entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, _, tables, _)) = entries.iter().find(|(k, c, _, _)| *k == key && *c == counter) {
-                return Ok(tables.clone());
+            let found = entries.iter().find(|e| e.key == key).cloned();
+            if let Some(e) = found.as_ref().filter(|e| e.counter == counter) {
+                cache.count(|s| s.hits += 1);
+                return Ok(e.tables.clone());
+            }
+            found
+        };
+        let delta = match base {
+            Some(base) if base.counter < counter && counter - base.counter <= super::refresh::MAX_EVENTS => {
+                self.changed_since(base.counter, counter).await?.map(|touched| (base, touched))
+            }
+            _ => None,
+        };
+        let fresh = match delta {
+            Some((base, touched)) => {
+                let fresh = self.refreshed(actor, key, counter, &base, touched).await?;
+                cache.count(|s| s.refreshes += 1);
+                fresh
+            }
+            None => {
+                let fresh = self.loaded(actor, key, counter).await?;
+                cache.count(|s| s.loads += 1);
+                fresh
+            }
+        };
+        let tables = fresh.tables.clone();
+        let mut entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
+        // A newer snapshot of the same scope, made meanwhile, stays.
+        if !entries.iter().any(|e| e.key == fresh.key && e.counter > fresh.counter) {
+            entries.retain(|e| e.key != fresh.key);
+            admit(&mut entries, fresh, |e| e.bytes, CACHED, CACHED_BYTES);
+        }
+        Ok(tables)
+    }
+
+    /// How the snapshots handed out so far were made.
+    pub fn analytics_snapshot_stats(&self) -> SnapshotStats {
+        *self.analytics_cache().stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The records the audit events after `since` (up to `head`) name as changed, or
+    /// `None` when only a full reload is right (see `refresh::classify`).
+    async fn changed_since(&self, since: i64, head: i64) -> Result<Option<super::refresh::Touched>> {
+        let k = EntityKind::AuditEvent;
+        let (Some(seq), Some(ty), Some(id), Some(action)) =
+            (k.column("seq"), k.column("entity_type"), k.column("entity_id"), k.column("action"))
+        else {
+            return Ok(None);
+        };
+        let at = |name: &str| k.columns().iter().position(|c| c.name == name).unwrap_or(usize::MAX);
+        let query = crate::query::StoreQuery {
+            filter: Some(crate::query::and(vec![
+                Filter::Cmp(Cmp { column: seq, pred: Predicate::Gt(Value::Int(since)) }),
+                Filter::Cmp(Cmp { column: seq, pred: Predicate::Lte(Value::Int(head)) }),
+            ])),
+            sort: vec![crate::query::SortKey { column: seq, direction: crate::query::Direction::Asc }],
+            limit: (head - since) as u32,
+            include_deleted: true,
+        };
+        let rows = self.store().list_columns(k, &query, &[at(ty.name), at(id.name), at(action.name)]).await?;
+        fn text(v: Option<&Value>) -> &str {
+            match v {
+                Some(Value::Text(t)) => t.as_str(),
+                _ => "",
             }
         }
+        let events = rows.iter().map(|r| {
+            let id = match r.get(1) {
+                Some(Value::Uuid(u)) => Some(*u),
+                _ => None,
+            };
+            (text(r.first()), id, text(r.get(2)))
+        });
+        Ok(super::refresh::classify(events))
+    }
+
+    /// The actor's snapshot read whole from the store.
+    async fn loaded(&self, actor: &Actor, key: ScopeKey, counter: i64) -> Result<Cached> {
         // The six tables are read side by side, then converted side by side; the history
         // waits for the deals only when it must be narrowed to the visible ones.
         let (companies, contacts, deals, history, interactions, tasks) = tokio::try_join!(
-            fetch(self, EntityKind::Company, actor),
-            fetch(self, EntityKind::Contact, actor),
-            fetch(self, EntityKind::Deal, actor),
-            fetch(self, EntityKind::DealStageChange, actor),
-            fetch(self, EntityKind::Interaction, actor),
-            fetch(self, EntityKind::Task, actor),
+            fetch(self, EntityKind::Company, actor, None),
+            fetch(self, EntityKind::Contact, actor, None),
+            fetch(self, EntityKind::Deal, actor, None),
+            fetch(self, EntityKind::DealStageChange, actor, None),
+            fetch(self, EntityKind::Interaction, actor, None),
+            fetch(self, EntityKind::Task, actor, None),
         )?;
         let all_deals = self.policy().scope(actor.role, EntityKind::Deal.resource(), Action::Read) == Scope::All;
         let (companies, contacts, deals, interactions, tasks) = tokio::try_join!(
@@ -228,34 +384,88 @@ impl Crm {
             converted(interactions, None),
             converted(tasks, None),
         )?;
-        let keep = if all_deals {
-            None
-        } else {
-            // The deals layout reads `id` first.
-            let id_at = deals.0.columns[0];
-            let ids: HashSet<uuid::Uuid> = deals
-                .0
-                .rows
-                .iter()
-                .filter_map(|r| match r.get(id_at) {
-                    Some(Value::Uuid(u)) => Some(*u),
-                    _ => None,
-                })
-                .collect();
-            Some(Arc::new(ids))
-        };
-        let history = converted(history, keep).await?;
+        let keep = (!all_deals).then(|| Arc::new(deals.fetched.ids().collect::<HashSet<_>>()));
+        let mut history = converted(history, keep).await?;
+        let history_ids = Arc::new(std::mem::take(&mut history.ids));
         let tables: std::collections::BTreeMap<String, DataFrame> =
             [companies, contacts, deals, history, interactions, tasks]
                 .into_iter()
-                .map(|(f, df)| (f.kind.table().to_string(), df))
+                .map(|c| (c.fetched.kind.table().to_string(), c.df))
                 .collect();
         let bytes: usize = tables.values().map(DataFrame::estimated_size).sum();
-        let tables = Arc::new(Tables(tables));
-        let mut entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.retain(|(k, _, _, _)| *k != key);
-        admit(&mut entries, (key, counter, tables.clone(), bytes), |e| e.3, CACHED, CACHED_BYTES);
-        Ok(tables)
+        Ok(Cached { key, counter, tables: Arc::new(Tables(tables)), history_ids, bytes })
+    }
+
+    /// `base` brought up to `counter`: the `touched` records read again and spliced into
+    /// their tables in id order, with the stage history of the touched deals.
+    async fn refreshed(
+        &self,
+        actor: &Actor,
+        key: ScopeKey,
+        counter: i64,
+        base: &Cached,
+        touched: super::refresh::Touched,
+    ) -> Result<Cached> {
+        use super::refresh::{insert_points, positions, splice, splice_ids};
+        let mut patches = Vec::new();
+        for (kind, ids) in &touched {
+            let list: Vec<uuid::Uuid> = ids.iter().copied().collect();
+            patches.push((*kind, ids.clone(), fetch_some(self, *kind, actor, "id", &list).await?));
+        }
+        let deals: Vec<uuid::Uuid> =
+            touched.get(&EntityKind::Deal).map(|d| d.iter().copied().collect()).unwrap_or_default();
+        let history = if deals.is_empty() {
+            None
+        } else {
+            Some(fetch_some(self, EntityKind::DealStageChange, actor, "deal_id", &deals).await?)
+        };
+        let all_deals = self.policy().scope(actor.role, EntityKind::Deal.resource(), Action::Read) == Scope::All;
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut tables = base.tables.0.clone();
+            // The touched deals the actor still sees: their history is visible with them.
+            let mut visible: HashSet<uuid::Uuid> = HashSet::new();
+            for (kind, ids, fetched) in patches {
+                if kind == EntityKind::Deal {
+                    visible.extend(fetched.ids());
+                }
+                let (new, _) = convert(&fetched, None)?;
+                let Some(old) = tables.get_mut(kind.table()) else { continue };
+                let remove = positions(old, "id", &ids)?;
+                let at = insert_points(old, &new, "id")?;
+                *old = splice(old, &remove, &new, &at)?;
+            }
+            let mut history_ids = base.history_ids.clone();
+            if let (Some(fetched), Some(old)) = (history, tables.get_mut(EntityKind::DealStageChange.table())) {
+                // History is only ever appended to (a purge reloads everything): rows
+                // already held stay, new ones of visible deals come in, and the rows of a
+                // deal the actor no longer sees go.
+                let keep = (!all_deals).then_some(&visible);
+                let (shown, shown_ids) = convert(&fetched, keep)?;
+                let shown_set: HashSet<uuid::Uuid> = shown_ids.iter().copied().collect();
+                let mut remove: Vec<usize> = fetched
+                    .ids()
+                    .filter(|id| !shown_set.contains(id))
+                    .filter_map(|id| history_ids.binary_search(&id).ok())
+                    .collect();
+                remove.sort_unstable();
+                let (mut take, mut new_ids, mut at) = (Vec::new(), Vec::new(), Vec::new());
+                for (n, id) in shown_ids.iter().enumerate() {
+                    if let Err(p) = history_ids.binary_search(id) {
+                        take.push(n as IdxSize);
+                        new_ids.push(*id);
+                        at.push(p);
+                    }
+                }
+                let new = shown.take(&IdxCa::from_vec("".into(), take)).map_err(super::from_polars)?;
+                *old = splice(old, &remove, &new, &at)?;
+                history_ids = Arc::new(splice_ids(&history_ids, &remove, &new_ids, &at));
+            }
+            let bytes: usize = tables.values().map(DataFrame::estimated_size).sum();
+            Ok(Cached { key, counter, tables: Arc::new(Tables(tables)), history_ids, bytes })
+        })
+        .await
+        .map_err(|e| crate::Error::internal("refreshing a snapshot", e))?
     }
 
     /// Runs a standard report on the actor's snapshot of the store.

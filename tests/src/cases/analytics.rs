@@ -282,3 +282,224 @@ pub async fn store_scans_in_bulk(b: &dyn TestBackend) {
     let found = store.scan_columns(EntityKind::Contact, Some(&exact), false, &[0]).await.expect("scan");
     assert_eq!(found, [vec![Value::Uuid(contacts[3].id.as_uuid())]]);
 }
+
+/// One write of a random sequence (indices pick among the records made so far).
+#[derive(Debug, Clone)]
+enum Op {
+    NewCompany { owner: usize, size: Option<i64> },
+    NewContact { owner: usize, company: Option<usize> },
+    ManyContacts { owner: usize, n: usize },
+    EditContact { which: usize, company: Option<usize>, owner: Option<usize> },
+    NewDeal { owner: usize, company: Option<usize>, contact: Option<usize>, amount: Option<i64> },
+    MoveDeal { which: usize, stage: usize },
+    EditDeal { which: usize, amount: Option<i64>, owner: Option<usize> },
+    Log { by: usize, contact: usize, deal: Option<usize> },
+    NewTask { owner: usize, assignee: Option<usize> },
+    CompleteTask { which: usize },
+    Delete { table: usize, which: usize },
+    Restore { table: usize, which: usize },
+    Purge { table: usize, which: usize },
+    Later { days: i64 },
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    let i = || 0..64usize;
+    let amount = || proptest::option::of(0..1_000_000i64);
+    prop_oneof![
+        1 => (0..3usize, proptest::option::of(1..5_000i64)).prop_map(|(owner, size)| Op::NewCompany { owner, size }),
+        1 => (0..3usize, proptest::option::of(i())).prop_map(|(owner, company)| Op::NewContact { owner, company }),
+        1 => (0..3usize, 1..40usize).prop_map(|(owner, n)| Op::ManyContacts { owner, n }),
+        1 => (i(), proptest::option::of(i()), proptest::option::of(0..3usize))
+            .prop_map(|(which, company, owner)| Op::EditContact { which, company, owner }),
+        3 => (0..3usize, proptest::option::of(i()), proptest::option::of(i()), amount())
+            .prop_map(|(owner, company, contact, amount)| Op::NewDeal { owner, company, contact, amount }),
+        3 => (i(), 0..6usize).prop_map(|(which, stage)| Op::MoveDeal { which, stage }),
+        2 => (i(), amount(), proptest::option::of(0..3usize))
+            .prop_map(|(which, amount, owner)| Op::EditDeal { which, amount, owner }),
+        2 => (0..3usize, i(), proptest::option::of(i())).prop_map(|(by, contact, deal)| Op::Log { by, contact, deal }),
+        1 => (0..3usize, proptest::option::of(0..3usize)).prop_map(|(owner, assignee)| Op::NewTask { owner, assignee }),
+        1 => i().prop_map(|which| Op::CompleteTask { which }),
+        2 => (0..5usize, i()).prop_map(|(table, which)| Op::Delete { table, which }),
+        1 => (0..5usize, i()).prop_map(|(table, which)| Op::Restore { table, which }),
+        1 => (0..4usize, i()).prop_map(|(table, which)| Op::Purge { table, which }),
+        1 => (1..40i64).prop_map(|days| Op::Later { days }),
+    ]
+}
+
+/// The records a sequence has made, by table (companies, contacts, deals, interactions, tasks).
+#[derive(Default)]
+struct Made([Vec<uuid::Uuid>; 5]);
+
+impl Made {
+    fn pick(&self, table: usize, i: usize) -> Option<uuid::Uuid> {
+        let t = &self.0[table];
+        (!t.is_empty()).then(|| t[i % t.len()])
+    }
+}
+
+/// Runs one write; a refused one (a record purged, a stage it cannot move to) is part of
+/// the sequence too: it must change nothing.
+async fn run_op(h: &Harness, people: &[Actor], made: &mut Made, op: &Op) -> Result<()> {
+    let admin = &h.admin;
+    let user = |i: usize| people[i % people.len()].user_id;
+    let stages = DealStage::ALL;
+    match op.clone() {
+        Op::NewCompany { owner, size } => {
+            let name = format!("Co {}", made.0[0].len());
+            let input = NewCompany { name, size, owner_id: Some(user(owner)), ..Default::default() };
+            made.0[0].push(h.crm.companies().create(admin, input).await?.id.as_uuid());
+        }
+        Op::NewContact { owner, company } => {
+            let company_id = company.and_then(|c| made.pick(0, c)).map(CompanyId);
+            let input = NewContact { name: format!("Pat Doe {}", made.0[1].len()), company_id, ..Default::default() };
+            made.0[1].push(h.crm.contacts().create(&people[owner % people.len()], input).await?.id.as_uuid());
+        }
+        Op::ManyContacts { owner, n } => {
+            let inputs = (0..n).map(|i| NewContact { name: format!("Bulk {i}"), ..Default::default() }).collect();
+            for c in h.crm.contacts().create_many(&people[owner % people.len()], inputs).await? {
+                made.0[1].push(c.id.as_uuid());
+            }
+        }
+        Op::EditContact { which, company, owner } => {
+            let Some(id) = made.pick(1, which) else { return Ok(()) };
+            let patch = ContactPatch {
+                company_id: Some(company.and_then(|c| made.pick(0, c)).map(CompanyId)),
+                owner_id: owner.map(user),
+                ..Default::default()
+            };
+            h.crm.contacts().update(admin, ContactId(id), patch).await?;
+        }
+        Op::NewDeal { owner, company, contact, amount } => {
+            let input = NewDeal {
+                name: format!("Deal {}", made.0[2].len()),
+                amount,
+                company_id: company.and_then(|c| made.pick(0, c)).map(CompanyId),
+                contact_ids: contact.and_then(|c| made.pick(1, c)).map(ContactId).into_iter().collect(),
+                owner_id: Some(user(owner)),
+                ..Default::default()
+            };
+            made.0[2].push(h.crm.deals().create(admin, input).await?.id.as_uuid());
+        }
+        Op::MoveDeal { which, stage } => {
+            let Some(id) = made.pick(2, which) else { return Ok(()) };
+            h.crm.deals().move_to(admin, DealId(id), stages[stage % stages.len()]).await?;
+        }
+        Op::EditDeal { which, amount, owner } => {
+            let Some(id) = made.pick(2, which) else { return Ok(()) };
+            let patch = DealPatch { amount: Some(amount), owner_id: owner.map(user), ..Default::default() };
+            h.crm.deals().update(admin, DealId(id), patch).await?;
+        }
+        Op::Log { by, contact, deal } => {
+            let Some(contact) = made.pick(1, contact) else { return Ok(()) };
+            let input = NewInteraction {
+                deal_id: deal.and_then(|d| made.pick(2, d)).map(DealId),
+                ..touch(ContactId(contact), InteractionKind::Meeting)
+            };
+            made.0[3].push(h.crm.interactions().log(&people[by % people.len()], input).await?.id.as_uuid());
+        }
+        Op::NewTask { owner, assignee } => {
+            let input = NewTask {
+                name: format!("Task {}", made.0[4].len()),
+                owner_id: Some(user(owner)),
+                assigned_user: assignee.map(user),
+                ..Default::default()
+            };
+            made.0[4].push(h.crm.tasks().create(admin, input).await?.id.as_uuid());
+        }
+        Op::CompleteTask { which } => {
+            let Some(id) = made.pick(4, which) else { return Ok(()) };
+            h.crm.tasks().complete(admin, TaskId(id)).await?;
+        }
+        Op::Delete { table, which } => {
+            let Some(id) = made.pick(table, which) else { return Ok(()) };
+            match table {
+                0 => h.crm.companies().delete(admin, CompanyId(id), None).await.map(|_| ())?,
+                1 => h.crm.contacts().delete(admin, ContactId(id), None).await.map(|_| ())?,
+                2 => h.crm.deals().delete(admin, DealId(id), None).await.map(|_| ())?,
+                3 => h.crm.interactions().delete(admin, InteractionId(id), None).await.map(|_| ())?,
+                _ => h.crm.tasks().delete(admin, TaskId(id), None).await.map(|_| ())?,
+            }
+        }
+        Op::Restore { table, which } => {
+            let Some(id) = made.pick(table, which) else { return Ok(()) };
+            match table {
+                0 => h.crm.companies().restore(admin, CompanyId(id)).await.map(|_| ())?,
+                1 => h.crm.contacts().restore(admin, ContactId(id)).await.map(|_| ())?,
+                2 => h.crm.deals().restore(admin, DealId(id)).await.map(|_| ())?,
+                3 => h.crm.interactions().restore(admin, InteractionId(id)).await.map(|_| ())?,
+                _ => h.crm.tasks().restore(admin, TaskId(id)).await.map(|_| ())?,
+            }
+        }
+        Op::Purge { table, which } => {
+            // Interactions are purged with their contact.
+            let table = [0, 1, 2, 4][table % 4];
+            let Some(id) = made.pick(table, which) else { return Ok(()) };
+            match table {
+                0 => h.crm.companies().purge(admin, CompanyId(id)).await?,
+                1 => h.crm.contacts().purge(admin, ContactId(id)).await?,
+                2 => h.crm.deals().purge(admin, DealId(id)).await?,
+                _ => h.crm.tasks().purge(admin, TaskId(id)).await?,
+            }
+        }
+        Op::Later { days } => h.clock.advance(Duration::days(days)),
+    }
+    Ok(())
+}
+
+/// After any sequence of writes, a snapshot brought up to date from the audit log holds
+/// exactly what a full read of the store holds, row for row and in the same order, for a
+/// caller who sees everything, a manager who sees a team and a user who sees their own.
+pub async fn analytics_refresh_equals_a_full_reload(b: &dyn TestBackend) {
+    use proptest::strategy::{Strategy, ValueTree};
+    let h = Harness::new(b).await;
+    let team = h.team("Sales").await;
+    let ann = h.user("ann", Role::User, Some(team)).await;
+    let mia = h.user("mia", Role::Manager, Some(team)).await;
+    let bob = h.user("bob", Role::User, None).await;
+    let people = [ann.clone(), bob.clone(), mia.clone()];
+    let readers = [("admin", h.admin.clone()), ("manager", mia), ("user", ann)];
+    let mut made = Made::default();
+    // Drawn before the first await: proptest's strategies stay on this thread.
+    let rounds: Vec<Vec<Op>> = {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let sequence = proptest::collection::vec(op(), 12..24);
+        (0..6).map(|_| sequence.new_tree(&mut runner).expect("a sequence").current()).collect()
+    };
+    let mut done: Vec<Op> = Vec::new();
+    for (round, ops) in rounds.into_iter().enumerate() {
+        for op in ops {
+            let outcome = run_op(&h, &people, &mut made, &op).await;
+            done.push(op);
+            // Refused writes are part of the property too; other errors are not expected.
+            if let Err(e) = outcome {
+                assert!(
+                    matches!(
+                        e,
+                        Error::NotFound { .. } | Error::Validation(_) | Error::Forbidden(_) | Error::Conflict { .. }
+                    ),
+                    "{e} after {done:?}"
+                );
+            }
+            if !done.len().is_multiple_of(3) {
+                continue;
+            }
+            let full = Crm::new(b.store());
+            for (who, actor) in &readers {
+                let kept = h.crm.analytics_tables(actor).await.expect("refreshed snapshot");
+                let read = full.analytics_tables(actor).await.expect("full snapshot");
+                for (name, df) in &read.0 {
+                    let mine = &kept.0[name];
+                    assert!(
+                        mine.equals_missing(df),
+                        "round {round}, {who}: table {name} differs from a full read\n\
+                         refreshed: {mine}\nfull: {df}\nafter {done:?}"
+                    );
+                }
+            }
+        }
+    }
+    let stats = h.crm.analytics_snapshot_stats();
+    assert!(stats.refreshes > 3 * 10, "most snapshots were refreshed, not read again: {stats:?}");
+    assert!(stats.loads >= 3, "each reader's first snapshot is a full read: {stats:?}");
+}
