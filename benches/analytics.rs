@@ -69,9 +69,21 @@ fn snapshot(c: &mut Criterion) {
         });
         rt.block_on(backend.after_bulk_load());
         let system = Actor::new(UserId(uuid::Uuid::nil()), Role::Admin, None);
-        let rows: usize =
-            rt.block_on(crm.analytics_tables(&system)).expect("snapshot").0.values().map(|df| df.height()).sum();
-        println!("{name}: seeded in {:.1} s; the snapshot holds {rows} rows", started.elapsed().as_secs_f64());
+        println!("{name}: seeded in {:.1} s", started.elapsed().as_secs_f64());
+        // The memory a cold snapshot load takes at its peak, beside the frames' own size.
+        let base = peak_rss_reset();
+        let tables = rt.block_on(Crm::new(backend.store()).analytics_tables(&system)).expect("snapshot");
+        let peak = peak_rss().saturating_sub(base);
+        let rows: usize = tables.0.values().map(|df| df.height()).sum();
+        let frames: usize = tables.0.values().map(|df| df.estimated_size()).sum();
+        println!(
+            "{name}: the snapshot holds {rows} rows in {:.1} MB of frames; its load peaked {:.1} MB over the process's \
+             resident set before it ({:.2}x the frames)",
+            frames as f64 / 1e6,
+            peak as f64 / 1e6,
+            peak as f64 / frames.max(1) as f64
+        );
+        drop(tables);
         let mut g = c.benchmark_group("snapshot");
         g.sample_size(10).measurement_time(Duration::from_secs(15)).throughput(Throughput::Elements(rows as u64));
         g.bench_function(name, |b| {
@@ -83,6 +95,25 @@ fn snapshot(c: &mut Criterion) {
         g.finish();
         freshness(c, &rt, &crm, backend.as_ref(), name, &admin);
     }
+}
+
+/// A field of `/proc/self/status` in bytes (`VmRSS:`, `VmHWM:`; 0 off Linux).
+fn proc_status(name: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1));
+    kb.and_then(|kb| kb.parse::<usize>().ok()).unwrap_or(0) * 1024
+}
+
+/// Resets the process's resident-set high-water mark (Linux: `5` written to
+/// `/proc/self/clear_refs`) and answers the resident set it starts from.
+fn peak_rss_reset() -> usize {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    proc_status("VmRSS:")
+}
+
+/// The resident set's high-water mark since [`peak_rss_reset`].
+fn peak_rss() -> usize {
+    proc_status("VmHWM:")
 }
 
 /// R1 on a warm snapshot, right after one write, and on a snapshot read whole.

@@ -155,9 +155,9 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Every row matching `filter` (live rows only unless `include_deleted`) with only the
-    /// chosen `columns`, in id order: a bulk read for the analytics snapshot. The default
-    /// pages through [`Store::list_columns`] by id; backends override it with one
-    /// streaming read (PostgreSQL's binary `COPY`, a direct SQLite statement).
+    /// chosen `columns`, in id order: a bulk read. The default pages through
+    /// [`Store::list_columns`] by id; backends override it with one streaming read
+    /// (PostgreSQL's binary `COPY`, a direct SQLite statement).
     async fn scan_columns(
         &self,
         kind: EntityKind,
@@ -165,31 +165,23 @@ pub trait Store: Send + Sync + 'static {
         include_deleted: bool,
         columns: &[usize],
     ) -> Result<Vec<Row>> {
-        const BATCH: u32 = 10_000;
-        let sort = vec![crate::query::id_key(kind, crate::query::Direction::Asc)];
-        // The id leads every fetched row: it is the keyset cursor.
-        let fetched: Vec<usize> = std::iter::once(0).chain(columns.iter().copied()).collect();
-        let mut out = Vec::new();
-        let mut after: Option<Value> = None;
-        loop {
-            let position = after.as_ref().and_then(|v| crate::query::keyset_filter(&sort, std::slice::from_ref(v)));
-            let query = StoreQuery {
-                filter: crate::query::and_opt([filter.cloned(), position]),
-                sort: sort.clone(),
-                limit: BATCH,
-                include_deleted,
-            };
-            let rows = self.list_columns(kind, &query, &fetched).await?;
-            let n = rows.len();
-            after = rows.last().and_then(|r| r.first().cloned());
-            out.extend(rows.into_iter().map(|mut r| {
-                r.remove(0);
-                r
-            }));
-            if n < BATCH as usize {
-                return Ok(out);
-            }
-        }
+        page_through(self, kind, filter, include_deleted, columns, None).await
+    }
+
+    /// [`Store::scan_columns`] handing its rows over as they are read, a batch at a time,
+    /// into `out` (bounded, so a reader of a large table holds a few batches, whatever
+    /// the table's size: the analytics snapshot builds its frames from them). Stops
+    /// early, without an error, when the receiver is gone. The default sends the pages of
+    /// [`Store::list_columns`]; backends override it with their streaming read.
+    async fn scan_batches(
+        &self,
+        kind: EntityKind,
+        filter: Option<&Filter>,
+        include_deleted: bool,
+        columns: &[usize],
+        out: RowBatches,
+    ) -> Result<()> {
+        page_through(self, kind, filter, include_deleted, columns, Some(&out)).await.map(|_| ())
     }
 
     /// Takes the rows a [`Claim`] describes for one worker and returns them as taken
@@ -240,6 +232,53 @@ pub trait Store: Send + Sync + 'static {
     /// The tables and indexes the database holds, to compare with crm-core's
     /// declarations ([`crate::schema_check::differences`]).
     async fn live_schema(&self) -> Result<crate::schema_check::LiveSchema>;
+}
+
+/// The rows of a bulk read on their way to its reader ([`Store::scan_batches`]).
+pub type RowBatches = tokio::sync::mpsc::Sender<Vec<Row>>;
+
+/// Pages through [`Store::list_columns`] by id, `BATCH` rows at a time: each page goes to
+/// `out` (before the next is read), or into the answer when there is no `out`.
+async fn page_through<S: Store + ?Sized>(
+    store: &S,
+    kind: EntityKind,
+    filter: Option<&Filter>,
+    include_deleted: bool,
+    columns: &[usize],
+    out: Option<&RowBatches>,
+) -> Result<Vec<Row>> {
+    const BATCH: u32 = 10_000;
+    let sort = vec![crate::query::id_key(kind, crate::query::Direction::Asc)];
+    // The id leads every fetched row: it is the keyset cursor.
+    let fetched: Vec<usize> = std::iter::once(0).chain(columns.iter().copied()).collect();
+    let mut all = Vec::new();
+    let mut after: Option<Value> = None;
+    loop {
+        let position = after.as_ref().and_then(|v| crate::query::keyset_filter(&sort, std::slice::from_ref(v)));
+        let query = StoreQuery {
+            filter: crate::query::and_opt([filter.cloned(), position]),
+            sort: sort.clone(),
+            limit: BATCH,
+            include_deleted,
+        };
+        let mut rows = store.list_columns(kind, &query, &fetched).await?;
+        let n = rows.len();
+        after = rows.last().and_then(|r| r.first().cloned());
+        for r in &mut rows {
+            r.remove(0);
+        }
+        match out {
+            Some(out) => {
+                if out.send(rows).await.is_err() {
+                    return Ok(all);
+                }
+            }
+            None => all.extend(rows),
+        }
+        if n < BATCH as usize {
+            return Ok(all);
+        }
+    }
 }
 
 /// Typed conveniences over any [`Store`].

@@ -527,35 +527,18 @@ impl Store for SqlStore {
         include_deleted: bool,
         columns: &[usize],
     ) -> Result<Vec<Row>> {
-        let cols = picked(kind, columns)?;
-        match &self.backend {
-            #[cfg(feature = "postgres")]
-            Backend::Postgres(pool) if !scan::compares_text(filter) => {
-                scan::postgres(pool, kind, &cols, filter, include_deleted).await
-            }
-            #[cfg(feature = "sqlite")]
-            Backend::Sqlite { path, limit, .. } if !scan::needs_regexp(filter) => {
-                let (path, filter) = (path.clone(), filter.cloned());
-                let deadline = deadline(limit);
-                tokio::task::spawn_blocking(move || {
-                    scan::sqlite(&path, kind, &cols, filter.as_ref(), include_deleted, deadline)
-                })
-                .await
-                .map_err(|e| Error::internal("a bulk read", e))?
-            }
-            // PostgreSQL with text to compare (bound, never inlined), and SQLite's `ilike`
-            // (it needs the function sqlx registers on its connections): one bound query.
-            #[allow(unreachable_patterns)]
-            _ => {
-                let q = StoreQuery {
-                    filter: filter.cloned(),
-                    sort: vec![crm_core::query::id_key(kind, crm_core::query::Direction::Asc)],
-                    limit: u32::MAX,
-                    include_deleted,
-                };
-                self.list_columns(kind, &q, columns).await
-            }
-        }
+        self.scan(kind, filter, include_deleted, columns, None).await
+    }
+
+    async fn scan_batches(
+        &self,
+        kind: EntityKind,
+        filter: Option<&Filter>,
+        include_deleted: bool,
+        columns: &[usize],
+        out: crm_core::store::RowBatches,
+    ) -> Result<()> {
+        self.scan(kind, filter, include_deleted, columns, Some(out)).await.map(|_| ())
     }
 
     /// One statement: `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`
@@ -645,6 +628,55 @@ impl Store for SqlStore {
 }
 
 impl SqlStore {
+    /// A bulk read (`scan_columns`, or `scan_batches` with `out`): PostgreSQL's binary
+    /// `COPY`, a direct SQLite statement, or one bound query where those cannot take the
+    /// filter.
+    async fn scan(
+        &self,
+        kind: EntityKind,
+        filter: Option<&Filter>,
+        include_deleted: bool,
+        columns: &[usize],
+        out: Option<crm_core::store::RowBatches>,
+    ) -> Result<Vec<Row>> {
+        let cols = picked(kind, columns)?;
+        match &self.backend {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pool) if !scan::compares_text(filter) => {
+                scan::postgres(pool, kind, &cols, filter, include_deleted, out.as_ref()).await
+            }
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite { path, limit, .. } if !scan::needs_regexp(filter) => {
+                let (path, filter) = (path.clone(), filter.cloned());
+                let deadline = deadline(limit);
+                tokio::task::spawn_blocking(move || {
+                    scan::sqlite(&path, kind, &cols, filter.as_ref(), include_deleted, deadline, out)
+                })
+                .await
+                .map_err(|e| Error::internal("a bulk read", e))?
+            }
+            // PostgreSQL with text to compare (bound, never inlined), and SQLite's `ilike`
+            // (it needs the function sqlx registers on its connections): one bound query.
+            #[allow(unreachable_patterns)]
+            _ => {
+                let q = StoreQuery {
+                    filter: filter.cloned(),
+                    sort: vec![crm_core::query::id_key(kind, crm_core::query::Direction::Asc)],
+                    limit: u32::MAX,
+                    include_deleted,
+                };
+                let rows = self.list_columns(kind, &q, columns).await?;
+                match out {
+                    Some(out) => {
+                        let _ = out.send(rows).await;
+                        Ok(Vec::new())
+                    }
+                    None => Ok(rows),
+                }
+            }
+        }
+    }
+
     async fn fetch(&self, kind: EntityKind, q: (String, Values)) -> Result<Vec<Row>> {
         self.fetch_columns(kind, kind.columns(), q).await
     }

@@ -26,9 +26,14 @@ fn bad(col: &Column, why: impl std::fmt::Display) -> Error {
     Error::internal_msg(format!("decoding column {} of a bulk read: {why}", col.name))
 }
 
+/// Rows handed over at a time by a streaming bulk read.
+const BATCH: usize = 4_096;
+
 /// Reads with `COPY (SELECT …) TO STDOUT (FORMAT binary)`. `COPY` takes no parameters,
 /// so the statement carries its values inline: only ids, numbers, booleans and times
-/// (the caller sends filters on text to a bound statement, [`compares_text`]).
+/// (the caller sends filters on text to a bound statement, [`compares_text`]). The rows
+/// are decoded chunk by chunk as they arrive: with `out`, each batch is sent on as soon as
+/// it is full (the answer is then empty); without, they are all answered.
 #[cfg(feature = "postgres")]
 pub(crate) async fn postgres(
     pool: &PgPool,
@@ -36,23 +41,162 @@ pub(crate) async fn postgres(
     cols: &[Column],
     filter: Option<&Filter>,
     include_deleted: bool,
+    out: Option<&crm_core::store::RowBatches>,
 ) -> Result<Vec<Row>> {
     let select = statements::scan_inline_pg(kind, cols, filter, include_deleted);
     let statement = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
-    let stream = pool.copy_out_raw(&statement).await.map_err(|e| crate::map_err(kind, e))?;
-    let chunks: Vec<bytes::Bytes> = stream.try_collect().await.map_err(|e| crate::map_err(kind, e))?;
-    // Decoded on a blocking thread, so that several tables read side by side decode side
-    // by side too.
-    let cols = cols.to_vec();
-    tokio::task::spawn_blocking(move || {
-        let mut data = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
-        for c in &chunks {
-            data.extend_from_slice(c);
+    let mut stream = pool.copy_out_raw(&statement).await.map_err(|e| crate::map_err(kind, e))?;
+    let mut decoder = CopyDecoder::new(cols)?;
+    let mut rows = Vec::new();
+    while let Some(chunk) = stream.try_next().await.map_err(|e| crate::map_err(kind, e))? {
+        decoder.feed(&chunk, &mut rows)?;
+        if let Some(out) = out.filter(|_| rows.len() >= BATCH) {
+            if out.send(std::mem::take(&mut rows)).await.is_err() {
+                return Ok(Vec::new());
+            }
         }
-        decode_copy(&data, &cols)
-    })
-    .await
-    .map_err(|e| Error::internal("decoding a bulk read", e))?
+    }
+    decoder.finish()?;
+    match out {
+        Some(out) => {
+            if !rows.is_empty() {
+                let _ = out.send(rows).await;
+            }
+            Ok(Vec::new())
+        }
+        None => Ok(rows),
+    }
+}
+
+/// Decodes `COPY`'s binary format as it arrives, in chunks that may end anywhere: the
+/// bytes of a row cut by a chunk's end wait for the next.
+#[cfg(feature = "postgres")]
+struct CopyDecoder<'c> {
+    cols: &'c [Column],
+    /// Bytes received and not yet decoded.
+    pending: Vec<u8>,
+    header: bool,
+    trailer: bool,
+    epoch: NaiveDate,
+}
+
+#[cfg(feature = "postgres")]
+impl<'c> CopyDecoder<'c> {
+    fn new(cols: &'c [Column]) -> Result<Self> {
+        let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).ok_or_else(|| Error::internal_msg("date"))?;
+        Ok(Self { cols, pending: Vec::new(), header: false, trailer: false, epoch })
+    }
+
+    /// Decodes every whole row `chunk` completes into `rows`.
+    fn feed(&mut self, chunk: &[u8], rows: &mut Vec<Row>) -> Result<()> {
+        const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+        if self.trailer {
+            return Err(Error::internal_msg("a bulk read went on after its end"));
+        }
+        self.pending.extend_from_slice(chunk);
+        let data = std::mem::take(&mut self.pending);
+        let mut r = Reader { data: &data, at: 0 };
+        if !self.header {
+            // Signature, flags, extension length, extension.
+            let fixed = SIGNATURE.len() + 8;
+            let Some(ext) = data.get(fixed - 4..fixed).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
+                self.pending = data;
+                return Ok(());
+            };
+            if data.len() < fixed + usize::try_from(ext).unwrap_or(0) {
+                self.pending = data;
+                return Ok(());
+            }
+            if r.take(SIGNATURE.len())? != SIGNATURE {
+                return Err(Error::internal_msg("a bulk read is not in COPY's binary format"));
+            }
+            r.take(8)?;
+            r.take(usize::try_from(ext).unwrap_or(0))?;
+            self.header = true;
+        }
+        while let Some(len) = whole_row(&data[r.at..]) {
+            if r.i16()? == -1 {
+                self.trailer = true;
+                break;
+            }
+            r.at -= 2;
+            let end = r.at + len;
+            rows.push(self.row(&mut r)?);
+            if r.at != end {
+                return Err(Error::internal_msg("a bulk read row is not as long as it says"));
+            }
+        }
+        self.pending = data[r.at..].to_vec();
+        Ok(())
+    }
+
+    /// Did the read end where `COPY` says it ends?
+    fn finish(&self) -> Result<()> {
+        if self.trailer && self.pending.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::internal_msg("a bulk read ended early"))
+        }
+    }
+
+    fn row(&self, r: &mut Reader<'_>) -> Result<Row> {
+        let cols = self.cols;
+        let n = r.i16()?;
+        if n as usize != cols.len() {
+            return Err(Error::internal_msg(format!("a bulk read row has {n} fields for {} columns", cols.len())));
+        }
+        let mut row = Vec::with_capacity(cols.len());
+        for col in cols {
+            let len = r.i32()?;
+            if len < 0 {
+                row.push(Value::Null);
+                continue;
+            }
+            let b = r.take(len as usize)?;
+            row.push(match col.ty {
+                ColumnType::Uuid => Value::Uuid(Uuid::from_slice(b).map_err(|e| bad(col, e))?),
+                ColumnType::Text => Value::Text(std::str::from_utf8(b).map_err(|e| bad(col, e))?.to_string()),
+                ColumnType::Int => Value::Int(be_i64(b).ok_or_else(|| bad(col, "not an integer"))?),
+                ColumnType::Bool => Value::Bool(b.first().is_some_and(|v| *v != 0)),
+                ColumnType::Timestamp => {
+                    let us = be_i64(b).ok_or_else(|| bad(col, "not a timestamp"))?;
+                    let t = us.checked_add(PG_EPOCH_US).and_then(DateTime::from_timestamp_micros);
+                    Value::Timestamp(t.ok_or_else(|| bad(col, "timestamp out of range"))?)
+                }
+                ColumnType::Date => {
+                    let days = be_i64(b).ok_or_else(|| bad(col, "not a date"))?;
+                    let d = self.epoch.checked_add_signed(chrono::Duration::days(days));
+                    Value::Date(d.ok_or_else(|| bad(col, "date out of range"))?)
+                }
+                ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => {
+                    // jsonb: a version byte (1), then the text.
+                    let text = match b.split_first() {
+                        Some((1, rest)) => rest,
+                        _ => b,
+                    };
+                    Value::Json(serde_json::from_slice(text).map_err(|e| bad(col, e))?)
+                }
+            });
+        }
+        Ok(row)
+    }
+}
+
+/// The length of the row (or the end marker) at the start of `data`, if all of it is
+/// there.
+#[cfg(feature = "postgres")]
+fn whole_row(data: &[u8]) -> Option<usize> {
+    let n = i16::from_be_bytes([*data.first()?, *data.get(1)?]);
+    let mut at = 2usize;
+    for _ in 0..n.max(0) {
+        let b = data.get(at..at + 4)?;
+        let len = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        at += 4 + usize::try_from(len).unwrap_or(0);
+        if at > data.len() {
+            return None;
+        }
+    }
+    Some(at)
 }
 
 #[cfg(feature = "postgres")]
@@ -93,64 +237,6 @@ fn be_i64(b: &[u8]) -> Option<i64> {
     })
 }
 
-/// Decodes the binary `COPY` stream of rows whose columns are `cols`.
-#[cfg(feature = "postgres")]
-fn decode_copy(data: &[u8], cols: &[Column]) -> Result<Vec<Row>> {
-    const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
-    let mut r = Reader { data, at: 0 };
-    if r.take(SIGNATURE.len())? != SIGNATURE {
-        return Err(Error::internal_msg("a bulk read is not in COPY's binary format"));
-    }
-    let _flags = r.i32()?;
-    let extension = usize::try_from(r.i32()?).unwrap_or(0);
-    r.take(extension)?;
-    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).ok_or_else(|| Error::internal_msg("date"))?;
-    let mut rows = Vec::new();
-    loop {
-        let n = r.i16()?;
-        if n == -1 {
-            return Ok(rows);
-        }
-        if n as usize != cols.len() {
-            return Err(Error::internal_msg(format!("a bulk read row has {n} fields for {} columns", cols.len())));
-        }
-        let mut row = Vec::with_capacity(cols.len());
-        for col in cols {
-            let len = r.i32()?;
-            if len < 0 {
-                row.push(Value::Null);
-                continue;
-            }
-            let b = r.take(len as usize)?;
-            row.push(match col.ty {
-                ColumnType::Uuid => Value::Uuid(Uuid::from_slice(b).map_err(|e| bad(col, e))?),
-                ColumnType::Text => Value::Text(std::str::from_utf8(b).map_err(|e| bad(col, e))?.to_string()),
-                ColumnType::Int => Value::Int(be_i64(b).ok_or_else(|| bad(col, "not an integer"))?),
-                ColumnType::Bool => Value::Bool(b.first().is_some_and(|v| *v != 0)),
-                ColumnType::Timestamp => {
-                    let us = be_i64(b).ok_or_else(|| bad(col, "not a timestamp"))?;
-                    let t = us.checked_add(PG_EPOCH_US).and_then(DateTime::from_timestamp_micros);
-                    Value::Timestamp(t.ok_or_else(|| bad(col, "timestamp out of range"))?)
-                }
-                ColumnType::Date => {
-                    let days = be_i64(b).ok_or_else(|| bad(col, "not a date"))?;
-                    let d = epoch.checked_add_signed(chrono::Duration::days(days));
-                    Value::Date(d.ok_or_else(|| bad(col, "date out of range"))?)
-                }
-                ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => {
-                    // jsonb: a version byte (1), then the text.
-                    let text = match b.split_first() {
-                        Some((1, rest)) => rest,
-                        _ => b,
-                    };
-                    Value::Json(serde_json::from_slice(text).map_err(|e| bad(col, e))?)
-                }
-            });
-        }
-        rows.push(row);
-    }
-}
-
 /// Does the filter need the `regexp` function sqlx registers (case-insensitive patterns)?
 /// Does the filter compare with text (or JSON)? `COPY` cannot bind it, and the bulk read
 /// never inlines one: such a read takes the ordinary, bound statement instead.
@@ -186,7 +272,8 @@ pub(crate) fn needs_regexp(f: Option<&Filter>) -> bool {
 }
 
 /// Reads with one statement on a read-only connection of its own (blocking: run it on a
-/// blocking thread), interrupted at `deadline` (the store's statement limit).
+/// blocking thread), interrupted at `deadline` (the store's statement limit). With `out`,
+/// the rows are sent on a batch at a time as they are read (the answer is then empty).
 #[cfg(feature = "sqlite")]
 pub(crate) fn sqlite(
     path: &Path,
@@ -195,6 +282,7 @@ pub(crate) fn sqlite(
     filter: Option<&Filter>,
     include_deleted: bool,
     deadline: Option<std::time::Instant>,
+    out: Option<crm_core::store::RowBatches>,
 ) -> Result<Vec<Row>> {
     use rusqlite::types::ValueRef;
     let (sql, values) = statements::scan_sqlite(kind, cols, filter, include_deleted);
@@ -208,7 +296,7 @@ pub(crate) fn sqlite(
     let mut stmt = conn.prepare(&sql).map_err(|e| sqlite_err(kind, e))?;
     let params = values.0.into_iter().map(sqlite_param).collect::<Result<Vec<_>>>()?;
     let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(|e| sqlite_err(kind, e))?;
-    let mut out = Vec::new();
+    let mut rows_read = Vec::new();
     while let Some(row) = rows.next().map_err(|e| sqlite_err(kind, e))? {
         let mut values = Vec::with_capacity(cols.len());
         for (i, col) in cols.iter().enumerate() {
@@ -234,9 +322,22 @@ pub(crate) fn sqlite(
                 (ty, other) => return Err(bad(col, format!("a {:?} where a {ty:?} belongs", other.data_type()))),
             });
         }
-        out.push(values);
+        rows_read.push(values);
+        if let Some(out) = out.as_ref().filter(|_| rows_read.len() >= BATCH) {
+            if out.blocking_send(std::mem::take(&mut rows_read)).is_err() {
+                return Ok(Vec::new());
+            }
+        }
     }
-    Ok(out)
+    match out {
+        Some(out) => {
+            if !rows_read.is_empty() {
+                let _ = out.blocking_send(rows_read);
+            }
+            Ok(Vec::new())
+        }
+        None => Ok(rows_read),
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -260,4 +361,67 @@ fn sqlite_err(kind: EntityKind, e: rusqlite::Error) -> Error {
         return Error::Timeout(format!("reading {} in bulk ran past its time limit", kind.table()));
     }
     Error::internal(format!("reading {} in bulk", kind.table()), e)
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::*;
+
+    /// `COPY`'s binary form of rows of (uuid, text, int), NULL as `None`.
+    fn copy_bytes(rows: &[(Uuid, Option<&str>, i64)]) -> Vec<u8> {
+        let mut out = b"PGCOPY\n\xff\r\n\0".to_vec();
+        out.extend_from_slice(&0i32.to_be_bytes());
+        // A header extension of 3 bytes, skipped by readers.
+        out.extend_from_slice(&3i32.to_be_bytes());
+        out.extend_from_slice(b"ext");
+        for (id, text, n) in rows {
+            out.extend_from_slice(&3i16.to_be_bytes());
+            out.extend_from_slice(&16i32.to_be_bytes());
+            out.extend_from_slice(id.as_bytes());
+            match text {
+                Some(t) => {
+                    out.extend_from_slice(&(t.len() as i32).to_be_bytes());
+                    out.extend_from_slice(t.as_bytes());
+                }
+                None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+            out.extend_from_slice(&8i32.to_be_bytes());
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out
+    }
+
+    const COLS: &[Column] = &[
+        Column::new("id", "id", ColumnType::Uuid),
+        Column::new("name", "name", ColumnType::Text),
+        Column::new("n", "n", ColumnType::Int),
+    ];
+
+    fn decode_in_chunks(data: &[u8], size: usize) -> Result<Vec<Row>> {
+        let mut d = CopyDecoder::new(COLS)?;
+        let mut rows = Vec::new();
+        for chunk in data.chunks(size) {
+            d.feed(chunk, &mut rows)?;
+        }
+        d.finish()?;
+        Ok(rows)
+    }
+
+    #[test]
+    fn copy_decodes_the_same_however_the_stream_is_cut() -> Result<()> {
+        let rows = [(Uuid::from_u128(1), Some("Ann"), 7), (Uuid::from_u128(2), None, -1), (Uuid::nil(), Some(""), 0)];
+        let data = copy_bytes(&rows);
+        let want: Vec<Row> = rows
+            .iter()
+            .map(|(id, t, n)| vec![Value::Uuid(*id), t.map_or(Value::Null, |t| Value::Text(t.into())), Value::Int(*n)])
+            .collect();
+        for size in 1..=data.len() {
+            assert_eq!(decode_in_chunks(&data, size)?, want, "chunks of {size} bytes");
+        }
+        // Cut short (no end marker, or half a row): an error, never rows made up.
+        assert!(decode_in_chunks(&data[..data.len() - 2], 64).is_err());
+        assert!(decode_in_chunks(&data[..data.len() - 9], 64).is_err());
+        Ok(())
+    }
 }

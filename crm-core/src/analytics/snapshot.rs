@@ -97,34 +97,28 @@ impl Builder {
     }
 }
 
-/// One table's rows as read from the store, before conversion.
-struct Fetched {
+/// How one table is read: which stored columns, where each output column and the ids
+/// are among them, and which rows (the actor's scope, narrowed by the caller).
+#[derive(Clone)]
+struct Plan {
     kind: EntityKind,
-    rows: Vec<crate::schema::Row>,
-    /// For each output column, its position in a row (`usize::MAX`: absent).
+    /// Positions of the stored columns read, in the order read.
+    fetched: Vec<usize>,
+    /// For each output column, its position in a row read (`usize::MAX`: absent).
     columns: Vec<usize>,
     /// The position of `deal_id`, if read.
     deal_id: Option<usize>,
     /// The position of the row's own id.
     id: Option<usize>,
+    filter: Option<Filter>,
+    /// The actor may read none of it.
+    nothing: bool,
 }
 
-impl Fetched {
-    /// The rows' own ids, in row order.
-    fn ids(&self) -> impl Iterator<Item = uuid::Uuid> + '_ {
-        self.rows.iter().filter_map(|r| match self.id.and_then(|i| r.get(i)) {
-            Some(Value::Uuid(u)) => Some(*u),
-            _ => None,
-        })
-    }
-}
-
-/// Reads one table (its live rows within the actor's scope, narrowed by `only`) in id
-/// order with one bulk read, only the columns the analytics table uses.
-async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor, only: Option<Filter>) -> Result<Fetched> {
+fn plan(crm: &Crm, kind: EntityKind, actor: &Actor, only: Option<Filter>) -> Plan {
     let layout = kind.analytics();
     let scope = if kind == EntityKind::DealStageChange {
-        // History has no owner: it is visible with its deal (see `convert`).
+        // History has no owner: it is visible with its deal (see `TableBuilder`).
         Scope::All
     } else {
         crm.policy().scope(actor.role, kind.resource(), Action::Read)
@@ -142,59 +136,138 @@ async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor, only: Option<Filter>)
     let deal_id = position("deal_id").map(&mut at);
     // The stage history keeps its ids beside its frame, for later refreshes.
     let id = position("id").filter(|_| kind == EntityKind::DealStageChange).map(&mut at).or(columns.first().copied());
-    let rows = if scope == Scope::None {
-        Vec::new()
-    } else {
-        let base = crate::query::and_opt([scope_filter(kind, scope, actor), only]);
-        crm.store().scan_columns(kind, base.as_ref(), false, &fetched).await?
-    };
-    Ok(Fetched { kind, rows, columns, deal_id, id })
+    let filter = crate::query::and_opt([scope_filter(kind, scope, actor), only]);
+    Plan { kind, fetched, columns, deal_id, id, filter, nothing: scope == Scope::None }
 }
 
-/// Turns a table's rows into its DataFrame. `keep` limits the rows to those whose
-/// `deal_id` is in the set (the history of the deals the caller may see). The stage
-/// history also answers the ids of the rows it keeps.
-fn convert(f: &Fetched, keep: Option<&HashSet<uuid::Uuid>>) -> Result<(DataFrame, Vec<uuid::Uuid>)> {
-    let layout = f.kind.analytics();
-    let mut builders: Vec<Builder> = layout.iter().map(|e| Builder::new(e, f.rows.len())).collect();
-    let history = f.kind == EntityKind::DealStageChange;
-    let mut ids = Vec::with_capacity(if history { f.rows.len() } else { 0 });
-    for row in &f.rows {
-        if let (Some(keep), Some(i)) = (keep, f.deal_id) {
+/// One table's rows as read from the store, before conversion.
+struct Fetched {
+    plan: Plan,
+    rows: Vec<crate::schema::Row>,
+}
+
+impl Fetched {
+    /// The rows' own ids, in row order.
+    fn ids(&self) -> impl Iterator<Item = uuid::Uuid> + '_ {
+        self.rows.iter().filter_map(|r| match self.plan.id.and_then(|i| r.get(i)) {
+            Some(Value::Uuid(u)) => Some(*u),
+            _ => None,
+        })
+    }
+}
+
+/// Reads some rows of one table (the actor's, narrowed by `only`) in id order with one
+/// bulk read, only the columns the analytics table uses.
+async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor, only: Option<Filter>) -> Result<Fetched> {
+    let plan = plan(crm, kind, actor, only);
+    let rows = if plan.nothing {
+        Vec::new()
+    } else {
+        crm.store().scan_columns(kind, plan.filter.as_ref(), false, &plan.fetched).await?
+    };
+    Ok(Fetched { plan, rows })
+}
+
+/// A table's frame being built from its rows, as they arrive.
+struct TableBuilder {
+    plan: Plan,
+    builders: Vec<Builder>,
+    /// Only the rows whose `deal_id` is in the set (the history of the deals the caller
+    /// may see).
+    keep: Option<Arc<HashSet<uuid::Uuid>>>,
+    /// The ids of the rows taken, when asked for.
+    ids: Option<Vec<uuid::Uuid>>,
+}
+
+impl TableBuilder {
+    fn new(plan: Plan, keep: Option<Arc<HashSet<uuid::Uuid>>>, with_ids: bool, capacity: usize) -> Self {
+        let builders = plan.kind.analytics().iter().map(|e| Builder::new(e, capacity)).collect();
+        Self { plan, builders, keep, ids: with_ids.then(Vec::new) }
+    }
+
+    fn push(&mut self, row: &[Value]) {
+        if let (Some(keep), Some(i)) = (&self.keep, self.plan.deal_id) {
             let visible = matches!(row.get(i), Some(Value::Uuid(u)) if keep.contains(u));
             if !visible {
-                continue;
+                return;
             }
         }
-        if history {
-            if let Some(Value::Uuid(u)) = f.id.and_then(|i| row.get(i)) {
-                ids.push(*u);
-            }
+        if let (Some(ids), Some(Value::Uuid(u))) = (&mut self.ids, self.plan.id.and_then(|i| row.get(i))) {
+            ids.push(*u);
         }
-        for ((b, e), i) in builders.iter_mut().zip(layout).zip(&f.columns) {
+        let layout = self.plan.kind.analytics();
+        for ((b, e), i) in self.builders.iter_mut().zip(layout).zip(&self.plan.columns) {
             b.push(e.derive, row.get(*i).unwrap_or(&Value::Null));
         }
     }
-    let columns = builders.into_iter().zip(layout).map(|(b, e)| b.finish(e.column.name)).collect::<Result<Vec<_>>>()?;
-    Ok((DataFrame::new_infer_height(columns).map_err(from_polars)?, ids))
+
+    /// The frame, and the ids of its rows when asked for.
+    fn finish(self) -> Result<(DataFrame, Vec<uuid::Uuid>)> {
+        let layout = self.plan.kind.analytics();
+        let columns =
+            self.builders.into_iter().zip(layout).map(|(b, e)| b.finish(e.column.name)).collect::<Result<Vec<_>>>()?;
+        Ok((DataFrame::new_infer_height(columns).map_err(from_polars)?, self.ids.unwrap_or_default()))
+    }
 }
 
-/// Converts on a blocking thread (the conversions of several tables run side by side).
-async fn converted(f: Fetched, keep: Option<Arc<HashSet<uuid::Uuid>>>) -> Result<Converted> {
-    tokio::task::spawn_blocking(move || {
-        let (df, ids) = convert(&f, keep.as_deref())?;
-        Ok(Converted { fetched: f, df, ids })
-    })
-    .await
-    .map_err(|e| crate::Error::internal("converting a snapshot table", e))?
+/// Turns rows read into their table's DataFrame. `keep` limits them to those whose
+/// `deal_id` is in the set; the stage history also answers the ids of the rows it keeps.
+fn convert(f: &Fetched, keep: Option<&HashSet<uuid::Uuid>>) -> Result<(DataFrame, Vec<uuid::Uuid>)> {
+    let history = f.plan.kind == EntityKind::DealStageChange;
+    let mut t = TableBuilder::new(f.plan.clone(), keep.map(|k| Arc::new(k.clone())), history, f.rows.len());
+    for row in &f.rows {
+        t.push(row);
+    }
+    t.finish()
 }
 
-/// A table read and converted.
-struct Converted {
-    fetched: Fetched,
-    df: DataFrame,
-    /// The stage history's row ids, in frame order (empty for other tables).
-    ids: Vec<uuid::Uuid>,
+/// Reads one whole table (what the actor may see of it) straight into its frame: the
+/// store sends the rows a batch at a time and a blocking thread builds the columns as
+/// they come, so no more than a few batches of rows are held at once. `with_ids`: also
+/// answer the ids of the rows (the stage history always does).
+async fn streamed(
+    crm: Crm,
+    kind: EntityKind,
+    actor: Actor,
+    keep: Option<Arc<HashSet<uuid::Uuid>>>,
+    with_ids: bool,
+) -> Result<(DataFrame, Vec<uuid::Uuid>)> {
+    let plan = plan(&crm, kind, &actor, None);
+    let with_ids = with_ids || kind == EntityKind::DealStageChange;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<crate::schema::Row>>(2);
+    let mut table = TableBuilder::new(plan.clone(), keep, with_ids, 0);
+    let build = tokio::task::spawn_blocking(move || {
+        while let Some(batch) = rx.blocking_recv() {
+            for row in &batch {
+                table.push(row);
+            }
+        }
+        table.finish()
+    });
+    let read = if plan.nothing {
+        drop(tx);
+        Ok(())
+    } else {
+        crm.store().scan_batches(kind, plan.filter.as_ref(), false, &plan.fetched, tx).await
+    };
+    // The sender is gone either way: the builder ends with what it was sent.
+    let built = build.await.map_err(|e| crate::Error::internal("building a snapshot table", e))?;
+    read?;
+    built
+}
+
+/// One table of a whole read, on a task of its own (tables are read and decoded side by
+/// side on a multi-threaded runtime).
+async fn spawned(
+    crm: &Crm,
+    kind: EntityKind,
+    actor: &Actor,
+    keep: Option<Arc<HashSet<uuid::Uuid>>>,
+    with_ids: bool,
+) -> Result<(DataFrame, Vec<uuid::Uuid>)> {
+    tokio::spawn(streamed(crm.clone(), kind, actor.clone(), keep, with_ids))
+        .await
+        .map_err(|e| crate::Error::internal("reading a snapshot table", e))?
 }
 
 /// Which rows an actor's snapshot holds: the same key, the same snapshot.
@@ -366,32 +439,36 @@ impl Crm {
 
     /// The actor's snapshot read whole from the store.
     async fn loaded(&self, actor: &Actor, key: ScopeKey, counter: i64) -> Result<Cached> {
-        // The six tables are read side by side, then converted side by side; the history
+        // The tables are read side by side, each straight into its frame; the history
         // waits for the deals only when it must be narrowed to the visible ones.
-        let (companies, contacts, deals, history, interactions, tasks) = tokio::try_join!(
-            fetch(self, EntityKind::Company, actor, None),
-            fetch(self, EntityKind::Contact, actor, None),
-            fetch(self, EntityKind::Deal, actor, None),
-            fetch(self, EntityKind::DealStageChange, actor, None),
-            fetch(self, EntityKind::Interaction, actor, None),
-            fetch(self, EntityKind::Task, actor, None),
-        )?;
         let all_deals = self.policy().scope(actor.role, EntityKind::Deal.resource(), Action::Read) == Scope::All;
+        let history = all_deals
+            .then(|| tokio::spawn(streamed(self.clone(), EntityKind::DealStageChange, actor.clone(), None, true)));
         let (companies, contacts, deals, interactions, tasks) = tokio::try_join!(
-            converted(companies, None),
-            converted(contacts, None),
-            converted(deals, None),
-            converted(interactions, None),
-            converted(tasks, None),
+            spawned(self, EntityKind::Company, actor, None, false),
+            spawned(self, EntityKind::Contact, actor, None, false),
+            spawned(self, EntityKind::Deal, actor, None, !all_deals),
+            spawned(self, EntityKind::Interaction, actor, None, false),
+            spawned(self, EntityKind::Task, actor, None, false),
         )?;
-        let keep = (!all_deals).then(|| Arc::new(deals.fetched.ids().collect::<HashSet<_>>()));
-        let mut history = converted(history, keep).await?;
-        let history_ids = Arc::new(std::mem::take(&mut history.ids));
-        let tables: std::collections::BTreeMap<String, DataFrame> =
-            [companies, contacts, deals, history, interactions, tasks]
-                .into_iter()
-                .map(|c| (c.fetched.kind.table().to_string(), c.df))
-                .collect();
+        let (deals, deal_ids) = deals;
+        let keep = (!all_deals).then(|| Arc::new(deal_ids.into_iter().collect::<HashSet<_>>()));
+        let (history, history_ids) = match history {
+            Some(task) => task.await.map_err(|e| crate::Error::internal("reading a snapshot table", e))??,
+            None => spawned(self, EntityKind::DealStageChange, actor, keep, true).await?,
+        };
+        let history_ids = Arc::new(history_ids);
+        let tables: std::collections::BTreeMap<String, DataFrame> = [
+            (EntityKind::Company, companies.0),
+            (EntityKind::Contact, contacts.0),
+            (EntityKind::Deal, deals),
+            (EntityKind::DealStageChange, history),
+            (EntityKind::Interaction, interactions.0),
+            (EntityKind::Task, tasks.0),
+        ]
+        .into_iter()
+        .map(|(kind, df)| (kind.table().to_string(), df))
+        .collect();
         let bytes: usize = tables.values().map(DataFrame::estimated_size).sum();
         Ok(Cached { key, counter, tables: Arc::new(Tables(tables)), history_ids, bytes })
     }
