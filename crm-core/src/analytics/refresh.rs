@@ -31,7 +31,8 @@ pub(crate) const MAX_EVENTS: i64 = 5_000;
 /// adds a few slices; reports scan faster over few chunks).
 const MAX_CHUNKS: usize = 24;
 
-/// The tables whose rows the audit log names, each with its kind's event name.
+/// The tables whose rows the audit log names record by record (the stage history comes
+/// with its deal).
 pub(crate) const NAMED: [EntityKind; 5] =
     [EntityKind::Company, EntityKind::Contact, EntityKind::Deal, EntityKind::Interaction, EntityKind::Task];
 
@@ -96,37 +97,55 @@ pub(crate) fn insert_points(df: &DataFrame, new: &DataFrame, column: &str) -> Re
     Ok(new.iter().map(|id| lower_bound(old, id.unwrap_or_default())).collect())
 }
 
-/// `df` without the rows at `remove` and with the rows of `new` placed before the
-/// positions `at` (both sorted, positions in `df`; a row replaced in place is removed at
-/// and inserted before the same position). The result shares the untouched rows' memory
-/// with `df`.
-pub(crate) fn splice(df: &DataFrame, remove: &[usize], new: &DataFrame, at: &[usize]) -> Result<DataFrame> {
-    let mut out = df.clear();
-    let mut push = |piece: DataFrame| -> Result<()> {
-        if piece.height() > 0 {
-            out.vstack_mut_owned(piece).map_err(from_polars)?;
+/// A run of an old table's rows or of the new rows, in the order a splice lays them out.
+enum Piece {
+    Old(std::ops::Range<usize>),
+    New(std::ops::Range<usize>),
+}
+
+/// The pieces of a table of `len` rows without the rows at `remove` and with new rows
+/// placed before the positions `at` (both sorted, positions in the old table; a row
+/// replaced in place is removed at and inserted before the same position).
+fn pieces(len: usize, remove: &[usize], at: &[usize]) -> Vec<Piece> {
+    let mut out = Vec::with_capacity(2 * (remove.len() + at.len()) + 1);
+    let old = |out: &mut Vec<Piece>, from: usize, to: usize| {
+        if to > from {
+            out.push(Piece::Old(from..to));
         }
-        Ok(())
     };
     let (mut from, mut r, mut i) = (0usize, 0usize, 0usize);
     while r < remove.len() || i < at.len() {
         // Inserted rows go before a removal at the same position.
         if i < at.len() && remove.get(r).is_none_or(|&p| at[i] <= p) {
             let q = at[i];
-            push(df.slice(from as i64, q.saturating_sub(from)))?;
+            old(&mut out, from, q);
             from = from.max(q);
-            // Every new row bound for the same place, as one slice.
+            // Every new row bound for the same place, as one piece.
             let run = at[i..].iter().take_while(|&&x| x == q).count();
-            push(new.slice(i as i64, run))?;
+            out.push(Piece::New(i..i + run));
             i += run;
         } else {
             let p = remove[r];
-            push(df.slice(from as i64, p.saturating_sub(from)))?;
+            old(&mut out, from, p);
             from = from.max(p + 1);
             r += 1;
         }
     }
-    push(df.slice(from as i64, df.height().saturating_sub(from)))?;
+    old(&mut out, from, len);
+    out
+}
+
+/// `df` laid out by [`pieces`] with the rows of `new`. The result shares the untouched
+/// rows' memory with `df`.
+pub(crate) fn splice(df: &DataFrame, remove: &[usize], new: &DataFrame, at: &[usize]) -> Result<DataFrame> {
+    let mut out = df.clear();
+    for piece in pieces(df.height(), remove, at) {
+        let (from, range) = match piece {
+            Piece::Old(r) => (df, r),
+            Piece::New(r) => (new, r),
+        };
+        out.vstack_mut_owned(from.slice(range.start as i64, range.len())).map_err(from_polars)?;
+    }
     if out.first_col_n_chunks() > MAX_CHUNKS {
         out.rechunk_mut_par();
     }
@@ -136,22 +155,12 @@ pub(crate) fn splice(df: &DataFrame, remove: &[usize], new: &DataFrame, at: &[us
 /// `ids` with the same removals and insertions as [`splice`] made in its table.
 pub(crate) fn splice_ids(ids: &[Uuid], remove: &[usize], new: &[Uuid], at: &[usize]) -> Vec<Uuid> {
     let mut out = Vec::with_capacity(ids.len() + new.len());
-    let (mut from, mut r, mut i) = (0usize, 0usize, 0usize);
-    while r < remove.len() || i < at.len() {
-        if i < at.len() && remove.get(r).is_none_or(|&p| at[i] <= p) {
-            let q = at[i];
-            out.extend_from_slice(&ids[from.min(q)..q.max(from)]);
-            from = from.max(q);
-            out.push(new[i]);
-            i += 1;
-        } else {
-            let p = remove[r];
-            out.extend_from_slice(&ids[from.min(p)..p.max(from)]);
-            from = from.max(p + 1);
-            r += 1;
+    for piece in pieces(ids.len(), remove, at) {
+        match piece {
+            Piece::Old(r) => out.extend_from_slice(&ids[r]),
+            Piece::New(r) => out.extend_from_slice(&new[r]),
         }
     }
-    out.extend_from_slice(&ids[from.min(ids.len())..]);
     out
 }
 

@@ -212,9 +212,9 @@ impl TableBuilder {
 
 /// Turns rows read into their table's DataFrame. `keep` limits them to those whose
 /// `deal_id` is in the set; the stage history also answers the ids of the rows it keeps.
-fn convert(f: &Fetched, keep: Option<&HashSet<uuid::Uuid>>) -> Result<(DataFrame, Vec<uuid::Uuid>)> {
+fn convert(f: &Fetched, keep: Option<Arc<HashSet<uuid::Uuid>>>) -> Result<(DataFrame, Vec<uuid::Uuid>)> {
     let history = f.plan.kind == EntityKind::DealStageChange;
-    let mut t = TableBuilder::new(f.plan.clone(), keep.map(|k| Arc::new(k.clone())), history, f.rows.len());
+    let mut t = TableBuilder::new(f.plan.clone(), keep, history, f.rows.len());
     for row in &f.rows {
         t.push(row);
     }
@@ -335,18 +335,11 @@ fn any_of(kind: EntityKind, column: &str, ids: &[uuid::Uuid]) -> Option<Filter> 
 
 /// The rows of `kind` among `ids` (by `column`), as the actor sees them, in id order.
 async fn fetch_some(crm: &Crm, kind: EntityKind, actor: &Actor, column: &str, ids: &[uuid::Uuid]) -> Result<Fetched> {
-    let mut out: Option<Fetched> = None;
+    let mut out = Fetched { plan: plan(crm, kind, actor, None), rows: Vec::new() };
     for chunk in ids.chunks(1_000) {
-        let part = fetch(crm, kind, actor, any_of(kind, column, chunk)).await?;
-        match &mut out {
-            Some(all) => all.rows.extend(part.rows),
-            None => out = Some(part),
-        }
+        out.rows.extend(fetch(crm, kind, actor, any_of(kind, column, chunk)).await?.rows);
     }
-    match out {
-        Some(f) => Ok(f),
-        None => fetch(crm, kind, actor, any_of(kind, column, &[])).await,
-    }
+    Ok(out)
 }
 
 impl Crm {
@@ -517,7 +510,7 @@ impl Crm {
                 // History is only ever appended to (a purge reloads everything): rows
                 // already held stay, new ones of visible deals come in, and the rows of a
                 // deal the actor no longer sees go.
-                let keep = (!all_deals).then_some(&visible);
+                let keep = (!all_deals).then(|| Arc::new(visible));
                 let (shown, shown_ids) = convert(&fetched, keep)?;
                 let shown_set: HashSet<uuid::Uuid> = shown_ids.iter().copied().collect();
                 let mut remove: Vec<usize> = fetched
