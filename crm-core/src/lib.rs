@@ -31,6 +31,7 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod blob;
+pub mod campaign;
 pub mod clock;
 pub mod date_or_time;
 pub mod decode;

@@ -64,11 +64,13 @@ pub enum Resource {
     Reports,
     /// Outgoing webhooks, team chat channels and the delivery queue.
     Integrations,
+    /// Email campaigns, their templates, segments, consents and suppressions.
+    Campaigns,
 }
 
 impl Resource {
     /// Every resource.
-    pub const ALL: [Resource; 10] = [
+    pub const ALL: [Resource; 11] = [
         Resource::Users,
         Resource::Teams,
         Resource::Contacts,
@@ -79,6 +81,7 @@ impl Resource {
         Resource::Audit,
         Resource::Reports,
         Resource::Integrations,
+        Resource::Campaigns,
     ];
 
     /// The CRM records (as opposed to users, teams and the audit log).
@@ -248,7 +251,9 @@ impl Policy {
     ///   they can read);
     /// - user: creates CRM records (owned by themselves), reads, updates, deletes, assigns and
     ///   exports their `Own` ones (owned or assigned), reads and updates their own account,
-    ///   reads their own team and their own activity log.
+    ///   reads their own team and their own activity log;
+    /// - campaigns (the workspace's, not anyone's): managers create, read, change, delete
+    ///   and export them all; users read them.
     ///
     /// Saved reports are granted like CRM records; a report shared with a user, their team
     /// or their role is readable by them as well, as long as their role may read reports
@@ -279,6 +284,11 @@ impl Policy {
         p.set(Role::User, Resource::Users, Action::Update, Scope::Own);
         p.set(Role::User, Resource::Teams, Action::Read, Scope::Team);
         p.set(Role::User, Resource::Audit, Action::Read, Scope::Own);
+        // Campaigns belong to the workspace: managers make and send them, users read them.
+        for act in [Action::Create, Action::Read, Action::Update, Action::Delete, Action::Export] {
+            p.set(Role::Manager, Resource::Campaigns, act, Scope::All);
+        }
+        p.set(Role::User, Resource::Campaigns, Action::Read, Scope::All);
         p
     }
 
@@ -345,12 +355,14 @@ mod tests {
                 (Users, Read) | (Teams, Read) => Scope::All,
                 (Users, Create) => Scope::Team,
                 (Users, Update) | (Audit, Read) => Scope::Own,
+                (Campaigns, Create | Read | Update | Delete | Export) => Scope::All,
                 _ => Scope::None,
             },
             Role::User => match (res, act) {
                 (_, Create | Read | Update | Delete | Assign | Export) if crm_record => Scope::Own,
                 (Users, Read | Update) | (Audit, Read) => Scope::Own,
                 (Teams, Read) => Scope::Team,
+                (Campaigns, Read) => Scope::All,
                 _ => Scope::None,
             },
         }
@@ -368,7 +380,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cells, 3 * 10 * 8);
+        assert_eq!(cells, 3 * 11 * 8);
     }
 
     fn actor(team: Option<TeamId>) -> Actor {

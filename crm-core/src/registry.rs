@@ -36,6 +36,12 @@ impl EntityKind {
             EntityKind::Webhook => model::delivery::WEBHOOK_COLUMNS,
             EntityKind::Notification => model::delivery::NOTIFICATION_COLUMNS,
             EntityKind::ChatChannel => model::delivery::CHAT_COLUMNS,
+            EntityKind::CampaignTemplate => model::campaign::TEMPLATE_COLUMNS,
+            EntityKind::Segment => model::campaign::SEGMENT_COLUMNS,
+            EntityKind::Campaign => model::campaign::CAMPAIGN_COLUMNS,
+            EntityKind::CampaignRecipient => model::campaign::RECIPIENT_COLUMNS,
+            EntityKind::Consent => model::campaign::CONSENT_COLUMNS,
+            EntityKind::Suppression => model::campaign::SUPPRESSION_COLUMNS,
         }
     }
 
@@ -63,6 +69,12 @@ impl EntityKind {
             EntityKind::Webhook => model::delivery::WEBHOOK_INDEXES,
             EntityKind::Notification => model::delivery::NOTIFICATION_INDEXES,
             EntityKind::ChatChannel => model::delivery::CHAT_INDEXES,
+            EntityKind::CampaignTemplate => model::campaign::TEMPLATE_INDEXES,
+            EntityKind::Segment => model::campaign::SEGMENT_INDEXES,
+            EntityKind::Campaign => model::campaign::CAMPAIGN_INDEXES,
+            EntityKind::CampaignRecipient => model::campaign::RECIPIENT_INDEXES,
+            EntityKind::Consent => model::campaign::CONSENT_INDEXES,
+            EntityKind::Suppression => model::campaign::SUPPRESSION_INDEXES,
         }
     }
 

@@ -310,11 +310,23 @@ pub enum EntityKind {
     Notification,
     /// Slack and Teams webhooks of users and teams.
     ChatChannel,
+    /// Campaign email designs.
+    CampaignTemplate,
+    /// Segments of contacts (saved filters and static lists).
+    Segment,
+    /// Email campaigns.
+    Campaign,
+    /// The frozen audience of campaigns, one row per address.
+    CampaignRecipient,
+    /// Contacts' consent to campaigns.
+    Consent,
+    /// Addresses no campaign may reach.
+    Suppression,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 21] = [
+    pub const ALL: [EntityKind; 27] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -336,6 +348,12 @@ impl EntityKind {
         EntityKind::Webhook,
         EntityKind::Notification,
         EntityKind::ChatChannel,
+        EntityKind::CampaignTemplate,
+        EntityKind::Segment,
+        EntityKind::Campaign,
+        EntityKind::CampaignRecipient,
+        EntityKind::Consent,
+        EntityKind::Suppression,
     ];
 
     /// The table (collection) name.
@@ -362,6 +380,12 @@ impl EntityKind {
             EntityKind::Webhook => "webhooks",
             EntityKind::Notification => "notifications",
             EntityKind::ChatChannel => "chat_channels",
+            EntityKind::CampaignTemplate => "campaign_templates",
+            EntityKind::Segment => "segments",
+            EntityKind::Campaign => "campaigns",
+            EntityKind::CampaignRecipient => "campaign_recipients",
+            EntityKind::Consent => "consents",
+            EntityKind::Suppression => "suppressions",
         }
     }
 
@@ -389,6 +413,12 @@ impl EntityKind {
             EntityKind::Webhook => "webhook",
             EntityKind::Notification => "notification",
             EntityKind::ChatChannel => "chat_channel",
+            EntityKind::CampaignTemplate => "campaign_template",
+            EntityKind::Segment => "segment",
+            EntityKind::Campaign => "campaign",
+            EntityKind::CampaignRecipient => "campaign_recipient",
+            EntityKind::Consent => "consent",
+            EntityKind::Suppression => "suppression",
         }
     }
 
@@ -412,6 +442,12 @@ impl EntityKind {
             EntityKind::SavedReport => Resource::Reports,
             EntityKind::Delivery | EntityKind::Webhook | EntityKind::ChatChannel => Resource::Integrations,
             EntityKind::Notification => Resource::Users,
+            EntityKind::CampaignTemplate
+            | EntityKind::Segment
+            | EntityKind::Campaign
+            | EntityKind::CampaignRecipient
+            | EntityKind::Consent
+            | EntityKind::Suppression => Resource::Campaigns,
         }
     }
 
@@ -434,7 +470,13 @@ impl EntityKind {
             | EntityKind::LoginThrottle
             | EntityKind::Delivery
             | EntityKind::Webhook
-            | EntityKind::ChatChannel => (None, None, None),
+            | EntityKind::ChatChannel
+            | EntityKind::CampaignTemplate
+            | EntityKind::Segment
+            | EntityKind::Campaign
+            | EntityKind::CampaignRecipient
+            | EntityKind::Consent
+            | EntityKind::Suppression => (None, None, None),
             _ => (Some("owner_id"), Some("team_id"), None),
         }
     }

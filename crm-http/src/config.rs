@@ -138,6 +138,31 @@ pub struct ServerConfig {
     /// Serve the API without delivering (run `crm-server worker` elsewhere).
     #[arg(long, env = "CRM_NO_WORKER")]
     pub no_worker: bool,
+    /// Campaign messages per second at most, per sending process (0: no limit).
+    #[arg(long, env = "CRM_CAMPAIGN_RATE", default_value_t = 50.0)]
+    pub campaign_rate: f64,
+    /// Campaign messages in any sliding hour at most, per sending process (0: no limit;
+    /// set your SMTP provider's hourly quota).
+    #[arg(long, env = "CRM_CAMPAIGN_HOURLY_LIMIT", default_value_t = 0)]
+    pub campaign_hourly_limit: u64,
+    /// SMTP errors after which a campaign pauses (with the reason) until resumed.
+    #[arg(long, env = "CRM_CAMPAIGN_MAX_ERRORS", default_value_t = 25, value_parser = clap::value_parser!(i64).range(1..))]
+    pub campaign_max_errors: i64,
+    /// Campaign recipients taken at once by a sender: at most this many messages have an
+    /// unknown outcome if the sender is killed mid-send (they are never sent twice).
+    #[arg(long, env = "CRM_CAMPAIGN_BATCH", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub campaign_batch: u32,
+    /// Campaign messages in flight at once, per sending process.
+    #[arg(long, env = "CRM_CAMPAIGN_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub campaign_concurrency: u32,
+    /// How long a process holds a campaign it sends without renewing, in seconds: another
+    /// takes it over this long after the holder dies.
+    #[arg(long, env = "CRM_CAMPAIGN_LEASE", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub campaign_lease: u64,
+    /// The footer of every campaign message: your organisation's postal address, which
+    /// anti-spam laws (CAN-SPAM, the EU's ePrivacy rules) require.
+    #[arg(long, env = "CRM_CAMPAIGN_FOOTER", default_value = "")]
+    pub campaign_footer: String,
     /// Reports (and report files) one user may have running at once; more answer 429.
     #[arg(long, env = "CRM_REPORT_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub report_concurrency: u32,
@@ -428,6 +453,23 @@ impl ServerConfig {
             .channel(Arc::new(webhook::WebhookChannel::new(http))))
     }
 
+    /// The campaign sender of `crm`.
+    pub fn campaign_sender(&self, crm: Crm) -> Result<crm_core::campaign::CampaignSender> {
+        let mail = self.mail_config()?;
+        if !(self.campaign_rate.is_finite() && self.campaign_rate >= 0.0) {
+            return Err(Error::invalid("campaignRate", "out_of_range", "messages per second: 0 or more"));
+        }
+        let mut config = crm_core::campaign::CampaignConfig::new(mail.public_url, mail.from);
+        config.per_second = self.campaign_rate;
+        config.per_hour = self.campaign_hourly_limit;
+        config.max_errors = self.campaign_max_errors;
+        config.batch = usize::try_from(self.campaign_batch).unwrap_or(20);
+        config.concurrency = usize::try_from(self.campaign_concurrency).unwrap_or(4);
+        config.footer = self.campaign_footer.clone();
+        config.lease = chrono::Duration::seconds(i64::try_from(self.campaign_lease).unwrap_or(60));
+        Ok(crm_core::campaign::CampaignSender::new(crm, self.mailer()?, config))
+    }
+
     /// The internal networks outgoing calls may reach (`--webhook-allow-networks`).
     pub fn outgoing_guard(&self) -> Result<crm_core::delivery::ssrf::Guard> {
         let mut allow = Vec::new();
@@ -559,7 +601,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 36] = [
+pub const FILE_KEYS: [(&str, &str); 43] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("bind", "CRM_BIND"),
     ("jwt_secret", "CRM_JWT_SECRET"),
@@ -596,6 +638,13 @@ pub const FILE_KEYS: [(&str, &str); 36] = [
     ("delivery_concurrency", "CRM_DELIVERY_CONCURRENCY"),
     ("delivery_lease", "CRM_DELIVERY_LEASE"),
     ("no_worker", "CRM_NO_WORKER"),
+    ("campaign_rate", "CRM_CAMPAIGN_RATE"),
+    ("campaign_hourly_limit", "CRM_CAMPAIGN_HOURLY_LIMIT"),
+    ("campaign_max_errors", "CRM_CAMPAIGN_MAX_ERRORS"),
+    ("campaign_batch", "CRM_CAMPAIGN_BATCH"),
+    ("campaign_concurrency", "CRM_CAMPAIGN_CONCURRENCY"),
+    ("campaign_lease", "CRM_CAMPAIGN_LEASE"),
+    ("campaign_footer", "CRM_CAMPAIGN_FOOTER"),
 ];
 
 /// The keys whose value may be a list of strings.
@@ -640,7 +689,12 @@ pub fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>> {
         };
         let text = match value {
             toml::Value::String(s) => s,
-            toml::Value::Integer(n) if key.ends_with("_rate_limit") || key == "report_concurrency" => n.to_string(),
+            toml::Value::Integer(n)
+                if key.ends_with("_rate_limit") || key == "report_concurrency" || key.starts_with("campaign_") =>
+            {
+                n.to_string()
+            }
+            toml::Value::Float(n) if key == "campaign_rate" => n.to_string(),
             toml::Value::Array(items) if LIST_KEYS.contains(&key.as_str()) => {
                 let strings: Option<Vec<String>> = items.into_iter().map(|i| i.as_str().map(str::to_string)).collect();
                 match strings {

@@ -67,6 +67,8 @@ pub struct AppState {
     pub https: bool,
     /// How many reports each user may have running at once.
     pub report_slots: std::sync::Arc<limit::ReportSlots>,
+    /// The campaign sender (for test sends), when this server sends campaigns.
+    pub campaigns: Option<std::sync::Arc<crm_core::campaign::CampaignSender>>,
 }
 
 impl AppState {
@@ -80,7 +82,14 @@ impl AppState {
             trusted_proxies: client::TrustedProxies::none(),
             https: false,
             report_slots: Default::default(),
+            campaigns: None,
         }
+    }
+
+    /// The same sending campaign test messages through `sender`.
+    pub fn with_campaigns(mut self, sender: std::sync::Arc<crm_core::campaign::CampaignSender>) -> Self {
+        self.campaigns = Some(sender);
+        self
     }
 
     /// The same letting each user run `n` reports at once (default 2).
@@ -179,6 +188,7 @@ pub fn api() -> openapi::Api {
         .merge(routes::users::api())
         .merge(routes::audit::api())
         .merge(routes::integrations::api())
+        .merge(routes::campaigns::api())
         .merge(routes::records::contacts::api())
         .merge(routes::records::companies::api())
         .merge(routes::records::deals::api())

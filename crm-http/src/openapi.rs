@@ -165,6 +165,11 @@ impl Spec {
             .map(|name| {
                 let (schema, doc) = if name == "id" {
                     (string_format(SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid)), "The record's id")
+                } else if name == "token" {
+                    (
+                        ObjectBuilder::new().schema_type(SchemaType::new(Type::String)).into(),
+                        "The signed token of the link",
+                    )
                 } else {
                     (ObjectBuilder::new().schema_type(SchemaType::new(Type::String)).into(), "The provider")
                 };

@@ -255,6 +255,12 @@ macro_rules! conformance_suite {
             preference_matrix,
             slack_bots_post_with_chat_post_message,
             account_mail_goes_before_a_backlog,
+            campaign_reaches_each_recipient_once,
+            unsubscribe_and_tracking_links,
+            bounces_suppress_and_count,
+            a_dead_sender_never_sends_twice,
+            smtp_errors_pause_and_resume_continues,
+            campaign_inputs_and_roles,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

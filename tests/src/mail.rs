@@ -122,3 +122,39 @@ pub async fn wait_for(to: &str, n: usize) -> Vec<Received> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The messages the sink holds for each of `addresses` (lower case), read in one pass
+/// over the maildir: the raw messages, by address. For campaigns of thousands.
+pub fn messages_for(addresses: &std::collections::HashSet<String>) -> std::collections::HashMap<String, Vec<Vec<u8>>> {
+    let mut out: std::collections::HashMap<String, Vec<Vec<u8>>> = std::collections::HashMap::new();
+    let Ok(entries) = std::fs::read_dir(maildir().join("new")) else { return out };
+    for e in entries.flatten() {
+        let Ok(raw) = std::fs::read(e.path()) else { continue };
+        let head_end =
+            raw.windows(4).position(|w| w == b"\r\n\r\n").or_else(|| raw.windows(2).position(|w| w == b"\n\n"));
+        let head = String::from_utf8_lossy(&raw[..head_end.unwrap_or(raw.len())]).to_lowercase();
+        let Some(to) = head.lines().find_map(|l| l.strip_prefix("to:")) else { continue };
+        let to = to.trim();
+        let addr = match (to.rfind('<'), to.rfind('>')) {
+            (Some(a), Some(b)) if a < b => &to[a + 1..b],
+            _ => to,
+        };
+        if addresses.contains(addr) {
+            out.entry(addr.to_string()).or_default().push(raw);
+        }
+    }
+    out
+}
+
+/// One raw message parsed.
+pub fn parse_raw(raw: &[u8]) -> Received {
+    parse(raw).unwrap_or_else(|| panic!("not a message: {}", String::from_utf8_lossy(raw)))
+}
+
+/// A header of a raw message, unfolded (`None` when absent).
+pub fn header(raw: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(raw).replace("\r\n", "\n");
+    let head = text.split("\n\n").next().unwrap_or_default().replace("\n ", " ").replace("\n\t", " ");
+    let want = format!("{}:", name.to_ascii_lowercase());
+    head.lines().find(|l| l.to_ascii_lowercase().starts_with(&want)).map(|l| l[want.len()..].trim().to_string())
+}

@@ -21,6 +21,14 @@ const NONCE: usize = 12;
 pub struct Sealer {
     /// The sealing key first.
     keys: Vec<(String, Aes256Gcm)>,
+    /// Per key id, the key links are signed with (derived from the sealing key).
+    macs: Vec<(String, [u8; 32])>,
+}
+
+/// The key that signs links, derived from a sealing key (never the key itself).
+fn mac_key(key: &[u8; 32]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::new().chain_update(b"crm-rs link signing\0").chain_update(key).finalize().into()
 }
 
 impl std::fmt::Debug for Sealer {
@@ -48,13 +56,16 @@ fn check_kid(kid: &str) -> Result<()> {
 impl Sealer {
     /// A sealer with this key (its id: [`key_id`]).
     pub fn new(key: &[u8; 32]) -> Self {
-        Self { keys: vec![(key_id(key), Aes256Gcm::new(key.into()))] }
+        Self { keys: vec![(key_id(key), Aes256Gcm::new(key.into()))], macs: vec![(key_id(key), mac_key(key))] }
     }
 
     /// A sealer with this key under this id.
     pub fn with_id(kid: &str, key: &[u8; 32]) -> Result<Self> {
         check_kid(kid)?;
-        Ok(Self { keys: vec![(kid.to_string(), Aes256Gcm::new(key.into()))] })
+        Ok(Self {
+            keys: vec![(kid.to_string(), Aes256Gcm::new(key.into()))],
+            macs: vec![(kid.to_string(), mac_key(key))],
+        })
     }
 
     /// Seals with a new key from now on; what the older keys sealed still opens.
@@ -62,6 +73,8 @@ impl Sealer {
         check_kid(kid)?;
         self.keys.retain(|(k, _)| k != kid);
         self.keys.insert(0, (kid.to_string(), Aes256Gcm::new(key.into())));
+        self.macs.retain(|(k, _)| k != kid);
+        self.macs.insert(0, (kid.to_string(), mac_key(key)));
         Ok(())
     }
 
@@ -70,6 +83,7 @@ impl Sealer {
         check_kid(kid)?;
         if !self.keys.iter().any(|(k, _)| k == kid) {
             self.keys.push((kid.to_string(), Aes256Gcm::new(key.into())));
+            self.macs.push((kid.to_string(), mac_key(key)));
         }
         Ok(())
     }
@@ -84,6 +98,23 @@ impl Sealer {
         let mut key = [0u8; 32];
         getrandom::getrandom(&mut key).map_err(|e| Error::internal("reading the OS random source", e))?;
         Ok(Self::new(&key))
+    }
+
+    /// A signature of `data` for `purpose` (`<kid>.<128-bit HMAC-SHA256, base64url>`):
+    /// what a link in an email carries so that nobody can make another one.
+    pub fn sign(&self, purpose: &str, data: &[u8]) -> String {
+        let Some((kid, key)) = self.macs.first() else { return String::new() };
+        format!("{kid}.{}", URL_SAFE_NO_PAD.encode(tag(key, purpose, data)))
+    }
+
+    /// Is `signature` what [`Sealer::sign`] made of `data` for `purpose`, under any key
+    /// this sealer holds? Compared in constant time.
+    pub fn verify(&self, purpose: &str, data: &[u8], signature: &str) -> bool {
+        let Some((kid, sig)) = signature.split_once('.') else { return false };
+        let Some((_, key)) = self.macs.iter().find(|(k, _)| k == kid) else { return false };
+        let Ok(given) = URL_SAFE_NO_PAD.decode(sig) else { return false };
+        let want = tag(key, purpose, data);
+        given.len() == want.len() && given.iter().zip(want.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 
     /// `<kid>.base64url(nonce ‖ ciphertext ‖ tag)`.
@@ -131,8 +162,34 @@ impl Sealer {
     }
 }
 
+/// HMAC-SHA256 of `purpose ‖ 0 ‖ data`, cut to 128 bits.
+fn tag(key: &[u8; 32], purpose: &str, data: &[u8]) -> [u8; 16] {
+    use hmac::{Hmac, Mac};
+    let mut out = [0u8; 16];
+    if let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) {
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(data);
+        out.copy_from_slice(&mac.finalize().into_bytes()[..16]);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn signatures_hold_only_for_their_data_purpose_and_key() {
+        let s = Sealer::new(&[7u8; 32]);
+        let sig = s.sign("campaign.open", b"abc");
+        assert!(s.verify("campaign.open", b"abc", &sig));
+        assert!(!s.verify("campaign.click", b"abc", &sig), "another purpose");
+        assert!(!s.verify("campaign.open", b"abd", &sig), "other data");
+        assert!(!Sealer::new(&[8u8; 32]).verify("campaign.open", b"abc", &sig), "another key");
+        let mut rotated = Sealer::new(&[8u8; 32]);
+        rotated.also_open(&key_id(&[7u8; 32]), &[7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(rotated.verify("campaign.open", b"abc", &sig), "a rotated-out key still verifies");
+    }
+
     use super::*;
 
     #[test]

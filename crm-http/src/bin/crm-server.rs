@@ -38,6 +38,13 @@ enum Command {
     Worker,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Take in a bounce mailbox (an mbox file of delivery status notifications and abuse
+    /// reports): hard bounces and complaints suppress their address; then exit.
+    Bounces {
+        /// The mbox file.
+        #[arg(long)]
+        mbox: std::path::PathBuf,
+    },
     /// Print the OpenAPI document of the API (the web app's types are generated from it).
     Openapi,
     /// Create the first admin of an empty database, then exit.
@@ -107,10 +114,22 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let engine = config.delivery_engine(crm.clone())?;
     let consumers = engine.consumers();
+    let campaigns = std::sync::Arc::new(config.campaign_sender(crm.clone())?);
+    let mut campaign_stop = stop_rx.clone();
     let mail = (!config.no_worker).then(|| {
         tokio::spawn(engine.run(std::time::Duration::from_secs(1), async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         }))
+    });
+    let sender = (!config.no_worker).then(|| {
+        let sender = campaigns.clone();
+        tokio::spawn(async move {
+            sender
+                .run_loop(std::time::Duration::from_secs(1), async move {
+                    let _ = campaign_stop.wait_for(|stop| *stop).await;
+                })
+                .await
+        })
     });
     // Expired sessions, tokens and idempotency records go once an hour.
     let sweeper = {
@@ -153,7 +172,8 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
             .with_limits(limits)
             .with_trusted_proxies(trusted_proxies)
             .with_report_concurrency(usize::try_from(config.report_concurrency).unwrap_or(2))
-            .with_public_url(&config.mail_config()?.public_url),
+            .with_public_url(&config.mail_config()?.public_url)
+            .with_campaigns(campaigns),
     );
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
@@ -164,6 +184,9 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     if let Some(mail) = mail {
         let _ = mail.await;
     }
+    if let Some(sender) = sender {
+        let _ = sender.await;
+    }
     store.close().await;
     served.map_err(|e| crm_core::Error::internal("serving", e))
 }
@@ -173,9 +196,22 @@ async fn worker(config: ServerConfig) -> crm_core::Result<()> {
     let store = config.store().await?;
     // No sign-ins here: the engine without the third-party providers (no discovery).
     let crm = config.crm(store.store())?;
-    let engine = config.delivery_engine(crm)?;
-    tracing::info!(backend = store.store().backend(), delivers = %engine.consumers().join(", "), "crm-server worker started");
+    let engine = config.delivery_engine(crm.clone())?;
+    let campaigns = config.campaign_sender(crm)?;
+    tracing::info!(backend = store.store().backend(), delivers = %engine.consumers().join(", "), "crm-server worker started (and sends campaigns)");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut stop_campaigns = stop_rx.clone();
+    let sender = tokio::spawn(async move {
+        campaigns
+            .run_loop(std::time::Duration::from_secs(1), async move {
+                let _ = stop_campaigns.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
     engine.run(std::time::Duration::from_secs(1), shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    drop(stop_rx);
+    let _ = sender.await;
     store.close().await;
     Ok(())
 }
@@ -188,6 +224,33 @@ async fn run(cli: Cli) -> crm_core::Result<()> {
             let doc = serde_json::to_string_pretty(&crm_http::openapi())
                 .map_err(|e| crm_core::Error::internal("writing the OpenAPI document", e))?;
             println!("{doc}");
+            Ok(())
+        }
+        Command::Bounces { mbox } => {
+            let data = std::fs::read(&mbox)
+                .map_err(|e| crm_core::Error::internal(format!("reading {}", mbox.display()), e))?;
+            let store = cli.config.store().await?;
+            let crm = cli.config.crm(store.store())?;
+            let (mut reports, mut other, mut matched) = (0usize, 0usize, 0usize);
+            let mut result = Ok(());
+            for message in crm_core::campaign::dsn::split_mbox(&data) {
+                match crm_core::campaign::dsn::parse(message) {
+                    Some(bounces) => {
+                        reports += 1;
+                        match crm.campaign_bounces(&bounces, "mbox").await {
+                            Ok(n) => matched += n,
+                            Err(e) => {
+                                result = Err(e);
+                                break;
+                            }
+                        }
+                    }
+                    None => other += 1,
+                }
+            }
+            store.close().await;
+            result?;
+            eprintln!("crm-server: {reports} bounce report(s), {matched} address(es) taken in, {other} other message(s) left alone");
             Ok(())
         }
         Command::Migrate => {

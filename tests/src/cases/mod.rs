@@ -4,6 +4,7 @@ use crm_core::{EntityKind, Error, ListQuery, Page};
 
 mod analytics;
 mod auth;
+mod campaigns;
 mod crud;
 mod delivery;
 mod integrity;
@@ -13,6 +14,7 @@ mod reports;
 
 pub use analytics::*;
 pub use auth::*;
+pub use campaigns::*;
 pub use crud::*;
 pub use delivery::*;
 pub use integrity::*;
