@@ -224,6 +224,7 @@ fn a_killed_server_sends_nobody_a_campaign_twice() {
     let (s, page) = raw(&[&unsub]);
     assert_eq!(s, 200);
     assert!(page.contains("<form method=\"post\""), "the page asks before unsubscribing");
+    assert!(page.to_lowercase().contains("form-action 'self'"), "a browser may submit its form: {page}");
     let (s, done) = raw(&["-X", "POST", &unsub, "-d", "List-Unsubscribe=One-Click"]);
     assert_eq!(s, 200, "{done}");
     assert!(done.contains("unsubscribed"));

@@ -484,7 +484,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 button{{font-size:1rem;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #888;background:#fff;cursor:pointer}}</style></head>\
 <body><h1>{title}</h1>{body}</body></html>"
     );
-    (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+    // Its own styles and its own form may run; nothing else (no scripts, no frames).
+    let csp =
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+    (status, [(header::CACHE_CONTROL, "no-store"), (header::CONTENT_SECURITY_POLICY, csp)], Html(html)).into_response()
 }
 
 fn not_found_page() -> Response {
