@@ -254,6 +254,13 @@ impl Spec {
         self
     }
 
+    /// The body may also be JSON of this type.
+    pub fn also_json<T: ToSchema>(mut self) -> Self {
+        let s = self.schema_of::<T>();
+        self.other_media.push(("application/json", s));
+        self
+    }
+
     /// The body may also be a `multipart/form-data` form whose part `part` is the file.
     pub fn multipart_file(mut self, part: &str) -> Self {
         let form = ObjectBuilder::new()
@@ -357,6 +364,12 @@ impl Spec {
     /// Answers this status with no body.
     pub fn empty(mut self, status: u16, what: &'static str) -> Self {
         self.responses.push(Answer(status, what, vec![], false));
+        self
+    }
+
+    /// Answers `status` with raw bytes of this media type (a page for people, say).
+    pub fn bytes_status(mut self, status: u16, media: &'static str, what: &'static str) -> Self {
+        self.responses.push(Answer(status, what, vec![(binary(), media)], false));
         self
     }
 

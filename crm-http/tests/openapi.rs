@@ -128,6 +128,9 @@ const CONTRACT: &[&str] = &[
     "POST /api/suppressions",
     "POST /u/{token}",
     "PUT /api/contacts/{id}/consent",
+    "POST /api/contacts/{id}/consent/confirmation",
+    "GET /c/{token}",
+    "POST /c/{token}",
 ];
 
 /// The record kinds, each with the same eight operations.

@@ -261,6 +261,7 @@ macro_rules! conformance_suite {
             a_dead_sender_never_sends_twice,
             smtp_errors_pause_and_resume_continues,
             campaign_inputs_and_roles,
+            double_opt_in_confirms_by_link,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -477,7 +477,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Bounce intake: an RFC 3464 delivery status notification or RFC 5965 abuse report (`message/rfc822`), or a JSON list of bounces; hard bounces and complaints suppress the address */
+        /** Bounce intake: an RFC 3464 delivery status notification or RFC 5965 abuse report (the raw message, as `message/rfc822` or `application/octet-stream`), or a JSON list of bounces; hard bounces and complaints suppress the address */
         post: operations["postCampaignsBounces"];
         delete?: never;
         options?: never;
@@ -796,6 +796,23 @@ export interface paths {
         /** Record a contact's consent to campaigns */
         put: operations["putContactsByIdConsent"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/contacts/{id}/consent/confirmation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Double opt-in: set a contact's consent to pending and email them a link to confirm it */
+        post: operations["postContactsByIdConsentConfirmation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1858,6 +1875,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/c/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The page a double opt-in email links to */
+        get: operations["getCByToken"];
+        put?: never;
+        /** Confirm a subscription (double opt-in) */
+        post: operations["postCByToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -2055,6 +2090,11 @@ export interface components {
          * @enum {string}
          */
         BounceKind: "hard" | "soft" | "complaint";
+        /**
+         * @description Bounces as a provider's webhook reports them: `[{email, kind, status?, diagnostic?,
+         *     recipientId?}]`.
+         */
+        BounceList: components["schemas"]["Bounce"][];
         /** @description What a bounce report held. */
         BounceReport: {
             /** @description The addresses it was about. */
@@ -2804,6 +2844,50 @@ export interface components {
              * @description The version the change is based on; a stale one is a conflict.
              */
             version?: number | null;
+        };
+        /**
+         * @description A set of contacts: a saved filter (in the list queries' grammar, over contacts and
+         *     their company), a static list, or both (the union).
+         */
+        ContactSegment: {
+            /** @description A filter over the contacts' companies (`industry = 'Software'`). */
+            companyFilter?: string | null;
+            /** @description Contacts named one by one (a static list). */
+            contactIds: string[];
+            /**
+             * Format: date-time
+             * @description When it was made.
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description Who made it.
+             */
+            createdBy?: string | null;
+            /** @description What it is for. */
+            description?: string | null;
+            /** @description A filter over contacts (`lifecycleStage = 'customer' and tags has 'vip'`). */
+            filter?: string | null;
+            /**
+             * Format: uuid
+             * @description Id.
+             */
+            id: string;
+            /** @description Its name. */
+            name: string;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updatedAt: string;
+            /**
+             * Format: int64
+             * @description Version.
+             */
+            version: number;
+        };
+        ContactSegmentList: {
+            data: components["schemas"]["ContactSegment"][];
         };
         /**
          * @description ISO 4217 currency code (`USD`, `EUR`, `JPY`)
@@ -3857,9 +3941,6 @@ export interface components {
              * @description For updates: the version the change was made from.
              */
             version?: number | null;
-        };
-        SegmentList: {
-            data: components["schemas"]["Segment"][];
         };
         /** @description A segment's size and first members. */
         SegmentPreview: {
@@ -7730,7 +7811,8 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "message/rfc822": string;
+                "application/json": components["schemas"]["BounceList"];
+                "application/octet-stream": string;
             };
         };
         responses: {
@@ -10992,6 +11074,104 @@ export interface operations {
             };
             /** @description Invalid values, every bad field named in `errors` (`validation_failed`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postContactsByIdConsentConfirmation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer to a retried write with the same key and body (24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The record's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The consent, pending */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Consent"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record, or one outside the caller's scope (`not_found`) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -15574,7 +15754,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SegmentList"];
+                    "application/json": components["schemas"]["ContactSegmentList"];
                 };
             };
             /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
@@ -15672,7 +15852,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Segment"];
+                    "application/json": components["schemas"]["ContactSegment"];
                 };
             };
             /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
@@ -15785,7 +15965,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Segment"];
+                    "application/json": components["schemas"]["ContactSegment"];
                 };
             };
             /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
@@ -15980,7 +16160,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Segment"];
+                    "application/json": components["schemas"]["ContactSegment"];
                 };
             };
             /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
@@ -21675,6 +21855,191 @@ export interface operations {
             };
         };
     };
+    getCByToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The signed token of the link */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page with a confirm button */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A forged or unknown link */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postCByToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The signed token of the link */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description Confirmed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A forged or unknown link */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description The body is too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid values, every bad field named in `errors` (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getHealthz: {
         parameters: {
             query?: never;
@@ -21907,7 +22272,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "text/html": string;
                 };
             };
             /** @description Too many requests (`rate_limited`), with `Retry-After` */
@@ -22052,7 +22417,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "text/html": string;
                 };
             };
             /** @description Too many requests (`rate_limited`), with `Retry-After` */
@@ -22133,7 +22498,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "text/html": string;
                 };
             };
             /** @description The body is too large (`payload_too_large`) */

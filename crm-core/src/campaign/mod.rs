@@ -219,6 +219,8 @@ pub enum LinkKind {
     Click,
     /// The unsubscribe page and its one-click POST (`/u/…`).
     Unsubscribe,
+    /// A double opt-in confirmation (`/c/…`; the id is the contact's).
+    Confirm,
 }
 
 impl LinkKind {
@@ -227,6 +229,7 @@ impl LinkKind {
             LinkKind::Open => "campaign.open",
             LinkKind::Click => "campaign.click",
             LinkKind::Unsubscribe => "campaign.unsubscribe",
+            LinkKind::Confirm => "campaign.confirm",
         }
     }
 }
@@ -1005,6 +1008,51 @@ impl CampaignSender {
         Ok(())
     }
 
+    /// Double opt-in: marks a contact's consent `pending` and emails them a link to
+    /// confirm it (`/c/{token}`); until they do, no campaign reaches them.
+    pub async fn request_confirmation(&self, actor: &crate::policy::Actor, contact: Uuid) -> Result<Consent> {
+        self.crm.policy().require(actor, crate::policy::Resource::Campaigns, crate::policy::Action::Update)?;
+        let c = self.crm.contacts().get(actor, crate::ids::ContactId(contact)).await?;
+        let Some(email) = c.email.clone() else {
+            return Err(Error::invalid("email", "required", "the contact has no email address to confirm"));
+        };
+        let url = format!("{}/c/{}", base(&self.config), link_token(&self.crm, LinkKind::Confirm, contact, None)?);
+        let first = c.name.split_whitespace().next().unwrap_or_default().to_string();
+        let footer =
+            if self.config.footer.is_empty() { String::new() } else { format!("\n--\n{}\n", self.config.footer) };
+        let text = format!(
+            "Hello {first},\n\nplease confirm that you want to receive our emails:\n\n{url}\n\nIf you did not ask for them, ignore this message: you will get nothing.\n{footer}"
+        );
+        let html = format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p><p>please confirm that you want to receive our emails:</p>\
+<p><a href=\"{}\" style=\"display:inline-block;padding:10px 18px;background:#2563eb;color:#fff;border-radius:6px;text-decoration:none\">Confirm my subscription</a></p>\
+<p>If you did not ask for them, ignore this message: you will get nothing.</p><p style=\"color:#666;font-size:12px\">{}</p></body></html>",
+            html_escape(&first),
+            html_escape(&url),
+            html_escape(&self.config.footer)
+        );
+        let msg = Message::builder()
+            .from(self.config.from.clone())
+            .to(email.as_str().parse().map_err(|e| Error::internal("a contact address", e))?)
+            .subject("Please confirm your subscription")
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| Error::internal("building a confirmation email", e))?;
+        let mut cs = Changeset {
+            writes: consent_write(&self.crm, contact, ConsentStatus::Pending, "double-opt-in").await?,
+            audit: vec![],
+        };
+        cs.audit.push(self.crm.audit_event(
+            actor,
+            "consent.confirmation_requested".into(),
+            EntityKind::Consent,
+            Some(contact),
+            json!({"email": email.as_str()}),
+        ));
+        self.crm.store().apply(cs).await?;
+        self.mailer.send(&msg).await?;
+        self.crm.campaigns().consent(actor, contact).await
+    }
+
     /// Sends a template to one address now, rendered for `contact` (or with empty
     /// values): the test send. Not tracked; its unsubscribe link does nothing.
     pub async fn test_send(
@@ -1214,6 +1262,39 @@ impl Crm {
             |r| r.version,
         )
         .await?;
+        Ok(true)
+    }
+
+    /// Confirms a double opt-in: the contact's consent becomes `subscribed` and an
+    /// earlier unsubscribe of their address is lifted (bounces and complaints stay).
+    /// `false` for a forged token or a contact that is gone.
+    pub async fn campaign_confirm(&self, token: &str) -> Result<bool> {
+        let Some(contact_id) = verify_token(self, LinkKind::Confirm, token, None) else { return Ok(false) };
+        let Some(contact) = self.store().get_as::<Contact>(contact_id).await?.filter(|c| !c.meta.is_deleted()) else {
+            return Ok(false);
+        };
+        let mut cs = Changeset {
+            writes: consent_write(self, contact_id, ConsentStatus::Subscribed, "double-opt-in").await?,
+            audit: vec![],
+        };
+        if let Some(email) = &contact.email {
+            let k = EntityKind::Suppression;
+            let f = crate::query::and(vec![
+                eq(k, "email", Value::Text(email.as_str().to_string()))?,
+                eq(k, "reason", Value::Text(SuppressionReason::Unsubscribed.as_str().into()))?,
+            ]);
+            for s in self.store().list_as::<Suppression>(&by_id(k, 10, Some(f))?).await? {
+                cs.writes.push(Write::Purge { kind: k, column: "id", id: s.id });
+            }
+        }
+        cs.audit.push(system_audit(
+            self,
+            "consent.confirmed",
+            EntityKind::Consent,
+            Some(contact_id),
+            json!({"source": "double-opt-in"}),
+        ));
+        self.store().apply(cs).await?;
         Ok(true)
     }
 

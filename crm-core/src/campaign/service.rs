@@ -202,17 +202,33 @@ impl Crm {
 }
 
 fn required_text(errs: &mut Errors, field: &str, v: Option<String>, max: usize, creating: bool) -> Option<String> {
+    checked_text(errs, field, v, max, creating, false)
+}
+
+/// A text input: trimmed, present when `required`, at most `max` characters, free of
+/// control characters (tab and newlines allowed when `multiline`). Errors name `field`.
+fn checked_text(
+    errs: &mut Errors,
+    field: &str,
+    v: Option<String>,
+    max: usize,
+    required: bool,
+    multiline: bool,
+) -> Option<String> {
     match v.map(|s| s.trim().to_string()) {
-        Some(s) if s.is_empty() => {
+        Some(s) if s.is_empty() && required => {
             errs.add(field, "required", format!("{field} may not be empty"));
             None
         }
-        Some(s) if s.chars().count() > max => {
-            errs.add(field, "too_long", format!("at most {max} characters"));
-            None
-        }
-        Some(s) => Some(s),
-        None if creating => {
+        Some(s) if s.is_empty() => None,
+        Some(s) => match crate::values::check_text(field, &s, max, multiline) {
+            Ok(()) => Some(s),
+            Err(e) => {
+                errs.absorb(field, e);
+                None
+            }
+        },
+        None if required => {
             errs.add(field, "required", format!("{field} is required"));
             None
         }
@@ -283,7 +299,8 @@ impl CampaignService<'_> {
         let mut errs = Errors::new();
         let name = required_text(&mut errs, "name", input.name, 200, true);
         let subject = required_text(&mut errs, "subject", input.subject, 500, true);
-        let mjml = required_text(&mut errs, "mjml", input.mjml, 500_000, true);
+        let mjml = checked_text(&mut errs, "mjml", input.mjml, 500_000, true, true);
+        let text = checked_text(&mut errs, "text", input.text, 500_000, false, true);
         errs.finish()?;
         let now = self.crm.now();
         let t = CampaignTemplate {
@@ -291,7 +308,7 @@ impl CampaignService<'_> {
             name: name.unwrap_or_default(),
             subject: subject.unwrap_or_default(),
             mjml: mjml.unwrap_or_default(),
-            text: input.text.filter(|t| !t.trim().is_empty()),
+            text,
             created_at: now,
             updated_at: now,
             created_by: Some(actor.user_id.as_uuid()),
@@ -323,17 +340,23 @@ impl CampaignService<'_> {
         crate::service::write_path::check_version(input.version, before.version)?;
         let mut errs = Errors::new();
         let mut t = before.clone();
-        if let Some(n) = required_text(&mut errs, "name", input.name, 200, false) {
-            t.name = n;
+        if input.name.is_some() {
+            if let Some(n) = required_text(&mut errs, "name", input.name, 200, true) {
+                t.name = n;
+            }
         }
-        if let Some(s) = required_text(&mut errs, "subject", input.subject, 500, false) {
-            t.subject = s;
+        if input.subject.is_some() {
+            if let Some(s) = required_text(&mut errs, "subject", input.subject, 500, true) {
+                t.subject = s;
+            }
         }
-        if let Some(m) = required_text(&mut errs, "mjml", input.mjml, 500_000, false) {
-            t.mjml = m;
+        if input.mjml.is_some() {
+            if let Some(m) = checked_text(&mut errs, "mjml", input.mjml, 500_000, true, true) {
+                t.mjml = m;
+            }
         }
-        if let Some(x) = input.text {
-            t.text = Some(x).filter(|x| !x.trim().is_empty());
+        if input.text.is_some() {
+            t.text = checked_text(&mut errs, "text", input.text, 500_000, false, true);
         }
         errs.finish()?;
         self.check_template(&t)?;
@@ -414,13 +437,20 @@ impl CampaignService<'_> {
         self.require(actor, Action::Create)?;
         let mut errs = Errors::new();
         let name = required_text(&mut errs, "name", input.name, 200, true);
+        let description = checked_text(&mut errs, "description", input.description, 2000, false, true);
+        // `""` is a filter too: every contact.
+        let filter = match input.filter {
+            Some(f) if f.trim().is_empty() => Some(String::new()),
+            f => checked_text(&mut errs, "filter", f, 4000, false, false),
+        };
+        let company_filter = checked_text(&mut errs, "companyFilter", input.company_filter, 4000, false, false);
         let now = self.crm.now();
         let s = Segment {
             id: self.crm.new_id(now),
             name: name.unwrap_or_default(),
-            description: input.description.filter(|d| !d.trim().is_empty()),
-            filter: input.filter,
-            company_filter: input.company_filter.filter(|f| !f.trim().is_empty()),
+            description,
+            filter,
+            company_filter,
             contact_ids: input.contact_ids.unwrap_or_default(),
             created_at: now,
             updated_at: now,
@@ -461,17 +491,21 @@ impl CampaignService<'_> {
         crate::service::write_path::check_version(input.version, before.version)?;
         let mut errs = Errors::new();
         let mut s = before.clone();
-        if let Some(n) = required_text(&mut errs, "name", input.name, 200, false) {
-            s.name = n;
+        if input.name.is_some() {
+            if let Some(n) = required_text(&mut errs, "name", input.name, 200, true) {
+                s.name = n;
+            }
         }
-        if let Some(d) = input.description {
-            s.description = Some(d).filter(|d| !d.trim().is_empty());
+        if input.description.is_some() {
+            s.description = checked_text(&mut errs, "description", input.description, 2000, false, true);
         }
-        if let Some(f) = input.filter {
-            s.filter = Some(f);
+        match input.filter {
+            Some(f) if f.trim().is_empty() => s.filter = Some(String::new()),
+            Some(f) => s.filter = checked_text(&mut errs, "filter", Some(f), 4000, false, false),
+            None => {}
         }
-        if let Some(f) = input.company_filter {
-            s.company_filter = Some(f).filter(|f| !f.trim().is_empty());
+        if input.company_filter.is_some() {
+            s.company_filter = checked_text(&mut errs, "companyFilter", input.company_filter, 4000, false, false);
         }
         if let Some(ids) = input.contact_ids {
             s.contact_ids = ids;
@@ -523,6 +557,10 @@ impl CampaignService<'_> {
             errs.add("segmentIds", "required", "name at least one segment");
         }
         for (field, ids) in [("segmentIds", &c.segment_ids), ("excludeSegmentIds", &c.exclude_segment_ids)] {
+            if ids.len() > 50 {
+                errs.add(field, "too_long", "at most 50 segments");
+                continue;
+            }
             for (i, id) in ids.iter().enumerate() {
                 if self.crm.store().get_as::<Segment>(*id).await?.is_none() {
                     errs.add(format!("{field}[{i}]"), "not_found", "no such segment");
@@ -605,8 +643,10 @@ impl CampaignService<'_> {
         }
         let mut errs = Errors::new();
         let mut c = before.clone();
-        if let Some(n) = required_text(&mut errs, "name", input.name, 200, false) {
-            c.name = n;
+        if input.name.is_some() {
+            if let Some(n) = required_text(&mut errs, "name", input.name, 200, true) {
+                c.name = n;
+            }
         }
         if let Some(t) = input.template_id {
             c.template_id = t;
@@ -617,8 +657,8 @@ impl CampaignService<'_> {
         if let Some(s) = input.exclude_segment_ids {
             c.exclude_segment_ids = s;
         }
-        if let Some(f) = input.from_name {
-            c.from_name = Some(f.trim().to_string()).filter(|f| !f.is_empty());
+        if input.from_name.is_some() {
+            c.from_name = required_text(&mut errs, "fromName", input.from_name, 200, false);
         }
         self.check_campaign(&c, &mut errs).await?;
         errs.finish()?;
@@ -852,8 +892,10 @@ impl CampaignService<'_> {
             Error::invalid("email", "invalid_email", format!("'{}' is not an email address", input.email))
         })?;
         let reason = input.reason.unwrap_or(SuppressionReason::Manual);
-        let Some(w) =
-            super::suppress_write(self.crm, email.as_str(), reason, "admin", None, input.detail.as_deref()).await?
+        let mut errs = Errors::new();
+        let detail = checked_text(&mut errs, "detail", input.detail, 1000, false, true);
+        errs.finish()?;
+        let Some(w) = super::suppress_write(self.crm, email.as_str(), reason, "admin", None, detail.as_deref()).await?
         else {
             return Err(Error::Conflict {
                 message: "the address is suppressed already".into(),

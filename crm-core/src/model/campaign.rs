@@ -126,7 +126,7 @@ pub static TEMPLATE_INDEXES: &[Index] = &[Index::on("campaign_templates_name_idx
 /// A set of contacts: a saved filter (in the list queries' grammar, over contacts and
 /// their company), a static list, or both (the union).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ContactSegment))]
 #[serde(rename_all = "camelCase")]
 pub struct Segment {
     /// Id.

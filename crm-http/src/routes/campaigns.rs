@@ -104,8 +104,9 @@ pub fn api() -> Api {
             get(recipients),
         )
         .op(
-            Spec::post("/api/campaigns/bounces", C, "Bounce intake: an RFC 3464 delivery status notification or RFC 5965 abuse report (`message/rfc822`), or a JSON list of bounces; hard bounces and complaints suppress the address")
-                .bytes_body("message/rfc822")
+            Spec::post("/api/campaigns/bounces", C, "Bounce intake: an RFC 3464 delivery status notification or RFC 5965 abuse report (the raw message, as `message/rfc822` or `application/octet-stream`), or a JSON list of bounces; hard bounces and complaints suppress the address")
+                .bytes_body("application/octet-stream")
+                .also_json::<BounceList>()
                 .ok::<BounceReport>("What was taken in"),
             post(bounces),
         )
@@ -117,6 +118,26 @@ pub fn api() -> Api {
                 .example(serde_json::json!({"status": "subscribed", "source": "form"}))
                 .ok::<Consent>("The consent"),
             axum::routing::put(set_consent),
+        )
+        .op(
+            Spec::post("/api/contacts/{id}/consent/confirmation", C, "Double opt-in: set a contact's consent to pending and email them a link to confirm it")
+                .ok::<Consent>("The consent, pending"),
+            post(request_confirmation),
+        )
+        .op(
+            Spec::get("/c/{token}", C, "The page a double opt-in email links to")
+                .public()
+                .bytes("text/html", "A page with a confirm button")
+                .bytes_status(404, "text/html", "A forged or unknown link"),
+            get(confirm_page),
+        )
+        .op(
+            Spec::post("/c/{token}", C, "Confirm a subscription (double opt-in)")
+                .public()
+                .bytes_body("application/x-www-form-urlencoded")
+                .bytes("text/html", "Confirmed")
+                .bytes_status(404, "text/html", "A forged or unknown link"),
+            post(confirm),
         )
         .op(Spec::get("/api/suppressions", C, "The suppression list, newest first").list::<Suppression>("The suppressed addresses"), get(suppressions))
         .op(
@@ -130,7 +151,7 @@ pub fn api() -> Api {
             Spec::get("/u/{token}", C, "The unsubscribe page a campaign message links to")
                 .public()
                 .bytes("text/html", "A page with an unsubscribe button")
-                .error(404, "A forged or unknown link"),
+                .bytes_status(404, "text/html", "A forged or unknown link"),
             get(unsubscribe_page),
         )
         .op(
@@ -138,7 +159,7 @@ pub fn api() -> Api {
                 .public()
                 .bytes_body("application/x-www-form-urlencoded")
                 .bytes("text/html", "Unsubscribed")
-                .error(404, "A forged or unknown link"),
+                .bytes_status(404, "text/html", "A forged or unknown link"),
             post(unsubscribe),
         )
         .op(
@@ -152,7 +173,7 @@ pub fn api() -> Api {
                 .public()
                 .query(vec![query_param("url", utoipa::openapi::schema::Type::String, "The link's target, as signed")])
                 .empty(302, "To the link's target")
-                .error(404, "A forged link, or a URL it was not signed for"),
+                .bytes_status(404, "text/html", "A forged link, or a URL it was not signed for"),
             get(click),
         )
 }
@@ -185,6 +206,11 @@ pub struct ScheduleInput {
     #[serde(default)]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// Bounces as a provider's webhook reports them: `[{email, kind, status?, diagnostic?,
+/// recipientId?}]`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct BounceList(pub Vec<Bounce>);
 
 /// What a bounce report held.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -455,6 +481,44 @@ async fn set_consent(
     ApiJson(input): ApiJson<ConsentInput>,
 ) -> ApiResult<Json<Consent>> {
     Ok(Json(crm.campaigns().set_consent(caller.actor(), id, input).await?))
+}
+
+async fn request_confirmation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Consent>> {
+    let Some(sender) = &state.campaigns else {
+        return Err(Error::invalid(
+            "id",
+            "unavailable",
+            "this server sends no campaign email (it runs with --no-worker)",
+        )
+        .into());
+    };
+    Ok(Json(sender.request_confirmation(caller.actor(), id).await?))
+}
+
+async fn confirm_page(State(crm): State<Crm>, ApiPath(token): ApiPath<String>) -> Response {
+    if crm_core::campaign::verify_token(&crm, crm_core::campaign::LinkKind::Confirm, &token, None).is_none() {
+        return not_found_page();
+    }
+    page(
+        StatusCode::OK,
+        "Confirm your subscription",
+        "<p>Do you want to receive our emails?</p><form method=\"post\"><button type=\"submit\">Yes, subscribe me</button></form>",
+    )
+}
+
+async fn confirm(State(crm): State<Crm>, ApiPath(token): ApiPath<String>) -> ApiResult<Response> {
+    if !crm.campaign_confirm(&token).await? {
+        return Ok(not_found_page());
+    }
+    Ok(page(
+        StatusCode::OK,
+        "Subscription confirmed",
+        "<p>Thank you: you will receive our emails. Every one of them has a link to stop them.</p>",
+    ))
 }
 
 async fn suppressions(State(crm): State<Crm>, caller: Caller) -> ApiResult<Json<List<Suppression>>> {

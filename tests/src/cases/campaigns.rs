@@ -535,3 +535,42 @@ pub async fn campaign_inputs_and_roles(backend: &dyn TestBackend) {
         assert!(actions.iter().any(|a| a == want), "{want} audited: {actions:?}");
     }
 }
+
+/// Double opt-in: a pending contact gets no campaign until they follow the emailed link;
+/// confirming lifts their earlier unsubscribe; a forged link confirms nothing.
+pub async fn double_opt_in_confirms_by_link(backend: &dyn TestBackend) {
+    let h = Harness::new(backend).await;
+    let tag = tag();
+    let people = contacts(&h, &tag, 2).await;
+    let seg = segment(&h, "Two", Some(&run_filter(&tag)), vec![]).await;
+    let t = template(&h).await;
+    let s = sender(&h.crm, sink(), 10);
+    // The first unsubscribes through a campaign, then asks to come back.
+    campaign(&h, "Before", t, vec![seg], vec![]).await;
+    assert_eq!(s.run_once().await.expect("send").sent, 2);
+    let addresses: HashSet<String> = (0..2).map(|i| addr(&tag, i)).collect();
+    let got = mail::messages_for(&addresses);
+    let header = mail::header(&got[&addr(&tag, 0)][0], "List-Unsubscribe").expect("header");
+    assert!(h.crm.campaign_unsubscribe(&token_after(&header, "/u/"), "one-click").await.expect("unsubscribe"));
+    let pending = s.request_confirmation(&h.admin, people[0].id.as_uuid()).await.expect("request");
+    assert_eq!(pending.status, ConsentStatus::Pending);
+    let second = s.request_confirmation(&h.admin, people[1].id.as_uuid()).await.expect("request");
+    assert_eq!(second.status, ConsentStatus::Pending);
+    campaign(&h, "While pending", t, vec![seg], vec![]).await;
+    assert_eq!(s.run_once().await.expect("send").sent, 0, "pending contacts get nothing");
+    let got = mail::messages_for(&addresses);
+    let ask = got[&addr(&tag, 0)]
+        .iter()
+        .map(|r| mail::parse_raw(r))
+        .find(|m| m.subject == "Please confirm your subscription");
+    let ask = ask.expect("a confirmation email");
+    let token = token_after(&ask.text, "/c/");
+    assert!(!h.crm.campaign_confirm(&forge(&token)).await.expect("forged"));
+    assert!(h.crm.campaign_confirm(&token).await.expect("confirm"));
+    let consent = h.crm.campaigns().consent(&h.admin, people[0].id.as_uuid()).await.expect("consent");
+    assert_eq!((consent.status, consent.source.as_str()), (ConsentStatus::Subscribed, "double-opt-in"));
+    let sup = h.crm.campaigns().suppressions(&h.admin).await.expect("list");
+    assert!(!sup.iter().any(|x| x.email == addr(&tag, 0)), "the unsubscribe is lifted: {sup:?}");
+    campaign(&h, "After", t, vec![seg], vec![]).await;
+    assert_eq!(s.run_once().await.expect("send").sent, 1, "the confirmed contact only");
+}
