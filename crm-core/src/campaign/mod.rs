@@ -734,38 +734,35 @@ impl CampaignSender {
                 .collect()
         };
         let mut c = c;
-        let mut rows = Vec::new();
-        for (contact, email) in &members {
-            let id = recipient_id(c.id, email);
-            if existing.contains(&id) {
-                continue;
+        // Written 500 rows at a time, each chunk built when it is written: a large
+        // audience is never held as rows all at once.
+        let missing: Vec<&(Uuid, String)> =
+            members.iter().filter(|(_, email)| !existing.contains(&recipient_id(c.id, email))).collect();
+        for chunk in missing.chunks(500) {
+            let mut writes = Vec::with_capacity(chunk.len());
+            for (contact, email) in chunk {
+                let row = to_row(&CampaignRecipient {
+                    id: recipient_id(c.id, email),
+                    campaign_id: c.id,
+                    contact_id: *contact,
+                    email: email.clone(),
+                    state: RecipientState::Queued,
+                    attempts: 0,
+                    sent_at: None,
+                    error: None,
+                    opened_at: None,
+                    opens: 0,
+                    clicked_at: None,
+                    clicks: 0,
+                    bounced_at: None,
+                    bounce: None,
+                    unsubscribed_at: None,
+                    complained_at: None,
+                    version: 1,
+                })?;
+                writes.push(Write::Insert { kind: k, row });
             }
-            rows.push(to_row(&CampaignRecipient {
-                id,
-                campaign_id: c.id,
-                contact_id: *contact,
-                email: email.clone(),
-                state: RecipientState::Queued,
-                attempts: 0,
-                sent_at: None,
-                error: None,
-                opened_at: None,
-                opens: 0,
-                clicked_at: None,
-                clicks: 0,
-                bounced_at: None,
-                bounce: None,
-                unsubscribed_at: None,
-                complained_at: None,
-                version: 1,
-            })?);
-        }
-        for chunk in rows.chunks(500) {
-            let cs = Changeset {
-                writes: chunk.iter().map(|row| Write::Insert { kind: k, row: row.clone() }).collect(),
-                audit: vec![],
-            };
-            self.crm.store().apply(cs).await?;
+            self.crm.store().apply(Changeset { writes, audit: vec![] }).await?;
             // Hold the lease while a large audience is written.
             match self.renew(&c, |_| {}).await? {
                 Some(n) => c = n,
