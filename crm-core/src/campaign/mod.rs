@@ -1201,26 +1201,17 @@ impl Crm {
             }
         }
         let is_click = url.is_some();
-        let mut extra = Some(extra);
-        update_with_retry::<CampaignRecipient>(
-            self,
-            rid,
-            |b| {
-                let mut a = b.clone();
-                a.version += 1;
-                if is_click {
-                    a.clicks += 1;
-                    a.clicked_at = a.clicked_at.or(Some(now));
-                    // A click shows the message was opened, pixel or not.
-                    a.opened_at = a.opened_at.or(Some(now));
-                } else {
-                    a.opens += 1;
-                    a.opened_at = a.opened_at.or(Some(now));
-                }
-                Some((a, extra.take().unwrap_or_default()))
-            },
-            |r| r.version,
-        )
+        self.change_recipient(rid, extra, |a| {
+            if is_click {
+                a.clicks += 1;
+                a.clicked_at = a.clicked_at.or(Some(now));
+                // A click shows the message was opened, pixel or not.
+                a.opened_at = a.opened_at.or(Some(now));
+            } else {
+                a.opens += 1;
+                a.opened_at = a.opened_at.or(Some(now));
+            }
+        })
         .await?;
         Ok(true)
     }
@@ -1246,19 +1237,7 @@ impl Crm {
             Some(rid),
             json!({"campaignId": r.campaign_id, "contactId": r.contact_id, "source": source}),
         ));
-        let mut cs = Some(cs);
-        update_with_retry::<CampaignRecipient>(
-            self,
-            rid,
-            |b| {
-                let mut a = b.clone();
-                a.version += 1;
-                a.unsubscribed_at = a.unsubscribed_at.or(Some(now));
-                Some((a, cs.take().unwrap_or_default()))
-            },
-            |r| r.version,
-        )
-        .await?;
+        self.change_recipient(rid, cs, |a| a.unsubscribed_at = a.unsubscribed_at.or(Some(now))).await?;
         Ok(true)
     }
 
@@ -1340,30 +1319,19 @@ impl Crm {
             match recipient {
                 Some(r) => {
                     let kind = b.kind;
-                    let mut cs = Some(cs);
-                    update_with_retry::<CampaignRecipient>(
-                        self,
-                        r.id,
-                        |before| {
-                            let mut a = before.clone();
-                            a.version += 1;
-                            match kind {
-                                BounceKind::Complaint => a.complained_at = a.complained_at.or(Some(now)),
-                                BounceKind::Hard => {
-                                    a.bounce = Some("hard".into());
-                                    a.bounced_at = a.bounced_at.or(Some(now));
-                                }
-                                BounceKind::Soft => {
-                                    if a.bounce.is_none() {
-                                        a.bounce = Some("soft".into());
-                                    }
-                                    a.bounced_at = a.bounced_at.or(Some(now));
-                                }
+                    self.change_recipient(r.id, cs, |a| match kind {
+                        BounceKind::Complaint => a.complained_at = a.complained_at.or(Some(now)),
+                        BounceKind::Hard => {
+                            a.bounce = Some("hard".into());
+                            a.bounced_at = a.bounced_at.or(Some(now));
+                        }
+                        BounceKind::Soft => {
+                            if a.bounce.is_none() {
+                                a.bounce = Some("soft".into());
                             }
-                            Some((a, cs.take().unwrap_or_default()))
-                        },
-                        |r| r.version,
-                    )
+                            a.bounced_at = a.bounced_at.or(Some(now));
+                        }
+                    })
                     .await?;
                 }
                 None => self.store().apply(cs).await?,
@@ -1371,6 +1339,30 @@ impl Crm {
             matched += 1;
         }
         Ok(matched)
+    }
+
+    /// Changes a recipient row (version raised) together with `extra`, again on the
+    /// current row when another write got there first (`extra` goes with every attempt:
+    /// a refused changeset wrote none of it).
+    async fn change_recipient(
+        &self,
+        rid: Uuid,
+        extra: Changeset,
+        change: impl Fn(&mut CampaignRecipient),
+    ) -> Result<()> {
+        update_with_retry::<CampaignRecipient>(
+            self,
+            rid,
+            |b| {
+                let mut a = b.clone();
+                a.version += 1;
+                change(&mut a);
+                Some((a, extra.clone()))
+            },
+            |r| r.version,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The newest campaign recipient row of an address.
