@@ -121,10 +121,47 @@ fn delivered(campaign: &str) -> HashMap<String, Vec<String>> {
 }
 
 #[test]
-fn a_killed_server_sends_nobody_a_campaign_twice() {
+fn a_killed_server_sends_nobody_a_campaign_twice_on_sqlite() {
     let dir = std::env::temp_dir().join(format!("crm-campaign-crash-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let db = format!("sqlite://{}/crm.db", dir.display());
+    killed_server_sends_nobody_twice(&dir, &db, "sqlite");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_sends_nobody_a_campaign_twice_on_postgres() {
+    let url =
+        std::env::var("CRM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("campaign_{}", uuid::Uuid::now_v7().simple());
+    let opts = crm_storage_sql::SqlOptions { pg_schema: Some(schema.clone()), ..Default::default() };
+    let store = crm_storage_sql::SqlStore::connect_with(&url, opts).await.expect("PostgreSQL (CRM_TEST_POSTGRES_URL)");
+    store.close().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let dir = std::env::temp_dir().join(format!("crm-campaign-crash-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    tokio::task::block_in_place(|| killed_server_sends_nobody_twice(&dir, &db, "postgres"));
+    crm_storage_sql::SqlStore::drop_pg_schema(&url, &schema).await.expect("drop the schema");
+}
+
+#[test]
+fn a_killed_server_sends_nobody_a_campaign_twice_on_mongodb() {
+    let base = std::env::var("CRM_TEST_MONGO_URL")
+        .unwrap_or_else(|_| "mongodb://127.0.0.1:27018/?directConnection=true".into());
+    let name = format!("campaign_{}", uuid::Uuid::now_v7().simple());
+    let db = match base.split_once("/?") {
+        Some((host, query)) => format!("{host}/{name}?{query}"),
+        None => format!("{}/{name}", base.trim_end_matches('/')),
+    };
+    let dir = std::env::temp_dir().join(format!("crm-campaign-crash-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    killed_server_sends_nobody_twice(&dir, &db, "mongodb");
+}
+
+/// A campaign to 2,000 demo contacts; the server killed after 300 messages, restarted;
+/// then one-click unsubscribe and the click redirect through curl.
+fn killed_server_sends_nobody_twice(dir: &Path, db: &str, backend: &str) {
+    let (dir, db) = (dir.to_path_buf(), db.to_string());
     cli(&dir, &db, &["create-admin", "--username", "admin", "--email", "admin@example.com", "--password", PASSWORD]);
     cli(&dir, &db, &["seed-demo", "--companies", "20", "--contacts", "2000", "--deals", "0"]);
     let port = free_port();
@@ -200,7 +237,7 @@ fn a_killed_server_sends_nobody_a_campaign_twice() {
     assert!(audience > 1500, "{stats}");
     let missing = audience - got.len() as u64;
     eprintln!(
-        "kill -9 after {at_kill} messages: {interrupted} recipients left unconfirmed (the window, at most {BATCH}), \
+        "{backend}: kill -9 after {at_kill} messages: {interrupted} recipients left unconfirmed (the window, at most {BATCH}), \
          {missing} of them not delivered, {} delivered once, none twice",
         got.len()
     );
