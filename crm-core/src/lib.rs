@@ -30,6 +30,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod blob;
 pub mod campaign;
 pub mod clock;

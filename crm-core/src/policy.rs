@@ -66,11 +66,13 @@ pub enum Resource {
     Integrations,
     /// Email campaigns, their templates, segments, consents and suppressions.
     Campaigns,
+    /// Products, quotes, invoices, credit notes and payments.
+    Billing,
 }
 
 impl Resource {
     /// Every resource.
-    pub const ALL: [Resource; 11] = [
+    pub const ALL: [Resource; 12] = [
         Resource::Users,
         Resource::Teams,
         Resource::Contacts,
@@ -82,6 +84,7 @@ impl Resource {
         Resource::Reports,
         Resource::Integrations,
         Resource::Campaigns,
+        Resource::Billing,
     ];
 
     /// The CRM records (as opposed to users, teams and the audit log).
@@ -253,7 +256,10 @@ impl Policy {
     ///   exports their `Own` ones (owned or assigned), reads and updates their own account,
     ///   reads their own team and their own activity log;
     /// - campaigns (the workspace's, not anyone's): managers create, read, change, delete
-    ///   and export them all; users read them.
+    ///   and export them all; users read them;
+    /// - billing: managers create, read, change (issue, void, record payments), delete
+    ///   and export all quotes, invoices, payments and products; users read the
+    ///   documents they own (those of their deals and companies) and the catalogue.
     ///
     /// Saved reports are granted like CRM records; a report shared with a user, their team
     /// or their role is readable by them as well, as long as their role may read reports
@@ -289,6 +295,12 @@ impl Policy {
             p.set(Role::Manager, Resource::Campaigns, act, Scope::All);
         }
         p.set(Role::User, Resource::Campaigns, Action::Read, Scope::All);
+        // Billing: managers quote, issue, void and record payments for the workspace;
+        // users read the quotes and invoices of the deals and companies they own.
+        for act in [Action::Create, Action::Read, Action::Update, Action::Delete, Action::Export] {
+            p.set(Role::Manager, Resource::Billing, act, Scope::All);
+        }
+        p.set(Role::User, Resource::Billing, Action::Read, Scope::Own);
         p
     }
 
@@ -356,6 +368,7 @@ mod tests {
                 (Users, Create) => Scope::Team,
                 (Users, Update) | (Audit, Read) => Scope::Own,
                 (Campaigns, Create | Read | Update | Delete | Export) => Scope::All,
+                (Billing, Create | Read | Update | Delete | Export) => Scope::All,
                 _ => Scope::None,
             },
             Role::User => match (res, act) {
@@ -363,6 +376,7 @@ mod tests {
                 (Users, Read | Update) | (Audit, Read) => Scope::Own,
                 (Teams, Read) => Scope::Team,
                 (Campaigns, Read) => Scope::All,
+                (Billing, Read) => Scope::Own,
                 _ => Scope::None,
             },
         }
@@ -380,7 +394,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cells, 3 * 11 * 8);
+        assert_eq!(cells, 3 * 12 * 8);
     }
 
     fn actor(team: Option<TeamId>) -> Actor {

@@ -42,6 +42,12 @@ impl EntityKind {
             EntityKind::CampaignRecipient => model::campaign::RECIPIENT_COLUMNS,
             EntityKind::Consent => model::campaign::CONSENT_COLUMNS,
             EntityKind::Suppression => model::campaign::SUPPRESSION_COLUMNS,
+            EntityKind::Product => model::billing::PRODUCT_COLUMNS,
+            EntityKind::Quote => model::billing::QUOTE_COLUMNS,
+            EntityKind::Invoice => model::billing::INVOICE_COLUMNS,
+            EntityKind::BillingSequence => model::billing::SEQUENCE_COLUMNS,
+            EntityKind::Payment => model::billing::PAYMENT_COLUMNS,
+            EntityKind::BillingSettings => model::billing::SETTINGS_COLUMNS,
         }
     }
 
@@ -75,6 +81,12 @@ impl EntityKind {
             EntityKind::CampaignRecipient => model::campaign::RECIPIENT_INDEXES,
             EntityKind::Consent => model::campaign::CONSENT_INDEXES,
             EntityKind::Suppression => model::campaign::SUPPRESSION_INDEXES,
+            EntityKind::Product => model::billing::PRODUCT_INDEXES,
+            EntityKind::Quote => model::billing::QUOTE_INDEXES,
+            EntityKind::Invoice => model::billing::INVOICE_INDEXES,
+            EntityKind::BillingSequence => model::billing::SEQUENCE_INDEXES,
+            EntityKind::Payment => model::billing::PAYMENT_INDEXES,
+            EntityKind::BillingSettings => model::billing::SETTINGS_INDEXES,
         }
     }
 

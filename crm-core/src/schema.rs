@@ -322,11 +322,23 @@ pub enum EntityKind {
     Consent,
     /// Addresses no campaign may reach.
     Suppression,
+    /// The billing catalogue.
+    Product,
+    /// Quotes.
+    Quote,
+    /// Invoices and credit notes.
+    Invoice,
+    /// The last number of each billing series and year.
+    BillingSequence,
+    /// Payments and refunds of invoices.
+    Payment,
+    /// The seller's details and billing defaults.
+    BillingSettings,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 27] = [
+    pub const ALL: [EntityKind; 33] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -354,6 +366,12 @@ impl EntityKind {
         EntityKind::CampaignRecipient,
         EntityKind::Consent,
         EntityKind::Suppression,
+        EntityKind::Product,
+        EntityKind::Quote,
+        EntityKind::Invoice,
+        EntityKind::BillingSequence,
+        EntityKind::Payment,
+        EntityKind::BillingSettings,
     ];
 
     /// The table (collection) name.
@@ -386,6 +404,12 @@ impl EntityKind {
             EntityKind::CampaignRecipient => "campaign_recipients",
             EntityKind::Consent => "consents",
             EntityKind::Suppression => "suppressions",
+            EntityKind::Product => "products",
+            EntityKind::Quote => "quotes",
+            EntityKind::Invoice => "invoices",
+            EntityKind::BillingSequence => "billing_sequences",
+            EntityKind::Payment => "payments",
+            EntityKind::BillingSettings => "billing_settings",
         }
     }
 
@@ -419,6 +443,12 @@ impl EntityKind {
             EntityKind::CampaignRecipient => "campaign_recipient",
             EntityKind::Consent => "consent",
             EntityKind::Suppression => "suppression",
+            EntityKind::Product => "product",
+            EntityKind::Quote => "quote",
+            EntityKind::Invoice => "invoice",
+            EntityKind::BillingSequence => "billing_sequence",
+            EntityKind::Payment => "payment",
+            EntityKind::BillingSettings => "billing_settings",
         }
     }
 
@@ -448,6 +478,12 @@ impl EntityKind {
             | EntityKind::CampaignRecipient
             | EntityKind::Consent
             | EntityKind::Suppression => Resource::Campaigns,
+            EntityKind::Product
+            | EntityKind::Quote
+            | EntityKind::Invoice
+            | EntityKind::BillingSequence
+            | EntityKind::Payment
+            | EntityKind::BillingSettings => Resource::Billing,
         }
     }
 
@@ -476,7 +512,10 @@ impl EntityKind {
             | EntityKind::Campaign
             | EntityKind::CampaignRecipient
             | EntityKind::Consent
-            | EntityKind::Suppression => (None, None, None),
+            | EntityKind::Suppression
+            | EntityKind::Product
+            | EntityKind::BillingSequence
+            | EntityKind::BillingSettings => (None, None, None),
             _ => (Some("owner_id"), Some("team_id"), None),
         }
     }

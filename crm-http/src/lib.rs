@@ -189,6 +189,7 @@ pub fn api() -> openapi::Api {
         .merge(routes::audit::api())
         .merge(routes::integrations::api())
         .merge(routes::campaigns::api())
+        .merge(routes::billing::api())
         .merge(routes::records::contacts::api())
         .merge(routes::records::companies::api())
         .merge(routes::records::deals::api())

@@ -149,7 +149,17 @@ impl MongoStore {
     async fn prepare(&self) -> Result<()> {
         for kind in EntityKind::ALL {
             let coll = self.coll(kind);
-            if let Some(live) = indexes::live(&self.db, kind).await? {
+            let existing = indexes::live(&self.db, kind).await?;
+            if existing.is_none() && kind.indexes().is_empty() {
+                // A kind with no index besides `_id` gets its collection all the same.
+                match self.db.create_collection(kind.table()).await {
+                    Ok(()) => {}
+                    // Made meanwhile by another process (NamespaceExists).
+                    Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::Command(ref c) if c.code == 48) => {}
+                    Err(e) => return Err(map_err(kind, e)),
+                }
+            }
+            if let Some(live) = existing {
                 let prefix = format!("{}_", kind.table());
                 for stale in live.indexes {
                     let declared = kind.indexes().iter().any(|i| i.name == stale.name);

@@ -262,6 +262,10 @@ macro_rules! conformance_suite {
             smtp_errors_pause_and_resume_continues,
             campaign_inputs_and_roles,
             double_opt_in_confirms_by_link,
+            invoice_from_won_deal_to_paid,
+            numbers_are_gapless_under_concurrent_issuers,
+            quotes_credit_notes_and_voids,
+            billing_inputs_and_roles,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -911,9 +911,18 @@ impl CampaignSender {
                     a.state = RecipientState::Failed;
                     a.bounce = Some("hard".into());
                     a.bounced_at = Some(now);
-                    cs.writes.extend(
-                        self.suppress_write(&a.email, SuppressionReason::Bounced, "smtp", Some(c.id), Some(&e)).await?,
-                    );
+                    // The batch's addresses were checked against the list in step 1.
+                    let email = a.email.trim().to_ascii_lowercase();
+                    if !suppressed.contains(&email) {
+                        cs.writes.push(suppression_insert(
+                            &self.crm,
+                            email,
+                            SuppressionReason::Bounced,
+                            "smtp",
+                            Some(c.id),
+                            Some(&e),
+                        )?);
+                    }
                     a.error = Some(e);
                     report.failed += 1;
                 }
@@ -928,18 +937,6 @@ impl CampaignSender {
         }
         self.crm.store().apply(cs).await?;
         Ok(errors)
-    }
-
-    /// A suppression insert for `email`, unless it is suppressed already.
-    async fn suppress_write(
-        &self,
-        email: &str,
-        reason: SuppressionReason,
-        source: &str,
-        campaign: Option<Uuid>,
-        detail: Option<&str>,
-    ) -> Result<Option<Write>> {
-        suppress_write(&self.crm, email, reason, source, campaign, detail).await
     }
 
     /// One recipient's message.
@@ -980,8 +977,8 @@ impl CampaignSender {
         if !p.html.contains(unsubscribe) {
             let footer = format!(
                 "<div style=\"font-size:12px;color:#666;text-align:center;padding:16px\">{}<br/><a href=\"{}\">Unsubscribe</a></div>",
-                html_escape(&self.config.footer),
-                html_escape(unsubscribe)
+                render::escape_attr(&self.config.footer),
+                render::escape_attr(unsubscribe)
             );
             match p.html.rfind("</body>") {
                 Some(i) => p.html.insert_str(i, &footer),
@@ -1024,9 +1021,9 @@ impl CampaignSender {
             "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p><p>please confirm that you want to receive our emails:</p>\
 <p><a href=\"{}\" style=\"display:inline-block;padding:10px 18px;background:#2563eb;color:#fff;border-radius:6px;text-decoration:none\">Confirm my subscription</a></p>\
 <p>If you did not ask for them, ignore this message: you will get nothing.</p><p style=\"color:#666;font-size:12px\">{}</p></body></html>",
-            html_escape(&first),
-            html_escape(&url),
-            html_escape(&self.config.footer)
+            render::escape_attr(&first),
+            render::escape_attr(&url),
+            render::escape_attr(&self.config.footer)
         );
         let msg = Message::builder()
             .from(self.config.from.clone())
@@ -1072,10 +1069,6 @@ impl CampaignSender {
     }
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 fn header(name: &str, value: String) -> Result<HeaderValue> {
     let n = HeaderName::new_from_ascii(name.to_string()).map_err(|e| Error::internal("a header name", e))?;
     Ok(HeaderValue::new(n, value))
@@ -1119,6 +1112,19 @@ pub(crate) async fn suppress_write(
     if !suppressed_among(crm, std::slice::from_ref(&email)).await?.is_empty() {
         return Ok(None);
     }
+    suppression_insert(crm, email, reason, source, campaign, detail).map(Some)
+}
+
+/// The insert of a suppression of `email` (lower-cased), for a caller that knows the
+/// address is not suppressed yet.
+fn suppression_insert(
+    crm: &Crm,
+    email: String,
+    reason: SuppressionReason,
+    source: &str,
+    campaign: Option<Uuid>,
+    detail: Option<&str>,
+) -> Result<Write> {
     let now = crm.now();
     let s = Suppression {
         id: crm.new_id(now),
@@ -1130,7 +1136,7 @@ pub(crate) async fn suppress_write(
         created_at: now,
         version: 1,
     };
-    Ok(Some(Write::Insert { kind: EntityKind::Suppression, row: to_row(&s)? }))
+    Ok(Write::Insert { kind: EntityKind::Suppression, row: to_row(&s)? })
 }
 
 // ---------------------------------------------------------------------------------
@@ -1222,23 +1228,33 @@ impl Crm {
     pub async fn campaign_unsubscribe(&self, token: &str, source: &str) -> Result<bool> {
         let Some(rid) = verify_token(self, LinkKind::Unsubscribe, token, None) else { return Ok(false) };
         let Some(r) = self.store().get_as::<CampaignRecipient>(rid).await? else { return Ok(false) };
-        let now = self.now();
-        let mut cs = Changeset::default();
-        if let Some(w) =
-            suppress_write(self, &r.email, SuppressionReason::Unsubscribed, source, Some(r.campaign_id), None).await?
-        {
-            cs.writes.push(w);
+        // Two clicks at once (a mail client's one-click POST and the person's own) both
+        // read "not suppressed yet"; the loser's insert meets the winner's row. Built
+        // again from what is stored, its writes then have nothing left to add.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let now = self.now();
+            let mut cs = Changeset::default();
+            if let Some(w) =
+                suppress_write(self, &r.email, SuppressionReason::Unsubscribed, source, Some(r.campaign_id), None)
+                    .await?
+            {
+                cs.writes.push(w);
+            }
+            cs.writes.extend(consent_write(self, r.contact_id, ConsentStatus::Unsubscribed, source).await?);
+            cs.audit.push(system_audit(
+                self,
+                "campaign.unsubscribed",
+                EntityKind::CampaignRecipient,
+                Some(rid),
+                json!({"campaignId": r.campaign_id, "contactId": r.contact_id, "source": source}),
+            ));
+            match self.change_recipient(rid, cs, |a| a.unsubscribed_at = a.unsubscribed_at.or(Some(now))).await {
+                Err(Error::Conflict { .. } | Error::VersionConflict { .. }) if attempt < 5 => continue,
+                other => return other.map(|()| true),
+            }
         }
-        cs.writes.extend(consent_write(self, r.contact_id, ConsentStatus::Unsubscribed, source).await?);
-        cs.audit.push(system_audit(
-            self,
-            "campaign.unsubscribed",
-            EntityKind::CampaignRecipient,
-            Some(rid),
-            json!({"campaignId": r.campaign_id, "contactId": r.contact_id, "source": source}),
-        ));
-        self.change_recipient(rid, cs, |a| a.unsubscribed_at = a.unsubscribed_at.or(Some(now))).await?;
-        Ok(true)
     }
 
     /// Confirms a double opt-in: the contact's consent becomes `subscribed` and an
@@ -1286,10 +1302,10 @@ impl Crm {
             };
             let now = self.now();
             let mut cs = Changeset::default();
-            let (reason, campaign) = match b.kind {
-                BounceKind::Hard => (Some(SuppressionReason::Bounced), None),
-                BounceKind::Complaint => (Some(SuppressionReason::Complained), None::<Uuid>),
-                BounceKind::Soft => (None, None),
+            let reason = match b.kind {
+                BounceKind::Hard => Some(SuppressionReason::Bounced),
+                BounceKind::Complaint => Some(SuppressionReason::Complained),
+                BounceKind::Soft => None,
             };
             let recipient = match rid {
                 Some(r) => self.store().get_as::<CampaignRecipient>(r).await?,
@@ -1304,7 +1320,7 @@ impl Crm {
                 continue;
             }
             if let Some(reason) = reason {
-                let cid = recipient.as_ref().map(|r| r.campaign_id).or(campaign);
+                let cid = recipient.as_ref().map(|r| r.campaign_id);
                 if let Some(w) = suppress_write(self, &email, reason, source, cid, b.diagnostic.as_deref()).await? {
                     cs.writes.push(w);
                 }

@@ -216,7 +216,7 @@ pub fn track(html: &str, keep: &[&str], pixel: Option<&str>, wrap: impl Fn(&str)
     out
 }
 
-fn escape_attr(s: &str) -> String {
+pub(crate) fn escape_attr(s: &str) -> String {
     s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
 }
 

@@ -52,6 +52,9 @@ impl DealStage {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LineItem {
+    /// The catalogue product it is, when it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<Uuid>,
     /// What is sold.
     pub name: String,
     /// How many (at least 1).

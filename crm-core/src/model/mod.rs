@@ -9,6 +9,7 @@ use crate::policy::Ownership;
 use crate::schema::Persist;
 
 pub mod auth;
+pub mod billing;
 pub mod campaign;
 pub mod company;
 pub mod contact;

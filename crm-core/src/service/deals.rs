@@ -17,6 +17,7 @@ use crate::model::RecordMeta;
 use crate::policy::{Action, Actor, Resource};
 use crate::query::{Cmp, Direction, Filter, ListQuery, Page, Predicate, SortKey};
 use crate::schema::{to_row, EntityKind, Value};
+use crate::store::StoreExt;
 use crate::store::{Changeset, Write};
 use crate::values::{Currency, Percent};
 
@@ -25,6 +26,9 @@ use crate::values::{Currency, Percent};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewLineItem {
+    /// The catalogue product it is (`/api/products`); it must exist.
+    #[serde(default)]
+    pub product_id: Option<uuid::Uuid>,
     /// What is sold.
     pub name: String,
     /// How many (default 1).
@@ -170,6 +174,7 @@ fn line_items(errs: &mut Errors, items: Vec<NewLineItem>) -> Vec<LineItem> {
                 errs.add(field("unitPrice"), "out_of_range", "unit price may not be negative");
             }
             let mut li = LineItem {
+                product_id: it.product_id,
                 name,
                 quantity,
                 unit_price: it.unit_price,
@@ -184,6 +189,18 @@ fn line_items(errs: &mut Errors, items: Vec<NewLineItem>) -> Vec<LineItem> {
             li
         })
         .collect()
+}
+
+/// Line items naming a catalogue product name one that exists.
+async fn check_products(crm: &Crm, items: &[LineItem], errs: &mut Errors) -> Result<()> {
+    for (i, it) in items.iter().enumerate() {
+        if let Some(pid) = it.product_id {
+            if crm.store().get_as::<crate::model::billing::Product>(pid).await?.is_none() {
+                errs.add(format!("products.{i}.productId"), "not_found", "no such product");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn sum(items: &[LineItem]) -> Option<i64> {
@@ -266,6 +283,7 @@ impl DealService<'_> {
             None => crm.config().default_currency,
         };
         let products = line_items(&mut errs, input.products);
+        check_products(crm, &products, &mut errs).await?;
         let amount =
             amount(&mut errs, input.amount.or_else(|| (!products.is_empty()).then(|| sum(&products)).flatten()));
         let stage = input.stage.unwrap_or(DealStage::Prospecting);
@@ -343,6 +361,7 @@ impl DealService<'_> {
         }
         if let Some(items) = patch.products {
             d.products = line_items(&mut errs, items);
+            check_products(crm, &d.products, &mut errs).await?;
             if patch.amount.is_none() {
                 d.amount = sum(&d.products);
             }

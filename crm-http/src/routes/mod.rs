@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod campaigns;
 pub mod docs;
 pub mod health;

@@ -133,6 +133,7 @@ pub async fn schema_round_trips_every_kind(b: &dyn TestBackend) {
         owner_id: uid,
         team_id: Some(team.id),
         products: vec![LineItem {
+            product_id: None,
             name: "Seat".into(),
             quantity: 3,
             unit_price: 1000,
@@ -349,6 +350,7 @@ pub async fn deal_crud_with_line_items(b: &dyn TestBackend) {
                         unit_price: 1999,
                         discount_percent: Percent::from_f64(10.0).expect("p"),
                         tax_percent: Percent::from_f64(20.0).expect("p"),
+                        ..Default::default()
                     },
                     NewLineItem { name: "Setup".into(), quantity: None, unit_price: 50000, ..Default::default() },
                 ],

@@ -4,6 +4,7 @@ use crm_core::{EntityKind, Error, ListQuery, Page};
 
 mod analytics;
 mod auth;
+mod billing;
 mod campaigns;
 mod crud;
 mod delivery;
@@ -14,6 +15,7 @@ mod reports;
 
 pub use analytics::*;
 pub use auth::*;
+pub use billing::*;
 pub use campaigns::*;
 pub use crud::*;
 pub use delivery::*;

@@ -1,0 +1,489 @@
+//! Billing: a won deal to a paid invoice with exact totals; gapless numbers under
+//! twenty concurrent issuers; quotes, credit notes and voids; inputs that name their
+//! field; who may do what.
+
+use chrono::{Duration, NaiveDate};
+use crm_core::billing::{
+    CreditNoteInput, DocumentInput, InvoiceQuery, IssueInput, LineInput, PaymentInput, ProductInput, RefundInput,
+    SettingsInput, VoidInput,
+};
+use crm_core::model::billing::{InvoiceStatus, Party, PaymentTerms, QuoteStatus};
+use crm_core::model::deal::DealStage;
+use crm_core::service::{NewCompany, NewContact, NewDeal, NewLineItem};
+use crm_core::values::Percent;
+use crm_core::{Actor, EntityKind, Role};
+use uuid::Uuid;
+
+use super::{assert_code, fields, q};
+use crate::{Harness, TestBackend};
+
+fn pct(p: f64) -> Percent {
+    Percent::from_f64(p).expect("percent")
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("date")
+}
+
+async fn audit_actions(h: &Harness, entity: Uuid) -> Vec<String> {
+    let page = h.crm.audit().list(&h.admin, q(EntityKind::AuditEvent, &format!("entityId[eq]:{entity}"))).await;
+    page.expect("audit").data.into_iter().map(|e| e.action).collect()
+}
+
+/// A company with a contact, and a deal of theirs owned by `owner` with two lines.
+async fn won_deal(h: &Harness, owner: &Actor, product: Option<Uuid>) -> (Uuid, Uuid) {
+    let company = h
+        .crm
+        .companies()
+        .create(
+            owner,
+            NewCompany {
+                name: "Acme SA".into(),
+                country: Some("FR".into()),
+                custom_fields: serde_json::from_value(serde_json::json!({"vat": "FR12345678901"})).expect("custom"),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("company");
+    let contact = h
+        .crm
+        .contacts()
+        .create(
+            owner,
+            NewContact {
+                name: "Ada Lovelace".into(),
+                email: Some(format!("ada.{}@acme.test", Uuid::now_v7().simple())),
+                company_id: Some(company.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("contact");
+    let deal = h
+        .crm
+        .deals()
+        .create(
+            owner,
+            NewDeal {
+                name: "Acme rollout".into(),
+                currency: Some("EUR".into()),
+                company_id: Some(company.id),
+                contact_ids: vec![contact.id],
+                products: vec![
+                    NewLineItem {
+                        product_id: product,
+                        name: "Seat".into(),
+                        quantity: Some(3),
+                        unit_price: 1999,
+                        discount_percent: pct(12.5),
+                        tax_percent: pct(20.0),
+                    },
+                    NewLineItem {
+                        name: "Setup".into(),
+                        unit_price: 50_005,
+                        tax_percent: pct(5.5),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("deal");
+    h.crm.deals().move_to(owner, deal.id, DealStage::ClosedWon).await.expect("won");
+    (deal.id.as_uuid(), company.id.as_uuid())
+}
+
+/// From a won deal to a paid invoice: exact totals, a number, due date from the terms,
+/// immutable once issued, payments up to the balance, a refund, every step audited.
+pub async fn invoice_from_won_deal_to_paid(backend: &dyn TestBackend) {
+    let h = Harness::new(backend).await;
+    let b = h.crm.billing();
+    b.update_settings(
+        &h.admin,
+        SettingsInput {
+            seller: Some(Party {
+                name: "Northwind SAS".into(),
+                tax_id: Some("FR40303265045".into()),
+                ..Default::default()
+            }),
+            payment_instructions: Some("IBAN FR76 3000 6000 0112 3456 7890 189".into()),
+            currency: Some("EUR".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("settings");
+    let seat = b
+        .create_product(
+            &h.admin,
+            ProductInput {
+                sku: Some("PRO-SEAT".into()),
+                name: Some("Pro seat".into()),
+                unit_price: Some(1999),
+                currency: Some("EUR".into()),
+                tax_percent: Some(pct(20.0)),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("product");
+    let (deal, company) = won_deal(&h, &h.admin, Some(seat.id)).await;
+    let inv = b.invoice_from_deal(&h.admin, deal).await.expect("invoice from deal").invoice;
+    assert_eq!(inv.status, InvoiceStatus::Draft);
+    assert_eq!(inv.number, None);
+    assert_eq!(inv.company_id, Some(company));
+    assert_eq!(inv.currency.code(), "EUR");
+    // Seat: 3 × 19.99 = 59.97, 12.5 % off = 7.49625 → 7.50, net 52.47, 20 % = 10.494 → 10.49.
+    // Setup: 500.05 at 5.5 % = 27.50275 → 27.50.
+    let l0 = &inv.lines[0];
+    assert_eq!((l0.gross, l0.discount, l0.net, l0.tax, l0.total), (5997, 750, 5247, 1049, 6296));
+    assert_eq!(l0.product_id, Some(seat.id));
+    assert_eq!(l0.sku.as_deref(), Some("PRO-SEAT"));
+    assert_eq!((inv.lines[1].tax, inv.lines[1].total), (2750, 52_755));
+    assert_eq!((inv.subtotal, inv.discount_total, inv.tax_total, inv.total), (56_002, 750, 3799, 59_051));
+    assert_eq!(
+        inv.taxes.iter().map(|t| (t.rate.basis_points(), t.net, t.tax)).collect::<Vec<_>>(),
+        vec![(550, 50_005, 2750), (2000, 5247, 1049)]
+    );
+    assert_eq!(inv.customer.tax_id.as_deref(), Some("FR12345678901"));
+    assert_eq!(inv.customer.contact_name.as_deref(), Some("Ada Lovelace"));
+
+    // Issued: numbered, due in 30 days, seller frozen.
+    let issued = b.issue_invoice(&h.admin, inv.id, IssueInput::default()).await.expect("issue").invoice;
+    assert_eq!(issued.number.as_deref(), Some("INV-2026-000001"));
+    assert_eq!(issued.status, InvoiceStatus::Issued);
+    assert_eq!(issued.issue_date, Some(day(2026, 1, 1)));
+    assert_eq!(issued.due_date, Some(day(2026, 1, 31)));
+    assert_eq!(issued.payment_terms, PaymentTerms::Net30);
+    assert_eq!(issued.seller.name, "Northwind SAS");
+    assert!(issued.payment_instructions.as_deref().is_some_and(|p| p.contains("IBAN")));
+    // Immutable now; issuing twice is refused.
+    let e = assert_code(
+        b.update_invoice(&h.admin, inv.id, DocumentInput { notes: Some("x".into()), ..Default::default() }).await,
+        "conflict",
+    );
+    assert!(e.to_string().contains("issued"), "{e}");
+    assert_code(b.issue_invoice(&h.admin, inv.id, IssueInput::default()).await, "conflict");
+    assert_code(b.delete_invoice(&h.admin, inv.id).await, "conflict");
+
+    // Payments: more than the balance is refused naming amount; part, then the rest.
+    let too_much =
+        b.record_payment(&h.admin, inv.id, PaymentInput { amount: Some(59_052), ..Default::default() }).await;
+    assert_eq!(fields(&assert_code(too_much, "validation_failed")), vec!["amount"]);
+    let first = b
+        .record_payment(
+            &h.admin,
+            inv.id,
+            PaymentInput { amount: Some(20_000), reference: Some("VIR-1".into()), ..Default::default() },
+        )
+        .await
+        .expect("first payment");
+    let again = b
+        .record_payment(
+            &h.admin,
+            inv.id,
+            PaymentInput { amount: Some(1), reference: Some("VIR-1".into()), ..Default::default() },
+        )
+        .await;
+    assert!(assert_code(again, "conflict").to_string().contains("reference"));
+    let now = b.invoice(&h.admin, inv.id).await.expect("invoice").invoice;
+    assert_eq!((now.status, now.amount_paid, now.balance), (InvoiceStatus::PartiallyPaid, 20_000, 39_051));
+    b.record_payment(
+        &h.admin,
+        inv.id,
+        PaymentInput { amount: Some(39_051), method: Some("cash".into()), ..Default::default() },
+    )
+    .await
+    .expect("the rest");
+    let paid = b.invoice(&h.admin, inv.id).await.expect("invoice");
+    assert_eq!((paid.invoice.status, paid.invoice.balance), (InvoiceStatus::Paid, 0));
+    assert!(paid.invoice.paid_at.is_some() && !paid.overdue);
+    assert_code(
+        b.record_payment(&h.admin, inv.id, PaymentInput { amount: Some(1), ..Default::default() }).await,
+        "conflict",
+    );
+
+    // A refund of part of the first payment: owed again.
+    let refund = b
+        .refund_payment(&h.admin, first.id, RefundInput { amount: Some(5000), ..Default::default() })
+        .await
+        .expect("refund");
+    assert_eq!(refund.amount, 5000);
+    let too_much =
+        b.refund_payment(&h.admin, first.id, RefundInput { amount: Some(15_001), ..Default::default() }).await;
+    assert_eq!(fields(&assert_code(too_much, "validation_failed")), vec!["amount"]);
+    let after = b.invoice(&h.admin, inv.id).await.expect("invoice").invoice;
+    assert_eq!(
+        (after.status, after.amount_paid, after.balance, after.paid_at),
+        (InvoiceStatus::PartiallyPaid, 54_051, 5000, None)
+    );
+    assert_eq!(b.payments(&h.admin, Some(inv.id)).await.expect("payments").len(), 3);
+
+    let actions = audit_actions(&h, inv.id).await;
+    for a in ["invoice.created", "invoice.issued"] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+    assert!(audit_actions(&h, first.id).await.iter().any(|x| x == "payment.recorded"));
+    assert!(audit_actions(&h, refund.id).await.iter().any(|x| x == "payment.refunded"));
+
+    // Overdue is computed: an issued invoice past its due date.
+    let other = b.invoice_from_deal(&h.admin, deal).await.expect("second invoice").invoice;
+    b.issue_invoice(&h.admin, other.id, IssueInput::default()).await.expect("issue second");
+    h.clock.advance(Duration::days(45));
+    let late = b.invoice(&h.admin, other.id).await.expect("late");
+    assert!(late.overdue && late.days_overdue == 15, "{late:?}");
+    let overdue =
+        b.invoices(&h.admin, InvoiceQuery { overdue: Some(true), ..Default::default() }).await.expect("overdue");
+    // The first is overdue too: the refund left 50.00 owed past its due date.
+    assert_eq!(overdue.iter().map(|v| v.invoice.id).collect::<Vec<_>>(), vec![other.id, inv.id]);
+    assert_eq!(overdue[1].days_overdue, 15);
+}
+
+/// Twenty issuers at once: numbers 1 to 20, each once; a refused issue takes none; a
+/// void keeps its number; the year starts a new sequence.
+pub async fn numbers_are_gapless_under_concurrent_issuers(backend: &dyn TestBackend) {
+    let h = Harness::new(backend).await;
+    let b = h.crm.billing();
+    let (deal, _) = won_deal(&h, &h.admin, None).await;
+    let mut drafts = Vec::new();
+    for _ in 0..20 {
+        drafts.push(b.invoice_from_deal(&h.admin, deal).await.expect("draft").invoice.id);
+    }
+    let empty =
+        b.create_invoice(&h.admin, DocumentInput { deal_id: Some(deal), ..Default::default() }).await.expect("empty");
+    let mut tasks = Vec::new();
+    for id in drafts.iter().copied() {
+        let crm = h.crm.clone();
+        let admin = h.admin.clone();
+        tasks.push(tokio::spawn(async move { crm.billing().issue_invoice(&admin, id, IssueInput::default()).await }));
+    }
+    let refused = b.issue_invoice(&h.admin, empty.invoice.id, IssueInput::default()).await;
+    assert_eq!(fields(&assert_code(refused, "validation_failed")), vec!["lines"]);
+    let mut numbers = Vec::new();
+    for t in tasks {
+        numbers.push(t.await.expect("task").expect("issue").invoice.number.expect("number"));
+    }
+    numbers.sort();
+    let expected: Vec<String> = (1..=20).map(|n| format!("INV-2026-{n:06}")).collect();
+    assert_eq!(numbers, expected);
+    // A void keeps its number; the next issue continues after it.
+    b.void_invoice(&h.admin, drafts[0], VoidInput { reason: Some("duplicate".into()) }).await.expect("void");
+    let next = b.invoice_from_deal(&h.admin, deal).await.expect("draft").invoice.id;
+    let n = b.issue_invoice(&h.admin, next, IssueInput::default()).await.expect("issue").invoice.number;
+    assert_eq!(n.as_deref(), Some("INV-2026-000021"));
+    // Another year, another sequence.
+    let next = b.invoice_from_deal(&h.admin, deal).await.expect("draft").invoice.id;
+    let input = IssueInput { issue_date: Some(day(2027, 1, 2)), version: None };
+    let n = b.issue_invoice(&h.admin, next, input).await.expect("issue 2027").invoice.number;
+    assert_eq!(n.as_deref(), Some("INV-2027-000001"));
+}
+
+/// Quote → accepted → invoice; credit notes in part and in whole; voids only when
+/// nothing was paid; an expired quote cannot be accepted.
+pub async fn quotes_credit_notes_and_voids(backend: &dyn TestBackend) {
+    let h = Harness::new(backend).await;
+    let b = h.crm.billing();
+    let (deal, _) = won_deal(&h, &h.admin, None).await;
+    let quote = b.quote_from_deal(&h.admin, deal).await.expect("quote").quote;
+    assert_eq!(quote.total, 59_051);
+    assert_code(b.decide_quote(&h.admin, quote.id, true).await, "conflict");
+    let sent = b.send_quote(&h.admin, quote.id, IssueInput::default()).await.expect("send").quote;
+    assert_eq!(sent.number.as_deref(), Some("QUO-2026-000001"));
+    assert_eq!(sent.valid_until, Some(day(2026, 1, 31)));
+    assert_code(b.invoice_from_quote(&h.admin, quote.id).await, "conflict");
+    b.decide_quote(&h.admin, quote.id, true).await.expect("accept");
+    let inv = b.invoice_from_quote(&h.admin, quote.id).await.expect("invoice").invoice;
+    assert_eq!((inv.quote_id, inv.total), (Some(quote.id), 59_051));
+    assert_eq!(b.quote(&h.admin, quote.id).await.expect("quote").quote.status, QuoteStatus::Converted);
+    b.issue_invoice(&h.admin, inv.id, IssueInput::default()).await.expect("issue");
+
+    // A credit note for the setup line: numbered CN, the balance falls by its total.
+    let part = CreditNoteInput {
+        lines: Some(vec![LineInput {
+            name: Some("Setup refund".into()),
+            unit_price: Some(50_005),
+            tax_percent: Some(pct(5.5)),
+            ..Default::default()
+        }]),
+        reason: Some("setup not done".into()),
+        issue_date: None,
+    };
+    let cn = b.credit_invoice(&h.admin, inv.id, part).await.expect("credit note").invoice;
+    assert_eq!(
+        (cn.number.as_deref(), cn.total, cn.credited_invoice_id),
+        (Some("CN-2026-000001"), 52_755, Some(inv.id))
+    );
+    let after = b.invoice(&h.admin, inv.id).await.expect("invoice").invoice;
+    assert_eq!((after.amount_credited, after.balance, after.status), (52_755, 6296, InvoiceStatus::Issued));
+    // Paid or credited invoices are not voided.
+    assert_code(b.void_invoice(&h.admin, inv.id, VoidInput::default()).await, "conflict");
+    // More than is left is refused; then the rest reverses it in whole.
+    let too_much = CreditNoteInput {
+        lines: Some(vec![LineInput { name: Some("x".into()), unit_price: Some(6297), ..Default::default() }]),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields(&assert_code(b.credit_invoice(&h.admin, inv.id, too_much).await, "validation_failed")),
+        vec!["lines"]
+    );
+    assert_eq!(
+        fields(&assert_code(b.credit_invoice(&h.admin, inv.id, CreditNoteInput::default()).await, "validation_failed")),
+        vec!["lines"]
+    );
+    let rest = CreditNoteInput {
+        lines: Some(vec![LineInput { name: Some("Seats".into()), unit_price: Some(6296), ..Default::default() }]),
+        ..Default::default()
+    };
+    b.credit_invoice(&h.admin, inv.id, rest).await.expect("the rest");
+    let gone = b.invoice(&h.admin, inv.id).await.expect("invoice").invoice;
+    assert_eq!((gone.status, gone.balance), (InvoiceStatus::Credited, 0));
+
+    // A fresh issued invoice voids; its number stays taken.
+    let other = b.invoice_from_deal(&h.admin, deal).await.expect("draft").invoice;
+    let other = b.issue_invoice(&h.admin, other.id, IssueInput::default()).await.expect("issue").invoice;
+    let void = b
+        .void_invoice(&h.admin, other.id, VoidInput { reason: Some("wrong customer".into()) })
+        .await
+        .expect("void")
+        .invoice;
+    assert_eq!(
+        (void.status, void.number, void.reason.as_deref()),
+        (InvoiceStatus::Void, other.number, Some("wrong customer"))
+    );
+    assert_code(
+        b.record_payment(&h.admin, other.id, PaymentInput { amount: Some(1), ..Default::default() }).await,
+        "conflict",
+    );
+
+    // Expired quotes are not accepted.
+    let q2 = b.quote_from_deal(&h.admin, deal).await.expect("quote").quote;
+    b.send_quote(&h.admin, q2.id, IssueInput::default()).await.expect("send");
+    h.clock.advance(Duration::days(31));
+    assert!(b.quote(&h.admin, q2.id).await.expect("quote").expired);
+    assert_code(b.decide_quote(&h.admin, q2.id, true).await, "conflict");
+    b.decide_quote(&h.admin, q2.id, false).await.expect("declined still");
+}
+
+/// Bad inputs name their field; users read only the documents of their own deals;
+/// managers bill; users do not.
+pub async fn billing_inputs_and_roles(backend: &dyn TestBackend) {
+    let h = Harness::new(backend).await;
+    let b = h.crm.billing();
+    let bad = b
+        .create_product(
+            &h.admin,
+            ProductInput {
+                sku: Some("no spaces".into()),
+                unit_price: Some(-1),
+                currency: Some("EURO".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    let mut f = fields(&assert_code(bad, "validation_failed"));
+    f.sort();
+    assert_eq!(f, vec!["currency", "name", "sku", "unitPrice"]);
+    let usd = b
+        .create_product(
+            &h.admin,
+            ProductInput {
+                sku: Some("X-1".into()),
+                name: Some("X".into()),
+                unit_price: Some(100),
+                currency: Some("USD".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("product");
+    let dup = b
+        .create_product(
+            &h.admin,
+            ProductInput { sku: Some("X-1".into()), name: Some("Y".into()), unit_price: Some(1), ..Default::default() },
+        )
+        .await;
+    assert!(assert_code(dup, "conflict").to_string().contains("sku"));
+    let (deal, company) = won_deal(&h, &h.admin, None).await;
+    let bad = b
+        .create_invoice(
+            &h.admin,
+            DocumentInput {
+                company_id: Some(company),
+                currency: Some("EUR".into()),
+                payment_terms: Some("net_31".into()),
+                lines: Some(vec![
+                    LineInput { name: Some("free line".into()), ..Default::default() },
+                    LineInput { product_id: Some(usd.id), ..Default::default() },
+                    LineInput { product_id: Some(Uuid::now_v7()), ..Default::default() },
+                    LineInput { name: Some("q".into()), unit_price: Some(1), quantity: Some(0), ..Default::default() },
+                ]),
+                ..Default::default()
+            },
+        )
+        .await;
+    let mut f = fields(&assert_code(bad, "validation_failed"));
+    f.sort();
+    assert_eq!(
+        f,
+        vec!["lines.0.unitPrice", "lines.1.productId", "lines.2.productId", "lines.3.quantity", "paymentTerms"]
+    );
+    let nobody = b.create_invoice(&h.admin, DocumentInput { lines: Some(vec![]), ..Default::default() }).await;
+    assert_eq!(fields(&assert_code(nobody, "validation_failed")), vec!["companyId"]);
+    let bad_deal =
+        b.create_invoice(&h.admin, DocumentInput { deal_id: Some(Uuid::now_v7()), ..Default::default() }).await;
+    assert_eq!(fields(&assert_code(bad_deal, "validation_failed")), vec!["dealId"]);
+    let bad = b
+        .update_settings(
+            &h.admin,
+            SettingsInput {
+                accent_color: Some("blue".into()),
+                language: Some("de".into()),
+                quote_validity_days: Some(0),
+                ..Default::default()
+            },
+        )
+        .await;
+    let mut f = fields(&assert_code(bad, "validation_failed"));
+    f.sort();
+    assert_eq!(f, vec!["accentColor", "language", "quoteValidityDays"]);
+
+    // Roles: a user's own deal is invoiced by a manager; the user reads that invoice
+    // only, and may not bill.
+    let team = h.team("Sales").await;
+    let ann = h.user("bill_ann", Role::User, Some(team)).await;
+    let bob = h.user("bill_bob", Role::User, Some(team)).await;
+    let mgr = h.user("bill_mgr", Role::Manager, Some(team)).await;
+    let (ann_deal, _) = won_deal(&h, &ann, None).await;
+    let mine = b.invoice_from_deal(&mgr, ann_deal).await.expect("manager bills").invoice;
+    let theirs = b.invoice_from_deal(&mgr, deal).await.expect("manager bills").invoice;
+    assert_eq!(mine.owner_id, ann.user_id.as_uuid());
+    b.invoice(&ann, mine.id).await.expect("ann reads her deal's invoice");
+    assert_code(b.invoice(&ann, theirs.id).await, "not_found");
+    assert_code(b.invoice(&bob, mine.id).await, "not_found");
+    let listed = b.invoices(&ann, InvoiceQuery::default()).await.expect("list");
+    assert_eq!(listed.iter().map(|v| v.invoice.id).collect::<Vec<_>>(), vec![mine.id]);
+    assert_code(b.invoice_from_deal(&ann, ann_deal).await, "forbidden");
+    assert_code(b.issue_invoice(&ann, mine.id, IssueInput::default()).await, "forbidden");
+    assert_code(b.create_product(&ann, ProductInput::default()).await, "forbidden");
+    b.products(&ann, false).await.expect("users read the catalogue");
+    b.issue_invoice(&mgr, mine.id, IssueInput::default()).await.expect("manager issues");
+    let pay = b
+        .record_payment(&mgr, mine.id, PaymentInput { amount: Some(100), ..Default::default() })
+        .await
+        .expect("manager records");
+    assert_eq!(
+        b.payments(&ann, None).await.expect("ann's payments").iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![pay.id]
+    );
+    assert_code(b.refund_payment(&ann, pay.id, RefundInput::default()).await, "forbidden");
+    // A deal not yet won is quoted, not invoiced.
+    let (open_deal, _) = won_deal(&h, &h.admin, None).await;
+    h.crm.deals().move_to(&h.admin, crm_core::ids::DealId(open_deal), DealStage::Negotiation).await.expect("reopen");
+    assert_eq!(
+        fields(&assert_code(b.invoice_from_deal(&h.admin, open_deal).await, "validation_failed")),
+        vec!["dealId"]
+    );
+    b.quote_from_deal(&h.admin, open_deal).await.expect("quoted");
+}
