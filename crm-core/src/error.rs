@@ -87,6 +87,13 @@ pub enum Error {
     /// much data, a pattern too costly): try a narrower one, or later.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// A service the engine relies on (a payment gateway) refused or could not be
+    /// reached; the message says which and why, without secrets.
+    #[error("upstream failure: {message}")]
+    Upstream {
+        /// What failed.
+        message: String,
+    },
     /// Anything else. The message is for logs, never for API clients.
     #[error("internal error: {message}")]
     Internal {
@@ -134,6 +141,7 @@ impl Error {
             Error::AccountLocked { .. } => "account_locked",
             Error::EmailNotVerified => "email_not_verified",
             Error::Timeout(_) => "timeout",
+            Error::Upstream { .. } => "upstream_failed",
             Error::Internal { .. } => "internal",
         }
     }

@@ -48,6 +48,7 @@ impl EntityKind {
             EntityKind::BillingSequence => model::billing::SEQUENCE_COLUMNS,
             EntityKind::Payment => model::billing::PAYMENT_COLUMNS,
             EntityKind::BillingSettings => model::billing::SETTINGS_COLUMNS,
+            EntityKind::GatewayEvent => model::billing::EVENT_COLUMNS,
         }
     }
 
@@ -87,6 +88,7 @@ impl EntityKind {
             EntityKind::BillingSequence => model::billing::SEQUENCE_INDEXES,
             EntityKind::Payment => model::billing::PAYMENT_INDEXES,
             EntityKind::BillingSettings => model::billing::SETTINGS_INDEXES,
+            EntityKind::GatewayEvent => model::billing::EVENT_INDEXES,
         }
     }
 

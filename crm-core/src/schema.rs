@@ -334,11 +334,13 @@ pub enum EntityKind {
     Payment,
     /// The seller's details and billing defaults.
     BillingSettings,
+    /// Payment gateways' webhook events.
+    GatewayEvent,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 33] = [
+    pub const ALL: [EntityKind; 34] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -372,6 +374,7 @@ impl EntityKind {
         EntityKind::BillingSequence,
         EntityKind::Payment,
         EntityKind::BillingSettings,
+        EntityKind::GatewayEvent,
     ];
 
     /// The table (collection) name.
@@ -410,6 +413,7 @@ impl EntityKind {
             EntityKind::BillingSequence => "billing_sequences",
             EntityKind::Payment => "payments",
             EntityKind::BillingSettings => "billing_settings",
+            EntityKind::GatewayEvent => "gateway_events",
         }
     }
 
@@ -449,6 +453,7 @@ impl EntityKind {
             EntityKind::BillingSequence => "billing_sequence",
             EntityKind::Payment => "payment",
             EntityKind::BillingSettings => "billing_settings",
+            EntityKind::GatewayEvent => "gateway_event",
         }
     }
 
@@ -483,7 +488,8 @@ impl EntityKind {
             | EntityKind::Invoice
             | EntityKind::BillingSequence
             | EntityKind::Payment
-            | EntityKind::BillingSettings => Resource::Billing,
+            | EntityKind::BillingSettings
+            | EntityKind::GatewayEvent => Resource::Billing,
         }
     }
 
@@ -515,7 +521,8 @@ impl EntityKind {
             | EntityKind::Suppression
             | EntityKind::Product
             | EntityKind::BillingSequence
-            | EntityKind::BillingSettings => (None, None, None),
+            | EntityKind::BillingSettings
+            | EntityKind::GatewayEvent => (None, None, None),
             _ => (Some("owner_id"), Some("team_id"), None),
         }
     }

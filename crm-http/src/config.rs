@@ -54,6 +54,18 @@ pub struct ServerConfig {
     /// A file holding the audit key.
     #[arg(long, env = "CRM_AUDIT_KEY_FILE")]
     pub audit_key_file: Option<PathBuf>,
+    /// The key sealing sensitive billing fields at rest (bank details, tax ids; 64 hex
+    /// digits, AES-256-GCM). Every replica needs the same one; absent (and no
+    /// `--billing-key-file`): generated and kept in the secrets file.
+    #[arg(long, env = "CRM_BILLING_KEY", hide_env_values = true)]
+    pub billing_key: Option<String>,
+    /// A file holding the billing key.
+    #[arg(long, env = "CRM_BILLING_KEY_FILE")]
+    pub billing_key_file: Option<PathBuf>,
+    /// Earlier billing keys, comma-separated: what they sealed still opens (rotation: move
+    /// the old key here, set a new one, run `crm-server rotate-keys`).
+    #[arg(long, env = "CRM_BILLING_PREVIOUS_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub billing_previous_keys: Vec<String>,
     /// Earlier audit keys, comma-separated: events they sealed still verify.
     #[arg(long, env = "CRM_AUDIT_PREVIOUS_KEYS", value_delimiter = ',', hide_env_values = true)]
     pub audit_previous_keys: Vec<String>,
@@ -163,6 +175,23 @@ pub struct ServerConfig {
     /// anti-spam laws (CAN-SPAM, the EU's ePrivacy rules) require.
     #[arg(long, env = "CRM_CAMPAIGN_FOOTER", default_value = "")]
     pub campaign_footer: String,
+    /// Stripe's secret key (`sk_…`): invoices get pay links and Stripe's webhook
+    /// (`/api/payments/stripe/webhook`) records their payments. Absent: no online payment.
+    #[arg(long, env = "CRM_STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Stripe's publishable key (`pk_…`), which the pay page gives Stripe.js.
+    #[arg(long, env = "CRM_STRIPE_PUBLISHABLE_KEY")]
+    pub stripe_publishable_key: Option<String>,
+    /// The webhook endpoint's signing secrets (`whsec_…`), comma-separated: the old and
+    /// the new one while rolling.
+    #[arg(long, env = "CRM_STRIPE_WEBHOOK_SECRETS", value_delimiter = ',', hide_env_values = true)]
+    pub stripe_webhook_secrets: Vec<String>,
+    /// Stripe's API (another address for a test double such as localstripe).
+    #[arg(long, env = "CRM_STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    pub stripe_api_base: String,
+    /// Stripe.js, which the pay page loads.
+    #[arg(long, env = "CRM_STRIPE_JS_URL", default_value = "https://js.stripe.com/v3/")]
+    pub stripe_js_url: String,
     /// Reports (and report files) one user may have running at once; more answer 429.
     #[arg(long, env = "CRM_REPORT_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub report_concurrency: u32,
@@ -179,6 +208,9 @@ struct Secrets {
     /// Absent from files written before the audit chain was keyed: added then.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     audit_key: String,
+    /// Absent from files written before billing: added then.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    billing_key: String,
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -240,11 +272,14 @@ impl ServerConfig {
         let jwt = Self::given(&self.jwt_secret, &self.jwt_secret_file, "jwtSecret")?;
         let seal = Self::given(&self.seal_key, &self.seal_key_file, "sealKey")?;
         let audit = Self::given(&self.audit_key, &self.audit_key_file, "auditKey")?;
-        if let (Some(jwt_secret), Some(seal_key), Some(audit_key)) = (&jwt, &seal, &audit) {
+        let billing = Self::given(&self.billing_key, &self.billing_key_file, "billingKey")?;
+        if let (Some(jwt_secret), Some(seal_key), Some(audit_key), Some(billing_key)) = (&jwt, &seal, &audit, &billing)
+        {
             return Ok(Secrets {
                 jwt_secret: jwt_secret.clone(),
                 seal_key: seal_key.clone(),
                 audit_key: audit_key.clone(),
+                billing_key: billing_key.clone(),
             });
         }
         let path = self.secrets_path();
@@ -257,21 +292,31 @@ impl ServerConfig {
             Err(e) => return Err(Error::internal(format!("reading {}", path.display()), e)),
         };
         let stored = match stored {
-            Some(s) if !s.audit_key.is_empty() => s,
+            Some(s) if !s.audit_key.is_empty() && !s.billing_key.is_empty() => s,
             Some(mut s) => {
-                s.audit_key = random_hex(32)?;
+                if s.audit_key.is_empty() {
+                    s.audit_key = random_hex(32)?;
+                }
+                if s.billing_key.is_empty() {
+                    s.billing_key = random_hex(32)?;
+                }
                 replace_private(&path, &serde_json::to_string_pretty(&s).unwrap_or_default())?;
-                tracing::info!(file = %path.display(), "added an audit key to the server secrets");
+                tracing::info!(file = %path.display(), "added the keys that came later to the server secrets");
                 s
             }
             None => {
-                let s = Secrets { jwt_secret: random_hex(32)?, seal_key: random_hex(32)?, audit_key: random_hex(32)? };
+                let s = Secrets {
+                    jwt_secret: random_hex(32)?,
+                    seal_key: random_hex(32)?,
+                    audit_key: random_hex(32)?,
+                    billing_key: random_hex(32)?,
+                };
                 write_private(&path, &serde_json::to_string_pretty(&s).unwrap_or_default())?;
                 if self.sqlite_file().is_none() {
                     tracing::warn!(
                         file = %path.display(),
                         "generated the server secrets into a local file: with more than one replica, give \
-                         every replica the same CRM_JWT_SECRET, CRM_SEAL_KEY and CRM_AUDIT_KEY instead"
+                         every replica the same CRM_JWT_SECRET, CRM_SEAL_KEY, CRM_AUDIT_KEY and CRM_BILLING_KEY instead"
                     );
                 } else {
                     tracing::info!(file = %path.display(), "generated the server secrets");
@@ -283,7 +328,17 @@ impl ServerConfig {
             jwt_secret: jwt.unwrap_or(stored.jwt_secret),
             seal_key: seal.unwrap_or(stored.seal_key),
             audit_key: audit.unwrap_or(stored.audit_key),
+            billing_key: billing.unwrap_or(stored.billing_key),
         })
+    }
+
+    fn billing_keys_from(&self, s: &Secrets) -> Result<crm_core::billing::crypt::FieldKeys> {
+        use crm_core::billing::crypt::{parse_key, FieldKeys};
+        let mut keys = FieldKeys::new(&parse_key(&s.billing_key, "billingKey")?);
+        for old in self.billing_previous_keys.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+            keys = keys.with_previous(&parse_key(old, "billingPreviousKeys")?);
+        }
+        Ok(keys)
     }
 
     /// The audit chain's keys: the current one seals, the previous ones still verify.
@@ -425,6 +480,7 @@ impl ServerConfig {
         Ok(Crm::builder(store)
             .auth(auth)
             .audit_keys(self.audit_keys_from(&secrets)?)
+            .billing_keys(self.billing_keys_from(&secrets)?)
             .blobs(blobs)
             .config(config)
             .build())
@@ -468,6 +524,32 @@ impl ServerConfig {
         config.footer = self.campaign_footer.clone();
         config.lease = chrono::Duration::seconds(i64::try_from(self.campaign_lease).unwrap_or(60));
         Ok(crm_core::campaign::CampaignSender::new(crm, self.mailer()?, config))
+    }
+
+    /// Online payments through Stripe, when its secret key is set.
+    pub fn payments(&self) -> Result<Option<crate::Payments>> {
+        let Some(key) = self.stripe_secret_key.clone().filter(|k| !k.trim().is_empty()) else { return Ok(None) };
+        let secrets: Vec<String> =
+            self.stripe_webhook_secrets.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        if secrets.is_empty() {
+            return Err(Error::invalid(
+                "stripeWebhookSecrets",
+                "required",
+                "with a Stripe key, the webhook's signing secret (whsec_…) is required: payments are recorded from the webhook",
+            ));
+        }
+        for (field, url) in [("stripeApiBase", &self.stripe_api_base), ("stripeJsUrl", &self.stripe_js_url)] {
+            if url::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
+                return Err(Error::invalid(field, "invalid_value", "an http(s) URL"));
+            }
+        }
+        let gateway = crm_core::billing::gateway::StripeGateway::new(crm_core::billing::gateway::StripeConfig {
+            api_base: self.stripe_api_base.clone(),
+            secret_key: key,
+            publishable_key: self.stripe_publishable_key.clone(),
+            js_url: self.stripe_js_url.clone(),
+        })?;
+        Ok(Some(crate::Payments { gateway: Arc::new(gateway), webhook_secrets: secrets, tolerance: 300 }))
     }
 
     /// The internal networks outgoing calls may reach (`--webhook-allow-networks`).
@@ -601,7 +683,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 43] = [
+pub const FILE_KEYS: [(&str, &str); 51] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("bind", "CRM_BIND"),
     ("jwt_secret", "CRM_JWT_SECRET"),
@@ -645,11 +727,21 @@ pub const FILE_KEYS: [(&str, &str); 43] = [
     ("campaign_concurrency", "CRM_CAMPAIGN_CONCURRENCY"),
     ("campaign_lease", "CRM_CAMPAIGN_LEASE"),
     ("campaign_footer", "CRM_CAMPAIGN_FOOTER"),
+    ("stripe_secret_key", "CRM_STRIPE_SECRET_KEY"),
+    ("stripe_publishable_key", "CRM_STRIPE_PUBLISHABLE_KEY"),
+    ("stripe_webhook_secrets", "CRM_STRIPE_WEBHOOK_SECRETS"),
+    ("stripe_api_base", "CRM_STRIPE_API_BASE"),
+    ("stripe_js_url", "CRM_STRIPE_JS_URL"),
+    ("billing_key", "CRM_BILLING_KEY"),
+    ("billing_key_file", "CRM_BILLING_KEY_FILE"),
+    ("billing_previous_keys", "CRM_BILLING_PREVIOUS_KEYS"),
 ];
 
 /// The keys whose value may be a list of strings.
-const LIST_KEYS: [&str; 8] = [
+const LIST_KEYS: [&str; 10] = [
     "cors_origins",
+    "billing_previous_keys",
+    "stripe_webhook_secrets",
     "webhook_allow_networks",
     "trusted_proxies",
     "jwt_previous_secrets",

@@ -64,6 +64,12 @@ impl ApiError {
         }
     }
 
+    /// The same naming the field (or header) at fault in `errors[]`.
+    pub fn with_field(mut self, field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        self.problem.errors.push(FieldError::new(field, code, message));
+        self
+    }
+
     /// The same, telling the client to retry after this many seconds (`Retry-After`).
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
@@ -163,6 +169,12 @@ impl From<Error> for ApiError {
                     "the request took too long; narrow it down, or retry later",
                 );
                 a.retry_after = Some(5);
+                a
+            }
+            Error::Upstream { message } => {
+                tracing::warn!(reason = %message, "an upstream service failed");
+                let mut a = Self::new(StatusCode::BAD_GATEWAY, "upstream_failed", message);
+                a.retry_after = Some(30);
                 a
             }
             other => {

@@ -69,6 +69,30 @@ pub struct AppState {
     pub report_slots: std::sync::Arc<limit::ReportSlots>,
     /// The campaign sender (for test sends), when this server sends campaigns.
     pub campaigns: Option<std::sync::Arc<crm_core::campaign::CampaignSender>>,
+    /// Online payments, when a gateway is configured.
+    pub payments: Option<std::sync::Arc<Payments>>,
+    /// The address customers and recipients reach the server at (links in emails).
+    pub public_url: String,
+}
+
+/// A payment gateway and how its webhooks are checked.
+#[derive(Clone)]
+pub struct Payments {
+    /// The gateway.
+    pub gateway: std::sync::Arc<dyn crm_core::billing::gateway::PaymentGateway>,
+    /// The webhook signing secrets (several during a rotation).
+    pub webhook_secrets: Vec<String>,
+    /// How old a webhook's signature may be, in seconds (Stripe's default: 300).
+    pub tolerance: i64,
+}
+
+impl std::fmt::Debug for Payments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payments")
+            .field("gateway", &self.gateway.name())
+            .field("webhook_secrets", &self.webhook_secrets.len())
+            .finish()
+    }
 }
 
 impl AppState {
@@ -83,7 +107,15 @@ impl AppState {
             https: false,
             report_slots: Default::default(),
             campaigns: None,
+            payments: None,
+            public_url: "http://127.0.0.1:8080".into(),
         }
+    }
+
+    /// The same taking online payments through `payments`.
+    pub fn with_payments(mut self, payments: Payments) -> Self {
+        self.payments = Some(std::sync::Arc::new(payments));
+        self
     }
 
     /// The same sending campaign test messages through `sender`.
@@ -101,6 +133,7 @@ impl AppState {
     /// The same for a server reached at this public URL (`https://…` turns HSTS on).
     pub fn with_public_url(mut self, url: &str) -> Self {
         self.https = url.trim().to_ascii_lowercase().starts_with("https://");
+        self.public_url = url.trim().trim_end_matches('/').to_string();
         self
     }
 

@@ -164,6 +164,11 @@ const CONTRACT: &[&str] = &[
     "POST /api/quotes/{id}/invoice",
     "POST /api/quotes/{id}/send",
     "PUT /api/billing/settings",
+    "POST /api/invoices/{id}/pay-link",
+    "POST /api/payments/stripe/webhook",
+    "GET /pay/{token}",
+    "POST /pay/{token}/intent",
+    "GET /pay/pay.js",
 ];
 
 /// The record kinds, each with the same eight operations.

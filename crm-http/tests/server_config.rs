@@ -85,6 +85,7 @@ async fn replicas_sharing_a_seal_key_deliver_each_others_mail_and_its_link_works
         let mail = dir.join(format!("mail{n}")).display().to_string();
         let mut args: Vec<&str> = vec!["--database-url", db.as_str(), "--secrets-file", secrets.as_str()];
         args.extend(["--mail-dir", mail.as_str(), "--jwt-secret", jwt.as_str(), "--audit-key", audit.as_str()]);
+        args.extend(["--billing-key", "5a".repeat(32).leak()]);
         args.extend_from_slice(seal);
         config(&args)
     };

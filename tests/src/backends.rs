@@ -44,6 +44,25 @@ impl TestBackend for SqlBackend {
         }
     }
 
+    async fn raw_dump(&self) -> String {
+        if let Some(file) = &self.file {
+            let mut out = String::new();
+            for f in [file.clone(), PathBuf::from(format!("{}-wal", file.display()))] {
+                if let Ok(bytes) = std::fs::read(&f) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+            return out;
+        }
+        let schema = self.schema.clone().expect("a schema");
+        let out = std::process::Command::new("pg_dump")
+            .args(["--no-owner", "--schema", &schema, &postgres_url()])
+            .output()
+            .expect("pg_dump (postgresql-client) runs");
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn location(&self) -> String {
         match (&self.file, &self.schema) {
             (Some(f), _) => f.display().to_string(),
@@ -149,6 +168,19 @@ impl TestBackend for MongoBackend {
 
     fn location(&self) -> String {
         format!("database {} at {}", self.store.database().name(), mongo_url())
+    }
+
+    async fn raw_dump(&self) -> String {
+        let db = self.store.database();
+        let mut out = String::new();
+        for name in db.list_collection_names().await.expect("collections") {
+            let mut cursor = db.collection::<Document>(&name).find(doc! {}).await.expect("find");
+            while cursor.advance().await.expect("next") {
+                let d = cursor.deserialize_current().expect("a document");
+                out.push_str(&format!("{name}: {d}\n"));
+            }
+        }
+        out
     }
 
     async fn tamper_audit_event(&self, seq: i64) {

@@ -64,6 +64,10 @@ pub trait TestBackend: Send + Sync {
     fn location(&self) -> String {
         String::new()
     }
+    /// Everything the database holds, as an operator would see it on disk or in a dump
+    /// (SQLite: the database file and its WAL; PostgreSQL: `pg_dump` of the schema;
+    /// MongoDB: every document of the database).
+    async fn raw_dump(&self) -> String;
 }
 
 /// A CRM on a fresh store, with a fake clock and an admin.
@@ -83,7 +87,28 @@ pub fn test_audit_keys() -> crm_core::audit::AuditKeys {
     crm_core::audit::AuditKeys::new(crm_core::audit::AuditKey::with_id("test", &[3; 32]).expect("audit key"))
 }
 
+/// The billing field keys of the harness's engine.
+pub fn test_billing_keys() -> crm_core::billing::crypt::FieldKeys {
+    crm_core::billing::crypt::FieldKeys::new(&[5; 32])
+}
+
 impl Harness {
+    /// Another engine on the same store (and clock) with these billing keys, as a server
+    /// restarted with them would be.
+    pub fn engine_with_billing_keys(
+        &self,
+        backend: &dyn TestBackend,
+        keys: crm_core::billing::crypt::FieldKeys,
+    ) -> Crm {
+        let jwt = JwtKeys::new(JwtConfig::default(), TEST_KID, TEST_JWT_SECRET).expect("jwt keys");
+        Crm::builder(backend.store())
+            .clock(self.clock.clone())
+            .auth(AuthSettings::with_keys(jwt, Sealer::new(&[42; 32])))
+            .audit_keys(test_audit_keys())
+            .billing_keys(keys)
+            .build()
+    }
+
     /// Builds the harness on a backend.
     pub async fn new(backend: &dyn TestBackend) -> Self {
         Self::with_config(backend, crm_core::CrmConfig::default()).await
@@ -98,6 +123,7 @@ impl Harness {
             .clock(clock.clone())
             .auth(auth)
             .audit_keys(test_audit_keys())
+            .billing_keys(test_billing_keys())
             .config(config)
             .build();
         let admin_user = crm.users().bootstrap_admin("admin", "admin@example.com").await.expect("bootstrap admin");
@@ -262,6 +288,7 @@ macro_rules! conformance_suite {
             smtp_errors_pause_and_resume_continues,
             campaign_inputs_and_roles,
             double_opt_in_confirms_by_link,
+            billing_data_is_sealed_at_rest,
             invoice_from_won_deal_to_paid,
             numbers_are_gapless_under_concurrent_issuers,
             quotes_credit_notes_and_voids,

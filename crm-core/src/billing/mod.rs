@@ -15,6 +15,8 @@
 //!   resource); users read the documents of the deals and companies they own (a
 //!   document is owned by its deal's, else its company's, else its contact's owner).
 
+pub mod crypt;
+pub mod gateway;
 pub mod money;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -533,6 +535,9 @@ impl BillingService<'_> {
     }
 
     pub(crate) async fn current_settings(&self) -> Result<BillingSettings> {
+        if let Some(stored) = self.crm.store().get_as::<BillingSettings>(BillingSettings::ID).await? {
+            return self.opened_settings(stored);
+        }
         Ok(self.crm.store().get_as::<BillingSettings>(BillingSettings::ID).await?.unwrap_or_else(|| BillingSettings {
             id: BillingSettings::ID,
             seller: Party::default(),
@@ -617,9 +622,9 @@ impl BillingService<'_> {
         s.version = before.version + 1;
         let k = EntityKind::BillingSettings;
         let w = if before.version == 0 {
-            Write::Insert { kind: k, row: to_row(&s)? }
+            Write::Insert { kind: k, row: self.settings_row(&s)? }
         } else {
-            Write::Update { kind: k, row: to_row(&s)?, expected_version: before.version }
+            Write::Update { kind: k, row: self.settings_row(&s)?, expected_version: before.version }
         };
         let audit = self.crm.audit_event(
             actor,
@@ -1021,7 +1026,8 @@ impl BillingService<'_> {
     // ----- invoices ----------------------------------------------------------------
 
     async fn load_invoice(&self, id: Uuid) -> Result<Invoice> {
-        self.crm.store().get_as::<Invoice>(id).await?.ok_or(Error::NotFound { entity: "invoice" })
+        let inv = self.crm.store().get_as::<Invoice>(id).await?.ok_or(Error::NotFound { entity: "invoice" })?;
+        self.opened_invoice(inv)
     }
 
     /// One invoice or credit note the actor may read.
@@ -1080,7 +1086,14 @@ impl BillingService<'_> {
             limit,
             include_deleted: false,
         };
-        let list: Vec<Invoice> = self.crm.store().list_as(&query).await?;
+        let list: Vec<Invoice> = self
+            .crm
+            .store()
+            .list_as(&query)
+            .await?
+            .into_iter()
+            .map(|i| self.opened_invoice(i))
+            .collect::<Result<_>>()?;
         Ok(list.into_iter().map(|i| InvoiceView::of(i, today)).collect())
     }
 
@@ -1088,8 +1101,10 @@ impl BillingService<'_> {
     pub async fn create_invoice(&self, actor: &Actor, input: DocumentInput) -> Result<InvoiceView> {
         self.require(actor, Action::Create)?;
         let inv = self.draft_invoice(actor, input, None).await?;
-        let cs =
-            Changeset { writes: vec![Write::Insert { kind: EntityKind::Invoice, row: to_row(&inv)? }], audit: vec![] };
+        let cs = Changeset {
+            writes: vec![Write::Insert { kind: EntityKind::Invoice, row: self.invoice_row(&inv)? }],
+            audit: vec![],
+        };
         self.commit(
             Some(actor),
             cs,
@@ -1238,7 +1253,7 @@ impl BillingService<'_> {
         let cs = Changeset {
             writes: vec![Write::Update {
                 kind: EntityKind::Invoice,
-                row: to_row(&after)?,
+                row: self.invoice_row(&after)?,
                 expected_version: before.version,
             }],
             audit: vec![],
@@ -1257,7 +1272,7 @@ impl BillingService<'_> {
         }
         let mut writes = vec![Write::Purge { kind: EntityKind::Invoice, column: "id", id }];
         if let Some(qid) = inv.quote_id {
-            if let Some(q) = self.crm.store().get_as::<Quote>(qid).await? {
+            if let Some(q) = self.crm.store().get_as::<Quote>(qid).await?.map(|q| self.opened_quote(q)).transpose()? {
                 if q.invoice_id == Some(id) {
                     let after = Quote {
                         status: QuoteStatus::Accepted,
@@ -1268,7 +1283,7 @@ impl BillingService<'_> {
                     };
                     writes.push(Write::Update {
                         kind: EntityKind::Quote,
-                        row: to_row(&after)?,
+                        row: self.quote_row(&after)?,
                         expected_version: q.version,
                     });
                 }
@@ -1327,7 +1342,11 @@ impl BillingService<'_> {
             let cs = Changeset {
                 writes: vec![
                     seq,
-                    Write::Update { kind: EntityKind::Invoice, row: to_row(&after)?, expected_version: before.version },
+                    Write::Update {
+                        kind: EntityKind::Invoice,
+                        row: self.invoice_row(&after)?,
+                        expected_version: before.version,
+                    },
                 ],
                 audit: vec![],
             };
@@ -1406,7 +1425,7 @@ impl BillingService<'_> {
             let cs = Changeset {
                 writes: vec![Write::Update {
                     kind: EntityKind::Invoice,
-                    row: to_row(&after)?,
+                    row: self.invoice_row(&after)?,
                     expected_version: before.version,
                 }],
                 audit: vec![],
@@ -1514,8 +1533,12 @@ impl BillingService<'_> {
             let mut cs = Changeset {
                 writes: vec![
                     seq,
-                    Write::Insert { kind: EntityKind::Invoice, row: to_row(&cn)? },
-                    Write::Update { kind: EntityKind::Invoice, row: to_row(&after)?, expected_version: inv.version },
+                    Write::Insert { kind: EntityKind::Invoice, row: self.invoice_row(&cn)? },
+                    Write::Update {
+                        kind: EntityKind::Invoice,
+                        row: self.invoice_row(&after)?,
+                        expected_version: inv.version,
+                    },
                 ],
                 audit: vec![],
             };
@@ -1626,7 +1649,11 @@ impl BillingService<'_> {
             let mut cs = Changeset {
                 writes: vec![
                     Write::Insert { kind: EntityKind::Payment, row: to_row(&p)? },
-                    Write::Update { kind: EntityKind::Invoice, row: to_row(&after)?, expected_version: inv.version },
+                    Write::Update {
+                        kind: EntityKind::Invoice,
+                        row: self.invoice_row(&after)?,
+                        expected_version: inv.version,
+                    },
                 ],
                 audit: vec![],
             };
@@ -1701,7 +1728,11 @@ impl BillingService<'_> {
                 writes: vec![
                     Write::Insert { kind: EntityKind::Payment, row: to_row(&refund)? },
                     Write::Update { kind: EntityKind::Payment, row: to_row(&paid_after)?, expected_version: p.version },
-                    Write::Update { kind: EntityKind::Invoice, row: to_row(&after)?, expected_version: inv.version },
+                    Write::Update {
+                        kind: EntityKind::Invoice,
+                        row: self.invoice_row(&after)?,
+                        expected_version: inv.version,
+                    },
                 ],
                 audit: vec![],
             };
@@ -1746,7 +1777,8 @@ impl BillingService<'_> {
     // ----- quotes ------------------------------------------------------------------
 
     async fn load_quote(&self, id: Uuid) -> Result<Quote> {
-        self.crm.store().get_as::<Quote>(id).await?.ok_or(Error::NotFound { entity: "quote" })
+        let q = self.crm.store().get_as::<Quote>(id).await?.ok_or(Error::NotFound { entity: "quote" })?;
+        self.opened_quote(q)
     }
 
     /// One quote the actor may read.
@@ -1773,7 +1805,8 @@ impl BillingService<'_> {
             include_deleted: false,
         };
         let today = self.today();
-        Ok(self.crm.store().list_as::<Quote>(&q).await?.into_iter().map(|x| QuoteView::of(x, today)).collect())
+        let list = self.crm.store().list_as::<Quote>(&q).await?;
+        list.into_iter().map(|x| Ok(QuoteView::of(self.opened_quote(x)?, today))).collect()
     }
 
     async fn draft_quote(&self, actor: &Actor, input: DocumentInput) -> Result<Quote> {
@@ -1833,7 +1866,10 @@ impl BillingService<'_> {
     pub async fn create_quote(&self, actor: &Actor, input: DocumentInput) -> Result<QuoteView> {
         self.require(actor, Action::Create)?;
         let q = self.draft_quote(actor, input).await?;
-        let cs = Changeset { writes: vec![Write::Insert { kind: EntityKind::Quote, row: to_row(&q)? }], audit: vec![] };
+        let cs = Changeset {
+            writes: vec![Write::Insert { kind: EntityKind::Quote, row: self.quote_row(&q)? }],
+            audit: vec![],
+        };
         self.commit(
             Some(actor),
             cs,
@@ -1899,7 +1935,7 @@ impl BillingService<'_> {
         let cs = Changeset {
             writes: vec![Write::Update {
                 kind: EntityKind::Quote,
-                row: to_row(&after)?,
+                row: self.quote_row(&after)?,
                 expected_version: before.version,
             }],
             audit: vec![],
@@ -1953,7 +1989,11 @@ impl BillingService<'_> {
             let cs = Changeset {
                 writes: vec![
                     seq,
-                    Write::Update { kind: EntityKind::Quote, row: to_row(&after)?, expected_version: before.version },
+                    Write::Update {
+                        kind: EntityKind::Quote,
+                        row: self.quote_row(&after)?,
+                        expected_version: before.version,
+                    },
                 ],
                 audit: vec![],
             };
@@ -2002,7 +2042,7 @@ impl BillingService<'_> {
         let cs = Changeset {
             writes: vec![Write::Update {
                 kind: EntityKind::Quote,
-                row: to_row(&after)?,
+                row: self.quote_row(&after)?,
                 expected_version: before.version,
             }],
             audit: vec![],
@@ -2042,8 +2082,8 @@ impl BillingService<'_> {
         };
         let mut cs = Changeset {
             writes: vec![
-                Write::Insert { kind: EntityKind::Invoice, row: to_row(&inv)? },
-                Write::Update { kind: EntityKind::Quote, row: to_row(&qa)?, expected_version: q.version },
+                Write::Insert { kind: EntityKind::Invoice, row: self.invoice_row(&inv)? },
+                Write::Update { kind: EntityKind::Quote, row: self.quote_row(&qa)?, expected_version: q.version },
             ],
             audit: vec![],
         };
@@ -2079,5 +2119,426 @@ fn line_input(l: &BillLine) -> LineInput {
         unit_price: Some(l.unit_price),
         discount_percent: Some(l.discount_percent),
         tax_percent: Some(l.tax_percent),
+    }
+}
+
+/// The purpose a pay link's signature is bound to.
+const PAY_PURPOSE: &str = "billing.pay";
+
+/// What a pay page needs to take a payment in the customer's browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PayIntent {
+    /// The gateway (`stripe`).
+    pub gateway: String,
+    /// The gateway's intent id.
+    pub intent_id: String,
+    /// What Stripe.js confirms the payment with.
+    pub client_secret: Option<String>,
+    /// The gateway's public key.
+    pub public_key: Option<String>,
+    /// Minor units asked.
+    pub amount: i64,
+    /// ISO 4217.
+    pub currency: String,
+}
+
+impl BillingService<'_> {
+    /// The signed token of an invoice's pay link.
+    fn pay_token(&self, invoice: Uuid) -> Result<String> {
+        let sig = self.crm.auth_settings()?.sealer.sign(PAY_PURPOSE, invoice.as_bytes());
+        Ok(format!("{}.{sig}", invoice.simple()))
+    }
+
+    /// The invoice a pay token names, if its signature holds.
+    pub fn verify_pay_token(&self, token: &str) -> Option<Uuid> {
+        let (id, sig) = token.split_once('.')?;
+        let id = Uuid::try_parse(id).ok()?;
+        self.crm.auth_settings().ok()?.sealer.verify(PAY_PURPOSE, id.as_bytes(), sig).then_some(id)
+    }
+
+    /// The path of an issued invoice's hosted pay page (`/pay/<token>`), for the
+    /// customer: no sign-in, the token names the invoice and nothing else.
+    pub async fn pay_path(&self, actor: &Actor, invoice_id: Uuid) -> Result<String> {
+        let v = self.invoice(actor, invoice_id).await?;
+        if v.invoice.doc_type != DocumentType::Invoice || !open(v.invoice.status) {
+            return Err(conflict(
+                format!("the invoice is {}; only an issued, unpaid invoice is paid online", v.invoice.status),
+                "status",
+            ));
+        }
+        Ok(format!("/pay/{}", self.pay_token(invoice_id)?))
+    }
+
+    /// The invoice behind a pay token, as the customer sees it (`None`: a forged or
+    /// unknown token).
+    pub async fn invoice_for_payer(&self, token: &str) -> Result<Option<Invoice>> {
+        let Some(id) = self.verify_pay_token(token) else { return Ok(None) };
+        self.crm.store().get_as::<Invoice>(id).await?.map(|i| self.opened_invoice(i)).transpose()
+    }
+
+    /// A payment intent for what is left to pay on the invoice behind a pay token.
+    pub async fn pay_intent(&self, gateway: &dyn gateway::PaymentGateway, token: &str) -> Result<PayIntent> {
+        let inv = self.invoice_for_payer(token).await?.ok_or(Error::NotFound { entity: "invoice" })?;
+        if inv.doc_type != DocumentType::Invoice || !open(inv.status) || inv.balance <= 0 {
+            return Err(conflict(format!("the invoice is {}; nothing is left to pay", inv.status), "status"));
+        }
+        let req = gateway::IntentRequest {
+            amount: inv.balance,
+            currency: inv.currency.code().to_string(),
+            invoice_id: inv.id,
+            invoice_number: inv.number.clone(),
+            customer: None,
+            payment_method: None,
+            // The same balance of the same invoice version asks for the same intent.
+            idempotency_key: format!("invoice-{}-v{}-{}", inv.id, inv.version, inv.balance),
+        };
+        let intent = gateway.create_intent(&req).await?;
+        Ok(PayIntent {
+            gateway: gateway.name().into(),
+            intent_id: intent.id,
+            client_secret: intent.client_secret,
+            public_key: gateway.public_key(),
+            amount: inv.balance,
+            currency: inv.currency.code().into(),
+        })
+    }
+
+    /// Takes in a gateway's webhook event whose signature the caller verified: stored
+    /// once by its event id (`false`: seen already, nothing to do), acted on later by
+    /// [`BillingService::process_gateway_events`]. A body that is not an event is 422.
+    pub async fn receive_gateway_event(&self, gateway: &str, body: &[u8]) -> Result<bool> {
+        let j: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| Error::invalid("body", "invalid_value", format!("not a JSON event: {e}")))?;
+        let s = |p: &str| j.pointer(p).and_then(|v| v.as_str()).map(str::to_string);
+        let (Some(event_id), Some(event_type)) = (s("/id"), s("/type")) else {
+            return Err(Error::invalid("body", "invalid_value", "an event has an id and a type"));
+        };
+        let digest = sha2::Sha256::new()
+            .chain_update(b"billing.gateway_event:")
+            .chain_update(gateway.as_bytes())
+            .chain_update(b":")
+            .chain_update(event_id.as_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        let now = self.crm.now();
+        let ev = crate::model::billing::GatewayEvent {
+            id: uuid::Builder::from_custom_bytes(bytes).into_uuid(),
+            gateway: gateway.into(),
+            event_id: event_id.chars().take(255).collect(),
+            event_type: event_type.chars().take(100).collect(),
+            object_id: s("/data/object/id").map(|o| o.chars().take(255).collect()),
+            state: crate::model::billing::GatewayEventState::Queued,
+            attempts: 0,
+            error: None,
+            received_at: now,
+            processed_at: None,
+            version: 1,
+        };
+        let cs = Changeset {
+            writes: vec![Write::Insert { kind: EntityKind::GatewayEvent, row: to_row(&ev)? }],
+            audit: vec![],
+        };
+        match self.crm.store().apply(cs).await {
+            Ok(()) => Ok(true),
+            Err(Error::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Acts on the queued events of a gateway: a `payment_intent.succeeded` has its
+    /// intent fetched again from the gateway and, when the gateway says it succeeded,
+    /// becomes a payment of the invoice in its metadata (once: the intent id is the
+    /// payment's unique reference). Answers how many were acted on.
+    pub async fn process_gateway_events(&self, gw: &dyn gateway::PaymentGateway) -> Result<usize> {
+        use crate::model::billing::{GatewayEvent, GatewayEventState};
+        let k = EntityKind::GatewayEvent;
+        let q = StoreQuery {
+            filter: Some(Filter::And(vec![
+                Filter::Cmp(Cmp {
+                    column: k.require_column("gateway")?,
+                    pred: Predicate::Eq(Value::Text(gw.name().into())),
+                }),
+                Filter::Cmp(Cmp {
+                    column: k.require_column("state")?,
+                    pred: Predicate::Eq(Value::Text(GatewayEventState::Queued.as_str().into())),
+                }),
+            ])),
+            sort: vec![SortKey { column: k.require_column("received_at")?, direction: Direction::Asc }],
+            limit: 100,
+            include_deleted: false,
+        };
+        let events: Vec<GatewayEvent> = self.crm.store().list_as(&q).await?;
+        let mut done = 0;
+        for ev in events {
+            let (state, error) = match self.act_on(gw, &ev).await {
+                Ok(s) => (s, None),
+                Err(e @ (Error::Upstream { .. } | Error::Timeout(_))) if ev.attempts < 9 => {
+                    (GatewayEventState::Queued, Some(e.to_string()))
+                }
+                Err(e) => (GatewayEventState::Failed, Some(e.to_string())),
+            };
+            let now = self.crm.now();
+            let after = GatewayEvent {
+                state,
+                attempts: ev.attempts + 1,
+                error: error.clone(),
+                processed_at: (state != GatewayEventState::Queued).then_some(now),
+                version: ev.version + 1,
+                ..ev.clone()
+            };
+            let mut cs = Changeset {
+                writes: vec![Write::Update { kind: k, row: to_row(&after)?, expected_version: ev.version }],
+                audit: vec![],
+            };
+            if state == GatewayEventState::Failed {
+                cs.audit.push(crate::campaign::system_audit(
+                    self.crm,
+                    "payment.gateway_event_failed",
+                    k,
+                    Some(ev.id),
+                    json!({"gateway": ev.gateway, "eventId": ev.event_id, "type": ev.event_type, "error": error}),
+                ));
+            }
+            match self.crm.store().apply(cs).await {
+                Ok(()) | Err(Error::VersionConflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            if state != GatewayEventState::Queued {
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    async fn act_on(
+        &self,
+        gw: &dyn gateway::PaymentGateway,
+        ev: &crate::model::billing::GatewayEvent,
+    ) -> Result<crate::model::billing::GatewayEventState> {
+        use crate::model::billing::GatewayEventState as S;
+        match ev.event_type.as_str() {
+            "payment_intent.succeeded" => {
+                let Some(pi) = ev.object_id.as_deref() else { return Ok(S::Ignored) };
+                // The body said so; the gateway, asked with our secret key, decides.
+                let intent = gw.retrieve_intent(pi).await?;
+                if intent.status != "succeeded" {
+                    return Err(Error::invalid(
+                        "status",
+                        "invalid_state",
+                        format!("the gateway says the intent is {}", intent.status),
+                    ));
+                }
+                let Some(invoice_id) = intent.invoice_id else { return Ok(S::Ignored) };
+                let inv = self.load_invoice(invoice_id).await?;
+                if !intent.currency.eq_ignore_ascii_case(inv.currency.code()) {
+                    return Err(Error::invalid(
+                        "currency",
+                        "invalid_value",
+                        format!("paid in {}, invoiced in {}", intent.currency, inv.currency),
+                    ));
+                }
+                let method = PaymentMethod::Card;
+                match self
+                    .apply_payment(
+                        None,
+                        invoice_id,
+                        intent.amount_received,
+                        method,
+                        gw.name(),
+                        Some(intent.id.clone()),
+                        self.crm.now(),
+                        None,
+                    )
+                    .await
+                {
+                    Ok(_) => Ok(S::Done),
+                    // Recorded already (an earlier event of the same intent).
+                    Err(Error::Conflict { field: Some(f), .. }) if f == "reference" => Ok(S::Done),
+                    Err(e) => Err(e),
+                }
+            }
+            "payment_intent.payment_failed" => {
+                let audit = crate::campaign::system_audit(
+                    self.crm,
+                    "payment.failed",
+                    EntityKind::GatewayEvent,
+                    Some(ev.id),
+                    json!({"gateway": ev.gateway, "intent": ev.object_id}),
+                );
+                self.crm.store().apply(Changeset { writes: vec![], audit: vec![audit] }).await?;
+                Ok(S::Done)
+            }
+            _ => Ok(S::Ignored),
+        }
+    }
+}
+
+/// The sensitive fields, sealed on the way to the store and opened on the way back
+/// (see [`crypt`]): payment instructions (bank details) and the parties' tax ids.
+impl BillingService<'_> {
+    fn seal_party(&self, table: &str, which: &str, id: Uuid, p: &mut Party) -> Result<()> {
+        let keys = self.crm.billing_keys();
+        p.tax_id = keys.seal_opt(&crypt::aad(table, &format!("{which}.taxId"), id), &p.tax_id)?;
+        Ok(())
+    }
+
+    fn open_party(&self, table: &str, which: &str, id: Uuid, p: &mut Party) -> Result<()> {
+        let keys = self.crm.billing_keys();
+        p.tax_id = keys.open_opt(&crypt::aad(table, &format!("{which}.taxId"), id), &p.tax_id)?;
+        Ok(())
+    }
+
+    /// An invoice's row, its sensitive fields sealed.
+    pub(crate) fn invoice_row(&self, inv: &Invoice) -> Result<crate::schema::Row> {
+        let mut s = inv.clone();
+        let keys = self.crm.billing_keys();
+        s.payment_instructions =
+            keys.seal_opt(&crypt::aad("invoices", "payment_instructions", s.id), &s.payment_instructions)?;
+        self.seal_party("invoices", "customer", s.id, &mut s.customer)?;
+        self.seal_party("invoices", "seller", s.id, &mut s.seller)?;
+        to_row(&s)
+    }
+
+    /// An invoice as stored, its sensitive fields opened.
+    pub(crate) fn opened_invoice(&self, mut inv: Invoice) -> Result<Invoice> {
+        let keys = self.crm.billing_keys();
+        inv.payment_instructions =
+            keys.open_opt(&crypt::aad("invoices", "payment_instructions", inv.id), &inv.payment_instructions)?;
+        let id = inv.id;
+        self.open_party("invoices", "customer", id, &mut inv.customer)?;
+        self.open_party("invoices", "seller", id, &mut inv.seller)?;
+        Ok(inv)
+    }
+
+    /// A quote's row, its sensitive fields sealed.
+    pub(crate) fn quote_row(&self, q: &Quote) -> Result<crate::schema::Row> {
+        let mut s = q.clone();
+        self.seal_party("quotes", "customer", s.id, &mut s.customer)?;
+        self.seal_party("quotes", "seller", s.id, &mut s.seller)?;
+        to_row(&s)
+    }
+
+    /// A quote as stored, its sensitive fields opened.
+    pub(crate) fn opened_quote(&self, mut q: Quote) -> Result<Quote> {
+        let id = q.id;
+        self.open_party("quotes", "customer", id, &mut q.customer)?;
+        self.open_party("quotes", "seller", id, &mut q.seller)?;
+        Ok(q)
+    }
+
+    /// The settings' row, their sensitive fields sealed.
+    fn settings_row(&self, st: &BillingSettings) -> Result<crate::schema::Row> {
+        let mut s = st.clone();
+        let keys = self.crm.billing_keys();
+        s.payment_instructions =
+            keys.seal_opt(&crypt::aad("billing_settings", "payment_instructions", s.id), &s.payment_instructions)?;
+        self.seal_party("billing_settings", "seller", s.id, &mut s.seller)?;
+        to_row(&s)
+    }
+
+    fn opened_settings(&self, mut st: BillingSettings) -> Result<BillingSettings> {
+        let keys = self.crm.billing_keys();
+        st.payment_instructions =
+            keys.open_opt(&crypt::aad("billing_settings", "payment_instructions", st.id), &st.payment_instructions)?;
+        let id = st.id;
+        self.open_party("billing_settings", "seller", id, &mut st.seller)?;
+        Ok(st)
+    }
+
+    /// Seals every stored billing field again under the current key (after a new key
+    /// was made current and the old one kept as previous): answers how many rows
+    /// changed. Safe to run twice, and beside the servers (versioned writes).
+    pub async fn rotate_keys(&self) -> Result<usize> {
+        let keys = self.crm.billing_keys();
+        let stale = |v: &Option<String>| v.as_deref().is_some_and(|x| !keys.is_current(x));
+        let mut changed = 0;
+        for kind in [EntityKind::Invoice, EntityKind::Quote, EntityKind::BillingSettings] {
+            let mut after: Option<Uuid> = None;
+            loop {
+                let k = kind;
+                let filter = after.map(|a| {
+                    Ok::<_, Error>(Filter::Cmp(Cmp {
+                        column: k.require_column("id")?,
+                        pred: Predicate::Gt(Value::Uuid(a)),
+                    }))
+                });
+                let q = StoreQuery {
+                    filter: filter.transpose()?,
+                    sort: vec![SortKey { column: k.require_column("id")?, direction: Direction::Asc }],
+                    limit: 500,
+                    include_deleted: true,
+                };
+                let mut writes = Vec::new();
+                let last = match kind {
+                    EntityKind::Invoice => {
+                        let rows: Vec<Invoice> = self.crm.store().list_as(&q).await?;
+                        for raw in &rows {
+                            if stale(&raw.payment_instructions)
+                                || stale(&raw.customer.tax_id)
+                                || stale(&raw.seller.tax_id)
+                            {
+                                let mut open = self.opened_invoice(raw.clone())?;
+                                open.version = raw.version + 1;
+                                writes.push(Write::Update {
+                                    kind,
+                                    row: self.invoice_row(&open)?,
+                                    expected_version: raw.version,
+                                });
+                            }
+                        }
+                        rows.last().map(|r| r.id)
+                    }
+                    EntityKind::Quote => {
+                        let rows: Vec<Quote> = self.crm.store().list_as(&q).await?;
+                        for raw in &rows {
+                            if stale(&raw.customer.tax_id) || stale(&raw.seller.tax_id) {
+                                let mut open = self.opened_quote(raw.clone())?;
+                                open.version = raw.version + 1;
+                                writes.push(Write::Update {
+                                    kind,
+                                    row: self.quote_row(&open)?,
+                                    expected_version: raw.version,
+                                });
+                            }
+                        }
+                        rows.last().map(|r| r.id)
+                    }
+                    _ => {
+                        let rows: Vec<BillingSettings> = self.crm.store().list_as(&q).await?;
+                        for raw in &rows {
+                            if stale(&raw.payment_instructions) || stale(&raw.seller.tax_id) {
+                                let mut open = self.opened_settings(raw.clone())?;
+                                open.version = raw.version + 1;
+                                writes.push(Write::Update {
+                                    kind,
+                                    row: self.settings_row(&open)?,
+                                    expected_version: raw.version,
+                                });
+                            }
+                        }
+                        rows.last().map(|r| r.id)
+                    }
+                };
+                if !writes.is_empty() {
+                    changed += writes.len();
+                    let audit = crate::campaign::system_audit(
+                        self.crm,
+                        "billing.keys_rotated",
+                        kind,
+                        None,
+                        json!({"rows": writes.len(), "key": keys.current_id()}),
+                    );
+                    self.crm.store().apply(Changeset { writes, audit: vec![audit] }).await?;
+                }
+                match last {
+                    Some(id) => after = Some(id),
+                    None => break,
+                }
+            }
+        }
+        Ok(changed)
     }
 }

@@ -702,6 +702,77 @@ pub static SETTINGS_COLUMNS: &[Column] = &[
 /// No index besides the primary key.
 pub static SETTINGS_INDEXES: &[Index] = &[];
 
+string_enum! {
+    /// Where a gateway's webhook event is.
+    GatewayEventState {
+        /// Taken in, not yet acted on.
+        Queued = "queued",
+        /// Acted on (a payment recorded, or nothing to record).
+        Done = "done",
+        /// Of a type billing does not act on.
+        Ignored = "ignored",
+        /// Could not be acted on; `error` says why (a person looks at it).
+        Failed = "failed",
+    }
+}
+
+/// A webhook event from a payment gateway, kept so that each is acted on once (Stripe
+/// delivers at least once, and retries) and so that a crash between taking it in and
+/// acting on it loses nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayEvent {
+    /// Derived from the gateway and its event id.
+    pub id: Uuid,
+    /// `stripe`.
+    pub gateway: String,
+    /// The gateway's event id (`evt_…`).
+    pub event_id: String,
+    /// `payment_intent.succeeded`, …
+    pub event_type: String,
+    /// The object it is about (`pi_…`), fetched again from the gateway to act.
+    pub object_id: Option<String>,
+    /// Where it is.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "queued"))]
+    pub state: GatewayEventState,
+    /// Attempts to act on it.
+    pub attempts: i64,
+    /// The last failure.
+    pub error: Option<String>,
+    /// When it came.
+    pub received_at: DateTime<Utc>,
+    /// When it was acted on.
+    pub processed_at: Option<DateTime<Utc>>,
+    /// Version.
+    pub version: i64,
+}
+
+impl Persist for GatewayEvent {
+    const KIND: EntityKind = EntityKind::GatewayEvent;
+}
+
+/// Storage columns of gateway events.
+pub static EVENT_COLUMNS: &[Column] = &[
+    Column::new("id", "id", T::Uuid).sort(),
+    Column::new("gateway", "gateway", T::Text).filter(),
+    Column::new("event_id", "eventId", T::Text).filter(),
+    Column::new("event_type", "eventType", T::Text).filter(),
+    Column::new("object_id", "objectId", T::Text).null().filter(),
+    Column::new("state", "state", T::Text).filter().choices(GatewayEventState::CHOICES),
+    Column::new("attempts", "attempts", T::Int),
+    Column::new("error", "error", T::Text).null(),
+    Column::new("received_at", "receivedAt", T::Timestamp).sort(),
+    Column::new("processed_at", "processedAt", T::Timestamp).null(),
+    Column::new("version", "version", T::Int).filter(),
+];
+
+/// The indexes of `gateway_events`: one row per gateway event, the queue.
+pub static EVENT_INDEXES: &[Index] = &[
+    Index::on("gateway_events_event_key", &["gateway", "event_id"]).unique(),
+    Index::on("gateway_events_queue_idx", &["state", "received_at"]),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,7 @@ struct Inner {
     auth_state: AuthState,
     blobs: Arc<dyn BlobStore>,
     audit_keys: AuditKeys,
+    billing_keys: crate::billing::crypt::FieldKeys,
     #[cfg(feature = "analytics")]
     analytics: crate::analytics::snapshot::SnapshotCache,
 }
@@ -119,9 +120,18 @@ pub struct CrmBuilder {
     auth: Option<AuthSettings>,
     blobs: Option<Arc<dyn BlobStore>>,
     audit_keys: AuditKeys,
+    billing_keys: Option<crate::billing::crypt::FieldKeys>,
 }
 
 impl CrmBuilder {
+    /// Seals the sensitive billing fields (bank details, tax ids) under these keys (the
+    /// current one seals, all open). Without, under a key derived from the seal key of
+    /// the authentication settings: keep that key, or billing data no longer opens.
+    pub fn billing_keys(mut self, keys: crate::billing::crypt::FieldKeys) -> Self {
+        self.billing_keys = Some(keys);
+        self
+    }
+
     /// Hashes the audit chain with HMAC under these keys (the first seals, all verify);
     /// without, plain SHA-256 (anyone who can write to the database can then rewrite the
     /// chain unnoticed).
@@ -168,6 +178,12 @@ impl CrmBuilder {
 
     /// The engine.
     pub fn build(self) -> Crm {
+        // Without settings, random keys: sessions then last as long as the process.
+        let auth = self.auth.or_else(|| AuthSettings::ephemeral().ok());
+        let billing_keys = self.billing_keys.unwrap_or_else(|| {
+            let secret = auth.as_ref().map(|a| a.sealer.sign("billing.fields", b"key")).unwrap_or_default();
+            crate::billing::crypt::FieldKeys::new(&crate::billing::crypt::derive_key(secret.as_bytes()))
+        });
         Crm {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -175,11 +191,11 @@ impl CrmBuilder {
                 ids: self.ids,
                 policy: self.policy,
                 config: self.config,
-                // Without settings, random keys: sessions then last as long as the process.
-                auth: self.auth.or_else(|| AuthSettings::ephemeral().ok()),
+                auth,
                 auth_state: AuthState::default(),
                 blobs: self.blobs.unwrap_or_else(|| Arc::new(ObjectBlobStore::memory())),
                 audit_keys: self.audit_keys,
+                billing_keys,
                 #[cfg(feature = "analytics")]
                 analytics: Default::default(),
             }),
@@ -205,6 +221,7 @@ impl Crm {
             auth: None,
             blobs: None,
             audit_keys: AuditKeys::none(),
+            billing_keys: None,
         }
     }
 
@@ -223,6 +240,7 @@ impl Crm {
                 auth_state: Default::default(),
                 blobs: i.blobs.clone(),
                 audit_keys: i.audit_keys.clone(),
+                billing_keys: i.billing_keys.clone(),
                 #[cfg(feature = "analytics")]
                 analytics: Default::default(),
             }),
@@ -357,5 +375,10 @@ impl Crm {
     /// The key new audit events are sealed with.
     pub(crate) fn audit_key(&self) -> Option<crate::audit::AuditKey> {
         self.inner.audit_keys.current().cloned()
+    }
+
+    /// The keys of the sensitive billing fields.
+    pub(crate) fn billing_keys(&self) -> &crate::billing::crypt::FieldKeys {
+        &self.inner.billing_keys
     }
 }

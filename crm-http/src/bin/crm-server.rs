@@ -45,6 +45,10 @@ enum Command {
         #[arg(long)]
         mbox: std::path::PathBuf,
     },
+    /// Seal every stored billing field (bank details, tax ids) again under the current
+    /// billing key, then exit: run it after making a new key current with the old one in
+    /// `--billing-previous-keys`; then the old key may go.
+    RotateKeys,
     /// Print the OpenAPI document of the API (the web app's types are generated from it).
     Openapi,
     /// Create the first admin of an empty database, then exit.
@@ -166,8 +170,18 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
             window: std::time::Duration::from_secs(60),
         },
     };
+    let payments = config.payments()?;
+    // Gateway events a crash left queued are acted on here, every few seconds.
+    let payment_loop = match (&payments, config.no_worker) {
+        (Some(p), false) => Some(spawn_payment_loop(crm.clone(), p.gateway.clone())),
+        _ => None,
+    };
+    let mut state = AppState::new(crm);
+    if let Some(p) = payments {
+        state = state.with_payments(p);
+    }
     let app = router(
-        AppState::new(crm)
+        state
             .with_cors(config.cors_origins.clone())
             .with_limits(limits)
             .with_trusted_proxies(trusted_proxies)
@@ -180,6 +194,9 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
         .await;
     // The mail worker finishes the batch it is sending, then stops.
     sweeper.abort();
+    if let Some(p) = payment_loop {
+        p.abort();
+    }
     let _ = stop_tx.send(true);
     if let Some(mail) = mail {
         let _ = mail.await;
@@ -191,12 +208,29 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     served.map_err(|e| crm_core::Error::internal("serving", e))
 }
 
+/// Acts on queued payment gateway events every five seconds.
+fn spawn_payment_loop(
+    crm: crm_core::Crm,
+    gateway: std::sync::Arc<dyn crm_core::billing::gateway::PaymentGateway>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            if let Err(e) = crm.billing().process_gateway_events(gateway.as_ref()).await {
+                tracing::warn!(error = %e, "acting on payment gateway events failed; they stay queued");
+            }
+        }
+    })
+}
+
 /// `crm-server worker`: the delivery engine alone, until SIGTERM or Ctrl-C.
 async fn worker(config: ServerConfig) -> crm_core::Result<()> {
     let store = config.store().await?;
     // No sign-ins here: the engine without the third-party providers (no discovery).
     let crm = config.crm(store.store())?;
     let engine = config.delivery_engine(crm.clone())?;
+    let payment_loop = config.payments()?.map(|p| spawn_payment_loop(crm.clone(), p.gateway));
     let campaigns = config.campaign_sender(crm)?;
     tracing::info!(backend = store.store().backend(), delivers = %engine.consumers().join(", "), "crm-server worker started (and sends campaigns)");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -212,6 +246,9 @@ async fn worker(config: ServerConfig) -> crm_core::Result<()> {
     let _ = stop_tx.send(true);
     drop(stop_rx);
     let _ = sender.await;
+    if let Some(p) = payment_loop {
+        p.abort();
+    }
     store.close().await;
     Ok(())
 }
@@ -251,6 +288,14 @@ async fn run(cli: Cli) -> crm_core::Result<()> {
             store.close().await;
             result?;
             eprintln!("crm-server: {reports} bounce report(s), {matched} address(es) taken in, {other} other message(s) left alone");
+            Ok(())
+        }
+        Command::RotateKeys => {
+            let store = cli.config.store().await?;
+            let crm = cli.config.crm(store.store())?;
+            let result = crm.billing().rotate_keys().await;
+            store.close().await;
+            eprintln!("crm-server: {} billing row(s) sealed again under the current key", result?);
             Ok(())
         }
         Command::Migrate => {

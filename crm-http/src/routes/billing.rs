@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::Json;
+use crm_core::billing::PayIntent;
 use crm_core::billing::{
     CreditNoteInput, DocumentInput, InvoiceQuery, InvoiceView, IssueInput, PaymentInput, ProductInput, QuoteView,
     RefundInput, SettingsInput, VoidInput,
@@ -21,6 +22,7 @@ use uuid::Uuid;
 use crate::error::ApiResult;
 use crate::extract::{optional_json, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::openapi::{query_param, Api, Spec};
+use crate::AppState;
 
 /// The routes and their document.
 pub fn api() -> Api {
@@ -140,6 +142,35 @@ pub fn api() -> Api {
         )
         .op(Spec::get("/api/payments", B, "Payments and refunds the caller may read, newest first").list::<Payment>("The payments"), get(payments))
         .op(Spec::get("/api/payments/{id}", B, "One payment or refund").ok::<Payment>("The payment"), get(payment))
+        .op(
+            Spec::post("/api/invoices/{id}/pay-link", B, "The hosted pay page of an issued, unpaid invoice, for the customer (no sign-in; the link names this invoice only)")
+                .ok::<PayLink>("The link"),
+            post(pay_link),
+        )
+        .op(
+            Spec::post("/api/payments/stripe/webhook", B, "Stripe's webhook: the `Stripe-Signature` header is verified (any configured secret, five minutes' tolerance), each event id is taken once and acted on after the answer; a payment is recorded only when Stripe, asked again, says the intent succeeded")
+                .public()
+                .bytes_body("application/json")
+                .ok::<WebhookAck>("Taken in (or seen already)"),
+            post(stripe_webhook),
+        )
+        .op(
+            Spec::get("/pay/{token}", B, "The pay page of an invoice: its lines and balance, and a card form (Stripe.js) when a gateway is configured")
+                .public()
+                .bytes("text/html", "The page")
+                .bytes_status(404, "text/html", "A forged or unknown link"),
+            get(pay_page),
+        )
+        .op(
+            Spec::post("/pay/{token}/intent", B, "A payment intent for the balance of the invoice behind a pay link (what the pay page's script confirms with the gateway)")
+                .public()
+                .ok::<PayIntent>("The intent"),
+            post(pay_intent),
+        )
+        .op(
+            Spec::get("/pay/pay.js", B, "The pay page's script").public().bytes("text/javascript", "The script"),
+            get(pay_script),
+        )
         .op(
             Spec::post("/api/payments/{id}/refund", B, "Give back (part of) a payment: the invoice is owed again")
                 .optional_body::<RefundInput>()
@@ -401,4 +432,194 @@ async fn refund_payment(
     let input: RefundInput = optional_json(&body)?;
     let p = crm.billing().refund_payment(caller.actor(), id, input).await?;
     Ok(created(format!("/api/payments/{}", p.id), p))
+}
+
+/// A pay link.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PayLink {
+    /// The page the customer opens.
+    pub url: String,
+}
+
+/// What the webhook answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookAck {
+    /// Always true: the event is stored.
+    pub received: bool,
+    /// The event id was taken in before (Stripe retried): nothing more is done.
+    pub duplicate: bool,
+}
+
+async fn pay_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<PayLink>> {
+    let path = state.crm.billing().pay_path(caller.actor(), id).await?;
+    Ok(Json(PayLink { url: format!("{}{path}", state.public_url) }))
+}
+
+fn problem(status: StatusCode, code: &'static str, field: &str, message: &str) -> Response {
+    crate::error::ApiError::new(status, code, message.to_string()).with_field(field, code, message).into_response()
+}
+
+async fn stripe_webhook(State(state): State<AppState>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
+    let Some(payments) = state.payments.clone().filter(|p| p.gateway.name() == "stripe") else {
+        return problem(StatusCode::NOT_FOUND, "not_found", "gateway", "Stripe is not configured on this server");
+    };
+    let header = headers.get("stripe-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let now = state.crm.now().timestamp();
+    if let Err(e) = crm_core::billing::gateway::verify_stripe_signature(
+        header,
+        &body,
+        &payments.webhook_secrets,
+        now,
+        payments.tolerance,
+    ) {
+        tracing::warn!(reason = %e, "a Stripe webhook was refused");
+        return problem(StatusCode::BAD_REQUEST, "invalid_signature", "Stripe-Signature", &e.to_string());
+    }
+    let fresh = match state.crm.billing().receive_gateway_event("stripe", &body).await {
+        Ok(f) => f,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    if fresh {
+        // Answer now; act after (Stripe wants a 2xx within seconds). A crash before
+        // acting leaves the event queued: the payments loop takes it up.
+        let crm = state.crm.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crm.billing().process_gateway_events(payments.gateway.as_ref()).await {
+                tracing::warn!(error = %e, "acting on Stripe events failed; they stay queued");
+            }
+        });
+    }
+    Json(WebhookAck { received: true, duplicate: !fresh }).into_response()
+}
+
+fn money(amount: i64, currency: &crm_core::values::Currency) -> String {
+    let exp = currency.exponent();
+    let div = 10i64.pow(exp);
+    let sign = if amount < 0 { "-" } else { "" };
+    let a = amount.abs();
+    if exp == 0 {
+        format!("{sign}{a} {}", currency.code())
+    } else {
+        format!("{sign}{}.{:0width$} {}", a / div, a % div, currency.code(), width = exp as usize)
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn pay_html(status: StatusCode, title: &str, body: &str, script: Option<&str>) -> Response {
+    let scripts = match script {
+        Some(js) => format!("<script defer src=\"{}\"></script><script defer src=\"/pay/pay.js\"></script>", esc(js)),
+        None => String::new(),
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"robots\" content=\"noindex\"><title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#222}}\
+table{{width:100%;border-collapse:collapse}}td,th{{padding:.3rem;border-bottom:1px solid #ddd;text-align:left}}td.n,th.n{{text-align:right}}\
+button{{font-size:1rem;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #888;background:#fff;cursor:pointer}}#card{{padding:.7rem;border:1px solid #ccc;border-radius:6px;margin:1rem 0}}</style>{scripts}</head>\
+<body><h1>{title}</h1>{body}</body></html>"
+    );
+    // Its own styles, Stripe.js and its own script; Stripe's frames; calls to itself and Stripe.
+    let origin =
+        script.and_then(|s| url::Url::parse(s).ok()).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'self' {origin}; frame-src {origin} https://js.stripe.com https://hooks.stripe.com; connect-src 'self' {origin} https://api.stripe.com; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    );
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store".to_string()), (header::CONTENT_SECURITY_POLICY, csp)],
+        axum::response::Html(html),
+    )
+        .into_response()
+}
+
+async fn pay_page(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> ApiResult<Response> {
+    let Some(inv) = state.crm.billing().invoice_for_payer(&token).await? else {
+        return Ok(pay_html(
+            StatusCode::NOT_FOUND,
+            "Link not recognised",
+            "<p>This payment link is not valid. Copy the whole link from the email, or reply to the sender.</p>",
+            None,
+        ));
+    };
+    let number = inv.number.clone().unwrap_or_default();
+    let mut rows = String::new();
+    for l in &inv.lines {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&l.name),
+            l.quantity,
+            money(l.total, &inv.currency)
+        ));
+    }
+    let summary = format!(
+        "<p>{} → {}</p><table><tr><th>Item</th><th class=\"n\">Qty</th><th class=\"n\">Amount</th></tr>{rows}\
+<tr><th colspan=\"2\">Total</th><th class=\"n\">{}</th></tr><tr><th colspan=\"2\">Paid</th><td class=\"n\">{}</td></tr>\
+<tr><th colspan=\"2\">Due{}</th><th class=\"n\" id=\"due\">{}</th></tr></table>",
+        esc(&inv.seller.name),
+        esc(&inv.customer.name),
+        money(inv.total, &inv.currency),
+        money(inv.amount_paid + inv.amount_credited, &inv.currency),
+        inv.due_date.map(|d| format!(" by {d}")).unwrap_or_default(),
+        money(inv.balance.max(0), &inv.currency),
+    );
+    let title = format!("Invoice {}", esc(&number));
+    let payable = matches!(
+        inv.status,
+        crm_core::model::billing::InvoiceStatus::Issued
+            | crm_core::model::billing::InvoiceStatus::Sent
+            | crm_core::model::billing::InvoiceStatus::PartiallyPaid
+    ) && inv.balance > 0;
+    let (body, script) = match (&state.payments, payable) {
+        (_, false) => (format!("{summary}<p><strong>Nothing is left to pay. Thank you.</strong></p>"), None),
+        (Some(p), true) => (
+            format!("{summary}<form id=\"pay\" data-intent=\"/pay/{}/intent\"><div id=\"card\"></div><button type=\"submit\">Pay {}</button></form><p id=\"status\" role=\"status\"></p>", esc(&token), money(inv.balance, &inv.currency)),
+            p.gateway.script_url(),
+        ),
+        (None, true) => (
+            format!("{summary}<p>{}</p>", esc(inv.payment_instructions.as_deref().unwrap_or("Pay by bank transfer; the seller's details are on the invoice."))),
+            None,
+        ),
+    };
+    Ok(pay_html(StatusCode::OK, &title, &body, script.as_deref()))
+}
+
+async fn pay_intent(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> ApiResult<Json<PayIntent>> {
+    let Some(p) = state.payments.clone() else {
+        return Err(crm_core::Error::NotFound { entity: "payment gateway" }.into());
+    };
+    Ok(Json(state.crm.billing().pay_intent(p.gateway.as_ref(), &token).await?))
+}
+
+/// The pay page's script: asks for an intent, mounts Stripe's card field, confirms.
+const PAY_JS: &str = r#"(function () {
+  var form = document.getElementById('pay');
+  var status = document.getElementById('status');
+  if (!form || typeof Stripe === 'undefined') return;
+  fetch(form.dataset.intent, { method: 'POST' }).then(function (r) { return r.json(); }).then(function (intent) {
+    if (!intent.clientSecret) { status.textContent = intent.detail || 'Payment is not available.'; return; }
+    var stripe = Stripe(intent.publicKey);
+    var card = stripe.elements().create('card');
+    card.mount('#card');
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      status.textContent = 'Paying…';
+      stripe.confirmCardPayment(intent.clientSecret, { payment_method: { card: card } }).then(function (res) {
+        status.textContent = res.error ? res.error.message : 'Payment received. Thank you — the invoice is updated in a moment.';
+      });
+    });
+  });
+})();
+"#;
+
+async fn pay_script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAY_JS)
+        .into_response()
 }

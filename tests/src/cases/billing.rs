@@ -487,3 +487,65 @@ pub async fn billing_inputs_and_roles(backend: &dyn TestBackend) {
     );
     b.quote_from_deal(&h.admin, open_deal).await.expect("quoted");
 }
+
+/// Bank details and tax ids are ciphertext in the database (the SQLite file, a
+/// PostgreSQL dump, MongoDB's documents), open through the engine, open after the key
+/// is rotated, and not without the key.
+pub async fn billing_data_is_sealed_at_rest(backend: &dyn TestBackend) {
+    const IBAN: &str = "FR76 3000 6000 0112 3456 7890 189";
+    const SELLER_VAT: &str = "FR40303265045";
+    const BUYER_VAT: &str = "FR12345678901";
+    let h = Harness::new(backend).await;
+    let b = h.crm.billing();
+    b.update_settings(
+        &h.admin,
+        SettingsInput {
+            seller: Some(Party { name: "Northwind SAS".into(), tax_id: Some(SELLER_VAT.into()), ..Default::default() }),
+            payment_instructions: Some(format!("IBAN {IBAN}")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("settings");
+    let (deal, _) = won_deal(&h, &h.admin, None).await;
+    let inv = b.invoice_from_deal(&h.admin, deal).await.expect("invoice").invoice;
+    let issued = b.issue_invoice(&h.admin, inv.id, IssueInput::default()).await.expect("issue").invoice;
+    let quote = b.quote_from_deal(&h.admin, deal).await.expect("quote").quote;
+    b.send_quote(&h.admin, quote.id, IssueInput::default()).await.expect("send");
+    // Through the engine: as entered.
+    assert!(issued.payment_instructions.as_deref().is_some_and(|p| p.contains(IBAN)));
+    assert_eq!(
+        (issued.seller.tax_id.as_deref(), issued.customer.tax_id.as_deref()),
+        (Some(SELLER_VAT), Some(BUYER_VAT))
+    );
+    assert_eq!(b.settings(&h.admin).await.expect("settings").seller.tax_id.as_deref(), Some(SELLER_VAT));
+    // In the database: nowhere. (The buyer's tax id is also a custom field of its
+    // company, CRM data in clear by the user's choice; the documents seal their copy.)
+    let dump = backend.raw_dump().await;
+    assert!(
+        dump.contains("Northwind SAS") && dump.contains("INV-2026-000001"),
+        "the dump holds the data: {}",
+        &dump[..dump.len().min(300)]
+    );
+    for secret in [IBAN, "3000 6000 0112", SELLER_VAT] {
+        assert!(!dump.contains(secret), "{secret} is in the database in clear ({})", backend.location());
+    }
+    assert!(dump.contains("enc:v1:"));
+    // Rotation: a new key current, the old one kept; everything sealed again.
+    let old = crate::test_billing_keys();
+    let rotated = crm_core::billing::crypt::FieldKeys::new(&[6; 32]).with_previous(&[5; 32]);
+    let crm2 = h.engine_with_billing_keys(backend, rotated);
+    let n = crm2.billing().rotate_keys().await.expect("rotate");
+    assert_eq!(n, 3, "the invoice, the quote and the settings");
+    assert_eq!(crm2.billing().rotate_keys().await.expect("rotate again"), 0, "nothing left under the old key");
+    let again = crm2.billing().invoice(&h.admin, inv.id).await.expect("opens under the new key").invoice;
+    assert!(again.payment_instructions.as_deref().is_some_and(|p| p.contains(IBAN)));
+    assert_eq!(again.customer.tax_id.as_deref(), Some(BUYER_VAT));
+    // The new key alone opens it; the old key alone no longer does.
+    let only_new = h.engine_with_billing_keys(backend, crm_core::billing::crypt::FieldKeys::new(&[6; 32]));
+    only_new.billing().invoice(&h.admin, inv.id).await.expect("the new key alone");
+    let only_old = h.engine_with_billing_keys(backend, old);
+    assert!(only_old.billing().invoice(&h.admin, inv.id).await.is_err(), "the old key no longer opens it");
+    let dump = backend.raw_dump().await;
+    assert!(!dump.contains(IBAN) && !dump.contains(SELLER_VAT));
+}
