@@ -254,6 +254,11 @@ impl Errors {
         }));
     }
 
+    /// Is there an error on `field` or inside it (`lines.0.name` is inside `lines`)?
+    pub fn names(&self, field: &str) -> bool {
+        self.0.iter().any(|f| f.field == field || f.field.starts_with(&format!("{field}.")))
+    }
+
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -49,6 +49,7 @@ impl EntityKind {
             EntityKind::Payment => model::billing::PAYMENT_COLUMNS,
             EntityKind::BillingSettings => model::billing::SETTINGS_COLUMNS,
             EntityKind::GatewayEvent => model::billing::EVENT_COLUMNS,
+            EntityKind::Subscription => model::billing::SUBSCRIPTION_COLUMNS,
         }
     }
 
@@ -89,6 +90,7 @@ impl EntityKind {
             EntityKind::Payment => model::billing::PAYMENT_INDEXES,
             EntityKind::BillingSettings => model::billing::SETTINGS_INDEXES,
             EntityKind::GatewayEvent => model::billing::EVENT_INDEXES,
+            EntityKind::Subscription => model::billing::SUBSCRIPTION_INDEXES,
         }
     }
 

@@ -336,11 +336,13 @@ pub enum EntityKind {
     BillingSettings,
     /// Payment gateways' webhook events.
     GatewayEvent,
+    /// Recurring billing of companies.
+    Subscription,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 34] = [
+    pub const ALL: [EntityKind; 35] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -375,6 +377,7 @@ impl EntityKind {
         EntityKind::Payment,
         EntityKind::BillingSettings,
         EntityKind::GatewayEvent,
+        EntityKind::Subscription,
     ];
 
     /// The table (collection) name.
@@ -414,6 +417,7 @@ impl EntityKind {
             EntityKind::Payment => "payments",
             EntityKind::BillingSettings => "billing_settings",
             EntityKind::GatewayEvent => "gateway_events",
+            EntityKind::Subscription => "subscriptions",
         }
     }
 
@@ -454,6 +458,7 @@ impl EntityKind {
             EntityKind::Payment => "payment",
             EntityKind::BillingSettings => "billing_settings",
             EntityKind::GatewayEvent => "gateway_event",
+            EntityKind::Subscription => "subscription",
         }
     }
 
@@ -489,7 +494,8 @@ impl EntityKind {
             | EntityKind::BillingSequence
             | EntityKind::Payment
             | EntityKind::BillingSettings
-            | EntityKind::GatewayEvent => Resource::Billing,
+            | EntityKind::GatewayEvent
+            | EntityKind::Subscription => Resource::Billing,
         }
     }
 

@@ -175,6 +175,10 @@ pub struct ServerConfig {
     /// anti-spam laws (CAN-SPAM, the EU's ePrivacy rules) require.
     #[arg(long, env = "CRM_CAMPAIGN_FOOTER", default_value = "")]
     pub campaign_footer: String,
+    /// How often the billing scheduler looks for subscription periods that have begun,
+    /// in seconds (each period is invoiced once, however many processes look).
+    #[arg(long, env = "CRM_BILLING_INTERVAL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub billing_interval: u64,
     /// Stripe's secret key (`sk_…`): invoices get pay links and Stripe's webhook
     /// (`/api/payments/stripe/webhook`) records their payments. Absent: no online payment.
     #[arg(long, env = "CRM_STRIPE_SECRET_KEY", hide_env_values = true)]
@@ -683,7 +687,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 51] = [
+pub const FILE_KEYS: [(&str, &str); 52] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("bind", "CRM_BIND"),
     ("jwt_secret", "CRM_JWT_SECRET"),
@@ -735,6 +739,7 @@ pub const FILE_KEYS: [(&str, &str); 51] = [
     ("billing_key", "CRM_BILLING_KEY"),
     ("billing_key_file", "CRM_BILLING_KEY_FILE"),
     ("billing_previous_keys", "CRM_BILLING_PREVIOUS_KEYS"),
+    ("billing_interval", "CRM_BILLING_INTERVAL"),
 ];
 
 /// The keys whose value may be a list of strings.

@@ -169,6 +169,11 @@ const CONTRACT: &[&str] = &[
     "GET /pay/{token}",
     "POST /pay/{token}/intent",
     "GET /pay/pay.js",
+    "GET /api/subscriptions",
+    "POST /api/subscriptions",
+    "GET /api/subscriptions/{id}",
+    "PATCH /api/subscriptions/{id}",
+    "POST /api/subscriptions/run",
 ];
 
 /// The record kinds, each with the same eight operations.

@@ -161,7 +161,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 /// (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str); 11] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 12] = [
     (
         1,
         "initial",
@@ -227,6 +227,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 11] = [
         "gateway_events",
         include_str!("../migrations/sqlite/0011_gateway_events.sql"),
         include_str!("../migrations/postgres/0011_gateway_events.sql"),
+    ),
+    (
+        12,
+        "subscriptions",
+        include_str!("../migrations/sqlite/0012_subscriptions.sql"),
+        include_str!("../migrations/postgres/0012_subscriptions.sql"),
     ),
 ];
 

@@ -293,6 +293,7 @@ macro_rules! conformance_suite {
             numbers_are_gapless_under_concurrent_issuers,
             quotes_credit_notes_and_voids,
             billing_inputs_and_roles,
+            subscriptions_bill_each_period_once,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

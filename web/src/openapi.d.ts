@@ -1764,6 +1764,59 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Subscriptions the caller may read, newest first */
+        get: operations["getSubscriptions"];
+        put?: never;
+        /** A company's recurring billing: its lines are invoiced once per period from the start date (month ends clamped), in its time zone */
+        post: operations["postSubscriptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/subscriptions/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Invoice every period that has begun now, once (the scheduler does it every minute) */
+        post: operations["postSubscriptionsRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/subscriptions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One subscription */
+        get: operations["getSubscriptionsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Pause (`status: paused`), resume (`active`), cancel, or change the lines, end or remaining periods */
+        patch: operations["patchSubscriptionsById"];
+        trace?: never;
+    };
     "/api/suppressions": {
         parameters: {
             query?: never;
@@ -4922,6 +4975,13 @@ export interface components {
              */
             version: number;
         };
+        /** @description What a run of the scheduler did. */
+        RecurringReport: {
+            /** @description Subscriptions that billed their last period. */
+            finished: number;
+            /** @description Invoices made. */
+            invoices: number;
+        };
         RefreshBody: {
             refreshToken: string;
         };
@@ -5308,6 +5368,181 @@ export interface components {
         };
         StandardReportList: {
             data: components["schemas"]["StandardReport"][];
+        };
+        /**
+         * @description A company's recurring billing: its lines are invoiced once per period, from the
+         *     start date, on the same day of the month (clamped to the month's end: Jan 31 →
+         *     Feb 28 → Mar 31), in the customer's time zone.
+         */
+        Subscription: {
+            /** @description Issue each period's invoice at once (numbered); otherwise it stays a draft. */
+            autoIssue: boolean;
+            /**
+             * Format: uuid
+             * @description The customer company.
+             */
+            companyId: string;
+            /**
+             * Format: uuid
+             * @description The contact invoices are addressed to.
+             */
+            contactId?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was made.
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description Who made it.
+             */
+            createdBy?: string | null;
+            /** @description ISO 4217. */
+            currency: components["schemas"]["Currency"];
+            /**
+             * Format: int64
+             * @description Periods billed so far.
+             */
+            cyclesBilled: number;
+            /**
+             * Format: date
+             * @description No period starts after it.
+             */
+            endDate?: string | null;
+            /**
+             * @description How often.
+             * @example monthly
+             */
+            frequency: string;
+            /**
+             * Format: uuid
+             * @description Id.
+             */
+            id: string;
+            /**
+             * Format: int64
+             * @description Weeks, months or years between periods (weekly, monthly, yearly).
+             */
+            interval: number;
+            /**
+             * Format: uuid
+             * @description The last invoice made.
+             */
+            lastInvoiceId?: string | null;
+            /** @description The lines of each period's invoice. */
+            lines: components["schemas"]["BillLine"][];
+            /** @description What it is (`Pro plan, 40 seats`). */
+            name: string;
+            /**
+             * Format: date
+             * @description The next period's first day: it is billed once that day begins in `timeZone`.
+             */
+            nextRun?: string | null;
+            /**
+             * Format: uuid
+             * @description The company's owner.
+             */
+            ownerId: string;
+            /**
+             * @description The invoices' payment terms.
+             * @example net_30
+             */
+            paymentTerms: string;
+            /**
+             * Format: int64
+             * @description Periods left to bill (none: until ended).
+             */
+            remainingCycles?: number | null;
+            /**
+             * Format: date
+             * @description The first period's first day; later periods start on the same day of the month.
+             */
+            startDate: string;
+            /**
+             * @description Where it is.
+             * @example active
+             */
+            status: string;
+            /**
+             * Format: uuid
+             * @description Their team.
+             */
+            teamId?: string | null;
+            /** @description IANA time zone of the customer (`Europe/Paris`). */
+            timeZone: string;
+            /**
+             * Format: int64
+             * @description Σ line totals per period.
+             */
+            total: number;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updatedAt: string;
+            /**
+             * Format: int64
+             * @description Version.
+             */
+            version: number;
+        };
+        /** @description A subscription's fields (all for a new one; those to change for an update). */
+        SubscriptionInput: {
+            /** @description Issue each invoice at once (default true). */
+            autoIssue?: boolean | null;
+            /**
+             * Format: uuid
+             * @description The customer company (required for a new one).
+             */
+            companyId?: string | null;
+            /**
+             * Format: uuid
+             * @description The contact invoices are addressed to.
+             */
+            contactId?: string | null;
+            /** @description ISO 4217 (default: the billing settings'). */
+            currency?: string | null;
+            /**
+             * Format: date
+             * @description No period starts after it.
+             */
+            endDate?: string | null;
+            /** @description `weekly`, `monthly` (default), `quarterly`, `semiannual`, `yearly`. */
+            frequency?: string | null;
+            /**
+             * Format: int64
+             * @description Weeks, months or years between periods (default 1; 1 to 52 weeks, 1 to 36 months,
+             *     1 to 10 years).
+             */
+            interval?: number | null;
+            /** @description Each period's lines. */
+            lines?: components["schemas"]["LineInput"][] | null;
+            /** @description What it is. */
+            name?: string | null;
+            /** @description The invoices' payment terms (default: the settings'). */
+            paymentTerms?: string | null;
+            /**
+             * Format: int64
+             * @description How many periods to bill (none: until ended).
+             */
+            remainingCycles?: number | null;
+            /**
+             * Format: date
+             * @description The first period's first day (default today in the time zone).
+             */
+            startDate?: string | null;
+            /** @description Updates only: `active`, `paused` or `cancelled`. */
+            status?: string | null;
+            /** @description IANA time zone (default UTC). */
+            timeZone?: string | null;
+            /**
+             * Format: int64
+             * @description For updates: the version the change was made from.
+             */
+            version?: number | null;
+        };
+        SubscriptionList: {
+            data: components["schemas"]["Subscription"][];
         };
         /** @description An address no campaign may reach. */
         Suppression: {
@@ -21294,6 +21529,539 @@ export interface operations {
             };
             /** @description No such record, or one outside the caller's scope (`not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSubscriptions: {
+        parameters: {
+            query?: {
+                /** @description Only this company's */
+                companyId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscriptions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionList"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postSubscriptions: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer to a retried write with the same key and body (24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "Pro plan, 40 seats",
+                 *       "companyId": "0190f3c4-5b6a-7c8d-9e0f-112233445566",
+                 *       "frequency": "monthly",
+                 *       "startDate": "2027-01-31",
+                 *       "remainingCycles": 12,
+                 *       "timeZone": "Europe/Paris",
+                 *       "lines": [
+                 *         {
+                 *           "name": "Pro seat",
+                 *           "quantity": 40,
+                 *           "unitPrice": 2900,
+                 *           "taxPercent": 20
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["SubscriptionInput"];
+            };
+        };
+        responses: {
+            /** @description The subscription */
+            201: {
+                headers: {
+                    /** @description Where the new resource is */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid values, every bad field named in `errors` (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postSubscriptionsRun: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer to a retried write with the same key and body (24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What it did */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecurringReport"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSubscriptionsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The record's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record, or one outside the caller's scope (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    patchSubscriptionsById: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer to a retried write with the same key and body (24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The record's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscriptionInput"];
+            };
+        };
+        responses: {
+            /** @description The subscription */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record, or one outside the caller's scope (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid values, every bad field named in `errors` (`validation_failed`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

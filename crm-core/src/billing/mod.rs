@@ -18,6 +18,7 @@
 pub mod crypt;
 pub mod gateway;
 pub mod money;
+pub mod recurring;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};

@@ -773,6 +773,137 @@ pub static EVENT_INDEXES: &[Index] = &[
     Index::on("gateway_events_queue_idx", &["state", "received_at"]),
 ];
 
+string_enum! {
+    /// How often a subscription bills.
+    BillingFrequency {
+        /// Every `interval` weeks (1 by default).
+        Weekly = "weekly",
+        /// Every `interval` months (1 by default).
+        Monthly = "monthly",
+        /// Every three months.
+        Quarterly = "quarterly",
+        /// Every six months.
+        Semiannual = "semiannual",
+        /// Every `interval` years (1 by default).
+        Yearly = "yearly",
+    }
+}
+
+string_enum! {
+    /// Where a subscription is.
+    SubscriptionStatus {
+        /// Bills each period.
+        Active = "active",
+        /// Bills nothing until resumed (periods missed meanwhile are skipped).
+        Paused = "paused",
+        /// Ended by a person.
+        Cancelled = "cancelled",
+        /// Billed its last cycle, or passed its end date.
+        Finished = "finished",
+    }
+}
+
+/// A company's recurring billing: its lines are invoiced once per period, from the
+/// start date, on the same day of the month (clamped to the month's end: Jan 31 →
+/// Feb 28 → Mar 31), in the customer's time zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    /// Id.
+    pub id: Uuid,
+    /// What it is (`Pro plan, 40 seats`).
+    pub name: String,
+    /// The customer company.
+    pub company_id: Uuid,
+    /// The contact invoices are addressed to.
+    pub contact_id: Option<Uuid>,
+    /// ISO 4217.
+    pub currency: Currency,
+    /// The lines of each period's invoice.
+    pub lines: Vec<BillLine>,
+    /// Σ line totals per period.
+    pub total: i64,
+    /// How often.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "monthly"))]
+    pub frequency: BillingFrequency,
+    /// Weeks, months or years between periods (weekly, monthly, yearly).
+    pub interval: i64,
+    /// The first period's first day; later periods start on the same day of the month.
+    pub start_date: NaiveDate,
+    /// No period starts after it.
+    pub end_date: Option<NaiveDate>,
+    /// Periods left to bill (none: until ended).
+    pub remaining_cycles: Option<i64>,
+    /// Periods billed so far.
+    pub cycles_billed: i64,
+    /// The next period's first day: it is billed once that day begins in `timeZone`.
+    pub next_run: Option<NaiveDate>,
+    /// IANA time zone of the customer (`Europe/Paris`).
+    pub time_zone: String,
+    /// The invoices' payment terms.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "net_30"))]
+    pub payment_terms: PaymentTerms,
+    /// Issue each period's invoice at once (numbered); otherwise it stays a draft.
+    pub auto_issue: bool,
+    /// Where it is.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "active"))]
+    pub status: SubscriptionStatus,
+    /// The last invoice made.
+    pub last_invoice_id: Option<Uuid>,
+    /// The company's owner.
+    pub owner_id: Uuid,
+    /// Their team.
+    pub team_id: Option<Uuid>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who made it.
+    pub created_by: Option<Uuid>,
+    /// Version.
+    pub version: i64,
+}
+
+impl Persist for Subscription {
+    const KIND: EntityKind = EntityKind::Subscription;
+}
+
+/// Storage columns of subscriptions.
+pub static SUBSCRIPTION_COLUMNS: &[Column] = &[
+    Column::new("id", "id", T::Uuid).sort(),
+    Column::new("name", "name", T::Text).sort(),
+    Column::new("company_id", "companyId", T::Uuid).filter(),
+    Column::new("contact_id", "contactId", T::Uuid).null().filter(),
+    Column::new("currency", "currency", T::Text).filter(),
+    Column::new("lines", "lines", T::Json),
+    Column::new("total", "total", T::Int).sort(),
+    Column::new("frequency", "frequency", T::Text).filter().choices(BillingFrequency::CHOICES),
+    Column::new("interval_count", "interval", T::Int),
+    Column::new("start_date", "startDate", T::Date).sort(),
+    Column::new("end_date", "endDate", T::Date).null().sort(),
+    Column::new("remaining_cycles", "remainingCycles", T::Int).null(),
+    Column::new("cycles_billed", "cyclesBilled", T::Int),
+    Column::new("next_run", "nextRun", T::Date).null().sort(),
+    Column::new("time_zone", "timeZone", T::Text),
+    Column::new("payment_terms", "paymentTerms", T::Text).choices(PaymentTerms::CHOICES),
+    Column::new("auto_issue", "autoIssue", T::Bool),
+    Column::new("status", "status", T::Text).filter().choices(SubscriptionStatus::CHOICES),
+    Column::new("last_invoice_id", "lastInvoiceId", T::Uuid).null(),
+    Column::new("owner_id", "ownerId", T::Uuid).filter(),
+    Column::new("team_id", "teamId", T::Uuid).null().filter(),
+    Column::new("created_at", "createdAt", T::Timestamp).sort(),
+    Column::new("updated_at", "updatedAt", T::Timestamp).sort(),
+    Column::new("created_by", "createdBy", T::Uuid).null().filter(),
+    Column::new("version", "version", T::Int).filter(),
+];
+
+/// The indexes of `subscriptions`: the scheduler's, by company.
+pub static SUBSCRIPTION_INDEXES: &[Index] = &[
+    Index::on("subscriptions_due_idx", &["status", "next_run"]),
+    Index::on("subscriptions_company_idx", &["company_id"]),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -176,6 +176,7 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
         (Some(p), false) => Some(spawn_payment_loop(crm.clone(), p.gateway.clone())),
         _ => None,
     };
+    let recurring_loop = (!config.no_worker).then(|| spawn_recurring_loop(crm.clone(), config.billing_interval));
     let mut state = AppState::new(crm);
     if let Some(p) = payments {
         state = state.with_payments(p);
@@ -197,6 +198,9 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     if let Some(p) = payment_loop {
         p.abort();
     }
+    if let Some(r) = recurring_loop {
+        r.abort();
+    }
     let _ = stop_tx.send(true);
     if let Some(mail) = mail {
         let _ = mail.await;
@@ -206,6 +210,24 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     }
     store.close().await;
     served.map_err(|e| crm_core::Error::internal("serving", e))
+}
+
+/// Invoices the subscriptions' periods that have begun, every `seconds` (each once,
+/// however many servers and workers run this).
+fn spawn_recurring_loop(crm: crm_core::Crm, seconds: u64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(seconds));
+        loop {
+            every.tick().await;
+            match crm.billing().run_subscriptions().await {
+                Ok(r) if r.invoices > 0 => {
+                    tracing::info!(invoices = r.invoices, finished = r.finished, "billed subscription periods")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "billing subscriptions failed; the next run tries again"),
+            }
+        }
+    })
 }
 
 /// Acts on queued payment gateway events every five seconds.
@@ -231,6 +253,7 @@ async fn worker(config: ServerConfig) -> crm_core::Result<()> {
     let crm = config.crm(store.store())?;
     let engine = config.delivery_engine(crm.clone())?;
     let payment_loop = config.payments()?.map(|p| spawn_payment_loop(crm.clone(), p.gateway));
+    let recurring_loop = spawn_recurring_loop(crm.clone(), config.billing_interval);
     let campaigns = config.campaign_sender(crm)?;
     tracing::info!(backend = store.store().backend(), delivers = %engine.consumers().join(", "), "crm-server worker started (and sends campaigns)");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -249,6 +272,7 @@ async fn worker(config: ServerConfig) -> crm_core::Result<()> {
     if let Some(p) = payment_loop {
         p.abort();
     }
+    recurring_loop.abort();
     store.close().await;
     Ok(())
 }

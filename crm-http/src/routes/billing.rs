@@ -8,11 +8,13 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::Json;
+use crm_core::billing::recurring::{RecurringReport, SubscriptionInput};
 use crm_core::billing::PayIntent;
 use crm_core::billing::{
     CreditNoteInput, DocumentInput, InvoiceQuery, InvoiceView, IssueInput, PaymentInput, ProductInput, QuoteView,
     RefundInput, SettingsInput, VoidInput,
 };
+use crm_core::model::billing::Subscription;
 use crm_core::model::billing::{BillingSettings, Payment, Product};
 use crm_core::Crm;
 use serde::{Deserialize, Serialize};
@@ -142,6 +144,31 @@ pub fn api() -> Api {
         )
         .op(Spec::get("/api/payments", B, "Payments and refunds the caller may read, newest first").list::<Payment>("The payments"), get(payments))
         .op(Spec::get("/api/payments/{id}", B, "One payment or refund").ok::<Payment>("The payment"), get(payment))
+        .op(
+            Spec::get("/api/subscriptions", B, "Subscriptions the caller may read, newest first")
+                .query(vec![query_param("companyId", Type::String, "Only this company's")])
+                .list::<Subscription>("The subscriptions"),
+            get(subscriptions),
+        )
+        .op(
+            Spec::post("/api/subscriptions", B, "A company's recurring billing: its lines are invoiced once per period from the start date (month ends clamped), in its time zone")
+                .body::<SubscriptionInput>()
+                .example(serde_json::json!({"name": "Pro plan, 40 seats", "companyId": "0190f3c4-5b6a-7c8d-9e0f-112233445566", "frequency": "monthly", "startDate": "2027-01-31", "remainingCycles": 12, "timeZone": "Europe/Paris", "lines": [{"name": "Pro seat", "quantity": 40, "unitPrice": 2900, "taxPercent": 20}]}))
+                .created::<Subscription>("The subscription"),
+            post(create_subscription),
+        )
+        .op(Spec::get("/api/subscriptions/{id}", B, "One subscription").ok::<Subscription>("The subscription"), get(subscription))
+        .op(
+            Spec::patch("/api/subscriptions/{id}", B, "Pause (`status: paused`), resume (`active`), cancel, or change the lines, end or remaining periods")
+                .body::<SubscriptionInput>()
+                .ok::<Subscription>("The subscription"),
+            patch(update_subscription),
+        )
+        .op(
+            Spec::post("/api/subscriptions/run", B, "Invoice every period that has begun now, once (the scheduler does it every minute)")
+                .ok::<RecurringReport>("What it did"),
+            post(run_subscriptions),
+        )
         .op(
             Spec::post("/api/invoices/{id}/pay-link", B, "The hosted pay page of an issued, unpaid invoice, for the customer (no sign-in; the link names this invoice only)")
                 .ok::<PayLink>("The link"),
@@ -622,4 +649,49 @@ const PAY_JS: &str = r#"(function () {
 async fn pay_script() -> Response {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAY_JS)
         .into_response()
+}
+
+/// `?companyId=…`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CompanyQuery {
+    company_id: Option<Uuid>,
+}
+
+async fn subscriptions(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<CompanyQuery>,
+) -> ApiResult<Json<List<Subscription>>> {
+    Ok(Json(List { data: crm.billing().subscriptions(caller.actor(), q.company_id).await? }))
+}
+
+async fn create_subscription(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiJson(input): ApiJson<SubscriptionInput>,
+) -> ApiResult<Response> {
+    let s = crm.billing().create_subscription(caller.actor(), input).await?;
+    Ok(created(format!("/api/subscriptions/{}", s.id), s))
+}
+
+async fn subscription(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Subscription>> {
+    Ok(Json(crm.billing().subscription(caller.actor(), id).await?))
+}
+
+async fn update_subscription(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<SubscriptionInput>,
+) -> ApiResult<Json<Subscription>> {
+    Ok(Json(crm.billing().update_subscription(caller.actor(), id, input).await?))
+}
+
+async fn run_subscriptions(State(crm): State<Crm>, caller: Caller) -> ApiResult<Json<RecurringReport>> {
+    Ok(Json(crm.billing().run_subscriptions_as(caller.actor()).await?))
 }

@@ -549,3 +549,159 @@ pub async fn billing_data_is_sealed_at_rest(backend: &dyn TestBackend) {
     let dump = backend.raw_dump().await;
     assert!(!dump.contains(IBAN) && !dump.contains(SELLER_VAT));
 }
+
+/// `n` schedulers run at once (as `n` servers would); answers the invoices they made.
+async fn schedulers(h: &Harness, n: usize) -> usize {
+    let runs: Vec<_> = (0..n)
+        .map(|_| {
+            let crm = h.crm.clone();
+            tokio::spawn(async move { crm.billing().run_subscriptions().await.expect("run").invoices })
+        })
+        .collect();
+    let mut total = 0;
+    for r in runs {
+        total += r.await.expect("scheduler");
+    }
+    total
+}
+
+/// A monthly subscription from January 31: one invoice per period, on the 31st, 28th,
+/// 31st (clamped, not drifting), however many schedulers run at once; a catch-up after
+/// a gap bills each missed period once; its last cycle finishes it; the customer's time
+/// zone decides when a period has begun.
+pub async fn subscriptions_bill_each_period_once(backend: &dyn TestBackend) {
+    use crm_core::billing::recurring::SubscriptionInput;
+    use crm_core::model::billing::SubscriptionStatus;
+    let h = Harness::new(backend).await;
+    let b = h.crm.billing();
+    let (_, company) = won_deal(&h, &h.admin, None).await;
+    let line = || LineInput {
+        name: Some("Pro plan".into()),
+        quantity: Some(40),
+        unit_price: Some(2900),
+        tax_percent: Some(pct(20.0)),
+        ..Default::default()
+    };
+    let sub = b
+        .create_subscription(
+            &h.admin,
+            SubscriptionInput {
+                name: Some("Pro plan, 40 seats".into()),
+                company_id: Some(company),
+                lines: Some(vec![line()]),
+                start_date: Some(day(2026, 1, 31)),
+                remaining_cycles: Some(4),
+                time_zone: Some("Pacific/Auckland".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("subscription");
+    assert_eq!((sub.total, sub.next_run), (139_200, Some(day(2026, 1, 31))));
+    let billed = |h: &Harness| {
+        let crm = h.crm.clone();
+        let admin = h.admin.clone();
+        async move {
+            let mut list: Vec<_> = crm
+                .billing()
+                .invoices(&admin, InvoiceQuery { limit: Some(1000), ..Default::default() })
+                .await
+                .expect("invoices")
+                .into_iter()
+                .filter(|v| v.invoice.subscription_id == Some(sub.id))
+                .map(|v| (v.invoice.period_start, v.invoice.period_end, v.invoice.number, v.invoice.total))
+                .collect();
+            list.sort();
+            list
+        }
+    };
+    // 2026-01-30 11:00 UTC is already January 31 in Auckland: the first period begins.
+    h.clock.set(chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 1, 30, 11, 0, 0).single().expect("time"));
+    // Three schedulers at once (three servers): one invoice.
+    assert_eq!(schedulers(&h, 3).await, 1);
+    assert_eq!(
+        billed(&h).await,
+        vec![(Some(day(2026, 1, 31)), Some(day(2026, 2, 27)), Some("INV-2026-000001".into()), 139_200)]
+    );
+    // Again the same day: nothing.
+    assert_eq!(b.run_subscriptions().await.expect("run").invoices, 0);
+    // Two months later (April 1 in Auckland): the February and March periods, each once,
+    // on the 28th and the 31st.
+    h.clock.advance(Duration::days(60));
+    assert_eq!(schedulers(&h, 2).await, 2);
+    let list = billed(&h).await;
+    let periods: Vec<_> = list.iter().map(|(s, e, _, _)| (*s, *e)).collect();
+    assert_eq!(
+        periods,
+        vec![
+            (Some(day(2026, 1, 31)), Some(day(2026, 2, 27))),
+            (Some(day(2026, 2, 28)), Some(day(2026, 3, 30))),
+            (Some(day(2026, 3, 31)), Some(day(2026, 4, 29))),
+        ]
+    );
+    let mut numbers: Vec<_> = list.iter().filter_map(|(_, _, n, _)| n.clone()).collect();
+    numbers.sort();
+    assert_eq!(numbers, vec!["INV-2026-000001", "INV-2026-000002", "INV-2026-000003"]);
+    // The fourth and last cycle finishes it.
+    h.clock.advance(Duration::days(31));
+    assert_eq!(
+        b.run_subscriptions().await.expect("run"),
+        crm_core::billing::recurring::RecurringReport { invoices: 1, finished: 1 }
+    );
+    let done = b.subscription(&h.admin, sub.id).await.expect("subscription");
+    assert_eq!(
+        (done.status, done.cycles_billed, done.remaining_cycles, done.next_run),
+        (SubscriptionStatus::Finished, 4, Some(0), None)
+    );
+    h.clock.advance(Duration::days(62));
+    assert_eq!(b.run_subscriptions().await.expect("run").invoices, 0);
+    assert_eq!(billed(&h).await.len(), 4);
+
+    // Paused, a period is skipped; resumed, billing goes on from the next period.
+    let weekly = b
+        .create_subscription(
+            &h.admin,
+            SubscriptionInput {
+                name: Some("Support".into()),
+                company_id: Some(company),
+                lines: Some(vec![line()]),
+                frequency: Some("weekly".into()),
+                auto_issue: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("weekly");
+    assert_eq!(b.run_subscriptions().await.expect("run").invoices, 1);
+    let paused = SubscriptionInput { status: Some("paused".into()), ..Default::default() };
+    b.update_subscription(&h.admin, weekly.id, paused).await.expect("pause");
+    h.clock.advance(Duration::days(10));
+    assert_eq!(b.run_subscriptions().await.expect("run").invoices, 0, "paused");
+    let resumed = SubscriptionInput { status: Some("active".into()), ..Default::default() };
+    let r = b.update_subscription(&h.admin, weekly.id, resumed).await.expect("resume");
+    assert_eq!(r.next_run, Some(weekly.start_date + Duration::days(14)), "the period begun while paused is skipped");
+    h.clock.advance(Duration::days(4));
+    assert_eq!(b.run_subscriptions().await.expect("run").invoices, 1);
+    let drafts = b
+        .invoices(&h.admin, InvoiceQuery { status: Some("draft".into()), ..Default::default() })
+        .await
+        .expect("drafts");
+    assert_eq!(drafts.len(), 2, "autoIssue false: drafts");
+
+    // Inputs name their fields.
+    let bad = b
+        .create_subscription(
+            &h.admin,
+            SubscriptionInput {
+                frequency: Some("daily".into()),
+                time_zone: Some("Mars/Olympus".into()),
+                lines: Some(vec![]),
+                remaining_cycles: Some(0),
+                ..Default::default()
+            },
+        )
+        .await;
+    let mut f = fields(&assert_code(bad, "validation_failed"));
+    f.sort();
+    assert_eq!(f, vec!["companyId", "frequency", "lines", "name", "remainingCycles", "timeZone"]);
+}
