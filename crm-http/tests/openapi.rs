@@ -174,6 +174,8 @@ const CONTRACT: &[&str] = &[
     "GET /api/subscriptions/{id}",
     "PATCH /api/subscriptions/{id}",
     "POST /api/subscriptions/run",
+    "GET /api/invoices/{id}/ubl",
+    "GET /api/billing/journal",
 ];
 
 /// The record kinds, each with the same eight operations.

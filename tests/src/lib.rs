@@ -22,6 +22,7 @@ pub mod cases;
 pub mod idp;
 pub mod mail;
 pub mod receiver;
+pub mod ubl;
 
 /// The access-token signing key of the harness (tests forge tokens with it).
 pub const TEST_JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret-0123456789";
@@ -294,6 +295,7 @@ macro_rules! conformance_suite {
             quotes_credit_notes_and_voids,
             billing_inputs_and_roles,
             subscriptions_bill_each_period_once,
+            accounting_exports_follow_en16931,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

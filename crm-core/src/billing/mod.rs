@@ -15,6 +15,7 @@
 //!   resource); users read the documents of the deals and companies they own (a
 //!   document is owned by its deal's, else its company's, else its contact's owner).
 
+pub mod accounting;
 pub mod crypt;
 pub mod gateway;
 pub mod money;
@@ -2541,5 +2542,73 @@ impl BillingService<'_> {
             }
         }
         Ok(changed)
+    }
+}
+
+/// Accounting exports (see [`accounting`]).
+impl BillingService<'_> {
+    /// The UBL 2.1 document of an issued invoice or credit note, and its file name.
+    pub async fn ubl(&self, actor: &Actor, id: Uuid) -> Result<(String, String)> {
+        let inv = self.invoice(actor, id).await?.invoice;
+        let Some(number) = inv.number.clone() else {
+            return Err(conflict("a draft has no UBL document: issue it first", "status"));
+        };
+        let credited = match inv.credited_invoice_id {
+            Some(c) => self.load_invoice(c).await?.number,
+            None => None,
+        };
+        Ok((format!("{number}.xml"), accounting::ubl(&inv, credited.as_deref())))
+    }
+
+    /// The journal (CSV) of the documents issued and the payments received from `from`
+    /// to `to` (inclusive; managers and admins).
+    pub async fn journal(&self, actor: &Actor, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<String> {
+        self.require(actor, Action::Export)?;
+        let (from, to) = (from.unwrap_or(NaiveDate::MIN), to.unwrap_or(NaiveDate::MAX));
+        if from > to {
+            return Err(Error::invalid("from", "out_of_range", "from is after to"));
+        }
+        let mut invoices = Vec::new();
+        let mut after: Option<Uuid> = None;
+        let k = EntityKind::Invoice;
+        loop {
+            let filter = after
+                .map(|a| {
+                    Ok::<_, Error>(Filter::Cmp(Cmp {
+                        column: k.require_column("id")?,
+                        pred: Predicate::Gt(Value::Uuid(a)),
+                    }))
+                })
+                .transpose()?;
+            let q = StoreQuery {
+                filter,
+                sort: vec![SortKey { column: k.require_column("id")?, direction: Direction::Asc }],
+                limit: 1000,
+                include_deleted: false,
+            };
+            let page: Vec<Invoice> = self.crm.store().list_as(&q).await?;
+            let Some(last) = page.last().map(|i| i.id) else { break };
+            for i in page {
+                if i.issue_date.is_some_and(|d| d >= from && d <= to) {
+                    invoices.push(self.opened_invoice(i)?);
+                }
+            }
+            after = Some(last);
+        }
+        let numbers: std::collections::HashMap<Uuid, String> =
+            invoices.iter().filter_map(|i| i.number.clone().map(|n| (i.id, n))).collect();
+        let mut payments = Vec::new();
+        for p in self.payments(actor, None).await? {
+            let d = p.received_at.date_naive();
+            if d < from || d > to {
+                continue;
+            }
+            let number = match numbers.get(&p.invoice_id) {
+                Some(n) => n.clone(),
+                None => self.load_invoice(p.invoice_id).await?.number.unwrap_or_default(),
+            };
+            payments.push((p, number));
+        }
+        Ok(accounting::journal_csv(&invoices, &payments))
     }
 }

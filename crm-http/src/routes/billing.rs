@@ -145,6 +145,20 @@ pub fn api() -> Api {
         .op(Spec::get("/api/payments", B, "Payments and refunds the caller may read, newest first").list::<Payment>("The payments"), get(payments))
         .op(Spec::get("/api/payments/{id}", B, "One payment or refund").ok::<Payment>("The payment"), get(payment))
         .op(
+            Spec::get("/api/invoices/{id}/ubl", B, "An issued invoice or credit note as a UBL 2.1 document with the EN 16931 core fields, for accounting and e-invoicing")
+                .bytes("application/xml", "The UBL document"),
+            get(ubl),
+        )
+        .op(
+            Spec::get("/api/billing/journal", B, "The double-entry journal (CSV) of the documents issued and the payments received between two dates: receivables, sales and VAT by rate, bank (managers and admins)")
+                .query(vec![
+                    query_param("from", Type::String, "First day (YYYY-MM-DD)"),
+                    query_param("to", Type::String, "Last day (YYYY-MM-DD)"),
+                ])
+                .bytes("text/csv", "The journal"),
+            get(journal),
+        )
+        .op(
             Spec::get("/api/subscriptions", B, "Subscriptions the caller may read, newest first")
                 .query(vec![query_param("companyId", Type::String, "Only this company's")])
                 .list::<Subscription>("The subscriptions"),
@@ -694,4 +708,35 @@ async fn update_subscription(
 
 async fn run_subscriptions(State(crm): State<Crm>, caller: Caller) -> ApiResult<Json<RecurringReport>> {
     Ok(Json(crm.billing().run_subscriptions_as(caller.actor()).await?))
+}
+
+async fn ubl(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Response> {
+    let (name, xml) = crm.billing().ubl(caller.actor(), id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/xml; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        xml,
+    )
+        .into_response())
+}
+
+/// `?from=…&to=…`.
+#[derive(Debug, Default, Deserialize)]
+struct JournalQuery {
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+}
+
+async fn journal(State(crm): State<Crm>, caller: Caller, ApiQuery(q): ApiQuery<JournalQuery>) -> ApiResult<Response> {
+    let csv = crm.billing().journal(caller.actor(), q.from, q.to).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"journal.csv\"".to_string()),
+        ],
+        csv,
+    )
+        .into_response())
 }

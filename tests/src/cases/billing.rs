@@ -705,3 +705,142 @@ pub async fn subscriptions_bill_each_period_once(backend: &dyn TestBackend) {
     f.sort();
     assert_eq!(f, vec!["companyId", "frequency", "lines", "name", "remainingCycles", "timeZone"]);
 }
+
+/// An invoice with two VAT rates and a discount, paid in part, and a credit note: their
+/// UBL 2.1 documents pass CEN's EN 16931 rules (the compiled Schematron, run by Saxon);
+/// the journal balances document by document, and its cells are formula-safe.
+pub async fn accounting_exports_follow_en16931(backend: &dyn TestBackend) {
+    let h = Harness::new(backend).await;
+    let b = h.crm.billing();
+    b.update_settings(
+        &h.admin,
+        SettingsInput {
+            seller: Some(Party {
+                name: "Northwind SAS".into(),
+                address_lines: vec!["12 rue de la Paix".into(), "75002 Paris".into()],
+                country: Some("FR".into()),
+                tax_id: Some("FR40303265045".into()),
+                ..Default::default()
+            }),
+            payment_instructions: Some("IBAN FR76 3000 6000 0112 3456 7890 189".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("settings");
+    let company = h
+        .crm
+        .companies()
+        .create(
+            &h.admin,
+            NewCompany {
+                name: "=cmd|' /C calc'!A0 & Co <GmbH>".into(),
+                country: Some("DE".into()),
+                custom_fields: serde_json::from_value(serde_json::json!({"vat": "DE123456789"})).expect("custom"),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("company");
+    let lines = vec![
+        LineInput {
+            name: Some("Seat".into()),
+            quantity: Some(3),
+            unit_price: Some(1999),
+            discount_percent: Some(pct(12.5)),
+            tax_percent: Some(pct(20.0)),
+            ..Default::default()
+        },
+        LineInput {
+            name: Some("Book".into()),
+            quantity: Some(2),
+            unit_price: Some(2450),
+            tax_percent: Some(pct(5.5)),
+            ..Default::default()
+        },
+        LineInput { name: Some("Export".into()), unit_price: Some(10_000), ..Default::default() },
+    ];
+    let input = DocumentInput {
+        company_id: Some(company.id.as_uuid()),
+        currency: Some("EUR".into()),
+        lines: Some(lines),
+        ..Default::default()
+    };
+    let inv = b.create_invoice(&h.admin, input).await.expect("invoice").invoice;
+    assert_code(b.ubl(&h.admin, inv.id).await, "conflict");
+    let inv = b.issue_invoice(&h.admin, inv.id, IssueInput::default()).await.expect("issue").invoice;
+    b.record_payment(
+        &h.admin,
+        inv.id,
+        PaymentInput { amount: Some(5000), reference: Some("VIR-7".into()), ..Default::default() },
+    )
+    .await
+    .expect("pay");
+    let part = CreditNoteInput {
+        lines: Some(vec![LineInput {
+            name: Some("Book returned".into()),
+            unit_price: Some(2450),
+            tax_percent: Some(pct(5.5)),
+            ..Default::default()
+        }]),
+        reason: Some("one book returned".into()),
+        issue_date: None,
+    };
+    let cn = b.credit_invoice(&h.admin, inv.id, part).await.expect("credit note").invoice;
+
+    let dir = std::env::temp_dir().join(format!("crm-ubl-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut files = Vec::new();
+    for id in [inv.id, cn.id] {
+        let (name, xml) = b.ubl(&h.admin, id).await.expect("ubl");
+        assert!(!xml.contains("=cmd|' /C calc'!A0 & Co <GmbH>"), "escaped");
+        let path = dir.join(name);
+        std::fs::write(&path, &xml).expect("write");
+        files.push(path);
+    }
+    let (invoice_xml, credit_xml) =
+        (std::fs::read_to_string(&files[0]).expect("read"), std::fs::read_to_string(&files[1]).expect("read"));
+    assert!(
+        invoice_xml.contains("<cbc:ID>INV-2026-000001</cbc:ID>")
+            && invoice_xml.contains("<cbc:InvoiceTypeCode>380</cbc:InvoiceTypeCode>")
+    );
+    assert!(
+        invoice_xml.contains("<cbc:TaxInclusiveAmount currencyID=\"EUR\">214.66</cbc:TaxInclusiveAmount>"),
+        "{invoice_xml}"
+    );
+    assert!(
+        credit_xml.contains("<cbc:CreditNoteTypeCode>381</cbc:CreditNoteTypeCode>")
+            && credit_xml.contains("<cbc:ID>INV-2026-000001</cbc:ID></cac:InvoiceDocumentReference>")
+    );
+    crate::ubl::check(&files);
+
+    // The journal: every document balances; payments and credit notes are there.
+    let csv = b.journal(&h.admin, None, None).await.expect("journal");
+    let mut sums: std::collections::HashMap<String, (f64, f64)> = Default::default();
+    let mut rows = 0;
+    for line in csv.lines().skip(1) {
+        rows += 1;
+        let cells: Vec<&str> = line.rsplitn(4, ',').collect();
+        let (credit, debit) = (cells[1].parse::<f64>().expect("credit"), cells[2].parse::<f64>().expect("debit"));
+        let doc = line.split(',').nth(2).expect("document").to_string();
+        let key = format!("{}:{doc}", line.split(',').nth(1).expect("journal"));
+        let e = sums.entry(key).or_default();
+        e.0 += debit;
+        e.1 += credit;
+    }
+    assert!(rows >= 10, "{csv}");
+    for (doc, (d, c)) in &sums {
+        assert!((d - c).abs() < 0.005, "{doc} does not balance: {d} against {c}\n{csv}");
+    }
+    assert!(
+        sums.contains_key("SALES:INV-2026-000001")
+            && sums.contains_key("CREDIT_NOTES:CN-2026-000001")
+            && sums.contains_key("BANK:INV-2026-000001"),
+        "{csv}"
+    );
+    assert!(csv.contains("\"'=cmd|' /C calc'!A0 & Co <GmbH>\"") || csv.contains("'=cmd"), "formula-safe: {csv}");
+    assert!(!csv.lines().any(|l| l.split(',').any(|c| c.starts_with('='))), "{csv}");
+    let user = h.user("journal_user", Role::User, None).await;
+    assert_code(b.journal(&user, None, None).await, "forbidden");
+    let _ = std::fs::remove_dir_all(&dir);
+}
