@@ -16,19 +16,9 @@ use crm_core::billing::recurring::SubscriptionInput;
 use crm_core::billing::{DocumentInput, IssueInput, LineInput};
 use crm_core::service::NewCompany;
 use crm_core::{Actor, Crm, Store};
-use crm_storage_sql::SqlStore;
 
 fn crm(store: Arc<dyn Store>) -> Crm {
-    let auth = crm_core::auth::AuthSettings::with_keys(
-        crm_core::auth::JwtKeys::new(
-            crm_core::auth::JwtConfig::default(),
-            "bench",
-            b"bench-secret-bench-secret-0123456789",
-        )
-        .unwrap(),
-        crm_core::auth::Sealer::new(&[7; 32]),
-    );
-    Crm::builder(store).auth(auth).build()
+    crm_benches::bench_crm(store, crm_core::CrmConfig::default())
 }
 
 fn lines() -> Vec<LineInput> {
@@ -145,21 +135,7 @@ fn main() {
     )];
     rt.block_on(async {
         for backend in backends.split(',').map(str::trim) {
-            let store: Arc<dyn Store> = match backend {
-                "sqlite" => {
-                    let dir = std::env::temp_dir().join(format!("crm-bench-billing-{}", std::process::id()));
-                    std::fs::create_dir_all(&dir).expect("dir");
-                    let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-                    Arc::new(SqlStore::connect(&url).await.expect("sqlite"))
-                }
-                "postgres" => {
-                    let base = crm_tests::backends::postgres_url();
-                    let schema = format!("bench_billing_{}", std::process::id());
-                    let opts = crm_storage_sql::SqlOptions { pg_schema: Some(schema), ..Default::default() };
-                    Arc::new(SqlStore::connect_with(&base, opts).await.expect("postgres"))
-                }
-                other => panic!("unknown backend {other}"),
-            };
+            let store = crm_benches::bench_store(backend, "billing").await;
             for l in run(backend, store, invoices, subscriptions).await {
                 println!("{l}");
                 lines.push(l);

@@ -26,16 +26,7 @@ use crm_tests::receiver::Receiver;
 
 fn crm(store: Arc<dyn Store>) -> Crm {
     let config = CrmConfig { outgoing: Guard::allowing(vec!["127.0.0.1/32".parse().unwrap()]), ..Default::default() };
-    let auth = crm_core::auth::AuthSettings::with_keys(
-        crm_core::auth::JwtKeys::new(
-            crm_core::auth::JwtConfig::default(),
-            "bench",
-            b"bench-secret-bench-secret-0123456789",
-        )
-        .unwrap(),
-        crm_core::auth::Sealer::new(&[7; 32]),
-    );
-    Crm::builder(store).config(config).auth(auth).build()
+    crm_benches::bench_crm(store, config)
 }
 
 fn engine(crm: &Crm) -> DeliveryEngine {

@@ -97,3 +97,38 @@ pub async fn seed(crm: &Crm, rows: usize) -> Result<Seeded> {
     }
     Ok(Seeded { admin, rep, contacts })
 }
+
+/// The engine the throughput benches run: bench keys, and `config` (outgoing calls).
+pub fn bench_crm(store: std::sync::Arc<dyn crm_core::Store>, config: crm_core::CrmConfig) -> Crm {
+    let jwt = crm_core::auth::JwtKeys::new(
+        crm_core::auth::JwtConfig::default(),
+        "bench",
+        b"bench-secret-bench-secret-0123456789",
+    );
+    let auth = crm_core::auth::AuthSettings::with_keys(
+        jwt.unwrap_or_else(|e| panic!("bench keys: {e}")),
+        crm_core::auth::Sealer::new(&[7; 32]),
+    );
+    Crm::builder(store).config(config).auth(auth).build()
+}
+
+/// A fresh store of `backend` (`sqlite`: a file in the temp directory; `postgres`: a
+/// schema of its own on the test server) named after `bench`.
+pub async fn bench_store(backend: &str, bench: &str) -> std::sync::Arc<dyn crm_core::Store> {
+    use crm_storage_sql::SqlStore;
+    match backend {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!("crm-bench-{bench}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+            std::sync::Arc::new(SqlStore::connect(&url).await.unwrap_or_else(|e| panic!("sqlite: {e}")))
+        }
+        "postgres" => {
+            let base = crm_tests::backends::postgres_url();
+            let schema = format!("bench_{bench}_{}", std::process::id());
+            let opts = crm_storage_sql::SqlOptions { pg_schema: Some(schema), ..Default::default() };
+            std::sync::Arc::new(SqlStore::connect_with(&base, opts).await.unwrap_or_else(|e| panic!("postgres: {e}")))
+        }
+        other => panic!("unknown backend {other}"),
+    }
+}

@@ -7,41 +7,15 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
+
+mod processes;
+use processes::{bin, call, cli, free_port, Proc};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-struct Proc(Child);
-
-impl Proc {
-    fn kill9(&mut self) {
-        let _ = Command::new("kill").args(["-9", &self.0.id().to_string()]).status();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_crm-server")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn cli(dir: &Path, db: &str, args: &[&str]) {
-    let out = Command::new(bin()).current_dir(dir).args(args).env("CRM_DATABASE_URL", db).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// `crm-server` (`serve`, or `worker` when `port` is `None`) on `db`, the scheduler
 /// looking every second.
@@ -70,20 +44,6 @@ fn start(dir: &Path, db: &str, name: &str, port: Option<u16>) -> Proc {
         }
     }
     p
-}
-
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method, url]);
-    if let Some(b) = body {
-        cmd.args(["-H", "content-type: application/json", "-d", &b.to_string()]);
-    }
-    if let Some(t) = token {
-        cmd.args(["-H", &format!("authorization: Bearer {t}")]);
-    }
-    let out = String::from_utf8(cmd.output().expect("curl").stdout).unwrap();
-    let (body, status) = out.rsplit_once('\n').unwrap();
-    (status.trim().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::String(body.into())))
 }
 
 fn login(base: &str) -> String {
@@ -165,12 +125,12 @@ fn a_killed_billing_server_bills_each_period_once_after_restart() {
     cli(&dir, &db, &["create-admin", "--username", "admin", "--email", "admin@example.com", "--password", PASSWORD]);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = start(&dir, &db, "first", Some(port));
+    let server = start(&dir, &db, "first", Some(port));
     let token = login(&base);
     let (sub, periods) = subscription(&base, &token, "Kill Corp");
     // Killed mid catch-up: some periods billed, not all.
     wait_for("the first invoices", || billed(&base, &token, &sub).len() >= 5);
-    server.kill9();
+    drop(server); // SIGKILL: kill -9
     let _again = start(&dir, &db, "second", Some(port));
     let token = login(&base);
     let so_far = billed(&base, &token, &sub).len();

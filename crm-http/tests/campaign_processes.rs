@@ -8,28 +8,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+mod processes;
+use processes::{bin, call, cli, free_port, Proc};
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "correct horse battery staple";
 const BATCH: u64 = 20;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_crm-server")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn smtp() -> String {
     std::env::var("CRM_TEST_SMTP").unwrap_or_else(|_| "127.0.0.1:2525".into())
@@ -39,11 +25,6 @@ fn maildir() -> PathBuf {
     std::env::var_os("CRM_TEST_MAILDIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("crm-rs-test-maildir"))
-}
-
-fn cli(dir: &Path, db: &str, args: &[&str]) {
-    let out = Command::new(bin()).current_dir(dir).args(args).env("CRM_DATABASE_URL", db).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn serve(dir: &Path, db: &str, name: &str, port: u16) -> Proc {
@@ -72,21 +53,6 @@ fn serve(dir: &Path, db: &str, name: &str, port: u16) -> Proc {
         std::thread::sleep(Duration::from_millis(50));
     }
     p
-}
-
-/// `curl` with a JSON body; the answer's status and body.
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method, url]);
-    if let Some(b) = body {
-        cmd.args(["-H", "content-type: application/json", "-d", &b.to_string()]);
-    }
-    if let Some(t) = token {
-        cmd.args(["-H", &format!("authorization: Bearer {t}")]);
-    }
-    let out = String::from_utf8(cmd.output().expect("curl").stdout).unwrap();
-    let (body, status) = out.rsplit_once('\n').unwrap();
-    (status.trim().parse().unwrap(), serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.into())))
 }
 
 /// A raw request with curl: status and headers+body.
