@@ -50,6 +50,7 @@ impl EntityKind {
             EntityKind::BillingSettings => model::billing::SETTINGS_COLUMNS,
             EntityKind::GatewayEvent => model::billing::EVENT_COLUMNS,
             EntityKind::Subscription => model::billing::SUBSCRIPTION_COLUMNS,
+            EntityKind::ExchangeRate => model::billing::RATE_COLUMNS,
         }
     }
 
@@ -91,6 +92,7 @@ impl EntityKind {
             EntityKind::BillingSettings => model::billing::SETTINGS_INDEXES,
             EntityKind::GatewayEvent => model::billing::EVENT_INDEXES,
             EntityKind::Subscription => model::billing::SUBSCRIPTION_INDEXES,
+            EntityKind::ExchangeRate => model::billing::RATE_INDEXES,
         }
     }
 

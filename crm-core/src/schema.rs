@@ -338,11 +338,13 @@ pub enum EntityKind {
     GatewayEvent,
     /// Recurring billing of companies.
     Subscription,
+    /// Dated exchange rates.
+    ExchangeRate,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 35] = [
+    pub const ALL: [EntityKind; 36] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -378,6 +380,7 @@ impl EntityKind {
         EntityKind::BillingSettings,
         EntityKind::GatewayEvent,
         EntityKind::Subscription,
+        EntityKind::ExchangeRate,
     ];
 
     /// The table (collection) name.
@@ -418,6 +421,7 @@ impl EntityKind {
             EntityKind::BillingSettings => "billing_settings",
             EntityKind::GatewayEvent => "gateway_events",
             EntityKind::Subscription => "subscriptions",
+            EntityKind::ExchangeRate => "exchange_rates",
         }
     }
 
@@ -459,6 +463,7 @@ impl EntityKind {
             EntityKind::BillingSettings => "billing_settings",
             EntityKind::GatewayEvent => "gateway_event",
             EntityKind::Subscription => "subscription",
+            EntityKind::ExchangeRate => "exchange_rate",
         }
     }
 
@@ -495,7 +500,8 @@ impl EntityKind {
             | EntityKind::Payment
             | EntityKind::BillingSettings
             | EntityKind::GatewayEvent
-            | EntityKind::Subscription => Resource::Billing,
+            | EntityKind::Subscription
+            | EntityKind::ExchangeRate => Resource::Billing,
         }
     }
 
@@ -528,7 +534,8 @@ impl EntityKind {
             | EntityKind::Product
             | EntityKind::BillingSequence
             | EntityKind::BillingSettings
-            | EntityKind::GatewayEvent => (None, None, None),
+            | EntityKind::GatewayEvent
+            | EntityKind::ExchangeRate => (None, None, None),
             _ => (Some("owner_id"), Some("team_id"), None),
         }
     }

@@ -176,6 +176,10 @@ const CONTRACT: &[&str] = &[
     "POST /api/subscriptions/run",
     "GET /api/invoices/{id}/ubl",
     "GET /api/billing/journal",
+    "GET /api/exchange-rates",
+    "PUT /api/exchange-rates",
+    "POST /api/exchange-rates/import",
+    "GET /api/invoices/totals",
 ];
 
 /// The record kinds, each with the same eight operations.

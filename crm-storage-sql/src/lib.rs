@@ -161,7 +161,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 /// (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str); 12] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 13] = [
     (
         1,
         "initial",
@@ -233,6 +233,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 12] = [
         "subscriptions",
         include_str!("../migrations/sqlite/0012_subscriptions.sql"),
         include_str!("../migrations/postgres/0012_subscriptions.sql"),
+    ),
+    (
+        13,
+        "exchange_rates",
+        include_str!("../migrations/sqlite/0013_exchange_rates.sql"),
+        include_str!("../migrations/postgres/0013_exchange_rates.sql"),
     ),
 ];
 

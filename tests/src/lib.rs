@@ -296,6 +296,7 @@ macro_rules! conformance_suite {
             billing_inputs_and_roles,
             subscriptions_bill_each_period_once,
             accounting_exports_follow_en16931,
+            totals_convert_at_the_invoice_date,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

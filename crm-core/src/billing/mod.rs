@@ -17,6 +17,7 @@
 
 pub mod accounting;
 pub mod crypt;
+pub mod currency;
 pub mod gateway;
 pub mod money;
 pub mod recurring;

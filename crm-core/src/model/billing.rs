@@ -904,6 +904,48 @@ pub static SUBSCRIPTION_INDEXES: &[Index] = &[
     Index::on("subscriptions_company_idx", &["company_id"]),
 ];
 
+/// An exchange rate: 1 `base` = `rate` `quote`, from `date` until a later rate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ExchangeRate {
+    /// Derived from the pair and the day.
+    pub id: Uuid,
+    /// ISO 4217.
+    pub base: Currency,
+    /// ISO 4217.
+    pub quote: Currency,
+    /// The day it applies from.
+    pub date: NaiveDate,
+    /// The rate as a decimal (`0.9235`).
+    pub rate: String,
+    /// The rate × 10⁹, what conversions use.
+    pub rate_e9: i64,
+    /// When it was stored.
+    pub updated_at: DateTime<Utc>,
+    /// Version.
+    pub version: i64,
+}
+
+impl Persist for ExchangeRate {
+    const KIND: EntityKind = EntityKind::ExchangeRate;
+}
+
+/// Storage columns of exchange rates.
+pub static RATE_COLUMNS: &[Column] = &[
+    Column::new("id", "id", T::Uuid).sort(),
+    Column::new("base", "base", T::Text).filter(),
+    Column::new("quote", "quote", T::Text).filter(),
+    Column::new("date", "date", T::Date).sort(),
+    Column::new("rate", "rate", T::Text),
+    Column::new("rate_e9", "rateE9", T::Int),
+    Column::new("updated_at", "updatedAt", T::Timestamp).sort(),
+    Column::new("version", "version", T::Int).filter(),
+];
+
+/// The indexes of `exchange_rates`: one per pair and day, looked up by pair and day.
+pub static RATE_INDEXES: &[Index] = &[Index::on("exchange_rates_pair_key", &["base", "quote", "date"]).unique()];
+
 #[cfg(test)]
 mod tests {
     use super::*;

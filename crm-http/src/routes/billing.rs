@@ -8,14 +8,15 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::Json;
+use crm_core::billing::currency::{InvoiceTotals, RateImport, RateInput};
 use crm_core::billing::recurring::{RecurringReport, SubscriptionInput};
 use crm_core::billing::PayIntent;
 use crm_core::billing::{
     CreditNoteInput, DocumentInput, InvoiceQuery, InvoiceView, IssueInput, PaymentInput, ProductInput, QuoteView,
     RefundInput, SettingsInput, VoidInput,
 };
-use crm_core::model::billing::Subscription;
 use crm_core::model::billing::{BillingSettings, Payment, Product};
+use crm_core::model::billing::{ExchangeRate, Subscription};
 use crm_core::Crm;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::Type;
@@ -157,6 +158,35 @@ pub fn api() -> Api {
                 ])
                 .bytes("text/csv", "The journal"),
             get(journal),
+        )
+        .op(
+            Spec::get("/api/exchange-rates", B, "The exchange rates stored, newest day first")
+                .query(vec![query_param("base", Type::String, "Only this base currency"), query_param("quote", Type::String, "Only this quote currency")])
+                .list::<ExchangeRate>("The rates"),
+            get(rates),
+        )
+        .op(
+            Spec::put("/api/exchange-rates", B, "Store a rate: 1 base = rate quote from date (the same pair and day replaces it)")
+                .body::<RateInput>()
+                .example(serde_json::json!({"base": "USD", "quote": "EUR", "date": "2026-01-02", "rate": "0.9235"}))
+                .ok::<ExchangeRate>("The rate"),
+            put(set_rate),
+        )
+        .op(
+            Spec::post("/api/exchange-rates/import", B, "Import rates from CSV (`date,base,quote,rate`, a header line first); all or nothing, errors name the line and column")
+                .bytes_body("text/csv")
+                .ok::<RateImport>("What was stored"),
+            post(import_rates),
+        )
+        .op(
+            Spec::get("/api/invoices/totals", B, "Invoice totals (credit notes subtracted) in a reporting currency, each invoice at the rate of its issue date; a missing rate is 422 naming the pair and day")
+                .query(vec![
+                    query_param("currency", Type::String, "The reporting currency (default: the billing settings')"),
+                    query_param("from", Type::String, "First issue date"),
+                    query_param("to", Type::String, "Last issue date"),
+                ])
+                .ok::<InvoiceTotals>("The totals"),
+            get(totals),
         )
         .op(
             Spec::get("/api/subscriptions", B, "Subscriptions the caller may read, newest first")
@@ -739,4 +769,49 @@ async fn journal(State(crm): State<Crm>, caller: Caller, ApiQuery(q): ApiQuery<J
         csv,
     )
         .into_response())
+}
+
+/// `?base=…&quote=…`.
+#[derive(Debug, Default, Deserialize)]
+struct PairQuery {
+    base: Option<String>,
+    quote: Option<String>,
+}
+
+async fn rates(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PairQuery>,
+) -> ApiResult<Json<List<ExchangeRate>>> {
+    Ok(Json(List { data: crm.billing().rates(caller.actor(), q.base, q.quote).await? }))
+}
+
+async fn set_rate(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiJson(input): ApiJson<RateInput>,
+) -> ApiResult<Json<ExchangeRate>> {
+    Ok(Json(crm.billing().set_rate(caller.actor(), input).await?))
+}
+
+async fn import_rates(State(crm): State<Crm>, caller: Caller, body: Bytes) -> ApiResult<Json<RateImport>> {
+    let text =
+        std::str::from_utf8(&body).map_err(|_| crm_core::Error::invalid("body", "invalid_format", "CSV in UTF-8"))?;
+    Ok(Json(crm.billing().import_rates(caller.actor(), text).await?))
+}
+
+/// `?currency=…&from=…&to=…`.
+#[derive(Debug, Default, Deserialize)]
+struct TotalsQuery {
+    currency: Option<String>,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+}
+
+async fn totals(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<TotalsQuery>,
+) -> ApiResult<Json<InvoiceTotals>> {
+    Ok(Json(crm.billing().totals(caller.actor(), q.currency, q.from, q.to).await?))
 }

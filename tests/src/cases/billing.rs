@@ -844,3 +844,80 @@ pub async fn accounting_exports_follow_en16931(backend: &dyn TestBackend) {
     assert_code(b.journal(&user, None, None).await, "forbidden");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Invoices keep their currency; totals convert at the rate of each issue date (the
+/// latest on or before it, or the inverse of the opposite pair); rates imported from
+/// CSV name their bad cells; a missing rate is named.
+pub async fn totals_convert_at_the_invoice_date(backend: &dyn TestBackend) {
+    use crm_core::billing::currency::RateInput;
+    let h = Harness::new(backend).await;
+    let b = h.crm.billing();
+    let (_, company) = won_deal(&h, &h.admin, None).await;
+    let issue = |cur: &'static str, cents: i64, on: NaiveDate| {
+        let b = h.crm.billing();
+        let admin = h.admin.clone();
+        async move {
+            let line = LineInput { name: Some("x".into()), unit_price: Some(cents), ..Default::default() };
+            let input = DocumentInput {
+                company_id: Some(company),
+                currency: Some(cur.into()),
+                lines: Some(vec![line]),
+                ..Default::default()
+            };
+            let inv = b.create_invoice(&admin, input).await.expect("invoice").invoice;
+            b.issue_invoice(&admin, inv.id, IssueInput { issue_date: Some(on), version: None })
+                .await
+                .expect("issue")
+                .invoice
+        }
+    };
+    issue("EUR", 50_000, day(2026, 1, 5)).await;
+    let usd = issue("USD", 10_000, day(2026, 1, 5)).await;
+    issue("USD", 10_000, day(2026, 2, 5)).await;
+    issue("GBP", 10_000, day(2026, 2, 5)).await;
+    // Rates: USD→EUR on Jan 1 and Feb 1; EUR→GBP (used inverted) on Jan 1.
+    let csv = "date,base,quote,rate\n2026-01-01,USD,EUR,0.90\n2026-02-01,USD,EUR,0.95\n2026-01-01,EUR,GBP,0.80\n";
+    assert_eq!(b.import_rates(&h.admin, csv).await.expect("import").stored, 3);
+    assert_eq!(b.import_rates(&h.admin, csv).await.expect("again").stored, 0, "unchanged rates are not written again");
+    let t = b.totals(&h.admin, Some("EUR".into()), None, None).await.expect("totals");
+    // 500.00 + 100.00×0.90 + 100.00×0.95 + 100.00÷0.80 = 500 + 90 + 95 + 125 = 810.00 EUR.
+    assert_eq!((t.currency.as_str(), t.invoiced), ("EUR", 81_000), "{t:?}");
+    let by: Vec<(String, i64, i64)> =
+        t.by_currency.iter().map(|c| (c.currency.clone(), c.invoiced, c.converted)).collect();
+    assert_eq!(
+        by,
+        vec![("EUR".into(), 50_000, 50_000), ("GBP".into(), 10_000, 12_500), ("USD".into(), 20_000, 18_500)]
+    );
+    // A credit note lowers the total, converted at its own date.
+    let cn = CreditNoteInput {
+        lines: Some(vec![LineInput { name: Some("y".into()), unit_price: Some(1000), ..Default::default() }]),
+        issue_date: Some(day(2026, 1, 20)),
+        ..Default::default()
+    };
+    b.credit_invoice(&h.admin, usd.id, cn).await.expect("credit");
+    let t = b.totals(&h.admin, Some("EUR".into()), None, None).await.expect("totals");
+    assert_eq!(t.invoiced, 81_000 - 900);
+    // In USD: the EUR invoices need EUR→USD (the inverse of USD→EUR), GBP has none.
+    let e = assert_code(b.totals(&h.admin, Some("USD".into()), None, None).await, "validation_failed");
+    assert!(e.to_string().contains("GBP→USD on 2026-02-05"), "{e}");
+    // A rate set by hand replaces the day's; bad input names the cell.
+    let r = b
+        .set_rate(
+            &h.admin,
+            RateInput {
+                base: Some("GBP".into()),
+                quote: Some("USD".into()),
+                date: Some(day(2026, 1, 1)),
+                rate: Some(serde_json::json!("1.25")),
+            },
+        )
+        .await
+        .expect("rate");
+    assert_eq!((r.rate.as_str(), r.rate_e9), ("1.25", 1_250_000_000));
+    b.totals(&h.admin, Some("USD".into()), None, None).await.expect("every rate now");
+    let bad = b.import_rates(&h.admin, "date,base,quote,rate\n2026-13-01,USD,EUR,0.9\n2026-01-01,USD,EURO,-1\n").await;
+    let mut f = fields(&assert_code(bad, "validation_failed"));
+    f.sort();
+    assert_eq!(f, vec!["line 2.date", "line 3.quote", "line 3.rate"]);
+    assert_code(b.import_rates(&h.admin, "when,from,to\n").await, "validation_failed");
+}
