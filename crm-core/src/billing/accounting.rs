@@ -33,7 +33,8 @@ fn percent(p: Percent) -> String {
     }
 }
 
-fn esc(s: &str) -> String {
+/// Text made safe for XML and HTML (`& < > " '`; characters XML cannot hold dropped).
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -43,7 +43,7 @@ use crate::query::{Cmp, Direction, Filter, Predicate, SortKey, StoreQuery};
 use crate::schema::{to_row, EntityKind, Value};
 use crate::service::Crm;
 use crate::store::{Changeset, StoreExt, Write};
-use crate::values::{check_text, Currency, Percent};
+use crate::values::{Currency, Percent};
 
 /// How often an issue, a payment or a credit note is tried again when another writer
 /// took the number or changed the invoice first.
@@ -350,25 +350,12 @@ impl QuoteView {
     }
 }
 
-/// A text input: trimmed; `None` when empty; errors name `field`.
-fn text(errs: &mut Errors, field: &str, v: Option<String>, max: usize, multiline: bool) -> Option<String> {
-    let s = v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())?;
-    match check_text(field, &s, max, multiline) {
-        Ok(()) => Some(s),
-        Err(e) => {
-            errs.absorb(field, e);
-            None
-        }
-    }
-}
+use crate::service::input::text;
 
+/// A required text: trimmed, present, at most `max` characters; errors name `field`.
 fn required(errs: &mut Errors, field: &str, v: Option<String>, max: usize) -> Option<String> {
-    let present = v.as_deref().is_some_and(|s| !s.trim().is_empty());
-    if !present {
-        errs.add(field, "required", format!("{field} is required"));
-        return None;
-    }
-    text(errs, field, v, max, false)
+    let s = crate::service::input::required(errs, field, v.as_deref().unwrap_or(""), max);
+    (!s.is_empty()).then_some(s)
 }
 
 fn parse_enum<E: std::str::FromStr>(errs: &mut Errors, field: &str, v: Option<String>, choices: &[&str]) -> Option<E> {
@@ -541,7 +528,7 @@ impl BillingService<'_> {
         if let Some(stored) = self.crm.store().get_as::<BillingSettings>(BillingSettings::ID).await? {
             return self.opened_settings(stored);
         }
-        Ok(self.crm.store().get_as::<BillingSettings>(BillingSettings::ID).await?.unwrap_or_else(|| BillingSettings {
+        Ok(BillingSettings {
             id: BillingSettings::ID,
             seller: Party::default(),
             payment_terms: PaymentTerms::Net30,
@@ -554,7 +541,7 @@ impl BillingService<'_> {
             language: "en".into(),
             updated_at: self.crm.now(),
             version: 0,
-        }))
+        })
     }
 
     /// Changes the seller's details and defaults (managers and admins).
@@ -1435,8 +1422,7 @@ impl BillingService<'_> {
             };
             match self.commit(actor, cs, action, EntityKind::Invoice, id, changes).await {
                 Ok(()) => return Ok(InvoiceView::of(after, self.today())),
-                Err(e @ Error::VersionConflict { .. }) if attempt >= ATTEMPTS => return Err(e),
-                Err(Error::VersionConflict { .. }) => backoff(self.crm, attempt).await,
+                Err(Error::VersionConflict { .. }) if attempt < ATTEMPTS => backoff(self.crm, attempt).await,
                 Err(e) => return Err(e),
             }
         }
@@ -1666,10 +1652,7 @@ impl BillingService<'_> {
             let changes = json!({"invoiceId": invoice_id, "invoiceNumber": inv.number, "amount": amount, "currency": p.currency, "method": method, "gateway": gateway, "reference": reference, "balance": after.balance, "status": after.status});
             match self.commit(actor, cs, "payment.recorded", EntityKind::Payment, p.id, changes).await {
                 Ok(()) => return Ok(p),
-                Err(e @ Error::VersionConflict { .. }) if attempt < ATTEMPTS => {
-                    let _ = e;
-                    backoff(self.crm, attempt).await
-                }
+                Err(Error::VersionConflict { .. }) if attempt < ATTEMPTS => backoff(self.crm, attempt).await,
                 Err(Error::Conflict { field, .. }) if reference.is_some() && field.as_deref() != Some("status") => {
                     return Err(conflict("a payment with this reference was recorded already", "reference"))
                 }

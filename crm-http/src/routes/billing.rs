@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::Json;
+use crm_core::billing::accounting::esc;
 use crm_core::billing::currency::{InvoiceTotals, RateImport, RateInput};
 use crm_core::billing::recurring::{RecurringReport, SubscriptionInput};
 use crm_core::billing::PayIntent;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::Type;
 use uuid::Uuid;
 
+use super::{created, List};
 use crate::error::ApiResult;
 use crate::extract::{optional_json, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::openapi::{query_param, Api, Spec};
@@ -248,16 +250,6 @@ pub fn api() -> Api {
                 .created::<Payment>("The refund"),
             post(refund_payment),
         )
-}
-
-/// `{"data": [...]}`.
-#[derive(Debug, Serialize)]
-struct List<T> {
-    data: Vec<T>,
-}
-
-fn created<T: Serialize>(path: String, v: T) -> Response {
-    (StatusCode::CREATED, [(header::LOCATION, path)], Json(v)).into_response()
 }
 
 /// `?includeInactive=true`.
@@ -570,19 +562,7 @@ async fn stripe_webhook(State(state): State<AppState>, headers: axum::http::Head
 }
 
 fn money(amount: i64, currency: &crm_core::values::Currency) -> String {
-    let exp = currency.exponent();
-    let div = 10i64.pow(exp);
-    let sign = if amount < 0 { "-" } else { "" };
-    let a = amount.abs();
-    if exp == 0 {
-        format!("{sign}{a} {}", currency.code())
-    } else {
-        format!("{sign}{}.{:0width$} {}", a / div, a % div, currency.code(), width = exp as usize)
-    }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    format!("{} {}", crm_core::billing::accounting::decimal(amount, currency), currency.code())
 }
 
 fn pay_html(status: StatusCode, title: &str, body: &str, script: Option<&str>) -> Response {

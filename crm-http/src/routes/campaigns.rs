@@ -21,6 +21,7 @@ use crm_core::{Crm, Error};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::{created, List};
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::openapi::{query_param, Api, Spec};
@@ -220,16 +221,6 @@ pub struct BounceReport {
     pub bounces: Vec<Bounce>,
     /// How many were taken in.
     pub matched: usize,
-}
-
-/// `{"data": [...]}`.
-#[derive(Debug, Serialize)]
-struct List<T> {
-    data: Vec<T>,
-}
-
-fn created<T: Serialize>(path: String, v: T) -> Response {
-    (StatusCode::CREATED, [(header::LOCATION, path)], Json(v)).into_response()
 }
 
 async fn templates(State(crm): State<Crm>, caller: Caller) -> ApiResult<Json<List<CampaignTemplate>>> {
