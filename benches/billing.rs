@@ -1,6 +1,8 @@
 //! Billing throughput on SQLite and PostgreSQL: issuing invoices (each a gapless number
 //! from one sequence row, so issuers contend on it) with one caller and with sixteen at
-//! once, and the recurring run that invoices 10,000 subscriptions' periods, each once.
+//! once, and the recurring run that invoices 10,000 subscriptions' periods, each once;
+//! and the layout of invoice PDFs (p50/p95 of one page and of twenty, English and
+//! Arabic) and of their HTML page.
 //!
 //! `cargo bench -p crm-benches --bench billing` (figures printed and written to
 //! `target/crm-bench/billing.txt`). `CRM_BENCH_INVOICES` sets the invoices issued
@@ -66,6 +68,10 @@ async fn run(backend: &str, store: Arc<dyn Store>, invoices: usize, subscription
         .as_uuid();
     let mut out = Vec::new();
 
+    if backend == "sqlite" {
+        out.extend(documents(&crm, &admin, company).await);
+    }
+
     // Issuing: one caller, then sixteen at once.
     for callers in [1usize, 16] {
         let ids = drafts(&crm, &admin, company, invoices).await;
@@ -121,6 +127,91 @@ async fn run(backend: &str, store: Arc<dyn Store>, invoices: usize, subscription
         crm.billing().run_subscriptions().await.expect("run again").invoices
     ));
     out
+}
+
+/// The p50 and p95 of `runs` timings, in milliseconds.
+fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.95))
+}
+
+/// Lays out a one-page and a twenty-page invoice, English and Arabic, many times each.
+async fn documents(crm: &Crm, admin: &Actor, company: uuid::Uuid) -> Vec<String> {
+    use crm_core::billing::document::{self, DocOptions};
+    let mut out = Vec::new();
+    // 5 lines fill one page; 500 (the most a document takes) twenty.
+    for (lines_n, runs) in [(5usize, 200usize), (500, 20)] {
+        let lines: Vec<LineInput> = (0..lines_n)
+            .map(|i| LineInput {
+                name: Some(format!("Consulting day {i}")),
+                description: Some(if i % 5 == 0 {
+                    "Architecture review and workshop, with the written findings and a plan for the next quarter".into()
+                } else {
+                    "Architecture review and workshop".into()
+                }),
+                quantity: Some(1 + (i as i64 % 4)),
+                unit_price: Some(95_000 + i as i64),
+                discount_percent: Some(serde_json::from_str(if i % 3 == 0 { "10" } else { "0" }).unwrap()),
+                tax_percent: Some(serde_json::from_str(if i % 2 == 0 { "20" } else { "5.5" }).unwrap()),
+                ..Default::default()
+            })
+            .collect();
+        let input = DocumentInput {
+            company_id: Some(company),
+            currency: Some("EUR".into()),
+            lines: Some(lines),
+            ..Default::default()
+        };
+        let id = crm.billing().create_invoice(admin, input).await.expect("draft").invoice.id;
+        crm.billing().issue_invoice(admin, id, IssueInput::default()).await.expect("issue");
+        for lang in ["en", "ar"] {
+            let opts = DocOptions { lang: Some(lang.into()), ..Default::default() };
+            let data = crm.billing().invoice_document(admin, id, opts).await.expect("document");
+            let cold = Instant::now();
+            let first = document::pdf(&data).expect("pdf");
+            let cold = cold.elapsed().as_secs_f64() * 1000.0;
+            let pages = lopdf_pages(&first);
+            // Every run lays out another document (each line and the number differ), so
+            // typst's memoised layout of the last one does not flatter the figure.
+            let variants: Vec<_> = (0..runs)
+                .map(|r| {
+                    let mut d = data.clone();
+                    d.number = Some(format!("INV-2026-{r:06}"));
+                    for l in &mut d.lines {
+                        l.name = format!("{} · {r}", l.name);
+                    }
+                    d
+                })
+                .collect();
+            let mut ms = Vec::with_capacity(runs);
+            for d in &variants {
+                let t = Instant::now();
+                let pdf = document::pdf(d).expect("pdf");
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                assert!(pdf.len() > 1000);
+            }
+            let (p50, p95) = percentiles(ms);
+            out.push(format!(
+                "sqlite    invoice PDF, {lines_n} lines = {pages} page(s), {lang}: p50 {p50:.1} ms, p95 {p95:.1} ms over {runs} runs (first {cold:.0} ms), {} KiB",
+                first.len() / 1024
+            ));
+            let mut ms = Vec::with_capacity(runs);
+            for _ in 0..runs {
+                let t = Instant::now();
+                document::html(&data).expect("html");
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            let (p50, p95) = percentiles(ms);
+            out.push(format!("sqlite    invoice HTML, {lines_n} lines, {lang}: p50 {p50:.2} ms, p95 {p95:.2} ms"));
+        }
+    }
+    out
+}
+
+/// The page count of a PDF.
+fn lopdf_pages(pdf: &[u8]) -> usize {
+    lopdf::Document::load_mem(pdf).expect("a PDF").get_pages().len()
 }
 
 fn main() {

@@ -232,6 +232,32 @@ async fn an_invoice_is_paid_through_stripe_and_its_webhook() {
     let outbox = app.crm.store().list_as::<crm_core::outbox::OutboxEvent>(&all).await.unwrap();
     let topics: Vec<String> = outbox.into_iter().map(|e| e.topic).collect();
     assert!(topics.iter().any(|t| t == "invoice.paid") && topics.iter().any(|t| t == "payment.recorded"), "{topics:?}");
+    // The invoice's owner is told, in the app.
+    crm_core::delivery::DeliveryEngine::new(app.crm.clone()).run_once().await.unwrap();
+    let notes = app.call(Method::GET, "/api/notifications", Some(&token), None).await;
+    let paid_note = notes.body["data"].as_array().unwrap().iter().find(|n| n["topic"] == "invoice.paid").cloned();
+    let paid_note = paid_note.unwrap_or_else(|| panic!("no invoice.paid notification in {}", notes.body));
+    assert_eq!(paid_note["title"], format!("Invoice paid: {}", paid["number"].as_str().unwrap()));
+    assert!(paid_note["body"].as_str().unwrap().contains("€1,392.00"), "{paid_note}");
+    // Its PDF now says so.
+    let client = reqwest::Client::new();
+    let pdf = client.get(format!("{public}/api/invoices/{id}/pdf")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(pdf.status(), 200, "{:?}", pdf.headers());
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    let name = format!("inline; filename=\"{}.pdf\"", paid["number"].as_str().unwrap());
+    assert_eq!(pdf.headers()["content-disposition"].to_str().unwrap(), name);
+    let bytes = pdf.bytes().await.unwrap();
+    let text = pdf_extract::extract_text_from_mem(&bytes).unwrap();
+    assert!(text.contains("PAID") && text.contains("€1,392.00") && text.contains("€0.00"), "{text}");
+    let page = client.get(format!("{public}/api/invoices/{id}/html?lang=ar")).bearer_auth(&token).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("style-src 'sha256-") && !csp.contains("unsafe"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("dir=\"rtl\"") && html.contains("مدفوعة"), "{html}");
+    let bad = client.get(format!("{public}/api/invoices/{id}/pdf?lang=de")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(bad.status(), 422);
+    let problem: Value = bad.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "lang", "{problem}");
 
     // The page now says there is nothing to pay; no new intent is made.
     let html = reqwest::get(&url).await.unwrap().text().await.unwrap();

@@ -21,6 +21,7 @@ pub mod backends;
 pub mod cases;
 pub mod idp;
 pub mod mail;
+pub mod pdf;
 pub mod receiver;
 pub mod ubl;
 
@@ -297,6 +298,7 @@ macro_rules! conformance_suite {
             subscriptions_bill_each_period_once,
             accounting_exports_follow_en16931,
             totals_convert_at_the_invoice_date,
+            documents_are_laid_out_and_emailed,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

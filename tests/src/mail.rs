@@ -59,6 +59,8 @@ pub struct Received {
     pub html: String,
     /// The whole message as received.
     pub raw: String,
+    /// The files attached: name, media type, bytes.
+    pub attachments: Vec<(String, String, Vec<u8>)>,
 }
 
 impl Received {
@@ -82,6 +84,17 @@ fn parse(raw: &[u8]) -> Option<Received> {
         text: msg.body_text(0).map(|t| t.to_string()).unwrap_or_default(),
         html: msg.body_html(0).map(|t| t.to_string()).unwrap_or_default(),
         raw: String::from_utf8_lossy(raw).to_string(),
+        attachments: msg
+            .attachments()
+            .map(|a| {
+                use mail_parser::MimeHeaders as _;
+                let kind = a
+                    .content_type()
+                    .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or_default()))
+                    .unwrap_or_default();
+                (a.attachment_name().unwrap_or_default().to_string(), kind, a.contents().to_vec())
+            })
+            .collect(),
     })
 }
 

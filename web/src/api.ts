@@ -197,6 +197,7 @@ export const EVENTS = [
   "contact.assigned",
   "record.changed",
   "account.security",
+  "invoice.paid",
 ] as const;
 export const CHANNELS = ["in_app", "email", "slack", "teams"] as const;
 

@@ -18,7 +18,9 @@
 pub mod accounting;
 pub mod crypt;
 pub mod currency;
+pub mod document;
 pub mod gateway;
+pub mod locale;
 pub mod money;
 pub mod recurring;
 
@@ -1015,7 +1017,7 @@ impl BillingService<'_> {
 
     // ----- invoices ----------------------------------------------------------------
 
-    async fn load_invoice(&self, id: Uuid) -> Result<Invoice> {
+    pub(crate) async fn load_invoice(&self, id: Uuid) -> Result<Invoice> {
         let inv = self.crm.store().get_as::<Invoice>(id).await?.ok_or(Error::NotFound { entity: "invoice" })?;
         self.opened_invoice(inv)
     }
@@ -1396,6 +1398,19 @@ impl BillingService<'_> {
         action: &str,
         change: impl Fn(&mut Invoice, DateTime<Utc>) -> Result<serde_json::Value>,
     ) -> Result<InvoiceView> {
+        self.change_invoice_and(actor, id, action, change, |_| Ok(vec![])).await
+    }
+
+    /// One change of an invoice with the writes that go with it (`extra`, given the
+    /// changed invoice), tried again when another writer changed it first.
+    pub(crate) async fn change_invoice_and(
+        &self,
+        actor: Option<&Actor>,
+        id: Uuid,
+        action: &str,
+        change: impl Fn(&mut Invoice, DateTime<Utc>) -> Result<serde_json::Value>,
+        extra: impl Fn(&Invoice) -> Result<Vec<Write>>,
+    ) -> Result<InvoiceView> {
         if let Some(a) = actor {
             self.require(a, Action::Update)?;
         }
@@ -1412,14 +1427,13 @@ impl BillingService<'_> {
             after.updated_at = now;
             after.version = before.version + 1;
             settle(&mut after, now);
-            let cs = Changeset {
-                writes: vec![Write::Update {
-                    kind: EntityKind::Invoice,
-                    row: self.invoice_row(&after)?,
-                    expected_version: before.version,
-                }],
-                audit: vec![],
-            };
+            let mut writes = vec![Write::Update {
+                kind: EntityKind::Invoice,
+                row: self.invoice_row(&after)?,
+                expected_version: before.version,
+            }];
+            writes.extend(extra(&after)?);
+            let cs = Changeset { writes, audit: vec![] };
             match self.commit(actor, cs, action, EntityKind::Invoice, id, changes).await {
                 Ok(()) => return Ok(InvoiceView::of(after, self.today())),
                 Err(Error::VersionConflict { .. }) if attempt < ATTEMPTS => backoff(self.crm, attempt).await,
@@ -1647,7 +1661,7 @@ impl BillingService<'_> {
                 audit: vec![],
             };
             if after.status == InvoiceStatus::Paid {
-                cs.writes.push(self.crm.event("invoice.paid".into(), EntityKind::Invoice, invoice_id, json!({"number": after.number, "total": after.total, "currency": after.currency, "ownerId": after.owner_id}))?);
+                cs.writes.push(self.crm.event("invoice.paid".into(), EntityKind::Invoice, invoice_id, json!({"number": after.number, "total": after.total, "currency": after.currency, "ownerId": after.owner_id, "actorId": actor.map(|a| a.user_id.as_uuid())}))?);
             }
             let changes = json!({"invoiceId": invoice_id, "invoiceNumber": inv.number, "amount": amount, "currency": p.currency, "method": method, "gateway": gateway, "reference": reference, "balance": after.balance, "status": after.status});
             match self.commit(actor, cs, "payment.recorded", EntityKind::Payment, p.id, changes).await {
@@ -1762,7 +1776,7 @@ impl BillingService<'_> {
 
     // ----- quotes ------------------------------------------------------------------
 
-    async fn load_quote(&self, id: Uuid) -> Result<Quote> {
+    pub(crate) async fn load_quote(&self, id: Uuid) -> Result<Quote> {
         let q = self.crm.store().get_as::<Quote>(id).await?.ok_or(Error::NotFound { entity: "quote" })?;
         self.opened_quote(q)
     }

@@ -9,6 +9,7 @@
 //! - a contact or deal created for, or handed to, another user: that user
 //!   (`contact.assigned`, `deal.assigned`);
 //! - any other change to a contact, company, deal or task: its owner (`record.changed`);
+//! - `invoice.paid` (an invoice settled in full, online or by hand): the invoice's owner;
 //! - a password changed, or a change of address asked for: the account's user
 //!   (`account.security`, in the app and on chat; the security email itself always goes).
 //!
@@ -166,6 +167,13 @@ impl<'a> Planner<'a> {
             ));
         }
         let actor = uuid_at(p, &["actorId"]);
+        if ev.topic == "invoice.paid" {
+            // The invoice's owner (its deal's, company's or contact's), unless they
+            // recorded the payment themselves.
+            let owner = uuid_at(p, &["ownerId"]).filter(|o| Some(*o) != actor);
+            let label = p.get("number").and_then(Json::as_str).map(str::to_string);
+            return Ok((owner.map(|o| (o, "invoice.paid")).into_iter().collect(), label));
+        }
         let Some(kind) = EntityKind::ALL.into_iter().find(|k| k.name() == ev.entity_type) else {
             return Ok((vec![], None));
         };
@@ -394,6 +402,20 @@ pub fn texts(event: &str, lang: &str, label: Option<&str>, actor: Option<&str>, 
     let stage = p.get("to").and_then(Json::as_str).unwrap_or_default().replace('_', " ");
     if event == "account.security" {
         return security_texts(lang, p.get("template").and_then(Json::as_str) == Some("password_changed"));
+    }
+    if event == "invoice.paid" {
+        let amount = match (p.get("total").and_then(Json::as_i64), p.get("currency").and_then(Json::as_str)) {
+            (Some(t), Some(c)) => crate::values::Currency::parse(c)
+                .map(|c| crate::billing::locale::Locale::of(lang).money(t, &c))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        let (t, b) = match lang {
+            "fr" => (format!("Facture payée : {name}"), format!("La facture {name} ({amount}) est payée.")),
+            "ar" => (format!("فاتورة مدفوعة: {name}"), format!("تم دفع الفاتورة {name} ({amount}).")),
+            _ => (format!("Invoice paid: {name}"), format!("Invoice {name} ({amount}) is paid in full.")),
+        };
+        return (t, b);
     }
     let (title, body) = match (lang, event) {
         ("fr", "task.assigned") => {

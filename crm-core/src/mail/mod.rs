@@ -27,7 +27,7 @@ use crate::store::StoreExt;
 
 mod templates;
 
-pub use templates::{language, render, MailTemplate, MailVars, RenderedMail, LANGUAGES};
+pub use templates::{document, language, render, DocumentMailVars, MailTemplate, MailVars, RenderedMail, LANGUAGES};
 
 /// The outbox topic of queued emails.
 pub use crate::delivery::MAIL_TOPIC;
@@ -181,6 +181,27 @@ impl MailChannel {
     }
 }
 
+impl MailChannel {
+    /// Sends an invoice, credit note or quote as it is now, laid out into the file the
+    /// email carries.
+    async fn deliver_document(&self, crm: &Crm, d: &Delivery) -> Outcome {
+        let req = match serde_json::from_value::<crate::billing::document::DocumentMail>(d.payload.clone()) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Never { error: format!("not a document email: {e}"), status: None },
+        };
+        let email = match crm.billing().document_mail(&req, &self.config.public_url).await {
+            Ok(m) => m,
+            Err(e @ Error::NotFound { .. }) => return Outcome::Never { error: e.to_string(), status: None },
+            Err(e) => return Outcome::Retry { error: crate::error::chain(&e), status: None, after: None },
+        };
+        let msg = match compose_with_file(&self.config, &req.to, &req.cc, email) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Never { error: e.to_string(), status: None },
+        };
+        send(self.mailer.as_ref(), &msg).await
+    }
+}
+
 #[async_trait]
 impl Channel for MailChannel {
     fn consumer(&self) -> &'static str {
@@ -188,6 +209,11 @@ impl Channel for MailChannel {
     }
 
     async fn deliver(&self, crm: &Crm, d: &Delivery) -> Outcome {
+        if d.payload.get("template").and_then(serde_json::Value::as_str)
+            == Some(crate::billing::document::MAIL_TEMPLATE)
+        {
+            return self.deliver_document(crm, d).await;
+        }
         let req = match serde_json::from_value::<MailRequest>(d.payload.clone()) {
             Ok(r) => r,
             Err(e) => return Outcome::Never { error: format!("not a mail request: {e}"), status: None },
@@ -334,4 +360,37 @@ async fn send(mailer: &dyn Mailer, msg: &Message) -> Outcome {
         Ok(()) => Outcome::Delivered { status: None },
         Err(e) => Outcome::Retry { error: crate::error::chain(&e), status: None, after: None },
     }
+}
+
+/// A document's email to `to` and the copies, from the seller's name at the server's
+/// address, replying to the seller when it has an address.
+fn compose_with_file(
+    config: &MailConfig,
+    to: &str,
+    cc: &[String],
+    email: crate::billing::document::DocumentEmail,
+) -> Result<Message> {
+    use lettre::message::header::ContentType;
+    use lettre::message::Attachment;
+    let crate::billing::document::DocumentEmail { rendered, file, reply_to, sender_name } = email;
+    let mailbox = |a: &str| a.parse::<Mailbox>().map_err(|e| Error::internal("an email recipient", e));
+    let from = if sender_name.trim().is_empty() {
+        config.from.clone()
+    } else {
+        Mailbox::new(Some(sender_name), config.from.email.clone())
+    };
+    let mut b = Message::builder().from(from).to(mailbox(to)?).subject(rendered.subject);
+    for c in cc {
+        b = b.cc(mailbox(c)?);
+    }
+    if let Some(r) = reply_to.and_then(|r| r.parse::<Mailbox>().ok()) {
+        b = b.reply_to(r);
+    }
+    let kind = ContentType::parse(file.content_type).map_err(|e| Error::internal("an attachment's type", e))?;
+    b.multipart(
+        MultiPart::mixed()
+            .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+            .singlepart(Attachment::new(file.name).body(file.bytes, kind)),
+    )
+    .map_err(|e| Error::internal("building an email", e))
 }

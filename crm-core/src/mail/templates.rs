@@ -323,6 +323,96 @@ pub fn notification(lang: &str, app: &str, title: &str, body: &str, link: Option
     render_note(title, &ctx, NOTE_HTML, NOTE_TEXT)
 }
 
+/// What the email carrying an invoice, credit note or quote says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocumentMailVars {
+    /// `invoice`, `credit_note` or `quote`.
+    pub kind: String,
+    /// Its number.
+    pub number: String,
+    /// The seller's name (the signature).
+    pub seller: String,
+    /// Whom it greets.
+    pub customer: String,
+    /// The total, written out.
+    pub total: String,
+    /// What is left to pay, written out (invoices).
+    pub balance: Option<String>,
+    /// The due date or the end of a quote's validity, written out.
+    pub date: Option<String>,
+    /// The sender's own words.
+    pub message: Option<String>,
+    /// The hosted pay page.
+    pub link: Option<String>,
+}
+
+/// Renders the email that carries a document (attached to it by the caller).
+pub fn document(lang: &str, v: &DocumentMailVars) -> Result<RenderedMail> {
+    let lang = language(Some(lang));
+    let dir = if lang == "ar" { "rtl" } else { "ltr" };
+    let (n, s, t) = (&v.number, &v.seller, &v.total);
+    let date = v.date.clone().unwrap_or_default();
+    let (subject, greeting, body) = match (lang, v.kind.as_str()) {
+        ("fr", "credit_note") => (
+            format!("Avoir {n} de {s}"),
+            format!("Bonjour {},", v.customer),
+            format!("Veuillez trouver ci-joint l'avoir {n} d'un montant de {t}."),
+        ),
+        ("fr", "quote") => (
+            format!("Devis {n} de {s}"),
+            format!("Bonjour {},", v.customer),
+            format!("Veuillez trouver ci-joint notre devis {n} d'un montant de {t}, valable jusqu'au {date}."),
+        ),
+        ("fr", _) => (
+            format!("Facture {n} de {s}"),
+            format!("Bonjour {},", v.customer),
+            format!("Veuillez trouver ci-joint la facture {n} d'un montant de {t}, payable avant le {date}."),
+        ),
+        ("ar", "credit_note") => (
+            format!("إشعار دائن {n} من {s}"),
+            format!("مرحبًا {}،", v.customer),
+            format!("تجدون مرفقًا الإشعار الدائن {n} بمبلغ {t}."),
+        ),
+        ("ar", "quote") => (
+            format!("عرض سعر {n} من {s}"),
+            format!("مرحبًا {}،", v.customer),
+            format!("تجدون مرفقًا عرض السعر {n} بمبلغ {t}، وهو صالح حتى {date}."),
+        ),
+        ("ar", _) => (
+            format!("فاتورة {n} من {s}"),
+            format!("مرحبًا {}،", v.customer),
+            format!("تجدون مرفقًا الفاتورة {n} بمبلغ {t}، وتاريخ استحقاقها {date}."),
+        ),
+        (_, "credit_note") => (
+            format!("Credit note {n} from {s}"),
+            format!("Hello {},", v.customer),
+            format!("Please find attached credit note {n} for {t}."),
+        ),
+        (_, "quote") => (
+            format!("Quote {n} from {s}"),
+            format!("Hello {},", v.customer),
+            format!("Please find attached our quote {n} for {t}, valid until {date}."),
+        ),
+        _ => (
+            format!("Invoice {n} from {s}"),
+            format!("Hello {},", v.customer),
+            format!("Please find attached invoice {n} for {t}, due on {date}."),
+        ),
+    };
+    let action = v.balance.as_ref().map(|b| match lang {
+        "fr" => format!("Payer {b} en ligne"),
+        "ar" => format!("ادفع {b} عبر الإنترنت"),
+        _ => format!("Pay {b} online"),
+    });
+    let ctx = context! {
+        lang => lang, dir => dir, align => if dir == "rtl" { "right" } else { "left" },
+        title => &subject, greeting => greeting, body => body, message => &v.message,
+        link => if action.is_some() { v.link.as_deref() } else { None }, action => action,
+        footer => s,
+    };
+    render_note(&subject, &ctx, NOTE_HTML, NOTE_TEXT)
+}
+
 /// One notification of a digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestItem {
@@ -371,9 +461,12 @@ fn render_note(subject: &str, ctx: &minijinja::Value, html: &'static str, text: 
     Ok(RenderedMail { subject: subject.to_string(), text: render("note.txt")?, html: render("note.html")? })
 }
 
-const NOTE_TEXT: &str = r#"{{ title }}
+const NOTE_TEXT: &str = r#"{% if greeting %}{{ greeting }}{% else %}{{ title }}{% endif %}
 
 {{ body }}
+{%- if message %}
+
+{{ message }}{% endif %}
 {%- if link %}
 
 {{ action }}: {{ link }}{% endif %}
@@ -386,8 +479,14 @@ const NOTE_HTML: &str = r#"<!DOCTYPE html>
 <html lang="{{ lang }}" dir="{{ dir }}">
 <head><meta charset="utf-8"><title>{{ title }}</title></head>
 <body style="font-family: sans-serif; direction: {{ dir }}; text-align: {{ align }};">
+{%- if greeting %}
+<p>{{ greeting }}</p>
+{%- else %}
 <h2 style="font-size: 18px;">{{ title }}</h2>
+{%- endif %}
 <p>{{ body }}</p>
+{%- if message %}
+<p style="white-space: pre-line;">{{ message }}</p>{% endif %}
 {%- if link %}
 <p><a href="{{ link }}" style="display: inline-block; padding: 10px 16px; background: #2f6fde; color: #ffffff; text-decoration: none; border-radius: 4px;">{{ action }}</a></p>{% endif %}
 <p style="color: #666666; font-size: 12px;">{{ footer }}</p>

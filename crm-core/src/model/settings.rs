@@ -11,7 +11,7 @@ use crate::error::{Errors, Result};
 use crate::model::JsonObject;
 
 /// The events a user can be notified of.
-pub const NOTIFICATION_EVENTS: [&str; 9] = [
+pub const NOTIFICATION_EVENTS: [&str; 10] = [
     "task.assigned",
     "task.due",
     "deal.assigned",
@@ -21,6 +21,7 @@ pub const NOTIFICATION_EVENTS: [&str; 9] = [
     "contact.assigned",
     "account.security",
     "record.changed",
+    "invoice.paid",
 ];
 
 /// The channels notifications go out on.

@@ -5,11 +5,12 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::Json;
 use crm_core::billing::accounting::esc;
 use crm_core::billing::currency::{InvoiceTotals, RateImport, RateInput};
+use crm_core::billing::document::{self, DocOptions, DocumentData, SendDocumentInput};
 use crm_core::billing::recurring::{RecurringReport, SubscriptionInput};
 use crm_core::billing::PayIntent;
 use crm_core::billing::{
@@ -24,7 +25,7 @@ use utoipa::openapi::schema::Type;
 use uuid::Uuid;
 
 use super::{created, List};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{optional_json, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::openapi::{query_param, Api, Spec};
 use crate::AppState;
@@ -147,6 +148,43 @@ pub fn api() -> Api {
         )
         .op(Spec::get("/api/payments", B, "Payments and refunds the caller may read, newest first").list::<Payment>("The payments"), get(payments))
         .op(Spec::get("/api/payments/{id}", B, "One payment or refund").ok::<Payment>("The payment"), get(payment))
+        .op(
+            Spec::get("/api/invoices/{id}/pdf", B, "The invoice or credit note as a PDF laid out from the organisation's template (logo, colours, seller details, footer), in its language or `lang`")
+                .query(vec![query_param("lang", Type::String, "en, fr or ar (default: the billing settings' language)")])
+                .bytes("application/pdf", "The PDF"),
+            get(invoice_pdf),
+        )
+        .op(
+            Spec::get("/api/invoices/{id}/html", B, "The invoice or credit note as a standalone HTML page (the PDF's layout, for a browser or printing)")
+                .query(vec![query_param("lang", Type::String, "en, fr or ar (default: the billing settings' language)")])
+                .bytes("text/html", "The page"),
+            get(invoice_html),
+        )
+        .op(
+            Spec::post("/api/invoices/{id}/email", B, "Email an issued invoice or credit note with its PDF attached (to the customer's address unless `to` says), through the outbox; it is marked sent. The email and PDF link the pay page when online payment is configured")
+                .optional_body::<SendDocumentInput>()
+                .example(serde_json::json!({"to": "ap@acme.example", "cc": ["cfo@acme.example"], "message": "Thank you for your business.", "lang": "fr"}))
+                .ok::<InvoiceView>("The invoice"),
+            post(email_invoice),
+        )
+        .op(
+            Spec::get("/api/quotes/{id}/pdf", B, "The quote as a PDF laid out from the organisation's template")
+                .query(vec![query_param("lang", Type::String, "en, fr or ar (default: the billing settings' language)")])
+                .bytes("application/pdf", "The PDF"),
+            get(quote_pdf),
+        )
+        .op(
+            Spec::get("/api/quotes/{id}/html", B, "The quote as a standalone HTML page")
+                .query(vec![query_param("lang", Type::String, "en, fr or ar (default: the billing settings' language)")])
+                .bytes("text/html", "The page"),
+            get(quote_html),
+        )
+        .op(
+            Spec::post("/api/quotes/{id}/email", B, "Email a sent (numbered) quote with its PDF attached, through the outbox")
+                .optional_body::<SendDocumentInput>()
+                .ok::<QuoteView>("The quote"),
+            post(email_quote),
+        )
         .op(
             Spec::get("/api/invoices/{id}/ubl", B, "An issued invoice or credit note as a UBL 2.1 document with the EN 16931 core fields, for accounting and e-invoicing")
                 .bytes("application/xml", "The UBL document"),
@@ -718,6 +756,105 @@ async fn update_subscription(
 
 async fn run_subscriptions(State(crm): State<Crm>, caller: Caller) -> ApiResult<Json<RecurringReport>> {
     Ok(Json(crm.billing().run_subscriptions_as(caller.actor()).await?))
+}
+
+/// `?lang=…`.
+#[derive(Debug, Default, Deserialize)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+impl LangQuery {
+    /// The document options of the query; an unsupported language is a 422 naming `lang`.
+    fn options(self) -> Result<DocOptions, ApiError> {
+        if let Some(l) = &self.lang {
+            if !crm_core::model::settings::LANGUAGES.contains(&l.as_str()) {
+                let msg = format!("one of {}", crm_core::model::settings::LANGUAGES.join(", "));
+                return Err(ApiError::from(crm_core::Error::invalid("lang", "invalid_value", msg)));
+            }
+        }
+        Ok(DocOptions { lang: self.lang, ..DocOptions::default() })
+    }
+}
+
+/// A laid-out document, shown in the browser and saved under its number.
+async fn pdf_response(d: DocumentData) -> ApiResult<Response> {
+    let file = document::file(d).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, file.content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("inline; filename=\"{}\"", file.name)),
+            (header::CACHE_CONTROL, "private, no-store".to_string()),
+        ],
+        file.bytes,
+    )
+        .into_response())
+}
+
+fn html_response(d: &DocumentData) -> ApiResult<Response> {
+    let page = document::html(d)?;
+    Ok((
+        [(header::CACHE_CONTROL, "private, no-store".to_string()), (header::CONTENT_SECURITY_POLICY, page.csp)],
+        Html(page.html),
+    )
+        .into_response())
+}
+
+async fn invoice_pdf(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<LangQuery>,
+) -> ApiResult<Response> {
+    pdf_response(crm.billing().invoice_document(caller.actor(), id, q.options()?).await?).await
+}
+
+async fn invoice_html(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<LangQuery>,
+) -> ApiResult<Response> {
+    html_response(&crm.billing().invoice_document(caller.actor(), id, q.options()?).await?)
+}
+
+async fn quote_pdf(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<LangQuery>,
+) -> ApiResult<Response> {
+    pdf_response(crm.billing().quote_document(caller.actor(), id, q.options()?).await?).await
+}
+
+async fn quote_html(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<LangQuery>,
+) -> ApiResult<Response> {
+    html_response(&crm.billing().quote_document(caller.actor(), id, q.options()?).await?)
+}
+
+async fn email_invoice(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    body: Bytes,
+) -> ApiResult<Json<InvoiceView>> {
+    let input: SendDocumentInput = optional_json(&body)?;
+    let pay_link = state.payments.is_some();
+    Ok(Json(state.crm.billing().email_invoice(caller.actor(), id, input, pay_link).await?))
+}
+
+async fn email_quote(
+    State(crm): State<Crm>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    body: Bytes,
+) -> ApiResult<Json<QuoteView>> {
+    let input: SendDocumentInput = optional_json(&body)?;
+    Ok(Json(crm.billing().email_quote(caller.actor(), id, input).await?))
 }
 
 async fn ubl(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Response> {

@@ -921,3 +921,198 @@ pub async fn totals_convert_at_the_invoice_date(backend: &dyn TestBackend) {
     assert_eq!(f, vec!["line 2.date", "line 3.quote", "line 3.rate"]);
     assert_code(b.import_rates(&h.admin, "when,from,to\n").await, "validation_failed");
 }
+
+/// A one-pixel-high SVG logo, as the settings take it.
+const LOGO: &str = "data:image/svg+xml;utf8,%3Csvg xmlns='http://www.w3.org/2000/svg' width='80' height='20'%3E%3Crect width='80' height='20' fill='%23c0392b'/%3E%3C/svg%3E";
+
+/// Invoice and quote documents: the PDF read back (number, totals, the seller and a
+/// customer whose name is markup, Arabic shaped into joined forms, twenty pages for a
+/// long invoice), the HTML page escaped under a hash-only CSP, and the email that
+/// carries the PDF through the outbox to the SMTP sink — marking the invoice sent,
+/// audited, with inputs that name their field.
+pub async fn documents_are_laid_out_and_emailed(backend: &dyn TestBackend) {
+    use crm_core::billing::document::{self, DocOptions, SendDocumentInput};
+    let h = Harness::new(backend).await;
+    let b = h.crm.billing();
+    b.update_settings(
+        &h.admin,
+        SettingsInput {
+            seller: Some(Party {
+                name: "Northwind SAS".into(),
+                address_lines: vec!["12 rue de la Paix".into(), "75002 Paris".into()],
+                country: Some("FR".into()),
+                email: Some("billing@northwind.example".into()),
+                tax_id: Some("FR40303265045".into()),
+                ..Default::default()
+            }),
+            payment_instructions: Some("IBAN FR76 3000 6000 0112 3456 7890 189".into()),
+            footer: Some("Northwind SAS, capital 10 000 €, RCS Paris 303 265 045".into()),
+            accent_color: Some("#c0392b".into()),
+            logo: Some(LOGO.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("settings");
+    let (deal, _) = won_deal(&h, &h.admin, None).await;
+    let inv = b.invoice_from_deal(&h.admin, deal).await.expect("from deal").invoice;
+    // A draft renders, stamped, without a number.
+    let draft = b.invoice_document(&h.admin, inv.id, DocOptions::default()).await.expect("draft document");
+    assert_eq!(draft.stamp.as_deref(), Some("DRAFT"));
+    assert_code(b.email_invoice(&h.admin, inv.id, SendDocumentInput::default(), false).await, "conflict");
+    let inv = b.issue_invoice(&h.admin, inv.id, IssueInput::default()).await.expect("issue").invoice;
+    let number = inv.number.clone().expect("number");
+
+    // English: the PDF's text holds what the invoice says, written the English way.
+    let en = b.invoice_document(&h.admin, inv.id, DocOptions::default()).await.expect("document");
+    let pdf = document::pdf(&en).expect("pdf");
+    assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+    assert_eq!(crate::pdf::pages(&pdf), 1);
+    let text = crate::pdf::text(&pdf);
+    for needle in
+        [number.as_str(), "Invoice", "Northwind SAS", "Acme SA", "Ada Lovelace", "Balance due", "€590.51", "FR76"]
+    {
+        assert!(text.contains(needle), "{needle:?} in the PDF's text:\n{text}");
+    }
+    // Every font is embedded as a subset (its name tagged ABCDEF+).
+    let fonts = crate::pdf::glyphs_by_char(&pdf);
+    assert!(!fonts.is_empty() && fonts.keys().all(|f| f.len() > 7 && f.as_bytes()[6] == b'+'), "{:?}", fonts.keys());
+
+    // French: French dates, numbers and words.
+    let fr = b.invoice_document(&h.admin, inv.id, DocOptions { lang: Some("fr".into()), ..Default::default() });
+    let fr_text = crate::pdf::text(&document::pdf(&fr.await.expect("fr")).expect("pdf"));
+    assert!(fr_text.contains("Facture") && fr_text.contains("590,51"), "{fr_text}");
+    assert!(fr_text.contains("Reste à payer"), "{fr_text}");
+
+    // Arabic: right to left, Arabic-Indic digits, and shaped — the letters of one word
+    // take their joined forms, so one letter maps to several glyphs.
+    let ar = b.invoice_document(&h.admin, inv.id, DocOptions { lang: Some("ar".into()), ..Default::default() });
+    let ar = ar.await.expect("ar");
+    assert!(ar.rtl);
+    let ar_pdf = document::pdf(&ar).expect("pdf");
+    let ar_text = crate::pdf::text(&ar_pdf);
+    assert!(ar_text.contains("٥٩٠٫٥١"), "Arabic-Indic amounts in:\n{ar_text}");
+    let glyphs = crate::pdf::glyphs_by_char(&ar_pdf);
+    let arabic = glyphs.iter().find(|(f, _)| f.contains("Arabic")).map(|(_, m)| m).expect("an Arabic font");
+    // ة ت ر ف و ا of فاتورة, ل م ج و ع of المجموع...: the lam of «المستحق» and «الإجمالي»
+    // is initial and medial; the teh of «فاتورة» medial, of «المستحق» medial, …
+    let shaped: Vec<char> = arabic.iter().filter(|(_, g)| g.len() > 1).map(|(c, _)| *c).collect();
+    assert!(shaped.len() >= 3, "letters in more than one form: {shaped:?} (all: {arabic:?})");
+
+    // The HTML page: the same document, values escaped, a CSP with the hash of its one
+    // style block.
+    let page = document::html(&en).expect("html");
+    assert!(page.html.contains(&number) && page.html.contains("€590.51"));
+    let style = page.html.split("<style>").nth(1).and_then(|s| s.split("</style>").next()).expect("style");
+    let hash = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style.as_bytes()))
+    };
+    assert!(page.csp.contains(&format!("'sha256-{hash}'")) && !page.csp.contains("unsafe-inline"), "{}", page.csp);
+
+    // Markup in a customer's name is text in both layouts.
+    let company = h
+        .crm
+        .companies()
+        .create(&h.admin, NewCompany { name: "<b>Evil</b> #set page(width: 1cm) ]".into(), ..Default::default() })
+        .await
+        .expect("company");
+    let mut many = Vec::new();
+    for i in 0..300 {
+        many.push(LineInput {
+            name: Some(format!("Line {i} \\ #strong[x] $x$ باب")),
+            unit_price: Some(1_000 + i),
+            tax_percent: Some(pct(20.0)),
+            ..Default::default()
+        });
+    }
+    let long = DocumentInput {
+        company_id: Some(company.id.as_uuid()),
+        currency: Some("EUR".into()),
+        lines: Some(many),
+        ..Default::default()
+    };
+    let long = b.create_invoice(&h.admin, long).await.expect("long invoice").invoice;
+    let long = b.issue_invoice(&h.admin, long.id, IssueInput::default()).await.expect("issue").invoice;
+    let long_doc = b.invoice_document(&h.admin, long.id, DocOptions::default()).await.expect("document");
+    let long_pdf = document::pdf(&long_doc).expect("pdf");
+    let pages = crate::pdf::pages(&long_pdf);
+    assert!((5..=30).contains(&pages), "300 lines on {pages} pages");
+    let long_text = crate::pdf::text(&long_pdf);
+    assert!(long_text.contains("<b>Evil</b> #set page(width: 1cm) ]"), "the name as written");
+    assert!(long_text.contains("Line 299 \\ #strong[x] $x$"), "the last line as written");
+    assert!(long_text.contains(&format!("Page 1 of {pages}")), "page numbers");
+    let long_html = document::html(&long_doc).expect("html").html;
+    assert!(long_html.contains("&lt;b&gt;Evil&lt;&#x2f;b&gt;") || long_html.contains("&lt;b&gt;Evil&lt;/b&gt;"));
+    assert!(!long_html.contains("<b>Evil"));
+
+    // Emailing: no address on file is an error naming `to`; bad input names its field.
+    assert_eq!(
+        fields(&assert_code(
+            b.email_invoice(&h.admin, long.id, SendDocumentInput::default(), true).await,
+            "validation_failed"
+        )),
+        vec!["to".to_string()]
+    );
+    let bad = SendDocumentInput {
+        to: Some("not an address".into()),
+        cc: Some(vec!["ok@example.com".into(), "nope".into()]),
+        lang: Some("de".into()),
+        ..Default::default()
+    };
+    let mut named = fields(&assert_code(b.email_invoice(&h.admin, long.id, bad, true).await, "validation_failed"));
+    named.sort();
+    assert_eq!(named, vec!["cc[1]".to_string(), "lang".to_string(), "to".to_string()]);
+
+    // To the customer's contact, in French, with a message, a copy and the pay link.
+    let to = inv.customer.email.clone().expect("the contact's address");
+    let cc = format!("cfo.{}@acme.test", Uuid::now_v7().simple());
+    let input = SendDocumentInput {
+        cc: Some(vec![cc.clone()]),
+        message: Some("Merci pour votre confiance.".into()),
+        lang: Some("fr".into()),
+        ..Default::default()
+    };
+    let sent = b.email_invoice(&h.admin, inv.id, input, true).await.expect("email").invoice;
+    assert_eq!(sent.status, InvoiceStatus::Sent);
+    assert!(audit_actions(&h, inv.id).await.contains(&"invoice.emailed".to_string()));
+    h.deliver_mail().await;
+    let got = crate::mail::wait_for(&to, 1).await;
+    let m = got.last().expect("the email");
+    assert_eq!(m.subject, format!("Facture {number} de Northwind SAS"));
+    assert!(m.text.contains("Bonjour Ada Lovelace") && m.text.contains("Merci pour votre confiance."), "{}", m.text);
+    assert!(m.text.contains("590,51") && m.text.contains("/pay/"), "amount and pay link in:\n{}", m.text);
+    let head = m.raw.split("\r\n\r\n").next().unwrap_or_default().to_lowercase();
+    assert!(head.contains("reply-to: billing@northwind.example"), "{head}");
+    assert!(head.contains("from: \"northwind sas\" <no-reply@crm.test.example>"), "{head}");
+    let (name, kind, bytes) = m.attachments.first().expect("the PDF attached");
+    assert_eq!((name.as_str(), kind.as_str()), (format!("{number}.pdf").as_str(), "application/pdf"));
+    let attached = crate::pdf::text(bytes);
+    assert!(
+        attached.contains("Facture")
+            && attached.contains(&number)
+            && attached.contains("PAYER EN LIGNE")
+            && attached.contains("/pay/")
+    );
+    assert!(head.contains(&format!("cc: {cc}")), "the copy in:\n{head}");
+
+    // A quote: numbered when sent, then emailed with its PDF.
+    let quote = b.quote_from_deal(&h.admin, deal).await.expect("quote").quote;
+    assert_code(b.email_quote(&h.admin, quote.id, SendDocumentInput::default()).await, "conflict");
+    let quote = b.send_quote(&h.admin, quote.id, IssueInput::default()).await.expect("send").quote;
+    b.email_quote(&h.admin, quote.id, SendDocumentInput::default()).await.expect("email quote");
+    h.deliver_mail().await;
+    let got = crate::mail::wait_for(&to, 2).await;
+    let qm = got.last().expect("the quote email");
+    let qn = quote.number.clone().expect("quote number");
+    assert_eq!(qm.subject, format!("Quote {qn} from Northwind SAS"));
+    let (qname, _, qbytes) = qm.attachments.first().expect("the quote PDF");
+    assert_eq!(qname, &format!("{qn}.pdf"));
+    assert!(crate::pdf::text(qbytes).contains("Valid until"));
+
+    // Who: a user who owns nothing reads no document and emails none.
+    let user = h.user("doc-outsider", Role::User, None).await;
+    assert_code(b.invoice_document(&user, inv.id, DocOptions::default()).await, "not_found");
+    assert_code(b.email_invoice(&user, inv.id, SendDocumentInput::default(), false).await, "forbidden");
+}

@@ -870,6 +870,25 @@ pub async fn preference_matrix(b: &dyn TestBackend) {
             .change_password(&me, "correct horse battery staple", "another long passphrase 7")
             .await
             .expect("account.security");
+        let billed = crm_core::service::NewCompany {
+            name: format!("Billed {round}"),
+            owner_id: Some(rep.user_id),
+            ..Default::default()
+        };
+        let billed = h.crm.companies().create(&h.admin, billed).await.expect("company");
+        let b = h.crm.billing();
+        let line =
+            crm_core::billing::LineInput { name: Some("Seat".into()), unit_price: Some(1000), ..Default::default() };
+        let draft = crm_core::billing::DocumentInput {
+            company_id: Some(billed.id.as_uuid()),
+            currency: Some("EUR".into()),
+            lines: Some(vec![line]),
+            ..Default::default()
+        };
+        let inv = b.create_invoice(&h.admin, draft).await.expect("invoice").invoice;
+        b.issue_invoice(&h.admin, inv.id, crm_core::billing::IssueInput::default()).await.expect("issue");
+        let pay = crm_core::billing::PaymentInput { amount: Some(1000), ..Default::default() };
+        b.record_payment(&h.admin, inv.id, pay).await.expect("invoice.paid");
         eng.remind_once().await.expect("task.due");
         eng.dispatch_once().await.expect("dispatch");
 
