@@ -168,6 +168,7 @@ const CONTRACT: &[&str] = &[
     "POST /api/payments/stripe/webhook",
     "GET /pay/{token}",
     "POST /pay/{token}/intent",
+    "GET /pay/{token}/invoice.pdf",
     "GET /pay/pay.js",
     "GET /api/subscriptions",
     "POST /api/subscriptions",

@@ -3,6 +3,8 @@
 //! as Stripe.js would → Stripe's signed webhook → the intent fetched again → the
 //! invoice paid, audited, published. And the webhook's refusals: no, bad, stale or
 //! replayed signatures, unknown events, a forged payment the gateway does not confirm.
+//! And the README's billing session, run by bash against the real `crm-server` binary
+//! and localstripe.
 //!
 //! With `CI=true` a localstripe that cannot be started is a failure.
 
@@ -259,11 +261,59 @@ async fn an_invoice_is_paid_through_stripe_and_its_webhook() {
     let problem: Value = bad.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "lang", "{problem}");
 
-    // The page now says there is nothing to pay; no new intent is made.
+    // The page now says there is nothing to pay; no new intent is made. The customer
+    // downloads the invoice from it, without signing in.
     let html = reqwest::get(&url).await.unwrap().text().await.unwrap();
     assert!(html.contains("Nothing is left to pay") && !html.contains("pay.js"));
+    assert!(html.contains(&format!("{path}/invoice.pdf")), "{html}");
+    let theirs = reqwest::get(format!("{url}/invoice.pdf")).await.unwrap();
+    assert_eq!(theirs.headers()["content-type"], "application/pdf");
+    let theirs = pdf_extract::extract_text_from_mem(&theirs.bytes().await.unwrap()).unwrap();
+    assert!(theirs.contains(paid["number"].as_str().unwrap()) && theirs.contains("PAID"), "{theirs}");
+    let forged = reqwest::get(format!("{public}/pay/{}x/invoice.pdf", &path[5..])).await.unwrap();
+    assert_eq!(forged.status(), 404);
     let again = reqwest::Client::new().post(format!("{public}{path}/intent")).send().await.unwrap();
     assert_eq!(again.status(), 409);
+
+    // A refund of part of it goes back through Stripe first: the refund row carries
+    // Stripe's refund id, the invoice is owed again.
+    let refund = app
+        .call(
+            Method::POST,
+            &format!("/api/payments/{}/refund", list[0]["id"].as_str().unwrap()),
+            Some(&token),
+            Some(json!({"amount": 39_200, "note": "two seats fewer"})),
+        )
+        .await;
+    assert_eq!(refund.status, StatusCode::CREATED, "{}", refund.body);
+    let re = refund.body["reference"].as_str().unwrap_or_default().to_string();
+    assert!(re.starts_with("re_") && refund.body["gateway"] == "stripe", "{}", refund.body);
+    let at_stripe = reqwest::Client::new()
+        .get(format!("{}/v1/refunds/{re}", ls.base))
+        .bearer_auth(SECRET_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        (at_stripe["amount"].as_i64(), at_stripe["payment_intent"].as_str()),
+        (Some(39_200), Some(pi.as_str())),
+        "{at_stripe}"
+    );
+    let owed = invoice(&app, &token, &id).await;
+    assert_eq!((owed["status"].as_str(), owed["balance"].as_i64()), (Some("partially_paid"), Some(39_200)), "{owed}");
+    // More than is left is refused before Stripe is asked.
+    let too_much = app
+        .call(
+            Method::POST,
+            &format!("/api/payments/{}/refund", list[0]["id"].as_str().unwrap()),
+            Some(&token),
+            Some(json!({"amount": 100_001})),
+        )
+        .await;
+    assert_eq!(too_much.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", too_much.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,4 +389,81 @@ async fn the_webhook_refuses_bad_stale_replayed_and_unconfirmed_events() {
     let junk = "not json".to_string();
     let r = post(junk.clone(), Some(sign_stripe(junk.as_bytes(), WHSEC, now))).await.unwrap();
     assert_eq!(r.status(), 422);
+}
+
+/// The README's billing session (between its `billing walkthrough` markers), run as
+/// written against the real binary on a fresh SQLite file, with localstripe as Stripe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_billing_session_runs_against_the_real_server() {
+    let Some(ls) = localstripe().await else { return };
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme.find("<!-- billing walkthrough -->").expect("the README's billing walkthrough marker");
+    let end = readme.find("<!-- /billing walkthrough -->").expect("its end marker");
+    let session = readme[start..end].split("```sh\n").nth(1).and_then(|b| b.split("```").next()).unwrap().to_string();
+    let bin = env!("CARGO_BIN_EXE_crm-server");
+    let dir = std::env::temp_dir().join(format!("crm-billing-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let admin = Command::new(bin)
+        .current_dir(&dir)
+        .args(["create-admin", "--username", "admin", "--email", "admin@example.com", "--password", PASSWORD])
+        .output()
+        .unwrap();
+    assert!(admin.status.success(), "{}", String::from_utf8_lossy(&admin.stderr));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // The keys the README starts the server with.
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    let mut server = Command::new(bin)
+        .current_dir(&dir)
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .env("CRM_PUBLIC_URL", &base)
+        .env("CRM_STRIPE_SECRET_KEY", "sk_test_demo")
+        .env("CRM_STRIPE_PUBLISHABLE_KEY", "pk_test_demo")
+        .env("CRM_STRIPE_WEBHOOK_SECRETS", "whsec_demo")
+        .env("CRM_STRIPE_API_BASE", &ls.base)
+        .env("CRM_STRIPE_JS_URL", format!("{}/js.stripe.com/v3/", ls.base))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let up = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(up.elapsed() < Duration::from_secs(30), "the server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (d, b, s) = (dir.clone(), base.clone(), ls.base.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .current_dir(&d)
+            .env("CRM", &b)
+            .env("STRIPE", &s)
+            .args(["-euo", "pipefail", "-c", &session])
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let server_log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "the README billing session failed\nstdout:\n{stdout}\nstderr:\n{}\nserver:\n{server_log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    // The issued invoice, `sent`, `succeeded`, the paid invoice.
+    assert_eq!(lines.len(), 4, "{stdout}");
+    let issued: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!((issued["status"].as_str(), issued["total"].as_i64()), (Some("issued"), Some(139_200)), "{stdout}");
+    assert_eq!(&lines[1..3], ["sent", "succeeded"], "{stdout}");
+    let paid: Value = serde_json::from_str(lines[3]).unwrap();
+    assert_eq!((paid["status"].as_str(), paid["balance"].as_i64()), (Some("paid"), Some(0)), "{stdout}");
+    let pdf = std::fs::read(dir.join("facture.pdf")).unwrap();
+    assert!(pdf_extract::extract_text_from_mem(&pdf).unwrap().contains("Facture"));
+    let mails: Vec<_> = std::fs::read_dir(dir.join("mail-outbox")).unwrap().flatten().collect();
+    assert!(!mails.is_empty(), "the invoice was emailed into the mail directory");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -210,6 +210,22 @@ impl Client {
         .map_err(|e| raise(py, e))
     }
 
+    /// The invoices and credit notes this connection may read, one row each; with
+    /// `currency`, their totals and balances converted to it at each issue date's rate.
+    #[pyo3(signature = (currency=None))]
+    fn invoices(&self, py: Python<'_>, currency: Option<String>) -> PyResult<PyDataFrame> {
+        py.detach(|| self.runtime.block_on(self.crm.billing().invoice_frame(&self.actor, currency.as_deref())))
+            .map(PyDataFrame)
+            .map_err(|e| raise(py, e))
+    }
+
+    /// The payments and refunds this connection may read, one row each.
+    fn payments(&self, py: Python<'_>) -> PyResult<PyDataFrame> {
+        py.detach(|| self.runtime.block_on(self.crm.billing().payment_frame(&self.actor)))
+            .map(PyDataFrame)
+            .map_err(|e| raise(py, e))
+    }
+
     /// The user this connection reads as (`None`: the whole store).
     #[getter]
     fn user(&self) -> Option<String> {

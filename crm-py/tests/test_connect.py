@@ -107,3 +107,18 @@ def test_custom_reports_and_exports_on_the_store(demo_url, tmp_path):
     assert e.value.fields[0]["field"] == "groupBy.0.field"
     path = client.export(got, tmp_path / "by_owner.xlsx", title="Deals by owner")
     assert path.stat().st_size > 0
+
+
+def test_invoices_and_payments_are_frames(demo_url):
+    client = crm.connect(demo_url)
+    invoices = client.invoices(currency="EUR")
+    for column in ["id", "number", "status", "currency", "total", "balance", "issue_date", "total_reporting"]:
+        assert column in invoices.columns
+    assert invoices.schema["total"] == pl.Int64
+    assert invoices.schema["issue_date"] == pl.Date
+    payments = client.payments()
+    assert payments.schema["received_at"] == pl.Datetime("us")
+    assert payments.schema["amount"] == pl.Int64
+    with pytest.raises(crm.ValidationError) as e:
+        client.invoices(currency="EURO")
+    assert e.value.fields[0]["field"] == "currency"

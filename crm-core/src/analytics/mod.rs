@@ -159,7 +159,7 @@ pub struct Resolved {
 
 /// Polars' errors: those about the input's shape (a missing column, a wrong type) are
 /// the caller's to fix and become validation errors; the rest are internal.
-fn from_polars(e: PolarsError) -> Error {
+pub(crate) fn from_polars(e: PolarsError) -> Error {
     fn about_input(e: &PolarsError) -> bool {
         match e {
             PolarsError::ColumnNotFound(_)

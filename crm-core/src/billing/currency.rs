@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{currency, BillingService};
 use crate::error::{Error, Errors, Result};
-use crate::model::billing::{DocumentType, ExchangeRate, Invoice, InvoiceStatus};
+use crate::model::billing::{DocumentType, ExchangeRate, InvoiceStatus};
 use crate::policy::{Action, Actor};
 use crate::query::{Cmp, Direction, Filter, Predicate, SortKey, StoreQuery};
 use crate::schema::{to_row, EntityKind, Value};
@@ -323,7 +323,7 @@ impl BillingService<'_> {
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
     ) -> Result<InvoiceTotals> {
-        let list = self.invoices(actor, super::InvoiceQuery { limit: Some(1000), ..Default::default() }).await?;
+        let list = self.all_invoices(actor).await?;
         let settings = self.current_settings().await?;
         let mut errs = Errors::new();
         let target = currency(&mut errs, "currency", reporting).unwrap_or(settings.currency);
@@ -332,8 +332,7 @@ impl BillingService<'_> {
         let mut out =
             InvoiceTotals { currency: target.code().into(), invoiced: 0, paid: 0, outstanding: 0, by_currency: vec![] };
         let mut missing: Vec<String> = Vec::new();
-        for v in list {
-            let inv: Invoice = v.invoice;
+        for inv in list {
             if matches!(inv.status, InvoiceStatus::Draft | InvoiceStatus::Void) {
                 continue;
             }

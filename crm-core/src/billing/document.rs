@@ -476,6 +476,15 @@ impl BillingService<'_> {
         Ok(invoice_data(inv, &settings, &opts))
     }
 
+    /// The document of the invoice behind a pay token, for the customer who holds the
+    /// link (`None`: a forged or unknown token).
+    pub async fn payer_document(&self, token: &str) -> Result<Option<DocumentData>> {
+        match self.invoice_for_payer(token).await? {
+            Some(inv) => Ok(Some(self.invoice_document_of(&inv, DocOptions::default()).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// The document of a quote the actor may read.
     pub async fn quote_document(&self, actor: &Actor, id: Uuid, opts: DocOptions) -> Result<DocumentData> {
         let q = self.quote(actor, id).await?.quote;

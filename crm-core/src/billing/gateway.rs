@@ -85,8 +85,9 @@ pub trait PaymentGateway: Send + Sync + 'static {
     async fn create_intent(&self, req: &IntentRequest) -> Result<GatewayIntent>;
     /// The intent as the gateway holds it now.
     async fn retrieve_intent(&self, id: &str) -> Result<GatewayIntent>;
-    /// Gives back (part of) what an intent took; answers the refund's id.
-    async fn refund(&self, intent: &str, amount: i64) -> Result<String>;
+    /// Gives back (part of) what an intent took; answers the refund's id. The same
+    /// `idempotency_key` makes a retried request the same refund.
+    async fn refund(&self, intent: &str, amount: i64, idempotency_key: &str) -> Result<String>;
     /// A customer's saved payment methods.
     async fn saved_methods(&self, customer: &str) -> Result<Vec<SavedMethod>>;
 }
@@ -318,9 +319,9 @@ mod stripe_impl {
             Self::intent(&j)
         }
 
-        async fn refund(&self, intent: &str, amount: i64) -> Result<String> {
+        async fn refund(&self, intent: &str, amount: i64, idempotency_key: &str) -> Result<String> {
             let form = vec![("payment_intent".to_string(), intent.to_string()), ("amount".into(), amount.to_string())];
-            let j = self.call(reqwest::Method::POST, "refunds", &form, None).await?;
+            let j = self.call(reqwest::Method::POST, "refunds", &form, Some(idempotency_key)).await?;
             j.get("id").and_then(Json::as_str).map(str::to_string).ok_or_else(|| gateway_error("refunds", "no id"))
         }
 

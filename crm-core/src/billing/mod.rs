@@ -19,6 +19,8 @@ pub mod accounting;
 pub mod crypt;
 pub mod currency;
 pub mod document;
+#[cfg(feature = "analytics")]
+pub mod frames;
 pub mod gateway;
 pub mod locale;
 pub mod money;
@@ -1677,6 +1679,20 @@ impl BillingService<'_> {
 
     /// Gives (part of) a payment back: a refund row, and the invoice owed again.
     pub async fn refund_payment(&self, actor: &Actor, payment_id: Uuid, input: RefundInput) -> Result<Payment> {
+        self.refund_payment_through(actor, payment_id, input, None).await
+    }
+
+    /// Gives back (part of) a payment; one taken through a gateway is refunded there
+    /// first (`gateway` must be the one it was taken through), and the refund row
+    /// carries the gateway's refund id. The gateway call is keyed by the payment and
+    /// what was refunded of it before, so a retried request refunds once.
+    pub async fn refund_payment_through(
+        &self,
+        actor: &Actor,
+        payment_id: Uuid,
+        input: RefundInput,
+        gateway: Option<&dyn gateway::PaymentGateway>,
+    ) -> Result<Payment> {
         self.require(actor, Action::Update)?;
         let mut errs = Errors::new();
         let note = text(&mut errs, "note", input.note, 2000, true);
@@ -1685,6 +1701,8 @@ impl BillingService<'_> {
         }
         errs.finish()?;
         let mut attempt = 0;
+        // The gateway's refund, made once before the first write is tried.
+        let mut taken: Option<(i64, String)> = None;
         loop {
             attempt += 1;
             let p =
@@ -1694,13 +1712,28 @@ impl BillingService<'_> {
                 return Err(conflict("a refund is not refunded", "kind"));
             }
             let left = p.amount - p.refunded;
-            let amount = input.amount.unwrap_or(left);
-            if amount > left || amount <= 0 {
+            let amount = match &taken {
+                Some((a, _)) => *a,
+                None => input.amount.unwrap_or(left),
+            };
+            if taken.is_none() && (amount > left || amount <= 0) {
                 return Err(Error::invalid(
                     "amount",
                     "out_of_range",
                     format!("at most {left} of this payment is left to refund"),
                 ));
+            }
+            if p.gateway != "manual" && taken.is_none() {
+                let g = gateway.filter(|g| g.name() == p.gateway).ok_or_else(|| {
+                    conflict(
+                        format!("the payment was taken through {}, which this server is not configured for", p.gateway),
+                        "gateway",
+                    )
+                })?;
+                let intent =
+                    p.reference.clone().ok_or_else(|| conflict("the payment has no gateway reference", "reference"))?;
+                let key = format!("refund-{}-{}-{amount}", p.id.simple(), p.refunded);
+                taken = Some((amount, g.refund(&intent, amount, &key).await?));
             }
             let inv = self.load_invoice(p.invoice_id).await?;
             let now = self.crm.now();
@@ -1708,7 +1741,7 @@ impl BillingService<'_> {
                 id: self.crm.new_id(now),
                 kind: PaymentKind::Refund,
                 amount,
-                reference: None,
+                reference: taken.as_ref().map(|(_, id)| id.clone()),
                 refund_of: Some(p.id),
                 refunded: 0,
                 received_at: now,
@@ -1764,6 +1797,51 @@ impl BillingService<'_> {
             include_deleted: false,
         };
         self.crm.store().list_as(&q).await
+    }
+
+    /// Every row of `kind` the actor may read (no limit), newest first, read a thousand
+    /// at a time by id.
+    async fn read_all<T: crate::schema::Persist>(
+        &self,
+        actor: &Actor,
+        kind: EntityKind,
+        id_of: impl Fn(&T) -> Uuid,
+    ) -> Result<Vec<T>> {
+        const PAGE: u32 = 1000;
+        let scope = self.require(actor, Action::Read)?;
+        let mut out: Vec<T> = Vec::new();
+        let mut before: Option<Uuid> = None;
+        loop {
+            let mut all: Vec<Filter> = Vec::new();
+            all.extend(crate::service::write_path::scope_filter(kind, scope, actor));
+            if let Some(b) = before {
+                all.push(Filter::Cmp(Cmp { column: kind.require_column("id")?, pred: Predicate::Lt(Value::Uuid(b)) }));
+            }
+            let q = StoreQuery {
+                filter: if all.is_empty() { None } else { Some(Filter::And(all)) },
+                sort: vec![SortKey { column: kind.require_column("id")?, direction: Direction::Desc }],
+                limit: PAGE,
+                include_deleted: false,
+            };
+            let page: Vec<T> = self.crm.store().list_as(&q).await?;
+            let full = page.len() == PAGE as usize;
+            before = page.last().map(&id_of);
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Every invoice and credit note the actor may read (no limit), newest first.
+    pub async fn all_invoices(&self, actor: &Actor) -> Result<Vec<Invoice>> {
+        let list: Vec<Invoice> = self.read_all(actor, EntityKind::Invoice, |i: &Invoice| i.id).await?;
+        list.into_iter().map(|i| self.opened_invoice(i)).collect()
+    }
+
+    /// Every payment and refund the actor may read (no limit), newest first.
+    pub async fn all_payments(&self, actor: &Actor) -> Result<Vec<Payment>> {
+        self.read_all(actor, EntityKind::Payment, |p: &Payment| p.id).await
     }
 
     /// One payment or refund.

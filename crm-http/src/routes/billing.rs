@@ -273,6 +273,12 @@ pub fn api() -> Api {
             get(pay_page),
         )
         .op(
+            Spec::get("/pay/{token}/invoice.pdf", B, "The invoice behind a pay link as a PDF, for the customer who holds the link")
+                .public()
+                .bytes("application/pdf", "The PDF"),
+            get(payer_pdf),
+        )
+        .op(
             Spec::post("/pay/{token}/intent", B, "A payment intent for the balance of the invoice behind a pay link (what the pay page's script confirms with the gateway)")
                 .public()
                 .ok::<PayIntent>("The intent"),
@@ -525,13 +531,14 @@ async fn payment(State(crm): State<Crm>, caller: Caller, ApiPath(id): ApiPath<Uu
 }
 
 async fn refund_payment(
-    State(crm): State<Crm>,
+    State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let input: RefundInput = optional_json(&body)?;
-    let p = crm.billing().refund_payment(caller.actor(), id, input).await?;
+    let gateway = state.payments.as_ref().map(|p| p.gateway.as_ref());
+    let p = state.crm.billing().refund_payment_through(caller.actor(), id, input, gateway).await?;
     Ok(created(format!("/api/payments/{}", p.id), p))
 }
 
@@ -659,6 +666,8 @@ async fn pay_page(State(state): State<AppState>, ApiPath(token): ApiPath<String>
         inv.due_date.map(|d| format!(" by {d}")).unwrap_or_default(),
         money(inv.balance.max(0), &inv.currency),
     );
+    let summary =
+        format!("{summary}<p><a href=\"/pay/{}/invoice.pdf\" download>Download the invoice (PDF)</a></p>", esc(&token));
     let title = format!("Invoice {}", esc(&number));
     let payable = matches!(
         inv.status,
@@ -678,6 +687,13 @@ async fn pay_page(State(state): State<AppState>, ApiPath(token): ApiPath<String>
         ),
     };
     Ok(pay_html(StatusCode::OK, &title, &body, script.as_deref()))
+}
+
+async fn payer_pdf(State(crm): State<Crm>, ApiPath(token): ApiPath<String>) -> ApiResult<Response> {
+    match crm.billing().payer_document(&token).await? {
+        Some(d) => pdf_response(d).await,
+        None => Err(crm_core::Error::NotFound { entity: "invoice" }.into()),
+    }
 }
 
 async fn pay_intent(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> ApiResult<Json<PayIntent>> {

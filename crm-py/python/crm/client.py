@@ -61,6 +61,29 @@ class Client:
             engagement_start=_naive("engagement_start", engagement_start),
         )
 
+    def invoices(self, currency: Optional[str] = None) -> pl.DataFrame:
+        """The invoices and credit notes this connection may read, one row each: number,
+        type, status, customer and deal ids, currency, the amounts in minor units
+        (``subtotal``, ``discount_total``, ``tax_total``, ``total``, ``amount_paid``,
+        ``amount_credited``, ``balance``), ``issue_date``, ``due_date``, ``overdue``.
+        With ``currency`` (ISO 4217), ``total_reporting`` and ``balance_reporting`` hold
+        them converted at the exchange rate of each issue date (null where none is
+        stored)."""
+        if currency is not None and not isinstance(currency, str):
+            raise invalid(
+                f"the currency must be a string, not {type(currency).__name__}",
+                "currency",
+                "invalid_value",
+                "expected an ISO 4217 code such as EUR",
+            )
+        return self._inner.invoices(currency)
+
+    def payments(self) -> pl.DataFrame:
+        """The payments and refunds this connection may read, one row each: invoice id,
+        kind (``payment`` or ``refund``), amount in minor units, currency, method,
+        gateway and its reference, ``received_at``."""
+        return self._inner.payments()
+
     def custom(self, spec: Union[Mapping[str, object], str]) -> pl.DataFrame:
         """Runs a custom report on the store's snapshot (see :func:`crm.analytics.custom`
         for the spec)."""

@@ -95,6 +95,17 @@ async fn won_deal(h: &Harness, owner: &Actor, product: Option<Uuid>) -> (Uuid, U
     (deal.id.as_uuid(), company.id.as_uuid())
 }
 
+/// The seller of the export and document cases: a French company with its VAT id.
+fn northwind() -> Party {
+    Party {
+        name: "Northwind SAS".into(),
+        address_lines: vec!["12 rue de la Paix".into(), "75002 Paris".into()],
+        country: Some("FR".into()),
+        tax_id: Some("FR40303265045".into()),
+        ..Default::default()
+    }
+}
+
 /// From a won deal to a paid invoice: exact totals, a number, due date from the terms,
 /// immutable once issued, payments up to the balance, a refund, every step audited.
 pub async fn invoice_from_won_deal_to_paid(backend: &dyn TestBackend) {
@@ -715,13 +726,7 @@ pub async fn accounting_exports_follow_en16931(backend: &dyn TestBackend) {
     b.update_settings(
         &h.admin,
         SettingsInput {
-            seller: Some(Party {
-                name: "Northwind SAS".into(),
-                address_lines: vec!["12 rue de la Paix".into(), "75002 Paris".into()],
-                country: Some("FR".into()),
-                tax_id: Some("FR40303265045".into()),
-                ..Default::default()
-            }),
+            seller: Some(northwind()),
             payment_instructions: Some("IBAN FR76 3000 6000 0112 3456 7890 189".into()),
             ..Default::default()
         },
@@ -920,6 +925,38 @@ pub async fn totals_convert_at_the_invoice_date(backend: &dyn TestBackend) {
     f.sort();
     assert_eq!(f, vec!["line 2.date", "line 3.quote", "line 3.rate"]);
     assert_code(b.import_rates(&h.admin, "when,from,to\n").await, "validation_failed");
+
+    // The same as DataFrames: one row per document, converted at its issue date.
+    let frame = b.invoice_frame(&h.admin, Some("EUR")).await.expect("invoice frame");
+    assert_eq!(frame.height(), 5, "four invoices and a credit note");
+    let col = |name: &str| frame.column(name).expect(name).clone();
+    let (totals_col, kinds_col) = (col("total_reporting"), col("doc_type"));
+    let (t, k) = (totals_col.i64().expect("i64"), kinds_col.str().expect("str"));
+    let totals: Vec<Option<i64>> = (0..frame.height()).map(|i| t.get(i)).collect();
+    let kinds: Vec<Option<String>> = (0..frame.height()).map(|i| k.get(i).map(str::to_string)).collect();
+    let signed: i64 = totals
+        .iter()
+        .zip(&kinds)
+        .map(|(t, k)| t.expect("every rate is stored") * if k.as_deref() == Some("credit_note") { -1 } else { 1 })
+        .sum();
+    assert_eq!(signed, 81_000 - 900, "the frame totals as the API does");
+    assert_eq!(frame.column("issue_date").expect("issue_date").dtype().to_string(), "date");
+    assert_code(b.invoice_frame(&h.admin, Some("EURO")).await, "validation_failed");
+    let payments = b.payment_frame(&h.admin).await.expect("payment frame");
+    assert_eq!(payments.height(), 0);
+    assert!(payments.column("received_at").is_ok() && payments.column("reference").is_ok());
+    // More than a page of documents: all of them are read, for the frame and the totals.
+    for i in 0..1000 {
+        let line = LineInput { name: Some(format!("draft {i}")), unit_price: Some(100), ..Default::default() };
+        let input = DocumentInput { company_id: Some(company), lines: Some(vec![line]), ..Default::default() };
+        b.create_invoice(&h.admin, input).await.expect("draft");
+    }
+    assert_eq!(b.invoice_frame(&h.admin, None).await.expect("frame").height(), 1005);
+    let t = b.totals(&h.admin, Some("EUR".into()), None, None).await.expect("totals");
+    assert_eq!(t.invoiced, 81_000 - 900, "drafts are not invoiced");
+    // A user who owns none of them sees none.
+    let outsider = h.user("frame-outsider", Role::User, None).await;
+    assert_eq!(b.invoice_frame(&outsider, None).await.expect("frame").height(), 0);
 }
 
 /// A one-pixel-high SVG logo, as the settings take it.
@@ -937,14 +974,7 @@ pub async fn documents_are_laid_out_and_emailed(backend: &dyn TestBackend) {
     b.update_settings(
         &h.admin,
         SettingsInput {
-            seller: Some(Party {
-                name: "Northwind SAS".into(),
-                address_lines: vec!["12 rue de la Paix".into(), "75002 Paris".into()],
-                country: Some("FR".into()),
-                email: Some("billing@northwind.example".into()),
-                tax_id: Some("FR40303265045".into()),
-                ..Default::default()
-            }),
+            seller: Some(Party { email: Some("billing@northwind.example".into()), ..northwind() }),
             payment_instructions: Some("IBAN FR76 3000 6000 0112 3456 7890 189".into()),
             footer: Some("Northwind SAS, capital 10 000 €, RCS Paris 303 265 045".into()),
             accent_color: Some("#c0392b".into()),
