@@ -51,6 +51,7 @@ impl EntityKind {
             EntityKind::GatewayEvent => model::billing::EVENT_COLUMNS,
             EntityKind::Subscription => model::billing::SUBSCRIPTION_COLUMNS,
             EntityKind::ExchangeRate => model::billing::RATE_COLUMNS,
+            EntityKind::PaymentProfile => model::billing::PROFILE_COLUMNS,
         }
     }
 
@@ -93,6 +94,7 @@ impl EntityKind {
             EntityKind::GatewayEvent => model::billing::EVENT_INDEXES,
             EntityKind::Subscription => model::billing::SUBSCRIPTION_INDEXES,
             EntityKind::ExchangeRate => model::billing::RATE_INDEXES,
+            EntityKind::PaymentProfile => model::billing::PROFILE_INDEXES,
         }
     }
 

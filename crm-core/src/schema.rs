@@ -340,11 +340,13 @@ pub enum EntityKind {
     Subscription,
     /// Dated exchange rates.
     ExchangeRate,
+    /// Companies' customers and saved payment methods at a gateway.
+    PaymentProfile,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 36] = [
+    pub const ALL: [EntityKind; 37] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -381,6 +383,7 @@ impl EntityKind {
         EntityKind::GatewayEvent,
         EntityKind::Subscription,
         EntityKind::ExchangeRate,
+        EntityKind::PaymentProfile,
     ];
 
     /// The table (collection) name.
@@ -422,6 +425,7 @@ impl EntityKind {
             EntityKind::GatewayEvent => "gateway_events",
             EntityKind::Subscription => "subscriptions",
             EntityKind::ExchangeRate => "exchange_rates",
+            EntityKind::PaymentProfile => "payment_profiles",
         }
     }
 
@@ -464,6 +468,7 @@ impl EntityKind {
             EntityKind::GatewayEvent => "gateway_event",
             EntityKind::Subscription => "subscription",
             EntityKind::ExchangeRate => "exchange_rate",
+            EntityKind::PaymentProfile => "payment_profile",
         }
     }
 
@@ -501,7 +506,8 @@ impl EntityKind {
             | EntityKind::BillingSettings
             | EntityKind::GatewayEvent
             | EntityKind::Subscription
-            | EntityKind::ExchangeRate => Resource::Billing,
+            | EntityKind::ExchangeRate
+            | EntityKind::PaymentProfile => Resource::Billing,
         }
     }
 
@@ -535,7 +541,8 @@ impl EntityKind {
             | EntityKind::BillingSequence
             | EntityKind::BillingSettings
             | EntityKind::GatewayEvent
-            | EntityKind::ExchangeRate => (None, None, None),
+            | EntityKind::ExchangeRate
+            | EntityKind::PaymentProfile => (None, None, None),
             _ => (Some("owner_id"), Some("team_id"), None),
         }
     }

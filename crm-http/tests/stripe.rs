@@ -145,7 +145,7 @@ async fn invoice(app: &App, token: &str, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invoice_is_paid_through_stripe_and_its_webhook() {
     let Some(ls) = localstripe().await else { return };
-    let (app, public, _gateway) = app_with_stripe(&ls).await;
+    let (app, public, gateway) = app_with_stripe(&ls).await;
     let token = app.token("admin", PASSWORD).await;
     let id = issued_invoice(&app, &token).await;
 
@@ -304,6 +304,44 @@ async fn an_invoice_is_paid_through_stripe_and_its_webhook() {
     );
     let owed = invoice(&app, &token, &id).await;
     assert_eq!((owed["status"].as_str(), owed["balance"].as_i64()), (Some("partially_paid"), Some(39_200)), "{owed}");
+
+    // A refund made in Stripe's dashboard: Stripe's `charge.refunded` names the
+    // charge; the server lists its refunds at Stripe and records the one it did not
+    // know (the API's own refund is not recorded twice), once however often the
+    // event comes.
+    let dashboard = stripe_form(&ls, "refunds", &[("payment_intent", pi.as_str()), ("amount", "10000")]).await;
+    let at_pi: Value = reqwest::Client::new()
+        .get(format!("{}/v1/payment_intents/{pi}", ls.base))
+        .bearer_auth(SECRET_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ch = at_pi["latest_charge"].as_str().or(at_pi["latest_charge"]["id"].as_str()).unwrap().to_string();
+    let hook = format!("{public}/api/payments/stripe/webhook");
+    let now = chrono::Utc::now().timestamp();
+    for event_id in ["evt_refund_1", "evt_refund_1", "evt_refund_2"] {
+        let ev = json!({"id": event_id, "type": "charge.refunded", "data": {"object": {"id": ch}}}).to_string();
+        let r = reqwest::Client::new()
+            .post(&hook)
+            .header("stripe-signature", sign_stripe(ev.as_bytes(), WHSEC, now))
+            .body(ev)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        app.crm.billing().process_gateway_events(gateway.as_ref()).await.unwrap();
+    }
+    let owed = invoice(&app, &token, &id).await;
+    assert_eq!((owed["status"].as_str(), owed["balance"].as_i64()), (Some("partially_paid"), Some(49_200)), "{owed}");
+    let rows = app.call(Method::GET, &format!("/api/invoices/{id}/payments"), Some(&token), None).await;
+    let refunds: Vec<Value> =
+        rows.body["data"].as_array().unwrap().iter().filter(|p| p["kind"] == "refund").cloned().collect();
+    assert_eq!(refunds.len(), 2, "{}", rows.body);
+    let from_dashboard = refunds.iter().find(|r| r["reference"] == dashboard["id"]).expect("the dashboard's refund");
+    assert_eq!((from_dashboard["amount"].as_i64(), from_dashboard["recordedBy"].is_null()), (Some(10_000), true));
     // More than is left is refused before Stripe is asked.
     let too_much = app
         .call(
@@ -389,6 +427,311 @@ async fn the_webhook_refuses_bad_stale_replayed_and_unconfirmed_events() {
     let junk = "not json".to_string();
     let r = post(junk.clone(), Some(sign_stripe(junk.as_bytes(), WHSEC, now))).await.unwrap();
     assert_eq!(r.status(), 422);
+}
+
+/// A card saved through the card link, as Stripe.js would (a SetupIntent confirmed
+/// with a card), read back from Stripe by the server.
+async fn save_card(app: &App, ls: &LocalStripe, token: &str, company: &str, number: &str) -> (String, String) {
+    let link = app.call(Method::POST, &format!("/api/companies/{company}/card-link"), Some(token), None).await;
+    assert_eq!(link.status, StatusCode::OK, "{}", link.body);
+    let url = link.body["url"].as_str().unwrap().to_string();
+    let setup: Value = reqwest::Client::new().post(format!("{url}/setup")).send().await.unwrap().json().await.unwrap();
+    let seti = setup["setupIntentId"].as_str().unwrap_or_else(|| panic!("{setup}")).to_string();
+    assert!(setup["clientSecret"].as_str().is_some_and(|s| s.starts_with(&seti)), "{setup}");
+    let pm = stripe_form(
+        ls,
+        "payment_methods",
+        &[
+            ("type", "card"),
+            ("card[number]", number),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", "2030"),
+            ("card[cvc]", "123"),
+        ],
+    )
+    .await;
+    let confirmed =
+        stripe_form(ls, &format!("setup_intents/{seti}/confirm"), &[("payment_method", pm["id"].as_str().unwrap())])
+            .await;
+    assert_eq!(confirmed["status"], "succeeded", "{confirmed}");
+    (url, seti)
+}
+
+async fn company(app: &App, token: &str, name: &str) -> String {
+    let c = app
+        .call(
+            Method::POST,
+            "/api/companies",
+            Some(token),
+            Some(json!({"name": name, "contactDetails": {"email": "ap@example.com"}})),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+    c.body["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_card_pays_subscription_invoices_off_session() {
+    let Some(ls) = localstripe().await else { return };
+    let (app, public, gateway) = app_with_stripe(&ls).await;
+    let token = app.token("admin", PASSWORD).await;
+    let hook = format!("{public}/api/payments/stripe/webhook");
+    let r = reqwest::Client::new()
+        .post(format!("{}/_config/webhooks/crm", ls.base))
+        .form(&[("url", hook.as_str()), ("secret", WHSEC)])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let acme = company(&app, &token, "Acme SA").await;
+    let none = app.call(Method::GET, &format!("/api/companies/{acme}/payment-method"), Some(&token), None).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+
+    // The manager's card link: a week, under the public address; its page names the
+    // company, loads Stripe.js and its own script, under a CSP.
+    let link = app.call(Method::POST, &format!("/api/companies/{acme}/card-link"), Some(&token), None).await;
+    let url = link.body["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("{public}/card/")), "{url}");
+    let expires = chrono::DateTime::parse_from_rfc3339(link.body["expiresAt"].as_str().unwrap()).unwrap();
+    let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
+    assert!((167..=168).contains(&days), "{days} hours");
+    let page = reqwest::get(&url).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains(&ls.base));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Acme SA") && html.contains("/card/card.js") && html.contains("js.stripe.com/v3/"), "{html}");
+    // A forged or altered link opens nothing and starts nothing.
+    assert_eq!(reqwest::get(format!("{url}x")).await.unwrap().status(), 404);
+    let other = url.replacen(&acme.replace('-', "")[..4], "ffff", 1);
+    assert_eq!(reqwest::get(&other).await.unwrap().status(), 404);
+    let forged = reqwest::Client::new().post(format!("{url}x/setup")).send().await.unwrap();
+    assert_eq!(forged.status(), 404);
+
+    // The page's word is not enough: a setup the customer never confirmed is refused,
+    // as is one of another company; Stripe, asked again, decides.
+    let setup: Value = reqwest::Client::new().post(format!("{url}/setup")).send().await.unwrap().json().await.unwrap();
+    let seti = setup["setupIntentId"].as_str().unwrap().to_string();
+    let early =
+        reqwest::Client::new().post(format!("{url}/saved")).json(&json!({"setupIntentId": seti})).send().await.unwrap();
+    assert_eq!(early.status(), 422);
+    let problem: Value = early.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "setupIntentId", "{problem}");
+    let bad = reqwest::Client::new()
+        .post(format!("{url}/saved"))
+        .json(&json!({"setupIntentId": "pi_123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+
+    let (url, seti) = save_card(&app, &ls, &token, &acme, "4242424242424242").await;
+    let saved: Value = reqwest::Client::new()
+        .post(format!("{url}/saved"))
+        .json(&json!({"setupIntentId": seti}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((saved["kind"].as_str(), saved["label"].as_str()), (Some("card"), Some("visa •••• 4242")), "{saved}");
+    let on_file = app.call(Method::GET, &format!("/api/companies/{acme}/payment-method"), Some(&token), None).await;
+    assert_eq!(on_file.body["label"], "visa •••• 4242", "{}", on_file.body);
+    assert!(reqwest::get(&url).await.unwrap().text().await.unwrap().contains("On file now: <strong>visa •••• 4242"));
+    // Stripe's ids are sealed at rest.
+    let all = crm_core::query::StoreQuery { filter: None, sort: vec![], limit: 10, include_deleted: true };
+    let raw = app.crm.store().list_as::<crm_core::model::billing::PaymentProfile>(&all).await.unwrap();
+    assert_eq!(raw.len(), 1);
+    assert!(raw[0].customer_ref.starts_with("enc:v1:") && !raw[0].customer_ref.contains("cus_"), "{raw:?}");
+    assert!(raw[0].method_ref.as_deref().is_some_and(|m| m.starts_with("enc:v1:") && !m.contains("pm_")));
+
+    // A monthly subscription that charges the card: its first invoice is issued and
+    // due to be charged; the payments pass charges it off session, once, and the
+    // invoice is paid with Stripe's intent as the payment's reference.
+    let sub = app
+        .call(
+            Method::POST,
+            "/api/subscriptions",
+            Some(&token),
+            Some(json!({"name": "Pro plan", "companyId": acme, "currency": "EUR", "autoCharge": true,
+                "lines": [{"name": "Pro seat", "quantity": 10, "unitPrice": 2900, "taxPercent": 20}]})),
+        )
+        .await;
+    assert_eq!(sub.status, StatusCode::CREATED, "{}", sub.body);
+    assert_eq!(sub.body["autoCharge"], true);
+    let run = app.call(Method::POST, "/api/subscriptions/run", Some(&token), None).await;
+    assert_eq!(run.body["invoices"], 1, "{}", run.body);
+    let list = app.call(Method::GET, &format!("/api/invoices?companyId={acme}"), Some(&token), None).await;
+    let inv = list.body["data"][0].clone();
+    let id = inv["id"].as_str().unwrap().to_string();
+    assert_eq!((inv["status"].as_str(), inv["chargeState"].as_str()), (Some("issued"), Some("due")), "{inv}");
+    // Two servers' passes at once: one claims it, the other finds it taken.
+    let b = app.crm.billing();
+    let (one, two) = tokio::join!(b.charge_due_invoices(gateway.as_ref()), b.charge_due_invoices(gateway.as_ref()));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(one.charged + two.charged, 1, "{one:?} {two:?}");
+    let paid = invoice(&app, &token, &id).await;
+    assert_eq!(
+        (
+            paid["status"].as_str(),
+            paid["chargeState"].as_str(),
+            paid["balance"].as_i64(),
+            paid["chargeAttempts"].as_i64()
+        ),
+        (Some("paid"), Some("charged"), Some(0), Some(1)),
+        "{paid}"
+    );
+    let payments = app.call(Method::GET, &format!("/api/invoices/{id}/payments"), Some(&token), None).await;
+    let p = payments.body["data"].as_array().unwrap().clone();
+    assert_eq!(p.len(), 1, "{}", payments.body);
+    let pi = p[0]["reference"].as_str().unwrap().to_string();
+    assert!(pi.starts_with("pi_") && p[0]["method"] == "card" && p[0]["amount"] == 34_800, "{}", payments.body);
+    let at_stripe: Value = reqwest::Client::new()
+        .get(format!("{}/v1/payment_intents/{pi}", ls.base))
+        .bearer_auth(SECRET_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((at_stripe["status"].as_str(), at_stripe["amount"].as_i64()), (Some("succeeded"), Some(34_800)));
+    assert!(at_stripe["customer"].as_str().is_some_and(|c| c.starts_with("cus_")), "{at_stripe}");
+    // Stripe's own `payment_intent.succeeded` for it arrives later: no second payment.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.crm.billing().process_gateway_events(gateway.as_ref()).await.unwrap();
+    let again = app.call(Method::GET, &format!("/api/invoices/{id}/payments"), Some(&token), None).await;
+    assert_eq!(again.body["data"].as_array().unwrap().len(), 1, "{}", again.body);
+    // Nothing more to charge.
+    let idle = app.call(Method::POST, "/api/invoices/charge-due", Some(&token), None).await;
+    assert_eq!(idle.body, json!({"charged": 0, "failed": 0}));
+
+    // A card the bank declines off session: the manager's charge answers the invoice,
+    // still owed, the charge failed with Stripe's reason; audited.
+    let globex = company(&app, &token, "Globex").await;
+    let (gurl, gseti) = save_card(&app, &ls, &token, &globex, "4000000000000341").await;
+    // Saved through Stripe's webhook this time (the page closed before it said so).
+    let now = chrono::Utc::now().timestamp();
+    let ev =
+        json!({"id": "evt_setup_1", "type": "setup_intent.succeeded", "data": {"object": {"id": gseti}}}).to_string();
+    let r = reqwest::Client::new()
+        .post(&hook)
+        .header("stripe-signature", sign_stripe(ev.as_bytes(), WHSEC, now))
+        .body(ev)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut label = Value::Null;
+    for _ in 0..50 {
+        label =
+            app.call(Method::GET, &format!("/api/companies/{globex}/payment-method"), Some(&token), None).await.body;
+        if label["label"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(label["label"], "visa •••• 0341", "{label}");
+    assert!(gurl.contains("/card/"));
+    let gid = {
+        let inv = app
+            .call(
+                Method::POST,
+                "/api/invoices",
+                Some(&token),
+                Some(
+                    json!({"companyId": globex, "currency": "EUR", "lines": [{"name": "Audit", "unitPrice": 50_000}]}),
+                ),
+            )
+            .await;
+        let gid = inv.body["id"].as_str().unwrap().to_string();
+        app.call(Method::POST, &format!("/api/invoices/{gid}/issue"), Some(&token), None).await;
+        gid
+    };
+    let declined = app.call(Method::POST, &format!("/api/invoices/{gid}/charge"), Some(&token), None).await;
+    assert_eq!(declined.status, StatusCode::OK, "{}", declined.body);
+    assert_eq!(
+        (declined.body["status"].as_str(), declined.body["chargeState"].as_str(), declined.body["balance"].as_i64()),
+        (Some("issued"), Some("failed"), Some(50_000)),
+        "{}",
+        declined.body
+    );
+    assert!(declined.body["chargeError"].as_str().is_some_and(|e| e.contains("declined")), "{}", declined.body);
+    let audit = app.call(Method::GET, &format!("/api/audit?filter=entityId[eq]:{gid}"), Some(&token), None).await;
+    let actions: Vec<&str> =
+        audit.body["data"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"invoice.charge_requested") && actions.contains(&"invoice.charge_failed"), "{actions:?}");
+
+    // The customer saves another card. A server claimed the invoice's charge and
+    // stopped: a fresh claim is left alone, one older than ten minutes is taken up by
+    // the next pass with the same attempt (the same idempotency key at Stripe).
+    let (gurl, gseti) = save_card(&app, &ls, &token, &globex, "4242424242424242").await;
+    let saved =
+        reqwest::Client::new().post(format!("{gurl}/saved")).json(&json!({"setupIntentId": gseti})).send().await;
+    assert_eq!(saved.unwrap().status(), 200);
+    let claim = |age: i64| {
+        let app = &app;
+        let gid = gid.clone();
+        async move {
+            let id = uuid::Uuid::parse_str(&gid).unwrap();
+            let mut raw = app.crm.store().get_as::<crm_core::model::billing::Invoice>(id).await.unwrap().unwrap();
+            let before = raw.version;
+            raw.charge_state = Some(crm_core::model::billing::ChargeState::Charging);
+            // The stopped server's attempt: the second (the first was declined).
+            raw.charge_attempts = 2;
+            raw.updated_at = chrono::Utc::now() - chrono::Duration::minutes(age);
+            raw.version += 1;
+            let row = crm_core::schema::to_row(&raw).unwrap();
+            let w = crm_core::store::Write::Update {
+                kind: crm_core::schema::EntityKind::Invoice,
+                row,
+                expected_version: before,
+            };
+            app.crm.store().apply(crm_core::store::Changeset { writes: vec![w], audit: vec![] }).await.unwrap();
+        }
+    };
+    claim(1).await;
+    let idle = app.crm.billing().charge_due_invoices(gateway.as_ref()).await.unwrap();
+    assert_eq!((idle.charged, idle.failed), (0, 0));
+    let busy = app.call(Method::POST, &format!("/api/invoices/{gid}/charge"), Some(&token), None).await;
+    assert_eq!(busy.status, StatusCode::CONFLICT);
+    assert_eq!(busy.body["errors"][0]["field"], "chargeState", "{}", busy.body);
+    claim(11).await;
+    let taken = app.crm.billing().charge_due_invoices(gateway.as_ref()).await.unwrap();
+    assert_eq!((taken.charged, taken.failed), (1, 0));
+    let paid_g = invoice(&app, &token, &gid).await;
+    assert_eq!(
+        (paid_g["status"].as_str(), paid_g["chargeState"].as_str(), paid_g["chargeAttempts"].as_i64()),
+        (Some("paid"), Some("charged"), Some(2)),
+        "{paid_g}"
+    );
+
+    // A company with nothing saved: 409 naming the method.
+    let initech = company(&app, &token, "Initech").await;
+    let inv = app
+        .call(
+            Method::POST,
+            "/api/invoices",
+            Some(&token),
+            Some(json!({"companyId": initech, "currency": "EUR", "lines": [{"name": "Audit", "unitPrice": 1_000}]})),
+        )
+        .await;
+    let iid = inv.body["id"].as_str().unwrap().to_string();
+    app.call(Method::POST, &format!("/api/invoices/{iid}/issue"), Some(&token), None).await;
+    let nothing = app.call(Method::POST, &format!("/api/invoices/{iid}/charge"), Some(&token), None).await;
+    assert_eq!(nothing.status, StatusCode::CONFLICT, "{}", nothing.body);
+    assert_eq!(nothing.body["errors"][0]["field"], "paymentMethod", "{}", nothing.body);
+    let paid_one = app.call(Method::POST, &format!("/api/invoices/{id}/charge"), Some(&token), None).await;
+    assert_eq!(paid_one.status, StatusCode::CONFLICT);
+    assert_eq!(paid_one.body["errors"][0]["field"], "status", "{}", paid_one.body);
+
+    // Forgotten: detached at Stripe, gone here.
+    let gone = app.call(Method::DELETE, &format!("/api/companies/{acme}/payment-method"), Some(&token), None).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.body);
+    let none = app.call(Method::GET, &format!("/api/companies/{acme}/payment-method"), Some(&token), None).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+    let customer = app.crm.billing().opened_profile(raw[0].clone()).unwrap().customer_ref;
+    assert!(gateway.saved_methods(&customer).await.unwrap().is_empty());
 }
 
 /// The README's billing session (between its `billing walkthrough` markers), run as

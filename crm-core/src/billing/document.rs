@@ -37,6 +37,15 @@ pub struct DocOptions {
     pub pay_url: Option<String>,
 }
 
+impl DocOptions {
+    /// The language, when given, is one the documents are written in.
+    fn check(&self) -> Result<()> {
+        let mut errs = Errors::new();
+        crate::model::settings::language(&mut errs, "lang", self.lang.clone());
+        errs.finish()
+    }
+}
+
 /// One label and its value (`Due date`, `January 4, 2027`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Field {
@@ -463,17 +472,27 @@ pub async fn file(d: DocumentData) -> Result<Attachment> {
 
 impl BillingService<'_> {
     /// The document of an invoice or credit note the actor may read.
+    /// An unsupported `opts.lang` is an error naming `lang`.
     pub async fn invoice_document(&self, actor: &Actor, id: Uuid, opts: DocOptions) -> Result<DocumentData> {
+        opts.check()?;
         let inv = self.invoice(actor, id).await?.invoice;
         self.invoice_document_of(&inv, opts).await
     }
 
-    async fn invoice_document_of(&self, inv: &Invoice, mut opts: DocOptions) -> Result<DocumentData> {
-        let settings = self.current_settings().await?;
+    async fn invoice_document_of(&self, inv: &Invoice, opts: DocOptions) -> Result<DocumentData> {
+        self.invoice_document_with(inv, &self.current_settings().await?, opts).await
+    }
+
+    async fn invoice_document_with(
+        &self,
+        inv: &Invoice,
+        settings: &BillingSettings,
+        mut opts: DocOptions,
+    ) -> Result<DocumentData> {
         if let (Some(c), None) = (inv.credited_invoice_id, &opts.credited_number) {
             opts.credited_number = self.crm.store().get_as::<Invoice>(c).await?.and_then(|i| i.number);
         }
-        Ok(invoice_data(inv, &settings, &opts))
+        Ok(invoice_data(inv, settings, &opts))
     }
 
     /// The document of the invoice behind a pay token, for the customer who holds the
@@ -486,7 +505,9 @@ impl BillingService<'_> {
     }
 
     /// The document of a quote the actor may read.
+    /// An unsupported `opts.lang` is an error naming `lang`.
     pub async fn quote_document(&self, actor: &Actor, id: Uuid, opts: DocOptions) -> Result<DocumentData> {
+        opts.check()?;
         let q = self.quote(actor, id).await?.quote;
         Ok(quote_data(&q, &self.current_settings().await?, &opts))
     }
@@ -609,14 +630,7 @@ impl BillingService<'_> {
             .map(|e| e.as_str().to_string())
             .collect();
         let message = input::text(&mut errs, "message", input.message, 5000, true);
-        let lang = match input.lang {
-            Some(l) if crate::model::settings::LANGUAGES.contains(&l.as_str()) => Some(l),
-            Some(_) => {
-                errs.add("lang", "invalid_value", format!("one of {}", crate::model::settings::LANGUAGES.join(", ")));
-                None
-            }
-            None => None,
-        };
+        let lang = crate::model::settings::language(&mut errs, "lang", input.lang);
         errs.finish()?;
         let lang = match lang {
             Some(l) => l,
@@ -631,9 +645,10 @@ impl BillingService<'_> {
     pub async fn document_mail(&self, req: &DocumentMail, public_url: &str) -> Result<DocumentEmail> {
         let loc = Locale::of(&req.lang);
         let mut opts = DocOptions { lang: Some(req.lang.clone()), ..DocOptions::default() };
+        let settings = self.current_settings().await?;
         let (data, vars) = if req.kind == "quote" {
             let q = self.load_quote(req.id).await?;
-            let data = quote_data(&q, &self.current_settings().await?, &opts);
+            let data = quote_data(&q, &settings, &opts);
             let vars = DocumentMailVars {
                 kind: "quote".into(),
                 number: q.number.clone().unwrap_or_default(),
@@ -655,7 +670,7 @@ impl BillingService<'_> {
                 None
             };
             opts.pay_url = link.clone();
-            let data = self.invoice_document_of(&inv, opts).await?;
+            let data = self.invoice_document_with(&inv, &settings, opts).await?;
             let vars = DocumentMailVars {
                 kind: inv.doc_type.to_string(),
                 number: inv.number.clone().unwrap_or_default(),
@@ -669,9 +684,13 @@ impl BillingService<'_> {
             };
             (data, vars)
         };
-        let seller = self.current_settings().await?.seller;
         let rendered = crate::mail::document(&req.lang, &vars)?;
-        Ok(DocumentEmail { rendered, file: file(data).await?, reply_to: seller.email, sender_name: vars.seller })
+        Ok(DocumentEmail {
+            rendered,
+            file: file(data).await?,
+            reply_to: settings.seller.email,
+            sender_name: vars.seller,
+        })
     }
 }
 
@@ -821,29 +840,9 @@ mod typeset {
         let bytes = if head.ends_with(";base64") {
             base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()?
         } else {
-            percent_decode(body)
+            percent_encoding::percent_decode_str(body).collect()
         };
         Some((bytes, format))
-    }
-
-    fn percent_decode(s: &str) -> Vec<u8> {
-        let b = s.as_bytes();
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
-                (b'%', Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                }
-                (c, _, _) => {
-                    out.push(c);
-                    i += 1;
-                }
-            }
-        }
-        out
     }
 
     fn compile(doc: &Doc) -> std::result::Result<Vec<u8>, String> {

@@ -55,6 +55,51 @@ pub struct GatewayIntent {
     pub invoice_id: Option<Uuid>,
     /// The payment method's id.
     pub payment_method: Option<String>,
+    /// Why the gateway declined it (`Your card was declined.`): an off-session charge
+    /// the customer's bank refused.
+    pub decline: Option<String>,
+}
+
+/// The saving of a payment method for later charges (Stripe's SetupIntent), as the
+/// gateway reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySetup {
+    /// The gateway's id (`seti_…`).
+    pub id: String,
+    /// `requires_payment_method`, `requires_action`, `succeeded`, `canceled`, …
+    pub status: String,
+    /// What the customer's browser needs to confirm it.
+    pub client_secret: Option<String>,
+    /// The gateway's customer it saves the method for.
+    pub customer: Option<String>,
+    /// The method saved.
+    pub payment_method: Option<String>,
+    /// The company in its metadata.
+    pub company_id: Option<Uuid>,
+}
+
+/// A refund as the gateway holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRefund {
+    /// The gateway's id (`re_…`).
+    pub id: String,
+    /// Minor units.
+    pub amount: i64,
+    /// `succeeded`, `pending`, `failed`, `canceled`.
+    pub status: String,
+}
+
+/// A charge's payment intent and the refunds made of it (however they were made: the
+/// API, or a person in the gateway's dashboard).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargeRefunds {
+    /// The intent the charge belongs to (`pi_…`).
+    pub intent: Option<String>,
+    /// Its refunds.
+    pub refunds: Vec<GatewayRefund>,
 }
 
 /// A saved payment method of a customer.
@@ -90,6 +135,32 @@ pub trait PaymentGateway: Send + Sync + 'static {
     async fn refund(&self, intent: &str, amount: i64, idempotency_key: &str) -> Result<String>;
     /// A customer's saved payment methods.
     async fn saved_methods(&self, customer: &str) -> Result<Vec<SavedMethod>>;
+    /// Starts saving a payment method of a customer for off-session charges; the
+    /// customer's browser confirms it with the client secret.
+    async fn create_setup(&self, customer: &str, company: Uuid) -> Result<GatewaySetup>;
+    /// The setup as the gateway holds it now.
+    async fn retrieve_setup(&self, id: &str) -> Result<GatewaySetup>;
+    /// The method, attached to the customer if it is not already (a succeeded setup
+    /// attaches it at Stripe; this makes sure).
+    async fn attach_method(&self, method: &str, customer: &str) -> Result<SavedMethod>;
+    /// Forgets a saved method at the gateway.
+    async fn detach_method(&self, method: &str) -> Result<()>;
+    /// A charge's intent and its refunds (`charge.refunded` names the charge).
+    async fn charge_refunds(&self, charge: &str) -> Result<ChargeRefunds>;
+}
+
+/// A gateway object id as Stripe writes them (`pi_3Nx…`): its prefix, then letters,
+/// digits and underscores; errors name `field`.
+pub fn check_object_id(id: &str, prefix: &str, field: &str) -> Result<()> {
+    let ok = id.len() <= 255
+        && id.starts_with(prefix)
+        && id.len() > prefix.len()
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::error::Error::invalid(field, "invalid_value", format!("not a gateway id starting {prefix}")))
+    }
 }
 
 /// Why a webhook's signature was refused.
@@ -232,14 +303,57 @@ mod stripe_impl {
             if let Some(k) = key {
                 req = req.header("Idempotency-Key", k);
             }
-            let resp = req.send().await.map_err(|e| gateway_error(path, e))?;
-            let status = resp.status();
-            let body: Json = resp.json().await.map_err(|e| gateway_error(path, e))?;
+            let (status, body) = self.send(req, path).await?;
             if !status.is_success() {
                 let msg = body.pointer("/error/message").and_then(Json::as_str).unwrap_or("refused");
                 return Err(gateway_error(path, format!("{status}: {msg}")));
             }
             Ok(body)
+        }
+
+        async fn send(&self, req: reqwest::RequestBuilder, path: &str) -> Result<(reqwest::StatusCode, Json)> {
+            let resp = req.send().await.map_err(|e| gateway_error(path, e))?;
+            let status = resp.status();
+            let body: Json = resp.json().await.map_err(|e| gateway_error(path, e))?;
+            Ok((status, body))
+        }
+
+        fn setup(j: &Json) -> Result<GatewaySetup> {
+            let s = |k: &str| j.get(k).and_then(Json::as_str).map(str::to_string);
+            Ok(GatewaySetup {
+                id: s("id").ok_or_else(|| gateway_error("setup_intents", "a setup without an id"))?,
+                status: s("status").unwrap_or_default(),
+                client_secret: s("client_secret"),
+                customer: s("customer"),
+                payment_method: s("payment_method"),
+                company_id: j
+                    .pointer("/metadata/company_id")
+                    .and_then(Json::as_str)
+                    .and_then(|u| Uuid::parse_str(u).ok()),
+            })
+        }
+
+        fn method(m: &Json) -> Option<SavedMethod> {
+            let id = m.get("id")?.as_str()?.to_string();
+            let kind = m.get("type").and_then(Json::as_str).unwrap_or("card").to_string();
+            let label = match kind.as_str() {
+                "card" => {
+                    let brand = m.pointer("/card/brand").and_then(Json::as_str).unwrap_or("card");
+                    let last4 = m.pointer("/card/last4").and_then(Json::as_str).unwrap_or("????");
+                    format!("{brand} •••• {last4}")
+                }
+                "sepa_debit" => {
+                    let last4 = m.pointer("/sepa_debit/last4").and_then(Json::as_str).unwrap_or("????");
+                    format!("SEPA debit •••• {last4}")
+                }
+                "us_bank_account" => {
+                    let bank = m.pointer("/us_bank_account/bank_name").and_then(Json::as_str).unwrap_or("bank");
+                    let last4 = m.pointer("/us_bank_account/last4").and_then(Json::as_str).unwrap_or("????");
+                    format!("{bank} •••• {last4}")
+                }
+                other => other.replace('_', " "),
+            };
+            Some(SavedMethod { id, kind, label })
         }
 
         fn intent(j: &Json) -> Result<GatewayIntent> {
@@ -262,6 +376,7 @@ mod stripe_impl {
                     .and_then(Json::as_str)
                     .and_then(|u| Uuid::parse_str(u).ok()),
                 payment_method: s("payment_method"),
+                decline: None,
             })
         }
     }
@@ -307,14 +422,48 @@ mod stripe_impl {
                 form.push(("confirm".into(), "true".into()));
                 form.push(("off_session".into(), "true".into()));
             }
-            let j = self.call(reqwest::Method::POST, "payment_intents", &form, Some(&req.idempotency_key)).await?;
+            if req.payment_method.is_none() {
+                let j = self.call(reqwest::Method::POST, "payment_intents", &form, Some(&req.idempotency_key)).await?;
+                return Self::intent(&j);
+            }
+            // Charged now: a decline is an answer (402 with the card error, and the
+            // intent when Stripe made one), not a failure to reach Stripe.
+            let url = format!("{}/v1/payment_intents", self.config.api_base.trim_end_matches('/'));
+            let http = self
+                .http
+                .post(url)
+                .bearer_auth(&self.config.secret_key)
+                .form(&form)
+                .header("Idempotency-Key", &req.idempotency_key);
+            let (status, j) = self.send(http, "payment_intents").await?;
+            if status == reqwest::StatusCode::PAYMENT_REQUIRED {
+                let msg = j.pointer("/error/message").and_then(Json::as_str).unwrap_or("declined").to_string();
+                let mut intent = match j.pointer("/error/payment_intent") {
+                    Some(pi) => Self::intent(pi)?,
+                    None => GatewayIntent {
+                        id: String::new(),
+                        status: "requires_payment_method".into(),
+                        amount: req.amount,
+                        amount_received: 0,
+                        currency: req.currency.to_ascii_lowercase(),
+                        client_secret: None,
+                        invoice_id: Some(req.invoice_id),
+                        payment_method: req.payment_method.clone(),
+                        decline: None,
+                    },
+                };
+                intent.decline = Some(msg);
+                return Ok(intent);
+            }
+            if !status.is_success() {
+                let msg = j.pointer("/error/message").and_then(Json::as_str).unwrap_or("refused");
+                return Err(gateway_error("payment_intents", format!("{status}: {msg}")));
+            }
             Self::intent(&j)
         }
 
         async fn retrieve_intent(&self, id: &str) -> Result<GatewayIntent> {
-            if !id.starts_with("pi_") || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(Error::invalid("id", "invalid_value", "not a payment intent id"));
-            }
+            check_object_id(id, "pi_", "id")?;
             let j = self.call(reqwest::Method::GET, &format!("payment_intents/{id}"), &[], None).await?;
             Self::intent(&j)
         }
@@ -326,19 +475,76 @@ mod stripe_impl {
         }
 
         async fn saved_methods(&self, customer: &str) -> Result<Vec<SavedMethod>> {
+            check_object_id(customer, "cus_", "customer")?;
             let path = format!("payment_methods?customer={customer}&type=card");
             let j = self.call(reqwest::Method::GET, &path, &[], None).await?;
             let list = j.get("data").and_then(Json::as_array).cloned().unwrap_or_default();
-            Ok(list
-                .iter()
-                .filter_map(|m| {
-                    let id = m.get("id")?.as_str()?.to_string();
-                    let kind = m.get("type").and_then(Json::as_str).unwrap_or("card").to_string();
-                    let brand = m.pointer("/card/brand").and_then(Json::as_str).unwrap_or(&kind);
-                    let last4 = m.pointer("/card/last4").and_then(Json::as_str).unwrap_or("????");
-                    Some(SavedMethod { id, kind: kind.clone(), label: format!("{brand} •••• {last4}") })
+            Ok(list.iter().filter_map(Self::method).collect())
+        }
+
+        async fn create_setup(&self, customer: &str, company: Uuid) -> Result<GatewaySetup> {
+            let form = vec![
+                ("customer".to_string(), customer.to_string()),
+                ("usage".into(), "off_session".into()),
+                ("metadata[company_id]".into(), company.to_string()),
+            ];
+            let j = self.call(reqwest::Method::POST, "setup_intents", &form, None).await?;
+            Self::setup(&j)
+        }
+
+        async fn retrieve_setup(&self, id: &str) -> Result<GatewaySetup> {
+            check_object_id(id, "seti_", "setupIntentId")?;
+            let j = self.call(reqwest::Method::GET, &format!("setup_intents/{id}"), &[], None).await?;
+            Self::setup(&j)
+        }
+
+        async fn attach_method(&self, method: &str, customer: &str) -> Result<SavedMethod> {
+            check_object_id(method, "pm_", "paymentMethod")?;
+            let j = self.call(reqwest::Method::GET, &format!("payment_methods/{method}"), &[], None).await?;
+            let j = match j.get("customer").and_then(Json::as_str) {
+                Some(c) if c == customer => j,
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "paymentMethod",
+                        "invalid_value",
+                        "the method belongs to another customer",
+                    ))
+                }
+                None => {
+                    let form = vec![("customer".to_string(), customer.to_string())];
+                    self.call(reqwest::Method::POST, &format!("payment_methods/{method}/attach"), &form, None).await?
+                }
+            };
+            Self::method(&j).ok_or_else(|| gateway_error("payment_methods", "a method without an id"))
+        }
+
+        async fn detach_method(&self, method: &str) -> Result<()> {
+            check_object_id(method, "pm_", "paymentMethod")?;
+            self.call(reqwest::Method::POST, &format!("payment_methods/{method}/detach"), &[], None).await?;
+            Ok(())
+        }
+
+        async fn charge_refunds(&self, charge: &str) -> Result<ChargeRefunds> {
+            check_object_id(charge, "ch_", "charge")?;
+            let c = self.call(reqwest::Method::GET, &format!("charges/{charge}"), &[], None).await?;
+            let list =
+                self.call(reqwest::Method::GET, &format!("refunds?charge={charge}&limit=100"), &[], None).await?;
+            let refunds = list
+                .get("data")
+                .and_then(Json::as_array)
+                .map(|rs| {
+                    rs.iter()
+                        .filter_map(|r| {
+                            Some(GatewayRefund {
+                                id: r.get("id")?.as_str()?.to_string(),
+                                amount: r.get("amount")?.as_i64()?,
+                                status: r.get("status").and_then(Json::as_str).unwrap_or("succeeded").to_string(),
+                            })
+                        })
+                        .collect()
                 })
-                .collect())
+                .unwrap_or_default();
+            Ok(ChargeRefunds { intent: c.get("payment_intent").and_then(Json::as_str).map(str::to_string), refunds })
         }
     }
 }

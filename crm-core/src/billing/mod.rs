@@ -16,6 +16,7 @@
 //!   document is owned by its deal's, else its company's, else its contact's owner).
 
 pub mod accounting;
+pub mod charge;
 pub mod crypt;
 pub mod currency;
 pub mod document;
@@ -600,16 +601,8 @@ impl BillingService<'_> {
                 errs.add("logo", "invalid_value", "a logo is a data: URL of a PNG, JPEG or SVG image");
             }
         }
-        if let Some(l) = input.language {
-            if crate::model::settings::LANGUAGES.contains(&l.as_str()) {
-                s.language = l;
-            } else {
-                errs.add(
-                    "language",
-                    "invalid_value",
-                    format!("one of {}", crate::model::settings::LANGUAGES.join(", ")),
-                );
-            }
+        if let Some(l) = crate::model::settings::language(&mut errs, "language", input.language) {
+            s.language = l;
         }
         errs.finish()?;
         s.updated_at = self.crm.now();
@@ -1168,6 +1161,9 @@ impl BillingService<'_> {
             paid_at: None,
             voided_at: None,
             reason: None,
+            charge_state: None,
+            charge_attempts: 0,
+            charge_error: None,
             owner_id: cust.owner,
             team_id: cust.team,
             created_at: now,
@@ -1524,6 +1520,9 @@ impl BillingService<'_> {
                 paid_at: None,
                 voided_at: None,
                 reason: reason.clone(),
+                charge_state: None,
+                charge_attempts: 0,
+                charge_error: None,
                 created_at: now,
                 updated_at: now,
                 created_by: Some(actor.user_id.as_uuid()),
@@ -1735,47 +1734,131 @@ impl BillingService<'_> {
                 let key = format!("refund-{}-{}-{amount}", p.id.simple(), p.refunded);
                 taken = Some((amount, g.refund(&intent, amount, &key).await?));
             }
-            let inv = self.load_invoice(p.invoice_id).await?;
-            let now = self.crm.now();
-            let refund = Payment {
-                id: self.crm.new_id(now),
-                kind: PaymentKind::Refund,
-                amount,
-                reference: taken.as_ref().map(|(_, id)| id.clone()),
-                refund_of: Some(p.id),
-                refunded: 0,
-                received_at: now,
-                note: note.clone(),
-                recorded_by: Some(actor.user_id.as_uuid()),
-                created_at: now,
-                version: 1,
-                ..p.clone()
-            };
-            let paid_after = Payment { refunded: p.refunded + amount, version: p.version + 1, ..p.clone() };
-            let mut after = inv.clone();
-            after.amount_paid -= amount;
-            after.updated_at = now;
-            after.version = inv.version + 1;
-            settle(&mut after, now);
-            let cs = Changeset {
-                writes: vec![
-                    Write::Insert { kind: EntityKind::Payment, row: to_row(&refund)? },
-                    Write::Update { kind: EntityKind::Payment, row: to_row(&paid_after)?, expected_version: p.version },
-                    Write::Update {
-                        kind: EntityKind::Invoice,
-                        row: self.invoice_row(&after)?,
-                        expected_version: inv.version,
-                    },
-                ],
-                audit: vec![],
-            };
-            let changes = json!({"paymentId": p.id, "invoiceId": inv.id, "amount": amount, "currency": p.currency, "balance": after.balance, "status": after.status});
+            let reference = taken.as_ref().map(|(_, id)| id.clone());
+            let (refund, cs, changes) =
+                self.refund_changeset(&p, amount, reference.clone(), note.clone(), Some(actor)).await?;
             match self.commit(Some(actor), cs, "payment.refunded", EntityKind::Payment, refund.id, changes).await {
                 Ok(()) => return Ok(refund),
                 Err(Error::VersionConflict { .. }) if attempt < ATTEMPTS => backoff(self.crm, attempt).await,
+                // The gateway's webhook recorded this very refund first.
+                Err(e @ Error::Conflict { .. }) => {
+                    return match reference {
+                        Some(r) => self.payment_by_reference(&p.gateway, PaymentKind::Refund, &r).await?.ok_or(e),
+                        None => Err(e),
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The refund row of `amount` of payment `p`, the payment's and its invoice's
+    /// changes, in one changeset, and what the audit says.
+    async fn refund_changeset(
+        &self,
+        p: &Payment,
+        amount: i64,
+        reference: Option<String>,
+        note: Option<String>,
+        actor: Option<&Actor>,
+    ) -> Result<(Payment, Changeset, serde_json::Value)> {
+        let inv = self.load_invoice(p.invoice_id).await?;
+        let now = self.crm.now();
+        let refund = Payment {
+            id: self.crm.new_id(now),
+            kind: PaymentKind::Refund,
+            amount,
+            reference,
+            refund_of: Some(p.id),
+            refunded: 0,
+            received_at: now,
+            note,
+            recorded_by: actor.map(|a| a.user_id.as_uuid()),
+            created_at: now,
+            version: 1,
+            ..p.clone()
+        };
+        let paid_after = Payment { refunded: p.refunded + amount, version: p.version + 1, ..p.clone() };
+        let mut after = inv.clone();
+        after.amount_paid -= amount;
+        after.updated_at = now;
+        after.version = inv.version + 1;
+        settle(&mut after, now);
+        let cs = Changeset {
+            writes: vec![
+                Write::Insert { kind: EntityKind::Payment, row: to_row(&refund)? },
+                Write::Update { kind: EntityKind::Payment, row: to_row(&paid_after)?, expected_version: p.version },
+                Write::Update {
+                    kind: EntityKind::Invoice,
+                    row: self.invoice_row(&after)?,
+                    expected_version: inv.version,
+                },
+            ],
+            audit: vec![],
+        };
+        let changes = json!({"paymentId": p.id, "invoiceId": inv.id, "amount": amount, "currency": p.currency, "reference": refund.reference, "balance": after.balance, "status": after.status});
+        Ok((refund, cs, changes))
+    }
+
+    /// The payment or refund a gateway knows by `reference` (its intent or refund id).
+    async fn payment_by_reference(&self, gateway: &str, kind: PaymentKind, reference: &str) -> Result<Option<Payment>> {
+        let k = EntityKind::Payment;
+        let eq = |c: &str, v: &str| {
+            Ok::<_, Error>(Filter::Cmp(Cmp {
+                column: k.require_column(c)?,
+                pred: Predicate::Eq(Value::Text(v.into())),
+            }))
+        };
+        let q = StoreQuery {
+            filter: Some(Filter::And(vec![
+                eq("gateway", gateway)?,
+                eq("kind", kind.as_str())?,
+                eq("reference", reference)?,
+            ])),
+            sort: vec![],
+            limit: 1,
+            include_deleted: false,
+        };
+        Ok(self.crm.store().list_as::<Payment>(&q).await?.into_iter().next())
+    }
+
+    /// Records the refunds a gateway made of a charge that are not recorded yet: one
+    /// made in the gateway's dashboard, or one whose answer this server never saw.
+    /// Answers how many were recorded.
+    pub(crate) async fn record_gateway_refunds(&self, gw: &dyn gateway::PaymentGateway, charge: &str) -> Result<usize> {
+        let made = gw.charge_refunds(charge).await?;
+        let Some(intent) = made.intent else { return Ok(0) };
+        let mut recorded = 0;
+        for r in made.refunds.into_iter().filter(|r| matches!(r.status.as_str(), "succeeded" | "pending")) {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                if self.payment_by_reference(gw.name(), PaymentKind::Refund, &r.id).await?.is_some() {
+                    break;
+                }
+                // Not a payment of ours (another system's charge on the same account).
+                let Some(p) = self.payment_by_reference(gw.name(), PaymentKind::Payment, &intent).await? else {
+                    return Ok(recorded);
+                };
+                let amount = r.amount.min(p.amount - p.refunded);
+                if amount <= 0 {
+                    break;
+                }
+                let note = Some(format!("Refunded at {}", gw.name()));
+                let (refund, cs, changes) = self.refund_changeset(&p, amount, Some(r.id.clone()), note, None).await?;
+                match self.commit(None, cs, "payment.refunded", EntityKind::Payment, refund.id, changes).await {
+                    Ok(()) => {
+                        recorded += 1;
+                        break;
+                    }
+                    Err(Error::VersionConflict { .. }) if attempt < ATTEMPTS => backoff(self.crm, attempt).await,
+                    // Recorded meanwhile (the API's own refund, or another processor).
+                    Err(Error::Conflict { .. }) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(recorded)
     }
 
     /// Payments and refunds the actor may read, newest first; of one invoice when given.
@@ -2438,6 +2521,22 @@ impl BillingService<'_> {
                     Err(e) => Err(e),
                 }
             }
+            "charge.refunded" => {
+                let Some(ch) = ev.object_id.as_deref().filter(|o| o.starts_with("ch_")) else {
+                    return Ok(S::Ignored);
+                };
+                // Asked again: the gateway lists the charge's refunds.
+                self.record_gateway_refunds(gw, ch).await?;
+                Ok(S::Done)
+            }
+            "setup_intent.succeeded" => {
+                let Some(seti) = ev.object_id.as_deref() else { return Ok(S::Ignored) };
+                // Fetched again: the gateway says which company and method.
+                match self.save_setup(gw, seti, None).await? {
+                    Some(_) => Ok(S::Done),
+                    None => Ok(S::Ignored),
+                }
+            }
             "payment_intent.payment_failed" => {
                 let audit = crate::campaign::system_audit(
                     self.crm,
@@ -2533,7 +2632,7 @@ impl BillingService<'_> {
         let keys = self.crm.billing_keys();
         let stale = |v: &Option<String>| v.as_deref().is_some_and(|x| !keys.is_current(x));
         let mut changed = 0;
-        for kind in [EntityKind::Invoice, EntityKind::Quote, EntityKind::BillingSettings] {
+        for kind in [EntityKind::Invoice, EntityKind::Quote, EntityKind::BillingSettings, EntityKind::PaymentProfile] {
             let mut after: Option<Uuid> = None;
             loop {
                 let k = kind;
@@ -2578,6 +2677,21 @@ impl BillingService<'_> {
                                 writes.push(Write::Update {
                                     kind,
                                     row: self.quote_row(&open)?,
+                                    expected_version: raw.version,
+                                });
+                            }
+                        }
+                        rows.last().map(|r| r.id)
+                    }
+                    EntityKind::PaymentProfile => {
+                        let rows: Vec<crate::model::billing::PaymentProfile> = self.crm.store().list_as(&q).await?;
+                        for raw in &rows {
+                            if stale(&Some(raw.customer_ref.clone())) || stale(&raw.method_ref) {
+                                let mut open = self.opened_profile(raw.clone())?;
+                                open.version = raw.version + 1;
+                                writes.push(Write::Update {
+                                    kind,
+                                    row: self.profile_row(&open)?,
                                     expected_version: raw.version,
                                 });
                             }

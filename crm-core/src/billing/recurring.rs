@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{conflict, currency, is_retryable, parse_enum, required, BillingService, LineInput};
 use crate::error::{Error, Errors, Result};
 use crate::model::billing::{
-    BillingFrequency, DocumentType, Invoice, InvoiceStatus, PaymentTerms, Subscription, SubscriptionStatus,
+    BillingFrequency, ChargeState, DocumentType, Invoice, InvoiceStatus, PaymentTerms, Subscription, SubscriptionStatus,
 };
 use crate::model::company::Company;
 use crate::policy::{Action, Actor};
@@ -51,6 +51,9 @@ pub struct SubscriptionInput {
     pub payment_terms: Option<String>,
     /// Issue each invoice at once (default true).
     pub auto_issue: Option<bool>,
+    /// Charge each issued invoice to the company's saved payment method (default
+    /// false; needs `autoIssue`).
+    pub auto_charge: Option<bool>,
     /// Updates only: `active`, `paused` or `cancelled`.
     pub status: Option<String>,
     /// For updates: the version the change was made from.
@@ -184,6 +187,9 @@ impl BillingService<'_> {
         if input.status.is_some() {
             errs.add("status", "invalid_value", "a new subscription is active; pause or cancel it with an update");
         }
+        if input.auto_charge == Some(true) && input.auto_issue == Some(false) {
+            errs.add("autoCharge", "invalid_value", "only issued invoices are charged: set autoIssue too");
+        }
         errs.finish()?;
         let company = company.ok_or(Error::NotFound { entity: "company" })?;
         let total = super::money::totals(&lines).map(|t| t.total).unwrap_or_default();
@@ -206,6 +212,7 @@ impl BillingService<'_> {
             time_zone,
             payment_terms: terms,
             auto_issue: input.auto_issue.unwrap_or(true),
+            auto_charge: input.auto_charge.unwrap_or(false),
             status: SubscriptionStatus::Active,
             last_invoice_id: None,
             owner_id: company.owner_id.as_uuid(),
@@ -281,6 +288,12 @@ impl BillingService<'_> {
         }
         if let Some(a) = input.auto_issue {
             s.auto_issue = a;
+        }
+        if let Some(a) = input.auto_charge {
+            s.auto_charge = a;
+        }
+        if s.auto_charge && !s.auto_issue {
+            errs.add("autoCharge", "invalid_value", "only issued invoices are charged: set autoIssue too");
         }
         let today = today_in(&s.time_zone, self.crm.now());
         match parse_enum::<SubscriptionStatus>(&mut errs, "status", input.status, SubscriptionStatus::CHOICES) {
@@ -442,6 +455,9 @@ impl BillingService<'_> {
             paid_at: None,
             voided_at: None,
             reason: None,
+            charge_state: None,
+            charge_attempts: 0,
+            charge_error: None,
             owner_id: s.owner_id,
             team_id: s.team_id,
             created_at: now,
@@ -458,6 +474,9 @@ impl BillingService<'_> {
             inv.issue_date = Some(start);
             inv.due_date = Some(s.payment_terms.due_date(start));
             inv.issued_at = Some(now);
+            if s.auto_charge && inv.total > 0 {
+                inv.charge_state = Some(ChargeState::Due);
+            }
         }
         let mut after = s.clone();
         after.cycles_billed = s.cycles_billed + 1;

@@ -357,6 +357,18 @@ pub struct Invoice {
     pub voided_at: Option<DateTime<Utc>>,
     /// Why it was voided, or why the credit note was made.
     pub reason: Option<String>,
+    /// Charging the customer's saved payment method: `due` (the payments loop charges
+    /// it), `charging`, `charged` (the gateway took it) or `failed` (`chargeError`
+    /// says why); none when it is paid otherwise.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "charged"))]
+    pub charge_state: Option<ChargeState>,
+    /// Charges of the saved method tried so far (each its own idempotency key).
+    #[serde(default)]
+    pub charge_attempts: i64,
+    /// Why the last charge failed (`Your card was declined.`).
+    #[serde(default)]
+    pub charge_error: Option<String>,
     /// The salesperson (the deal's or company's owner): whose records it goes with.
     pub owner_id: Uuid,
     /// Their team.
@@ -418,6 +430,10 @@ pub static INVOICE_COLUMNS: &[Column] = &[
     Column::new("updated_at", "updatedAt", T::Timestamp).sort(),
     Column::new("created_by", "createdBy", T::Uuid).null().filter(),
     Column::new("version", "version", T::Int).filter(),
+    // Migration 14.
+    Column::new("charge_state", "chargeState", T::Text).null().filter().choices(ChargeState::CHOICES),
+    Column::new("charge_attempts", "chargeAttempts", T::Int),
+    Column::new("charge_error", "chargeError", T::Text).null(),
 ];
 
 /// The indexes of `invoices` besides the primary key: the unique number, one invoice
@@ -428,6 +444,7 @@ pub static INVOICE_INDEXES: &[Index] = &[
     Index::on("invoices_status_idx", &["status", "due_date"]),
     Index::on("invoices_company_idx", &["company_id", "created_at"]),
     Index::on("invoices_deal_idx", &["deal_id"]),
+    Index::on("invoices_charge_idx", &["charge_state", "updated_at"]),
     Index::on("invoices_owner_idx", &["owner_id", "created_at", "id"]),
 ];
 
@@ -774,6 +791,74 @@ pub static EVENT_INDEXES: &[Index] = &[
 ];
 
 string_enum! {
+    /// Where charging an invoice to a saved payment method is.
+    ChargeState {
+        /// To be charged by the payments loop.
+        Due = "due",
+        /// Claimed by one server and sent to the gateway (retried with the same
+        /// idempotency key if that server stopped halfway).
+        Charging = "charging",
+        /// The gateway took the charge (the payment is recorded once it succeeds).
+        Charged = "charged",
+        /// Declined, or no method saved; `chargeError` says why.
+        Failed = "failed",
+    }
+}
+
+/// A company's customer record at a payment gateway and the payment method it saved
+/// for later charges (the card behind a subscription). The gateway's ids are sealed
+/// at rest; people see the method's label (`visa •••• 4242`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentProfile {
+    /// Derived from the company and the gateway: one per pair.
+    pub id: Uuid,
+    /// The customer company.
+    pub company_id: Uuid,
+    /// `stripe`.
+    pub gateway: String,
+    /// The gateway's customer (`cus_…`), sealed.
+    pub customer_ref: String,
+    /// The saved method (`pm_…`), sealed; none until the customer saves one.
+    pub method_ref: Option<String>,
+    /// `card`, `sepa_debit`, …
+    pub method_kind: Option<String>,
+    /// What a person recognises it by.
+    pub method_label: Option<String>,
+    /// When it was saved.
+    pub method_saved_at: Option<DateTime<Utc>>,
+    /// When the profile was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Version.
+    pub version: i64,
+}
+
+impl Persist for PaymentProfile {
+    const KIND: EntityKind = EntityKind::PaymentProfile;
+}
+
+/// Storage columns of payment profiles.
+pub static PROFILE_COLUMNS: &[Column] = &[
+    Column::new("id", "id", T::Uuid).sort(),
+    Column::new("company_id", "companyId", T::Uuid).filter(),
+    Column::new("gateway", "gateway", T::Text).filter(),
+    Column::new("customer_ref", "customerRef", T::Text),
+    Column::new("method_ref", "methodRef", T::Text).null(),
+    Column::new("method_kind", "methodKind", T::Text).null(),
+    Column::new("method_label", "methodLabel", T::Text).null(),
+    Column::new("method_saved_at", "methodSavedAt", T::Timestamp).null(),
+    Column::new("created_at", "createdAt", T::Timestamp).sort(),
+    Column::new("updated_at", "updatedAt", T::Timestamp).sort(),
+    Column::new("version", "version", T::Int).filter(),
+];
+
+/// The indexes of `payment_profiles`: one per company and gateway.
+pub static PROFILE_INDEXES: &[Index] =
+    &[Index::on("payment_profiles_company_key", &["company_id", "gateway"]).unique()];
+
+string_enum! {
     /// How often a subscription bills.
     BillingFrequency {
         /// Every `interval` weeks (1 by default).
@@ -846,6 +931,9 @@ pub struct Subscription {
     pub payment_terms: PaymentTerms,
     /// Issue each period's invoice at once (numbered); otherwise it stays a draft.
     pub auto_issue: bool,
+    /// Charge each issued invoice to the company's saved payment method.
+    #[serde(default)]
+    pub auto_charge: bool,
     /// Where it is.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "active"))]
     pub status: SubscriptionStatus,
@@ -896,6 +984,8 @@ pub static SUBSCRIPTION_COLUMNS: &[Column] = &[
     Column::new("updated_at", "updatedAt", T::Timestamp).sort(),
     Column::new("created_by", "createdBy", T::Uuid).null().filter(),
     Column::new("version", "version", T::Int).filter(),
+    // Migration 14.
+    Column::new("auto_charge", "autoCharge", T::Bool),
 ];
 
 /// The indexes of `subscriptions`: the scheduler's, by company.

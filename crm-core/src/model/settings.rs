@@ -165,10 +165,18 @@ impl Default for UserSettings {
     }
 }
 
-fn one_of(errs: &mut Errors, field: &str, value: &str, allowed: &[&str]) {
-    if !allowed.contains(&value) {
+fn one_of(errs: &mut Errors, field: &str, value: &str, allowed: &[&str]) -> bool {
+    let known = allowed.contains(&value);
+    if !known {
         errs.add(field, "invalid_value", format!("'{value}' is not one of {}", allowed.join(", ")));
     }
+    known
+}
+
+/// A language the client gave under `field`, checked against [`LANGUAGES`]: kept when
+/// known, an error naming the field otherwise.
+pub fn language(errs: &mut Errors, field: &str, value: Option<String>) -> Option<String> {
+    value.filter(|l| one_of(errs, field, l, &LANGUAGES))
 }
 
 impl UserSettings {

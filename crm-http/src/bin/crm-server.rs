@@ -230,7 +230,8 @@ fn spawn_recurring_loop(crm: crm_core::Crm, seconds: u64) -> tokio::task::JoinHa
     })
 }
 
-/// Acts on queued payment gateway events every five seconds.
+/// Acts on queued payment gateway events, and charges the invoices due to be charged to
+/// saved payment methods, every five seconds.
 fn spawn_payment_loop(
     crm: crm_core::Crm,
     gateway: std::sync::Arc<dyn crm_core::billing::gateway::PaymentGateway>,
@@ -241,6 +242,13 @@ fn spawn_payment_loop(
             every.tick().await;
             if let Err(e) = crm.billing().process_gateway_events(gateway.as_ref()).await {
                 tracing::warn!(error = %e, "acting on payment gateway events failed; they stay queued");
+            }
+            match crm.billing().charge_due_invoices(gateway.as_ref()).await {
+                Ok(r) if r.charged + r.failed > 0 => {
+                    tracing::info!(charged = r.charged, failed = r.failed, "charged invoices to saved payment methods")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "charging invoices failed; the next pass tries again"),
             }
         }
     })

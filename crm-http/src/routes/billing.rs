@@ -9,6 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::Json;
 use crm_core::billing::accounting::esc;
+use crm_core::billing::charge::{CardSetup, ChargeReport, SavedPaymentMethod};
 use crm_core::billing::currency::{InvoiceTotals, RateImport, RateInput};
 use crm_core::billing::document::{self, DocOptions, DocumentData, SendDocumentInput};
 use crm_core::billing::recurring::{RecurringReport, SubscriptionInput};
@@ -25,7 +26,7 @@ use utoipa::openapi::schema::Type;
 use uuid::Uuid;
 
 use super::{created, List};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{optional_json, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::openapi::{query_param, Api, Spec};
 use crate::AppState;
@@ -287,6 +288,55 @@ pub fn api() -> Api {
         .op(
             Spec::get("/pay/pay.js", B, "The pay page's script").public().bytes("text/javascript", "The script"),
             get(pay_script),
+        )
+        .op(
+            Spec::post("/api/companies/{id}/card-link", B, "A link (valid a week) for the company's customer to save a card for later charges through the gateway's own form; the company gets its customer at the gateway (managers and admins)")
+                .ok::<CardLinkView>("The link"),
+            post(card_link),
+        )
+        .op(
+            Spec::get("/api/companies/{id}/payment-method", B, "The payment method the company saved (its label; the gateway's ids stay sealed); 404 when none")
+                .ok::<SavedPaymentMethod>("The method"),
+            get(payment_method),
+        )
+        .op(
+            Spec::delete("/api/companies/{id}/payment-method", B, "Forget the company's saved method, at the gateway too (managers and admins)")
+                .empty(204, "Forgotten"),
+            axum::routing::delete(remove_payment_method),
+        )
+        .op(
+            Spec::post("/api/invoices/{id}/charge", B, "Charge what is left on an issued invoice to its company's saved method now (managers and admins): `chargeState` says `charged` or `failed` with `chargeError`")
+                .ok::<InvoiceView>("The invoice"),
+            post(charge_invoice),
+        )
+        .op(
+            Spec::post("/api/invoices/charge-due", B, "Charge every invoice due to be charged (subscriptions with `autoCharge`), once (the payments loop does it every five seconds)")
+                .ok::<ChargeReport>("What it did"),
+            post(charge_due),
+        )
+        .op(
+            Spec::get("/card/{token}", B, "The page where a company's customer saves a card (Stripe.js) for later charges")
+                .public()
+                .bytes("text/html", "The page")
+                .bytes_status(404, "text/html", "A forged, unknown or expired link"),
+            get(card_page),
+        )
+        .op(
+            Spec::post("/card/{token}/setup", B, "Starts saving a card for the company behind a card link (what the card page's script confirms with the gateway)")
+                .public()
+                .ok::<CardSetup>("The setup"),
+            post(card_setup),
+        )
+        .op(
+            Spec::post("/card/{token}/saved", B, "The card page's word that the customer confirmed a setup: the server asks the gateway, which must say it succeeded for this company")
+                .public()
+                .body::<CardSavedInput>()
+                .ok::<SavedPaymentMethod>("The method saved"),
+            post(card_saved),
+        )
+        .op(
+            Spec::get("/card/card.js", B, "The card page's script").public().bytes("text/javascript", "The script"),
+            get(card_script),
         )
         .op(
             Spec::post("/api/payments/{id}/refund", B, "Give back (part of) a payment: the invoice is owed again")
@@ -611,8 +661,14 @@ fn money(amount: i64, currency: &crm_core::values::Currency) -> String {
 }
 
 fn pay_html(status: StatusCode, title: &str, body: &str, script: Option<&str>) -> Response {
+    page_html(status, title, body, script, "/pay/pay.js")
+}
+
+/// A page for the customer (pay, save a card): its own styles, the gateway's script and
+/// `own` (the page's script) when `script` is given.
+fn page_html(status: StatusCode, title: &str, body: &str, script: Option<&str>, own: &str) -> Response {
     let scripts = match script {
-        Some(js) => format!("<script defer src=\"{}\"></script><script defer src=\"/pay/pay.js\"></script>", esc(js)),
+        Some(js) => format!("<script defer src=\"{}\"></script><script defer src=\"{own}\"></script>", esc(js)),
         None => String::new(),
     };
     let html = format!(
@@ -729,6 +785,178 @@ async fn pay_script() -> Response {
         .into_response()
 }
 
+/// A card link.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardLinkView {
+    /// The page the customer opens.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What the card page sends once the gateway confirmed the setup.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CardSavedInput {
+    /// The setup's id (`seti_…`).
+    pub setup_intent_id: String,
+}
+
+/// The configured gateway, or 409 naming `gateway`.
+fn gateway(
+    state: &AppState,
+) -> Result<std::sync::Arc<dyn crm_core::billing::gateway::PaymentGateway>, crm_core::Error> {
+    state.payments.as_ref().map(|p| p.gateway.clone()).ok_or_else(|| crm_core::Error::Conflict {
+        message: "online payment is not configured on this server".into(),
+        field: Some("gateway".into()),
+    })
+}
+
+async fn card_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<CardLinkView>> {
+    let gw = gateway(&state)?;
+    let link = state.crm.billing().card_link(caller.actor(), gw.as_ref(), id).await?;
+    Ok(Json(CardLinkView { url: format!("{}{}", state.public_url, link.path), expires_at: link.expires_at }))
+}
+
+async fn payment_method(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<SavedPaymentMethod>> {
+    let name = state.payments.as_ref().map(|p| p.gateway.name()).unwrap_or("stripe");
+    match state.crm.billing().payment_method(caller.actor(), id, name).await? {
+        Some(m) => Ok(Json(m)),
+        None => Err(crm_core::Error::NotFound { entity: "payment method" }.into()),
+    }
+}
+
+async fn remove_payment_method(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    let gw = gateway(&state)?;
+    state.crm.billing().remove_payment_method(caller.actor(), gw.as_ref(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn charge_invoice(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<InvoiceView>> {
+    let gw = gateway(&state)?;
+    Ok(Json(state.crm.billing().charge_invoice(caller.actor(), gw.as_ref(), id).await?))
+}
+
+async fn charge_due(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<ChargeReport>> {
+    let gw = gateway(&state)?;
+    state.crm.policy().require(
+        caller.actor(),
+        crm_core::policy::Resource::Billing,
+        crm_core::policy::Action::Update,
+    )?;
+    Ok(Json(state.crm.billing().charge_due_invoices(gw.as_ref()).await?))
+}
+
+async fn card_page(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> ApiResult<Response> {
+    let name = state.payments.as_ref().map(|p| p.gateway.name()).unwrap_or("stripe");
+    let Some((company, saved)) = state.crm.billing().card_holder(&token, name).await? else {
+        return Ok(page_html(
+            StatusCode::NOT_FOUND,
+            "Link not recognised",
+            "<p>This link is not valid or has expired. Ask the sender for a new one.</p>",
+            None,
+            "/card/card.js",
+        ));
+    };
+    let seller = state.crm.billing().seller_name().await?;
+    let now = match &saved {
+        Some(m) => format!("<p>On file now: <strong>{}</strong>. A card saved here replaces it.</p>", esc(&m.label)),
+        None => String::new(),
+    };
+    let intro = format!(
+        "<p>{} will charge the invoices of <strong>{}</strong> to the card you save here, when they are issued. The card details go to the payment provider, not to this site.</p>{now}",
+        esc(&seller),
+        esc(&company.name),
+    );
+    let Some(p) = &state.payments else {
+        return Ok(page_html(
+            StatusCode::OK,
+            "Save a card",
+            &format!("{intro}<p>Online payment is not available.</p>"),
+            None,
+            "/card/card.js",
+        ));
+    };
+    let body = format!(
+        "{intro}<form id=\"card-form\" data-setup=\"/card/{t}/setup\" data-saved=\"/card/{t}/saved\"><div id=\"card\"></div><button type=\"submit\">Save the card</button></form><p id=\"status\" role=\"status\"></p>",
+        t = esc(&token)
+    );
+    Ok(page_html(StatusCode::OK, "Save a card", &body, p.gateway.script_url().as_deref(), "/card/card.js"))
+}
+
+async fn card_setup(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> ApiResult<Json<CardSetup>> {
+    let gw = state
+        .payments
+        .as_ref()
+        .map(|p| p.gateway.clone())
+        .ok_or(crm_core::Error::NotFound { entity: "payment gateway" })?;
+    Ok(Json(state.crm.billing().card_setup(gw.as_ref(), &token).await?))
+}
+
+async fn card_saved(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    ApiJson(input): ApiJson<CardSavedInput>,
+) -> ApiResult<Json<SavedPaymentMethod>> {
+    let gw = state
+        .payments
+        .as_ref()
+        .map(|p| p.gateway.clone())
+        .ok_or(crm_core::Error::NotFound { entity: "payment gateway" })?;
+    Ok(Json(state.crm.billing().card_saved(gw.as_ref(), &token, &input.setup_intent_id).await?))
+}
+
+/// The card page's script: asks for a setup, mounts Stripe's card field, confirms it
+/// with Stripe, then tells the server (which asks Stripe again).
+const CARD_JS: &str = r#"(function () {
+  var form = document.getElementById('card-form');
+  var status = document.getElementById('status');
+  if (!form || typeof Stripe === 'undefined') return;
+  fetch(form.dataset.setup, { method: 'POST' }).then(function (r) { return r.json(); }).then(function (setup) {
+    if (!setup.clientSecret) { status.textContent = setup.detail || 'Saving a card is not available.'; return; }
+    var stripe = Stripe(setup.publicKey);
+    var card = stripe.elements().create('card');
+    card.mount('#card');
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      status.textContent = 'Saving…';
+      stripe.confirmCardSetup(setup.clientSecret, { payment_method: { card: card } }).then(function (res) {
+        if (res.error) { status.textContent = res.error.message; return; }
+        return fetch(form.dataset.saved, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ setupIntentId: res.setupIntent.id })
+        }).then(function (r) { return r.json(); }).then(function (m) {
+          status.textContent = m.label ? 'Saved: ' + m.label + '. Thank you.' : (m.detail || 'The card could not be saved.');
+        });
+      });
+    });
+  });
+})();
+"#;
+
+async fn card_script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], CARD_JS)
+        .into_response()
+}
+
 /// `?companyId=…`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -781,15 +1009,9 @@ struct LangQuery {
 }
 
 impl LangQuery {
-    /// The document options of the query; an unsupported language is a 422 naming `lang`.
-    fn options(self) -> Result<DocOptions, ApiError> {
-        if let Some(l) = &self.lang {
-            if !crm_core::model::settings::LANGUAGES.contains(&l.as_str()) {
-                let msg = format!("one of {}", crm_core::model::settings::LANGUAGES.join(", "));
-                return Err(ApiError::from(crm_core::Error::invalid("lang", "invalid_value", msg)));
-            }
-        }
-        Ok(DocOptions { lang: self.lang, ..DocOptions::default() })
+    /// The document options of the query (the engine checks the language).
+    fn options(self) -> DocOptions {
+        DocOptions { lang: self.lang, ..DocOptions::default() }
     }
 }
 
@@ -822,7 +1044,7 @@ async fn invoice_pdf(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<LangQuery>,
 ) -> ApiResult<Response> {
-    pdf_response(crm.billing().invoice_document(caller.actor(), id, q.options()?).await?).await
+    pdf_response(crm.billing().invoice_document(caller.actor(), id, q.options()).await?).await
 }
 
 async fn invoice_html(
@@ -831,7 +1053,7 @@ async fn invoice_html(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<LangQuery>,
 ) -> ApiResult<Response> {
-    html_response(&crm.billing().invoice_document(caller.actor(), id, q.options()?).await?)
+    html_response(&crm.billing().invoice_document(caller.actor(), id, q.options()).await?)
 }
 
 async fn quote_pdf(
@@ -840,7 +1062,7 @@ async fn quote_pdf(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<LangQuery>,
 ) -> ApiResult<Response> {
-    pdf_response(crm.billing().quote_document(caller.actor(), id, q.options()?).await?).await
+    pdf_response(crm.billing().quote_document(caller.actor(), id, q.options()).await?).await
 }
 
 async fn quote_html(
@@ -849,7 +1071,7 @@ async fn quote_html(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<LangQuery>,
 ) -> ApiResult<Response> {
-    html_response(&crm.billing().quote_document(caller.actor(), id, q.options()?).await?)
+    html_response(&crm.billing().quote_document(caller.actor(), id, q.options()).await?)
 }
 
 async fn email_invoice(

@@ -1019,6 +1019,11 @@ pub async fn documents_are_laid_out_and_emailed(backend: &dyn TestBackend) {
     let ar = b.invoice_document(&h.admin, inv.id, DocOptions { lang: Some("ar".into()), ..Default::default() });
     let ar = ar.await.expect("ar");
     assert!(ar.rtl);
+    // A language the documents are not written in is refused, not printed in English.
+    let de = b.invoice_document(&h.admin, inv.id, DocOptions { lang: Some("de".into()), ..Default::default() });
+    assert_eq!(fields(&assert_code(de.await, "validation_failed")), vec!["lang".to_string()]);
+    let de = b.quote_document(&h.admin, Uuid::now_v7(), DocOptions { lang: Some("de".into()), ..Default::default() });
+    assert_eq!(fields(&assert_code(de.await, "validation_failed")), vec!["lang".to_string()]);
     let ar_pdf = document::pdf(&ar).expect("pdf");
     let ar_text = crate::pdf::text(&ar_pdf);
     assert!(ar_text.contains("٥٩٠٫٥١"), "Arabic-Indic amounts in:\n{ar_text}");
