@@ -19,6 +19,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use common::{app_custom, App, PASSWORD};
 use crm_core::billing::gateway::{sign_stripe, PaymentGateway, StripeConfig, StripeGateway};
+use crm_core::model::billing::ChargeState;
 use crm_core::store::StoreExt;
 use crm_http::Payments;
 use serde_json::{json, Value};
@@ -89,6 +90,32 @@ async fn stripe_form(ls: &LocalStripe, path: &str, form: &[(&str, &str)]) -> Val
     body
 }
 
+async fn stripe_get(ls: &LocalStripe, path: &str) -> Value {
+    let r = reqwest::Client::new().get(format!("{}/v1/{path}", ls.base)).bearer_auth(SECRET_KEY).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
+/// Has localstripe send its webhooks to the server at `public`, signed with the current
+/// secret; answers the webhook's URL.
+async fn hook_localstripe(ls: &LocalStripe, public: &str) -> String {
+    let hook = format!("{public}/api/payments/stripe/webhook");
+    let r = reqwest::Client::new()
+        .post(format!("{}/_config/webhooks/crm", ls.base))
+        .form(&[("url", hook.as_str()), ("secret", WHSEC)])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    hook
+}
+
+/// An event posted to the webhook as Stripe would, signed with the current secret.
+async fn post_event(hook: &str, event: &Value) -> reqwest::Response {
+    let body = event.to_string();
+    let sig = sign_stripe(body.as_bytes(), WHSEC, chrono::Utc::now().timestamp());
+    reqwest::Client::new().post(hook).header("stripe-signature", sig).body(body).send().await.unwrap()
+}
+
 /// The app with Stripe at localstripe, served on a real port for localstripe's webhooks.
 async fn app_with_stripe(ls: &LocalStripe) -> (App, String, Arc<StripeGateway>) {
     let gateway = Arc::new(
@@ -150,14 +177,7 @@ async fn an_invoice_is_paid_through_stripe_and_its_webhook() {
     let id = issued_invoice(&app, &token).await;
 
     // localstripe sends its webhooks to us, signed with the current secret.
-    let hook = format!("{public}/api/payments/stripe/webhook");
-    let r = reqwest::Client::new()
-        .post(format!("{}/_config/webhooks/crm", ls.base))
-        .form(&[("url", hook.as_str()), ("secret", WHSEC)])
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    let hook = hook_localstripe(&ls, &public).await;
 
     // The manager's pay link; the customer's page shows the balance and Stripe's form.
     let link = app.call(Method::POST, &format!("/api/invoices/{id}/pay-link"), Some(&token), None).await;
@@ -288,15 +308,7 @@ async fn an_invoice_is_paid_through_stripe_and_its_webhook() {
     assert_eq!(refund.status, StatusCode::CREATED, "{}", refund.body);
     let re = refund.body["reference"].as_str().unwrap_or_default().to_string();
     assert!(re.starts_with("re_") && refund.body["gateway"] == "stripe", "{}", refund.body);
-    let at_stripe = reqwest::Client::new()
-        .get(format!("{}/v1/refunds/{re}", ls.base))
-        .bearer_auth(SECRET_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let at_stripe = stripe_get(&ls, &format!("refunds/{re}")).await;
     assert_eq!(
         (at_stripe["amount"].as_i64(), at_stripe["payment_intent"].as_str()),
         (Some(39_200), Some(pi.as_str())),
@@ -310,28 +322,11 @@ async fn an_invoice_is_paid_through_stripe_and_its_webhook() {
     // know (the API's own refund is not recorded twice), once however often the
     // event comes.
     let dashboard = stripe_form(&ls, "refunds", &[("payment_intent", pi.as_str()), ("amount", "10000")]).await;
-    let at_pi: Value = reqwest::Client::new()
-        .get(format!("{}/v1/payment_intents/{pi}", ls.base))
-        .bearer_auth(SECRET_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let at_pi: Value = stripe_get(&ls, &format!("payment_intents/{pi}")).await;
     let ch = at_pi["latest_charge"].as_str().or(at_pi["latest_charge"]["id"].as_str()).unwrap().to_string();
-    let hook = format!("{public}/api/payments/stripe/webhook");
-    let now = chrono::Utc::now().timestamp();
     for event_id in ["evt_refund_1", "evt_refund_1", "evt_refund_2"] {
-        let ev = json!({"id": event_id, "type": "charge.refunded", "data": {"object": {"id": ch}}}).to_string();
-        let r = reqwest::Client::new()
-            .post(&hook)
-            .header("stripe-signature", sign_stripe(ev.as_bytes(), WHSEC, now))
-            .body(ev)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        let ev = json!({"id": event_id, "type": "charge.refunded", "data": {"object": {"id": ch}}});
+        assert_eq!(post_event(&hook, &ev).await.status(), 200);
         app.crm.billing().process_gateway_events(gateway.as_ref()).await.unwrap();
     }
     let owed = invoice(&app, &token, &id).await;
@@ -381,6 +376,7 @@ async fn the_webhook_refuses_bad_stale_replayed_and_unconfirmed_events() {
             invoice_number: None,
             customer: None,
             payment_method: None,
+            method_types: vec![],
             idempotency_key: "t1".into(),
         })
         .await
@@ -429,6 +425,21 @@ async fn the_webhook_refuses_bad_stale_replayed_and_unconfirmed_events() {
     assert_eq!(r.status(), 422);
 }
 
+/// Writes an invoice's charge state as a server would have left it `age` minutes ago.
+async fn set_charge(app: &App, id: &str, state: ChargeState, attempts: i64, age: i64) {
+    let id = uuid::Uuid::parse_str(id).unwrap();
+    let mut raw = app.crm.store().get_as::<crm_core::model::billing::Invoice>(id).await.unwrap().unwrap();
+    let before = raw.version;
+    raw.charge_state = Some(state);
+    raw.charge_attempts = attempts;
+    raw.updated_at = chrono::Utc::now() - chrono::Duration::minutes(age);
+    raw.version += 1;
+    let row = crm_core::schema::to_row(&raw).unwrap();
+    let w =
+        crm_core::store::Write::Update { kind: crm_core::schema::EntityKind::Invoice, row, expected_version: before };
+    app.crm.store().apply(crm_core::store::Changeset { writes: vec![w], audit: vec![] }).await.unwrap();
+}
+
 /// A card saved through the card link, as Stripe.js would (a SetupIntent confirmed
 /// with a card), read back from Stripe by the server.
 async fn save_card(app: &App, ls: &LocalStripe, token: &str, company: &str, number: &str) -> (String, String) {
@@ -475,14 +486,7 @@ async fn a_saved_card_pays_subscription_invoices_off_session() {
     let Some(ls) = localstripe().await else { return };
     let (app, public, gateway) = app_with_stripe(&ls).await;
     let token = app.token("admin", PASSWORD).await;
-    let hook = format!("{public}/api/payments/stripe/webhook");
-    let r = reqwest::Client::new()
-        .post(format!("{}/_config/webhooks/crm", ls.base))
-        .form(&[("url", hook.as_str()), ("secret", WHSEC)])
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    let hook = hook_localstripe(&ls, &public).await;
     let acme = company(&app, &token, "Acme SA").await;
     let none = app.call(Method::GET, &format!("/api/companies/{acme}/payment-method"), Some(&token), None).await;
     assert_eq!(none.status, StatusCode::NOT_FOUND);
@@ -586,15 +590,7 @@ async fn a_saved_card_pays_subscription_invoices_off_session() {
     assert_eq!(p.len(), 1, "{}", payments.body);
     let pi = p[0]["reference"].as_str().unwrap().to_string();
     assert!(pi.starts_with("pi_") && p[0]["method"] == "card" && p[0]["amount"] == 34_800, "{}", payments.body);
-    let at_stripe: Value = reqwest::Client::new()
-        .get(format!("{}/v1/payment_intents/{pi}", ls.base))
-        .bearer_auth(SECRET_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let at_stripe: Value = stripe_get(&ls, &format!("payment_intents/{pi}")).await;
     assert_eq!((at_stripe["status"].as_str(), at_stripe["amount"].as_i64()), (Some("succeeded"), Some(34_800)));
     assert!(at_stripe["customer"].as_str().is_some_and(|c| c.starts_with("cus_")), "{at_stripe}");
     // Stripe's own `payment_intent.succeeded` for it arrives later: no second payment.
@@ -611,17 +607,8 @@ async fn a_saved_card_pays_subscription_invoices_off_session() {
     let globex = company(&app, &token, "Globex").await;
     let (gurl, gseti) = save_card(&app, &ls, &token, &globex, "4000000000000341").await;
     // Saved through Stripe's webhook this time (the page closed before it said so).
-    let now = chrono::Utc::now().timestamp();
-    let ev =
-        json!({"id": "evt_setup_1", "type": "setup_intent.succeeded", "data": {"object": {"id": gseti}}}).to_string();
-    let r = reqwest::Client::new()
-        .post(&hook)
-        .header("stripe-signature", sign_stripe(ev.as_bytes(), WHSEC, now))
-        .body(ev)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let ev = json!({"id": "evt_setup_1", "type": "setup_intent.succeeded", "data": {"object": {"id": gseti}}});
+    assert_eq!(post_event(&hook, &ev).await.status(), 200);
     let mut label = Value::Null;
     for _ in 0..50 {
         label =
@@ -669,34 +656,14 @@ async fn a_saved_card_pays_subscription_invoices_off_session() {
     let saved =
         reqwest::Client::new().post(format!("{gurl}/saved")).json(&json!({"setupIntentId": gseti})).send().await;
     assert_eq!(saved.unwrap().status(), 200);
-    let claim = |age: i64| {
-        let app = &app;
-        let gid = gid.clone();
-        async move {
-            let id = uuid::Uuid::parse_str(&gid).unwrap();
-            let mut raw = app.crm.store().get_as::<crm_core::model::billing::Invoice>(id).await.unwrap().unwrap();
-            let before = raw.version;
-            raw.charge_state = Some(crm_core::model::billing::ChargeState::Charging);
-            // The stopped server's attempt: the second (the first was declined).
-            raw.charge_attempts = 2;
-            raw.updated_at = chrono::Utc::now() - chrono::Duration::minutes(age);
-            raw.version += 1;
-            let row = crm_core::schema::to_row(&raw).unwrap();
-            let w = crm_core::store::Write::Update {
-                kind: crm_core::schema::EntityKind::Invoice,
-                row,
-                expected_version: before,
-            };
-            app.crm.store().apply(crm_core::store::Changeset { writes: vec![w], audit: vec![] }).await.unwrap();
-        }
-    };
-    claim(1).await;
+    // The stopped server's attempt: the second (the first was declined).
+    set_charge(&app, &gid, ChargeState::Charging, 2, 1).await;
     let idle = app.crm.billing().charge_due_invoices(gateway.as_ref()).await.unwrap();
     assert_eq!((idle.charged, idle.failed), (0, 0));
     let busy = app.call(Method::POST, &format!("/api/invoices/{gid}/charge"), Some(&token), None).await;
     assert_eq!(busy.status, StatusCode::CONFLICT);
     assert_eq!(busy.body["errors"][0]["field"], "chargeState", "{}", busy.body);
-    claim(11).await;
+    set_charge(&app, &gid, ChargeState::Charging, 2, 11).await;
     let taken = app.crm.billing().charge_due_invoices(gateway.as_ref()).await.unwrap();
     assert_eq!((taken.charged, taken.failed), (1, 0));
     let paid_g = invoice(&app, &token, &gid).await;
@@ -705,6 +672,65 @@ async fn a_saved_card_pays_subscription_invoices_off_session() {
         (Some("paid"), Some("charged"), Some(2)),
         "{paid_g}"
     );
+
+    // A bank account (SEPA Direct Debit), saved through the same page and debited: the
+    // payment is a SEPA debit. (At Stripe the debit stays `processing` for days and its
+    // `payment_intent.succeeded` pays the invoice; localstripe settles it at once.)
+    let umbrella = company(&app, &token, "Umbrella GmbH").await;
+    let link = app.call(Method::POST, &format!("/api/companies/{umbrella}/card-link"), Some(&token), None).await;
+    let uurl = link.body["url"].as_str().unwrap().to_string();
+    assert!(reqwest::get(&uurl).await.unwrap().text().await.unwrap().contains("SEPA Direct Debit"));
+    let setup: Value = reqwest::Client::new().post(format!("{uurl}/setup")).send().await.unwrap().json().await.unwrap();
+    let useti = setup["setupIntentId"].as_str().unwrap().to_string();
+    let pm = stripe_form(
+        &ls,
+        "payment_methods",
+        &[
+            ("type", "sepa_debit"),
+            ("sepa_debit[iban]", "DE89370400440532013000"),
+            ("billing_details[name]", "Umbrella GmbH"),
+        ],
+    )
+    .await;
+    let ok =
+        stripe_form(&ls, &format!("setup_intents/{useti}/confirm"), &[("payment_method", pm["id"].as_str().unwrap())])
+            .await;
+    assert_eq!(ok["status"], "succeeded", "{ok}");
+    let saved: Value = reqwest::Client::new()
+        .post(format!("{uurl}/saved"))
+        .json(&json!({"setupIntentId": useti}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((saved["kind"].as_str(), saved["label"].as_str()), (Some("sepa_debit"), Some("SEPA debit •••• 3000")));
+    let inv = app
+        .call(
+            Method::POST,
+            "/api/invoices",
+            Some(&token),
+            Some(
+                json!({"companyId": umbrella, "currency": "EUR", "lines": [{"name": "Support", "unitPrice": 12_000}]}),
+            ),
+        )
+        .await;
+    let uid = inv.body["id"].as_str().unwrap().to_string();
+    app.call(Method::POST, &format!("/api/invoices/{uid}/issue"), Some(&token), None).await;
+    let debited = app.call(Method::POST, &format!("/api/invoices/{uid}/charge"), Some(&token), None).await;
+    assert_eq!(debited.body["chargeState"], "charged", "{}", debited.body);
+    let mut settled = Value::Null;
+    for _ in 0..100 {
+        settled = invoice(&app, &token, &uid).await;
+        if settled["status"] == "paid" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(settled["status"], "paid", "{settled}");
+    let rows = app.call(Method::GET, &format!("/api/invoices/{uid}/payments"), Some(&token), None).await;
+    assert_eq!(rows.body["data"][0]["method"], "sepa_debit", "{}", rows.body);
 
     // A company with nothing saved: 409 naming the method.
     let initech = company(&app, &token, "Initech").await;
@@ -721,6 +747,17 @@ async fn a_saved_card_pays_subscription_invoices_off_session() {
     let nothing = app.call(Method::POST, &format!("/api/invoices/{iid}/charge"), Some(&token), None).await;
     assert_eq!(nothing.status, StatusCode::CONFLICT, "{}", nothing.body);
     assert_eq!(nothing.body["errors"][0]["field"], "paymentMethod", "{}", nothing.body);
+    // Due to be charged, but paid by bank transfer first: the pass charges nothing and
+    // clears the state.
+    let transfer = app
+        .call(Method::POST, &format!("/api/invoices/{iid}/payments"), Some(&token), Some(json!({"amount": 1_000})))
+        .await;
+    assert_eq!(transfer.status, StatusCode::CREATED, "{}", transfer.body);
+    set_charge(&app, &iid, ChargeState::Due, 0, 0).await;
+    let none_left = app.crm.billing().charge_due_invoices(gateway.as_ref()).await.unwrap();
+    assert_eq!((none_left.charged, none_left.failed), (0, 0));
+    let cleared = invoice(&app, &token, &iid).await;
+    assert_eq!((cleared["status"].as_str(), cleared["chargeState"].as_str()), (Some("paid"), None), "{cleared}");
     let paid_one = app.call(Method::POST, &format!("/api/invoices/{id}/charge"), Some(&token), None).await;
     assert_eq!(paid_one.status, StatusCode::CONFLICT);
     assert_eq!(paid_one.body["errors"][0]["field"], "status", "{}", paid_one.body);

@@ -9,40 +9,15 @@
 // the screenshot goes). Exits non-zero on the first failure.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
+import { assert, freePort, waitFor } from "./lib.mjs";
 
 const [server, python] = process.argv.slice(2);
 if (!server || !python) throw new Error("usage: node e2e/card.mjs path/to/crm-server path/to/python");
 const artifacts = path.resolve(process.env.CRM_E2E_ARTIFACTS ?? "e2e-artifacts");
 mkdirSync(artifacts, { recursive: true });
-
-function assert(cond, what) {
-  if (!cond) throw new Error(`failed: ${what}`);
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
-
-async function waitFor(check, what, ms = 15_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const dir = mkdtempSync(path.join(tmpdir(), "crm-card-e2e-"));
 const [port, stripePort] = [await freePort(), await freePort()];
@@ -77,7 +52,7 @@ try {
     }),
   );
   await waitFor(async () => fetch(`${stripe}/v1/balance`, { headers: { authorization: "Bearer sk_test_e2e" } }).then((r) => r.ok).catch(() => false), "localstripe");
-  await waitFor(async () => fetch(`${base}/health`).then((r) => r.ok).catch(() => false), "crm-server");
+  await waitFor(async () => fetch(`${base}/health`).then((r) => r.ok).catch(() => false), "crm-server", 30_000);
 
   const json = { "content-type": "application/json" };
   const login = await fetch(`${base}/api/auth/login`, { method: "POST", headers: json, body: JSON.stringify({ username: "admin", password: PASSWORD }) });
@@ -114,10 +89,20 @@ try {
   assert(method.label === "visa •••• 4242" && method.kind === "card", `the method on file: ${JSON.stringify(method)}`);
   await page.goto(link.url);
   await page.getByText("On file now: visa •••• 4242").waitFor();
+  // A bank account instead, through the page's SEPA form: it replaces the card.
+  await page.fill("#sepa-form input[name=name]", "Acme SA");
+  await page.fill("#sepa-form input[name=email]", "ap@acme.example");
+  await page.fill("#sepa-form input[name=iban]", "DE89 3704 0044 0532 0130 00");
+  await page.getByRole("button", { name: "Save the account" }).click();
+  await page.getByText("Saved: SEPA debit •••• 3000").waitFor({ timeout: 15_000 });
+  await page.screenshot({ path: path.join(artifacts, "sepa-saved.png"), fullPage: true });
+  const sepa = await (await fetch(`${base}/api/companies/${company.id}/payment-method`, { headers: auth })).json();
+  assert(sepa.kind === "sepa_debit", `the account on file: ${JSON.stringify(sepa)}`);
+  assert(errors.length === 0, `no script or CSP errors on the card page: ${errors.join(" | ")}`);
   // A forged link opens nothing.
   const forged = await page.goto(`${link.url}x`);
   assert(forged?.status() === 404, "a forged card link is a 404 page");
-  console.log("card page e2e: ok (a card saved through the page, kept by the server)");
+  console.log("card page e2e: ok (a card, then a SEPA account, saved through the page and kept by the server)");
 } finally {
   await browser?.close();
   for (const p of procs) p.kill();

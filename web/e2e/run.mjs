@@ -8,10 +8,10 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
+import { assert, freePort, waitFor } from "./lib.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -19,21 +19,6 @@ const server = process.argv[2];
 if (!server) throw new Error("usage: node e2e/run.mjs path/to/crm-server");
 const artifacts = path.resolve(process.env.CRM_E2E_ARTIFACTS ?? "e2e-artifacts");
 mkdirSync(artifacts, { recursive: true });
-
-function assert(cond, what) {
-  if (!cond) throw new Error(`failed: ${what}`);
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
 
 /** The text parts of a raw email, decoded (quoted-printable or base64). */
 function textOf(raw) {
@@ -52,16 +37,6 @@ function textOf(raw) {
     else decoded.push(body);
   }
   return decoded.join("\n");
-}
-
-async function waitFor(check, what, ms = 10_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const dir = mkdtempSync(path.join(tmpdir(), "crm-web-e2e-"));

@@ -89,7 +89,7 @@ pub struct ChargeReport {
 }
 
 /// The payment method a gateway's method kind records as.
-fn method_of(kind: Option<&str>) -> PaymentMethod {
+pub(crate) fn method_of(kind: Option<&str>) -> PaymentMethod {
     match kind {
         Some("sepa_debit") => PaymentMethod::SepaDebit,
         Some("us_bank_account") => PaymentMethod::AchDebit,
@@ -311,16 +311,8 @@ impl BillingService<'_> {
                 version: before.version + 1,
                 ..before.clone()
             };
-            let cs = Changeset {
-                writes: vec![Write::Update {
-                    kind: EntityKind::PaymentProfile,
-                    row: self.profile_row(&after)?,
-                    expected_version: before.version,
-                }],
-                audit: vec![],
-            };
             let changes = json!({"companyId": owner, "gateway": gw.name(), "kind": method.kind, "label": method.label});
-            match self.commit(None, cs, "payment_method.saved", EntityKind::PaymentProfile, after.id, changes).await {
+            match self.update_profile(None, before.version, &after, "payment_method.saved", changes).await {
                 Ok(()) => return Ok(Self::view(&after)),
                 Err(Error::VersionConflict { .. }) if attempt < 5 => {}
                 Err(e) => return Err(e),
@@ -348,16 +340,28 @@ impl BillingService<'_> {
             version: before.version + 1,
             ..before.clone()
         };
+        let changes = json!({"companyId": company, "gateway": gw.name(), "label": before.method_label});
+        self.update_profile(Some(actor), before.version, &after, "payment_method.removed", changes).await
+    }
+
+    /// Writes a profile's change over version `from`, audited as `action`.
+    async fn update_profile(
+        &self,
+        actor: Option<&Actor>,
+        from: i64,
+        after: &PaymentProfile,
+        action: &str,
+        changes: serde_json::Value,
+    ) -> Result<()> {
         let cs = Changeset {
             writes: vec![Write::Update {
                 kind: EntityKind::PaymentProfile,
-                row: self.profile_row(&after)?,
-                expected_version: before.version,
+                row: self.profile_row(after)?,
+                expected_version: from,
             }],
             audit: vec![],
         };
-        let changes = json!({"companyId": company, "gateway": gw.name(), "label": before.method_label});
-        self.commit(Some(actor), cs, "payment_method.removed", EntityKind::PaymentProfile, after.id, changes).await
+        self.commit(actor, cs, action, EntityKind::PaymentProfile, after.id, changes).await
     }
 
     /// Charges what is left on an issued invoice to its company's saved method now
@@ -466,18 +470,16 @@ impl BillingService<'_> {
             Some(c) => self.profile(c, gw.name()).await?,
             None => None,
         };
-        let (Some(profile), true) = (profile, open(claimed.status) && claimed.balance > 0) else {
-            let why = if open(claimed.status) && claimed.balance > 0 {
-                "the company has no saved payment method"
-            } else {
-                "nothing is left to charge"
-            };
-            return self.charge_ended(id, ChargeState::Failed, Some(why.into()), None).await.map(Some);
-        };
-        let Some(pm) = profile.method_ref.clone() else {
+        if !open(claimed.status) || claimed.balance <= 0 {
+            // Paid (or voided) since it became due: nothing to charge, nothing failed.
+            self.charge_ended(id, None, None, None).await?;
+            return Ok(None);
+        }
+        let Some(pm) = profile.as_ref().and_then(|p| p.method_ref.clone()) else {
             let why = "the company has no saved payment method";
-            return self.charge_ended(id, ChargeState::Failed, Some(why.into()), None).await.map(Some);
+            return self.charge_ended(id, Some(ChargeState::Failed), Some(why.into()), None).await;
         };
+        let Some(profile) = profile else { return Ok(None) };
         let req = gateway::IntentRequest {
             amount: claimed.balance,
             currency: claimed.currency.code().to_string(),
@@ -485,12 +487,13 @@ impl BillingService<'_> {
             invoice_number: claimed.number.clone(),
             customer: Some(profile.customer_ref.clone()),
             payment_method: Some(pm),
+            method_types: vec![profile.method_kind.clone().unwrap_or_else(|| "card".into())],
             idempotency_key: format!("charge-{id}-{}", claimed.charge_attempts),
         };
         let intent = match gw.create_intent(&req).await {
             Ok(i) => i,
             Err(e @ (Error::Upstream { .. } | Error::Timeout(_))) => return Err(e),
-            Err(e) => return self.charge_ended(id, ChargeState::Failed, Some(e.to_string()), None).await.map(Some),
+            Err(e) => return self.charge_ended(id, Some(ChargeState::Failed), Some(e.to_string()), None).await,
         };
         let (state, error) = match (intent.decline.clone(), intent.status.as_str()) {
             (Some(why), _) => (ChargeState::Failed, Some(why)),
@@ -501,7 +504,7 @@ impl BillingService<'_> {
             ),
             (None, other) => (ChargeState::Failed, Some(format!("the gateway left the payment {other}"))),
         };
-        let end = self.charge_ended(id, state, error, Some(&intent.id)).await?;
+        let end = self.charge_ended(id, Some(state), error, Some(&intent.id)).await?;
         if intent.status == "succeeded" && intent.decline.is_none() {
             // The webhook may have recorded it first: the intent id is the payment's
             // unique reference.
@@ -523,19 +526,24 @@ impl BillingService<'_> {
                 Err(e) => return Err(e),
             }
         }
-        Ok(Some(end))
+        Ok(end)
     }
 
+    /// Where a charge ended: `None` clears it (nothing was left to charge).
     async fn charge_ended(
         &self,
         id: Uuid,
-        state: ChargeState,
+        state: Option<ChargeState>,
         error: Option<String>,
         intent: Option<&str>,
-    ) -> Result<ChargeState> {
-        let action = if state == ChargeState::Failed { "invoice.charge_failed" } else { "invoice.charged" };
+    ) -> Result<Option<ChargeState>> {
+        let action = match state {
+            Some(ChargeState::Failed) => "invoice.charge_failed",
+            Some(_) => "invoice.charged",
+            None => "invoice.charge_cancelled",
+        };
         self.change_invoice(None, id, action, |i, _| {
-            i.charge_state = Some(state);
+            i.charge_state = state;
             i.charge_error = error.clone();
             Ok(json!({"number": i.number, "amount": i.balance, "currency": i.currency, "intent": intent, "error": error, "attempt": i.charge_attempts}))
         })

@@ -31,6 +31,9 @@ pub struct IntentRequest {
     pub customer: Option<String>,
     /// A saved payment method to charge now (off session).
     pub payment_method: Option<String>,
+    /// The kinds of method the intent takes (`card`, `sepa_debit`); empty: the
+    /// gateway's default.
+    pub method_types: Vec<String>,
     /// Makes a retried request the same intent.
     pub idempotency_key: String,
 }
@@ -145,6 +148,8 @@ pub trait PaymentGateway: Send + Sync + 'static {
     async fn attach_method(&self, method: &str, customer: &str) -> Result<SavedMethod>;
     /// Forgets a saved method at the gateway.
     async fn detach_method(&self, method: &str) -> Result<()>;
+    /// A payment method as the gateway holds it.
+    async fn retrieve_method(&self, method: &str) -> Result<SavedMethod>;
     /// A charge's intent and its refunds (`charge.refunded` names the charge).
     async fn charge_refunds(&self, charge: &str) -> Result<ChargeRefunds>;
 }
@@ -417,6 +422,9 @@ mod stripe_impl {
             if let Some(c) = &req.customer {
                 form.push(("customer".into(), c.clone()));
             }
+            for t in &req.method_types {
+                form.push(("payment_method_types[]".into(), t.clone()));
+            }
             if let Some(m) = &req.payment_method {
                 form.push(("payment_method".into(), m.clone()));
                 form.push(("confirm".into(), "true".into()));
@@ -436,7 +444,10 @@ mod stripe_impl {
                 .form(&form)
                 .header("Idempotency-Key", &req.idempotency_key);
             let (status, j) = self.send(http, "payment_intents").await?;
-            if status == reqwest::StatusCode::PAYMENT_REQUIRED {
+            // 402: declined. Another 4xx but 429 (a SEPA method on a USD invoice, a
+            // detached method): refused for good, not worth retrying either.
+            let refused = status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS;
+            if refused {
                 let msg = j.pointer("/error/message").and_then(Json::as_str).unwrap_or("declined").to_string();
                 let mut intent = match j.pointer("/error/payment_intent") {
                     Some(pi) => Self::intent(pi)?,
@@ -486,6 +497,8 @@ mod stripe_impl {
             let form = vec![
                 ("customer".to_string(), customer.to_string()),
                 ("usage".into(), "off_session".into()),
+                ("payment_method_types[]".into(), "card".into()),
+                ("payment_method_types[]".into(), "sepa_debit".into()),
                 ("metadata[company_id]".into(), company.to_string()),
             ];
             let j = self.call(reqwest::Method::POST, "setup_intents", &form, None).await?;
@@ -522,6 +535,12 @@ mod stripe_impl {
             check_object_id(method, "pm_", "paymentMethod")?;
             self.call(reqwest::Method::POST, &format!("payment_methods/{method}/detach"), &[], None).await?;
             Ok(())
+        }
+
+        async fn retrieve_method(&self, method: &str) -> Result<SavedMethod> {
+            check_object_id(method, "pm_", "paymentMethod")?;
+            let j = self.call(reqwest::Method::GET, &format!("payment_methods/{method}"), &[], None).await?;
+            Self::method(&j).ok_or_else(|| gateway_error("payment_methods", "a method without an id"))
         }
 
         async fn charge_refunds(&self, charge: &str) -> Result<ChargeRefunds> {

@@ -2352,6 +2352,7 @@ impl BillingService<'_> {
             invoice_number: inv.number.clone(),
             customer: None,
             payment_method: None,
+            method_types: vec![],
             // The same balance of the same invoice version asks for the same intent.
             idempotency_key: format!("invoice-{}-v{}-{}", inv.id, inv.version, inv.balance),
         };
@@ -2501,7 +2502,11 @@ impl BillingService<'_> {
                         format!("paid in {}, invoiced in {}", intent.currency, inv.currency),
                     ));
                 }
-                let method = PaymentMethod::Card;
+                // Card, SEPA or ACH debit: as the gateway says of the method.
+                let method = match intent.payment_method.as_deref() {
+                    Some(pm) => charge::method_of(Some(gw.retrieve_method(pm).await?.kind.as_str())),
+                    None => PaymentMethod::Card,
+                };
                 match self
                     .apply_payment(
                         None,

@@ -675,7 +675,7 @@ fn page_html(status: StatusCode, title: &str, body: &str, script: Option<&str>, 
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <meta name=\"robots\" content=\"noindex\"><title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#222}}\
 table{{width:100%;border-collapse:collapse}}td,th{{padding:.3rem;border-bottom:1px solid #ddd;text-align:left}}td.n,th.n{{text-align:right}}\
-button{{font-size:1rem;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #888;background:#fff;cursor:pointer}}#card{{padding:.7rem;border:1px solid #ccc;border-radius:6px;margin:1rem 0}}</style>{scripts}</head>\
+button{{font-size:1rem;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #888;background:#fff;cursor:pointer}}#card{{padding:.7rem;border:1px solid #ccc;border-radius:6px;margin:1rem 0}}label{{display:block;margin:.5rem 0}}input{{font-size:1rem;padding:.3rem}}</style>{scripts}</head>\
 <body><h1>{title}</h1>{body}</body></html>"
     );
     // Its own styles, Stripe.js and its own script; Stripe's frames; calls to itself and Stripe.
@@ -881,24 +881,39 @@ async fn card_page(State(state): State<AppState>, ApiPath(token): ApiPath<String
         None => String::new(),
     };
     let intro = format!(
-        "<p>{} will charge the invoices of <strong>{}</strong> to the card you save here, when they are issued. The card details go to the payment provider, not to this site.</p>{now}",
+        "<p>{} will charge the invoices of <strong>{}</strong> to the card or bank account you save here, when they \
+are issued. The details go to the payment provider, not to this site.</p>{now}",
         esc(&seller),
         esc(&company.name),
     );
     let Some(p) = &state.payments else {
         return Ok(page_html(
             StatusCode::OK,
-            "Save a card",
+            "Save a payment method",
             &format!("{intro}<p>Online payment is not available.</p>"),
             None,
             "/card/card.js",
         ));
     };
+    // SEPA Direct Debit: the IBAN goes from the browser to Stripe (Stripe.js), with the
+    // mandate the customer accepts by saving it.
+    let sepa = format!(
+        "<h2>Or a bank account (SEPA Direct Debit)</h2><form id=\"sepa-form\">\
+<label>Account holder <input name=\"name\" autocomplete=\"name\" required></label>\
+<label>Email <input name=\"email\" type=\"email\" autocomplete=\"email\" required></label>\
+<label>IBAN <input name=\"iban\" autocomplete=\"off\" spellcheck=\"false\" required></label>\
+<p><small>By saving your IBAN you authorise {seller} and Stripe, its payment provider, to send instructions to your \
+bank to debit your account for the invoices of {company}, and your bank to debit it accordingly. You are entitled to \
+a refund from your bank under the terms of your agreement with it; a refund must be claimed within eight weeks of \
+the date your account was debited.</small></p><button type=\"submit\">Save the account</button></form>",
+        seller = esc(&seller),
+        company = esc(&company.name),
+    );
     let body = format!(
-        "{intro}<form id=\"card-form\" data-setup=\"/card/{t}/setup\" data-saved=\"/card/{t}/saved\"><div id=\"card\"></div><button type=\"submit\">Save the card</button></form><p id=\"status\" role=\"status\"></p>",
+        "{intro}<form id=\"card-form\" data-setup=\"/card/{t}/setup\" data-saved=\"/card/{t}/saved\"><div id=\"card\"></div><button type=\"submit\">Save the card</button></form>{sepa}<p id=\"status\" role=\"status\"></p>",
         t = esc(&token)
     );
-    Ok(page_html(StatusCode::OK, "Save a card", &body, p.gateway.script_url().as_deref(), "/card/card.js"))
+    Ok(page_html(StatusCode::OK, "Save a payment method", &body, p.gateway.script_url().as_deref(), "/card/card.js"))
 }
 
 async fn card_setup(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> ApiResult<Json<CardSetup>> {
@@ -927,26 +942,36 @@ async fn card_saved(
 /// with Stripe, then tells the server (which asks Stripe again).
 const CARD_JS: &str = r#"(function () {
   var form = document.getElementById('card-form');
+  var sepa = document.getElementById('sepa-form');
   var status = document.getElementById('status');
   if (!form || typeof Stripe === 'undefined') return;
   fetch(form.dataset.setup, { method: 'POST' }).then(function (r) { return r.json(); }).then(function (setup) {
-    if (!setup.clientSecret) { status.textContent = setup.detail || 'Saving a card is not available.'; return; }
+    if (!setup.clientSecret) { status.textContent = setup.detail || 'Saving a payment method is not available.'; return; }
     var stripe = Stripe(setup.publicKey);
     var card = stripe.elements().create('card');
     card.mount('#card');
+    function saved(res) {
+      if (res.error) { status.textContent = res.error.message; return; }
+      return fetch(form.dataset.saved, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ setupIntentId: res.setupIntent.id })
+      }).then(function (r) { return r.json(); }).then(function (m) {
+        status.textContent = m.label ? 'Saved: ' + m.label + '. Thank you.' : (m.detail || 'It could not be saved.');
+      });
+    }
     form.addEventListener('submit', function (e) {
       e.preventDefault();
       status.textContent = 'Saving…';
-      stripe.confirmCardSetup(setup.clientSecret, { payment_method: { card: card } }).then(function (res) {
-        if (res.error) { status.textContent = res.error.message; return; }
-        return fetch(form.dataset.saved, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify({ setupIntentId: res.setupIntent.id })
-        }).then(function (r) { return r.json(); }).then(function (m) {
-          status.textContent = m.label ? 'Saved: ' + m.label + '. Thank you.' : (m.detail || 'The card could not be saved.');
-        });
-      });
+      stripe.confirmCardSetup(setup.clientSecret, { payment_method: { card: card } }).then(saved);
+    });
+    sepa.addEventListener('submit', function (e) {
+      e.preventDefault();
+      status.textContent = 'Saving…';
+      stripe.confirmSepaDebitSetup(setup.clientSecret, { payment_method: {
+        sepa_debit: { iban: sepa.elements.iban.value.replace(/\s+/g, '') },
+        billing_details: { name: sepa.elements.name.value, email: sepa.elements.email.value }
+      } }).then(saved);
     });
   });
 })();
