@@ -71,3 +71,19 @@ id_type!(
     /// Identifies a saved report.
     SavedReportId,
 );
+
+/// An id derived from its parts (a purpose prefix, then what makes the row unique):
+/// the first 16 bytes of the SHA-256 of their concatenation, so every process that
+/// computes it for the same thing gets the same id (one row per thing, by the primary
+/// key).
+pub fn derived_id(parts: &[&[u8]]) -> Uuid {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    for p in parts {
+        hash.update(p);
+    }
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}

@@ -165,6 +165,16 @@ async fn issued_invoice(app: &App, token: &str) -> String {
     id
 }
 
+/// An issued one-line EUR invoice of `amount` for a company; answers its id.
+async fn issued_for(app: &App, token: &str, company: &str, name: &str, amount: i64) -> String {
+    let lines = json!([{"name": name, "unitPrice": amount}]);
+    let body = json!({"companyId": company, "currency": "EUR", "lines": lines});
+    let inv = app.call(Method::POST, "/api/invoices", Some(token), Some(body)).await;
+    let id = inv.body["id"].as_str().unwrap().to_string();
+    app.call(Method::POST, &format!("/api/invoices/{id}/issue"), Some(token), None).await;
+    id
+}
+
 async fn invoice(app: &App, token: &str, id: &str) -> Value {
     app.call(Method::GET, &format!("/api/invoices/{id}"), Some(token), None).await.body
 }
@@ -620,21 +630,7 @@ async fn a_saved_card_pays_subscription_invoices_off_session() {
     }
     assert_eq!(label["label"], "visa •••• 0341", "{label}");
     assert!(gurl.contains("/card/"));
-    let gid = {
-        let inv = app
-            .call(
-                Method::POST,
-                "/api/invoices",
-                Some(&token),
-                Some(
-                    json!({"companyId": globex, "currency": "EUR", "lines": [{"name": "Audit", "unitPrice": 50_000}]}),
-                ),
-            )
-            .await;
-        let gid = inv.body["id"].as_str().unwrap().to_string();
-        app.call(Method::POST, &format!("/api/invoices/{gid}/issue"), Some(&token), None).await;
-        gid
-    };
+    let gid = issued_for(&app, &token, &globex, "Audit", 50_000).await;
     let declined = app.call(Method::POST, &format!("/api/invoices/{gid}/charge"), Some(&token), None).await;
     assert_eq!(declined.status, StatusCode::OK, "{}", declined.body);
     assert_eq!(
@@ -706,18 +702,7 @@ async fn a_saved_card_pays_subscription_invoices_off_session() {
         .await
         .unwrap();
     assert_eq!((saved["kind"].as_str(), saved["label"].as_str()), (Some("sepa_debit"), Some("SEPA debit •••• 3000")));
-    let inv = app
-        .call(
-            Method::POST,
-            "/api/invoices",
-            Some(&token),
-            Some(
-                json!({"companyId": umbrella, "currency": "EUR", "lines": [{"name": "Support", "unitPrice": 12_000}]}),
-            ),
-        )
-        .await;
-    let uid = inv.body["id"].as_str().unwrap().to_string();
-    app.call(Method::POST, &format!("/api/invoices/{uid}/issue"), Some(&token), None).await;
+    let uid = issued_for(&app, &token, &umbrella, "Support", 12_000).await;
     let debited = app.call(Method::POST, &format!("/api/invoices/{uid}/charge"), Some(&token), None).await;
     assert_eq!(debited.body["chargeState"], "charged", "{}", debited.body);
     let mut settled = Value::Null;
@@ -734,16 +719,7 @@ async fn a_saved_card_pays_subscription_invoices_off_session() {
 
     // A company with nothing saved: 409 naming the method.
     let initech = company(&app, &token, "Initech").await;
-    let inv = app
-        .call(
-            Method::POST,
-            "/api/invoices",
-            Some(&token),
-            Some(json!({"companyId": initech, "currency": "EUR", "lines": [{"name": "Audit", "unitPrice": 1_000}]})),
-        )
-        .await;
-    let iid = inv.body["id"].as_str().unwrap().to_string();
-    app.call(Method::POST, &format!("/api/invoices/{iid}/issue"), Some(&token), None).await;
+    let iid = issued_for(&app, &token, &initech, "Audit", 1_000).await;
     let nothing = app.call(Method::POST, &format!("/api/invoices/{iid}/charge"), Some(&token), None).await;
     assert_eq!(nothing.status, StatusCode::CONFLICT, "{}", nothing.body);
     assert_eq!(nothing.body["errors"][0]["field"], "paymentMethod", "{}", nothing.body);

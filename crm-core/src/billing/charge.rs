@@ -14,7 +14,6 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::json;
-use sha2::Digest;
 use uuid::Uuid;
 
 use super::gateway::{self, PaymentGateway};
@@ -99,14 +98,7 @@ pub(crate) fn method_of(kind: Option<&str>) -> PaymentMethod {
 
 impl BillingService<'_> {
     fn profile_id(company: Uuid, gateway: &str) -> Uuid {
-        let digest = sha2::Sha256::new()
-            .chain_update(b"billing.payment_profile:")
-            .chain_update(company.as_bytes())
-            .chain_update(gateway.as_bytes())
-            .finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+        crate::ids::derived_id(&[b"billing.payment_profile:", company.as_bytes(), gateway.as_bytes()])
     }
 
     pub(crate) fn profile_row(&self, p: &PaymentProfile) -> Result<crate::schema::Row> {
@@ -238,10 +230,10 @@ impl BillingService<'_> {
         Ok(Some((c, saved)))
     }
 
-    /// The seller's name as the customer's pages print it.
-    pub async fn seller_name(&self) -> Result<String> {
+    /// The seller's name as the customer's pages print it, if the settings have one.
+    pub async fn seller_name(&self) -> Result<Option<String>> {
         let name = self.current_settings().await?.seller.name;
-        Ok(if name.trim().is_empty() { "The seller".into() } else { name })
+        Ok(Some(name).filter(|n| !n.trim().is_empty()))
     }
 
     /// Starts saving a method for the company behind a card token.
@@ -393,6 +385,13 @@ impl BillingService<'_> {
         .await?;
         self.charge(gw, id).await?;
         Ok(InvoiceView::of(self.load_invoice(id).await?, self.crm.now().date_naive()))
+    }
+
+    /// [`BillingService::charge_due_invoices`] on a person's request (managers and
+    /// admins).
+    pub async fn charge_due_invoices_as(&self, actor: &Actor, gw: &dyn PaymentGateway) -> Result<ChargeReport> {
+        self.require(actor, Action::Update)?;
+        self.charge_due_invoices(gw).await
     }
 
     /// The charging pass: every invoice due to be charged (and every claim left by a

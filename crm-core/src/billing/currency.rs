@@ -5,7 +5,6 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::Digest;
 use uuid::Uuid;
 
 use super::{currency, BillingService};
@@ -122,10 +121,7 @@ pub fn convert(amount: i64, from: &Currency, to: &Currency, rate: i128) -> Optio
 }
 
 fn rate_id(base: &str, quote: &str, date: NaiveDate) -> Uuid {
-    let digest = sha2::Sha256::new().chain_update(format!("billing.rate:{base}:{quote}:{date}").as_bytes()).finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    crate::ids::derived_id(&[format!("billing.rate:{base}:{quote}:{date}").as_bytes()])
 }
 
 impl BillingService<'_> {

@@ -30,7 +30,6 @@ pub mod recurring;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::Digest;
 use uuid::Uuid;
 
 use crate::error::{Error, Errors, Result};
@@ -286,15 +285,7 @@ impl Crm {
 
 /// The id of a series' row for a year: the same however often it is computed.
 pub fn sequence_id(series: &str, year: i32) -> Uuid {
-    let digest = sha2::Sha256::new()
-        .chain_update(b"billing.sequence:")
-        .chain_update(series.as_bytes())
-        .chain_update(b":")
-        .chain_update(year.to_string().as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    crate::ids::derived_id(&[b"billing.sequence:", series.as_bytes(), b":", year.to_string().as_bytes()])
 }
 
 /// A document number: `INV-2026-000123`.
@@ -2377,17 +2368,10 @@ impl BillingService<'_> {
         let (Some(event_id), Some(event_type)) = (s("/id"), s("/type")) else {
             return Err(Error::invalid("body", "invalid_value", "an event has an id and a type"));
         };
-        let digest = sha2::Sha256::new()
-            .chain_update(b"billing.gateway_event:")
-            .chain_update(gateway.as_bytes())
-            .chain_update(b":")
-            .chain_update(event_id.as_bytes())
-            .finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
+        let id = crate::ids::derived_id(&[b"billing.gateway_event:", gateway.as_bytes(), b":", event_id.as_bytes()]);
         let now = self.crm.now();
         let ev = crate::model::billing::GatewayEvent {
-            id: uuid::Builder::from_custom_bytes(bytes).into_uuid(),
+            id,
             gateway: gateway.into(),
             event_id: event_id.chars().take(255).collect(),
             event_type: event_type.chars().take(100).collect(),
@@ -2502,11 +2486,13 @@ impl BillingService<'_> {
                         format!("paid in {}, invoiced in {}", intent.currency, inv.currency),
                     ));
                 }
-                // Card, SEPA or ACH debit: as the gateway says of the method.
-                let method = match intent.payment_method.as_deref() {
-                    Some(pm) => charge::method_of(Some(gw.retrieve_method(pm).await?.kind.as_str())),
-                    None => PaymentMethod::Card,
+                // Card, SEPA or ACH debit: as the gateway says of the method (a card when
+                // it cannot say: the payment is recorded either way).
+                let kind = match intent.payment_method.as_deref() {
+                    Some(pm) => gw.retrieve_method(pm).await.ok().map(|m| m.kind),
+                    None => None,
                 };
+                let method = charge::method_of(kind.as_deref());
                 match self
                     .apply_payment(
                         None,
@@ -2691,7 +2677,7 @@ impl BillingService<'_> {
                     EntityKind::PaymentProfile => {
                         let rows: Vec<crate::model::billing::PaymentProfile> = self.crm.store().list_as(&q).await?;
                         for raw in &rows {
-                            if stale(&Some(raw.customer_ref.clone())) || stale(&raw.method_ref) {
+                            if !keys.is_current(&raw.customer_ref) || stale(&raw.method_ref) {
                                 let mut open = self.opened_profile(raw.clone())?;
                                 open.version = raw.version + 1;
                                 writes.push(Write::Update {

@@ -33,7 +33,6 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::Message;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
-use sha2::Digest;
 use uuid::Uuid;
 
 use crate::audit::NewAuditEvent;
@@ -176,14 +175,7 @@ pub(crate) fn system_audit(
 
 /// The id of an address's row in a campaign: the same however often it is computed.
 pub fn recipient_id(campaign: Uuid, email: &str) -> Uuid {
-    let digest = sha2::Sha256::new()
-        .chain_update(b"campaign.recipient:")
-        .chain_update(campaign.as_bytes())
-        .chain_update(email.to_ascii_lowercase().as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    crate::ids::derived_id(&[b"campaign.recipient:", campaign.as_bytes(), email.to_ascii_lowercase().as_bytes()])
 }
 
 /// Writes one row's change, retrying on a version conflict with `change` applied to

@@ -147,15 +147,7 @@ pub const CONSUMERS: [&str; 6] = ["mail", "email", "webhook", "slack", "teams", 
 
 /// The id of the reminder of a task due at `due`: the same for every worker and pass.
 fn reminder_id(task: Uuid, due: DateTime<Utc>) -> Uuid {
-    use sha2::Digest;
-    let digest = sha2::Sha256::new()
-        .chain_update(b"task.due:")
-        .chain_update(task.as_bytes())
-        .chain_update(due.timestamp_millis().to_be_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    crate::ids::derived_id(&[b"task.due:", task.as_bytes(), &due.timestamp_millis().to_be_bytes()])
 }
 
 /// The outbox topics queued emails travel under.

@@ -856,12 +856,7 @@ async fn charge_invoice(
 
 async fn charge_due(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<ChargeReport>> {
     let gw = gateway(&state)?;
-    state.crm.policy().require(
-        caller.actor(),
-        crm_core::policy::Resource::Billing,
-        crm_core::policy::Action::Update,
-    )?;
-    Ok(Json(state.crm.billing().charge_due_invoices(gw.as_ref()).await?))
+    Ok(Json(state.crm.billing().charge_due_invoices_as(caller.actor(), gw.as_ref()).await?))
 }
 
 async fn card_page(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> ApiResult<Response> {
@@ -875,15 +870,19 @@ async fn card_page(State(state): State<AppState>, ApiPath(token): ApiPath<String
             "/card/card.js",
         ));
     };
-    let seller = state.crm.billing().seller_name().await?;
+    let named = state.crm.billing().seller_name().await?.map(|n| esc(&n));
+    let (seller, the_seller) = match named {
+        Some(n) => (n.clone(), n),
+        None => ("The seller".to_string(), "the seller".to_string()),
+    };
     let now = match &saved {
-        Some(m) => format!("<p>On file now: <strong>{}</strong>. A card saved here replaces it.</p>", esc(&m.label)),
+        Some(m) => format!("<p>On file now: <strong>{}</strong>. Saving another replaces it.</p>", esc(&m.label)),
         None => String::new(),
     };
     let intro = format!(
         "<p>{} will charge the invoices of <strong>{}</strong> to the card or bank account you save here, when they \
 are issued. The details go to the payment provider, not to this site.</p>{now}",
-        esc(&seller),
+        seller,
         esc(&company.name),
     );
     let Some(p) = &state.payments else {
@@ -906,7 +905,7 @@ are issued. The details go to the payment provider, not to this site.</p>{now}",
 bank to debit your account for the invoices of {company}, and your bank to debit it accordingly. You are entitled to \
 a refund from your bank under the terms of your agreement with it; a refund must be claimed within eight weeks of \
 the date your account was debited.</small></p><button type=\"submit\">Save the account</button></form>",
-        seller = esc(&seller),
+        seller = the_seller,
         company = esc(&company.name),
     );
     let body = format!(
