@@ -32,6 +32,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod blob;
+pub mod bulk;
 pub mod campaign;
 pub mod clock;
 pub mod date_or_time;

@@ -52,6 +52,7 @@ impl EntityKind {
             EntityKind::Subscription => model::billing::SUBSCRIPTION_COLUMNS,
             EntityKind::ExchangeRate => model::billing::RATE_COLUMNS,
             EntityKind::PaymentProfile => model::billing::PROFILE_COLUMNS,
+            EntityKind::ImportJob => model::import::COLUMNS,
         }
     }
 
@@ -95,6 +96,7 @@ impl EntityKind {
             EntityKind::Subscription => model::billing::SUBSCRIPTION_INDEXES,
             EntityKind::ExchangeRate => model::billing::RATE_INDEXES,
             EntityKind::PaymentProfile => model::billing::PROFILE_INDEXES,
+            EntityKind::ImportJob => model::import::INDEXES,
         }
     }
 

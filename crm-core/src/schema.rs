@@ -342,11 +342,13 @@ pub enum EntityKind {
     ExchangeRate,
     /// Companies' customers and saved payment methods at a gateway.
     PaymentProfile,
+    /// An import of a CSV or XLSX file.
+    ImportJob,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 37] = [
+    pub const ALL: [EntityKind; 38] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -384,6 +386,7 @@ impl EntityKind {
         EntityKind::Subscription,
         EntityKind::ExchangeRate,
         EntityKind::PaymentProfile,
+        EntityKind::ImportJob,
     ];
 
     /// The table (collection) name.
@@ -426,6 +429,7 @@ impl EntityKind {
             EntityKind::Subscription => "subscriptions",
             EntityKind::ExchangeRate => "exchange_rates",
             EntityKind::PaymentProfile => "payment_profiles",
+            EntityKind::ImportJob => "import_jobs",
         }
     }
 
@@ -469,6 +473,7 @@ impl EntityKind {
             EntityKind::Subscription => "subscription",
             EntityKind::ExchangeRate => "exchange_rate",
             EntityKind::PaymentProfile => "payment_profile",
+            EntityKind::ImportJob => "import_job",
         }
     }
 
@@ -491,7 +496,7 @@ impl EntityKind {
             | EntityKind::LoginThrottle => Resource::Users,
             EntityKind::SavedReport => Resource::Reports,
             EntityKind::Delivery | EntityKind::Webhook | EntityKind::ChatChannel => Resource::Integrations,
-            EntityKind::Notification => Resource::Users,
+            EntityKind::Notification | EntityKind::ImportJob => Resource::Users,
             EntityKind::CampaignTemplate
             | EntityKind::Segment
             | EntityKind::Campaign
@@ -519,6 +524,7 @@ impl EntityKind {
             EntityKind::Team => (Some("manager_id"), Some("id"), None),
             EntityKind::Task => (Some("owner_id"), Some("team_id"), Some("assigned_user")),
             EntityKind::AuditEvent => (Some("actor_id"), None, None),
+            EntityKind::ImportJob => (Some("owner_id"), None, None),
             EntityKind::Session
             | EntityKind::RefreshToken
             | EntityKind::AuthToken

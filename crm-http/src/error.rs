@@ -44,6 +44,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The problem document (RFC 9457), for answers that carry several: a batch's items.
+    pub fn problem(&self) -> serde_json::Value {
+        serde_json::to_value(&*self.problem).unwrap_or_default()
+    }
+
     /// An error with a status, code and detail.
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         let title = status.canonical_reason().unwrap_or("Error").to_string();

@@ -194,3 +194,53 @@ problem_extractor!(
     ApiQuery,
     Query
 );
+
+/// An uploaded file: its bytes and, when the client said, its name.
+pub struct Upload {
+    /// The file.
+    pub bytes: bytes::Bytes,
+    /// Its name (a form part's file name).
+    pub file_name: Option<String>,
+}
+
+/// The file of an upload: the body itself, or, from a browser form
+/// (`multipart/form-data`), the part named `file` (else the first part with a file name).
+/// A body over the route's limit answers `too_large()`.
+pub async fn uploaded_file(req: Request, too_large: fn() -> ApiError) -> Result<Upload, ApiError> {
+    use axum::extract::Multipart;
+    use axum::http::StatusCode;
+    let multipart = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    if !multipart {
+        let body = bytes::Bytes::from_request(req, &()).await.map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+            _ => ApiError::bad_request(e.body_text()),
+        })?;
+        return Ok(Upload { bytes: body, file_name: None });
+    }
+    let bad_form = |e: axum::extract::multipart::MultipartError| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        _ => ApiError::bad_field("file", "invalid_value", format!("the form cannot be read: {}", e.body_text())),
+    };
+    let mut form = Multipart::from_request(req, &()).await.map_err(|e| {
+        ApiError::bad_field("file", "invalid_value", format!("the form cannot be read: {}", e.body_text()))
+    })?;
+    let mut first_file: Option<Upload> = None;
+    while let Some(part) = form.next_field().await.map_err(bad_form)? {
+        let named_file = part.name() == Some("file");
+        let file_name = part.file_name().map(str::to_string);
+        if !named_file && (file_name.is_none() || first_file.is_some()) {
+            continue;
+        }
+        let bytes = part.bytes().await.map_err(bad_form)?;
+        if named_file {
+            return Ok(Upload { bytes, file_name });
+        }
+        first_file = Some(Upload { bytes, file_name });
+    }
+    first_file
+        .ok_or_else(|| ApiError::bad_field("file", "required", "the form has no file: send it in a part named file"))
+}

@@ -40,6 +40,7 @@ pub mod limit;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod stream;
 pub mod views;
 pub mod web;
 
@@ -223,6 +224,7 @@ pub fn api() -> openapi::Api {
         .merge(routes::integrations::api())
         .merge(routes::campaigns::api())
         .merge(routes::billing::api())
+        .merge(routes::bulk::api())
         .merge(routes::records::contacts::api())
         .merge(routes::records::companies::api())
         .merge(routes::records::deals::api())

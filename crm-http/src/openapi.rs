@@ -379,6 +379,12 @@ impl Spec {
         self
     }
 
+    /// Answers 200 with a file in one of these media types.
+    pub fn files(mut self, media: &[&'static str], what: &'static str) -> Self {
+        self.responses.push(Answer(200, what, media.iter().map(|m| (binary(), *m)).collect(), false));
+        self
+    }
+
     /// Answers 200 with this schema (documents that are not Rust types).
     pub fn ok_schema(mut self, media: &'static str, schema: impl Into<RefOr<Schema>>, what: &'static str) -> Self {
         self.responses.push(Answer(200, what, vec![(schema.into(), media)], false));
@@ -562,7 +568,11 @@ pub fn list_params() -> Vec<Parameter> {
              `lifecycleStage[eq]:lead,name[ilike]:ann`",
         ),
         query_param("q", Type::String, "Free-text search"),
-        query_param("sort", Type::String, "Sort keys, comma-separated, each optionally followed by ` desc`"),
+        query_param(
+            "sort",
+            Type::String,
+            "Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending",
+        ),
         query_param("after", Type::String, "The `endCursor` of the previous page"),
         ParameterBuilder::new()
             .name("limit")

@@ -70,10 +70,19 @@ fn the_readme_session_runs_against_the_real_server() {
         "the README session failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{server_log}"
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    // The contact id, the filtered list, the pending registration, the confirmed account.
-    assert_eq!(lines.len(), 4, "{stdout}");
+    // The contact id, the filtered list and its export, the second import, the pending
+    // registration, the confirmed account.
+    assert_eq!(lines.len(), 6, "{stdout}");
     assert!(uuid::Uuid::parse_str(lines[0]).is_ok(), "{stdout}");
-    assert_eq!(&lines[1..], ["Ann Lee", "pending", "active"], "{stdout}");
+    assert_eq!(
+        &lines[1..],
+        ["Ann Lee", "Ann Lee", "completed: 0 created, 0 updated, 2 unchanged", "pending", "active"],
+        "{stdout}"
+    );
+    assert!(stderr.contains(": 1 created, 1 updated, 0 unchanged, 0 failed"), "the CLI's import: {stderr}");
+    let sheet = std::fs::read(dir.join("customers.xlsx")).unwrap();
+    assert!(sheet.starts_with(b"PK") && sheet.len() > 1_000, "the CLI's workbook");
+    assert!(stderr.contains("crm-server: 1 contacts written to customers.xlsx as xlsx"), "{stderr}");
     assert!(std::fs::read_dir(dir.join("mail-outbox")).unwrap().count() >= 1);
     let _ = std::fs::remove_dir_all(&dir);
 }

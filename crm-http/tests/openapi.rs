@@ -196,6 +196,22 @@ const CONTRACT: &[&str] = &[
     "PUT /api/exchange-rates",
     "POST /api/exchange-rates/import",
     "GET /api/invoices/totals",
+    // Bulk work.
+    "GET /api/contacts/export",
+    "GET /api/companies/export",
+    "GET /api/deals/export",
+    "GET /api/tasks/export",
+    "GET /api/interactions/export",
+    "POST /api/contacts/batch",
+    "POST /api/companies/batch",
+    "POST /api/deals/batch",
+    "POST /api/tasks/batch",
+    "POST /api/imports",
+    "GET /api/imports",
+    "GET /api/imports/{id}",
+    "POST /api/imports/{id}/start",
+    "POST /api/imports/{id}/cancel",
+    "GET /api/imports/{id}/results",
 ];
 
 /// The record kinds, each with the same eight operations.

@@ -226,6 +226,42 @@ impl Client {
             .map_err(|e| raise(py, e))
     }
 
+    /// Every record of a list (`contacts`, `companies`, `deals`, `tasks`,
+    /// `interactions`) this connection may export that the filter, search and sort find,
+    /// one row each, with the API's field names.
+    #[pyo3(signature = (kind, filter=None, q=None, sort=None, include_deleted=false))]
+    fn records(
+        &self,
+        py: Python<'_>,
+        kind: String,
+        filter: Option<String>,
+        q: Option<String>,
+        sort: Option<String>,
+        include_deleted: bool,
+    ) -> PyResult<PyDataFrame> {
+        py.detach(|| {
+            let kind = crm_core::bulk::export::EXPORTABLE.into_iter().find(|k| k.table() == kind).ok_or_else(|| {
+                crm_core::Error::invalid(
+                    "kind",
+                    "invalid_value",
+                    format!("'{kind}' is not a list; they are contacts, companies, deals, tasks, interactions"),
+                )
+            })?;
+            let deleted = include_deleted.to_string();
+            let raw = crm_core::RawListParams {
+                filter: filter.as_deref(),
+                q: q.as_deref(),
+                sort: sort.as_deref(),
+                include_deleted: Some(&deleted),
+                ..Default::default()
+            };
+            let query = crm_core::ListQuery::parse(kind, &raw)?;
+            self.runtime.block_on(self.crm.records_frame(&self.actor, kind, query))
+        })
+        .map(PyDataFrame)
+        .map_err(|e| raise(py, e))
+    }
+
     /// The user this connection reads as (`None`: the whole store).
     #[getter]
     fn user(&self) -> Option<String> {

@@ -122,3 +122,27 @@ def test_invoices_and_payments_are_frames(demo_url):
     with pytest.raises(crm.ValidationError) as e:
         client.invoices(currency="EURO")
     assert e.value.fields[0]["field"] == "currency"
+
+
+def test_records_are_frames_of_a_list_query(demo_url):
+    client = crm.connect(demo_url)
+    contacts = client.records("contacts")
+    assert contacts.height == client.tables()["contacts"].height
+    for column in ["id", "name", "email", "lifecycleStage", "tags", "createdAt", "version"]:
+        assert column in contacts.columns
+    assert contacts.schema["tags"] == pl.List(pl.String)
+    assert contacts.schema["createdAt"] == pl.Datetime("ms", "UTC")
+    leads = client.records("contacts", filter="lifecycleStage[eq]:lead", sort="name")
+    assert 0 < leads.height < contacts.height
+    assert set(leads["lifecycleStage"].to_list()) == {"lead"}
+    assert leads["name"].to_list() == sorted(leads["name"].to_list(), key=lambda s: s.encode())
+    rep = crm.connect(demo_url, user="demo-enterprise-1")
+    mine = rep.records("deals")
+    assert 0 < mine.height < client.records("deals").height
+    assert set(mine["ownerId"].to_list()) == {rep.user}
+    with pytest.raises(crm.ValidationError) as e:
+        client.records("teams")
+    assert e.value.fields[0]["field"] == "kind"
+    with pytest.raises(crm.ValidationError) as e:
+        client.records("contacts", filter="nope[eq]:1")
+    assert e.value.fields[0]["field"] == "filter"

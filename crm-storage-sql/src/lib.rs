@@ -161,7 +161,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 /// (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str); 14] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 15] = [
     (
         1,
         "initial",
@@ -245,6 +245,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 14] = [
         "payment_profiles",
         include_str!("../migrations/sqlite/0014_payment_profiles.sql"),
         include_str!("../migrations/postgres/0014_payment_profiles.sql"),
+    ),
+    (
+        15,
+        "import_jobs",
+        include_str!("../migrations/sqlite/0015_import_jobs.sql"),
+        include_str!("../migrations/postgres/0015_import_jobs.sql"),
     ),
 ];
 

@@ -299,6 +299,9 @@ macro_rules! conformance_suite {
             accounting_exports_follow_en16931,
             totals_convert_at_the_invoice_date,
             documents_are_laid_out_and_emailed,
+            record_exports_follow_query_and_scope,
+            batches_apply_all_or_each,
+            imports_upsert_report_and_resume,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

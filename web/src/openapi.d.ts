@@ -676,6 +676,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/companies/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create, update, upsert (by domain) or delete up to 100 companies at once */
+        post: operations["postCompaniesBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companies/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export every record the list query finds (filter, search, sort), as a file streamed while it is read */
+        get: operations["getCompaniesExport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/companies/search": {
         parameters: {
             query?: never;
@@ -792,6 +826,40 @@ export interface paths {
         };
         /** Contact analytics: lifecycle, sources, growth, engagement */
         get: operations["getContactsAnalytics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/contacts/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create, update, upsert (by email) or delete up to 100 contacts at once */
+        post: operations["postContactsBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/contacts/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export every record the list query finds (filter, search, sort), as a file streamed while it is read */
+        get: operations["getContactsExport"];
         put?: never;
         post?: never;
         delete?: never;
@@ -918,6 +986,40 @@ export interface paths {
         put?: never;
         /** Create a deal */
         post: operations["postDeals"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/deals/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create, update or delete up to 100 deals at once */
+        post: operations["postDealsBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/deals/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export every record the list query finds (filter, search, sort), as a file streamed while it is read */
+        get: operations["getDealsExport"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1064,6 +1166,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's imports, newest first */
+        get: operations["getImports"];
+        put?: never;
+        /** Upload a CSV or XLSX file to import into contacts, companies, deals or tasks: the file as the body, or a form with the file in part `file` */
+        post: operations["postImports"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/imports/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An import and its progress */
+        get: operations["getImportsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/imports/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel an import (the committed batches stay) */
+        post: operations["postImportsByIdCancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/imports/{id}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Each row's outcome as CSV: row, result (created, updated, unchanged, failed), id, columns, message */
+        get: operations["getImportsByIdResults"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/imports/{id}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start an import (or a dry run), or resume a stopped one after its last committed batch */
+        post: operations["postImportsByIdStart"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/interactions": {
         parameters: {
             query?: never;
@@ -1076,6 +1264,23 @@ export interface paths {
         put?: never;
         /** Create an interaction */
         post: operations["postInteractions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/interactions/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export every record the list query finds (filter, search, sort), as a file streamed while it is read */
+        get: operations["getInteractionsExport"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2127,6 +2332,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create, update or delete up to 100 tasks at once */
+        post: operations["postTasksBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export every record the list query finds (filter, search, sort), as a file streamed while it is read */
+        get: operations["getTasksExport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/search": {
         parameters: {
             query?: never;
@@ -2916,6 +3155,64 @@ export interface components {
             pageInfo: components["schemas"]["PageInfo"];
             /** @description Every match, when `count=true` was asked */
             totalCount?: number;
+        };
+        /** @description A batch's answer. */
+        BatchAnswer: {
+            /** @description Each item's outcome, in the request's order. */
+            data: components["schemas"]["BatchItemAnswer"][];
+        };
+        /** @description One item of a batch. */
+        BatchItem: {
+            /**
+             * Format: uuid
+             * @description The record's id (update, delete).
+             */
+            id?: string | null;
+            /** @description What to do. */
+            op: components["schemas"]["BatchOp"];
+            /** @description The fields, as the single create or update takes them (create, update, upsert). */
+            record?: Record<string, never> | null;
+            /**
+             * Format: int64
+             * @description The version the change is based on (update, delete); a stale one is a conflict.
+             */
+            version?: number | null;
+        };
+        /** @description One item's outcome in a batch's answer. */
+        BatchItemAnswer: {
+            /** @description The item's position in the request. */
+            index: number;
+            /** @description What it asked. */
+            op: components["schemas"]["BatchOp"];
+            /** @description Why it failed (problem+json). */
+            problem?: Record<string, never> | null;
+            /** @description The record as it is now. */
+            record?: Record<string, never> | null;
+            /** @description What became of it. */
+            result: components["schemas"]["ItemResult"];
+            /**
+             * Format: int32
+             * @description The status the single call would have answered (`201` created, `200` updated or
+             *     unchanged, `204` deleted, the error's status when it failed).
+             */
+            status: number;
+        };
+        /**
+         * @description How a batch is applied.
+         * @enum {string}
+         */
+        BatchMode: "atomic" | "perItem";
+        /**
+         * @description What an item does.
+         * @enum {string}
+         */
+        BatchOp: "create" | "update" | "upsert" | "delete";
+        /** @description A batch. */
+        BatchRequest: {
+            /** @description The items, at most 100. */
+            items: components["schemas"]["BatchItem"][];
+            /** @description `atomic` (the default) or `perItem`. */
+            mode?: components["schemas"]["BatchMode"];
         };
         /**
          * @description One line of a quote, an invoice or a credit note. The amounts after `tax_percent`
@@ -4329,6 +4626,163 @@ export interface components {
         IdentityViewList: {
             data: components["schemas"]["IdentityView"][];
         };
+        /** @description An import of one file into one kind of record. */
+        ImportJob: {
+            /**
+             * Format: int64
+             * @description How many times a worker took it up.
+             */
+            attempts: number;
+            /**
+             * Format: int64
+             * @description Result pieces written (one per batch).
+             */
+            batches: number;
+            /**
+             * Format: int64
+             * @description Records created (would be, in a dry run).
+             */
+            created: number;
+            /**
+             * Format: date-time
+             * @description When it was uploaded.
+             */
+            createdAt: string;
+            /** @description The CSV's field separator as found (`,`, `;`, tab, `|`). */
+            delimiter?: string | null;
+            /** @description A dry run checks every row and says what would happen, writing nothing. */
+            dryRun: boolean;
+            /** @description The text encoding as found (`UTF-8`, `windows-1252`). */
+            encoding?: string | null;
+            /** @description Why the job failed. */
+            error?: string | null;
+            /**
+             * Format: int64
+             * @description Rows refused (see the results).
+             */
+            failed: number;
+            /** @description The file's name as uploaded. */
+            fileName: string;
+            /**
+             * Format: date-time
+             * @description When it completed, failed or was cancelled.
+             */
+            finishedAt?: string | null;
+            /** @description `csv` or `xlsx`. */
+            format: string;
+            /** @description The header row. */
+            headers: string[];
+            /**
+             * Format: uuid
+             * @description The job's id.
+             */
+            id: string;
+            /** @description `contacts`, `companies`, `deals` or `tasks`. */
+            kind: string;
+            /**
+             * Format: date-time
+             * @description The running worker's lease; a job whose lease ran out is taken up again.
+             */
+            leaseUntil?: string | null;
+            /** @description For each column, in order: the field it fills, or `null` to leave it out. */
+            mapping: (string | null)[];
+            /**
+             * @description How rows find the record they update: `email`, `domain`, `id`, `customFields.<name>`;
+             *     `null` makes every row a new record.
+             */
+            matchBy?: string | null;
+            /**
+             * Format: uuid
+             * @description Who started it (the rows are imported with their rights).
+             */
+            ownerId: string;
+            /**
+             * Format: int64
+             * @description Rows done (committed, in a real run).
+             */
+            rowsDone: number;
+            /**
+             * Format: date-time
+             * @description When the current run started.
+             */
+            startedAt?: string | null;
+            /**
+             * Format: int64
+             * @description Rows done when the current run started (for its rate).
+             */
+            startedRows: number;
+            /** @description Where it is. */
+            status: components["schemas"]["ImportStatus"];
+            /**
+             * Format: int64
+             * @description Data rows in the file.
+             */
+            totalRows: number;
+            /**
+             * Format: int64
+             * @description Rows that matched a record already holding their values.
+             */
+            unchanged: number;
+            /**
+             * Format: int64
+             * @description Records changed.
+             */
+            updated: number;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updatedAt: string;
+            /**
+             * Format: int64
+             * @description Version.
+             */
+            version: number;
+        };
+        /** @description How far an import has come, for a progress bar. */
+        ImportProgress: {
+            /**
+             * Format: int64
+             * @description Seconds left at that rate.
+             */
+            etaSeconds?: number | null;
+            /**
+             * Format: double
+             * @description Rows done, out of a hundred.
+             */
+            percent: number;
+            /**
+             * Format: double
+             * @description Rows per second in the current run.
+             */
+            rowsPerSecond?: number | null;
+        };
+        /** @description How to run an uploaded import. */
+        ImportStart: {
+            /** @description Check every row and say what would happen, writing no record. */
+            dryRun?: boolean;
+            /**
+             * @description The field each column fills (`null`: leave the column out), in column order;
+             *     absent: the suggested mapping.
+             */
+            mapping?: (string | null)[] | null;
+            /**
+             * @description `email` (contacts), `domain` (companies), `id` or `customFields.<name>`: rows
+             *     update the live record with the same value and create the others; `null`: every
+             *     row is a new record; absent: the suggested match.
+             */
+            matchBy?: string | null;
+        };
+        /** @enum {string} */
+        ImportStatus: "uploaded" | "queued" | "running" | "completed" | "failed" | "cancelled";
+        /** @description An import job with its progress. */
+        ImportView: components["schemas"]["ImportJob"] & {
+            /** @description How far it has come. */
+            progress: components["schemas"]["ImportProgress"];
+        };
+        ImportViewList: {
+            data: components["schemas"]["ImportView"][];
+        };
         /** @description One logged touch point with a contact. */
         Interaction: components["schemas"]["RecordMeta"] & {
             /** @description Body or notes. */
@@ -4622,6 +5076,11 @@ export interface components {
              */
             version?: number | null;
         };
+        /**
+         * @description What became of an item.
+         * @enum {string}
+         */
+        ItemResult: "created" | "updated" | "unchanged" | "deleted" | "failed";
         /** @description Interactions of a kind. */
         KindCount: {
             /** @description The kind. */
@@ -5676,7 +6135,7 @@ export interface components {
             limit?: number | null;
             /** @description Free text. */
             q?: string | null;
-            /** @description Sort keys (`name`, `createdAt desc`, … comma-separated). */
+            /** @description Sort keys, comma-separated (`name`, `-createdAt` for descending). */
             sort?: string | null;
         };
         /** @description The companies of an industry or size bucket. */
@@ -6286,6 +6745,13 @@ export interface components {
              */
             count: number;
         };
+        /** @description An upload's answer. */
+        UploadView: {
+            /** @description The job, with its suggested mapping. */
+            job: components["schemas"]["ImportView"];
+            /** @description The first rows as read. */
+            preview: string[][];
+        };
         /**
          * Format: uuid
          * @description Identifies a user.
@@ -6546,7 +7012,7 @@ export interface operations {
             query?: {
                 /** @description Filter expression: `field[op]:value` terms joined by `,` (and) or `|` (or), e.g. `lifecycleStage[eq]:lead,name[ilike]:ann` */
                 filter?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -6841,7 +7307,7 @@ export interface operations {
                 filter?: string;
                 /** @description Free-text search */
                 q?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -11213,7 +11679,7 @@ export interface operations {
                 filter?: string;
                 /** @description Free-text search */
                 q?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -11473,6 +11939,228 @@ export interface operations {
             };
             /** @description The caller's role may not do this (`forbidden`) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postCompaniesBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer to a retried write with the same key and body (24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Each item's outcome */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchAnswer"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An atomic batch with a failed item, naming it (`items.3.record.email`): nothing was written */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getCompaniesExport: {
+        parameters: {
+            query?: {
+                /** @description `csv` (the default: UTF-8, formula-safe), `xlsx` or `parquet` */
+                format?: string;
+                /** @description Filter expression: `field[op]:value` terms joined by `,` (and) or `|` (or), e.g. `lifecycleStage[eq]:lead,name[ilike]:ann` */
+                filter?: string;
+                /** @description Free-text search */
+                q?: string;
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
+                sort?: string;
+                /** @description Include soft-deleted records (managers and admins) */
+                includeDeleted?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv; charset=utf-8": string;
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "application/vnd.apache.parquet": string;
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An XLSX file of more rows than a sheet holds */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12516,7 +13204,7 @@ export interface operations {
                 filter?: string;
                 /** @description Free-text search */
                 q?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -12780,6 +13468,228 @@ export interface operations {
             };
             /** @description The caller's role may not do this (`forbidden`) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postContactsBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer to a retried write with the same key and body (24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Each item's outcome */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchAnswer"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An atomic batch with a failed item, naming it (`items.3.record.email`): nothing was written */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getContactsExport: {
+        parameters: {
+            query?: {
+                /** @description `csv` (the default: UTF-8, formula-safe), `xlsx` or `parquet` */
+                format?: string;
+                /** @description Filter expression: `field[op]:value` terms joined by `,` (and) or `|` (or), e.g. `lifecycleStage[eq]:lead,name[ilike]:ann` */
+                filter?: string;
+                /** @description Free-text search */
+                q?: string;
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
+                sort?: string;
+                /** @description Include soft-deleted records (managers and admins) */
+                includeDeleted?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv; charset=utf-8": string;
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "application/vnd.apache.parquet": string;
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An XLSX file of more rows than a sheet holds */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13962,7 +14872,7 @@ export interface operations {
                 filter?: string;
                 /** @description Free-text search */
                 q?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -14142,6 +15052,228 @@ export interface operations {
                 };
             };
             /** @description Invalid values, every bad field named in `errors` (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postDealsBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer to a retried write with the same key and body (24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Each item's outcome */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchAnswer"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An atomic batch with a failed item, naming it (`items.3.record.email`): nothing was written */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDealsExport: {
+        parameters: {
+            query?: {
+                /** @description `csv` (the default: UTF-8, formula-safe), `xlsx` or `parquet` */
+                format?: string;
+                /** @description Filter expression: `field[op]:value` terms joined by `,` (and) or `|` (or), e.g. `lifecycleStage[eq]:lead,name[ilike]:ann` */
+                filter?: string;
+                /** @description Free-text search */
+                q?: string;
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
+                sort?: string;
+                /** @description Include soft-deleted records (managers and admins) */
+                includeDeleted?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv; charset=utf-8": string;
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "application/vnd.apache.parquet": string;
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An XLSX file of more rows than a sheet holds */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -15518,6 +16650,633 @@ export interface operations {
             };
         };
     };
+    getImports: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The imports */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportViewList"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postImports: {
+        parameters: {
+            query?: {
+                /** @description contacts, companies, deals or tasks */
+                kind?: string;
+                /** @description The file's name, for people (a form's part names it too) */
+                fileName?: string;
+            };
+            header?: {
+                /** @description Replays the first answer to a retried write with the same key and body (24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    file: string;
+                };
+                "text/csv": string;
+            };
+        };
+        responses: {
+            /** @description The job, with the headers, a suggested mapping and the first rows */
+            201: {
+                headers: {
+                    /** @description Where the new resource is */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadView"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid values, every bad field named in `errors` (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getImportsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The record's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The import */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportView"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record, or one outside the caller's scope (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postImportsByIdCancel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer to a retried write with the same key and body (24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The record's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The import */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportView"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record, or one outside the caller's scope (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getImportsByIdResults: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The record's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The results */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record, or one outside the caller's scope (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postImportsByIdStart: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer to a retried write with the same key and body (24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The record's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportStart"];
+            };
+        };
+        responses: {
+            /** @description The import, queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportView"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record, or one outside the caller's scope (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid values, every bad field named in `errors` (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getInteractions: {
         parameters: {
             query?: {
@@ -15525,7 +17284,7 @@ export interface operations {
                 filter?: string;
                 /** @description Free-text search */
                 q?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -15697,6 +17456,111 @@ export interface operations {
                 };
             };
             /** @description Invalid values, every bad field named in `errors` (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getInteractionsExport: {
+        parameters: {
+            query?: {
+                /** @description `csv` (the default: UTF-8, formula-safe), `xlsx` or `parquet` */
+                format?: string;
+                /** @description Filter expression: `field[op]:value` terms joined by `,` (and) or `|` (or), e.g. `lifecycleStage[eq]:lead,name[ilike]:ann` */
+                filter?: string;
+                /** @description Free-text search */
+                q?: string;
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
+                sort?: string;
+                /** @description Include soft-deleted records (managers and admins) */
+                includeDeleted?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv; charset=utf-8": string;
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "application/vnd.apache.parquet": string;
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An XLSX file of more rows than a sheet holds */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -18528,7 +20392,7 @@ export interface operations {
             query?: {
                 /** @description Filter expression: `field[op]:value` terms joined by `,` (and) or `|` (or), e.g. `lifecycleStage[eq]:lead,name[ilike]:ann` */
                 filter?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -21801,7 +23665,7 @@ export interface operations {
                 filter?: string;
                 /** @description Free-text search */
                 q?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -24667,7 +26531,7 @@ export interface operations {
                 filter?: string;
                 /** @description Free-text search */
                 q?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -24838,6 +26702,228 @@ export interface operations {
                 };
             };
             /** @description Invalid values, every bad field named in `errors` (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postTasksBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer to a retried write with the same key and body (24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Each item's outcome */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchAnswer"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An atomic batch with a failed item, naming it (`items.3.record.email`): nothing was written */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTasksExport: {
+        parameters: {
+            query?: {
+                /** @description `csv` (the default: UTF-8, formula-safe), `xlsx` or `parquet` */
+                format?: string;
+                /** @description Filter expression: `field[op]:value` terms joined by `,` (and) or `|` (or), e.g. `lifecycleStage[eq]:lead,name[ilike]:ann` */
+                filter?: string;
+                /** @description Free-text search */
+                q?: string;
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
+                sort?: string;
+                /** @description Include soft-deleted records (managers and admins) */
+                includeDeleted?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv; charset=utf-8": string;
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "application/vnd.apache.parquet": string;
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked access token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role may not do this (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An XLSX file of more rows than a sheet holds */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -25823,7 +27909,7 @@ export interface operations {
                 filter?: string;
                 /** @description Free-text search */
                 q?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -27072,7 +29158,7 @@ export interface operations {
                 filter?: string;
                 /** @description Free-text search */
                 q?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -28148,7 +30234,7 @@ export interface operations {
                 filter?: string;
                 /** @description Free-text search */
                 q?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;
@@ -29561,7 +31647,7 @@ export interface operations {
             query?: {
                 /** @description Filter expression: `field[op]:value` terms joined by `,` (and) or `|` (or), e.g. `lifecycleStage[eq]:lead,name[ilike]:ann` */
                 filter?: string;
-                /** @description Sort keys, comma-separated, each optionally followed by ` desc` */
+                /** @description Sort keys, comma-separated: `name`, `-createdAt` or `createdAt[desc]` for descending */
                 sort?: string;
                 /** @description The `endCursor` of the previous page */
                 after?: string;

@@ -16,6 +16,7 @@ pub mod contact;
 pub mod deal;
 pub mod delivery;
 pub mod idempotency;
+pub mod import;
 pub mod interaction;
 pub mod report;
 pub mod settings;

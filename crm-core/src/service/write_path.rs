@@ -20,6 +20,11 @@ use crate::query::{
 use crate::schema::{from_row, to_row, EntityKind, Persist, Value};
 use crate::store::{Changeset, StoreExt, Write};
 
+tokio::task_local! {
+    /// The changes of a batch being staged ([`Crm::staged`]).
+    static STAGED: std::cell::RefCell<Changeset>;
+}
+
 /// Fields left out of audit diffs: they change on every write.
 const NOT_DIFFED: [&str; 3] = ["version", "updatedAt", "updatedBy"];
 /// Fields whose values never reach the audit log or the outbox.
@@ -232,16 +237,7 @@ impl Crm {
             Some(c) => errs.take("after", decode_cursor(&sort, c)),
             None => None,
         };
-        let search = match q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) if s.chars().count() > 200 => {
-                errs.add("q", "too_long", "search text has at most 200 characters");
-                None
-            }
-            Some(s) => kind
-                .column("search_text")
-                .map(|column| Filter::Cmp(Cmp { column, pred: Predicate::Like(Pattern::contains(&s.to_lowercase())) })),
-            None => None,
-        };
+        let search = search_filter(kind, q.search.as_deref(), &mut errs);
         errs.finish()?;
         let visible = match (scope_filter(kind, scope, actor), shared) {
             (Some(scoped), Some(shared)) => Some(Filter::Or(vec![scoped, shared])),
@@ -351,13 +347,39 @@ impl Crm {
         Ok(())
     }
 
+    /// Applies a service's changeset, or, inside [`Crm::staged`], adds it to the staged
+    /// changes instead (an all-or-nothing batch applies them together).
+    pub(crate) async fn apply_or_stage(&self, cs: Changeset) -> Result<()> {
+        if STAGED.try_with(|_| ()).is_ok() {
+            STAGED.with(|staged| {
+                let mut staged = staged.borrow_mut();
+                staged.writes.extend(cs.writes);
+                staged.audit.extend(cs.audit);
+            });
+            return Ok(());
+        }
+        self.store().apply(cs).await
+    }
+
+    /// Runs `work` (service calls that create, change and delete records) with its writes
+    /// staged rather than applied, and answers its result with the changes it staged.
+    pub(crate) async fn staged<T>(&self, work: impl std::future::Future<Output = T>) -> (T, Changeset) {
+        STAGED
+            .scope(std::cell::RefCell::new(Changeset::default()), async move {
+                let out = work.await;
+                let staged = STAGED.with(|s| std::mem::take(&mut *s.borrow_mut()));
+                (out, staged)
+            })
+            .await
+    }
+
     /// Stores a new record with its `<kind>.created` audit and outbox events, plus `extra`.
     pub(crate) async fn commit_insert<R: Record>(&self, actor: &Actor, rec: &R, mut extra: Changeset) -> Result<()> {
         let mut cs = Changeset::default();
         self.insert_changes(actor, rec, &mut cs)?;
         cs.writes.append(&mut extra.writes);
         cs.audit.append(&mut extra.audit);
-        self.store().apply(cs).await
+        self.apply_or_stage(cs).await
     }
 
     /// Stores many new records, each with its own events, in one atomic write. Rows of one
@@ -389,7 +411,7 @@ impl Crm {
     ) -> Result<R> {
         match self.update_changes(actor, before, after, verb, &mut extra)? {
             Some(after) => {
-                self.store().apply(extra).await?;
+                self.apply_or_stage(extra).await?;
                 Ok(after)
             }
             None => Ok(before.clone()),
@@ -492,6 +514,21 @@ impl Crm {
         cs.writes.push(self.event(action.clone(), kind, id, json!({"id": id, "actorId": actor.user_id}))?);
         cs.audit.push(self.audit_event(actor, action, kind, Some(id), json!({})));
         self.store().apply(cs).await
+    }
+}
+
+/// The filter of a list's free-text search (`q`): the search text contains it, in any
+/// case. Text of more than 200 characters is an error on `q`.
+pub(crate) fn search_filter(kind: EntityKind, q: Option<&str>, errs: &mut Errors) -> Option<Filter> {
+    match q.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) if s.chars().count() > 200 => {
+            errs.add("q", "too_long", "search text has at most 200 characters");
+            None
+        }
+        Some(s) => kind
+            .column("search_text")
+            .map(|column| Filter::Cmp(Cmp { column, pred: Predicate::Like(Pattern::contains(&s.to_lowercase())) })),
+        None => None,
     }
 }
 

@@ -38,6 +38,61 @@ enum Command {
     Worker,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Import a CSV or XLSX file of contacts, companies, deals or tasks with a progress
+    /// bar, then exit. Rows that match a record (by email, domain, id or a custom field)
+    /// update it. A killed import continues where it stopped with `--resume JOB`.
+    Import {
+        /// The file (.csv or .xlsx); not with --resume.
+        file: Option<std::path::PathBuf>,
+        /// contacts, companies, deals or tasks.
+        #[arg(long, default_value = "contacts")]
+        kind: String,
+        /// How rows find the record they update: email, domain, id, customFields.<name>,
+        /// or none (default: suggested from the headers).
+        #[arg(long = "match")]
+        match_by: Option<String>,
+        /// A column's field, as `Header=field` (`Header=` leaves it out); repeatable.
+        /// Default: suggested from the headers.
+        #[arg(long = "map")]
+        map: Vec<String>,
+        /// Check every row and write the results, importing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The user (name or email) the rows are imported as (default: the first admin).
+        #[arg(long = "as")]
+        as_user: Option<String>,
+        /// Where to write each row's outcome (CSV); default: FILE.results.csv when a row failed.
+        #[arg(long)]
+        results: Option<std::path::PathBuf>,
+        /// Continue this job after its last committed batch.
+        #[arg(long)]
+        resume: Option<uuid::Uuid>,
+    },
+    /// Write every record of a list (contacts, companies, deals, tasks, interactions)
+    /// that a filter finds to a file or standard output, as CSV, XLSX or Parquet, then
+    /// exit. Read as the whole store and audited as an export.
+    Export {
+        /// The list: contacts, companies, deals, tasks or interactions.
+        kind: String,
+        /// The file; without it, standard output.
+        #[arg(long, short = 'o')]
+        output: Option<std::path::PathBuf>,
+        /// csv, xlsx or parquet (default: the output's extension, else csv).
+        #[arg(long)]
+        format: Option<String>,
+        /// A filter in the API's grammar (`lifecycleStage[eq]:lead`).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Free-text search.
+        #[arg(long)]
+        q: Option<String>,
+        /// Sort keys (`name,-createdAt`: a leading `-` sorts descending).
+        #[arg(long)]
+        sort: Option<String>,
+        /// Soft-deleted records too.
+        #[arg(long)]
+        include_deleted: bool,
+    },
     /// Take in a bounce mailbox (an mbox file of delivery status notifications and abuse
     /// reports): hard bounces and complaints suppress their address; then exit.
     Bounces {
@@ -177,6 +232,7 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
         _ => None,
     };
     let recurring_loop = (!config.no_worker).then(|| spawn_recurring_loop(crm.clone(), config.billing_interval));
+    let import_loop = (!config.no_worker).then(|| spawn_import_loop(crm.clone()));
     let mut state = AppState::new(crm);
     if let Some(p) = payments {
         state = state.with_payments(p);
@@ -200,6 +256,9 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     }
     if let Some(r) = recurring_loop {
         r.abort();
+    }
+    if let Some(i) = import_loop {
+        i.abort();
     }
     let _ = stop_tx.send(true);
     if let Some(mail) = mail {
@@ -262,6 +321,7 @@ async fn worker(config: ServerConfig) -> crm_core::Result<()> {
     let engine = config.delivery_engine(crm.clone())?;
     let payment_loop = config.payments()?.map(|p| spawn_payment_loop(crm.clone(), p.gateway));
     let recurring_loop = spawn_recurring_loop(crm.clone(), config.billing_interval);
+    let import_loop = spawn_import_loop(crm.clone());
     let campaigns = config.campaign_sender(crm)?;
     tracing::info!(backend = store.store().backend(), delivers = %engine.consumers().join(", "), "crm-server worker started (and sends campaigns)");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -281,6 +341,7 @@ async fn worker(config: ServerConfig) -> crm_core::Result<()> {
         p.abort();
     }
     recurring_loop.abort();
+    import_loop.abort();
     store.close().await;
     Ok(())
 }
@@ -330,6 +391,22 @@ async fn run(cli: Cli) -> crm_core::Result<()> {
             eprintln!("crm-server: {} billing row(s) sealed again under the current key", result?);
             Ok(())
         }
+        Command::Import { file, kind, match_by, map, dry_run, as_user, results, resume } => {
+            let store = cli.config.store().await?;
+            let crm = cli.config.crm(store.store())?;
+            let params = ImportParams { file, kind, match_by, map, dry_run, as_user, results, resume };
+            let result = import(&crm, params).await;
+            store.close().await;
+            result
+        }
+        Command::Export { kind, output, format, filter, q, sort, include_deleted } => {
+            let store = cli.config.store().await?;
+            let crm = cli.config.crm(store.store())?;
+            let params = ExportParams { kind, output, format, filter, q, sort, include_deleted };
+            let result = export(&crm, params).await;
+            store.close().await;
+            result
+        }
         Command::Migrate => {
             let store = cli.config.store().await?;
             store.close().await;
@@ -353,6 +430,225 @@ async fn run(cli: Cli) -> crm_core::Result<()> {
             Ok(())
         }
     }
+}
+
+/// What `crm-server import` was asked.
+struct ImportParams {
+    file: Option<std::path::PathBuf>,
+    kind: String,
+    match_by: Option<String>,
+    map: Vec<String>,
+    dry_run: bool,
+    as_user: Option<String>,
+    results: Option<std::path::PathBuf>,
+    resume: Option<uuid::Uuid>,
+}
+
+/// The user an operator command acts as: the one named, else the first active admin.
+async fn operator(crm: &crm_core::Crm, who: Option<&str>) -> crm_core::Result<crm_core::User> {
+    use crm_core::StoreExt;
+    let q = crm_core::query::StoreQuery {
+        filter: None,
+        sort: vec![crm_core::query::id_key(crm_core::EntityKind::User, crm_core::query::Direction::Asc)],
+        limit: 10_000,
+        include_deleted: false,
+    };
+    let users = crm.store().list_as::<crm_core::User>(&q).await?;
+    let found = match who {
+        Some(w) => {
+            users.into_iter().find(|u| u.username.eq_ignore_ascii_case(w) || u.email.as_str().eq_ignore_ascii_case(w))
+        }
+        None => users.into_iter().find(|u| u.role == crm_core::Role::Admin && u.is_assignable()),
+    };
+    found.filter(|u| u.is_assignable()).ok_or_else(|| match who {
+        Some(w) => crm_core::Error::invalid("as", "not_found", format!("no active user '{w}'")),
+        None => {
+            crm_core::Error::invalid("as", "required", "no active admin: name a user with --as, or run create-admin")
+        }
+    })
+}
+
+/// `crm-server import`: uploads, starts and runs a job here, with a progress bar.
+async fn import(crm: &crm_core::Crm, p: ImportParams) -> crm_core::Result<()> {
+    use crm_core::bulk::import::IMPORTABLE;
+    use indicatif::{ProgressBar, ProgressStyle};
+    let job = match (p.resume, &p.file) {
+        (Some(id), _) => {
+            let job = crm.resume_import(id).await?;
+            eprintln!("crm-server: resuming import {id} after row {} of {}", job.rows_done, job.total_rows);
+            job
+        }
+        (None, Some(file)) => {
+            let kind = IMPORTABLE.into_iter().find(|k| k.table() == p.kind).ok_or_else(|| {
+                crm_core::Error::invalid(
+                    "kind",
+                    "invalid_value",
+                    format!("'{}' cannot be imported; kinds are contacts, companies, deals, tasks", p.kind),
+                )
+            })?;
+            let bytes = std::fs::read(file).map_err(|e| {
+                crm_core::Error::invalid("file", "invalid_value", format!("cannot read {}: {e}", file.display()))
+            })?;
+            let user = operator(crm, p.as_user.as_deref()).await?;
+            let actor = user.actor();
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("import");
+            let up = crm.create_import(&actor, kind, name, bytes.into()).await?;
+            let mut mapping = up.job.mapping.clone();
+            for m in &p.map {
+                let (header, field) = m.split_once('=').ok_or_else(|| {
+                    crm_core::Error::invalid("map", "invalid_format", format!("'{m}' is not Header=field"))
+                })?;
+                let at = up.job.headers.iter().position(|h| h == header.trim()).ok_or_else(|| {
+                    crm_core::Error::invalid(
+                        "map",
+                        "invalid_value",
+                        format!("the file has no column '{}'", header.trim()),
+                    )
+                })?;
+                mapping[at] = Some(field.trim()).filter(|f| !f.is_empty()).map(str::to_string);
+            }
+            let match_by = p.match_by.as_deref().map(|m| Some(m).filter(|m| *m != "none").map(str::to_string));
+            let start = crm_core::bulk::ImportStart { mapping: Some(mapping), match_by, dry_run: p.dry_run };
+            let shown: Vec<String> = up
+                .job
+                .headers
+                .iter()
+                .zip(start.mapping.iter().flatten())
+                .map(|(h, f)| format!("{h} → {}", f.as_deref().unwrap_or("(left out)")))
+                .collect();
+            eprintln!(
+                "crm-server: {} rows of {} ({}, {}); {}",
+                up.job.total_rows,
+                name,
+                up.job.format,
+                up.job.encoding.as_deref().unwrap_or("-"),
+                shown.join(", ")
+            );
+            let job = crm.start_import(&actor, up.job.id, start).await?;
+            eprintln!("crm-server: import {} started (matching by {}); if it stops, `crm-server import --resume {}` continues it", job.id, job.match_by.as_deref().unwrap_or("nothing: every row is new"), job.id);
+            job
+        }
+        (None, None) => {
+            return Err(crm_core::Error::invalid("file", "required", "name the file to import, or --resume a job"))
+        }
+    };
+    let id = job.id;
+    let bar = ProgressBar::new(u64::try_from(job.total_rows).unwrap_or(0));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let runner = crm.clone();
+    let run = tokio::spawn(async move { runner.run_import(id, None).await });
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    while !run.is_finished() {
+        tick.tick().await;
+        if let Ok(Some(j)) = crm_core::StoreExt::get_as::<crm_core::model::import::ImportJob>(crm.store(), id).await {
+            bar.set_position(u64::try_from(j.rows_done).unwrap_or(0));
+            bar.set_message(format!("{} failed", j.failed));
+        }
+    }
+    let ended = run.await.map_err(|e| crm_core::Error::internal("the import", e))??;
+    bar.finish_and_clear();
+    let job = match ended {
+        Some(j) => j,
+        None => crm_core::StoreExt::get_as::<crm_core::model::import::ImportJob>(crm.store(), id)
+            .await?
+            .ok_or(crm_core::Error::NotFound { entity: "import_job" })?,
+    };
+    let verb = if job.dry_run { "would be" } else { "were" };
+    eprintln!(
+        "crm-server: import {} {}: {} created, {} updated, {} unchanged, {} failed ({} {verb} checked of {})",
+        job.id, job.status, job.created, job.updated, job.unchanged, job.failed, job.rows_done, job.total_rows
+    );
+    let results = p.results.clone().or_else(|| {
+        (job.failed > 0).then(|| {
+            let base = p.file.clone().unwrap_or_else(|| std::path::PathBuf::from(format!("import-{id}")));
+            std::path::PathBuf::from(format!("{}.results.csv", base.display()))
+        })
+    });
+    if let Some(path) = results {
+        let mut out = crm_core::bulk::import::RESULTS_HEADER.as_bytes().to_vec();
+        for n in 0..job.batches {
+            out.extend_from_slice(&crm.import_results_piece(&job, n).await?);
+        }
+        std::fs::write(&path, out).map_err(|e| {
+            crm_core::Error::invalid("results", "invalid_value", format!("cannot write {}: {e}", path.display()))
+        })?;
+        eprintln!("crm-server: each row's outcome is in {}", path.display());
+    }
+    match job.status {
+        crm_core::model::import::ImportStatus::Failed => {
+            Err(crm_core::Error::internal_msg(job.error.unwrap_or_default()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Imports queued jobs (and takes up those whose worker stopped), every five seconds.
+fn spawn_import_loop(crm: crm_core::Crm) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            if let Err(e) = crm.run_imports().await {
+                tracing::warn!(error = %e, "running imports failed; the next pass tries again");
+            }
+        }
+    })
+}
+
+/// What `crm-server export` was asked.
+struct ExportParams {
+    kind: String,
+    output: Option<std::path::PathBuf>,
+    format: Option<String>,
+    filter: Option<String>,
+    q: Option<String>,
+    sort: Option<String>,
+    include_deleted: bool,
+}
+
+/// `crm-server export`: the file written while the records are read.
+async fn export(crm: &crm_core::Crm, p: ExportParams) -> crm_core::Result<()> {
+    use crm_core::bulk::export::EXPORTABLE;
+    use crm_core::bulk::ExportFormat;
+    let kind = EXPORTABLE.into_iter().find(|k| k.table() == p.kind).ok_or_else(|| {
+        crm_core::Error::invalid(
+            "kind",
+            "invalid_value",
+            format!("'{}' is not a list; they are contacts, companies, deals, tasks, interactions", p.kind),
+        )
+    })?;
+    let from_extension = p.output.as_deref().and_then(|o| o.extension()).and_then(|e| e.to_str());
+    let format = match p.format.as_deref().or(from_extension) {
+        Some(f) => ExportFormat::parse(f)?,
+        None => ExportFormat::Csv,
+    };
+    let deleted = p.include_deleted.to_string();
+    let raw = crm_core::RawListParams {
+        filter: p.filter.as_deref(),
+        q: p.q.as_deref(),
+        sort: p.sort.as_deref(),
+        include_deleted: Some(&deleted),
+        ..Default::default()
+    };
+    let query = crm_core::ListQuery::parse(kind, &raw)?;
+    let system = crm_core::Actor::new(crm_core::UserId(uuid::Uuid::nil()), crm_core::Role::Admin, None);
+    let export = crm.export_records(&system, kind, query, format).await?;
+    let n = match &p.output {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|e| {
+                crm_core::Error::invalid("output", "invalid_value", format!("cannot write {}: {e}", path.display()))
+            })?;
+            export.write_to(std::io::BufWriter::new(file)).await?
+        }
+        None => export.write_to(std::io::stdout()).await?,
+    };
+    let to = p.output.map_or_else(|| "standard output".to_string(), |o| o.display().to_string());
+    eprintln!("crm-server: {n} {} written to {to} as {}", kind.table(), format.name());
+    Ok(())
 }
 
 /// The demo, by the first admin (made, with the demo password, when there is none).

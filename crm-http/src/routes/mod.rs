@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod bulk;
 pub mod campaigns;
 pub mod docs;
 pub mod health;

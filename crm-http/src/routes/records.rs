@@ -60,7 +60,7 @@ pub struct SearchBody {
     /// Free text.
     #[serde(default)]
     pub q: Option<String>,
-    /// Sort keys (`name`, `createdAt desc`, … comma-separated).
+    /// Sort keys, comma-separated (`name`, `-createdAt` for descending).
     #[serde(default)]
     pub sort: Option<String>,
     /// Cursor.

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -267,37 +267,22 @@ async fn answer(
     Ok(r)
 }
 
-/// A file sent while it is written: a blocking thread writes the export in 64 KiB
-/// pieces into a small queue the response body drains, so the answer holds a few pieces
-/// in memory, not the file. A client that goes away stops the writing; an error after
-/// the first piece can only cut the answer short (and is logged).
+/// A file sent while it is written ([`crate::stream`]): a blocking thread writes the
+/// export into the body's queue. A client that goes away stops the writing; an error
+/// after the first piece can only cut the answer short (and is logged).
 fn streamed(df: DataFrame, format: Format, about: About) -> Body {
-    /// `Write` into the queue; a closed queue (the client left) is a broken pipe.
-    struct Queue(tokio::sync::mpsc::Sender<std::io::Result<Bytes>>);
-    impl std::io::Write for Queue {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    use std::io::Write as _;
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    let failed = tx.clone();
+    let (mut out, body) = crate::stream::body_writer();
+    let failure = out.failure();
     tokio::task::spawn_blocking(move || {
-        let mut out = std::io::BufWriter::with_capacity(64 * 1024, Queue(tx));
-        let done = analytics::export::write_export(&df, format, &about, &mut out)
-            .and_then(|()| out.flush().map_err(|e| crm_core::Error::internal("writing the export", e)));
+        let done = analytics::export::write_export(&df, format, &about, &mut out).and_then(|()| {
+            std::io::Write::flush(&mut out).map_err(|e| crm_core::Error::internal("writing the export", e))
+        });
+        drop(out);
         if let Err(e) = done {
-            tracing::warn!(error = %e, format = format.name(), "a streamed export stopped");
-            let _ = failed.blocking_send(Err(std::io::Error::other(e.to_string())));
+            tokio::runtime::Handle::current().block_on(failure.fail("a streamed export", e));
         }
     });
-    Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    body
 }
 
 /// The most rows a JSON answer carries (`truncated: true` says there were more; the file

@@ -3,7 +3,7 @@
 //! unsuspend, erase).
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post, put};
@@ -353,48 +353,8 @@ async fn set_avatar(
     ApiPath(id): ApiPath<Uuid>,
     req: Request,
 ) -> ApiResult<Json<UserView>> {
-    let image = uploaded_file(req).await?;
+    let image = crate::extract::uploaded_file(req, too_large).await?.bytes.to_vec();
     Ok(Json(crm.users().set_avatar(caller.actor(), UserId(id), image).await?.into()))
-}
-
-/// The file of an upload: the body itself, or, from a browser form
-/// (`multipart/form-data`), the part named `file` (else the first part with a file name).
-async fn uploaded_file(req: Request) -> ApiResult<Vec<u8>> {
-    let multipart = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
-    if !multipart {
-        let body = Bytes::from_request(req, &()).await.map_err(|e| match e.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-            _ => ApiError::bad_request(e.body_text()),
-        })?;
-        return Ok(body.to_vec());
-    }
-    let bad_form = |e: axum::extract::multipart::MultipartError| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-        _ => ApiError::bad_field("file", "invalid_value", format!("the form cannot be read: {}", e.body_text())),
-    };
-    let mut form = Multipart::from_request(req, &()).await.map_err(|e| {
-        ApiError::bad_field("file", "invalid_value", format!("the form cannot be read: {}", e.body_text()))
-    })?;
-    let mut first_file: Option<Vec<u8>> = None;
-    while let Some(part) = form.next_field().await.map_err(bad_form)? {
-        let named_file = part.name() == Some("file");
-        let has_file_name = part.file_name().is_some();
-        if !named_file && (!has_file_name || first_file.is_some()) {
-            continue;
-        }
-        let bytes = part.bytes().await.map_err(bad_form)?.to_vec();
-        if named_file {
-            return Ok(bytes);
-        }
-        first_file = Some(bytes);
-    }
-    first_file.ok_or_else(|| {
-        ApiError::bad_field("file", "required", "the form has no file: send the picture in a part named file")
-    })
 }
 
 fn too_large() -> ApiError {

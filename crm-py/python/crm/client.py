@@ -84,6 +84,31 @@ class Client:
         gateway and its reference, ``received_at``."""
         return self._inner.payments()
 
+    def records(
+        self,
+        kind: str,
+        *,
+        filter: Optional[str] = None,
+        q: Optional[str] = None,
+        sort: Optional[str] = None,
+        include_deleted: bool = False,
+    ) -> pl.DataFrame:
+        """Every record of a list (``contacts``, ``companies``, ``deals``, ``tasks``,
+        ``interactions``) this connection may export that ``filter`` (the API's grammar,
+        ``lifecycleStage[eq]:lead``), ``q`` (free text) and ``sort`` (``name,-createdAt``:
+        a leading ``-`` sorts descending) find, one row each, with the API's field names:
+        lists as list columns, times in UTC, free-form objects as JSON text. Audited as an
+        export."""
+        for name, value in (("kind", kind), ("filter", filter), ("q", q), ("sort", sort)):
+            if value is not None and not isinstance(value, str):
+                raise invalid(
+                    f"{name} must be a string, not {type(value).__name__}",
+                    name,
+                    "invalid_value",
+                    "expected a string",
+                )
+        return self._inner.records(kind, filter, q, sort, bool(include_deleted))
+
     def custom(self, spec: Union[Mapping[str, object], str]) -> pl.DataFrame:
         """Runs a custom report on the store's snapshot (see :func:`crm.analytics.custom`
         for the spec)."""
