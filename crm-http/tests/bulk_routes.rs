@@ -133,6 +133,7 @@ async fn imports_upload_start_progress_and_results() {
     assert_eq!(up["job"]["mapping"], json!(["name", "email", "phoneNumber"]));
     assert_eq!(up["job"]["matchBy"], "email");
     assert_eq!(up["preview"][0][0], "Ann Lee");
+    assert!(up["fields"].as_array().unwrap().iter().any(|f| f == "lifecycleStage"), "{}", up["fields"]);
 
     // Started, it runs at once; its progress and each row's outcome follow.
     let a = app.call(Method::POST, &format!("/api/imports/{id}/start"), Some(&admin), Some(json!({}))).await;

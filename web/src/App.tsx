@@ -11,6 +11,7 @@ import { Reports } from "./pages/Reports";
 import { AdminArea, AdminUserPage, AdminUsers, AuditLog, InviteUser, TeamPage, Teams } from "./pages/Admin";
 import { Profile } from "./pages/Profile";
 import { Pipeline } from "./pages/Pipeline";
+import { Import } from "./pages/Import";
 
 // Charts load with the dashboard, not with every page.
 const Dashboard = lazy(() => import("./pages/Dashboard").then((m) => ({ default: m.Dashboard })));
@@ -53,6 +54,7 @@ function Shell({ children }: { children: (refreshUnread: () => void) => ReactNod
           <NavLink to="/pipeline">{t("pipeline")}</NavLink>
           <NavLink to="/tasks">{t("tasks")}</NavLink>
           <NavLink to="/reports">{t("reports")}</NavLink>
+          <NavLink to="/import">{t("importNav")}</NavLink>
           <NavLink to="/notifications">
             {t("notifications")}
             {unread > 0 && <span className="badge">{t("unreadCount", { n: String(unread) })}</span>}
@@ -108,6 +110,7 @@ export function App() {
               element={<Shell>{() => <Suspense fallback={<p role="status">…</p>}><ReportBuilder /></Suspense>}</Shell>}
             />
             <Route path="/pipeline" element={<Shell>{() => <Pipeline />}</Shell>} />
+            <Route path="/import" element={<Shell>{() => <Import />}</Shell>} />
             <Route path="/notifications" element={<Shell>{(refresh) => <Notifications onChange={refresh} />}</Shell>} />
             <Route path="/settings" element={<Shell>{() => <Settings />}</Shell>} />
             <Route path="/profile" element={<Shell>{() => <Profile />}</Shell>} />

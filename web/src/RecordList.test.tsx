@@ -181,4 +181,19 @@ describe("RecordList", () => {
     expect(await screen.findByText("Done for 1.")).toBeTruthy();
     expect(calls.filter((c) => c.method === "PATCH").map((c) => [c.url, c.body])).toEqual([["/api/contacts/1", { ownerId: "u2", version: 3 }]]);
   });
+
+  it("exports the whole list, filtered and sorted as shown, through the server", async () => {
+    const calls = serve(() => ({ data: [{ id: "1", name: "Ann", version: 3 }], pageInfo: { hasNextPage: false } }));
+    const made = vi.fn(() => "blob:export");
+    vi.stubGlobal("URL", Object.assign(URL, { createObjectURL: made, revokeObjectURL: vi.fn() }));
+    const clicked = vi.spyOn(HTMLAnchorElement.prototype, "click").mockImplementation(() => undefined);
+    people({ exportable: true, filter: "lifecycleStage[eq]:lead" });
+    await screen.findByRole("cell", { name: "Ann" });
+    fireEvent.click(screen.getByRole("button", { name: "Export all as XLSX" }));
+    await waitFor(() => expect(made).toHaveBeenCalled());
+    const exported = calls.filter((c) => c.url.startsWith("/api/contacts/export")).map((c) => c.url);
+    expect(exported).toEqual(["/api/contacts/export?format=xlsx&sort=-updatedAt&filter=lifecycleStage%5Beq%5D%3Alead"]);
+    expect(clicked).toHaveBeenCalledTimes(1);
+    clicked.mockRestore();
+  });
 });

@@ -3,7 +3,7 @@
 // columns a user chooses (kept in this browser), and rows selected for bulk delete,
 // assign and CSV export.
 import { useEffect, useId, useMemo, useState, type ReactNode } from "react";
-import { api, ApiError, saveFile, type Page } from "./api";
+import { api, ApiError, apiFile, saveFile, type Page } from "./api";
 import { FilterBar } from "./FilterBar";
 import { useI18n } from "./i18n";
 import { nextSort, sortOf, toCsv, toFilter, type Condition, type FilterField } from "./listing";
@@ -71,6 +71,7 @@ export function RecordList<T extends Row>({
   nameOf,
   assign,
   bulk = false,
+  exportable = false,
 }: {
   title: string;
   path: string;
@@ -89,6 +90,9 @@ export function RecordList<T extends Row>({
   assign?: Assign;
   /** Rows can be selected for bulk delete and export. */
   bulk?: boolean;
+  /** The whole list (its filter, search and sort) can be exported by the server
+   * (`GET <path>/export`), however long. */
+  exportable?: boolean;
 }) {
   const { t } = useI18n();
   const [after, setAfter] = useState<string | null>(null);
@@ -187,6 +191,19 @@ export function RecordList<T extends Row>({
     const base = path.split("/").pop() ?? "records";
     download(`${base}-${stamp}.csv`, toCsv(cols.map((c) => c.label), [...selected.values()].map((r) => cols.map((c) => text(c, r)))));
   };
+  const exportAll = (format: "csv" | "xlsx") => {
+    const params = new URLSearchParams({ format, sort });
+    if (q) params.set("q", q);
+    if (query) params.set("filter", query);
+    setBusy(true);
+    setError(null);
+    apiFile("GET", `${path}/export?${params}`)
+      .then(
+        (file) => saveFile(file.name, file.blob),
+        (e: unknown) => setError(e),
+      )
+      .finally(() => setBusy(false));
+  };
   const current = sortOf(sort);
 
   return (
@@ -205,6 +222,12 @@ export function RecordList<T extends Row>({
           <input id={searchId} type="search" value={typed} onChange={(e) => setTyped(e.target.value)} />
         </form>
         {toolbar}
+        {exportable &&
+          (["csv", "xlsx"] as const).map((f) => (
+            <button key={f} type="button" className="secondary" disabled={busy} onClick={() => exportAll(f)}>
+              {t("exportAll", { format: f.toUpperCase() })}
+            </button>
+          ))}
         <details className="columns-menu">
           <summary>{t("columns")}</summary>
           <fieldset>

@@ -233,3 +233,5 @@ export type SessionView = Schemas["SessionView"];
 export type Interaction = Schemas["Interaction"];
 export type ReportResult = Schemas["ReportResult"];
 export type Task = Schemas["Task"];
+export type ImportView = Schemas["ImportView"];
+export type UploadView = Schemas["UploadView"];

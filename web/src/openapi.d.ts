@@ -6747,6 +6747,11 @@ export interface components {
         };
         /** @description An upload's answer. */
         UploadView: {
+            /**
+             * @description The fields a column can fill (besides members of the kind's objects, such as
+             *     `customFields.<name>`).
+             */
+            fields: string[];
             /** @description The job, with its suggested mapping. */
             job: components["schemas"]["ImportView"];
             /** @description The first rows as read. */

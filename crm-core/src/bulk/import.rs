@@ -464,6 +464,9 @@ pub struct ImportUpload {
     pub job: ImportJob,
     /// The first rows as read.
     pub preview: Vec<Vec<String>>,
+    /// The fields a column of this kind can fill (besides members of its objects, such
+    /// as `customFields.<name>`).
+    pub fields: Vec<String>,
 }
 
 /// How to run an uploaded import.
@@ -571,7 +574,8 @@ impl Crm {
                 audit: vec![ev],
             })
             .await?;
-        Ok(ImportUpload { job, preview })
+        let fields = fields(kind).iter().map(|(f, ..)| f.to_string()).collect();
+        Ok(ImportUpload { job, preview, fields })
     }
 
     /// An import job its owner (or an admin) may see.
@@ -1163,24 +1167,22 @@ impl<'a, R: Batchable> Runner<'a, R> {
                 outcome = crate::decode::from_json::<R::Patch>(record).map(|_| ("updated", WOULD_BE));
             }
             Some(id) => {
-                let before = crm.store().get_as::<R>(id).await?.map(|r| r.meta().version);
                 let done = match crate::decode::from_json::<R::Patch>(record) {
                     Ok(patch) => {
-                        let (r, cs) = crm.staged(R::update(crm, &actor, id, patch, None)).await;
+                        let (r, cs) = crm.staged_quietly(R::update(crm, &actor, id, patch, None)).await;
                         staged = cs;
                         r
                     }
                     Err(e) => Err(e),
                 };
-                outcome = done.map(|after| {
-                    let unchanged = before == Some(after.meta().version);
-                    (if unchanged { "unchanged" } else { "updated" }, id)
-                });
+                // An update that changes nothing stages nothing.
+                let unchanged = staged.is_empty();
+                outcome = done.map(|_| (if unchanged { "unchanged" } else { "updated" }, id));
             }
             None => {
                 let done = match crate::decode::from_json::<R::New>(record) {
                     Ok(input) => {
-                        let (r, cs) = crm.staged(R::create(crm, &actor, input)).await;
+                        let (r, cs) = crm.staged_quietly(R::create(crm, &actor, input)).await;
                         staged = cs;
                         r
                     }

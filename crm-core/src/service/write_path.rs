@@ -20,9 +20,21 @@ use crate::query::{
 use crate::schema::{from_row, to_row, EntityKind, Persist, Value};
 use crate::store::{Changeset, StoreExt, Write};
 
+/// A batch being staged ([`Crm::staged`]): its changes, and whether the per-record
+/// audit and outbox events are left out (an import writes one per batch instead).
+#[derive(Default)]
+struct Staging {
+    changes: Changeset,
+    quiet: bool,
+}
+
 tokio::task_local! {
-    /// The changes of a batch being staged ([`Crm::staged`]).
-    static STAGED: std::cell::RefCell<Changeset>;
+    static STAGED: std::cell::RefCell<Staging>;
+}
+
+/// Is a quiet staging running (no per-record events wanted)?
+fn quiet() -> bool {
+    STAGED.try_with(|s| s.borrow().quiet).unwrap_or(false)
 }
 
 /// Fields left out of audit diffs: they change on every write.
@@ -320,6 +332,10 @@ impl Crm {
     /// outbox event and audit event.
     pub(crate) fn insert_changes<R: Record>(&self, actor: &Actor, rec: &R, cs: &mut Changeset) -> Result<()> {
         let kind = R::KIND;
+        if quiet() {
+            cs.writes.push(Write::Insert { kind, row: to_row(rec)? });
+            return Ok(());
+        }
         let id = rec.id();
         let changes = diff(None, Some(&to_json(rec)?));
         let action = format!("{}.created", kind.name());
@@ -352,7 +368,7 @@ impl Crm {
     pub(crate) async fn apply_or_stage(&self, cs: Changeset) -> Result<()> {
         if STAGED.try_with(|_| ()).is_ok() {
             STAGED.with(|staged| {
-                let mut staged = staged.borrow_mut();
+                let staged = &mut staged.borrow_mut().changes;
                 staged.writes.extend(cs.writes);
                 staged.audit.extend(cs.audit);
             });
@@ -364,10 +380,20 @@ impl Crm {
     /// Runs `work` (service calls that create, change and delete records) with its writes
     /// staged rather than applied, and answers its result with the changes it staged.
     pub(crate) async fn staged<T>(&self, work: impl std::future::Future<Output = T>) -> (T, Changeset) {
+        Self::staging(work, false).await
+    }
+
+    /// [`Crm::staged`] without the per-record `<kind>.created` / `<kind>.<verb>` audit
+    /// and outbox events: for a caller that records the whole batch in one event.
+    pub(crate) async fn staged_quietly<T>(&self, work: impl std::future::Future<Output = T>) -> (T, Changeset) {
+        Self::staging(work, true).await
+    }
+
+    async fn staging<T>(work: impl std::future::Future<Output = T>, quiet: bool) -> (T, Changeset) {
         STAGED
-            .scope(std::cell::RefCell::new(Changeset::default()), async move {
+            .scope(std::cell::RefCell::new(Staging { changes: Changeset::default(), quiet }), async move {
                 let out = work.await;
-                let staged = STAGED.with(|s| std::mem::take(&mut *s.borrow_mut()));
+                let staged = STAGED.with(|s| std::mem::take(&mut s.borrow_mut().changes));
                 (out, staged)
             })
             .await
@@ -446,7 +472,9 @@ impl Crm {
             events.writes.extend(cs.writes.iter().filter(|w| is_event(w, &action)).cloned());
             cs.writes.retain(|w| !is_event(w, &action));
         }
-        self.change_events(actor, action, kind, id, changes, &mut events)?;
+        if !quiet() {
+            self.change_events(actor, action, kind, id, changes, &mut events)?;
+        }
         cs.writes.extend(events.writes);
         // The record's own event first, then whatever the caller added.
         for (i, ev) in events.audit.into_iter().enumerate() {

@@ -193,6 +193,9 @@ pub struct UploadView {
     job: ImportView,
     /// The first rows as read.
     preview: Vec<Vec<String>>,
+    /// The fields a column can fill (besides members of the kind's objects, such as
+    /// `customFields.<name>`).
+    fields: Vec<String>,
 }
 
 /// The query of an upload.
@@ -276,7 +279,7 @@ async fn upload(
     let name = file.file_name.or(q.file_name).unwrap_or_else(|| format!("{}.csv", kind.table()));
     let up = crm.create_import(caller.actor(), kind, &name, file.bytes).await?;
     let id = up.job.id;
-    let view = UploadView { job: ImportView::of(&crm, up.job), preview: up.preview };
+    let view = UploadView { job: ImportView::of(&crm, up.job), preview: up.preview, fields: up.fields };
     Ok(crate::routes::created(format!("/api/imports/{id}"), view))
 }
 

@@ -107,7 +107,10 @@ class Client:
                     "invalid_value",
                     "expected a string",
                 )
-        return self._inner.records(kind, filter, q, sort, bool(include_deleted))
+        frame = self._inner.records(kind, filter, q, sort, bool(include_deleted))
+        # The times are UTC instants, as in the Parquet export (the bridge from Rust
+        # drops the zone).
+        return frame.with_columns(pl.col(pl.Datetime).dt.replace_time_zone("UTC"))
 
     def custom(self, spec: Union[Mapping[str, object], str]) -> pl.DataFrame:
         """Runs a custom report on the store's snapshot (see :func:`crm.analytics.custom`

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use crm_core::analytics::polars::prelude::{DataType, ParquetReader, SerReader, TimeUnit};
-use crm_core::bulk::{BatchMode, BatchRequest, ExportFormat, ImportStart, ImportUpload, ItemResult};
+use crm_core::bulk::{
+    BatchMode, BatchRequest, Batchable, ExportFormat, ImportStart, ImportUpload, ItemOutcome, ItemResult,
+};
 use crm_core::model::import::{ImportJob, ImportStatus};
 use crm_core::service::*;
 use crm_core::*;
@@ -205,6 +207,16 @@ fn batch(mode: BatchMode, items: serde_json::Value) -> BatchRequest {
     BatchRequest { mode, items: serde_json::from_value(items).expect("items") }
 }
 
+/// Runs a batch of `items` as `actor`.
+async fn run<R: Batchable>(
+    h: &Harness,
+    actor: &Actor,
+    mode: BatchMode,
+    items: serde_json::Value,
+) -> crm_core::Result<Vec<ItemOutcome<R>>> {
+    h.crm.batch::<R>(actor, batch(mode, items)).await
+}
+
 async fn contact_count(h: &Harness) -> usize {
     let all = ListQuery { limit: Some(200), ..ListQuery::new() };
     h.crm.contacts().list(&h.admin, all).await.expect("list").data.len()
@@ -221,21 +233,19 @@ pub async fn batches_apply_all_or_each(b: &dyn TestBackend) {
 
     // One bad item: nothing is written, every bad field named.
     let e = assert_code(
-        h.crm
-            .batch::<Contact>(
-                &h.admin,
-                batch(
-                    BatchMode::Atomic,
-                    serde_json::json!([
-                        {"op": "create", "record": {"name": "Ann", "email": "ann@example.com"}},
-                        {"op": "upsert", "record": {"name": "Bob", "email": "bob@example.com"}},
-                        {"op": "create", "record": {"name": "", "email": "not an email", "shoeSize": 43}},
-                        {"op": "update", "record": {"name": "X"}},
-                        {"op": "delete", "id": uuid::Uuid::now_v7()},
-                    ]),
-                ),
-            )
-            .await,
+        run::<Contact>(
+            &h,
+            &h.admin,
+            BatchMode::Atomic,
+            serde_json::json!([
+                {"op": "create", "record": {"name": "Ann", "email": "ann@example.com"}},
+                {"op": "upsert", "record": {"name": "Bob", "email": "bob@example.com"}},
+                {"op": "create", "record": {"name": "", "email": "not an email", "shoeSize": 43}},
+                {"op": "update", "record": {"name": "X"}},
+                {"op": "delete", "id": uuid::Uuid::now_v7()},
+            ]),
+        )
+        .await,
         "validation_failed",
     );
     let mut named = fields(&e);
@@ -243,12 +253,13 @@ pub async fn batches_apply_all_or_each(b: &dyn TestBackend) {
     assert_eq!(named, vec!["items.2.record.shoeSize", "items.3.id", "items.4"], "{e:?}");
     assert_eq!(contact_count(&h).await, 0, "a refused batch writes nothing");
     let e = assert_code(
-        h.crm
-            .batch::<Contact>(
-                &h.admin,
-                batch(BatchMode::Atomic, serde_json::json!([{"op": "create", "record": {"name": "", "email": "bad"}}])),
-            )
-            .await,
+        run::<Contact>(
+            &h,
+            &h.admin,
+            BatchMode::Atomic,
+            serde_json::json!([{"op": "create", "record": {"name": "", "email": "bad"}}]),
+        )
+        .await,
         "validation_failed",
     );
     let mut named = fields(&e);
@@ -256,20 +267,17 @@ pub async fn batches_apply_all_or_each(b: &dyn TestBackend) {
     assert_eq!(named, vec!["items.0.record.email", "items.0.record.name"]);
 
     // All good: everything is written, each as its single call would.
-    let done = h
-        .crm
-        .batch::<Contact>(
-            &h.admin,
-            batch(
-                BatchMode::Atomic,
-                serde_json::json!([
-                    {"op": "create", "record": {"name": "Ann", "email": "ann@example.com"}},
-                    {"op": "upsert", "record": {"name": "Bob", "email": "bob@example.com", "tags": ["vip"]}},
-                ]),
-            ),
-        )
-        .await
-        .expect("batch");
+    let done = run::<Contact>(
+        &h,
+        &h.admin,
+        BatchMode::Atomic,
+        serde_json::json!([
+            {"op": "create", "record": {"name": "Ann", "email": "ann@example.com"}},
+            {"op": "upsert", "record": {"name": "Bob", "email": "bob@example.com", "tags": ["vip"]}},
+        ]),
+    )
+    .await
+    .expect("batch");
     assert_eq!(done.iter().map(|o| o.result).collect::<Vec<_>>(), vec![ItemResult::Created, ItemResult::Created]);
     let ann = done[0].record.clone().expect("ann");
     assert_eq!(contact_count(&h).await, 2);
@@ -278,33 +286,31 @@ pub async fn batches_apply_all_or_each(b: &dyn TestBackend) {
 
     // Upserts match by email (any case) and update; the same again changes nothing.
     let up = serde_json::json!([{"op": "upsert", "record": {"name": "Ann Lee", "email": "ANN@example.com", "jobTitle": "CTO"}}]);
-    let done = h.crm.batch::<Contact>(&h.admin, batch(BatchMode::Atomic, up.clone())).await.expect("upsert");
+    let done = run::<Contact>(&h, &h.admin, BatchMode::Atomic, up.clone()).await.expect("upsert");
     assert_eq!(done[0].result, ItemResult::Updated);
     let updated = done[0].record.clone().expect("record");
     assert_eq!((updated.id, updated.job_title.as_deref(), updated.meta.version), (ann.id, Some("CTO"), 2));
-    let done = h.crm.batch::<Contact>(&h.admin, batch(BatchMode::Atomic, up)).await.expect("again");
+    let done = run::<Contact>(&h, &h.admin, BatchMode::Atomic, up).await.expect("again");
     assert_eq!(done[0].result, ItemResult::Unchanged);
     assert_eq!(done[0].record.as_ref().map(|r| r.meta.version), Some(2));
     assert_eq!(contact_count(&h).await, 2, "an upsert never duplicates");
 
     // Two items on one email or one record; a create of an email in use; a stale version.
     let e = assert_code(
-        h.crm
-            .batch::<Contact>(
-                &h.admin,
-                batch(
-                    BatchMode::Atomic,
-                    serde_json::json!([
-                        {"op": "upsert", "record": {"name": "Cy", "email": "cy@example.com"}},
-                        {"op": "upsert", "record": {"name": "Cy 2", "email": "cy@example.com"}},
-                        {"op": "update", "id": ann.id, "record": {"jobTitle": "CEO"}},
-                        {"op": "delete", "id": ann.id},
-                        {"op": "create", "record": {"name": "Bob again", "email": "bob@example.com"}},
-                        {"op": "update", "id": ann.id, "version": 1, "record": {"jobTitle": "CFO"}},
-                    ]),
-                ),
-            )
-            .await,
+        run::<Contact>(
+            &h,
+            &h.admin,
+            BatchMode::Atomic,
+            serde_json::json!([
+                {"op": "upsert", "record": {"name": "Cy", "email": "cy@example.com"}},
+                {"op": "upsert", "record": {"name": "Cy 2", "email": "cy@example.com"}},
+                {"op": "update", "id": ann.id, "record": {"jobTitle": "CEO"}},
+                {"op": "delete", "id": ann.id},
+                {"op": "create", "record": {"name": "Bob again", "email": "bob@example.com"}},
+                {"op": "update", "id": ann.id, "version": 1, "record": {"jobTitle": "CFO"}},
+            ]),
+        )
+        .await,
         "validation_failed",
     );
     let mut named: Vec<(String, &str)> = e.field_errors().iter().map(|f| (f.field.clone(), f.code)).collect();
@@ -321,22 +327,19 @@ pub async fn batches_apply_all_or_each(b: &dyn TestBackend) {
     assert!(h.crm.contacts().get(&h.admin, ann.id).await.is_ok(), "nothing applied");
 
     // Each on its own: what can be applied is, and every item says what became of it.
-    let done = h
-        .crm
-        .batch::<Contact>(
-            &h.admin,
-            batch(
-                BatchMode::PerItem,
-                serde_json::json!([
-                    {"op": "create", "record": {"name": "Dee", "email": "dee@example.com"}},
-                    {"op": "create", "record": {"name": "Dee twin", "email": "dee@example.com"}},
-                    {"op": "update", "id": uuid::Uuid::now_v7(), "record": {"name": "Nobody"}},
-                    {"op": "delete", "id": ann.id, "version": 2},
-                ]),
-            ),
-        )
-        .await
-        .expect("per item");
+    let done = run::<Contact>(
+        &h,
+        &h.admin,
+        BatchMode::PerItem,
+        serde_json::json!([
+            {"op": "create", "record": {"name": "Dee", "email": "dee@example.com"}},
+            {"op": "create", "record": {"name": "Dee twin", "email": "dee@example.com"}},
+            {"op": "update", "id": uuid::Uuid::now_v7(), "record": {"name": "Nobody"}},
+            {"op": "delete", "id": ann.id, "version": 2},
+        ]),
+    )
+    .await
+    .expect("per item");
     let results: Vec<ItemResult> = done.iter().map(|o| o.result).collect();
     assert_eq!(results, vec![ItemResult::Created, ItemResult::Failed, ItemResult::Failed, ItemResult::Deleted]);
     assert_eq!(done[1].error.as_ref().map(|e| e.code()), Some("conflict"));
@@ -347,98 +350,80 @@ pub async fn batches_apply_all_or_each(b: &dyn TestBackend) {
     // A user's items are authorized as their single calls: another's record is not found.
     let page = h.crm.contacts().list(&h.admin, q(EntityKind::Contact, "email[eq]:bob@example.com")).await;
     let bob = page.expect("bob").data.remove(0);
-    let done = h
-        .crm
-        .batch::<Contact>(
-            &rep,
-            batch(
-                BatchMode::PerItem,
-                serde_json::json!([
-                    {"op": "update", "id": bob.id, "record": {"name": "Mine now"}},
-                    {"op": "create", "record": {"name": "Rep's", "ownerId": h.admin.user_id}},
-                    {"op": "create", "record": {"name": "Rep's own"}},
-                ]),
-            ),
-        )
-        .await
-        .expect("rep");
+    let done = run::<Contact>(
+        &h,
+        &rep,
+        BatchMode::PerItem,
+        serde_json::json!([
+            {"op": "update", "id": bob.id, "record": {"name": "Mine now"}},
+            {"op": "create", "record": {"name": "Rep's", "ownerId": h.admin.user_id}},
+            {"op": "create", "record": {"name": "Rep's own"}},
+        ]),
+    )
+    .await
+    .expect("rep");
     assert_eq!(done[0].error.as_ref().map(|e| e.code()), Some("not_found"));
     assert_eq!(done[1].error.as_ref().map(|e| e.code()), Some("forbidden"));
     assert_eq!(done[2].record.as_ref().map(|r| r.owner_id), Some(rep.user_id));
 
     // Companies upsert by domain; deals and tasks have no natural key.
-    let acme = h
-        .crm
-        .batch::<Company>(
-            &h.admin,
-            batch(
-                BatchMode::Atomic,
-                serde_json::json!([{"op": "upsert", "record": {"name": "Acme", "domain": "acme.com"}}]),
-            ),
-        )
-        .await
-        .expect("acme");
-    let again = h
-        .crm
-        .batch::<Company>(
-            &h.admin,
-            batch(
-                BatchMode::Atomic,
-                serde_json::json!([{"op": "upsert", "record": {"name": "Acme Inc", "domain": "ACME.com"}}]),
-            ),
-        )
-        .await
-        .expect("acme again");
+    let acme = run::<Company>(
+        &h,
+        &h.admin,
+        BatchMode::Atomic,
+        serde_json::json!([{"op": "upsert", "record": {"name": "Acme", "domain": "acme.com"}}]),
+    )
+    .await
+    .expect("acme");
+    let again = run::<Company>(
+        &h,
+        &h.admin,
+        BatchMode::Atomic,
+        serde_json::json!([{"op": "upsert", "record": {"name": "Acme Inc", "domain": "ACME.com"}}]),
+    )
+    .await
+    .expect("acme again");
     assert_eq!(again[0].result, ItemResult::Updated);
     assert_eq!(again[0].record.as_ref().map(|c| c.id), acme[0].record.as_ref().map(|c| c.id));
     let e = assert_code(
-        h.crm
-            .batch::<Deal>(
-                &h.admin,
-                batch(BatchMode::Atomic, serde_json::json!([{"op": "upsert", "record": {"name": "D"}}])),
-            )
+        run::<Deal>(&h, &h.admin, BatchMode::Atomic, serde_json::json!([{"op": "upsert", "record": {"name": "D"}}]))
             .await,
         "validation_failed",
     );
     assert_eq!(fields(&e), vec!["items.0.op"]);
-    let deals = h
-        .crm
-        .batch::<Deal>(
-            &h.admin,
-            batch(
-                BatchMode::Atomic,
-                serde_json::json!([
-                    {"op": "create", "record": {"name": "Big", "amount": 1000, "currency": "EUR", "stage": "proposal"}},
-                    {"op": "create", "record": {"name": "Small", "amount": 10, "currency": "EUR"}},
-                ]),
-            ),
-        )
-        .await
-        .expect("deals");
+    let deals = run::<Deal>(
+        &h,
+        &h.admin,
+        BatchMode::Atomic,
+        serde_json::json!([
+            {"op": "create", "record": {"name": "Big", "amount": 1000, "currency": "EUR", "stage": "proposal"}},
+            {"op": "create", "record": {"name": "Small", "amount": 10, "currency": "EUR"}},
+        ]),
+    )
+    .await
+    .expect("deals");
     let big = deals[0].record.clone().expect("big");
     assert_eq!(h.crm.deals().history(&h.admin, big.id).await.expect("history").len(), 1, "with its stage history");
-    let tasks = h
-        .crm
-        .batch::<Task>(
-            &h.admin,
-            batch(BatchMode::PerItem, serde_json::json!([{"op": "create", "record": {"name": "Call"}}])),
-        )
-        .await
-        .expect("tasks");
+    let tasks = run::<Task>(
+        &h,
+        &h.admin,
+        BatchMode::PerItem,
+        serde_json::json!([{"op": "create", "record": {"name": "Call"}}]),
+    )
+    .await
+    .expect("tasks");
     assert_eq!(tasks[0].result, ItemResult::Created);
 
     // Sizes.
     let many: Vec<serde_json::Value> =
         (0..101).map(|i| serde_json::json!({"op": "create", "record": {"name": format!("N{i}")}})).collect();
     let e = assert_code(
-        h.crm.batch::<Contact>(&h.admin, batch(BatchMode::Atomic, serde_json::Value::Array(many))).await,
+        run::<Contact>(&h, &h.admin, BatchMode::Atomic, serde_json::Value::Array(many)).await,
         "validation_failed",
     );
     assert_eq!(fields(&e), vec!["items"]);
-    let e = assert_code(
-        h.crm.batch::<Contact>(&h.admin, batch(BatchMode::Atomic, serde_json::json!([]))).await,
-        "validation_failed",
-    );
+    let e =
+        assert_code(run::<Contact>(&h, &h.admin, BatchMode::Atomic, serde_json::json!([])).await, "validation_failed");
     assert_eq!(fields(&e), vec!["items"]);
 }
 

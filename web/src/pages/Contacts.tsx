@@ -17,6 +17,7 @@ export function Contacts() {
       path="/api/contacts"
       empty={t("noContacts")}
       bulk
+      exportable
       assign={{ field: "ownerId" }}
       nameOf={(c) => c.name}
       toolbar={

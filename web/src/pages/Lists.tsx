@@ -26,6 +26,7 @@ export function Companies() {
       title={t("companies")}
       path="/api/companies"
       bulk
+      exportable
       assign={{ field: "ownerId" }}
       nameOf={(c) => c.name}
       toolbar={
@@ -63,6 +64,7 @@ export function Deals() {
       title={t("deals")}
       path="/api/deals"
       bulk
+      exportable
       assign={{ field: "ownerId" }}
       nameOf={(d) => d.name}
       toolbar={
@@ -113,6 +115,7 @@ export function Tasks() {
       filter={mine && user ? `assignedUser[eq]:${user.id}` : undefined}
       reload={reload}
       bulk
+      exportable
       assign={{ field: "assignedUser" }}
       nameOf={(x) => x.name}
       toolbar={
