@@ -231,73 +231,238 @@ enum Target {
     Object,
 }
 
-/// The fields of a kind a column can fill, with their other common header spellings
-/// (compared lower-case, letters and digits only).
+/// The fields of a kind a column can fill, with their other common header spellings, in
+/// English, French, German and Spanish (compared lower-case, letters and digits only).
 fn fields(kind: EntityKind) -> &'static [(&'static str, Target, &'static [&'static str])] {
     use Target::*;
     match kind {
         EntityKind::Contact => &[
             ("id", Id, &[]),
-            ("name", Text, &["fullname", "contactname", "contact"]),
-            ("firstName", NamePart, &["firstname", "givenname", "forename", "first"]),
-            ("lastName", NamePart, &["lastname", "surname", "familyname", "last"]),
-            ("email", Text, &["emailaddress", "mail", "email1", "workemail"]),
-            ("phoneNumber", Text, &["phone", "telephone", "tel", "mobile", "mobilephone", "cell"]),
-            ("jobTitle", Text, &["title", "position", "role"]),
+            ("name", Text, &["fullname", "contactname", "contact", "nomcomplet", "vollständigername"]),
+            (
+                "firstName",
+                NamePart,
+                &["firstname", "givenname", "forename", "first", "prénom", "prenom", "vorname", "nombre"],
+            ),
+            (
+                "lastName",
+                NamePart,
+                &[
+                    "lastname",
+                    "surname",
+                    "familyname",
+                    "last",
+                    "nom",
+                    "nomdefamille",
+                    "nachname",
+                    "apellido",
+                    "apellidos",
+                ],
+            ),
+            (
+                "email",
+                Text,
+                &[
+                    "emailaddress",
+                    "mail",
+                    "email1",
+                    "workemail",
+                    "courriel",
+                    "adresseemail",
+                    "emailadresse",
+                    "correo",
+                    "correoelectrónico",
+                ],
+            ),
+            (
+                "phoneNumber",
+                Text,
+                &[
+                    "phone",
+                    "telephone",
+                    "tel",
+                    "mobile",
+                    "mobilephone",
+                    "cell",
+                    "téléphone",
+                    "tél",
+                    "portable",
+                    "telefon",
+                    "handy",
+                    "teléfono",
+                    "telefono",
+                ],
+            ),
+            (
+                "jobTitle",
+                Text,
+                &["title", "position", "role", "poste", "fonction", "titre", "beruf", "cargo", "puesto"],
+            ),
             ("companyId", Text, &[]),
-            ("company", Company, &["companyname", "companydomain", "organization", "organisation", "account"]),
+            (
+                "company",
+                Company,
+                &[
+                    "companyname",
+                    "companydomain",
+                    "organization",
+                    "organisation",
+                    "account",
+                    "société",
+                    "societe",
+                    "entreprise",
+                    "firma",
+                    "unternehmen",
+                    "empresa",
+                ],
+            ),
             ("ownerId", Text, &[]),
-            ("owner", User("ownerId"), &["owneremail", "contactowner", "salesrep"]),
-            ("leadSource", Text, &["source", "leadsource", "origin"]),
+            ("owner", User("ownerId"), &["owneremail", "contactowner", "salesrep", "propriétaire", "responsable"]),
+            ("leadSource", Text, &["source", "leadsource", "origin", "origine", "quelle", "fuente"]),
             ("lifecycleStage", Text, &["stage", "lifecycle"]),
-            ("tags", List, &["labels", "tag"]),
+            ("tags", List, &["labels", "tag", "étiquettes", "etiquettes", "schlagworte", "etiquetas"]),
             ("address", Object, &[]),
             ("social", Object, &[]),
             ("preferences", Object, &[]),
             ("customFields", Object, &[]),
-            ("address.street", Text, &["street", "streetaddress", "address", "address1"]),
-            ("address.city", Text, &["city", "town"]),
-            ("address.postalCode", Text, &["zip", "zipcode", "postcode", "postalcode"]),
-            ("address.region", Text, &["state", "region", "province", "county"]),
-            ("address.country", Text, &["country"]),
+            (
+                "address.street",
+                Text,
+                &[
+                    "street",
+                    "streetaddress",
+                    "address",
+                    "address1",
+                    "adresse",
+                    "rue",
+                    "straße",
+                    "strasse",
+                    "calle",
+                    "dirección",
+                    "direccion",
+                ],
+            ),
+            ("address.city", Text, &["city", "town", "ville", "stadt", "ort", "ciudad"]),
+            (
+                "address.postalCode",
+                Text,
+                &[
+                    "zip",
+                    "zipcode",
+                    "postcode",
+                    "postalcode",
+                    "codepostal",
+                    "cp",
+                    "plz",
+                    "postleitzahl",
+                    "códigopostal",
+                    "codigopostal",
+                ],
+            ),
+            (
+                "address.region",
+                Text,
+                &[
+                    "state",
+                    "region",
+                    "province",
+                    "county",
+                    "région",
+                    "département",
+                    "departement",
+                    "bundesland",
+                    "provincia",
+                ],
+            ),
+            ("address.country", Text, &["country", "pays", "land", "país", "pais"]),
         ],
         EntityKind::Company => &[
             ("id", Id, &[]),
-            ("name", Text, &["companyname", "company", "organization", "organisation", "account"]),
-            ("domain", Text, &["website", "companydomain", "url", "web"]),
-            ("industry", Text, &["sector"]),
-            ("size", Int, &["employees", "numberofemployees", "headcount", "companysize"]),
-            ("country", Text, &["countrycode"]),
+            (
+                "name",
+                Text,
+                &[
+                    "companyname",
+                    "company",
+                    "organization",
+                    "organisation",
+                    "account",
+                    "nom",
+                    "raisonsociale",
+                    "société",
+                    "societe",
+                    "entreprise",
+                    "firma",
+                    "firmenname",
+                    "empresa",
+                ],
+            ),
+            (
+                "domain",
+                Text,
+                &["website", "companydomain", "url", "web", "siteweb", "siteinternet", "webseite", "sitioweb"],
+            ),
+            ("industry", Text, &["sector", "secteur", "secteurdactivité", "branche", "industrie"]),
+            (
+                "size",
+                Int,
+                &[
+                    "employees",
+                    "numberofemployees",
+                    "headcount",
+                    "companysize",
+                    "effectif",
+                    "effectifs",
+                    "taille",
+                    "mitarbeiter",
+                    "empleados",
+                ],
+            ),
+            ("country", Text, &["countrycode", "pays", "land", "país", "pais"]),
             ("contactDetails", Object, &[]),
             ("customFields", Object, &[]),
-            ("contactDetails.email", Text, &["email", "emailaddress"]),
-            ("contactDetails.phoneNumber", Text, &["phone", "telephone", "phonenumber"]),
+            ("contactDetails.email", Text, &["email", "emailaddress", "courriel"]),
+            ("contactDetails.phoneNumber", Text, &["phone", "telephone", "phonenumber", "téléphone", "telefon"]),
             ("ownerId", Text, &[]),
             ("owner", User("ownerId"), &["owneremail", "companyowner", "salesrep"]),
         ],
         EntityKind::Deal => &[
             ("id", Id, &[]),
-            ("name", Text, &["dealname", "deal", "opportunity", "title"]),
+            ("name", Text, &["dealname", "deal", "opportunity", "title", "affaire", "opportunité", "titre", "nom"]),
             ("description", Text, &[]),
-            ("amount", Int, &["value", "dealvalue", "amountcents"]),
+            ("amount", Int, &["value", "dealvalue", "amountcents", "montant", "betrag", "importe"]),
             ("currency", Text, &[]),
-            ("stage", Text, &["dealstage", "pipelinestage"]),
+            ("stage", Text, &["dealstage", "pipelinestage", "étape", "phase"]),
             ("probability", Int, &[]),
-            ("expectedCloseDate", Text, &["closedate", "expectedclose", "closingdate"]),
+            ("expectedCloseDate", Text, &["closedate", "expectedclose", "closingdate", "dateclôture", "datedeclôture"]),
             ("companyId", Text, &[]),
-            ("company", Company, &["companyname", "companydomain", "account", "organization", "organisation"]),
+            (
+                "company",
+                Company,
+                &[
+                    "companyname",
+                    "companydomain",
+                    "account",
+                    "organization",
+                    "organisation",
+                    "société",
+                    "entreprise",
+                    "firma",
+                    "empresa",
+                ],
+            ),
             ("contactIds", List, &[]),
             ("contacts", Contacts, &["contactemails", "contactemail", "contact"]),
             ("ownerId", Text, &[]),
             ("owner", User("ownerId"), &["owneremail", "dealowner", "salesrep"]),
-            ("notes", Text, &["note", "comments"]),
+            ("notes", Text, &["note", "comments", "remarques", "notizen"]),
             ("lostReason", Text, &["reasonlost", "closedlostreason"]),
         ],
         _ => &[
             ("id", Id, &[]),
-            ("name", Text, &["task", "subject", "title", "taskname"]),
-            ("description", Text, &["notes", "details", "body"]),
-            ("dueDate", Text, &["due", "duedate", "deadline"]),
+            ("name", Text, &["task", "subject", "title", "taskname", "tâche", "titre", "aufgabe", "tarea"]),
+            ("description", Text, &["notes", "details", "body", "beschreibung"]),
+            ("dueDate", Text, &["due", "duedate", "deadline", "échéance", "fällig", "vencimiento"]),
             ("priority", Text, &[]),
             ("status", Text, &["state"]),
             ("assignedUser", Text, &[]),
@@ -1400,4 +1565,69 @@ fn collapse(kind: EntityKind, staged: Changeset) -> (Vec<Write>, Vec<Write>) {
         }
     }
     (records, others)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(h: &[&str]) -> Vec<String> {
+        h.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn headers_in_english_french_german_and_the_apis_own_spelling_are_mapped() {
+        let (m, by) = suggest(
+            EntityKind::Contact,
+            &headers(&["Prénom", "Nom", "Courriel", "Société", "Téléphone", "Code postal", "Ville", "Lieblingsfarbe"]),
+        );
+        let m: Vec<Option<&str>> = m.iter().map(|f| f.as_deref()).collect();
+        assert_eq!(
+            m,
+            vec![
+                Some("firstName"),
+                Some("lastName"),
+                Some("email"),
+                Some("company"),
+                Some("phoneNumber"),
+                Some("address.postalCode"),
+                Some("address.city"),
+                Some("customFields.lieblingsfarbe"),
+            ]
+        );
+        assert_eq!(by.as_deref(), Some("email"));
+        // An export's header: system columns left out, objects as objects.
+        let (m, _) = suggest(
+            EntityKind::Company,
+            &headers(&["id", "name", "domain", "contactDetails", "customFields", "version", "createdAt", "teamId"]),
+        );
+        let m: Vec<Option<&str>> = m.iter().map(|f| f.as_deref()).collect();
+        assert_eq!(
+            m,
+            vec![
+                Some("id"),
+                Some("name"),
+                Some("domain"),
+                Some("contactDetails"),
+                Some("customFields"),
+                None,
+                None,
+                None
+            ]
+        );
+        // Two columns for one field: the first keeps it.
+        let (m, _) = suggest(EntityKind::Deal, &headers(&["Deal name", "Title", "Montant"]));
+        assert_eq!(m, vec![Some("name".to_string()), None, Some("amount".to_string())]);
+    }
+
+    #[test]
+    fn separators_and_encodings_are_found() {
+        assert_eq!(sniff_delimiter(b"a;b;\"c,d\"\n1;2;3"), b';');
+        assert_eq!(sniff_delimiter(b"a\tb\tc\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"name\n"), b',');
+        assert_eq!(decode(b"\xEF\xBB\xBFname\n").0, b"name\n");
+        assert_eq!(decode(b"Jos\xe9\n"), ("José\n".as_bytes().to_vec(), "windows-1252"));
+        let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain("ab".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        assert_eq!(decode(&utf16).0, b"ab");
+    }
 }

@@ -562,6 +562,29 @@ async fn import(crm: &crm_core::Crm, p: ImportParams) -> crm_core::Result<()> {
         "crm-server: import {} {}: {} created, {} updated, {} unchanged, {} failed ({} {verb} checked of {})",
         job.id, job.status, job.created, job.updated, job.unchanged, job.failed, job.rows_done, job.total_rows
     );
+    if job.failed > 0 {
+        // The first failures, so that a mapping gone wrong shows at once.
+        let mut shown = 0;
+        'pieces: for n in 0..job.batches {
+            let piece = crm.import_results_piece(&job, n).await?;
+            let mut rows = csv::ReaderBuilder::new().has_headers(false).from_reader(&piece[..]);
+            for row in rows.records().flatten() {
+                if row.get(1) == Some("failed") {
+                    let (line, columns, message) = (
+                        row.get(0).unwrap_or_default(),
+                        row.get(3).unwrap_or_default(),
+                        row.get(4).unwrap_or_default(),
+                    );
+                    let at = if columns.is_empty() { String::new() } else { format!(" ({columns})") };
+                    eprintln!("crm-server:   row {line}{at}: {message}");
+                    shown += 1;
+                    if shown == 3 {
+                        break 'pieces;
+                    }
+                }
+            }
+        }
+    }
     let results = p.results.clone().or_else(|| {
         (job.failed > 0).then(|| {
             let base = p.file.clone().unwrap_or_else(|| std::path::PathBuf::from(format!("import-{id}")));
