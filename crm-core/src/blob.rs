@@ -1,5 +1,5 @@
-//! Files (avatars, later attachments) behind a [`BlobStore`]: [`ObjectBlobStore`] puts
-//! them in any `object_store` backend, a local directory by default; [`avatar`] turns an
+//! Files (avatars, attachments) behind a [`BlobStore`]: [`ObjectBlobStore`] puts them
+//! in any `object_store` backend, a local directory by default or an S3 bucket; [`avatar`] turns an
 //! uploaded picture into a clean 256×256 PNG.
 
 use std::sync::Arc;
@@ -46,6 +46,50 @@ impl ObjectBlobStore {
     /// Any `object_store` backend (S3, GCS, Azure, …).
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
         Self { inner }
+    }
+
+    /// Files in an S3 bucket, or any S3-compatible storage: `s3://bucket` or
+    /// `s3://bucket/prefix`. The rest comes from the usual variables: `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and for other providers `AWS_ENDPOINT`
+    /// (`https://minio.internal:9000`), `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint,
+    /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`. TLS is rustls with ring and the system's
+    /// certificates.
+    #[cfg(feature = "s3")]
+    pub fn s3(url: &str) -> Result<Self> {
+        Self::s3_with(url, std::iter::empty::<(&str, &str)>())
+    }
+
+    /// [`ObjectBlobStore::s3`] with settings given here rather than in the environment
+    /// (`("endpoint", "http://127.0.0.1:9000")`, `("allow_http", "true")`, `("region", …)`,
+    /// `("access_key_id", …)`: object_store's `AmazonS3ConfigKey` names); they win over
+    /// the environment's.
+    #[cfg(feature = "s3")]
+    pub fn s3_with<K: AsRef<str>, V: Into<String>>(
+        url: &str,
+        settings: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+        use object_store::prefix::PrefixStore;
+        let bad = |why: String| Error::invalid("filesUrl", "invalid_value", why);
+        let parsed = url::Url::parse(url).map_err(|e| bad(format!("'{url}' is not a URL: {e}")))?;
+        if parsed.scheme() != "s3" {
+            return Err(bad(format!("'{url}' is not an s3:// URL")));
+        }
+        let bucket =
+            parsed.host_str().filter(|b| !b.is_empty()).ok_or_else(|| bad(format!("'{url}' names no bucket")))?;
+        // reqwest's rustls takes the process's crypto provider: ring, as everywhere else.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (k, v) in settings {
+            let key: AmazonS3ConfigKey =
+                k.as_ref().parse().map_err(|e| bad(format!("'{}' is no S3 setting: {e}", k.as_ref())))?;
+            builder = builder.with_config(key, v);
+        }
+        let s3 = builder.build().map_err(|e| bad(format!("the S3 storage cannot be set up: {e}")))?;
+        let prefix = parsed.path().trim_matches('/');
+        let inner: Arc<dyn ObjectStore> =
+            if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) };
+        Ok(Self { inner })
     }
 }
 

@@ -53,6 +53,8 @@ impl EntityKind {
             EntityKind::ExchangeRate => model::billing::RATE_COLUMNS,
             EntityKind::PaymentProfile => model::billing::PROFILE_COLUMNS,
             EntityKind::ImportJob => model::import::COLUMNS,
+            EntityKind::ContactMerge => model::merge::COLUMNS,
+            EntityKind::Attachment => model::attachment::COLUMNS,
         }
     }
 
@@ -97,6 +99,8 @@ impl EntityKind {
             EntityKind::ExchangeRate => model::billing::RATE_INDEXES,
             EntityKind::PaymentProfile => model::billing::PROFILE_INDEXES,
             EntityKind::ImportJob => model::import::INDEXES,
+            EntityKind::ContactMerge => model::merge::INDEXES,
+            EntityKind::Attachment => model::attachment::INDEXES,
         }
     }
 

@@ -344,11 +344,15 @@ pub enum EntityKind {
     PaymentProfile,
     /// An import of a CSV or XLSX file.
     ImportJob,
+    /// A merge of contacts, kept for undo.
+    ContactMerge,
+    /// A file attached to a record.
+    Attachment,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 38] = [
+    pub const ALL: [EntityKind; 40] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -387,6 +391,8 @@ impl EntityKind {
         EntityKind::ExchangeRate,
         EntityKind::PaymentProfile,
         EntityKind::ImportJob,
+        EntityKind::ContactMerge,
+        EntityKind::Attachment,
     ];
 
     /// The table (collection) name.
@@ -430,6 +436,8 @@ impl EntityKind {
             EntityKind::ExchangeRate => "exchange_rates",
             EntityKind::PaymentProfile => "payment_profiles",
             EntityKind::ImportJob => "import_jobs",
+            EntityKind::ContactMerge => "contact_merges",
+            EntityKind::Attachment => "attachments",
         }
     }
 
@@ -474,6 +482,8 @@ impl EntityKind {
             EntityKind::ExchangeRate => "exchange_rate",
             EntityKind::PaymentProfile => "payment_profile",
             EntityKind::ImportJob => "import_job",
+            EntityKind::ContactMerge => "contact_merge",
+            EntityKind::Attachment => "attachment",
         }
     }
 
@@ -483,7 +493,8 @@ impl EntityKind {
             EntityKind::User => Resource::Users,
             EntityKind::Team => Resource::Teams,
             EntityKind::Company => Resource::Companies,
-            EntityKind::Contact => Resource::Contacts,
+            // Attachments are guarded by the record they belong to (`bulk::attachments`).
+            EntityKind::Contact | EntityKind::ContactMerge | EntityKind::Attachment => Resource::Contacts,
             EntityKind::Deal | EntityKind::DealStageChange => Resource::Deals,
             EntityKind::Task => Resource::Tasks,
             EntityKind::Interaction => Resource::Interactions,
@@ -525,6 +536,8 @@ impl EntityKind {
             EntityKind::Task => (Some("owner_id"), Some("team_id"), Some("assigned_user")),
             EntityKind::AuditEvent => (Some("actor_id"), None, None),
             EntityKind::ImportJob => (Some("owner_id"), None, None),
+            // Seen through the records they belong to.
+            EntityKind::ContactMerge | EntityKind::Attachment => (None, None, None),
             EntityKind::Session
             | EntityKind::RefreshToken
             | EntityKind::AuthToken

@@ -122,9 +122,15 @@ pub struct ServerConfig {
     /// Where its keys are, when its discovery document should not be asked.
     #[arg(long, env = "CRM_OIDC_JWKS_URL")]
     pub oidc_jwks_url: Option<String>,
-    /// Where uploaded files (avatars) are kept.
+    /// Where uploaded files (avatars, attachments) are kept.
     #[arg(long, env = "CRM_FILES_DIR", default_value = "crm-files")]
     pub files_dir: PathBuf,
+    /// Keep uploaded files in S3 or S3-compatible storage instead of `--files-dir`:
+    /// `s3://bucket` or `s3://bucket/prefix`, with the usual `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` and, for other providers, `AWS_ENDPOINT`
+    /// (and `AWS_ALLOW_HTTP=true` for a plain-HTTP one).
+    #[arg(long, env = "CRM_FILES_URL")]
+    pub files_url: Option<String>,
     /// Requests a minute one client address may make to the auth routes.
     #[arg(long, env = "CRM_AUTH_RATE_LIMIT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_rate_limit: u32,
@@ -479,7 +485,10 @@ impl ServerConfig {
         let secrets = self.secrets()?;
         let mut auth = self.auth_from(&secrets)?;
         auth.providers = providers;
-        let blobs = Arc::new(ObjectBlobStore::local(&self.files_dir)?);
+        let blobs = Arc::new(match &self.files_url {
+            Some(url) => ObjectBlobStore::s3(url)?,
+            None => ObjectBlobStore::local(&self.files_dir)?,
+        });
         let config = crm_core::CrmConfig { outgoing: self.outgoing_guard()?, ..Default::default() };
         Ok(Crm::builder(store)
             .auth(auth)
@@ -687,7 +696,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 52] = [
+pub const FILE_KEYS: [(&str, &str); 53] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("bind", "CRM_BIND"),
     ("jwt_secret", "CRM_JWT_SECRET"),
@@ -705,6 +714,7 @@ pub const FILE_KEYS: [(&str, &str); 52] = [
     ("mail_from", "CRM_MAIL_FROM"),
     ("public_url", "CRM_PUBLIC_URL"),
     ("files_dir", "CRM_FILES_DIR"),
+    ("files_url", "CRM_FILES_URL"),
     ("google_client_ids", "CRM_GOOGLE_CLIENT_IDS"),
     ("facebook_app_id", "CRM_FACEBOOK_APP_ID"),
     ("facebook_app_secret", "CRM_FACEBOOK_APP_SECRET"),

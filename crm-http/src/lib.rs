@@ -225,6 +225,8 @@ pub fn api() -> openapi::Api {
         .merge(routes::campaigns::api())
         .merge(routes::billing::api())
         .merge(routes::bulk::api())
+        .merge(routes::merges::api())
+        .merge(routes::attachments::api())
         .merge(routes::records::contacts::api())
         .merge(routes::records::companies::api())
         .merge(routes::records::deals::api())

@@ -70,13 +70,23 @@ fn the_readme_session_runs_against_the_real_server() {
         "the README session failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{server_log}"
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    // The contact id, the filtered list and its export, the second import, the pending
-    // registration, the confirmed account.
-    assert_eq!(lines.len(), 6, "{stdout}");
+    // The contact id, the filtered list and its export, the second import, the file
+    // attached, the duplicate found and merged, the pending registration, the confirmed
+    // account.
+    assert_eq!(lines.len(), 9, "{stdout}");
     assert!(uuid::Uuid::parse_str(lines[0]).is_ok(), "{stdout}");
     assert_eq!(
         &lines[1..],
-        ["Ann Lee", "Ann Lee", "completed: 0 created, 0 updated, 2 unchanged", "pending", "active"],
+        [
+            "Ann Lee",
+            "Ann Lee",
+            "completed: 0 created, 0 updated, 2 unchanged",
+            "contract.pdf: application/pdf",
+            "LEE, Ann: email, nameDomain",
+            "Ann Lee, CTO",
+            "pending",
+            "active"
+        ],
         "{stdout}"
     );
     assert!(stderr.contains(": 1 created, 1 updated, 0 unchanged, 0 failed"), "the CLI's import: {stderr}");

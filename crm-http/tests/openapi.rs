@@ -212,6 +212,24 @@ const CONTRACT: &[&str] = &[
     "POST /api/imports/{id}/start",
     "POST /api/imports/{id}/cancel",
     "GET /api/imports/{id}/results",
+    // Duplicates and merge.
+    "GET /api/contacts/{id}/duplicates",
+    "POST /api/contacts/{id}/merge",
+    "GET /api/contacts/{id}/merges",
+    "GET /api/contacts/merges/{id}",
+    "POST /api/contacts/merges/{id}/undo",
+    // Attachments.
+    "POST /api/contacts/{id}/attachments",
+    "GET /api/contacts/{id}/attachments",
+    "POST /api/companies/{id}/attachments",
+    "GET /api/companies/{id}/attachments",
+    "POST /api/deals/{id}/attachments",
+    "GET /api/deals/{id}/attachments",
+    "POST /api/tasks/{id}/attachments",
+    "GET /api/tasks/{id}/attachments",
+    "GET /api/attachments/{id}",
+    "GET /api/attachments/{id}/content",
+    "DELETE /api/attachments/{id}",
 ];
 
 /// The record kinds, each with the same eight operations.

@@ -111,6 +111,10 @@ async fn every_route_answers_every_role_as_the_table_says() {
         (Method::GET, format!("/api/contacts/{contact}"), None, [401, 200, 404, 404, 200, 200]),
         (Method::GET, format!("/api/deals/{deal}"), None, [401, 200, 404, 404, 200, 200]),
         (Method::GET, format!("/api/deals/{deal}/history"), None, [401, 200, 404, 404, 200, 200]),
+        (Method::GET, format!("/api/deals/{deal}/attachments"), None, [401, 200, 404, 404, 200, 200]),
+        (Method::GET, format!("/api/contacts/{contact}/attachments"), None, [401, 200, 404, 404, 200, 200]),
+        (Method::GET, format!("/api/contacts/{contact}/duplicates"), None, [401, 200, 404, 404, 200, 200]),
+        (Method::GET, format!("/api/contacts/{contact}/merges"), None, [401, 200, 404, 404, 200, 200]),
         (Method::GET, "/api/pipelines".into(), None, [401, 200, 200, 200, 200, 200]),
         (Method::GET, "/api/users".into(), None, [401, 200, 200, 200, 200, 200]),
         (Method::GET, format!("/api/users/{}", w.user_id), None, [401, 200, 404, 404, 200, 200]),
@@ -159,6 +163,67 @@ async fn every_route_answers_every_role_as_the_table_says() {
         w.app.call(Method::DELETE, &format!("/api/contacts/{c}"), Some(&w.admin()), None).await;
         let a = w.app.call(Method::POST, &format!("/api/contacts/{c}/restore"), w.token(*who).as_deref(), None).await;
         check("POST /api/contacts/{id}/restore", *who, want, a.status, &a.body);
+    }
+    // Files go with the record's rights: attached by whoever may change it (a JSON body is
+    // a text file), removed likewise.
+    for (who, want) in ALL.iter().zip([401, 201, 404, 404, 201, 201]) {
+        let a = w
+            .app
+            .call(
+                Method::POST,
+                &format!("/api/deals/{deal}/attachments"),
+                w.token(*who).as_deref(),
+                Some(json!({"n": 1})),
+            )
+            .await;
+        check("POST /api/deals/{id}/attachments", *who, want, a.status, &a.body);
+    }
+    for (who, want) in ALL.iter().zip([401, 204, 404, 404, 204, 204]) {
+        let f = w
+            .app
+            .call(Method::POST, &format!("/api/deals/{deal}/attachments"), Some(&w.admin()), Some(json!({})))
+            .await;
+        let id = f.body["id"].as_str().unwrap().to_string();
+        let a = w.app.call(Method::DELETE, &format!("/api/attachments/{id}"), w.token(*who).as_deref(), None).await;
+        check("DELETE /api/attachments/{id}", *who, want, a.status, &a.body);
+        let a =
+            w.app.call(Method::GET, &format!("/api/attachments/{id}/content"), w.token(*who).as_deref(), None).await;
+        // Gone for those who removed it, never seen by the others.
+        let gone = if matches!(who, Who::Anon) { 401 } else { 404 };
+        check("GET /api/attachments/{id}/content", *who, gone, a.status, &a.body);
+    }
+    // A merge needs the right to change the survivor and delete the other; its undo the
+    // right to restore (managers and admins).
+    for (who, want) in ALL.iter().zip([401, 200, 404, 404, 200, 200]) {
+        let keep = w.make(Who::User, "/api/contacts", json!({"name": "Keep"})).await;
+        let fold = w.make(Who::User, "/api/contacts", json!({"name": "Fold"})).await;
+        let a = w
+            .app
+            .call(
+                Method::POST,
+                &format!("/api/contacts/{keep}/merge"),
+                w.token(*who).as_deref(),
+                Some(json!({"mergeIds": [fold]})),
+            )
+            .await;
+        check("POST /api/contacts/{id}/merge", *who, want, a.status, &a.body);
+    }
+    for (who, want) in ALL.iter().zip([401, 403, 404, 404, 200, 200]) {
+        let keep = w.make(Who::User, "/api/contacts", json!({"name": "Keep"})).await;
+        let fold = w.make(Who::User, "/api/contacts", json!({"name": "Fold"})).await;
+        let m = w
+            .app
+            .call(
+                Method::POST,
+                &format!("/api/contacts/{keep}/merge"),
+                Some(&w.admin()),
+                Some(json!({"mergeIds": [fold]})),
+            )
+            .await;
+        let id = m.body["merge"]["id"].as_str().unwrap().to_string();
+        let a =
+            w.app.call(Method::POST, &format!("/api/contacts/merges/{id}/undo"), w.token(*who).as_deref(), None).await;
+        check("POST /api/contacts/merges/{id}/undo", *who, want, a.status, &a.body);
     }
     for (i, (who, want)) in ALL.iter().zip([401, 403, 403, 403, 201, 201]).enumerate() {
         let body = json!({"username": format!("new{i}"), "email": format!("new{i}@example.com"), "teamId": w.team_a});

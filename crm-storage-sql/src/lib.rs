@@ -161,7 +161,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 /// (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str); 15] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 16] = [
     (
         1,
         "initial",
@@ -251,6 +251,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 15] = [
         "import_jobs",
         include_str!("../migrations/sqlite/0015_import_jobs.sql"),
         include_str!("../migrations/postgres/0015_import_jobs.sql"),
+    ),
+    (
+        16,
+        "merges_attachments",
+        include_str!("../migrations/sqlite/0016_merges_attachments.sql"),
+        include_str!("../migrations/postgres/0016_merges_attachments.sql"),
     ),
 ];
 

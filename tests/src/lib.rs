@@ -302,6 +302,8 @@ macro_rules! conformance_suite {
             record_exports_follow_query_and_scope,
             batches_apply_all_or_each,
             imports_upsert_report_and_resume,
+            merges_relink_everything_and_undo_restores_it,
+            attachments_follow_their_record,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -425,6 +425,26 @@ try {
   const imported = await call("GET", `/api/contacts?filter=${encodeURIComponent("email[eq]:imported.two@example.com")}`, admin);
   assert(imported.data.length === 1 && imported.data[0].name === "Imported Two", "the imported contact");
   assert(Object.keys(imported.data[0].customFields).length === 0, "the column left out stays out");
+  // The imported contact's page: a file attached from the picker, a twin found and merged
+  // in, the merge undone.
+  const two = imported.data[0];
+  const twin = await call("POST", "/api/contacts", admin, { name: "TWO, Imported", email: "Imported.Two+news@example.com", jobTitle: "Buyer" });
+  await adminPage.goto(`${base}/contacts/${two.id}`);
+  await adminPage.getByText("same email, same name and email domain").waitFor();
+  await adminPage.getByLabel("Attach files").setInputFiles({ name: "offer.pdf", mimeType: "text/plain", buffer: Buffer.from("%PDF-1.7\n%%EOF\n") });
+  await adminPage.getByRole("button", { name: "offer.pdf", exact: true }).waitFor();
+  const files = await call("GET", `/api/contacts/${two.id}/attachments`, admin);
+  assert(files.data.length === 1 && files.data[0].contentType === "application/pdf", "the type read from the bytes");
+  await axe("contact-files-duplicates");
+  await adminPage.getByRole("button", { name: "Merge TWO, Imported into this contact" }).click();
+  await adminPage.getByText("TWO, Imported is merged into this contact").waitFor();
+  await adminPage.getByText("No likely duplicates.").waitFor();
+  assert((await adminPage.getByLabel("Job title").inputValue()) === "Buyer", "the empty field filled from the twin");
+  await adminPage.screenshot({ path: path.join(artifacts, "contact-merged.png"), fullPage: true });
+  await adminPage.getByRole("button", { name: "Undo the merge" }).click();
+  await adminPage.getByText("same email, same name and email domain").waitFor();
+  const back = await call("GET", `/api/contacts/${twin.id}`, admin);
+  assert(back.name === "TWO, Imported" && !back.deletedAt, "the twin is back");
   t0 = Date.now();
   await adminPage.goto(`${base}/dashboard`);
   const cards = adminPage.locator("article.dash-card");

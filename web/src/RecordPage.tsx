@@ -6,6 +6,7 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError } from "./api";
 import { useAuth } from "./auth";
 import { useI18n, type Key } from "./i18n";
+import { Attachments } from "./Attachments";
 import { Timeline, type Entry } from "./Timeline";
 import { Field, fieldError, FormError, SelectField, useAction } from "./ui";
 import { useUsers } from "./users";
@@ -78,6 +79,7 @@ export function RecordPage({
   conflictText = "recordConflict",
   history,
   aside,
+  attachments = false,
 }: {
   /** The API collection (`/api/deals`). */
   path: string;
@@ -89,8 +91,10 @@ export function RecordPage({
   conflictText?: Key;
   /** More timeline entries of the kind (a deal's stage changes, a contact's interactions). */
   history?: (id: string) => Promise<Entry[]>;
-  /** Shown beside the form of a saved record. */
-  aside?: (r: Rec) => ReactNode;
+  /** Shown beside the form of a saved record; `adopt` shows a newer version of it. */
+  aside?: (r: Rec, adopt: (r: Rec) => void) => ReactNode;
+  /** Files can be attached to the record (`{path}/{id}/attachments`). */
+  attachments?: boolean;
 }) {
   const { id } = useParams();
   const isNew = id === "new";
@@ -272,7 +276,8 @@ export function RecordPage({
         </form>
         {record && id && (
           <aside>
-            {aside?.(record)}
+            {aside?.(record, adopt)}
+            {attachments && <Attachments path={path} id={id} readOnly={deleted} />}
             <Timeline id={id} users={users} history={history} reload={changes} />
           </aside>
         )}

@@ -235,3 +235,6 @@ export type ReportResult = Schemas["ReportResult"];
 export type Task = Schemas["Task"];
 export type ImportView = Schemas["ImportView"];
 export type UploadView = Schemas["UploadView"];
+export type Attachment = Schemas["Attachment"];
+export type DuplicateCandidate = Schemas["DuplicateCandidate"];
+export type ContactMerge = Schemas["ContactMerge"];

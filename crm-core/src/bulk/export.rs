@@ -15,10 +15,9 @@ use std::io::Write;
 use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
-use crate::policy::{Action, Actor, Scope};
-use crate::query::{and_opt, id_key, keyset_filter, Direction, Filter, ListQuery, SortKey, StoreQuery};
+use crate::policy::{Action, Actor};
+use crate::query::{and_opt, keyset_filter, Direction, Filter, ListQuery, SortKey, StoreQuery};
 use crate::schema::{format_ts, Column, ColumnType, EntityKind, Row, Value};
-use crate::service::write_path::{scope_filter, search_filter};
 use crate::service::Crm;
 
 /// Rows read from the store at a time.
@@ -156,23 +155,12 @@ impl Crm {
         if !EXPORTABLE.contains(&kind) {
             return Err(Error::invalid("kind", "invalid_value", format!("{} cannot be exported", kind.name())));
         }
-        let resource = kind.resource();
-        let scope = self.policy().require(actor, resource, Action::Export)?;
-        if query.include_deleted && self.policy().scope(actor.role, resource, Action::Restore) == Scope::None {
-            return Err(Error::forbidden("only managers and admins see deleted records"));
-        }
+        let newest = kind.column("created_at").map(|c| SortKey { column: c, direction: Direction::Desc });
         let mut errs = crate::error::Errors::new();
-        let search = search_filter(kind, query.search.as_deref(), &mut errs);
+        let basis = self.list_basis(actor, kind, &query, Action::Export, newest.into_iter().collect(), &mut errs)?;
         errs.finish()?;
-        let filter = and_opt([query.filter.clone(), search, scope_filter(kind, scope, actor)]);
-        let mut sort = query.sort.clone();
-        if sort.is_empty() {
-            sort.extend(kind.column("created_at").map(|c| SortKey { column: c, direction: Direction::Desc }));
-        }
-        if !sort.iter().any(|k| k.column.name == "id") {
-            let dir = sort.last().map(|k| k.direction).unwrap_or(Direction::Asc);
-            sort.push(id_key(kind, dir));
-        }
+        let filter = and_opt([query.filter.clone(), basis.search, basis.scoped]);
+        let sort = basis.sort;
         if format == ExportFormat::Xlsx {
             let n = self.store().count(kind, filter.as_ref(), query.include_deleted).await?;
             if n >= XLSX_MAX_ROWS {

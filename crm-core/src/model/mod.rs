@@ -8,6 +8,7 @@ use crate::ids::UserId;
 use crate::policy::Ownership;
 use crate::schema::Persist;
 
+pub mod attachment;
 pub mod auth;
 pub mod billing;
 pub mod campaign;
@@ -18,6 +19,7 @@ pub mod delivery;
 pub mod idempotency;
 pub mod import;
 pub mod interaction;
+pub mod merge;
 pub mod report;
 pub mod settings;
 pub mod task;

@@ -650,6 +650,13 @@ impl UserService<'_> {
         cs.writes.push(Write::Purge { kind: EntityKind::Notification, column: "user_id", id: uuid });
         cs.writes.push(Write::Purge { kind: EntityKind::ChatChannel, column: "scope_id", id: uuid });
         cs.writes.push(Write::ClearReference { kind: EntityKind::Team, column: "manager_id", id: uuid, at: now });
+        // The files they attached stay with the records, no longer naming them.
+        cs.writes.push(Write::ClearReference {
+            kind: EntityKind::Attachment,
+            column: "uploaded_by",
+            id: uuid,
+            at: now,
+        });
         if let Some(to) = reassign_to {
             for (kind, column) in [
                 (EntityKind::Contact, "owner_id"),

@@ -218,6 +218,33 @@ impl Crm {
         self.list_page(actor, kind, q, created.into_iter().collect(), None, None).await
     }
 
+    /// What every read of a list starts from: the actor's scope for `action` as a filter
+    /// (deleted records only for those who may restore them), the search's filter (an
+    /// error on `q` recorded in `errs`), and the query's sort, else `default_sort`, made
+    /// total by the id.
+    pub(crate) fn list_basis(
+        &self,
+        actor: &Actor,
+        kind: EntityKind,
+        q: &ListQuery,
+        action: Action,
+        default_sort: Vec<SortKey>,
+        errs: &mut Errors,
+    ) -> Result<ListBasis> {
+        let resource = kind.resource();
+        let scope = self.policy().require(actor, resource, action)?;
+        if q.include_deleted && self.policy().scope(actor.role, resource, Action::Restore) == Scope::None {
+            return Err(Error::forbidden("only managers and admins see deleted records"));
+        }
+        let mut sort = if q.sort.is_empty() { default_sort } else { q.sort.clone() };
+        if !sort.iter().any(|k| k.column.name == "id") {
+            let dir = sort.last().map(|k| k.direction).unwrap_or(Direction::Asc);
+            sort.push(id_key(kind, dir));
+        }
+        let search = search_filter(kind, q.search.as_deref(), errs);
+        Ok(ListBasis { scoped: scope_filter(kind, scope, actor), search, sort })
+    }
+
     /// The list machinery shared by records and logs: scope, search, sort, keyset, count.
     /// `extra` narrows the list; `shared` names records visible beyond the actor's scope
     /// (saved reports shared with them).
@@ -230,28 +257,19 @@ impl Crm {
         extra: Option<Filter>,
         shared: Option<Filter>,
     ) -> Result<Page<T>> {
-        let resource = kind.resource();
-        let scope = self.policy().require(actor, resource, Action::Read)?;
         let mut errs = Errors::new();
-        if q.include_deleted && self.policy().scope(actor.role, resource, Action::Restore) == Scope::None {
-            return Err(Error::forbidden("only managers and admins see deleted records"));
-        }
+        let basis = self.list_basis(actor, kind, &q, Action::Read, default_sort, &mut errs)?;
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             errs.add("limit", "out_of_range", format!("limit is from 1 to {MAX_LIMIT}"));
         }
-        let mut sort = if q.sort.is_empty() { default_sort } else { q.sort };
-        if !sort.iter().any(|k| k.column.name == "id") {
-            let dir = sort.last().map(|k| k.direction).unwrap_or(Direction::Asc);
-            sort.push(id_key(kind, dir));
-        }
+        let ListBasis { scoped, search, sort } = basis;
         let position = match &q.after {
             Some(c) => errs.take("after", decode_cursor(&sort, c)),
             None => None,
         };
-        let search = search_filter(kind, q.search.as_deref(), &mut errs);
         errs.finish()?;
-        let visible = match (scope_filter(kind, scope, actor), shared) {
+        let visible = match (scoped, shared) {
             (Some(scoped), Some(shared)) => Some(Filter::Or(vec![scoped, shared])),
             (scoped, _) => scoped,
         };
@@ -539,10 +557,31 @@ impl Crm {
         let mut cs = Changeset::default();
         cs.writes.push(Write::Purge { kind, column: "id", id });
         cs.writes.extend(cascade);
+        // Its files go with it, bytes too (once the rows are gone).
+        let (files, blobs) = if crate::bulk::attachments::attachable::<R>() {
+            self.purge_files_of(id).await?
+        } else {
+            Default::default()
+        };
+        cs.writes.extend(files);
         cs.writes.push(self.event(action.clone(), kind, id, json!({"id": id, "actorId": actor.user_id}))?);
-        cs.audit.push(self.audit_event(actor, action, kind, Some(id), json!({})));
-        self.store().apply(cs).await
+        cs.audit.push(self.audit_event(actor, action, kind, Some(id), json!({"files": blobs.len()})));
+        self.store().apply(cs).await?;
+        for key in blobs {
+            self.blobs().delete(&key).await?;
+        }
+        Ok(())
     }
+}
+
+/// See [`Crm::list_basis`].
+pub(crate) struct ListBasis {
+    /// The actor's scope (`None`: everything).
+    pub scoped: Option<Filter>,
+    /// The free-text search.
+    pub search: Option<Filter>,
+    /// The sort, ending on the id.
+    pub sort: Vec<SortKey>,
 }
 
 /// The filter of a list's free-text search (`q`): the search text contains it, in any

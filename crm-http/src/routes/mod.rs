@@ -1,5 +1,6 @@
 //! The routes, by area.
 
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod billing;
@@ -8,6 +9,7 @@ pub mod campaigns;
 pub mod docs;
 pub mod health;
 pub mod integrations;
+pub mod merges;
 pub mod records;
 pub mod reports;
 pub mod users;

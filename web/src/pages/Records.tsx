@@ -3,7 +3,8 @@
 import { useCallback } from "react";
 import { api, DEAL_STAGES, LIFECYCLE_STAGES, type DealStageChange, type Interaction, type Page } from "../api";
 import { useI18n, type Key } from "../i18n";
-import { RecordPage, type FieldSpec } from "../RecordPage";
+import { Duplicates } from "../Duplicates";
+import { RecordPage, type FieldSpec, type Rec } from "../RecordPage";
 import type { Entry } from "../Timeline";
 
 const PRIORITIES = ["low", "medium", "high", "urgent"];
@@ -42,6 +43,8 @@ export function ContactPage() {
       deletedText="deleted"
       conflictText="conflict"
       history={history}
+      attachments
+      aside={(r, adopt) => (r.deletedAt ? null : <Duplicates id={r.id} onChange={(c) => adopt(c as unknown as Rec)} />)}
     />
   );
 }
@@ -51,6 +54,7 @@ export function CompanyPage() {
   return (
     <RecordPage
       path="/api/companies"
+      attachments
       list="/companies"
       newTitle={t("newCompany")}
       fields={[
@@ -83,6 +87,7 @@ export function DealPage() {
   return (
     <RecordPage
       path="/api/deals"
+      attachments
       list="/deals"
       newTitle={t("newDeal")}
       history={history}
@@ -107,6 +112,7 @@ export function TaskPage() {
   return (
     <RecordPage
       path="/api/tasks"
+      attachments
       list="/tasks"
       newTitle={t("newTask")}
       fields={[
