@@ -453,50 +453,32 @@ impl Crm {
         let mut writes: Vec<Write> = Vec::new();
         let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
         let merged_ids: Vec<Uuid> = merged.iter().map(|c| c.id.as_uuid()).collect();
-        for (kind, col) in REFERENCES {
+        let lists = LIST_REFERENCES.iter().map(|r| (r, true));
+        for (&(kind, col), is_list) in REFERENCES.iter().map(|r| (r, false)).chain(lists) {
+            let at = kind.position(col).ok_or_else(|| Error::internal_msg("relinked column"))?;
             let from = Filter::Cmp(Cmp {
                 column: column(kind, col)?,
                 pred: Predicate::In(merged_ids.iter().map(|u| Value::Uuid(*u)).collect()),
             });
             for row in self.all_rows(kind, from).await? {
-                let at = kind.position(col).ok_or_else(|| Error::internal_msg("relinked column"))?;
                 let Value::Uuid(id) = row[0] else { continue };
-                relinks.push(Relink {
-                    kind: kind.name().to_string(),
-                    id,
-                    column: col.to_string(),
-                    before: value_to_json(row[at].clone()),
-                    after: value_to_json(to.clone()),
-                });
-                writes.push(relinked(kind, row, col, to.clone(), actor, &stamp)?);
-                *counts.entry(kind.table()).or_default() += 1;
-            }
-        }
-        for (kind, col) in LIST_REFERENCES {
-            let from = Filter::Cmp(Cmp {
-                column: column(kind, col)?,
-                pred: Predicate::In(merged_ids.iter().map(|u| Value::Uuid(*u)).collect()),
-            });
-            for row in self.all_rows(kind, from).await? {
-                let at = kind.position(col).ok_or_else(|| Error::internal_msg("relinked column"))?;
-                let Value::Uuid(id) = row[0] else { continue };
-                let old_json = value_to_json(row[at].clone());
-                let mut ids: Vec<Uuid> = Vec::new();
-                for u in uuids(&old_json) {
-                    let u = if merged_ids.contains(&u) { survivor.as_uuid() } else { u };
-                    if !ids.contains(&u) {
-                        ids.push(u);
+                let before = value_to_json(row[at].clone());
+                let value = if is_list {
+                    // Each merged contact becomes the survivor, who is never named twice.
+                    let mut ids: Vec<Uuid> = Vec::new();
+                    for u in uuids(&before) {
+                        let u = if merged_ids.contains(&u) { survivor.as_uuid() } else { u };
+                        if !ids.contains(&u) {
+                            ids.push(u);
+                        }
                     }
-                }
-                let new_json = uuid_list(&ids);
-                relinks.push(Relink {
-                    kind: kind.name().to_string(),
-                    id,
-                    column: col.to_string(),
-                    before: old_json,
-                    after: new_json.clone(),
-                });
-                writes.push(relinked(kind, row, col, Value::Json(new_json), actor, &stamp)?);
+                    Value::Json(uuid_list(&ids))
+                } else {
+                    to.clone()
+                };
+                let after = value_to_json(value.clone());
+                relinks.push(Relink { kind: kind.name().to_string(), id, column: col.to_string(), before, after });
+                writes.push(relinked(kind, row, col, value, actor, &stamp)?);
                 *counts.entry(kind.table()).or_default() += 1;
             }
         }
