@@ -436,15 +436,21 @@ try {
   const files = await call("GET", `/api/contacts/${two.id}/attachments`, admin);
   assert(files.data.length === 1 && files.data[0].contentType === "application/pdf", "the type read from the bytes");
   await axe("contact-files-duplicates");
+  // The twin's spelling of the name chosen field by field; the empty job title filled.
+  await adminPage.getByRole("button", { name: "Compare with TWO, Imported" }).click();
+  await adminPage.getByRole("radio", { name: "TWO, Imported" }).check();
+  await axe("contact-compare");
   await adminPage.getByRole("button", { name: "Merge TWO, Imported into this contact" }).click();
   await adminPage.getByText("TWO, Imported is merged into this contact").waitFor();
   await adminPage.getByText("No likely duplicates.").waitFor();
   assert((await adminPage.getByLabel("Job title").inputValue()) === "Buyer", "the empty field filled from the twin");
+  assert((await adminPage.getByLabel("Name").inputValue()) === "TWO, Imported", "the name chosen from the twin");
   await adminPage.screenshot({ path: path.join(artifacts, "contact-merged.png"), fullPage: true });
   await adminPage.getByRole("button", { name: "Undo the merge" }).click();
   await adminPage.getByText("same email, same name and email domain").waitFor();
   const back = await call("GET", `/api/contacts/${twin.id}`, admin);
   assert(back.name === "TWO, Imported" && !back.deletedAt, "the twin is back");
+  assert((await call("GET", `/api/contacts/${two.id}`, admin)).name === "Imported Two", "the survivor's own name again");
   t0 = Date.now();
   await adminPage.goto(`${base}/dashboard`);
   const cards = adminPage.locator("article.dash-card");

@@ -87,7 +87,7 @@ describe("Duplicates", () => {
   it("shows why a contact looks like another, merges it in and undoes the merge", async () => {
     const calls: { method: string; url: string; body: unknown }[] = [];
     let merged = false;
-    const twin = { id: "c2", name: "LEE, Ann", email: "ann+crm@acme.com" };
+    const twin = { id: "c2", name: "LEE, Ann", email: "ann+crm@acme.com", jobTitle: "CTO", leadSource: null };
     vi.stubGlobal(
       "fetch",
       vi.fn(async (url: string, init: RequestInit = {}) => {
@@ -108,14 +108,19 @@ describe("Duplicates", () => {
     render(
       <MemoryRouter>
         <I18nProvider>
-          <Duplicates id="c1" onChange={(c) => seen.push(c)} />
+          <Duplicates id="c1" current={{ id: "c1", name: "Ann Lee", email: "ann@acme.com", jobTitle: null, leadSource: "web" }} onChange={(c) => seen.push(c)} />
         </I18nProvider>
       </MemoryRouter>,
     );
     expect(await screen.findByText(/same email, same name and email domain/)).toBeTruthy();
+    // The fields that differ (not the lead source the twin lacks), one taken from the twin.
+    fireEvent.click(screen.getByRole("button", { name: "Compare with LEE, Ann" }));
+    const rows = screen.getAllByRole("row").slice(1).map((r) => r.querySelector("th")?.textContent);
+    expect(rows).toEqual(["Name", "Email", "Job title"]);
+    fireEvent.click(screen.getByLabelText("ann+crm@acme.com"));
     fireEvent.click(screen.getByRole("button", { name: "Merge LEE, Ann into this contact" }));
     expect(await screen.findByText(/LEE, Ann is merged into this contact/)).toBeTruthy();
-    expect(calls.find((c) => c.url === "/api/contacts/c1/merge")?.body).toEqual({ mergeIds: ["c2"] });
+    expect(calls.find((c) => c.url === "/api/contacts/c1/merge")?.body).toEqual({ mergeIds: ["c2"], fields: { email: "c2" } });
     expect(seen).toEqual([{ id: "c1", name: "Ann Lee", jobTitle: "CTO" }]);
     fireEvent.click(screen.getByRole("button", { name: "Undo the merge" }));
     await waitFor(() => expect(calls.some((c) => c.url === "/api/contacts/merges/m1/undo")).toBe(true));

@@ -1,7 +1,7 @@
 // The record pages of contacts, companies, deals and tasks: which fields each edits, and
 // what each adds to its timeline.
 import { useCallback } from "react";
-import { api, DEAL_STAGES, LIFECYCLE_STAGES, type DealStageChange, type Interaction, type Page } from "../api";
+import { api, DEAL_STAGES, LIFECYCLE_STAGES, type Contact, type DealStageChange, type Interaction, type Page } from "../api";
 import { useI18n, type Key } from "../i18n";
 import { Duplicates } from "../Duplicates";
 import { RecordPage, type FieldSpec, type Rec } from "../RecordPage";
@@ -44,7 +44,7 @@ export function ContactPage() {
       conflictText="conflict"
       history={history}
       attachments
-      aside={(r, adopt) => (r.deletedAt ? null : <Duplicates id={r.id} onChange={(c) => adopt(c as unknown as Rec)} />)}
+      aside={(r, adopt) => (r.deletedAt ? null : <Duplicates id={r.id} current={r as Partial<Contact>} onChange={(c) => adopt(c as unknown as Rec)} />)}
     />
   );
 }
