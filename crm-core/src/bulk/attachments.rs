@@ -183,7 +183,8 @@ impl Crm {
         }
         let file_name = clean_file_name(file_name);
         let content_type = sniff(&bytes, &file_name)?;
-        if self.files_of(parent, MAX_PER_RECORD).await?.len() >= MAX_PER_RECORD as usize {
+        let held = self.store().count(EntityKind::Attachment, Some(&parent_filter(parent)?), true).await?;
+        if held >= u64::from(MAX_PER_RECORD) {
             return Err(Error::Conflict {
                 message: format!("a record holds at most {MAX_PER_RECORD} files; remove some first"),
                 field: Some("file".into()),

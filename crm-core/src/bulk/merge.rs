@@ -39,6 +39,9 @@ use crate::store::{Changeset, StoreExt, Write};
 /// At most this many contacts are folded into a survivor at once.
 pub const MAX_MERGED: usize = 10;
 
+/// The most candidates [`Crm::contact_duplicates`] answers.
+pub const MAX_CANDIDATES: usize = 50;
+
 /// How many candidates [`Crm::contact_duplicates`] reads before it ranks them.
 const CANDIDATE_READ: u32 = 500;
 
@@ -316,13 +319,16 @@ impl Crm {
     }
 
     /// The contacts the actor may read that are likely the same person as contact `id`,
-    /// surest first (at most `limit`).
+    /// surest first (at most `limit`, 1 to [`MAX_CANDIDATES`]).
     pub async fn contact_duplicates(
         &self,
         actor: &Actor,
         id: ContactId,
         limit: usize,
     ) -> Result<Vec<DuplicateCandidate>> {
+        if !(1..=MAX_CANDIDATES).contains(&limit) {
+            return Err(Error::invalid("limit", "out_of_range", format!("limit is from 1 to {MAX_CANDIDATES}")));
+        }
         let of: Contact = self.authorized(actor, id.as_uuid(), Action::Read).await?;
         let kind = EntityKind::Contact;
         let mut errs = Errors::new();

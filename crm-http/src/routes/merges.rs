@@ -12,13 +12,10 @@ use serde::Deserialize;
 use utoipa::openapi::schema::Type;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::openapi::{query_param, Api, Spec};
 use crate::routes::List;
-
-/// The most candidates one call lists.
-const MAX_CANDIDATES: usize = 50;
 
 /// The query of the duplicates list.
 #[derive(Deserialize)]
@@ -82,11 +79,7 @@ async fn duplicates(
     ApiPath(id): ApiPath<ContactId>,
     ApiQuery(q): ApiQuery<DuplicatesQuery>,
 ) -> ApiResult<Json<List<DuplicateCandidate>>> {
-    let limit = q.limit.unwrap_or(10);
-    if !(1..=MAX_CANDIDATES).contains(&limit) {
-        return Err(ApiError::bad_field("limit", "out_of_range", format!("limit is from 1 to {MAX_CANDIDATES}")));
-    }
-    let data = crm.contact_duplicates(caller.actor(), id, limit).await?;
+    let data = crm.contact_duplicates(caller.actor(), id, q.limit.unwrap_or(10)).await?;
     Ok(Json(List { data }))
 }
 

@@ -129,6 +129,8 @@ pub async fn merges_relink_everything_and_undo_restores_it(b: &dyn TestBackend) 
     let ann = h.crm.contact_duplicates(&h.admin, gmail_a.id, 10).await.expect("duplicates");
     assert_eq!(ann.iter().map(|c| c.contact.id).collect::<Vec<_>>(), vec![gmail_b.id]);
     assert_eq!(ann[0].reasons, vec![DuplicateReason::Email], "a Gmail address is no company's domain");
+    let e = assert_code(h.crm.contact_duplicates(&h.admin, zoe.id, 0).await, "validation_failed");
+    assert_eq!(fields(&e), vec!["limit"]);
     // Outside the caller's scope, the contact is not there.
     assert_code(h.crm.contact_duplicates(&rep, zoe.id, 10).await, "not_found");
 
