@@ -109,6 +109,22 @@ impl AuditKeys {
     fn get(&self, kid: &str) -> Option<&AuditKey> {
         self.0.iter().find(|k| k.kid == kid)
     }
+
+    /// Fails, naming `auditKey`, when a chain ending at `head` was sealed with a key these
+    /// keys do not hold (its events would not verify here): a CRM carried elsewhere
+    /// needs its own key.
+    pub fn check_holds(&self, head: &AuditHead) -> Result<()> {
+        match head.hash.split_once(':') {
+            Some((kid, _)) if self.get(kid).is_none() => Err(crate::Error::invalid(
+                "auditKey",
+                "unknown_key",
+                format!(
+                    "the audit chain is sealed with key {kid}, which is not configured: give this CRM's audit key                      (CRM_AUDIT_KEY, or its secrets file with --secrets-file)"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The hash before the first event.

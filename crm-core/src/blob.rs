@@ -22,6 +22,11 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
     /// Removes `key` (nothing happens when it is absent).
     async fn delete(&self, key: &str) -> Result<()>;
+    /// Every key held, in no particular order: what a copy of the whole CRM carries
+    /// ([`crate::copy::copy_files`]). The default says the store cannot list its files.
+    async fn keys(&self) -> Result<Vec<String>> {
+        Err(Error::internal_msg("this file store cannot list its files"))
+    }
 }
 
 /// A [`BlobStore`] on an `object_store` backend.
@@ -120,6 +125,13 @@ impl BlobStore for ObjectBlobStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::internal("removing a file", e)),
         }
+    }
+
+    async fn keys(&self) -> Result<Vec<String>> {
+        use futures_util::TryStreamExt;
+        let listed: Vec<object_store::ObjectMeta> =
+            self.inner.list(None).try_collect().await.map_err(|e| Error::internal("listing the files", e))?;
+        Ok(listed.into_iter().map(|m| m.location.to_string()).collect())
     }
 }
 

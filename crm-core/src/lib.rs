@@ -35,6 +35,7 @@ pub mod blob;
 pub mod bulk;
 pub mod campaign;
 pub mod clock;
+pub mod copy;
 pub mod date_or_time;
 pub mod decode;
 pub mod delivery;

@@ -62,6 +62,15 @@ pub enum Write {
         /// The table or collection that must be empty.
         kind: EntityKind,
     },
+    /// Move the end of the audit chain to `head`: the last of audit events stored as
+    /// they are (inserts of [`EntityKind::AuditEvent`] rows already sealed elsewhere), when
+    /// a whole CRM is carried to another store ([`crate::copy`]). Fails with
+    /// [`crate::Error::Conflict`] unless the chain here is empty or already ends at
+    /// `head`; checked under the head's lock.
+    AdoptAuditHead {
+        /// The chain's last sequence number and hash.
+        head: AuditHead,
+    },
     /// Set `column` to `to` (and raise `version`, set `updated_at`) on every row whose
     /// `column` equals `from`: records handed from one user to another.
     Reassign {

@@ -210,7 +210,7 @@ pub struct ServerConfig {
     pub login_rate_limit: u32,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 struct Secrets {
     jwt_secret: String,
@@ -485,10 +485,7 @@ impl ServerConfig {
         let secrets = self.secrets()?;
         let mut auth = self.auth_from(&secrets)?;
         auth.providers = providers;
-        let blobs = Arc::new(match &self.files_url {
-            Some(url) => ObjectBlobStore::s3(url)?,
-            None => ObjectBlobStore::local(&self.files_dir)?,
-        });
+        let blobs = Arc::new(self.blobs()?);
         let config = crm_core::CrmConfig { outgoing: self.outgoing_guard()?, ..Default::default() };
         Ok(Crm::builder(store)
             .auth(auth)
@@ -497,6 +494,92 @@ impl ServerConfig {
             .blobs(blobs)
             .config(config)
             .build())
+    }
+
+    /// On SQLite, makes this process the database's one server: holds an exclusive lock
+    /// on `<file>.lock` for as long as the returned file lives. A second `serve` or
+    /// `worker` on the same file fails at once, naming `databaseUrl` (SQLite takes one
+    /// server; several replicas need PostgreSQL or MongoDB). One-off commands (import,
+    /// export, migrate, copy) do not take it. `None` on other stores.
+    pub fn hold_sqlite(&self) -> Result<Option<std::fs::File>> {
+        let Some(db) = self.sqlite_file() else { return Ok(None) };
+        let path = PathBuf::from(format!("{}.lock", db.display()));
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(|e| Error::internal(format!("opening {}", path.display()), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::invalid(
+                "databaseUrl",
+                "in_use",
+                format!(
+                    "another crm-server process serves {} already: a SQLite database takes one server (with its \
+                     worker); for several, move the CRM to PostgreSQL (crm-server copy --to postgres://…)",
+                    db.display()
+                ),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::internal(format!("locking {}", path.display()), e)),
+        }
+    }
+
+    /// Where uploaded files are kept: `--files-url`, else `--files-dir`.
+    pub fn blobs(&self) -> Result<ObjectBlobStore> {
+        match &self.files_url {
+            Some(url) => files_at(url),
+            None => ObjectBlobStore::local(&self.files_dir),
+        }
+    }
+
+    /// This configuration on another database (its secrets file follows the URL, as
+    /// for a server started on it).
+    pub fn on_database(&self, url: &str) -> Self {
+        Self { database_url: url.trim().to_string(), ..self.clone() }
+    }
+
+    /// Gives the server of `to` (this configuration on another database) the secrets of
+    /// this one, which its copied data needs (the audit chain's key, the billing fields'
+    /// key, the sealed mail's key, the sessions' signing secret): writes them to the
+    /// secrets file a server on `to` reads, when it has none. Returns that file when
+    /// written. Fails, naming `to`, when the file exists with other keys.
+    pub fn carry_secrets(&self, to: &ServerConfig) -> Result<Option<PathBuf>> {
+        let mine = self.secrets()?;
+        let all_given = [
+            (&to.jwt_secret, &to.jwt_secret_file),
+            (&to.seal_key, &to.seal_key_file),
+            (&to.audit_key, &to.audit_key_file),
+            (&to.billing_key, &to.billing_key_file),
+        ]
+        .iter()
+        .all(|(v, f)| v.is_some() || f.is_some());
+        let path = to.secrets_path();
+        if all_given || path == self.secrets_path() {
+            return Ok(None);
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let theirs: Secrets = serde_json::from_str(&text)
+                    .map_err(|e| Error::invalid("secretsFile", "invalid_format", format!("{}: {e}", path.display())))?;
+                if theirs == mine {
+                    Ok(None)
+                } else {
+                    Err(Error::invalid(
+                        "to",
+                        "other_secrets",
+                        format!(
+                            "{} holds other keys than the source's: the copied audit chain and sealed fields need                              the source's; move that file away, or name another with --secrets-file",
+                            path.display()
+                        ),
+                    ))
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                write_private(&path, &serde_json::to_string_pretty(&mine).unwrap_or_default())?;
+                Ok(Some(path))
+            }
+            Err(e) => Err(Error::internal(format!("reading {}", path.display()), e)),
+        }
     }
 
     /// The delivery engine of `crm`: account emails, notification emails, webhooks.
@@ -617,6 +700,15 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .map_err(|e| Error::internal(format!("writing {}", path.display()), e))
 }
 
+/// Files in a directory, or in S3 (`s3://bucket[/prefix]`).
+pub fn files_at(place: &str) -> Result<ObjectBlobStore> {
+    if place.starts_with("s3://") {
+        ObjectBlobStore::s3(place)
+    } else {
+        ObjectBlobStore::local(place)
+    }
+}
+
 /// Replaces a file's content at once (a file beside it, renamed over it), mode 0600.
 fn replace_private(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::now_v7().simple()));
@@ -633,7 +725,7 @@ fn seal_key(hex_digits: &str, field: &str) -> Result<[u8; 32]> {
 }
 
 /// The same error naming `field` instead.
-fn rename_field(e: Error, field: &str) -> Error {
+pub(crate) fn rename_field(e: Error, field: &str) -> Error {
     match e {
         Error::Validation(mut fields) => {
             for f in &mut fields {

@@ -333,6 +333,31 @@ impl MongoStore {
             Write::Reassign { kind, column, from, to, at } => {
                 self.set_where(s, *kind, column, *from, Some(*to), *at).await
             }
+            Write::AdoptAuditHead { head } => {
+                // Conditional on the chain here being empty or ending at `head` already;
+                // writing the head orders this with every other writer.
+                let empty = AuditHead::default();
+                let done = self
+                    .db
+                    .collection::<Document>(HEAD)
+                    .update_one(
+                        doc! { "_id": 1, "$or": [
+                            { "seq": empty.seq, "hash": &empty.hash },
+                            { "seq": head.seq, "hash": &head.hash },
+                        ] },
+                        doc! { "$set": { "seq": head.seq, "hash": &head.hash } },
+                    )
+                    .session(&mut *s)
+                    .await
+                    .map_err(drv(EntityKind::AuditEvent))?;
+                if done.matched_count == 0 {
+                    return Err(Failure::Domain(Error::Conflict {
+                        message: "the audit chain here holds other events already".into(),
+                        field: None,
+                    }));
+                }
+                Ok(())
+            }
             Write::AssertEmpty { kind } => {
                 // Writing the head orders this check with every other writer, in any process.
                 self.db

@@ -344,6 +344,10 @@ async fn apply_in(
 ) -> Result<Option<(AuditHead, bool, Option<i64>)>> {
     let d = tx.dialect();
     let Changeset { writes, audit } = cs;
+    let mut head = head;
+    // The sequence number this changeset read from the head row, and whether it moved
+    // the head (by adopting a copied chain's end).
+    let (mut read, mut adopted) = (None, false);
     let mut pending: Option<(EntityKind, Vec<Row>)> = None;
     for w in writes {
         // Consecutive inserts of one kind go out as multi-row statements.
@@ -386,6 +390,24 @@ async fn apply_in(
             Write::Reassign { kind, column, from, to, at } => {
                 tx.exec(kind, statements::reassign(kind, column, from, to, at, d)?).await?;
             }
+            Write::AdoptAuditHead { head: to } => {
+                let current = match head.take() {
+                    Some(h) => h,
+                    None => {
+                        let h = tx.lock_head().await?;
+                        read = read.or(Some(h.seq));
+                        h
+                    }
+                };
+                if current.seq != 0 && current != to {
+                    return Err(Error::Conflict {
+                        message: format!("the audit chain here ends at event {} already", current.seq),
+                        field: None,
+                    });
+                }
+                head = Some(to);
+                adopted = true;
+            }
             Write::AssertEmpty { kind } => {
                 // The head lock orders this check with every other writer, in any process.
                 tx.lock_head().await?;
@@ -402,16 +424,16 @@ async fn apply_in(
         insert_rows(tx, k, rows).await?;
     }
     if audit.is_empty() {
-        return Ok(head.map(|h| (h, false, None)));
+        return Ok(head.map(|h| (h, adopted, read)));
     }
     // The audit head is taken last: a write that fails (a version conflict, a duplicate)
     // never reaches it, and PostgreSQL holds its row lock only until the commit.
-    let (mut head, read) = match head {
-        Some(h) => (h, None),
+    let mut head = match head {
+        Some(h) => h,
         None => {
             let h = tx.lock_head().await?;
-            let seq = h.seq;
-            (h, Some(seq))
+            read = read.or(Some(h.seq));
+            h
         }
     };
     let mut rows = Vec::with_capacity(audit.len());

@@ -48,6 +48,19 @@ impl AnyStore {
         }
     }
 
+    /// Folds SQLite's write-ahead log into the database file, so that the file alone
+    /// holds every committed write (a copy of the file is whole). Nothing to do on the
+    /// other stores.
+    pub async fn checkpoint(&self) -> Result<()> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            AnyStore::Sql(s) if s.backend() == "sqlite" => {
+                s.execute_unchecked("PRAGMA wal_checkpoint(TRUNCATE)").await.map(|_| ())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Closes its connections (SQLite checkpoints its journal).
     pub async fn close(&self) {
         match self {

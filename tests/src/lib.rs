@@ -118,6 +118,23 @@ impl Harness {
 
     /// Builds the harness on a backend with these service settings.
     pub async fn with_config(backend: &dyn TestBackend, config: crm_core::CrmConfig) -> Self {
+        let (crm, clock) = Self::engine(backend, config);
+        let admin_user = crm.users().bootstrap_admin("admin", "admin@example.com").await.expect("bootstrap admin");
+        Harness { admin: admin_user.actor(), admin_user, crm, clock }
+    }
+
+    /// The harness on a backend that holds a harness's CRM already (a copy of one): its
+    /// admin is the one found there.
+    pub async fn on_copy(backend: &dyn TestBackend) -> Self {
+        use crm_core::StoreExt;
+        let (crm, clock) = Self::engine(backend, crm_core::CrmConfig::default());
+        let q = crm_core::query::StoreQuery { filter: None, sort: vec![], limit: 1_000, include_deleted: false };
+        let users = backend.store().list_as::<User>(&q).await.expect("users");
+        let admin_user = users.into_iter().find(|u| u.username == "admin").expect("the copied admin");
+        Harness { admin: admin_user.actor(), admin_user, crm, clock }
+    }
+
+    fn engine(backend: &dyn TestBackend, config: crm_core::CrmConfig) -> (Crm, Arc<FakeClock>) {
         let clock = Arc::new(FakeClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).single().unwrap_or_default()));
         let keys = JwtKeys::new(JwtConfig::default(), TEST_KID, TEST_JWT_SECRET).expect("jwt keys");
         let auth = AuthSettings::with_keys(keys, Sealer::new(&[42; 32]));
@@ -128,8 +145,7 @@ impl Harness {
             .billing_keys(test_billing_keys())
             .config(config)
             .build();
-        let admin_user = crm.users().bootstrap_admin("admin", "admin@example.com").await.expect("bootstrap admin");
-        Harness { admin: admin_user.actor(), admin_user, crm, clock }
+        (crm, clock)
     }
 
     /// Creates a team.
@@ -212,6 +228,7 @@ macro_rules! conformance_suite {
             no_lost_update_under_20_writers,
             concurrent_failures_stay_with_their_caller,
             two_writers_keep_one_chain,
+            copy_carries_the_whole_crm_and_resumes,
             filter_eq_neq_in,
             filter_ordering_operators,
             filter_text_patterns,

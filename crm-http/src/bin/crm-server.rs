@@ -109,6 +109,46 @@ enum Command {
     /// billing key, then exit: run it after making a new key current with the old one in
     /// `--billing-previous-keys`; then the old key may go.
     RotateKeys,
+    /// Copy the whole CRM into another database, then exit: every record (deleted ones,
+    /// sessions and queued deliveries too), the audit chain (verified after) and, with
+    /// `--files-to`, the files. The target must be empty; a copy that stopped continues
+    /// with `--resume`. Stop the servers and workers on the source first.
+    Copy {
+        /// The database copied from (default: `--database-url`).
+        #[arg(long)]
+        from: Option<String>,
+        /// The database copied to: `sqlite://path`, `postgres://…` or `mongodb://…`.
+        #[arg(long)]
+        to: String,
+        /// Copy the files too, into this directory or `s3://bucket[/prefix]` (default:
+        /// they stay where `--files-dir`/`--files-url` keep them, for the new servers too).
+        #[arg(long)]
+        files_to: Option<String>,
+        /// Continue a copy that stopped: rows the target holds already are left out.
+        #[arg(long)]
+        resume: bool,
+        /// Rows per write transaction.
+        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch: u32,
+    },
+    /// Write the whole CRM (records, audit chain, files) to one portable archive, then
+    /// exit: a tar file (gzip when the name ends in .gz) with the data as a SQLite
+    /// database. The secrets are not in it: keep them apart.
+    Backup {
+        /// The archive to write (`crm-backup.tar.gz`).
+        #[arg(long, short = 'o')]
+        to: std::path::PathBuf,
+    },
+    /// Restore an archive of `crm-server backup` into the database of `--database-url`
+    /// (empty) and the files into `--files-dir`/`--files-url`, then exit. Run it with the
+    /// secrets of the CRM backed up: its audit chain is verified under their key.
+    Restore {
+        /// The archive.
+        archive: std::path::PathBuf,
+        /// Continue a restore that stopped.
+        #[arg(long)]
+        resume: bool,
+    },
     /// Print the OpenAPI document of the API (the web app's types are generated from it).
     Openapi,
     /// Create the first admin of an empty database, then exit.
@@ -172,6 +212,7 @@ async fn shutdown_signal() {
 }
 
 async fn serve(config: ServerConfig) -> crm_core::Result<()> {
+    let _one_server = config.hold_sqlite()?;
     let trusted_proxies = config.trusted_proxies()?;
     let store = config.store().await?;
     let crm = config.engine(store.store()).await?;
@@ -320,6 +361,7 @@ fn spawn_payment_loop(
 
 /// `crm-server worker`: the delivery engine alone, until SIGTERM or Ctrl-C.
 async fn worker(config: ServerConfig) -> crm_core::Result<()> {
+    let _one_server = config.hold_sqlite()?;
     let store = config.store().await?;
     // No sign-ins here: the engine without the third-party providers (no discovery).
     let crm = config.crm(store.store())?;
@@ -412,6 +454,11 @@ async fn run(cli: Cli) -> crm_core::Result<()> {
             store.close().await;
             result
         }
+        Command::Copy { from, to, files_to, resume, batch } => {
+            copy(&cli.config, CopyParams { from, to, files_to, resume, batch }).await
+        }
+        Command::Backup { to } => backup(&cli.config, &to).await,
+        Command::Restore { archive, resume } => restore(&cli.config, &archive, resume).await,
         Command::Migrate => {
             let store = cli.config.store().await?;
             store.close().await;
@@ -688,6 +735,171 @@ fn peak_memory() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kb * 1024)
+}
+
+/// What `crm-server copy` was asked.
+struct CopyParams {
+    from: Option<String>,
+    to: String,
+    files_to: Option<String>,
+    resume: bool,
+    batch: u32,
+}
+
+/// A progress bar over rows, its message the kind being copied.
+fn rows_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg:>20} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+fn show_rows(bar: &indicatif::ProgressBar) -> impl Fn(crm_core::copy::CopyProgress) + Send + Sync + '_ {
+    move |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+        bar.set_message(p.kind.table());
+    }
+}
+
+fn show_files(bar: &indicatif::ProgressBar) -> impl Fn(u64, u64) + Send + Sync + '_ {
+    move |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+        bar.set_message("files");
+    }
+}
+
+/// Checks the audit chain of `store` under the configuration's keys and says so; an
+/// error when it does not verify to `seq`.
+async fn verify_copied_chain(config: &ServerConfig, store: &dyn crm_core::Store, seq: i64) -> crm_core::Result<()> {
+    match crm_core::audit::verify_chain(store, &config.audit_keys()?).await? {
+        crm_core::ChainStatus::Intact { events, .. } if i64::try_from(events).ok() == Some(seq) => {
+            eprintln!("crm-server: the audit chain verifies: {events} events, each in place and unaltered");
+            Ok(())
+        }
+        crm_core::ChainStatus::Intact { events, .. } => {
+            Err(crm_core::Error::internal_msg(format!("the audit chain holds {events} events where {seq} were copied")))
+        }
+        crm_core::ChainStatus::Broken { seq, reason } => Err(crm_core::Error::internal_msg(format!(
+            "the copied audit chain does not verify at event {seq}: {reason}"
+        ))),
+    }
+}
+
+/// `crm-server copy`.
+async fn copy(config: &ServerConfig, p: CopyParams) -> crm_core::Result<()> {
+    let from_url = p.from.clone().unwrap_or_else(|| config.database_url.clone());
+    if from_url.trim() == p.to.trim() {
+        return Err(crm_core::Error::invalid("to", "invalid_value", "the copy's target is its source"));
+    }
+    let (source_config, target_config) = (config.on_database(&from_url), config.on_database(&p.to));
+    let files_to = p.files_to.as_deref().map(crm_http::config::files_at).transpose()?;
+    let from = crm_http::backup::open_named(&from_url, "from", false).await?;
+    let to = crm_http::backup::open_named(&p.to, "to", true).await?;
+    source_config.audit_keys()?.check_holds(&from.store().audit_head().await?)?;
+    let written = source_config.carry_secrets(&target_config)?;
+    let bar = rows_bar();
+    let options = crm_core::copy::CopyOptions { resume: p.resume, batch: usize::try_from(p.batch).unwrap_or(1_000) };
+    let started = std::time::Instant::now();
+    let copied =
+        crm_core::copy::copy_store(from.store().as_ref(), to.store().as_ref(), options, &show_rows(&bar)).await;
+    bar.finish_and_clear();
+    let report = match copied {
+        Ok(r) => r,
+        Err(e) => {
+            from.close().await;
+            to.close().await;
+            if e.field_errors().is_empty() {
+                eprintln!(
+                    "crm-server: the copy stopped; `crm-server copy --resume` with the same --from and --to continues it"
+                );
+            }
+            return Err(e);
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "crm-server: {} rows of {} kinds in the target ({} copied now) in {seconds:.1} s ({:.0} rows/s)",
+        report.rows(),
+        report.kinds.len(),
+        report.copied(),
+        report.copied() as f64 / seconds.max(1e-9)
+    );
+    let verified = verify_copied_chain(&source_config, to.store().as_ref(), report.audit_head.seq).await;
+    if let (Ok(()), Some(target)) = (&verified, &files_to) {
+        let bar = rows_bar();
+        let files = crm_core::copy::copy_files(&source_config.blobs()?, target, p.resume, &show_files(&bar)).await;
+        bar.finish_and_clear();
+        eprintln!("crm-server: {} files copied to {}", files?, p.files_to.as_deref().unwrap_or_default());
+    }
+    from.close().await;
+    to.close().await;
+    verified?;
+    if let Some(path) = written {
+        eprintln!("crm-server: the source's secrets are in {} for the servers on the target", path.display());
+    }
+    Ok(())
+}
+
+/// `crm-server backup`.
+async fn backup(config: &ServerConfig, archive: &std::path::Path) -> crm_core::Result<()> {
+    let from = crm_http::backup::open_named(&config.database_url, "databaseUrl", false).await?;
+    let bar = rows_bar();
+    let made =
+        crm_http::backup::backup(from.store().as_ref(), &config.blobs()?, archive, &show_rows(&bar), &show_files(&bar))
+            .await;
+    bar.finish_and_clear();
+    from.close().await;
+    let m = made?;
+    let size = std::fs::metadata(archive).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "crm-server: {} written ({:.1} MB): {} rows, {} audit events, {} files",
+        archive.display(),
+        size as f64 / 1e6,
+        m.rows.values().sum::<u64>(),
+        m.audit_seq,
+        m.files
+    );
+    Ok(())
+}
+
+/// `crm-server restore`.
+async fn restore(config: &ServerConfig, archive: &std::path::Path, resume: bool) -> crm_core::Result<()> {
+    let keys = config.audit_keys()?;
+    let to = config.store().await?;
+    let bar = rows_bar();
+    let restored =
+        crm_http::backup::restore(archive, to.store().as_ref(), &config.blobs()?, &keys, resume, &show_rows(&bar))
+            .await;
+    bar.finish_and_clear();
+    let verified = match &restored {
+        Ok((_, report)) => verify_copied_chain(config, to.store().as_ref(), report.audit_head.seq).await,
+        Err(_) => Ok(()),
+    };
+    to.close().await;
+    // The target is this command's database.
+    let (m, report) = restored.map_err(|e| e.renamed("to", "databaseUrl")).inspect_err(|e| {
+        if e.field_errors().is_empty() {
+            eprintln!(
+                "crm-server: the restore stopped; `crm-server restore --resume` with the same archive continues it"
+            );
+        }
+    })?;
+    eprintln!(
+        "crm-server: restored {} rows and {} files from the backup of {} ({} {})",
+        report.rows(),
+        m.files,
+        m.created_at.format("%Y-%m-%d %H:%M UTC"),
+        m.source,
+        m.crm_version
+    );
+    verified
 }
 
 /// The demo, by the first admin (made, with the demo password, when there is none).
