@@ -24,6 +24,11 @@ pub struct ServerConfig {
     /// `mongodb://host/db` (a replica set: transactions need one).
     #[arg(long, env = "CRM_DATABASE_URL", default_value = "sqlite://crm.db")]
     pub database_url: String,
+    /// A read replica of the database (a PostgreSQL standby, or a MongoDB URL reading
+    /// from secondaries): the server's reports, dashboards and record exports read from
+    /// it, so that they may lag the last writes by the replica's delay.
+    #[arg(long, env = "CRM_READ_DATABASE_URL")]
+    pub read_database_url: Option<String>,
     /// The address to listen on.
     #[arg(long, env = "CRM_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -208,6 +213,11 @@ pub struct ServerConfig {
     /// Login and password-reset requests a minute for one account name.
     #[arg(long, env = "CRM_LOGIN_RATE_LIMIT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_rate_limit: u32,
+    /// Redis (or Valkey) keeping the rate limits' counters, so that every replica counts
+    /// together: `redis://host:6379/0` (`rediss://` for TLS). Absent: each process counts
+    /// its own requests.
+    #[arg(long, env = "CRM_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Eq)]
@@ -464,9 +474,18 @@ impl ServerConfig {
         Ok(providers)
     }
 
-    /// The engine for serving: [`ServerConfig::crm`] with the third-party logins.
+    /// The engine for serving: [`ServerConfig::crm`] with the third-party logins, and
+    /// the read replica (`--read-database-url`) for its bulk reads.
     pub async fn engine(&self, store: Arc<dyn Store>) -> Result<Crm> {
-        self.build(store, self.providers().await?)
+        let crm = self.build(store, self.providers().await?)?;
+        match self.read_database_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => {
+                let replica = crm_storage::open_replica(url).await?;
+                tracing::info!(backend = replica.store().backend(), "reports and exports read from the read replica");
+                Ok(crm.with_read_store(replica.store()))
+            }
+            None => Ok(crm),
+        }
     }
 
     /// The proxies whose forwarding headers are believed.
@@ -521,6 +540,15 @@ impl ServerConfig {
                 ),
             )),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::internal(format!("locking {}", path.display()), e)),
+        }
+    }
+
+    /// The rate limits' counters: shared through `--redis-url` when given (checked now),
+    /// else this process's own.
+    pub async fn rate_limiter(&self) -> Result<crate::limit::RateLimiter> {
+        match self.redis_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => crate::limit::RateLimiter::shared(url, "crm-rs:ratelimit:").await,
+            None => Ok(crate::limit::RateLimiter::default()),
         }
     }
 
@@ -788,8 +816,9 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 53] = [
+pub const FILE_KEYS: [(&str, &str); 55] = [
     ("database_url", "CRM_DATABASE_URL"),
+    ("read_database_url", "CRM_READ_DATABASE_URL"),
     ("bind", "CRM_BIND"),
     ("jwt_secret", "CRM_JWT_SECRET"),
     ("jwt_secret_file", "CRM_JWT_SECRET_FILE"),
@@ -807,6 +836,7 @@ pub const FILE_KEYS: [(&str, &str); 53] = [
     ("public_url", "CRM_PUBLIC_URL"),
     ("files_dir", "CRM_FILES_DIR"),
     ("files_url", "CRM_FILES_URL"),
+    ("redis_url", "CRM_REDIS_URL"),
     ("google_client_ids", "CRM_GOOGLE_CLIENT_IDS"),
     ("facebook_app_id", "CRM_FACEBOOK_APP_ID"),
     ("facebook_app_secret", "CRM_FACEBOOK_APP_SECRET"),

@@ -156,6 +156,12 @@ impl AppState {
         self.limits = limits;
         self
     }
+
+    /// With these counters for the rate limits (shared by replicas: [`limit::RateLimiter::shared`]).
+    pub fn with_rate_limiter(mut self, limiter: limit::RateLimiter) -> Self {
+        self.limiter = std::sync::Arc::new(limiter);
+        self
+    }
 }
 
 impl FromRef<AppState> for std::sync::Arc<limit::ReportSlots> {

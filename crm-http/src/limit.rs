@@ -1,8 +1,9 @@
 //! Rate limits of the auth routes: per client address (all auth routes) and per account
-//! (login and password reset requests by the name or email they give). Fixed windows in
-//! memory; every answer of a limited route carries `RateLimit-Limit`,
-//! `RateLimit-Remaining` and `RateLimit-Reset`, and a refusal is 429 `rate_limited` with
-//! `Retry-After`.
+//! (login and password reset requests by the name or email they give). Fixed windows,
+//! counted in this process's memory or, with `--redis-url`, in Redis (or Valkey) where
+//! every replica counts together; every answer of a limited route carries
+//! `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`, and a refusal is 429
+//! `rate_limited` with `Retry-After`.
 //!
 //! And [`ReportSlots`]: how many reports (and report files) one user may have running at
 //! once, so that nobody keeps every core busy.
@@ -80,18 +81,79 @@ impl Decision {
     }
 }
 
-/// Fixed-window counters by key.
-#[derive(Debug, Default)]
+/// Fixed-window counters by key: in this process, or shared through Redis
+/// ([`RateLimiter::shared`]).
+#[derive(Default)]
 pub struct RateLimiter {
     windows: Mutex<HashMap<String, (Instant, u32)>>,
+    shared: Option<SharedCounters>,
 }
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter").field("shared", &self.shared.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// Counters in Redis: one key per window, raised and given its expiry in one script, so
+/// replicas never race on it.
+struct SharedCounters {
+    conn: redis::aio::ConnectionManager,
+    script: redis::Script,
+    prefix: String,
+}
+
+/// Raises the window's counter; the first raise sets its expiry. Answers the count and
+/// the milliseconds left of the window.
+const WINDOW_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+";
 
 /// Keys kept before old windows are swept.
 const SWEEP_AT: usize = 50_000;
 
 impl RateLimiter {
-    /// Counts one request of `key` against `quota`.
-    pub fn check(&self, key: &str, quota: Quota) -> Decision {
+    /// Counters in the Redis (or Valkey) server at `url` (`redis://host:6379/0`,
+    /// `rediss://` with TLS), shared by every process given the same URL; their keys
+    /// start with `prefix`. Fails, naming `redisUrl`, when the server does not answer. A
+    /// server lost later is not fatal: the limits count in this process until it is back.
+    pub async fn shared(url: &str, prefix: &str) -> crm_core::Result<Self> {
+        let bad = |why: String| crm_core::Error::invalid("redisUrl", "invalid_value", why);
+        // rediss:// speaks rustls with the process's crypto provider: ring, as everywhere.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = redis::Client::open(url).map_err(|e| bad(format!("'{url}' is not a Redis URL: {e}")))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let mut conn = redis::aio::ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| bad(format!("Redis at {url} does not answer: {e}")))?;
+        let _: String =
+            redis::cmd("PING").query_async(&mut conn).await.map_err(|e| bad(format!("Redis at {url}: {e}")))?;
+        let shared = SharedCounters { conn, script: redis::Script::new(WINDOW_SCRIPT), prefix: prefix.to_string() };
+        Ok(Self { windows: Mutex::default(), shared: Some(shared) })
+    }
+
+    /// Counts one request of `key` against `quota`, with every replica when the counters
+    /// are shared.
+    pub async fn check(&self, key: &str, quota: Quota) -> Decision {
+        if let Some(shared) = &self.shared {
+            match shared.check(key, quota).await {
+                Ok(d) => return d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the shared rate-limit counters do not answer; counting in this process")
+                }
+            }
+        }
+        self.check_here(key, quota)
+    }
+
+    /// Counts one request of `key` against `quota` in this process.
+    pub fn check_here(&self, key: &str, quota: Quota) -> Decision {
         let now = Instant::now();
         let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= SWEEP_AT {
@@ -115,13 +177,30 @@ impl RateLimiter {
     }
 }
 
+impl SharedCounters {
+    async fn check(&self, key: &str, quota: Quota) -> redis::RedisResult<Decision> {
+        let window = u64::try_from(quota.window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut conn = self.conn.clone();
+        let (count, ttl): (i64, i64) =
+            self.script.key(format!("{}{key}", self.prefix)).arg(window).invoke_async(&mut conn).await?;
+        let used = u32::try_from(count.max(0)).unwrap_or(u32::MAX);
+        let left = Duration::from_millis(u64::try_from(ttl.max(0)).unwrap_or(0));
+        Ok(Decision {
+            limit: quota.limit,
+            remaining: quota.limit.saturating_sub(used),
+            reset_secs: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+            allowed: used <= quota.limit,
+        })
+    }
+}
+
 /// The per-address limit of the auth routes (`/api/auth/…`), as a middleware.
 pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with("/api/auth/") {
         return next.run(req).await;
     }
     let ip = crate::extract::client_ip(req.extensions()).map_or_else(|| "local".to_string(), |ip| ip.to_string());
-    let d = state.limiter.check(&format!("ip:{ip}"), state.limits.per_ip);
+    let d = state.limiter.check(&format!("ip:{ip}"), state.limits.per_ip).await;
     if !d.allowed {
         tracing::warn!(%ip, "auth rate limit reached");
         return d.refusal();
@@ -132,9 +211,9 @@ pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> 
 }
 
 /// The per-account limit: `Err` is the refusal ([`Decision::refusal`] answers it).
-pub fn per_account(state: &AppState, account: &str) -> Result<(), Decision> {
+pub async fn per_account(state: &AppState, account: &str) -> Result<(), Decision> {
     let key = format!("account:{}", account.trim().to_lowercase());
-    let d = state.limiter.check(&key, state.limits.per_account);
+    let d = state.limiter.check(&key, state.limits.per_account).await;
     if d.allowed {
         Ok(())
     } else {
@@ -219,12 +298,12 @@ mod tests {
     fn a_window_allows_its_quota_then_refuses_until_it_ends() {
         let l = RateLimiter::default();
         let q = Quota { limit: 3, window: Duration::from_millis(200) };
-        let got: Vec<bool> = (0..4).map(|_| l.check("k", q).allowed).collect();
+        let got: Vec<bool> = (0..4).map(|_| l.check_here("k", q).allowed).collect();
         assert_eq!(got, [true, true, true, false]);
-        let d = l.check("k", q);
+        let d = l.check_here("k", q);
         assert_eq!((d.remaining, d.reset_secs), (0, 1));
-        assert!(l.check("other", q).allowed, "keys are apart");
+        assert!(l.check_here("other", q).allowed, "keys are apart");
         std::thread::sleep(Duration::from_millis(210));
-        assert!(l.check("k", q).allowed);
+        assert!(l.check_here("k", q).allowed);
     }
 }

@@ -354,3 +354,261 @@ fn a_sqlite_database_takes_one_server() {
     let _second = serve(&dir, &db, "files", free_port());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `curl` with headers; the status, the headers (lower-cased names) and the body.
+fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> (u16, Vec<(String, String)>, serde_json::Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-D", "-", "-X", method, url]);
+    for (k, v) in headers {
+        cmd.args(["-H", &format!("{k}: {v}")]);
+    }
+    if let Some(b) = body {
+        cmd.args(["-H", "content-type: application/json", "-d", &b.to_string()]);
+    }
+    let out = String::from_utf8(cmd.output().unwrap().stdout).unwrap().replace("\r\n", "\n");
+    let (head, body) = out.split_once("\n\n").unwrap_or((&out, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string())).collect();
+    (status, headers, serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.into())))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Two servers on one PostgreSQL, their counters in Redis, called in turn as a
+/// round-robin load balancer would: the rate limit, the lockout, an idempotent replay and
+/// a logout hold across both, as on one server. (Scheduled work done once by two
+/// processes: billing_processes and delivery_processes.)
+#[test]
+fn two_servers_on_postgres_behave_as_one() {
+    let Some((pg, pg_name)) = postgres_database("replicas") else { return };
+    let redis = std::env::var("CRM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let dir = std::env::temp_dir().join(format!("crm-replicas-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    ok(
+        &dir,
+        &pg,
+        "files",
+        &["create-admin", "--username", "admin", "--email", "admin@example.com", "--password", PASSWORD],
+    );
+    let replica = |name: &str, port: u16| {
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let p = Proc(
+            Command::new(bin())
+                .current_dir(&dir)
+                .args(["--bind", &format!("127.0.0.1:{port}"), "--no-worker"])
+                .args(["--auth-rate-limit", "12", "--login-rate-limit", "100", "--trusted-proxies", "127.0.0.1"])
+                .env("CRM_DATABASE_URL", &pg)
+                .env("CRM_REDIS_URL", &redis)
+                .env("CRM_FILES_DIR", "files")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+            assert!(!ci() || !log.contains("redisUrl"), "Redis is not reachable at {redis}: {log}");
+            assert!(start.elapsed() < Duration::from_secs(30), "{name} did not start: {log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        p
+    };
+    let (a, b) = (free_port(), free_port());
+    let (_a, _b) = (replica("a", a), replica("b", b));
+    let servers = [format!("http://127.0.0.1:{a}"), format!("http://127.0.0.1:{b}")];
+    let at = |i: usize| servers[i % 2].clone();
+    // Each check comes from a client address of its own (through the trusted proxy), so
+    // that runs sharing the Redis server do not share a window.
+    let client = || format!("10.{}.{}.{}", rand_byte(), rand_byte(), rand_byte());
+
+    // The auth routes' limit: 12 a minute from one address, counted by both servers.
+    let ip = client();
+    let mut statuses = Vec::new();
+    for i in 0..14 {
+        let body = serde_json::json!({"refreshToken": "not-a-token"});
+        let (status, headers, _) =
+            request("POST", &format!("{}/api/auth/refresh", at(i)), &[("x-forwarded-for", &ip)], Some(body));
+        if i == 11 {
+            assert_eq!(header(&headers, "ratelimit-remaining"), Some("0"), "{headers:?}");
+        }
+        statuses.push(status);
+    }
+    assert!(statuses[..12].iter().all(|s| *s != 429), "{statuses:?}");
+    assert_eq!(&statuses[12..], &[429, 429], "the 13th and 14th, on either server, wait: {statuses:?}");
+
+    // The lockout: five wrong passwords from one address, on either server, then a wait.
+    let ip = client();
+    let wrong = serde_json::json!({"username": "admin", "password": "not the password"});
+    for i in 0..5 {
+        let (status, ..) =
+            request("POST", &format!("{}/api/auth/login", at(i)), &[("x-forwarded-for", &ip)], Some(wrong.clone()));
+        assert_eq!(status, 401, "failure {}", i + 1);
+    }
+    let right = serde_json::json!({"username": "admin", "password": PASSWORD});
+    let (status, ..) = request("POST", &format!("{}/api/auth/login", at(5)), &[("x-forwarded-for", &ip)], Some(right));
+    assert_eq!(status, 423, "locked for this address on the other server too");
+
+    // An idempotent create: the second server replays the first one's answer.
+    let token = login(&servers[0]);
+    let auth = format!("Bearer {token}");
+    let key = uuid::Uuid::now_v7().to_string();
+    let ann = serde_json::json!({"name": "Ann Replica", "email": "ann.replica@example.com"});
+    let heads = [("authorization", auth.as_str()), ("idempotency-key", key.as_str())];
+    let (first, _, made) = request("POST", &format!("{}/api/contacts", servers[0]), &heads, Some(ann.clone()));
+    let (second, h2, again) = request("POST", &format!("{}/api/contacts", servers[1]), &heads, Some(ann));
+    assert_eq!((first, second), (201, 201), "{made} {again}");
+    assert_eq!(made["id"], again["id"]);
+    assert_eq!(header(&h2, "idempotent-replayed"), Some("true"));
+    let (_, _, list) =
+        request("GET", &format!("{}/api/contacts?q=ann.replica", servers[1]), &[("authorization", &auth)], None);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "one contact");
+
+    // A logout on one server ends the session on the other (its check is at most 1 s stale).
+    let (me, ..) = request("GET", &format!("{}/api/auth/me", servers[1]), &[("authorization", &auth)], None);
+    assert_eq!(me, 200);
+    let (out, ..) = request("POST", &format!("{}/api/auth/logout", servers[1]), &[("authorization", &auth)], None);
+    assert_eq!(out, 204);
+    std::thread::sleep(Duration::from_millis(1_200));
+    let (after, ..) = request("GET", &format!("{}/api/auth/me", servers[0]), &[("authorization", &auth)], None);
+    assert_eq!(after, 401, "the first server no longer takes the token");
+
+    drop_postgres_database(&pg_name);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn rand_byte() -> u8 {
+    uuid::Uuid::new_v4().as_bytes()[0]
+}
+
+/// A server with `--read-database-url`: its reports and exports read the replica (here a
+/// copy of the primary on the same PostgreSQL server, a write behind it, and reached as
+/// a read-only role whose statements the server logs), its lists and writes the primary.
+#[test]
+fn reports_and_exports_read_from_the_read_replica() {
+    let Some((primary, primary_name)) = postgres_database("primary") else { return };
+    let Some((replica, replica_name)) = postgres_database("replica") else { return };
+    let dir = std::env::temp_dir().join(format!("crm-read-replica-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    ok(&dir, &primary, "files", &["seed-demo", "--companies", "6", "--contacts", "60", "--deals", "30"]);
+    ok(&dir, &primary, "files", &["copy", "--to", &replica]);
+    // The replica's reader: read-only, every statement in the server's log.
+    let reader = format!("crm_reader_{}", &replica_name[replica_name.len() - 12..]);
+    let psql = |db: &str, sql: &str| {
+        let out = Command::new("psql").args([db, "-v", "ON_ERROR_STOP=1", "-qtAc", sql]).output().unwrap();
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    psql(&replica, &format!("CREATE ROLE {reader} LOGIN"));
+    psql(&replica, &format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}"));
+    psql(&replica, &format!("ALTER ROLE {reader} SET default_transaction_read_only = on"));
+    psql(&replica, &format!("ALTER ROLE {reader} SET log_statement = 'all'"));
+    let (server, _) = replica.rsplit_once('/').unwrap();
+    let server = server.replacen("postgres@", &format!("{reader}@"), 1);
+    let read_url = format!("{server}/{replica_name}");
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    let _server = Proc(
+        Command::new(bin())
+            .current_dir(&dir)
+            .args(["--bind", &format!("127.0.0.1:{port}"), "--no-worker"])
+            .env("CRM_DATABASE_URL", &primary)
+            .env("CRM_READ_DATABASE_URL", &read_url)
+            .env("CRM_FILES_DIR", "files")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            std::fs::read_to_string(dir.join("server.log")).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token = login(&base);
+    let auth = format!("Bearer {token}");
+    // A write the replica has not seen: a contact and an open deal on the primary.
+    let zed = serde_json::json!({"name": "Zed Lagging", "email": "zed.lagging@example.com"});
+    let (status, _, _) = request("POST", &format!("{base}/api/contacts"), &[("authorization", &auth)], Some(zed));
+    assert_eq!(status, 201);
+    let deal =
+        serde_json::json!({"name": "Lagging deal", "amount": 100_000, "currency": "EUR", "stage": "prospecting"});
+    let (status, _, _) = request("POST", &format!("{base}/api/deals"), &[("authorization", &auth)], Some(deal));
+    assert_eq!(status, 201);
+
+    // The list reads the primary: Zed is there.
+    let (_, _, list) = request("GET", &format!("{base}/api/contacts?q=zed.lagging"), &[("authorization", &auth)], None);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    // The export reads the replica: every contact it holds, and not Zed.
+    let (status, _, csv) =
+        request("GET", &format!("{base}/api/contacts/export?format=csv"), &[("authorization", &auth)], None);
+    let csv = csv.as_str().unwrap_or_default().to_string();
+    assert_eq!(status, 200, "{csv}");
+    let on_replica: usize = psql(&replica, "SELECT count(*) FROM contacts WHERE deleted_at IS NULL").parse().unwrap();
+    assert_eq!(csv.lines().count() - 1, on_replica, "one line per contact of the replica");
+    assert!(!csv.contains("zed.lagging@example.com"), "the replica has not seen Zed");
+    // The pipeline report too: the replica's open deals, not the primary's.
+    let (status, _, report) =
+        request("GET", &format!("{base}/api/reports/standard/r1_pipeline_by_stage"), &[("authorization", &auth)], None);
+    assert_eq!(status, 200, "{report}");
+    let rows = report["rows"].as_array().or_else(|| report["data"].as_array()).expect("report rows");
+    let counted: i64 = rows.iter().map(|r| r["deal_count"].as_i64().unwrap_or(0)).sum();
+    let open = "SELECT count(*) FROM deals WHERE deleted_at IS NULL AND stage NOT IN ('closed_won', 'closed_lost')";
+    let (on_primary, on_replica): (i64, i64) =
+        (psql(&primary, open).parse().unwrap(), psql(&replica, open).parse().unwrap());
+    assert_eq!((counted, on_primary), (on_replica, on_replica + 1), "the report counts the replica's open deals");
+    // The export is audited on the primary.
+    let exported = psql(&primary, "SELECT count(*) FROM audit_events WHERE action = 'contact.exported'");
+    assert_eq!(exported, "1");
+
+    // The PostgreSQL server's own log, where it is readable here: the reader's statements
+    // are the bulk reads, and none of them writes.
+    let log = std::env::var("CRM_TEST_POSTGRES_LOG").ok().map(PathBuf::from).or_else(|| {
+        std::fs::read_dir("/var/log/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-main.log"))
+    });
+    match log.and_then(|p| std::fs::read_to_string(p).ok()) {
+        Some(text) => {
+            let mine: Vec<&str> = text.lines().filter(|l| l.contains(&format!("{reader}@{replica_name}"))).collect();
+            // Simple queries log as `statement:`, prepared ones as `execute <name>:`.
+            let statements: Vec<&&str> =
+                mine.iter().filter(|l| l.contains("statement:") || l.contains("execute ")).collect();
+            assert!(statements.iter().any(|l| l.contains("contacts")), "the export's reads: {mine:?}");
+            assert!(statements.iter().any(|l| l.contains("deals")), "the report's reads: {mine:?}");
+            let writes = ["INSERT", "UPDATE ", "DELETE ", "CREATE "];
+            assert!(!statements.iter().any(|l| writes.iter().any(|w| l.contains(w))), "{statements:?}");
+            eprintln!("{} statements of the reader in the PostgreSQL log, none a write", statements.len());
+        }
+        None => {
+            // A server elsewhere (a container) keeps its log to itself; one here must show it.
+            let local = Path::new("/var/log/postgresql").exists();
+            assert!(!(ci() && local), "the PostgreSQL log is not readable here: set CRM_TEST_POSTGRES_LOG");
+            eprintln!("the PostgreSQL log is not readable here; the routing was checked by the data only");
+        }
+    }
+    drop(_server);
+    drop_postgres_database(&primary_name);
+    drop_postgres_database(&replica_name);
+    let base_url =
+        std::env::var("CRM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let _ = Command::new("psql").args([base_url.as_str(), "-qc", &format!("DROP ROLE IF EXISTS {reader}")]).output();
+    let _ = std::fs::remove_dir_all(&dir);
+}

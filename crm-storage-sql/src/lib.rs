@@ -84,6 +84,9 @@ pub struct SqlOptions {
     /// taken from a pool (so the limit counts from the start of a read or of a write
     /// transaction), and on the bulk-read connections. Migrations are not limited.
     pub statement_timeout: Option<Duration>,
+    /// Bring the schema up to date on connect (the default). Off for a read replica,
+    /// whose schema comes from its primary and which takes no writes.
+    pub migrate: bool,
 }
 
 /// The default limit of one statement: a little over the HTTP request's.
@@ -96,6 +99,7 @@ impl Default for SqlOptions {
             pg_schema: None,
             busy_timeout: Duration::from_secs(10),
             statement_timeout: Some(STATEMENT_TIMEOUT),
+            migrate: true,
         }
     }
 }
@@ -449,9 +453,11 @@ async fn open_postgres(url: &str, opts: &SqlOptions) -> Result<Backend> {
     }
     // Migrations (an index over a large table) run without the limit, on a connection
     // of their own.
-    let unlimited = PgPoolOptions::new().max_connections(1).connect_with(pg.clone()).await.map_err(unavailable)?;
-    migrate(&WritePool::Postgres(unlimited.clone())).await?;
-    unlimited.close().await;
+    if opts.migrate {
+        let unlimited = PgPoolOptions::new().max_connections(1).connect_with(pg.clone()).await.map_err(unavailable)?;
+        migrate(&WritePool::Postgres(unlimited.clone())).await?;
+        unlimited.close().await;
+    }
     if let Some(limit) = opts.statement_timeout {
         pg = pg.options([("statement_timeout", format!("{}ms", limit.as_millis()).as_str())]);
     }

@@ -112,6 +112,27 @@ pub async fn open(url: &str) -> Result<AnyStore> {
     }
 }
 
+/// Connects to a read replica of a store (`--read-database-url`): a PostgreSQL standby
+/// (connected without migrating: its schema comes from the primary) or a MongoDB URL
+/// (say with `readPreference=secondaryPreferred`). SQLite has no replicas to read from.
+/// The error names `readDatabaseUrl`.
+pub async fn open_replica(url: &str) -> Result<AnyStore> {
+    let renamed = |e: Error| e.renamed("databaseUrl", "readDatabaseUrl");
+    if url.starts_with("sqlite:") {
+        return Err(Error::invalid(
+            "readDatabaseUrl",
+            "unsupported",
+            "a SQLite database has no read replica: give a PostgreSQL or MongoDB URL",
+        ));
+    }
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let opts = crm_storage_sql::SqlOptions { migrate: false, ..Default::default() };
+        return Ok(AnyStore::Sql(Arc::new(crm_storage_sql::SqlStore::connect_with(url, opts).await.map_err(renamed)?)));
+    }
+    open(url).await.map_err(renamed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

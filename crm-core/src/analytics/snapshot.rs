@@ -163,7 +163,7 @@ async fn fetch(crm: &Crm, kind: EntityKind, actor: &Actor, only: Option<Filter>)
     let rows = if plan.nothing {
         Vec::new()
     } else {
-        crm.store().scan_columns(kind, plan.filter.as_ref(), false, &plan.fetched).await?
+        crm.read_store().scan_columns(kind, plan.filter.as_ref(), false, &plan.fetched).await?
     };
     Ok(Fetched { plan, rows })
 }
@@ -248,7 +248,7 @@ async fn streamed(
         drop(tx);
         Ok(())
     } else {
-        crm.store().scan_batches(kind, plan.filter.as_ref(), false, &plan.fetched, tx).await
+        crm.read_store().scan_batches(kind, plan.filter.as_ref(), false, &plan.fetched, tx).await
     };
     // The sender is gone either way: the builder ends with what it was sent.
     let built = build.await.map_err(|e| crate::Error::internal("building a snapshot table", e))?;
@@ -350,7 +350,10 @@ impl Crm {
     /// change only the records the audit log names as changed are read again.
     pub async fn analytics_tables(&self, actor: &Actor) -> Result<Arc<Tables>> {
         let key = scope_key(self, actor);
-        let counter = self.store().change_counter().await?;
+        // Everything a snapshot reads comes from one store (the read replica when there
+        // is one), its change counter too: the snapshot is that store's state at that
+        // counter, however far a replica lags.
+        let counter = self.read_store().change_counter().await?;
         let cache = self.analytics_cache();
         let base = {
             let entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -413,7 +416,7 @@ impl Crm {
             limit: (head - since) as u32,
             include_deleted: true,
         };
-        let rows = self.store().list_columns(k, &query, &[at(ty.name), at(id.name), at(action.name)]).await?;
+        let rows = self.read_store().list_columns(k, &query, &[at(ty.name), at(id.name), at(action.name)]).await?;
         fn text(v: Option<&Value>) -> &str {
             match v {
                 Some(Value::Text(t)) => t.as_str(),

@@ -162,7 +162,7 @@ impl Crm {
         let filter = and_opt([query.filter.clone(), basis.search, basis.scoped]);
         let sort = basis.sort;
         if format == ExportFormat::Xlsx {
-            let n = self.store().count(kind, filter.as_ref(), query.include_deleted).await?;
+            let n = self.read_store().count(kind, filter.as_ref(), query.include_deleted).await?;
             if n >= XLSX_MAX_ROWS {
                 return Err(Error::invalid(
                     "format",
@@ -250,7 +250,7 @@ impl RecordExport {
                 limit: PAGE,
                 include_deleted: self.include_deleted,
             };
-            let rows = self.crm.store().list(kind, &q).await?;
+            let rows = self.crm.read_store().list(kind, &q).await?;
             let n = rows.len();
             after = rows.last().map(|r| keys.iter().map(|&i| r.get(i).cloned().unwrap_or(Value::Null)).collect());
             let page: Vec<Row> = rows

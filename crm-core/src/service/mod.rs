@@ -71,6 +71,7 @@ pub struct CrmConfig {
 
 struct Inner {
     store: Arc<dyn Store>,
+    read_store: Option<Arc<dyn Store>>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     policy: Policy,
@@ -113,6 +114,7 @@ impl std::fmt::Debug for Crm {
 /// Builds a [`Crm`] with a non-default clock, id source, policy or configuration.
 pub struct CrmBuilder {
     store: Arc<dyn Store>,
+    read_store: Option<Arc<dyn Store>>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     policy: Policy,
@@ -137,6 +139,15 @@ impl CrmBuilder {
     /// chain unnoticed).
     pub fn audit_keys(mut self, keys: AuditKeys) -> Self {
         self.audit_keys = keys;
+        self
+    }
+
+    /// Reads analytics snapshots and record exports from this store: a read replica of
+    /// the store (a PostgreSQL hot standby, say), so that bulk reads do not load the
+    /// primary. They then show the replica's data, which may lag a little behind the
+    /// last writes. Every other read and every write goes to the store.
+    pub fn read_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.read_store = Some(store);
         self
     }
 
@@ -187,6 +198,7 @@ impl CrmBuilder {
         Crm {
             inner: Arc::new(Inner {
                 store: self.store,
+                read_store: self.read_store,
                 clock: self.clock,
                 ids: self.ids,
                 policy: self.policy,
@@ -214,6 +226,7 @@ impl Crm {
     pub fn builder(store: Arc<dyn Store>) -> CrmBuilder {
         CrmBuilder {
             store,
+            read_store: None,
             clock: Arc::new(SystemClock),
             ids: Arc::new(V7Ids::new()),
             policy: Policy::standard(),
@@ -228,10 +241,22 @@ impl Crm {
     /// The same CRM (store, ids, policy, configuration, keys) reading the time from
     /// `clock`: for work that must be dated otherwise, such as the demo's history.
     pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Crm {
+        self.derived(clock, self.inner.read_store.clone())
+    }
+
+    /// The same engine reading its analytics snapshots and exports from `store`, a read
+    /// replica (see [`CrmBuilder::read_store`]).
+    pub fn with_read_store(&self, store: Arc<dyn Store>) -> Crm {
+        self.derived(self.inner.clock.clone(), Some(store))
+    }
+
+    /// This engine with another clock and read store, and caches of its own.
+    fn derived(&self, clock: Arc<dyn Clock>, read_store: Option<Arc<dyn Store>>) -> Crm {
         let i = &self.inner;
         Crm {
             inner: Arc::new(Inner {
                 store: i.store.clone(),
+                read_store,
                 clock,
                 ids: i.ids.clone(),
                 policy: i.policy.clone(),
@@ -250,6 +275,12 @@ impl Crm {
     /// The store.
     pub fn store(&self) -> &dyn Store {
         self.inner.store.as_ref()
+    }
+
+    /// The store of bulk reads: the read replica given to [`CrmBuilder::read_store`],
+    /// else the store.
+    pub fn read_store(&self) -> &dyn Store {
+        self.inner.read_store.as_deref().unwrap_or(self.inner.store.as_ref())
     }
 
     /// The cached analytics snapshots.

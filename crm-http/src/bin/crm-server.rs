@@ -279,7 +279,7 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     };
     let recurring_loop = (!config.no_worker).then(|| spawn_recurring_loop(crm.clone(), config.billing_interval));
     let import_loop = (!config.no_worker).then(|| spawn_import_loop(crm.clone()));
-    let mut state = AppState::new(crm);
+    let mut state = AppState::new(crm).with_rate_limiter(config.rate_limiter().await?);
     if let Some(p) = payments {
         state = state.with_payments(p);
     }

@@ -253,7 +253,7 @@ async fn login(
     Meta(meta): Meta,
     ApiJson(b): ApiJson<LoginBody>,
 ) -> Result<Json<TokenPairView>, Response> {
-    crate::limit::per_account(&state, &b.username).map_err(|d| d.refusal())?;
+    crate::limit::per_account(&state, &b.username).await.map_err(|d| d.refusal())?;
     let pair = state.crm.auth().login(&b.username, &b.password, meta).await.map_err(refusal)?;
     Ok(Json(pair.into()))
 }
@@ -351,7 +351,7 @@ async fn forgot(
     Meta(meta): Meta,
     ApiJson(b): ApiJson<EmailBody>,
 ) -> Result<impl IntoResponse, Response> {
-    crate::limit::per_account(&state, &b.email).map_err(|d| d.refusal())?;
+    crate::limit::per_account(&state, &b.email).await.map_err(|d| d.refusal())?;
     state.crm.auth().forgot_password(&b.email, meta).await.map_err(refusal)?;
     Ok(accepted())
 }
