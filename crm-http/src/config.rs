@@ -213,9 +213,9 @@ pub struct ServerConfig {
     /// Login and password-reset requests a minute for one account name.
     #[arg(long, env = "CRM_LOGIN_RATE_LIMIT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_rate_limit: u32,
-    /// Redis (or Valkey) keeping the rate limits' counters, so that every replica counts
-    /// together: `redis://host:6379/0` (`rediss://` for TLS). Absent: each process counts
-    /// its own requests.
+    /// Redis (or Valkey) keeping the rate limits' counters and the report slots, so that
+    /// every replica counts together: `redis://host:6379/0` (`rediss://` for TLS). Absent:
+    /// each process counts its own.
     #[arg(long, env = "CRM_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 }
@@ -543,12 +543,12 @@ impl ServerConfig {
         }
     }
 
-    /// The rate limits' counters: shared through `--redis-url` when given (checked now),
-    /// else this process's own.
-    pub async fn rate_limiter(&self) -> Result<crate::limit::RateLimiter> {
+    /// The Redis (or Valkey) the replicas share, when `--redis-url` names one (it must
+    /// answer now).
+    pub async fn redis(&self) -> Result<Option<crate::limit::SharedRedis>> {
         match self.redis_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-            Some(url) => crate::limit::RateLimiter::shared(url, "crm-rs:ratelimit:").await,
-            None => Ok(crate::limit::RateLimiter::default()),
+            Some(url) => Ok(Some(crate::limit::SharedRedis::connect(url, "crm-rs:").await?)),
+            None => Ok(None),
         }
     }
 

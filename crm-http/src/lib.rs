@@ -157,9 +157,11 @@ impl AppState {
         self
     }
 
-    /// With these counters for the rate limits (shared by replicas: [`limit::RateLimiter::shared`]).
-    pub fn with_rate_limiter(mut self, limiter: limit::RateLimiter) -> Self {
-        self.limiter = std::sync::Arc::new(limiter);
+    /// The rate limits' windows and the report slots counted in this Redis, with every
+    /// replica given the same (call it after [`AppState::with_report_concurrency`]).
+    pub fn with_redis(mut self, redis: limit::SharedRedis) -> Self {
+        self.limiter = std::sync::Arc::new(limit::RateLimiter::shared(redis.clone()));
+        self.report_slots = std::sync::Arc::new(limit::ReportSlots::shared(self.report_slots.per_user(), redis));
         self
     }
 }

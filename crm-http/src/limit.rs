@@ -86,7 +86,7 @@ impl Decision {
 #[derive(Default)]
 pub struct RateLimiter {
     windows: Mutex<HashMap<String, (Instant, u32)>>,
-    shared: Option<SharedCounters>,
+    shared: Option<SharedRedis>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -95,33 +95,25 @@ impl std::fmt::Debug for RateLimiter {
     }
 }
 
-/// Counters in Redis: one key per window, raised and given its expiry in one script, so
-/// replicas never race on it.
-struct SharedCounters {
+/// A Redis (or Valkey) server that replicas share: the rate limits' windows and the
+/// report slots live there. Cheap to clone (one multiplexed connection, reconnected by
+/// itself).
+#[derive(Clone)]
+pub struct SharedRedis {
     conn: redis::aio::ConnectionManager,
-    script: redis::Script,
     prefix: String,
 }
 
-/// Raises the window's counter; the first raise sets its expiry. Answers the count and
-/// the milliseconds left of the window.
-const WINDOW_SCRIPT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}
-";
+impl std::fmt::Debug for SharedRedis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedRedis").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
 
-/// Keys kept before old windows are swept.
-const SWEEP_AT: usize = 50_000;
-
-impl RateLimiter {
-    /// Counters in the Redis (or Valkey) server at `url` (`redis://host:6379/0`,
-    /// `rediss://` with TLS), shared by every process given the same URL; their keys
-    /// start with `prefix`. Fails, naming `redisUrl`, when the server does not answer. A
-    /// server lost later is not fatal: the limits count in this process until it is back.
-    pub async fn shared(url: &str, prefix: &str) -> crm_core::Result<Self> {
+impl SharedRedis {
+    /// Connects to the server at `url` (`redis://host:6379/0`, `rediss://` with TLS);
+    /// every key starts with `prefix`. Fails, naming `redisUrl`, when it does not answer.
+    pub async fn connect(url: &str, prefix: &str) -> crm_core::Result<Self> {
         let bad = |why: String| crm_core::Error::invalid("redisUrl", "invalid_value", why);
         // rediss:// speaks rustls with the process's crypto provider: ring, as everywhere.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -134,15 +126,49 @@ impl RateLimiter {
             .map_err(|e| bad(format!("Redis at {url} does not answer: {e}")))?;
         let _: String =
             redis::cmd("PING").query_async(&mut conn).await.map_err(|e| bad(format!("Redis at {url}: {e}")))?;
-        let shared = SharedCounters { conn, script: redis::Script::new(WINDOW_SCRIPT), prefix: prefix.to_string() };
-        Ok(Self { windows: Mutex::default(), shared: Some(shared) })
+        Ok(Self { conn, prefix: prefix.to_string() })
+    }
+
+    fn key(&self, what: &str) -> String {
+        format!("{}{what}", self.prefix)
+    }
+}
+
+/// Raises the window's counter; the first raise sets its expiry. Answers the count and
+/// the milliseconds left of the window.
+const WINDOW_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+";
+
+/// Takes one of a user's report slots if one is free (the count stays at most ARGV[1]);
+/// the key expires after ARGV[2] ms, so slots of a process that died come back.
+const SLOT_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]); return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return n
+";
+
+/// Keys kept before old windows are swept.
+const SWEEP_AT: usize = 50_000;
+
+impl RateLimiter {
+    /// Counters in Redis, shared by every process given the same server: their windows
+    /// count together. A server lost later is not fatal: the limits count in this
+    /// process until it is back.
+    pub fn shared(redis: SharedRedis) -> Self {
+        Self { windows: Mutex::default(), shared: Some(redis) }
     }
 
     /// Counts one request of `key` against `quota`, with every replica when the counters
     /// are shared.
     pub async fn check(&self, key: &str, quota: Quota) -> Decision {
         if let Some(shared) = &self.shared {
-            match shared.check(key, quota).await {
+            match shared.window(key, quota).await {
                 Ok(d) => return d,
                 Err(e) => {
                     tracing::warn!(error = %e, "the shared rate-limit counters do not answer; counting in this process")
@@ -177,12 +203,15 @@ impl RateLimiter {
     }
 }
 
-impl SharedCounters {
-    async fn check(&self, key: &str, quota: Quota) -> redis::RedisResult<Decision> {
+impl SharedRedis {
+    async fn window(&self, key: &str, quota: Quota) -> redis::RedisResult<Decision> {
         let window = u64::try_from(quota.window.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut conn = self.conn.clone();
-        let (count, ttl): (i64, i64) =
-            self.script.key(format!("{}{key}", self.prefix)).arg(window).invoke_async(&mut conn).await?;
+        let (count, ttl): (i64, i64) = redis::Script::new(WINDOW_SCRIPT)
+            .key(self.key(&format!("ratelimit:{key}")))
+            .arg(window)
+            .invoke_async(&mut conn)
+            .await?;
         let used = u32::try_from(count.max(0)).unwrap_or(u32::MAX);
         let left = Duration::from_millis(u64::try_from(ttl.max(0)).unwrap_or(0));
         Ok(Decision {
@@ -192,7 +221,36 @@ impl SharedCounters {
             allowed: used <= quota.limit,
         })
     }
+
+    /// Takes one of `user`'s `per_user` report slots; `false` when all are taken.
+    async fn take_slot(&self, user: uuid::Uuid, per_user: usize) -> redis::RedisResult<bool> {
+        let mut conn = self.conn.clone();
+        let n: i64 = redis::Script::new(SLOT_SCRIPT)
+            .key(self.key(&format!("reports:{user}")))
+            .arg(per_user)
+            .arg(u64::try_from(SLOT_LEASE.as_millis()).unwrap_or(u64::MAX))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Gives a slot back (a task of its own: dropping a slot cannot wait).
+    fn give_back(&self, user: uuid::Uuid) {
+        let (mut conn, key) = (self.conn.clone(), self.key(&format!("reports:{user}")));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let left: redis::RedisResult<i64> = redis::cmd("DECR").arg(&key).query_async(&mut conn).await;
+                if matches!(left, Ok(n) if n <= 0) {
+                    let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
+                }
+            });
+        }
+    }
 }
+
+/// How long a user's shared report slots outlive the last one taken: the slots of a
+/// server that died while running reports come back after this.
+const SLOT_LEASE: Duration = Duration::from_secs(600);
 
 /// The per-address limit of the auth routes (`/api/auth/…`), as a middleware.
 pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -221,11 +279,13 @@ pub async fn per_account(state: &AppState, account: &str) -> Result<(), Decision
     }
 }
 
-/// How many reports each user may have running at once (per server process).
+/// How many reports each user may have running at once: counted in this process, or in
+/// Redis across every replica ([`ReportSlots::shared`]).
 #[derive(Debug)]
 pub struct ReportSlots {
     per_user: usize,
     running: Mutex<HashMap<uuid::Uuid, usize>>,
+    shared: Option<SharedRedis>,
 }
 
 /// The default number of reports one user may run at once.
@@ -242,10 +302,18 @@ impl Default for ReportSlots {
 pub struct ReportSlot {
     slots: std::sync::Arc<ReportSlots>,
     user: uuid::Uuid,
+    /// Taken in Redis (else in this process).
+    shared: bool,
 }
 
 impl Drop for ReportSlot {
     fn drop(&mut self) {
+        if self.shared {
+            if let Some(redis) = &self.slots.shared {
+                redis.give_back(self.user);
+            }
+            return;
+        }
         let mut running = self.slots.running.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = running.get_mut(&self.user) {
             *n = n.saturating_sub(1);
@@ -259,39 +327,107 @@ impl Drop for ReportSlot {
 impl ReportSlots {
     /// Each user may run `per_user` reports at once (at least one).
     pub fn new(per_user: usize) -> Self {
-        Self { per_user: per_user.max(1), running: Mutex::new(HashMap::new()) }
+        Self { per_user: per_user.max(1), running: Mutex::new(HashMap::new()), shared: None }
+    }
+
+    /// The same counted in Redis, across every process given the same server; while
+    /// Redis does not answer, in this process.
+    pub fn shared(per_user: usize, redis: SharedRedis) -> Self {
+        Self { shared: Some(redis), ..Self::new(per_user) }
+    }
+
+    /// How many reports a user may run at once.
+    pub fn per_user(&self) -> usize {
+        self.per_user
     }
 
     /// A slot for one more report of `user`, or 429 `rate_limited` while they have as
     /// many running as they may.
-    pub fn take(self: &std::sync::Arc<Self>, user: crm_core::UserId) -> Result<ReportSlot, ApiError> {
+    pub async fn take(self: &std::sync::Arc<Self>, user: crm_core::UserId) -> Result<ReportSlot, ApiError> {
+        let busy = || {
+            let detail =
+                format!("you have {} reports running; one more can start when one of them ends", self.per_user);
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail).retry_after(1)
+        };
+        if let Some(redis) = &self.shared {
+            match redis.take_slot(user.as_uuid(), self.per_user).await {
+                Ok(true) => return Ok(ReportSlot { slots: self.clone(), user: user.as_uuid(), shared: true }),
+                Ok(false) => return Err(busy()),
+                Err(e) => tracing::warn!(error = %e, "the shared report slots do not answer; counting in this process"),
+            }
+        }
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let n = running.entry(user.as_uuid()).or_insert(0);
         if *n >= self.per_user {
-            let detail =
-                format!("you have {} reports running; one more can start when one of them ends", self.per_user);
-            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail).retry_after(1));
+            return Err(busy());
         }
         *n += 1;
-        Ok(ReportSlot { slots: self.clone(), user: user.as_uuid() })
+        Ok(ReportSlot { slots: self.clone(), user: user.as_uuid(), shared: false })
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_user_runs_so_many_reports_at_once_and_others_are_not_held_up() {
+    #[tokio::test]
+    async fn a_user_runs_so_many_reports_at_once_and_others_are_not_held_up() {
         let slots = std::sync::Arc::new(ReportSlots::new(2));
         let (ann, bob) = (crm_core::UserId(uuid::Uuid::from_u128(1)), crm_core::UserId(uuid::Uuid::from_u128(2)));
-        let first = slots.take(ann).ok();
-        let second = slots.take(ann).ok();
+        let first = slots.take(ann).await.ok();
+        let second = slots.take(ann).await.ok();
         assert!(first.is_some() && second.is_some());
-        assert!(slots.take(ann).is_err(), "a third waits");
-        assert!(slots.take(bob).is_ok(), "another user is not held up");
+        assert!(slots.take(ann).await.is_err(), "a third waits");
+        assert!(slots.take(bob).await.is_ok(), "another user is not held up");
         drop(first);
-        assert!(slots.take(ann).is_ok(), "a slot is free again when a report ends");
+        assert!(slots.take(ann).await.is_ok(), "a slot is free again when a report ends");
+    }
+
+    /// A Redis server for the shared counters: `CRM_TEST_REDIS_URL`, or the local one.
+    /// With `CI=true` one that does not answer fails the test.
+    async fn redis(prefix: &str) -> Option<SharedRedis> {
+        let url = std::env::var("CRM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+        match SharedRedis::connect(&url, prefix).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                assert!(std::env::var("CI").map_or(true, |v| v != "true"), "no Redis at {url}: {e}");
+                eprintln!("skipping: no Redis at {url}: {e}");
+                None
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_share_windows_and_report_slots_through_redis() {
+        let prefix = format!("crm-rs-test:{}:", uuid::Uuid::now_v7().simple());
+        let (Some(a), Some(b)) = (redis(&prefix).await, redis(&prefix).await) else { return };
+        // Two limiters, as two server processes hold them: one window between them.
+        let (la, lb) = (RateLimiter::shared(a.clone()), RateLimiter::shared(b.clone()));
+        let q = Quota { limit: 3, window: Duration::from_secs(60) };
+        let mut got = Vec::new();
+        for i in 0..5 {
+            let limiter = if i % 2 == 0 { &la } else { &lb };
+            got.push(limiter.check("ip:10.0.0.1", q).await.allowed);
+        }
+        assert_eq!(got, [true, true, true, false, false]);
+        let d = lb.check("ip:10.0.0.2", q).await;
+        assert!(d.allowed && d.remaining == 2 && d.reset_secs == 60, "{d:?}");
+        // Two slot counters: one report at a time for Ann, whichever server runs it.
+        let (sa, sb) = (std::sync::Arc::new(ReportSlots::shared(1, a)), std::sync::Arc::new(ReportSlots::shared(1, b)));
+        let ann = crm_core::UserId(uuid::Uuid::now_v7());
+        let running = sa.take(ann).await.expect("the first report");
+        assert!(sb.take(ann).await.is_err(), "the other server makes her wait");
+        drop(running);
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok(slot) = sb.take(ann).await {
+                drop(slot);
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "the slot came back");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[test]

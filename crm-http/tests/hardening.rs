@@ -629,7 +629,7 @@ async fn a_user_runs_so_many_reports_at_once() {
     let admin = app.token("admin", PASSWORD).await;
     let path = "/api/reports/standard/r1_pipeline_by_stage";
     // One report of theirs is running (held here): the next waits its turn.
-    let running = slots.take(admin_user.id).unwrap();
+    let running = slots.take(admin_user.id).await.unwrap();
     let busy = app.call(Method::GET, path, Some(&admin), None).await;
     assert_problem(&busy, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     assert_eq!(busy.headers["retry-after"], "1");

@@ -279,19 +279,22 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     };
     let recurring_loop = (!config.no_worker).then(|| spawn_recurring_loop(crm.clone(), config.billing_interval));
     let import_loop = (!config.no_worker).then(|| spawn_import_loop(crm.clone()));
-    let mut state = AppState::new(crm).with_rate_limiter(config.rate_limiter().await?);
+    let redis = config.redis().await?;
+    let mut state = AppState::new(crm);
     if let Some(p) = payments {
         state = state.with_payments(p);
     }
-    let app = router(
-        state
-            .with_cors(config.cors_origins.clone())
-            .with_limits(limits)
-            .with_trusted_proxies(trusted_proxies)
-            .with_report_concurrency(usize::try_from(config.report_concurrency).unwrap_or(2))
-            .with_public_url(&config.mail_config()?.public_url)
-            .with_campaigns(campaigns),
-    );
+    state = state
+        .with_cors(config.cors_origins.clone())
+        .with_limits(limits)
+        .with_trusted_proxies(trusted_proxies)
+        .with_report_concurrency(usize::try_from(config.report_concurrency).unwrap_or(2))
+        .with_public_url(&config.mail_config()?.public_url)
+        .with_campaigns(campaigns);
+    if let Some(redis) = redis {
+        state = state.with_redis(redis);
+    }
+    let app = router(state);
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;

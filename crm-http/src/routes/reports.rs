@@ -454,7 +454,7 @@ async fn run_standard(
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let _running = slots.take(caller.actor().user_id)?;
+    let _running = slots.take(caller.actor().user_id).await?;
     let Ok(report) = name.parse::<Standard>() else {
         return Err(ApiError::from(crm_core::Error::NotFound { entity: "report" }));
     };
@@ -476,7 +476,7 @@ async fn run_custom(
     headers: HeaderMap,
     ApiJson(spec): ApiJson<ReportSpec>,
 ) -> ApiResult<Response> {
-    let _running = slots.take(caller.actor().user_id)?;
+    let _running = slots.take(caller.actor().user_id).await?;
     only(&pairs, &["format"])?;
     let format = wanted_by(&crm, caller.actor(), last(&pairs, "format"), &headers)?;
     let df = crm.custom_report(caller.actor(), &spec).await?;
@@ -491,7 +491,7 @@ async fn run_saved(
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let _running = slots.take(caller.actor().user_id)?;
+    let _running = slots.take(caller.actor().user_id).await?;
     only(&pairs, &["asOf", "forecastEnd", "engagementStart", "format"])?;
     let format = wanted_by(&crm, caller.actor(), last(&pairs, "format"), &headers)?;
     let params = params_of(&pairs)?;
@@ -517,7 +517,7 @@ async fn contact_analytics(
     caller: Caller,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<ContactAnalytics>> {
-    let _running = slots.take(caller.actor().user_id)?;
+    let _running = slots.take(caller.actor().user_id).await?;
     only(&pairs, &[])?;
     Ok(Json(crm.contact_analytics(caller.actor()).await?))
 }
@@ -528,7 +528,7 @@ async fn company_analytics(
     caller: Caller,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<CompanyAnalytics>> {
-    let _running = slots.take(caller.actor().user_id)?;
+    let _running = slots.take(caller.actor().user_id).await?;
     only(&pairs, &[])?;
     Ok(Json(crm.company_analytics(caller.actor()).await?))
 }
