@@ -82,13 +82,21 @@ fn ok(dir: &Path, db: &str, files: &str, args: &[&str]) -> String {
 }
 
 fn serve(dir: &Path, db: &str, files: &str, port: u16) -> Proc {
+    serve_with(dir, db, files, port, &[], &[])
+}
+
+/// A server on `db` with these flags and variables, once it listens; its log is
+/// `server-<port>.log`.
+fn serve_with(dir: &Path, db: &str, files: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Proc {
     let log = std::fs::File::create(dir.join(format!("server-{port}.log"))).unwrap();
     let p = Proc(
         Command::new(bin())
             .current_dir(dir)
-            .args(["--bind", &format!("127.0.0.1:{port}"), "--no-worker"])
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env("CRM_DATABASE_URL", db)
             .env("CRM_FILES_DIR", files)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -399,32 +407,13 @@ fn two_servers_on_postgres_behave_as_one() {
         "files",
         &["create-admin", "--username", "admin", "--email", "admin@example.com", "--password", PASSWORD],
     );
-    let replica = |name: &str, port: u16| {
-        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-        let p = Proc(
-            Command::new(bin())
-                .current_dir(&dir)
-                .args(["--bind", &format!("127.0.0.1:{port}"), "--no-worker"])
-                .args(["--auth-rate-limit", "12", "--login-rate-limit", "100", "--trusted-proxies", "127.0.0.1"])
-                .env("CRM_DATABASE_URL", &pg)
-                .env("CRM_REDIS_URL", &redis)
-                .env("CRM_FILES_DIR", "files")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-            assert!(!ci() || !log.contains("redisUrl"), "Redis is not reachable at {redis}: {log}");
-            assert!(start.elapsed() < Duration::from_secs(30), "{name} did not start: {log}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        p
+    let replica = |port: u16| {
+        let args = ["--no-worker", "--auth-rate-limit", "12", "--login-rate-limit", "100"];
+        let args: Vec<&str> = args.into_iter().chain(["--trusted-proxies", "127.0.0.1"]).collect();
+        serve_with(&dir, &pg, "files", port, &args, &[("CRM_REDIS_URL", redis.as_str())])
     };
     let (a, b) = (free_port(), free_port());
-    let (_a, _b) = (replica("a", a), replica("b", b));
+    let (_a, _b) = (replica(a), replica(b));
     let servers = [format!("http://127.0.0.1:{a}"), format!("http://127.0.0.1:{b}")];
     let at = |i: usize| servers[i % 2].clone();
     // Each check comes from a client address of its own (through the trusted proxy), so
@@ -518,28 +507,8 @@ fn reports_and_exports_read_from_the_read_replica() {
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.join("server.log")).unwrap();
-    let _server = Proc(
-        Command::new(bin())
-            .current_dir(&dir)
-            .args(["--bind", &format!("127.0.0.1:{port}"), "--no-worker"])
-            .env("CRM_DATABASE_URL", &primary)
-            .env("CRM_READ_DATABASE_URL", &read_url)
-            .env("CRM_FILES_DIR", "files")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{}",
-            std::fs::read_to_string(dir.join("server.log")).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let read = [("CRM_READ_DATABASE_URL", read_url.as_str())];
+    let _server = serve_with(&dir, &primary, "files", port, &["--no-worker"], &read);
     let token = login(&base);
     let auth = format!("Bearer {token}");
     // A write the replica has not seen: a contact and an open deal on the primary.
