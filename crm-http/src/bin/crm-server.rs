@@ -526,7 +526,7 @@ async fn operator(crm: &crm_core::Crm, who: Option<&str>) -> crm_core::Result<cr
 /// `crm-server import`: uploads, starts and runs a job here, with a progress bar.
 async fn import(crm: &crm_core::Crm, p: ImportParams) -> crm_core::Result<()> {
     use crm_core::bulk::import::IMPORTABLE;
-    use indicatif::{ProgressBar, ProgressStyle};
+    use indicatif::ProgressBar;
     let job = match (p.resume, &p.file) {
         (Some(id), _) => {
             let job = crm.resume_import(id).await?;
@@ -589,11 +589,7 @@ async fn import(crm: &crm_core::Crm, p: ImportParams) -> crm_core::Result<()> {
     };
     let id = job.id;
     let bar = ProgressBar::new(u64::try_from(job.total_rows).unwrap_or(0));
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left) {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    bar.set_style(rows_style("{spinner} [{bar:40}] {pos}/{len} rows ({rate}, {eta} left) {msg}"));
     let runner = crm.clone();
     let run = tokio::spawn(async move { runner.run_import(id, None).await });
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
@@ -749,16 +745,20 @@ struct CopyParams {
     batch: u32,
 }
 
+/// The style of a bar counting rows: `{rate}` is whole rows a second.
+fn rows_style(template: &str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}/s", s.per_sec());
+        })
+        .progress_chars("=> ")
+}
+
 /// A progress bar over rows, its message the kind being copied.
 fn rows_bar() -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {msg:>20} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    bar.set_style(rows_style("{spinner} {msg:>20} [{bar:40}] {pos}/{len} rows ({rate}, {eta} left)"));
     bar
 }
 
