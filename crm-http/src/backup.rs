@@ -66,12 +66,7 @@ pub async fn open_named(url: &str, field: &str, create: bool) -> Result<crm_stor
             return Err(Error::invalid(field, "not_found", format!("there is no database at {}", file.display())));
         }
     }
-    let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}mode={}", if create { "rwc" } else { "rw" })
-    } else {
-        url.to_string()
-    };
+    let url = crm_storage::with_sqlite_mode(url, if create { "rwc" } else { "rw" });
     crm_storage::open(&url).await.map_err(|e| rename_field(e, field))
 }
 

@@ -242,13 +242,7 @@ fn random_hex(bytes: usize) -> Result<String> {
 impl ServerConfig {
     /// The database URL with SQLite's create-when-missing mode.
     pub fn database(&self) -> String {
-        let url = self.database_url.trim();
-        if url.starts_with("sqlite:") && !url.contains("mode=") {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}mode=rwc")
-        } else {
-            url.to_string()
-        }
+        crm_storage::with_sqlite_mode(&self.database_url, "rwc")
     }
 
     /// The file of a SQLite database URL (none for other stores and `:memory:`).

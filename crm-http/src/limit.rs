@@ -102,6 +102,10 @@ impl std::fmt::Debug for RateLimiter {
 pub struct SharedRedis {
     conn: redis::aio::ConnectionManager,
     prefix: String,
+    /// The scripts, hashed once (each call sends the hash, and the text only the first
+    /// time a server sees it).
+    window_script: redis::Script,
+    slot_script: redis::Script,
 }
 
 impl std::fmt::Debug for SharedRedis {
@@ -126,7 +130,12 @@ impl SharedRedis {
             .map_err(|e| bad(format!("Redis at {url} does not answer: {e}")))?;
         let _: String =
             redis::cmd("PING").query_async(&mut conn).await.map_err(|e| bad(format!("Redis at {url}: {e}")))?;
-        Ok(Self { conn, prefix: prefix.to_string() })
+        Ok(Self {
+            conn,
+            prefix: prefix.to_string(),
+            window_script: redis::Script::new(WINDOW_SCRIPT),
+            slot_script: redis::Script::new(SLOT_SCRIPT),
+        })
     }
 
     fn key(&self, what: &str) -> String {
@@ -207,11 +216,8 @@ impl SharedRedis {
     async fn window(&self, key: &str, quota: Quota) -> redis::RedisResult<Decision> {
         let window = u64::try_from(quota.window.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut conn = self.conn.clone();
-        let (count, ttl): (i64, i64) = redis::Script::new(WINDOW_SCRIPT)
-            .key(self.key(&format!("ratelimit:{key}")))
-            .arg(window)
-            .invoke_async(&mut conn)
-            .await?;
+        let (count, ttl): (i64, i64) =
+            self.window_script.key(self.key(&format!("ratelimit:{key}"))).arg(window).invoke_async(&mut conn).await?;
         let used = u32::try_from(count.max(0)).unwrap_or(u32::MAX);
         let left = Duration::from_millis(u64::try_from(ttl.max(0)).unwrap_or(0));
         Ok(Decision {
@@ -225,7 +231,8 @@ impl SharedRedis {
     /// Takes one of `user`'s `per_user` report slots; `false` when all are taken.
     async fn take_slot(&self, user: uuid::Uuid, per_user: usize) -> redis::RedisResult<bool> {
         let mut conn = self.conn.clone();
-        let n: i64 = redis::Script::new(SLOT_SCRIPT)
+        let n: i64 = self
+            .slot_script
             .key(self.key(&format!("reports:{user}")))
             .arg(per_user)
             .arg(u64::try_from(SLOT_LEASE.as_millis()).unwrap_or(u64::MAX))

@@ -86,6 +86,18 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     (!path.is_empty() && !path.starts_with(':')).then(|| std::path::PathBuf::from(path))
 }
 
+/// `url` with SQLite's open mode `mode` (`rwc`: created when missing; `rw`: must exist)
+/// unless it names one already; other URLs as they are.
+pub fn with_sqlite_mode(url: &str, mode: &str) -> String {
+    let url = url.trim();
+    if url.starts_with("sqlite:") && !url.contains("mode=") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode={mode}")
+    } else {
+        url.to_string()
+    }
+}
+
 /// Connects to the store `url` names and migrates it (SQL) or creates its indexes
 /// (MongoDB). The error names `databaseUrl`.
 pub async fn open(url: &str) -> Result<AnyStore> {
