@@ -20,13 +20,14 @@ pub use crm_storage::AnyStore;
 /// Where the server keeps its data and how it reaches the world.
 #[derive(Debug, Clone, Args)]
 pub struct ServerConfig {
-    /// The database: `sqlite://path` (created when missing), `postgres://user@host/db` or
-    /// `mongodb://host/db` (a replica set: transactions need one).
+    /// The database: `sqlite://path` (created when missing), `postgres://user@host/db`,
+    /// `mysql://user@host/db` (MariaDB 10.6+) or `mongodb://host/db` (a replica set:
+    /// transactions need one).
     #[arg(long, env = "CRM_DATABASE_URL", default_value = "sqlite://crm.db")]
     pub database_url: String,
-    /// A read replica of the database (a PostgreSQL standby, or a MongoDB URL reading
-    /// from secondaries): the server's reports, dashboards and record exports read from
-    /// it, so that they may lag the last writes by the replica's delay.
+    /// A read replica of the database (a PostgreSQL standby, a MariaDB replica, or a
+    /// MongoDB URL reading from secondaries): the server's reports, dashboards and record
+    /// exports read from it, so that they may lag the last writes by the replica's delay.
     #[arg(long, env = "CRM_READ_DATABASE_URL")]
     pub read_database_url: Option<String>,
     /// The address to listen on.

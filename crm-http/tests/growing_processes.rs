@@ -1,12 +1,14 @@
 //! Growing past one machine, as an operator does it: `crm-server copy`, `backup` and
 //! `restore`, and a SQLite database refusing a second server. A demo CRM with a
-//! file, a deleted contact and sessions carried SQLite → PostgreSQL → MongoDB → SQLite,
+//! file, a deleted contact and sessions carried SQLite → PostgreSQL → MariaDB → MongoDB →
+//! SQLite,
 //! every row of every kind and every file equal at the end, the audit chain verified at
 //! each step, a server on the last copy serving the file; a copy killed (`kill -9`) and
 //! resumed without a duplicate; a backup archive restored into an empty database.
 //!
-//! PostgreSQL and MongoDB are the servers the conformance suite uses
-//! (`CRM_TEST_POSTGRES_URL`, `CRM_TEST_MONGO_URL`); with `CI=true` an unreachable one fails.
+//! PostgreSQL, MariaDB and MongoDB are the servers the conformance suite uses
+//! (`CRM_TEST_POSTGRES_URL`, `CRM_TEST_MARIADB_URL`, `CRM_TEST_MONGO_URL`); with `CI=true`
+//! an unreachable one fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -48,6 +50,39 @@ fn drop_postgres_database(name: &str) {
     let url =
         std::env::var("CRM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let _ = Command::new("psql").args([url.as_str(), "-qc", &format!("DROP DATABASE {name} WITH (FORCE)")]).output();
+}
+
+/// The MariaDB server's URL.
+fn mariadb_url() -> String {
+    std::env::var("CRM_TEST_MARIADB_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// `statement` run by the `mariadb` client on the MariaDB server (user root, no password
+/// in the URL, as on this machine and in CI).
+fn mariadb_client(statement: &str) -> std::io::Result<Output> {
+    let url = mariadb_url();
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let (user, host) = rest.split_once('@').unwrap_or(("root", rest));
+    let host = host.split('/').next().unwrap_or_default();
+    let (host, port) = host.split_once(':').unwrap_or((host, "3306"));
+    Command::new("mariadb").args(["-h", host, "-P", port, "-u", user, "-e", statement]).output()
+}
+
+/// A database of its own on the MariaDB server (dropped by the caller), or `None`
+/// (outside CI) when there is no server.
+fn mariadb_database(tag: &str) -> Option<(String, String)> {
+    let url = mariadb_url();
+    let name = format!("crm_{tag}_{}", uuid::Uuid::now_v7().simple());
+    match mariadb_client(&format!("CREATE DATABASE {name}")) {
+        Ok(o) if o.status.success() => {}
+        other => {
+            assert!(!ci(), "MariaDB is not reachable at {url}: {other:?}");
+            eprintln!("skipping: MariaDB is not reachable at {url}");
+            return None;
+        }
+    }
+    let (server, _) = url.rsplit_once('/').expect("a database URL");
+    Some((format!("{server}/{name}"), name))
 }
 
 /// A database of its own on the MongoDB server.
@@ -204,8 +239,9 @@ fn seeded(dir: &Path, contacts: &str) -> String {
 }
 
 #[test]
-fn a_crm_goes_from_sqlite_to_postgres_to_mongodb_to_sqlite_whole() {
+fn a_crm_goes_from_sqlite_to_postgres_to_mariadb_to_mongodb_to_sqlite_whole() {
     let Some((pg, pg_name)) = postgres_database("copy") else { return };
+    let Some((maria, maria_name)) = mariadb_database("copy") else { return };
     let mongo = mongo_database("copy");
     let dir = std::env::temp_dir().join(format!("crm-copy-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -215,7 +251,9 @@ fn a_crm_goes_from_sqlite_to_postgres_to_mongodb_to_sqlite_whole() {
     let said = ok(&dir, &a, "files-a", &["copy", "--to", &pg, "--files-to", "files-b"]);
     assert!(said.contains("the audit chain verifies"), "{said}");
     assert!(said.contains("secrets are in crm-secrets.json"), "{said}");
-    let said = ok(&dir, &pg, "files-b", &["copy", "--to", &mongo, "--files-to", "files-c"]);
+    let said = ok(&dir, &pg, "files-b", &["copy", "--to", &maria, "--files-to", "files-m"]);
+    assert!(said.contains("the audit chain verifies"), "{said}");
+    let said = ok(&dir, &maria, "files-m", &["copy", "--to", &mongo, "--files-to", "files-c"]);
     assert!(said.contains("the audit chain verifies"), "{said}");
     let said = ok(&dir, &mongo, "files-c", &["copy", "--to", &c, "--files-to", "files-d"]);
     assert!(said.contains("the audit chain verifies"), "{said}");
@@ -252,6 +290,7 @@ fn a_crm_goes_from_sqlite_to_postgres_to_mongodb_to_sqlite_whole() {
     assert_eq!(got.stdout, PDF);
     drop(_server);
     drop_postgres_database(&pg_name);
+    let _ = mariadb_client(&format!("DROP DATABASE {maria_name}"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -146,7 +146,8 @@ fn table_names() -> Vec<&'static str> {
     analytics::TABLES.to_vec()
 }
 
-/// Opens the store behind a database URL (`sqlite://…`, `postgres://…`, `mongodb://…`).
+/// Opens the store behind a database URL (`sqlite://…`, `postgres://…`, `mysql://…`,
+/// `mongodb://…`).
 async fn open(url: &str) -> crm_core::Result<Arc<dyn Store>> {
     Ok(crm_storage::open(url).await?.store())
 }

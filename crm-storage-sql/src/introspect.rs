@@ -1,9 +1,14 @@
 //! What the database holds, for crm-core's schema check: SQLite's `pragma_table_info`,
-//! `pragma_index_list`, `pragma_index_info` and `sqlite_master`; PostgreSQL's catalogs.
+//! `pragma_index_list`, `pragma_index_info` and `sqlite_master`; PostgreSQL's catalogs;
+//! MariaDB's `information_schema`.
 
 use crm_core::schema::{ColumnType, EntityKind, Index};
-use crm_core::schema_check::{rows_of_condition, LiveColumn, LiveIndex, LiveSchema, LiveTable};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use crm_core::schema_check::rows_of_condition;
+use crm_core::schema_check::{LiveColumn, LiveIndex, LiveSchema, LiveTable};
 use crm_core::{Error, Result};
+#[cfg(feature = "mysql")]
+use sqlx::MySqlPool;
 #[cfg(feature = "postgres")]
 use sqlx::PgPool;
 #[cfg(feature = "sqlite")]
@@ -153,7 +158,82 @@ pub async fn postgres(pool: &PgPool) -> Result<LiveSchema> {
     Ok(LiveSchema { tables, column_type: postgres_type, index_form: postgres_index })
 }
 
-#[cfg(test)]
+/// The native type of a column type, as `information_schema` spells it (with the
+/// collation of text): text by code point, JSON as MariaDB's JSON (LONGTEXT).
+#[cfg(feature = "mysql")]
+fn mysql_type(ty: ColumnType) -> Option<&'static str> {
+    Some(match ty {
+        ColumnType::Uuid => "binary(16)",
+        ColumnType::Text => "longtext COLLATE utf8mb4_nopad_bin",
+        ColumnType::Int => "bigint(20)",
+        ColumnType::Bool => "tinyint(1)",
+        ColumnType::Timestamp => "datetime(6)",
+        ColumnType::Date => "date",
+        ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => "longtext COLLATE utf8mb4_bin",
+    })
+}
+
+/// MariaDB has neither partial nor membership indexes: an index over some rows covers
+/// all of them, except a unique one over live rows, which the schema builds on a stored
+/// generated column (`live_<column>`, read back as the column over live rows).
+#[cfg(feature = "mysql")]
+fn mysql_index(index: &Index) -> Option<Index> {
+    use crm_core::schema::IndexRows;
+    if index.members {
+        return None;
+    }
+    let mut form = *index;
+    if !(index.unique && index.rows == IndexRows::Live) {
+        form.rows = IndexRows::All;
+    }
+    Some(form)
+}
+
+/// The schema of a MariaDB database (the connection's).
+#[cfg(feature = "mysql")]
+pub async fn mysql(pool: &MySqlPool) -> Result<LiveSchema> {
+    use crm_core::schema::IndexRows;
+    const COLUMNS: &str = "SELECT CAST(COLUMN_NAME AS CHAR), CAST(CONCAT(COLUMN_TYPE, \
+            IF(COLLATION_NAME IS NULL, '', CONCAT(' COLLATE ', COLLATION_NAME))) AS CHAR), \
+            IS_NULLABLE = 'YES', EXTRA LIKE '%GENERATED%' \
+        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+        ORDER BY ORDINAL_POSITION";
+    const INDEXES: &str = "SELECT CAST(INDEX_NAME AS CHAR), NON_UNIQUE = 0, CAST(COLUMN_NAME AS CHAR) \
+        FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+            AND INDEX_NAME <> 'PRIMARY' \
+        ORDER BY INDEX_NAME, SEQ_IN_INDEX";
+    let mut tables = Vec::new();
+    for kind in EntityKind::ALL {
+        let name = kind.table();
+        let cols: Vec<(String, String, bool, bool)> =
+            sqlx::query_as(COLUMNS).bind(name).fetch_all(pool).await.map_err(failed)?;
+        if cols.is_empty() {
+            continue;
+        }
+        let columns = cols
+            .into_iter()
+            .filter(|(.., generated)| !generated)
+            .map(|(name, ty, nullable, _)| LiveColumn { name, ty, nullable })
+            .collect();
+        let keys: Vec<(String, bool, String)> =
+            sqlx::query_as(INDEXES).bind(name).fetch_all(pool).await.map_err(failed)?;
+        let mut indexes: Vec<LiveIndex> = Vec::new();
+        for (index, unique, column) in keys {
+            let (column, rows) = match column.strip_prefix("live_") {
+                Some(base) => (base.to_string(), Ok(IndexRows::Live)),
+                None => (column, Ok(IndexRows::All)),
+            };
+            match indexes.last_mut().filter(|i| i.name == index) {
+                Some(i) => i.columns.push(column),
+                None => indexes.push(LiveIndex { name: index, columns: vec![column], unique, rows, members: false }),
+            }
+        }
+        tables.push(LiveTable { name: name.to_string(), columns, indexes });
+    }
+    Ok(LiveSchema { tables, column_type: mysql_type, index_form: mysql_index })
+}
+
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
 

@@ -1,7 +1,7 @@
 //! # crm-storage-sql
 //!
-//! The SQLite and PostgreSQL [`Store`] of crm-rs, on sqlx. One implementation serves both
-//! dialects: crm-core describes every table's typed columns, this crate translates those
+//! The SQLite, PostgreSQL and MariaDB [`Store`] of crm-rs, on sqlx. One implementation
+//! serves the three dialects: crm-core describes every table's typed columns, this crate translates those
 //! descriptions, typed filters and changesets into SQL built with sea-query (no user
 //! string is ever spliced into SQL) and binds every value as a parameter.
 //!
@@ -10,7 +10,12 @@
 //! - **PostgreSQL**: a pool; `apply` locks the audit head row after the record writes,
 //!   so changesets commit in audit-chain order and hold the lock briefly.
 //!
-//! - **Both**: every write goes through one writer task that commits the changesets of
+//! - **MariaDB** (10.6+; `mysql://` or `mariadb://` URLs): a pool, as PostgreSQL; text
+//!   in a binary collation (`utf8mb4_nopad_bin`) so it sorts as everywhere else, and
+//!   unique-among-live-rows keys on stored generated columns (MariaDB has no partial
+//!   indexes). Sessions run at READ COMMITTED, as PostgreSQL does.
+//!
+//! - **All**: every write goes through one writer task that commits the changesets of
 //!   concurrent callers together (group commit), each in its own savepoint, so one
 //!   caller's conflict never fails another's write.
 //!
@@ -27,17 +32,17 @@
 //! and in crm-core's schema tables; the code here is the same for every aggregate, so no
 //! aggregate can be stored subtly differently from another.
 //!
-//! Features `sqlite` and `postgres` (both on by default) choose the drivers compiled in;
-//! a URL of a dialect left out is refused by name.
+//! Features `sqlite`, `postgres` and `mysql` (all on by default) choose the drivers
+//! compiled in; a URL of a dialect left out is refused by name.
 
-#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-compile_error!("crm-storage-sql needs at least one of its features: sqlite, postgres");
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+compile_error!("crm-storage-sql needs at least one of its features: sqlite, postgres, mysql");
 
 use std::borrow::Cow;
 use std::str::FromStr;
 #[cfg(feature = "sqlite")]
 use std::sync::atomic::{AtomicU64, Ordering};
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 use std::sync::Arc;
 use std::time::Duration;
 #[cfg(feature = "sqlite")]
@@ -47,9 +52,13 @@ use async_trait::async_trait;
 use crm_core::audit::AuditHead;
 use crm_core::query::{Filter, StoreQuery};
 use crm_core::schema::{Column, EntityKind, Row};
+#[cfg(feature = "mysql")]
+use crm_core::Value;
 use crm_core::{Changeset, Error, Result, Store};
 use sea_query::Values;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+#[cfg(feature = "mysql")]
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 #[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 #[cfg(feature = "sqlite")]
@@ -59,6 +68,8 @@ use uuid::Uuid;
 mod introspect;
 #[cfg(feature = "sqlite")]
 mod lite_writer;
+// MariaDB reads in bulk with a bound query (`SqlStore::scan`'s last arm).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod scan;
 mod statements;
 mod values;
@@ -74,12 +85,14 @@ pub use values::Dialect;
 pub struct SqlOptions {
     /// Pool size (PostgreSQL; SQLite reader pool).
     pub max_connections: u32,
-    /// PostgreSQL only: a schema to create if missing and to work in (tests use one per case).
+    /// PostgreSQL: a schema to create if missing and to work in (tests use one per
+    /// case). MariaDB: a database to create if missing and to work in.
     pub pg_schema: Option<String>,
     /// How long to wait for a connection or a lock.
     pub busy_timeout: Duration,
     /// How long one statement may run before it is stopped and the store answers
-    /// [`Error::Timeout`]. PostgreSQL: the server's `statement_timeout`. SQLite: a
+    /// [`Error::Timeout`]. PostgreSQL: the server's `statement_timeout`. MariaDB:
+    /// its `max_statement_time`. SQLite: a
     /// progress handler that interrupts the statement, armed each time a connection is
     /// taken from a pool (so the limit counts from the start of a read or of a write
     /// transaction), and on the bulk-read connections. Migrations are not limited.
@@ -115,6 +128,8 @@ enum Backend {
     },
     #[cfg(feature = "postgres")]
     Postgres(PgPool),
+    #[cfg(feature = "mysql")]
+    MySql(MySqlPool),
 }
 
 impl Backend {
@@ -124,11 +139,13 @@ impl Backend {
             Backend::Sqlite { write, .. } => WritePool::Sqlite(write.clone()),
             #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => WritePool::Postgres(pool.clone()),
+            #[cfg(feature = "mysql")]
+            Backend::MySql(pool) => WritePool::MySql(pool.clone()),
         }
     }
 }
 
-/// A SQLite or PostgreSQL store.
+/// A SQLite, PostgreSQL or MariaDB store.
 ///
 /// Writes go through a writer task on the Tokio runtime the store was opened on, which
 /// commits the changesets of concurrent callers together (see `apply`); keep that
@@ -158,119 +175,139 @@ async fn migrate(pool: &WritePool) -> Result<()> {
         WritePool::Sqlite(p) => migrator(Dialect::Sqlite).run(p).await,
         #[cfg(feature = "postgres")]
         WritePool::Postgres(p) => migrator(Dialect::Postgres).run(p).await,
+        #[cfg(feature = "mysql")]
+        WritePool::MySql(p) => migrator(Dialect::MySql).run(p).await,
     };
     r.map_err(|e| Error::internal("migrating the database", e))
 }
 
-/// (version, name, SQLite, PostgreSQL): a schema change is a new entry, never an edit.
+/// (version, name, SQLite, PostgreSQL, MariaDB): a schema change is a new entry, never an
+/// edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str); 16] = [
+const MIGRATIONS: [(i64, &str, &str, &str, &str); 16] = [
     (
         1,
         "initial",
         include_str!("../migrations/sqlite/0001_initial.sql"),
         include_str!("../migrations/postgres/0001_initial.sql"),
+        include_str!("../migrations/mysql/0001_initial.sql"),
     ),
     (
         2,
         "auth",
         include_str!("../migrations/sqlite/0002_auth.sql"),
         include_str!("../migrations/postgres/0002_auth.sql"),
+        include_str!("../migrations/mysql/0002_auth.sql"),
     ),
     (
         3,
         "idempotency",
         include_str!("../migrations/sqlite/0003_idempotency.sql"),
         include_str!("../migrations/postgres/0003_idempotency.sql"),
+        include_str!("../migrations/mysql/0003_idempotency.sql"),
     ),
     (
         4,
         "saved_reports",
         include_str!("../migrations/sqlite/0004_saved_reports.sql"),
         include_str!("../migrations/postgres/0004_saved_reports.sql"),
+        include_str!("../migrations/mysql/0004_saved_reports.sql"),
     ),
     (
         5,
         "login_throttles",
         include_str!("../migrations/sqlite/0005_login_throttles.sql"),
         include_str!("../migrations/postgres/0005_login_throttles.sql"),
+        include_str!("../migrations/mysql/0005_login_throttles.sql"),
     ),
     (
         6,
         "deliveries",
         include_str!("../migrations/sqlite/0006_deliveries.sql"),
         include_str!("../migrations/postgres/0006_deliveries.sql"),
+        include_str!("../migrations/mysql/0006_deliveries.sql"),
     ),
     (
         7,
         "chat_channels",
         include_str!("../migrations/sqlite/0007_chat_channels.sql"),
         include_str!("../migrations/postgres/0007_chat_channels.sql"),
+        include_str!("../migrations/mysql/0007_chat_channels.sql"),
     ),
     (
         8,
         "slack_bots",
         include_str!("../migrations/sqlite/0008_slack_bots.sql"),
         include_str!("../migrations/postgres/0008_slack_bots.sql"),
+        include_str!("../migrations/mysql/0008_slack_bots.sql"),
     ),
     (
         9,
         "campaigns",
         include_str!("../migrations/sqlite/0009_campaigns.sql"),
         include_str!("../migrations/postgres/0009_campaigns.sql"),
+        include_str!("../migrations/mysql/0009_campaigns.sql"),
     ),
     (
         10,
         "billing",
         include_str!("../migrations/sqlite/0010_billing.sql"),
         include_str!("../migrations/postgres/0010_billing.sql"),
+        include_str!("../migrations/mysql/0010_billing.sql"),
     ),
     (
         11,
         "gateway_events",
         include_str!("../migrations/sqlite/0011_gateway_events.sql"),
         include_str!("../migrations/postgres/0011_gateway_events.sql"),
+        include_str!("../migrations/mysql/0011_gateway_events.sql"),
     ),
     (
         12,
         "subscriptions",
         include_str!("../migrations/sqlite/0012_subscriptions.sql"),
         include_str!("../migrations/postgres/0012_subscriptions.sql"),
+        include_str!("../migrations/mysql/0012_subscriptions.sql"),
     ),
     (
         13,
         "exchange_rates",
         include_str!("../migrations/sqlite/0013_exchange_rates.sql"),
         include_str!("../migrations/postgres/0013_exchange_rates.sql"),
+        include_str!("../migrations/mysql/0013_exchange_rates.sql"),
     ),
     (
         14,
         "payment_profiles",
         include_str!("../migrations/sqlite/0014_payment_profiles.sql"),
         include_str!("../migrations/postgres/0014_payment_profiles.sql"),
+        include_str!("../migrations/mysql/0014_payment_profiles.sql"),
     ),
     (
         15,
         "import_jobs",
         include_str!("../migrations/sqlite/0015_import_jobs.sql"),
         include_str!("../migrations/postgres/0015_import_jobs.sql"),
+        include_str!("../migrations/mysql/0015_import_jobs.sql"),
     ),
     (
         16,
         "merges_attachments",
         include_str!("../migrations/sqlite/0016_merges_attachments.sql"),
         include_str!("../migrations/postgres/0016_merges_attachments.sql"),
+        include_str!("../migrations/mysql/0016_merges_attachments.sql"),
     ),
 ];
 
 fn migrator(d: Dialect) -> Migrator {
     let migrations = MIGRATIONS
         .iter()
-        .map(|(version, name, sqlite, postgres)| {
+        .map(|(version, name, sqlite, postgres, mysql)| {
             let sql = match d {
                 Dialect::Sqlite => sqlite,
                 Dialect::Postgres => postgres,
+                Dialect::MySql => mysql,
             };
             Migration::new(*version, Cow::Borrowed(name), MigrationType::Simple, Cow::Borrowed(sql), false)
         })
@@ -280,7 +317,8 @@ fn migrator(d: Dialect) -> Migrator {
 
 impl SqlStore {
     /// Connects to `sqlite://path` (created if missing), `sqlite::memory:` is not supported
-    /// (readers and the writer need one shared file), or `postgres://…`, and migrates.
+    /// (readers and the writer need one shared file), `postgres://…`, or
+    /// `mysql://…`/`mariadb://…` (MariaDB), and migrates.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::connect_with(url, SqlOptions::default()).await
     }
@@ -291,14 +329,16 @@ impl SqlStore {
             open_sqlite(url, &opts).await?
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (open_postgres(url, &opts).await?, i64::MAX)
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            (open_mysql(url, &opts).await?, i64::MAX)
         } else {
             return Err(Error::invalid(
                 "databaseUrl",
                 "invalid_value",
-                "the database URL must start with sqlite:// or postgres://",
+                "the database URL must start with sqlite://, postgres:// or mysql:// (MariaDB)",
             ));
         };
-        // PostgreSQL's autovacuum keeps its statistics.
+        // PostgreSQL's autovacuum and InnoDB's persistent statistics keep theirs.
         #[cfg(not(feature = "sqlite"))]
         let _ = next_analyze;
         let writer = match &backend {
@@ -308,14 +348,17 @@ impl SqlStore {
                 lite_writer::spawn(path, opts.busy_timeout, limit.clone(), next_analyze)?
             }
             #[cfg(feature = "postgres")]
-            Backend::Postgres(pool) => writer::spawn(pool.clone()),
+            Backend::Postgres(pool) => writer::spawn_postgres(pool.clone()),
+            #[cfg(feature = "mysql")]
+            Backend::MySql(pool) => writer::spawn_mysql(pool.clone()),
         };
         Ok(SqlStore { backend, writer })
     }
 
     /// Refreshes the query planner's statistics (`ANALYZE`). SQLite stores do this on
     /// their own at open and whenever the number of changes has doubled; on PostgreSQL
-    /// autovacuum does it. Call it after a bulk load to get good plans at once.
+    /// autovacuum does it, on MariaDB InnoDB's automatic statistics. Call it after a bulk
+    /// load to get good plans at once.
     pub async fn analyze(&self) -> Result<()> {
         self.backend.write_pool().analyze().await
     }
@@ -327,6 +370,8 @@ impl SqlStore {
             Backend::Sqlite { .. } => Dialect::Sqlite,
             #[cfg(feature = "postgres")]
             Backend::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "mysql")]
+            Backend::MySql(_) => Dialect::MySql,
         }
     }
 
@@ -345,6 +390,8 @@ impl SqlStore {
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => pool.close().await,
+            #[cfg(feature = "mysql")]
+            Backend::MySql(pool) => pool.close().await,
         }
     }
 
@@ -356,6 +403,9 @@ impl SqlStore {
             Backend::Sqlite { write, .. } => sqlx::query(sql).execute(write).await.map(|r| r.rows_affected()),
             #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|r| r.rows_affected()),
+            // The text protocol: MariaDB prepares only some statements (no `DROP INDEX`).
+            #[cfg(feature = "mysql")]
+            Backend::MySql(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|r| r.rows_affected()),
         };
         r.map_err(|e| match statement_timeout(&e) {
             Some(t) => t,
@@ -363,12 +413,29 @@ impl SqlStore {
         })
     }
 
-    /// Drops a PostgreSQL schema (tests clean up after themselves with it).
-    #[cfg(feature = "postgres")]
+    /// Drops a PostgreSQL schema, or with a MariaDB URL a database (tests clean up after
+    /// themselves with it).
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub async fn drop_pg_schema(url: &str, schema: &str) -> Result<()> {
         if !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
             return Err(Error::invalid("pgSchema", "invalid_value", "schema names use a-z, 0-9 and _"));
         }
+        #[cfg(feature = "mysql")]
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            let pool = MySqlPoolOptions::new()
+                .max_connections(1)
+                .connect_with(mysql_options(url)?.database("information_schema"))
+                .await
+                .map_err(unavailable)?;
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{schema}`")).execute(&pool).await.map_err(unavailable)?;
+            pool.close().await;
+            return Ok(());
+        }
+        Self::drop_postgres_schema(url, schema).await
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn drop_postgres_schema(url: &str, schema: &str) -> Result<()> {
         let opts = PgConnectOptions::from_str(url).map_err(|e| Error::internal("bad URL", e))?;
         let pool = PgPoolOptions::new().max_connections(1).connect_with(opts).await.map_err(unavailable)?;
         sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
@@ -475,8 +542,90 @@ async fn open_postgres(_: &str, _: &SqlOptions) -> Result<Backend> {
     Err(left_out("PostgreSQL", "postgres"))
 }
 
+#[cfg(all(feature = "mysql", not(feature = "postgres")))]
+impl SqlStore {
+    async fn drop_postgres_schema(_: &str, _: &str) -> Result<()> {
+        Err(left_out("PostgreSQL", "postgres"))
+    }
+}
+
+/// `mysql://…` options from a `mysql://` or `mariadb://` URL, in UTF-8 (`utf8mb4`). (The
+/// connection's collation does not matter: a column's own, by code point, decides every
+/// comparison with a parameter.)
+#[cfg(feature = "mysql")]
+fn mysql_options(url: &str) -> Result<MySqlConnectOptions> {
+    let url = match url.strip_prefix("mariadb://") {
+        Some(rest) => Cow::Owned(format!("mysql://{rest}")),
+        None => Cow::Borrowed(url),
+    };
+    let opts = MySqlConnectOptions::from_str(&url)
+        .map_err(|e| Error::invalid("databaseUrl", "invalid_value", format!("bad MariaDB URL: {e}")))?;
+    Ok(opts.charset("utf8mb4"))
+}
+
+/// A MariaDB pool on a migrated database. Each connection runs at READ COMMITTED (as
+/// PostgreSQL does: a locking read and the next plain read see the same commits) with
+/// the statement limit as `max_statement_time`.
+#[cfg(feature = "mysql")]
+async fn open_mysql(url: &str, opts: &SqlOptions) -> Result<Backend> {
+    let mut my = mysql_options(url)?;
+    if let Some(db) = &opts.pg_schema {
+        if db.is_empty() || !db.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(Error::invalid("pgSchema", "invalid_value", "database names use a-z, 0-9 and _"));
+        }
+        let admin = MySqlPoolOptions::new()
+            .max_connections(1)
+            .connect_with(my.clone().database("information_schema"))
+            .await
+            .map_err(unavailable)?;
+        sqlx::raw_sql(&format!("CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"))
+            .execute(&admin)
+            .await
+            .map_err(unavailable)?;
+        admin.close().await;
+        my = my.database(db);
+    }
+    if my.get_database().is_none() {
+        return Err(Error::invalid(
+            "databaseUrl",
+            "invalid_value",
+            "a MariaDB URL names its database: mysql://user@host/crm",
+        ));
+    }
+    if opts.migrate {
+        let unlimited =
+            MySqlPoolOptions::new().max_connections(1).connect_with(my.clone()).await.map_err(unavailable)?;
+        migrate(&WritePool::MySql(unlimited.clone())).await?;
+        unlimited.close().await;
+    }
+    let mut session = String::from("SET SESSION tx_isolation = 'READ-COMMITTED'");
+    if let Some(limit) = opts.statement_timeout {
+        session.push_str(&format!(", SESSION max_statement_time = {:.3}", limit.as_secs_f64()));
+    }
+    let session: Arc<str> = session.into();
+    let pool = MySqlPoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .acquire_timeout(opts.busy_timeout)
+        .after_connect(move |conn, _| {
+            let session = session.clone();
+            Box::pin(async move {
+                use sqlx::Executor as _;
+                conn.execute(&*session).await.map(|_| ())
+            })
+        })
+        .connect_with(my)
+        .await
+        .map_err(unavailable)?;
+    Ok(Backend::MySql(pool))
+}
+
+#[cfg(not(feature = "mysql"))]
+async fn open_mysql(_: &str, _: &SqlOptions) -> Result<Backend> {
+    Err(left_out("MariaDB", "mysql"))
+}
+
 /// The error for a dialect this build leaves out.
-#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+#[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 fn left_out(name: &str, feature: &str) -> Error {
     Error::invalid("databaseUrl", "unsupported", format!("this build has no {name} store (feature `{feature}` is off)"))
 }
@@ -520,10 +669,14 @@ fn picked(kind: EntityKind, positions: &[usize]) -> Result<Vec<Column>> {
 fn map_err(kind: EntityKind, e: sqlx::Error) -> Error {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
-            // PostgreSQL names the index; SQLite says "UNIQUE constraint failed: table.column".
+            // PostgreSQL names the index; MariaDB says "Duplicate entry 'x' for key
+            // 'index'"; SQLite says "UNIQUE constraint failed: table.column".
             let named = db.constraint().filter(|c| kind.unique_field(c).is_some()).map(str::to_string);
+            let key = db.message().rsplit_once(" for key '").map(|(_, key)| key.trim_end_matches('\'').to_string());
+            // (MySQL 8 puts the table before the index.)
+            let key = key.map(|k| k.rsplit('.').next().unwrap_or_default().to_string());
             let column = db.message().rsplit_once('.').map(|(_, column)| column.trim().to_string());
-            return kind.unique_violation(named.or(column).as_deref());
+            return kind.unique_violation(named.or(key).or(column).as_deref());
         }
     }
     if let Some(t) = statement_timeout(&e) {
@@ -536,11 +689,11 @@ fn map_err(kind: EntityKind, e: sqlx::Error) -> Error {
 }
 
 /// [`Error::Timeout`] for a statement PostgreSQL canceled (57014, here by
-/// `statement_timeout`) or SQLite interrupted (9, `SQLITE_INTERRUPT`: the progress
-/// handler of [`sqlite_pool`]).
+/// `statement_timeout`), MariaDB stopped (70100, by `max_statement_time`) or SQLite
+/// interrupted (9, `SQLITE_INTERRUPT`: the progress handler of [`sqlite_pool`]).
 fn statement_timeout(e: &sqlx::Error) -> Option<Error> {
     match e {
-        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57014" | "9")) => {
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57014" | "70100" | "9")) => {
             Some(Error::Timeout("a statement ran past its time limit".into()))
         }
         _ => None,
@@ -555,6 +708,8 @@ impl Store for SqlStore {
             Backend::Sqlite { .. } => "sqlite",
             #[cfg(feature = "postgres")]
             Backend::Postgres(_) => "postgres",
+            #[cfg(feature = "mysql")]
+            Backend::MySql(_) => "mariadb",
         }
     }
 
@@ -596,13 +751,15 @@ impl Store for SqlStore {
     }
 
     /// One statement: `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`
-    /// on PostgreSQL; on SQLite the same statement on the one writing connection.
+    /// on PostgreSQL; on SQLite the same statement on the one writing connection; on
+    /// MariaDB the lock, the update and the read, in one transaction.
     async fn claim(&self, claim: &crm_core::Claim) -> Result<Vec<Row>> {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
         let kind = claim.kind;
-        let (sql, vals) = statements::claim(claim, self.dialect())?;
         match &self.backend {
             #[cfg(feature = "sqlite")]
             Backend::Sqlite { write, .. } => {
+                let (sql, vals) = statements::claim(claim, Dialect::Sqlite)?;
                 let rows = sqlx::query_with(&sql, values::sqlite_args(vals)?)
                     .fetch_all(write)
                     .await
@@ -611,12 +768,15 @@ impl Store for SqlStore {
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => {
+                let (sql, vals) = statements::claim(claim, Dialect::Postgres)?;
                 let rows = sqlx::query_with(&sql, values::pg_args(vals)?)
                     .fetch_all(pool)
                     .await
                     .map_err(|e| map_err(kind, e))?;
                 rows.iter().map(|r| values::pg_row(r, kind.columns())).collect()
             }
+            #[cfg(feature = "mysql")]
+            Backend::MySql(pool) => claim_mysql(pool, claim).await,
         }
     }
 
@@ -630,6 +790,11 @@ impl Store for SqlStore {
                 .map_err(|e| map_err(kind, e))?,
             #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => sqlx::query_scalar_with(&sql, values::pg_args(vals)?)
+                .fetch_one(pool)
+                .await
+                .map_err(|e| map_err(kind, e))?,
+            #[cfg(feature = "mysql")]
+            Backend::MySql(pool) => sqlx::query_scalar_with(&sql, values::mysql_args(vals)?)
                 .fetch_one(pool)
                 .await
                 .map_err(|e| map_err(kind, e))?,
@@ -650,12 +815,17 @@ impl Store for SqlStore {
     }
 
     async fn audit_head(&self) -> Result<AuditHead> {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
         let sql = "SELECT seq, hash FROM audit_head WHERE id = 1";
         let (seq, hash): (i64, String) = match &self.backend {
             #[cfg(feature = "sqlite")]
             Backend::Sqlite { read, .. } => sqlx::query_as(sql).fetch_one(read).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await,
+            #[cfg(feature = "mysql")]
+            Backend::MySql(pool) => {
+                sqlx::query_as("SELECT seq, CAST(hash AS CHAR) FROM audit_head WHERE id = 1").fetch_one(pool).await
+            }
         }
         .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
         Ok(AuditHead { seq, hash })
@@ -667,6 +837,8 @@ impl Store for SqlStore {
             Backend::Sqlite { read, .. } => sqlx::query("SELECT 1").execute(read).await.map(|_| ()),
             #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+            #[cfg(feature = "mysql")]
+            Backend::MySql(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
         }
         .map_err(unavailable)
     }
@@ -677,6 +849,8 @@ impl Store for SqlStore {
             Backend::Sqlite { read, .. } => introspect::sqlite(read).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => introspect::postgres(pool).await,
+            #[cfg(feature = "mysql")]
+            Backend::MySql(pool) => introspect::mysql(pool).await,
         }
     }
 }
@@ -693,14 +867,15 @@ impl SqlStore {
         columns: &[usize],
         out: Option<crm_core::store::RowBatches>,
     ) -> Result<Vec<Row>> {
-        let cols = picked(kind, columns)?;
         match &self.backend {
             #[cfg(feature = "postgres")]
             Backend::Postgres(pool) if !scan::compares_text(filter) => {
+                let cols = picked(kind, columns)?;
                 scan::postgres(pool, kind, &cols, filter, include_deleted, out.as_ref()).await
             }
             #[cfg(feature = "sqlite")]
             Backend::Sqlite { path, limit, .. } if !scan::needs_regexp(filter) => {
+                let cols = picked(kind, columns)?;
                 let (path, filter) = (path.clone(), filter.cloned());
                 let deadline = deadline(limit);
                 tokio::task::spawn_blocking(move || {
@@ -759,8 +934,46 @@ impl SqlStore {
                     .map_err(|e| map_err(kind, e))?;
                 rows.iter().map(|r| values::pg_row(r, cols)).collect()
             }
+            #[cfg(feature = "mysql")]
+            Backend::MySql(pool) => {
+                let rows = sqlx::query_with(&sql, values::mysql_args(vals)?)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|e| map_err(kind, e))?;
+                rows.iter().map(|r| values::mysql_row(r, cols)).collect()
+            }
         }
     }
+}
+
+/// A claim on MariaDB: the ids locked (`FOR UPDATE SKIP LOCKED`), updated and read back,
+/// in one transaction.
+#[cfg(feature = "mysql")]
+async fn claim_mysql(pool: &MySqlPool, claim: &crm_core::Claim) -> Result<Vec<Row>> {
+    let kind = claim.kind;
+    let d = Dialect::MySql;
+    let failed = |e| map_err(kind, e);
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    let (sql, vals) = statements::claim_select(claim, d);
+    let found = sqlx::query_with(&sql, values::mysql_args(vals)?).fetch_all(&mut *tx).await.map_err(failed)?;
+    let id = &kind.columns()[..1];
+    let mut ids = Vec::with_capacity(found.len());
+    for row in &found {
+        if let Some(Value::Uuid(u)) = values::mysql_row(row, id)?.pop() {
+            ids.push(u);
+        }
+    }
+    if ids.is_empty() {
+        tx.rollback().await.map_err(unavailable)?;
+        return Ok(Vec::new());
+    }
+    let (sql, vals) = statements::claim_update(claim, &ids, d)?;
+    sqlx::query_with(&sql, values::mysql_args(vals)?).execute(&mut *tx).await.map_err(failed)?;
+    let (sql, vals) = statements::by_ids(kind, &ids, d);
+    let rows = sqlx::query_with(&sql, values::mysql_args(vals)?).fetch_all(&mut *tx).await.map_err(failed)?;
+    let rows = rows.iter().map(|r| values::mysql_row(r, kind.columns())).collect::<Result<Vec<_>>>()?;
+    tx.commit().await.map_err(|e| map_err(kind, e))?;
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -771,7 +984,7 @@ mod tests {
     /// and name, and holds the text applied (sqlx's `NNNN_name.sql` convention).
     #[test]
     fn every_migration_file_is_applied() {
-        for (dir, pick) in [("sqlite", 0), ("postgres", 1)] {
+        for (dir, pick) in [("sqlite", 0), ("postgres", 1), ("mysql", 2)] {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
             let mut files: Vec<String> = std::fs::read_dir(&path)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -781,9 +994,9 @@ mod tests {
             let listed: Vec<String> =
                 MIGRATIONS.iter().map(|(version, name, ..)| format!("{version:04}_{name}.sql")).collect();
             assert_eq!(files, listed, "migrations/{dir} and MIGRATIONS disagree");
-            for ((_, _, sqlite, postgres), file) in MIGRATIONS.iter().zip(&files) {
+            for ((_, _, sqlite, postgres, mysql), file) in MIGRATIONS.iter().zip(&files) {
                 let text = std::fs::read_to_string(path.join(file)).unwrap_or_default();
-                assert_eq!(text, [*sqlite, *postgres][pick], "{dir}/{file} is not the text applied");
+                assert_eq!(text, [*sqlite, *postgres, *mysql][pick], "{dir}/{file} is not the text applied");
             }
         }
     }

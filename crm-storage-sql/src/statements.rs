@@ -5,8 +5,8 @@ use crm_core::query::{Cmp, Direction, Filter, Pattern, PatternPart, Predicate, S
 use crm_core::schema::{Column, EntityKind, Row};
 use crm_core::{Result, Value};
 use sea_query::{
-    Alias, Asterisk, Cond, Expr, Func, LikeExpr, NullOrdering, Order, PostgresQueryBuilder, Query, SelectStatement,
-    SimpleExpr, SqliteQueryBuilder, Values,
+    Alias, Asterisk, Cond, Expr, Func, LikeExpr, MysqlQueryBuilder, NullOrdering, Order, PostgresQueryBuilder, Query,
+    SelectStatement, SimpleExpr, SqliteQueryBuilder, Values,
 };
 use uuid::Uuid;
 
@@ -24,18 +24,28 @@ fn build<Q: sea_query::QueryStatementBuilder>(q: &Q, d: Dialect) -> (String, Val
     match d {
         Dialect::Postgres => q.build_any(&PostgresQueryBuilder),
         Dialect::Sqlite => q.build_any(&SqliteQueryBuilder),
+        Dialect::MySql => q.build_any(&MysqlQueryBuilder),
+    }
+}
+
+/// How the dialect quotes a name in the statements written here by hand (MariaDB's
+/// backticks; the standard's double quotes).
+fn quoted(name: &str, d: Dialect) -> String {
+    match d {
+        Dialect::MySql => format!("`{name}`"),
+        Dialect::Sqlite | Dialect::Postgres => format!("\"{name}\""),
     }
 }
 
 /// A custom SQL expression: each `{}` in `template` takes the next of `args`, as the
-/// dialect's placeholder (`?` for SQLite, `$n` for PostgreSQL), so sea-query renders the
+/// dialect's placeholder (`?` for SQLite and MariaDB, `$n` for PostgreSQL), so sea-query renders the
 /// arguments (columns or bound values) in place.
 fn custom(template: &str, args: Vec<SimpleExpr>, d: Dialect) -> SimpleExpr {
     let mut out = String::with_capacity(template.len() + 8);
     for (i, piece) in template.split("{}").enumerate() {
         if i > 0 {
             match d {
-                Dialect::Sqlite => out.push('?'),
+                Dialect::Sqlite | Dialect::MySql => out.push('?'),
                 Dialect::Postgres => out.push_str(&format!("${i}")),
             }
         }
@@ -75,6 +85,15 @@ fn list_contains(c: &Column, v: &Value, d: Dialect) -> SimpleExpr {
                 d,
             )
         }
+        // The element as JSON text: a string is found only as a string.
+        Dialect::MySql => custom(
+            "JSON_CONTAINS({}, {})",
+            vec![
+                col(c).into(),
+                Expr::val(sea_query::Value::String(Some(Box::new(element_json(v).to_string())))).into(),
+            ],
+            d,
+        ),
     }
 }
 
@@ -82,6 +101,7 @@ fn list_empty(c: &Column, d: Dialect) -> SimpleExpr {
     let f = match d {
         Dialect::Postgres => "jsonb_array_length({}) = 0",
         Dialect::Sqlite => "json_array_length({}) = 0",
+        Dialect::MySql => "JSON_LENGTH({}) = 0",
     };
     custom(f, vec![col(c).into()], d)
 }
@@ -156,7 +176,8 @@ fn cmp(c: &Cmp, d: Dialect) -> SimpleExpr {
             }
         }
         Predicate::Like(p) => match d {
-            Dialect::Postgres => col(column).like(LikeExpr::new(p.to_like()).escape('\\')),
+            // MariaDB's columns compare by code point (utf8mb4_nopad_bin): LIKE is exact.
+            Dialect::Postgres | Dialect::MySql => col(column).like(LikeExpr::new(p.to_like()).escape('\\')),
             Dialect::Sqlite => custom("{} GLOB {}", vec![col(column).into(), val(&Value::Text(glob(p)), column, d)], d),
         },
         Predicate::ILike(p) => match d {
@@ -173,6 +194,13 @@ fn cmp(c: &Cmp, d: Dialect) -> SimpleExpr {
             Dialect::Sqlite => {
                 custom("{} REGEXP {}", vec![col(column).into(), val(&Value::Text(p.to_regex(true)), column, d)], d)
             }
+            // Both sides lower-cased by MariaDB's Unicode case mapping (the column's
+            // binary collation keeps LIKE itself exact).
+            Dialect::MySql => custom(
+                "LOWER({}) LIKE LOWER({}) ESCAPE '\\\\'",
+                vec![col(column).into(), val(&Value::Text(p.to_like()), column, d)],
+                d,
+            ),
         },
         Predicate::IsNull => col(column).is_null(),
         Predicate::IsNotNull => col(column).is_not_null(),
@@ -227,6 +255,7 @@ pub(crate) fn list_of(kind: EntityKind, columns: &[Column], q: &StoreQuery, d: D
 
 /// `UPDATE … SET lease = ?, count = count + 1, version = version + 1 WHERE id IN (the
 /// claim's query, rows locked by another claim skipped on PostgreSQL) RETURNING *`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn claim(c: &crm_core::Claim, d: Dialect) -> Result<(String, Values)> {
     let kind = c.kind;
     let id = &kind.columns()[0];
@@ -246,6 +275,49 @@ pub(crate) fn claim(c: &crm_core::Claim, d: Dialect) -> Result<(String, Values)>
     }
     q.and_where(col(id).in_subquery(sub)).returning(Query::returning().columns(all_columns(kind)));
     Ok(build(&q, d))
+}
+
+/// MariaDB's claim, whose `UPDATE` can neither return rows nor read its own table in a
+/// subquery: the ids of the claim's query, locked (rows another claim holds skipped).
+/// Run it, then [`claim_update`] and [`by_ids`], in one transaction.
+#[cfg(feature = "mysql")]
+pub(crate) fn claim_select(c: &crm_core::Claim, d: Dialect) -> (String, Values) {
+    let id = &c.kind.columns()[0];
+    let mut sub = select_of(c.kind, std::slice::from_ref(id), &c.query, d);
+    sub.lock_with_behavior(sea_query::LockType::Update, sea_query::LockBehavior::SkipLocked);
+    build(&sub, d)
+}
+
+/// The claim's `UPDATE` of the rows [`claim_select`] locked.
+#[cfg(feature = "mysql")]
+pub(crate) fn claim_update(c: &crm_core::Claim, ids: &[Uuid], d: Dialect) -> Result<(String, Values)> {
+    let kind = c.kind;
+    let id = &kind.columns()[0];
+    let lease = kind.require_column(c.lease_column)?;
+    let version = kind.require_column("version")?;
+    let mut q = Query::update();
+    q.table(Alias::new(kind.table()))
+        .value(Alias::new(lease.name), val(&Value::Timestamp(c.until), lease, d))
+        .value(Alias::new(version.name), col(version).add(1));
+    if let Some(name) = c.count_column {
+        let count = kind.require_column(name)?;
+        q.value(Alias::new(count.name), col(count).add(1));
+    }
+    q.and_where(col(id).is_in(ids.iter().map(|i| val(&Value::Uuid(*i), id, d))));
+    Ok(build(&q, d))
+}
+
+/// Every column of the rows with these ids, in id order.
+#[cfg(feature = "mysql")]
+pub(crate) fn by_ids(kind: EntityKind, ids: &[Uuid], d: Dialect) -> (String, Values) {
+    let id = &kind.columns()[0];
+    let q = Query::select()
+        .columns(all_columns(kind))
+        .from(Alias::new(kind.table()))
+        .and_where(col(id).is_in(ids.iter().map(|i| val(&Value::Uuid(*i), id, d))))
+        .order_by(Alias::new(id.name), Order::Asc)
+        .to_owned();
+    build(&q, d)
 }
 
 fn select_of(kind: EntityKind, columns: &[Column], q: &StoreQuery, d: Dialect) -> SelectStatement {
@@ -274,6 +346,7 @@ fn select_of(kind: EntityKind, columns: &[Column], q: &StoreQuery, d: Dialect) -
 }
 
 /// The bulk read of the analytics snapshot: `columns` of every matching row, in id order.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn scan(
     kind: EntityKind,
     columns: &[Column],
@@ -361,9 +434,9 @@ fn build_insert_sql(kind: EntityKind, n: usize, d: Dialect) -> String {
     use std::fmt::Write as _;
     let cols = kind.columns();
     let mut sql = String::with_capacity(64 + cols.len() * (16 + 6 * n));
-    let _ = write!(sql, "INSERT INTO \"{}\" (", kind.table());
+    let _ = write!(sql, "INSERT INTO {} (", quoted(kind.table(), d));
     for (i, c) in cols.iter().enumerate() {
-        let _ = write!(sql, "{}\"{}\"", if i == 0 { "" } else { ", " }, c.name);
+        let _ = write!(sql, "{}{}", if i == 0 { "" } else { ", " }, quoted(c.name, d));
     }
     sql.push_str(") VALUES ");
     let mut p = 0usize;
@@ -378,7 +451,7 @@ fn build_insert_sql(kind: EntityKind, n: usize, d: Dialect) -> String {
                 Dialect::Postgres => {
                     let _ = write!(sql, "${p}");
                 }
-                Dialect::Sqlite => sql.push('?'),
+                Dialect::Sqlite | Dialect::MySql => sql.push('?'),
             }
         }
         sql.push(')');
@@ -419,18 +492,18 @@ fn update_sql(kind: EntityKind, d: Dialect) -> String {
             Dialect::Postgres => {
                 let _ = write!(sql, "${p}");
             }
-            Dialect::Sqlite => sql.push('?'),
+            Dialect::Sqlite | Dialect::MySql => sql.push('?'),
         }
     };
-    let mut sql = format!("UPDATE \"{}\" SET ", kind.table());
+    let mut sql = format!("UPDATE {} SET ", quoted(kind.table(), d));
     for (i, c) in cols.iter().enumerate().skip(1) {
-        let _ = write!(sql, "{}\"{}\" = ", if i == 1 { "" } else { ", " }, c.name);
+        let _ = write!(sql, "{}{} = ", if i == 1 { "" } else { ", " }, quoted(c.name, d));
         next(&mut sql);
     }
-    let _ = write!(sql, " WHERE \"{}\" = ", cols[0].name);
+    let _ = write!(sql, " WHERE {} = ", quoted(cols[0].name, d));
     next(&mut sql);
     if kind.column("version").is_some() {
-        sql.push_str(" AND \"version\" = ");
+        let _ = write!(sql, " AND {} = ", quoted("version", d));
         next(&mut sql);
     }
     sql
@@ -526,7 +599,7 @@ fn set_where(
 }
 
 /// The largest number of rows in one multi-row insert of `kind`, under both dialects'
-/// parameter limits (SQLite 32,766; PostgreSQL 65,535).
+/// parameter limits (SQLite 32,766; PostgreSQL and MariaDB 65,535).
 pub(crate) fn insert_batch_rows(kind: EntityKind) -> usize {
     (30_000 / kind.columns().len().max(1)).max(1)
 }
@@ -574,7 +647,7 @@ mod tests {
                     _ => Value::Null,
                 })
                 .collect();
-            for d in [Dialect::Sqlite, Dialect::Postgres, Dialect::Sqlite] {
+            for d in [Dialect::Sqlite, Dialect::Postgres, Dialect::MySql, Dialect::Sqlite] {
                 assert_eq!(update(kind, row.clone(), 7, d), sea_query_update(kind, &row, 7, d), "{kind:?} {d:?}");
             }
         }
@@ -593,7 +666,7 @@ mod tests {
                 })
                 .collect()
         };
-        for d in [Dialect::Sqlite, Dialect::Postgres] {
+        for d in [Dialect::Sqlite, Dialect::Postgres, Dialect::MySql] {
             for n in [1, 3, 1] {
                 let rows: Vec<Row> = (0..n).map(row).collect();
                 let ours = insert(kind, rows.clone(), d).unwrap_or_else(|e| panic!("{e}"));

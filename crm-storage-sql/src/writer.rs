@@ -12,19 +12,23 @@ use crm_core::audit::{AuditHead, NewAuditEvent};
 use crm_core::schema::{EntityKind, Row};
 use crm_core::{Changeset, Error, Result, Value, Write};
 use sea_query::Values;
+#[cfg(feature = "mysql")]
+use sqlx::mysql::MySqlPool;
 #[cfg(feature = "postgres")]
 use sqlx::postgres::PgPool;
 #[cfg(feature = "sqlite")]
 use sqlx::sqlite::SqlitePool;
+#[cfg(feature = "mysql")]
+use sqlx::MySql;
 #[cfg(feature = "postgres")]
 use sqlx::Postgres;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 use sqlx::{Row as _, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::statements;
 use crate::values::Dialect;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 use crate::{map_err, unavailable, values};
 
 /// The most changesets one transaction commits.
@@ -47,6 +51,8 @@ pub(crate) enum WritePool {
     Sqlite(SqlitePool),
     #[cfg(feature = "postgres")]
     Postgres(PgPool),
+    #[cfg(feature = "mysql")]
+    MySql(MySqlPool),
 }
 
 impl WritePool {
@@ -64,35 +70,82 @@ impl WritePool {
             }
             #[cfg(feature = "postgres")]
             WritePool::Postgres(p) => sqlx::query("ANALYZE").execute(p).await.map(|_| ()),
+            // MariaDB's `ANALYZE TABLE` names its tables.
+            #[cfg(feature = "mysql")]
+            WritePool::MySql(p) => {
+                let tables: Vec<String> = EntityKind::ALL.iter().map(|k| format!("`{}`", k.table())).collect();
+                sqlx::raw_sql(&format!("ANALYZE TABLE {}", tables.join(", "))).execute(p).await.map(|_| ())
+            }
         }
         .map_err(|e| Error::internal("refreshing planner statistics", e))
     }
 }
 
-/// Starts PostgreSQL's writer on the current Tokio runtime (SQLite's runs on a thread
-/// of its own, `crate::lite_writer`). PostgreSQL's autovacuum keeps its statistics.
-#[cfg(feature = "postgres")]
-pub(crate) fn spawn(pool: PgPool) -> mpsc::Sender<Job> {
-    let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(writer(pool, rx));
-    tx
+/// Defines `$spawn`, which starts a server database's writer (PostgreSQL, MariaDB) on
+/// the current Tokio runtime (SQLite's runs on a thread of its own,
+/// `crate::lite_writer`), and `$commit`, which commits one group on it.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+macro_rules! server_writer {
+    ($spawn:ident, $commit:ident, $pool:ty) => {
+        pub(crate) fn $spawn(pool: $pool) -> mpsc::Sender<Job> {
+            let (tx, mut rx) = mpsc::channel::<Job>(1024);
+            tokio::spawn(async move {
+                let mut optimistic = true;
+                while let Some(first) = rx.recv().await {
+                    let (changes, replies) = gather(first, &mut rx);
+                    let outcomes = $commit(&pool, changes, optimistic).await;
+                    // After a group where a changeset failed, the next one takes its
+                    // savepoints at once: failures come in runs (a burst of conflicting edits).
+                    optimistic = outcomes.iter().all(|o| o.is_ok());
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        // A caller that stopped waiting no longer needs the answer.
+                        let _ = reply.send(outcome);
+                    }
+                }
+            });
+            tx
+        }
+
+        /// Commits a group, returning each changeset's outcome.
+        ///
+        /// A group of several changesets is first tried `optimistic`ally: all in one
+        /// transaction with no savepoints, the statements of each changeset and nothing
+        /// else. If one of them fails (a version conflict, a duplicate email), that
+        /// transaction is rolled back and the group runs again with a savepoint around
+        /// each changeset, so the failure stays with its caller and the others commit.
+        /// Every group reads the audit head under its row lock: writers in other
+        /// processes interleave there, and one sealing after a remembered head while
+        /// another holds the lock would deadlock on the sequence's unique index.
+        async fn $commit(pool: &$pool, changes: Vec<Changeset>, optimistic: bool) -> Vec<Result<()>> {
+            let n = changes.len();
+            let commit_err = |e| map_err(EntityKind::AuditEvent, e);
+            if optimistic && optimistic_fits(&changes, false) {
+                if let Ok(mut tx) = pool.begin().await {
+                    let (out, head) = run_group(&mut tx, changes.clone(), false, None).await;
+                    if out.iter().all(|o| o.is_ok()) {
+                        return finish(out, head, tx.commit().await.map_err(commit_err)).0;
+                    }
+                    let _ = tx.rollback().await;
+                }
+            }
+            let mut tx = match pool.begin().await {
+                Ok(tx) => tx,
+                Err(e) => return all_fail(&unavailable(e), n),
+            };
+            let (out, head) = run_group(&mut tx, changes, true, None).await;
+            if n == 1 && out[0].is_err() {
+                let _ = tx.rollback().await;
+                return out;
+            }
+            finish(out, head, tx.commit().await.map_err(commit_err)).0
+        }
+    };
 }
 
 #[cfg(feature = "postgres")]
-async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
-    let mut optimistic = true;
-    while let Some(first) = rx.recv().await {
-        let (changes, replies) = gather(first, &mut rx);
-        let outcomes = commit_group(&pool, changes, optimistic).await;
-        // After a group where a changeset failed, the next one takes its savepoints at
-        // once: failures come in runs (a burst of conflicting edits).
-        optimistic = outcomes.iter().all(|o| o.is_ok());
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
-            // A caller that stopped waiting no longer needs the answer.
-            let _ = reply.send(outcome);
-        }
-    }
-}
+server_writer!(spawn_postgres, commit_postgres, PgPool);
+#[cfg(feature = "mysql")]
+server_writer!(spawn_mysql, commit_mysql, MySqlPool);
 
 /// The group a writer commits next: `first` and every changeset waiting behind it, up to
 /// [`MAX_GROUP`]; and where each outcome goes.
@@ -105,40 +158,6 @@ pub(crate) fn gather(first: Job, rx: &mut mpsc::Receiver<Job>) -> (Vec<Changeset
         }
     }
     jobs.into_iter().map(|j| (j.changes, j.done)).unzip()
-}
-
-/// Commits a group on PostgreSQL, returning each changeset's outcome.
-///
-/// A group of several changesets is first tried `optimistic`ally: all in one transaction
-/// with no savepoints, the statements of each changeset and nothing else. If one of them
-/// fails (a version conflict, a duplicate email), that transaction is rolled back and the
-/// group runs again with a savepoint around each changeset, so the failure stays with its
-/// caller and the others commit. Every group reads the audit head under its row lock:
-/// writers in other processes interleave there, and one sealing after a remembered head
-/// while another holds the lock would deadlock on the sequence's unique index.
-#[cfg(feature = "postgres")]
-async fn commit_group(pool: &PgPool, changes: Vec<Changeset>, optimistic: bool) -> Vec<Result<()>> {
-    let n = changes.len();
-    let commit_err = |e| map_err(EntityKind::AuditEvent, e);
-    if optimistic && optimistic_fits(&changes, false) {
-        if let Ok(mut tx) = pool.begin().await {
-            let (out, head) = run_group(&mut tx, changes.clone(), false, None).await;
-            if out.iter().all(|o| o.is_ok()) {
-                return finish(out, head, tx.commit().await.map_err(commit_err)).0;
-            }
-            let _ = tx.rollback().await;
-        }
-    }
-    let mut tx = match pool.begin().await {
-        Ok(tx) => tx,
-        Err(e) => return all_fail(&unavailable(e), n),
-    };
-    let (out, head) = run_group(&mut tx, changes, true, None).await;
-    if n == 1 && out[0].is_err() {
-        let _ = tx.rollback().await;
-        return out;
-    }
-    finish(out, head, tx.commit().await.map_err(commit_err)).0
 }
 
 /// Is the optimistic pass worth trying? It saves savepoints (several changesets) or the
@@ -268,7 +287,7 @@ pub(crate) trait Tx: Send {
 
 /// Implements [`Tx`] for one dialect's transactions: they differ only in how parameters
 /// are bound and in how the audit head row is locked.
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 macro_rules! impl_tx {
     ($db:ty, $dialect:expr, $args:path, $lock_head:literal, $set_head:literal) => {
         #[async_trait]
@@ -318,6 +337,18 @@ impl_tx!(
     values::pg_args,
     "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
     "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3"
+);
+
+// sqlx's MariaDB connections count the rows an `UPDATE` matched (not only those it
+// changed), as `set_head` and the version check need. Text in a binary collation comes
+// as bytes: the hash is read as characters.
+#[cfg(feature = "mysql")]
+impl_tx!(
+    MySql,
+    Dialect::MySql,
+    values::mysql_args,
+    "SELECT seq, CAST(hash AS CHAR) FROM audit_head WHERE id = 1 FOR UPDATE",
+    "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ?"
 );
 
 /// Inserts rows of one kind in as few statements as the parameter limits allow.

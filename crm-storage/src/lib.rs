@@ -7,9 +7,10 @@
 //! |---|---|---|
 //! | `sqlite://path` (created when missing) | [`crm_storage_sql::SqlStore`] | `sqlite` |
 //! | `postgres://…`, `postgresql://…` | [`crm_storage_sql::SqlStore`] | `postgres` |
+//! | `mysql://…`, `mariadb://…` (MariaDB 10.6+) | [`crm_storage_sql::SqlStore`] | `mysql` |
 //! | `mongodb://…`, `mongodb+srv://…` | [`crm_storage_mongo::MongoStore`] | `mongodb` |
 //!
-//! All three are on by default; a program that needs one turns the others off and links
+//! All four are on by default; a program that needs one turns the others off and links
 //! only that driver. A URL whose backend this build leaves out is refused by name.
 //!
 //! ```no_run
@@ -19,8 +20,8 @@
 //! # Ok(()) }
 //! ```
 
-#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mongodb")))]
-compile_error!("crm-storage needs at least one of its features: sqlite, postgres, mongodb");
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql", feature = "mongodb")))]
+compile_error!("crm-storage needs at least one of its features: sqlite, postgres, mysql, mongodb");
 
 use std::sync::Arc;
 
@@ -29,8 +30,8 @@ use crm_core::{Error, Result, Store};
 /// One of the stores a URL can name.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
-    /// SQLite or PostgreSQL.
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    /// SQLite, PostgreSQL or MariaDB.
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
     Sql(Arc<crm_storage_sql::SqlStore>),
     /// MongoDB.
     #[cfg(feature = "mongodb")]
@@ -41,7 +42,7 @@ impl AnyStore {
     /// The store, for the engine.
     pub fn store(&self) -> Arc<dyn Store> {
         match self {
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             AnyStore::Sql(s) => s.clone(),
             #[cfg(feature = "mongodb")]
             AnyStore::Mongo(s) => s.clone(),
@@ -64,7 +65,7 @@ impl AnyStore {
     /// Closes its connections (SQLite checkpoints its journal).
     pub async fn close(&self) {
         match self {
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             AnyStore::Sql(s) => s.close().await,
             #[cfg(feature = "mongodb")]
             AnyStore::Mongo(_) => {}
@@ -73,9 +74,10 @@ impl AnyStore {
 }
 
 /// The backends a URL can name, as (scheme prefixes, name, feature).
-const SCHEMES: [(&[&str], &str, &str); 3] = [
+const SCHEMES: [(&[&str], &str, &str); 4] = [
     (&["sqlite:"], "SQLite", "sqlite"),
     (&["postgres:", "postgresql:"], "PostgreSQL", "postgres"),
+    (&["mysql:", "mariadb:"], "MariaDB", "mysql"),
     (&["mongodb:", "mongodb+srv:"], "MongoDB", "mongodb"),
 ];
 
@@ -106,7 +108,7 @@ pub async fn open(url: &str) -> Result<AnyStore> {
         return Err(Error::invalid(
             "databaseUrl",
             "invalid_value",
-            format!("{url}: use sqlite://path, postgres://user@host/db or mongodb://host/db"),
+            format!("{url}: use sqlite://path, postgres://user@host/db, mysql://user@host/db or mongodb://host/db"),
         ));
     };
     match *feature {
@@ -114,6 +116,8 @@ pub async fn open(url: &str) -> Result<AnyStore> {
         "sqlite" => Ok(AnyStore::Sql(Arc::new(crm_storage_sql::SqlStore::connect(url).await?))),
         #[cfg(feature = "postgres")]
         "postgres" => Ok(AnyStore::Sql(Arc::new(crm_storage_sql::SqlStore::connect(url).await?))),
+        #[cfg(feature = "mysql")]
+        "mysql" => Ok(AnyStore::Sql(Arc::new(crm_storage_sql::SqlStore::connect(url).await?))),
         #[cfg(feature = "mongodb")]
         "mongodb" => Ok(AnyStore::Mongo(Arc::new(crm_storage_mongo::MongoStore::connect(url).await?))),
         _ => Err(Error::invalid(
@@ -124,8 +128,9 @@ pub async fn open(url: &str) -> Result<AnyStore> {
     }
 }
 
-/// Connects to a read replica of a store (`--read-database-url`): a PostgreSQL standby
-/// (connected without migrating: its schema comes from the primary) or a MongoDB URL
+/// Connects to a read replica of a store (`--read-database-url`): a PostgreSQL standby or
+/// a MariaDB replica (connected without migrating: the schema comes from the primary) or
+/// a MongoDB URL
 /// (say with `readPreference=secondaryPreferred`). SQLite has no replicas to read from.
 /// The error names `readDatabaseUrl`.
 pub async fn open_replica(url: &str) -> Result<AnyStore> {
@@ -134,11 +139,11 @@ pub async fn open_replica(url: &str) -> Result<AnyStore> {
         return Err(Error::invalid(
             "readDatabaseUrl",
             "unsupported",
-            "a SQLite database has no read replica: give a PostgreSQL or MongoDB URL",
+            "a SQLite database has no read replica: give a PostgreSQL, MariaDB or MongoDB URL",
         ));
     }
-    #[cfg(feature = "postgres")]
-    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    if ["postgres:", "postgresql:", "mysql:", "mariadb:"].iter().any(|p| url.starts_with(p)) {
         let opts = crm_storage_sql::SqlOptions { migrate: false, ..Default::default() };
         return Ok(AnyStore::Sql(Arc::new(crm_storage_sql::SqlStore::connect_with(url, opts).await.map_err(renamed)?)));
     }
@@ -151,7 +156,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_schemes_are_refused_by_name() {
-        let err = open("mysql://localhost/crm").await.map(|_| ()).err();
+        let err = open("oracle://localhost/crm").await.map(|_| ()).err();
         let Some(Error::Validation(fields)) = err else { panic!("{err:?}") };
         assert_eq!(fields[0].field, "databaseUrl");
     }

@@ -1,5 +1,5 @@
 //! Fresh databases for each test: a new SQLite file, a new PostgreSQL schema, a new
-//! MongoDB database.
+//! MariaDB database, a new MongoDB database.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,11 +18,18 @@ pub fn postgres_url() -> String {
     std::env::var("CRM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 
+/// The MariaDB server the suite uses: `CRM_TEST_MARIADB_URL`, or the local one.
+pub fn mariadb_url() -> String {
+    std::env::var("CRM_TEST_MARIADB_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string())
+}
+
 /// A SQL store under test.
 pub struct SqlBackend {
     store: Arc<SqlStore>,
     file: Option<PathBuf>,
+    /// The PostgreSQL schema or MariaDB database, and the server's URL.
     schema: Option<String>,
+    server: String,
 }
 
 impl SqlBackend {
@@ -55,18 +62,28 @@ impl TestBackend for SqlBackend {
             return out;
         }
         let schema = self.schema.clone().expect("a schema");
-        let out = std::process::Command::new("pg_dump")
-            .args(["--no-owner", "--schema", &schema, &postgres_url()])
-            .output()
-            .expect("pg_dump (postgresql-client) runs");
-        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        let out = if self.is_mariadb() {
+            let url = url_parts(&self.server);
+            std::process::Command::new("mariadb-dump")
+                .args(["--skip-extended-insert", "-h", &url.0, "-P", &url.1, "-u", &url.2, &schema])
+                .env("MYSQL_PWD", &url.3)
+                .output()
+                .expect("mariadb-dump (mariadb-client) runs")
+        } else {
+            std::process::Command::new("pg_dump")
+                .args(["--no-owner", "--schema", &schema, &self.server])
+                .output()
+                .expect("pg_dump (postgresql-client) runs")
+        };
+        assert!(out.status.success(), "dump: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn location(&self) -> String {
         match (&self.file, &self.schema) {
             (Some(f), _) => f.display().to_string(),
-            (_, Some(s)) => format!("schema {s} at {}", postgres_url()),
+            (_, Some(s)) if self.is_mariadb() => format!("database {s} at {}", self.server),
+            (_, Some(s)) => format!("schema {s} at {}", self.server),
             _ => String::new(),
         }
     }
@@ -89,8 +106,10 @@ impl TestBackend for SqlBackend {
         assert_eq!(n, 1, "no audit event {seq} to delete");
     }
 
-    async fn drop_index(&self, _table: &str, index: &str) {
-        self.store.execute_unchecked(&format!("DROP INDEX {index}")).await.expect("drop index");
+    async fn drop_index(&self, table: &str, index: &str) {
+        let sql =
+            if self.is_mariadb() { format!("DROP INDEX {index} ON {table}") } else { format!("DROP INDEX {index}") };
+        self.store.execute_unchecked(&sql).await.expect("drop index");
     }
 
     async fn drop_column(&self, table: &str, column: &str) -> bool {
@@ -103,7 +122,7 @@ impl TestBackend for SqlBackend {
             (Some(f), _) => SqlStore::connect(&format!("sqlite://{}", f.display())).await,
             (_, Some(s)) => {
                 let opts = SqlOptions { pg_schema: Some(s.clone()), max_connections: 4, ..Default::default() };
-                SqlStore::connect_with(&postgres_url(), opts).await
+                SqlStore::connect_with(&self.server, opts).await
             }
             _ => panic!("a SQL backend without a file or a schema"),
         };
@@ -120,16 +139,32 @@ impl TestBackend for SqlBackend {
             }
         }
         if let Some(s) = &self.schema {
-            let _ = SqlStore::drop_pg_schema(&postgres_url(), s).await;
+            let _ = SqlStore::drop_pg_schema(&self.server, s).await;
         }
     }
+}
+
+impl SqlBackend {
+    fn is_mariadb(&self) -> bool {
+        self.server.starts_with("mysql:") || self.server.starts_with("mariadb:")
+    }
+}
+
+/// (host, port, user, password) of a server URL, for the command-line clients.
+fn url_parts(url: &str) -> (String, String, String, String) {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (auth, host) = rest.split_once('@').unwrap_or(("", rest));
+    let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
+    let host = host.split(['/', '?']).next().unwrap_or_default();
+    let (host, port) = host.split_once(':').unwrap_or((host, "3306"));
+    (host.to_string(), port.to_string(), user.to_string(), password.to_string())
 }
 
 /// A fresh SQLite file.
 pub async fn sqlite() -> Box<SqlBackend> {
     let file = std::env::temp_dir().join(format!("crm-test-{}.db", Uuid::now_v7().simple()));
     let store = SqlStore::connect(&format!("sqlite://{}", file.display())).await.expect("open a SQLite file");
-    Box::new(SqlBackend { store: Arc::new(store), file: Some(file), schema: None })
+    Box::new(SqlBackend { store: Arc::new(store), file: Some(file), schema: None, server: String::new() })
 }
 
 /// A fresh schema on the PostgreSQL server. Panics, failing the test, when the server
@@ -145,7 +180,23 @@ pub async fn postgres() -> Box<SqlBackend> {
              CRM_TEST_POSTGRES_URL at a server."
         ),
     };
-    Box::new(SqlBackend { store: Arc::new(store), file: None, schema: Some(schema) })
+    Box::new(SqlBackend { store: Arc::new(store), file: None, schema: Some(schema), server: url })
+}
+
+/// A fresh database on the MariaDB server. Panics, failing the test, when the server
+/// cannot be reached.
+pub async fn mariadb() -> Box<SqlBackend> {
+    let url = mariadb_url();
+    let db = format!("crm_test_{}", Uuid::now_v7().simple());
+    let opts = SqlOptions { pg_schema: Some(db.clone()), max_connections: 8, ..Default::default() };
+    let store = match SqlStore::connect_with(&url, opts).await {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "MariaDB at {url} cannot be reached ({e:?}). Start it (scripts/test does) or point \
+             CRM_TEST_MARIADB_URL at a server."
+        ),
+    };
+    Box::new(SqlBackend { store: Arc::new(store), file: None, schema: Some(db), server: url })
 }
 
 /// The MongoDB-compatible server the suite uses: `CRM_TEST_MONGO_URL`, or the SecantusDB

@@ -1,5 +1,5 @@
 //! The conformance suite on every backend. Test names carry the backend:
-//! `sqlite::<case>`, `postgres::<case>`, `mongo::<case>`.
+//! `sqlite::<case>`, `postgres::<case>`, `mariadb::<case>`, `mongo::<case>`.
 
 mod sqlite {
     crm_tests::conformance_suite!(crm_tests::backends::sqlite);
@@ -11,4 +11,8 @@ mod postgres {
 
 mod mongo {
     crm_tests::conformance_suite!(crm_tests::backends::mongo);
+}
+
+mod mariadb {
+    crm_tests::conformance_suite!(crm_tests::backends::mariadb);
 }

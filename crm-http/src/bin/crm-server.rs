@@ -117,7 +117,8 @@ enum Command {
         /// The database copied from (default: `--database-url`).
         #[arg(long)]
         from: Option<String>,
-        /// The database copied to: `sqlite://path`, `postgres://…` or `mongodb://…`.
+        /// The database copied to: `sqlite://path`, `postgres://…`, `mysql://…` (MariaDB)
+        /// or `mongodb://…`.
         #[arg(long)]
         to: String,
         /// Copy the files too, into this directory or `s3://bucket[/prefix]` (default:
