@@ -44,6 +44,7 @@ pub mod demo;
 pub mod error;
 pub mod files;
 pub mod ids;
+pub mod lease;
 pub mod mail;
 pub mod model;
 pub mod outbox;

@@ -55,6 +55,7 @@ impl EntityKind {
             EntityKind::ImportJob => model::import::COLUMNS,
             EntityKind::ContactMerge => model::merge::COLUMNS,
             EntityKind::Attachment => model::attachment::COLUMNS,
+            EntityKind::SchedulerLease => crate::lease::COLUMNS,
         }
     }
 
@@ -101,6 +102,7 @@ impl EntityKind {
             EntityKind::ImportJob => model::import::INDEXES,
             EntityKind::ContactMerge => model::merge::INDEXES,
             EntityKind::Attachment => model::attachment::INDEXES,
+            EntityKind::SchedulerLease => crate::lease::INDEXES,
         }
     }
 

@@ -348,11 +348,13 @@ pub enum EntityKind {
     ContactMerge,
     /// A file attached to a record.
     Attachment,
+    /// Which replica runs each periodic job.
+    SchedulerLease,
 }
 
 impl EntityKind {
     /// Every kind, in dependency order.
-    pub const ALL: [EntityKind; 40] = [
+    pub const ALL: [EntityKind; 41] = [
         EntityKind::Team,
         EntityKind::User,
         EntityKind::Company,
@@ -393,6 +395,7 @@ impl EntityKind {
         EntityKind::ImportJob,
         EntityKind::ContactMerge,
         EntityKind::Attachment,
+        EntityKind::SchedulerLease,
     ];
 
     /// The table (collection) name.
@@ -438,6 +441,7 @@ impl EntityKind {
             EntityKind::ImportJob => "import_jobs",
             EntityKind::ContactMerge => "contact_merges",
             EntityKind::Attachment => "attachments",
+            EntityKind::SchedulerLease => "scheduler_leases",
         }
     }
 
@@ -484,6 +488,7 @@ impl EntityKind {
             EntityKind::ImportJob => "import_job",
             EntityKind::ContactMerge => "contact_merge",
             EntityKind::Attachment => "attachment",
+            EntityKind::SchedulerLease => "scheduler_lease",
         }
     }
 
@@ -504,7 +509,8 @@ impl EntityKind {
             | EntityKind::AuthToken
             | EntityKind::Identity
             | EntityKind::IdempotencyKey
-            | EntityKind::LoginThrottle => Resource::Users,
+            | EntityKind::LoginThrottle
+            | EntityKind::SchedulerLease => Resource::Users,
             EntityKind::SavedReport => Resource::Reports,
             EntityKind::Delivery | EntityKind::Webhook | EntityKind::ChatChannel => Resource::Integrations,
             EntityKind::Notification | EntityKind::ImportJob => Resource::Users,
@@ -547,6 +553,7 @@ impl EntityKind {
             | EntityKind::OutboxEvent
             | EntityKind::IdempotencyKey
             | EntityKind::LoginThrottle
+            | EntityKind::SchedulerLease
             | EntityKind::Delivery
             | EntityKind::Webhook
             | EntityKind::ChatChannel

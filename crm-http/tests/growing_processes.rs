@@ -432,8 +432,9 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// Two servers on one PostgreSQL, their counters in Redis, called in turn as a
 /// round-robin load balancer would: the rate limit, the lockout, an idempotent replay and
-/// a logout hold across both, as on one server. (Scheduled work done once by two
-/// processes: billing_processes and delivery_processes.)
+/// a logout hold across both, as on one server; one of them runs the periodic sweep and
+/// hands its lease back when stopped. (Scheduled work done once by two processes:
+/// billing_processes and delivery_processes.)
 #[test]
 fn two_servers_on_postgres_behave_as_one() {
     let Some((pg, pg_name)) = postgres_database("replicas") else { return };
@@ -509,6 +510,31 @@ fn two_servers_on_postgres_behave_as_one() {
     std::thread::sleep(Duration::from_millis(1_200));
     let (after, ..) = request("GET", &format!("{}/api/auth/me", servers[0]), &[("authorization", &auth)], None);
     assert_eq!(after, 401, "the first server no longer takes the token");
+
+    // The hourly sweep runs on one of the two: each asked for its lease at start, one
+    // holds it. Stopped cleanly (SIGTERM), the holder hands it back.
+    let says = |port: u16| std::fs::read_to_string(dir.join(format!("server-{port}.log"))).unwrap_or_default();
+    let runs = |log: &str| log.lines().any(|l| l.contains("auth.sweep") && l.contains("this process runs the job"));
+    let holders: Vec<u16> = [a, b].into_iter().filter(|p| runs(&says(*p))).collect();
+    assert_eq!(holders.len(), 1, "one server runs the sweep: {}\n{}", says(a), says(b));
+    let (mut proc_a, mut proc_b) = (_a, _b);
+    let holder = if holders[0] == a { &mut proc_a } else { &mut proc_b };
+    let stopped = Command::new("kill").args(["-TERM", &holder.0.id().to_string()]).status().unwrap();
+    assert!(stopped.success());
+    let start = Instant::now();
+    while holder.0.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let held = Command::new("psql")
+        .args([
+            pg.as_str(),
+            "-tAc",
+            "SELECT coalesce(holder, '(none)') FROM scheduler_leases WHERE name = 'auth.sweep'",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&held.stdout).trim(), "(none)", "the lease handed back");
 
     drop_postgres_database(&pg_name);
     let _ = std::fs::remove_dir_all(&dir);

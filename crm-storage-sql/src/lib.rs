@@ -185,7 +185,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 /// edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str, &str); 16] = [
+const MIGRATIONS: [(i64, &str, &str, &str, &str); 17] = [
     (
         1,
         "initial",
@@ -297,6 +297,13 @@ const MIGRATIONS: [(i64, &str, &str, &str, &str); 16] = [
         include_str!("../migrations/sqlite/0016_merges_attachments.sql"),
         include_str!("../migrations/postgres/0016_merges_attachments.sql"),
         include_str!("../migrations/mysql/0016_merges_attachments.sql"),
+    ),
+    (
+        17,
+        "scheduler_leases",
+        include_str!("../migrations/sqlite/0017_scheduler_leases.sql"),
+        include_str!("../migrations/postgres/0017_scheduler_leases.sql"),
+        include_str!("../migrations/mysql/0017_scheduler_leases.sql"),
     ),
 ];
 

@@ -229,6 +229,7 @@ macro_rules! conformance_suite {
             concurrent_failures_stay_with_their_caller,
             two_writers_keep_one_chain,
             copy_carries_the_whole_crm_and_resumes,
+            one_replica_holds_a_scheduler_lease,
             filter_eq_neq_in,
             filter_ordering_operators,
             filter_text_patterns,

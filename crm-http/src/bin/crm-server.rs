@@ -237,19 +237,13 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
                 .await
         })
     });
-    // Expired sessions, tokens and idempotency records go once an hour.
-    let sweeper = {
-        let crm = crm.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
-            loop {
-                every.tick().await;
-                if let Err(e) = crm.auth().purge_expired().await {
-                    tracing::warn!(error = %e, "purging expired sessions and tokens failed");
-                }
-            }
-        })
-    };
+    // Expired sessions, tokens and idempotency records go once an hour, on one replica.
+    let leader = Leader::new(crm.clone());
+    let sweeper = leader.spawn(SWEEP, std::time::Duration::from_secs(3600), |crm| async move {
+        if let Err(e) = crm.auth().purge_expired().await {
+            tracing::warn!(error = %e, "purging expired sessions and tokens failed");
+        }
+    });
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| crm_core::Error::internal(format!("listening on {}", config.bind), e))?;
@@ -275,10 +269,10 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     let payments = config.payments()?;
     // Gateway events a crash left queued are acted on here, every few seconds.
     let payment_loop = match (&payments, config.no_worker) {
-        (Some(p), false) => Some(spawn_payment_loop(crm.clone(), p.gateway.clone())),
+        (Some(p), false) => Some(spawn_payment_loop(&leader, p.gateway.clone())),
         _ => None,
     };
-    let recurring_loop = (!config.no_worker).then(|| spawn_recurring_loop(crm.clone(), config.billing_interval));
+    let recurring_loop = (!config.no_worker).then(|| spawn_recurring_loop(&leader, config.billing_interval));
     let import_loop = (!config.no_worker).then(|| spawn_import_loop(crm.clone()));
     let redis = config.redis().await?;
     let mut state = AppState::new(crm);
@@ -310,6 +304,7 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     if let Some(i) = import_loop {
         i.abort();
     }
+    leader.release_all().await;
     let _ = stop_tx.send(true);
     if let Some(mail) = mail {
         let _ = mail.await;
@@ -321,34 +316,94 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
     served.map_err(|e| crm_core::Error::internal("serving", e))
 }
 
-/// Invoices the subscriptions' periods that have begun, every `seconds` (each once,
-/// however many servers and workers run this).
-fn spawn_recurring_loop(crm: crm_core::Crm, seconds: u64) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(seconds));
-        loop {
-            every.tick().await;
-            match crm.billing().run_subscriptions().await {
-                Ok(r) if r.invoices > 0 => {
-                    tracing::info!(invoices = r.invoices, finished = r.finished, "billed subscription periods")
+/// The periodic jobs one replica runs at a time, by lease name.
+const SWEEP: &str = "auth.sweep";
+const SUBSCRIPTIONS: &str = "billing.subscriptions";
+const PAYMENTS: &str = "billing.payments";
+
+/// This process as a holder of scheduler leases (`crm_core::lease`): every server and
+/// worker runs the same timers, and at each tick only the holder of the job's lease runs
+/// it.
+#[derive(Clone)]
+struct Leader {
+    crm: crm_core::Crm,
+    holder: std::sync::Arc<str>,
+}
+
+impl Leader {
+    fn new(crm: crm_core::Crm) -> Self {
+        Self { crm, holder: crm_core::lease::holder_name().into() }
+    }
+
+    /// Runs `job` every `every` while this process holds its lease (taken or kept for
+    /// three periods, at least 30 s, at each tick), saying when the lease changes hands.
+    fn spawn<F, Fut>(&self, job: &'static str, every: std::time::Duration, run: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Fn(crm_core::Crm) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let this = self.clone();
+        let ttl = chrono::Duration::from_std(every * 3)
+            .unwrap_or(chrono::Duration::days(1))
+            .clamp(chrono::Duration::seconds(30), chrono::Duration::days(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            let mut held = false;
+            loop {
+                tick.tick().await;
+                let holds = match this.crm.leases().hold(job, &this.holder, ttl).await {
+                    Ok(holds) => holds,
+                    Err(e) => {
+                        tracing::warn!(job, error = %e, "taking the job's lease failed; the next tick tries again");
+                        false
+                    }
+                };
+                if holds != held {
+                    let says = if holds { "this process runs the job" } else { "another replica runs the job" };
+                    tracing::info!(job, holder = %this.holder, "{says}");
+                    held = holds;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "billing subscriptions failed; the next run tries again"),
+                if holds {
+                    run(this.crm.clone()).await;
+                }
             }
+        })
+    }
+
+    /// Hands back the leases this process holds (a clean stop), so another replica runs
+    /// the jobs at its next tick.
+    async fn release_all(&self) {
+        for job in [SWEEP, SUBSCRIPTIONS, PAYMENTS] {
+            if let Err(e) = self.crm.leases().release(job, &self.holder).await {
+                tracing::warn!(job, error = %e, "handing the job's lease back failed; it runs out on its own");
+            }
+        }
+    }
+}
+
+/// Invoices the subscriptions' periods that have begun, every `seconds`, on the replica
+/// holding the lease (each period once however many run it: the periods are claimed).
+fn spawn_recurring_loop(leader: &Leader, seconds: u64) -> tokio::task::JoinHandle<()> {
+    leader.spawn(SUBSCRIPTIONS, std::time::Duration::from_secs(seconds.max(1)), |crm| async move {
+        match crm.billing().run_subscriptions().await {
+            Ok(r) if r.invoices > 0 => {
+                tracing::info!(invoices = r.invoices, finished = r.finished, "billed subscription periods")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "billing subscriptions failed; the next run tries again"),
         }
     })
 }
 
 /// Acts on queued payment gateway events, and charges the invoices due to be charged to
-/// saved payment methods, every five seconds.
+/// saved payment methods, every five seconds, on the replica holding the lease.
 fn spawn_payment_loop(
-    crm: crm_core::Crm,
+    leader: &Leader,
     gateway: std::sync::Arc<dyn crm_core::billing::gateway::PaymentGateway>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            every.tick().await;
+    leader.spawn(PAYMENTS, std::time::Duration::from_secs(5), move |crm| {
+        let gateway = gateway.clone();
+        async move {
             if let Err(e) = crm.billing().process_gateway_events(gateway.as_ref()).await {
                 tracing::warn!(error = %e, "acting on payment gateway events failed; they stay queued");
             }
@@ -370,8 +425,9 @@ async fn worker(config: ServerConfig) -> crm_core::Result<()> {
     // No sign-ins here: the engine without the third-party providers (no discovery).
     let crm = config.crm(store.store())?;
     let engine = config.delivery_engine(crm.clone())?;
-    let payment_loop = config.payments()?.map(|p| spawn_payment_loop(crm.clone(), p.gateway));
-    let recurring_loop = spawn_recurring_loop(crm.clone(), config.billing_interval);
+    let leader = Leader::new(crm.clone());
+    let payment_loop = config.payments()?.map(|p| spawn_payment_loop(&leader, p.gateway));
+    let recurring_loop = spawn_recurring_loop(&leader, config.billing_interval);
     let import_loop = spawn_import_loop(crm.clone());
     let campaigns = config.campaign_sender(crm)?;
     tracing::info!(backend = store.store().backend(), delivers = %engine.consumers().join(", "), "crm-server worker started (and sends campaigns)");
@@ -393,6 +449,7 @@ async fn worker(config: ServerConfig) -> crm_core::Result<()> {
     }
     recurring_loop.abort();
     import_loop.abort();
+    leader.release_all().await;
     store.close().await;
     Ok(())
 }
