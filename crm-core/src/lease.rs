@@ -60,7 +60,12 @@ pub static INDEXES: &[Index] = &[Index::on("scheduler_leases_name_key", &["name"
 /// A name for this process as a lease holder: host, process id and a random part (two
 /// processes in two containers may share a host name and a pid).
 pub fn holder_name() -> String {
-    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
     // A v7 id ends in random bits.
     let random = Uuid::now_v7().simple().to_string();
     format!("{host}:{}:{}", std::process::id(), &random[24..])

@@ -253,16 +253,10 @@ pub(crate) fn list_of(kind: EntityKind, columns: &[Column], q: &StoreQuery, d: D
     build(&select_of(kind, columns, q, d), d)
 }
 
-/// `UPDATE … SET lease = ?, count = count + 1, version = version + 1 WHERE id IN (the
-/// claim's query, rows locked by another claim skipped on PostgreSQL) RETURNING *`.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn claim(c: &crm_core::Claim, d: Dialect) -> Result<(String, Values)> {
+/// `UPDATE … SET lease = ?, count = count + 1, version = version + 1`: what a claim does
+/// to the rows it takes (the caller adds which).
+fn claim_set(c: &crm_core::Claim, d: Dialect) -> Result<sea_query::UpdateStatement> {
     let kind = c.kind;
-    let id = &kind.columns()[0];
-    let mut sub = select_of(kind, std::slice::from_ref(id), &c.query, d);
-    if d == Dialect::Postgres {
-        sub.lock_with_behavior(sea_query::LockType::Update, sea_query::LockBehavior::SkipLocked);
-    }
     let lease = kind.require_column(c.lease_column)?;
     let version = kind.require_column("version")?;
     let mut q = Query::update();
@@ -273,6 +267,20 @@ pub(crate) fn claim(c: &crm_core::Claim, d: Dialect) -> Result<(String, Values)>
         let count = kind.require_column(name)?;
         q.value(Alias::new(count.name), col(count).add(1));
     }
+    Ok(q)
+}
+
+/// [`claim_set`] `WHERE id IN (the claim's query, rows locked by another claim skipped on
+/// PostgreSQL) RETURNING *`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn claim(c: &crm_core::Claim, d: Dialect) -> Result<(String, Values)> {
+    let kind = c.kind;
+    let id = &kind.columns()[0];
+    let mut sub = select_of(kind, std::slice::from_ref(id), &c.query, d);
+    if d == Dialect::Postgres {
+        sub.lock_with_behavior(sea_query::LockType::Update, sea_query::LockBehavior::SkipLocked);
+    }
+    let mut q = claim_set(c, d)?;
     q.and_where(col(id).in_subquery(sub)).returning(Query::returning().columns(all_columns(kind)));
     Ok(build(&q, d))
 }
@@ -288,21 +296,11 @@ pub(crate) fn claim_select(c: &crm_core::Claim, d: Dialect) -> (String, Values) 
     build(&sub, d)
 }
 
-/// The claim's `UPDATE` of the rows [`claim_select`] locked.
+/// [`claim_set`] on the rows [`claim_select`] locked.
 #[cfg(feature = "mysql")]
 pub(crate) fn claim_update(c: &crm_core::Claim, ids: &[Uuid], d: Dialect) -> Result<(String, Values)> {
-    let kind = c.kind;
-    let id = &kind.columns()[0];
-    let lease = kind.require_column(c.lease_column)?;
-    let version = kind.require_column("version")?;
-    let mut q = Query::update();
-    q.table(Alias::new(kind.table()))
-        .value(Alias::new(lease.name), val(&Value::Timestamp(c.until), lease, d))
-        .value(Alias::new(version.name), col(version).add(1));
-    if let Some(name) = c.count_column {
-        let count = kind.require_column(name)?;
-        q.value(Alias::new(count.name), col(count).add(1));
-    }
+    let id = &c.kind.columns()[0];
+    let mut q = claim_set(c, d)?;
     q.and_where(col(id).is_in(ids.iter().map(|i| val(&Value::Uuid(*i), id, d))));
     Ok(build(&q, d))
 }
