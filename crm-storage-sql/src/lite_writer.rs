@@ -110,7 +110,8 @@ fn commit_group(
         Err(e) => return (writer::all_fail(&e, n), None),
     };
     let (out, head) = now(writer::run_group(&mut tx, changes, true, None));
-    if n == 1 && out[0].is_err() {
+    // Nothing to commit when every changeset failed (or the transaction was lost).
+    if out.iter().all(|o| o.is_err()) {
         let _ = tx.end("ROLLBACK");
         return (out, None);
     }

@@ -133,7 +133,8 @@ macro_rules! server_writer {
                 Err(e) => return all_fail(&unavailable(e), n),
             };
             let (out, head) = run_group(&mut tx, changes, true, None).await;
-            if n == 1 && out[0].is_err() {
+            // Nothing to commit when every changeset failed (or the transaction was lost).
+            if out.iter().all(|o| o.is_err()) {
                 let _ = tx.rollback().await;
                 return out;
             }
@@ -211,7 +212,8 @@ pub(crate) async fn run_group(
     start: Option<AuditHead>,
 ) -> (Vec<Result<()>>, Option<AuditHead>) {
     let savepoints = savepoints && changes.len() > 1;
-    let mut out = Vec::with_capacity(changes.len());
+    let total = changes.len();
+    let mut out = Vec::with_capacity(total);
     // The sequence number the group started from, and the head as the changesets applied
     // so far left it, and whether it moved.
     let mut from: Option<i64> = start.as_ref().map(|h| h.seq);
@@ -248,8 +250,22 @@ pub(crate) async fn run_group(
                     out.push(Err(e));
                     return (out, None);
                 }
-                // When these fail the connection is gone, and so is the commit.
-                let _ = tx.run("ROLLBACK TO SAVEPOINT crm_changeset").await;
+                // A failed rollback to the savepoint means the transaction is gone: the
+                // connection dropped, or InnoDB rolled the whole transaction back (a
+                // deadlock) and would run what follows outside any transaction. Nothing of
+                // the group commits then; the caller rolls back.
+                if let Err(lost) = tx.run("ROLLBACK TO SAVEPOINT crm_changeset").await {
+                    out.push(Err(e));
+                    let n = out.len();
+                    let gone = Error::internal_msg(format!("the group's transaction was lost: {lost}"));
+                    return (
+                        out.into_iter()
+                            .map(|r| r.and_then(|()| Err(copy(&gone))))
+                            .chain(std::iter::repeat_with(|| Err(copy(&gone))).take(total - n))
+                            .collect(),
+                        None,
+                    );
+                }
                 let _ = tx.run("RELEASE SAVEPOINT crm_changeset").await;
                 Err(e)
             }
@@ -475,4 +491,75 @@ async fn apply_in(
     }
     insert_rows(tx, EntityKind::AuditEvent, rows).await?;
     Ok(Some((head, true, read)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transaction whose `fail_at`-th record write fails, and whose rollback to a
+    /// savepoint fails too when `lost` (InnoDB after a deadlock: the whole transaction is
+    /// gone).
+    struct Flaky {
+        writes: usize,
+        fail_at: usize,
+        lost: bool,
+    }
+
+    #[async_trait]
+    impl Tx for Flaky {
+        fn dialect(&self) -> Dialect {
+            Dialect::MySql
+        }
+        async fn exec(&mut self, _: EntityKind, _: (String, Values)) -> Result<u64> {
+            self.writes += 1;
+            if self.writes == self.fail_at {
+                return Err(Error::internal_msg("Deadlock found when trying to get lock"));
+            }
+            Ok(1)
+        }
+        async fn fetch_int(&mut self, _: EntityKind, _: (String, Values)) -> Result<Option<i64>> {
+            Ok(None)
+        }
+        async fn lock_head(&mut self) -> Result<AuditHead> {
+            Ok(AuditHead { seq: 0, hash: String::new() })
+        }
+        async fn set_head(&mut self, _: &AuditHead, _: i64) -> Result<bool> {
+            Ok(true)
+        }
+        async fn run(&mut self, sql: &'static str) -> Result<()> {
+            if self.lost && sql.starts_with("ROLLBACK TO") {
+                return Err(Error::internal_msg("SAVEPOINT crm_changeset does not exist"));
+            }
+            Ok(())
+        }
+    }
+
+    fn purge() -> Changeset {
+        Changeset {
+            writes: vec![Write::Purge { kind: EntityKind::Contact, column: "id", id: uuid::Uuid::nil() }],
+            audit: Vec::new(),
+        }
+    }
+
+    fn group(lost: bool) -> Vec<bool> {
+        let mut tx = Flaky { writes: 0, fail_at: 2, lost };
+        let run = run_group(&mut tx, vec![purge(), purge(), purge()], true, None);
+        let mut run = std::pin::pin!(run);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready((out, _)) = std::future::Future::poll(run.as_mut(), &mut cx) {
+                return out.iter().map(Result::is_ok).collect();
+            }
+        }
+    }
+
+    /// A failure rolled back to its savepoint stays with its changeset; a failure whose
+    /// savepoint is gone with the transaction fails the whole group, so nothing runs on
+    /// outside a transaction and nothing is reported done that was rolled back.
+    #[test]
+    fn a_lost_transaction_fails_the_whole_group() {
+        assert_eq!(group(false), [true, false, true]);
+        assert_eq!(group(true), [false, false, false]);
+    }
 }
