@@ -1,7 +1,7 @@
 //! Storage hot paths on a seeded contact base (100,000 by default, `CRM_BENCH_ROWS`),
-//! on SQLite, PostgreSQL (`CRM_TEST_POSTGRES_URL`, default the local server) and MongoDB
-//! (`CRM_TEST_MONGO_URL`, default SecantusDB on 127.0.0.1:27018; `CRM_BENCH_BACKENDS=sqlite,mongo`
-//! picks some),
+//! on SQLite, PostgreSQL (`CRM_TEST_POSTGRES_URL`, default the local server), MariaDB
+//! (`CRM_TEST_MARIADB_URL`, default the local server) and MongoDB (`CRM_TEST_MONGO_URL`,
+//! default SecantusDB on 127.0.0.1:27018; `CRM_BENCH_BACKENDS=sqlite,mariadb` picks some),
 //! through the public services (policy, validation, audit and outbox included):
 //!
 //! - `get_by_id`: one contact;
@@ -31,8 +31,8 @@ use crm_tests::TestBackend;
 fn storage(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let rows = bench_rows();
-    let chosen = std::env::var("CRM_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,mongo".to_string());
-    for name in ["sqlite", "postgres", "mongo"] {
+    let chosen = std::env::var("CRM_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,mariadb,mongo".to_string());
+    for name in ["sqlite", "postgres", "mariadb", "mongo"] {
         if !chosen.split(',').any(|c| c.trim() == name) {
             continue;
         }
@@ -40,6 +40,7 @@ fn storage(c: &mut Criterion) {
             match name {
                 "sqlite" => crm_tests::backends::sqlite().await as Box<dyn TestBackend>,
                 "postgres" => crm_tests::backends::postgres().await,
+                "mariadb" => crm_tests::backends::mariadb().await,
                 _ => crm_tests::backends::mongo().await,
             }
         });

@@ -2,9 +2,13 @@
 //! (soft-deleted ones, sessions and queued deliveries included), the audit chain event by
 //! event with its end adopted by the target, and the files.
 //!
-//! [`copy_store`] reads each kind in id order with the source's bulk read
-//! ([`Store::scan_batches`]) and writes it in transactions of [`CopyOptions::batch`]
-//! rows through the target's usual write path. A copy that stopped (killed, a lost
+//! [`copy_store`] reads each kind in id order, a page of rows at a time (keyset paging
+//! by id through [`Store::list_columns`]), and writes it in transactions of
+//! [`CopyOptions::batch`] rows through the target's usual write path. Each page is a
+//! statement of its own: the source's streaming bulk read ([`Store::scan_batches`])
+//! would hold one statement open for as long as the target takes to write the whole
+//! kind, and a large kind going to a slower target (a million deals into PostgreSQL)
+//! ran past the source's statement time limit. A copy that stopped (killed, a lost
 //! connection) continues with [`CopyOptions::resume`]: rows the target holds already are
 //! left out, so nothing is written twice. The chain's end moves last, so a target whose
 //! chain is empty is a copy not finished yet; [`crate::audit::verify_chain`] on the
@@ -207,7 +211,8 @@ async fn copy_kind(
     *done += held.len() as u64;
     let columns: Vec<usize> = (0..kind.columns().len()).collect();
     let (out, mut batches) = tokio::sync::mpsc::channel::<Vec<Row>>(2);
-    let read = from.scan_batches(kind, None, true, &columns, out);
+    let read =
+        async move { crate::store::page_through(from, kind, None, true, &columns, Some(&out)).await.map(|_| ()) };
     let write = async move {
         let mut copied = 0u64;
         while let Some(batch) = batches.recv().await {

@@ -248,7 +248,7 @@ pub type RowBatches = tokio::sync::mpsc::Sender<Vec<Row>>;
 
 /// Pages through [`Store::list_columns`] by id, `BATCH` rows at a time: each page goes to
 /// `out` (before the next is read), or into the answer when there is no `out`.
-async fn page_through<S: Store + ?Sized>(
+pub(crate) async fn page_through<S: Store + ?Sized>(
     store: &S,
     kind: EntityKind,
     filter: Option<&Filter>,

@@ -198,10 +198,18 @@ fn copy(e: &Error) -> Error {
 }
 
 /// Applies each changeset of a group; with more than one and `savepoints`, each in its
-/// own savepoint (without, it stops at the first failure: the caller rolls back). The
-/// audit head is read (and on PostgreSQL locked) once, by the first changeset that
-/// seals events, carried from one changeset to the next in memory, and written back once
-/// before the commit: two statements per group instead of two per changeset.
+/// own savepoint (without, it stops at the first failure: the caller rolls back).
+///
+/// The audit events are sealed last, all of the group's at once: the record writes of
+/// every changeset run first, then the audit head is read (on PostgreSQL and MariaDB
+/// under its row lock), the events of the changesets that succeeded are chained in the
+/// group's order and inserted together, and the head is written back: three statements
+/// per group. The head row's lock, which every writer in every process takes, is thus
+/// held for those statements and the commit only, not for the group's record writes
+/// (`benches/replicas.rs` measures what that buys with several processes). A changeset
+/// that moves the head itself (a copy adopting its source's chain end) or checks a kind
+/// is empty under the lock has the events before it sealed first, so the chain keeps
+/// the group's order.
 ///
 /// `start` is the head as this writer last committed it (`None`: read the row). The
 /// head row is then updated only if it still holds the head the group started from.
@@ -219,7 +227,17 @@ pub(crate) async fn run_group(
     let mut from: Option<i64> = start.as_ref().map(|h| h.seq);
     let mut head: Option<AuditHead> = start;
     let mut moved = false;
+    // The events of the changesets applied so far, waiting to be sealed.
+    let mut events: Vec<NewAuditEvent> = Vec::new();
     for cs in changes {
+        if !events.is_empty()
+            && cs.writes.iter().any(|w| matches!(w, Write::AdoptAuditHead { .. } | Write::AssertEmpty { .. }))
+        {
+            match seal(tx, &mut head, &mut from, &mut events).await {
+                Ok(()) => moved = true,
+                Err(e) => return (fail_all(out, &e, total), None),
+            }
+        }
         if savepoints {
             if let Err(e) = tx.run("SAVEPOINT crm_changeset").await {
                 out.push(Err(e));
@@ -227,20 +245,19 @@ pub(crate) async fn run_group(
             }
         }
         let outcome = match apply_in(tx, cs, head.clone()).await {
-            Ok(next) => {
-                if let (None, Some((_, _, Some(read)))) = (from, &next) {
-                    from = Some(*read);
-                }
+            Ok(applied) => {
                 if savepoints {
                     if let Err(e) = tx.run("RELEASE SAVEPOINT crm_changeset").await {
                         out.push(Err(e));
                         continue;
                     }
                 }
-                if let Some((next, sealed, _)) = next {
-                    moved |= sealed;
-                    head = Some(next);
+                from = from.or(applied.read);
+                moved |= applied.adopted;
+                if applied.head.is_some() {
+                    head = applied.head;
                 }
+                events.extend(applied.events);
                 Ok(())
             }
             Err(e) => {
@@ -256,21 +273,20 @@ pub(crate) async fn run_group(
                 // the group commits then; the caller rolls back.
                 if let Err(lost) = tx.run("ROLLBACK TO SAVEPOINT crm_changeset").await {
                     out.push(Err(e));
-                    let n = out.len();
                     let gone = Error::internal_msg(format!("the group's transaction was lost: {lost}"));
-                    return (
-                        out.into_iter()
-                            .map(|r| r.and_then(|()| Err(copy(&gone))))
-                            .chain(std::iter::repeat_with(|| Err(copy(&gone))).take(total - n))
-                            .collect(),
-                        None,
-                    );
+                    return (fail_all(out, &gone, total), None);
                 }
                 let _ = tx.run("RELEASE SAVEPOINT crm_changeset").await;
                 Err(e)
             }
         };
         out.push(outcome);
+    }
+    if !events.is_empty() {
+        match seal(tx, &mut head, &mut from, &mut events).await {
+            Ok(()) => moved = true,
+            Err(e) => return (fail_all(out, &e, total), None),
+        }
     }
     let set = match (head, from) {
         (Some(h), Some(from)) if moved => match tx.set_head(&h, from).await {
@@ -285,6 +301,55 @@ pub(crate) async fn run_group(
         // Nothing of the group may commit without its head.
         Err(e) => (out.into_iter().map(|r| r.and_then(|()| Err(copy(&e)))).collect(), None),
     }
+}
+
+/// Every changeset of a group of `total` fails with `e`: those with an outcome already
+/// and those not reached (nothing of the group may commit).
+fn fail_all(out: Vec<Result<()>>, e: &Error, total: usize) -> Vec<Result<()>> {
+    let n = out.len();
+    out.into_iter()
+        .map(|r| r.and_then(|()| Err(copy(e))))
+        .chain(std::iter::repeat_with(|| Err(copy(e))).take(total - n))
+        .collect()
+}
+
+/// Seals `events` after `head` (reading and locking the head row first if the group has
+/// not yet: `from` then records where the group started) and inserts them.
+async fn seal(
+    tx: &mut dyn Tx,
+    head: &mut Option<AuditHead>,
+    from: &mut Option<i64>,
+    events: &mut Vec<NewAuditEvent>,
+) -> Result<()> {
+    let mut at = match head.take() {
+        Some(h) => h,
+        None => {
+            let h = tx.lock_head().await?;
+            from.get_or_insert(h.seq);
+            h
+        }
+    };
+    let mut rows = Vec::with_capacity(events.len());
+    for ev in events.drain(..) {
+        let (sealed, next) = NewAuditEvent::seal(ev, &at);
+        rows.push(sealed.into_row());
+        at = next;
+    }
+    insert_rows(tx, EntityKind::AuditEvent, rows).await?;
+    *head = Some(at);
+    Ok(())
+}
+
+/// What one changeset's writes did (see [`apply_in`]).
+struct Applied {
+    /// The head after it, when it read or moved it.
+    head: Option<AuditHead>,
+    /// Did it move the head (adopting a copied chain's end)?
+    adopted: bool,
+    /// The sequence number it read from the head row, if it read it.
+    read: Option<i64>,
+    /// Its audit events, to be sealed with the group's.
+    events: Vec<NewAuditEvent>,
 }
 
 /// What `apply` needs from a transaction, for either dialect.
@@ -379,16 +444,11 @@ async fn insert_rows(tx: &mut dyn Tx, kind: EntityKind, rows: Vec<Row>) -> Resul
     Ok(())
 }
 
-/// The body of `apply`, the same for both dialects. `head` is the audit head as the
-/// group's earlier changesets left it (`None`: not read yet in this transaction).
-/// Returns the head after this changeset when it knows it, whether it sealed events
-/// (the caller writes the head back once for the group) and the sequence number it read
-/// from the head row, if it read it.
-async fn apply_in(
-    tx: &mut dyn Tx,
-    cs: Changeset,
-    head: Option<AuditHead>,
-) -> Result<Option<(AuditHead, bool, Option<i64>)>> {
+/// The record writes of one changeset, the same for every dialect. `head` is the audit
+/// head as the group's earlier changesets left it (`None`: not read yet in this
+/// transaction). Its audit events come back unsealed: [`run_group`] seals the group's
+/// together.
+async fn apply_in(tx: &mut dyn Tx, cs: Changeset, head: Option<AuditHead>) -> Result<Applied> {
     let d = tx.dialect();
     let Changeset { writes, audit } = cs;
     let mut head = head;
@@ -470,27 +530,7 @@ async fn apply_in(
     if let Some((k, rows)) = pending.take() {
         insert_rows(tx, k, rows).await?;
     }
-    if audit.is_empty() {
-        return Ok(head.map(|h| (h, adopted, read)));
-    }
-    // The audit head is taken last: a write that fails (a version conflict, a duplicate)
-    // never reaches it, and PostgreSQL holds its row lock only until the commit.
-    let mut head = match head {
-        Some(h) => h,
-        None => {
-            let h = tx.lock_head().await?;
-            read = read.or(Some(h.seq));
-            h
-        }
-    };
-    let mut rows = Vec::with_capacity(audit.len());
-    for ev in audit {
-        let (sealed, next) = NewAuditEvent::seal(ev, &head);
-        rows.push(sealed.into_row());
-        head = next;
-    }
-    insert_rows(tx, EntityKind::AuditEvent, rows).await?;
-    Ok(Some((head, true, read)))
+    Ok(Applied { head, adopted, read, events: audit })
 }
 
 #[cfg(test)]
@@ -504,6 +544,8 @@ mod tests {
         writes: usize,
         fail_at: usize,
         lost: bool,
+        /// What the group did, in order: `exec <table>`, `lock`, `set <seq>`.
+        log: Vec<String>,
     }
 
     #[async_trait]
@@ -511,7 +553,8 @@ mod tests {
         fn dialect(&self) -> Dialect {
             Dialect::MySql
         }
-        async fn exec(&mut self, _: EntityKind, _: (String, Values)) -> Result<u64> {
+        async fn exec(&mut self, kind: EntityKind, _: (String, Values)) -> Result<u64> {
+            self.log.push(format!("exec {}", kind.table()));
             self.writes += 1;
             if self.writes == self.fail_at {
                 return Err(Error::internal_msg("Deadlock found when trying to get lock"));
@@ -522,9 +565,11 @@ mod tests {
             Ok(None)
         }
         async fn lock_head(&mut self) -> Result<AuditHead> {
+            self.log.push("lock".into());
             Ok(AuditHead { seq: 0, hash: String::new() })
         }
-        async fn set_head(&mut self, _: &AuditHead, _: i64) -> Result<bool> {
+        async fn set_head(&mut self, head: &AuditHead, _: i64) -> Result<bool> {
+            self.log.push(format!("set {}", head.seq));
             Ok(true)
         }
         async fn run(&mut self, sql: &'static str) -> Result<()> {
@@ -542,16 +587,53 @@ mod tests {
         }
     }
 
-    fn group(lost: bool) -> Vec<bool> {
-        let mut tx = Flaky { writes: 0, fail_at: 2, lost };
-        let run = run_group(&mut tx, vec![purge(), purge(), purge()], true, None);
-        let mut run = std::pin::pin!(run);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready((out, _)) = std::future::Future::poll(run.as_mut(), &mut cx) {
-                return out.iter().map(Result::is_ok).collect();
+    /// A purge with one audit event.
+    fn audited_purge() -> Changeset {
+        let mut cs = purge();
+        cs.audit.push(NewAuditEvent {
+            id: uuid::Uuid::now_v7(),
+            at: chrono::Utc::now(),
+            actor_id: None,
+            actor_role: None,
+            action: "contact.purged".into(),
+            entity_type: "contact".into(),
+            entity_id: None,
+            changes: serde_json::json!({}),
+            request: serde_json::json!({}),
+            key: None,
+        });
+        cs
+    }
+
+    /// Runs a group of `changes` whose second record write fails: each one's outcome,
+    /// and what the transaction saw.
+    fn run(changes: Vec<Changeset>, lost: bool) -> (Vec<bool>, Vec<String>) {
+        let mut tx = Flaky { writes: 0, fail_at: 2, lost, log: Vec::new() };
+        let outcome = {
+            let run = run_group(&mut tx, changes, true, None);
+            let mut run = std::pin::pin!(run);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            loop {
+                if let std::task::Poll::Ready((out, _)) = std::future::Future::poll(run.as_mut(), &mut cx) {
+                    break out.iter().map(Result::is_ok).collect();
+                }
             }
-        }
+        };
+        (outcome, tx.log)
+    }
+
+    fn group(lost: bool) -> Vec<bool> {
+        run(vec![purge(), purge(), purge()], lost).0
+    }
+
+    /// The head row (locked by every writer of every process) is taken once per group,
+    /// after all of its record writes, and the events of the changesets that succeeded
+    /// go in one statement.
+    #[test]
+    fn a_group_seals_its_events_after_its_record_writes() {
+        let (out, log) = run(vec![audited_purge(), audited_purge(), audited_purge()], false);
+        assert_eq!(out, [true, false, true]);
+        assert_eq!(log, ["exec contacts", "exec contacts", "exec contacts", "lock", "exec audit_events", "set 2"]);
     }
 
     /// A failure rolled back to its savepoint stays with its changeset; a failure whose

@@ -77,6 +77,72 @@ async fn a_sqlite_statement_stops_at_its_time_limit() {
     }
 }
 
+/// A target that takes its time over every write (a remote, busy database).
+struct Slow(SqlStore);
+
+#[async_trait::async_trait]
+impl Store for Slow {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+    async fn get(&self, kind: EntityKind, id: uuid::Uuid) -> crm_core::Result<Option<crm_core::schema::Row>> {
+        self.0.get(kind, id).await
+    }
+    async fn list(&self, kind: EntityKind, query: &StoreQuery) -> crm_core::Result<Vec<crm_core::schema::Row>> {
+        self.0.list(kind, query).await
+    }
+    async fn count(&self, kind: EntityKind, filter: Option<&Filter>, include_deleted: bool) -> crm_core::Result<u64> {
+        self.0.count(kind, filter, include_deleted).await
+    }
+    async fn apply(&self, changes: crm_core::Changeset) -> crm_core::Result<()> {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        self.0.apply(changes).await
+    }
+    async fn audit_head(&self) -> crm_core::Result<crm_core::audit::AuditHead> {
+        self.0.audit_head().await
+    }
+    async fn ping(&self) -> crm_core::Result<()> {
+        self.0.ping().await
+    }
+    async fn live_schema(&self) -> crm_core::Result<crm_core::schema_check::LiveSchema> {
+        self.0.live_schema().await
+    }
+}
+
+/// A copy reads a page at a time: however long the target takes to write a kind, no
+/// statement on the source outlives its time limit. (It read each kind with one
+/// streaming statement, which a million deals going to PostgreSQL outlasted.)
+#[tokio::test]
+async fn a_copy_slower_than_the_sources_statement_limit_finishes() {
+    let dir = std::env::temp_dir().join(format!("crm-limits-copy-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.join(name).display());
+    let rows = 20_000;
+    let source = SqlStore::connect(&url("from.db")).await.unwrap_or_else(|e| panic!("{e}"));
+    source
+        .execute_unchecked(&format!(
+            "INSERT INTO teams (id, name, search_text, version, created_at, updated_at) \
+             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows}) \
+             SELECT randomblob(16), 'team ' || x, 'team ' || x, 1, 0, 0 FROM n"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    source.close().await;
+    // Every statement on the source may take 300 ms; writing the teams takes 40
+    // transactions of 40 ms and more.
+    let limited = SqlOptions { statement_timeout: Some(Duration::from_millis(300)), ..Default::default() };
+    let source = SqlStore::connect_with(&url("from.db"), limited).await.unwrap_or_else(|e| panic!("{e}"));
+    let target = Slow(SqlStore::connect(&url("to.db")).await.unwrap_or_else(|e| panic!("{e}")));
+    let options = crm_core::copy::CopyOptions { resume: false, batch: 500 };
+    let report = crm_core::copy::copy_store(&source, &target, options, &|_| {}).await;
+    let report = report.unwrap_or_else(|e| panic!("the copy stopped: {e:?}"));
+    assert_eq!(report.copied(), rows);
+    assert_eq!(target.count(EntityKind::Team, None, true).await.unwrap_or_else(|e| panic!("{e}")), rows);
+    source.close().await;
+    target.0.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// SecantusDB, the test server, does not enforce `maxTimeMS`; what can be checked is that
 /// every read that may run long sends it, with the store's limit.
 #[tokio::test]
