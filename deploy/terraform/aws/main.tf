@@ -199,6 +199,67 @@ resource "aws_vpc_security_group_ingress_rule" "db_from_servers" {
   to_port                      = 5432
 }
 
+resource "aws_vpc_security_group_egress_rule" "server_to_cache" {
+  security_group_id            = aws_security_group.server.id
+  description                  = "To Valkey (the shared rate-limit counters)"
+  referenced_security_group_id = aws_security_group.cache.id
+  ip_protocol                  = "tcp"
+  from_port                    = 6379
+  to_port                      = 6379
+}
+
+resource "aws_security_group" "cache" {
+  name_prefix = "${var.name}-cache-"
+  description = "${var.name}: Valkey"
+  vpc_id      = var.vpc_id
+  tags        = local.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "cache_from_servers" {
+  security_group_id            = aws_security_group.cache.id
+  description                  = "From the servers"
+  referenced_security_group_id = aws_security_group.server.id
+  ip_protocol                  = "tcp"
+  from_port                    = 6379
+  to_port                      = 6379
+}
+
+# --- Valkey: the replicas' shared counters (sign-in rate limits, report slots)
+
+resource "random_password" "cache" {
+  length  = 40
+  special = false
+}
+
+resource "aws_elasticache_subnet_group" "crm" {
+  name        = "${var.name}-cache"
+  description = "${var.name}: the cache's subnets"
+  subnet_ids  = var.private_subnet_ids
+  tags        = local.tags
+}
+
+resource "aws_elasticache_replication_group" "crm" {
+  replication_group_id       = "${var.name}-cache"
+  description                = "${var.name}: crm-server's shared rate-limit counters"
+  engine                     = "valkey"
+  engine_version             = "8.0"
+  node_type                  = var.cache_node_type
+  num_cache_clusters         = 2
+  port                       = 6379
+  parameter_group_name       = "default.valkey8"
+  subnet_group_name          = aws_elasticache_subnet_group.crm.name
+  security_group_ids         = [aws_security_group.cache.id]
+  automatic_failover_enabled = true
+  multi_az_enabled           = true
+  at_rest_encryption_enabled = true
+  kms_key_id                 = aws_kms_key.crm.arn
+  transit_encryption_enabled = true
+  auth_token                 = random_password.cache.result
+  auto_minor_version_upgrade = true
+  snapshot_retention_limit   = 1
+  tags                       = local.tags
+}
+
 # --- PostgreSQL
 
 resource "random_password" "db" {
@@ -319,6 +380,8 @@ resource "aws_secretsmanager_secret_version" "crm" {
     CRM_BILLING_KEY    = random_id.key["billing"].hex
     CRM_DATABASE_URL   = "postgres://crm:${random_password.db.result}@${aws_db_instance.crm.address}:${aws_db_instance.crm.port}/crm?sslmode=require"
     CRM_SMTP_URL       = var.smtp_url
+    # TLS (rediss) with the token: the cache takes nothing else.
+    CRM_REDIS_URL = "rediss://:${random_password.cache.result}@${aws_elasticache_replication_group.crm.primary_endpoint_address}:6379/0"
   })
 }
 
@@ -443,7 +506,7 @@ resource "aws_ecs_task_definition" "crm" {
       { name = "CRM_LOG_FORMAT", value = "json" },
       { name = "CRM_TRUSTED_PROXIES", value = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16" },
     ]
-    secrets = [for k in ["CRM_JWT_SECRET", "CRM_SEAL_KEY", "CRM_AUDIT_KEY", "CRM_BILLING_KEY", "CRM_DATABASE_URL", "CRM_SMTP_URL"] :
+    secrets = [for k in ["CRM_JWT_SECRET", "CRM_SEAL_KEY", "CRM_AUDIT_KEY", "CRM_BILLING_KEY", "CRM_DATABASE_URL", "CRM_SMTP_URL", "CRM_REDIS_URL"] :
       { name = k, valueFrom = "${aws_secretsmanager_secret.crm.arn}:${k}::" }
     ]
     logConfiguration = {

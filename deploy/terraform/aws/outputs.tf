@@ -22,3 +22,8 @@ output "secret_arn" {
   description = "The Secrets Manager secret holding the server's keys and database URL."
   value       = aws_secretsmanager_secret.crm.arn
 }
+
+output "cache_endpoint" {
+  description = "The Valkey primary endpoint (TLS, token in the secret; reachable from the servers only)."
+  value       = aws_elasticache_replication_group.crm.primary_endpoint_address
+}

@@ -103,3 +103,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "cache_node_type" {
+  description = "The Valkey nodes' class (two, in two zones): the replicas' shared rate-limit counters, a few keys per client."
+  type        = string
+  default     = "cache.t4g.micro"
+}
