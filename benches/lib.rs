@@ -1,6 +1,11 @@
 //! Shared set-up of the crm-rs benchmarks: a CRM on a fresh store of each backend,
 //! seeded with a realistic contact base through the public services.
 
+/// Every bench allocates as `crm-server` does (its default feature `mimalloc`), so what
+/// runs in the bench process (an import, a report) is measured as the server runs it.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use crm_core::service::{NewCompany, NewContact, NewUser};
 use crm_core::{Actor, CompanyId, ContactId, Crm, LifecycleStage, Result, Role};
 

@@ -416,7 +416,7 @@ pub(crate) fn insert(kind: EntityKind, rows: Vec<Row>, d: Dialect) -> Result<(St
 
 /// The text of an insert of `n` rows of `kind`. Single-row inserts, the common case,
 /// are built once per kind and dialect.
-fn insert_sql(kind: EntityKind, n: usize, d: Dialect) -> String {
+pub(crate) fn insert_sql(kind: EntityKind, n: usize, d: Dialect) -> String {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static SINGLE: OnceLock<Mutex<HashMap<(EntityKind, Dialect), String>>> = OnceLock::new();

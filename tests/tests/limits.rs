@@ -33,6 +33,19 @@ async fn a_postgres_statement_stops_at_its_time_limit() {
 const SLOW_SQLITE: &str =
     "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000000000) SELECT count(*) FROM n";
 
+/// Writes `rows` teams into a SQLite store with one statement (no engine, no audit).
+async fn insert_teams(store: &SqlStore, rows: u64) {
+    let inserted = store
+        .execute_unchecked(&format!(
+            "INSERT INTO teams (id, name, search_text, version, created_at, updated_at) \
+             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows}) \
+             SELECT randomblob(16), 'team ' || x, 'team ' || x, 1, 0, 0 FROM n"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(inserted, rows);
+}
+
 #[tokio::test]
 async fn a_sqlite_statement_stops_at_its_time_limit() {
     let file = std::env::temp_dir().join(format!("crm-limits-{}.db", uuid::Uuid::now_v7().simple()));
@@ -44,15 +57,7 @@ async fn a_sqlite_statement_stops_at_its_time_limit() {
     assert!(matches!(slow, Ok(Err(Error::Timeout(_)))), "{slow:?} after {:?}", started.elapsed());
     // The writer goes on with the next statement, unbothered.
     let rows = 50_000;
-    let inserted = store
-        .execute_unchecked(&format!(
-            "INSERT INTO teams (id, name, search_text, version, created_at, updated_at) \
-             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows}) \
-             SELECT randomblob(16), 'team ' || x, 'team ' || x, 1, 0, 0 FROM n"
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(inserted, rows);
+    insert_teams(&store, rows).await;
 
     // A store on the same file that allows a millisecond: its reads of 50,000 rows stop,
     // by the bulk-read path and by a reader connection (a pattern match over every row).
@@ -119,14 +124,7 @@ async fn a_copy_slower_than_the_sources_statement_limit_finishes() {
     let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.join(name).display());
     let rows = 20_000;
     let source = SqlStore::connect(&url("from.db")).await.unwrap_or_else(|e| panic!("{e}"));
-    source
-        .execute_unchecked(&format!(
-            "INSERT INTO teams (id, name, search_text, version, created_at, updated_at) \
-             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows}) \
-             SELECT randomblob(16), 'team ' || x, 'team ' || x, 1, 0, 0 FROM n"
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    insert_teams(&source, rows).await;
     source.close().await;
     // Every statement on the source may take 300 ms; writing the teams takes 40
     // transactions of 40 ms and more.

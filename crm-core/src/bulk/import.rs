@@ -8,12 +8,13 @@
 //! A worker ([`Crm::run_imports`]) then imports it in batches of [`BATCH_ROWS`]: each row
 //! goes through the record's own create or update (so validation and rights are the
 //! single call's), and each batch commits its records, one audit event naming them, one
-//! outbox event and the job's progress in one write. A worker that dies leaves its batch
-//! uncommitted; once its lease runs out another takes the job up at the first row not
-//! committed, so no row is imported twice. Every row's outcome (created, updated,
+//! outbox event and the job's progress in one write; the next batch is staged while that
+//! write runs (on SQLite's writer thread or the database server). A worker that dies
+//! leaves its batch uncommitted; once its lease runs out another takes the job up at the
+//! first row not committed, so no row is imported twice. Every row's outcome (created, updated,
 //! unchanged, failed with its column and message) goes to a results file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -998,6 +999,25 @@ struct Runner<'a, R: Batchable> {
     _kind: std::marker::PhantomData<R>,
 }
 
+/// A batch staged by `Runner::stage_batch`, ready to write.
+struct Staged {
+    /// The records, the batch's audit and outbox events, and the job's progress.
+    changes: Changeset,
+    /// The match keys its rows hold.
+    keys: HashSet<String>,
+    /// The keys of the records it creates, with their ids.
+    created: Vec<(String, Uuid)>,
+}
+
+/// A batch's write under way while the next batch is staged.
+struct Flight<'a> {
+    write: std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>,
+    /// The match keys its rows hold: a row with one of them waits until it has landed.
+    keys: HashSet<String>,
+    /// The keys of the records it creates, with their ids.
+    created: Vec<(String, Uuid)>,
+}
+
 /// The nil id a dry run gives the records it would create, so later rows match them.
 const WOULD_BE: Uuid = Uuid::nil();
 
@@ -1108,7 +1128,11 @@ impl<'a, R: Batchable> Runner<'a, R> {
         let skip = self.job.rows_done as usize;
         // Row numbers as a spreadsheet shows them: the header is row 1.
         let mut rows = source.rows().enumerate().skip(skip).map(|(i, r)| (i + 2, r));
-        let mut batches = 0usize;
+        // The batch being written while the next is staged: the store writes on a thread
+        // of its own (SQLite's writer) or on its server (PostgreSQL) while this task
+        // validates and builds the next rows, so the two halves of the work overlap.
+        let mut flight: Option<Flight<'a>> = None;
+        let (mut batches, mut stopped) = (0usize, false);
         loop {
             let mut batch: Vec<(usize, Result<Vec<String>>)> = Vec::with_capacity(BATCH_ROWS);
             for item in rows.by_ref() {
@@ -1120,19 +1144,50 @@ impl<'a, R: Batchable> Runner<'a, R> {
             if batch.is_empty() {
                 break;
             }
-            if !self.commit_rows(batch).await? {
-                // Cancelled, or taken over by another worker.
-                return self
-                    .crm
-                    .store()
-                    .get_as::<ImportJob>(self.job.id)
-                    .await?
-                    .ok_or(Error::NotFound { entity: "import_job" });
+            // A row whose key an earlier row holds waits for that row's write, so it
+            // updates the record rather than creating a second: the batch goes out in as
+            // few writes as its keys allow.
+            let mut pending = batch;
+            while !pending.is_empty() {
+                let rest = self.split_at_repeated_key(&mut pending);
+                let keys: HashSet<String> =
+                    pending.iter().filter_map(|(_, r)| r.as_ref().ok().and_then(|c| self.row_key(c))).collect();
+                if let Some(f) = flight.take_if(|f| !f.keys.is_disjoint(&keys)) {
+                    if !self.land(f).await? {
+                        return self.as_stored().await;
+                    }
+                }
+                let staged = match flight.take() {
+                    Some(Flight { write, created, .. }) => {
+                        let (landed, staged) = tokio::join!(write, self.stage_batch(pending, keys));
+                        if !self.landed(landed, created)? {
+                            return self.as_stored().await;
+                        }
+                        staged?
+                    }
+                    None => self.stage_batch(pending, keys).await?,
+                };
+                let crm: &'a Crm = self.crm;
+                flight = Some(Flight {
+                    write: crm.store().apply(staged.changes),
+                    keys: staged.keys,
+                    created: staged.created,
+                });
+                pending = rest;
             }
             batches += 1;
             if stop_after.is_some_and(|n| batches >= n) {
-                return Ok(self.job);
+                stopped = true;
+                break;
             }
+        }
+        if let Some(f) = flight.take() {
+            if !self.land(f).await? {
+                return self.as_stored().await;
+            }
+        }
+        if stopped {
+            return Ok(self.job);
         }
         let before = self.job.clone();
         self.job.status = ImportStatus::Completed;
@@ -1144,32 +1199,45 @@ impl<'a, R: Batchable> Runner<'a, R> {
         Ok(self.job)
     }
 
-    /// Runs rows and commits them in as few writes as the file allows: a row whose key an
-    /// uncommitted row of the batch holds waits for that row's commit, so it updates the
-    /// record rather than creating a second. Answers false when the job is no longer this
-    /// worker's.
-    async fn commit_rows(&mut self, rows: Vec<(usize, Result<Vec<String>>)>) -> Result<bool> {
-        let mut pending: Vec<(usize, Result<Vec<String>>)> = rows;
-        while !pending.is_empty() {
-            let mut keys: std::collections::HashSet<String> = std::collections::HashSet::new();
-            let mut take = pending.len();
-            for (i, (_, row)) in pending.iter().enumerate() {
-                if let Ok(cells) = row {
-                    if let Some(k) = self.row_key(cells) {
-                        if !keys.insert(k) {
-                            take = i;
-                            break;
-                        }
-                    }
+    /// The job as stored, when it changed under this worker (cancelled, or taken over).
+    async fn as_stored(&self) -> Result<ImportJob> {
+        self.crm.store().get_as::<ImportJob>(self.job.id).await?.ok_or(Error::NotFound { entity: "import_job" })
+    }
+
+    /// Waits for a batch's write; see [`Self::landed`].
+    async fn land(&mut self, flight: Flight<'a>) -> Result<bool> {
+        let Flight { write, created, .. } = flight;
+        let outcome = write.await;
+        self.landed(outcome, created)
+    }
+
+    /// Takes in how a batch's write ended: the records it created become matches for
+    /// later rows. False when the job changed under this worker.
+    fn landed(&mut self, outcome: Result<()>, created: Vec<(String, Uuid)>) -> Result<bool> {
+        match outcome {
+            Ok(()) => {
+                self.lookups.by_key.extend(created);
+                Ok(true)
+            }
+            Err(Error::VersionConflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Leaves in `rows` those before the first row whose key an earlier row holds (at
+    /// least one row), and answers the rest.
+    fn split_at_repeated_key(&self, rows: &mut Vec<(usize, Result<Vec<String>>)>) -> Vec<(usize, Result<Vec<String>>)> {
+        let mut keys: HashSet<String> = HashSet::new();
+        let mut take = rows.len();
+        for (i, (_, row)) in rows.iter().enumerate() {
+            if let Some(k) = row.as_ref().ok().and_then(|cells| self.row_key(cells)) {
+                if !keys.insert(k) {
+                    take = i;
+                    break;
                 }
             }
-            let rest = pending.split_off(take.max(1));
-            if !self.commit_batch(pending).await? {
-                return Ok(false);
-            }
-            pending = rest;
         }
-        Ok(true)
+        rows.split_off(take.max(1))
     }
 
     /// The match key a row's cells hold (as stored), if any.
@@ -1187,9 +1255,11 @@ impl<'a, R: Batchable> Runner<'a, R> {
         }
     }
 
-    /// One batch: every row staged, then one write (not in a dry run) with the job's
-    /// progress. Answers false when the job changed under this worker.
-    async fn commit_batch(&mut self, rows: Vec<(usize, Result<Vec<String>>)>) -> Result<bool> {
+    /// One batch staged: every row run through its create or update, the records'
+    /// writes (none in a dry run), one audit and one outbox event naming them, and the
+    /// job's progress, to be written at once. `self.job` moves on to the job as that
+    /// write leaves it. `keys` are the match keys the rows hold.
+    async fn stage_batch(&mut self, rows: Vec<(usize, Result<Vec<String>>)>, keys: HashSet<String>) -> Result<Staged> {
         let crm = self.crm;
         let n = rows.len();
         let mut staged = Changeset::default();
@@ -1274,18 +1344,7 @@ impl<'a, R: Batchable> Runner<'a, R> {
             row: to_row(&self.job)?,
             expected_version: before.version,
         });
-        match crm.store().apply(cs).await {
-            Ok(()) => {}
-            Err(Error::VersionConflict { .. }) => return Ok(false),
-            Err(e) => {
-                self.job = before;
-                return Err(e);
-            }
-        }
-        for (k, id) in new_keys {
-            self.lookups.by_key.insert(k, id);
-        }
-        Ok(true)
+        Ok(Staged { changes: cs, keys, created: new_keys })
     }
 
     /// One row: its record built from the cells, matched, and run through the single

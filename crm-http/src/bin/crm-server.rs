@@ -9,6 +9,12 @@
 //!
 //! Every flag has a `CRM_*` environment variable; see `crm-server --help`.
 
+/// Allocations go through mimalloc (feature `mimalloc`, on by default): see the
+/// feature's note in `Cargo.toml`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
