@@ -127,8 +127,14 @@ impl Leases<'_> {
             until: now + ttl,
             count_column: None,
         };
-        let taken: Vec<SchedulerLease> =
-            self.crm.store().claim(&claim).await?.into_iter().map(crate::schema::from_row).collect::<Result<_>>()?;
+        let claimed = match self.crm.store().claim(&claim).await {
+            Ok(rows) => rows,
+            // The database chose another replica's claim (an InnoDB deadlock between two
+            // claims of one row): that one holds it.
+            Err(Error::Conflict { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let taken: Vec<SchedulerLease> = claimed.into_iter().map(crate::schema::from_row).collect::<Result<_>>()?;
         if let Some(lease) = taken.into_iter().next() {
             if lease.holder.as_deref() == Some(holder) {
                 return Ok(true);
@@ -144,7 +150,7 @@ impl Leases<'_> {
             let write = Write::Update { kind, row: to_row(&after)?, expected_version: lease.version };
             return match self.crm.store().apply(Changeset { writes: vec![write], audit: Vec::new() }).await {
                 Ok(()) => Ok(true),
-                Err(Error::VersionConflict { .. }) => Ok(false),
+                Err(Error::VersionConflict { .. } | Error::Conflict { .. }) => Ok(false),
                 Err(e) => Err(e),
             };
         }

@@ -685,6 +685,15 @@ fn map_err(kind: EntityKind, e: sqlx::Error) -> Error {
             let column = db.message().rsplit_once('.').map(|(_, column)| column.trim().to_string());
             return kind.unique_violation(named.or(key).or(column).as_deref());
         }
+        // A serialization failure or deadlock (SQLSTATE 40001; PostgreSQL's 40P01): the
+        // database rolled this transaction back so that a concurrent one could go on.
+        // The caller lost a race; it may try again.
+        if matches!(db.code().as_deref(), Some("40001" | "40P01")) {
+            return Error::Conflict {
+                message: format!("a concurrent write to {} won; try again", kind.table()),
+                field: None,
+            };
+        }
     }
     if let Some(t) = statement_timeout(&e) {
         return t;
