@@ -1,8 +1,11 @@
 //! Imports and exports at scale: a CSV of `CRM_BENCH_IMPORT_ROWS` contacts (1,000,000)
 //! imported through an import job (validation, rights, audit, batches of 500) on SQLite
 //! and PostgreSQL, beside PostgreSQL's own `COPY` of the same file into a bare table in
-//! the same run (the physical limit); then every contact exported as CSV and as Parquet,
-//! each in a process of its own so that its peak RSS is the export's.
+//! the same run (the physical limit) and, after the import, its `COPY` of the very rows
+//! the import wrote into a second table with the contacts table's indexes (the limit for
+//! that table: the server's index upkeep, no client work at all); then every contact
+//! exported as CSV and as Parquet, each in a process of its own so that its peak RSS is
+//! the export's.
 //!
 //! `cargo bench -p crm-benches --bench bulk` (figures printed and written to
 //! `target/crm-bench/bulk.txt`). `CRM_BENCH_BACKENDS` names the stores (`sqlite,postgres`).
@@ -44,6 +47,35 @@ async fn copy(bytes: &[u8]) -> f64 {
     let mut copy =
         conn.copy_in_raw(&format!("COPY {table} FROM STDIN WITH (FORMAT csv, HEADER true)")).await.expect("copy");
     for chunk in bytes.chunks(1 << 20) {
+        copy.send(chunk).await.expect("send");
+    }
+    copy.finish().await.expect("finish");
+    let secs = start.elapsed().as_secs_f64();
+    sqlx::query(&format!("DROP TABLE {table}")).execute(&mut conn).await.expect("drop");
+    secs
+}
+
+/// PostgreSQL's binary `COPY` of the contacts the import wrote in `schema` into a new
+/// table like theirs, indexes included, in one statement: seconds.
+async fn copy_indexed(schema: &str) -> f64 {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&crm_tests::backends::postgres_url())
+        .await
+        .expect("postgres");
+    let rows = format!("{schema}.contacts");
+    let table = format!("{schema}.bench_copy_indexed");
+    sqlx::query(&format!("CREATE TABLE {table} (LIKE {rows} INCLUDING ALL)")).execute(&mut conn).await.expect("table");
+    let mut data = Vec::new();
+    {
+        use futures_util::TryStreamExt;
+        let mut out = conn.copy_out_raw(&format!("COPY {rows} TO STDOUT (FORMAT binary)")).await.expect("copy out");
+        while let Some(chunk) = out.try_next().await.expect("read") {
+            data.extend_from_slice(&chunk);
+        }
+    }
+    sqlx::query("CHECKPOINT").execute(&mut conn).await.expect("checkpoint");
+    let start = Instant::now();
+    let mut copy = conn.copy_in_raw(&format!("COPY {table} FROM STDIN (FORMAT binary)")).await.expect("copy");
+    for chunk in data.chunks(1 << 20) {
         copy.send(chunk).await.expect("send");
     }
     copy.finish().await.expect("finish");
@@ -154,6 +186,15 @@ fn main() {
             "{backend}: import {rows} contacts: {secs:.1} s, {rate:.0} rows/s = {:.2}x COPY ({counts})",
             rate / copy_rate
         ));
+        if backend == "postgres" {
+            let secs = rt.block_on(copy_indexed(&at));
+            let limit = rows as f64 / secs;
+            say(format!(
+                "postgres COPY of the imported rows into a table with contacts' indexes: {secs:.2} s, \
+                 {limit:.0} rows/s (the import = {:.2}x)",
+                rate / limit
+            ));
+        }
         for format in ["csv", "parquet"] {
             let (n, secs, kb) = export_in_child(backend, &at, format);
             say(format!(

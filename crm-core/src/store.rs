@@ -246,9 +246,11 @@ pub trait Store: Send + Sync + 'static {
 /// The rows of a bulk read on their way to its reader ([`Store::scan_batches`]).
 pub type RowBatches = tokio::sync::mpsc::Sender<Vec<Row>>;
 
-/// Pages through [`Store::list_columns`] by id, `BATCH` rows at a time: each page goes to
-/// `out` (before the next is read), or into the answer when there is no `out`.
-pub(crate) async fn page_through<S: Store + ?Sized>(
+/// Pages through [`Store::list_columns`] by id, `BATCH` (10,000) rows at a time: each
+/// page goes to `out` (before the next is read), or into the answer when there is no
+/// `out`. The default bulk read, and a backend's own for the reads its streaming form
+/// cannot serve.
+pub async fn page_through<S: Store + ?Sized>(
     store: &S,
     kind: EntityKind,
     filter: Option<&Filter>,

@@ -81,7 +81,26 @@ fn unavailable(e: mongodb::error::Error) -> Error {
 /// answers [`Error::Timeout`]: a little over the HTTP request's limit.
 pub const MAX_TIME: std::time::Duration = std::time::Duration::from_secs(40);
 
-/// A driver error as crm-core's: duplicate keys become conflicts naming the field.
+/// Did another transaction write the document first (`WriteConflict`, code 112)? The
+/// server aborted this one so that the other could go on: the caller lost a race and may
+/// try again, as with PostgreSQL's and MariaDB's serialization failures.
+fn write_conflict(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => c.code == 112,
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 112,
+        _ => false,
+    }
+}
+
+/// What a lost race answers (the SQL stores say the same).
+fn lost_race(kind: Option<EntityKind>) -> Error {
+    let what = kind.map_or_else(|| "the same records".to_string(), |k| k.table().to_string());
+    Error::Conflict { message: format!("a concurrent write to {what} won; try again"), field: None }
+}
+
+/// A driver error as crm-core's: duplicate keys become conflicts naming the field, a
+/// write conflict a conflict to try again.
 fn map_err(kind: EntityKind, e: mongodb::error::Error) -> Error {
     let text = e.to_string();
     if text.contains("E11000") || text.contains("duplicate key") {
@@ -92,6 +111,9 @@ fn map_err(kind: EntityKind, e: mongodb::error::Error) -> Error {
     // 50: MaxTimeMSExpired.
     if matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == 50) {
         return Error::Timeout(format!("a {} query ran past its time limit", kind.name()));
+    }
+    if write_conflict(&e) {
+        return lost_race(Some(kind));
     }
     if e.contains_label(TRANSIENT_TRANSACTION_ERROR) || matches!(*e.kind, mongodb::error::ErrorKind::Io(_)) {
         return unavailable(e);
@@ -221,7 +243,8 @@ impl MongoStore {
                 }
             };
             if started.elapsed() > RETRY_FOR {
-                return Err(unavailable(err));
+                // Other writers kept winning: the same answer as one lost race.
+                return Err(if write_conflict(&err) { lost_race(None) } else { unavailable(err) });
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(100));
@@ -562,5 +585,30 @@ impl Store for MongoStore {
             tables.extend(indexes::live(&self.db, kind).await?);
         }
         Ok(crm_core::schema_check::LiveSchema { tables, column_type: |_| None, index_form: indexes::form })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command_error(code: i32, name: &str) -> std::result::Result<mongodb::error::Error, mongodb::bson::de::Error> {
+        let c: mongodb::error::CommandError =
+            mongodb::bson::from_document(doc! { "code": code, "codeName": name, "errmsg": "from the server" })?;
+        Ok(mongodb::error::Error::from(mongodb::error::ErrorKind::Command(c)))
+    }
+
+    /// A transaction another one beat to a document is a conflict to try again (409),
+    /// as on PostgreSQL and MariaDB, not an internal error.
+    #[test]
+    fn a_write_conflict_is_a_conflict() -> std::result::Result<(), mongodb::bson::de::Error> {
+        let e = map_err(EntityKind::SchedulerLease, command_error(112, "WriteConflict")?);
+        assert!(
+            matches!(&e, Error::Conflict { message, field: None } if message.contains("scheduler_leases")),
+            "{e:?}"
+        );
+        let other = map_err(EntityKind::SchedulerLease, command_error(2, "BadValue")?);
+        assert!(matches!(other, Error::Internal { .. }), "{other:?}");
+        Ok(())
     }
 }

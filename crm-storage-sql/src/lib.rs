@@ -65,6 +65,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
 
+#[cfg(feature = "postgres")]
+mod copy_in;
 mod introspect;
 #[cfg(feature = "sqlite")]
 mod lite_writer;
@@ -663,7 +665,6 @@ fn deadline(limit: &AtomicU64) -> Option<Instant> {
     }
 }
 
-/// Maps a driver error by kind. Unique violations become conflicts naming the field.
 /// The columns at `positions` of a kind's column order.
 fn picked(kind: EntityKind, positions: &[usize]) -> Result<Vec<Column>> {
     let all = kind.columns();
@@ -673,6 +674,7 @@ fn picked(kind: EntityKind, positions: &[usize]) -> Result<Vec<Column>> {
         .collect()
 }
 
+/// Maps a driver error by kind. Unique violations become conflicts naming the field.
 fn map_err(kind: EntityKind, e: sqlx::Error) -> Error {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
@@ -900,25 +902,12 @@ impl SqlStore {
                 .await
                 .map_err(|e| Error::internal("a bulk read", e))?
             }
-            // PostgreSQL with text to compare (bound, never inlined), and SQLite's `ilike`
-            // (it needs the function sqlx registers on its connections): one bound query.
+            // MariaDB, PostgreSQL with text to compare (bound, never inlined), and SQLite's
+            // `ilike` (it needs the function sqlx registers on its connections): bound
+            // queries, a page of rows by id at a time, so that a reader holds a page or
+            // two whatever the table's size.
             #[allow(unreachable_patterns)]
-            _ => {
-                let q = StoreQuery {
-                    filter: filter.cloned(),
-                    sort: vec![crm_core::query::id_key(kind, crm_core::query::Direction::Asc)],
-                    limit: u32::MAX,
-                    include_deleted,
-                };
-                let rows = self.list_columns(kind, &q, columns).await?;
-                match out {
-                    Some(out) => {
-                        let _ = out.send(rows).await;
-                        Ok(Vec::new())
-                    }
-                    None => Ok(rows),
-                }
-            }
+            _ => crm_core::store::page_through(self, kind, filter, include_deleted, columns, out.as_ref()).await,
         }
     }
 

@@ -20,7 +20,7 @@ use crate::statements;
 
 #[cfg(feature = "postgres")]
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
-const PG_EPOCH_US: i64 = 946_684_800_000_000;
+pub(crate) const PG_EPOCH_US: i64 = 946_684_800_000_000;
 
 fn bad(col: &Column, why: impl std::fmt::Display) -> Error {
     Error::internal_msg(format!("decoding column {} of a bulk read: {why}", col.name))
@@ -71,7 +71,7 @@ pub(crate) async fn postgres(
 /// Decodes `COPY`'s binary format as it arrives, in chunks that may end anywhere: the
 /// bytes of a row cut by a chunk's end wait for the next.
 #[cfg(feature = "postgres")]
-struct CopyDecoder<'c> {
+pub(crate) struct CopyDecoder<'c> {
     cols: &'c [Column],
     /// Bytes received and not yet decoded.
     pending: Vec<u8>,
@@ -82,13 +82,13 @@ struct CopyDecoder<'c> {
 
 #[cfg(feature = "postgres")]
 impl<'c> CopyDecoder<'c> {
-    fn new(cols: &'c [Column]) -> Result<Self> {
+    pub(crate) fn new(cols: &'c [Column]) -> Result<Self> {
         let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).ok_or_else(|| Error::internal_msg("date"))?;
         Ok(Self { cols, pending: Vec::new(), header: false, trailer: false, epoch })
     }
 
     /// Decodes every whole row `chunk` completes into `rows`.
-    fn feed(&mut self, chunk: &[u8], rows: &mut Vec<Row>) -> Result<()> {
+    pub(crate) fn feed(&mut self, chunk: &[u8], rows: &mut Vec<Row>) -> Result<()> {
         const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
         if self.trailer {
             return Err(Error::internal_msg("a bulk read went on after its end"));
@@ -131,7 +131,7 @@ impl<'c> CopyDecoder<'c> {
     }
 
     /// Did the read end where `COPY` says it ends?
-    fn finish(&self) -> Result<()> {
+    pub(crate) fn finish(&self) -> Result<()> {
         if self.trailer && self.pending.is_empty() {
             Ok(())
         } else {

@@ -30,7 +30,7 @@ fn build<Q: sea_query::QueryStatementBuilder>(q: &Q, d: Dialect) -> (String, Val
 
 /// How the dialect quotes a name in the statements written here by hand (MariaDB's
 /// backticks; the standard's double quotes).
-fn quoted(name: &str, d: Dialect) -> String {
+pub(crate) fn quoted(name: &str, d: Dialect) -> String {
     match d {
         Dialect::MySql => format!("`{name}`"),
         Dialect::Sqlite | Dialect::Postgres => format!("\"{name}\""),
@@ -401,17 +401,19 @@ pub(crate) fn insert(kind: EntityKind, rows: Vec<Row>, d: Dialect) -> Result<(St
     let mut values = Vec::with_capacity(rows.len() * cols.len());
     let n = rows.len();
     for row in rows {
-        if row.len() != cols.len() {
-            return Err(crm_core::Error::internal_msg(format!(
-                "{} row: {} values for {} columns",
-                kind.name(),
-                row.len(),
-                cols.len()
-            )));
-        }
+        check_row(kind, &row)?;
         values.extend(cols.iter().zip(row).map(|(c, v)| into_sq(v, c.ty, d)));
     }
     Ok((insert_sql(kind, n, d), Values(values)))
+}
+
+/// A row to insert must hold one value per column of its kind, in the kind's order.
+pub(crate) fn check_row(kind: EntityKind, row: &Row) -> Result<()> {
+    let columns = kind.columns().len();
+    if row.len() == columns {
+        return Ok(());
+    }
+    Err(crm_core::Error::internal_msg(format!("{} row: {} values for {columns} columns", kind.name(), row.len())))
 }
 
 /// The text of an insert of `n` rows of `kind`. Single-row inserts, the common case,

@@ -387,7 +387,7 @@ pub(crate) trait Tx: Send {
 /// are bound and in how the audit head row is locked.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 macro_rules! impl_tx {
-    ($db:ty, $dialect:expr, $args:path, $lock_head:literal, $set_head:literal) => {
+    ($db:ty, $dialect:expr, $args:path, $lock_head:literal, $set_head:literal, $bulk_insert:path) => {
         #[async_trait]
         impl Tx for Transaction<'static, $db> {
             fn dialect(&self) -> Dialect {
@@ -424,6 +424,13 @@ macro_rules! impl_tx {
                     .map(|r| r.rows_affected() == 1)
                     .map_err(|e| map_err(EntityKind::AuditEvent, e))
             }
+            async fn insert(&mut self, kind: EntityKind, rows: Vec<Row>) -> Result<()> {
+                if $bulk_insert(self, kind, &rows).await? {
+                    return Ok(());
+                }
+                let q = statements::insert(kind, rows, $dialect)?;
+                self.exec(kind, q).await.map(|_| ())
+            }
         }
     };
 }
@@ -434,8 +441,29 @@ impl_tx!(
     Dialect::Postgres,
     values::pg_args,
     "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
-    "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3"
+    "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3",
+    copy_rows
 );
+
+/// Inserts many rows with `COPY` (see [`crate::copy_in`]); false, having sent nothing,
+/// when the rows are too few or do not fit `COPY`'s binary form.
+#[cfg(feature = "postgres")]
+async fn copy_rows(tx: &mut Transaction<'static, Postgres>, kind: EntityKind, rows: &[Row]) -> Result<bool> {
+    if rows.len() < crate::copy_in::MIN_ROWS {
+        return Ok(false);
+    }
+    let Some(data) = crate::copy_in::encode(kind, rows) else { return Ok(false) };
+    let mut copy = tx.copy_in_raw(&crate::copy_in::statement(kind)).await.map_err(|e| map_err(kind, e))?;
+    copy.send(data).await.map_err(|e| map_err(kind, e))?;
+    copy.finish().await.map_err(|e| map_err(kind, e))?;
+    Ok(true)
+}
+
+/// MariaDB has no binary bulk load over its protocol: the multi-row `INSERT` it is.
+#[cfg(feature = "mysql")]
+async fn never_bulk(_: &mut Transaction<'static, MySql>, _: EntityKind, _: &[Row]) -> Result<bool> {
+    Ok(false)
+}
 
 // sqlx's MariaDB connections count the rows an `UPDATE` matched (not only those it
 // changed), as `set_head` and the version check need. Text in a binary collation comes
@@ -446,7 +474,8 @@ impl_tx!(
     Dialect::MySql,
     values::mysql_args,
     "SELECT seq, CAST(hash AS CHAR) FROM audit_head WHERE id = 1 FOR UPDATE",
-    "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ?"
+    "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ?",
+    never_bulk
 );
 
 /// Inserts rows of one kind in as few statements as the parameter limits allow.

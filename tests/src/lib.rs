@@ -118,7 +118,12 @@ impl Harness {
 
     /// Builds the harness on a backend with these service settings.
     pub async fn with_config(backend: &dyn TestBackend, config: crm_core::CrmConfig) -> Self {
-        let (crm, clock) = Self::engine(backend, config);
+        Self::on_store(backend.store(), config).await
+    }
+
+    /// Builds the harness on a store of the test's own (a backend's, wrapped).
+    pub async fn on_store(store: Arc<dyn Store>, config: crm_core::CrmConfig) -> Self {
+        let (crm, clock) = Self::engine(store, config);
         let admin_user = crm.users().bootstrap_admin("admin", "admin@example.com").await.expect("bootstrap admin");
         Harness { admin: admin_user.actor(), admin_user, crm, clock }
     }
@@ -127,18 +132,18 @@ impl Harness {
     /// admin is the one found there.
     pub async fn on_copy(backend: &dyn TestBackend) -> Self {
         use crm_core::StoreExt;
-        let (crm, clock) = Self::engine(backend, crm_core::CrmConfig::default());
+        let (crm, clock) = Self::engine(backend.store(), crm_core::CrmConfig::default());
         let q = crm_core::query::StoreQuery { filter: None, sort: vec![], limit: 1_000, include_deleted: false };
         let users = backend.store().list_as::<User>(&q).await.expect("users");
         let admin_user = users.into_iter().find(|u| u.username == "admin").expect("the copied admin");
         Harness { admin: admin_user.actor(), admin_user, crm, clock }
     }
 
-    fn engine(backend: &dyn TestBackend, config: crm_core::CrmConfig) -> (Crm, Arc<FakeClock>) {
+    fn engine(store: Arc<dyn Store>, config: crm_core::CrmConfig) -> (Crm, Arc<FakeClock>) {
         let clock = Arc::new(FakeClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).single().unwrap_or_default()));
         let keys = JwtKeys::new(JwtConfig::default(), TEST_KID, TEST_JWT_SECRET).expect("jwt keys");
         let auth = AuthSettings::with_keys(keys, Sealer::new(&[42; 32]));
-        let crm = Crm::builder(backend.store())
+        let crm = Crm::builder(store)
             .clock(clock.clone())
             .auth(auth)
             .audit_keys(test_audit_keys())
@@ -320,6 +325,8 @@ macro_rules! conformance_suite {
             record_exports_follow_query_and_scope,
             batches_apply_all_or_each,
             imports_upsert_report_and_resume,
+            bulk_reads_come_in_pieces,
+            an_edit_during_an_import_does_not_stop_it,
             merges_relink_everything_and_undo_restores_it,
             attachments_follow_their_record,
         );

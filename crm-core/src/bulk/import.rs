@@ -932,11 +932,32 @@ impl Crm {
             Err(e) => return Err(e),
         }
         let kind = import_kind(&job)?;
-        let outcome = match kind {
-            EntityKind::Contact => Runner::<Contact>::new(self, job.clone()).await?.run(stop_after).await,
-            EntityKind::Company => Runner::<Company>::new(self, job.clone()).await?.run(stop_after).await,
-            EntityKind::Deal => Runner::<Deal>::new(self, job.clone()).await?.run(stop_after).await,
-            _ => Runner::<Task>::new(self, job.clone()).await?.run(stop_after).await,
+        let mut reruns = 0;
+        let outcome = loop {
+            let outcome = match kind {
+                EntityKind::Contact => Runner::<Contact>::new(self, job.clone()).await?.run(stop_after).await,
+                EntityKind::Company => Runner::<Company>::new(self, job.clone()).await?.run(stop_after).await,
+                EntityKind::Deal => Runner::<Deal>::new(self, job.clone()).await?.run(stop_after).await,
+                _ => Runner::<Task>::new(self, job.clone()).await?.run(stop_after).await,
+            };
+            // A run that stopped on a version conflict while the job is still this
+            // worker's (neither cancelled nor taken over, and not stopped by
+            // `stop_after`): a record its batch updated was changed by someone else
+            // between staging and writing. Run again from the last committed batch,
+            // its rows staged afresh, rather than wait for the lease to run out.
+            match outcome {
+                Ok(ended)
+                    if stop_after.is_none()
+                        && ended.status == ImportStatus::Running
+                        && ended.attempts == job.attempts
+                        && reruns < MAX_RERUNS =>
+                {
+                    reruns += 1;
+                    tracing::info!(job = %id, rows_done = ended.rows_done, "an import's record changed under it; staging again");
+                    job = ended;
+                }
+                other => break other,
+            }
         };
         match outcome {
             Ok(job) => Ok(Some(job)),
@@ -959,6 +980,10 @@ impl Crm {
         }
     }
 }
+
+/// How many times one worker's run stages a job again after records changed under its
+/// batches; past that it leaves the job to the next worker once its lease runs out.
+const MAX_RERUNS: usize = 5;
 
 fn import_kind(job: &ImportJob) -> Result<EntityKind> {
     IMPORTABLE
@@ -997,6 +1022,14 @@ struct Runner<'a, R: Batchable> {
     kind: EntityKind,
     lookups: Lookups,
     _kind: std::marker::PhantomData<R>,
+}
+
+/// A row of the source as a batch holds it: its number in the file, its cells (or why
+/// they could not be read) and the match key they hold, worked out once.
+struct Line {
+    no: usize,
+    cells: Result<Vec<String>>,
+    key: Option<String>,
 }
 
 /// A batch staged by `Runner::stage_batch`, ready to write.
@@ -1134,9 +1167,10 @@ impl<'a, R: Batchable> Runner<'a, R> {
         let mut flight: Option<Flight<'a>> = None;
         let (mut batches, mut stopped) = (0usize, false);
         loop {
-            let mut batch: Vec<(usize, Result<Vec<String>>)> = Vec::with_capacity(BATCH_ROWS);
-            for item in rows.by_ref() {
-                batch.push(item);
+            let mut batch: Vec<Line> = Vec::with_capacity(BATCH_ROWS);
+            for (no, cells) in rows.by_ref() {
+                let key = cells.as_ref().ok().and_then(|c| self.row_key(c));
+                batch.push(Line { no, cells, key });
                 if batch.len() == BATCH_ROWS {
                     break;
                 }
@@ -1149,9 +1183,8 @@ impl<'a, R: Batchable> Runner<'a, R> {
             // few writes as its keys allow.
             let mut pending = batch;
             while !pending.is_empty() {
-                let rest = self.split_at_repeated_key(&mut pending);
-                let keys: HashSet<String> =
-                    pending.iter().filter_map(|(_, r)| r.as_ref().ok().and_then(|c| self.row_key(c))).collect();
+                let rest = Self::split_at_repeated_key(&mut pending);
+                let keys: HashSet<String> = pending.iter().filter_map(|l| l.key.clone()).collect();
                 if let Some(f) = flight.take_if(|f| !f.keys.is_disjoint(&keys)) {
                     if !self.land(f).await? {
                         return self.as_stored().await;
@@ -1226,11 +1259,11 @@ impl<'a, R: Batchable> Runner<'a, R> {
 
     /// Leaves in `rows` those before the first row whose key an earlier row holds (at
     /// least one row), and answers the rest.
-    fn split_at_repeated_key(&self, rows: &mut Vec<(usize, Result<Vec<String>>)>) -> Vec<(usize, Result<Vec<String>>)> {
-        let mut keys: HashSet<String> = HashSet::new();
+    fn split_at_repeated_key(rows: &mut Vec<Line>) -> Vec<Line> {
+        let mut keys: HashSet<&str> = HashSet::new();
         let mut take = rows.len();
-        for (i, (_, row)) in rows.iter().enumerate() {
-            if let Some(k) = row.as_ref().ok().and_then(|cells| self.row_key(cells)) {
+        for (i, line) in rows.iter().enumerate() {
+            if let Some(k) = &line.key {
                 if !keys.insert(k) {
                     take = i;
                     break;
@@ -1259,16 +1292,16 @@ impl<'a, R: Batchable> Runner<'a, R> {
     /// writes (none in a dry run), one audit and one outbox event naming them, and the
     /// job's progress, to be written at once. `self.job` moves on to the job as that
     /// write leaves it. `keys` are the match keys the rows hold.
-    async fn stage_batch(&mut self, rows: Vec<(usize, Result<Vec<String>>)>, keys: HashSet<String>) -> Result<Staged> {
+    async fn stage_batch(&mut self, rows: Vec<Line>, keys: HashSet<String>) -> Result<Staged> {
         let crm = self.crm;
         let n = rows.len();
         let mut staged = Changeset::default();
         let mut results: Vec<RowResult> = Vec::with_capacity(n);
         let mut named: Vec<Json> = Vec::new();
         let mut new_keys: Vec<(String, Uuid)> = Vec::new();
-        for (row_no, row) in rows {
-            let outcome = match row {
-                Ok(cells) => self.row(row_no, &cells).await?,
+        for Line { no: row_no, cells, key } in rows {
+            let outcome = match cells {
+                Ok(cells) => self.row(row_no, &cells, key).await?,
                 Err(e) => (
                     RowResult {
                         row: row_no,
@@ -1349,8 +1382,13 @@ impl<'a, R: Batchable> Runner<'a, R> {
 
     /// One row: its record built from the cells, matched, and run through the single
     /// create or update with its writes staged. Answers the outcome, the staged changes
-    /// and the row's match key.
-    async fn row(&mut self, row_no: usize, cells: &[String]) -> Result<(RowResult, Changeset, Option<String>)> {
+    /// and the row's match key (`key`, as [`Self::row_key`] found it in the cells).
+    async fn row(
+        &mut self,
+        row_no: usize,
+        cells: &[String],
+        key: Option<String>,
+    ) -> Result<(RowResult, Changeset, Option<String>)> {
         let fail =
             |columns: String, message: String| RowResult { row: row_no, result: "failed", id: None, columns, message };
         let (record, problems) = self.record(cells);
@@ -1358,7 +1396,6 @@ impl<'a, R: Batchable> Runner<'a, R> {
             let (cols, msgs): (Vec<String>, Vec<String>) = problems.into_iter().unzip();
             return Ok((fail(cols.join("; "), msgs.join("; ")), Changeset::default(), None));
         }
-        let key = self.row_key(cells);
         let matched = match (self.job.match_by.as_deref(), &key) {
             (Some("id"), Some(k)) => {
                 let id = Uuid::parse_str(k).ok();

@@ -611,3 +611,128 @@ pub async fn imports_upsert_report_and_resume(b: &dyn TestBackend) {
     assert!(h.crm.import_jobs(&rep, 50).await.expect("list").is_empty());
     assert_eq!(h.crm.import_jobs(&h.admin, 50).await.expect("list").len(), 9);
 }
+
+/// A bulk read (the analytics snapshot's, `copy`'s) reaches its reader in pieces of at
+/// most 10,000 rows, whatever the table's size and whichever statement serves it: the
+/// backend's streaming read, or bound queries by page (MariaDB, and PostgreSQL where a
+/// filter compares text). A reader holds a piece or two, never the table.
+pub async fn bulk_reads_come_in_pieces(b: &dyn TestBackend) {
+    use crm_core::query::{Cmp, Filter, Predicate};
+    const ROWS: usize = 10_500;
+    let h = Harness::new(b).await;
+    for chunk in 0..ROWS.div_ceil(service::MAX_BATCH) {
+        let from = chunk * service::MAX_BATCH;
+        let inputs: Vec<NewContact> = (from..ROWS.min(from + service::MAX_BATCH))
+            .map(|i| NewContact { name: format!("Reader {i:05}"), ..Default::default() })
+            .collect();
+        h.crm.contacts().create_many(&h.admin, inputs).await.expect("contacts");
+    }
+    let kind = EntityKind::Contact;
+    let stage = kind.require_column("lifecycle_stage").expect("column");
+    let leads = Filter::Cmp(Cmp { column: stage, pred: Predicate::Eq(Value::Text("lead".into())) });
+    for (what, filter) in [("every contact", None), ("a filter on text", Some(leads))] {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<crm_core::schema::Row>>(1);
+        let store = b.store();
+        let read =
+            tokio::spawn(async move { store.scan_batches(kind, filter.as_ref(), false, &all_of(kind), tx).await });
+        let mut pieces = Vec::new();
+        while let Some(rows) = rx.recv().await {
+            pieces.push(rows.len());
+        }
+        read.await.expect("the read").expect("read whole");
+        assert_eq!(pieces.iter().sum::<usize>(), ROWS, "{what}: {pieces:?}");
+        assert!(pieces.len() >= 2 && pieces.iter().all(|n| *n <= 10_000), "{what}: {pieces:?}");
+    }
+}
+
+/// Every column of `kind` but the id.
+fn all_of(kind: EntityKind) -> Vec<usize> {
+    (1..kind.columns().len()).collect()
+}
+
+/// A store that, once, changes a contact just before the first write that updates it:
+/// someone editing the record between an import batch's staging and its write.
+struct EditsFirst {
+    inner: Arc<dyn Store>,
+    contact: Mutex<Option<uuid::Uuid>>,
+}
+
+impl EditsFirst {
+    /// Raises the contact's version, as another user's edit would.
+    async fn edit(&self, id: uuid::Uuid) -> Result<()> {
+        let kind = EntityKind::Contact;
+        let mut row = self.inner.get(kind, id).await?.expect("the contact");
+        let at = kind.columns().iter().position(|c| c.name == "version").expect("version column");
+        let Value::Int(version) = row[at] else { panic!("version {:?}", row[at]) };
+        row[at] = Value::Int(version + 1);
+        let edit = crm_core::Write::Update { kind, row, expected_version: version };
+        self.inner.apply(Changeset { writes: vec![edit], audit: Vec::new() }).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for EditsFirst {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn get(&self, kind: EntityKind, id: uuid::Uuid) -> Result<Option<crm_core::schema::Row>> {
+        self.inner.get(kind, id).await
+    }
+    async fn list(&self, kind: EntityKind, query: &crm_core::query::StoreQuery) -> Result<Vec<crm_core::schema::Row>> {
+        self.inner.list(kind, query).await
+    }
+    async fn count(&self, kind: EntityKind, filter: Option<&crm_core::query::Filter>, deleted: bool) -> Result<u64> {
+        self.inner.count(kind, filter, deleted).await
+    }
+    async fn apply(&self, changes: Changeset) -> Result<()> {
+        let updates = |id: uuid::Uuid| {
+            changes.writes.iter().any(|w| {
+                matches!(w, crm_core::Write::Update { kind: EntityKind::Contact, row, .. } if row.first() == Some(&Value::Uuid(id)))
+            })
+        };
+        let due = {
+            let mut contact = self.contact.lock().expect("lock");
+            contact.take_if(|id| updates(*id))
+        };
+        if let Some(id) = due {
+            self.edit(id).await?;
+        }
+        self.inner.apply(changes).await
+    }
+    async fn audit_head(&self) -> Result<crm_core::audit::AuditHead> {
+        self.inner.audit_head().await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+    async fn live_schema(&self) -> Result<crm_core::schema_check::LiveSchema> {
+        self.inner.live_schema().await
+    }
+}
+
+/// A contact edited by someone else while an import's batch that updates it is on its
+/// way: that write fails on the contact's version, and the worker stages the batch again
+/// from the last committed one and finishes (it stopped, and the job waited for its
+/// lease to run out). Nothing is lost or written twice.
+pub async fn an_edit_during_an_import_does_not_stop_it(b: &dyn TestBackend) {
+    let store = Arc::new(EditsFirst { inner: b.store(), contact: Mutex::new(None) });
+    let h = Harness::on_store(store.clone(), crm_core::CrmConfig::default()).await;
+    let ann = NewContact { name: "Ann".into(), email: Some("ann@example.com".into()), ..Default::default() };
+    let ann = h.crm.contacts().create(&h.admin, ann).await.expect("ann");
+    let file = "name,email,jobTitle\nBo,bo@example.com,Buyer\nAnn Lee,ann@example.com,CFO\nCy,cy@example.com,\n";
+    let up = h.crm.create_import(&h.admin, EntityKind::Contact, "people.csv", file.as_bytes().to_vec().into()).await;
+    let up = up.expect("upload");
+    h.crm.start_import(&h.admin, up.job.id, ImportStart::default()).await.expect("start");
+    *store.contact.lock().expect("lock") = Some(ann.id.0);
+    let job = h.crm.run_import(up.job.id, None).await.expect("run").expect("ran");
+    assert!(store.contact.lock().expect("lock").is_none(), "the edit came first");
+    assert_eq!(job.status, ImportStatus::Completed, "{job:?}");
+    assert_eq!((job.created, job.updated, job.failed, job.rows_done, job.batches), (2, 1, 0, 3, 1));
+    let all = h.crm.contacts().list(&h.admin, ListQuery::new()).await.expect("list").data;
+    assert_eq!(all.len(), 3, "{all:?}");
+    let ann = h.crm.contacts().get(&h.admin, ann.id).await.expect("ann");
+    assert_eq!((ann.name.as_str(), ann.job_title.as_deref(), ann.meta.version), ("Ann Lee", Some("CFO"), 3));
+    let rows = results(&h, &job).await;
+    let outcome: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(outcome, vec!["created", "updated", "created"]);
+}

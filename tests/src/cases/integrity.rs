@@ -149,6 +149,13 @@ pub async fn contact_import_is_all_or_nothing(b: &dyn TestBackend) {
         "conflict",
     );
     assert_eq!(counts(store.as_ref()).await.0, before.0 + 250);
+    // The same where the batch is large enough for PostgreSQL's `COPY` (the collision is
+    // its 61st row): the conflict names the field, and nothing is written.
+    let email = |i: usize| if i == 60 { "p7@acme.com".to_string() } else { format!("q{i}@acme.com") };
+    let big: Vec<NewContact> = (0..100).map(|i| item(&format!("Q{i:03}"), Some(&email(i)))).collect();
+    let e = assert_code(h.crm.contacts().create_many(&h.admin, big).await, "conflict");
+    assert!(matches!(&e, Error::Conflict { field: Some(f), .. } if f == "email"), "{e:?}");
+    assert_eq!(counts(store.as_ref()).await, (before.0 + 250, before.1 + 250, before.2 + 250));
     let too_many: Vec<NewContact> = (0..=service::MAX_BATCH).map(|i| item(&format!("x{i}"), None)).collect();
     assert_code(h.crm.contacts().create_many(&h.admin, too_many).await, "validation_failed");
 }
