@@ -43,15 +43,20 @@ async fn copy(bytes: &[u8]) -> f64 {
         .execute(&mut conn)
         .await
         .expect("table");
+    timed_copy_in(&mut conn, &table, "csv, HEADER true", bytes).await
+}
+
+/// Sends `data` into `table` with one `COPY … FROM STDIN (FORMAT <format>)`, then drops
+/// the table: the copy's seconds.
+async fn timed_copy_in(conn: &mut sqlx::PgConnection, table: &str, format: &str, data: &[u8]) -> f64 {
     let start = Instant::now();
-    let mut copy =
-        conn.copy_in_raw(&format!("COPY {table} FROM STDIN WITH (FORMAT csv, HEADER true)")).await.expect("copy");
-    for chunk in bytes.chunks(1 << 20) {
+    let mut copy = conn.copy_in_raw(&format!("COPY {table} FROM STDIN (FORMAT {format})")).await.expect("copy");
+    for chunk in data.chunks(1 << 20) {
         copy.send(chunk).await.expect("send");
     }
     copy.finish().await.expect("finish");
     let secs = start.elapsed().as_secs_f64();
-    sqlx::query(&format!("DROP TABLE {table}")).execute(&mut conn).await.expect("drop");
+    sqlx::query(&format!("DROP TABLE {table}")).execute(&mut *conn).await.expect("drop");
     secs
 }
 
@@ -73,15 +78,7 @@ async fn copy_indexed(schema: &str) -> f64 {
         }
     }
     sqlx::query("CHECKPOINT").execute(&mut conn).await.expect("checkpoint");
-    let start = Instant::now();
-    let mut copy = conn.copy_in_raw(&format!("COPY {table} FROM STDIN (FORMAT binary)")).await.expect("copy");
-    for chunk in data.chunks(1 << 20) {
-        copy.send(chunk).await.expect("send");
-    }
-    copy.finish().await.expect("finish");
-    let secs = start.elapsed().as_secs_f64();
-    sqlx::query(&format!("DROP TABLE {table}")).execute(&mut conn).await.expect("drop");
-    secs
+    timed_copy_in(&mut conn, &table, "binary", &data).await
 }
 
 /// Imports the file into a fresh store: seconds, and the job's counts.

@@ -164,6 +164,12 @@ impl Error {
         Error::Internal { message: message.into(), source: None }
     }
 
+    /// A conflict the caller may retry: the database rolled its transaction back so that
+    /// a concurrent one on `what` (a table, or "the same records") could go on.
+    pub fn lost_race(what: &str) -> Self {
+        Error::Conflict { message: format!("a concurrent write to {what} won; try again"), field: None }
+    }
+
     /// A forbidden error.
     pub fn forbidden(message: impl fmt::Display) -> Self {
         Error::Forbidden(message.to_string())

@@ -128,6 +128,13 @@ pub struct ServerConfig {
     /// Where its keys are, when its discovery document should not be asked.
     #[arg(long, env = "CRM_OIDC_JWKS_URL")]
     pub oidc_jwks_url: Option<String>,
+    /// Its authorization endpoint, for the sign-in page's button (default: the one its
+    /// discovery document names; none with `--oidc-jwks-url`, so no button).
+    #[arg(long, env = "CRM_OIDC_AUTHORIZE_URL")]
+    pub oidc_authorize_url: Option<String>,
+    /// What the sign-in page's button calls it ("Continue with <label>"; default: its name).
+    #[arg(long, env = "CRM_OIDC_LABEL")]
+    pub oidc_label: Option<String>,
     /// Where uploaded files (avatars, attachments) are kept.
     #[arg(long, env = "CRM_FILES_DIR", default_value = "crm-files")]
     pub files_dir: PathBuf,
@@ -415,7 +422,7 @@ impl ServerConfig {
     /// The third-party logins configured: Google, Facebook, one OpenID Connect issuer
     /// (its discovery document is read now).
     pub async fn providers(&self) -> Result<crm_core::auth::Providers> {
-        use crm_core::auth::oauth::{FacebookConfig, FacebookProvider, OidcConfig, OidcProvider};
+        use crm_core::auth::oauth::{FacebookConfig, FacebookProvider, OidcConfig, OidcProvider, FACEBOOK_DIALOG};
         let listed =
             |v: &[String]| v.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
         let mut providers = crm_core::auth::Providers::default();
@@ -431,6 +438,7 @@ impl ServerConfig {
                     app_id: app_id.trim().to_string(),
                     app_secret: app_secret.trim().to_string(),
                     graph_url: "https://graph.facebook.com".into(),
+                    dialog_url: FACEBOOK_DIALOG.into(),
                 };
                 providers.add(Arc::new(FacebookProvider::new(c)?));
             }
@@ -459,8 +467,18 @@ impl ServerConfig {
                     jwks_url: jwks.clone(),
                     leeway_secs: 60,
                     jwks_min_refetch: crm_core::auth::oauth::MIN_REFETCH,
+                    authorize_url: None,
+                    label: String::new(),
                 },
                 None => OidcConfig::discover(name, issuer, audiences).await?,
+            };
+            let mut c = c;
+            if let Some(url) = self.oidc_authorize_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+                c.authorize_url = Some(url.to_string());
+            }
+            c.label = match self.oidc_label.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+                Some(label) => label.to_string(),
+                None => name.to_string(),
             };
             providers.add(Arc::new(OidcProvider::new(c)?));
         } else if !self.oidc_client_ids.is_empty() {
@@ -811,7 +829,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 55] = [
+pub const FILE_KEYS: [(&str, &str); 57] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("read_database_url", "CRM_READ_DATABASE_URL"),
     ("bind", "CRM_BIND"),
@@ -839,6 +857,8 @@ pub const FILE_KEYS: [(&str, &str); 55] = [
     ("oidc_name", "CRM_OIDC_NAME"),
     ("oidc_client_ids", "CRM_OIDC_CLIENT_IDS"),
     ("oidc_jwks_url", "CRM_OIDC_JWKS_URL"),
+    ("oidc_authorize_url", "CRM_OIDC_AUTHORIZE_URL"),
+    ("oidc_label", "CRM_OIDC_LABEL"),
     ("cors_origins", "CRM_CORS_ORIGINS"),
     ("trusted_proxies", "CRM_TRUSTED_PROXIES"),
     ("log_format", "CRM_LOG_FORMAT"),

@@ -6,7 +6,9 @@
 
 mod common;
 
-use axum::http::{Method, StatusCode};
+use std::sync::Arc;
+
+use axum::http::{header, Method, StatusCode};
 use common::*;
 use serde_json::{json, Value};
 
@@ -638,4 +640,84 @@ async fn a_user_runs_so_many_reports_at_once() {
     assert_problem(&custom, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     drop(running);
     assert_eq!(app.call(Method::GET, path, Some(&admin), None).await.status, StatusCode::OK);
+}
+
+/// A template preview's page link (`htmlUrl`, public so the app can frame it): it shows
+/// the email only while its signature holds and for ten minutes, for an account still
+/// active; the page is sandboxed and may be framed by this origin only.
+#[tokio::test]
+async fn a_preview_link_is_signed_short_lived_and_sandboxed() {
+    let clock = Arc::new(crm_core::clock::FakeClock::new(chrono::Utc::now()));
+    let c = clock.clone();
+    let app = common::app_custom(move |b| b.clock(c), |s| s).await;
+    app.crm.users().bootstrap_admin_with_password("admin", "admin@example.com", PASSWORD).await.unwrap();
+    let admin = app.token("admin", PASSWORD).await;
+    let mjml = "<mjml><mj-body><mj-section><mj-column><mj-text color=\"#c00\">Hello {{ contact.name | default(\"you\") }}</mj-text>\
+</mj-column></mj-section></mj-body></mjml>";
+    let tpl = app
+        .call(
+            Method::POST,
+            "/api/campaign-templates",
+            Some(&admin),
+            Some(json!({"name": "N", "subject": "S", "mjml": mjml})),
+        )
+        .await;
+    assert_eq!(tpl.status, StatusCode::CREATED, "{}", tpl.body);
+    let path = format!("/api/campaign-templates/{}/preview", tpl.body["id"].as_str().unwrap());
+    let preview = app.call(Method::POST, &path, Some(&admin), None).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    let url = preview.body["htmlUrl"].as_str().unwrap().to_string();
+    assert!(url.starts_with("/campaign-preview/"), "{url}");
+
+    let page = |url: String| {
+        let app = &app;
+        async move {
+            let (status, headers, body) = app.raw(Method::GET, &url, None, "text/html", vec![]).await;
+            (status, headers, String::from_utf8_lossy(&body).to_string())
+        }
+    };
+    let (status, headers, html) = page(url.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Hello you") && html.contains("#c00"), "the email's HTML, its style kept: {html}");
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        csp.starts_with("sandbox;") && csp.contains("frame-ancestors 'self'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(headers[header::CACHE_CONTROL], "private, no-store");
+
+    // Any part changed: another template, another user, a later end, another signature.
+    let token = url.trim_start_matches("/campaign-preview/").to_string();
+    // (The signature is `<key id>.<mac>`.)
+    let parts: Vec<&str> = token.splitn(5, '.').collect();
+    assert_eq!(parts.len(), 5, "{token}");
+    let other = uuid::Uuid::now_v7().simple().to_string();
+    let until: i64 = parts[3].parse().unwrap();
+    for forged in [
+        [other.as_str(), parts[1], parts[2], parts[3], parts[4]].join("."),
+        [parts[0], parts[1], other.as_str(), parts[3], parts[4]].join("."),
+        [parts[0], parts[1], parts[2], &(until + 3600).to_string(), parts[4]].join("."),
+        [parts[0], parts[1], parts[2], parts[3], "AAAA"].join("."),
+        "nonsense".to_string(),
+    ] {
+        let (status, _, _) = page(format!("/campaign-preview/{forged}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{forged}");
+    }
+    // Ten minutes on, the link is over.
+    clock.advance(chrono::Duration::minutes(11));
+    assert_eq!(page(url.clone()).await.0, StatusCode::NOT_FOUND, "an expired link");
+    // A link stops working once its account is suspended.
+    let admin = app.token("admin", PASSWORD).await;
+    let body = json!({"username": "rep", "email": "rep@example.com", "password": PASSWORD});
+    let rep = app.call(Method::POST, "/api/users", Some(&admin), Some(body)).await;
+    assert_eq!(rep.status, StatusCode::CREATED, "{}", rep.body);
+    let rep_token = app.token("rep", PASSWORD).await;
+    let reps = app.call(Method::POST, &path, Some(&rep_token), None).await;
+    assert_eq!(reps.status, StatusCode::OK, "a user may preview: {}", reps.body);
+    let reps = reps.body["htmlUrl"].as_str().unwrap().to_string();
+    assert_eq!(page(reps.clone()).await.0, StatusCode::OK);
+    let suspend = format!("/api/users/{}/suspend", rep.body["id"].as_str().unwrap());
+    let s = app.call(Method::POST, &suspend, Some(&admin), Some(json!({"reason": "test"}))).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.body);
+    assert_eq!(page(reps).await.0, StatusCode::NOT_FOUND, "a suspended account's link");
 }

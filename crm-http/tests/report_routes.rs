@@ -323,6 +323,25 @@ async fn saved_reports_are_shared_and_run_in_scope() {
     );
     let all = app.call(Method::GET, &run, Some(&w.admin), None).await;
     assert_eq!(rows(&all).len(), 2);
+    // A dashboard's owner filter on the card: the rep's figures, for a saved standard
+    // report and a saved custom one alike.
+    let rep_id =
+        app.call(Method::GET, "/api/auth/me", Some(&w.rep), None).await.body["id"].as_str().unwrap().to_string();
+    let theirs = app.call(Method::GET, &format!("{run}?ownerId={rep_id}"), Some(&w.admin), None).await;
+    assert_eq!(theirs.body["data"], mine.body["data"], "{}", theirs.body);
+    let spec = json!({"name": "Deals by stage", "spec": {"source": "deals", "groupBy": ["pipeline_stage"],
+        "aggregates": [{"fn": "count", "as": "deals"}]}});
+    let custom = app.call(Method::POST, "/api/reports/saved", Some(&w.admin), Some(spec)).await;
+    assert_eq!(custom.status, StatusCode::CREATED, "{}", custom.body);
+    let custom_run = format!("/api/reports/saved/{}/run", custom.body["id"].as_str().unwrap());
+    let deals = |a: &Answer| rows(a).iter().map(|r| r["deals"].as_i64().unwrap()).sum::<i64>();
+    let everyone = app.call(Method::GET, &custom_run, Some(&w.admin), None).await;
+    assert_eq!(deals(&everyone), 5, "{}", everyone.body);
+    let reps = app.call(Method::GET, &format!("{custom_run}?ownerId={rep_id}"), Some(&w.admin), None).await;
+    assert_eq!(deals(&reps), 3, "{}", reps.body);
+    let bad = app.call(Method::GET, &format!("{custom_run}?ownerId=bob"), Some(&w.admin), None).await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(bad.body["errors"][0]["field"], "ownerId");
     let change = app.call(Method::PATCH, &one, Some(&w.rep), Some(json!({"name": "Mine"}))).await;
     assert_problem(&change, StatusCode::FORBIDDEN, "forbidden");
     assert_problem(&app.call(Method::DELETE, &one, Some(&w.rep), None).await, StatusCode::FORBIDDEN, "forbidden");
@@ -368,7 +387,7 @@ async fn saved_reports_are_shared_and_run_in_scope() {
         app.call(Method::POST, "/api/reports/saved", Some(&w.admin), Some(json!({"name": "x", "owner": 1}))).await;
     assert_problem(&unknown, StatusCode::BAD_REQUEST, "validation_failed");
     let list = app.call(Method::GET, "/api/reports/saved?count=true", Some(&w.admin), None).await;
-    assert_eq!(list.body["totalCount"], 1);
+    assert_eq!(list.body["totalCount"], 2, "the pipeline and the deals by stage");
 
     // Delete and restore.
     let gone = app.call(Method::DELETE, &one, Some(&w.admin), None).await;

@@ -210,6 +210,8 @@ async fn crm_server_logs_in_with_a_configured_oidc_issuer_once_per_token() {
         "acme",
         "--oidc-client-ids",
         "crm-web, crm-mobile",
+        "--oidc-label",
+        "Acme SSO",
         "--google-client-ids",
         "g-web",
     ]);
@@ -229,6 +231,22 @@ async fn crm_server_logs_in_with_a_configured_oidc_issuer_once_per_token() {
         let body = json!({"oauthToken": t, "nonce": nonce});
         async move { post_with(&app, "/api/auth/oauth/acme", None, body).await }
     };
+
+    // The sign-in page's buttons: where each provider sends the browser, and what to ask.
+    let res = app.clone().oneshot(Request::get("/api/auth/providers").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let links: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let link = |provider: &str, label: &str, url: &str, client: &str| {
+        json!({"provider": provider, "label": label, "authorizeUrl": url, "clientId": client,
+               "responseType": "id_token", "scope": "openid email profile"})
+    };
+    assert_eq!(
+        links["data"],
+        json!([
+            link("acme", "Acme SSO", &format!("{base}/authorize"), "crm-web"),
+            link("google", "Google", "https://accounts.google.com/o/oauth2/v2/auth", "g-web"),
+        ])
+    );
 
     // Either client id will do; the account is made, verified by the provider.
     let t = token("crm-mobile", "oscar@example.com", true, "n1");

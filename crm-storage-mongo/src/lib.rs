@@ -93,12 +93,6 @@ fn write_conflict(e: &mongodb::error::Error) -> bool {
     }
 }
 
-/// What a lost race answers (the SQL stores say the same).
-fn lost_race(kind: Option<EntityKind>) -> Error {
-    let what = kind.map_or_else(|| "the same records".to_string(), |k| k.table().to_string());
-    Error::Conflict { message: format!("a concurrent write to {what} won; try again"), field: None }
-}
-
 /// A driver error as crm-core's: duplicate keys become conflicts naming the field, a
 /// write conflict a conflict to try again.
 fn map_err(kind: EntityKind, e: mongodb::error::Error) -> Error {
@@ -113,7 +107,7 @@ fn map_err(kind: EntityKind, e: mongodb::error::Error) -> Error {
         return Error::Timeout(format!("a {} query ran past its time limit", kind.name()));
     }
     if write_conflict(&e) {
-        return lost_race(Some(kind));
+        return Error::lost_race(kind.table());
     }
     if e.contains_label(TRANSIENT_TRANSACTION_ERROR) || matches!(*e.kind, mongodb::error::ErrorKind::Io(_)) {
         return unavailable(e);
@@ -244,7 +238,7 @@ impl MongoStore {
             };
             if started.elapsed() > RETRY_FOR {
                 // Other writers kept winning: the same answer as one lost race.
-                return Err(if write_conflict(&err) { lost_race(None) } else { unavailable(err) });
+                return Err(if write_conflict(&err) { Error::lost_race("the same records") } else { unavailable(err) });
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(100));

@@ -691,10 +691,7 @@ fn map_err(kind: EntityKind, e: sqlx::Error) -> Error {
         // database rolled this transaction back so that a concurrent one could go on.
         // The caller lost a race; it may try again.
         if matches!(db.code().as_deref(), Some("40001" | "40P01")) {
-            return Error::Conflict {
-                message: format!("a concurrent write to {} won; try again", kind.table()),
-                field: None,
-            };
+            return Error::lost_race(kind.table());
         }
     }
     if let Some(t) = statement_timeout(&e) {

@@ -89,7 +89,8 @@ impl LocalIdp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the local provider");
         let addr = listener.local_addr().expect("address");
         let base = format!("http://{addr}");
-        let discovery = json!({"issuer": base, "jwks_uri": format!("{base}/jwks"), "id_token_signing_alg_values_supported": ["RS256"]});
+        let discovery = json!({"issuer": base, "jwks_uri": format!("{base}/jwks"),
+            "authorization_endpoint": format!("{base}/authorize"), "id_token_signing_alg_values_supported": ["RS256"]});
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(move || async move { Json(discovery) }))
             .route("/jwks", get(jwks))

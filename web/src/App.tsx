@@ -16,8 +16,24 @@ import { Import } from "./pages/Import";
 // Charts load with the dashboard, not with every page.
 const Dashboard = lazy(() => import("./pages/Dashboard").then((m) => ({ default: m.Dashboard })));
 const ReportBuilder = lazy(() => import("./pages/ReportBuilder").then((m) => ({ default: m.ReportBuilder })));
+// The campaigns area loads when it is opened.
+const campaigns = () => import("./pages/Campaigns");
+const CampaignList = lazy(() => campaigns().then((m) => ({ default: m.CampaignList })));
+const CampaignPage = lazy(() => campaigns().then((m) => ({ default: m.CampaignPage })));
+const TemplateList = lazy(() => campaigns().then((m) => ({ default: m.TemplateList })));
+const TemplatePage = lazy(() => campaigns().then((m) => ({ default: m.TemplatePage })));
+const SegmentList = lazy(() => campaigns().then((m) => ({ default: m.SegmentList })));
+const SegmentPage = lazy(() => campaigns().then((m) => ({ default: m.SegmentPage })));
+const Suppressions = lazy(() => campaigns().then((m) => ({ default: m.Suppressions })));
+// So does billing.
+const billing = () => import("./pages/Billing");
+const InvoiceList = lazy(() => billing().then((m) => ({ default: m.InvoiceList })));
+const InvoicePage = lazy(() => billing().then((m) => ({ default: m.InvoicePage })));
+const QuoteList = lazy(() => billing().then((m) => ({ default: m.QuoteList })));
+const QuotePage = lazy(() => billing().then((m) => ({ default: m.QuotePage })));
+const Products = lazy(() => billing().then((m) => ({ default: m.Products })));
 import { Settings } from "./pages/Settings";
-import { AcceptInvitation, ForgotPassword, Register, ResetPassword, SignIn, VerifyEmail } from "./pages/auth";
+import { AcceptInvitation, ForgotPassword, OAuthCallback, Register, ResetPassword, SignIn, VerifyEmail } from "./pages/auth";
 import { LanguagePicker } from "./ui";
 
 /** The unread count, read again every minute and after a change. */
@@ -54,6 +70,8 @@ function Shell({ children }: { children: (refreshUnread: () => void) => ReactNod
           <NavLink to="/pipeline">{t("pipeline")}</NavLink>
           <NavLink to="/tasks">{t("tasks")}</NavLink>
           <NavLink to="/reports">{t("reports")}</NavLink>
+          <NavLink to="/campaigns">{t("campaigns")}</NavLink>
+          <NavLink to="/billing/invoices">{t("billing")}</NavLink>
           <NavLink to="/import">{t("importNav")}</NavLink>
           <NavLink to="/notifications">
             {t("notifications")}
@@ -80,6 +98,11 @@ function Shell({ children }: { children: (refreshUnread: () => void) => ReactNod
   );
 }
 
+/** A page behind sign-in whose code loads when it is first opened. */
+function Lazy({ page }: { page: ReactNode }) {
+  return <Shell>{() => <Suspense fallback={<p role="status">…</p>}>{page}</Suspense>}</Shell>;
+}
+
 export function App() {
   return (
     <I18nProvider>
@@ -92,6 +115,7 @@ export function App() {
             <Route path="/forgot-password" element={<ForgotPassword />} />
             <Route path="/reset-password" element={<ResetPassword />} />
             <Route path="/accept-invitation" element={<AcceptInvitation />} />
+            <Route path="/oauth/callback" element={<OAuthCallback />} />
             <Route path="/contacts" element={<Shell>{() => <Contacts />}</Shell>} />
             <Route path="/contacts/:id" element={<Shell>{() => <ContactPage />}</Shell>} />
             <Route
@@ -109,6 +133,19 @@ export function App() {
               path="/reports/:id"
               element={<Shell>{() => <Suspense fallback={<p role="status">…</p>}><ReportBuilder /></Suspense>}</Shell>}
             />
+            <Route path="/campaigns" element={<Lazy page={<CampaignList />} />} />
+            <Route path="/campaigns/templates" element={<Lazy page={<TemplateList />} />} />
+            <Route path="/campaigns/templates/:id" element={<Lazy page={<TemplatePage />} />} />
+            <Route path="/campaigns/segments" element={<Lazy page={<SegmentList />} />} />
+            <Route path="/campaigns/segments/:id" element={<Lazy page={<SegmentPage />} />} />
+            <Route path="/campaigns/suppressions" element={<Lazy page={<Suppressions />} />} />
+            <Route path="/campaigns/:id" element={<Lazy page={<CampaignPage />} />} />
+            <Route path="/billing" element={<Navigate to="/billing/invoices" replace />} />
+            <Route path="/billing/invoices" element={<Lazy page={<InvoiceList />} />} />
+            <Route path="/billing/invoices/:id" element={<Lazy page={<InvoicePage />} />} />
+            <Route path="/billing/quotes" element={<Lazy page={<QuoteList />} />} />
+            <Route path="/billing/quotes/:id" element={<Lazy page={<QuotePage />} />} />
+            <Route path="/billing/products" element={<Lazy page={<Products />} />} />
             <Route path="/pipeline" element={<Shell>{() => <Pipeline />}</Shell>} />
             <Route path="/import" element={<Shell>{() => <Import />}</Shell>} />
             <Route path="/notifications" element={<Shell>{(refresh) => <Notifications onChange={refresh} />}</Shell>} />

@@ -3,12 +3,17 @@
 // restore, and its timeline (what the audit log, and the kind's own history, say).
 import { useEffect, useId, useState, type FormEvent, type ReactNode } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
-import { api, ApiError } from "./api";
+import { api, ApiError, minorPerMajor } from "./api";
+
+export { minorPerMajor };
 import { useAuth } from "./auth";
 import { useI18n, type Key } from "./i18n";
 import { Attachments } from "./Attachments";
+import { CustomFields, customOf, objectOf, type CustomDraft } from "./CustomFields";
+import { itemsOf, LineItems, linesOf, type LineDraft } from "./LineItems";
+import { RecordPicker, RecordsPicker, RelatedPicker } from "./Pickers";
 import { Timeline, type Entry } from "./Timeline";
-import { Field, fieldError, FormError, SelectField, useAction } from "./ui";
+import { Field, fieldError, fieldErrorUnder, FormError, SelectField, useAction } from "./ui";
 import { useUsers } from "./users";
 
 /** How a field is edited and sent. */
@@ -16,7 +21,10 @@ export interface FieldSpec {
   /** The API's field name. */
   name: string;
   label: string;
-  type?: "text" | "email" | "tel" | "number" | "date" | "textarea" | "select" | "user" | "money";
+  /** `company`: a company picked by name; `contacts`: contacts picked by name; `related`:
+   * what a task is about; `lines`: line items (with `currencyField`); `custom`: custom
+   * fields. Those past `company` are held in the form as JSON text. */
+  type?: "text" | "email" | "tel" | "number" | "date" | "textarea" | "select" | "user" | "money" | "company" | "contacts" | "related" | "lines" | "custom";
   required?: boolean;
   /** For `select`: the values and their labels. */
   choices?: { value: string; label: string }[];
@@ -27,43 +35,52 @@ export interface FieldSpec {
 export type Rec = { id: string; version: number; deletedAt?: string | null; name?: string } & Record<string, unknown>;
 type Draft = Record<string, string>;
 
-/** Minor units per major unit of a currency (100 for EUR, 1 for JPY). */
-export function minorPerMajor(currency: string): number {
-  try {
-    const digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits ?? 2;
-    return 10 ** digits;
-  } catch {
-    return 100;
-  }
-}
-
 /** The record's values as the form's strings. */
 export function draftOf(fields: FieldSpec[], r: Record<string, unknown> | null): Draft {
   const d: Draft = {};
+  const per = (f: FieldSpec) => minorPerMajor(String(r?.[f.currencyField ?? "currency"] ?? "EUR"));
   for (const f of fields) {
     const v = r?.[f.name];
-    if (v === null || v === undefined) d[f.name] = "";
-    else if (f.type === "money") d[f.name] = String(Number(v) / minorPerMajor(String(r?.[f.currencyField ?? "currency"] ?? "EUR")));
+    if (f.type === "contacts") d[f.name] = JSON.stringify(Array.isArray(v) ? v : []);
+    else if (f.type === "related") d[f.name] = JSON.stringify(v ?? null);
+    else if (f.type === "lines") d[f.name] = JSON.stringify(linesOf(v, per(f)));
+    else if (f.type === "custom") d[f.name] = JSON.stringify(customOf(v));
+    else if (v === null || v === undefined) d[f.name] = "";
+    else if (f.type === "money") d[f.name] = String(Number(v) / per(f));
     else if (f.type === "date") d[f.name] = String(v).slice(0, 10);
     else d[f.name] = String(v);
   }
   return d;
 }
 
+/** A field's JSON text in the form, read back (`fallback` when it does not parse). */
+function parsed<T>(text: string | undefined, fallback: T): T {
+  try {
+    return text ? (JSON.parse(text) as T) : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
 /** The body of a save: empty optional fields cleared (null), an empty choice left out,
  * numbers as numbers, money in minor units. */
 export function bodyOf(fields: FieldSpec[], d: Draft, version?: number): Record<string, unknown> {
   const body: Record<string, unknown> = {};
+  const per = (f: FieldSpec) => minorPerMajor((d[f.currencyField ?? "currency"] ?? "").trim() || "EUR");
   for (const f of fields) {
     const v = (d[f.name] ?? "").trim();
     if (f.type === "select" || f.type === "user") {
       if (v !== "") body[f.name] = v;
-    } else if (f.required) body[f.name] = v;
+    } else if (f.type === "company") body[f.name] = v === "" ? null : v;
+    else if (f.type === "contacts") body[f.name] = parsed<string[]>(v, []);
+    else if (f.type === "related") body[f.name] = parsed<unknown>(v, null);
+    else if (f.type === "lines") body[f.name] = itemsOf(parsed<LineDraft[]>(v, []), per(f));
+    else if (f.type === "custom") body[f.name] = objectOf(parsed<CustomDraft[]>(v, []));
+    else if (f.required) body[f.name] = v;
     else if (v === "") body[f.name] = null;
     else if (f.type === "number") body[f.name] = Number.isFinite(Number(v)) ? Number(v) : v;
     else if (f.type === "money") {
-      const per = minorPerMajor((d[f.currencyField ?? "currency"] ?? "").trim() || "EUR");
-      body[f.name] = Number.isFinite(Number(v)) ? Math.round(Number(v) * per) : v;
+      body[f.name] = Number.isFinite(Number(v)) ? Math.round(Number(v) * per(f)) : v;
     } else body[f.name] = v;
   }
   if (version !== undefined) body.version = version;
@@ -163,6 +180,35 @@ export function RecordPage({
   const deleted = !!record?.deletedAt;
   const input = (f: FieldSpec) => {
     const err = fieldError(error, f.name);
+    const put = (value: string) => setDraft((d) => ({ ...d, [f.name]: value }));
+    if (f.type === "company") {
+      return <RecordPicker key={f.name} label={f.label} kind="companies" value={draft[f.name] ?? ""} onChange={put} error={err} />;
+    }
+    if (f.type === "contacts") {
+      const ids = parsed<string[]>(draft[f.name], []);
+      return <RecordsPicker key={f.name} label={f.label} kind="contacts" value={ids} onChange={(v) => put(JSON.stringify(v))} error={fieldErrorUnder(error, f.name)} />;
+    }
+    if (f.type === "related") {
+      const v = parsed<{ type: string; id: string } | null>(draft[f.name], null);
+      return <RelatedPicker key={f.name} label={f.label} value={v} onChange={(x) => put(JSON.stringify(x))} error={fieldErrorUnder(error, f.name)} />;
+    }
+    if (f.type === "lines") {
+      return (
+        <LineItems
+          key={f.name}
+          label={f.label}
+          field={f.name}
+          lines={parsed<LineDraft[]>(draft[f.name], [])}
+          currency={(draft[f.currencyField ?? "currency"] ?? "").trim().toUpperCase()}
+          onChange={(v) => put(JSON.stringify(v))}
+          errorOf={(name) => fieldError(error, name)}
+        />
+      );
+    }
+    if (f.type === "custom") {
+      const rows = parsed<CustomDraft[]>(draft[f.name], []);
+      return <CustomFields key={f.name} label={f.label} rows={rows} onChange={(v) => put(JSON.stringify(v))} error={fieldErrorUnder(error, f.name)} />;
+    }
     if (f.type === "select" || f.type === "user") {
       const options = f.type === "user" ? users.map((u) => ({ value: u.id, label: u.username })) : (f.choices ?? []);
       // The current owner stays shown even when the caller may not list them.

@@ -218,6 +218,16 @@ export type Deal = Schemas["Deal"];
 
 export type DealStageChange = Schemas["DealStageChange"];
 
+/** Minor units per major unit of a currency (100 for EUR, 1 for JPY). */
+export function minorPerMajor(currency: string): number {
+  try {
+    const digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits ?? 2;
+    return 10 ** digits;
+  } catch {
+    return 100;
+  }
+}
+
 /** Minor units as money in a language: 123456 EUR → "€1,234.56". */
 export function money(minor: number, currency: string, lang: string): string {
   const f = new Intl.NumberFormat(lang, { style: "currency", currency });

@@ -9,6 +9,8 @@ interface Auth {
   user: User | null;
   ready: boolean;
   signIn: (login: string, password: string) => Promise<void>;
+  /** Keeps the token pair a login answered (a third-party login's). */
+  signedIn: (pair: TokenPair) => void;
   signOut: () => Promise<void>;
   /** The signed-in user as a change answered it (their profile page). */
   updated: (u: User) => void;
@@ -39,12 +41,20 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       .catch(() => saveTokens(null))
       .finally(() => setReady(true));
   }, [adopt]);
-  const signIn = useCallback(async (login: string, password: string) => {
-    const pair = await api<TokenPair>("POST", "/api/auth/login", { username: login, password });
-    saveTokens({ accessToken: pair.accessToken, refreshToken: pair.refreshToken });
-    setUser(pair.user);
-    adopt(pair.user);
-  }, [adopt]);
+  const signedIn = useCallback(
+    (pair: TokenPair) => {
+      saveTokens({ accessToken: pair.accessToken, refreshToken: pair.refreshToken });
+      setUser(pair.user);
+      adopt(pair.user);
+    },
+    [adopt],
+  );
+  const signIn = useCallback(
+    async (login: string, password: string) => {
+      signedIn(await api<TokenPair>("POST", "/api/auth/login", { username: login, password }));
+    },
+    [signedIn],
+  );
   const signOut = useCallback(async () => {
     const t = loadTokens();
     try {
@@ -56,7 +66,10 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     }
   }, []);
   const updated = useCallback((u: User) => setUser(u), []);
-  const value = useMemo(() => ({ user, ready, signIn, signOut, updated }), [user, ready, signIn, signOut, updated]);
+  const value = useMemo(
+    () => ({ user, ready, signIn, signedIn, signOut, updated }),
+    [user, ready, signIn, signedIn, signOut, updated],
+  );
   return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
 }
 

@@ -312,6 +312,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The third-party logins a sign-in page offers, and where each sends the browser */
+        get: operations["getAuthProviders"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/refresh": {
         parameters: {
             query?: never;
@@ -3030,6 +3047,23 @@ export interface paths {
         put?: never;
         /** Confirm a subscription (double opt-in) */
         post: operations["postCByToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/campaign-preview/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A template's HTML as sent, for the app to frame: the link of a preview, good for ten minutes */
+        get: operations["getCampaignPreviewByToken"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -5979,15 +6013,6 @@ export interface components {
             /** @description The stage to move to (a closed stage sets `closedAt`). */
             stage: components["schemas"]["DealStage"];
         };
-        /** @description A rendered message. */
-        Preview: {
-            /** @description HTML part. */
-            html: string;
-            /** @description Subject. */
-            subject: string;
-            /** @description Text part. */
-            text: string;
-        };
         /** @description A contact to render for. */
         PreviewInput: {
             /**
@@ -5995,6 +6020,23 @@ export interface components {
              * @description The contact (default: empty values).
              */
             contactId?: string | null;
+        };
+        /**
+         * @description A template's preview as answered: the rendered email, and where its HTML is shown as a
+         *     page of its own (the app's pages allow no inline style, which email HTML is made of).
+         */
+        PreviewView: {
+            /** @description HTML part. */
+            html: string;
+            /**
+             * @description `/campaign-preview/<token>`: the HTML as a sandboxed page, for the caller, for ten
+             *     minutes.
+             */
+            htmlUrl: string;
+            /** @description Subject. */
+            subject: string;
+            /** @description Text part. */
+            text: string;
         };
         /** @description An error (RFC 9457) */
         Problem: {
@@ -6633,6 +6675,29 @@ export interface components {
             teams?: components["schemas"]["TeamId"][];
             /** @description Users who may see it. */
             users?: components["schemas"]["UserId"][];
+        };
+        /**
+         * @description How a browser signs in with a provider: where to send the person (the provider's
+         *     authorization endpoint) and what to ask for. The provider sends them back to the app
+         *     with the token in the URL's fragment (`id_token` for OpenID Connect, an access token
+         *     for Facebook), which the app hands to `POST /api/auth/oauth/{provider}`.
+         */
+        SignInLink: {
+            /** @description The provider's authorization endpoint. */
+            authorizeUrl: string;
+            /** @description Our client id there. */
+            clientId: string;
+            /** @description What the button says it is ("Google"). */
+            label: string;
+            /** @description The name logins use (`google`, `facebook`, a configured OIDC name). */
+            provider: string;
+            /** @description The OAuth `response_type` to ask for: `id_token` or `token`. */
+            responseType: string;
+            /** @description The scopes to ask for, space-separated. */
+            scope: string;
+        };
+        SignInLinkList: {
+            data: components["schemas"]["SignInLink"][];
         };
         /** @description Contacts from a lead source. */
         SourceCount: {
@@ -9379,6 +9444,71 @@ export interface operations {
             };
         };
     };
+    getAuthProviders: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The providers with a sign-in page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignInLinkList"];
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     postAuthRefresh: {
         parameters: {
             query?: never;
@@ -10816,13 +10946,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Subject, HTML and text */
+            /** @description Subject, HTML and text, and a link to the HTML as a page of its own */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Preview"];
+                    "application/json": components["schemas"]["PreviewView"];
                 };
             };
             /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
@@ -26481,6 +26611,8 @@ export interface operations {
                 forecastEnd?: string;
                 /** @description Overrides the saved engagementStart (standard reports) */
                 engagementStart?: string;
+                /** @description Only records these users own (ids, comma-separated or repeated), custom and standard reports alike: a dashboard's owner or team filter; companies stay whole */
+                ownerId?: string;
                 /** @description `json` (the default: this document); a file: `csv` (REPORTS.md's canonical CSV), `parquet`, `xlsx`, `pdf` (title, parameters, chart, table); or the chart alone: `svg`, `png` */
                 format?: string;
             };
@@ -34194,6 +34326,83 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`), with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (`internal`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request took too long (`timeout`) or the store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getCampaignPreviewByToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The signed token of the link */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The email's HTML (its inline styles allowed; no script, no form, sandboxed) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Malformed request: bad JSON, unknown field, bad path or query (`validation_failed`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A forged or expired link */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
                 };
             };
             /** @description Too many requests (`rate_limited`), with `Retry-After` */

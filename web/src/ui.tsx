@@ -97,9 +97,9 @@ export function FormError({ error, fields = [] }: { error: unknown; fields?: str
   const { t } = useI18n();
   if (!error) return null;
   if (error instanceof ApiError) {
-    const shown = error.errors.filter((e) => fields.includes(e.field));
+    const shown = error.errors.filter((e) => about(fields, e.field));
     if (shown.length > 0 && shown.length === error.errors.length) return null;
-    const rest = error.errors.filter((e) => !fields.includes(e.field));
+    const rest = error.errors.filter((e) => !about(fields, e.field));
     return (
       <div role="alert" className="alert">
         {rest.length > 0 ? rest.map((e) => <p key={e.field + e.code}>{`${e.field}: ${e.message}`}</p>) : <p>{error.message}</p>}
@@ -115,6 +115,18 @@ export function FormError({ error, fields = [] }: { error: unknown; fields?: str
 
 export function fieldError(error: unknown, field: string): string | undefined {
   return error instanceof ApiError ? error.field(field) : undefined;
+}
+
+/** The first error about `field` or a part of it (`contactIds.1`, `customFields.tier`). */
+export function fieldErrorUnder(error: unknown, field: string): string | undefined {
+  if (!(error instanceof ApiError)) return undefined;
+  const e = error.errors.find((x) => x.field === field || x.field.startsWith(`${field}.`));
+  return e ? (e.field === field ? e.message : `${e.field.slice(field.length + 1)}: ${e.message}`) : undefined;
+}
+
+/** Is the error about one of `fields` or a part of one (`products.0.unitPrice`)? */
+function about(fields: string[], field: string): boolean {
+  return fields.some((f) => field === f || field.startsWith(`${f}.`));
 }
 
 /** The language of the screens; `onPick` also hears of a choice (to store it with the

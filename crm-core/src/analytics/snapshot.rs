@@ -600,8 +600,26 @@ impl Crm {
 
     /// A custom report on the caller's snapshot (validated before anything is read).
     pub async fn custom_report(&self, actor: &Actor, spec: &super::ReportSpec) -> Result<DataFrame> {
+        self.custom_report_of(actor, spec, None).await
+    }
+
+    /// A custom report over the records some users own (`owners`: their ids, cut as
+    /// [`standard_report_of`](Self::standard_report_of) cuts; none: everything the
+    /// caller may read). A dashboard's owner or team filter on a saved report's card.
+    pub async fn custom_report_of(
+        &self,
+        actor: &Actor,
+        spec: &super::ReportSpec,
+        owners: Option<Vec<crate::UserId>>,
+    ) -> Result<DataFrame> {
         let compiled = super::custom::compile(spec)?;
-        self.on_snapshot(actor, move |t| compiled.run(t)).await
+        let owners: Option<std::collections::BTreeSet<String>> =
+            owners.map(|o| o.iter().map(|u| u.to_string()).collect());
+        self.on_snapshot(actor, move |all| match &owners {
+            Some(o) => compiled.run(&all.owned_by(o)?),
+            None => compiled.run(all),
+        })
+        .await
     }
 
     /// May the actor take reports away as files (`Export` on reports)? Ask before the

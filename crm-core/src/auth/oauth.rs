@@ -16,7 +16,7 @@ use crate::error::Error;
 #[cfg(feature = "oauth")]
 mod providers;
 #[cfg(feature = "oauth")]
-pub use providers::{FacebookConfig, FacebookProvider, OidcConfig, OidcProvider, MIN_REFETCH};
+pub use providers::{FacebookConfig, FacebookProvider, OidcConfig, OidcProvider, FACEBOOK_DIALOG, MIN_REFETCH};
 
 /// Who the provider says the person is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,11 +44,38 @@ pub struct ExternalIdentity {
 #[error("{0}")]
 pub struct ProviderRejection(pub String);
 
+/// How a browser signs in with a provider: where to send the person (the provider's
+/// authorization endpoint) and what to ask for. The provider sends them back to the app
+/// with the token in the URL's fragment (`id_token` for OpenID Connect, an access token
+/// for Facebook), which the app hands to `POST /api/auth/oauth/{provider}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SignInLink {
+    /// The name logins use (`google`, `facebook`, a configured OIDC name).
+    pub provider: String,
+    /// What the button says it is ("Google").
+    pub label: String,
+    /// The provider's authorization endpoint.
+    pub authorize_url: String,
+    /// Our client id there.
+    pub client_id: String,
+    /// The OAuth `response_type` to ask for: `id_token` or `token`.
+    pub response_type: String,
+    /// The scopes to ask for, space-separated.
+    pub scope: String,
+}
+
 /// Verifies tokens of one third-party provider.
 #[async_trait]
 pub trait IdentityProvider: Send + Sync + 'static {
     /// The name it is configured under.
     fn name(&self) -> &str;
+    /// How a browser signs in with it, when it has a sign-in page (a provider configured
+    /// only to check tokens that mobile apps obtain has none).
+    fn sign_in(&self) -> Option<SignInLink> {
+        None
+    }
     /// The identity a token proves at `now`; `Err(Ok(rejection))` when the token is
     /// refused, `Err(Err(e))` when the provider could not be asked.
     async fn verify(&self, token: &str, now: DateTime<Utc>) -> std::result::Result<ExternalIdentity, Rejected>;
@@ -89,5 +116,12 @@ impl Providers {
     /// The provider named `name`.
     pub fn get(&self, name: &str) -> Option<&std::sync::Arc<dyn IdentityProvider>> {
         self.0.get(name)
+    }
+
+    /// How a browser signs in with each provider that has a sign-in page, by name.
+    pub fn sign_in_links(&self) -> Vec<SignInLink> {
+        let mut links: Vec<SignInLink> = self.0.values().filter_map(|p| p.sign_in()).collect();
+        links.sort_by(|a, b| a.provider.cmp(&b.provider));
+        links
     }
 }

@@ -1300,8 +1300,8 @@ impl<'a, R: Batchable> Runner<'a, R> {
         let mut named: Vec<Json> = Vec::new();
         let mut new_keys: Vec<(String, Uuid)> = Vec::new();
         for Line { no: row_no, cells, key } in rows {
-            let outcome = match cells {
-                Ok(cells) => self.row(row_no, &cells, key).await?,
+            let (result, cs) = match cells {
+                Ok(cells) => self.row(row_no, &cells, key.as_deref()).await?,
                 Err(e) => (
                     RowResult {
                         row: row_no,
@@ -1311,10 +1311,8 @@ impl<'a, R: Batchable> Runner<'a, R> {
                         message: e.to_string(),
                     },
                     Changeset::default(),
-                    None,
                 ),
             };
-            let (result, cs, key) = outcome;
             if result.result != "failed" && !self.job.dry_run {
                 staged.writes.extend(cs.writes);
                 staged.audit.extend(cs.audit);
@@ -1383,31 +1381,22 @@ impl<'a, R: Batchable> Runner<'a, R> {
     /// One row: its record built from the cells, matched, and run through the single
     /// create or update with its writes staged. Answers the outcome, the staged changes
     /// and the row's match key (`key`, as [`Self::row_key`] found it in the cells).
-    async fn row(
-        &mut self,
-        row_no: usize,
-        cells: &[String],
-        key: Option<String>,
-    ) -> Result<(RowResult, Changeset, Option<String>)> {
+    async fn row(&mut self, row_no: usize, cells: &[String], key: Option<&str>) -> Result<(RowResult, Changeset)> {
         let fail =
             |columns: String, message: String| RowResult { row: row_no, result: "failed", id: None, columns, message };
         let (record, problems) = self.record(cells);
         if !problems.is_empty() {
             let (cols, msgs): (Vec<String>, Vec<String>) = problems.into_iter().unzip();
-            return Ok((fail(cols.join("; "), msgs.join("; ")), Changeset::default(), None));
+            return Ok((fail(cols.join("; "), msgs.join("; ")), Changeset::default()));
         }
-        let matched = match (self.job.match_by.as_deref(), &key) {
+        let matched = match (self.job.match_by.as_deref(), key) {
             (Some("id"), Some(k)) => {
                 let id = Uuid::parse_str(k).ok();
                 match id {
                     Some(id) if self.crm.store().get(self.kind, id).await?.is_some() => Some(id),
                     _ => {
                         let col = self.column_of("id");
-                        return Ok((
-                            fail(col, format!("no {} with id {k}", self.kind.name())),
-                            Changeset::default(),
-                            None,
-                        ));
+                        return Ok((fail(col, format!("no {} with id {k}", self.kind.name())), Changeset::default()));
                     }
                 }
             }
@@ -1455,20 +1444,19 @@ impl<'a, R: Batchable> Runner<'a, R> {
         match outcome {
             Ok((result, id)) => {
                 if self.job.dry_run && result == "created" {
-                    if let Some(k) = &key {
-                        self.lookups.by_key.insert(k.clone(), WOULD_BE);
+                    if let Some(k) = key {
+                        self.lookups.by_key.insert(k.to_string(), WOULD_BE);
                     }
                 }
                 let shown = if self.job.dry_run && result == "created" { None } else { Some(id) };
                 Ok((
                     RowResult { row: row_no, result, id: shown, columns: String::new(), message: String::new() },
                     staged,
-                    key,
                 ))
             }
             Err(e) => {
                 let (cols, msg) = self.explain(e);
-                Ok((fail(cols, msg), Changeset::default(), None))
+                Ok((fail(cols, msg), Changeset::default()))
             }
         }
     }

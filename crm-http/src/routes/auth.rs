@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Json;
+use crm_core::auth::oauth::SignInLink;
 use crm_core::model::auth::{Identity, Session};
 use crm_core::service::{Registration, TokenPair};
 use crm_core::{Crm, Error, User};
@@ -116,6 +117,12 @@ pub fn api() -> Api {
                 .body::<ChangeBody>()
                 .empty(204, "Changed"),
             post(change),
+        )
+        .op(
+            Spec::get("/api/auth/providers", T, "The third-party logins a sign-in page offers, and where each sends the browser")
+                .public()
+                .list::<SignInLink>("The providers with a sign-in page"),
+            get(providers),
         )
         .op(
             Spec::post("/api/auth/oauth/{provider}", T, "Log in with a third-party token (OIDC ID token or Facebook)")
@@ -451,6 +458,11 @@ async fn oauth_unlink(
 ) -> ApiResult<StatusCode> {
     crm.auth().oauth_unlink(caller.actor(), &provider).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn providers(State(crm): State<Crm>) -> ApiResult<Json<serde_json::Value>> {
+    let data = crm.auth_settings().map(|s| s.providers.sign_in_links()).unwrap_or_default();
+    Ok(Json(serde_json::json!({ "data": data })))
 }
 
 async fn identities(State(crm): State<Crm>, caller: Caller) -> ApiResult<Json<serde_json::Value>> {

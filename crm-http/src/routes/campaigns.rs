@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::Json;
 use crm_core::campaign::{
-    dsn, Bounce, CampaignInput, CampaignStats, ConsentInput, ContactCampaign, Preview, SegmentInput, SegmentPreview,
+    dsn, Bounce, CampaignInput, CampaignStats, ConsentInput, ContactCampaign, SegmentInput, SegmentPreview,
     SuppressionInput, TemplateInput,
 };
 use crm_core::model::campaign::{
@@ -49,8 +49,15 @@ pub fn api() -> Api {
         .op(
             Spec::post("/api/campaign-templates/{id}/preview", C, "The template rendered for a contact (or with empty values)")
                 .optional_body::<PreviewInput>()
-                .ok::<Preview>("Subject, HTML and text"),
+                .ok::<PreviewView>("Subject, HTML and text, and a link to the HTML as a page of its own"),
             post(preview_template),
+        )
+        .op(
+            Spec::get("/campaign-preview/{token}", C, "A template's HTML as sent, for the app to frame: the link of a preview, good for ten minutes")
+                .public()
+                .bytes("text/html", "The email's HTML (its inline styles allowed; no script, no form, sandboxed)")
+                .bytes_status(404, "text/html", "A forged or expired link"),
+            get(preview_page),
         )
         .op(
             Spec::post("/api/campaign-templates/{id}/test-send", C, "Send the template to one address now, rendered for a contact (not tracked)")
@@ -258,14 +265,109 @@ async fn delete_template(State(crm): State<Crm>, caller: Caller, ApiPath(id): Ap
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A template's preview as answered: the rendered email, and where its HTML is shown as a
+/// page of its own (the app's pages allow no inline style, which email HTML is made of).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewView {
+    /// Subject.
+    subject: String,
+    /// HTML part.
+    html: String,
+    /// Text part.
+    text: String,
+    /// `/campaign-preview/<token>`: the HTML as a sandboxed page, for the caller, for ten
+    /// minutes.
+    html_url: String,
+}
+
+/// How long a preview's page link works.
+const PREVIEW_LINK_SECS: i64 = 600;
+const PREVIEW_PURPOSE: &str = "campaign-preview";
+
+/// What a preview link signs: the template, the contact (nil: none), the caller, the end.
+fn preview_data(template: Uuid, contact: Uuid, user: Uuid, until: i64) -> Vec<u8> {
+    let mut d = Vec::with_capacity(56);
+    for id in [template, contact, user] {
+        d.extend_from_slice(id.as_bytes());
+    }
+    d.extend_from_slice(&until.to_be_bytes());
+    d
+}
+
+/// `<template>.<contact>.<user>.<until>.<signature>`.
+fn preview_token(crm: &Crm, template: Uuid, contact: Option<Uuid>, user: Uuid) -> ApiResult<String> {
+    let contact = contact.unwrap_or_else(Uuid::nil);
+    let until = crm.now().timestamp() + PREVIEW_LINK_SECS;
+    let sig = crm.auth_settings()?.sealer.sign(PREVIEW_PURPOSE, &preview_data(template, contact, user, until));
+    Ok(format!("{}.{}.{}.{until}.{sig}", template.simple(), contact.simple(), user.simple()))
+}
+
+/// The template, contact and user a preview link names, while it holds.
+fn open_preview_token(crm: &Crm, token: &str) -> Option<(Uuid, Option<Uuid>, Uuid)> {
+    let mut parts = token.splitn(5, '.');
+    let mut id = || parts.next().and_then(|p| Uuid::try_parse(p).ok());
+    let (template, contact, user) = (id()?, id()?, id()?);
+    let until: i64 = parts.next()?.parse().ok()?;
+    let sig = parts.next()?;
+    let sealer = &crm.auth_settings().ok()?.sealer;
+    if until < crm.now().timestamp()
+        || !sealer.verify(PREVIEW_PURPOSE, &preview_data(template, contact, user, until), sig)
+    {
+        return None;
+    }
+    Some((template, (!contact.is_nil()).then_some(contact), user))
+}
+
 async fn preview_template(
     State(crm): State<Crm>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     body: Bytes,
-) -> ApiResult<Json<Preview>> {
+) -> ApiResult<Json<PreviewView>> {
     let input: PreviewInput = crate::extract::optional_json(&body)?;
-    Ok(Json(crm.campaigns().preview_template(caller.actor(), id, input.contact_id).await?))
+    let p = crm.campaigns().preview_template(caller.actor(), id, input.contact_id).await?;
+    let token = preview_token(&crm, id, input.contact_id, caller.actor().user_id.as_uuid())?;
+    Ok(Json(PreviewView {
+        subject: p.subject,
+        html: p.html,
+        text: p.text,
+        html_url: format!("/campaign-preview/{token}"),
+    }))
+}
+
+/// A preview's HTML as a page: rendered again for the user the link was made for, as
+/// they may read now (a deactivated account's links stop). Its inline styles apply; it
+/// runs no script, submits no form, and only this origin's pages may frame it.
+async fn preview_page(State(crm): State<Crm>, ApiPath(token): ApiPath<String>) -> Response {
+    let not_found = || {
+        page(
+            StatusCode::NOT_FOUND,
+            "Preview expired",
+            "<p>This preview link is not valid any more. Preview the template again.</p>",
+        )
+    };
+    let Some((template, contact, user)) = open_preview_token(&crm, &token) else { return not_found() };
+    use crm_core::store::StoreExt;
+    let user = crm.store().get_as::<crm_core::User>(user).await.ok().flatten();
+    let Some(user) = user.filter(|u| !u.meta.is_deleted() && u.status == crm_core::model::user::UserStatus::Active)
+    else {
+        return not_found();
+    };
+    match crm.campaigns().preview_template(&user.actor(), template, contact).await {
+        Ok(p) => {
+            let csp =
+                "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; font-src https: data:; \
+                 base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
+            let headers = [
+                (header::CACHE_CONTROL, "private, no-store"),
+                (header::CONTENT_SECURITY_POLICY, csp),
+                (header::REFERRER_POLICY, "no-referrer"),
+            ];
+            (StatusCode::OK, headers, Html(p.html)).into_response()
+        }
+        Err(_) => not_found(),
+    }
 }
 
 async fn test_send(

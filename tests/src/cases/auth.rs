@@ -693,6 +693,8 @@ fn with_providers(h: &Harness, b: &dyn TestBackend, idp: &crate::idp::LocalIdp) 
         // Long enough that the five made-up key ids below are tried within it even on a
         // loaded machine (at 300 ms, five failed logins on MongoDB could outlast it).
         jwks_min_refetch: std::time::Duration::from_secs(3),
+        authorize_url: None,
+        label: "Acme".into(),
     };
     s.providers.add(std::sync::Arc::new(OidcProvider::new(acme).expect("oidc")));
     let mut google = OidcConfig::google("crm-google-client");
@@ -702,6 +704,7 @@ fn with_providers(h: &Harness, b: &dyn TestBackend, idp: &crate::idp::LocalIdp) 
         app_id: crate::idp::FB_APP_ID.into(),
         app_secret: crate::idp::FB_APP_SECRET.into(),
         graph_url: idp.base(),
+        dialog_url: format!("{}/dialog/oauth", idp.base()),
     };
     s.providers.add(std::sync::Arc::new(FacebookProvider::new(fb).expect("facebook")));
     Crm::builder(b.store()).clock(h.clock.clone()).auth(s).build()
@@ -861,6 +864,13 @@ pub async fn facebook_login_via_debug_token(b: &dyn TestBackend) {
     let h = Harness::new(b).await;
     let idp = crate::idp::LocalIdp::start().await;
     let crm = with_providers(&h, b, &idp);
+    // A sign-in page offers the providers with a sign-in page of their own: Facebook's
+    // dialog asks for an access token; `acme`, configured without an authorization
+    // endpoint, only checks tokens.
+    let links = crm.auth_settings().expect("auth").providers.sign_in_links();
+    let offered: Vec<(&str, &str, &str)> =
+        links.iter().map(|l| (l.provider.as_str(), l.client_id.as_str(), l.response_type.as_str())).collect();
+    assert_eq!(offered, [("facebook", crate::idp::FB_APP_ID, "token"), ("google", "crm-google-client", "id_token")]);
     let email = unique_email("fred");
     idp.facebook_user("fb-token-1", crate::idp::FB_APP_ID, "fb-100", "Fred", Some(&email));
     idp.facebook_user("fb-token-other-app", "999", "fb-101", "Mallory", Some("m@example.com"));

@@ -2,11 +2,12 @@
 // date for every standard card; a card's data is fetched again only when its inputs
 // change. Each user arranges their own (add, remove, widen, drag or move; kept in their
 // settings). People see names, stages in their language and money in major units.
-import { DndContext, PointerSensor, useDraggable, useDroppable, useSensor, useSensors, type DragEndEvent } from "@dnd-kit/core";
-import { useEffect, useMemo, useState, type ReactNode } from "react";
+import { DndContext, useDraggable, useDroppable, type DragEndEvent } from "@dnd-kit/core";
+import { useCallback, useEffect, useMemo, useState, type ReactNode } from "react";
 import { api, type Contact, type SavedReport } from "../api";
 import { useAuth } from "../auth";
 import { Chart, type Series } from "../Chart";
+import { useDragSensors, useDragWords } from "../dnd";
 import { isKey, useI18n, type Key } from "../i18n";
 import { FormError, useAction } from "../ui";
 import { useAllUsers, useTeams } from "../users";
@@ -61,23 +62,40 @@ function useReport(name: string, asOf: string, owners: string | null) {
   return { report, error };
 }
 
-/** Runs a saved report when its id changes. */
-function useSaved(id: string) {
+/** Reads a saved report when its id changes. */
+function useSavedReport(id: string) {
   const [saved, setSaved] = useState<SavedReport | null>(null);
-  const [report, setReport] = useState<Report | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     let live = true;
     api<SavedReport>("GET", `/api/reports/saved/${id}`).then((s) => live && setSaved(s), (e: unknown) => live && setError(e));
-    queued(() => api<Report>("GET", `/api/reports/saved/${id}/run`)).then(
+    return () => {
+      live = false;
+    };
+  }, [id]);
+  return { saved, error };
+}
+
+/** Runs a saved report when its id or the owners change (the dashboard's owner or team
+ * filter applies to saved cards as to standard ones). */
+function useSaved(id: string, owners: string | null) {
+  const { saved, error: readError } = useSavedReport(id);
+  const [report, setReport] = useState<Report | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    let live = true;
+    const q = owners !== null ? `?${new URLSearchParams({ ownerId: owners })}` : "";
+    setReport(null);
+    setError(null);
+    queued(() => api<Report>("GET", `/api/reports/saved/${id}/run${q}`)).then(
       (r) => live && setReport(r),
       (e: unknown) => live && setError(e),
     );
     return () => {
       live = false;
     };
-  }, [id]);
-  return { saved, report, error };
+  }, [id, owners]);
+  return { saved, report, error: readError ?? error };
 }
 
 function Frame({
@@ -153,15 +171,17 @@ function StandardCard({
 /** A saved report's card: drawn with its chart when it has one, else as a table. */
 function SavedCard({
   card,
+  owners,
   editing,
   draw,
 }: {
   card: CardSpec;
+  owners: string | null;
   editing?: ReactNode;
   draw: (r: Report, s: SavedReport) => ReactNode;
 }) {
   const { t } = useI18n();
-  const { saved, report, error } = useSaved(card.report);
+  const { saved, report, error } = useSaved(card.report, owners);
   return (
     <Frame card={card} title={saved?.name ?? t("loading")} report={saved ? report : null} error={error} editing={editing}>
       {(r) => (saved ? draw(r, saved) : null)}
@@ -186,9 +206,9 @@ export function Dashboard() {
   const [savedReports, setSavedReports] = useState<SavedReport[]>([]);
   const { error, busy, run } = useAction();
   const [notice, setNotice] = useState<string | null>(null);
-  const sensors = useSensors(useSensor(PointerSensor, { activationConstraint: { distance: 4 } }));
+  const sensors = useDragSensors(4);
   const rtl = lang === "ar";
-  // The owner or team filter of every standard card: the users whose records count.
+  // The owner or team filter of every card: the users whose records count.
   // (null: no filter; a team without members owns nothing.)
   const ownerIds = ownerFilter ? ownerFilter : teamFilter ? people.filter((u) => u.teamId === teamFilter).map((u) => u.id).join(",") : null;
   useEffect(() => {
@@ -284,7 +304,10 @@ export function Dashboard() {
   };
 
   const cards = layout ?? [];
-  const titleOf = (report: string) => (isStandard(report) ? t(`report.${report}` as Key) : (savedReports.find((s) => s.id === report)?.name ?? report.slice(0, 8)));
+  const titleOf = useCallback(
+    (report: string) => (isStandard(report) ? t(`report.${report}` as Key) : (savedReports.find((s) => s.id === report)?.name ?? report.slice(0, 8))),
+    [t, savedReports],
+  );
   const tools = (card: CardSpec, i: number) => {
     const title = titleOf(card.report);
     return (
@@ -315,6 +338,8 @@ export function Dashboard() {
       </div>
     );
   };
+  const cardName = useCallback((id: string | number) => titleOf(String(id)), [titleOf]);
+  const accessibility = useDragWords(cardName);
   const onDragEnd = (e: DragEndEvent) => {
     if (!e.over) return;
     setLayout(moved(cards, cards.findIndex((c) => c.report === e.active.id), cards.findIndex((c) => c.report === e.over?.id)));
@@ -418,7 +443,7 @@ export function Dashboard() {
       <FormError error={error} />
       {notice && <p role="status">{notice}</p>}
       {!layout && <p role="status">{t("loading")}</p>}
-      <DndContext sensors={sensors} onDragEnd={onDragEnd}>
+      <DndContext sensors={sensors} onDragEnd={onDragEnd} accessibility={accessibility}>
         <div className="dash">
           {cards.map((card, i) =>
             isStandard(card.report) ? (
@@ -426,7 +451,7 @@ export function Dashboard() {
                 {standard[card.report] ?? (() => null)}
               </StandardCard>
             ) : (
-              <SavedCard key={card.report} card={card} editing={editing ? tools(card, i) : undefined} draw={drawSaved} />
+              <SavedCard key={card.report} card={card} owners={ownerIds} editing={editing ? tools(card, i) : undefined} draw={drawSaved} />
             ),
           )}
         </div>

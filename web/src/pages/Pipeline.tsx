@@ -1,9 +1,11 @@
-// The pipeline board: deals by stage, dragged between stages (or moved with the card's
-// stage picker, by keyboard) with an optimistic move undone when the server refuses;
+// The pipeline board: deals by stage, dragged between stages (by pointer, or by keyboard
+// from the card's handle: Space, the arrow keys, Space; or moved with the card's stage
+// picker) with an optimistic move undone when the server refuses;
 // a selected deal shows its stage history.
-import { DndContext, PointerSensor, useDraggable, useDroppable, useSensor, useSensors, type DragEndEvent } from "@dnd-kit/core";
+import { DndContext, useDraggable, useDroppable, type DragEndEvent } from "@dnd-kit/core";
 import { useCallback, useEffect, useState, type ReactNode } from "react";
 import { api, DEAL_STAGES, money, type Deal, type DealStage, type DealStageChange, type Page } from "../api";
+import { useDragSensors, useDragWords } from "../dnd";
 import { useI18n, type Key } from "../i18n";
 
 function Card({ deal, selected, onSelect, onMove }: { deal: Deal; selected: boolean; onSelect: () => void; onMove: (stage: DealStage) => void }) {
@@ -51,7 +53,12 @@ export function Pipeline() {
   const [error, setError] = useState<unknown>(null);
   const [selected, setSelected] = useState<string | null>(null);
   const [history, setHistory] = useState<DealStageChange[]>([]);
-  const sensors = useSensors(useSensor(PointerSensor, { activationConstraint: { distance: 5 } }));
+  const sensors = useDragSensors(5);
+  const nameOf = useCallback(
+    (id: string | number) => (DEAL_STAGES.includes(id as DealStage) ? t(`stage.${id}` as Key) : (deals?.find((d) => d.id === id)?.name ?? String(id))),
+    [deals, t],
+  );
+  const accessibility = useDragWords(nameOf);
   useEffect(() => {
     api<Page<Deal>>("GET", "/api/deals?limit=200&sort=-updatedAt").then((p) => setDeals(p.data), setError);
   }, []);
@@ -98,7 +105,7 @@ export function Pipeline() {
       )}
       {!deals && !error && <p role="status">{t("loading")}</p>}
       {deals && (
-        <DndContext sensors={sensors} onDragEnd={onDragEnd}>
+        <DndContext sensors={sensors} onDragEnd={onDragEnd} accessibility={accessibility}>
           <div className="board">
             {DEAL_STAGES.map((stage) => (
               <Column key={stage} stage={stage} total={totals(stage)}>

@@ -3,6 +3,7 @@
 import { useCallback } from "react";
 import { api, DEAL_STAGES, LIFECYCLE_STAGES, type Contact, type DealStageChange, type Interaction, type Page } from "../api";
 import { useI18n, type Key } from "../i18n";
+import { DealBilling } from "../DealBilling";
 import { Duplicates } from "../Duplicates";
 import { RecordPage, type FieldSpec, type Rec } from "../RecordPage";
 import type { Entry } from "../Timeline";
@@ -17,6 +18,7 @@ export function ContactPage() {
     { name: "email", label: t("email"), type: "email" },
     { name: "phoneNumber", label: t("phone"), type: "tel" },
     { name: "jobTitle", label: t("jobTitle") },
+    { name: "companyId", label: t("company"), type: "company" },
     { name: "leadSource", label: t("leadSource") },
     {
       name: "lifecycleStage",
@@ -25,6 +27,7 @@ export function ContactPage() {
       choices: LIFECYCLE_STAGES.map((s) => ({ value: s, label: t(`lifecycle.${s}` as Key) })),
     },
     { name: "ownerId", label: t("owner"), type: "user" },
+    { name: "customFields", label: t("customFields"), type: "custom" },
   ];
   // Calls, emails and meetings with the contact.
   const history = useCallback(
@@ -64,6 +67,7 @@ export function CompanyPage() {
         { name: "size", label: t("size"), type: "number" },
         { name: "country", label: t("country") },
         { name: "ownerId", label: t("owner"), type: "user" },
+        { name: "customFields", label: t("customFields"), type: "custom" },
       ]}
     />
   );
@@ -91,9 +95,12 @@ export function DealPage() {
       list="/deals"
       newTitle={t("newDeal")}
       history={history}
+      aside={(r) => (r.deletedAt ? null : <DealBilling dealId={r.id} stage={String(r.stage ?? "")} />)}
       fields={[
         { name: "name", label: t("name"), required: true },
         { name: "stage", label: t("stage"), type: "select", choices: DEAL_STAGES.map((s) => ({ value: s, label: stage(s) })) },
+        { name: "companyId", label: t("company"), type: "company" },
+        { name: "contactIds", label: t("dealContacts"), type: "contacts" },
         { name: "amount", label: t("amount"), type: "money", currencyField: "currency" },
         { name: "currency", label: t("currency") },
         { name: "probability", label: t("probability"), type: "number" },
@@ -102,6 +109,7 @@ export function DealPage() {
         { name: "description", label: t("description"), type: "textarea" },
         { name: "notes", label: t("notes"), type: "textarea" },
         { name: "lostReason", label: t("lostReason") },
+        { name: "products", label: t("lineItems"), type: "lines", currencyField: "currency" },
       ]}
     />
   );
@@ -121,6 +129,7 @@ export function TaskPage() {
         { name: "priority", label: t("priority"), type: "select", choices: PRIORITIES.map((p) => ({ value: p, label: t(`priority.${p}` as Key) })) },
         { name: "dueDate", label: t("due"), type: "date" },
         { name: "assignedUser", label: t("assignee"), type: "user" },
+        { name: "related", label: t("relatedTo"), type: "related" },
         { name: "description", label: t("description"), type: "textarea" },
       ]}
     />

@@ -2,9 +2,10 @@
 // /reset-password and /accept-invitation (each with ?token=…).
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router-dom";
-import { api } from "../api";
+import { api, ApiError, type TokenPair } from "../api";
 import { useAuth } from "../auth";
 import { useI18n } from "../i18n";
+import { readCallback, startSignIn, takePending, type SignInLink } from "../oauth";
 import { AuthCard, Field, FormError, fieldError, useAction } from "../ui";
 
 function useSubmit(action: () => Promise<void>) {
@@ -53,12 +54,79 @@ export function SignIn() {
           {t("signIn")}
         </button>
       </form>
+      <Providers />
       <p>
         <Link to="/forgot-password">{t("forgotPassword")}</Link>
       </p>
       <p>
         {t("noAccount")} <Link to="/register">{t("register")}</Link>
       </p>
+    </AuthCard>
+  );
+}
+
+/** The third-party logins the server offers, a button each (none: nothing shown). */
+function Providers() {
+  const { t } = useI18n();
+  const [links, setLinks] = useState<SignInLink[]>([]);
+  useEffect(() => {
+    api<{ data: SignInLink[] }>("GET", "/api/auth/providers")
+      .then((r) => setLinks(r.data))
+      .catch(() => setLinks([]));
+  }, []);
+  if (links.length === 0) return null;
+  return (
+    <section className="providers" aria-label={t("orContinue")}>
+      <p>{t("orContinue")}</p>
+      {links.map((l) => (
+        <button key={l.provider} type="button" className="secondary" onClick={() => startSignIn(l)}>
+          {t("continueWith", { provider: l.label })}
+        </button>
+      ))}
+    </section>
+  );
+}
+
+/** Where a provider sends the browser back: the token in the fragment is logged in with once. */
+export function OAuthCallback() {
+  const { t } = useI18n();
+  const { signedIn } = useAuth();
+  const navigate = useNavigate();
+  const [working, setWorking] = useState(true);
+  const [message, setMessage] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const started = useRef(false);
+  useEffect(() => {
+    if (started.current) return;
+    started.current = true;
+    const answer = readCallback(window.location.hash, takePending());
+    // The token leaves the address bar (and the history) at once.
+    window.history.replaceState(null, "", window.location.pathname);
+    const stop = (m: string | null, e: unknown = null) => {
+      setWorking(false);
+      setMessage(m);
+      setError(e);
+    };
+    if (answer.kind === "stale") return stop(t("oauthStale"));
+    if (answer.kind === "denied") return stop(t("oauthDenied", { reason: answer.reason }));
+    api<TokenPair>("POST", `/api/auth/oauth/${encodeURIComponent(answer.provider)}`, {
+      oauthToken: answer.token,
+      ...(answer.nonce ? { nonce: answer.nonce } : {}),
+    })
+      .then((pair) => {
+        signedIn(pair);
+        navigate("/contacts", { replace: true });
+      })
+      .catch((e: unknown) =>
+        e instanceof ApiError && e.code === "email_not_verified" ? stop(t("oauthUnverified")) : stop(null, e),
+      );
+  }, [navigate, signedIn, t]);
+  return (
+    <AuthCard title={t("oauthTitle")}>
+      {working && <p role="status">{t("oauthWorking")}</p>}
+      {message && <p role="alert">{message}</p>}
+      {error !== null && <FormError error={error} />}
+      <Link to="/login">{t("signIn")}</Link>
     </AuthCard>
   );
 }

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::RwLock;
 
-use super::{reject, ExternalIdentity, IdentityProvider, Rejected};
+use super::{reject, ExternalIdentity, IdentityProvider, Rejected, SignInLink};
 use crate::error::{Error, Result};
 
 fn check_url(field: &str, url: &str) -> Result<()> {
@@ -49,6 +49,11 @@ pub struct OidcConfig {
     /// The keys are fetched again on an unknown `kid` at most this often (default 10 s),
     /// so tokens with made-up key ids cannot make us hammer the provider.
     pub jwks_min_refetch: StdDuration,
+    /// Its authorization endpoint, for a sign-in button in the browser (`None`: tokens
+    /// are only checked, as for a mobile app's).
+    pub authorize_url: Option<String>,
+    /// What the sign-in button calls it ("Google", "Okta").
+    pub label: String,
 }
 
 impl OidcConfig {
@@ -61,6 +66,8 @@ impl OidcConfig {
             jwks_url: "https://www.googleapis.com/oauth2/v3/certs".into(),
             leeway_secs: 60,
             jwks_min_refetch: MIN_REFETCH,
+            authorize_url: Some("https://accounts.google.com/o/oauth2/v2/auth".into()),
+            label: "Google".into(),
         }
     }
 }
@@ -69,6 +76,8 @@ impl OidcConfig {
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    #[serde(default)]
+    authorization_endpoint: Option<String>,
 }
 
 impl OidcConfig {
@@ -96,6 +105,9 @@ impl OidcConfig {
             ));
         }
         check_url("jwksUrl", &found.jwks_uri)?;
+        if let Some(authorize) = &found.authorization_endpoint {
+            check_url("authorizationEndpoint", authorize)?;
+        }
         Ok(Self {
             name: name.to_string(),
             issuers: vec![found.issuer],
@@ -103,6 +115,8 @@ impl OidcConfig {
             jwks_url: found.jwks_uri,
             leeway_secs: 60,
             jwks_min_refetch: MIN_REFETCH,
+            authorize_url: found.authorization_endpoint,
+            label: name.to_string(),
         })
     }
 }
@@ -169,6 +183,9 @@ impl OidcProvider {
     /// A provider with these settings.
     pub fn new(config: OidcConfig) -> Result<Self> {
         check_url("jwksUrl", &config.jwks_url)?;
+        if let Some(authorize) = &config.authorize_url {
+            check_url("oidcAuthorizeUrl", authorize)?;
+        }
         if config.audiences.iter().all(String::is_empty) || config.issuers.is_empty() {
             return Err(Error::invalid("oidc", "required", "an OIDC provider needs an audience and an issuer"));
         }
@@ -226,6 +243,18 @@ impl OidcProvider {
 impl IdentityProvider for OidcProvider {
     fn name(&self) -> &str {
         &self.config.name
+    }
+
+    fn sign_in(&self) -> Option<SignInLink> {
+        let c = &self.config;
+        Some(SignInLink {
+            provider: c.name.clone(),
+            label: c.label.clone(),
+            authorize_url: c.authorize_url.clone()?,
+            client_id: c.audiences.iter().find(|a| !a.is_empty())?.clone(),
+            response_type: "id_token".into(),
+            scope: "openid email profile".into(),
+        })
     }
 
     async fn verify(&self, token: &str, now: DateTime<Utc>) -> std::result::Result<ExternalIdentity, Rejected> {
@@ -292,7 +321,12 @@ pub struct FacebookConfig {
     pub app_secret: String,
     /// The Graph API base (`https://graph.facebook.com`).
     pub graph_url: String,
+    /// The login dialog a sign-in button opens ([`FACEBOOK_DIALOG`]).
+    pub dialog_url: String,
 }
+
+/// Facebook's login dialog.
+pub const FACEBOOK_DIALOG: &str = "https://www.facebook.com/v21.0/dialog/oauth";
 
 /// Facebook: access tokens validated with `debug_token`, the person read from `/me`.
 pub struct FacebookProvider {
@@ -325,6 +359,7 @@ impl FacebookProvider {
     /// A provider with these settings.
     pub fn new(config: FacebookConfig) -> Result<Self> {
         check_url("graphUrl", &config.graph_url)?;
+        check_url("facebookDialogUrl", &config.dialog_url)?;
         Ok(Self { config, http: client()? })
     }
 }
@@ -359,6 +394,17 @@ struct Me {
 impl IdentityProvider for FacebookProvider {
     fn name(&self) -> &str {
         "facebook"
+    }
+
+    fn sign_in(&self) -> Option<SignInLink> {
+        Some(SignInLink {
+            provider: "facebook".into(),
+            label: "Facebook".into(),
+            authorize_url: self.config.dialog_url.clone(),
+            client_id: self.config.app_id.clone(),
+            response_type: "token".into(),
+            scope: "email public_profile".into(),
+        })
     }
 
     async fn verify(&self, token: &str, now: DateTime<Utc>) -> std::result::Result<ExternalIdentity, Rejected> {

@@ -1,0 +1,668 @@
+// Billing: invoices and quotes (drafted with their lines, issued or sent, then paid,
+// emailed, credited or voided; each as a PDF), and the product catalogue. Managers and
+// admins change them; users read the documents of their own deals and companies.
+import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from "react";
+import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
+import { api, apiFile, minorPerMajor, money, saveFile } from "../api";
+import { Area as AreaPage, Table, useList, useMayEdit } from "../areas";
+import { useI18n, type Key } from "../i18n";
+import { itemsOf, LineItems, linesOf, type LineDraft } from "../LineItems";
+import type { components } from "../openapi";
+import { RecordPicker } from "../Pickers";
+import { Field, fieldError, FormError, SelectField, useAction } from "../ui";
+
+type Schemas = components["schemas"];
+type Invoice = Schemas["InvoiceView"];
+type Quote = Schemas["QuoteView"];
+type Payment = Schemas["Payment"];
+type Product = Schemas["Product"];
+type Doc = Invoice | Quote;
+type Kind = "invoices" | "quotes";
+
+const INVOICE_STATUSES = ["draft", "issued", "sent", "partially_paid", "paid", "credited", "void"];
+const QUOTE_STATUSES = ["draft", "sent", "accepted", "declined", "converted"];
+const TERMS = ["due_on_receipt", "net_7", "net_10", "net_15", "net_30", "net_45", "net_60", "net_90", "end_of_month", "end_of_next_month"];
+const METHODS = ["bank_transfer", "card", "sepa_debit", "ach_debit", "wallet", "cash", "check", "other"];
+
+function useDay() {
+  const { lang } = useI18n();
+  const f = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeZone: "UTC" });
+  return (v?: string | null) => (v ? f.format(new Date(v.length === 10 ? `${v}T00:00:00Z` : v)) : "—");
+}
+
+/** The billing area's page, with its tabs. */
+function Area({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
+  const { t } = useI18n();
+  const tabs: [string, string][] = [
+    ["/billing/invoices", t("invoices")],
+    ["/billing/quotes", t("quotes")],
+    ["/billing/products", t("products")],
+  ];
+  return (
+    <AreaPage label={t("billing")} tabs={tabs} title={title} actions={actions}>
+      {children}
+    </AreaPage>
+  );
+}
+
+/** A document's status, with "overdue" and "expired" as the server computes them. */
+function Status({ doc }: { doc: Doc }) {
+  const { t } = useI18n();
+  const late = "overdue" in doc && doc.overdue;
+  const expired = "expired" in doc && doc.expired;
+  return (
+    <span className={`state state-${doc.status}${late || expired ? " state-late" : ""}`}>
+      {t(`docStatus.${doc.status}` as Key)}
+      {late && ` · ${t("overdueDays", { n: String("daysOverdue" in doc ? doc.daysOverdue : 0) })}`}
+      {expired && ` · ${t("expired")}`}
+    </span>
+  );
+}
+
+function DocumentList({ kind }: { kind: Kind }) {
+  const { t, lang } = useI18n();
+  const day = useDay();
+  const mayEdit = useMayEdit();
+  const [status, setStatus] = useState("");
+  const q = new URLSearchParams({ limit: "200" });
+  if (status === "overdue") q.set("overdue", "true");
+  else if (status) q.set("status", status);
+  const { rows, error } = useList<Doc>(`/api/${kind}?${q}`);
+  const statuses = kind === "invoices" ? [...INVOICE_STATUSES, "overdue"] : QUOTE_STATUSES;
+  return (
+    <Area
+      title={t(kind)}
+      actions={
+        mayEdit && (
+          <Link className="button" to={`/billing/${kind}/new`}>
+            {t(kind === "invoices" ? "newInvoice" : "newQuote")}
+          </Link>
+        )
+      }
+    >
+      <SelectField
+        label={t("status")}
+        value={status}
+        onChange={setStatus}
+        blank
+        options={statuses.map((s) => ({ value: s, label: s === "overdue" ? t("overdue") : t(`docStatus.${s}` as Key) }))}
+      />
+      <FormError error={error} />
+      {!rows && !error && <p role="status">{t("loading")}</p>}
+      <Table
+        rows={rows}
+        empty={t("nothing")}
+        columns={[
+          { label: t("number"), cell: (d) => <Link to={`/billing/${kind}/${d.id}`}>{d.number ?? t("draftNumber")}</Link> },
+          { label: t("customer"), cell: (d) => d.customer?.name ?? "—" },
+          { label: t("status"), cell: (d) => <Status doc={d} /> },
+          { label: t("issueDate"), cell: (d) => day(d.issueDate) },
+          { label: kind === "invoices" ? t("dueDate") : t("validUntil"), cell: (d) => day("dueDate" in d ? d.dueDate : "validUntil" in d ? d.validUntil : null) },
+          { label: t("total"), numeric: true, cell: (d) => money(d.total, d.currency, lang) },
+          kind === "invoices" && { label: t("balance"), numeric: true, cell: (d) => ("balance" in d ? money(d.balance, d.currency, lang) : "") },
+        ]}
+      />
+    </Area>
+  );
+}
+
+export function InvoiceList() {
+  return <DocumentList kind="invoices" />;
+}
+
+export function QuoteList() {
+  return <DocumentList kind="quotes" />;
+}
+
+interface DocDraft {
+  companyId: string;
+  contactId: string;
+  dealId: string;
+  currency: string;
+  lines: LineDraft[];
+  notes: string;
+  paymentTerms: string;
+  dueDate: string;
+  validUntil: string;
+}
+
+function draftOf(d: Doc | null, prefill: URLSearchParams): DocDraft {
+  const currency = d?.currency ?? "EUR";
+  return {
+    companyId: d?.companyId ?? prefill.get("companyId") ?? "",
+    contactId: d?.contactId ?? prefill.get("contactId") ?? "",
+    dealId: d?.dealId ?? prefill.get("dealId") ?? "",
+    currency,
+    lines: linesOf(d?.lines ?? [], minorPerMajor(currency)),
+    notes: d?.notes ?? "",
+    paymentTerms: d && "paymentTerms" in d ? (d.paymentTerms ?? "") : "",
+    dueDate: d && "dueDate" in d ? (d.dueDate ?? "") : "",
+    validUntil: d && "validUntil" in d ? (d.validUntil ?? "") : "",
+  };
+}
+
+/** The lines and totals of a document as issued. */
+function Lines({ doc }: { doc: Doc }) {
+  const { t, lang } = useI18n();
+  const m = (v: number) => money(v, doc.currency, lang);
+  const pct = new Intl.NumberFormat(lang, { maximumFractionDigits: 2 });
+  const inv = "balance" in doc ? doc : null;
+  return (
+    <table className="doc-lines">
+      <thead>
+        <tr>
+          <th scope="col">{t("name")}</th>
+          <th scope="col" className="num">
+            {t("quantity")}
+          </th>
+          <th scope="col" className="num">
+            {t("unitPrice")}
+          </th>
+          <th scope="col" className="num">
+            {t("discountPercent")}
+          </th>
+          <th scope="col" className="num">
+            {t("taxPercent")}
+          </th>
+          <th scope="col" className="num">
+            {t("lineTotal")}
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {doc.lines.map((l, i) => (
+          <tr key={i}>
+            <td>{l.name}</td>
+            <td className="num">{l.quantity}</td>
+            <td className="num">{m(l.unitPrice)}</td>
+            <td className="num">{Number(l.discountPercent) ? pct.format(Number(l.discountPercent)) : ""}</td>
+            <td className="num">{pct.format(Number(l.taxPercent))}</td>
+            <td className="num">{m(l.total)}</td>
+          </tr>
+        ))}
+      </tbody>
+      <tfoot>
+        <tr>
+          <th scope="row" colSpan={5}>
+            {t("subtotal")}
+          </th>
+          <td className="num">{m(doc.subtotal)}</td>
+        </tr>
+        {doc.discountTotal !== 0 && (
+          <tr>
+            <th scope="row" colSpan={5}>
+              {t("discounts")}
+            </th>
+            <td className="num">−{m(doc.discountTotal)}</td>
+          </tr>
+        )}
+        {doc.taxes.map((x) => (
+          <tr key={String(x.rate)}>
+            <th scope="row" colSpan={5}>
+              {t("taxAt", { rate: pct.format(Number(x.rate)), base: m(x.net) })}
+            </th>
+            <td className="num">{m(x.tax)}</td>
+          </tr>
+        ))}
+        <tr className="grand">
+          <th scope="row" colSpan={5}>
+            {t("grandTotal")}
+          </th>
+          <td className="num">{m(doc.total)}</td>
+        </tr>
+        {inv && inv.status !== "draft" && (
+          <>
+            <tr>
+              <th scope="row" colSpan={5}>
+                {t("paid")}
+              </th>
+              <td className="num">{m(inv.amountPaid)}</td>
+            </tr>
+            {inv.amountCredited !== 0 && (
+              <tr>
+                <th scope="row" colSpan={5}>
+                  {t("credited")}
+                </th>
+                <td className="num">{m(inv.amountCredited)}</td>
+              </tr>
+            )}
+            <tr className="grand">
+              <th scope="row" colSpan={5}>
+                {t("balanceDue")}
+              </th>
+              <td className="num">{m(inv.balance)}</td>
+            </tr>
+          </>
+        )}
+      </tfoot>
+    </table>
+  );
+}
+
+/** An invoice's payments, each refundable while something of it is left. */
+function Payments({ invoice, reload, onChange }: { invoice: Invoice; reload: number; onChange: () => void }) {
+  const { t, lang } = useI18n();
+  const day = useDay();
+  const mayEdit = useMayEdit();
+  const [rows, setRows] = useState<Payment[]>([]);
+  const { error, busy, run } = useAction();
+  useEffect(() => {
+    api<{ data: Payment[] }>("GET", `/api/invoices/${invoice.id}/payments`).then((p) => setRows(p.data), () => setRows([]));
+  }, [invoice.id, reload]);
+  if (rows.length === 0) return null;
+  return (
+    <section aria-labelledby="payments-title">
+      <h2 id="payments-title">{t("payments")}</h2>
+      <FormError error={error} />
+      <Table
+        rows={rows}
+        empty=""
+        columns={[
+          { label: t("receivedAt"), cell: (p) => day(p.receivedAt) },
+          { label: t("method"), cell: (p) => (p.kind === "refund" ? t("refund") : t(`method.${p.method}` as Key)) },
+          { label: t("reference"), cell: (p) => p.reference ?? "" },
+          { label: t("amount"), numeric: true, cell: (p) => money(p.kind === "refund" ? -p.amount : p.amount, p.currency, lang) },
+          mayEdit && {
+            label: t("actions"),
+            hiddenLabel: true,
+            cell: (p) =>
+              p.kind !== "refund" &&
+              p.refunded < p.amount && (
+                <button
+                  type="button"
+                  className="link"
+                  disabled={busy}
+                  onClick={() =>
+                    void run(async () => {
+                      await api("POST", `/api/payments/${p.id}/refund`, {});
+                      onChange();
+                    })
+                  }
+                >
+                  {t("refundIt")}
+                </button>
+              ),
+          },
+        ]}
+      />
+    </section>
+  );
+}
+
+function DocumentPage({ kind }: { kind: Kind }) {
+  const { id } = useParams();
+  const [params] = useSearchParams();
+  const isNew = id === "new";
+  const { t, lang } = useI18n();
+  const day = useDay();
+  const navigate = useNavigate();
+  const mayEdit = useMayEdit();
+  const [doc, setDoc] = useState<Doc | null>(null);
+  const [draft, setDraft] = useState<DocDraft>(() => draftOf(null, params));
+  const [notice, setNotice] = useState<string | null>(null);
+  const [reload, setReload] = useState(0);
+  const [payment, setPayment] = useState({ amount: "", method: "bank_transfer", reference: "" });
+  const [mail, setMail] = useState({ to: "", message: "" });
+  const { error, setError, busy, run } = useAction();
+  const adopt = useCallback(
+    (d: Doc) => {
+      setDoc(d);
+      setDraft(draftOf(d, params));
+    },
+    [params],
+  );
+  useEffect(() => {
+    if (isNew || !id) return;
+    api<Doc>("GET", `/api/${kind}/${id}`).then(adopt, setError);
+  }, [id, isNew, kind, adopt, setError, reload]);
+  const per = minorPerMajor(/^[A-Z]{3}$/.test(draft.currency) ? draft.currency : "EUR");
+  const save = (e: FormEvent) => {
+    e.preventDefault();
+    setNotice(null);
+    void run(async () => {
+      const body: Record<string, unknown> = {
+        companyId: draft.companyId || null,
+        contactId: draft.contactId || null,
+        dealId: draft.dealId || null,
+        currency: draft.currency.trim().toUpperCase() || null,
+        lines: itemsOf(draft.lines, per),
+        notes: draft.notes.trim() || null,
+      };
+      if (kind === "invoices") {
+        body.paymentTerms = draft.paymentTerms || null;
+        body.dueDate = draft.dueDate || null;
+      } else body.validUntil = draft.validUntil || null;
+      if (isNew) {
+        const made = await api<Doc>("POST", `/api/${kind}`, body);
+        navigate(`/billing/${kind}/${made.id}`, { replace: true });
+        return;
+      }
+      adopt(await api<Doc>("PATCH", `/api/${kind}/${id}`, { ...body, version: doc?.version }));
+      setNotice(t("saved"));
+    });
+  };
+  const act = (path: string, body: unknown, done: Key) =>
+    void run(async () => {
+      setNotice(null);
+      adopt(await api<Doc>("POST", `/api/${kind}/${id}/${path}`, body));
+      setNotice(t(done));
+    });
+  const pdf = () =>
+    void run(async () => {
+      const f = await apiFile("GET", `/api/${kind}/${id}/pdf?lang=${lang}`);
+      saveFile(f.name, f.blob);
+    });
+  if (!isNew && !doc) return error ? <FormError error={error} /> : <p role="status">{t("loading")}</p>;
+  const title = isNew ? t(kind === "invoices" ? "newInvoice" : "newQuote") : (doc?.number ?? t("draftNumber"));
+  const editing = isNew || (doc?.status === "draft" && mayEdit);
+  const inv = doc && "balance" in doc ? (doc as Invoice) : null;
+  const quote = doc && !inv ? (doc as Quote) : null;
+  const open = inv && ["issued", "sent", "partially_paid"].includes(inv.status);
+  return (
+    <Area title={title} actions={doc && <Status doc={doc} />}>
+      <p>
+        <Link to={`/billing/${kind}`}>{t("back")}</Link>
+      </p>
+      <FormError error={error} fields={["companyId", "contactId", "dealId", "currency", "lines", "notes", "paymentTerms", "dueDate", "validUntil", "amount", "method", "reference", "to", "message"]} />
+      {notice && <p role="status">{notice}</p>}
+      {editing ? (
+        <form onSubmit={save} noValidate className="record wide">
+          <RecordPicker label={t("company")} kind="companies" value={draft.companyId} onChange={(v) => setDraft((d) => ({ ...d, companyId: v }))} error={fieldError(error, "companyId")} />
+          <RecordPicker label={t("contact")} kind="contacts" value={draft.contactId} onChange={(v) => setDraft((d) => ({ ...d, contactId: v }))} error={fieldError(error, "contactId")} />
+          <RecordPicker label={t("deal")} kind="deals" value={draft.dealId} onChange={(v) => setDraft((d) => ({ ...d, dealId: v }))} error={fieldError(error, "dealId")} />
+          <Field label={t("currency")} value={draft.currency} maxLength={3} onChange={(e) => setDraft({ ...draft, currency: e.target.value.toUpperCase() })} error={fieldError(error, "currency")} />
+          <LineItems
+            label={t("lineItems")}
+            field="lines"
+            lines={draft.lines}
+            currency={draft.currency}
+            onChange={(lines) => setDraft((d) => ({ ...d, lines }))}
+            errorOf={(f) => fieldError(error, f)}
+          />
+          {kind === "invoices" ? (
+            <>
+              <SelectField
+                label={t("paymentTerms")}
+                value={draft.paymentTerms}
+                blank
+                onChange={(v) => setDraft({ ...draft, paymentTerms: v })}
+                options={TERMS.map((x) => ({ value: x, label: t(`terms.${x}` as Key) }))}
+                error={fieldError(error, "paymentTerms")}
+              />
+              <Field label={t("dueDate")} type="date" value={draft.dueDate} onChange={(e) => setDraft({ ...draft, dueDate: e.target.value })} error={fieldError(error, "dueDate")} />
+            </>
+          ) : (
+            <Field label={t("validUntil")} type="date" value={draft.validUntil} onChange={(e) => setDraft({ ...draft, validUntil: e.target.value })} error={fieldError(error, "validUntil")} />
+          )}
+          <div className="field">
+            <label htmlFor="doc-notes">{t("notes")}</label>
+            <textarea id="doc-notes" rows={3} value={draft.notes} onChange={(e) => setDraft({ ...draft, notes: e.target.value })} />
+          </div>
+          <div className="toolbar">
+            <button type="submit" disabled={busy}>
+              {isNew ? t("createDraft") : t("save")}
+            </button>
+            {!isNew && kind === "invoices" && (
+              <button type="button" className="secondary" disabled={busy} onClick={() => act("issue", {}, "issuedNotice")}>
+                {t("issueInvoice")}
+              </button>
+            )}
+            {!isNew && kind === "quotes" && (
+              <button type="button" className="secondary" disabled={busy} onClick={() => act("send", {}, "quoteSentNotice")}>
+                {t("sendQuote")}
+              </button>
+            )}
+            {!isNew && (
+              <button
+                type="button"
+                className="danger"
+                disabled={busy}
+                onClick={() =>
+                  void run(async () => {
+                    await api("DELETE", `/api/${kind}/${id}`, undefined, { "If-Match": `"${doc?.version}"` });
+                    navigate(`/billing/${kind}`, { replace: true });
+                  })
+                }
+              >
+                {t("deleteIt")}
+              </button>
+            )}
+          </div>
+        </form>
+      ) : (
+        doc && (
+          <div className="document">
+            <dl className="facts">
+              <dt>{t("customer")}</dt>
+              <dd>{doc.customer?.name ?? "—"}</dd>
+              <dt>{t("issueDate")}</dt>
+              <dd>{day(doc.issueDate)}</dd>
+              {inv && (
+                <>
+                  <dt>{t("dueDate")}</dt>
+                  <dd>{day(inv.dueDate)}</dd>
+                </>
+              )}
+              {quote && (
+                <>
+                  <dt>{t("validUntil")}</dt>
+                  <dd>{day(quote.validUntil)}</dd>
+                </>
+              )}
+            </dl>
+            <Lines doc={doc} />
+            {doc.notes && <p className="notes">{doc.notes}</p>}
+          </div>
+        )
+      )}
+      {doc && doc.status !== "draft" && (
+        <div className="doc-actions">
+          <button type="button" className="secondary" disabled={busy} onClick={pdf}>
+            {t("downloadPdf")}
+          </button>
+          {mayEdit && quote?.status === "sent" && (
+            <>
+              <button type="button" disabled={busy} onClick={() => act("accept", {}, "quoteAccepted")}>
+                {t("acceptQuote")}
+              </button>
+              <button type="button" className="secondary" disabled={busy} onClick={() => act("decline", {}, "quoteDeclined")}>
+                {t("declineQuote")}
+              </button>
+            </>
+          )}
+          {mayEdit && quote?.status === "accepted" && (
+            <button
+              type="button"
+              disabled={busy}
+              onClick={() =>
+                void run(async () => {
+                  const made = await api<Invoice>("POST", `/api/quotes/${id}/invoice`);
+                  navigate(`/billing/invoices/${made.id}`);
+                })
+              }
+            >
+              {t("invoiceQuote")}
+            </button>
+          )}
+          {mayEdit && inv?.status === "issued" && (
+            <button type="button" className="secondary" disabled={busy} onClick={() => act("sent", {}, "markedSent")}>
+              {t("markSent")}
+            </button>
+          )}
+          {mayEdit && inv && open && inv.amountPaid === 0 && inv.amountCredited === 0 && (
+            <button type="button" className="danger" disabled={busy} onClick={() => act("void", {}, "voidedNotice")}>
+              {t("voidInvoice")}
+            </button>
+          )}
+          {mayEdit && inv && inv.docType === "invoice" && open && inv.balance > 0 && (
+            <button
+              type="button"
+              className="secondary"
+              disabled={busy}
+              onClick={() =>
+                void run(async () => {
+                  const note = await api<Invoice>("POST", `/api/invoices/${id}/credit-notes`, {});
+                  navigate(`/billing/invoices/${note.id}`);
+                })
+              }
+            >
+              {t("creditInFull")}
+            </button>
+          )}
+        </div>
+      )}
+      {mayEdit && inv && open && inv.balance > 0 && (
+        <form
+          className="inline-form"
+          noValidate
+          aria-label={t("recordPayment")}
+          onSubmit={(e) => {
+            e.preventDefault();
+            void run(async () => {
+              const amount = Number(payment.amount);
+              await api("POST", `/api/invoices/${id}/payments`, {
+                amount: Number.isFinite(amount) ? Math.round(amount * minorPerMajor(inv.currency)) : payment.amount,
+                method: payment.method,
+                reference: payment.reference.trim() || null,
+              });
+              setPayment({ amount: "", method: "bank_transfer", reference: "" });
+              setNotice(t("paymentRecorded"));
+              setReload((n) => n + 1);
+            });
+          }}
+        >
+          <Field label={t("amount")} type="number" step="0.01" value={payment.amount} placeholder={String(inv.balance / minorPerMajor(inv.currency))} onChange={(e) => setPayment({ ...payment, amount: e.target.value })} error={fieldError(error, "amount")} />
+          <SelectField
+            label={t("method")}
+            value={payment.method}
+            onChange={(v) => setPayment({ ...payment, method: v })}
+            options={METHODS.map((x) => ({ value: x, label: t(`method.${x}` as Key) }))}
+          />
+          <Field label={t("reference")} value={payment.reference} onChange={(e) => setPayment({ ...payment, reference: e.target.value })} error={fieldError(error, "reference")} />
+          <button type="submit" disabled={busy || !payment.amount}>
+            {t("recordPayment")}
+          </button>
+        </form>
+      )}
+      {mayEdit && doc && doc.status !== "draft" && doc.status !== "void" && (inv || quote?.status === "sent") && (
+        <form
+          className="inline-form"
+          noValidate
+          aria-label={t("emailIt")}
+          onSubmit={(e) => {
+            e.preventDefault();
+            void run(async () => {
+              adopt(await api<Doc>("POST", `/api/${kind}/${id}/email`, { ...(mail.to.trim() ? { to: mail.to.trim() } : {}), ...(mail.message.trim() ? { message: mail.message.trim() } : {}), lang }));
+              setNotice(t("emailedNotice"));
+            });
+          }}
+        >
+          <Field label={t("emailTo")} type="email" value={mail.to} placeholder={doc.customer?.email ?? ""} onChange={(e) => setMail({ ...mail, to: e.target.value })} error={fieldError(error, "to")} />
+          <Field label={t("message")} value={mail.message} onChange={(e) => setMail({ ...mail, message: e.target.value })} error={fieldError(error, "message")} />
+          <button type="submit" disabled={busy}>
+            {t("emailIt")}
+          </button>
+        </form>
+      )}
+      {inv && inv.status !== "draft" && <Payments invoice={inv} reload={reload} onChange={() => setReload((n) => n + 1)} />}
+    </Area>
+  );
+}
+
+export function InvoicePage() {
+  return <DocumentPage kind="invoices" />;
+}
+
+export function QuotePage() {
+  return <DocumentPage kind="quotes" />;
+}
+
+const BLANK_PRODUCT = { sku: "", name: "", unitPrice: "", currency: "EUR", taxPercent: "", unit: "", active: true };
+
+export function Products() {
+  const { t, lang } = useI18n();
+  const mayEdit = useMayEdit();
+  const [rows, setRows] = useState<Product[] | null>(null);
+  const [editing, setEditing] = useState<Product | null>(null);
+  const [draft, setDraft] = useState(BLANK_PRODUCT);
+  const [reload, setReload] = useState(0);
+  const { error, setError, busy, run } = useAction();
+  useEffect(() => {
+    api<{ data: Product[] }>("GET", "/api/products?includeInactive=true").then((p) => setRows(p.data), setError);
+  }, [reload, setError]);
+  const edit = (p: Product | null) => {
+    setEditing(p);
+    setDraft(
+      p
+        ? { sku: p.sku, name: p.name, unitPrice: String(p.unitPrice / minorPerMajor(p.currency)), currency: p.currency, taxPercent: String(p.taxPercent), unit: p.unit ?? "", active: p.active }
+        : BLANK_PRODUCT,
+    );
+  };
+  const save = (e: FormEvent) => {
+    e.preventDefault();
+    void run(async () => {
+      const price = Number(draft.unitPrice);
+      const tax = Number(draft.taxPercent || "0");
+      const body = {
+        sku: draft.sku.trim(),
+        name: draft.name.trim(),
+        unitPrice: draft.unitPrice.trim() !== "" && Number.isFinite(price) ? Math.round(price * minorPerMajor(draft.currency)) : draft.unitPrice,
+        currency: draft.currency.trim().toUpperCase(),
+        taxPercent: Number.isFinite(tax) ? tax : draft.taxPercent,
+        unit: draft.unit.trim() || null,
+        active: draft.active,
+      };
+      if (editing) await api("PATCH", `/api/products/${editing.id}`, { ...body, version: editing.version });
+      else await api("POST", "/api/products", body);
+      edit(null);
+      setReload((n) => n + 1);
+    });
+  };
+  return (
+    <Area title={t("products")}>
+      {mayEdit && (
+        <form onSubmit={save} noValidate className="inline-form" aria-label={editing ? t("editProduct", { name: editing.name }) : t("newProduct")}>
+          <FormError error={error} fields={["sku", "name", "unitPrice", "currency", "taxPercent", "unit"]} />
+          <Field label={t("sku")} value={draft.sku} onChange={(e) => setDraft({ ...draft, sku: e.target.value })} error={fieldError(error, "sku")} />
+          <Field label={t("name")} value={draft.name} onChange={(e) => setDraft({ ...draft, name: e.target.value })} error={fieldError(error, "name")} />
+          <Field label={t("unitPrice")} type="number" step="0.01" value={draft.unitPrice} onChange={(e) => setDraft({ ...draft, unitPrice: e.target.value })} error={fieldError(error, "unitPrice")} />
+          <Field label={t("currency")} value={draft.currency} maxLength={3} onChange={(e) => setDraft({ ...draft, currency: e.target.value.toUpperCase() })} error={fieldError(error, "currency")} />
+          <Field label={t("taxPercent")} type="number" step="0.01" value={draft.taxPercent} onChange={(e) => setDraft({ ...draft, taxPercent: e.target.value })} error={fieldError(error, "taxPercent")} />
+          <Field label={t("unit")} value={draft.unit} onChange={(e) => setDraft({ ...draft, unit: e.target.value })} error={fieldError(error, "unit")} />
+          <label className="check">
+            <input type="checkbox" checked={draft.active} onChange={(e) => setDraft({ ...draft, active: e.target.checked })} /> {t("activeProduct")}
+          </label>
+          <button type="submit" disabled={busy}>
+            {editing ? t("save") : t("addProduct")}
+          </button>
+          {editing && (
+            <button type="button" className="link" onClick={() => edit(null)}>
+              {t("cancel")}
+            </button>
+          )}
+        </form>
+      )}
+      <Table
+        rows={rows}
+        empty={t("nothing")}
+        columns={[
+          {
+            label: t("sku"),
+            cell: (p) =>
+              mayEdit ? (
+                <button type="button" className="link" onClick={() => edit(p)} aria-label={`${p.sku}: ${t("editProduct", { name: p.name })}`}>
+                  {p.sku}
+                </button>
+              ) : (
+                p.sku
+              ),
+          },
+          { label: t("name"), cell: (p) => p.name },
+          { label: t("unitPrice"), numeric: true, cell: (p) => `${money(p.unitPrice, p.currency, lang)}${p.unit ? ` / ${p.unit}` : ""}` },
+          { label: t("taxPercent"), numeric: true, cell: (p) => String(p.taxPercent) },
+          { label: t("status"), cell: (p) => (p.active ? t("activeProduct") : t("inactiveProduct")) },
+        ]}
+      />
+    </Area>
+  );
+}
