@@ -810,6 +810,36 @@ try {
   }, "the invoice's email", 30_000);
   assert(/^To: .*ann\.lee@acme\.com/im.test(invoiceMail), "the invoice mailed to the customer");
   await axe("invoice-paid-in-part");
+  // The seller printed on documents, kept; a monthly subscription whose first period is
+  // billed at once.
+  await adminPage.getByRole("link", { name: "Settings", exact: true }).last().click();
+  await adminPage.getByRole("heading", { name: "Settings" }).waitFor();
+  await adminPage.getByLabel("Name", { exact: true }).fill("Northwind SAS");
+  await adminPage.getByLabel("Address").fill("1 rue de la Paix\n75002 Paris");
+  await adminPage.getByLabel("Tax id (VAT)").fill("FR40303265045");
+  await adminPage.getByRole("button", { name: "Save", exact: true }).click();
+  await adminPage.getByText("Saved.").waitFor();
+  const billingSettings = await call("GET", "/api/billing/settings", admin);
+  assert(
+    billingSettings.seller.name === "Northwind SAS" && billingSettings.seller.addressLines.join("|") === "1 rue de la Paix|75002 Paris",
+    `the seller stored: ${JSON.stringify(billingSettings.seller)}`,
+  );
+  await axe("billing-settings");
+  await adminPage.getByRole("link", { name: "Subscriptions" }).click();
+  await adminPage.getByRole("link", { name: "New subscription" }).click();
+  await adminPage.getByLabel("Name", { exact: true }).fill("Support, monthly");
+  await adminPage.getByRole("combobox", { name: "Company" }).fill("Lee");
+  await adminPage.getByRole("option", { name: /^Lee & Co/ }).click();
+  await adminPage.getByRole("button", { name: "Add a line" }).click();
+  await adminPage.getByLabel("Product (line 1)").selectOption({ label: "SUP-1 · Support plan" });
+  await adminPage.getByRole("button", { name: "Create the subscription" }).click();
+  await adminPage.getByRole("heading", { name: "Support, monthly" }).waitFor();
+  await adminPage.getByText("Next invoice").waitFor();
+  await axe("subscription");
+  await adminPage.getByRole("link", { name: "Subscriptions" }).click();
+  await adminPage.getByRole("button", { name: "Bill what is due now" }).click();
+  await adminPage.getByText("Every period due is billed.").waitFor();
+  await waitFor(async () => (await adminPage.locator("tbody tr").first().locator("td").nth(4).textContent()) === "1", "one period billed");
 
   // The admin screens: a team made, a manager invited into it (the invitation is mailed),
   // suspended with a reason and let back in; the audit log's chain checked.

@@ -32,6 +32,9 @@ const InvoicePage = lazy(() => billing().then((m) => ({ default: m.InvoicePage }
 const QuoteList = lazy(() => billing().then((m) => ({ default: m.QuoteList })));
 const QuotePage = lazy(() => billing().then((m) => ({ default: m.QuotePage })));
 const Products = lazy(() => billing().then((m) => ({ default: m.Products })));
+const SubscriptionList = lazy(() => billing().then((m) => ({ default: m.SubscriptionList })));
+const SubscriptionPage = lazy(() => billing().then((m) => ({ default: m.SubscriptionPage })));
+const BillingSettingsPage = lazy(() => billing().then((m) => ({ default: m.BillingSettingsPage })));
 import { Settings } from "./pages/Settings";
 import { AcceptInvitation, ForgotPassword, OAuthCallback, Register, ResetPassword, SignIn, VerifyEmail } from "./pages/auth";
 import { LanguagePicker } from "./ui";
@@ -146,6 +149,9 @@ export function App() {
             <Route path="/billing/quotes" element={<Lazy page={<QuoteList />} />} />
             <Route path="/billing/quotes/:id" element={<Lazy page={<QuotePage />} />} />
             <Route path="/billing/products" element={<Lazy page={<Products />} />} />
+            <Route path="/billing/subscriptions" element={<Lazy page={<SubscriptionList />} />} />
+            <Route path="/billing/subscriptions/:id" element={<Lazy page={<SubscriptionPage />} />} />
+            <Route path="/billing/settings" element={<Lazy page={<BillingSettingsPage />} />} />
             <Route path="/pipeline" element={<Shell>{() => <Pipeline />}</Shell>} />
             <Route path="/import" element={<Shell>{() => <Import />}</Shell>} />
             <Route path="/notifications" element={<Shell>{(refresh) => <Notifications onChange={refresh} />}</Shell>} />

@@ -16,12 +16,15 @@ type Invoice = Schemas["InvoiceView"];
 type Quote = Schemas["QuoteView"];
 type Payment = Schemas["Payment"];
 type Product = Schemas["Product"];
+type Subscription = Schemas["Subscription"];
+type Settings = Schemas["BillingSettings"];
 type Doc = Invoice | Quote;
 type Kind = "invoices" | "quotes";
 
 const INVOICE_STATUSES = ["draft", "issued", "sent", "partially_paid", "paid", "credited", "void"];
 const QUOTE_STATUSES = ["draft", "sent", "accepted", "declined", "converted"];
 const TERMS = ["due_on_receipt", "net_7", "net_10", "net_15", "net_30", "net_45", "net_60", "net_90", "end_of_month", "end_of_next_month"];
+const FREQUENCIES = ["weekly", "monthly", "quarterly", "semiannual", "yearly"];
 const METHODS = ["bank_transfer", "card", "sepa_debit", "ach_debit", "wallet", "cash", "check", "other"];
 
 function useDay() {
@@ -36,7 +39,9 @@ function Area({ title, actions, children }: { title: string; actions?: ReactNode
   const tabs: [string, string][] = [
     ["/billing/invoices", t("invoices")],
     ["/billing/quotes", t("quotes")],
+    ["/billing/subscriptions", t("subscriptions")],
     ["/billing/products", t("products")],
+    ["/billing/settings", t("billingSettings")],
   ];
   return (
     <AreaPage label={t("billing")} tabs={tabs} title={title} actions={actions}>
@@ -663,6 +668,383 @@ export function Products() {
           { label: t("status"), cell: (p) => (p.active ? t("activeProduct") : t("inactiveProduct")) },
         ]}
       />
+    </Area>
+  );
+}
+
+export function SubscriptionList() {
+  const { t, lang } = useI18n();
+  const day = useDay();
+  const mayEdit = useMayEdit();
+  const [reload, setReload] = useState(0);
+  const { rows, error } = useList<Subscription>("/api/subscriptions", reload);
+  const { error: runError, busy, run } = useAction();
+  const [notice, setNotice] = useState<string | null>(null);
+  return (
+    <Area
+      title={t("subscriptions")}
+      actions={
+        mayEdit && (
+          <>
+            <Link className="button" to="/billing/subscriptions/new">
+              {t("newSubscription")}
+            </Link>
+            <button
+              type="button"
+              className="secondary"
+              disabled={busy}
+              onClick={() =>
+                void run(async () => {
+                  await api("POST", "/api/subscriptions/run");
+                  setNotice(t("billingRunDone"));
+                  setReload((n) => n + 1);
+                })
+              }
+            >
+              {t("billDueNow")}
+            </button>
+          </>
+        )
+      }
+    >
+      <FormError error={error ?? runError} />
+      {notice && <p role="status">{notice}</p>}
+      <Table
+        rows={rows}
+        empty={t("nothing")}
+        columns={[
+          { label: t("name"), cell: (x) => <Link to={`/billing/subscriptions/${x.id}`}>{x.name}</Link> },
+          { label: t("status"), cell: (x) => t(`subscriptionStatus.${x.status}` as Key) },
+          { label: t("frequency"), cell: (x) => t(`frequency.${x.frequency}` as Key) },
+          { label: t("nextRun"), cell: (x) => day(x.nextRun) },
+          { label: t("cyclesBilled"), numeric: true, cell: (x) => x.cyclesBilled },
+          { label: t("total"), numeric: true, cell: (x) => money(x.total, x.currency, lang) },
+        ]}
+      />
+    </Area>
+  );
+}
+
+interface SubscriptionDraft {
+  name: string;
+  companyId: string;
+  contactId: string;
+  currency: string;
+  lines: LineDraft[];
+  frequency: string;
+  interval: string;
+  startDate: string;
+  endDate: string;
+  remainingCycles: string;
+  timeZone: string;
+  paymentTerms: string;
+  autoIssue: boolean;
+  autoCharge: boolean;
+}
+
+function subscriptionDraft(x: Subscription | null): SubscriptionDraft {
+  const currency = x?.currency ?? "EUR";
+  return {
+    name: x?.name ?? "",
+    companyId: x?.companyId ?? "",
+    contactId: x?.contactId ?? "",
+    currency,
+    lines: linesOf(x?.lines ?? [], minorPerMajor(currency)),
+    frequency: x?.frequency ?? "monthly",
+    interval: String(x?.interval ?? 1),
+    startDate: x?.startDate ?? "",
+    endDate: x?.endDate ?? "",
+    remainingCycles: x?.remainingCycles != null ? String(x.remainingCycles) : "",
+    timeZone: x?.timeZone ?? (Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC"),
+    paymentTerms: x?.paymentTerms ?? "",
+    autoIssue: x?.autoIssue ?? true,
+    autoCharge: x?.autoCharge ?? false,
+  };
+}
+
+export function SubscriptionPage() {
+  const { id } = useParams();
+  const isNew = id === "new";
+  const { t } = useI18n();
+  const day = useDay();
+  const navigate = useNavigate();
+  const mayEdit = useMayEdit();
+  const [sub, setSub] = useState<Subscription | null>(null);
+  const [draft, setDraft] = useState<SubscriptionDraft>(() => subscriptionDraft(null));
+  const [notice, setNotice] = useState<string | null>(null);
+  const { error, setError, busy, run } = useAction();
+  const adopt = (x: Subscription) => {
+    setSub(x);
+    setDraft(subscriptionDraft(x));
+  };
+  useEffect(() => {
+    if (isNew || !id) return;
+    api<Subscription>("GET", `/api/subscriptions/${id}`).then(adopt, setError);
+  }, [id, isNew, setError]);
+  const num = (v: string) => (v.trim() === "" ? null : Number.isFinite(Number(v)) ? Number(v) : v);
+  const save = (e: FormEvent) => {
+    e.preventDefault();
+    setNotice(null);
+    void run(async () => {
+      const per = minorPerMajor(/^[A-Z]{3}$/.test(draft.currency) ? draft.currency : "EUR");
+      const body = {
+        name: draft.name.trim(),
+        companyId: draft.companyId || null,
+        contactId: draft.contactId || null,
+        currency: draft.currency.trim().toUpperCase() || null,
+        lines: itemsOf(draft.lines, per),
+        frequency: draft.frequency,
+        interval: num(draft.interval),
+        startDate: draft.startDate || null,
+        endDate: draft.endDate || null,
+        remainingCycles: num(draft.remainingCycles),
+        timeZone: draft.timeZone.trim() || null,
+        paymentTerms: draft.paymentTerms || null,
+        autoIssue: draft.autoIssue,
+        autoCharge: draft.autoCharge,
+      };
+      if (isNew) {
+        const made = await api<Subscription>("POST", "/api/subscriptions", body);
+        navigate(`/billing/subscriptions/${made.id}`, { replace: true });
+        return;
+      }
+      adopt(await api<Subscription>("PATCH", `/api/subscriptions/${id}`, { ...body, version: sub?.version }));
+      setNotice(t("saved"));
+    });
+  };
+  const setStatus = (status: string) =>
+    void run(async () => {
+      adopt(await api<Subscription>("PATCH", `/api/subscriptions/${id}`, { status, version: sub?.version }));
+      setNotice(t("saved"));
+    });
+  if (!isNew && !sub) return error ? <FormError error={error} /> : <p role="status">{t("loading")}</p>;
+  const editable = mayEdit && (isNew || (sub?.status !== "cancelled" && sub?.status !== "finished"));
+  const set = (k: keyof SubscriptionDraft) => (e: { target: { value: string } }) => setDraft({ ...draft, [k]: e.target.value });
+  return (
+    <Area title={isNew ? t("newSubscription") : (sub?.name ?? "")} actions={sub && <span className="state">{t(`subscriptionStatus.${sub.status}` as Key)}</span>}>
+      <p>
+        <Link to="/billing/subscriptions">{t("back")}</Link>
+      </p>
+      <FormError
+        error={error}
+        fields={["name", "companyId", "contactId", "currency", "lines", "frequency", "interval", "startDate", "endDate", "remainingCycles", "timeZone", "paymentTerms", "autoCharge"]}
+      />
+      {notice && <p role="status">{notice}</p>}
+      {sub && (
+        <dl className="facts">
+          <dt>{t("nextRun")}</dt>
+          <dd>{day(sub.nextRun)}</dd>
+          <dt>{t("cyclesBilled")}</dt>
+          <dd>{sub.cyclesBilled}</dd>
+          {sub.lastInvoiceId && (
+            <>
+              <dt>{t("lastInvoice")}</dt>
+              <dd>
+                <Link to={`/billing/invoices/${sub.lastInvoiceId}`}>{t("open")}</Link>
+              </dd>
+            </>
+          )}
+        </dl>
+      )}
+      <form onSubmit={save} noValidate className="record wide">
+        <fieldset disabled={!editable} className="plain">
+          <Field label={t("name")} required value={draft.name} onChange={set("name")} error={fieldError(error, "name")} />
+          <RecordPicker label={t("company")} kind="companies" value={draft.companyId} onChange={(v) => setDraft((d) => ({ ...d, companyId: v }))} error={fieldError(error, "companyId")} />
+          <RecordPicker label={t("contact")} kind="contacts" value={draft.contactId} onChange={(v) => setDraft((d) => ({ ...d, contactId: v }))} error={fieldError(error, "contactId")} />
+          <Field label={t("currency")} value={draft.currency} maxLength={3} onChange={(e) => setDraft({ ...draft, currency: e.target.value.toUpperCase() })} error={fieldError(error, "currency")} />
+          <LineItems label={t("lineItems")} field="lines" lines={draft.lines} currency={draft.currency} onChange={(lines) => setDraft((d) => ({ ...d, lines }))} errorOf={(f) => fieldError(error, f)} />
+          <SelectField
+            label={t("frequency")}
+            value={draft.frequency}
+            onChange={(v) => setDraft({ ...draft, frequency: v })}
+            options={FREQUENCIES.map((f) => ({ value: f, label: t(`frequency.${f}` as Key) }))}
+            error={fieldError(error, "frequency")}
+          />
+          <Field label={t("every")} type="number" min={1} value={draft.interval} onChange={set("interval")} error={fieldError(error, "interval")} />
+          <Field label={t("startDate")} type="date" value={draft.startDate} onChange={set("startDate")} error={fieldError(error, "startDate")} />
+          <Field label={t("endDate")} type="date" value={draft.endDate} onChange={set("endDate")} error={fieldError(error, "endDate")} />
+          <Field label={t("remainingCycles")} type="number" min={1} value={draft.remainingCycles} onChange={set("remainingCycles")} error={fieldError(error, "remainingCycles")} />
+          <Field label={t("timezone")} value={draft.timeZone} onChange={set("timeZone")} error={fieldError(error, "timeZone")} />
+          <SelectField
+            label={t("paymentTerms")}
+            value={draft.paymentTerms}
+            blank
+            onChange={(v) => setDraft({ ...draft, paymentTerms: v })}
+            options={TERMS.map((x) => ({ value: x, label: t(`terms.${x}` as Key) }))}
+            error={fieldError(error, "paymentTerms")}
+          />
+          <label className="check">
+            <input type="checkbox" checked={draft.autoIssue} onChange={(e) => setDraft({ ...draft, autoIssue: e.target.checked })} /> {t("autoIssue")}
+          </label>
+          <label className="check">
+            <input type="checkbox" checked={draft.autoCharge} onChange={(e) => setDraft({ ...draft, autoCharge: e.target.checked })} /> {t("autoCharge")}
+          </label>
+          {fieldError(error, "autoCharge") && <p className="field-error">{fieldError(error, "autoCharge")}</p>}
+        </fieldset>
+        {editable && (
+          <div className="toolbar">
+            <button type="submit" disabled={busy}>
+              {isNew ? t("createSubscription") : t("save")}
+            </button>
+            {sub?.status === "active" && (
+              <button type="button" className="secondary" disabled={busy} onClick={() => setStatus("paused")}>
+                {t("pause")}
+              </button>
+            )}
+            {sub?.status === "paused" && (
+              <button type="button" className="secondary" disabled={busy} onClick={() => setStatus("active")}>
+                {t("resume")}
+              </button>
+            )}
+            {sub && (
+              <button type="button" className="danger" disabled={busy} onClick={() => setStatus("cancelled")}>
+                {t("endSubscription")}
+              </button>
+            )}
+          </div>
+        )}
+      </form>
+    </Area>
+  );
+}
+
+/** Reads an image file as a `data:` URL (the logo printed on documents). */
+function dataUrl(file: File): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(String(r.result));
+    r.onerror = () => reject(r.error ?? new Error("unreadable file"));
+    r.readAsDataURL(file);
+  });
+}
+
+export function BillingSettingsPage() {
+  const { t } = useI18n();
+  const mayEdit = useMayEdit();
+  const [settings, setSettings] = useState<Settings | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const { error, setError, busy, run } = useAction();
+  useEffect(() => {
+    api<Settings>("GET", "/api/billing/settings").then(setSettings, setError);
+  }, [setError]);
+  if (!settings) return error ? <FormError error={error} /> : <p role="status">{t("loading")}</p>;
+  const seller = settings.seller;
+  const setSeller = (k: keyof typeof seller) => (e: { target: { value: string } }) =>
+    setSettings({ ...settings, seller: { ...seller, [k]: e.target.value } });
+  const setField = (k: "paymentInstructions" | "footer" | "accentColor" | "currency") => (e: { target: { value: string } }) =>
+    setSettings({ ...settings, [k]: e.target.value });
+  const save = (e: FormEvent) => {
+    e.preventDefault();
+    setNotice(null);
+    void run(async () => {
+      const body = {
+        seller: {
+          ...seller,
+          addressLines: (seller.addressLines ?? []).map((l) => l.trim()).filter(Boolean),
+          contactName: seller.contactName?.trim() || null,
+          email: seller.email?.trim() || null,
+          phone: seller.phone?.trim() || null,
+          country: seller.country?.trim() || null,
+          taxId: seller.taxId?.trim() || null,
+          registration: seller.registration?.trim() || null,
+          website: seller.website?.trim() || null,
+        },
+        paymentTerms: settings.paymentTerms,
+        paymentInstructions: settings.paymentInstructions?.trim() || null,
+        currency: settings.currency,
+        quoteValidityDays: settings.quoteValidityDays,
+        footer: settings.footer?.trim() || null,
+        accentColor: settings.accentColor,
+        logo: settings.logo ?? null,
+        language: settings.language,
+        version: settings.version,
+      };
+      setSettings(await api<Settings>("PUT", "/api/billing/settings", body));
+      setNotice(t("saved"));
+    });
+  };
+  const e = (f: string) => fieldError(error, f);
+  return (
+    <Area title={t("billingSettings")}>
+      <FormError error={error} fields={["seller", "paymentTerms", "paymentInstructions", "currency", "quoteValidityDays", "footer", "accentColor", "logo", "language"]} />
+      {notice && <p role="status">{notice}</p>}
+      <form onSubmit={save} noValidate className="record wide">
+        <fieldset disabled={!mayEdit} className="plain">
+          <h2>{t("seller")}</h2>
+          <Field label={t("name")} value={seller.name ?? ""} onChange={setSeller("name")} error={e("seller.name")} />
+          <Field label={t("contact")} value={seller.contactName ?? ""} onChange={setSeller("contactName")} error={e("seller.contactName")} />
+          <Field label={t("email")} type="email" value={seller.email ?? ""} onChange={setSeller("email")} error={e("seller.email")} />
+          <Field label={t("phone")} value={seller.phone ?? ""} onChange={setSeller("phone")} error={e("seller.phone")} />
+          <div className="field">
+            <label htmlFor="seller-address">{t("address")}</label>
+            <textarea
+              id="seller-address"
+              rows={3}
+              value={(seller.addressLines ?? []).join("\n")}
+              onChange={(ev) => setSettings({ ...settings, seller: { ...seller, addressLines: ev.target.value.split("\n") } })}
+            />
+          </div>
+          <Field label={t("country")} value={seller.country ?? ""} maxLength={2} onChange={setSeller("country")} error={e("seller.country")} />
+          <Field label={t("taxId")} value={seller.taxId ?? ""} onChange={setSeller("taxId")} error={e("seller.taxId")} />
+          <Field label={t("registration")} value={seller.registration ?? ""} onChange={setSeller("registration")} error={e("seller.registration")} />
+          <Field label={t("website")} value={seller.website ?? ""} onChange={setSeller("website")} error={e("seller.website")} />
+          <h2>{t("documentDefaults")}</h2>
+          <SelectField
+            label={t("paymentTerms")}
+            value={settings.paymentTerms}
+            onChange={(v) => setSettings({ ...settings, paymentTerms: v })}
+            options={TERMS.map((x) => ({ value: x, label: t(`terms.${x}` as Key) }))}
+            error={e("paymentTerms")}
+          />
+          <Field label={t("paymentInstructions")} value={settings.paymentInstructions ?? ""} onChange={setField("paymentInstructions")} error={e("paymentInstructions")} />
+          <Field label={t("currency")} value={settings.currency} maxLength={3} onChange={setField("currency")} error={e("currency")} />
+          <Field
+            label={t("quoteValidityDays")}
+            type="number"
+            min={1}
+            value={String(settings.quoteValidityDays)}
+            onChange={(ev) => setSettings({ ...settings, quoteValidityDays: Number(ev.target.value) })}
+            error={e("quoteValidityDays")}
+          />
+          <Field label={t("footer")} value={settings.footer ?? ""} onChange={setField("footer")} error={e("footer")} />
+          <Field label={t("accentColor")} type="color" value={settings.accentColor} onChange={setField("accentColor")} error={e("accentColor")} />
+          <SelectField
+            label={t("documentLanguage")}
+            value={settings.language}
+            onChange={(v) => setSettings({ ...settings, language: v })}
+            options={[
+              { value: "en", label: "English" },
+              { value: "fr", label: "Français" },
+              { value: "ar", label: "العربية" },
+            ]}
+            error={e("language")}
+          />
+          <div className="field">
+            <label htmlFor="billing-logo">{t("logo")}</label>
+            {settings.logo && <img src={settings.logo} alt={t("logo")} className="logo-preview" />}
+            <input
+              id="billing-logo"
+              type="file"
+              accept="image/png,image/svg+xml"
+              onChange={(ev) => {
+                const file = ev.target.files?.[0];
+                if (file) void dataUrl(file).then((logo) => setSettings({ ...settings, logo }), setError);
+              }}
+            />
+            {e("logo") && <p className="field-error">{e("logo")}</p>}
+            {settings.logo && (
+              <button type="button" className="link" onClick={() => setSettings({ ...settings, logo: null })}>
+                {t("removeLogo")}
+              </button>
+            )}
+          </div>
+        </fieldset>
+        {mayEdit && (
+          <button type="submit" disabled={busy}>
+            {t("save")}
+          </button>
+        )}
+      </form>
     </Area>
   );
 }

@@ -1,4 +1,4 @@
-import{r as Ff,j as qy}from"./index-BVuW5504.js";/*! *****************************************************************************
+import{r as Ff,j as qy}from"./index-iElbgxTT.js";/*! *****************************************************************************
 Copyright (c) Microsoft Corporation.
 
 Permission to use, copy, modify, and/or distribute this software for any
