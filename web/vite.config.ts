@@ -16,6 +16,13 @@ export default defineConfig({
     assetsInlineLimit: 0,
     // The dashboard chunk (ECharts) is ~520 kB before gzip, loaded with that page only.
     chunkSizeWarningLimit: 600,
+    rollupOptions: {
+      output: {
+        // ECharts in a chunk named for it, loaded with the dashboard or the report
+        // builder (not named after whatever module of ours the two pages share).
+        manualChunks: (id) => (/node_modules\/(echarts|zrender|tslib)\//.test(id) ? "echarts" : undefined),
+      },
+    },
   },
   server: {
     // `npm run dev` against a local crm-server.

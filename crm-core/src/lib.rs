@@ -68,7 +68,7 @@ pub use model::company::Company;
 pub use model::contact::{Contact, LifecycleStage};
 pub use model::deal::{Deal, DealStage, DealStageChange, LineItem};
 pub use model::interaction::{Interaction, InteractionKind};
-pub use model::report::{ChartKind, ChartSpec, SavedReport, Sharing, StandardParams};
+pub use model::report::{ChartKind, ChartSpec, DashboardCard, SavedReport, Sharing, StandardParams};
 pub use model::task::{Related, RelatedType, Task, TaskPriority, TaskStatus};
 pub use model::team::Team;
 pub use model::user::{User, UserStatus};

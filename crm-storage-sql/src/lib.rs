@@ -187,7 +187,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 /// edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str, &str); 17] = [
+const MIGRATIONS: [(i64, &str, &str, &str, &str); 18] = [
     (
         1,
         "initial",
@@ -306,6 +306,13 @@ const MIGRATIONS: [(i64, &str, &str, &str, &str); 17] = [
         include_str!("../migrations/sqlite/0017_scheduler_leases.sql"),
         include_str!("../migrations/postgres/0017_scheduler_leases.sql"),
         include_str!("../migrations/mysql/0017_scheduler_leases.sql"),
+    ),
+    (
+        18,
+        "dashboards",
+        include_str!("../migrations/sqlite/0018_dashboards.sql"),
+        include_str!("../migrations/postgres/0018_dashboards.sql"),
+        include_str!("../migrations/mysql/0018_dashboards.sql"),
     ),
 ];
 

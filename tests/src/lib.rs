@@ -210,6 +210,7 @@ macro_rules! conformance_suite {
             store_scans_in_bulk,
             saved_report_crud_and_validation,
             saved_report_sharing_and_scope,
+            saved_dashboard_cards_and_sharing,
             contact_crud,
             company_crud,
             deal_crud_with_line_items,

@@ -102,7 +102,30 @@ try {
   // A forged link opens nothing.
   const forged = await page.goto(`${link.url}x`);
   assert(forged?.status() === 404, "a forged card link is a 404 page");
-  console.log("card page e2e: ok (a card, then a SEPA account, saved through the page and kept by the server)");
+
+  // The company's page in the app: what is on file, a new link to hand over, forgotten.
+  const app = await browser.newPage({ locale: "en-GB" });
+  const appErrors = [];
+  app.on("pageerror", (e) => appErrors.push(String(e)));
+  await app.goto(`${base}/login`);
+  await app.getByLabel("User name or email").fill("admin");
+  await app.getByLabel("Password").fill(PASSWORD);
+  await app.getByRole("button", { name: "Sign in" }).click();
+  await app.getByText("Signed in as admin").waitFor();
+  await app.goto(`${base}/companies/${company.id}`);
+  await app.getByRole("heading", { name: "Card on file" }).waitFor();
+  await app.getByText(/^SEPA debit •••• 3000, saved /).waitFor();
+  await app.getByRole("button", { name: "Link to save a card" }).click();
+  const shown = await app.getByLabel("Link to save a card").inputValue();
+  assert(shown.startsWith(`${base}/card/`) && shown !== link.url, `a new card link shown: ${shown}`);
+  await app.getByRole("button", { name: "Forget the card" }).click();
+  await app.getByText("The card is forgotten.").waitFor();
+  await app.getByText("No payment method saved.").waitFor();
+  await app.screenshot({ path: path.join(artifacts, "company-card-on-file.png"), fullPage: true });
+  const gone = await fetch(`${base}/api/companies/${company.id}/payment-method`, { headers: auth });
+  assert(gone.status === 404, `forgotten at the server: ${gone.status}`);
+  assert(appErrors.length === 0, `no script errors in the app: ${appErrors.join(" | ")}`);
+  console.log("card page e2e: ok (a card, then a SEPA account, saved through the page and kept by the server; shown, linked and forgotten from the company's page)");
 } finally {
   await browser?.close();
   for (const p of procs) p.kill();

@@ -683,6 +683,16 @@ try {
   await waitFor(async () => ((await winRate.getAttribute("aria-label").catch(() => null)) ?? "").includes("demo-mid-market-0"), "every owner again");
   await waitFor(async () => (await savedChart.getAttribute("aria-label").catch(() => null)) === everyonesRevenue, "the saved card whole again");
   await adminPage.screenshot({ path: path.join(artifacts, "dashboard-demo.png") });
+  // The arranged dashboard shared with ann as a saved dashboard (she opens it below).
+  await adminPage.getByRole("button", { name: "Share this dashboard" }).click();
+  const sharePanel = adminPage.getByRole("region", { name: "Share this dashboard" });
+  await sharePanel.getByLabel("Dashboard name").fill("Sales board");
+  await sharePanel.getByRole("checkbox", { name: "ann", exact: true }).check();
+  await axe("dashboard-sharing");
+  await sharePanel.getByRole("button", { name: "Share this dashboard" }).click();
+  await adminPage.getByText("Sales board is shared.").waitFor();
+  const board = (await call("GET", "/api/reports/saved?limit=200", admin)).data.find((r) => r.name === "Sales board");
+  assert(board?.cards?.length === 8 && board.cards[0].report === "r4_stage_funnel" && board.sharedWith.users.includes(ann.id), `the saved dashboard: ${JSON.stringify(board)}`);
   await adminPage.goto(reportUrl);
   await adminPage.locator(".preview canvas").waitFor();
   await adminPage.screenshot({ path: path.join(artifacts, "report-builder-demo.png"), fullPage: true });
@@ -792,6 +802,15 @@ try {
   await adminPage.getByText("Partly paid").waitFor();
   await adminPage.getByRole("cell", { name: "BANK-42" }).waitFor();
   assert((await call("GET", `/api/invoices/${invoiceId}`, admin)).balance === issued.total - 10000, "the balance after the payment");
+  // The customer's pay link: shown to copy, and it opens the invoice without signing in.
+  await adminPage.getByRole("button", { name: "Get the pay link" }).click();
+  const payUrl = await adminPage.getByLabel("Pay link").inputValue();
+  assert(payUrl.startsWith(`${base}/pay/`), `the pay link: ${payUrl}`);
+  await axe("invoice-pay-link");
+  const payer = await browser.newPage({ locale: "en-GB" });
+  await payer.goto(payUrl);
+  await payer.getByRole("heading", { name: `Invoice ${issued.number}` }).waitFor();
+  await payer.close();
   const pdfDownload = adminPage.waitForEvent("download");
   await adminPage.getByRole("button", { name: "Download the PDF" }).click();
   const pdfFile = await pdfDownload;
@@ -890,6 +909,21 @@ try {
   await annPage.getByText("0 rows").waitFor();
   await annPage.getByRole("button", { name: "Save as my copy" }).waitFor();
   await axe("report-shared");
+  // The dashboard admin shared: opened from the list of dashboards, every card drawn on
+  // what ann may read, then taken as her own.
+  await annPage.getByRole("link", { name: "Dashboard" }).click();
+  await annPage.getByLabel("Dashboards").selectOption({ label: "Sales board (shared with you)" });
+  await annPage.getByRole("heading", { name: "Sales board" }).waitFor();
+  const annCards = annPage.locator("article.dash-card");
+  await waitFor(async () => (await annCards.count()) === 8, "the shared dashboard's eight cards");
+  assert((await annCards.evaluateAll((els) => els.map((e) => e.dataset.report))).join(",") === board.cards.map((c) => c.report).join(","), "in the shared order");
+  await annPage.locator(`article[data-report="${board.cards[7].report}"]`).getByText("No data").waitFor();
+  await axe("dashboard-shared");
+  await annPage.getByRole("button", { name: "Use as my dashboard" }).click();
+  await annPage.getByText("Sales board is now your dashboard.").waitFor();
+  const annSettings = await call("GET", `/api/users/${ann.id}/settings`, admin);
+  assert(JSON.stringify(annSettings.dashboard) === JSON.stringify(board.cards), `ann's dashboard: ${JSON.stringify(annSettings.dashboard)}`);
+  assert(!annPage.url().includes("board="), "back on her own dashboard");
   // Her profile: a picture uploaded (the server re-encodes it), a wrong current password
   // refused at its field.
   await annPage.getByRole("link", { name: "Signed in as ann" }).click();

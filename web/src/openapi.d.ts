@@ -4529,18 +4529,15 @@ export interface components {
             /** @description How many. */
             invoices: number;
         };
-        /** @description One card of a user's dashboard. */
+        /** @description One card of a saved dashboard: a report drawn on it, one or two columns wide. */
         DashboardCard: {
-            /**
-             * @description A standard report's name (`r1_pipeline_by_stage`) or a saved report's id (one the
-             *     user owns or that is shared with them; a card whose report is gone says so).
-             */
+            /** @description A standard report's name (`r1_pipeline_by_stage` …) or a saved report's id. */
             report: string;
             /**
              * Format: int32
-             * @description How many of the grid's columns it spans: 1 or 2.
+             * @description Columns it spans: 1 or 2.
              */
-            width?: number;
+            width: number;
         };
         /** @description A date (YYYY-MM-DD, read in the user's time zone) or an RFC 3339 time */
         DateOrTime: string;
@@ -5677,8 +5674,16 @@ export interface components {
              */
             unitPrice: number;
         };
-        /** @description Input of [`SavedReportService::create`]: `standard` (with `parameters`) or `spec`. */
+        /**
+         * @description Input of [`SavedReportService::create`]: `standard` (with `parameters`), `spec`, or a
+         *     dashboard's `cards`.
+         */
         NewSavedReport: {
+            /**
+             * @description A dashboard: its cards, in order (1 to 24; each a standard report or a saved
+             *     report that is not a dashboard, once).
+             */
+            cards?: components["schemas"]["DashboardCard"][] | null;
             chart?: components["schemas"]["ChartSpec"] | null;
             /** @description What it shows. */
             description?: string | null;
@@ -6456,6 +6461,11 @@ export interface components {
         };
         /** @description A report kept under a name. */
         SavedReport: components["schemas"]["RecordMeta"] & {
+            /**
+             * @description A dashboard's cards, in order; absent for a report. A dashboard is opened (its
+             *     cards run one by one), not run or exported itself.
+             */
+            cards?: components["schemas"]["DashboardCard"][] | null;
             chart?: components["schemas"]["ChartSpec"] | null;
             /** @description What it shows. */
             description?: string | null;
@@ -6489,6 +6499,11 @@ export interface components {
         };
         /** @description Input of [`SavedReportService::update`]: absent fields keep their value, `null` clears. */
         SavedReportPatch: {
+            /**
+             * @description A dashboard's cards (replaced whole). A dashboard stays a dashboard and a report a
+             *     report: `cards` on a report, or `standard`/`spec` on a dashboard, is refused.
+             */
+            cards?: components["schemas"]["DashboardCard"][] | null;
             chart?: components["schemas"]["ChartSpec"] | null;
             /** @description New description; `null` clears it, absent: unchanged. */
             description?: string | null;

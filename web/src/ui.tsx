@@ -165,3 +165,33 @@ export function AuthCard({ title, children }: { title: string; children: ReactNo
     </main>
   );
 }
+
+/** A link to hand to someone (a customer's pay page …): shown to select, copied with one
+ * click, or opened in a new tab. */
+export function CopyLink({ label, url, hint }: { label: string; url: string; hint?: string }) {
+  const { t } = useI18n();
+  const id = useId();
+  const [copied, setCopied] = useState(false);
+  const copy = () => {
+    if (!navigator.clipboard) return;
+    navigator.clipboard.writeText(url).then(
+      () => setCopied(true),
+      () => setCopied(false),
+    );
+  };
+  return (
+    <div className="field copy-link">
+      <label htmlFor={id}>{label}</label>
+      <div className="copy-row">
+        <input id={id} readOnly value={url} dir="ltr" onFocus={(e) => e.currentTarget.select()} />
+        <button type="button" className="secondary" onClick={copy}>
+          {copied ? t("linkCopied") : t("copyLink")}
+        </button>
+        <a className="button secondary" href={url} target="_blank" rel="noopener noreferrer">
+          {t("openLink")}
+        </a>
+      </div>
+      {hint && <p className="hint">{hint}</p>}
+    </div>
+  );
+}

@@ -139,9 +139,11 @@ macro_rules! string_enum {
 }
 pub(crate) use string_enum;
 
-/// A record's columns: the given ones, then [`RecordMeta`]'s.
+/// A record's columns: the given ones, then [`RecordMeta`]'s, then those after `added:`.
 macro_rules! record_columns {
-    ($($c:expr),* $(,)?) => {
+    // Columns a later migration added (`ALTER TABLE … ADD COLUMN`) come after the
+    // bookkeeping ones, where the table has them.
+    ($($c:expr),* $(,)? ; added: $($a:expr),* $(,)?) => {
         &[
             $($c,)*
             $crate::schema::Column::new("version", "version", $crate::schema::ColumnType::Int).filter(),
@@ -151,7 +153,11 @@ macro_rules! record_columns {
             $crate::schema::Column::new("updated_by", "updatedBy", $crate::schema::ColumnType::Uuid).null().filter(),
             $crate::schema::Column::new("deleted_at", "deletedAt", $crate::schema::ColumnType::Timestamp).null().sort(),
             $crate::schema::Column::new("deleted_by", "deletedBy", $crate::schema::ColumnType::Uuid).null().filter(),
+            $($a,)*
         ]
+    };
+    ($($c:expr),* $(,)?) => {
+        $crate::model::record_columns![$($c),* ; added:]
     };
 }
 pub(crate) use record_columns;

@@ -1,5 +1,6 @@
-//! Saved reports: a standard report with its parameters, or a custom report's spec, kept
-//! under a name with an owner, shared with users, teams or roles, and an optional chart.
+//! Saved reports: a standard report with its parameters, a custom report's spec, or a
+//! dashboard's cards, kept under a name with an owner, shared with users, teams or roles,
+//! and an optional chart.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -132,6 +133,17 @@ pub struct ChartSpec {
     pub title: Option<String>,
 }
 
+/// One card of a saved dashboard: a report drawn on it, one or two columns wide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DashboardCard {
+    /// A standard report's name (`r1_pipeline_by_stage` …) or a saved report's id.
+    pub report: String,
+    /// Columns it spans: 1 or 2.
+    pub width: u8,
+}
+
 /// Who a report is shared with, besides its owner. Sharing lets them see and run the
 /// report; only the owner (and managers/admins within their scope) change it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +193,10 @@ pub struct SavedReport {
     /// The custom report's spec (a `ReportSpec`); absent for a standard report.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub spec: Option<serde_json::Value>,
+    /// A dashboard's cards, in order; absent for a report. A dashboard is opened (its
+    /// cards run one by one), not run or exported itself.
+    #[serde(default)]
+    pub cards: Option<Vec<DashboardCard>>,
     /// How the report is drawn in PDF exports and dashboards.
     pub chart: Option<ChartSpec>,
     /// Who else may see and run it.
@@ -218,7 +234,10 @@ pub static COLUMNS: &[Column] = record_columns![
     Column::new("shared_roles", "sharedWith.roles", T::TextList).filter().choices(ROLE_CHOICES),
     Column::new("owner_id", "ownerId", T::Uuid).filter(),
     Column::new("team_id", "teamId", T::Uuid).null().filter(),
-    Column::new("search_text", "", T::Text),
+    Column::new("search_text", "", T::Text);
+    added:
+    // Migration 18.
+    Column::new("cards", "cards", T::Json).null(),
 ];
 
 /// The indexes of `saved_reports` besides the primary key.

@@ -1,5 +1,6 @@
 //! The saved reports service: standard or custom reports kept under a name, owned like CRM
-//! records, shared with users, teams or roles, and run on the caller's snapshot.
+//! records, shared with users, teams or roles, and run on the caller's snapshot; and saved
+//! dashboards (their cards: standard or saved reports), owned and shared the same way.
 
 use polars::prelude::DataFrame;
 use serde::Deserialize;
@@ -11,7 +12,7 @@ use super::Crm;
 use crate::analytics::{custom, Params, ReportSpec};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{SavedReportId, UserId};
-use crate::model::report::{ChartKind, ChartSpec, SavedReport, Sharing, StandardParams, StandardReport};
+use crate::model::report::{ChartKind, ChartSpec, DashboardCard, SavedReport, Sharing, StandardParams, StandardReport};
 use crate::model::team::Team;
 use crate::model::{Record, RecordMeta};
 use crate::policy::{Action, Actor, Resource, Scope};
@@ -22,8 +23,11 @@ use crate::schema::{EntityKind, Value};
 const MAX_SHARES: usize = 100;
 /// The most series a chart plots.
 const MAX_SERIES: usize = 6;
+/// The most cards a dashboard holds (few cards load fast; Metabase's advice).
+pub const MAX_CARDS: usize = 24;
 
-/// Input of [`SavedReportService::create`]: `standard` (with `parameters`) or `spec`.
+/// Input of [`SavedReportService::create`]: `standard` (with `parameters`), `spec`, or a
+/// dashboard's `cards`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -42,6 +46,10 @@ pub struct NewSavedReport {
     /// A custom report.
     #[serde(default)]
     pub spec: Option<ReportSpec>,
+    /// A dashboard: its cards, in order (1 to 24; each a standard report or a saved
+    /// report that is not a dashboard, once).
+    #[serde(default)]
+    pub cards: Option<Vec<DashboardCard>>,
     /// How it is drawn.
     #[serde(default)]
     pub chart: Option<ChartSpec>,
@@ -73,6 +81,10 @@ pub struct SavedReportPatch {
     /// A custom report (`null` to turn it into a standard report with `standard`).
     #[serde(default, deserialize_with = "nullable")]
     pub spec: Option<Option<ReportSpec>>,
+    /// A dashboard's cards (replaced whole). A dashboard stays a dashboard and a report a
+    /// report: `cards` on a report, or `standard`/`spec` on a dashboard, is refused.
+    #[serde(default)]
+    pub cards: Option<Vec<DashboardCard>>,
     /// How it is drawn (`null`: no chart).
     #[serde(default, deserialize_with = "nullable")]
     pub chart: Option<Option<ChartSpec>>,
@@ -131,8 +143,24 @@ impl SavedReportService<'_> {
         let (owner_id, team_id) =
             crm.resolve_owner(actor, Resource::Reports, Action::Create, input.owner_id, &mut errs).await?;
         let parameters = input.parameters.unwrap_or_default();
-        let spec = check_definition(&mut errs, input.standard.as_deref(), &parameters, input.spec.as_ref());
+        let spec = match &input.cards {
+            Some(cards) => {
+                if input.standard.is_some() || input.spec.is_some() || input.parameters.is_some() {
+                    errs.add(
+                        "cards",
+                        "invalid_value",
+                        "a saved dashboard holds `cards` only: no `standard`, `spec` or `parameters`",
+                    );
+                }
+                self.check_cards(actor, cards, None, &mut errs).await?;
+                None
+            }
+            None => check_definition(&mut errs, input.standard.as_deref(), &parameters, input.spec.as_ref()),
+        };
         if let Some(chart) = &input.chart {
+            if input.cards.is_some() {
+                errs.add("chart", "invalid_value", "a dashboard draws its cards; it has no chart of its own");
+            }
             check_chart(&mut errs, chart);
         }
         let shared_with = self.check_sharing(input.shared_with.unwrap_or_default(), &mut errs).await?;
@@ -145,6 +173,7 @@ impl SavedReportService<'_> {
             standard: input.standard,
             parameters,
             spec,
+            cards: input.cards,
             chart: input.chart,
             shared_with,
             owner_id,
@@ -188,7 +217,6 @@ impl SavedReportService<'_> {
     /// Changes a saved report (owner, or managers/admins within their scope). Those it is
     /// only shared with may not: `Forbidden`.
     pub async fn update(&self, actor: &Actor, id: SavedReportId, patch: SavedReportPatch) -> Result<SavedReport> {
-        let crm = self.crm;
         let before = self.writable(actor, id, Action::Update).await?;
         check_version(patch.version, before.meta.version)?;
         let mut errs = Errors::new();
@@ -198,6 +226,26 @@ impl SavedReportService<'_> {
         }
         if let Some(d) = patch.description {
             r.description = input::text(&mut errs, "description", d, 2000, true);
+        }
+        if before.cards.is_some() {
+            if patch.standard.is_some() || patch.spec.is_some() || patch.parameters.is_some() {
+                errs.add(
+                    "cards",
+                    "invalid_value",
+                    "a saved dashboard holds `cards` only: no `standard`, `spec` or `parameters`",
+                );
+            }
+            if matches!(patch.chart, Some(Some(_))) {
+                errs.add("chart", "invalid_value", "a dashboard draws its cards; it has no chart of its own");
+            }
+            if let Some(cards) = patch.cards {
+                self.check_cards(actor, &cards, Some(id), &mut errs).await?;
+                r.cards = Some(cards);
+            }
+            return self.finish_update(actor, id, &before, r, patch.owner_id, errs).await;
+        }
+        if patch.cards.is_some() {
+            errs.add("cards", "invalid_value", "a report does not become a dashboard; save the dashboard as its own");
         }
         // Giving one of `standard` and `spec` replaces the other.
         let spec = match (&patch.standard, patch.spec) {
@@ -222,14 +270,88 @@ impl SavedReportService<'_> {
             }
             r.chart = c;
         }
-        if let Some(owner) = patch.owner_id.filter(|o| *o != before.owner_id) {
+        self.finish_update(actor, id, &before, r, patch.owner_id, errs).await
+    }
+
+    /// The end of an update: a new owner (with the assign right), then the write.
+    async fn finish_update(
+        &self,
+        actor: &Actor,
+        id: SavedReportId,
+        before: &SavedReport,
+        mut r: SavedReport,
+        owner: Option<UserId>,
+        mut errs: Errors,
+    ) -> Result<SavedReport> {
+        let crm = self.crm;
+        if let Some(owner) = owner.filter(|o| *o != before.owner_id) {
             self.writable(actor, id, Action::Assign).await?;
             let (o, t) = crm.resolve_owner(actor, Resource::Reports, Action::Assign, Some(owner), &mut errs).await?;
             r.owner_id = o;
             r.team_id = t;
         }
         errs.finish()?;
-        crm.commit_update(actor, &before, r, "updated", Default::default()).await
+        crm.commit_update(actor, before, r, "updated", Default::default()).await
+    }
+
+    /// Checks a dashboard's cards: 1 to [`MAX_CARDS`], each a standard report or a live
+    /// saved report the actor may see that is not a dashboard, none twice, one or two
+    /// columns wide. (Those it is shared with see a card of a report they may not see as
+    /// such: the dashboard does not widen what they may read.)
+    async fn check_cards(
+        &self,
+        actor: &Actor,
+        cards: &[DashboardCard],
+        this: Option<SavedReportId>,
+        errs: &mut Errors,
+    ) -> Result<()> {
+        if cards.is_empty() {
+            errs.add("cards", "required", "a dashboard has at least one card");
+        } else if cards.len() > MAX_CARDS {
+            errs.add("cards", "too_long", format!("a dashboard has at most {MAX_CARDS} cards"));
+            return Ok(());
+        }
+        for (i, card) in cards.iter().enumerate() {
+            let field = format!("cards.{i}.report");
+            if !(1..=2).contains(&card.width) {
+                errs.add(format!("cards.{i}.width"), "out_of_range", "a card is 1 or 2 columns wide");
+            }
+            if cards[..i].iter().any(|c| c.report == card.report) {
+                errs.add(field, "duplicate", "this report is on the dashboard already");
+                continue;
+            }
+            if card.report.parse::<StandardReport>().is_ok() {
+                continue;
+            }
+            let Ok(uuid) = card.report.parse::<Uuid>() else {
+                errs.add(
+                    field,
+                    "invalid_value",
+                    format!(
+                        "'{}' is neither a saved report's id nor one of {}",
+                        card.report,
+                        StandardReport::CHOICES.join(", ")
+                    ),
+                );
+                continue;
+            };
+            let rid = SavedReportId(uuid);
+            if Some(rid) == this {
+                errs.add(field, "invalid_value", "a dashboard is not a card of itself");
+                continue;
+            }
+            match self.get(actor, rid).await {
+                Ok(r) if r.cards.is_some() => {
+                    errs.add(field, "invalid_value", "a dashboard is not a card of another dashboard")
+                }
+                Ok(_) => {}
+                Err(Error::NotFound { .. }) => {
+                    errs.add(field, "not_found", format!("no saved report with id {uuid} that you may see"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Replaces who the report is shared with (as [`Self::update`] may).
@@ -279,6 +401,13 @@ impl SavedReportService<'_> {
     ) -> Result<SavedRun> {
         let crm = self.crm;
         let report = self.get(actor, id).await?;
+        if report.cards.is_some() {
+            return Err(Error::invalid(
+                "cards",
+                "invalid_value",
+                "a saved dashboard is opened, not run: run its cards (GET /api/reports/standard/{name} or /api/reports/saved/{id}/run)",
+            ));
+        }
         let (name, frame, parameters) = match (&report.standard, &report.spec) {
             (Some(standard), _) => {
                 let params = Params::from(report.parameters).overridden_by(overrides);

@@ -190,6 +190,7 @@ pub async fn schema_round_trips_every_kind(b: &dyn TestBackend) {
             engagement_start: Some(at - Duration::days(30)),
         },
         spec: Some(json!({"source": "deals", "aggregates": [{"fn": "count"}]})),
+        cards: Some(vec![DashboardCard { report: "r1_pipeline_by_stage".into(), width: 2 }]),
         chart: Some(ChartSpec { kind: ChartKind::Line, x: "month".into(), y: vec!["deal_count".into()], title: None }),
         shared_with: Sharing { users: vec![uid], teams: vec![team.id], roles: vec![Role::Manager, Role::User] },
         owner_id: uid,

@@ -307,3 +307,110 @@ pub async fn saved_report_sharing_and_scope(b: &dyn TestBackend) {
     assert_code(locked.saved_reports().get(&bert, pipeline.id).await, "not_found");
     assert_code(locked.saved_reports().list(&bert, ListQuery::new()).await, "forbidden");
 }
+
+fn card(report: &str, width: u8) -> DashboardCard {
+    DashboardCard { report: report.into(), width }
+}
+
+/// Saved dashboards: cards of standard and saved reports kept under a name, shared like a
+/// report (the sharing does not widen what a card's report shows), changed by their owner
+/// only, opened but never run; every bad card named on its field, nothing stored.
+pub async fn saved_dashboard_cards_and_sharing(b: &dyn TestBackend) {
+    let h = Harness::new(b).await;
+    let red = h.team("Red").await;
+    let ann = h.user("ann", Role::Manager, Some(red)).await;
+    let bob = h.user("bob", Role::User, Some(red)).await;
+    let cy = h.user("cyd", Role::User, None).await;
+    let svc = h.crm.saved_reports();
+    let mine = svc.create(&ann, standard("Pipeline", "r1_pipeline_by_stage")).await.expect("report");
+    let others = svc.create(&h.admin, standard("Admin's", "r8_customer_acquisition")).await.expect("report");
+    let board = NewSavedReport {
+        name: "Sales board".into(),
+        cards: Some(vec![card("r4_stage_funnel", 2), card(&mine.id.to_string(), 1)]),
+        shared_with: Some(Sharing { users: vec![bob.user_id], ..Default::default() }),
+        ..Default::default()
+    };
+    let dash = svc.create(&ann, board.clone()).await.expect("dashboard");
+    assert_eq!(dash.cards.as_ref().map(Vec::len), Some(2));
+    assert!(dash.standard.is_none() && dash.spec.is_none() && dash.chart.is_none());
+    assert_eq!(svc.get(&ann, dash.id).await.expect("get"), dash, "read back as stored");
+    // Bob, it is shared with, opens it; Cy does not see it.
+    assert_eq!(svc.get(&bob, dash.id).await.expect("shared").cards, dash.cards);
+    assert!(svc.list(&bob, ListQuery::new()).await.expect("list").data.iter().any(|r| r.id == dash.id));
+    assert_code(svc.get(&cy, dash.id).await, "not_found");
+    // Its saved card stays the owner's: Bob, not shared that report, may not run it.
+    assert_code(svc.run(&bob, mine.id, &Params::default()).await, "not_found");
+    // A dashboard is opened, not run (nor exported, which runs).
+    assert_eq!(fields(&assert_code(svc.run(&ann, dash.id, &Params::default()).await, "validation_failed")), ["cards"]);
+
+    // Every bad card at once, nothing stored.
+    let before = svc.list(&h.admin, ListQuery::new()).await.expect("list").data.len();
+    let bad = NewSavedReport {
+        cards: Some(vec![
+            card("r4_stage_funnel", 3),
+            card("r4_stage_funnel", 1),
+            card("r9_nothing", 1),
+            card(&others.id.to_string(), 1),
+            card(&dash.id.to_string(), 1),
+            card(&uuid::Uuid::now_v7().to_string(), 1),
+        ]),
+        standard: Some("r1_pipeline_by_stage".into()),
+        ..board.clone()
+    };
+    let mut got = fields(&assert_code(svc.create(&ann, bad).await, "validation_failed"));
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "cards",
+            "cards.0.width",
+            "cards.1.report",
+            "cards.2.report",
+            "cards.3.report",
+            "cards.4.report",
+            "cards.5.report"
+        ],
+        "a width out of range, a repeat, an unknown name, a report Ann may not see, a dashboard, an unknown id"
+    );
+    let empty = NewSavedReport { cards: Some(vec![]), ..board.clone() };
+    assert_eq!(fields(&assert_code(svc.create(&ann, empty).await, "validation_failed")), ["cards"]);
+    let many = (0..25).map(|i| card(&format!("x{i}"), 1)).collect();
+    assert_eq!(
+        fields(&assert_code(
+            svc.create(&ann, NewSavedReport { cards: Some(many), ..board.clone() }).await,
+            "validation_failed"
+        )),
+        ["cards"]
+    );
+    let charted = NewSavedReport {
+        chart: Some(ChartSpec { kind: ChartKind::Bar, x: "stage".into(), y: vec!["n".into()], title: None }),
+        ..board.clone()
+    };
+    assert_eq!(fields(&assert_code(svc.create(&ann, charted).await, "validation_failed")), ["chart"]);
+    assert_eq!(svc.list(&h.admin, ListQuery::new()).await.expect("list").data.len(), before);
+
+    // The owner rearranges it; a dashboard stays a dashboard and a report a report.
+    let cards = vec![card(&mine.id.to_string(), 2), card("r2_forecast_by_month", 1), card("r1_pipeline_by_stage", 1)];
+    let changed = svc
+        .update(&ann, dash.id, SavedReportPatch { cards: Some(cards.clone()), version: Some(1), ..Default::default() })
+        .await
+        .expect("rearranged");
+    assert_eq!((changed.cards.as_deref(), changed.meta.version), (Some(&cards[..]), 2));
+    let to_report = SavedReportPatch { standard: Some(Some("r1_pipeline_by_stage".into())), ..Default::default() };
+    assert_eq!(fields(&assert_code(svc.update(&ann, dash.id, to_report).await, "validation_failed")), ["cards"]);
+    let to_dash = SavedReportPatch { cards: Some(cards.clone()), ..Default::default() };
+    assert_eq!(fields(&assert_code(svc.update(&ann, mine.id, to_dash).await, "validation_failed")), ["cards"]);
+    let onto_itself = SavedReportPatch { cards: Some(vec![card(&dash.id.to_string(), 1)]), ..Default::default() };
+    assert_eq!(
+        fields(&assert_code(svc.update(&ann, dash.id, onto_itself).await, "validation_failed")),
+        ["cards.0.report"]
+    );
+    // Bob may open it, not change it.
+    let renamed = SavedReportPatch { name: Some("Bob's".into()), ..Default::default() };
+    assert_code(svc.update(&bob, dash.id, renamed).await, "forbidden");
+    // Each change audited.
+    let trail =
+        h.crm.audit().for_record::<SavedReport>(&h.admin, dash.id.as_uuid(), ListQuery::new()).await.expect("audit");
+    let actions: Vec<&str> = trail.data.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["saved_report.updated", "saved_report.created"]);
+}

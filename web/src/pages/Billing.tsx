@@ -9,7 +9,7 @@ import { useI18n, type Key } from "../i18n";
 import { itemsOf, LineItems, linesOf, type LineDraft } from "../LineItems";
 import type { components } from "../openapi";
 import { RecordPicker } from "../Pickers";
-import { Field, fieldError, FormError, SelectField, useAction } from "../ui";
+import { CopyLink, Field, fieldError, FormError, SelectField, useAction } from "../ui";
 
 type Schemas = components["schemas"];
 type Invoice = Schemas["InvoiceView"];
@@ -147,6 +147,18 @@ function draftOf(d: Doc | null, prefill: URLSearchParams): DocDraft {
 }
 
 /** The lines and totals of a document as issued. */
+/** One row of a document's totals: its label across the line columns, the amount under the line totals. */
+function TotalRow({ label, amount, grand }: { label: string; amount: string; grand?: boolean }) {
+  return (
+    <tr className={grand ? "grand" : undefined}>
+      <th scope="row" colSpan={5}>
+        {label}
+      </th>
+      <td className="num">{amount}</td>
+    </tr>
+  );
+}
+
 function Lines({ doc }: { doc: Doc }) {
   const { t, lang } = useI18n();
   const m = (v: number) => money(v, doc.currency, lang);
@@ -187,56 +199,17 @@ function Lines({ doc }: { doc: Doc }) {
         ))}
       </tbody>
       <tfoot>
-        <tr>
-          <th scope="row" colSpan={5}>
-            {t("subtotal")}
-          </th>
-          <td className="num">{m(doc.subtotal)}</td>
-        </tr>
-        {doc.discountTotal !== 0 && (
-          <tr>
-            <th scope="row" colSpan={5}>
-              {t("discounts")}
-            </th>
-            <td className="num">−{m(doc.discountTotal)}</td>
-          </tr>
-        )}
+        <TotalRow label={t("subtotal")} amount={m(doc.subtotal)} />
+        {doc.discountTotal !== 0 && <TotalRow label={t("discounts")} amount={`−${m(doc.discountTotal)}`} />}
         {doc.taxes.map((x) => (
-          <tr key={String(x.rate)}>
-            <th scope="row" colSpan={5}>
-              {t("taxAt", { rate: pct.format(Number(x.rate)), base: m(x.net) })}
-            </th>
-            <td className="num">{m(x.tax)}</td>
-          </tr>
+          <TotalRow key={String(x.rate)} label={t("taxAt", { rate: pct.format(Number(x.rate)), base: m(x.net) })} amount={m(x.tax)} />
         ))}
-        <tr className="grand">
-          <th scope="row" colSpan={5}>
-            {t("grandTotal")}
-          </th>
-          <td className="num">{m(doc.total)}</td>
-        </tr>
+        <TotalRow grand label={t("grandTotal")} amount={m(doc.total)} />
         {inv && inv.status !== "draft" && (
           <>
-            <tr>
-              <th scope="row" colSpan={5}>
-                {t("paid")}
-              </th>
-              <td className="num">{m(inv.amountPaid)}</td>
-            </tr>
-            {inv.amountCredited !== 0 && (
-              <tr>
-                <th scope="row" colSpan={5}>
-                  {t("credited")}
-                </th>
-                <td className="num">{m(inv.amountCredited)}</td>
-              </tr>
-            )}
-            <tr className="grand">
-              <th scope="row" colSpan={5}>
-                {t("balanceDue")}
-              </th>
-              <td className="num">{m(inv.balance)}</td>
-            </tr>
+            <TotalRow label={t("paid")} amount={m(inv.amountPaid)} />
+            {inv.amountCredited !== 0 && <TotalRow label={t("credited")} amount={m(inv.amountCredited)} />}
+            <TotalRow grand label={t("balanceDue")} amount={m(inv.balance)} />
           </>
         )}
       </tfoot>
@@ -308,6 +281,9 @@ function DocumentPage({ kind }: { kind: Kind }) {
   const [reload, setReload] = useState(0);
   const [payment, setPayment] = useState({ amount: "", method: "bank_transfer", reference: "" });
   const [mail, setMail] = useState({ to: "", message: "" });
+  // The customer's pay page, once asked for (an issued invoice with something left to pay).
+  const [payUrl, setPayUrl] = useState<string | null>(null);
+  useEffect(() => setPayUrl(null), [id]);
   const { error, setError, busy, run } = useAction();
   const adopt = useCallback(
     (d: Doc) => {
@@ -489,6 +465,20 @@ function DocumentPage({ kind }: { kind: Kind }) {
               {t("invoiceQuote")}
             </button>
           )}
+          {inv && inv.docType === "invoice" && open && inv.balance > 0 && !payUrl && (
+            <button
+              type="button"
+              className="secondary"
+              disabled={busy}
+              onClick={() =>
+                void run(async () => {
+                  setPayUrl((await api<{ url: string }>("POST", `/api/invoices/${id}/pay-link`)).url);
+                })
+              }
+            >
+              {t("getPayLink")}
+            </button>
+          )}
           {mayEdit && inv?.status === "issued" && (
             <button type="button" className="secondary" disabled={busy} onClick={() => act("sent", {}, "markedSent")}>
               {t("markSent")}
@@ -516,6 +506,7 @@ function DocumentPage({ kind }: { kind: Kind }) {
           )}
         </div>
       )}
+      {payUrl && inv && open && inv.balance > 0 && <CopyLink label={t("payLink")} url={payUrl} hint={t("payLinkHint")} />}
       {mayEdit && inv && open && inv.balance > 0 && (
         <form
           className="inline-form"

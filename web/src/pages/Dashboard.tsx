@@ -1,16 +1,20 @@
 // The dashboard: cards of standard and saved reports (charts and tables) with one "as of"
 // date for every standard card; a card's data is fetched again only when its inputs
 // change. Each user arranges their own (add, remove, widen, drag or move; kept in their
-// settings). People see names, stages in their language and money in major units.
+// settings) and may share it as a saved dashboard (`?board=<id>` opens one; whoever it is
+// shared with may take it as theirs). People see names, stages in their language and
+// money in major units.
 import { DndContext, useDraggable, useDroppable, type DragEndEvent } from "@dnd-kit/core";
 import { useCallback, useEffect, useMemo, useState, type ReactNode } from "react";
-import { api, type Contact, type SavedReport } from "../api";
+import { useSearchParams } from "react-router-dom";
+import { api, ApiError, type Contact, type SavedReport } from "../api";
 import { useAuth } from "../auth";
 import { Chart, type Series } from "../Chart";
 import { useDragSensors, useDragWords } from "../dnd";
 import { isKey, useI18n, type Key } from "../i18n";
-import { FormError, useAction } from "../ui";
-import { useAllUsers, useTeams } from "../users";
+import { Sharing, sharesOf, type Shares } from "../Sharing";
+import { Field, fieldError, FormError, useAction } from "../ui";
+import { nameOf, useAllUsers, useTeams } from "../users";
 import { DEFAULT_LAYOUT, isStandard, moved, STANDARD, type CardSpec } from "./dashboardLayout";
 
 interface Report {
@@ -138,7 +142,7 @@ function Frame({
         <h2 id={id}>{title}</h2>
       </div>
       {editing}
-      <FormError error={error} />
+      {error instanceof ApiError && error.status === 404 ? <p className="hint">{t("cardNotShared")}</p> : <FormError error={error} />}
       {!report && !error && <p role="status">{t("loading")}</p>}
       {report && report.rowCount === 0 && <p>{t("noData")}</p>}
       {report && report.rowCount > 0 && children(report)}
@@ -208,6 +212,16 @@ export function Dashboard() {
   const [notice, setNotice] = useState<string | null>(null);
   const sensors = useDragSensors(4);
   const rtl = lang === "ar";
+  // A saved dashboard opened by its link (`?board=`), and those the user may open.
+  const [params, setParams] = useSearchParams();
+  const boardId = params.get("board");
+  const [board, setBoard] = useState<SavedReport | null>(null);
+  const [boardError, setBoardError] = useState<unknown>(null);
+  const [boards, setBoards] = useState<SavedReport[]>([]);
+  const [boardsRead, setBoardsRead] = useState(0);
+  const [sharing, setSharing] = useState(false);
+  const [boardName, setBoardName] = useState("");
+  const [target, setTarget] = useState("");
   // The owner or team filter of every card: the users whose records count.
   // (null: no filter; a team without members owns nothing.)
   const ownerIds = ownerFilter ? ownerFilter : teamFilter ? people.filter((u) => u.teamId === teamFilter).map((u) => u.id).join(",") : null;
@@ -218,6 +232,27 @@ export function Dashboard() {
       () => setLayout(DEFAULT_LAYOUT),
     );
   }, [user]);
+  useEffect(() => {
+    api<{ data: SavedReport[] }>("GET", "/api/reports/saved?limit=200").then(
+      (p) => setBoards(p.data.filter((r) => r.cards)),
+      () => setBoards([]),
+    );
+  }, [boardsRead]);
+  useEffect(() => {
+    setBoard(null);
+    setBoardError(null);
+    if (!boardId) return;
+    let live = true;
+    api<SavedReport>("GET", `/api/reports/saved/${boardId}`).then(
+      (r) => live && (r.cards ? setBoard(r) : setBoardError(t("notADashboard"))),
+      (e: unknown) => live && setBoardError(e),
+    );
+    return () => {
+      live = false;
+    };
+    // `t` only words the error.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [boardId]);
   useEffect(() => {
     if (!editing) return;
     api<{ data: SavedReport[] }>("GET", "/api/reports/saved?limit=200").then((p) => setSavedReports(p.data), () => {});
@@ -303,7 +338,7 @@ export function Dashboard() {
     );
   };
 
-  const cards = layout ?? [];
+  const cards: CardSpec[] = boardId ? (board?.cards ?? []) : (layout ?? []);
   const titleOf = useCallback(
     (report: string) => (isStandard(report) ? t(`report.${report}` as Key) : (savedReports.find((s) => s.id === report)?.name ?? report.slice(0, 8))),
     [t, savedReports],
@@ -352,6 +387,43 @@ export function Dashboard() {
       setEditing(false);
       setNotice(t("saved"));
     });
+  const mine = boards.filter((b) => b.ownerId === user?.id);
+  // Shares the user's dashboard: a new saved dashboard, or one of theirs made anew.
+  const share = (shares: Shares) =>
+    run(async () => {
+      const name = boardName.trim();
+      const existing = mine.find((b) => b.id === target);
+      let saved: SavedReport;
+      if (existing) {
+        const changed = await api<SavedReport>("PATCH", `/api/reports/saved/${existing.id}`, {
+          ...(name ? { name } : {}),
+          cards,
+          version: existing.version,
+        });
+        saved = await api<SavedReport>("PUT", `/api/reports/saved/${existing.id}/sharing`, shares, { "If-Match": `"${changed.version}"` });
+      } else {
+        saved = await api<SavedReport>("POST", "/api/reports/saved", { name, cards, sharedWith: shares });
+      }
+      setSharing(false);
+      setBoardsRead((n) => n + 1);
+      setNotice(t("dashboardShared", { name: saved.name }));
+    });
+  const takeBoard = () =>
+    run(async () => {
+      if (!user || !board?.cards) return;
+      const s = await api<{ dashboard?: CardSpec[] | null }>("PATCH", `/api/users/${user.id}/settings`, { dashboard: board.cards });
+      setLayout(s.dashboard ?? DEFAULT_LAYOUT);
+      setParams({});
+      setNotice(t("dashboardTaken", { name: board.name }));
+    });
+  const deleteBoard = () =>
+    run(async () => {
+      if (!board) return;
+      await api("DELETE", `/api/reports/saved/${board.id}`, undefined, { "If-Match": `"${board.version}"` });
+      setParams({});
+      setBoardsRead((n) => n + 1);
+      setNotice(t("dashboardDeleted", { name: board.name }));
+    });
   const addable = [
     ...STANDARD.filter((r) => !cards.some((c) => c.report === r)).map((r) => ({ value: r as string, label: t(`report.${r}` as Key) })),
     ...savedReports.filter((s) => !cards.some((c) => c.report === s.id)).map((s) => ({ value: s.id, label: s.name })),
@@ -359,7 +431,47 @@ export function Dashboard() {
 
   return (
     <section aria-labelledby="dash-title">
-      <h1 id="dash-title">{t("dashboard")}</h1>
+      <h1 id="dash-title">{board ? board.name : t("dashboard")}</h1>
+      {(boards.length > 0 || boardId) && !editing && (
+        <div className="toolbar boards">
+          <label htmlFor="dash-board">{t("dashboards")}</label>
+          <select
+            id="dash-board"
+            value={boardId ?? ""}
+            onChange={(e) => {
+              setNotice(null);
+              setSharing(false);
+              setParams(e.target.value ? { board: e.target.value } : {});
+            }}
+          >
+            <option value="">{t("myDashboard")}</option>
+            {boardId && !boards.some((b) => b.id === boardId) && <option value={boardId}>{board?.name ?? boardId.slice(0, 8)}</option>}
+            {boards.map((b) => (
+              <option key={b.id} value={b.id}>
+                {b.ownerId === user?.id ? b.name : owners.has(b.ownerId) ? t("boardBy", { name: b.name, owner: nameOf(people, b.ownerId) }) : t("boardShared", { name: b.name })}
+              </option>
+            ))}
+          </select>
+          {board && (
+            <>
+              <button type="button" disabled={busy} onClick={() => void takeBoard()}>
+                {t("useAsMine")}
+              </button>
+              {board.ownerId === user?.id && (
+                <button type="button" className="danger" disabled={busy} onClick={() => void deleteBoard()}>
+                  {t("deleteDashboard")}
+                </button>
+              )}
+            </>
+          )}
+        </div>
+      )}
+      {boardId && board && (
+        <p className="hint">
+          {board.ownerId === user?.id ? t("yourSharedBoard") : owners.has(board.ownerId) ? t("sharedBoard", { owner: nameOf(people, board.ownerId) }) : t("sharedWithYou")}
+        </p>
+      )}
+      {boardId && <FormError error={boardError} />}
       <div className="toolbar">
         <label htmlFor="as-of">{t("asOf")}</label>
         <input id="as-of" type="date" value={asOf} onChange={(e) => setAsOf(e.target.value)} />
@@ -403,17 +515,31 @@ export function Dashboard() {
             </select>
           </>
         )}
-        {!editing ? (
-          <button
-            type="button"
-            className="secondary"
-            onClick={() => {
-              setNotice(null);
-              setEditing(true);
-            }}
-          >
-            {t("arrange")}
-          </button>
+        {boardId ? null : !editing ? (
+          <>
+            <button
+              type="button"
+              className="secondary"
+              onClick={() => {
+                setNotice(null);
+                setSharing(false);
+                setEditing(true);
+              }}
+            >
+              {t("arrange")}
+            </button>
+            <button
+              type="button"
+              className="secondary"
+              aria-expanded={sharing}
+              onClick={() => {
+                setNotice(null);
+                setSharing(!sharing);
+              }}
+            >
+              {t("shareDashboard")}
+            </button>
+          </>
         ) : (
           <>
             <label htmlFor="add-card">{t("addCard")}</label>
@@ -440,9 +566,28 @@ export function Dashboard() {
           </>
         )}
       </div>
-      <FormError error={error} />
+      {sharing && !boardId && (
+        <section className="share-board" aria-label={t("shareDashboard")}>
+          <Field label={t("dashboardName")} value={boardName} maxLength={200} onChange={(e) => setBoardName(e.target.value)} error={fieldError(error, "name")} />
+          {mine.length > 0 && (
+            <div className="field">
+              <label htmlFor="share-target">{t("shareAs")}</label>
+              <select id="share-target" value={target} onChange={(e) => setTarget(e.target.value)}>
+                <option value="">{t("newSharedBoard")}</option>
+                {mine.map((b) => (
+                  <option key={b.id} value={b.id}>
+                    {t("replaceBoard", { name: b.name })}
+                  </option>
+                ))}
+              </select>
+            </div>
+          )}
+          <Sharing key={target} initial={sharesOf(mine.find((b) => b.id === target))} onSave={share} busy={busy} action={t("shareDashboard")} />
+        </section>
+      )}
+      <FormError error={error} fields={sharing ? ["name"] : []} />
       {notice && <p role="status">{notice}</p>}
-      {!layout && <p role="status">{t("loading")}</p>}
+      {!layout && !boardId && <p role="status">{t("loading")}</p>}
       <DndContext sensors={sensors} onDragEnd={onDragEnd} accessibility={accessibility}>
         <div className="dash">
           {cards.map((card, i) =>

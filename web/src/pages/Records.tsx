@@ -3,7 +3,7 @@
 import { useCallback } from "react";
 import { api, DEAL_STAGES, LIFECYCLE_STAGES, type Contact, type DealStageChange, type Interaction, type Page } from "../api";
 import { useI18n, type Key } from "../i18n";
-import { DealBilling } from "../DealBilling";
+import { CompanyBilling, DealBilling } from "../DealBilling";
 import { Duplicates } from "../Duplicates";
 import { RecordPage, type FieldSpec, type Rec } from "../RecordPage";
 import type { Entry } from "../Timeline";
@@ -60,6 +60,7 @@ export function CompanyPage() {
       attachments
       list="/companies"
       newTitle={t("newCompany")}
+      aside={(r) => (r.deletedAt ? null : <CompanyBilling companyId={r.id} />)}
       fields={[
         { name: "name", label: t("name"), required: true },
         { name: "domain", label: t("domain") },

@@ -17,6 +17,7 @@ import { useNavigate, useParams } from "react-router-dom";
 import { api, apiFile, ApiError, saveFile, type ReportResult, type SavedReport } from "../api";
 import { useAuth } from "../auth";
 import { Chart } from "../Chart";
+import { Sharing, sharesOf, type Shares } from "../Sharing";
 import { blankCondition, ConditionRows } from "../FilterBar";
 import { useI18n, type Key } from "../i18n";
 import {
@@ -40,7 +41,6 @@ import { nameOf, useUsers } from "../users";
 
 type ChartKind = "bar" | "line" | "funnel";
 type Zone = "groupBy" | "values" | "filters";
-const ROLES = ["user", "manager", "admin"] as const;
 /** Columns holding a user's id: shown by name. */
 const USER_COLUMNS = /(^|_|\.)(owner_id|changed_by|assigned_user)$/;
 
@@ -121,12 +121,17 @@ export function ReportBuilder() {
   useEffect(() => {
     if (isNew || catalog.length === 0) return;
     api<SavedReport>("GET", `/api/reports/saved/${id}`).then((r) => {
+      // A saved dashboard opens on the dashboard.
+      if (r.cards) {
+        navigate(`/dashboard?board=${r.id}`, { replace: true });
+        return;
+      }
       setSaved(r);
       setName(r.name);
       if (r.chart) setChartKind(r.chart.type);
       if (r.spec) setDraft(draftOf(r.spec as unknown as Parameters<typeof draftOf>[0], catalog));
     }, setPreviewError);
-  }, [id, isNew, catalog]);
+  }, [id, isNew, catalog, navigate]);
 
   const fields = useMemo(() => fieldsOf(catalog, draft), [catalog, draft]);
   const filterFields = useMemo(() => filterFieldsOf(fields), [fields]);
@@ -224,15 +229,10 @@ export function ReportBuilder() {
         navigate(`/reports/${made.id}`, { replace: true });
       }
     });
-  const share = (users: string[], roles: string[]) =>
+  const share = (shares: Shares) =>
     run(async () => {
       if (!saved) return;
-      const next = await api<SavedReport>(
-        "PUT",
-        `/api/reports/saved/${saved.id}/sharing`,
-        { users, teams: saved.sharedWith.teams ?? [], roles },
-        { "If-Match": `"${saved.version}"` },
-      );
+      const next = await api<SavedReport>("PUT", `/api/reports/saved/${saved.id}/sharing`, shares, { "If-Match": `"${saved.version}"` });
       setSaved(next);
       setNotice(t("shared"));
     });
@@ -469,43 +469,9 @@ export function ReportBuilder() {
           ))}
         </div>
         {notice && <p role="status">{notice}</p>}
-        {saved && mine && <Sharing report={saved} onSave={share} busy={busy} />}
+        {saved && mine && <Sharing key={saved.id} initial={sharesOf(saved)} onSave={share} busy={busy} />}
       </section>
     </section>
   );
 }
 
-function Sharing({ report, onSave, busy }: { report: SavedReport; onSave: (users: string[], roles: string[]) => Promise<void>; busy: boolean }) {
-  const { t } = useI18n();
-  const { user } = useAuth();
-  const users = useUsers().filter((u) => u.id !== user?.id);
-  const [chosen, setChosen] = useState<string[]>(report.sharedWith.users ?? []);
-  const [roles, setRoles] = useState<string[]>(report.sharedWith.roles ?? []);
-  const flip = (list: string[], v: string, on: boolean) => (on ? [...list, v] : list.filter((x) => x !== v));
-  return (
-    <fieldset className="sharing">
-      <legend>{t("sharing")}</legend>
-      {users.length > 0 && (
-        <fieldset>
-          <legend>{t("shareUsers")}</legend>
-          {users.map((u) => (
-            <label key={u.id}>
-              <input type="checkbox" checked={chosen.includes(u.id)} onChange={(e) => setChosen(flip(chosen, u.id, e.target.checked))} /> {u.username}
-            </label>
-          ))}
-        </fieldset>
-      )}
-      <fieldset>
-        <legend>{t("shareRoles")}</legend>
-        {ROLES.map((r) => (
-          <label key={r}>
-            <input type="checkbox" checked={roles.includes(r)} onChange={(e) => setRoles(flip(roles, r, e.target.checked))} /> {t(`role.${r}` as Key)}
-          </label>
-        ))}
-      </fieldset>
-      <button type="button" disabled={busy} onClick={() => void onSave(chosen, roles)}>
-        {t("saveSharing")}
-      </button>
-    </fieldset>
-  );
-}

@@ -1,5 +1,5 @@
-// Saved reports: the caller's own and those shared with them; a custom one opens in the
-// report builder.
+// Saved reports and dashboards: the caller's own and those shared with them; a custom
+// report opens in the report builder, a dashboard on the dashboard.
 import { Link } from "react-router-dom";
 import type { SavedReport } from "../api";
 import { useI18n } from "../i18n";
@@ -28,9 +28,16 @@ export function Reports() {
           label: t("name"),
           sort: "name",
           text: (r) => r.name,
-          cell: (r) => (r.spec ? <Link to={`/reports/${r.id}`}>{r.name}</Link> : <span title={t("standardOnDashboard")}>{r.name}</span>),
+          cell: (r) =>
+            r.cards ? (
+              <Link to={`/dashboard?board=${r.id}`}>{r.name}</Link>
+            ) : r.spec ? (
+              <Link to={`/reports/${r.id}`}>{r.name}</Link>
+            ) : (
+              <span title={t("standardOnDashboard")}>{r.name}</span>
+            ),
         },
-        { key: "kind", label: t("kind"), cell: (r) => (r.spec ? t("kind.custom") : t("kind.standard")) },
+        { key: "kind", label: t("kind"), cell: (r) => (r.cards ? t("kind.dashboard") : r.spec ? t("kind.custom") : t("kind.standard")) },
         { key: "owner", label: t("owner"), cell: (r) => nameOf(users, r.ownerId) },
         { key: "updated", label: t("updated"), sort: "updatedAt", cell: (r) => date.format(new Date(r.updatedAt)) },
       ]}
