@@ -103,6 +103,38 @@ async fn standard_reports_as_json_and_files_in_scope() {
         app.call(Method::GET, "/api/reports/standard/r1_pipeline_by_stage?ownerId=bob", Some(&w.admin), None).await;
     assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(bad.body["errors"][0]["field"], "ownerId");
+    // A dashboard's date range: each report keeps what happened in it by its own date
+    // (R3: the deals closed in it; R8: its months). Everything here happened today.
+    let today = chrono::Utc::now().date_naive();
+    let around = format!("from={}&to={}", today.pred_opt().unwrap(), today.succ_opt().unwrap());
+    for name in ["r3_win_rate_by_owner", "r1_pipeline_by_stage", "r8_customer_acquisition", "r5_lead_conversion"] {
+        let whole = app.call(Method::GET, &format!("/api/reports/standard/{name}"), Some(&w.admin), None).await;
+        assert!(whole.body["rowCount"].as_i64().unwrap() > 0, "{name}: {}", whole.body);
+        let now = app.call(Method::GET, &format!("/api/reports/standard/{name}?{around}"), Some(&w.admin), None).await;
+        assert_eq!(now.status, StatusCode::OK, "{}", now.body);
+        assert_eq!(now.body["data"], whole.body["data"], "{name}: today's range holds everything");
+        let then = format!("/api/reports/standard/{name}?from=2000-01-01&to=2000-12-31");
+        let then = app.call(Method::GET, &then, Some(&w.admin), None).await;
+        assert_eq!(then.body["rowCount"], 0, "{name}: nothing happened in 2000: {}", then.body);
+    }
+    // R2 and R7 take the range as their window: its start is R2's asOf, its end R7's.
+    let r7 = app
+        .call(
+            Method::GET,
+            "/api/reports/standard/r7_contact_engagement?from=2000-01-01&to=2000-12-31",
+            Some(&w.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r7.body["rowCount"], 0, "{}", r7.body);
+    assert!(r7.body["parameters"].to_string().contains("2001-01-01"), "R7 runs up to the range's end: {}", r7.body);
+    for (query, field) in [("from=2026-02-01&to=2026-01-31", "to"), ("from=2026-13-01", "from"), ("to=soon", "to")] {
+        let bad = app
+            .call(Method::GET, &format!("/api/reports/standard/r1_pipeline_by_stage?{query}"), Some(&w.admin), None)
+            .await;
+        assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(bad.body["errors"][0]["field"], field, "{query}: {}", bad.body);
+    }
     let r3 = app.call(Method::GET, "/api/reports/standard/r3_win_rate_by_owner", Some(&w.rep), None).await;
     assert_eq!(rows(&r3).len(), 1);
     assert_eq!((r3.body["data"][0]["won"].clone(), r3.body["data"][0]["lost"].clone()), (json!(1), json!(1)));
@@ -339,6 +371,13 @@ async fn saved_reports_are_shared_and_run_in_scope() {
     assert_eq!(deals(&everyone), 5, "{}", everyone.body);
     let reps = app.call(Method::GET, &format!("{custom_run}?ownerId={rep_id}"), Some(&w.admin), None).await;
     assert_eq!(deals(&reps), 3, "{}", reps.body);
+    // The date range on a custom card: the deals created in it.
+    let today = chrono::Utc::now().date_naive();
+    let now = format!("{custom_run}?ownerId={rep_id}&from={today}&to={today}");
+    assert_eq!(deals(&app.call(Method::GET, &now, Some(&w.admin), None).await), 3);
+    let then =
+        app.call(Method::GET, &format!("{custom_run}?from=2000-01-01&to=2000-01-31"), Some(&w.admin), None).await;
+    assert_eq!(deals(&then), 0, "{}", then.body);
     let bad = app.call(Method::GET, &format!("{custom_run}?ownerId=bob"), Some(&w.admin), None).await;
     assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(bad.body["errors"][0]["field"], "ownerId");

@@ -682,6 +682,24 @@ try {
   await adminPage.getByRole("combobox", { name: "Owner", exact: true }).selectOption({ label: "Everyone" });
   await waitFor(async () => ((await winRate.getAttribute("aria-label").catch(() => null)) ?? "").includes("demo-mid-market-0"), "every owner again");
   await waitFor(async () => (await savedChart.getAttribute("aria-label").catch(() => null)) === everyonesRevenue, "the saved card whole again");
+  // The date range applies to every card: the win rate of the deals closed in the first
+  // quarter, the saved report's revenue of the deals created in it; cleared, all again.
+  const everyonesWinRate = await winRate.getAttribute("aria-label");
+  await adminPage.getByLabel("From", { exact: true }).fill("2026-01-01");
+  await adminPage.getByLabel("To", { exact: true }).fill("2026-03-31");
+  await waitFor(async () => {
+    const label = await winRate.getAttribute("aria-label").catch(() => null);
+    return label && label !== everyonesWinRate;
+  }, "the win rate of the first quarter");
+  await waitFor(async () => {
+    const label = await savedChart.getAttribute("aria-label").catch(() => null);
+    return label && label !== everyonesRevenue;
+  }, "the saved report's card over the first quarter");
+  await axe("dashboard-range");
+  await adminPage.screenshot({ path: path.join(artifacts, "dashboard-range.png") });
+  await adminPage.getByLabel("From", { exact: true }).fill("");
+  await adminPage.getByLabel("To", { exact: true }).fill("");
+  await waitFor(async () => (await winRate.getAttribute("aria-label").catch(() => null)) === everyonesWinRate, "every closed deal again");
   await adminPage.screenshot({ path: path.join(artifacts, "dashboard-demo.png") });
   // The arranged dashboard shared with ann as a saved dashboard (she opens it below).
   await adminPage.getByRole("button", { name: "Share this dashboard" }).click();

@@ -26628,6 +26628,10 @@ export interface operations {
                 engagementStart?: string;
                 /** @description Only records these users own (ids, comma-separated or repeated), custom and standard reports alike: a dashboard's owner or team filter; companies stay whole */
                 ownerId?: string;
+                /** @description A dashboard's date range, its first day (YYYY-MM-DD, UTC): a standard report keeps what happened in it by its own date, a custom report the rows of its source table that came about in it */
+                from?: string;
+                /** @description The date range's last day, included (YYYY-MM-DD, UTC; not before `from`) */
+                to?: string;
                 /** @description `json` (the default: this document); a file: `csv` (REPORTS.md's canonical CSV), `parquet`, `xlsx`, `pdf` (title, parameters, chart, table); or the chart alone: `svg`, `png` */
                 format?: string;
             };
@@ -26983,6 +26987,10 @@ export interface operations {
                 engagementStart?: string;
                 /** @description Only records these users own (ids, comma-separated or repeated): a dashboard's owner or team filter; companies stay whole */
                 ownerId?: string;
+                /** @description A dashboard's date range, its first day (YYYY-MM-DD, UTC): each report keeps what happened in the range by its own date (docs/API.md) */
+                from?: string;
+                /** @description The date range's last day, included (YYYY-MM-DD, UTC; not before `from`) */
+                to?: string;
                 /** @description `json` (the default: this document); a file: `csv` (REPORTS.md's canonical CSV), `parquet`, `xlsx`, `pdf` (title, parameters, chart, table); or the chart alone: `svg`, `png` */
                 format?: string;
             };

@@ -117,14 +117,172 @@ impl Tables {
                 out.insert(table.to_string(), keep_rows(df, "owner_id", |v| owners.contains(v))?);
             }
         }
-        if let (Some(deals), Some(history)) = (out.get("deals"), self.0.get("deal_stage_history")) {
-            let ids = deals.column("id").map_err(from_polars)?.cast(&DataType::String).map_err(from_polars)?;
-            let ids: BTreeSet<String> = ids.str().map_err(from_polars)?.iter().flatten().map(str::to_string).collect();
-            let kept = keep_rows(history, "deal_id", |v| ids.contains(v))?;
-            out.insert("deal_stage_history".to_string(), kept);
+        history_of_kept_deals(&mut out)?;
+        Ok(Tables(out))
+    }
+
+    /// The tables with `table` cut to the rows whose time `column` falls in the period
+    /// (NULLs never do); a deal's stage history goes with its deal. The other tables
+    /// stay whole. (A dashboard's date range.)
+    pub fn within(&self, table: &str, column: &str, period: &Period) -> Result<Tables> {
+        let mut out = self.0.clone();
+        if let Some(df) = self.0.get(table) {
+            out.insert(table.to_string(), keep_in_period(df, column, period)?);
+            if table == "deals" {
+                history_of_kept_deals(&mut out)?;
+            }
         }
         Ok(Tables(out))
     }
+}
+
+/// The time column a table is cut by for a period: when its rows came about (a task,
+/// when it is due).
+pub fn period_column(table: &str) -> Option<&'static str> {
+    match table {
+        "companies" | "contacts" | "deals" => Some("created_at"),
+        "interactions" => Some("occurred_at"),
+        "deal_stage_history" => Some("changed_at"),
+        "tasks" => Some("due_at"),
+        _ => None,
+    }
+}
+
+/// What a dashboard's filters keep of the caller's snapshot before a report runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cut {
+    /// Only records these users own (their ids); none: everything the caller may read.
+    pub owners: Option<Vec<crate::UserId>>,
+    /// Only what happened in this period: each standard report by its own time (see
+    /// `docs/API.md`), a custom report by its source table's [`period_column`].
+    pub period: Option<Period>,
+}
+
+impl Cut {
+    /// Only these users' records.
+    pub fn owners(owners: Option<Vec<crate::UserId>>) -> Self {
+        Cut { owners, period: None }
+    }
+}
+
+/// A span of time: from `start` (inclusive) to `end` (exclusive), either open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Period {
+    /// The first instant in it; none: since ever.
+    pub start: Option<NaiveDateTime>,
+    /// The first instant after it; none: up to now and on.
+    pub end: Option<NaiveDateTime>,
+}
+
+impl Period {
+    /// The days `from` to `to`, both included, from midnight to midnight UTC. `to`
+    /// before `from` is a validation error on `to`.
+    pub fn days(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<Period> {
+        if let (Some(f), Some(t)) = (from, to) {
+            if t < f {
+                return Err(Error::invalid(
+                    "to",
+                    "out_of_range",
+                    format!("the range ends ({t}) before it starts ({f})"),
+                ));
+            }
+        }
+        let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0);
+        Ok(Period { start: from.and_then(midnight), end: to.and_then(|d| d.succ_opt()).and_then(midnight) })
+    }
+
+    /// Does the period hold this instant?
+    pub fn holds(&self, t: NaiveDateTime) -> bool {
+        self.start.is_none_or(|s| t >= s) && self.end.is_none_or(|e| t < e)
+    }
+
+    /// R2's and R7's window, where their parameters are not given: R2 forecasts from the
+    /// period's start to its end, R7 counts the interactions in it. Others' parameters
+    /// are left as they are.
+    pub fn window(&self, report: StandardReport, params: Params) -> Params {
+        match report {
+            StandardReport::ForecastByMonth => Params {
+                as_of: params.as_of.or(self.start),
+                forecast_end: params.forecast_end.or(self.end.map(|e| e.date())),
+                ..params
+            },
+            StandardReport::ContactEngagement => Params {
+                as_of: params.as_of.or(self.end),
+                engagement_start: params.engagement_start.or(self.start),
+                ..params
+            },
+            _ => params,
+        }
+    }
+
+    /// The tables a standard report reads in the period (`None`: all of them): R1 and
+    /// R4 the deals created in it (R4 with their stage history), R3 and R6 the deals
+    /// closed in it, R5 the contacts created in it.
+    pub fn cut_for(&self, report: StandardReport, t: &Tables) -> Result<Option<Tables>> {
+        use StandardReport as R;
+        let by = match report {
+            R::PipelineByStage | R::StageFunnel => ("deals", "created_at"),
+            R::WinRateByOwner | R::TopCompaniesByRevenue => ("deals", "closed_at"),
+            R::LeadConversion => ("contacts", "created_at"),
+            R::ForecastByMonth | R::ContactEngagement | R::CustomerAcquisition => return Ok(None),
+        };
+        t.within(by.0, by.1, self).map(Some)
+    }
+
+    /// What of a standard report's answer lies in the period: R8's months that overlap
+    /// it (a customer is new in the month of its first win ever, and the running total
+    /// counts those before); the others' answers whole.
+    pub fn answer_of(&self, report: StandardReport, df: DataFrame) -> Result<DataFrame> {
+        if report != StandardReport::CustomerAcquisition {
+            return Ok(df);
+        }
+        let first = self.start.map(|s| s.format("%Y-%m").to_string());
+        let last = self.end.map(|e| (e - chrono::Duration::microseconds(1)).format("%Y-%m").to_string());
+        let months = df.column("month").map_err(from_polars)?.cast(&DataType::String).map_err(from_polars)?;
+        let mask: BooleanChunked =
+            months
+                .str()
+                .map_err(from_polars)?
+                .iter()
+                .map(|m| {
+                    Some(m.is_some_and(|m| {
+                        first.as_deref().is_none_or(|f| m >= f) && last.as_deref().is_none_or(|l| m <= l)
+                    }))
+                })
+                .collect();
+        df.filter(&mask).map_err(from_polars)
+    }
+}
+
+/// The stage history of the deals `tables` still holds.
+fn history_of_kept_deals(tables: &mut BTreeMap<String, DataFrame>) -> Result<()> {
+    if let (Some(deals), Some(history)) = (tables.get("deals"), tables.get("deal_stage_history")) {
+        let ids = deals.column("id").map_err(from_polars)?.cast(&DataType::String).map_err(from_polars)?;
+        let ids: BTreeSet<String> = ids.str().map_err(from_polars)?.iter().flatten().map(str::to_string).collect();
+        let kept = keep_rows(history, "deal_id", |v| ids.contains(v))?;
+        tables.insert("deal_stage_history".to_string(), kept);
+    }
+    Ok(())
+}
+
+/// The rows of `df` whose time `column` falls in the period.
+fn keep_in_period(df: &DataFrame, column: &str, period: &Period) -> Result<DataFrame> {
+    let micros = df
+        .column(column)
+        .map_err(from_polars)?
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+        .map_err(from_polars)?
+        .cast(&DataType::Int64)
+        .map_err(from_polars)?;
+    let start = period.start.map(|t| t.and_utc().timestamp_micros());
+    let end = period.end.map(|t| t.and_utc().timestamp_micros());
+    let mask: BooleanChunked = micros
+        .i64()
+        .map_err(from_polars)?
+        .iter()
+        .map(|v| Some(v.is_some_and(|v| start.is_none_or(|s| v >= s) && end.is_none_or(|e| v < e))))
+        .collect();
+    df.filter(&mask).map_err(from_polars)
 }
 
 /// The rows of `df` whose text `column` passes `keep` (NULLs never do).

@@ -554,34 +554,43 @@ impl Crm {
         name: &str,
         params: &super::Params,
     ) -> Result<(DataFrame, super::Resolved)> {
-        self.standard_report_of(actor, name, params, None).await
+        self.standard_report_of(actor, name, params, &super::Cut::default()).await
     }
 
-    /// A standard report over the records some users own (`owners`: their ids; none:
-    /// everything the caller may read). A dashboard's owner or team filter.
+    /// A standard report over what a dashboard's filters keep (`cut`: some users'
+    /// records, a period; [`Cut::default`]: everything the caller may read).
+    ///
+    /// A period keeps, per report: R1 and R4 the deals created in it (R4 with their
+    /// stage history), R3 and R6 the deals closed in it, R5 the contacts created in it,
+    /// and R8 the months in it (a customer is still new in the month of its first win
+    /// ever). R2 and R7 take it as their window unless their parameters are given: R2
+    /// forecasts from its start to its end, R7 counts the interactions between them.
     pub async fn standard_report_of(
         &self,
         actor: &Actor,
         name: &str,
         params: &super::Params,
-        owners: Option<Vec<crate::UserId>>,
+        cut: &super::Cut,
     ) -> Result<(DataFrame, super::Resolved)> {
         let owners: Option<std::collections::BTreeSet<String>> =
-            owners.map(|o| o.iter().map(|u| u.to_string()).collect());
+            cut.owners.as_ref().map(|o| o.iter().map(|u| u.to_string()).collect());
+        let period = cut.period;
         // Name the reports before reading anything.
-        super::StandardReport::named(name, "name")?;
+        let report = super::StandardReport::named(name, "name")?;
         let name = name.to_string();
-        let params = *params;
+        let params = match period {
+            Some(p) => p.window(report, *params),
+            None => *params,
+        };
         let now = self.now().naive_utc();
         self.on_snapshot(actor, move |all| {
-            let cut;
-            let t = match &owners {
-                Some(o) => {
-                    cut = all.owned_by(o)?;
-                    &cut
-                }
-                None => all,
+            let mut t = match &owners {
+                Some(o) => std::borrow::Cow::Owned(all.owned_by(o)?),
+                None => std::borrow::Cow::Borrowed(all),
             };
+            if let Some(cut) = period.map(|p| p.cut_for(report, &t)).transpose()?.flatten() {
+                t = std::borrow::Cow::Owned(cut);
+            }
             // The defaults come from everything the caller may read, so a filtered card
             // shares its "as of" with the others.
             let r = match params.resolve(all) {
@@ -593,31 +602,45 @@ impl Crm {
                 forecast_end: Some(r.forecast_end),
                 engagement_start: Some(r.engagement_start),
             };
-            Ok((super::report(&name, t, &full)?, r))
+            let df = super::report(&name, &t, &full)?;
+            let df = match &period {
+                Some(p) => p.answer_of(report, df)?,
+                None => df,
+            };
+            Ok((df, r))
         })
         .await
     }
 
     /// A custom report on the caller's snapshot (validated before anything is read).
     pub async fn custom_report(&self, actor: &Actor, spec: &super::ReportSpec) -> Result<DataFrame> {
-        self.custom_report_of(actor, spec, None).await
+        self.custom_report_of(actor, spec, &super::Cut::default()).await
     }
 
-    /// A custom report over the records some users own (`owners`: their ids, cut as
-    /// [`standard_report_of`](Self::standard_report_of) cuts; none: everything the
-    /// caller may read). A dashboard's owner or team filter on a saved report's card.
+    /// A custom report over what a dashboard's filters keep: some users' records (cut
+    /// as [`standard_report_of`](Self::standard_report_of) cuts), and the rows of its
+    /// source table that came about in a period (by [`super::period_column`]; joined
+    /// tables stay whole).
     pub async fn custom_report_of(
         &self,
         actor: &Actor,
         spec: &super::ReportSpec,
-        owners: Option<Vec<crate::UserId>>,
+        cut: &super::Cut,
     ) -> Result<DataFrame> {
         let compiled = super::custom::compile(spec)?;
         let owners: Option<std::collections::BTreeSet<String>> =
-            owners.map(|o| o.iter().map(|u| u.to_string()).collect());
-        self.on_snapshot(actor, move |all| match &owners {
-            Some(o) => compiled.run(&all.owned_by(o)?),
-            None => compiled.run(all),
+            cut.owners.as_ref().map(|o| o.iter().map(|u| u.to_string()).collect());
+        let period = cut.period.zip(super::period_column(&spec.source));
+        let source = spec.source.clone();
+        self.on_snapshot(actor, move |all| {
+            let mut t = match &owners {
+                Some(o) => std::borrow::Cow::Owned(all.owned_by(o)?),
+                None => std::borrow::Cow::Borrowed(all),
+            };
+            if let Some((p, column)) = &period {
+                t = std::borrow::Cow::Owned(t.within(&source, column, p)?);
+            }
+            compiled.run(&t)
         })
         .await
     }

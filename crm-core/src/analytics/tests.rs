@@ -931,3 +931,49 @@ fn long_pdfs_page() {
     // `/Type /Pages` once, `/Type /Page` per page: 400 rows at ~40 a page.
     assert!(pages > 9, "{pages}");
 }
+
+/// A standard report over the fixture cut to a dashboard's date range, as the snapshot
+/// runs it.
+fn in_period(name: &str, from: &str, to: &str) -> DataFrame {
+    let which: StandardReport = name.parse().unwrap();
+    let period = Period::days(Some(date(from)), Some(date(to))).unwrap();
+    let t = tables();
+    let cut = period.cut_for(which, &t).unwrap().unwrap_or(t);
+    let params = period.window(which, Params::default());
+    let full = params.resolve(&cut).unwrap();
+    let full = Params {
+        as_of: Some(full.as_of),
+        forecast_end: Some(full.forecast_end),
+        engagement_start: Some(full.engagement_start),
+    };
+    period.answer_of(which, report(name, &cut, &full).unwrap()).unwrap()
+}
+
+#[test]
+fn a_period_keeps_what_happened_in_it_by_each_reports_date() {
+    // R1: the open deals created on Jan 2 (deal 2).
+    let r1 = in_period("r1_pipeline_by_stage", "2026-01-02", "2026-01-02");
+    assert_eq!((strs(&r1, "stage"), ints(&r1, "deal_count")), (s(&["proposal"]), vec![Some(1)]));
+    // R3: the deals closed Jan 5 to 31: 4 (owner 10, won), 6 (11, lost), 7 (11, won);
+    // deal 5 closed in February.
+    let r3 = in_period("r3_win_rate_by_owner", "2026-01-05", "2026-01-31");
+    assert_eq!(ints(&r3, "owner_id"), [Some(11), Some(10)]);
+    assert_eq!(ints(&r3, "won"), [Some(1), Some(1)]);
+    assert_eq!(ints(&r3, "lost"), [Some(1), Some(0)]);
+    // R2 forecasts from the range's start to its end: deal 1 closes Feb 10, deal 2 in March.
+    let r2 = in_period("r2_forecast_by_month", "2026-02-01", "2026-02-28");
+    assert_eq!((strs(&r2, "month"), ints(&r2, "total_amount")), (s(&["2026-02"]), vec![Some(1000)]));
+    // R8: February's new customer, the running total still counting January's.
+    let r8 = in_period("r8_customer_acquisition", "2026-02-01", "2026-02-28");
+    assert_eq!(strs(&r8, "month"), s(&["2026-02"]));
+    assert_eq!((ints(&r8, "new_customers"), ints(&r8, "cumulative_customers")), (vec![Some(1)], vec![Some(2)]));
+    // R4: the funnel of the deals created in it, with their history only.
+    let r4 = in_period("r4_stage_funnel", "2026-01-04", "2026-01-04");
+    assert_eq!(strs(&r4, "stage"), s(&["prospecting", "closed_won"]));
+    // A range's end before its start is named on `to`; either end may be open.
+    let e = Period::days(Some(date("2026-02-01")), Some(date("2026-01-31"))).unwrap_err();
+    assert_eq!(field_errors(&e), ["to"]);
+    let open = Period::days(None, Some(date("2026-01-31"))).unwrap();
+    assert!(open.holds(ts("1990-01-01 00:00:00")) && open.holds(ts("2026-01-31 23:59:59")));
+    assert!(!open.holds(ts("2026-02-01 00:00:00")));
+}

@@ -386,18 +386,18 @@ impl SavedReportService<'_> {
     /// Runs a saved report on the caller's snapshot: what the caller may read, whoever
     /// owns the report. `overrides` replace the saved parameters of a standard report.
     pub async fn run(&self, actor: &Actor, id: SavedReportId, overrides: &Params) -> Result<SavedRun> {
-        self.run_for(actor, id, overrides, None).await
+        self.run_for(actor, id, overrides, &crate::analytics::Cut::default()).await
     }
 
-    /// [`run`](Self::run) over the records some users own (`owners`: their ids; none:
-    /// everything the caller may read): a dashboard's owner or team filter, which applies
-    /// to a saved report's card as to a standard one's.
+    /// [`run`](Self::run) over what a dashboard's filters keep (some users' records, a
+    /// period; see [`Crm::standard_report_of`] and [`Crm::custom_report_of`]), which
+    /// apply to a saved report's card as to a standard one's.
     pub async fn run_for(
         &self,
         actor: &Actor,
         id: SavedReportId,
         overrides: &Params,
-        owners: Option<Vec<crate::UserId>>,
+        cut: &crate::analytics::Cut,
     ) -> Result<SavedRun> {
         let crm = self.crm;
         let report = self.get(actor, id).await?;
@@ -411,7 +411,7 @@ impl SavedReportService<'_> {
         let (name, frame, parameters) = match (&report.standard, &report.spec) {
             (Some(standard), _) => {
                 let params = Params::from(report.parameters).overridden_by(overrides);
-                let (frame, resolved) = crm.standard_report_of(actor, standard, &params, owners).await?;
+                let (frame, resolved) = crm.standard_report_of(actor, standard, &params, cut).await?;
                 (standard.clone(), frame, resolved.shown(standard))
             }
             (None, Some(json)) => {
@@ -423,7 +423,7 @@ impl SavedReportService<'_> {
                     ));
                 }
                 let spec = stored_spec(json)?;
-                ("custom".to_string(), crm.custom_report_of(actor, &spec, owners).await?, vec![])
+                ("custom".to_string(), crm.custom_report_of(actor, &spec, cut).await?, vec![])
             }
             (None, None) => return Err(Error::internal_msg("a saved report without a definition")),
         };

@@ -89,6 +89,8 @@ pub fn api() -> Api {
                         Type::String,
                         "Only records these users own (ids, comma-separated or repeated): a dashboard's owner or team filter; companies stay whole",
                     ),
+                    query_param("from", Type::String, "A dashboard's date range, its first day (YYYY-MM-DD, UTC): each report keeps what happened in the range by its own date (docs/API.md)"),
+                    query_param("to", Type::String, "The date range's last day, included (YYYY-MM-DD, UTC; not before `from`)"),
                     format(),
                 ])
                 .ok_or_files::<ReportResult>("The report", &FILES)
@@ -124,6 +126,8 @@ pub fn api() -> Api {
                         Type::String,
                         "Only records these users own (ids, comma-separated or repeated), custom and standard reports alike: a dashboard's owner or team filter; companies stay whole",
                     ),
+                    query_param("from", Type::String, "A dashboard's date range, its first day (YYYY-MM-DD, UTC): a standard report keeps what happened in it by its own date, a custom report the rows of its source table that came about in it"),
+                    query_param("to", Type::String, "The date range's last day, included (YYYY-MM-DD, UTC; not before `from`)"),
                     format(),
                 ])
                 .ok_or_files::<ReportResult>("The report", &FILES)
@@ -451,6 +455,32 @@ fn owners_of(pairs: &[(String, String)]) -> ApiResult<Option<Vec<crm_core::UserI
     Ok(seen.then_some(owners))
 }
 
+/// A date parameter, `YYYY-MM-DD`.
+fn date_param(name: &str, value: Option<&str>) -> ApiResult<Option<NaiveDate>> {
+    value
+        .map(|v| {
+            NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+                ApiError::from(crm_core::Error::invalid(
+                    name,
+                    "invalid_format",
+                    format!("'{v}' is not a YYYY-MM-DD date"),
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// A dashboard's filters: `ownerId`, and the date range `from`–`to`.
+fn cut_of(pairs: &[(String, String)]) -> ApiResult<analytics::Cut> {
+    let owners = owners_of(pairs)?;
+    let (from, to) = (date_param("from", last(pairs, "from"))?, date_param("to", last(pairs, "to"))?);
+    let period = match (from, to) {
+        (None, None) => None,
+        _ => Some(analytics::Period::days(from, to)?),
+    };
+    Ok(analytics::Cut { owners, period })
+}
+
 async fn run_standard(
     State(crm): State<Crm>,
     State(slots): State<Arc<ReportSlots>>,
@@ -463,11 +493,11 @@ async fn run_standard(
     let Ok(report) = name.parse::<Standard>() else {
         return Err(ApiError::from(crm_core::Error::NotFound { entity: "report" }));
     };
-    only(&pairs, &["asOf", "forecastEnd", "engagementStart", "ownerId", "format"])?;
+    only(&pairs, &["asOf", "forecastEnd", "engagementStart", "ownerId", "from", "to", "format"])?;
     let format = wanted_by(&crm, caller.actor(), last(&pairs, "format"), &headers)?;
     let params = params_of(&pairs)?;
-    let owners = owners_of(&pairs)?;
-    let (df, r) = crm.standard_report_of(caller.actor(), &name, &params, owners).await?;
+    let cut = cut_of(&pairs)?;
+    let (df, r) = crm.standard_report_of(caller.actor(), &name, &params, &cut).await?;
     let used = r.shown(&name);
     let to = (&crm, caller.actor(), None);
     answer(to, &df, format, &name, Some(report.title()), used, Some(report.chart())).await
@@ -497,11 +527,11 @@ async fn run_saved(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let _running = slots.take(caller.actor().user_id).await?;
-    only(&pairs, &["asOf", "forecastEnd", "engagementStart", "ownerId", "format"])?;
+    only(&pairs, &["asOf", "forecastEnd", "engagementStart", "ownerId", "from", "to", "format"])?;
     let format = wanted_by(&crm, caller.actor(), last(&pairs, "format"), &headers)?;
     let params = params_of(&pairs)?;
-    let owners = owners_of(&pairs)?;
-    let run = crm.saved_reports().run_for(caller.actor(), SavedReportId::from(id), &params, owners).await?;
+    let cut = cut_of(&pairs)?;
+    let run = crm.saved_reports().run_for(caller.actor(), SavedReportId::from(id), &params, &cut).await?;
     let to = (&crm, caller.actor(), Some(id));
     answer(to, &run.frame, format, &run.name, Some(&run.title), run.parameters, run.chart).await
 }

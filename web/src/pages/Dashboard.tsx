@@ -1,6 +1,6 @@
-// The dashboard: cards of standard and saved reports (charts and tables) with one "as of"
-// date for every standard card; a card's data is fetched again only when its inputs
-// change. Each user arranges their own (add, remove, widen, drag or move; kept in their
+// The dashboard: cards of standard and saved reports (charts and tables) with one date
+// range and one owner or team filter for every card; a card's data is fetched again only
+// when its inputs change. Each user arranges their own (add, remove, widen, drag or move; kept in their
 // settings) and may share it as a saved dashboard (`?board=<id>` opens one; whoever it is
 // shared with may take it as theirs). People see names, stages in their language and
 // money in major units.
@@ -15,7 +15,7 @@ import { isKey, useI18n, type Key } from "../i18n";
 import { Sharing, sharesOf, type Shares } from "../Sharing";
 import { Field, fieldError, FormError, useAction } from "../ui";
 import { nameOf, useAllUsers, useTeams } from "../users";
-import { DEFAULT_LAYOUT, isStandard, moved, STANDARD, type CardSpec } from "./dashboardLayout";
+import { DEFAULT_LAYOUT, filterQuery, isStandard, moved, STANDARD, type CardSpec } from "./dashboardLayout";
 
 interface Report {
   columns: { name: string; type: string }[];
@@ -42,17 +42,12 @@ async function queued<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Runs a standard report when its name, `asOf` or owners change (`owners`: a
- * comma-separated list of user ids; null: everyone the caller may see). */
-function useReport(name: string, asOf: string, owners: string | null) {
+/** Runs a standard report when its name or the dashboard's filters change. */
+function useReport(name: string, q: string) {
   const [report, setReport] = useState<Report | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     let live = true;
-    const params = new URLSearchParams();
-    if (asOf) params.set("asOf", asOf);
-    if (owners !== null) params.set("ownerId", owners);
-    const q = params.size > 0 ? `?${params}` : "";
     setReport(null);
     setError(null);
     queued(() => api<Report>("GET", `/api/reports/standard/${name}${q}`)).then(
@@ -62,7 +57,7 @@ function useReport(name: string, asOf: string, owners: string | null) {
     return () => {
       live = false;
     };
-  }, [name, asOf, owners]);
+  }, [name, q]);
   return { report, error };
 }
 
@@ -80,15 +75,14 @@ function useSavedReport(id: string) {
   return { saved, error };
 }
 
-/** Runs a saved report when its id or the owners change (the dashboard's owner or team
- * filter applies to saved cards as to standard ones). */
-function useSaved(id: string, owners: string | null) {
+/** Runs a saved report when its id or the dashboard's filters change (they apply to
+ * saved cards as to standard ones). */
+function useSaved(id: string, q: string) {
   const { saved, error: readError } = useSavedReport(id);
   const [report, setReport] = useState<Report | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     let live = true;
-    const q = owners !== null ? `?${new URLSearchParams({ ownerId: owners })}` : "";
     setReport(null);
     setError(null);
     queued(() => api<Report>("GET", `/api/reports/saved/${id}/run${q}`)).then(
@@ -98,7 +92,7 @@ function useSaved(id: string, owners: string | null) {
     return () => {
       live = false;
     };
-  }, [id, owners]);
+  }, [id, q]);
   return { saved, report, error: readError ?? error };
 }
 
@@ -152,19 +146,17 @@ function Frame({
 
 function StandardCard({
   card,
-  asOf,
-  owners,
+  filters,
   children,
   editing,
 }: {
   card: CardSpec;
-  asOf: string;
-  owners: string | null;
+  filters: string;
   children: (r: Report) => ReactNode;
   editing?: ReactNode;
 }) {
   const { t } = useI18n();
-  const { report, error } = useReport(card.report, asOf, owners);
+  const { report, error } = useReport(card.report, filters);
   return (
     <Frame card={card} title={t(`report.${card.report}` as Key)} report={report} error={error} editing={editing}>
       {children}
@@ -175,17 +167,17 @@ function StandardCard({
 /** A saved report's card: drawn with its chart when it has one, else as a table. */
 function SavedCard({
   card,
-  owners,
+  filters,
   editing,
   draw,
 }: {
   card: CardSpec;
-  owners: string | null;
+  filters: string;
   editing?: ReactNode;
   draw: (r: Report, s: SavedReport) => ReactNode;
 }) {
   const { t } = useI18n();
-  const { saved, report, error } = useSaved(card.report, owners);
+  const { saved, report, error } = useSaved(card.report, filters);
   return (
     <Frame card={card} title={saved?.name ?? t("loading")} report={saved ? report : null} error={error} editing={editing}>
       {(r) => (saved ? draw(r, saved) : null)}
@@ -196,7 +188,9 @@ function SavedCard({
 export function Dashboard() {
   const { t, lang } = useI18n();
   const { user } = useAuth();
-  const [asOf, setAsOf] = useState("");
+  // The date range every card covers (days, both included; empty: open).
+  const [from, setFrom] = useState("");
+  const [to, setTo] = useState("");
   const [ownerFilter, setOwnerFilter] = useState("");
   const [teamFilter, setTeamFilter] = useState("");
   // Names for the owners' ids (a user who may not list users sees ids shortened); the
@@ -225,6 +219,7 @@ export function Dashboard() {
   // The owner or team filter of every card: the users whose records count.
   // (null: no filter; a team without members owns nothing.)
   const ownerIds = ownerFilter ? ownerFilter : teamFilter ? people.filter((u) => u.teamId === teamFilter).map((u) => u.id).join(",") : null;
+  const filters = filterQuery(from, to, ownerIds);
   useEffect(() => {
     if (!user) return;
     api<{ dashboard?: CardSpec[] | null }>("GET", `/api/users/${user.id}/settings`).then(
@@ -473,8 +468,10 @@ export function Dashboard() {
       )}
       {boardId && <FormError error={boardError} />}
       <div className="toolbar">
-        <label htmlFor="as-of">{t("asOf")}</label>
-        <input id="as-of" type="date" value={asOf} onChange={(e) => setAsOf(e.target.value)} />
+        <label htmlFor="dash-from">{t("rangeFrom")}</label>
+        <input id="dash-from" type="date" value={from} max={to || undefined} onChange={(e) => setFrom(e.target.value)} />
+        <label htmlFor="dash-to">{t("rangeTo")}</label>
+        <input id="dash-to" type="date" value={to} min={from || undefined} onChange={(e) => setTo(e.target.value)} />
         {people.length > 1 && (
           <>
             <label htmlFor="dash-owner">{t("owner")}</label>
@@ -592,11 +589,11 @@ export function Dashboard() {
         <div className="dash">
           {cards.map((card, i) =>
             isStandard(card.report) ? (
-              <StandardCard key={card.report} card={card} asOf={asOf} owners={ownerIds} editing={editing ? tools(card, i) : undefined}>
+              <StandardCard key={card.report} card={card} filters={filters} editing={editing ? tools(card, i) : undefined}>
                 {standard[card.report] ?? (() => null)}
               </StandardCard>
             ) : (
-              <SavedCard key={card.report} card={card} owners={ownerIds} editing={editing ? tools(card, i) : undefined} draw={drawSaved} />
+              <SavedCard key={card.report} card={card} filters={filters} editing={editing ? tools(card, i) : undefined} draw={drawSaved} />
             ),
           )}
         </div>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_LAYOUT, isStandard, moved } from "./dashboardLayout";
+import { DEFAULT_LAYOUT, filterQuery, isStandard, moved } from "./dashboardLayout";
 
 describe("a dashboard's layout", () => {
   it("starts with the eight standard reports", () => {
@@ -15,5 +15,15 @@ describe("a dashboard's layout", () => {
     expect(moved(cards, 1, 1)).toBe(cards);
     expect(moved(cards, -1, 2)).toBe(cards);
     expect(moved(cards, 0, 9)).toBe(cards);
+  });
+});
+
+describe("the filters every card runs with", () => {
+  it("writes the date range and the owners the API's way, and nothing when none is set", () => {
+    expect(filterQuery("", "", null)).toBe("");
+    expect(filterQuery("2026-01-01", "2026-03-31", null)).toBe("?from=2026-01-01&to=2026-03-31");
+    expect(filterQuery("", "2026-03-31", "u1,u2")).toBe("?to=2026-03-31&ownerId=u1%2Cu2");
+    // A team without members owns nothing: an empty owner list, not "everyone".
+    expect(filterQuery("", "", "")).toBe("?ownerId=");
   });
 });

@@ -1,5 +1,6 @@
 // A dashboard's layout: its cards in order, each a standard report or a saved report,
-// one or two columns wide; kept in the user's settings (`dashboard`).
+// one or two columns wide; kept in the user's settings (`dashboard`). And the filters
+// every card runs with.
 
 /** One card of a layout: a standard report's name or a saved report's id. */
 export interface CardSpec {
@@ -29,4 +30,15 @@ export function moved(cards: CardSpec[], from: number, to: number): CardSpec[] {
   const [card] = next.splice(from, 1);
   if (card) next.splice(to, 0, card);
   return next;
+}
+
+/** The dashboard's filters as a query string ("" when none): the date range (`from`,
+ * `to`: days) and the owners (`owners`: a comma-separated list of user ids; null:
+ * everyone the caller may see). Every card runs with the same. */
+export function filterQuery(from: string, to: string, owners: string | null): string {
+  const params = new URLSearchParams();
+  if (from) params.set("from", from);
+  if (to) params.set("to", to);
+  if (owners !== null) params.set("ownerId", owners);
+  return params.size > 0 ? `?${params}` : "";
 }
