@@ -700,6 +700,10 @@ try {
   await adminPage.getByLabel("From", { exact: true }).fill("");
   await adminPage.getByLabel("To", { exact: true }).fill("");
   await waitFor(async () => (await winRate.getAttribute("aria-label").catch(() => null)) === everyonesWinRate, "every closed deal again");
+  // The README's picture: every card drawn, and ECharts' entry animation over.
+  await waitFor(async () => (await cards.locator('[role="status"]').count()) === 0 && (await adminPage.locator("article.dash-card:has(canvas, table)").count()) === 8, "every card drawn");
+  await adminPage.evaluate(() => document.activeElement instanceof HTMLElement && document.activeElement.blur());
+  await adminPage.waitForTimeout(1500);
   await adminPage.screenshot({ path: path.join(artifacts, "dashboard-demo.png") });
   // The arranged dashboard shared with ann as a saved dashboard (she opens it below).
   await adminPage.getByRole("button", { name: "Share this dashboard" }).click();

@@ -4529,15 +4529,21 @@ export interface components {
             /** @description How many. */
             invoices: number;
         };
-        /** @description One card of a saved dashboard: a report drawn on it, one or two columns wide. */
+        /**
+         * @description One card of a dashboard: a user's own (settings) or a saved one (a saved report's
+         *     `cards`).
+         */
         DashboardCard: {
-            /** @description A standard report's name (`r1_pipeline_by_stage` …) or a saved report's id. */
+            /**
+             * @description A standard report's name (`r1_pipeline_by_stage`) or a saved report's id (one the
+             *     user owns or that is shared with them; a card whose report is gone says so).
+             */
             report: string;
             /**
              * Format: int32
-             * @description Columns it spans: 1 or 2.
+             * @description How many of the grid's columns it spans: 1 or 2.
              */
-            width: number;
+            width?: number;
         };
         /** @description A date (YYYY-MM-DD, read in the user's time zone) or an RFC 3339 time */
         DateOrTime: string;

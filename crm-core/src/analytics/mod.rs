@@ -163,6 +163,16 @@ impl Cut {
     pub fn owners(owners: Option<Vec<crate::UserId>>) -> Self {
         Cut { owners, period: None }
     }
+
+    /// The tables cut to the owners' records (deals, contacts, interactions and tasks);
+    /// all of them, unchanged, where no owners are named.
+    pub fn owned<'a>(&self, all: &'a Tables) -> Result<std::borrow::Cow<'a, Tables>> {
+        use std::borrow::Cow;
+        Ok(match &self.owners {
+            Some(o) => Cow::Owned(all.owned_by(&o.iter().map(|u| u.to_string()).collect())?),
+            None => Cow::Borrowed(all),
+        })
+    }
 }
 
 /// A span of time: from `start` (inclusive) to `end` (exclusive), either open.
@@ -189,11 +199,6 @@ impl Period {
         }
         let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0);
         Ok(Period { start: from.and_then(midnight), end: to.and_then(|d| d.succ_opt()).and_then(midnight) })
-    }
-
-    /// Does the period hold this instant?
-    pub fn holds(&self, t: NaiveDateTime) -> bool {
-        self.start.is_none_or(|s| t >= s) && self.end.is_none_or(|e| t < e)
     }
 
     /// R2's and R7's window, where their parameters are not given: R2 forecasts from the

@@ -572,8 +572,7 @@ impl Crm {
         params: &super::Params,
         cut: &super::Cut,
     ) -> Result<(DataFrame, super::Resolved)> {
-        let owners: Option<std::collections::BTreeSet<String>> =
-            cut.owners.as_ref().map(|o| o.iter().map(|u| u.to_string()).collect());
+        let cut = cut.clone();
         let period = cut.period;
         // Name the reports before reading anything.
         let report = super::StandardReport::named(name, "name")?;
@@ -584,12 +583,9 @@ impl Crm {
         };
         let now = self.now().naive_utc();
         self.on_snapshot(actor, move |all| {
-            let mut t = match &owners {
-                Some(o) => std::borrow::Cow::Owned(all.owned_by(o)?),
-                None => std::borrow::Cow::Borrowed(all),
-            };
-            if let Some(cut) = period.map(|p| p.cut_for(report, &t)).transpose()?.flatten() {
-                t = std::borrow::Cow::Owned(cut);
+            let mut t = cut.owned(all)?;
+            if let Some(kept) = period.map(|p| p.cut_for(report, &t)).transpose()?.flatten() {
+                t = std::borrow::Cow::Owned(kept);
             }
             // The defaults come from everything the caller may read, so a filtered card
             // shares its "as of" with the others.
@@ -628,15 +624,11 @@ impl Crm {
         cut: &super::Cut,
     ) -> Result<DataFrame> {
         let compiled = super::custom::compile(spec)?;
-        let owners: Option<std::collections::BTreeSet<String>> =
-            cut.owners.as_ref().map(|o| o.iter().map(|u| u.to_string()).collect());
         let period = cut.period.zip(super::period_column(&spec.source));
         let source = spec.source.clone();
+        let cut = cut.clone();
         self.on_snapshot(actor, move |all| {
-            let mut t = match &owners {
-                Some(o) => std::borrow::Cow::Owned(all.owned_by(o)?),
-                None => std::borrow::Cow::Borrowed(all),
-            };
+            let mut t = cut.owned(all)?;
             if let Some((p, column)) = &period {
                 t = std::borrow::Cow::Owned(t.within(&source, column, p)?);
             }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{impl_record, record_columns, search_words, string_enum, RecordMeta};
 use crate::ids::{SavedReportId, TeamId, UserId};
+use crate::model::settings::DashboardCard;
 use crate::policy::{Actor, Ownership, Role};
 use crate::schema::{Column, ColumnType as T, EntityKind, Index};
 
@@ -131,17 +132,6 @@ pub struct ChartSpec {
     /// A caption (default: the report's title).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-}
-
-/// One card of a saved dashboard: a report drawn on it, one or two columns wide.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DashboardCard {
-    /// A standard report's name (`r1_pipeline_by_stage` …) or a saved report's id.
-    pub report: String,
-    /// Columns it spans: 1 or 2.
-    pub width: u8,
 }
 
 /// Who a report is shared with, besides its owner. Sharing lets them see and run the

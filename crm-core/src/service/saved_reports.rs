@@ -12,7 +12,8 @@ use super::Crm;
 use crate::analytics::{custom, Params, ReportSpec};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{SavedReportId, UserId};
-use crate::model::report::{ChartKind, ChartSpec, DashboardCard, SavedReport, Sharing, StandardParams, StandardReport};
+use crate::model::report::{ChartKind, ChartSpec, SavedReport, Sharing, StandardParams, StandardReport};
+use crate::model::settings::{check_card_shapes, DashboardCard};
 use crate::model::team::Team;
 use crate::model::{Record, RecordMeta};
 use crate::policy::{Action, Actor, Resource, Scope};
@@ -23,9 +24,6 @@ use crate::schema::{EntityKind, Value};
 const MAX_SHARES: usize = 100;
 /// The most series a chart plots.
 const MAX_SERIES: usize = 6;
-/// The most cards a dashboard holds (few cards load fast; Metabase's advice).
-pub const MAX_CARDS: usize = 24;
-
 /// Input of [`SavedReportService::create`]: `standard` (with `parameters`), `spec`, or a
 /// dashboard's `cards`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -294,9 +292,9 @@ impl SavedReportService<'_> {
         crm.commit_update(actor, before, r, "updated", Default::default()).await
     }
 
-    /// Checks a dashboard's cards: 1 to [`MAX_CARDS`], each a standard report or a live
-    /// saved report the actor may see that is not a dashboard, none twice, one or two
-    /// columns wide. (Those it is shared with see a card of a report they may not see as
+    /// Checks a dashboard's cards: 1 to [`MAX_DASHBOARD_CARDS`](crate::MAX_DASHBOARD_CARDS),
+    /// each a standard report or a live saved report the actor may see that is not a
+    /// dashboard, none twice, one or two columns wide. (Those it is shared with see a card of a report they may not see as
     /// such: the dashboard does not widen what they may read.)
     async fn check_cards(
         &self,
@@ -307,15 +305,12 @@ impl SavedReportService<'_> {
     ) -> Result<()> {
         if cards.is_empty() {
             errs.add("cards", "required", "a dashboard has at least one card");
-        } else if cards.len() > MAX_CARDS {
-            errs.add("cards", "too_long", format!("a dashboard has at most {MAX_CARDS} cards"));
+        }
+        if !check_card_shapes(cards, "cards", errs) {
             return Ok(());
         }
         for (i, card) in cards.iter().enumerate() {
             let field = format!("cards.{i}.report");
-            if !(1..=2).contains(&card.width) {
-                errs.add(format!("cards.{i}.width"), "out_of_range", "a card is 1 or 2 columns wide");
-            }
             if cards[..i].iter().any(|c| c.report == card.report) {
                 errs.add(field, "duplicate", "this report is on the dashboard already");
                 continue;
@@ -323,18 +318,7 @@ impl SavedReportService<'_> {
             if card.report.parse::<StandardReport>().is_ok() {
                 continue;
             }
-            let Ok(uuid) = card.report.parse::<Uuid>() else {
-                errs.add(
-                    field,
-                    "invalid_value",
-                    format!(
-                        "'{}' is neither a saved report's id nor one of {}",
-                        card.report,
-                        StandardReport::CHOICES.join(", ")
-                    ),
-                );
-                continue;
-            };
+            let Ok(uuid) = card.report.parse::<Uuid>() else { continue };
             let rid = SavedReportId(uuid);
             if Some(rid) == this {
                 errs.add(field, "invalid_value", "a dashboard is not a card of itself");

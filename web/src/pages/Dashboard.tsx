@@ -15,7 +15,7 @@ import { isKey, useI18n, type Key } from "../i18n";
 import { Sharing, sharesOf, type Shares } from "../Sharing";
 import { Field, fieldError, FormError, useAction } from "../ui";
 import { nameOf, useAllUsers, useTeams } from "../users";
-import { DEFAULT_LAYOUT, filterQuery, isStandard, moved, STANDARD, type CardSpec } from "./dashboardLayout";
+import { DEFAULT_LAYOUT, filterQuery, isStandard, moved, STANDARD, withWidths, type CardSpec } from "./dashboardLayout";
 
 interface Report {
   columns: { name: string; type: string }[];
@@ -223,7 +223,7 @@ export function Dashboard() {
   useEffect(() => {
     if (!user) return;
     api<{ dashboard?: CardSpec[] | null }>("GET", `/api/users/${user.id}/settings`).then(
-      (s) => setLayout(s.dashboard ?? DEFAULT_LAYOUT),
+      (s) => setLayout(s.dashboard ? withWidths(s.dashboard) : DEFAULT_LAYOUT),
       () => setLayout(DEFAULT_LAYOUT),
     );
   }, [user]);
@@ -333,7 +333,8 @@ export function Dashboard() {
     );
   };
 
-  const cards: CardSpec[] = boardId ? (board?.cards ?? []) : (layout ?? []);
+  const boardCards = useMemo(() => withWidths(board?.cards ?? []), [board]);
+  const cards: CardSpec[] = boardId ? boardCards : (layout ?? []);
   const titleOf = useCallback(
     (report: string) => (isStandard(report) ? t(`report.${report}` as Key) : (savedReports.find((s) => s.id === report)?.name ?? report.slice(0, 8))),
     [t, savedReports],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_LAYOUT, filterQuery, isStandard, moved } from "./dashboardLayout";
+import { DEFAULT_LAYOUT, filterQuery, isStandard, moved, withWidths } from "./dashboardLayout";
 
 describe("a dashboard's layout", () => {
   it("starts with the eight standard reports", () => {
@@ -15,6 +15,13 @@ describe("a dashboard's layout", () => {
     expect(moved(cards, 1, 1)).toBe(cards);
     expect(moved(cards, -1, 2)).toBe(cards);
     expect(moved(cards, 0, 9)).toBe(cards);
+  });
+
+  it("reads a card written without its width as one column wide", () => {
+    expect(withWidths([{ report: "r1_pipeline_by_stage" }, { report: "r4_stage_funnel", width: 2 }])).toEqual([
+      { report: "r1_pipeline_by_stage", width: 1 },
+      { report: "r4_stage_funnel", width: 2 },
+    ]);
   });
 });
 

@@ -21,6 +21,10 @@ export const STANDARD = [
 
 export const DEFAULT_LAYOUT: CardSpec[] = STANDARD.map((report) => ({ report, width: 1 }));
 
+/** Cards as the API writes them (`width` may be left out: one column) as a layout. */
+export const withWidths = (cards: readonly { report: string; width?: number }[]): CardSpec[] =>
+  cards.map((c) => ({ report: c.report, width: c.width ?? 1 }));
+
 export const isStandard = (r: string): boolean => (STANDARD as readonly string[]).includes(r);
 
 /** A layout with one card moved from `from` to `to`. */
