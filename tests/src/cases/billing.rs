@@ -818,6 +818,14 @@ pub async fn accounting_exports_follow_en16931(backend: &dyn TestBackend) {
             && credit_xml.contains("<cbc:ID>INV-2026-000001</cbc:ID></cac:InvoiceDocumentReference>")
     );
     crate::ubl::check(&files);
+    // The schema check bites: an element UBL 2.1 does not have, where it has none.
+    let broken = dir.join("broken.xml");
+    std::fs::write(
+        &broken,
+        invoice_xml.replacen("<cbc:InvoiceTypeCode>", "<cbc:Colour>red</cbc:Colour><cbc:InvoiceTypeCode>", 1),
+    )
+    .expect("write");
+    crate::ubl::rejects_schema(&broken);
 
     // The journal: every document balances; payments and credit notes are there.
     let csv = b.journal(&h.admin, None, None).await.expect("journal");
