@@ -221,6 +221,11 @@ pub struct ServerConfig {
     /// Login and password-reset requests a minute for one account name.
     #[arg(long, env = "CRM_LOGIN_RATE_LIMIT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_rate_limit: u32,
+    /// Requests a minute one client address, and one pay or card link, may make to the
+    /// public routes that ask the payment gateway for something (a pay page's intent, a
+    /// card page's setup and its confirmation).
+    #[arg(long, env = "CRM_PAYMENT_RATE_LIMIT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub payment_rate_limit: u32,
     /// Redis (or Valkey) keeping the rate limits' counters and the report slots, so that
     /// every replica counts together: `redis://host:6379/0` (`rediss://` for TLS). Absent:
     /// each process counts its own.
@@ -829,7 +834,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 57] = [
+pub const FILE_KEYS: [(&str, &str); 58] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("read_database_url", "CRM_READ_DATABASE_URL"),
     ("bind", "CRM_BIND"),
@@ -864,6 +869,7 @@ pub const FILE_KEYS: [(&str, &str); 57] = [
     ("log_format", "CRM_LOG_FORMAT"),
     ("auth_rate_limit", "CRM_AUTH_RATE_LIMIT"),
     ("login_rate_limit", "CRM_LOGIN_RATE_LIMIT"),
+    ("payment_rate_limit", "CRM_PAYMENT_RATE_LIMIT"),
     ("report_concurrency", "CRM_REPORT_CONCURRENCY"),
     ("webhook_allow_networks", "CRM_WEBHOOK_ALLOW_NETWORKS"),
     ("webhook_timeout", "CRM_WEBHOOK_TIMEOUT"),

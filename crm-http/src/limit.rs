@@ -1,5 +1,7 @@
 //! Rate limits of the auth routes: per client address (all auth routes) and per account
-//! (login and password reset requests by the name or email they give). Fixed windows,
+//! (login and password reset requests by the name or email they give); and of the public
+//! routes behind a customer's pay or card link that ask the payment gateway for
+//! something, per client address and per link. Fixed windows,
 //! counted in this process's memory or, with `--redis-url`, in Redis (or Valkey) where
 //! every replica counts together; every answer of a limited route carries
 //! `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`, and a refusal is 429
@@ -16,6 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -36,6 +39,11 @@ pub struct RateLimits {
     pub per_ip: Quota,
     /// Per account named in a login or reset request.
     pub per_account: Quota,
+    /// Per client address, and per link, over the public routes that make the payment
+    /// gateway do something (a pay page's intent, a card page's setup and its word that
+    /// the card is saved): whoever holds or guesses links cannot make objects at the
+    /// gateway without end.
+    pub gateway: Quota,
 }
 
 impl Default for RateLimits {
@@ -43,6 +51,7 @@ impl Default for RateLimits {
         Self {
             per_ip: Quota { limit: 60, window: Duration::from_secs(60) },
             per_account: Quota { limit: 10, window: Duration::from_secs(60) },
+            gateway: Quota { limit: 10, window: Duration::from_secs(60) },
         }
     }
 }
@@ -259,20 +268,64 @@ impl SharedRedis {
 /// server that died while running reports come back after this.
 const SLOT_LEASE: Duration = Duration::from_secs(600);
 
-/// The per-address limit of the auth routes (`/api/auth/…`), as a middleware.
+/// The per-address limit of the auth routes (`/api/auth/…`), and the per-address and
+/// per-link limits of the gateway's public routes ([`gateway_link`]), as a middleware.
 pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/api/auth/") {
+    // Owned before any await: a request is not shared between threads.
+    let link = gateway_link(&req).map(|link| hex::encode(&Sha256::digest(link.as_bytes())[..16]));
+    let auth = req.uri().path().starts_with("/api/auth/");
+    if !auth && link.is_none() {
         return next.run(req).await;
     }
     let ip = crate::extract::client_ip(req.extensions()).map_or_else(|| "local".to_string(), |ip| ip.to_string());
-    let d = state.limiter.check(&format!("ip:{ip}"), state.limits.per_ip).await;
+    let d = match link {
+        // An auth route (no gateway link is one).
+        None => {
+            let quota = state.limits.per_ip;
+            let d = state.limiter.check(&format!("ip:{ip}"), quota).await;
+            if !d.allowed {
+                tracing::warn!(%ip, "auth rate limit reached");
+            }
+            d
+        }
+        Some(link) => {
+            // Links are keyed by a digest: no secret sits in the counters (or in Redis).
+            let quota = state.limits.gateway;
+            let by_ip = state.limiter.check(&format!("gateway-ip:{ip}"), quota).await;
+            let by_link = state.limiter.check(&format!("gateway-link:{link}"), quota).await;
+            if !(by_ip.allowed && by_link.allowed) {
+                tracing::warn!(%ip, "payment link rate limit reached");
+            }
+            // The tighter of the two is the one told.
+            match (by_ip.allowed, by_link.allowed) {
+                (true, false) => by_link,
+                (false, _) => by_ip,
+                (true, true) if by_link.remaining < by_ip.remaining => by_link,
+                (true, true) => by_ip,
+            }
+        }
+    };
     if !d.allowed {
-        tracing::warn!(%ip, "auth rate limit reached");
         return d.refusal();
     }
     let mut res = next.run(req).await;
     d.headers(res.headers_mut());
     res
+}
+
+/// The link (token) of a public route that makes the payment gateway do something:
+/// `POST /pay/{token}/intent`, `/card/{token}/setup` and `/card/{token}/saved`.
+fn gateway_link(req: &Request) -> Option<&str> {
+    if req.method() != axum::http::Method::POST {
+        return None;
+    }
+    let path = req.uri().path();
+    let (page, rest) = match path.strip_prefix("/pay/") {
+        Some(rest) => ("pay", rest),
+        None => ("card", path.strip_prefix("/card/")?),
+    };
+    let (token, action) = rest.split_once('/')?;
+    matches!((page, action), ("pay", "intent") | ("card", "setup" | "saved")).then_some(token)
 }
 
 /// The per-account limit: `Err` is the refusal ([`Decision::refusal`] answers it).

@@ -127,6 +127,7 @@ async fn auth_routes_are_rate_limited_per_address_and_per_account() {
     let app = app_with(RateLimits {
         per_ip: Quota { limit: 8, window: minute },
         per_account: Quota { limit: 3, window: minute },
+        ..RateLimits::default()
     })
     .await;
     let wrong = |who: &str| json!({"username": who, "password": "wrong wrong wrong"});

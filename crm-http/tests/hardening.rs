@@ -306,6 +306,52 @@ async fn login_via(app: &App, peer: &str, forwarded_for: &str, who: &str) -> Ans
     app.call_from(peer, Method::POST, "/api/auth/login", &[("x-forwarded-for", forwarded_for)], Some(body)).await
 }
 
+/// The public routes behind a customer's pay or card link make the payment gateway do
+/// something (an intent, a setup) on every call: counted per client address and per
+/// link, whether or not the link is good, and refused past the quota. The pages
+/// themselves and every other route are not counted here.
+#[tokio::test]
+async fn the_pay_and_card_links_reach_the_gateway_at_a_bounded_rate_per_address_and_per_link() {
+    use crm_http::limit::{Quota, RateLimits};
+    let gateway = Quota { limit: 3, window: std::time::Duration::from_secs(60) };
+    let limits = RateLimits { gateway, ..RateLimits::default() };
+    let proxies = crm_http::client::TrustedProxies::parse(&["10.0.0.0/8"]).unwrap();
+    let app = app_where(|s| s.with_limits(limits).with_trusted_proxies(proxies)).await;
+    let via = |client: &'static str, path: String| {
+        let app = &app;
+        async move { app.call_from("10.0.0.2:5000", Method::POST, &path, &[("x-forwarded-for", client)], None).await }
+    };
+
+    // One address guessing links: three calls, then 429 on any of the three routes.
+    for (i, route) in ["intent", "intent", "intent"].iter().enumerate() {
+        let a = via("203.0.113.1", format!("/pay/guess{i}/{route}")).await;
+        assert_ne!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+        assert_eq!(a.headers["ratelimit-limit"], "3");
+    }
+    let refused = via("203.0.113.1", "/card/guess9/setup".into()).await;
+    assert_problem(&refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(refused.headers.contains_key("retry-after"));
+
+    // One link from many addresses: three calls, then 429 for a fourth address too.
+    for (i, route) in ["setup", "saved", "setup"].iter().enumerate() {
+        let a = via(["203.0.113.10", "203.0.113.11", "203.0.113.12"][i], format!("/card/shared-link/{route}")).await;
+        assert_ne!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+    }
+    assert_problem(
+        &via("203.0.113.13", "/card/shared-link/setup".into()).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    );
+
+    // The refused address still opens pages, and reaches routes that do not ask the gateway.
+    let page =
+        app.call_from("10.0.0.2:5000", Method::GET, "/pay/guess0", &[("x-forwarded-for", "203.0.113.1")], None).await;
+    assert_ne!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    let health =
+        app.call_from("10.0.0.2:5000", Method::GET, "/healthz", &[("x-forwarded-for", "203.0.113.1")], None).await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.body);
+}
+
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_client_has_its_own_limit_and_its_own_address_in_the_audit() {
     use crm_http::limit::{Quota, RateLimits};

@@ -273,7 +273,7 @@ fn documented(doc: &Value) -> BTreeSet<String> {
 /// Rate limits that a walk over every route does not reach.
 fn generous() -> crm_http::limit::RateLimits {
     let q = crm_http::limit::Quota { limit: 100_000, window: std::time::Duration::from_secs(60) };
-    crm_http::limit::RateLimits { per_ip: q, per_account: q }
+    crm_http::limit::RateLimits { per_ip: q, per_account: q, gateway: q }
 }
 
 /// A concrete path for a template.

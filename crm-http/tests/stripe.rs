@@ -18,14 +18,18 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::{app_custom, App, PASSWORD};
+use crm_core::billing::crypt::FieldKeys;
 use crm_core::billing::gateway::{sign_stripe, PaymentGateway, StripeConfig, StripeGateway};
 use crm_core::model::billing::ChargeState;
 use crm_core::store::StoreExt;
 use crm_http::Payments;
+use crm_storage_sql::SqlStore;
 use serde_json::{json, Value};
 
 const SECRET_KEY: &str = "sk_test_crmrs";
 const WHSEC: &str = "whsec_crmrs_new";
+/// The key the test server seals billing fields under.
+const BILLING_KEY: [u8; 32] = [5; 32];
 
 struct LocalStripe {
     child: Child,
@@ -134,7 +138,15 @@ async fn app_with_stripe(ls: &LocalStripe) -> (App, String, Arc<StripeGateway>) 
         webhook_secrets: vec!["whsec_crmrs_old".into(), WHSEC.into()],
         tolerance: 300,
     };
-    let app = app_custom(|b| b, |s| s.with_payments(payments).with_public_url(&public)).await;
+    let keys = FieldKeys::new(&BILLING_KEY);
+    // The tests call the pay and card pages' routes far more often than a customer.
+    let often = crm_http::limit::Quota { limit: 1_000, window: Duration::from_secs(60) };
+    let limits = crm_http::limit::RateLimits { gateway: often, ..Default::default() };
+    let app = app_custom(
+        |b| b.billing_keys(keys),
+        |s| s.with_payments(payments).with_public_url(&public).with_limits(limits),
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let router = app.router.clone();
     tokio::spawn(async move {
@@ -745,6 +757,45 @@ async fn a_saved_card_pays_subscription_invoices_off_session() {
     assert_eq!(none.status, StatusCode::NOT_FOUND);
     let customer = app.crm.billing().opened_profile(raw[0].clone()).unwrap().customer_ref;
     assert!(gateway.saved_methods(&customer).await.unwrap().is_empty());
+
+    // Key rotation reaches the saved methods: with a new key current and the old one kept
+    // as previous, `rotate_keys` seals the customers' and methods' ids again (every
+    // profile, the forgotten one too); the new key alone then opens them and charges with them at
+    // Stripe, and the old key alone no longer opens them.
+    let due = issued_for(&app, &token, &umbrella, "Support, March", 4_500).await;
+    let engine = |keys: FieldKeys| {
+        let db = app.database_url();
+        async move { crm_core::Crm::builder(Arc::new(SqlStore::connect(&db).await.unwrap())).billing_keys(keys).build() }
+    };
+    let profiles = |crm: crm_core::Crm| async move {
+        let all = crm_core::query::StoreQuery { filter: None, sort: vec![], limit: 100, include_deleted: true };
+        crm.store().list_as::<crm_core::model::billing::PaymentProfile>(&all).await.unwrap()
+    };
+    let before = profiles(app.crm.clone()).await;
+    assert_eq!(before.len(), 3, "Umbrella's, Globex's and Acme's (forgotten, kept deleted)");
+    let rotating = engine(FieldKeys::new(&[6; 32]).with_previous(&BILLING_KEY)).await;
+    let n = rotating.billing().rotate_keys().await.unwrap();
+    assert!(n >= 3, "{n} rows sealed again");
+    assert_eq!(rotating.billing().rotate_keys().await.unwrap(), 0, "nothing left under the old key");
+    let new_only = engine(FieldKeys::new(&[6; 32])).await;
+    let after = profiles(new_only.clone()).await;
+    assert_eq!(after.len(), 3);
+    for new in &after {
+        let old = before.iter().find(|p| p.id == new.id).unwrap();
+        assert_ne!(old.customer_ref, new.customer_ref, "sealed again");
+        let (was, is) = (
+            app.crm.billing().opened_profile(old.clone()).unwrap(),
+            new_only.billing().opened_profile(new.clone()).unwrap(),
+        );
+        assert_eq!((&was.customer_ref, &was.method_ref), (&is.customer_ref, &is.method_ref));
+        assert!(app.crm.billing().opened_profile(new.clone()).is_err(), "the old key alone no longer opens it");
+    }
+    set_charge(&app, &due, ChargeState::Due, 0, 0).await;
+    let charged = new_only.billing().charge_due_invoices(gateway.as_ref()).await.unwrap();
+    assert_eq!((charged.charged, charged.failed), (1, 0), "{charged:?}");
+    let settled =
+        new_only.store().get_as::<crm_core::model::billing::Invoice>(due.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(settled.charge_state, Some(ChargeState::Charged));
 }
 
 /// The README's billing session (between its `billing walkthrough` markers), run as

@@ -265,12 +265,11 @@ async fn serve(config: ServerConfig) -> crm_core::Result<()> {
         "crm-server listening on http://{}",
         config.bind
     );
+    let a_minute = |limit| crm_http::limit::Quota { limit, window: std::time::Duration::from_secs(60) };
     let limits = crm_http::limit::RateLimits {
-        per_ip: crm_http::limit::Quota { limit: config.auth_rate_limit, window: std::time::Duration::from_secs(60) },
-        per_account: crm_http::limit::Quota {
-            limit: config.login_rate_limit,
-            window: std::time::Duration::from_secs(60),
-        },
+        per_ip: a_minute(config.auth_rate_limit),
+        per_account: a_minute(config.login_rate_limit),
+        gateway: a_minute(config.payment_rate_limit),
     };
     let payments = config.payments()?;
     // Gateway events a crash left queued are acted on here, every few seconds.

@@ -69,6 +69,11 @@ pub struct Answer {
 }
 
 impl App {
+    /// The URL of the app's SQLite database, for a second engine on the same data.
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.dir.join("t.db").display())
+    }
+
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
