@@ -245,6 +245,7 @@ macro_rules! conformance_suite {
             filter_rejects_unknown_fields_and_operators,
             search_matches_name_email_phone_domain,
             sort_by_several_fields_with_nulls,
+            long_texts_sort_by_every_character,
             cursor_paging_1000_rows_with_concurrent_inserts,
             cursor_paging_descending_nullable_sort,
             sub_millisecond_times_page_whole,
