@@ -192,7 +192,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(web::serve)
         .layer(middleware::from_fn_with_state(state.clone(), extract::audit_denied))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
-        .layer(middleware::from_fn_with_state(state.clone(), limit::per_ip))
+        .layer(middleware::from_fn_with_state(state.clone(), limit::public_limits))
         .layer(middleware::from_fn_with_state(state.clone(), client::resolve))
         .layer(middleware::from_fn(metrics::track))
         .with_state(state.clone())

@@ -270,7 +270,7 @@ const SLOT_LEASE: Duration = Duration::from_secs(600);
 
 /// The per-address limit of the auth routes (`/api/auth/…`), and the per-address and
 /// per-link limits of the gateway's public routes ([`gateway_link`]), as a middleware.
-pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn public_limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // Owned before any await: a request is not shared between threads.
     let link = gateway_link(&req).map(|link| hex::encode(&Sha256::digest(link.as_bytes())[..16]));
     let auth = req.uri().path().starts_with("/api/auth/");
