@@ -294,8 +294,10 @@ impl SavedReportService<'_> {
 
     /// Checks a dashboard's cards: 1 to [`MAX_DASHBOARD_CARDS`](crate::MAX_DASHBOARD_CARDS),
     /// each a standard report or a live saved report the actor may see that is not a
-    /// dashboard, none twice, one or two columns wide. (Those it is shared with see a card of a report they may not see as
-    /// such: the dashboard does not widen what they may read.)
+    /// dashboard, none twice, one or two columns wide. (Those it is shared with see a card
+    /// of a report they may not see as such: the dashboard does not widen what they may
+    /// read.) A field gets one error: a card whose report is neither kind of name is not
+    /// also told it is a repeat.
     async fn check_cards(
         &self,
         actor: &Actor,
@@ -311,14 +313,17 @@ impl SavedReportService<'_> {
         }
         for (i, card) in cards.iter().enumerate() {
             let field = format!("cards.{i}.report");
+            let standard = card.report.parse::<StandardReport>().is_ok();
+            let uuid = card.report.parse::<Uuid>().ok();
+            if !standard && uuid.is_none() {
+                // refused by check_card_shapes already; one error a field
+                continue;
+            }
             if cards[..i].iter().any(|c| c.report == card.report) {
                 errs.add(field, "duplicate", "this report is on the dashboard already");
                 continue;
             }
-            if card.report.parse::<StandardReport>().is_ok() {
-                continue;
-            }
-            let Ok(uuid) = card.report.parse::<Uuid>() else { continue };
+            let Some(uuid) = uuid else { continue };
             let rid = SavedReportId(uuid);
             if Some(rid) == this {
                 errs.add(field, "invalid_value", "a dashboard is not a card of itself");

@@ -353,6 +353,7 @@ pub async fn saved_dashboard_cards_and_sharing(b: &dyn TestBackend) {
             card(&others.id.to_string(), 1),
             card(&dash.id.to_string(), 1),
             card(&uuid::Uuid::now_v7().to_string(), 1),
+            card("r9_nothing", 1),
         ]),
         standard: Some("r1_pipeline_by_stage".into()),
         ..board.clone()
@@ -368,9 +369,11 @@ pub async fn saved_dashboard_cards_and_sharing(b: &dyn TestBackend) {
             "cards.2.report",
             "cards.3.report",
             "cards.4.report",
-            "cards.5.report"
+            "cards.5.report",
+            "cards.6.report"
         ],
-        "a width out of range, a repeat, an unknown name, a report Ann may not see, a dashboard, an unknown id"
+        "a width out of range, a repeat, an unknown name, a report Ann may not see, a dashboard, an unknown id, \
+         the unknown name again (one error, not also a repeat)"
     );
     let empty = NewSavedReport { cards: Some(vec![]), ..board.clone() };
     assert_eq!(fields(&assert_code(svc.create(&ann, empty).await, "validation_failed")), ["cards"]);
