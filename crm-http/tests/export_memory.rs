@@ -1,7 +1,12 @@
 //! An export's memory does not grow with the list: `crm-server export` of 100,000
 //! contacts peaks (the process's own peak resident set, `VmHWM`, which it reports) no
-//! higher than an export of 25,000, give or take a margin, in CSV and in Parquet. The figures are
-//! printed (`cargo test --test export_memory -- --nocapture`).
+//! higher than an export of 25,000, give or take a margin, in CSV and in Parquet. The
+//! figures are printed (`cargo test --test export_memory -- --nocapture`).
+//!
+//! Each export runs three times and its least peak counts: a peak only ever rises with
+//! the noise of a loaded machine (threads that happen to hold their buffers at once), so
+//! the least of three is the export's own (single runs differed by 10 to 40 MB under
+//! load, the least of three by under 1 MB).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,6 +42,19 @@ fn peak_of(dir: &std::path::Path, db: &str, args: &[&str]) -> u64 {
         .and_then(|n| n.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no peak memory in {err}"));
     (mb * 1e6) as u64
+}
+
+/// [`peak_of`] an export to `out`, the least of three runs.
+fn least_peak(dir: &std::path::Path, db: &str, args: &[&str], out: &std::path::Path) -> u64 {
+    let mut args = args.to_vec();
+    args.extend(["-o", out.to_str().unwrap()]);
+    (0..3)
+        .map(|_| {
+            let _ = std::fs::remove_file(out);
+            peak_of(dir, db, &args)
+        })
+        .min()
+        .unwrap()
 }
 
 fn lines(path: &std::path::Path) -> usize {
@@ -99,9 +117,8 @@ async fn exports_stream_in_constant_memory() {
     for format in ["csv", "parquet"] {
         let few = dir.join(format!("few.{format}"));
         let all = dir.join(format!("all.{format}"));
-        let few_peak =
-            peak_of(&dir, &db, &["export", "contacts", "--filter", "tags[eq]:few", "-o", few.to_str().unwrap()]);
-        let all_peak = peak_of(&dir, &db, &["export", "contacts", "-o", all.to_str().unwrap()]);
+        let few_peak = least_peak(&dir, &db, &["export", "contacts", "--filter", "tags[eq]:few"], &few);
+        let all_peak = least_peak(&dir, &db, &["export", "contacts"], &all);
         if format == "csv" {
             assert_eq!(lines(&few), FEW + 1);
             assert_eq!(lines(&all), ROWS + 1);
@@ -109,13 +126,16 @@ async fn exports_stream_in_constant_memory() {
             assert!(std::fs::metadata(&all).unwrap().len() > std::fs::metadata(&few).unwrap().len());
         }
         figures.push(format!(
-            "{format}: {FEW} rows peaked at {:.1} MB, {ROWS} rows at {:.1} MB ({:.1} MB file)",
+            "{format} (least of 3 runs): {FEW} rows peaked at {:.1} MB, {ROWS} rows at {:.1} MB ({:.1} MB file)",
             few_peak as f64 / 1e6,
             all_peak as f64 / 1e6,
             std::fs::metadata(&all).unwrap().len() as f64 / 1e6
         ));
-        // Four times the rows, not four times the memory: within 32 MB of the smaller export.
-        assert!(all_peak < few_peak + 32_000_000, "{format}: {}", figures.last().unwrap());
+        // Four times the rows, not four times the memory: within 16 MB of the smaller
+        // export. Held whole, the 75,000 more rows would take more than 22 MB (the CSV of
+        // 100,000 is 30 MB); streamed, the least peaks differ by under 1 MB on an idle
+        // machine.
+        assert!(all_peak < few_peak + 16_000_000, "{format}: {}", figures.last().unwrap());
     }
     eprintln!("export memory: {}", figures.join("; "));
     let _ = std::fs::remove_dir_all(&dir);
