@@ -72,12 +72,30 @@ pub struct Column {
     pub choices: &'static [&'static str],
     /// Are values lower-cased (emails, domains), so filter values are lower-cased too?
     pub lowercase: bool,
+    /// The most characters a text column holds (the services refuse longer), 0 when
+    /// unbounded. Declared on the text columns that lead a sort index ([`NAME_CHARS`]):
+    /// a backend that can index only a prefix of unbounded text (MariaDB) keys these
+    /// whole, so a page sorted by them is read in index order.
+    pub max_chars: usize,
 }
+
+/// The most characters of a record's name (a contact's, a company's, a product's…).
+pub const NAME_CHARS: usize = 200;
 
 impl Column {
     /// A non-null column, neither filterable nor sortable.
     pub const fn new(name: &'static str, field: &'static str, ty: ColumnType) -> Self {
-        Self { name, field, ty, nullable: false, filterable: false, sortable: false, choices: &[], lowercase: false }
+        Self {
+            name,
+            field,
+            ty,
+            nullable: false,
+            filterable: false,
+            sortable: false,
+            choices: &[],
+            lowercase: false,
+            max_chars: 0,
+        }
     }
     /// May be NULL.
     pub const fn null(mut self) -> Self {
@@ -103,6 +121,11 @@ impl Column {
     /// Values are lower-case.
     pub const fn lower(mut self) -> Self {
         self.lowercase = true;
+        self
+    }
+    /// Holds at most `n` characters ([`Column::max_chars`]).
+    pub const fn chars(mut self, n: usize) -> Self {
+        self.max_chars = n;
         self
     }
     /// Is this the computed free-text search column?

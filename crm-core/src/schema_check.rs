@@ -5,16 +5,17 @@
 //! `schema_agrees` runs it on every backend, so a migration that forgets a column or an
 //! index fails the suite.
 
-use crate::schema::{ColumnType, EntityKind, Index, IndexRows};
+use crate::schema::{Column, ColumnType, EntityKind, Index, IndexRows};
 
 /// The schema a database holds.
 #[derive(Debug, Clone)]
 pub struct LiveSchema {
     /// One entry per table (collection) found.
     pub tables: Vec<LiveTable>,
-    /// The backend's type for a declared column type; `None`: columns are not typed
-    /// (MongoDB), so only indexes are compared.
-    pub column_type: fn(ColumnType) -> Option<&'static str>,
+    /// The backend's type for a declared column (its type, and for MariaDB its
+    /// [`Column::max_chars`]); `None`: columns are not typed (MongoDB), so only indexes
+    /// are compared.
+    pub column_type: fn(&Column) -> Option<String>,
     /// How a declared index appears on this backend; `None`: the backend keeps no such
     /// index (SQLite has no membership indexes).
     pub index_form: fn(&Index) -> Option<Index>,
@@ -68,7 +69,7 @@ pub fn differences(live: &LiveSchema) -> Vec<String> {
             out.push(format!("{table}: table missing"));
             continue;
         };
-        if (live.column_type)(ColumnType::Text).is_some() {
+        if (live.column_type)(&Column::new("probe", "probe", ColumnType::Text)).is_some() {
             compare_columns(kind, found, live.column_type, &mut out);
         }
         compare_indexes(kind, found, live.index_form, &mut out);
@@ -79,7 +80,7 @@ pub fn differences(live: &LiveSchema) -> Vec<String> {
 fn compare_columns(
     kind: EntityKind,
     found: &LiveTable,
-    column_type: fn(ColumnType) -> Option<&'static str>,
+    column_type: fn(&Column) -> Option<String>,
     out: &mut Vec<String>,
 ) {
     let table = kind.table();
@@ -92,8 +93,8 @@ fn compare_columns(
         if at != i {
             out.push(format!("{table}.{}: column {} of the table, declared as column {}", col.name, at + 1, i + 1));
         }
-        let want = column_type(col.ty).unwrap_or_default();
-        if !live.ty.eq_ignore_ascii_case(want) {
+        let want = column_type(col).unwrap_or_default();
+        if !live.ty.eq_ignore_ascii_case(&want) {
             out.push(format!("{table}.{}: type {}, declared {:?} ({want})", col.name, live.ty, col.ty));
         }
         if live.nullable != col.nullable {
@@ -189,7 +190,7 @@ mod tests {
                     .collect(),
             })
             .collect();
-        LiveSchema { tables, column_type: |_| Some("t"), index_form: |i| Some(*i) }
+        LiveSchema { tables, column_type: |_| Some("t".into()), index_form: |i| Some(*i) }
     }
 
     #[test]

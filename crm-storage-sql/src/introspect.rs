@@ -2,7 +2,7 @@
 //! `pragma_index_list`, `pragma_index_info` and `sqlite_master`; PostgreSQL's catalogs;
 //! MariaDB's `information_schema`.
 
-use crm_core::schema::{ColumnType, EntityKind, Index};
+use crm_core::schema::{Column, ColumnType, EntityKind, Index};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use crm_core::schema_check::rows_of_condition;
 use crm_core::schema_check::{LiveColumn, LiveIndex, LiveSchema, LiveTable};
@@ -20,18 +20,18 @@ fn failed(e: sqlx::Error) -> Error {
 
 /// The native type of a column type, as the migrations spell it.
 #[cfg(feature = "sqlite")]
-fn sqlite_type(ty: ColumnType) -> Option<&'static str> {
-    Some(match ty {
+fn sqlite_type(col: &Column) -> Option<String> {
+    Some(String::from(match col.ty {
         ColumnType::Uuid => "BLOB",
         ColumnType::Text | ColumnType::Date | ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => "TEXT",
         ColumnType::Int | ColumnType::Bool | ColumnType::Timestamp => "INTEGER",
-    })
+    }))
 }
 
 /// The native type of a column type, as `format_type` spells it; text sorts by bytes.
 #[cfg(feature = "postgres")]
-fn postgres_type(ty: ColumnType) -> Option<&'static str> {
-    Some(match ty {
+fn postgres_type(col: &Column) -> Option<String> {
+    Some(String::from(match col.ty {
         ColumnType::Uuid => "uuid",
         ColumnType::Text => "text COLLATE \"C\"",
         ColumnType::Int => "bigint",
@@ -39,7 +39,7 @@ fn postgres_type(ty: ColumnType) -> Option<&'static str> {
         ColumnType::Timestamp => "timestamp with time zone",
         ColumnType::Date => "date",
         ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => "jsonb",
-    })
+    }))
 }
 
 /// SQLite has no index over the elements of a JSON array.
@@ -159,18 +159,23 @@ pub async fn postgres(pool: &PgPool) -> Result<LiveSchema> {
 }
 
 /// The native type of a column type, as `information_schema` spells it (with the
-/// collation of text): text by code point, JSON as MariaDB's JSON (LONGTEXT).
+/// collation of text): text by code point, JSON as MariaDB's JSON (LONGTEXT). Text of a
+/// bounded length ([`Column::max_chars`]) is a VARCHAR of that length, which an index
+/// keys whole (LONGTEXT only by a prefix, which cannot give rows in order).
 #[cfg(feature = "mysql")]
-fn mysql_type(ty: ColumnType) -> Option<&'static str> {
-    Some(match ty {
+fn mysql_type(col: &Column) -> Option<String> {
+    Some(String::from(match col.ty {
         ColumnType::Uuid => "binary(16)",
+        ColumnType::Text if col.max_chars > 0 => {
+            return Some(format!("varchar({}) COLLATE utf8mb4_nopad_bin", col.max_chars))
+        }
         ColumnType::Text => "longtext COLLATE utf8mb4_nopad_bin",
         ColumnType::Int => "bigint(20)",
         ColumnType::Bool => "tinyint(1)",
         ColumnType::Timestamp => "datetime(6)",
         ColumnType::Date => "date",
         ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => "longtext COLLATE utf8mb4_bin",
-    })
+    }))
 }
 
 /// MariaDB has neither partial nor membership indexes: an index over some rows covers

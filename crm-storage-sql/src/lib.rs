@@ -187,7 +187,7 @@ async fn migrate(pool: &WritePool) -> Result<()> {
 /// edit.
 /// The test `every_migration_file_is_applied` fails when a file in `migrations/` is not
 /// listed here (or a listed one has another name), so none is silently skipped.
-const MIGRATIONS: [(i64, &str, &str, &str, &str); 18] = [
+const MIGRATIONS: [(i64, &str, &str, &str, &str); 19] = [
     (
         1,
         "initial",
@@ -313,6 +313,13 @@ const MIGRATIONS: [(i64, &str, &str, &str, &str); 18] = [
         include_str!("../migrations/sqlite/0018_dashboards.sql"),
         include_str!("../migrations/postgres/0018_dashboards.sql"),
         include_str!("../migrations/mysql/0018_dashboards.sql"),
+    ),
+    (
+        19,
+        "name_keys",
+        include_str!("../migrations/sqlite/0019_name_keys.sql"),
+        include_str!("../migrations/postgres/0019_name_keys.sql"),
+        include_str!("../migrations/mysql/0019_name_keys.sql"),
     ),
 ];
 
@@ -608,12 +615,16 @@ async fn open_mysql(url: &str, opts: &SqlOptions) -> Result<Backend> {
             "a MariaDB URL names its database: mysql://user@host/crm",
         ));
     }
-    if opts.migrate {
-        let unlimited =
-            MySqlPoolOptions::new().max_connections(1).connect_with(my.clone()).await.map_err(unavailable)?;
-        migrate(&WritePool::MySql(unlimited.clone())).await?;
+    let unlimited = MySqlPoolOptions::new().max_connections(1).connect_with(my.clone()).await.map_err(unavailable)?;
+    let version: (String,) = sqlx::query_as("SELECT VERSION()").fetch_one(&unlimited).await.map_err(unavailable)?;
+    if let Err(e) = check_mariadb_version(&version.0) {
         unlimited.close().await;
+        return Err(e);
     }
+    if opts.migrate {
+        migrate(&WritePool::MySql(unlimited.clone())).await?;
+    }
+    unlimited.close().await;
     // MariaDB sorts texts by their first `max_sort_length` bytes (1,024 by default):
     // 2,048 covers the longest sortable text (500 characters of up to 4 bytes). Not more:
     // a sort with a LIMIT keeps keys of this fixed size (a raw `ORDER BY name LIMIT 50`
@@ -638,6 +649,23 @@ async fn open_mysql(url: &str, opts: &SqlOptions) -> Result<Backend> {
         .await
         .map_err(unavailable)?;
     Ok(Backend::MySql(pool))
+}
+
+/// The store runs on MariaDB 10.6 or later: its schema has MariaDB's stored generated
+/// columns and hash-keyed unique text, and sessions set `max_statement_time`, none of
+/// which MySQL has. `version` is the server's `VERSION()` (`10.11.19-MariaDB-0+deb12u1`).
+#[cfg(feature = "mysql")]
+fn check_mariadb_version(version: &str) -> Result<()> {
+    let refuse = |why: String| Err(Error::invalid("databaseUrl", "unsupported", why));
+    if !version.contains("MariaDB") {
+        return refuse(format!("the server is MySQL {version}; the store runs on MariaDB 10.6 or later"));
+    }
+    let mut parts = version.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (10, 6) {
+        return refuse(format!("the server is MariaDB {version}; the store runs on MariaDB 10.6 or later"));
+    }
+    Ok(())
 }
 
 #[cfg(not(feature = "mysql"))]
@@ -1012,6 +1040,21 @@ mod tests {
                 let text = std::fs::read_to_string(path.join(file)).unwrap_or_default();
                 assert_eq!(text, [*sqlite, *postgres, *mysql][pick], "{dir}/{file} is not the text applied");
             }
+        }
+    }
+
+    /// MariaDB 10.6 and later are taken; MySQL and older MariaDB are refused by name.
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn mysql_and_old_mariadb_are_refused() {
+        assert!(check_mariadb_version("10.11.19-MariaDB-0+deb12u1").is_ok());
+        assert!(check_mariadb_version("11.4.2-MariaDB").is_ok());
+        assert!(check_mariadb_version("10.6.0-MariaDB-log").is_ok());
+        for old in ["8.0.36", "8.4.0-0ubuntu0.24.04.1", "10.5.23-MariaDB"] {
+            let Err(e) = check_mariadb_version(old) else { panic!("{old} taken") };
+            assert_eq!(e.code(), "validation_failed", "{old}");
+            assert_eq!(e.field_errors()[0].field, "databaseUrl", "{old}");
+            assert_eq!(e.field_errors()[0].code, "unsupported", "{old}");
         }
     }
 }

@@ -44,7 +44,7 @@ use crate::model::deal::{Deal, DealStage};
 use crate::model::JsonObject;
 use crate::policy::{Action, Actor, Ownership, Resource, Scope};
 use crate::query::{Cmp, Direction, Filter, Predicate, SortKey, StoreQuery};
-use crate::schema::{to_row, EntityKind, Value};
+use crate::schema::{to_row, EntityKind, Value, NAME_CHARS};
 use crate::service::Crm;
 use crate::store::{Changeset, StoreExt, Write};
 use crate::values::{Currency, Percent};
@@ -644,7 +644,7 @@ impl BillingService<'_> {
         let settings = self.current_settings().await?;
         let mut errs = Errors::new();
         let sku = self.check_sku(&mut errs, input.sku, true);
-        let name = required(&mut errs, "name", input.name, 200);
+        let name = required(&mut errs, "name", input.name, NAME_CHARS);
         let description = text(&mut errs, "description", input.description, 5000, true);
         let unit_price = match input.unit_price {
             None => {
@@ -750,7 +750,7 @@ impl BillingService<'_> {
             p.sku = s;
         }
         if input.name.is_some() {
-            if let Some(n) = required(&mut errs, "name", input.name, 200) {
+            if let Some(n) = required(&mut errs, "name", input.name, NAME_CHARS) {
                 p.name = n;
             }
         }

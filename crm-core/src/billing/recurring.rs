@@ -16,7 +16,7 @@ use crate::model::billing::{
 use crate::model::company::Company;
 use crate::policy::{Action, Actor};
 use crate::query::{Cmp, Direction, Filter, Predicate, SortKey, StoreQuery};
-use crate::schema::{to_row, EntityKind, Value};
+use crate::schema::{to_row, EntityKind, Value, NAME_CHARS};
 use crate::store::{Changeset, StoreExt, Write};
 
 /// A subscription's fields (all for a new one; those to change for an update).
@@ -130,7 +130,7 @@ impl BillingService<'_> {
         self.require(actor, Action::Create)?;
         let settings = self.current_settings().await?;
         let mut errs = Errors::new();
-        let name = required(&mut errs, "name", input.name, 200);
+        let name = required(&mut errs, "name", input.name, NAME_CHARS);
         let company = match input.company_id {
             None => {
                 errs.add("companyId", "required", "a subscription is a company's");
@@ -260,7 +260,7 @@ impl BillingService<'_> {
             }
         }
         if input.name.is_some() {
-            if let Some(n) = required(&mut errs, "name", input.name, 200) {
+            if let Some(n) = required(&mut errs, "name", input.name, NAME_CHARS) {
                 s.name = n;
             }
         }

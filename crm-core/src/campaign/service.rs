@@ -18,7 +18,7 @@ use crate::model::campaign::{
 };
 use crate::policy::{Action, Actor, Resource};
 use crate::query::{Direction, SortKey, StoreQuery};
-use crate::schema::{from_row, to_row, EntityKind, Persist, Value};
+use crate::schema::{from_row, to_row, EntityKind, Persist, Value, NAME_CHARS};
 use crate::service::Crm;
 use crate::store::{Changeset, StoreExt, Write};
 
@@ -297,7 +297,7 @@ impl CampaignService<'_> {
     pub async fn create_template(&self, actor: &Actor, input: TemplateInput) -> Result<CampaignTemplate> {
         self.require(actor, Action::Create)?;
         let mut errs = Errors::new();
-        let name = required_text(&mut errs, "name", input.name, 200, true);
+        let name = required_text(&mut errs, "name", input.name, NAME_CHARS, true);
         let subject = required_text(&mut errs, "subject", input.subject, 500, true);
         let mjml = checked_text(&mut errs, "mjml", input.mjml, 500_000, true, true);
         let text = checked_text(&mut errs, "text", input.text, 500_000, false, true);
@@ -341,7 +341,7 @@ impl CampaignService<'_> {
         let mut errs = Errors::new();
         let mut t = before.clone();
         if input.name.is_some() {
-            if let Some(n) = required_text(&mut errs, "name", input.name, 200, true) {
+            if let Some(n) = required_text(&mut errs, "name", input.name, NAME_CHARS, true) {
                 t.name = n;
             }
         }
@@ -436,7 +436,7 @@ impl CampaignService<'_> {
     pub async fn create_segment(&self, actor: &Actor, input: SegmentInput) -> Result<Segment> {
         self.require(actor, Action::Create)?;
         let mut errs = Errors::new();
-        let name = required_text(&mut errs, "name", input.name, 200, true);
+        let name = required_text(&mut errs, "name", input.name, NAME_CHARS, true);
         let description = checked_text(&mut errs, "description", input.description, 2000, false, true);
         // `""` is a filter too: every contact.
         let filter = match input.filter {
@@ -492,7 +492,7 @@ impl CampaignService<'_> {
         let mut errs = Errors::new();
         let mut s = before.clone();
         if input.name.is_some() {
-            if let Some(n) = required_text(&mut errs, "name", input.name, 200, true) {
+            if let Some(n) = required_text(&mut errs, "name", input.name, NAME_CHARS, true) {
                 s.name = n;
             }
         }
@@ -574,7 +574,7 @@ impl CampaignService<'_> {
     pub async fn create(&self, actor: &Actor, input: CampaignInput) -> Result<Campaign> {
         self.require(actor, Action::Create)?;
         let mut errs = Errors::new();
-        let name = required_text(&mut errs, "name", input.name, 200, true);
+        let name = required_text(&mut errs, "name", input.name, NAME_CHARS, true);
         if input.template_id.is_none() {
             errs.add("templateId", "required", "templateId is required");
         }
@@ -644,7 +644,7 @@ impl CampaignService<'_> {
         let mut errs = Errors::new();
         let mut c = before.clone();
         if input.name.is_some() {
-            if let Some(n) = required_text(&mut errs, "name", input.name, 200, true) {
+            if let Some(n) = required_text(&mut errs, "name", input.name, NAME_CHARS, true) {
                 c.name = n;
             }
         }

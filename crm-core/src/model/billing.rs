@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::string_enum;
-use crate::schema::{Column, ColumnType as T, EntityKind, Index, Persist};
+use crate::schema::{Column, ColumnType as T, EntityKind, Index, Persist, NAME_CHARS};
 use crate::values::{Currency, Percent};
 
 string_enum! {
@@ -185,7 +185,7 @@ impl Persist for Product {
 pub static PRODUCT_COLUMNS: &[Column] = &[
     Column::new("id", "id", T::Uuid).sort(),
     Column::new("sku", "sku", T::Text).sort(),
-    Column::new("name", "name", T::Text).sort(),
+    Column::new("name", "name", T::Text).sort().chars(NAME_CHARS),
     Column::new("description", "description", T::Text).null(),
     Column::new("unit_price", "unitPrice", T::Int).sort(),
     Column::new("currency", "currency", T::Text).filter(),

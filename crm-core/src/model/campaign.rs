@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::string_enum;
-use crate::schema::{Column, ColumnType as T, EntityKind, Index, Persist};
+use crate::schema::{Column, ColumnType as T, EntityKind, Index, Persist, NAME_CHARS};
 
 string_enum! {
     /// Where a campaign is.
@@ -110,7 +110,7 @@ impl Persist for CampaignTemplate {
 /// Storage columns of campaign templates.
 pub static TEMPLATE_COLUMNS: &[Column] = &[
     Column::new("id", "id", T::Uuid).sort(),
-    Column::new("name", "name", T::Text).sort(),
+    Column::new("name", "name", T::Text).sort().chars(NAME_CHARS),
     Column::new("subject", "subject", T::Text),
     Column::new("mjml", "mjml", T::Text),
     Column::new("text", "text", T::Text).null(),
@@ -158,7 +158,7 @@ impl Persist for Segment {
 /// Storage columns of segments.
 pub static SEGMENT_COLUMNS: &[Column] = &[
     Column::new("id", "id", T::Uuid).sort(),
-    Column::new("name", "name", T::Text).sort(),
+    Column::new("name", "name", T::Text).sort().chars(NAME_CHARS),
     Column::new("description", "description", T::Text).null(),
     Column::new("filter", "filter", T::Text).null(),
     Column::new("company_filter", "companyFilter", T::Text).null(),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{impl_record, record_columns, search_words, JsonObject, RecordMeta};
 use crate::ids::{CompanyId, TeamId, UserId};
 use crate::policy::Ownership;
-use crate::schema::{Column, ColumnType as T, Derive, EntityKind, Exposed, Index};
+use crate::schema::{Column, ColumnType as T, Derive, EntityKind, Exposed, Index, NAME_CHARS};
 use crate::values::{Domain, Email, Phone};
 
 /// How to reach a company.
@@ -88,7 +88,7 @@ impl_record!(
 /// Storage columns of companies.
 pub static COLUMNS: &[Column] = record_columns![
     Column::new("id", "id", T::Uuid).sort(),
-    Column::new("name", "name", T::Text).sort(),
+    Column::new("name", "name", T::Text).sort().chars(NAME_CHARS),
     Column::new("domain", "domain", T::Text).null().sort().lower(),
     Column::new("industry", "industry", T::Text).null().sort(),
     Column::new("size", "size", T::Int).null().sort(),

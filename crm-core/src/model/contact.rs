@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{impl_record, record_columns, search_words, string_enum, JsonObject, RecordMeta};
 use crate::ids::{CompanyId, ContactId, TeamId, UserId};
 use crate::policy::Ownership;
-use crate::schema::{Column, ColumnType as T, Derive, EntityKind, Exposed, Index};
+use crate::schema::{Column, ColumnType as T, Derive, EntityKind, Exposed, Index, NAME_CHARS};
 use crate::values::{Email, Phone};
 
 string_enum! {
@@ -87,7 +87,7 @@ impl_record!(
 /// Storage columns of contacts.
 pub static COLUMNS: &[Column] = record_columns![
     Column::new("id", "id", T::Uuid).sort(),
-    Column::new("name", "name", T::Text).sort(),
+    Column::new("name", "name", T::Text).sort().chars(NAME_CHARS),
     Column::new("email", "email", T::Text).null().sort().lower(),
     Column::new("phone_number", "phoneNumber", T::Text).null().sort(),
     Column::new("job_title", "jobTitle", T::Text).null().sort(),

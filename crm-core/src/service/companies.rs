@@ -11,7 +11,7 @@ use crate::model::company::{Company, ContactDetails};
 use crate::model::{JsonObject, RecordMeta};
 use crate::policy::{Action, Actor, Resource};
 use crate::query::{ListQuery, Page};
-use crate::schema::EntityKind;
+use crate::schema::{EntityKind, NAME_CHARS};
 use crate::store::Write;
 
 /// Contact details as given: raw email and phone, normalised on the way in.
@@ -139,7 +139,7 @@ impl CompanyService<'_> {
         let crm = self.crm;
         crm.policy().require(actor, Resource::Companies, Action::Create)?;
         let mut errs = Errors::new();
-        let name = input::required(&mut errs, "name", &input.name, 200);
+        let name = input::required(&mut errs, "name", &input.name, NAME_CHARS);
         let domain = input::domain(&mut errs, "domain", input.domain);
         let industry = input::text(&mut errs, "industry", input.industry, 100, false);
         let size = size(&mut errs, input.size);
@@ -185,7 +185,7 @@ impl CompanyService<'_> {
         let mut errs = Errors::new();
         let mut c = before.clone();
         if let Some(n) = patch.name {
-            c.name = input::required(&mut errs, "name", &n, 200);
+            c.name = input::required(&mut errs, "name", &n, NAME_CHARS);
         }
         if let Some(d) = patch.domain {
             c.domain = input::domain(&mut errs, "domain", d);

@@ -14,7 +14,7 @@ use crate::model::contact::{Contact, LifecycleStage};
 use crate::model::{JsonObject, RecordMeta};
 use crate::policy::{Action, Actor, Resource};
 use crate::query::{ListQuery, Page};
-use crate::schema::EntityKind;
+use crate::schema::{EntityKind, NAME_CHARS};
 use crate::store::Write;
 
 /// Input of [`ContactService::create`].
@@ -207,7 +207,7 @@ impl ContactService<'_> {
     fn build(&self, actor: &Actor, input: NewContact, owner: Owner, errs: &mut Errors) -> Contact {
         let crm = self.crm;
         let region = crm.config().default_phone_region.as_deref();
-        let name = input::required(errs, "name", &input.name, 200);
+        let name = input::required(errs, "name", &input.name, NAME_CHARS);
         let email = input::email(errs, "email", input.email);
         let phone_number = input::phone(errs, "phoneNumber", input.phone_number, region);
         let job_title = input::text(errs, "jobTitle", input.job_title, 200, false);
@@ -259,7 +259,7 @@ impl ContactService<'_> {
         let mut errs = Errors::new();
         let mut c = before.clone();
         if let Some(n) = patch.name {
-            c.name = input::required(&mut errs, "name", &n, 200);
+            c.name = input::required(&mut errs, "name", &n, NAME_CHARS);
         }
         if let Some(e) = patch.email {
             c.email = input::email(&mut errs, "email", e);

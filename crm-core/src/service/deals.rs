@@ -16,7 +16,7 @@ use crate::model::deal::{Deal, DealStage, DealStageChange, LineItem};
 use crate::model::RecordMeta;
 use crate::policy::{Action, Actor, Resource};
 use crate::query::{Cmp, Direction, Filter, ListQuery, Page, Predicate, SortKey};
-use crate::schema::{to_row, EntityKind, Value};
+use crate::schema::{to_row, EntityKind, Value, NAME_CHARS};
 use crate::store::StoreExt;
 use crate::store::{Changeset, Write};
 use crate::values::{Currency, Percent};
@@ -274,7 +274,7 @@ impl DealService<'_> {
         let crm = self.crm;
         crm.policy().require(actor, Resource::Deals, Action::Create)?;
         let mut errs = Errors::new();
-        let name = input::required(&mut errs, "name", &input.name, 200);
+        let name = input::required(&mut errs, "name", &input.name, NAME_CHARS);
         let description = input::text(&mut errs, "description", input.description, 10_000, true);
         let notes = input::text(&mut errs, "notes", input.notes, 10_000, true);
         let lost_reason = input::text(&mut errs, "lostReason", input.lost_reason, 500, false);
@@ -342,7 +342,7 @@ impl DealService<'_> {
         let mut errs = Errors::new();
         let mut d = before.clone();
         if let Some(n) = patch.name {
-            d.name = input::required(&mut errs, "name", &n, 200);
+            d.name = input::required(&mut errs, "name", &n, NAME_CHARS);
         }
         if let Some(x) = patch.description {
             d.description = input::text(&mut errs, "description", x, 10_000, true);

@@ -18,7 +18,7 @@ use crate::model::team::Team;
 use crate::model::{Record, RecordMeta};
 use crate::policy::{Action, Actor, Resource, Scope};
 use crate::query::{Cmp, Filter, ListQuery, Page, Predicate};
-use crate::schema::{EntityKind, Value};
+use crate::schema::{EntityKind, Value, NAME_CHARS};
 
 /// The most users, teams or roles one report is shared with, each.
 const MAX_SHARES: usize = 100;
@@ -136,7 +136,7 @@ impl SavedReportService<'_> {
         let crm = self.crm;
         crm.policy().require(actor, Resource::Reports, Action::Create)?;
         let mut errs = Errors::new();
-        let name = input::required(&mut errs, "name", &input.name, 200);
+        let name = input::required(&mut errs, "name", &input.name, NAME_CHARS);
         let description = input::text(&mut errs, "description", input.description, 2000, true);
         let (owner_id, team_id) =
             crm.resolve_owner(actor, Resource::Reports, Action::Create, input.owner_id, &mut errs).await?;
@@ -220,7 +220,7 @@ impl SavedReportService<'_> {
         let mut errs = Errors::new();
         let mut r = before.clone();
         if let Some(n) = patch.name {
-            r.name = input::required(&mut errs, "name", &n, 200);
+            r.name = input::required(&mut errs, "name", &n, NAME_CHARS);
         }
         if let Some(d) = patch.description {
             r.description = input::text(&mut errs, "description", d, 2000, true);

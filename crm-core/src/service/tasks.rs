@@ -16,7 +16,7 @@ use crate::model::task::{Related, RelatedType, Task, TaskPriority, TaskStatus};
 use crate::model::RecordMeta;
 use crate::policy::{Action, Actor, Resource};
 use crate::query::{ListQuery, Page};
-use crate::schema::EntityKind;
+use crate::schema::{EntityKind, NAME_CHARS};
 use crate::store::Changeset;
 
 /// Input of [`TaskService::create`].
@@ -119,7 +119,7 @@ impl TaskService<'_> {
         let crm = self.crm;
         crm.policy().require(actor, Resource::Tasks, Action::Create)?;
         let mut errs = Errors::new();
-        let name = input::required(&mut errs, "name", &input.name, 200);
+        let name = input::required(&mut errs, "name", &input.name, NAME_CHARS);
         let description = input::text(&mut errs, "description", input.description, 10_000, true);
         if let Some(u) = input.assigned_user {
             crm.check_recipient(actor, Resource::Tasks, Action::Assign, u, "assignedUser", &mut errs).await?;
@@ -170,7 +170,7 @@ impl TaskService<'_> {
         let mut errs = Errors::new();
         let mut t = before.clone();
         if let Some(n) = patch.name {
-            t.name = input::required(&mut errs, "name", &n, 200);
+            t.name = input::required(&mut errs, "name", &n, NAME_CHARS);
         }
         if let Some(d) = patch.description {
             t.description = input::text(&mut errs, "description", d, 10_000, true);
