@@ -578,7 +578,7 @@ impl Store for MongoStore {
         for kind in EntityKind::ALL {
             tables.extend(indexes::live(&self.db, kind).await?);
         }
-        Ok(crm_core::schema_check::LiveSchema { tables, column_type: |_| None, index_form: indexes::form })
+        Ok(crm_core::schema_check::LiveSchema { tables, column_type: None, index_form: indexes::form })
     }
 }
 

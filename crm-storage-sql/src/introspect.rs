@@ -20,18 +20,18 @@ fn failed(e: sqlx::Error) -> Error {
 
 /// The native type of a column type, as the migrations spell it.
 #[cfg(feature = "sqlite")]
-fn sqlite_type(col: &Column) -> Option<String> {
-    Some(String::from(match col.ty {
+fn sqlite_type(col: &Column) -> String {
+    String::from(match col.ty {
         ColumnType::Uuid => "BLOB",
         ColumnType::Text | ColumnType::Date | ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => "TEXT",
         ColumnType::Int | ColumnType::Bool | ColumnType::Timestamp => "INTEGER",
-    }))
+    })
 }
 
 /// The native type of a column type, as `format_type` spells it; text sorts by bytes.
 #[cfg(feature = "postgres")]
-fn postgres_type(col: &Column) -> Option<String> {
-    Some(String::from(match col.ty {
+fn postgres_type(col: &Column) -> String {
+    String::from(match col.ty {
         ColumnType::Uuid => "uuid",
         ColumnType::Text => "text COLLATE \"C\"",
         ColumnType::Int => "bigint",
@@ -39,7 +39,7 @@ fn postgres_type(col: &Column) -> Option<String> {
         ColumnType::Timestamp => "timestamp with time zone",
         ColumnType::Date => "date",
         ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => "jsonb",
-    }))
+    })
 }
 
 /// SQLite has no index over the elements of a JSON array.
@@ -104,7 +104,7 @@ pub async fn sqlite(pool: &SqlitePool) -> Result<LiveSchema> {
         }
         tables.push(LiveTable { name: name.to_string(), columns, indexes });
     }
-    Ok(LiveSchema { tables, column_type: sqlite_type, index_form: sqlite_index })
+    Ok(LiveSchema { tables, column_type: Some(sqlite_type), index_form: sqlite_index })
 }
 
 /// The text after the last top-level ` WHERE ` of a `CREATE INDEX` statement.
@@ -155,7 +155,7 @@ pub async fn postgres(pool: &PgPool) -> Result<LiveSchema> {
             .collect();
         tables.push(LiveTable { name: name.to_string(), columns, indexes });
     }
-    Ok(LiveSchema { tables, column_type: postgres_type, index_form: postgres_index })
+    Ok(LiveSchema { tables, column_type: Some(postgres_type), index_form: postgres_index })
 }
 
 /// The native type of a column type, as `information_schema` spells it (with the
@@ -163,19 +163,17 @@ pub async fn postgres(pool: &PgPool) -> Result<LiveSchema> {
 /// bounded length ([`Column::max_chars`]) is a VARCHAR of that length, which an index
 /// keys whole (LONGTEXT only by a prefix, which cannot give rows in order).
 #[cfg(feature = "mysql")]
-fn mysql_type(col: &Column) -> Option<String> {
-    Some(String::from(match col.ty {
-        ColumnType::Uuid => "binary(16)",
-        ColumnType::Text if col.max_chars > 0 => {
-            return Some(format!("varchar({}) COLLATE utf8mb4_nopad_bin", col.max_chars))
-        }
-        ColumnType::Text => "longtext COLLATE utf8mb4_nopad_bin",
-        ColumnType::Int => "bigint(20)",
-        ColumnType::Bool => "tinyint(1)",
-        ColumnType::Timestamp => "datetime(6)",
-        ColumnType::Date => "date",
-        ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => "longtext COLLATE utf8mb4_bin",
-    }))
+fn mysql_type(col: &Column) -> String {
+    match col.ty {
+        ColumnType::Uuid => "binary(16)".into(),
+        ColumnType::Text if col.max_chars > 0 => format!("varchar({}) COLLATE utf8mb4_nopad_bin", col.max_chars),
+        ColumnType::Text => "longtext COLLATE utf8mb4_nopad_bin".into(),
+        ColumnType::Int => "bigint(20)".into(),
+        ColumnType::Bool => "tinyint(1)".into(),
+        ColumnType::Timestamp => "datetime(6)".into(),
+        ColumnType::Date => "date".into(),
+        ColumnType::Json | ColumnType::UuidList | ColumnType::TextList => "longtext COLLATE utf8mb4_bin".into(),
+    }
 }
 
 /// MariaDB has neither partial nor membership indexes: an index over some rows covers
@@ -235,7 +233,7 @@ pub async fn mysql(pool: &MySqlPool) -> Result<LiveSchema> {
         }
         tables.push(LiveTable { name: name.to_string(), columns, indexes });
     }
-    Ok(LiveSchema { tables, column_type: mysql_type, index_form: mysql_index })
+    Ok(LiveSchema { tables, column_type: Some(mysql_type), index_form: mysql_index })
 }
 
 #[cfg(all(test, feature = "sqlite"))]
