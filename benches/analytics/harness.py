@@ -3,8 +3,9 @@ in-memory tables, in the same run, checks the outputs are identical (REPORTS.md'
 comparison, DuckDB as the reference) and prints medians and ratios.
 
     python harness.py --data target/analytics-data --threads 1 2 --repeat 5
+    python harness.py --data target/analytics-data target/analytics-data-flat   # per data set
 
-Each thread count runs in a child process (polars fixes its pool size at start-up via
+Each data set and thread count runs in a child process (polars fixes its pool size at start-up via
 POLARS_MAX_THREADS; DuckDB is told with SET threads). Figures are written to
 --out (default target/crm-bench/analytics.md) as a Markdown table. Build crm-py with
 --release first (`maturin develop --release -m crm-py/Cargo.toml` or pip install).
@@ -64,35 +65,36 @@ def child(data: pathlib.Path, threads: int, repeat: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=pathlib.Path, required=True)
+    ap.add_argument("--data", type=pathlib.Path, nargs="+", required=True, help="one directory per data set")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("target/crm-bench/analytics.md"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.data, args.threads[0], args.repeat)))
+        print(json.dumps(child(args.data[0], args.threads[0], args.repeat)))
         return
     results = []
-    for n in args.threads:
-        env = dict(os.environ, POLARS_MAX_THREADS=str(n))
-        cmd = [
-            sys.executable,
-            __file__,
-            "--child",
-            "--data",
-            str(args.data),
-            "--threads",
-            str(n),
-            "--repeat",
-            str(args.repeat),
-        ]
-        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    for data in args.data:
+        for n in args.threads:
+            env = dict(os.environ, POLARS_MAX_THREADS=str(n))
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--data",
+                str(data),
+                "--threads",
+                str(n),
+                "--repeat",
+                str(args.repeat),
+            ]
+            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+            results.append(dict(json.loads(out.strip().splitlines()[-1]), data=data.name))
     lines = []
     identical = True
     for r in results:
-        lines.append(f"\n### {r['threads']} thread(s) (polars pool: {r['polars_threads']})\n")
+        lines.append(f"\n### {r['data']}, {r['threads']} thread(s) (polars pool: {r['polars_threads']})\n")
         lines.append(
             "| report | rows | crm | DuckDB | Python polars | crm / DuckDB | identical to DuckDB (crm, polars) |"
         )

@@ -1,10 +1,20 @@
-//! Purpose-built paths for the reports a general plan answers slowest: R4 (the stage
-//! funnel: each live deal gets a dense number, the history is counting-sorted by deal and
-//! each deal's entries walked in time order), R5 (lead conversion: one pass grouping by
-//! month and source) and R7 (engagement: one pass counting per live contact, then a
-//! partial sort for the top 1,000). Each answers exactly what its general polars plan
-//! answers (`super::r4`, `r5`, `r7`); tables a path does not handle (NULLs where the
-//! data has none, ids of another type) go to that plan.
+//! Purpose-built paths: each standard report answered in one or two passes over the
+//! columns it reads, instead of a general polars plan of joins, group-bys and sorts.
+//! - R1, R2, R3 (the deal reports): one pass over the deals, each deal's stage read once
+//!   as a small code, the sums kept per stage, month or owner.
+//! - R4 (the stage funnel): each live deal gets a dense number, the history is
+//!   counting-sorted by deal and each deal's entries walked in time order.
+//! - R5 (lead conversion): one pass grouping by month and source.
+//! - R6, R8 (won revenue, first wins): the live companies numbered densely, the won
+//!   deals summed per company in one pass.
+//! - R7 (engagement): one pass counting per live contact, then a partial sort for the
+//!   top 1,000.
+//!
+//! Each answers exactly what its general polars plan answers (`super::r1` … `r8`; the
+//! tests run both on the same tables); tables a path does not handle (NULLs where the
+//! data has none, ids or columns of another type, ids that repeat) go to that plan.
+
+use std::collections::BTreeMap;
 
 use polars::prelude::*;
 
@@ -13,8 +23,14 @@ use crate::error::Result;
 
 /// Dense numbers for ids: for each row of `ids`, the number of its live id (`u32::MAX`:
 /// not a live one), and for each number, the row of `live_ids` it stands for. `None` when
-/// the ids are of a type these paths do not handle.
+/// the ids are of a type these paths do not handle, or when a live id repeats (a join
+/// would count its rows twice; the general plans do that).
 fn dense_numbers(ids: &Column, live_ids: &Column) -> Result<Option<(Vec<u32>, Vec<u32>)>> {
+    Ok(numbers_of(ids, live_ids)?.filter(|(_, rows)| rows.len() == live_ids.len()))
+}
+
+/// [`dense_numbers`], a repeated live id taking the number of its first row.
+fn numbers_of(ids: &Column, live_ids: &Column) -> Result<Option<(Vec<u32>, Vec<u32>)>> {
     let history_ids = ids;
     const NONE: u32 = u32::MAX;
     if history_ids.dtype() != live_ids.dtype() || live_ids.null_count() > 0 {
@@ -343,7 +359,7 @@ pub(super) fn r5_fast(t: &Tables) -> Result<Option<DataFrame>> {
         Vec::with_capacity(n),
     );
     for ((key, src), mut g) in groups {
-        month.push(format!("{:04}-{:02}", key.div_euclid(12), key.rem_euclid(12) + 1));
+        month.push(month_text(key));
         lead.push((src != u32::MAX).then(|| names[src as usize]));
         made.push(g.created);
         conv.push(g.converted);
@@ -444,6 +460,377 @@ pub(super) fn r7_fast(t: &Tables, p: &Resolved) -> Result<Option<DataFrame>> {
         Column::new("meetings".into(), count(3)),
         Column::new("notes".into(), count(4)),
         latest,
+    ])
+    .map(Some)
+    .map_err(from_polars)
+}
+
+/// A deal that does not count in the deal reports: deleted, or in a stage outside the six
+/// (the general plans' join with the stages drops it).
+const GONE: u8 = u8::MAX;
+
+/// Each deal's stage as its place in [`STAGES`], [`GONE`] for a deal that does not count.
+/// `None` when the stage column is not text.
+fn deal_stages(deals: &DataFrame) -> Result<Option<Vec<u8>>> {
+    let stage = deals.column("pipeline_stage").map_err(from_polars)?;
+    if stage.dtype() != &DataType::String {
+        return Ok(None);
+    }
+    let live = deals.column("deleted_at").map_err(from_polars)?.is_null();
+    let codes = stage
+        .str()
+        .map_err(from_polars)?
+        .iter()
+        .zip(live.iter())
+        .map(|(stage, live)| match (stage, live) {
+            (Some(stage), Some(true)) => stage_code(stage),
+            _ => GONE,
+        })
+        .collect();
+    Ok(Some(codes))
+}
+
+/// A stage's place in [`STAGES`] ([`GONE`] for another name).
+fn stage_code(stage: &str) -> u8 {
+    match stage {
+        "prospecting" => 0,
+        "qualification" => 1,
+        "proposal" => 2,
+        "negotiation" => 3,
+        "closed_won" => 4,
+        "closed_lost" => 5,
+        _ => GONE,
+    }
+}
+
+const WON: u8 = 4;
+const LOST: u8 = 5;
+
+/// Integer division rounding down, as polars' `floor_div`; `None` for a zero divisor.
+fn floor_div(a: i64, b: i64) -> Option<i64> {
+    if b == 0 {
+        return None;
+    }
+    let q = a.wrapping_div(b);
+    Some(if a.wrapping_rem(b) != 0 && ((a < 0) != (b < 0)) { q - 1 } else { q })
+}
+
+/// A deals' column of whole numbers (`None`: of another type).
+fn int64<'a>(df: &'a DataFrame, name: &str) -> Result<Option<&'a Int64Chunked>> {
+    let c = df.column(name).map_err(from_polars)?;
+    Ok(if c.dtype() == &DataType::Int64 { Some(c.i64().map_err(from_polars)?) } else { None })
+}
+
+/// Count, sum, count of non-NULL amounts and the probability-weighted sum of a group of
+/// deals (REPORTS.md's money rules: NULL adds 0, sums wrap as polars' do).
+#[derive(Clone, Copy, Default)]
+struct Money {
+    deals: i64,
+    total: i64,
+    amounts: i64,
+    weighted: i64,
+}
+
+impl Money {
+    fn add(&mut self, amount: Option<i64>, stage: u8) {
+        self.deals += 1;
+        if let Some(a) = amount {
+            self.total = self.total.wrapping_add(a);
+            self.amounts += 1;
+            self.weighted = self.weighted.wrapping_add(a.wrapping_mul(STAGES[stage as usize].1));
+        }
+    }
+}
+
+/// R1 on its purpose-built path; `None` when the tables need the general plan.
+pub(super) fn r1_fast(t: &Tables) -> Result<Option<DataFrame>> {
+    let Some(deals) = t.0.get("deals") else { return Ok(None) };
+    let (Some(stages), Some(amount)) = (deal_stages(deals)?, int64(deals, "amount_cents")?) else {
+        return Ok(None);
+    };
+    let mut by_stage = [Money::default(); 4];
+    for (&stage, amount) in stages.iter().zip(amount.iter()) {
+        if stage < 4 {
+            by_stage[stage as usize].add(amount, stage);
+        }
+    }
+    let open = (0..4).filter(|s| by_stage[*s].deals > 0);
+    let column = |f: fn(&Money) -> Option<i64>| open.clone().map(|s| f(&by_stage[s])).collect::<Vec<_>>();
+    DataFrame::new_infer_height(vec![
+        Column::new("stage".into(), open.clone().map(|s| STAGES[s].0).collect::<Vec<_>>()),
+        Column::new("deal_count".into(), column(|m| Some(m.deals))),
+        Column::new("total_amount".into(), column(|m| Some(m.total))),
+        Column::new("avg_amount".into(), column(|m| floor_div(m.total, m.amounts))),
+        Column::new("weighted_amount".into(), column(|m| floor_div(m.weighted, 100))),
+    ])
+    .map(Some)
+    .map_err(from_polars)
+}
+
+/// Days since 1970-01-01.
+fn epoch_days(d: chrono::NaiveDate) -> i64 {
+    d.signed_duration_since(chrono::DateTime::UNIX_EPOCH.date_naive()).num_days()
+}
+
+/// `YYYY-MM` of a month counted from year 0 (`year * 12 + month - 1`).
+fn month_text(key: i64) -> String {
+    format!("{:04}-{:02}", key.div_euclid(12), key.rem_euclid(12) + 1)
+}
+
+/// The month key (`year * 12 + month - 1`) of a day count since 1970-01-01.
+fn month_key(days: i64) -> i64 {
+    let (y, m) = year_month(days);
+    y * 12 + i64::from(m) - 1
+}
+
+/// R2 on its purpose-built path; `None` when the tables need the general plan.
+pub(super) fn r2_fast(t: &Tables, p: &Resolved) -> Result<Option<DataFrame>> {
+    let Some(deals) = t.0.get("deals") else { return Ok(None) };
+    let close = deals.column("expected_close_date").map_err(from_polars)?;
+    if close.dtype() != &DataType::Date {
+        return Ok(None);
+    }
+    let (Some(stages), Some(amount)) = (deal_stages(deals)?, int64(deals, "amount_cents")?) else {
+        return Ok(None);
+    };
+    let close = close.cast(&DataType::Int32).map_err(from_polars)?;
+    let (from, to) = (epoch_days(p.as_of.date()), epoch_days(p.forecast_end));
+    // The window is at most a few hundred months: a sorted map keeps them in order.
+    let mut months: BTreeMap<i64, Money> = BTreeMap::new();
+    let mut last: Option<(i64, i64)> = None; // the last day seen and its month
+    for ((&stage, amount), day) in stages.iter().zip(amount.iter()).zip(close.i32().map_err(from_polars)?.iter()) {
+        let Some(day) = day.map(i64::from) else { continue };
+        if stage >= 4 || day < from || day >= to {
+            continue;
+        }
+        let month = match last {
+            Some((d, m)) if d == day => m,
+            _ => month_key(day),
+        };
+        last = Some((day, month));
+        months.entry(month).or_default().add(amount, stage);
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new("month".into(), months.keys().map(|k| month_text(*k)).collect::<Vec<_>>()),
+        Column::new("deal_count".into(), months.values().map(|m| m.deals).collect::<Vec<_>>()),
+        Column::new("total_amount".into(), months.values().map(|m| m.total).collect::<Vec<_>>()),
+        Column::new("weighted_amount".into(), months.values().map(|m| floor_div(m.weighted, 100)).collect::<Vec<_>>()),
+    ])
+    .map(Some)
+    .map_err(from_polars)
+}
+
+/// Group numbers for the values of a key column (whole numbers or text, no NULLs): for
+/// each row, its group; for each group, its first row. `None` for another type or NULLs.
+fn groups_of(keys: &Column, rows: &[u32]) -> Result<Option<(Vec<u32>, Vec<u32>)>> {
+    if keys.null_count() > 0 {
+        return Ok(None);
+    }
+    let mut firsts = Vec::new();
+    let groups = match keys.dtype() {
+        DataType::Int64 => {
+            let keys = keys.i64().map_err(from_polars)?;
+            let mut map: PlHashMap<i64, u32> = PlHashMap::new();
+            rows.iter()
+                .map(|&r| {
+                    let k = keys.get(r as usize).unwrap_or_default();
+                    *map.entry(k).or_insert_with(|| {
+                        firsts.push(r);
+                        firsts.len() as u32 - 1
+                    })
+                })
+                .collect()
+        }
+        DataType::String => {
+            let keys = keys.str().map_err(from_polars)?;
+            let mut map: PlHashMap<&str, u32> = PlHashMap::new();
+            rows.iter()
+                .map(|&r| {
+                    let k = keys.get(r as usize).unwrap_or_default();
+                    *map.entry(k).or_insert_with(|| {
+                        firsts.push(r);
+                        firsts.len() as u32 - 1
+                    })
+                })
+                .collect()
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some((groups, firsts)))
+}
+
+/// Orders rows of an id column by its values (numbers or bytes), ascending.
+fn id_order(ids: &Column) -> impl Fn(u32, u32) -> std::cmp::Ordering + '_ {
+    let ints = ids.i64().ok();
+    let strs = ids.str().ok();
+    move |a, b| match (ints, strs) {
+        (Some(i), _) => i.get(a as usize).cmp(&i.get(b as usize)),
+        (_, Some(s)) => s.get(a as usize).map(str::as_bytes).cmp(&s.get(b as usize).map(str::as_bytes)),
+        _ => std::cmp::Ordering::Equal,
+    }
+}
+
+/// R3 on its purpose-built path; `None` when the tables need the general plan.
+pub(super) fn r3_fast(t: &Tables) -> Result<Option<DataFrame>> {
+    let Some(deals) = t.0.get("deals") else { return Ok(None) };
+    let (Some(stages), Some(amount)) = (deal_stages(deals)?, int64(deals, "amount_cents")?) else {
+        return Ok(None);
+    };
+    let column = |name: &str| deals.column(name).map_err(from_polars);
+    let (Some(created), Some(closed)) = (micros(column("created_at")?)?, micros(column("closed_at")?)?) else {
+        return Ok(None);
+    };
+    let closed_rows: Vec<u32> =
+        stages.iter().enumerate().filter(|(_, s)| **s == WON || **s == LOST).map(|(r, _)| r as u32).collect();
+    let owners = column("owner_id")?;
+    let Some((group, firsts)) = groups_of(owners, &closed_rows)? else { return Ok(None) };
+
+    #[derive(Clone, Default)]
+    struct Owner {
+        won: i64,
+        lost: i64,
+        won_amount: i64,
+        seconds: i128,
+        timed: i64,
+    }
+    let mut by_owner = vec![Owner::default(); firsts.len()];
+    for (&row, &g) in closed_rows.iter().zip(&group) {
+        let o = &mut by_owner[g as usize];
+        let r = row as usize;
+        if stages[r] == WON {
+            o.won += 1;
+            o.won_amount = o.won_amount.wrapping_add(amount.get(r).unwrap_or(0));
+        } else {
+            o.lost += 1;
+        }
+        if let (Some(c), Some(d)) = (created.get(r), closed.get(r)) {
+            // Whole seconds, as the general plan counts them; summed exactly.
+            o.seconds += i128::from((d - c) / 1_000_000);
+            o.timed += 1;
+        }
+    }
+    let by_id = id_order(owners);
+    let mut order: Vec<u32> = (0..firsts.len() as u32).collect();
+    order.sort_unstable_by(|a, b| {
+        let (x, y) = (&by_owner[*a as usize], &by_owner[*b as usize]);
+        y.won_amount.cmp(&x.won_amount).then_with(|| by_id(firsts[*a as usize], firsts[*b as usize]))
+    });
+    let take = IdxCa::from_vec("".into(), order.iter().map(|g| firsts[*g as usize] as IdxSize).collect());
+    let field = |f: fn(&Owner) -> i64| order.iter().map(|g| f(&by_owner[*g as usize])).collect::<Vec<_>>();
+    let rate = order.iter().map(|g| {
+        let o = &by_owner[*g as usize];
+        round6_f(o.won as f64 / (o.won + o.lost) as f64)
+    });
+    let mean = order.iter().map(|g| {
+        let o = &by_owner[*g as usize];
+        (o.timed > 0).then(|| round6_f(o.seconds as f64 / o.timed as f64 / 86_400.0))
+    });
+    DataFrame::new_infer_height(vec![
+        owners.take(&take).map_err(from_polars)?,
+        Column::new("won".into(), field(|o| o.won)),
+        Column::new("lost".into(), field(|o| o.lost)),
+        Column::new("win_rate".into(), rate.collect::<Vec<_>>()),
+        Column::new("won_amount".into(), field(|o| o.won_amount)),
+        Column::new("avg_days_to_close".into(), mean.collect::<Vec<_>>()),
+    ])
+    .map(Some)
+    .map_err(from_polars)
+}
+
+/// The won deals (live and closed_won) of live companies.
+struct WonDeals {
+    /// The live companies: `id`, `name`, `industry`.
+    companies: DataFrame,
+    /// Each won deal of a live company: its row among the deals, its company's row in
+    /// `companies`.
+    rows: Vec<(u32, u32)>,
+}
+
+/// The won deals of live companies; `None` when the tables need the general plans.
+fn won_of_live_companies(t: &Tables) -> Result<Option<WonDeals>> {
+    let (Some(deals), Some(companies)) = (t.0.get("deals"), t.0.get("companies")) else { return Ok(None) };
+    let Some(stages) = deal_stages(deals)? else { return Ok(None) };
+    let live = companies
+        .clone()
+        .lazy()
+        .filter(col("deleted_at").is_null())
+        .select([col("id"), col("name"), col("industry")])
+        .collect()
+        .map_err(from_polars)?;
+    let won: Vec<u32> = stages.iter().enumerate().filter(|(_, s)| **s == WON).map(|(r, _)| r as u32).collect();
+    let take = IdxCa::from_vec("".into(), won.iter().map(|r| *r as IdxSize).collect());
+    let company = deals.column("company_id").map_err(from_polars)?.take(&take).map_err(from_polars)?;
+    let Some((number, _)) = dense_numbers(&company, live.column("id").map_err(from_polars)?)? else {
+        return Ok(None);
+    };
+    let rows = won.into_iter().zip(number).filter(|(_, n)| *n != u32::MAX).collect();
+    Ok(Some(WonDeals { companies: live, rows }))
+}
+
+/// R6 on its purpose-built path; `None` when the tables need the general plan.
+pub(super) fn r6_fast(t: &Tables) -> Result<Option<DataFrame>> {
+    let Some(deals) = t.0.get("deals") else { return Ok(None) };
+    let Some(amount) = int64(deals, "amount_cents")? else { return Ok(None) };
+    let Some(WonDeals { companies, rows: won }) = won_of_live_companies(t)? else { return Ok(None) };
+    let mut count = vec![0i64; companies.height()];
+    let mut revenue = vec![0i64; companies.height()];
+    for &(row, company) in &won {
+        count[company as usize] += 1;
+        revenue[company as usize] = revenue[company as usize].wrapping_add(amount.get(row as usize).unwrap_or(0));
+    }
+    let total = revenue.iter().zip(&count).filter(|(_, n)| **n > 0).fold(0i64, |s, (r, _)| s.wrapping_add(*r));
+    let ids = companies.column("id").map_err(from_polars)?;
+    let by_id = id_order(ids);
+    let order = |a: &u32, b: &u32| revenue[*b as usize].cmp(&revenue[*a as usize]).then_with(|| by_id(*a, *b));
+    let mut chosen: Vec<u32> = (0..companies.height() as u32).filter(|c| count[*c as usize] > 0).collect();
+    const TOP: usize = 100;
+    if chosen.len() > TOP {
+        chosen.select_nth_unstable_by(TOP - 1, order);
+        chosen.truncate(TOP);
+    }
+    chosen.sort_unstable_by(order);
+    let take = IdxCa::from_vec("".into(), chosen.iter().map(|c| *c as IdxSize).collect());
+    let picked = companies.take(&take).map_err(from_polars)?;
+    let column = |name: &str| picked.column(name).cloned().map_err(from_polars);
+    DataFrame::new_infer_height(vec![
+        column("id")?.with_name("company_id".into()),
+        column("name")?,
+        column("industry")?,
+        Column::new("won_deals".into(), chosen.iter().map(|c| count[*c as usize]).collect::<Vec<_>>()),
+        Column::new("revenue".into(), chosen.iter().map(|c| revenue[*c as usize]).collect::<Vec<_>>()),
+        Column::new(
+            "revenue_share".into(),
+            chosen.iter().map(|c| round6_f(revenue[*c as usize] as f64 / total as f64)).collect::<Vec<_>>(),
+        ),
+    ])
+    .map(Some)
+    .map_err(from_polars)
+}
+
+/// R8 on its purpose-built path; `None` when the tables need the general plan.
+pub(super) fn r8_fast(t: &Tables) -> Result<Option<DataFrame>> {
+    let Some(deals) = t.0.get("deals") else { return Ok(None) };
+    let Some(closed) = micros(deals.column("closed_at").map_err(from_polars)?)? else { return Ok(None) };
+    let Some(WonDeals { companies, rows: won }) = won_of_live_companies(t)? else { return Ok(None) };
+    let mut first = vec![i64::MAX; companies.height()];
+    for &(row, company) in &won {
+        if let Some(at) = closed.get(row as usize) {
+            let f = &mut first[company as usize];
+            *f = (*f).min(at);
+        }
+    }
+    let mut months: BTreeMap<i64, i64> = BTreeMap::new();
+    for at in first.into_iter().filter(|f| *f != i64::MAX) {
+        *months.entry(month_key(at.div_euclid(86_400_000_000))).or_default() += 1;
+    }
+    let cumulative = months.values().scan(0i64, |sum, n| {
+        *sum += n;
+        Some(*sum)
+    });
+    DataFrame::new_infer_height(vec![
+        Column::new("month".into(), months.keys().map(|k| month_text(*k)).collect::<Vec<_>>()),
+        Column::new("new_customers".into(), months.values().copied().collect::<Vec<_>>()),
+        Column::new("cumulative_customers".into(), cumulative.collect::<Vec<_>>()),
     ])
     .map(Some)
     .map_err(from_polars)

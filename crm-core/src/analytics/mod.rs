@@ -420,26 +420,32 @@ impl Resolved {
 /// Runs a standard report by name.
 pub fn report(name: &str, t: &Tables, p: &Params) -> Result<DataFrame> {
     use StandardReport as R;
-    let plan = match StandardReport::named(name, "name")? {
+    let report = StandardReport::named(name, "name")?;
+    // Defaults read the data: resolved only for the reports that take parameters.
+    let resolved = || p.resolve(t);
+    // Each report's purpose-built path first; its general plan when the tables hold what
+    // that path does not handle.
+    let fast = match report {
+        R::PipelineByStage => fast::r1_fast(t)?,
+        R::ForecastByMonth => fast::r2_fast(t, &resolved()?)?,
+        R::WinRateByOwner => fast::r3_fast(t)?,
+        R::StageFunnel => fast::r4_fast(t)?,
+        R::LeadConversion => fast::r5_fast(t)?,
+        R::TopCompaniesByRevenue => fast::r6_fast(t)?,
+        R::ContactEngagement => fast::r7_fast(t, &resolved()?)?,
+        R::CustomerAcquisition => fast::r8_fast(t)?,
+    };
+    if let Some(df) = fast {
+        return Ok(df);
+    }
+    let plan = match report {
         R::PipelineByStage => r1(t)?,
-        R::ForecastByMonth => r2(t, &p.resolve(t)?)?,
+        R::ForecastByMonth => r2(t, &resolved()?)?,
         R::WinRateByOwner => r3(t)?,
-        R::StageFunnel => match fast::r4_fast(t)? {
-            Some(df) => return Ok(df),
-            None => r4(t)?,
-        },
-        R::LeadConversion => match fast::r5_fast(t)? {
-            Some(df) => return Ok(df),
-            None => r5(t)?,
-        },
+        R::StageFunnel => r4(t)?,
+        R::LeadConversion => r5(t)?,
         R::TopCompaniesByRevenue => r6(t)?,
-        R::ContactEngagement => {
-            let resolved = p.resolve(t)?;
-            match fast::r7_fast(t, &resolved)? {
-                Some(df) => return Ok(df),
-                None => r7(t, &resolved)?,
-            }
-        }
+        R::ContactEngagement => r7(t, &resolved()?)?,
         R::CustomerAcquisition => r8(t)?,
     };
     plan.collect().map_err(from_polars)
