@@ -21,6 +21,57 @@ use polars::prelude::*;
 use super::{from_polars, round6_f, Resolved, Tables, STAGES};
 use crate::error::Result;
 
+/// Calls `f(row, value)` for each row of a column of numbers (`None`: NULL), array by
+/// array. (A `ChunkedArray`'s own `iter()` goes through a boxed iterator, a dynamic call
+/// per row: three times the cost of these reports' loops.)
+fn each_num<T: PolarsNumericType>(ca: &ChunkedArray<T>, mut f: impl FnMut(usize, Option<T::Native>)) {
+    let mut row = 0;
+    for arr in ca.downcast_iter() {
+        match arr.validity().filter(|v| v.unset_bits() > 0) {
+            Some(valid) => {
+                for (v, ok) in arr.values().iter().zip(valid.iter()) {
+                    f(row, ok.then_some(*v));
+                    row += 1;
+                }
+            }
+            None => {
+                for v in arr.values().iter() {
+                    f(row, Some(*v));
+                    row += 1;
+                }
+            }
+        }
+    }
+}
+
+/// [`each_num`] for a column of text.
+fn each_str<'a>(ca: &'a StringChunked, mut f: impl FnMut(usize, Option<&'a str>)) {
+    let mut row = 0;
+    for arr in ca.downcast_iter() {
+        for v in arr.iter() {
+            f(row, v);
+            row += 1;
+        }
+    }
+}
+
+/// Which rows of a table are live (`deleted_at` NULL).
+fn live_rows(df: &DataFrame) -> Result<Vec<bool>> {
+    let deleted = df.column("deleted_at").map_err(from_polars)?;
+    let mut live = vec![true; df.height()];
+    if deleted.null_count() < deleted.len() {
+        let gone = deleted.is_not_null();
+        let mut row = 0;
+        for arr in gone.downcast_iter() {
+            for g in arr.values().iter() {
+                live[row] = !g;
+                row += 1;
+            }
+        }
+    }
+    Ok(live)
+}
+
 /// Dense numbers for ids: for each row of `ids`, the number of its live id (`u32::MAX`:
 /// not a live one), and for each number, the row of `live_ids` it stands for. `None` when
 /// the ids are of a type these paths do not handle, or when a live id repeats (a join
@@ -61,13 +112,12 @@ fn numbers_of(ids: &Column, live_ids: &Column) -> Result<Option<(Vec<u32>, Vec<u
                             rows.push(row as u32);
                         }
                     }
-                    let numbers = hist
-                        .iter()
-                        .map(|id| match id {
-                            Some(id) if id >= min && id <= max => slot[(id - min) as usize],
-                            _ => NONE,
-                        })
-                        .collect();
+                    let mut numbers = vec![NONE; hist.len()];
+                    each_num(hist, |row, id| {
+                        if let Some(id) = id.filter(|id| *id >= min && *id <= max) {
+                            numbers[row] = slot[(id - min) as usize];
+                        }
+                    });
                     Ok(Some((numbers, rows)))
                 }
                 _ => {
@@ -79,8 +129,12 @@ fn numbers_of(ids: &Column, live_ids: &Column) -> Result<Option<(Vec<u32>, Vec<u
                             rows.len() as u32 - 1
                         });
                     }
-                    let numbers =
-                        hist.iter().map(|id| id.and_then(|id| map.get(&id).copied()).unwrap_or(NONE)).collect();
+                    let mut numbers = vec![NONE; hist.len()];
+                    each_num(hist, |row, id| {
+                        if let Some(n) = id.and_then(|id| map.get(&id)) {
+                            numbers[row] = *n;
+                        }
+                    });
                     Ok(Some((numbers, rows)))
                 }
             }
@@ -98,7 +152,12 @@ fn numbers_of(ids: &Column, live_ids: &Column) -> Result<Option<(Vec<u32>, Vec<u
                     });
                 }
             }
-            let numbers = hist.iter().map(|id| id.and_then(|id| map.get(id).copied()).unwrap_or(NONE)).collect();
+            let mut numbers = vec![NONE; hist.len()];
+            each_str(hist, |row, id| {
+                if let Some(n) = id.and_then(|id| map.get(id)) {
+                    numbers[row] = *n;
+                }
+            });
             Ok(Some((numbers, rows)))
         }
         _ => Ok(None),
@@ -145,17 +204,16 @@ pub(super) fn r4_fast(t: &Tables) -> Result<Option<DataFrame>> {
         .and_then(|c| c.cast(&DataType::Int64))
         .map_err(from_polars)?;
     let micros = micros.i64().map_err(from_polars)?;
-    let times: Vec<i64> = micros.into_no_null_iter().collect();
+    let mut times = vec![0i64; micros.len()];
+    each_num(micros, |row, at| times[row] = at.unwrap_or_default());
     // The stage of each row (STAGES.len() for a stage outside the six: it still ends the
     // time in the stage before it).
-    let other = STAGES.len() as u8;
-    let stages: Vec<u8> = to_stage
-        .str()
-        .map_err(from_polars)?
-        .iter()
-        .flatten()
-        .map(|s| STAGES.iter().position(|(name, _)| *name == s).map_or(other, |p| p as u8))
-        .collect();
+    let mut stages = vec![STAGES.len() as u8; times.len()];
+    each_str(to_stage.str().map_err(from_polars)?, |row, stage| {
+        if let Some(code) = stage.map(stage_code).filter(|c| *c != GONE) {
+            stages[row] = code;
+        }
+    });
 
     // Counting sort of the rows by deal.
     let mut start = vec![0u32; n_deals + 1];
@@ -284,13 +342,8 @@ pub(super) fn year_month(days: i64) -> (i64, u32) {
 pub(super) fn r5_fast(t: &Tables) -> Result<Option<DataFrame>> {
     let Some(contacts) = t.0.get("contacts") else { return Ok(None) };
     let column = |name: &str| contacts.column(name).cloned().map_err(from_polars);
-    let (created, stage, source, converted, deleted) = (
-        column("created_at")?,
-        column("lifecycle_stage")?,
-        column("lead_source")?,
-        column("converted_at")?,
-        column("deleted_at")?,
-    );
+    let (created, stage, source, converted) =
+        (column("created_at")?, column("lifecycle_stage")?, column("lead_source")?, column("converted_at")?);
     if created.null_count() > 0
         || stage.null_count() > 0
         || stage.dtype() != &DataType::String
@@ -299,47 +352,62 @@ pub(super) fn r5_fast(t: &Tables) -> Result<Option<DataFrame>> {
         return Ok(None);
     }
     let (Some(created), Some(converted)) = (micros(&created)?, micros(&converted)?) else { return Ok(None) };
-    let deleted = deleted.is_null();
-    let stage = stage.str().map_err(from_polars)?;
-    let source = source.str().map_err(from_polars)?;
+    let live = live_rows(contacts)?;
+    let n = contacts.height();
+
+    // Column by column: each row's time and month, source and whether it is a customer;
+    // then one pass adding each live row to its group.
+    let mut times = vec![0i64; n];
+    let mut months = vec![0i64; n];
+    let mut last = (i64::MIN, 0);
+    each_num(&created, |row, at| {
+        let at = at.unwrap_or_default();
+        let day = at.div_euclid(86_400_000_000);
+        if day != last.0 {
+            last = (day, month_key(day));
+        }
+        times[row] = at;
+        months[row] = last.1;
+    });
+    let mut sources: PlHashMap<&str, u32> = PlHashMap::new();
+    let mut names: Vec<&str> = Vec::new();
+    let mut src = vec![u32::MAX; n];
+    each_str(source.str().map_err(from_polars)?, |row, source| {
+        if let Some(s) = source.filter(|_| live[row]) {
+            src[row] = *sources.entry(s).or_insert_with(|| {
+                names.push(s);
+                names.len() as u32 - 1
+            });
+        }
+    });
+    let mut customer = vec![false; n];
+    each_str(stage.str().map_err(from_polars)?, |row, stage| customer[row] = stage == Some("customer"));
 
     struct Group {
         created: i64,
         converted: i64,
         days: Vec<f64>,
     }
-    let mut sources: PlHashMap<&str, u32> = PlHashMap::new();
-    let mut names: Vec<&str> = Vec::new();
     let mut index: PlHashMap<(i64, u32), usize> = PlHashMap::new();
     let mut groups: Vec<((i64, u32), Group)> = Vec::new();
-    let rows =
-        created.into_no_null_iter().zip(stage.iter()).zip(source.iter()).zip(converted.iter()).zip(deleted.iter());
-    for ((((at, stage), source), converted), live) in rows {
-        if live != Some(true) {
-            continue;
+    each_num(&converted, |row, converted| {
+        if !live[row] {
+            return;
         }
-        let (y, m) = year_month(at.div_euclid(86_400_000_000));
-        let src = match source {
-            None => u32::MAX,
-            Some(s) => *sources.entry(s).or_insert_with(|| {
-                names.push(s);
-                names.len() as u32 - 1
-            }),
-        };
-        let key = (y * 12 + i64::from(m) - 1, src);
+        let key = (months[row], src[row]);
         let g = *index.entry(key).or_insert_with(|| {
             groups.push((key, Group { created: 0, converted: 0, days: Vec::new() }));
             groups.len() - 1
         });
         let g = &mut groups[g].1;
         g.created += 1;
-        if stage == Some("customer") {
+        if customer[row] {
             g.converted += 1;
             if let Some(c) = converted {
-                g.days.push(days(c, at));
+                g.days.push(days(c, times[row]));
             }
         }
-    }
+    });
     // By month, then source in byte order with NULL last.
     groups.sort_by(|(a, _), (b, _)| {
         a.0.cmp(&b.0).then_with(|| match (a.1, b.1) {
@@ -394,12 +462,12 @@ pub(super) fn r7_fast(t: &Tables, p: &Resolved) -> Result<Option<DataFrame>> {
     let Some(occurred) = micros(&occurred)? else { return Ok(None) };
     let (start, end) = (p.engagement_start.and_utc().timestamp_micros(), p.as_of.and_utc().timestamp_micros());
     // The rows in the window first (a small share of all), then only their contacts and kinds.
-    let window: Vec<IdxSize> = occurred
-        .into_no_null_iter()
-        .enumerate()
-        .filter(|(_, at)| *at >= start && *at < end)
-        .map(|(i, _)| i as IdxSize)
-        .collect();
+    let mut window: Vec<IdxSize> = Vec::new();
+    each_num(&occurred, |row, at| {
+        if at.is_some_and(|at| at >= start && at < end) {
+            window.push(row as IdxSize);
+        }
+    });
     let window = IdxCa::from_vec("".into(), window);
     let times = occurred.take(&window).map_err(from_polars)?;
     let contact = contact.take(&window).map_err(from_polars)?;
@@ -409,23 +477,23 @@ pub(super) fn r7_fast(t: &Tables, p: &Resolved) -> Result<Option<DataFrame>> {
     // Per contact: total, call, email, meeting, note, and the latest time.
     let mut counts = vec![[0i64; 5]; n];
     let mut last = vec![i64::MIN; n];
-    let kinds = kind.str().map_err(from_polars)?;
-    for ((num, at), kind) in number.iter().zip(times.into_no_null_iter()).zip(kinds.iter()) {
-        if *num == u32::MAX {
-            continue;
+    each_str(kind.str().map_err(from_polars)?, |i, kind| {
+        if let Some(c) = counts.get_mut(number[i] as usize) {
+            c[0] += 1;
+            match kind {
+                Some("call") => c[1] += 1,
+                Some("email") => c[2] += 1,
+                Some("meeting") => c[3] += 1,
+                Some("note") => c[4] += 1,
+                _ => {}
+            }
         }
-        let c = &mut counts[*num as usize];
-        c[0] += 1;
-        match kind {
-            Some("call") => c[1] += 1,
-            Some("email") => c[2] += 1,
-            Some("meeting") => c[3] += 1,
-            Some("note") => c[4] += 1,
-            _ => {}
+    });
+    each_num(&times, |i, at| {
+        if let (Some(l), Some(at)) = (last.get_mut(number[i] as usize), at) {
+            *l = (*l).max(at);
         }
-        let l = &mut last[*num as usize];
-        *l = (*l).max(at);
-    }
+    });
     let mut chosen: Vec<u32> = (0..n as u32).filter(|i| counts[*i as usize][0] > 0).collect();
     // The most interactions first, then by id (the ids' own order: numbers or bytes).
     let ints = live.i64().ok().cloned();
@@ -476,17 +544,13 @@ fn deal_stages(deals: &DataFrame) -> Result<Option<Vec<u8>>> {
     if stage.dtype() != &DataType::String {
         return Ok(None);
     }
-    let live = deals.column("deleted_at").map_err(from_polars)?.is_null();
-    let codes = stage
-        .str()
-        .map_err(from_polars)?
-        .iter()
-        .zip(live.iter())
-        .map(|(stage, live)| match (stage, live) {
-            (Some(stage), Some(true)) => stage_code(stage),
-            _ => GONE,
-        })
-        .collect();
+    let live = live_rows(deals)?;
+    let mut codes = vec![GONE; deals.height()];
+    each_str(stage.str().map_err(from_polars)?, |row, stage| {
+        if let Some(stage) = stage.filter(|_| live[row]) {
+            codes[row] = stage_code(stage);
+        }
+    });
     Ok(Some(codes))
 }
 
@@ -549,11 +613,12 @@ pub(super) fn r1_fast(t: &Tables) -> Result<Option<DataFrame>> {
         return Ok(None);
     };
     let mut by_stage = [Money::default(); 4];
-    for (&stage, amount) in stages.iter().zip(amount.iter()) {
+    each_num(amount, |row, amount| {
+        let stage = stages[row];
         if stage < 4 {
             by_stage[stage as usize].add(amount, stage);
         }
-    }
+    });
     let open = (0..4).filter(|s| by_stage[*s].deals > 0);
     let column = |f: fn(&Money) -> Option<i64>| open.clone().map(|s| f(&by_stage[s])).collect::<Vec<_>>();
     DataFrame::new_infer_height(vec![
@@ -595,21 +660,21 @@ pub(super) fn r2_fast(t: &Tables, p: &Resolved) -> Result<Option<DataFrame>> {
     };
     let close = close.cast(&DataType::Int32).map_err(from_polars)?;
     let (from, to) = (epoch_days(p.as_of.date()), epoch_days(p.forecast_end));
-    // The window is at most a few hundred months: a sorted map keeps them in order.
-    let mut months: BTreeMap<i64, Money> = BTreeMap::new();
-    let mut last: Option<(i64, i64)> = None; // the last day seen and its month
-    for ((&stage, amount), day) in stages.iter().zip(amount.iter()).zip(close.i32().map_err(from_polars)?.iter()) {
-        let Some(day) = day.map(i64::from) else { continue };
-        if stage >= 4 || day < from || day >= to {
-            continue;
+    // One slot a month of the window, in order.
+    let first = month_key(from);
+    let mut months = vec![Money::default(); usize::try_from(month_key(to) - first + 1).unwrap_or(0)];
+    let mut rows = Vec::new();
+    let mut slots = Vec::new();
+    each_num(close.i32().map_err(from_polars)?, |row, day| {
+        if let Some(day) = day.map(i64::from).filter(|d| stages[row] < 4 && *d >= from && *d < to) {
+            rows.push(row as IdxSize);
+            slots.push((month_key(day) - first) as usize);
         }
-        let month = match last {
-            Some((d, m)) if d == day => m,
-            _ => month_key(day),
-        };
-        last = Some((day, month));
-        months.entry(month).or_default().add(amount, stage);
-    }
+    });
+    let amount = amount.take(&IdxCa::from_vec("".into(), rows.clone())).map_err(from_polars)?;
+    each_num(&amount, |i, amount| months[slots[i]].add(amount, stages[rows[i] as usize]));
+    let months: BTreeMap<i64, Money> =
+        months.into_iter().enumerate().filter(|(_, m)| m.deals > 0).map(|(i, m)| (first + i as i64, m)).collect();
     DataFrame::new_infer_height(vec![
         Column::new("month".into(), months.keys().map(|k| month_text(*k)).collect::<Vec<_>>()),
         Column::new("deal_count".into(), months.values().map(|m| m.deals).collect::<Vec<_>>()),
@@ -622,41 +687,39 @@ pub(super) fn r2_fast(t: &Tables, p: &Resolved) -> Result<Option<DataFrame>> {
 
 /// Group numbers for the values of a key column (whole numbers or text, no NULLs): for
 /// each row, its group; for each group, its first row. `None` for another type or NULLs.
-fn groups_of(keys: &Column, rows: &[u32]) -> Result<Option<(Vec<u32>, Vec<u32>)>> {
+fn groups_of(keys: &Column) -> Result<Option<(Vec<u32>, Vec<u32>)>> {
     if keys.null_count() > 0 {
         return Ok(None);
     }
     let mut firsts = Vec::new();
-    let groups = match keys.dtype() {
+    let mut groups = vec![0u32; keys.len()];
+    match keys.dtype() {
         DataType::Int64 => {
-            let keys = keys.i64().map_err(from_polars)?;
             let mut map: PlHashMap<i64, u32> = PlHashMap::new();
-            rows.iter()
-                .map(|&r| {
-                    let k = keys.get(r as usize).unwrap_or_default();
-                    *map.entry(k).or_insert_with(|| {
-                        firsts.push(r);
-                        firsts.len() as u32 - 1
-                    })
-                })
-                .collect()
+            each_num(keys.i64().map_err(from_polars)?, |row, k| {
+                groups[row] = *map.entry(k.unwrap_or_default()).or_insert_with(|| {
+                    firsts.push(row as u32);
+                    firsts.len() as u32 - 1
+                });
+            });
         }
         DataType::String => {
-            let keys = keys.str().map_err(from_polars)?;
             let mut map: PlHashMap<&str, u32> = PlHashMap::new();
-            rows.iter()
-                .map(|&r| {
-                    let k = keys.get(r as usize).unwrap_or_default();
-                    *map.entry(k).or_insert_with(|| {
-                        firsts.push(r);
-                        firsts.len() as u32 - 1
-                    })
-                })
-                .collect()
+            each_str(keys.str().map_err(from_polars)?, |row, k| {
+                groups[row] = *map.entry(k.unwrap_or_default()).or_insert_with(|| {
+                    firsts.push(row as u32);
+                    firsts.len() as u32 - 1
+                });
+            });
         }
         _ => return Ok(None),
-    };
+    }
     Ok(Some((groups, firsts)))
+}
+
+/// The rows of a table as an index for `take`.
+fn index(rows: &[u32]) -> IdxCa {
+    IdxCa::from_vec("".into(), rows.iter().map(|r| *r as IdxSize).collect())
 }
 
 /// Orders rows of an id column by its values (numbers or bytes), ascending.
@@ -680,10 +743,13 @@ pub(super) fn r3_fast(t: &Tables) -> Result<Option<DataFrame>> {
     let (Some(created), Some(closed)) = (micros(column("created_at")?)?, micros(column("closed_at")?)?) else {
         return Ok(None);
     };
+    // The closed deals' columns, then one pass over each.
     let closed_rows: Vec<u32> =
         stages.iter().enumerate().filter(|(_, s)| **s == WON || **s == LOST).map(|(r, _)| r as u32).collect();
-    let owners = column("owner_id")?;
-    let Some((group, firsts)) = groups_of(owners, &closed_rows)? else { return Ok(None) };
+    let take = index(&closed_rows);
+    let owners = column("owner_id")?.take(&take).map_err(from_polars)?;
+    let Some((group, firsts)) = groups_of(&owners)? else { return Ok(None) };
+    let won: Vec<bool> = closed_rows.iter().map(|r| stages[*r as usize] == WON).collect();
 
     #[derive(Clone, Default)]
     struct Owner {
@@ -694,28 +760,36 @@ pub(super) fn r3_fast(t: &Tables) -> Result<Option<DataFrame>> {
         timed: i64,
     }
     let mut by_owner = vec![Owner::default(); firsts.len()];
-    for (&row, &g) in closed_rows.iter().zip(&group) {
-        let o = &mut by_owner[g as usize];
-        let r = row as usize;
-        if stages[r] == WON {
+    for (g, won) in group.iter().zip(&won) {
+        let o = &mut by_owner[*g as usize];
+        if *won {
             o.won += 1;
-            o.won_amount = o.won_amount.wrapping_add(amount.get(r).unwrap_or(0));
         } else {
             o.lost += 1;
         }
-        if let (Some(c), Some(d)) = (created.get(r), closed.get(r)) {
-            // Whole seconds, as the general plan counts them; summed exactly.
-            o.seconds += i128::from((d - c) / 1_000_000);
+    }
+    each_num(&amount.take(&take).map_err(from_polars)?, |i, amount| {
+        if won[i] {
+            let o = &mut by_owner[group[i] as usize];
+            o.won_amount = o.won_amount.wrapping_add(amount.unwrap_or(0));
+        }
+    });
+    // Whole seconds, as the general plan counts them; summed exactly.
+    let taken = |c: &Int64Chunked| c.take(&take).map_err(from_polars);
+    let elapsed = (&taken(&closed)? - &taken(&created)?) / 1_000_000;
+    each_num(&elapsed, |i, seconds| {
+        if let Some(seconds) = seconds {
+            let o = &mut by_owner[group[i] as usize];
+            o.seconds += i128::from(seconds);
             o.timed += 1;
         }
-    }
-    let by_id = id_order(owners);
+    });
+    let by_id = id_order(&owners);
     let mut order: Vec<u32> = (0..firsts.len() as u32).collect();
     order.sort_unstable_by(|a, b| {
         let (x, y) = (&by_owner[*a as usize], &by_owner[*b as usize]);
         y.won_amount.cmp(&x.won_amount).then_with(|| by_id(firsts[*a as usize], firsts[*b as usize]))
     });
-    let take = IdxCa::from_vec("".into(), order.iter().map(|g| firsts[*g as usize] as IdxSize).collect());
     let field = |f: fn(&Owner) -> i64| order.iter().map(|g| f(&by_owner[*g as usize])).collect::<Vec<_>>();
     let rate = order.iter().map(|g| {
         let o = &by_owner[*g as usize];
@@ -725,8 +799,9 @@ pub(super) fn r3_fast(t: &Tables) -> Result<Option<DataFrame>> {
         let o = &by_owner[*g as usize];
         (o.timed > 0).then(|| round6_f(o.seconds as f64 / o.timed as f64 / 86_400.0))
     });
+    let firsts: Vec<u32> = order.iter().map(|g| firsts[*g as usize]).collect();
     DataFrame::new_infer_height(vec![
-        owners.take(&take).map_err(from_polars)?,
+        owners.take(&index(&firsts)).map_err(from_polars)?,
         Column::new("won".into(), field(|o| o.won)),
         Column::new("lost".into(), field(|o| o.lost)),
         Column::new("win_rate".into(), rate.collect::<Vec<_>>()),
@@ -741,9 +816,10 @@ pub(super) fn r3_fast(t: &Tables) -> Result<Option<DataFrame>> {
 struct WonDeals {
     /// The live companies: `id`, `name`, `industry`.
     companies: DataFrame,
-    /// Each won deal of a live company: its row among the deals, its company's row in
-    /// `companies`.
-    rows: Vec<(u32, u32)>,
+    /// The won deals' rows among the deals, for `take`.
+    rows: IdxCa,
+    /// Each won deal's company: its row in `companies` (`u32::MAX`: not a live one).
+    company: Vec<u32>,
 }
 
 /// The won deals of live companies; `None` when the tables need the general plans.
@@ -758,26 +834,27 @@ fn won_of_live_companies(t: &Tables) -> Result<Option<WonDeals>> {
         .collect()
         .map_err(from_polars)?;
     let won: Vec<u32> = stages.iter().enumerate().filter(|(_, s)| **s == WON).map(|(r, _)| r as u32).collect();
-    let take = IdxCa::from_vec("".into(), won.iter().map(|r| *r as IdxSize).collect());
-    let company = deals.column("company_id").map_err(from_polars)?.take(&take).map_err(from_polars)?;
-    let Some((number, _)) = dense_numbers(&company, live.column("id").map_err(from_polars)?)? else {
+    let rows = index(&won);
+    let company = deals.column("company_id").map_err(from_polars)?.take(&rows).map_err(from_polars)?;
+    let Some((company, _)) = dense_numbers(&company, live.column("id").map_err(from_polars)?)? else {
         return Ok(None);
     };
-    let rows = won.into_iter().zip(number).filter(|(_, n)| *n != u32::MAX).collect();
-    Ok(Some(WonDeals { companies: live, rows }))
+    Ok(Some(WonDeals { companies: live, rows, company }))
 }
 
 /// R6 on its purpose-built path; `None` when the tables need the general plan.
 pub(super) fn r6_fast(t: &Tables) -> Result<Option<DataFrame>> {
     let Some(deals) = t.0.get("deals") else { return Ok(None) };
     let Some(amount) = int64(deals, "amount_cents")? else { return Ok(None) };
-    let Some(WonDeals { companies, rows: won }) = won_of_live_companies(t)? else { return Ok(None) };
+    let Some(WonDeals { companies, rows, company }) = won_of_live_companies(t)? else { return Ok(None) };
     let mut count = vec![0i64; companies.height()];
     let mut revenue = vec![0i64; companies.height()];
-    for &(row, company) in &won {
-        count[company as usize] += 1;
-        revenue[company as usize] = revenue[company as usize].wrapping_add(amount.get(row as usize).unwrap_or(0));
-    }
+    each_num(&amount.take(&rows).map_err(from_polars)?, |i, amount| {
+        if let Some(c) = company.get(i).map(|c| *c as usize).filter(|c| *c < count.len()) {
+            count[c] += 1;
+            revenue[c] = revenue[c].wrapping_add(amount.unwrap_or(0));
+        }
+    });
     let total = revenue.iter().zip(&count).filter(|(_, n)| **n > 0).fold(0i64, |s, (r, _)| s.wrapping_add(*r));
     let ids = companies.column("id").map_err(from_polars)?;
     let by_id = id_order(ids);
@@ -811,14 +888,13 @@ pub(super) fn r6_fast(t: &Tables) -> Result<Option<DataFrame>> {
 pub(super) fn r8_fast(t: &Tables) -> Result<Option<DataFrame>> {
     let Some(deals) = t.0.get("deals") else { return Ok(None) };
     let Some(closed) = micros(deals.column("closed_at").map_err(from_polars)?)? else { return Ok(None) };
-    let Some(WonDeals { companies, rows: won }) = won_of_live_companies(t)? else { return Ok(None) };
+    let Some(WonDeals { companies, rows, company }) = won_of_live_companies(t)? else { return Ok(None) };
     let mut first = vec![i64::MAX; companies.height()];
-    for &(row, company) in &won {
-        if let Some(at) = closed.get(row as usize) {
-            let f = &mut first[company as usize];
+    each_num(&closed.take(&rows).map_err(from_polars)?, |i, at| {
+        if let (Some(at), Some(f)) = (at, company.get(i).and_then(|c| first.get_mut(*c as usize))) {
             *f = (*f).min(at);
         }
-    }
+    });
     let mut months: BTreeMap<i64, i64> = BTreeMap::new();
     for at in first.into_iter().filter(|f| *f != i64::MAX) {
         *months.entry(month_key(at.div_euclid(86_400_000_000))).or_default() += 1;

@@ -1201,13 +1201,13 @@ fn fast_paths_leave_what_they_do_not_handle_to_the_general_plans() {
     assert!(fast::r8_fast(&t).unwrap().is_none());
     let general = r6(&t).unwrap().collect().unwrap();
     same_output(&report("r6_top_companies_by_revenue", &t, &Params::default()).unwrap(), &general);
-    // A stage column that is not text, an owner that is NULL, amounts of another type.
+    // A closed deal's owner that is NULL, amounts and dates of another type.
     let mut t = random_tables(8);
     fn deals(t: &mut Tables) -> &mut DataFrame {
         t.0.get_mut("deals").unwrap()
     }
-    let ids = deals(&mut t).column("id").unwrap().i64().unwrap().equal(1);
-    let owners = deals(&mut t).column("owner_id").unwrap().i64().unwrap().set(&ids, None).unwrap();
+    let won = deals(&mut t).column("pipeline_stage").unwrap().str().unwrap().equal("closed_won");
+    let owners = deals(&mut t).column("owner_id").unwrap().i64().unwrap().set(&won, None).unwrap();
     deals(&mut t).with_column(owners.into_column()).unwrap();
     assert!(fast::r3_fast(&t).unwrap().is_none());
     let amounts = deals(&mut t).column("amount_cents").unwrap().cast(&DataType::Int32).unwrap();
