@@ -911,3 +911,17 @@ pub(super) fn r8_fast(t: &Tables) -> Result<Option<DataFrame>> {
     .map(Some)
     .map_err(from_polars)
 }
+
+/// The latest `created_at` of a table's live rows in µs (inner `None`: no live row with
+/// one); `None` when the column is not a time.
+pub(super) fn latest_live(df: &DataFrame) -> Result<Option<Option<i64>>> {
+    let Some(created) = micros(df.column("created_at").map_err(from_polars)?)? else { return Ok(None) };
+    let live = live_rows(df)?;
+    let mut latest: Option<i64> = None;
+    each_num(&created, |row, at| {
+        if let Some(at) = at.filter(|_| live[row]) {
+            latest = Some(latest.map_or(at, |l| l.max(at)));
+        }
+    });
+    Ok(Some(latest))
+}

@@ -366,14 +366,19 @@ impl Params {
         let as_of = match self.as_of {
             Some(a) => a,
             None => {
-                // Microseconds since the epoch (the tables' timestamps are in µs).
-                let max = t
-                    .live("deals")?
-                    .select([col("created_at").max().cast(DataType::Int64)])
-                    .collect()
-                    .map_err(from_polars)?;
-                let value =
-                    max.column("created_at").map_err(from_polars)?.get(0).map_err(from_polars)?.extract::<i64>();
+                // Microseconds since the epoch (the tables' timestamps are in µs): one pass
+                // over the column, or the general plan for a column that is not a time.
+                let value = match t.0.get("deals").map(fast::latest_live).transpose()?.flatten() {
+                    Some(latest) => latest,
+                    None => {
+                        let max = t
+                            .live("deals")?
+                            .select([col("created_at").max().cast(DataType::Int64)])
+                            .collect()
+                            .map_err(from_polars)?;
+                        max.column("created_at").map_err(from_polars)?.get(0).map_err(from_polars)?.extract::<i64>()
+                    }
+                };
                 match value {
                     Some(us) => chrono::DateTime::from_timestamp_micros(us)
                         .map(|d| d.naive_utc())

@@ -1136,6 +1136,9 @@ fn random_tables(seed: u64) -> Tables {
 /// Every purpose-built path against its general plan on these tables.
 fn every_fast_path_agrees(t: &Tables, seed: u64) {
     let p = Params::default().resolve(t).unwrap();
+    let general = t.live("deals").unwrap().select([col("created_at").max()]).collect().unwrap();
+    let general = general.column("created_at").unwrap().get(0).unwrap().into_static();
+    assert_eq!(AnyValue::Datetime(p.as_of.and_utc().timestamp_micros(), TimeUnit::Microseconds, None), general);
     let cases: [(&str, Option<DataFrame>, LazyFrame); 8] = [
         ("r1", fast::r1_fast(t).unwrap(), r1(t).unwrap()),
         ("r2", fast::r2_fast(t, &p).unwrap(), r2(t, &p).unwrap()),
