@@ -176,18 +176,13 @@ fn tables() -> Tables {
         Column::new("occurred_at".into(), interactions.iter().map(|i| ts(i.2)).collect::<Vec<_>>()),
     ])
     .unwrap();
-    Tables(
-        [
-            ("companies", companies),
-            ("deals", deals),
-            ("deal_stage_history", history),
-            ("contacts", contacts),
-            ("interactions", interactions),
-        ]
-        .into_iter()
-        .map(|(n, df)| (n.to_string(), df))
-        .collect(),
-    )
+    analytics_tables([companies, deals, history, contacts, interactions])
+}
+
+/// Companies, deals, stage history, contacts and interactions as the analytics tables.
+fn analytics_tables(frames: [DataFrame; 5]) -> Tables {
+    let names = ["companies", "deals", "deal_stage_history", "contacts", "interactions"];
+    Tables(names.into_iter().map(String::from).zip(frames).collect())
 }
 
 fn values(df: &DataFrame, c: &str) -> Vec<AnyValue<'static>> {
@@ -1119,18 +1114,7 @@ fn random_tables(seed: u64) -> Tables {
         Column::new("occurred_at".into(), (0..n_interactions).map(|_| r.time()).collect::<Vec<_>>()),
     ])
     .unwrap();
-    Tables(
-        [
-            ("companies", companies),
-            ("deals", deals),
-            ("deal_stage_history", history),
-            ("contacts", contacts),
-            ("interactions", interactions),
-        ]
-        .into_iter()
-        .map(|(n, df)| (n.to_string(), df))
-        .collect(),
-    )
+    analytics_tables([companies, deals, history, contacts, interactions])
 }
 
 /// Every purpose-built path against its general plan on these tables.
