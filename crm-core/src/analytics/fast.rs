@@ -55,6 +55,54 @@ fn each_str<'a>(ca: &'a StringChunked, mut f: impl FnMut(usize, Option<&'a str>)
     }
 }
 
+/// Calls `f(row, code)` for each row of a text column, `code` being `code_of` of the
+/// row's value (`None`: NULL). Arrow keeps a value of up to 12 bytes whole in its 16-byte
+/// view, so short values' codes are kept in a small cache keyed by the view: a row whose
+/// view is there is settled by one integer compare (exact: the view is the value). A
+/// longer value, or one whose cache slot another holds, is read and asked again.
+fn each_code<'a, C: Copy>(
+    ca: &'a StringChunked,
+    mut code_of: impl FnMut(Option<&'a str>) -> C,
+    mut f: impl FnMut(usize, C),
+) {
+    const SLOTS: usize = 256;
+    // No inline view is all ones (its length, the low 32 bits, is at most 12).
+    const EMPTY: u128 = u128::MAX;
+    let null = code_of(None);
+    let mut keys = [EMPTY; SLOTS];
+    let mut codes = [null; SLOTS];
+    let mut code = |arr: &'a <StringType as PolarsDataType>::Array, i: usize| {
+        let view = arr.views()[i];
+        if !view.is_inline() {
+            return code_of(Some(arr.value(i)));
+        }
+        let key = view.as_u128();
+        let slot = (((key as u64) ^ ((key >> 64) as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
+        if keys[slot] != key {
+            keys[slot] = key;
+            codes[slot] = code_of(Some(arr.value(i)));
+        }
+        codes[slot]
+    };
+    let mut row = 0;
+    for (arr, chunk) in ca.downcast_iter().zip(ca.chunks()) {
+        match chunk.validity().filter(|v| v.unset_bits() > 0) {
+            Some(valid) => {
+                for (i, ok) in valid.iter().enumerate() {
+                    f(row, if ok { code(arr, i) } else { null });
+                    row += 1;
+                }
+            }
+            None => {
+                for i in 0..arr.len() {
+                    f(row, code(arr, i));
+                    row += 1;
+                }
+            }
+        }
+    }
+}
+
 /// Which rows of a table are live (`deleted_at` NULL).
 fn live_rows(df: &DataFrame) -> Result<Vec<bool>> {
     let deleted = df.column("deleted_at").map_err(from_polars)?;
@@ -77,12 +125,12 @@ fn live_rows(df: &DataFrame) -> Result<Vec<bool>> {
 /// the ids are of a type these paths do not handle, or when a live id repeats (a join
 /// would count its rows twice; the general plans do that).
 fn dense_numbers(ids: &Column, live_ids: &Column) -> Result<Option<(Vec<u32>, Vec<u32>)>> {
-    Ok(numbers_of(ids, live_ids)?.filter(|(_, rows)| rows.len() == live_ids.len()))
+    let numbers = numbers_of(ids, live_ids)?;
+    Ok(numbers.filter(|(_, rows)| rows.len() == live_ids.len()))
 }
 
 /// [`dense_numbers`], a repeated live id taking the number of its first row.
-fn numbers_of(ids: &Column, live_ids: &Column) -> Result<Option<(Vec<u32>, Vec<u32>)>> {
-    let history_ids = ids;
+fn numbers_of(history_ids: &Column, live_ids: &Column) -> Result<Option<(Vec<u32>, Vec<u32>)>> {
     const NONE: u32 = u32::MAX;
     if history_ids.dtype() != live_ids.dtype() || live_ids.null_count() > 0 {
         return Ok(None);
@@ -209,11 +257,11 @@ pub(super) fn r4_fast(t: &Tables) -> Result<Option<DataFrame>> {
     // The stage of each row (STAGES.len() for a stage outside the six: it still ends the
     // time in the stage before it).
     let mut stages = vec![STAGES.len() as u8; times.len()];
-    each_str(to_stage.str().map_err(from_polars)?, |row, stage| {
-        if let Some(code) = stage.map(stage_code).filter(|c| *c != GONE) {
-            stages[row] = code;
-        }
-    });
+    each_code(
+        to_stage.str().map_err(from_polars)?,
+        |stage| stage.map(stage_code).filter(|c| *c != GONE).unwrap_or(STAGES.len() as u8),
+        |row, code| stages[row] = code,
+    );
 
     // Counting sort of the rows by deal.
     let mut start = vec![0u32; n_deals + 1];
@@ -355,10 +403,11 @@ pub(super) fn r5_fast(t: &Tables) -> Result<Option<DataFrame>> {
     let live = live_rows(contacts)?;
     let n = contacts.height();
 
-    // Column by column: each row's time and month, source and whether it is a customer;
-    // then one pass adding each live row to its group.
+    // Each row's time and month, its source as a number (NULL: u32::MAX) and whether it is
+    // a customer; then one pass adding each live row to its (month, source) slot.
     let mut times = vec![0i64; n];
     let mut months = vec![0i64; n];
+    let (mut first, mut last_month) = (i64::MAX, i64::MIN);
     let mut last = (i64::MIN, 0);
     each_num(&created, |row, at| {
         let at = at.unwrap_or_default();
@@ -368,77 +417,80 @@ pub(super) fn r5_fast(t: &Tables) -> Result<Option<DataFrame>> {
         }
         times[row] = at;
         months[row] = last.1;
-    });
-    let mut sources: PlHashMap<&str, u32> = PlHashMap::new();
-    let mut names: Vec<&str> = Vec::new();
-    let mut src = vec![u32::MAX; n];
-    each_str(source.str().map_err(from_polars)?, |row, source| {
-        if let Some(s) = source.filter(|_| live[row]) {
-            src[row] = *sources.entry(s).or_insert_with(|| {
-                names.push(s);
-                names.len() as u32 - 1
-            });
+        if live[row] {
+            first = first.min(last.1);
+            last_month = last_month.max(last.1);
         }
     });
+    let mut numbers: PlHashMap<&str, u32> = PlHashMap::new();
+    let mut names: Vec<&str> = Vec::new();
+    let mut src = vec![u32::MAX; n];
+    each_code(
+        source.str().map_err(from_polars)?,
+        |source| match source {
+            None => u32::MAX,
+            Some(s) => *numbers.entry(s).or_insert_with(|| {
+                names.push(s);
+                names.len() as u32 - 1
+            }),
+        },
+        |row, n| src[row] = n,
+    );
     let mut customer = vec![false; n];
-    each_str(stage.str().map_err(from_polars)?, |row, stage| customer[row] = stage == Some("customer"));
+    each_code(stage.str().map_err(from_polars)?, |s| s == Some("customer"), |row, c| customer[row] = c);
 
-    struct Group {
-        created: i64,
-        converted: i64,
-        days: Vec<f64>,
+    // Slot `month * sources + source`, NULL the last source; too many slots (many
+    // thousands of free-text sources) go to the general plan.
+    let sources = names.len() + 1;
+    let slot_of = |row: usize| {
+        let s = if src[row] == u32::MAX { names.len() } else { src[row] as usize };
+        (months[row] - first) as usize * sources + s
+    };
+    let span = if first > last_month { 0 } else { (last_month - first + 1) as usize };
+    if span.saturating_mul(sources) > 1 << 22 {
+        return Ok(None);
     }
-    let mut index: PlHashMap<(i64, u32), usize> = PlHashMap::new();
-    let mut groups: Vec<((i64, u32), Group)> = Vec::new();
+    let mut made = vec![0i64; span * sources];
+    let mut conv = vec![0i64; span * sources];
+    let mut days_to = vec![Vec::new(); span * sources];
     each_num(&converted, |row, converted| {
         if !live[row] {
             return;
         }
-        let key = (months[row], src[row]);
-        let g = *index.entry(key).or_insert_with(|| {
-            groups.push((key, Group { created: 0, converted: 0, days: Vec::new() }));
-            groups.len() - 1
-        });
-        let g = &mut groups[g].1;
-        g.created += 1;
+        let g = slot_of(row);
+        made[g] += 1;
         if customer[row] {
-            g.converted += 1;
+            conv[g] += 1;
             if let Some(c) = converted {
-                g.days.push(days(c, times[row]));
+                days_to[g].push(days(c, times[row]));
             }
         }
     });
     // By month, then source in byte order with NULL last.
-    groups.sort_by(|(a, _), (b, _)| {
-        a.0.cmp(&b.0).then_with(|| match (a.1, b.1) {
-            (u32::MAX, u32::MAX) => std::cmp::Ordering::Equal,
-            (u32::MAX, _) => std::cmp::Ordering::Greater,
-            (_, u32::MAX) => std::cmp::Ordering::Less,
-            (x, y) => names[x as usize].as_bytes().cmp(names[y as usize].as_bytes()),
-        })
-    });
-    let n = groups.len();
-    let (mut month, mut lead, mut made, mut conv, mut rate, mut med) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for ((key, src), mut g) in groups {
-        month.push(month_text(key));
-        lead.push((src != u32::MAX).then(|| names[src as usize]));
-        made.push(g.created);
-        conv.push(g.converted);
-        rate.push(round6_f(g.converted as f64 / g.created as f64));
-        med.push(median(&mut g.days));
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_unstable_by(|a, b| names[*a].as_bytes().cmp(names[*b].as_bytes()));
+    order.push(names.len());
+    let (mut month, mut lead, mut created, mut converted, mut rate, mut med) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for m in 0..span {
+        for &s in &order {
+            let g = m * sources + s;
+            if made[g] == 0 {
+                continue;
+            }
+            month.push(month_text(first + m as i64));
+            lead.push(names.get(s).copied());
+            created.push(made[g]);
+            converted.push(conv[g]);
+            rate.push(round6_f(conv[g] as f64 / made[g] as f64));
+            med.push(median(&mut days_to[g]));
+        }
     }
     DataFrame::new_infer_height(vec![
         Column::new("month".into(), month),
         Column::new("lead_source".into(), lead),
-        Column::new("created".into(), made),
-        Column::new("converted".into(), conv),
+        Column::new("created".into(), created),
+        Column::new("converted".into(), converted),
         Column::new("conversion_rate".into(), rate),
         Column::new("median_days_to_convert".into(), med),
     ])
@@ -477,15 +529,18 @@ pub(super) fn r7_fast(t: &Tables, p: &Resolved) -> Result<Option<DataFrame>> {
     // Per contact: total, call, email, meeting, note, and the latest time.
     let mut counts = vec![[0i64; 5]; n];
     let mut last = vec![i64::MIN; n];
-    each_str(kind.str().map_err(from_polars)?, |i, kind| {
+    let kind_code = |kind: Option<&str>| match kind {
+        Some("call") => 1,
+        Some("email") => 2,
+        Some("meeting") => 3,
+        Some("note") => 4,
+        _ => 0,
+    };
+    each_code(kind.str().map_err(from_polars)?, kind_code, |i, kind: usize| {
         if let Some(c) = counts.get_mut(number[i] as usize) {
             c[0] += 1;
-            match kind {
-                Some("call") => c[1] += 1,
-                Some("email") => c[2] += 1,
-                Some("meeting") => c[3] += 1,
-                Some("note") => c[4] += 1,
-                _ => {}
+            if kind > 0 {
+                c[kind] += 1;
             }
         }
     });
@@ -496,17 +551,10 @@ pub(super) fn r7_fast(t: &Tables, p: &Resolved) -> Result<Option<DataFrame>> {
     });
     let mut chosen: Vec<u32> = (0..n as u32).filter(|i| counts[*i as usize][0] > 0).collect();
     // The most interactions first, then by id (the ids' own order: numbers or bytes).
-    let ints = live.i64().ok().cloned();
-    let strs = live.str().ok().cloned();
-    let by_id = |a: u32, b: u32| -> std::cmp::Ordering {
-        let (ra, rb) = (rows[a as usize] as usize, rows[b as usize] as usize);
-        match (&ints, &strs) {
-            (Some(i), _) => i.get(ra).cmp(&i.get(rb)),
-            (_, Some(s)) => s.get(ra).map(str::as_bytes).cmp(&s.get(rb).map(str::as_bytes)),
-            _ => std::cmp::Ordering::Equal,
-        }
+    let by_id = id_order(&live);
+    let order = |a: &u32, b: &u32| {
+        counts[*b as usize][0].cmp(&counts[*a as usize][0]).then_with(|| by_id(rows[*a as usize], rows[*b as usize]))
     };
-    let order = |a: &u32, b: &u32| counts[*b as usize][0].cmp(&counts[*a as usize][0]).then_with(|| by_id(*a, *b));
     const TOP: usize = 1000;
     if chosen.len() > TOP {
         chosen.select_nth_unstable_by(TOP - 1, order);
@@ -546,11 +594,15 @@ fn deal_stages(deals: &DataFrame) -> Result<Option<Vec<u8>>> {
     }
     let live = live_rows(deals)?;
     let mut codes = vec![GONE; deals.height()];
-    each_str(stage.str().map_err(from_polars)?, |row, stage| {
-        if let Some(stage) = stage.filter(|_| live[row]) {
-            codes[row] = stage_code(stage);
-        }
-    });
+    each_code(
+        stage.str().map_err(from_polars)?,
+        |stage| stage.map_or(GONE, stage_code),
+        |row, code| {
+            if live[row] {
+                codes[row] = code;
+            }
+        },
+    );
     Ok(Some(codes))
 }
 
@@ -597,12 +649,11 @@ struct Money {
 
 impl Money {
     fn add(&mut self, amount: Option<i64>, stage: u8) {
+        let a = amount.unwrap_or(0);
         self.deals += 1;
-        if let Some(a) = amount {
-            self.total = self.total.wrapping_add(a);
-            self.amounts += 1;
-            self.weighted = self.weighted.wrapping_add(a.wrapping_mul(STAGES[stage as usize].1));
-        }
+        self.total = self.total.wrapping_add(a);
+        self.amounts += i64::from(amount.is_some());
+        self.weighted = self.weighted.wrapping_add(a.wrapping_mul(STAGES[stage as usize].1));
     }
 }
 
@@ -612,12 +663,11 @@ pub(super) fn r1_fast(t: &Tables) -> Result<Option<DataFrame>> {
     let (Some(stages), Some(amount)) = (deal_stages(deals)?, int64(deals, "amount_cents")?) else {
         return Ok(None);
     };
-    let mut by_stage = [Money::default(); 4];
+    // The open stages' sums, and one slot the other deals fall into (no branch a row).
+    let mut by_stage = [Money::default(); 5];
     each_num(amount, |row, amount| {
-        let stage = stages[row];
-        if stage < 4 {
-            by_stage[stage as usize].add(amount, stage);
-        }
+        let stage = stages[row].min(4);
+        by_stage[stage as usize].add(amount, stage);
     });
     let open = (0..4).filter(|s| by_stage[*s].deals > 0);
     let column = |f: fn(&Money) -> Option<i64>| open.clone().map(|s| f(&by_stage[s])).collect::<Vec<_>>();
@@ -660,19 +710,26 @@ pub(super) fn r2_fast(t: &Tables, p: &Resolved) -> Result<Option<DataFrame>> {
     };
     let close = close.cast(&DataType::Int32).map_err(from_polars)?;
     let (from, to) = (epoch_days(p.as_of.date()), epoch_days(p.forecast_end));
-    // One slot a month of the window, in order.
+    if to - from > 1 << 20 {
+        // A window of thousands of years: the general plan.
+        return Ok(None);
+    }
+    // One slot a month of the window, in order; each day of the window's slot, looked up.
     let first = month_key(from);
     let mut months = vec![Money::default(); usize::try_from(month_key(to) - first + 1).unwrap_or(0)];
-    let mut rows = Vec::new();
-    let mut slots = Vec::new();
+    let day_slot: Vec<u32> = (from..to.max(from)).map(|d| (month_key(d) - first) as u32).collect();
+    // Each row's slot (u32::MAX: not an open deal closing in the window), then the amounts.
+    let mut slot = vec![u32::MAX; deals.height()];
     each_num(close.i32().map_err(from_polars)?, |row, day| {
         if let Some(day) = day.map(i64::from).filter(|d| stages[row] < 4 && *d >= from && *d < to) {
-            rows.push(row as IdxSize);
-            slots.push((month_key(day) - first) as usize);
+            slot[row] = day_slot[(day - from) as usize];
         }
     });
-    let amount = amount.take(&IdxCa::from_vec("".into(), rows.clone())).map_err(from_polars)?;
-    each_num(&amount, |i, amount| months[slots[i]].add(amount, stages[rows[i] as usize]));
+    each_num(amount, |row, amount| {
+        if let Some(m) = months.get_mut(slot[row] as usize) {
+            m.add(amount, stages[row]);
+        }
+    });
     let months: BTreeMap<i64, Money> =
         months.into_iter().enumerate().filter(|(_, m)| m.deals > 0).map(|(i, m)| (first + i as i64, m)).collect();
     DataFrame::new_infer_height(vec![
