@@ -982,3 +982,48 @@ pub(super) fn latest_live(df: &DataFrame) -> Result<Option<Option<i64>>> {
     });
     Ok(Some(latest))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A text column of `n` rows over many distinct values (more than the view cache's
+    /// slots, so they collide), short and long, some NULL, in three chunks.
+    fn texts(n: usize) -> PolarsResult<StringChunked> {
+        let value = |i: usize| match i % 7 {
+            0 => None,
+            1 => Some(format!("a long value number {}", i % 613)),
+            _ => Some(format!("v{}", (i * 7919) % 997)),
+        };
+        let mut ca = StringChunked::new("t".into(), (0..n / 3).map(value).collect::<Vec<_>>());
+        for part in [n / 3..2 * n / 3, 2 * n / 3..n] {
+            ca.append(&StringChunked::new("t".into(), part.map(value).collect::<Vec<_>>()))?;
+        }
+        assert_eq!(ca.chunks().len(), 3);
+        Ok(ca)
+    }
+
+    /// A code a text's every byte decides.
+    fn code_of(t: Option<&str>) -> u8 {
+        t.map_or(0, |t| t.bytes().fold(1u8, |h, b| h.wrapping_mul(31).wrapping_add(b)))
+    }
+
+    #[test]
+    fn each_code_gives_every_row_its_own_values_code() -> PolarsResult<()> {
+        let ca = texts(10_000)?;
+        let expected: Vec<u8> = ca.iter().map(code_of).collect();
+        let mut asked = 0;
+        let mut got = vec![u8::MAX; ca.len()];
+        each_code(
+            &ca,
+            |t| {
+                asked += 1;
+                code_of(t)
+            },
+            |row, code| got[row] = code,
+        );
+        assert_eq!(got, expected);
+        assert!(asked < ca.len(), "the short values' codes come from the cache");
+        Ok(())
+    }
+}
