@@ -71,11 +71,11 @@ fn snapshot(c: &mut Criterion) {
         let system = Actor::new(UserId(uuid::Uuid::nil()), Role::Admin, None);
         println!("{name}: seeded in {:.1} s", started.elapsed().as_secs_f64());
         // The memory a cold snapshot load takes at its peak, beside the frames' own size.
-        let base = peak_rss_reset();
+        let base = crm_benches::peak_rss_reset();
         let tables = rt.block_on(Crm::new(backend.store()).analytics_tables(&system)).expect("snapshot");
-        let peak = peak_rss().saturating_sub(base);
+        let peak = crm_benches::peak_rss().saturating_sub(base);
         let rows: usize = tables.0.values().map(|df| df.height()).sum();
-        let frames: usize = tables.0.values().map(|df| df.estimated_size()).sum();
+        let frames: usize = tables.0.values().map(crm_core::analytics::frame_bytes).sum();
         println!(
             "{name}: the snapshot holds {rows} rows in {:.1} MB of frames; its load peaked {:.1} MB over the process's \
              resident set before it ({:.2}x the frames)",
@@ -95,25 +95,6 @@ fn snapshot(c: &mut Criterion) {
         g.finish();
         freshness(c, &rt, &crm, backend.as_ref(), name, &admin);
     }
-}
-
-/// A field of `/proc/self/status` in bytes (`VmRSS:`, `VmHWM:`; 0 off Linux).
-fn proc_status(name: &str) -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1));
-    kb.and_then(|kb| kb.parse::<usize>().ok()).unwrap_or(0) * 1024
-}
-
-/// Resets the process's resident-set high-water mark (Linux: `5` written to
-/// `/proc/self/clear_refs`) and answers the resident set it starts from.
-fn peak_rss_reset() -> usize {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    proc_status("VmRSS:")
-}
-
-/// The resident set's high-water mark since [`peak_rss_reset`].
-fn peak_rss() -> usize {
-    proc_status("VmHWM:")
 }
 
 /// R1 on a warm snapshot, right after one write, and on a snapshot read whole.

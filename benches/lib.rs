@@ -6,6 +6,8 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod scale1;
+
 use crm_core::service::{NewCompany, NewContact, NewUser};
 use crm_core::{Actor, CompanyId, ContactId, Crm, LifecycleStage, Result, Role};
 
@@ -136,4 +138,23 @@ pub async fn bench_store(backend: &str, bench: &str) -> std::sync::Arc<dyn crm_c
         }
         other => panic!("unknown backend {other}"),
     }
+}
+
+/// A field of `/proc/self/status` in bytes (`VmRSS:`, `VmHWM:`; 0 off Linux).
+pub fn proc_status(name: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1));
+    kb.and_then(|kb| kb.parse::<usize>().ok()).unwrap_or(0) * 1024
+}
+
+/// Resets the process's resident-set high-water mark (Linux: `5` written to
+/// `/proc/self/clear_refs`) and answers the resident set it starts from.
+pub fn peak_rss_reset() -> usize {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    proc_status("VmRSS:")
+}
+
+/// The resident set's high-water mark since [`peak_rss_reset`].
+pub fn peak_rss() -> usize {
+    proc_status("VmHWM:")
 }

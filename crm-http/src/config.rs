@@ -218,6 +218,12 @@ pub struct ServerConfig {
     /// Reports (and report files) one user may have running at once; more answer 429.
     #[arg(long, env = "CRM_REPORT_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub report_concurrency: u32,
+    /// The most memory, in MiB, the cached analytics snapshots (what reports and
+    /// dashboards read) may hold together. A snapshot larger than this is read from the
+    /// database again for every report. Absent: a quarter of the memory the server may
+    /// use (its container's limit, else the machine's), at least 256 MiB; 0 keeps none.
+    #[arg(long, env = "CRM_ANALYTICS_CACHE_MB")]
+    pub analytics_cache_mb: Option<u64>,
     /// Login and password-reset requests a minute for one account name.
     #[arg(long, env = "CRM_LOGIN_RATE_LIMIT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_rate_limit: u32,
@@ -523,7 +529,13 @@ impl ServerConfig {
         let mut auth = self.auth_from(&secrets)?;
         auth.providers = providers;
         let blobs = Arc::new(self.blobs()?);
-        let config = crm_core::CrmConfig { outgoing: self.outgoing_guard()?, ..Default::default() };
+        let config = crm_core::CrmConfig {
+            outgoing: self.outgoing_guard()?,
+            analytics_cache_bytes: self
+                .analytics_cache_mb
+                .map(|mb| usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)),
+            ..Default::default()
+        };
         Ok(Crm::builder(store)
             .auth(auth)
             .audit_keys(self.audit_keys_from(&secrets)?)
@@ -834,7 +846,7 @@ mod tests {
 }
 
 /// The keys a configuration file may hold, with the environment variable each fills.
-pub const FILE_KEYS: [(&str, &str); 58] = [
+pub const FILE_KEYS: [(&str, &str); 59] = [
     ("database_url", "CRM_DATABASE_URL"),
     ("read_database_url", "CRM_READ_DATABASE_URL"),
     ("bind", "CRM_BIND"),
@@ -871,6 +883,7 @@ pub const FILE_KEYS: [(&str, &str); 58] = [
     ("login_rate_limit", "CRM_LOGIN_RATE_LIMIT"),
     ("payment_rate_limit", "CRM_PAYMENT_RATE_LIMIT"),
     ("report_concurrency", "CRM_REPORT_CONCURRENCY"),
+    ("analytics_cache_mb", "CRM_ANALYTICS_CACHE_MB"),
     ("webhook_allow_networks", "CRM_WEBHOOK_ALLOW_NETWORKS"),
     ("webhook_timeout", "CRM_WEBHOOK_TIMEOUT"),
     ("slack_api_url", "CRM_SLACK_API_URL"),
@@ -940,7 +953,10 @@ pub fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>> {
         let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(n)
-                if key.ends_with("_rate_limit") || key == "report_concurrency" || key.starts_with("campaign_") =>
+                if key.ends_with("_rate_limit")
+                    || key == "report_concurrency"
+                    || key == "analytics_cache_mb"
+                    || key.starts_with("campaign_") =>
             {
                 n.to_string()
             }
@@ -979,6 +995,10 @@ mod file_tests {
         assert_eq!(
             ok,
             [("CRM_CORS_ORIGINS", "https://a,https://b".to_string()), ("CRM_DATABASE_URL", "postgres://x@h/db".into())]
+        );
+        assert_eq!(
+            parse_file("analytics_cache_mb = 2048\n").unwrap_or_else(|e| panic!("{e}")),
+            [("CRM_ANALYTICS_CACHE_MB", "2048".to_string())]
         );
         let e = parse_file("bind = 8080\ncolour = \"red\"\n").err().unwrap_or_else(|| panic!("accepted"));
         let mut fields: Vec<&str> = e.field_errors().iter().map(|f| f.field.as_str()).collect();

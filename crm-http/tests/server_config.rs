@@ -181,6 +181,42 @@ async fn a_generated_secrets_file_is_private_and_bad_keys_are_named() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `--analytics-cache-mb` bounds the engine's snapshot cache: at 0 a second report on an
+/// unchanged CRM reads the store again; by default the snapshot is kept.
+#[tokio::test]
+async fn the_analytics_cache_bound_reaches_the_engine() {
+    use crm_core::analytics::Params;
+    let dir = tmp();
+    let db = format!("sqlite://{}", dir.join("crm.db").display());
+    let secrets = dir.join("secrets.json").display().to_string();
+    let base = ["--database-url", db.as_str(), "--secrets-file", secrets.as_str()];
+    let store = config(&base).store().await.unwrap();
+    let first = config(&base).crm(store.store()).unwrap();
+    let admin = first.users().bootstrap_admin("admin", "admin@example.com").await.unwrap().actor();
+    let company = crm_core::service::NewCompany { name: "Acme".into(), ..Default::default() };
+    first.companies().create(&admin, company).await.unwrap();
+    // Two reports on a new engine: how its snapshots were made.
+    let reports_twice = |args: &[&str]| {
+        let crm = config(&[&base[..], args].concat()).crm(store.store()).unwrap();
+        let admin = admin.clone();
+        async move {
+            for _ in 0..2 {
+                crm.standard_report(&admin, "r1_pipeline_by_stage", &Params::default()).await.unwrap();
+            }
+            (crm.config().analytics_cache_bytes, crm.analytics_snapshot_stats())
+        }
+    };
+    let (bound, stats) = reports_twice(&["--analytics-cache-mb", "0"]).await;
+    assert_eq!((bound, stats.loads, stats.hits), (Some(0), 2, 0), "nothing kept: {stats:?}");
+    let (bound, stats) = reports_twice(&["--analytics-cache-mb", "64"]).await;
+    assert_eq!((bound, stats.loads, stats.hits), (Some(64 << 20), 1, 1), "kept: {stats:?}");
+    let (bound, stats) = reports_twice(&[]).await;
+    assert_eq!((bound, stats.loads, stats.hits), (None, 1, 1), "kept by default: {stats:?}");
+    let e = Cli::try_parse_from(["crm-server", "--analytics-cache-mb", "lots"]).err().expect("refused");
+    assert!(e.to_string().contains("--analytics-cache-mb"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 async fn post_with(app: &axum::Router, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
     let mut req = Request::post(path).header(header::CONTENT_TYPE, "application/json");
     if let Some(t) = token {

@@ -730,13 +730,15 @@ pub(super) fn r2_fast(t: &Tables, p: &Resolved) -> Result<Option<DataFrame>> {
             m.add(amount, stages[row]);
         }
     });
-    let months: BTreeMap<i64, Money> =
+    // The months with deals, in order (the slots are).
+    let months: Vec<(i64, Money)> =
         months.into_iter().enumerate().filter(|(_, m)| m.deals > 0).map(|(i, m)| (first + i as i64, m)).collect();
+    let column = |f: fn(&Money) -> Option<i64>| months.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
     DataFrame::new_infer_height(vec![
-        Column::new("month".into(), months.keys().map(|k| month_text(*k)).collect::<Vec<_>>()),
-        Column::new("deal_count".into(), months.values().map(|m| m.deals).collect::<Vec<_>>()),
-        Column::new("total_amount".into(), months.values().map(|m| m.total).collect::<Vec<_>>()),
-        Column::new("weighted_amount".into(), months.values().map(|m| floor_div(m.weighted, 100)).collect::<Vec<_>>()),
+        Column::new("month".into(), months.iter().map(|(k, _)| month_text(*k)).collect::<Vec<_>>()),
+        Column::new("deal_count".into(), column(|m| Some(m.deals))),
+        Column::new("total_amount".into(), column(|m| Some(m.total))),
+        Column::new("weighted_amount".into(), column(|m| floor_div(m.weighted, 100))),
     ])
     .map(Some)
     .map_err(from_polars)

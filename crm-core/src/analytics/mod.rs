@@ -746,7 +746,7 @@ pub(crate) mod snapshot;
 pub use custom::{custom, ReportSpec};
 pub use export::{export, export_to, About, Format};
 pub use overview::{company_analytics, contact_analytics, CompanyAnalytics, ContactAnalytics};
-pub use snapshot::SnapshotStats;
+pub use snapshot::{default_cache_bytes, frame_bytes, SnapshotStats};
 
 #[cfg(test)]
 mod tests;

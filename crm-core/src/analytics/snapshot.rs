@@ -20,15 +20,74 @@ use crate::store::StoreExt;
 
 /// Snapshots kept per process (one per distinct scope), the least recently made dropped first.
 const CACHED: usize = 4;
-/// And at most this many bytes of them (polars' estimate): a snapshot larger than this is
-/// used once and not kept.
-pub const CACHED_BYTES: usize = 512 * 1024 * 1024;
 
-/// Keeps `entry` at the back of the cache unless it alone is over `max_bytes`, then
+/// The cache's bound in bytes where the process's memory cannot be read.
+const FALLBACK_CACHE_BYTES: usize = 512 * 1024 * 1024;
+/// The least the default bound gives, however small the memory.
+const MIN_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The bytes the cached snapshots may hold together when [`crate::CrmConfig`] names no
+/// bound: a quarter of the memory this process may use (its cgroup's limit when lower than
+/// the machine's memory), at least 256 MiB; 512 MiB where neither can be read. A CRM of a
+/// million deals and five million interactions takes about 1 GB of frames.
+pub fn default_cache_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        let read = |path: &str| std::fs::read_to_string(path).ok();
+        let limit = memory_limit(
+            read("/sys/fs/cgroup/memory.max").as_deref(),
+            read("/sys/fs/cgroup/memory/memory.limit_in_bytes").as_deref(),
+            read("/proc/meminfo").as_deref(),
+        );
+        limit
+            .map_or(FALLBACK_CACHE_BYTES, |bytes| usize::try_from(bytes / 4).unwrap_or(usize::MAX).max(MIN_CACHE_BYTES))
+    })
+}
+
+/// The memory a process may use, in bytes: the least of a cgroup v2 `memory.max` (`max`:
+/// no limit), a cgroup v1 `memory.limit_in_bytes` and `/proc/meminfo`'s `MemTotal`, of
+/// those given and readable.
+fn memory_limit(cgroup2: Option<&str>, cgroup1: Option<&str>, meminfo: Option<&str>) -> Option<u64> {
+    let number = |text: &str| text.trim().parse::<u64>().ok().filter(|n| *n > 0);
+    let total = meminfo.and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb.saturating_mul(1024))
+    });
+    [cgroup2.and_then(number), cgroup1.and_then(number), total].into_iter().flatten().min()
+}
+
+/// The memory a frame's columns hold, in bytes: polars' estimate, except for text, where
+/// polars counts the text's bytes alone. A text column holds a 16-byte view a row (with
+/// a text of up to 12 bytes inside it) and buffers of the longer texts, counted here once
+/// each however many slices of the column share them: a column of ids takes 52 bytes a
+/// row, where polars' estimate says 36.
+pub fn frame_bytes(df: &DataFrame) -> usize {
+    let mut seen: HashSet<usize> = HashSet::new();
+    df.columns()
+        .iter()
+        .map(|c| match c.str() {
+            Ok(text) => {
+                let buffers: usize = text
+                    .downcast_iter()
+                    .flat_map(|arr| arr.data_buffers().iter())
+                    .filter(|b| seen.insert(b.as_ptr() as usize))
+                    .map(|b| b.len())
+                    .sum();
+                let validity = if text.null_count() > 0 { text.len().div_ceil(8) } else { 0 };
+                text.len() * 16 + buffers + validity
+            }
+            Err(_) => c.as_materialized_series().estimated_size(),
+        })
+        .sum()
+}
+
+/// Keeps `entry` at the back of the cache unless it alone is over `max_bytes` (or that is
+/// 0), then
 /// drops the oldest entries until at most `max_count` of them, of at most `max_bytes`
 /// together, are left.
 fn admit<E>(entries: &mut VecDeque<E>, entry: E, size: fn(&E) -> usize, max_count: usize, max_bytes: usize) {
-    if size(&entry) <= max_bytes {
+    if max_bytes > 0 && size(&entry) <= max_bytes {
         entries.push_back(entry);
     }
     while entries.len() > max_count || entries.iter().map(size).sum::<usize>() > max_bytes {
@@ -37,21 +96,24 @@ fn admit<E>(entries: &mut VecDeque<E>, entry: E, size: fn(&E) -> usize, max_coun
 }
 
 /// One output column being filled. Text goes straight into polars' string builder (ids
-/// formatted on the stack), so no value is allocated on its own.
+/// formatted on the stack), so no value is allocated on its own; numbers into polars'
+/// own builders (values and a validity bitmap, not an `Option` a value), which become the
+/// column without a copy.
 enum Builder {
     Str(StringChunkedBuilder),
-    Int(Vec<Option<i64>>),
-    Micros(Vec<Option<i64>>),
-    Days(Vec<Option<i32>>),
+    Int(PrimitiveChunkedBuilder<Int64Type>),
+    Micros(PrimitiveChunkedBuilder<Int64Type>),
+    Days(PrimitiveChunkedBuilder<Int32Type>),
 }
 
 impl Builder {
     fn new(column: &Exposed, capacity: usize) -> Self {
+        let name = column.column.name.into();
         match column.column.ty {
-            ColumnType::Int => Builder::Int(Vec::with_capacity(capacity)),
-            ColumnType::Timestamp => Builder::Micros(Vec::with_capacity(capacity)),
-            ColumnType::Date => Builder::Days(Vec::with_capacity(capacity)),
-            _ => Builder::Str(StringChunkedBuilder::new(column.column.name.into(), capacity)),
+            ColumnType::Int => Builder::Int(PrimitiveChunkedBuilder::new(name, capacity)),
+            ColumnType::Timestamp => Builder::Micros(PrimitiveChunkedBuilder::new(name, capacity)),
+            ColumnType::Date => Builder::Days(PrimitiveChunkedBuilder::new(name, capacity)),
+            _ => Builder::Str(StringChunkedBuilder::new(name, capacity)),
         }
     }
 
@@ -73,27 +135,24 @@ impl Builder {
                 out.append_value(u.hyphenated().encode_lower(&mut buf))
             }
             (Builder::Str(out), _, Value::Text(s)) => out.append_value(s),
-            (Builder::Int(out), _, Value::Int(n)) => out.push(Some(*n)),
-            (Builder::Micros(out), _, Value::Timestamp(t)) => out.push(Some(t.timestamp_micros())),
+            (Builder::Int(out), _, Value::Int(n)) => out.append_value(*n),
+            (Builder::Micros(out), _, Value::Timestamp(t)) => out.append_value(t.timestamp_micros()),
             (Builder::Days(out), _, Value::Date(d)) => {
-                out.push(Some((*d - chrono::NaiveDate::default()).num_days() as i32))
+                out.append_value((*d - chrono::NaiveDate::default()).num_days() as i32)
             }
             (Builder::Str(out), ..) => out.append_null(),
-            (Builder::Int(out), ..) | (Builder::Micros(out), ..) => out.push(None),
-            (Builder::Days(out), ..) => out.push(None),
+            (Builder::Int(out), ..) | (Builder::Micros(out), ..) => out.append_null(),
+            (Builder::Days(out), ..) => out.append_null(),
         }
     }
 
-    fn finish(self, name: &str) -> Result<Column> {
-        let name: PlSmallStr = name.into();
-        Ok(match self {
+    fn finish(self) -> Column {
+        match self {
             Builder::Str(b) => b.finish().into_column(),
-            Builder::Int(v) => Column::new(name, v),
-            Builder::Micros(v) => {
-                Column::new(name, v).cast(&DataType::Datetime(TimeUnit::Microseconds, None)).map_err(from_polars)?
-            }
-            Builder::Days(v) => Column::new(name, v).cast(&DataType::Date).map_err(from_polars)?,
-        })
+            Builder::Int(b) => b.finish().into_column(),
+            Builder::Micros(b) => b.finish().into_datetime(TimeUnit::Microseconds, None).into_column(),
+            Builder::Days(b) => b.finish().into_date().into_column(),
+        }
     }
 }
 
@@ -203,9 +262,7 @@ impl TableBuilder {
 
     /// The frame, and the ids of its rows when asked for.
     fn finish(self) -> Result<(DataFrame, Vec<uuid::Uuid>)> {
-        let layout = self.plan.kind.analytics();
-        let columns =
-            self.builders.into_iter().zip(layout).map(|(b, e)| b.finish(e.column.name)).collect::<Result<Vec<_>>>()?;
+        let columns = self.builders.into_iter().map(Builder::finish).collect();
         Ok((DataFrame::new_infer_height(columns).map_err(from_polars)?, self.ids.unwrap_or_default()))
     }
 }
@@ -234,8 +291,15 @@ async fn streamed(
 ) -> Result<(DataFrame, Vec<uuid::Uuid>)> {
     let plan = plan(&crm, kind, &actor, None);
     let with_ids = with_ids || kind == EntityKind::DealStageChange;
+    // The columns are made at their final size when the rows can be counted first (the
+    // same filter; the history narrowed to some deals cannot): grown by doubling, they
+    // kept up to twice the memory their rows need.
+    let capacity = match (&keep, plan.nothing) {
+        (None, false) => usize::try_from(crm.read_store().count(kind, plan.filter.as_ref(), false).await?).unwrap_or(0),
+        _ => 0,
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<crate::schema::Row>>(2);
-    let mut table = TableBuilder::new(plan.clone(), keep, with_ids, 0);
+    let mut table = TableBuilder::new(plan.clone(), keep, with_ids, capacity);
     let build = tokio::task::spawn_blocking(move || {
         while let Some(batch) = rx.blocking_recv() {
             for row in &batch {
@@ -311,7 +375,7 @@ struct Cached {
     tables: Arc<Tables>,
     /// The stage history's row ids in frame order (its frame has no id column).
     history_ids: Arc<Vec<uuid::Uuid>>,
-    /// Its size (polars' estimate).
+    /// Its size ([`frame_bytes`]).
     bytes: usize,
 }
 
@@ -387,7 +451,8 @@ impl Crm {
         // A newer snapshot of the same scope, made meanwhile, stays.
         if !entries.iter().any(|e| e.key == fresh.key && e.counter > fresh.counter) {
             entries.retain(|e| e.key != fresh.key);
-            admit(&mut entries, fresh, |e| e.bytes, CACHED, CACHED_BYTES);
+            let bound = self.config().analytics_cache_bytes.unwrap_or_else(default_cache_bytes);
+            admit(&mut entries, fresh, |e| e.bytes, CACHED, bound);
         }
         Ok(tables)
     }
@@ -465,7 +530,7 @@ impl Crm {
         .into_iter()
         .map(|(kind, df)| (kind.table().to_string(), df))
         .collect();
-        let bytes: usize = tables.values().map(DataFrame::estimated_size).sum();
+        let bytes: usize = tables.values().map(frame_bytes).sum();
         Ok(Cached { key, counter, tables: Arc::new(Tables(tables)), history_ids, bytes })
     }
 
@@ -530,11 +595,14 @@ impl Crm {
                         at.push(p);
                     }
                 }
-                let new = shown.take(&IdxCa::from_vec("".into(), take)).map_err(super::from_polars)?;
-                *old = splice(old, &remove, &new, &at)?;
-                history_ids = Arc::new(splice_ids(&history_ids, &remove, &new_ids, &at));
+                // Most changes to a deal leave its history as it was: nothing to copy.
+                if !remove.is_empty() || !take.is_empty() {
+                    let new = shown.take(&IdxCa::from_vec("".into(), take)).map_err(super::from_polars)?;
+                    *old = splice(old, &remove, &new, &at)?;
+                    history_ids = Arc::new(splice_ids(&history_ids, &remove, &new_ids, &at));
+                }
             }
-            let bytes: usize = tables.values().map(DataFrame::estimated_size).sum();
+            let bytes: usize = tables.values().map(frame_bytes).sum();
             Ok(Cached { key, counter, tables: Arc::new(Tables(tables)), history_ids, bytes })
         })
         .await
@@ -692,6 +760,30 @@ mod cache_tests {
     }
 
     #[test]
+    fn a_frames_bytes_count_text_views_and_shared_buffers_once() -> PolarsResult<()> {
+        let n = 10_000;
+        let ids: Vec<String> = (0..n).map(|i| uuid::Uuid::from_u64_pair(7, i).to_string()).collect();
+        let stages: Vec<&str> = (0..n).map(|i| if i % 2 == 0 { "proposal" } else { "closed_won" }).collect();
+        let amounts: Vec<i64> = (0..n as i64).collect();
+        let df = DataFrame::new_infer_height(vec![
+            Column::new("id".into(), ids),
+            Column::new("stage".into(), stages),
+            Column::new("amount".into(), amounts),
+        ])?;
+        let n = n as usize;
+        // Ids: a view and 36 bytes each; stages: a view each (inline); amounts: 8 bytes.
+        let bytes = frame_bytes(&df);
+        assert!((52 * n + 16 * n + 8 * n..=52 * n + 16 * n + 8 * n + 4096).contains(&bytes), "{bytes}");
+        assert!(bytes > df.estimated_size() + 20 * n, "polars' estimate leaves the views out");
+        // A table spliced from slices of itself (as a refresh makes) shares the buffers.
+        let mut spliced = df.slice(0, n / 2);
+        spliced.vstack_mut_owned(df.slice((n / 2) as i64, n - n / 2))?;
+        assert_eq!(spliced.first_col_n_chunks(), 2);
+        assert_eq!(frame_bytes(&spliced), bytes, "each buffer counted once");
+        Ok(())
+    }
+
+    #[test]
     fn the_cache_is_bounded_in_count_and_bytes() {
         let size = |e: &(u8, usize)| e.1;
         let mut cache = VecDeque::new();
@@ -705,5 +797,20 @@ mod cache_tests {
         assert_eq!(names(&cache), [4, 5, 7], "the oldest go until the bytes fit: 10 + 10 + 75");
         admit(&mut cache, (8, 100), size, 4, 100);
         assert_eq!(names(&cache), [8], "exactly the bound fits, alone");
+        admit(&mut cache, (9, 0), size, 4, 0);
+        assert!(cache.is_empty(), "a bound of 0 keeps nothing, not even an empty snapshot");
+    }
+
+    #[test]
+    fn the_memory_a_process_may_use_is_read_from_its_cgroup_or_the_machine() {
+        let meminfo = "MemTotal:       24576000 kB\nMemFree:        1000 kB\n";
+        assert_eq!(memory_limit(None, None, Some(meminfo)), Some(24_576_000 * 1024), "the machine's memory");
+        assert_eq!(memory_limit(Some("max\n"), None, Some(meminfo)), Some(24_576_000 * 1024), "no cgroup limit");
+        assert_eq!(memory_limit(Some("1073741824\n"), None, Some(meminfo)), Some(1 << 30), "a container's limit");
+        // cgroup v1 says "no limit" with a number near 2^63.
+        assert_eq!(memory_limit(None, Some("9223372036854771712\n"), Some(meminfo)), Some(24_576_000 * 1024));
+        assert_eq!(memory_limit(None, Some("536870912"), None), Some(1 << 29), "v1 without /proc/meminfo");
+        assert_eq!(memory_limit(Some("garbage"), None, Some("nothing here")), None, "nothing readable");
+        assert!(default_cache_bytes() >= MIN_CACHE_BYTES);
     }
 }
