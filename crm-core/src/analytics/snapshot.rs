@@ -83,9 +83,8 @@ pub fn frame_bytes(df: &DataFrame) -> usize {
 }
 
 /// Keeps `entry` at the back of the cache unless it alone is over `max_bytes` (or that is
-/// 0), then
-/// drops the oldest entries until at most `max_count` of them, of at most `max_bytes`
-/// together, are left.
+/// 0), then drops the oldest entries until at most `max_count` of them, of at most
+/// `max_bytes` together, are left.
 fn admit<E>(entries: &mut VecDeque<E>, entry: E, size: fn(&E) -> usize, max_count: usize, max_bytes: usize) {
     if max_bytes > 0 && size(&entry) <= max_bytes {
         entries.push_back(entry);
