@@ -1,5 +1,5 @@
 //! Fresh dashboards at scale (issue 20, item 5): the scale-1 analytics data (1,000,000
-//! deals, 10.7M rows in the six tables; `scale1.rs`) held in a store, and
+//! deals, 10.6M rows in the six tables; `scale1.rs`) held in a store, and
 //! `r1_pipeline_by_stage` through `Crm::standard_report` as a dashboard runs it:
 //!
 //! - **cold**: the first snapshot of the process, read whole, with its peak resident set
@@ -18,9 +18,10 @@
 //! CRM_BENCH_BACKENDS=sqlite,postgres cargo bench -p crm-benches --bench freshness
 //! ```
 //! `CRM_BENCH_CACHE_MB=512` bounds the snapshot cache as it was before the bound was a
-//! setting. Figures are printed and written to `target/crm-bench/freshness.txt`. SQLite runs on a
-//! copy of the kept scale-1 CRM (`target/crm-bench/copy-source.db`, loaded on the first
-//! run: minutes); PostgreSQL on a schema of its own that the CRM is copied into first.
+//! setting. Figures are printed and written to `target/crm-bench/freshness.txt`. SQLite
+//! runs on a copy of the kept scale-1 CRM (`target/crm-bench/copy-source.db`, loaded on
+//! the first run: minutes); PostgreSQL on a schema of its own that the CRM is copied into
+//! first.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
 
