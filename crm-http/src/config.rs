@@ -221,7 +221,7 @@ pub struct ServerConfig {
     /// The most memory, in MiB, the cached analytics snapshots (what reports and
     /// dashboards read) may hold together. A snapshot larger than this is read from the
     /// database again for every report. Absent: a quarter of the memory the server may
-    /// use (its container's limit, else the machine's), at least 256 MiB; 0 keeps none.
+    /// use (its container's or systemd unit's limit, else the machine's); 0 keeps none.
     #[arg(long, env = "CRM_ANALYTICS_CACHE_MB")]
     pub analytics_cache_mb: Option<u64>,
     /// Login and password-reset requests a minute for one account name.

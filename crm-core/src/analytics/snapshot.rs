@@ -23,38 +23,56 @@ const CACHED: usize = 4;
 
 /// The cache's bound in bytes where the process's memory cannot be read.
 const FALLBACK_CACHE_BYTES: usize = 512 * 1024 * 1024;
-/// The least the default bound gives, however small the memory.
-const MIN_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 /// The bytes the cached snapshots may hold together when [`crate::CrmConfig`] names no
 /// bound: a quarter of the memory this process may use (its cgroup's limit when lower than
-/// the machine's memory), at least 256 MiB; 512 MiB where neither can be read. A CRM of a
-/// million deals and five million interactions takes about 1 GB of frames.
+/// the machine's memory: a container's, a systemd unit's `MemoryMax`); 512 MiB where
+/// neither can be read. A CRM of a million deals and five million interactions takes
+/// about 1.8 GB of frames.
 pub fn default_cache_bytes() -> usize {
     static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BYTES.get_or_init(|| {
         let read = |path: &str| std::fs::read_to_string(path).ok();
-        let limit = memory_limit(
-            read("/sys/fs/cgroup/memory.max").as_deref(),
-            read("/sys/fs/cgroup/memory/memory.limit_in_bytes").as_deref(),
-            read("/proc/meminfo").as_deref(),
-        );
-        limit
-            .map_or(FALLBACK_CACHE_BYTES, |bytes| usize::try_from(bytes / 4).unwrap_or(usize::MAX).max(MIN_CACHE_BYTES))
+        let files = limit_files(&read("/proc/self/cgroup").unwrap_or_default());
+        let limits: Vec<String> = files.iter().filter_map(|f| read(f)).collect();
+        let limits: Vec<&str> = limits.iter().map(String::as_str).collect();
+        memory_limit(&limits, read("/proc/meminfo").as_deref())
+            .map_or(FALLBACK_CACHE_BYTES, |bytes| usize::try_from(bytes / 4).unwrap_or(usize::MAX))
     })
 }
 
-/// The memory a process may use, in bytes: the least of a cgroup v2 `memory.max` (`max`:
-/// no limit), a cgroup v1 `memory.limit_in_bytes` and `/proc/meminfo`'s `MemTotal`, of
-/// those given and readable.
-fn memory_limit(cgroup2: Option<&str>, cgroup1: Option<&str>, meminfo: Option<&str>) -> Option<u64> {
-    let number = |text: &str| text.trim().parse::<u64>().ok().filter(|n| *n > 0);
+/// The files that may hold this process's memory limit: the cgroup root's (a container's
+/// own, under a cgroup namespace) and those of the process's own cgroups as
+/// `/proc/self/cgroup` names them (v2 `memory.max`, v1 `memory.limit_in_bytes`).
+fn limit_files(proc_cgroup: &str) -> Vec<String> {
+    let mut files =
+        vec!["/sys/fs/cgroup/memory.max".to_string(), "/sys/fs/cgroup/memory/memory.limit_in_bytes".to_string()];
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let path = path.trim().trim_end_matches('/');
+        if path.is_empty() || path.split('/').any(|p| p == "..") {
+            continue;
+        }
+        if controllers.is_empty() {
+            files.push(format!("/sys/fs/cgroup{path}/memory.max"));
+        } else if controllers.split(',').any(|c| c == "memory") {
+            files.push(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"));
+        }
+    }
+    files
+}
+
+/// The memory a process may use, in bytes: the least of the cgroup limits given (v2's
+/// `max`, or v1's number near 2^63, is no limit) and `/proc/meminfo`'s `MemTotal`.
+fn memory_limit(limits: &[&str], meminfo: Option<&str>) -> Option<u64> {
+    let number = |text: &&str| text.trim().parse::<u64>().ok().filter(|n| *n > 0);
     let total = meminfo.and_then(|m| {
         let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb.saturating_mul(1024))
     });
-    [cgroup2.and_then(number), cgroup1.and_then(number), total].into_iter().flatten().min()
+    limits.iter().filter_map(number).chain(total).min()
 }
 
 /// The memory a frame's columns hold, in bytes: polars' estimate, except for text, where
@@ -803,13 +821,26 @@ mod cache_tests {
     #[test]
     fn the_memory_a_process_may_use_is_read_from_its_cgroup_or_the_machine() {
         let meminfo = "MemTotal:       24576000 kB\nMemFree:        1000 kB\n";
-        assert_eq!(memory_limit(None, None, Some(meminfo)), Some(24_576_000 * 1024), "the machine's memory");
-        assert_eq!(memory_limit(Some("max\n"), None, Some(meminfo)), Some(24_576_000 * 1024), "no cgroup limit");
-        assert_eq!(memory_limit(Some("1073741824\n"), None, Some(meminfo)), Some(1 << 30), "a container's limit");
+        assert_eq!(memory_limit(&[], Some(meminfo)), Some(24_576_000 * 1024), "the machine's memory");
+        assert_eq!(memory_limit(&["max\n"], Some(meminfo)), Some(24_576_000 * 1024), "no cgroup limit");
+        assert_eq!(memory_limit(&["1073741824\n"], Some(meminfo)), Some(1 << 30), "a container's limit");
         // cgroup v1 says "no limit" with a number near 2^63.
-        assert_eq!(memory_limit(None, Some("9223372036854771712\n"), Some(meminfo)), Some(24_576_000 * 1024));
-        assert_eq!(memory_limit(None, Some("536870912"), None), Some(1 << 29), "v1 without /proc/meminfo");
-        assert_eq!(memory_limit(Some("garbage"), None, Some("nothing here")), None, "nothing readable");
-        assert!(default_cache_bytes() >= MIN_CACHE_BYTES);
+        assert_eq!(memory_limit(&["9223372036854771712\n"], Some(meminfo)), Some(24_576_000 * 1024));
+        assert_eq!(memory_limit(&["max", "536870912"], None), Some(1 << 29), "the lowest, without /proc/meminfo");
+        assert_eq!(memory_limit(&["garbage"], Some("nothing here")), None, "nothing readable");
+        assert!(default_cache_bytes() > 0);
+    }
+
+    #[test]
+    fn the_cgroup_limit_files_follow_the_process_cgroups() {
+        let root = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"];
+        // A container with its own cgroup namespace: the root's files are its own.
+        assert_eq!(limit_files("0::/\n"), root);
+        // A systemd unit (v2) and a v1 hierarchy: their own files too.
+        let v2 = limit_files("0::/system.slice/crm-server.service\n");
+        assert_eq!(v2[2..], ["/sys/fs/cgroup/system.slice/crm-server.service/memory.max"]);
+        let v1 = limit_files("5:devices:/\n4:memory:/process_api/a1\n2:cpu,cpuacct:/x\n");
+        assert_eq!(v1[2..], ["/sys/fs/cgroup/memory/process_api/a1/memory.limit_in_bytes"]);
+        assert_eq!(limit_files("0::/../../etc\nnot a line\n"), root, "nothing outside /sys/fs/cgroup");
     }
 }

@@ -67,8 +67,8 @@ pub struct CrmConfig {
     /// Where outgoing calls (webhooks, chat posts) may go: public addresses, and the
     /// internal networks allowed here. Checked when a URL is saved and at every send.
     pub outgoing: crate::delivery::ssrf::Guard,
-    /// The most memory (polars' estimate, in bytes) the cached analytics snapshots may
-    /// hold together; a larger snapshot is used for its report and not kept, so each
+    /// The most memory (in bytes, as `analytics::frame_bytes` counts it) the cached
+    /// analytics snapshots may hold together; a larger snapshot is used for its report and not kept, so each
     /// report reads the store again. `None`: a quarter of the memory the process may use
     /// (`analytics::default_cache_bytes`). `Some(0)` keeps none.
     pub analytics_cache_bytes: Option<usize>,
