@@ -506,20 +506,42 @@ async fn open_sqlite(url: &str, opts: &SqlOptions) -> Result<(Backend, i64)> {
     let pool = WritePool::Sqlite(write.clone());
     migrate(&pool).await?;
     // Good plans need statistics (a filter on a few-valued column against a sort index,
-    // say): an existing database gets them at open, a growing one each time its change
-    // count (the audit sequence) doubles.
+    // say): a growing database gets them each time its change count (the audit sequence)
+    // doubles, and an open refreshes them when that count has doubled since they were
+    // taken (or there are none). `ANALYZE` reads every index, seconds on a large file
+    // (6 s for a million contacts and their audit events), so an open that always ran it
+    // made every start and every command that slow.
     let seq: i64 = sqlx::query_scalar("SELECT seq FROM audit_head WHERE id = 1")
         .fetch_one(&write)
         .await
         .map_err(|e| map_err(EntityKind::AuditEvent, e))?;
-    if seq > 0 {
+    let analyzed = analyzed_changes(&write).await;
+    let next = if seq > 0 && seq >= analyzed.saturating_mul(2) {
         pool.analyze().await?;
-    }
+        seq.saturating_mul(2)
+    } else {
+        analyzed.saturating_mul(2)
+    };
     if let Some(t) = opts.statement_timeout {
         // Migrations and the statistics refresh above ran without it.
         limit.store(u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1), Ordering::Relaxed);
     }
-    Ok((Backend::Sqlite { read, write, path, limit }, (seq * 2).max(FIRST_ANALYZE)))
+    Ok((Backend::Sqlite { read, write, path, limit }, next.max(FIRST_ANALYZE)))
+}
+
+/// The audit events a SQLite file held when its statistics were last taken (the row
+/// count `ANALYZE` wrote for the audit log's sequence index); 0 when it has none.
+#[cfg(feature = "sqlite")]
+async fn analyzed_changes(write: &sqlx::SqlitePool) -> i64 {
+    // `sqlite_stat1` exists once a first `ANALYZE` ran; its `stat` starts with the rows.
+    sqlx::query_scalar::<_, i64>(
+        "SELECT CAST(stat AS INTEGER) FROM sqlite_stat1 WHERE tbl = 'audit_events' AND idx = 'audit_events_seq_key'",
+    )
+    .fetch_optional(write)
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or(0)
 }
 
 #[cfg(not(feature = "sqlite"))]
@@ -1041,6 +1063,43 @@ mod tests {
                 assert_eq!(text, [*sqlite, *postgres, *mysql][pick], "{dir}/{file} is not the text applied");
             }
         }
+    }
+
+    /// An open takes SQLite's statistics again only when the change count has doubled
+    /// since they were taken: a file opened again at once keeps them (an `ANALYZE` reads
+    /// every index, seconds on a large file), one that has since doubled gets new ones.
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn an_open_refreshes_sqlites_statistics_only_when_the_changes_doubled() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("crm-stats-at-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::internal("a test directory", e))?;
+        let file = dir.join("crm.db");
+        let url = format!("sqlite://{}", file.display());
+        SqlStore::connect(&url).await?.close().await;
+        let set = |sql: &str| -> Result<()> {
+            let conn = rusqlite::Connection::open(&file).map_err(|e| Error::internal("open", e))?;
+            conn.execute_batch(sql).map_err(|e| Error::internal("a statement", e))
+        };
+        // Statistics taken when the audit log held 10 events, and a row of our own that
+        // any `ANALYZE` of the contacts takes away.
+        set("ANALYZE; DELETE FROM sqlite_stat1; \
+             INSERT INTO sqlite_stat1 VALUES ('audit_events', 'audit_events_seq_key', '10 1'), \
+                                             ('contacts', 'crm_marker', '1 1'); \
+             UPDATE audit_head SET seq = 19 WHERE id = 1;")?;
+        let marked = || -> Result<bool> {
+            let conn = rusqlite::Connection::open(&file).map_err(|e| Error::internal("open", e))?;
+            conn.query_row("SELECT count(*) FROM sqlite_stat1 WHERE idx = 'crm_marker'", [], |r| r.get::<_, i64>(0))
+                .map(|n| n == 1)
+                .map_err(|e| Error::internal("the marker", e))
+        };
+        SqlStore::connect(&url).await?.close().await;
+        assert!(marked()?, "19 changes against 10 at the statistics: kept");
+        set("UPDATE audit_head SET seq = 20 WHERE id = 1;")?;
+        SqlStore::connect(&url).await?.close().await;
+        assert!(!marked()?, "20 changes against 10 at the statistics: taken again");
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
     }
 
     /// MariaDB 10.6 and later are taken; MySQL and older MariaDB are refused by name.
