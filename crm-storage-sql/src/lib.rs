@@ -509,8 +509,8 @@ async fn open_sqlite(url: &str, opts: &SqlOptions) -> Result<(Backend, i64)> {
     // say): a growing database gets them each time its change count (the audit sequence)
     // doubles, and an open refreshes them when that count has doubled since they were
     // taken (or there are none). `ANALYZE` reads every index, seconds on a large file
-    // (6 s for a million contacts and their audit events), so an open that always ran it
-    // made every start and every command that slow.
+    // (9.5 s for a million contacts and their audit events), so an open that always ran
+    // it made every start and every command that slow.
     let seq: i64 = sqlx::query_scalar("SELECT seq FROM audit_head WHERE id = 1")
         .fetch_one(&write)
         .await
