@@ -345,7 +345,7 @@ impl AuditEvent {
 /// The key of a redacted JSON value.
 pub const REDACTED: &str = "$redacted";
 
-fn is_redacted(v: &serde_json::Value) -> bool {
+pub(crate) fn is_redacted(v: &serde_json::Value) -> bool {
     v.as_object().is_some_and(|m| m.len() == 1 && m.get(REDACTED).is_some_and(|d| d.is_string()))
 }
 

@@ -1,11 +1,17 @@
 //! The outbox: side effects (emails, webhooks, chat posts) recorded in the same atomic
 //! write as the change that causes them, and delivered later by a worker.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::audit::{is_redacted, AuditEvent};
+use crate::error::Result;
+use crate::query::{id_key, Cmp, Direction, Filter, Predicate, StoreQuery};
 use crate::schema::{or_null, timestamp_value, Column, ColumnType as T, EntityKind, Index, Persist, Row, Value};
+use crate::store::{Store, StoreExt};
 
 /// One domain event waiting for delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +64,56 @@ impl OutboxEvent {
             Value::Int(self.version),
         ]
     }
+}
+
+/// The payload key by which a record change's event names its audit event. Such an
+/// event carries `{id, actorId, auditId, changed}`, the names of the changed fields: the
+/// values stay in the audit event, written once, where erasing a person redacts them.
+/// [`with_changes`] reads them back for delivery.
+pub const AUDIT_ID: &str = "auditId";
+
+impl OutboxEvent {
+    /// The audit event holding this event's values, if it left them there.
+    pub fn audit_id(&self) -> Option<Uuid> {
+        if self.payload.get("changes").is_some() {
+            return None;
+        }
+        self.payload.get(AUDIT_ID)?.as_str()?.parse().ok()
+    }
+}
+
+/// `events` as their deliveries see them: each record change's payload with the change's
+/// values (`changes`: `{field: {before, after}}`) from its audit event, read in one query.
+/// An event whose audit event is gone, or redacted because its person was erased, keeps
+/// only the names of the changed fields.
+pub async fn with_changes(store: &dyn Store, events: &[OutboxEvent]) -> Result<Vec<OutboxEvent>> {
+    let wanted: Vec<Value> = events.iter().filter_map(OutboxEvent::audit_id).map(Value::Uuid).collect();
+    let mut changes: HashMap<Uuid, serde_json::Value> = HashMap::with_capacity(wanted.len());
+    if !wanted.is_empty() {
+        let k = EntityKind::AuditEvent;
+        let query = StoreQuery {
+            filter: Some(Filter::Cmp(Cmp { column: k.require_column("id")?, pred: Predicate::In(wanted) })),
+            sort: vec![id_key(k, Direction::Asc)],
+            limit: u32::try_from(events.len()).unwrap_or(u32::MAX),
+            include_deleted: true,
+        };
+        for audit in store.list_as::<AuditEvent>(&query).await? {
+            if !is_redacted(&audit.changes) {
+                changes.insert(audit.id, audit.changes);
+            }
+        }
+    }
+    Ok(events
+        .iter()
+        .map(|ev| {
+            let mut ev = ev.clone();
+            let found = ev.audit_id().and_then(|id| changes.get(&id));
+            if let (Some(c), Some(p)) = (found, ev.payload.as_object_mut()) {
+                p.insert("changes".into(), c.clone());
+            }
+            ev
+        })
+        .collect())
 }
 
 /// Storage columns of the outbox.

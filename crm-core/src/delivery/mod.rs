@@ -255,10 +255,13 @@ impl DeliveryEngine {
         }
         let webhooks = self.active_webhooks().await?;
         let mut planner = notify::Planner::new(&self.crm);
+        // The deliveries see each change's values, read back from the audit log; the
+        // outbox row keeps only their names.
+        let full = crate::outbox::with_changes(store, &events).await?;
         let mut done = 0;
-        for ev in events {
+        for (ev, full) in events.into_iter().zip(full) {
             let mut cs = Changeset::default();
-            for d in self.fan_out(&ev, &webhooks, &mut planner, now).await? {
+            for d in self.fan_out(&full, &webhooks, &mut planner, now).await? {
                 cs.writes.push(d);
             }
             let mut marked = ev.clone();

@@ -11,7 +11,7 @@ use crate::error::{Error, Errors, Result};
 use crate::ids::{TeamId, UserId};
 use crate::model::user::User;
 use crate::model::Record;
-use crate::outbox::OutboxEvent;
+use crate::outbox::{OutboxEvent, AUDIT_ID};
 use crate::policy::{Action, Actor, Ownership, Resource, Scope};
 use crate::query::{
     and_opt, decode_cursor, encode_cursor, id_key, keyset_filter, Cmp, Direction, Filter, ListQuery, Page, PageInfo,
@@ -64,6 +64,24 @@ pub(crate) fn diff(before: Option<&Json>, after: Option<&Json>) -> Json {
             }
         };
         out.insert(key.clone(), json!({"before": shown(old), "after": shown(new)}));
+    }
+    Json::Object(out)
+}
+
+/// [`diff`] of a new record (`{field: {before: null, after}}` of its non-null fields),
+/// its values moved rather than copied: every insert makes one.
+pub(crate) fn created(after: Json) -> Json {
+    let Json::Object(fields) = after else { return Json::Object(Map::new()) };
+    let mut out = Map::new();
+    for (key, new) in fields {
+        if new.is_null() || NOT_DIFFED.contains(&key.as_str()) {
+            continue;
+        }
+        let new = if SECRET.contains(&key.as_str()) { json!("[redacted]") } else { new };
+        let mut change = Map::new();
+        change.insert("before".into(), Json::Null);
+        change.insert("after".into(), new);
+        out.insert(key, Json::Object(change));
     }
     Json::Object(out)
 }
@@ -355,13 +373,14 @@ impl Crm {
             return Ok(());
         }
         let id = rec.id();
-        let changes = diff(None, Some(&to_json(rec)?));
+        let changes = created(to_json(rec)?);
         let action = format!("{}.created", kind.name());
         cs.writes.push(Write::Insert { kind, row: to_row(rec)? });
         self.change_events(actor, action, kind, id, changes, cs)
     }
 
-    /// The outbox event and the audit event of one change to a record, both with its diff.
+    /// The audit event of one change to a record, with its diff, and its outbox event,
+    /// which names the audit event and the changed fields (the values stay in the audit log).
     fn change_events(
         &self,
         actor: &Actor,
@@ -373,11 +392,17 @@ impl Crm {
     ) -> Result<()> {
         // A service that wrote a richer event of this very topic (`task.assigned` with the
         // task's name and due date) has announced the change already: one event, not two.
-        if !announces(cs, &action) {
-            let payload = json!({"id": id, "actorId": actor.user_id, "changes": changes});
-            cs.writes.push(self.event(action.clone(), kind, id, payload)?);
+        let announced = announces(cs, &action);
+        let audit = self.audit_event(actor, action, kind, Some(id), changes);
+        if !announced {
+            // The values stay in the audit event: the outbox names it and the changed
+            // fields, and dispatch reads the values back (`outbox::with_changes`).
+            let changed: Vec<&str> =
+                audit.changes.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+            let payload = json!({"id": id, "actorId": actor.user_id, AUDIT_ID: audit.id, "changed": changed});
+            cs.writes.push(self.event(audit.action.clone(), kind, id, payload)?);
         }
-        cs.audit.push(self.audit_event(actor, action, kind, Some(id), changes));
+        cs.audit.push(audit);
         Ok(())
     }
 
@@ -640,4 +665,24 @@ fn is_event(w: &Write, topic: &str) -> bool {
 /// Does `cs` hold an outbox event of `topic`?
 fn announces(cs: &Changeset, topic: &str) -> bool {
     cs.writes.iter().any(|w| is_event(w, topic))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_records_diff_is_the_general_diff_from_nothing() {
+        let rec = json!({
+            "id": "c1", "name": "Ann", "email": null, "version": 1, "updatedAt": "2026-12-07T00:00:00Z",
+            "updatedBy": null, "passwordHash": "$argon2id$...", "tags": ["a", "b"], "customFields": {"tier": 2},
+            "score": 0, "active": false,
+        });
+        let made = created(rec.clone());
+        assert_eq!(made, diff(None, Some(&rec)));
+        assert_eq!(made["passwordHash"], json!({"before": null, "after": "[redacted]"}));
+        assert_eq!(made["score"], json!({"before": null, "after": 0}));
+        assert!(made.get("email").is_none() && made.get("version").is_none() && made.get("updatedAt").is_none());
+        assert_eq!(created(Json::Null), json!({}));
+    }
 }

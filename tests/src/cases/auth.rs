@@ -975,6 +975,24 @@ pub async fn erase_removes_personal_data_and_keeps_the_chain(b: &dyn TestBackend
     // The erased user's events stay, under the pseudonym.
     let kept = h.crm.audit().for_user(&h.admin, erin.id, ListQuery::new()).await.expect("log");
     assert!(kept.data.iter().any(|e| e.action == "auth.login" && e.is_redacted()));
+    // An outbox event whose values were in a redacted audit event delivers none of them.
+    let redacted = kept.data.iter().find(|e| e.is_redacted()).expect("a redacted event");
+    let at = h.clock.now();
+    let ev = crm_core::outbox::OutboxEvent {
+        id: uuid::Uuid::from_u128(7),
+        topic: "user.updated".into(),
+        entity_type: "user".into(),
+        entity_id: Some(erin.id.as_uuid()),
+        payload: json!({"id": erin.id, "auditId": redacted.id, "changed": ["email"]}),
+        created_at: at,
+        available_at: at,
+        attempts: 0,
+        delivered_at: None,
+        last_error: None,
+        version: 1,
+    };
+    let full = crm_core::outbox::with_changes(h.crm.store(), std::slice::from_ref(&ev)).await.expect("read back");
+    assert_eq!(full, vec![ev], "nothing added from a redacted event");
     assert_eq!(h.crm.users().erase(&h.admin, erin.id, None).await.expect("again").status, UserStatus::Erased);
 }
 

@@ -9,6 +9,7 @@ use crm_core::delivery::webhook::{ChatSender, HttpConfig, WebhookChannel};
 use crm_core::delivery::{signing, ssrf::Guard, DeliveryEngine, EngineConfig};
 use crm_core::mail::{MailConfig, NotificationMailChannel};
 use crm_core::model::delivery::{ChatProvider, Delivery, DeliveryState, Notification};
+use crm_core::outbox::OutboxEvent;
 use crm_core::query::{Cmp, Direction, Filter, Predicate, SortKey, StoreQuery};
 use crm_core::schema::to_row;
 use crm_core::service::{ContactPatch, DealPatch, NewContact, NewDeal, NewTask, UserPatch, WebhookInput};
@@ -223,6 +224,13 @@ pub async fn webhooks_are_signed_retried_and_replayed(b: &dyn TestBackend) {
     assert_eq!(body["type"], "contact.created");
     assert_eq!(body["data"]["id"], json!(ann.id));
     assert_eq!(body["data"]["changes"]["name"]["after"], "Ann Hook");
+    assert!(body["data"]["changed"].as_array().is_some_and(|c| c.contains(&json!("name"))), "{body}");
+    // The values came from the audit event: the dispatched outbox row still has none.
+    let q = StoreQuery::all(EntityKind::OutboxEvent, 100);
+    let events: Vec<OutboxEvent> = h.crm.store().list_as(&q).await.expect("outbox");
+    let sent = events.iter().find(|e| e.topic == "contact.created").expect("the event");
+    assert!(sent.delivered_at.is_some() && sent.payload.get("changes").is_none(), "{:?}", sent.payload);
+    assert_eq!(body["data"]["auditId"], sent.payload["auditId"]);
     let id = first.header("webhook-id").expect("webhook-id").to_string();
     let ts: i64 = first.header("webhook-timestamp").expect("timestamp").parse().expect("seconds");
     assert!((ts - chrono::Utc::now().timestamp()).abs() < 60, "the wall clock: {ts}");

@@ -521,6 +521,8 @@ pub async fn domain_events_reach_the_outbox(b: &dyn TestBackend) {
     h.crm.deals().move_to(&h.admin, d.id, DealStage::Qualification).await.expect("move");
     let t = h.crm.tasks().create(&h.admin, NewTask { name: "T".into(), ..Default::default() }).await.expect("t");
     h.crm.tasks().assign(&h.admin, t.id, bob.user_id).await.expect("assign");
+    let patch = DealPatch { amount: Some(Some(700)), ..Default::default() };
+    h.crm.deals().update(&h.admin, d.id, patch).await.expect("amount");
     let store = b.store();
     let rows: Vec<OutboxEvent> = store.list_as(&StoreQuery::all(EntityKind::OutboxEvent, 100)).await.expect("outbox");
     let topics: Vec<&str> = rows.iter().map(|e| e.topic.as_str()).collect();
@@ -533,6 +535,26 @@ pub async fn domain_events_reach_the_outbox(b: &dyn TestBackend) {
     let assigned = rows.iter().find(|e| e.topic == "task.assigned").expect("assign event");
     assert_eq!(assigned.payload["assignedUser"], json!(bob.user_id));
     assert!(rows.iter().all(|e| e.delivered_at.is_none() && e.attempts == 0));
+
+    // A record change's event names its audit event and the changed fields; the values
+    // are in the audit event alone, and read back from it for delivery.
+    let at = rows.iter().rposition(|e| e.topic == "deal.updated").expect("update event");
+    let updated = &rows[at];
+    assert_eq!(updated.payload.get("changes"), None, "values in the outbox: {}", updated.payload);
+    assert_eq!(updated.payload["changed"], json!(["amount"]), "{}", updated.payload);
+    let audit_id = updated.audit_id().expect("names its audit event");
+    let audit: AuditEvent = store.get_as(audit_id).await.expect("get").expect("the audit event");
+    assert_eq!((audit.action.as_str(), audit.entity_id), ("deal.updated", Some(d.id.as_uuid())));
+    assert_eq!(audit.changes, json!({"amount": {"before": 500, "after": 700}}));
+    let full = crm_core::outbox::with_changes(store.as_ref(), &rows).await.expect("with changes");
+    assert_eq!(full.len(), rows.len());
+    assert_eq!(full[at].payload["changes"], audit.changes);
+    assert_eq!(full[at].payload["changed"], json!(["amount"]));
+    let created = full.iter().find(|e| e.topic == "deal.created").expect("created event");
+    assert_eq!(created.payload["changes"]["name"]["after"], json!("D"));
+    // Events that carry their own values are as they were.
+    let i = rows.iter().position(|e| e.topic == "deal.stage_changed").expect("stage event");
+    assert_eq!(full[i], rows[i]);
 }
 
 /// The chain verifies; an edited event is found.
