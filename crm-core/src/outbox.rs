@@ -73,6 +73,30 @@ impl OutboxEvent {
 pub const AUDIT_ID: &str = "auditId";
 
 impl OutboxEvent {
+    /// A new event about `entity_id` of `kind`, recorded and due at `at`.
+    pub fn new(
+        id: Uuid,
+        topic: String,
+        kind: EntityKind,
+        entity_id: Option<Uuid>,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            topic,
+            entity_type: kind.name().to_string(),
+            entity_id,
+            payload,
+            created_at: at,
+            available_at: at,
+            attempts: 0,
+            delivered_at: None,
+            last_error: None,
+            version: 1,
+        }
+    }
+
     /// The audit event holding this event's values, if it left them there.
     pub fn audit_id(&self) -> Option<Uuid> {
         if self.payload.get("changes").is_some() {

@@ -348,19 +348,7 @@ impl Crm {
     /// An outbox insert for a domain event.
     pub(crate) fn event(&self, topic: String, kind: EntityKind, id: Uuid, payload: Json) -> Result<Write> {
         let at = self.now();
-        let ev = OutboxEvent {
-            id: self.new_id(at),
-            topic,
-            entity_type: kind.name().to_string(),
-            entity_id: Some(id),
-            payload,
-            created_at: at,
-            available_at: at,
-            attempts: 0,
-            delivered_at: None,
-            last_error: None,
-            version: 1,
-        };
+        let ev = OutboxEvent::new(self.new_id(at), topic, kind, Some(id), payload, at);
         Ok(Write::Insert { kind: EntityKind::OutboxEvent, row: ev.into_row() })
     }
 

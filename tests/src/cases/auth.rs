@@ -978,19 +978,16 @@ pub async fn erase_removes_personal_data_and_keeps_the_chain(b: &dyn TestBackend
     // An outbox event whose values were in a redacted audit event delivers none of them.
     let redacted = kept.data.iter().find(|e| e.is_redacted()).expect("a redacted event");
     let at = h.clock.now();
-    let ev = crm_core::outbox::OutboxEvent {
-        id: uuid::Uuid::from_u128(7),
-        topic: "user.updated".into(),
-        entity_type: "user".into(),
-        entity_id: Some(erin.id.as_uuid()),
-        payload: json!({"id": erin.id, "auditId": redacted.id, "changed": ["email"]}),
-        created_at: at,
-        available_at: at,
-        attempts: 0,
-        delivered_at: None,
-        last_error: None,
-        version: 1,
-    };
+    let payload = json!({"id": erin.id, "auditId": redacted.id, "changed": ["email"]});
+    let id = uuid::Uuid::from_u128(7);
+    let ev = crm_core::outbox::OutboxEvent::new(
+        id,
+        "user.updated".into(),
+        EntityKind::User,
+        Some(erin.id.as_uuid()),
+        payload,
+        at,
+    );
     let full = crm_core::outbox::with_changes(h.crm.store(), std::slice::from_ref(&ev)).await.expect("read back");
     assert_eq!(full, vec![ev], "nothing added from a redacted event");
     assert_eq!(h.crm.users().erase(&h.admin, erin.id, None).await.expect("again").status, UserStatus::Erased);
